@@ -1,0 +1,72 @@
+//! The one error type of the session service, with a stable code and an HTTP status for each case.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything that can go wrong in the session service.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", content = "message", rename_all = "snake_case")]
+pub enum SessionError {
+    #[error("realm '{0}' does not exist; create it first with PUT /api/v1/realms/{0}")]
+    RealmNotFound(String),
+    #[error("no session '{0}' in this realm")]
+    SessionNotFound(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the results token is malformed or was altered; start again from the first page")]
+    InvalidResultsToken,
+    #[error("the results token belongs to a different query (filters, sort or page size changed); start again from the first page")]
+    ResultsTokenMismatch,
+    #[error("subject '{0}' already holds the realm's maximum number of sessions")]
+    QuotaExceeded(String),
+    #[error("property '{0}' is not in the realm's property whitelist")]
+    PropertyNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+impl SessionError {
+    /// Stable, machine-readable code, as used in the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SessionError::RealmNotFound(_) => "realm_not_found",
+            SessionError::SessionNotFound(_) => "session_not_found",
+            SessionError::InvalidRequest(_) => "invalid_request",
+            SessionError::InvalidResultsToken => "invalid_results_token",
+            SessionError::ResultsTokenMismatch => "results_token_mismatch",
+            SessionError::QuotaExceeded(_) => "quota_exceeded",
+            SessionError::PropertyNotAllowed(_) => "property_not_allowed",
+            SessionError::Conflict(_) => "conflict",
+            SessionError::Storage(_) => "storage_error",
+        }
+    }
+
+    /// The HTTP status that fits.
+    pub fn status(&self) -> u16 {
+        match self {
+            SessionError::RealmNotFound(_) | SessionError::SessionNotFound(_) => 404,
+            SessionError::InvalidRequest(_)
+            | SessionError::InvalidResultsToken
+            | SessionError::ResultsTokenMismatch => 400,
+            SessionError::QuotaExceeded(_) | SessionError::Conflict(_) => 409,
+            SessionError::PropertyNotAllowed(_) => 403,
+            SessionError::Storage(_) => 500,
+        }
+    }
+
+    /// Shorthand for an [`SessionError::InvalidRequest`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        SessionError::InvalidRequest(message.into())
+    }
+}
+
+#[cfg(feature = "store")]
+impl From<sled::Error> for SessionError {
+    fn from(e: sled::Error) -> Self {
+        SessionError::Storage(e.to_string())
+    }
+}
+
+/// Result alias for the session service.
+pub type Result<T, E = SessionError> = std::result::Result<T, E>;

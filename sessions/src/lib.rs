@@ -1,0 +1,14 @@
+//! The session service: server-side sign-in sessions for identity providers.
+//!
+//! [`model`] and [`error`] are plain types that also compile for WASM. With the `store` feature,
+//! [`store`] adds the [`store::SessionStore`] trait and its sled implementation, [`store::SledStore`].
+
+pub mod error;
+pub mod model;
+pub mod validate;
+
+#[cfg(feature = "store")]
+pub mod store;
+
+pub use error::{Result, SessionError};
+pub use model::*;

@@ -1,0 +1,373 @@
+//! The types shared by the store, the JSON API and the dashboard.
+//!
+//! Nothing here does I/O, so this module also compiles for the WASM dashboard.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Page size used when a query names none.
+pub const DEFAULT_PAGE_SIZE: u32 = 25;
+/// Largest page a query may ask for.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Longest subject id, client id, display name, property key or value, IP or user agent accepted.
+pub const MAX_FIELD_LEN: usize = 255;
+/// Longest realm name accepted.
+pub const MAX_REALM_LEN: usize = 64;
+
+/// One user's sign-in session as admins and relying parties see it. The secret token is never
+/// part of it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// Public, unguessable session id.
+    pub sid: String,
+    pub realm: String,
+    pub subject_id: String,
+    pub display_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_access_at: DateTime<Utc>,
+    /// When the session ends if it is not used again.
+    pub idle_expires_at: DateTime<Utc>,
+    /// When the session ends whatever happens (absolute lifetime).
+    pub expires_at: DateTime<Utc>,
+    pub client_ids: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Session {
+    /// The moment the session stops being valid: the earlier of its idle and absolute expiry.
+    pub fn effective_expiry(&self) -> DateTime<Utc> {
+        self.idle_expires_at.min(self.expires_at)
+    }
+}
+
+/// What an identity provider supplies to start a session.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewSession {
+    pub subject_id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub client_ids: Vec<String>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+/// A freshly created session and its secret token, which is shown this once and stored only as a
+/// hash.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CreatedSession {
+    #[serde(flatten)]
+    pub session: Session,
+    pub token: String,
+}
+
+/// What happens when a subject already holds its realm's quota of sessions.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaPolicy {
+    /// Refuse the new session.
+    #[default]
+    Deny,
+    /// End the subject's oldest session to make room.
+    EvictOldest,
+}
+
+/// Per-realm behaviour.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RealmSettings {
+    /// Seconds without use after which a session ends.
+    pub idle_timeout_secs: u64,
+    /// Seconds after creation after which a session ends whatever happens.
+    pub absolute_lifetime_secs: u64,
+    /// A refreshing validation writes the new last-access time at most this often.
+    pub latest_access_update_interval_secs: u64,
+    /// Most sessions one subject may hold at once; `None` for no limit.
+    pub max_sessions_per_subject: Option<u32>,
+    pub quota_policy: QuotaPolicy,
+    /// Properties a session's holder may read and set with its token.
+    pub property_whitelist: Vec<String>,
+}
+
+impl Default for RealmSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 30 * 60,
+            absolute_lifetime_secs: 8 * 60 * 60,
+            latest_access_update_interval_secs: 60,
+            max_sessions_per_subject: None,
+            quota_policy: QuotaPolicy::Deny,
+            property_whitelist: Vec::new(),
+        }
+    }
+}
+
+/// A change to a realm's settings: absent fields keep their current value (or the default, when
+/// the realm is being created).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RealmSettingsUpdate {
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub absolute_lifetime_secs: Option<u64>,
+    #[serde(default)]
+    pub latest_access_update_interval_secs: Option<u64>,
+    /// `Some(None)` (JSON `null`) removes the quota.
+    #[serde(default, with = "double_option")]
+    pub max_sessions_per_subject: Option<Option<u32>>,
+    #[serde(default)]
+    pub quota_policy: Option<QuotaPolicy>,
+    #[serde(default)]
+    pub property_whitelist: Option<Vec<String>>,
+}
+
+impl RealmSettingsUpdate {
+    /// The settings that result from applying this update to `base`.
+    pub fn apply_to(&self, base: &RealmSettings) -> RealmSettings {
+        RealmSettings {
+            idle_timeout_secs: self.idle_timeout_secs.unwrap_or(base.idle_timeout_secs),
+            absolute_lifetime_secs: self
+                .absolute_lifetime_secs
+                .unwrap_or(base.absolute_lifetime_secs),
+            latest_access_update_interval_secs: self
+                .latest_access_update_interval_secs
+                .unwrap_or(base.latest_access_update_interval_secs),
+            max_sessions_per_subject: self
+                .max_sessions_per_subject
+                .unwrap_or(base.max_sessions_per_subject),
+            quota_policy: self.quota_policy.unwrap_or(base.quota_policy),
+            property_whitelist: self
+                .property_whitelist
+                .clone()
+                .unwrap_or_else(|| base.property_whitelist.clone()),
+        }
+    }
+}
+
+/// Distinguishes an absent field from an explicit `null`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// A realm: a namespace of sessions with its own settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Realm {
+    pub name: String,
+    pub settings: RealmSettings,
+    pub created_at: DateTime<Utc>,
+    /// Exact number of sessions stored in the realm.
+    pub session_count: u64,
+}
+
+/// The order of a session listing.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SortKey {
+    /// Newest first.
+    #[default]
+    Created,
+    /// Most recently used first.
+    LastAccess,
+    /// Soonest to expire first.
+    Expires,
+}
+
+impl SortKey {
+    pub const ALL: [SortKey; 3] = [SortKey::Created, SortKey::LastAccess, SortKey::Expires];
+
+    /// The name used in URLs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortKey::Created => "created",
+            SortKey::LastAccess => "last_access",
+            SortKey::Expires => "expires",
+        }
+    }
+
+    /// Parses the name used in URLs and JSON.
+    pub fn parse(s: &str) -> Option<SortKey> {
+        SortKey::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A request for one page of a realm's sessions. Filters are AND-ed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    /// Exact subject id.
+    #[serde(default)]
+    pub subject_id: Option<String>,
+    /// Exact session id.
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// Every word must be a case-insensitive prefix of some word of the display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Sessions the client has joined.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Page size: default 25, at most 1000.
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub sort: SortKey,
+    /// The token of the page last seen; absent for the first page.
+    #[serde(default)]
+    pub results_token: Option<String>,
+    /// With a results token: the page before it instead of the page after it.
+    #[serde(default)]
+    pub prior: bool,
+}
+
+/// One page of a session listing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct QueryResult {
+    pub results: Vec<Session>,
+    /// Pass back with `prior` false for the next page, true for the previous one.
+    pub results_token: Option<String>,
+    pub has_next: bool,
+    pub has_prev: bool,
+    /// Exact number of sessions matching the filters.
+    pub total_count: u64,
+    /// 1-based number of this page.
+    pub current_page: u64,
+    pub total_pages: u64,
+}
+
+/// Which sessions a removal ends, and what else it does. The four flags default to true.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveSessions {
+    /// Explicitly selected sessions; answered one by one.
+    #[serde(default)]
+    pub sids: Vec<String>,
+    /// Every session of this subject (AND-ed with `sid`).
+    #[serde(default)]
+    pub subject_id: Option<String>,
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// Limits token and consent revocation and notifications to these clients.
+    #[serde(default)]
+    pub client_ids: Option<Vec<String>>,
+    #[serde(default = "yes")]
+    pub remove_server_side_session: bool,
+    #[serde(default = "yes")]
+    pub revoke_tokens: bool,
+    #[serde(default = "yes")]
+    pub revoke_consents: bool,
+    #[serde(default = "yes")]
+    pub send_backchannel_logout: bool,
+    /// Only report what would happen.
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Default for RemoveSessions {
+    fn default() -> Self {
+        Self {
+            sids: Vec::new(),
+            subject_id: None,
+            sid: None,
+            client_ids: None,
+            remove_server_side_session: true,
+            revoke_tokens: true,
+            revoke_consents: true,
+            send_backchannel_logout: true,
+            dry_run: false,
+            reason: None,
+        }
+    }
+}
+
+/// Ends every session of a realm: its own explicit operation, never an empty filter.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveAllSessions {
+    #[serde(default = "yes")]
+    pub remove_server_side_session: bool,
+    #[serde(default = "yes")]
+    pub revoke_tokens: bool,
+    #[serde(default = "yes")]
+    pub revoke_consents: bool,
+    #[serde(default = "yes")]
+    pub send_backchannel_logout: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Default for RemoveAllSessions {
+    fn default() -> Self {
+        Self {
+            remove_server_side_session: true,
+            revoke_tokens: true,
+            revoke_consents: true,
+            send_backchannel_logout: true,
+            dry_run: false,
+            reason: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a removal did (or, for a dry run, would do).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoveOutcome {
+    /// Sessions the removal ended (or would end).
+    pub removed: Vec<String>,
+    /// Selected sids that name no session of the realm.
+    pub not_found: Vec<String>,
+    pub sessions_removed: u64,
+    pub tokens_revoked: u64,
+    pub consents_revoked: u64,
+    /// Back-channel logout notifications queued (or, for a dry run, that would be queued).
+    pub clients_notified: u64,
+    /// Distinct clients the ended sessions had joined, within the client scope.
+    pub clients_affected: u64,
+    pub dry_run: bool,
+}
+
+/// One administrative action, as recorded in the audit log.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub realm: Option<String>,
+    pub action: String,
+    pub target: String,
+    pub reason: Option<String>,
+    pub outcome: String,
+}

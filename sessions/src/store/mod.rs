@@ -1,0 +1,105 @@
+//! Storage: the narrow [`SessionStore`] trait every backend implements, and the embedded sled
+//! backend, [`SledStore`].
+//!
+//! Methods are synchronous. Reads (validate, get, query) are fast enough to call from async code;
+//! methods that must reach the disk before answering (removal, logout, realm changes) block until
+//! their group commit is flushed, so async callers run them on a blocking thread.
+
+mod group_commit;
+mod keys;
+mod query;
+mod record;
+mod results_token;
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::Result;
+use crate::model::{
+    AuditEntry, CreatedSession, NewSession, QueryResult, Realm, RealmSettingsUpdate,
+    RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+};
+
+/// The operations of the session service. Every method naming a realm fails with
+/// [`crate::SessionError::RealmNotFound`] when it does not exist.
+pub trait SessionStore: Send + Sync {
+    /// Creates the realm with `update` applied to the defaults, or updates an existing one.
+    /// Durable when it returns.
+    fn put_realm(
+        &self,
+        name: &str,
+        update: &RealmSettingsUpdate,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Realm>;
+    /// One realm with its settings and exact session count.
+    fn get_realm(&self, name: &str) -> Result<Realm>;
+    /// Every realm, by name.
+    fn list_realms(&self) -> Result<Vec<Realm>>;
+
+    /// Starts a session; its token appears in the answer and nowhere else.
+    fn create_session(
+        &self,
+        realm: &str,
+        new: &NewSession,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedSession>;
+    /// The session the token belongs to, if it is valid at `now`. With `refresh`, extends its
+    /// idle expiry, writing at most once per the realm's latest-access update interval.
+    fn validate(
+        &self,
+        realm: &str,
+        token: &str,
+        refresh: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>>;
+    /// Ends the token's session (every flag on). Durable when it returns; false if there was none.
+    fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// Records that a client joined the session.
+    fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session>;
+    /// A session by its public id.
+    fn get_session(&self, realm: &str, sid: &str) -> Result<Session>;
+    /// The whitelisted properties of the token's session.
+    fn get_properties(
+        &self,
+        realm: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>>;
+    /// Sets (or, with an empty value, removes) whitelisted properties of the token's session.
+    fn set_properties(
+        &self,
+        realm: &str,
+        token: &str,
+        properties: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>>;
+
+    /// One page of the realm's sessions.
+    fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult>;
+    /// Ends the selected or filtered sessions. Durable when it returns (unless a dry run).
+    fn remove(
+        &self,
+        realm: &str,
+        request: &RemoveSessions,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RemoveOutcome>;
+    /// Ends every session of the realm. Durable when it returns (unless a dry run).
+    fn remove_all(
+        &self,
+        realm: &str,
+        request: &RemoveAllSessions,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RemoveOutcome>;
+    /// Removes up to `batch` sessions that expired before `now`; answers how many it removed.
+    fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize>;
+
+    /// The audit log, newest first: up to `count` entries older than `before` (an entry id).
+    fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>>;
+}

@@ -1,0 +1,224 @@
+//! How a session is stored, and which index entries and counters it implies.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::keys::{self, AttrKind, RealmId, Sid};
+use crate::error::{Result, SessionError};
+use crate::model::{Session, SortKey};
+
+/// Display-name words are indexed by their prefixes up to this many characters; longer search
+/// words are looked up by their first characters and checked against the stored name.
+pub const MAX_PREFIX_CHARS: usize = 12;
+
+/// Version byte in front of every stored session, so the layout can evolve.
+const RECORD_VERSION: u8 = 1;
+
+/// A session as stored: times in milliseconds since the epoch, the token only as its SHA-256.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct StoredSession {
+    pub sid: Sid,
+    pub subject_id: String,
+    pub display_name: Option<String>,
+    pub created_ms: i64,
+    pub last_access_ms: i64,
+    pub idle_expires_ms: i64,
+    pub expires_ms: i64,
+    pub client_ids: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub token_hash: [u8; 32],
+}
+
+impl StoredSession {
+    /// Serialized record value.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![RECORD_VERSION];
+        out.extend(postcard::to_allocvec(self).expect("a session always serializes"));
+        out
+    }
+
+    /// Parses a record value.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        match bytes.split_first() {
+            Some((&RECORD_VERSION, rest)) => postcard::from_bytes(rest)
+                .map_err(|e| SessionError::Storage(format!("corrupt session record: {e}"))),
+            _ => Err(SessionError::Storage(
+                "unknown session record version".into(),
+            )),
+        }
+    }
+
+    /// When the session stops being valid.
+    pub fn effective_expiry_ms(&self) -> i64 {
+        self.idle_expires_ms.min(self.expires_ms)
+    }
+
+    /// True while neither expiry has passed.
+    pub fn is_valid_at(&self, now_ms: i64) -> bool {
+        now_ms < self.effective_expiry_ms()
+    }
+
+    /// The time a listing in `sort` order is keyed on.
+    pub fn sort_time(&self, sort: SortKey) -> i64 {
+        match sort {
+            SortKey::Created => self.created_ms,
+            SortKey::LastAccess => self.last_access_ms,
+            SortKey::Expires => self.effective_expiry_ms(),
+        }
+    }
+
+    /// The public view of the session.
+    pub fn to_session(&self, realm: &str) -> Session {
+        Session {
+            sid: sid_to_string(&self.sid),
+            realm: realm.to_owned(),
+            subject_id: self.subject_id.clone(),
+            display_name: self.display_name.clone(),
+            created_at: from_ms(self.created_ms),
+            last_access_at: from_ms(self.last_access_ms),
+            idle_expires_at: from_ms(self.idle_expires_ms),
+            expires_at: from_ms(self.expires_ms),
+            client_ids: self.client_ids.clone(),
+            properties: self.properties.clone(),
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+
+    /// The attribute-index entries (kind, value) of this session: its subject, each client, and
+    /// each prefix of each display-name word.
+    pub fn attributes(&self) -> BTreeSet<(AttrKind, Vec<u8>)> {
+        let mut out = BTreeSet::new();
+        out.insert((AttrKind::Subject, self.subject_id.as_bytes().to_vec()));
+        for c in &self.client_ids {
+            out.insert((AttrKind::Client, c.as_bytes().to_vec()));
+        }
+        if let Some(name) = &self.display_name {
+            for word in words(name) {
+                let mut prefix = String::new();
+                for ch in word.chars().take(MAX_PREFIX_CHARS) {
+                    prefix.push(ch);
+                    out.insert((AttrKind::NamePrefix, prefix.as_bytes().to_vec()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every index key this session has: (index, key, counter key to adjust).
+    pub fn index_entries(&self, realm: RealmId) -> BTreeSet<IndexEntry> {
+        let mut out = BTreeSet::new();
+        out.insert(IndexEntry::Sorted(
+            SortKey::Created,
+            keys::sort_key(realm, self.created_ms, &self.sid),
+        ));
+        out.insert(IndexEntry::Sorted(
+            SortKey::LastAccess,
+            keys::sort_key(realm, self.last_access_ms, &self.sid),
+        ));
+        out.insert(IndexEntry::Sorted(
+            SortKey::Expires,
+            keys::sort_key(realm, self.effective_expiry_ms(), &self.sid),
+        ));
+        for (kind, value) in self.attributes() {
+            out.insert(IndexEntry::Attr {
+                key: keys::attr_key(realm, kind, &value, self.created_ms, &self.sid),
+                counter: keys::attr_prefix(realm, kind, &value),
+            });
+        }
+        out
+    }
+}
+
+/// One index entry a stored session implies.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IndexEntry {
+    /// A key in the sort index of that order.
+    Sorted(SortKey, [u8; keys::SORT_KEY_LEN]),
+    /// A key in the attribute index, and the counter of that attribute.
+    Attr { key: Vec<u8>, counter: Vec<u8> },
+}
+
+/// Case-folded words of a display name or search string.
+pub fn words(s: &str) -> impl Iterator<Item = String> + '_ {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// The canonical text form of a session id.
+pub fn sid_to_string(sid: &Sid) -> String {
+    uuid::Uuid::from_bytes(*sid).hyphenated().to_string()
+}
+
+/// Parses a session id; `None` if it is not one.
+pub fn parse_sid(s: &str) -> Option<Sid> {
+    uuid::Uuid::parse_str(s).ok().map(|u| *u.as_bytes())
+}
+
+/// Milliseconds since the epoch as a UTC time.
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> StoredSession {
+        StoredSession {
+            sid: [1; 16],
+            subject_id: "alice".into(),
+            display_name: Some("Alice  Smith-Jones".into()),
+            created_ms: 10,
+            last_access_ms: 20,
+            idle_expires_ms: 30,
+            expires_ms: 40,
+            client_ids: vec!["portal".into(), "mail".into()],
+            properties: BTreeMap::from([("k".into(), "v".into())]),
+            ip: Some("127.0.0.1".into()),
+            user_agent: None,
+            token_hash: [9; 32],
+        }
+    }
+
+    #[test]
+    fn record_round_trips() {
+        let s = sample();
+        assert_eq!(StoredSession::decode(&s.encode()).unwrap(), s);
+        assert!(StoredSession::decode(&[0, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn name_prefixes_are_case_folded_and_deduplicated() {
+        let s = sample();
+        let prefixes: Vec<String> = s
+            .attributes()
+            .into_iter()
+            .filter(|(k, _)| *k == AttrKind::NamePrefix)
+            .map(|(_, v)| String::from_utf8(v).unwrap())
+            .collect();
+        for p in ["a", "al", "alice", "s", "smi", "smith", "j", "jones"] {
+            assert!(
+                prefixes.contains(&p.to_string()),
+                "{p} missing from {prefixes:?}"
+            );
+        }
+        assert!(!prefixes.iter().any(|p| p.chars().any(char::is_uppercase)));
+        assert_eq!(prefixes.len(), 5 + 5 + 5);
+    }
+
+    #[test]
+    fn expiry_is_the_earlier_of_idle_and_absolute() {
+        let s = sample();
+        assert_eq!(s.effective_expiry_ms(), 30);
+        assert!(s.is_valid_at(29));
+        assert!(!s.is_valid_at(30));
+    }
+}

@@ -1,0 +1,955 @@
+//! The embedded backend: one sled `Db`, a tree per entity and per index.
+//!
+//! Trees:
+//! - `sessions`: realm id + sid → [`StoredSession`]
+//! - `tokens`: SHA-256 of the secret token → realm id + sid
+//! - `by_created`, `by_last_access`, `by_expiry`: realm id + time + sid → ()
+//! - `by_attr`: realm id + kind + value + created time + sid → () (subject, client, name prefix)
+//! - `counts`: realm id (+ kind + value) → exact number of sessions, as a big-endian u64
+//! - `realms`: name → realm record (JSON); `meta`: the results-token key; `audit`: id → entry
+//!
+//! A session and all its index entries and counters change in one transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+
+use super::group_commit::GroupCommit;
+use super::keys::{self, AttrKind, RealmId, Sid};
+use super::record::{parse_sid, sid_to_string, IndexEntry, StoredSession};
+use super::results_token::ResultsTokenCodec;
+use super::SessionStore;
+use crate::error::{Result, SessionError};
+use crate::model::{
+    AuditEntry, CreatedSession, NewSession, QueryResult, QuotaPolicy, Realm, RealmSettings,
+    RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+    SortKey,
+};
+use crate::validate;
+
+/// Most sessions one removal request may select by sid.
+pub const MAX_SELECTED_SIDS: usize = 1000;
+/// Longest secret token looked up; anything longer cannot be one of ours.
+const MAX_TOKEN_LEN: usize = 128;
+/// Sessions removed per batch by a realm-wide removal.
+const REMOVE_ALL_BATCH: usize = 1000;
+
+/// A realm as the store keeps it in memory.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub(super) struct RealmEntry {
+    pub id: RealmId,
+    pub name: String,
+    pub settings: RealmSettings,
+    pub created_ms: i64,
+}
+
+/// All trees of the store.
+pub(super) struct Trees {
+    pub sessions: Tree,
+    pub tokens: Tree,
+    pub by_created: Tree,
+    pub by_last_access: Tree,
+    pub by_expiry: Tree,
+    pub by_attr: Tree,
+    pub counts: Tree,
+    realms: Tree,
+    meta: Tree,
+    audit: Tree,
+}
+
+impl Trees {
+    /// The sort index of an order.
+    pub fn sorted(&self, sort: SortKey) -> &Tree {
+        match sort {
+            SortKey::Created => &self.by_created,
+            SortKey::LastAccess => &self.by_last_access,
+            SortKey::Expires => &self.by_expiry,
+        }
+    }
+}
+
+/// The session trees as seen inside one transaction.
+struct Tx<'a> {
+    sessions: &'a TransactionalTree,
+    tokens: &'a TransactionalTree,
+    by_created: &'a TransactionalTree,
+    by_last_access: &'a TransactionalTree,
+    by_expiry: &'a TransactionalTree,
+    by_attr: &'a TransactionalTree,
+    counts: &'a TransactionalTree,
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<SessionError>>;
+
+impl Tx<'_> {
+    fn sorted(&self, sort: SortKey) -> &TransactionalTree {
+        match sort {
+            SortKey::Created => self.by_created,
+            SortKey::LastAccess => self.by_last_access,
+            SortKey::Expires => self.by_expiry,
+        }
+    }
+
+    fn bump(&self, counter: &[u8], delta: i64) -> TxResult<()> {
+        let current = self.counts.get(counter)?;
+        let n = keys::add_to_counter(current.as_deref(), delta);
+        if n == 0 {
+            self.counts.remove(counter)?;
+        } else {
+            self.counts.insert(counter, &n.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn add_entry(&self, e: &IndexEntry, delta: i64) -> TxResult<()> {
+        match e {
+            IndexEntry::Sorted(sort, key) if delta > 0 => {
+                drop(self.sorted(*sort).insert(&key[..], &[])?)
+            }
+            IndexEntry::Sorted(sort, key) => drop(self.sorted(*sort).remove(&key[..])?),
+            IndexEntry::Attr { key, counter } => {
+                if delta > 0 {
+                    self.by_attr.insert(&key[..], &[])?;
+                } else {
+                    self.by_attr.remove(&key[..])?;
+                }
+                self.bump(counter, delta)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a new session with all its index entries and counters.
+    fn insert(&self, realm: RealmId, s: &StoredSession) -> TxResult<()> {
+        let key = keys::session_key(realm, &s.sid);
+        self.sessions.insert(&key[..], s.encode())?;
+        self.tokens.insert(&s.token_hash[..], &key[..])?;
+        for e in s.index_entries(realm) {
+            self.add_entry(&e, 1)?;
+        }
+        self.bump(&keys::realm_count_key(realm), 1)
+    }
+
+    /// Deletes a session with all its index entries and counters: the exact inverse of `insert`.
+    fn delete(&self, realm: RealmId, s: &StoredSession) -> TxResult<()> {
+        self.sessions
+            .remove(&keys::session_key(realm, &s.sid)[..])?;
+        self.tokens.remove(&s.token_hash[..])?;
+        for e in s.index_entries(realm) {
+            self.add_entry(&e, -1)?;
+        }
+        self.bump(&keys::realm_count_key(realm), -1)
+    }
+
+    /// Replaces a session's record, changing only the index entries that differ.
+    fn update(&self, realm: RealmId, old: &StoredSession, new: &StoredSession) -> TxResult<()> {
+        self.sessions
+            .insert(&keys::session_key(realm, &new.sid)[..], new.encode())?;
+        let (before, after) = (old.index_entries(realm), new.index_entries(realm));
+        for e in before.difference(&after) {
+            self.add_entry(e, -1)?;
+        }
+        for e in after.difference(&before) {
+            self.add_entry(e, 1)?;
+        }
+        Ok(())
+    }
+
+    fn load(&self, realm: RealmId, sid: &Sid) -> TxResult<Option<StoredSession>> {
+        match self.sessions.get(&keys::session_key(realm, sid)[..])? {
+            Some(v) => Ok(Some(
+                StoredSession::decode(&v).map_err(ConflictableTransactionError::Abort)?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The sled-backed session store.
+pub struct SledStore {
+    db: sled::Db,
+    pub(super) trees: Trees,
+    realms: ArcSwap<HashMap<String, Arc<RealmEntry>>>,
+    /// Serialises realm creation and updates.
+    realm_writes: Mutex<()>,
+    pub(super) results_tokens: ResultsTokenCodec,
+    commit: GroupCommit,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in a directory.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::with_config(sled::Config::new().path(path))
+    }
+
+    /// A store in a temporary directory that is deleted when dropped, for tests.
+    pub fn temporary() -> Result<Self> {
+        Self::with_config(sled::Config::new().temporary(true))
+    }
+
+    fn with_config(config: sled::Config) -> Result<Self> {
+        let db = config.open()?;
+        let trees = Trees {
+            sessions: db.open_tree("sessions")?,
+            tokens: db.open_tree("tokens")?,
+            by_created: db.open_tree("by_created")?,
+            by_last_access: db.open_tree("by_last_access")?,
+            by_expiry: db.open_tree("by_expiry")?,
+            by_attr: db.open_tree("by_attr")?,
+            counts: db.open_tree("counts")?,
+            realms: db.open_tree("realms")?,
+            meta: db.open_tree("meta")?,
+            audit: db.open_tree("audit")?,
+        };
+        let key = match trees.meta.get("results_token_key")? {
+            Some(k) if k.len() == 32 => k.as_ref().try_into().expect("32 bytes"),
+            _ => {
+                let k: [u8; 32] = random_bytes()?;
+                trees.meta.insert("results_token_key", &k[..])?;
+                db.flush()?;
+                k
+            }
+        };
+        let mut realms = HashMap::new();
+        for item in trees.realms.iter() {
+            let (_, v) = item?;
+            let entry: RealmEntry = serde_json::from_slice(&v)
+                .map_err(|e| SessionError::Storage(format!("corrupt realm record: {e}")))?;
+            realms.insert(entry.name.clone(), Arc::new(entry));
+        }
+        Ok(Self {
+            db,
+            trees,
+            realms: ArcSwap::from_pointee(realms),
+            realm_writes: Mutex::new(()),
+            results_tokens: ResultsTokenCodec::new(key),
+            commit: GroupCommit::default(),
+        })
+    }
+
+    /// Blocks until everything written so far is on disk, sharing the flush with concurrent
+    /// callers.
+    pub fn wait_durable(&self) -> Result<()> {
+        self.commit
+            .wait_durable(|| self.db.flush().map(drop).map_err(SessionError::from))
+    }
+
+    /// Disk flushes run since the store opened.
+    pub fn flush_count(&self) -> u64 {
+        self.commit.flush_count()
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    pub(super) fn realm(&self, name: &str) -> Result<Arc<RealmEntry>> {
+        self.realms
+            .load()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SessionError::RealmNotFound(name.to_owned()))
+    }
+
+    /// Runs `f` in one transaction over the session trees.
+    fn transact<T>(&self, f: impl Fn(&Tx) -> TxResult<T>) -> Result<T> {
+        let t = &self.trees;
+        (
+            &t.sessions,
+            &t.tokens,
+            &t.by_created,
+            &t.by_last_access,
+            &t.by_expiry,
+            &t.by_attr,
+            &t.counts,
+        )
+            .transaction(
+                |(sessions, tokens, by_created, by_last_access, by_expiry, by_attr, counts)| {
+                    f(&Tx {
+                        sessions,
+                        tokens,
+                        by_created,
+                        by_last_access,
+                        by_expiry,
+                        by_attr,
+                        counts,
+                    })
+                },
+            )
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => e.into(),
+            })
+    }
+
+    pub(super) fn counter(&self, key: &[u8]) -> Result<u64> {
+        Ok(keys::counter_value(self.trees.counts.get(key)?.as_deref()))
+    }
+
+    pub(super) fn load(&self, realm: RealmId, sid: &Sid) -> Result<Option<StoredSession>> {
+        match self.trees.sessions.get(keys::session_key(realm, sid))? {
+            Some(v) => Ok(Some(StoredSession::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The session a secret token belongs to, if it is in this realm and valid at `now_ms`.
+    fn resolve_token(
+        &self,
+        realm: &RealmEntry,
+        token: &str,
+        now_ms: i64,
+    ) -> Result<Option<StoredSession>> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Ok(None);
+        }
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let Some(key) = self.trees.tokens.get(hash)? else {
+            return Ok(None);
+        };
+        if key.len() != 20 || key[..4] != realm.id.to_be_bytes() {
+            return Ok(None);
+        }
+        let sid: Sid = key[4..].try_into().expect("16 bytes");
+        Ok(self.load(realm.id, &sid)?.filter(|s| s.is_valid_at(now_ms)))
+    }
+
+    fn realm_view(&self, e: &RealmEntry) -> Result<Realm> {
+        Ok(Realm {
+            name: e.name.clone(),
+            settings: e.settings.clone(),
+            created_at: super::record::from_ms(e.created_ms),
+            session_count: self.counter(&keys::realm_count_key(e.id))?,
+        })
+    }
+
+    /// Appends an entry to the audit log (made durable by the caller's commit).
+    fn audit(&self, entry: &AuditEntry) -> Result<()> {
+        let id = self.db.generate_id()?;
+        let value = serde_json::to_vec(entry).map_err(|e| SessionError::Storage(e.to_string()))?;
+        self.trees.audit.insert(id.to_be_bytes(), value)?;
+        Ok(())
+    }
+
+    /// The oldest session of a subject, if any.
+    fn oldest_of_subject(&self, realm: RealmId, subject: &str) -> Result<Option<Sid>> {
+        let prefix = keys::attr_prefix(realm, AttrKind::Subject, subject.as_bytes());
+        match self.trees.by_attr.scan_prefix(&prefix).next() {
+            Some(item) => Ok(Some(keys::split_time_sid(&item?.0).1)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a session if it still exists and `still` holds for it; true if it was deleted.
+    fn delete_if(
+        &self,
+        realm: RealmId,
+        sid: &Sid,
+        still: impl Fn(&StoredSession) -> bool,
+    ) -> Result<bool> {
+        self.transact(|tx| match tx.load(realm, sid)? {
+            Some(s) if still(&s) => tx.delete(realm, &s).map(|_| true),
+            _ => Ok(false),
+        })
+    }
+
+    /// Applies `change` to a stored session in one transaction and answers the new version.
+    fn modify(
+        &self,
+        realm: RealmId,
+        sid: &Sid,
+        change: impl Fn(&StoredSession) -> Result<Option<StoredSession>>,
+    ) -> Result<Option<StoredSession>> {
+        self.transact(|tx| {
+            let Some(old) = tx.load(realm, sid)? else {
+                return Ok(None);
+            };
+            match change(&old).map_err(ConflictableTransactionError::Abort)? {
+                Some(new) => {
+                    tx.update(realm, &old, &new)?;
+                    Ok(Some(new))
+                }
+                None => Ok(Some(old)),
+            }
+        })
+    }
+
+    /// Ends the given sessions: the one path every removal, logout and sign-out takes.
+    fn end_sessions(
+        &self,
+        realm: &RealmEntry,
+        targets: &[StoredSession],
+        flags: &Flags,
+        outcome: &mut RemoveOutcome,
+    ) -> Result<()> {
+        let mut clients = HashSet::new();
+        for s in targets {
+            for c in &s.client_ids {
+                if flags
+                    .client_scope
+                    .as_ref()
+                    .is_none_or(|scope| scope.contains(c))
+                {
+                    clients.insert(c.as_str());
+                }
+            }
+            if flags.remove_server_side_session && !outcome.dry_run {
+                if self.delete_if(realm.id, &s.sid, |_| true)? {
+                    outcome.sessions_removed += 1;
+                }
+            } else if flags.remove_server_side_session {
+                outcome.sessions_removed += 1;
+            }
+        }
+        outcome.clients_affected += clients.len() as u64;
+        Ok(())
+    }
+
+    /// Records a finished removal in the audit log and waits until it is on disk. A dry run
+    /// leaves no trace.
+    fn finish_removal(&self, outcome: &RemoveOutcome, mut entry: AuditEntry) -> Result<()> {
+        if outcome.dry_run {
+            return Ok(());
+        }
+        entry.outcome = format!(
+            "{} sessions ended, {} records removed, {} not found",
+            outcome.removed.len().max(outcome.sessions_removed as usize),
+            outcome.sessions_removed,
+            outcome.not_found.len()
+        );
+        self.audit(&entry)?;
+        self.wait_durable()
+    }
+}
+
+/// What a removal does besides selecting sessions.
+struct Flags {
+    remove_server_side_session: bool,
+    client_scope: Option<BTreeSet<String>>,
+}
+
+/// An audit entry for a removal; its outcome is filled in when the removal is done.
+fn removal_entry(
+    realm: &RealmEntry,
+    action: &str,
+    target: String,
+    reason: &Option<String>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> AuditEntry {
+    AuditEntry {
+        at: now,
+        actor: actor.to_owned(),
+        realm: Some(realm.name.clone()),
+        action: action.to_owned(),
+        target,
+        reason: reason.clone(),
+        outcome: String::new(),
+    }
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b)
+        .map_err(|e| SessionError::Storage(format!("no randomness: {e}")))?;
+    Ok(b)
+}
+
+fn check_reason(reason: &Option<String>) -> Result<()> {
+    if let Some(r) = reason {
+        if r.len() > 1000 {
+            return Err(SessionError::invalid("reason is longer than 1000 bytes"));
+        }
+    }
+    Ok(())
+}
+
+fn client_scope(ids: &Option<Vec<String>>) -> Result<Option<BTreeSet<String>>> {
+    let Some(ids) = ids else { return Ok(None) };
+    for c in ids {
+        validate::identifier("client_id", c)?;
+    }
+    Ok(Some(ids.iter().cloned().collect()))
+}
+
+impl SessionStore for SledStore {
+    fn put_realm(
+        &self,
+        name: &str,
+        update: &RealmSettingsUpdate,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Realm> {
+        validate::realm_name(name)?;
+        let _guard = self
+            .realm_writes
+            .lock()
+            .map_err(|_| SessionError::Storage("realm lock poisoned".into()))?;
+        let existing = self.realms.load().get(name).cloned();
+        let entry = match &existing {
+            Some(e) => RealmEntry {
+                settings: update.apply_to(&e.settings),
+                ..(**e).clone()
+            },
+            None => RealmEntry {
+                id: u32::try_from(self.db.generate_id()? + 1)
+                    .map_err(|_| SessionError::Storage("realm ids exhausted".into()))?,
+                name: name.to_owned(),
+                settings: update.apply_to(&RealmSettings::default()),
+                created_ms: now.timestamp_millis(),
+            },
+        };
+        validate::realm_settings(&entry.settings)?;
+        let value = serde_json::to_vec(&entry).map_err(|e| SessionError::Storage(e.to_string()))?;
+        self.trees.realms.insert(name, value)?;
+        self.audit(&AuditEntry {
+            at: now,
+            actor: actor.to_owned(),
+            realm: Some(name.to_owned()),
+            action: if existing.is_some() {
+                "update_realm"
+            } else {
+                "create_realm"
+            }
+            .into(),
+            target: name.to_owned(),
+            reason: None,
+            outcome: "ok".into(),
+        })?;
+        self.wait_durable()?;
+        let mut map = HashMap::clone(&self.realms.load());
+        map.insert(name.to_owned(), Arc::new(entry.clone()));
+        self.realms.store(Arc::new(map));
+        self.realm_view(&entry)
+    }
+
+    fn get_realm(&self, name: &str) -> Result<Realm> {
+        self.realm_view(&*self.realm(name)?)
+    }
+
+    fn list_realms(&self) -> Result<Vec<Realm>> {
+        let realms = self.realms.load();
+        let mut out = realms
+            .values()
+            .map(|e| self.realm_view(e))
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn create_session(
+        &self,
+        realm: &str,
+        new: &NewSession,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedSession> {
+        let realm = self.realm(realm)?;
+        validate::new_session(new)?;
+        let settings = &realm.settings;
+        let now_ms = now.timestamp_millis();
+        let mut client_ids: Vec<String> = Vec::with_capacity(new.client_ids.len());
+        for c in &new.client_ids {
+            if !client_ids.contains(c) {
+                client_ids.push(c.clone());
+            }
+        }
+        let token_bytes: [u8; 32] = random_bytes()?;
+        let token = URL_SAFE_NO_PAD.encode(token_bytes);
+        let session = StoredSession {
+            sid: *uuid::Builder::from_random_bytes(random_bytes()?)
+                .into_uuid()
+                .as_bytes(),
+            subject_id: new.subject_id.clone(),
+            display_name: new.display_name.clone().filter(|n| !n.trim().is_empty()),
+            created_ms: now_ms,
+            last_access_ms: now_ms,
+            idle_expires_ms: now_ms.saturating_add(settings.idle_timeout_secs as i64 * 1000),
+            expires_ms: now_ms.saturating_add(settings.absolute_lifetime_secs as i64 * 1000),
+            client_ids,
+            properties: new.properties.clone(),
+            ip: new.ip.clone(),
+            user_agent: new.user_agent.clone(),
+            token_hash: Sha256::digest(token.as_bytes()).into(),
+        };
+        let quota = settings.max_sessions_per_subject.map(u64::from);
+        let subject_counter =
+            keys::attr_prefix(realm.id, AttrKind::Subject, new.subject_id.as_bytes());
+        loop {
+            let inserted = self.transact(|tx| {
+                if let Some(max) = quota {
+                    if keys::counter_value(tx.counts.get(&subject_counter)?.as_deref()) >= max {
+                        return Ok(false);
+                    }
+                }
+                tx.insert(realm.id, &session)?;
+                Ok(true)
+            })?;
+            if inserted {
+                break;
+            }
+            match settings.quota_policy {
+                QuotaPolicy::Deny => {
+                    return Err(SessionError::QuotaExceeded(new.subject_id.clone()))
+                }
+                QuotaPolicy::EvictOldest => {
+                    if let Some(oldest) = self.oldest_of_subject(realm.id, &new.subject_id)? {
+                        let flags = Flags {
+                            remove_server_side_session: true,
+                            client_scope: None,
+                        };
+                        if let Some(s) = self.load(realm.id, &oldest)? {
+                            self.end_sessions(&realm, &[s], &flags, &mut RemoveOutcome::default())?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(CreatedSession {
+            session: session.to_session(&realm.name),
+            token,
+        })
+    }
+
+    fn validate(
+        &self,
+        realm: &str,
+        token: &str,
+        refresh: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>> {
+        let realm = self.realm(realm)?;
+        let now_ms = now.timestamp_millis();
+        let Some(s) = self.resolve_token(&realm, token, now_ms)? else {
+            return Ok(None);
+        };
+        let interval_ms = realm.settings.latest_access_update_interval_secs as i64 * 1000;
+        if !refresh || now_ms - s.last_access_ms < interval_ms {
+            return Ok(Some(s.to_session(&realm.name)));
+        }
+        let idle_ms = realm.settings.idle_timeout_secs as i64 * 1000;
+        let refreshed = self.modify(realm.id, &s.sid, |old| {
+            if !old.is_valid_at(now_ms) || now_ms - old.last_access_ms < interval_ms {
+                return Ok(None);
+            }
+            Ok(Some(StoredSession {
+                last_access_ms: now_ms,
+                idle_expires_ms: now_ms.saturating_add(idle_ms),
+                ..old.clone()
+            }))
+        })?;
+        Ok(refreshed
+            .filter(|s| s.is_valid_at(now_ms))
+            .map(|s| s.to_session(&realm.name)))
+    }
+
+    fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool> {
+        let realm = self.realm(realm)?;
+        let Some(s) = self.resolve_token(&realm, token, now.timestamp_millis())? else {
+            return Ok(false);
+        };
+        let flags = Flags {
+            remove_server_side_session: true,
+            client_scope: None,
+        };
+        let mut outcome = RemoveOutcome::default();
+        self.end_sessions(&realm, &[s], &flags, &mut outcome)?;
+        self.wait_durable()?;
+        Ok(outcome.sessions_removed > 0)
+    }
+
+    fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session> {
+        let realm = self.realm(realm)?;
+        validate::identifier("client_id", client_id)?;
+        let not_found = || SessionError::SessionNotFound(sid.to_owned());
+        let sid_bytes = parse_sid(sid).ok_or_else(not_found)?;
+        let updated = self.modify(realm.id, &sid_bytes, |old| {
+            if old.client_ids.iter().any(|c| c == client_id) {
+                return Ok(None);
+            }
+            if old.client_ids.len() >= 64 {
+                return Err(SessionError::invalid(
+                    "a session may name at most 64 client_ids",
+                ));
+            }
+            let mut new = old.clone();
+            new.client_ids.push(client_id.to_owned());
+            Ok(Some(new))
+        })?;
+        updated
+            .map(|s| s.to_session(&realm.name))
+            .ok_or_else(not_found)
+    }
+
+    fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
+        let realm = self.realm(realm)?;
+        parse_sid(sid)
+            .map(|b| self.load(realm.id, &b))
+            .transpose()?
+            .flatten()
+            .map(|s| s.to_session(&realm.name))
+            .ok_or_else(|| SessionError::SessionNotFound(sid.to_owned()))
+    }
+
+    fn get_properties(
+        &self,
+        realm: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>> {
+        let realm = self.realm(realm)?;
+        let s = self
+            .resolve_token(&realm, token, now.timestamp_millis())?
+            .ok_or_else(|| SessionError::SessionNotFound("(token)".into()))?;
+        let allowed = &realm.settings.property_whitelist;
+        Ok(s.properties
+            .into_iter()
+            .filter(|(k, _)| allowed.contains(k))
+            .collect())
+    }
+
+    fn set_properties(
+        &self,
+        realm: &str,
+        token: &str,
+        properties: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>> {
+        let realm = self.realm(realm)?;
+        let allowed = &realm.settings.property_whitelist;
+        for (k, v) in properties {
+            validate::identifier("property name", k)?;
+            validate::text("property value", v)?;
+            if !allowed.contains(k) {
+                return Err(SessionError::PropertyNotAllowed(k.clone()));
+            }
+        }
+        let now_ms = now.timestamp_millis();
+        let not_found = || SessionError::SessionNotFound("(token)".into());
+        let s = self
+            .resolve_token(&realm, token, now_ms)?
+            .ok_or_else(not_found)?;
+        let updated = self.modify(realm.id, &s.sid, |old| {
+            let mut new = old.clone();
+            for (k, v) in properties {
+                if v.is_empty() {
+                    new.properties.remove(k);
+                } else {
+                    new.properties.insert(k.clone(), v.clone());
+                }
+            }
+            if new.properties.len() > 64 {
+                return Err(SessionError::invalid(
+                    "a session may carry at most 64 properties",
+                ));
+            }
+            Ok(Some(new))
+        })?;
+        let s = updated.ok_or_else(not_found)?;
+        Ok(s.properties
+            .into_iter()
+            .filter(|(k, _)| allowed.contains(k))
+            .collect())
+    }
+
+    fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+        let realm = self.realm(realm)?;
+        self.run_query(&realm, query)
+    }
+
+    fn remove(
+        &self,
+        realm: &str,
+        request: &RemoveSessions,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RemoveOutcome> {
+        let realm = self.realm(realm)?;
+        check_reason(&request.reason)?;
+        let has_filter = request.subject_id.is_some() || request.sid.is_some();
+        if request.sids.is_empty() && !has_filter {
+            return Err(SessionError::invalid(
+                "name the sessions to remove with sids, subject_id or sid; to end every session of the realm use logout-all",
+            ));
+        }
+        if !request.sids.is_empty() && has_filter {
+            return Err(SessionError::invalid(
+                "give either sids or a subject_id/sid filter, not both",
+            ));
+        }
+        if request.sids.len() > MAX_SELECTED_SIDS {
+            return Err(SessionError::invalid(format!(
+                "at most {MAX_SELECTED_SIDS} sids per request"
+            )));
+        }
+        let flags = Flags {
+            remove_server_side_session: request.remove_server_side_session,
+            client_scope: client_scope(&request.client_ids)?,
+        };
+        let mut outcome = RemoveOutcome {
+            dry_run: request.dry_run,
+            ..Default::default()
+        };
+        let mut targets = Vec::new();
+        if !request.sids.is_empty() {
+            let mut seen = HashSet::new();
+            for sid in &request.sids {
+                validate::text("sid", sid)?;
+                if !seen.insert(sid.as_str()) {
+                    continue;
+                }
+                match parse_sid(sid)
+                    .map(|b| self.load(realm.id, &b))
+                    .transpose()?
+                    .flatten()
+                {
+                    Some(s) => targets.push(s),
+                    None => outcome.not_found.push(sid.clone()),
+                }
+            }
+        } else {
+            let filter = SessionQuery {
+                subject_id: request.subject_id.clone(),
+                sid: request.sid.clone(),
+                ..Default::default()
+            };
+            validate::query_filters(&filter)?;
+            targets = self.matching_sessions(&realm, &filter)?;
+        }
+        outcome.removed = targets.iter().map(|s| sid_to_string(&s.sid)).collect();
+        self.end_sessions(&realm, &targets, &flags, &mut outcome)?;
+        let target = if request.sids.is_empty() {
+            format!(
+                "subject_id={} sid={}",
+                request.subject_id.as_deref().unwrap_or("*"),
+                request.sid.as_deref().unwrap_or("*")
+            )
+        } else {
+            format!("{} selected sessions", request.sids.len())
+        };
+        let entry = removal_entry(
+            &realm,
+            "remove_sessions",
+            target,
+            &request.reason,
+            actor,
+            now,
+        );
+        self.finish_removal(&outcome, entry)?;
+        Ok(outcome)
+    }
+
+    fn remove_all(
+        &self,
+        realm: &str,
+        request: &RemoveAllSessions,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RemoveOutcome> {
+        let realm = self.realm(realm)?;
+        check_reason(&request.reason)?;
+        let flags = Flags {
+            remove_server_side_session: request.remove_server_side_session,
+            client_scope: None,
+        };
+        let mut outcome = RemoveOutcome {
+            dry_run: request.dry_run,
+            ..Default::default()
+        };
+        let prefix = keys::realm_prefix(realm.id);
+        let mut after: Option<sled::IVec> = None;
+        loop {
+            let lower = match &after {
+                Some(k) => Bound::Excluded(k.clone()),
+                None => Bound::Included(sled::IVec::from(&prefix[..])),
+            };
+            let range = self.trees.by_created.range((lower, Bound::Unbounded));
+            let mut batch = Vec::with_capacity(REMOVE_ALL_BATCH);
+            for item in range {
+                let (k, _) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let (_, sid) = keys::split_time_sid(&k);
+                after = Some(k);
+                if let Some(s) = self.load(realm.id, &sid)? {
+                    batch.push(s);
+                }
+                if batch.len() == REMOVE_ALL_BATCH {
+                    break;
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            self.end_sessions(&realm, &batch, &flags, &mut outcome)?;
+        }
+        let entry = removal_entry(
+            &realm,
+            "remove_all_sessions",
+            realm.name.clone(),
+            &request.reason,
+            actor,
+            now,
+        );
+        self.finish_removal(&outcome, entry)?;
+        Ok(outcome)
+    }
+
+    fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize> {
+        let now_ms = now.timestamp_millis();
+        let mut removed = 0;
+        let realms = self.realms.load();
+        for realm in realms.values() {
+            let start = keys::realm_prefix(realm.id);
+            let end = keys::sort_key(realm.id, now_ms, &[0xff; 16]);
+            let expired: Vec<Sid> = self
+                .trees
+                .by_expiry
+                .range(&start[..]..&end[..])
+                .take(batch - removed)
+                .map(|item| item.map(|(k, _)| keys::split_time_sid(&k).1))
+                .collect::<std::result::Result<_, _>>()?;
+            for sid in expired {
+                if self.delete_if(realm.id, &sid, |s| !s.is_valid_at(now_ms))? {
+                    removed += 1;
+                }
+            }
+            if removed >= batch {
+                break;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>> {
+        let end = before.unwrap_or(u64::MAX);
+        self.trees
+            .audit
+            .range(..end.to_be_bytes())
+            .rev()
+            .take(count)
+            .map(|item| {
+                let (k, v) = item?;
+                let id = u64::from_be_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| SessionError::Storage("bad audit key".into()))?,
+                );
+                let entry = serde_json::from_slice(&v)
+                    .map_err(|e| SessionError::Storage(format!("corrupt audit entry: {e}")))?;
+                Ok((id, entry))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,132 @@
+//! Input checks shared by every entry point, so bad input is refused the same way everywhere.
+
+use crate::error::{Result, SessionError};
+use crate::model::{
+    NewSession, RealmSettings, SessionQuery, MAX_FIELD_LEN, MAX_PAGE_SIZE, MAX_REALM_LEN,
+};
+
+/// A realm name: 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
+pub fn realm_name(name: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > MAX_REALM_LEN || !name.chars().all(ok_char) {
+        return Err(SessionError::invalid(format!(
+            "realm name must be 1 to {MAX_REALM_LEN} characters of A-Z, a-z, 0-9, '.', '_' or '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// A required identifier (subject id, client id, property key): non-empty, at most 255 bytes,
+/// no control characters.
+pub fn identifier(field: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(SessionError::invalid(format!("{field} must not be empty")));
+    }
+    text(field, value)
+}
+
+/// Free text (display name, property value, IP, user agent): at most 255 bytes, no control
+/// characters.
+pub fn text(field: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_FIELD_LEN {
+        return Err(SessionError::invalid(format!(
+            "{field} is longer than {MAX_FIELD_LEN} bytes"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(SessionError::invalid(format!(
+            "{field} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Everything a new session carries.
+pub fn new_session(s: &NewSession) -> Result<()> {
+    identifier("subject_id", &s.subject_id)?;
+    if let Some(name) = &s.display_name {
+        text("display_name", name)?;
+    }
+    if s.client_ids.len() > 64 {
+        return Err(SessionError::invalid(
+            "a session may name at most 64 client_ids",
+        ));
+    }
+    for c in &s.client_ids {
+        identifier("client_id", c)?;
+    }
+    if s.properties.len() > 64 {
+        return Err(SessionError::invalid(
+            "a session may carry at most 64 properties",
+        ));
+    }
+    for (k, v) in &s.properties {
+        identifier("property name", k)?;
+        text("property value", v)?;
+    }
+    if let Some(ip) = &s.ip {
+        text("ip", ip)?;
+    }
+    if let Some(ua) = &s.user_agent {
+        text("user_agent", ua)?;
+    }
+    Ok(())
+}
+
+/// Realm settings make sense: positive timeouts, a quota of at least one.
+pub fn realm_settings(s: &RealmSettings) -> Result<()> {
+    const TEN_YEARS: u64 = 10 * 366 * 24 * 3600;
+    if s.idle_timeout_secs == 0 || s.idle_timeout_secs > TEN_YEARS {
+        return Err(SessionError::invalid(
+            "idle_timeout_secs must be between 1 and 10 years",
+        ));
+    }
+    if s.absolute_lifetime_secs == 0 || s.absolute_lifetime_secs > TEN_YEARS {
+        return Err(SessionError::invalid(
+            "absolute_lifetime_secs must be between 1 and 10 years",
+        ));
+    }
+    if s.latest_access_update_interval_secs > TEN_YEARS {
+        return Err(SessionError::invalid(
+            "latest_access_update_interval_secs is too large",
+        ));
+    }
+    if s.max_sessions_per_subject == Some(0) {
+        return Err(SessionError::invalid(
+            "max_sessions_per_subject must be at least 1 (or null for no limit)",
+        ));
+    }
+    for p in &s.property_whitelist {
+        identifier("property_whitelist entry", p)?;
+    }
+    Ok(())
+}
+
+/// The page size a query asks for, checked.
+pub fn page_size(q: &SessionQuery) -> Result<u32> {
+    match q.count {
+        None => Ok(crate::model::DEFAULT_PAGE_SIZE),
+        Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+        Some(n) => Err(SessionError::invalid(format!(
+            "count must be between 1 and {MAX_PAGE_SIZE}, got {n}"
+        ))),
+    }
+}
+
+/// The filters of a query: each within length limits.
+pub fn query_filters(q: &SessionQuery) -> Result<()> {
+    for (field, v) in [
+        ("subject_id", &q.subject_id),
+        ("sid", &q.sid),
+        ("display_name", &q.display_name),
+        ("client_id", &q.client_id),
+    ] {
+        if let Some(v) = v {
+            text(field, v)?;
+        }
+    }
+    if q.prior && q.results_token.is_none() {
+        return Err(SessionError::invalid("prior=true needs a results_token"));
+    }
+    Ok(())
+}
