@@ -19,6 +19,7 @@ pub const MAX_REALM_LEN: usize = 64;
 /// One user's sign-in session as admins and relying parties see it. The secret token is never
 /// part of it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     /// Public, unguessable session id.
     pub sid: String,
@@ -46,6 +47,7 @@ impl Session {
 
 /// What an identity provider supplies to start a session.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
     pub subject_id: String,
@@ -64,6 +66,7 @@ pub struct NewSession {
 /// A freshly created session and its secret token, which is shown this once and stored only as a
 /// hash.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedSession {
     #[serde(flatten)]
     pub session: Session,
@@ -72,6 +75,7 @@ pub struct CreatedSession {
 
 /// What happens when a subject already holds its realm's quota of sessions.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaPolicy {
     /// Refuse the new session.
@@ -83,6 +87,7 @@ pub enum QuotaPolicy {
 
 /// Per-realm behaviour.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RealmSettings {
     /// Seconds without use after which a session ends.
     pub idle_timeout_secs: u64,
@@ -113,6 +118,7 @@ impl Default for RealmSettings {
 /// A change to a realm's settings: absent fields keep their current value (or the default, when
 /// the realm is being created).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RealmSettingsUpdate {
     #[serde(default)]
@@ -123,6 +129,7 @@ pub struct RealmSettingsUpdate {
     pub latest_access_update_interval_secs: Option<u64>,
     /// `Some(None)` (JSON `null`) removes the quota.
     #[serde(default, with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
     pub max_sessions_per_subject: Option<Option<u32>>,
     #[serde(default)]
     pub quota_policy: Option<QuotaPolicy>,
@@ -176,6 +183,7 @@ mod double_option {
 
 /// A realm: a namespace of sessions with its own settings.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Realm {
     pub name: String,
     pub settings: RealmSettings,
@@ -189,6 +197,7 @@ pub struct Realm {
     Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SortKey {
     /// Newest first.
     #[default]
@@ -219,6 +228,7 @@ impl SortKey {
 
 /// A request for one page of a realm's sessions. Filters are AND-ed.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
     /// Exact subject id.
@@ -248,6 +258,7 @@ pub struct SessionQuery {
 
 /// One page of a session listing.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueryResult {
     pub results: Vec<Session>,
     /// Pass back with `prior` false for the next page, true for the previous one.
@@ -263,6 +274,7 @@ pub struct QueryResult {
 
 /// Which sessions a removal ends, and what else it does. The four flags default to true.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RemoveSessions {
     /// Explicitly selected sessions; answered one by one.
@@ -310,6 +322,7 @@ impl Default for RemoveSessions {
 
 /// Ends every session of a realm: its own explicit operation, never an empty filter.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RemoveAllSessions {
     #[serde(default = "yes")]
@@ -345,6 +358,7 @@ fn yes() -> bool {
 
 /// What a removal did (or, for a dry run, would do).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemoveOutcome {
     /// Sessions the removal ended (or would end).
     pub removed: Vec<String>,
@@ -362,6 +376,7 @@ pub struct RemoveOutcome {
 
 /// One administrative action, as recorded in the audit log.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
     pub actor: String,

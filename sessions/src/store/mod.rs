@@ -100,6 +100,9 @@ pub trait SessionStore: Send + Sync {
     /// Removes up to `batch` sessions that expired before `now`; answers how many it removed.
     fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize>;
 
+    /// Disk flushes run since the store opened (group commits), for metrics.
+    fn durable_flushes(&self) -> u64;
+
     /// The audit log, newest first: up to `count` entries older than `before` (an entry id).
     fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>>;
 }

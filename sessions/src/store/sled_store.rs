@@ -244,9 +244,10 @@ impl SledStore {
             .wait_durable(|| self.db.flush().map(drop).map_err(SessionError::from))
     }
 
-    /// Disk flushes run since the store opened.
-    pub fn flush_count(&self) -> u64 {
-        self.commit.flush_count()
+    /// Opens a tree of the same database for a companion store (API keys, admin accounts), so
+    /// its writes share this store's durability.
+    pub fn companion_tree(&self, name: &str) -> Result<Tree> {
+        Ok(self.db.open_tree(format!("companion_{name}"))?)
     }
 
     /// Bytes the store occupies on disk.
@@ -930,6 +931,10 @@ impl SessionStore for SledStore {
             }
         }
         Ok(removed)
+    }
+
+    fn durable_flushes(&self) -> u64 {
+        self.commit.flush_count()
     }
 
     fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>> {

@@ -1,0 +1,240 @@
+//! API keys: stored as SHA-256 hashes (they are 256-bit random secrets, so a slow hash adds
+//! nothing), each with a name and scopes, checked on every request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sessions::store::SledStore;
+use sessions::{Result, SessionError};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// What a key may do.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, utoipa::ToSchema)]
+pub enum Scope {
+    /// Create, validate, refresh and end sessions (the identity provider's data plane).
+    #[serde(rename = "sessions:issue")]
+    Issue,
+    /// List, inspect and revoke sessions; manage realms; read the audit log.
+    #[serde(rename = "sessions:admin")]
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 2] = [Scope::Issue, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Issue => "sessions:issue",
+            Scope::Admin => "sessions:admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// A stored API key, without its secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+    hash: [u8; 32],
+}
+
+/// The API keys of a server, persisted in a tree of the session store's database.
+pub struct ApiKeys {
+    tree: sled::Tree,
+    store: Arc<SledStore>,
+    by_hash: ArcSwap<HashMap<[u8; 32], Arc<ApiKey>>>,
+}
+
+fn hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn storage(e: impl std::fmt::Display) -> SessionError {
+    SessionError::Storage(e.to_string())
+}
+
+impl ApiKeys {
+    /// Loads the keys kept in the store.
+    pub fn open(store: Arc<SledStore>) -> Result<Self> {
+        let tree = store.companion_tree("api_keys")?;
+        let keys = Self {
+            tree,
+            store,
+            by_hash: ArcSwap::from_pointee(HashMap::new()),
+        };
+        keys.reload()?;
+        Ok(keys)
+    }
+
+    fn reload(&self) -> Result<()> {
+        let mut map = HashMap::new();
+        for item in self.tree.iter() {
+            let (_, v) = item.map_err(storage)?;
+            let key: ApiKey = serde_json::from_slice(&v).map_err(storage)?;
+            map.insert(key.hash, Arc::new(key));
+        }
+        self.by_hash.store(Arc::new(map));
+        Ok(())
+    }
+
+    fn save(&self, key: &ApiKey) -> Result<()> {
+        self.tree
+            .insert(
+                key.name.as_bytes(),
+                serde_json::to_vec(key).map_err(storage)?,
+            )
+            .map_err(storage)?;
+        self.store.wait_durable()?;
+        self.reload()
+    }
+
+    /// Creates a key and answers its secret, which is shown this once.
+    pub fn create(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        now: DateTime<Utc>,
+    ) -> Result<(ApiKey, String)> {
+        sessions::validate::identifier("name", name)?;
+        if scopes.is_empty() {
+            return Err(SessionError::invalid("give the key at least one --scope"));
+        }
+        if self.tree.contains_key(name.as_bytes()).map_err(storage)? {
+            return Err(SessionError::Conflict(format!(
+                "an API key named '{name}' exists; revoke it first"
+            )));
+        }
+        let mut raw = [0u8; 32];
+        getrandom::getrandom(&mut raw).map_err(storage)?;
+        let secret = format!("sk_{}", URL_SAFE_NO_PAD.encode(raw));
+        let key = ApiKey {
+            name: name.to_owned(),
+            scopes: scopes.to_vec(),
+            created_at: now,
+            hash: hash(&secret),
+        };
+        self.save(&key)?;
+        Ok((key, secret))
+    }
+
+    /// Registers a key whose secret the operator chose (the bootstrap key), replacing any
+    /// earlier key of that name.
+    pub fn register(
+        &self,
+        name: &str,
+        secret: &str,
+        scopes: &[Scope],
+        now: DateTime<Utc>,
+    ) -> Result<ApiKey> {
+        if secret.len() < 16 {
+            return Err(SessionError::invalid(
+                "an API key must be at least 16 characters",
+            ));
+        }
+        let key = ApiKey {
+            name: name.to_owned(),
+            scopes: scopes.to_vec(),
+            created_at: now,
+            hash: hash(secret),
+        };
+        self.save(&key)?;
+        Ok(key)
+    }
+
+    /// Every key, by name.
+    pub fn list(&self) -> Result<Vec<ApiKey>> {
+        self.tree
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(storage)?;
+                serde_json::from_slice(&v).map_err(storage)
+            })
+            .collect()
+    }
+
+    /// Revokes a key by name; false if there was none.
+    pub fn revoke(&self, name: &str) -> Result<bool> {
+        let existed = self
+            .tree
+            .remove(name.as_bytes())
+            .map_err(storage)?
+            .is_some();
+        self.store.wait_durable()?;
+        self.reload()?;
+        Ok(existed)
+    }
+
+    /// The key a request presents, if it is one of ours.
+    pub fn authenticate(&self, secret: &str) -> Option<Arc<ApiKey>> {
+        self.by_hash.load().get(&hash(secret)).cloned()
+    }
+}
+
+/// The caller of a request, authenticated with a key holding scope `S`.
+pub struct Caller<const ADMIN: bool> {
+    /// Who did it, for the audit log.
+    pub actor: String,
+}
+
+/// A caller with the `sessions:issue` scope.
+pub type Issuer = Caller<false>;
+/// A caller with the `sessions:admin` scope.
+pub type Admin = Caller<true>;
+
+fn presented_key(parts: &Parts) -> Option<&str> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, key) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
+}
+
+impl<S, const ADMIN: bool> FromRequestParts<S> for Caller<ADMIN>
+where
+    Arc<ApiKeys>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        let keys = Arc::<ApiKeys>::from_ref(state);
+        let key = presented_key(parts)
+            .and_then(|k| keys.authenticate(k))
+            .ok_or_else(ApiError::unauthorized)?;
+        let needed = if ADMIN { Scope::Admin } else { Scope::Issue };
+        if !key.scopes.contains(&needed) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!(
+                    "API key '{}' lacks the '{}' scope",
+                    key.name,
+                    needed.as_str()
+                ),
+            ));
+        }
+        Ok(Caller {
+            actor: format!("api-key:{}", key.name),
+        })
+    }
+}

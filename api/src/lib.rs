@@ -1,0 +1,87 @@
+//! The JSON API over HTTP, under `/api/v1`: the identity provider's data plane (scope
+//! `sessions:issue`), administration (scope `sessions:admin`), the audit log, the OpenAPI
+//! document, health and Prometheus metrics. Handlers are thin: they check input and call the
+//! [`SessionStore`].
+
+pub mod auth;
+pub mod error;
+mod metrics;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::Router;
+use sessions::store::SessionStore;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use auth::{ApiKeys, Scope};
+pub use metrics::record_reaped;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn SessionStore>,
+    pub keys: Arc<ApiKeys>,
+}
+
+impl FromRef<ApiState> for Arc<ApiKeys> {
+    fn from_ref(s: &ApiState) -> Self {
+        s.keys.clone()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sessions API",
+        description = "Server-side sessions for identity providers: create, validate and end sessions; \
+                       list, inspect and revoke them. Authenticate with 'Authorization: Bearer <API key>'."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+/// Declares the bearer-key security scheme.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The documented routes and the OpenAPI document describing exactly them.
+pub fn documented_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    routes::register(router).split_for_parts()
+}
+
+/// The whole API: documented routes, the OpenAPI document and docs page, health, metrics, JSON
+/// answers for unknown routes and methods, body limit, timeout and request metrics.
+pub fn router(state: ApiState) -> Router {
+    let (api, openapi) = documented_routes();
+    let openapi = Arc::new(openapi);
+    api.merge(routes::ops::router(openapi))
+        .fallback(routes::ops::not_found)
+        .method_not_allowed_fallback(routes::ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .with_state(state)
+}

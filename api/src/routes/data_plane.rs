@@ -1,0 +1,189 @@
+//! The identity provider's data plane (scope `sessions:issue`): create, validate, end sessions,
+//! record clients, and read or set a session's whitelisted properties with its token.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sessions::{CreatedSession, NewSession, Session};
+use utoipa::ToSchema;
+
+use super::blocking;
+use crate::auth::Issuer;
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, RealmPath, SessionPath};
+use crate::ApiState;
+
+/// Header carrying a session's secret token where a request acts as that session.
+pub const SESSION_TOKEN_HEADER: &str = "x-session-token";
+
+/// A token to check.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    pub token: String,
+    /// Extend the idle expiry (written at most once per the realm's update interval).
+    #[serde(default = "yes")]
+    pub refresh: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Whether the token names a live session, and that session.
+#[derive(Serialize, ToSchema)]
+pub struct ValidateResponse {
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+}
+
+/// A session's secret token.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub token: String,
+}
+
+/// Whether a session was ended.
+#[derive(Serialize, ToSchema)]
+pub struct LogoutResponse {
+    pub logged_out: bool,
+}
+
+/// A client that joined a session.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddClientRequest {
+    pub client_id: String,
+}
+
+/// Whitelisted properties of a session.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Properties {
+    /// Property values; in an update, an empty value removes the property.
+    pub properties: BTreeMap<String, String>,
+}
+
+fn session_token(headers: &HeaderMap) -> ApiResult<String> {
+    headers
+        .get(SESSION_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_session_token",
+                "send the session's token in X-Session-Token",
+            )
+        })
+}
+
+/// Start a session.
+#[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions", tag = "data plane",
+    params(("realm" = String, Path)), request_body = NewSession,
+    responses((status = 201, body = CreatedSession, description = "The session and its secret token, shown only here"),
+        (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:issue"])))]
+pub async fn create_session(
+    _caller: Issuer,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    ApiJson(new): ApiJson<NewSession>,
+) -> ApiResult<(StatusCode, Json<CreatedSession>)> {
+    let created = blocking(move || state.store.create_session(&realm, &new, Utc::now())).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Check a token; with `refresh`, count it as activity.
+#[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/validate", tag = "data plane",
+    params(("realm" = String, Path)), request_body = ValidateRequest,
+    responses((status = 200, body = ValidateResponse), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:issue"])))]
+pub async fn validate_session(
+    _caller: Issuer,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    ApiJson(req): ApiJson<ValidateRequest>,
+) -> ApiResult<Json<ValidateResponse>> {
+    let session = state
+        .store
+        .validate(&realm, &req.token, req.refresh, Utc::now())?;
+    Ok(Json(ValidateResponse {
+        valid: session.is_some(),
+        session,
+    }))
+}
+
+/// End the token's session. On disk when it answers.
+#[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/logout", tag = "data plane",
+    params(("realm" = String, Path)), request_body = TokenRequest,
+    responses((status = 200, body = LogoutResponse), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:issue"])))]
+pub async fn logout_session(
+    _caller: Issuer,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    ApiJson(req): ApiJson<TokenRequest>,
+) -> ApiResult<Json<LogoutResponse>> {
+    let logged_out = blocking(move || state.store.logout(&realm, &req.token, Utc::now())).await?;
+    Ok(Json(LogoutResponse { logged_out }))
+}
+
+/// Record that a client joined the session.
+#[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/{sid}/clients", tag = "data plane",
+    params(("realm" = String, Path), ("sid" = String, Path)), request_body = AddClientRequest,
+    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:issue"])))]
+pub async fn add_client(
+    _caller: Issuer,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    Path(ids): Path<SessionPath>,
+    ApiJson(req): ApiJson<AddClientRequest>,
+) -> ApiResult<StatusCode> {
+    blocking(move || state.store.add_client(&realm, &ids.sid, &req.client_id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Read the whitelisted properties of the session whose token is in `X-Session-Token`.
+#[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/current/properties", tag = "data plane",
+    params(("realm" = String, Path), ("X-Session-Token" = String, Header)),
+    responses((status = 200, body = Properties), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:issue"])))]
+pub async fn read_properties(
+    _caller: Issuer,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    headers: HeaderMap,
+) -> ApiResult<Json<Properties>> {
+    let token = session_token(&headers)?;
+    let properties = state.store.get_properties(&realm, &token, Utc::now())?;
+    Ok(Json(Properties { properties }))
+}
+
+/// Set whitelisted properties of the session whose token is in `X-Session-Token`; others are 403.
+#[utoipa::path(patch, path = "/api/v1/realms/{realm}/sessions/current/properties", tag = "data plane",
+    params(("realm" = String, Path), ("X-Session-Token" = String, Header)), request_body = Properties,
+    responses((status = 200, body = Properties), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:issue"])))]
+pub async fn update_properties(
+    _caller: Issuer,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<Properties>,
+) -> ApiResult<Json<Properties>> {
+    let token = session_token(&headers)?;
+    let properties = blocking(move || {
+        state
+            .store
+            .set_properties(&realm, &token, &req.properties, Utc::now())
+    })
+    .await?;
+    Ok(Json(Properties { properties }))
+}

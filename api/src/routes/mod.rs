@@ -1,0 +1,44 @@
+//! The API's routes, one module per area.
+
+mod admin;
+mod audit;
+mod data_plane;
+pub mod ops;
+mod realms;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::ApiState;
+
+/// Adds every documented route.
+pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
+    router
+        .routes(routes!(data_plane::create_session, admin::list_sessions))
+        .routes(routes!(data_plane::validate_session))
+        .routes(routes!(data_plane::logout_session))
+        .routes(routes!(data_plane::add_client))
+        .routes(routes!(
+            data_plane::read_properties,
+            data_plane::update_properties
+        ))
+        .routes(routes!(admin::get_session))
+        .routes(routes!(admin::remove_sessions))
+        .routes(routes!(admin::logout_all))
+        .routes(routes!(realms::put_realm, realms::get_realm))
+        .routes(routes!(realms::list_realms))
+        .routes(routes!(audit::list_audit))
+}
+
+/// Runs a store call that may wait for the disk on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> sessions::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::from(sessions::SessionError::Storage(format!(
+            "worker failed: {e}"
+        )))),
+    }
+}

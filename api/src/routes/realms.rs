@@ -1,0 +1,65 @@
+//! Realms (scope `sessions:admin`): explicit creation and settings, so a typo never creates one.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::Utc;
+use serde::Serialize;
+use sessions::{Realm, RealmSettingsUpdate};
+use utoipa::ToSchema;
+
+use super::blocking;
+use crate::auth::Admin;
+use crate::error::{ApiJson, ApiResult, ErrorBody, RealmPath};
+use crate::ApiState;
+
+/// Every realm.
+#[derive(Serialize, ToSchema)]
+pub struct RealmList {
+    pub realms: Vec<Realm>,
+}
+
+/// Create the realm, or update its settings; absent fields keep their value (or default).
+#[utoipa::path(put, path = "/api/v1/realms/{realm}", tag = "realms",
+    params(("realm" = String, Path)), request_body = RealmSettingsUpdate,
+    responses((status = 200, body = Realm), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:admin"])))]
+pub async fn put_realm(
+    caller: Admin,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    ApiJson(update): ApiJson<RealmSettingsUpdate>,
+) -> ApiResult<Json<Realm>> {
+    let realm = blocking(move || {
+        state
+            .store
+            .put_realm(&realm, &update, &caller.actor, Utc::now())
+    })
+    .await?;
+    Ok(Json(realm))
+}
+
+/// A realm's settings and session count.
+#[utoipa::path(get, path = "/api/v1/realms/{realm}", tag = "realms",
+    params(("realm" = String, Path)),
+    responses((status = 200, body = Realm), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:admin"])))]
+pub async fn get_realm(
+    _caller: Admin,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+) -> ApiResult<Json<Realm>> {
+    Ok(Json(state.store.get_realm(&realm)?))
+}
+
+/// Every realm with its session count.
+#[utoipa::path(get, path = "/api/v1/realms", tag = "realms",
+    responses((status = 200, body = RealmList), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:admin"])))]
+pub async fn list_realms(
+    _caller: Admin,
+    State(state): State<ApiState>,
+) -> ApiResult<Json<RealmList>> {
+    Ok(Json(RealmList {
+        realms: state.store.list_realms()?,
+    }))
+}

@@ -1,0 +1,855 @@
+//! The JSON API against a real HTTP server on 127.0.0.1 over a real sled directory.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use api::{ApiKeys, ApiState, Scope};
+use chrono::Utc;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+use sessions::store::SledStore;
+
+const ROOT_KEY: &str = "test-root-key-0123456789";
+
+/// A running API server and keys with each scope.
+struct Server {
+    base: String,
+    http: Client,
+    issue_key: String,
+    admin_key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let keys = Arc::new(ApiKeys::open(store.clone()).unwrap());
+        keys.register("root", ROOT_KEY, &Scope::ALL, Utc::now())
+            .unwrap();
+        let (_, issue_key) = keys.create("idp", &[Scope::Issue], Utc::now()).unwrap();
+        let (_, admin_key) = keys.create("ops", &[Scope::Admin], Utc::now()).unwrap();
+        let app = api::router(ApiState { store, keys });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Server {
+            base,
+            http: Client::new(),
+            issue_key,
+            admin_key,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn root(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(Some(ROOT_KEY), method, path, body).await
+    }
+
+    async fn realm(&self, name: &str) {
+        let (s, body) = self
+            .root(
+                Method::PUT,
+                &format!("/api/v1/realms/{name}"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+
+    async fn create(&self, realm: &str, subject: &str, name: &str) -> Value {
+        let body = json!({"subject_id": subject, "display_name": name, "client_ids": ["portal"], "ip": "10.0.0.1"});
+        let (s, v) = self
+            .root(
+                Method::POST,
+                &format!("/api/v1/realms/{realm}/sessions"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {v}"))
+}
+
+#[tokio::test]
+async fn session_lifecycle_over_http() {
+    let srv = Server::start().await;
+    srv.realm("acme").await;
+    let created = srv.create("acme", "alice", "Alice Smith").await;
+    let token = created["token"].as_str().unwrap();
+    let sid = created["sid"].as_str().unwrap();
+    assert!(token.len() >= 22);
+
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/validate",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["session"]["sid"], sid);
+    assert!(v["session"].get("token").is_none(), "token leaked: {v}");
+
+    let (s, v) = srv
+        .root(
+            Method::GET,
+            &format!("/api/v1/realms/acme/sessions/{sid}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["subject_id"], "alice");
+    assert!(!v.to_string().contains(token));
+
+    let (s, _) = srv
+        .root(
+            Method::POST,
+            &format!("/api/v1/realms/acme/sessions/{sid}/clients"),
+            Some(json!({"client_id": "mail"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = srv
+        .root(
+            Method::GET,
+            "/api/v1/realms/acme/sessions?client_id=mail",
+            None,
+        )
+        .await;
+    assert_eq!(v["total_count"], 1);
+
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/logout",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!((s, v["logged_out"].clone()), (StatusCode::OK, json!(true)));
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/validate",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(v, json!({"valid": false}));
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/logout",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(v["logged_out"], false);
+    let (s, v) = srv
+        .root(
+            Method::GET,
+            &format!("/api/v1/realms/acme/sessions/{sid}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "session_not_found")
+    );
+}
+
+#[tokio::test]
+async fn properties_follow_the_realm_whitelist() {
+    let srv = Server::start().await;
+    let (s, _) = srv
+        .root(
+            Method::PUT,
+            "/api/v1/realms/acme",
+            Some(json!({"property_whitelist": ["theme"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let body = json!({"subject_id": "bob", "properties": {"theme": "dark", "internal": "x"}});
+    let (_, created) = srv
+        .root(Method::POST, "/api/v1/realms/acme/sessions", Some(body))
+        .await;
+    let token = created["token"].as_str().unwrap();
+    let url = format!(
+        "{}/api/v1/realms/acme/sessions/current/properties",
+        srv.base
+    );
+
+    let resp = srv
+        .http
+        .get(&url)
+        .bearer_auth(&srv.issue_key)
+        .header("X-Session-Token", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"properties": {"theme": "dark"}})
+    );
+
+    let resp = srv
+        .http
+        .patch(&url)
+        .bearer_auth(&srv.issue_key)
+        .header("X-Session-Token", token)
+        .json(&json!({"properties": {"internal": "y"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        error_code(&resp.json().await.unwrap()),
+        "property_not_allowed"
+    );
+
+    let resp = srv
+        .http
+        .patch(&url)
+        .bearer_auth(&srv.issue_key)
+        .header("X-Session-Token", token)
+        .json(&json!({"properties": {"theme": "light"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"properties": {"theme": "light"}})
+    );
+
+    let resp = srv
+        .http
+        .get(&url)
+        .bearer_auth(&srv.issue_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn keys_and_scopes_are_enforced() {
+    let srv = Server::start().await;
+    srv.realm("acme").await;
+    let list = "/api/v1/realms/acme/sessions";
+    let (s, v) = srv.call(None, Method::GET, list, None).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (s, _) = srv
+        .call(Some("sk_not_a_key"), Method::GET, list, None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, v) = srv
+        .call(Some(&srv.issue_key), Method::GET, list, None)
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    let (s, _) = srv
+        .call(Some(&srv.admin_key), Method::GET, list, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = srv
+        .call(
+            Some(&srv.admin_key),
+            Method::POST,
+            list,
+            Some(json!({"subject_id": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = srv
+        .call(
+            Some(&srv.issue_key),
+            Method::POST,
+            list,
+            Some(json!({"subject_id": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = srv
+        .call(
+            Some(&srv.issue_key),
+            Method::PUT,
+            "/api/v1/realms/other",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = srv
+        .call(Some(&srv.issue_key), Method::GET, "/api/v1/audit", None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
+    let srv = Server::start().await;
+    srv.realm("acme").await;
+    srv.create("acme", "alice", "Alice").await;
+    let sessions = "/api/v1/realms/acme/sessions";
+    let cases: Vec<(Method, String, Option<Value>, StatusCode, &str)> = vec![
+        (
+            Method::POST,
+            sessions.into(),
+            Some(json!({"subject_id": "a", "colour": "red"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Method::POST,
+            sessions.into(),
+            Some(json!({"subject_id": 5})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Method::POST,
+            sessions.into(),
+            Some(json!({"subject_id": "x".repeat(300)})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            sessions.into(),
+            Some(json!({"subject_id": "a\u{0007}b"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{sessions}?count=0"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{sessions}?count=5000"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{sessions}?count=lots"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            Method::GET,
+            format!("{sessions}?sort=sideways"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            Method::GET,
+            format!("{sessions}?colour=red"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            Method::GET,
+            format!("{sessions}?results_token=garbage"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_results_token",
+        ),
+        (
+            Method::GET,
+            format!("{sessions}?sid=not-a-uuid"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{sessions}?subject_id={}", "s".repeat(300)),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            format!("{sessions}/remove"),
+            Some(json!({})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            format!("{sessions}/remove"),
+            Some(json!({"subject_id": "alice", "sids": ["x"]})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/api/v1/realms/nope/sessions".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "realm_not_found",
+        ),
+        (
+            Method::POST,
+            "/api/v1/realms/nope/sessions".into(),
+            Some(json!({"subject_id": "a"})),
+            StatusCode::NOT_FOUND,
+            "realm_not_found",
+        ),
+        (
+            Method::GET,
+            "/api/v1/realms/a%2Fb".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/realms/a%01b".into(),
+            Some(json!({})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/realms/{}", "r".repeat(65)),
+            Some(json!({})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/realms/acme".into(),
+            Some(json!({"idle_timeout_secs": 0})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/realms/acme".into(),
+            Some(json!({"max_sessions_per_subject": 0})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/api/v1/audit?count=0".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/api/v1/audit?results_token=%%%".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_results_token",
+        ),
+        (
+            Method::GET,
+            "/api/v1/nothing-here".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::DELETE,
+            sessions.into(),
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (s, v) = srv.root(method.clone(), &path, body.clone()).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (status, code),
+            "{method} {path} {body:?} -> {v}"
+        );
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+
+    // Malformed JSON, a missing content type and an oversized body.
+    let url = format!("{}{sessions}", srv.base);
+    let resp = srv
+        .http
+        .post(&url)
+        .bearer_auth(ROOT_KEY)
+        .header("content-type", "application/json")
+        .body("{\"subject_id\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&resp.json().await.unwrap()), "malformed_json");
+    let resp = srv
+        .http
+        .post(&url)
+        .bearer_auth(ROOT_KEY)
+        .body("{\"subject_id\":\"a\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        error_code(&resp.json().await.unwrap()),
+        "missing_content_type"
+    );
+    let huge = json!({"subject_id": "a", "display_name": "x".repeat(200_000)});
+    let resp = srv
+        .http
+        .post(&url)
+        .bearer_auth(ROOT_KEY)
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(&resp.json().await.unwrap()), "body_too_large");
+
+    // Nothing changed: still one session, still one realm.
+    let (_, v) = srv.root(Method::GET, "/api/v1/realms", None).await;
+    assert_eq!(v["realms"].as_array().unwrap().len(), 1);
+    assert_eq!(v["realms"][0]["session_count"], 1);
+}
+
+#[tokio::test]
+async fn paging_contract_through_http() {
+    let srv = Server::start().await;
+    srv.realm("acme").await;
+    let mut all = HashSet::new();
+    for i in 0..23 {
+        let v = srv
+            .create(
+                "acme",
+                &format!("user{}", i % 4),
+                &format!("User {i} Smith"),
+            )
+            .await;
+        all.insert(v["sid"].as_str().unwrap().to_owned());
+    }
+    let base = "/api/v1/realms/acme/sessions?count=5&display_name=smi";
+    let (_, first) = srv.root(Method::GET, base, None).await;
+    assert_eq!(first["total_count"], 23);
+    assert_eq!(first["total_pages"], 5);
+    assert_eq!(first["current_page"], 1);
+    assert_eq!(first["has_prev"], false);
+    let mut seen = Vec::new();
+    let mut pages = vec![first.clone()];
+    let mut page = first;
+    loop {
+        for r in page["results"].as_array().unwrap() {
+            seen.push(r["sid"].as_str().unwrap().to_owned());
+        }
+        if page["has_next"] == false {
+            break;
+        }
+        let token = page["results_token"].as_str().unwrap();
+        page = srv
+            .root(Method::GET, &format!("{base}&results_token={token}"), None)
+            .await
+            .1;
+        pages.push(page.clone());
+    }
+    assert_eq!(seen.len(), 23);
+    assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), all);
+    assert_eq!(pages.last().unwrap()["current_page"], 5);
+
+    // Back one page: the same rows as before.
+    let token = pages[4]["results_token"].as_str().unwrap();
+    let (_, back) = srv
+        .root(
+            Method::GET,
+            &format!("{base}&results_token={token}&prior=true"),
+            None,
+        )
+        .await;
+    assert_eq!(back["results"], pages[3]["results"]);
+    assert_eq!(back["current_page"], 4);
+
+    // The token is bound to its query.
+    let (s, v) = srv
+        .root(
+            Method::GET,
+            &format!("/api/v1/realms/acme/sessions?count=5&results_token={token}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "results_token_mismatch")
+    );
+}
+
+#[tokio::test]
+async fn realms_are_isolated() {
+    let srv = Server::start().await;
+    srv.realm("a").await;
+    srv.realm("b").await;
+    let created = srv.create("a", "alice", "Alice").await;
+    let (token, sid) = (
+        created["token"].as_str().unwrap(),
+        created["sid"].as_str().unwrap(),
+    );
+
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/b/sessions/validate",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(v["valid"], false);
+    let (s, _) = srv
+        .root(
+            Method::GET,
+            &format!("/api/v1/realms/b/sessions/{sid}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, v) = srv
+        .root(
+            Method::GET,
+            "/api/v1/realms/b/sessions?subject_id=alice",
+            None,
+        )
+        .await;
+    assert_eq!(v["total_count"], 0);
+    let (_, v) = srv.root(Method::GET, "/api/v1/realms/b", None).await;
+    assert_eq!(v["session_count"], 0);
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/b/sessions/remove",
+            Some(json!({"sids": [sid]})),
+        )
+        .await;
+    assert_eq!(v["not_found"], json!([sid]));
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/b/sessions/logout-all",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(v["sessions_removed"], 0);
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/b/sessions/logout",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(v["logged_out"], false);
+
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/a/sessions/validate",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(v["valid"], true);
+    let (_, v) = srv.root(Method::GET, "/api/v1/realms/a", None).await;
+    assert_eq!(v["session_count"], 1);
+}
+
+#[tokio::test]
+async fn revocation_preview_removal_and_audit() {
+    let srv = Server::start().await;
+    srv.realm("acme").await;
+    let a1 = srv.create("acme", "alice", "Alice").await;
+    srv.create("acme", "alice", "Alice").await;
+    let b = srv.create("acme", "bob", "Bob").await;
+    let remove = "/api/v1/realms/acme/sessions/remove";
+
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            remove,
+            Some(json!({"subject_id": "alice", "dry_run": true})),
+        )
+        .await;
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["removed"].as_array().unwrap().len(), 2);
+    let (_, realm) = srv.root(Method::GET, "/api/v1/realms/acme", None).await;
+    assert_eq!(realm["session_count"], 3, "a dry run removed something");
+
+    let body = json!({"sids": [a1["sid"], "00000000-0000-4000-8000-000000000000"], "reason": "lost laptop"});
+    let (s, v) = srv.root(Method::POST, remove, Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["removed"], json!([a1["sid"]]));
+    assert_eq!(
+        v["not_found"],
+        json!(["00000000-0000-4000-8000-000000000000"])
+    );
+    assert_eq!(v["sessions_removed"], 1);
+    for field in ["tokens_revoked", "consents_revoked", "clients_notified"] {
+        assert!(v[field].is_u64(), "{field} missing: {v}");
+    }
+
+    let (_, v) = srv
+        .root(Method::POST, remove, Some(json!({"subject_id": "alice"})))
+        .await;
+    assert_eq!(v["sessions_removed"], 1);
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/logout-all",
+            Some(json!({"reason": "incident"})),
+        )
+        .await;
+    assert_eq!(v["sessions_removed"], 1);
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/validate",
+            Some(json!({"token": b["token"]})),
+        )
+        .await;
+    assert_eq!(v["valid"], false);
+
+    let (_, audit) = srv.root(Method::GET, "/api/v1/audit?count=2", None).await;
+    let rows = audit["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["action"], "remove_all_sessions");
+    assert_eq!(rows[0]["reason"], "incident");
+    assert_eq!(rows[0]["actor"], "api-key:root");
+    assert_eq!(audit["has_next"], true);
+    let token = audit["results_token"].as_str().unwrap();
+    let (_, older) = srv
+        .root(
+            Method::GET,
+            &format!("/api/v1/audit?count=10&results_token={token}"),
+            None,
+        )
+        .await;
+    let older = older["results"].as_array().unwrap();
+    assert!(older.iter().any(|e| e["reason"] == "lost laptop"));
+    assert!(older.iter().any(|e| e["action"] == "create_realm"));
+}
+
+#[tokio::test]
+async fn openapi_document_matches_the_served_routes() {
+    let srv = Server::start().await;
+    let (s, doc) = srv
+        .call(None, Method::GET, "/api/v1/openapi.json", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = HashSet::new();
+    for (path, item) in paths {
+        for method in ["get", "put", "post", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    // Every documented operation is served: without a key it is a 401, never a 404 or 405.
+    for (method, path) in &documented {
+        let concrete = path
+            .replace("{realm}", "acme")
+            .replace("{sid}", "00000000-0000-4000-8000-000000000000");
+        let (s, v) = srv
+            .call(
+                None,
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                &concrete,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path}: {v}");
+    }
+    // And the contract's operations are all documented.
+    let expected = [
+        ("POST", "/api/v1/realms/{realm}/sessions"),
+        ("GET", "/api/v1/realms/{realm}/sessions"),
+        ("POST", "/api/v1/realms/{realm}/sessions/validate"),
+        ("POST", "/api/v1/realms/{realm}/sessions/logout"),
+        ("POST", "/api/v1/realms/{realm}/sessions/{sid}/clients"),
+        ("GET", "/api/v1/realms/{realm}/sessions/current/properties"),
+        (
+            "PATCH",
+            "/api/v1/realms/{realm}/sessions/current/properties",
+        ),
+        ("GET", "/api/v1/realms/{realm}/sessions/{sid}"),
+        ("POST", "/api/v1/realms/{realm}/sessions/remove"),
+        ("POST", "/api/v1/realms/{realm}/sessions/logout-all"),
+        ("PUT", "/api/v1/realms/{realm}"),
+        ("GET", "/api/v1/realms/{realm}"),
+        ("GET", "/api/v1/realms"),
+        ("GET", "/api/v1/audit"),
+    ];
+    let expected: HashSet<_> = expected
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, expected);
+
+    let (s, page) = srv.call(None, Method::GET, "/api/v1/docs", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page
+        .as_str()
+        .unwrap()
+        .contains("/api/v1/realms/{realm}/sessions/remove"));
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let srv = Server::start().await;
+    srv.realm("acme").await;
+    srv.create("acme", "alice", "Alice").await;
+    let (s, v) = srv.call(None, Method::GET, "/healthz", None).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"status": "ok"})));
+    let (s, v) = srv.call(None, Method::GET, "/metrics", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = v.as_str().unwrap();
+    assert!(text.contains("sessions_active{realm=\"acme\"} 1"), "{text}");
+    assert!(text.contains("http_requests_total"), "{text}");
+    assert!(text.contains("http_request_duration_seconds"), "{text}");
+    assert!(text.contains("store_durable_flushes"), "{text}");
+}
