@@ -1,0 +1,314 @@
+//! Benchmark of the sled store at scale; prints a table.
+//!
+//! `cargo run --release -p sessions --example bench -- [SESSIONS] [DIR]` (default 200000 sessions
+//! in a temporary directory; `THREADS=n` sets the number of inserting threads). Figures from a shared machine are indicative: compare runs on the
+//! same machine.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use sessions::store::{SessionStore, SledStore};
+use sessions::{NewSession, RealmSettingsUpdate, RemoveSessions, SessionQuery, SortKey};
+
+const FIRST: &[&str] = &[
+    "Alice", "Bob", "Carla", "Dmitri", "Eve", "Farah", "Gustav", "Hana", "Ivan", "Julia", "Kenji",
+    "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tara", "Umar", "Vera",
+    "Wei", "Ximena", "Yusuf", "Zoe",
+];
+const LAST: &[&str] = &[
+    "Smith", "Jones", "Garcia", "Müller", "Rossi", "Dubois", "Kowalski", "Nakamura", "Okafor",
+    "Silva", "Novak", "Andersen", "Haddad", "Kim", "Nguyen", "Olsen", "Petrov", "Quinn", "Ramos",
+    "Schmidt", "Tanaka", "Weber",
+];
+const CLIENTS: &[&str] = &["portal", "mail", "crm", "mobile-app", "billing", "wiki"];
+
+/// Small deterministic generator, so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+}
+
+struct Row(String, String);
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * p) as usize]
+}
+
+fn time_queries(store: &SledStore, query: &SessionQuery, runs: usize) -> (Duration, Duration, u64) {
+    let mut samples = Vec::with_capacity(runs);
+    let mut total = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        total = store.query("bench", query).unwrap().total_count;
+        samples.push(t.elapsed());
+    }
+    (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.99),
+        total,
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let dir = args.get(2).map(std::path::PathBuf::from);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    let store = Arc::new(SledStore::open(&path).unwrap());
+    let update = RealmSettingsUpdate {
+        idle_timeout_secs: Some(30 * 24 * 3600),
+        absolute_lifetime_secs: Some(60 * 24 * 3600),
+        ..Default::default()
+    };
+    store
+        .put_realm("bench", &update, "bench", Utc::now())
+        .unwrap();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let start = Utc::now() - TimeDelta::days(1);
+
+    // Inserts from two threads (the machine has two cores).
+    let t = Instant::now();
+    let threads: u64 = std::env::var("THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let per_thread = n / threads as usize;
+    let handles: Vec<_> = (0..threads)
+        .map(|thread| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut rng = Rng(0x2545f4914f6cdd1d ^ (thread + 1));
+                let mut out = Vec::with_capacity(per_thread);
+                for i in 0..per_thread {
+                    let subject = format!("user-{}", rng.next() % (n as u64 / 3 + 1));
+                    let name = format!("{} {}", rng.pick(FIRST), rng.pick(LAST));
+                    let clients = vec![rng.pick(CLIENTS).to_owned(), rng.pick(CLIENTS).to_owned()];
+                    let new = NewSession {
+                        subject_id: subject,
+                        display_name: Some(name),
+                        client_ids: clients,
+                        ip: Some(format!(
+                            "10.{}.{}.{}",
+                            rng.next() % 256,
+                            rng.next() % 256,
+                            rng.next() % 256
+                        )),
+                        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into()),
+                        ..Default::default()
+                    };
+                    let at = start + TimeDelta::milliseconds((i * 2 + thread as usize) as i64 * 50);
+                    let c = store.create_session("bench", &new, at).unwrap();
+                    out.push(Row(c.token, c.session.sid));
+                }
+                out
+            })
+        })
+        .collect();
+    for h in handles {
+        rows.extend(h.join().unwrap());
+    }
+    let insert_rate = rows.len() as f64 / t.elapsed().as_secs_f64();
+    // One subject with 1,000 sessions for the removal figure.
+    for _ in 0..1000 {
+        let new = NewSession {
+            subject_id: "heavy-user".into(),
+            ..Default::default()
+        };
+        store.create_session("bench", &new, Utc::now()).unwrap();
+    }
+
+    let mut table: Vec<(String, String)> = Vec::new();
+    table.push((
+        "sessions stored".into(),
+        format!("{}", store.get_realm("bench").unwrap().session_count),
+    ));
+    table.push(("create (2 threads)".into(), format!("{insert_rate:.0} /s")));
+
+    // Validation without refresh, two threads.
+    let ops = 200_000usize;
+    let tokens: Arc<Vec<String>> = Arc::new(rows.iter().map(|r| r.0.clone()).collect());
+    let t = Instant::now();
+    let handles: Vec<_> = (0..2u64)
+        .map(|thread| {
+            let (store, tokens) = (store.clone(), tokens.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng(77 + thread);
+                let now = Utc::now();
+                for _ in 0..ops / 2 {
+                    let tok = &tokens[(rng.next() % tokens.len() as u64) as usize];
+                    assert!(store.validate("bench", tok, false, now).unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    table.push((
+        "validate, refresh=false (2 threads)".into(),
+        format!("{:.0} /s", ops as f64 / t.elapsed().as_secs_f64()),
+    ));
+
+    let t = Instant::now();
+    let now = Utc::now();
+    for _ in 0..ops / 4 {
+        let tok = &tokens[(rng.next() % tokens.len() as u64) as usize];
+        store.validate("bench", tok, true, now).unwrap();
+    }
+    table.push((
+        "validate, refresh=true (1 thread, mostly coalesced)".into(),
+        format!("{:.0} /s", (ops / 4) as f64 / t.elapsed().as_secs_f64()),
+    ));
+
+    let q = |f: &dyn Fn(&mut SessionQuery)| {
+        let mut q = SessionQuery::default();
+        f(&mut q);
+        q
+    };
+    let cases: Vec<(&str, SessionQuery)> = vec![
+        ("page 1 of all, by created", q(&|_| {})),
+        (
+            "page 1 of all, by last access",
+            q(&|q| q.sort = SortKey::LastAccess),
+        ),
+        (
+            "page 1 of all, by expiry",
+            q(&|q| q.sort = SortKey::Expires),
+        ),
+        (
+            "subject filter",
+            q(&|q| q.subject_id = Some("user-42".into())),
+        ),
+        (
+            "display-name prefix 'smi'",
+            q(&|q| q.display_name = Some("smi".into())),
+        ),
+        (
+            "display-name 'alice smi' (two words)",
+            q(&|q| q.display_name = Some("alice smi".into())),
+        ),
+        (
+            "client filter 'crm'",
+            q(&|q| q.client_id = Some("crm".into())),
+        ),
+        (
+            "client 'crm', by last access",
+            q(&|q| {
+                q.client_id = Some("crm".into());
+                q.sort = SortKey::LastAccess
+            }),
+        ),
+        (
+            "sid filter",
+            q(&|q| q.sid = Some(rows[rows.len() / 2].1.clone())),
+        ),
+    ];
+    for (name, query) in cases {
+        let (p50, p99, total) = time_queries(&store, &query, 50);
+        table.push((
+            format!("query: {name} (total {total})"),
+            format!("p50 {p50:.2?}  p99 {p99:.2?}"),
+        ));
+    }
+
+    // Deep paging: walk forward and compare the cost of early and deep pages.
+    let mut query = SessionQuery {
+        count: Some(25),
+        ..Default::default()
+    };
+    let pages = (rows.len() / 25).min(8_000);
+    let mut samples = Vec::with_capacity(pages);
+    for _ in 0..pages {
+        let t = Instant::now();
+        let page = store.query("bench", &query).unwrap();
+        samples.push(t.elapsed());
+        query.results_token = page.results_token;
+    }
+    let split = 100.min(samples.len() / 2);
+    let (early, deep) = samples.split_at_mut(split);
+    let deep_len = deep.len();
+    let deep = &mut deep[deep_len.saturating_sub(100)..];
+    table.push((
+        "query: pages 1-100, p50".into(),
+        format!("{:.2?}", percentile(early, 0.5)),
+    ));
+    table.push((
+        format!("query: pages {}-{}, p50", pages - 99, pages),
+        format!("{:.2?}", percentile(deep, 0.5)),
+    ));
+
+    let t = Instant::now();
+    let outcome = store
+        .remove(
+            "bench",
+            &RemoveSessions {
+                subject_id: Some("heavy-user".into()),
+                ..Default::default()
+            },
+            "bench",
+            Utc::now(),
+        )
+        .unwrap();
+    table.push((
+        format!(
+            "remove {} sessions of one subject (durable)",
+            outcome.sessions_removed
+        ),
+        format!("{:.2?}", t.elapsed()),
+    ));
+
+    let t = Instant::now();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, sids) = (
+                store.clone(),
+                rows[i * 50..(i + 1) * 50]
+                    .iter()
+                    .map(|r| r.1.clone())
+                    .collect::<Vec<_>>(),
+            );
+            std::thread::spawn(move || {
+                for sid in sids {
+                    let req = RemoveSessions {
+                        sids: vec![sid],
+                        ..Default::default()
+                    };
+                    store.remove("bench", &req, "bench", Utc::now()).unwrap();
+                }
+            })
+        })
+        .collect();
+    let flushes_before = store.durable_flushes();
+    threads.into_iter().for_each(|h| h.join().unwrap());
+    table.push((
+        "400 single-session removals, 8 threads (durable)".into(),
+        format!(
+            "{:.0} /s, {} flushes",
+            400.0 / t.elapsed().as_secs_f64(),
+            store.durable_flushes() - flushes_before
+        ),
+    ));
+    let size = store.size_on_disk().unwrap();
+    table.push((
+        "disk per session".into(),
+        format!("{:.0} bytes", size as f64 / rows.len() as f64),
+    ));
+
+    let width = table.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    println!("\n| {:width$} | result", "measure");
+    println!("|-{:-<width$}-|-------", "");
+    for (k, v) in table {
+        println!("| {k:width$} | {v}");
+    }
+}
