@@ -75,7 +75,7 @@ pub fn router(state: ApiState) -> Router {
     let (api, openapi) = documented_routes();
     let openapi = Arc::new(openapi);
     api.merge(routes::ops::router(openapi))
-        .fallback(routes::ops::not_found)
+        .route("/api/{*rest}", axum::routing::any(routes::ops::not_found))
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -1,0 +1,3 @@
+//! One component per route.
+
+pub mod sessions;

@@ -1,0 +1,11 @@
+//! What server functions get from the server through context.
+
+use std::sync::Arc;
+
+use sessions::store::SessionStore;
+
+/// The handles server functions need; provided by the server with `provide_context`.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn SessionStore>,
+}
