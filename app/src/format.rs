@@ -19,7 +19,15 @@ pub fn thousands(n: u64) -> String {
 pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (t - now).num_seconds();
     let (n, unit) = match secs.abs() {
-        s if s < 60 => return if secs.abs() < 5 { "just now".into() } else if secs < 0 { format!("{s} s ago") } else { format!("in {s} s") },
+        s if s < 60 => {
+            return if secs.abs() < 5 {
+                "just now".into()
+            } else if secs < 0 {
+                format!("{s} s ago")
+            } else {
+                format!("in {s} s")
+            }
+        }
         s if s < 3600 => (s / 60, "min"),
         s if s < 86_400 => (s / 3600, "h"),
         s => (s / 86_400, "d"),

@@ -76,5 +76,6 @@ pub enum ApiKeyCommand {
 }
 
 fn parse_scope(s: &str) -> Result<api::Scope, String> {
-    api::Scope::parse(s).ok_or_else(|| format!("unknown scope '{s}': use sessions:issue or sessions:admin"))
+    api::Scope::parse(s)
+        .ok_or_else(|| format!("unknown scope '{s}': use sessions:issue or sessions:admin"))
 }

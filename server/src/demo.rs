@@ -5,12 +5,31 @@ use sessions::store::SessionStore;
 use sessions::{NewSession, RealmSettingsUpdate, Result};
 
 const FIRST: &[&str] = &[
-    "Alice", "Bruno", "Chen", "Dana", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kavya", "Luca", "Maya",
-    "Nils", "Olga", "Pedro", "Rania", "Sofia", "Tomás", "Uma", "Viktor", "Wen", "Yara", "Zanele",
+    "Alice", "Bruno", "Chen", "Dana", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kavya",
+    "Luca", "Maya", "Nils", "Olga", "Pedro", "Rania", "Sofia", "Tomás", "Uma", "Viktor", "Wen",
+    "Yara", "Zanele",
 ];
 const LAST: &[&str] = &[
-    "Smith", "Okonkwo", "García", "Müller", "Rossi", "Dubois", "Kowalski", "Nakamura", "Silva", "Novak", "Haddad",
-    "Kim", "Nguyen", "Olsen", "Petrov", "Schmidt", "Tanaka", "Weber", "Lindqvist", "O'Brien",
+    "Smith",
+    "Okonkwo",
+    "García",
+    "Müller",
+    "Rossi",
+    "Dubois",
+    "Kowalski",
+    "Nakamura",
+    "Silva",
+    "Novak",
+    "Haddad",
+    "Kim",
+    "Nguyen",
+    "Olsen",
+    "Petrov",
+    "Schmidt",
+    "Tanaka",
+    "Weber",
+    "Lindqvist",
+    "O'Brien",
 ];
 const CLIENTS: &[&str] = &["portal", "mail", "crm", "mobile-app", "billing", "wiki"];
 const AGENTS: &[&str] = &[
@@ -50,7 +69,12 @@ pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
             client_ids.push(CLIENTS[next() as usize % CLIENTS.len()].to_owned());
         }
         let new = NewSession {
-            subject_id: format!("{}.{}{}", first.to_lowercase(), last.to_lowercase().replace('\'', ""), person),
+            subject_id: format!(
+                "{}.{}{}",
+                first.to_lowercase(),
+                last.to_lowercase().replace('\'', ""),
+                person
+            ),
             display_name: Some(format!("{first} {last}")),
             client_ids,
             ip: Some(format!("203.0.113.{}", next() % 254 + 1)),

@@ -25,10 +25,14 @@ pub struct Services {
 impl Services {
     /// Opens the store in `data_dir`, with a clear error when another process holds it.
     pub fn open(data_dir: &std::path::Path) -> Result<Services, String> {
-        std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
         let store = SledStore::open(data_dir).map_err(|e| {
             if e.to_string().contains("lock") || e.to_string().contains("WouldBlock") {
-                format!("{} is in use by another process (a running server?): stop it first", data_dir.display())
+                format!(
+                    "{} is in use by another process (a running server?): stop it first",
+                    data_dir.display()
+                )
             } else {
                 format!("cannot open the store in {}: {e}", data_dir.display())
             }
@@ -42,7 +46,10 @@ impl Services {
 /// The whole HTTP surface: the JSON API and the dashboard with its server functions and assets.
 pub fn router(services: &Services, leptos_options: LeptosOptions) -> Router {
     let store: Arc<dyn SessionStore> = services.store.clone();
-    let api = api::router(ApiState { store: store.clone(), keys: services.keys.clone() });
+    let api = api::router(ApiState {
+        store: store.clone(),
+        keys: services.keys.clone(),
+    });
     let routes = generate_route_list(app::App);
     let app_state = AppState { store };
     let dashboard = Router::new()

@@ -15,7 +15,8 @@ use sessions::store::SessionStore;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sled=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sled=warn".into()),
         )
         .init();
     let result = match Cli::parse().command {
@@ -46,7 +47,10 @@ fn leptos_options(args: &ServeArgs) -> LeptosOptions {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let services = Services::open(&args.data.data_dir)?;
     if let Some(key) = &args.bootstrap_api_key {
-        services.keys.register("bootstrap", key, &api::Scope::ALL, Utc::now()).map_err(|e| e.to_string())?;
+        services
+            .keys
+            .register("bootstrap", key, &api::Scope::ALL, Utc::now())
+            .map_err(|e| e.to_string())?;
     }
     if args.demo {
         let store = services.store.clone();
@@ -59,11 +63,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     }
     let store: Arc<dyn SessionStore> = services.store.clone();
-    let reaper = tokio::spawn(server::reaper::run(store, Duration::from_secs(args.reaper_interval_secs.max(1))));
+    let reaper = tokio::spawn(server::reaper::run(
+        store,
+        Duration::from_secs(args.reaper_interval_secs.max(1)),
+    ));
     let app = server::router(&services, leptos_options(&args));
-    let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    tracing::info!("serving the dashboard at http://{} and the API at http://{}/api/v1", args.addr, args.addr);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    tracing::info!(
+        "serving the dashboard at http://{} and the API at http://{}/api/v1",
+        args.addr,
+        args.addr
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
     reaper.abort();
     services.store.wait_durable().map_err(|e| e.to_string())?;
     tracing::info!("stopped");
@@ -76,7 +92,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -89,16 +106,28 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
     match cmd {
         ApiKeyCommand::Create { data, name, scopes } => {
             let services = Services::open(&data.data_dir)?;
-            let (key, secret) = services.keys.create(&name, &scopes, Utc::now()).map_err(|e| e.to_string())?;
+            let (key, secret) = services
+                .keys
+                .create(&name, &scopes, Utc::now())
+                .map_err(|e| e.to_string())?;
             let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
-            eprintln!("created API key '{}' with scopes {}; it is shown only now:", key.name, scopes.join(", "));
+            eprintln!(
+                "created API key '{}' with scopes {}; it is shown only now:",
+                key.name,
+                scopes.join(", ")
+            );
             println!("{secret}");
         }
         ApiKeyCommand::List { data } => {
             let services = Services::open(&data.data_dir)?;
             for key in services.keys.list().map_err(|e| e.to_string())? {
                 let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
-                println!("{}\t{}\t{}", key.name, scopes.join(","), key.created_at.to_rfc3339());
+                println!(
+                    "{}\t{}\t{}",
+                    key.name,
+                    scopes.join(","),
+                    key.created_at.to_rfc3339()
+                );
             }
         }
         ApiKeyCommand::Revoke { data, name } => {

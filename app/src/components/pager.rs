@@ -13,7 +13,10 @@ pub fn Pager(page: QueryResult, params: ListParams) -> impl IntoView {
     let first = (page.current_page.max(1) - 1) * count + 1;
     let shown = page.results.len() as u64;
     let summary = if shown == 0 {
-        format!("No sessions on this page of {}", thousands(page.total_count))
+        format!(
+            "No sessions on this page of {}",
+            thousands(page.total_count)
+        )
     } else {
         format!(
             "Showing {}–{} of {}",

@@ -46,7 +46,10 @@ impl ListParams {
 
     /// The link to this listing.
     pub fn href(&self) -> String {
-        format!("/?{}", serde_urlencoded::to_string(self).unwrap_or_default())
+        format!(
+            "/?{}",
+            serde_urlencoded::to_string(self).unwrap_or_default()
+        )
     }
 
     /// The store query these parameters ask for.
@@ -57,14 +60,21 @@ impl ListParams {
             display_name: self.display_name.clone(),
             client_id: self.client_id.clone(),
             count: self.count,
-            sort: self.sort.as_deref().and_then(SortKey::parse).unwrap_or_default(),
+            sort: self
+                .sort
+                .as_deref()
+                .and_then(SortKey::parse)
+                .unwrap_or_default(),
             results_token: self.results_token.clone(),
             prior: self.prior.unwrap_or(false),
         }
     }
 
     fn has_filter(&self) -> bool {
-        self.subject_id.is_some() || self.sid.is_some() || self.display_name.is_some() || self.client_id.is_some()
+        self.subject_id.is_some()
+            || self.sid.is_some()
+            || self.display_name.is_some()
+            || self.client_id.is_some()
     }
 }
 
@@ -73,7 +83,10 @@ impl ListParams {
 pub fn SessionsPage() -> impl IntoView {
     let query = use_query_map();
     let params = Memo::new(move |_| query.with(ListParams::from_query));
-    let data = Resource::new(move || params.get(), |p| async move { load_sessions(p.realm.clone(), p.to_query()).await });
+    let data = Resource::new(
+        move || params.get(),
+        |p| async move { load_sessions(p.realm.clone(), p.to_query()).await },
+    );
 
     view! {
         <h1>"Sessions"</h1>
@@ -128,8 +141,13 @@ fn SessionsBody(view: SessionsView, params: ListParams) -> impl IntoView {
     let page = view.page.clone();
     let body = match page {
         Some(page) if page.results.is_empty() => {
-            let what = if params.has_filter() { "matching these filters" } else { "in this realm" };
-            view! { <p class="notice empty">{format!("No active session found {what}.")}</p> }.into_any()
+            let what = if params.has_filter() {
+                "matching these filters"
+            } else {
+                "in this realm"
+            };
+            view! { <p class="notice empty">{format!("No active session found {what}.")}</p> }
+                .into_any()
         }
         Some(page) => view! {
             <SessionTable sessions=page.results.clone()/>

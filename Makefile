@@ -1,0 +1,34 @@
+# The two commands: `make run` and `make test`. Everything else is a helper.
+.PHONY: run test setup build unit e2e lint fmt bench
+
+DATA_DIR ?= ./data
+ADDR ?= 127.0.0.1:3000
+
+setup:
+	./scripts/setup.sh
+
+build: setup
+	cargo leptos build
+
+## Builds and serves the dashboard and API on an embedded store in $(DATA_DIR), with a demo realm.
+run: build
+	@echo ""
+	@echo "  Dashboard: http://$(ADDR)/      API: http://$(ADDR)/api/v1/docs"
+	@echo ""
+	SESSIONS_DATA_DIR=$(DATA_DIR) SESSIONS_ADDR=$(ADDR) target/debug/server serve --demo
+
+## Every test: unit, property and HTTP tests, then the browser tests against the built server.
+test: build
+	cargo test --workspace --exclude frontend
+	cd end2end && npx playwright test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+## Prints a table of store figures (create, validate, queries, deep pages, removals, disk).
+bench:
+	cargo run --release -p sessions --example bench -- $(or $(SESSIONS),200000)

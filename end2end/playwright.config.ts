@@ -1,0 +1,42 @@
+import { defineConfig } from '@playwright/test';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+// The built server on its own port and a fresh data directory, with the demo realm and a key.
+const port = Number(process.env.E2E_PORT ?? 3107);
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessions-e2e-'));
+export const baseURL = `http://127.0.0.1:${port}`;
+export const apiKey = 'e2e-bootstrap-key-0123456789abcdef';
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  fullyParallel: false,
+  workers: 1,
+  reporter: [['list']],
+  outputDir: 'test-results',
+  use: {
+    baseURL,
+    screenshot: 'only-on-failure',
+    launchOptions: {
+      executablePath: '/usr/bin/chromium',
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+             '--disable-sync', '--no-first-run'],
+    },
+  },
+  webServer: {
+    command: `../target/debug/server serve --addr 127.0.0.1:${port} --data-dir ${dataDir} --demo`,
+    url: `${baseURL}/healthz`,
+    timeout: 120_000,
+    reuseExistingServer: false,
+    stdout: 'pipe',
+    env: {
+      LEPTOS_SITE_ROOT: '../target/site',
+      LEPTOS_OUTPUT_NAME: 'sessions-admin',
+      SESSIONS_BOOTSTRAP_API_KEY: apiKey,
+      RUST_LOG: 'warn',
+    },
+  },
+});

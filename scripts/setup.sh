@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, each piece only if it is missing. Safe to run often.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "0.3.0" ]; then
+  say "installing cargo-leptos 0.3.0 (about 10 minutes, once)"
+  cargo install cargo-leptos --version 0.3.0 --locked
+fi
+
+# The wasm-bindgen CLI must equal the wasm-bindgen crate in Cargo.lock exactly.
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ -n "$want" ] && [ "$have" != "$want" ]; then
+  say "installing wasm-bindgen-cli $want (Cargo.lock's version)"
+  cargo install wasm-bindgen-cli --version "$want" --force
+fi
+
+if [ "${SETUP_BROWSER:-1}" = "1" ]; then
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing Chromium for the browser tests"
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium
+  fi
+  if [ ! -d end2end/node_modules/@playwright/test ]; then
+    say "installing the Playwright test runner"
+    (cd end2end && npm ci --no-audit --no-fund)
+  fi
+fi
