@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 use sessions::store::{SessionStore, SledStore};
-use sessions::{NewSession, RealmSettingsUpdate, RemoveSessions, Session, SessionError, SessionQuery, SortKey};
+use sessions::{
+    NewSession, RealmSettingsUpdate, RemoveSessions, Session, SessionError, SessionQuery, SortKey,
+};
 
 const SUBJECTS: &[&str] = &["alice", "bob", "carol", "dave"];
 const FIRST: &[&str] = &["Alice", "alina", "Bob", "Smithers", "Ann-Marie", "Émile"];
@@ -44,7 +46,10 @@ fn populate(store: &SledStore, specs: &[Spec]) -> Vec<Session> {
         let created_at = t0() + TimeDelta::seconds(*created);
         let c = store.create_session("r", &new, created_at).unwrap();
         if let Some(r) = refreshed {
-            store.validate("r", &c.token, true, created_at + TimeDelta::seconds(*r)).unwrap().unwrap();
+            store
+                .validate("r", &c.token, true, created_at + TimeDelta::seconds(*r))
+                .unwrap()
+                .unwrap();
         }
     }
     all_sessions(store)
@@ -52,7 +57,10 @@ fn populate(store: &SledStore, specs: &[Spec]) -> Vec<Session> {
 
 fn all_sessions(store: &SledStore) -> Vec<Session> {
     let mut out = Vec::new();
-    let mut q = SessionQuery { count: Some(1000), ..Default::default() };
+    let mut q = SessionQuery {
+        count: Some(1000),
+        ..Default::default()
+    };
     loop {
         let page = store.query("r", &q).unwrap();
         out.extend(page.results);
@@ -64,7 +72,10 @@ fn all_sessions(store: &SledStore) -> Vec<Session> {
 }
 
 fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// What a query must answer, computed by brute force.
@@ -72,12 +83,18 @@ fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
     let mut rows: Vec<&Session> = all
         .iter()
         .filter(|s| q.subject_id.as_ref().is_none_or(|x| *x == s.subject_id))
-        .filter(|s| q.client_id.as_ref().is_none_or(|x| s.client_ids.contains(x)))
+        .filter(|s| {
+            q.client_id
+                .as_ref()
+                .is_none_or(|x| s.client_ids.contains(x))
+        })
         .filter(|s| q.sid.as_ref().is_none_or(|x| *x == s.sid))
         .filter(|s| {
             q.display_name.as_ref().is_none_or(|n| {
                 let have = words(s.display_name.as_deref().unwrap_or(""));
-                words(n).iter().all(|w| have.iter().any(|h| h.starts_with(w.as_str())))
+                words(n)
+                    .iter()
+                    .all(|w| have.iter().any(|h| h.starts_with(w.as_str())))
             })
         })
         .collect();
@@ -94,7 +111,17 @@ fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
     rows.into_iter().map(|s| s.sid.clone()).collect()
 }
 
-fn query_strategy() -> impl Strategy<Value = (Option<usize>, Option<usize>, Option<(usize, usize)>, bool, usize, u32)> {
+/// A generated query: subject, client, (name source, prefix length), use a sid, sort, count.
+type QuerySpec = (
+    Option<usize>,
+    Option<usize>,
+    Option<(usize, usize)>,
+    bool,
+    usize,
+    u32,
+);
+
+fn query_strategy() -> impl Strategy<Value = QuerySpec> {
     (
         proptest::option::of(0..SUBJECTS.len()),
         proptest::option::of(0..CLIENTS.len()),
@@ -183,18 +210,39 @@ fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go() {
     let (_dir, store) = store_with_realm();
     let mut keep = HashSet::new();
     for i in 0..60 {
-        let new = NewSession { subject_id: format!("u{}", i % 7), ..Default::default() };
-        let c = store.create_session("r", &new, t0() + TimeDelta::seconds(i)).unwrap();
+        let new = NewSession {
+            subject_id: format!("u{}", i % 7),
+            ..Default::default()
+        };
+        let c = store
+            .create_session("r", &new, t0() + TimeDelta::seconds(i))
+            .unwrap();
         keep.insert(c.session.sid);
     }
     // Sessions that will be removed while paging.
     let mut doomed = Vec::new();
     for i in 0..30 {
-        let new = NewSession { subject_id: "temp".into(), ..Default::default() };
-        doomed.push(store.create_session("r", &new, t0() + TimeDelta::seconds(i * 2) + TimeDelta::milliseconds(500)).unwrap().session.sid);
+        let new = NewSession {
+            subject_id: "temp".into(),
+            ..Default::default()
+        };
+        doomed.push(
+            store
+                .create_session(
+                    "r",
+                    &new,
+                    t0() + TimeDelta::seconds(i * 2) + TimeDelta::milliseconds(500),
+                )
+                .unwrap()
+                .session
+                .sid,
+        );
     }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut q = SessionQuery { count: Some(7), ..Default::default() };
+    let mut q = SessionQuery {
+        count: Some(7),
+        ..Default::default()
+    };
     let mut round = 0;
     loop {
         let page = store.query("r", &q).unwrap();
@@ -203,11 +251,28 @@ fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go() {
         }
         // Between pages: remove some, add some before and after the cursor.
         if let Some(sid) = doomed.pop() {
-            store.remove("r", &RemoveSessions { sids: vec![sid], ..Default::default() }, "test", Utc::now()).unwrap();
+            store
+                .remove(
+                    "r",
+                    &RemoveSessions {
+                        sids: vec![sid],
+                        ..Default::default()
+                    },
+                    "test",
+                    Utc::now(),
+                )
+                .unwrap();
         }
-        let new = NewSession { subject_id: "late".into(), ..Default::default() };
-        store.create_session("r", &new, t0() + TimeDelta::seconds(round * 3 + 1)).unwrap();
-        store.create_session("r", &new, t0() + TimeDelta::seconds(1000 + round)).unwrap();
+        let new = NewSession {
+            subject_id: "late".into(),
+            ..Default::default()
+        };
+        store
+            .create_session("r", &new, t0() + TimeDelta::seconds(round * 3 + 1))
+            .unwrap();
+        store
+            .create_session("r", &new, t0() + TimeDelta::seconds(1000 + round))
+            .unwrap();
         round += 1;
         if !page.has_next {
             break;
@@ -215,7 +280,12 @@ fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go() {
         q.results_token = page.results_token;
     }
     for sid in &keep {
-        assert_eq!(seen.get(sid), Some(&1), "{sid} seen {:?} times", seen.get(sid));
+        assert_eq!(
+            seen.get(sid),
+            Some(&1),
+            "{sid} seen {:?} times",
+            seen.get(sid)
+        );
     }
     assert!(seen.values().all(|&n| n == 1), "a row was repeated");
 }
@@ -224,10 +294,20 @@ fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go() {
 fn results_tokens_are_bound_to_their_query_and_tamper_evident() {
     let (_dir, store) = store_with_realm();
     for i in 0..10 {
-        let new = NewSession { subject_id: "alice".into(), display_name: Some("Alice".into()), ..Default::default() };
-        store.create_session("r", &new, t0() + TimeDelta::seconds(i)).unwrap();
+        let new = NewSession {
+            subject_id: "alice".into(),
+            display_name: Some("Alice".into()),
+            ..Default::default()
+        };
+        store
+            .create_session("r", &new, t0() + TimeDelta::seconds(i))
+            .unwrap();
     }
-    let q = SessionQuery { subject_id: Some("alice".into()), count: Some(3), ..Default::default() };
+    let q = SessionQuery {
+        subject_id: Some("alice".into()),
+        count: Some(3),
+        ..Default::default()
+    };
     let token = store.query("r", &q).unwrap().results_token.unwrap();
 
     let with = |f: &dyn Fn(&mut SessionQuery)| {
@@ -237,10 +317,22 @@ fn results_tokens_are_bound_to_their_query_and_tamper_evident() {
         store.query("r", &q2)
     };
     assert!(with(&|_| {}).is_ok());
-    assert_eq!(with(&|q| q.subject_id = Some("bob".into())), Err(SessionError::ResultsTokenMismatch));
-    assert_eq!(with(&|q| q.sort = SortKey::Expires), Err(SessionError::ResultsTokenMismatch));
-    assert_eq!(with(&|q| q.count = Some(4)), Err(SessionError::ResultsTokenMismatch));
-    assert_eq!(with(&|q| q.display_name = Some("ali".into())), Err(SessionError::ResultsTokenMismatch));
+    assert_eq!(
+        with(&|q| q.subject_id = Some("bob".into())),
+        Err(SessionError::ResultsTokenMismatch)
+    );
+    assert_eq!(
+        with(&|q| q.sort = SortKey::Expires),
+        Err(SessionError::ResultsTokenMismatch)
+    );
+    assert_eq!(
+        with(&|q| q.count = Some(4)),
+        Err(SessionError::ResultsTokenMismatch)
+    );
+    assert_eq!(
+        with(&|q| q.display_name = Some("ali".into())),
+        Err(SessionError::ResultsTokenMismatch)
+    );
     let mut tampered = token.clone().into_bytes();
     let i = tampered.len() / 2;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
@@ -248,11 +340,26 @@ fn results_tokens_are_bound_to_their_query_and_tamper_evident() {
         with(&|q| q.results_token = Some(String::from_utf8(tampered.clone()).unwrap())),
         Err(SessionError::InvalidResultsToken)
     );
-    assert_eq!(with(&|q| q.results_token = Some("garbage!".into())), Err(SessionError::InvalidResultsToken));
-    let no_token = SessionQuery { prior: true, ..Default::default() };
-    assert!(matches!(store.query("r", &no_token), Err(SessionError::InvalidRequest(_))));
+    assert_eq!(
+        with(&|q| q.results_token = Some("garbage!".into())),
+        Err(SessionError::InvalidResultsToken)
+    );
+    let no_token = SessionQuery {
+        prior: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.query("r", &no_token),
+        Err(SessionError::InvalidRequest(_))
+    ));
     for bad in [0, 1001] {
-        let q = SessionQuery { count: Some(bad), ..Default::default() };
-        assert!(matches!(store.query("r", &q), Err(SessionError::InvalidRequest(_))), "count {bad}");
+        let q = SessionQuery {
+            count: Some(bad),
+            ..Default::default()
+        };
+        assert!(
+            matches!(store.query("r", &q), Err(SessionError::InvalidRequest(_))),
+            "count {bad}"
+        );
     }
 }

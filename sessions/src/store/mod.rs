@@ -11,6 +11,8 @@ mod query;
 mod record;
 mod results_token;
 mod sled_store;
+#[cfg(test)]
+mod tests;
 
 pub use sled_store::SledStore;
 

@@ -1,0 +1,132 @@
+//! A revocation that returned survives a crash: the writer aborts right after removing, with no
+//! clean shutdown, and a new process finds the removal on disk.
+
+use std::process::Command;
+
+use chrono::Utc;
+use sessions::store::{SessionStore, SledStore};
+use sessions::{NewSession, RealmSettingsUpdate, RemoveSessions, SessionQuery};
+
+const CHILD_ENV: &str = "SESSIONS_CRASH_TEST_DIR";
+
+/// In the child: create sessions, remove every other one, report, and abort.
+fn child(dir: &str) -> ! {
+    let store = SledStore::open(dir).unwrap();
+    store
+        .put_realm("r", &RealmSettingsUpdate::default(), "t", Utc::now())
+        .unwrap();
+    let mut removed = Vec::new();
+    for i in 0..50 {
+        let new = NewSession {
+            subject_id: format!("u{i}"),
+            ..Default::default()
+        };
+        let c = store.create_session("r", &new, Utc::now()).unwrap();
+        if i % 2 == 0 {
+            let req = RemoveSessions {
+                sids: vec![c.session.sid.clone()],
+                ..Default::default()
+            };
+            assert_eq!(
+                store
+                    .remove("r", &req, "t", Utc::now())
+                    .unwrap()
+                    .sessions_removed,
+                1
+            );
+            removed.push(c.session.sid);
+        }
+    }
+    println!("REMOVED {}", removed.join(","));
+    std::process::abort();
+}
+
+#[test]
+fn removals_survive_an_abort() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        child(&dir);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "removals_survive_an_abort",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the child was meant to abort");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("REMOVED ").map(|(_, rest)| rest.trim()))
+        .unwrap_or_else(|| {
+            panic!(
+                "child did not report: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let removed: Vec<&str> = line.split(',').collect();
+    assert_eq!(removed.len(), 25);
+
+    let store = SledStore::open(dir.path()).unwrap();
+    for sid in removed {
+        assert!(
+            store.get_session("r", sid).is_err(),
+            "removed session {sid} came back after the crash"
+        );
+    }
+    let left = store.query("r", &SessionQuery::default()).unwrap();
+    assert_eq!(
+        left.total_count,
+        store.get_realm("r").unwrap().session_count
+    );
+    assert!(left.total_count <= 25);
+}
+
+#[test]
+fn concurrent_removals_share_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+    store
+        .put_realm("r", &RealmSettingsUpdate::default(), "t", Utc::now())
+        .unwrap();
+    let sids: Vec<String> = (0..160)
+        .map(|i| {
+            let new = NewSession {
+                subject_id: format!("u{i}"),
+                ..Default::default()
+            };
+            store
+                .create_session("r", &new, Utc::now())
+                .unwrap()
+                .session
+                .sid
+        })
+        .collect();
+    let before = store.durable_flushes();
+    let threads: Vec<_> = sids
+        .chunks(20)
+        .map(|chunk| {
+            let (store, chunk) = (store.clone(), chunk.to_vec());
+            std::thread::spawn(move || {
+                for sid in chunk {
+                    let req = RemoveSessions {
+                        sids: vec![sid],
+                        ..Default::default()
+                    };
+                    store.remove("r", &req, "t", Utc::now()).unwrap();
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let flushes = store.durable_flushes() - before;
+    assert!(
+        flushes > 0 && flushes < 160,
+        "{flushes} flushes for 160 durable removals"
+    );
+    assert_eq!(store.get_realm("r").unwrap().session_count, 0);
+}

@@ -1,0 +1,500 @@
+//! Sessions from creation to removal on a real sled directory: validation, refresh, expiry,
+//! quotas, properties, removal, realm isolation, reopening, and no token in clear.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use sessions::store::{SessionStore, SledStore};
+use sessions::{
+    NewSession, QuotaPolicy, RealmSettingsUpdate, RemoveAllSessions, RemoveSessions, SessionError,
+    SessionQuery,
+};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+}
+
+fn open(dir: &tempfile::TempDir) -> SledStore {
+    SledStore::open(dir.path()).unwrap()
+}
+
+fn realm(store: &SledStore, name: &str, update: RealmSettingsUpdate) {
+    store.put_realm(name, &update, "test", t0()).unwrap();
+}
+
+fn new(subject: &str) -> NewSession {
+    NewSession {
+        subject_id: subject.into(),
+        display_name: Some(format!("{subject} Example")),
+        client_ids: vec!["portal".into()],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn unknown_realms_are_errors_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let nf = |r: Result<_, SessionError>| matches!(r, Err(SessionError::RealmNotFound(_)));
+    assert!(nf(store.get_realm("nope").map(drop)));
+    assert!(nf(store.create_session("nope", &new("a"), t0()).map(drop)));
+    assert!(nf(store.validate("nope", "t", true, t0()).map(drop)));
+    assert!(nf(store.logout("nope", "t", t0()).map(drop)));
+    assert!(nf(store.add_client("nope", "s", "c").map(drop)));
+    assert!(nf(store.get_session("nope", "s").map(drop)));
+    assert!(nf(store.get_properties("nope", "t", t0()).map(drop)));
+    assert!(nf(store
+        .set_properties("nope", "t", &BTreeMap::new(), t0())
+        .map(drop)));
+    assert!(nf(store.query("nope", &SessionQuery::default()).map(drop)));
+    let rm = RemoveSessions {
+        subject_id: Some("a".into()),
+        ..Default::default()
+    };
+    assert!(nf(store.remove("nope", &rm, "t", t0()).map(drop)));
+    assert!(nf(store
+        .remove_all("nope", &RemoveAllSessions::default(), "t", t0())
+        .map(drop)));
+    assert!(
+        store.list_realms().unwrap().is_empty(),
+        "a lookup created a realm"
+    );
+    for bad in ["a/b", "", "tab\there", &"x".repeat(65)] {
+        assert!(matches!(
+            store.put_realm(bad, &Default::default(), "t", t0()),
+            Err(SessionError::InvalidRequest(_))
+        ));
+    }
+}
+
+#[test]
+fn validate_refresh_and_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let update = RealmSettingsUpdate {
+        idle_timeout_secs: Some(600),
+        absolute_lifetime_secs: Some(3600),
+        latest_access_update_interval_secs: Some(60),
+        ..Default::default()
+    };
+    realm(&store, "r", update);
+    let c = store.create_session("r", &new("alice"), t0()).unwrap();
+    assert!(c.token.len() >= 43, "token too short for 256 bits");
+    let at = |s: i64| t0() + TimeDelta::seconds(s);
+
+    // refresh=false never writes, even long after the interval.
+    let s = store
+        .validate("r", &c.token, false, at(300))
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.last_access_at, t0());
+    // refresh=true within the interval does not write either.
+    let s = store
+        .validate("r", &c.token, true, at(30))
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.last_access_at, t0());
+    // After the interval it writes once and extends the idle expiry.
+    let s = store
+        .validate("r", &c.token, true, at(300))
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.last_access_at, at(300));
+    assert_eq!(s.idle_expires_at, at(900));
+    let s = store
+        .validate("r", &c.token, true, at(320))
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.last_access_at, at(300), "wrote again within the interval");
+    // Idle expiry: not valid at 900 s without use, even though nothing reaped it.
+    assert!(store
+        .validate("r", &c.token, false, at(900))
+        .unwrap()
+        .is_none());
+    assert!(store
+        .validate("r", &c.token, true, at(901))
+        .unwrap()
+        .is_none());
+    // Absolute expiry wins over refreshing.
+    let c2 = store.create_session("r", &new("bob"), t0()).unwrap();
+    for m in 1..=59 {
+        assert!(
+            store
+                .validate("r", &c2.token, true, at(m * 60))
+                .unwrap()
+                .is_some(),
+            "minute {m}"
+        );
+    }
+    assert!(store
+        .validate("r", &c2.token, true, at(3600))
+        .unwrap()
+        .is_none());
+    // Garbage tokens are simply not valid.
+    for t in ["", "x", &"y".repeat(10_000)] {
+        assert!(store.validate("r", t, true, at(1)).unwrap().is_none());
+    }
+}
+
+#[test]
+fn reaper_removes_expired_sessions_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    realm(
+        &store,
+        "r",
+        RealmSettingsUpdate {
+            idle_timeout_secs: Some(60),
+            ..Default::default()
+        },
+    );
+    for i in 0..25 {
+        store
+            .create_session("r", &new(&format!("old{i}")), t0())
+            .unwrap();
+    }
+    let fresh = store
+        .create_session("r", &new("fresh"), t0() + TimeDelta::seconds(50))
+        .unwrap();
+    let later = t0() + TimeDelta::seconds(61);
+    assert_eq!(store.reap_expired(later, 10).unwrap(), 10);
+    assert_eq!(store.get_realm("r").unwrap().session_count, 16);
+    assert_eq!(store.reap_expired(later, 100).unwrap(), 15);
+    assert_eq!(store.reap_expired(later, 100).unwrap(), 0);
+    let realm = store.get_realm("r").unwrap();
+    assert_eq!(realm.session_count, 1);
+    assert!(store
+        .validate("r", &fresh.token, false, later)
+        .unwrap()
+        .is_some());
+    let q = SessionQuery {
+        display_name: Some("example".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.query("r", &q).unwrap().total_count, 1);
+}
+
+#[test]
+fn quotas_deny_or_evict_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    realm(
+        &store,
+        "deny",
+        RealmSettingsUpdate {
+            max_sessions_per_subject: Some(Some(2)),
+            ..Default::default()
+        },
+    );
+    let evict = RealmSettingsUpdate {
+        max_sessions_per_subject: Some(Some(2)),
+        quota_policy: Some(QuotaPolicy::EvictOldest),
+        ..Default::default()
+    };
+    realm(&store, "evict", evict);
+    store.create_session("deny", &new("a"), t0()).unwrap();
+    store.create_session("deny", &new("a"), t0()).unwrap();
+    assert_eq!(
+        store.create_session("deny", &new("a"), t0()),
+        Err(SessionError::QuotaExceeded("a".into()))
+    );
+    store.create_session("deny", &new("b"), t0()).unwrap();
+
+    let first = store.create_session("evict", &new("a"), t0()).unwrap();
+    let second = store
+        .create_session("evict", &new("a"), t0() + TimeDelta::seconds(1))
+        .unwrap();
+    let third = store
+        .create_session("evict", &new("a"), t0() + TimeDelta::seconds(2))
+        .unwrap();
+    let now = t0() + TimeDelta::seconds(3);
+    assert!(store
+        .validate("evict", &first.token, false, now)
+        .unwrap()
+        .is_none());
+    assert!(store
+        .validate("evict", &second.token, false, now)
+        .unwrap()
+        .is_some());
+    assert!(store
+        .validate("evict", &third.token, false, now)
+        .unwrap()
+        .is_some());
+    let q = SessionQuery {
+        subject_id: Some("a".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.query("evict", &q).unwrap().total_count, 2);
+    // Lifting the quota with an explicit null.
+    realm(
+        &store,
+        "deny",
+        RealmSettingsUpdate {
+            max_sessions_per_subject: Some(None),
+            ..Default::default()
+        },
+    );
+    store.create_session("deny", &new("a"), t0()).unwrap();
+}
+
+#[test]
+fn properties_clients_and_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    realm(
+        &store,
+        "r",
+        RealmSettingsUpdate {
+            property_whitelist: Some(vec!["theme".into()]),
+            ..Default::default()
+        },
+    );
+    let mut n = new("alice");
+    n.properties = BTreeMap::from([
+        ("theme".into(), "dark".into()),
+        ("risk".into(), "high".into()),
+    ]);
+    let c = store.create_session("r", &n, t0()).unwrap();
+    assert_eq!(
+        store.get_properties("r", &c.token, t0()).unwrap(),
+        BTreeMap::from([("theme".into(), "dark".into())])
+    );
+    let forbidden = BTreeMap::from([("risk".to_string(), "low".to_string())]);
+    assert_eq!(
+        store.set_properties("r", &c.token, &forbidden, t0()),
+        Err(SessionError::PropertyNotAllowed("risk".into()))
+    );
+    let set = BTreeMap::from([("theme".to_string(), "light".to_string())]);
+    store.set_properties("r", &c.token, &set, t0()).unwrap();
+    let s = store.get_session("r", &c.session.sid).unwrap();
+    assert_eq!(s.properties.get("theme").map(String::as_str), Some("light"));
+    assert_eq!(
+        s.properties.get("risk").map(String::as_str),
+        Some("high"),
+        "admins see every property"
+    );
+
+    let s = store.add_client("r", &c.session.sid, "mail").unwrap();
+    assert_eq!(s.client_ids, vec!["portal".to_string(), "mail".to_string()]);
+    store.add_client("r", &c.session.sid, "mail").unwrap();
+    let q = SessionQuery {
+        client_id: Some("mail".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.query("r", &q).unwrap().total_count, 1);
+    assert!(matches!(
+        store.add_client("r", "not-a-sid", "mail"),
+        Err(SessionError::SessionNotFound(_))
+    ));
+    assert!(matches!(
+        store.get_session("r", "00000000-0000-4000-8000-000000000000"),
+        Err(SessionError::SessionNotFound(_))
+    ));
+    let long = NewSession {
+        subject_id: "x".repeat(256),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.create_session("r", &long, t0()),
+        Err(SessionError::InvalidRequest(_))
+    ));
+}
+
+#[test]
+fn removal_selected_filtered_dry_run_and_realm_wide() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    realm(&store, "r", RealmSettingsUpdate::default());
+    realm(&store, "other", RealmSettingsUpdate::default());
+    let a1 = store.create_session("r", &new("alice"), t0()).unwrap();
+    let a2 = store.create_session("r", &new("alice"), t0()).unwrap();
+    let mut mail = new("bob");
+    mail.client_ids.push("mail".into());
+    let b = store.create_session("r", &mail, t0()).unwrap();
+    let o = store.create_session("other", &new("alice"), t0()).unwrap();
+
+    let empty = RemoveSessions::default();
+    assert!(matches!(
+        store.remove("r", &empty, "t", t0()),
+        Err(SessionError::InvalidRequest(_))
+    ));
+    let both = RemoveSessions {
+        sids: vec![a1.session.sid.clone()],
+        subject_id: Some("alice".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.remove("r", &both, "t", t0()),
+        Err(SessionError::InvalidRequest(_))
+    ));
+
+    let preview = RemoveSessions {
+        subject_id: Some("alice".into()),
+        dry_run: true,
+        ..Default::default()
+    };
+    let out = store.remove("r", &preview, "t", t0()).unwrap();
+    assert_eq!(
+        (
+            out.removed.len(),
+            out.sessions_removed,
+            out.clients_affected,
+            out.dry_run
+        ),
+        (2, 2, 1, true)
+    );
+    assert_eq!(
+        store.get_realm("r").unwrap().session_count,
+        3,
+        "a dry run removed something"
+    );
+
+    let selected = RemoveSessions {
+        sids: vec![a1.session.sid.clone(), o.session.sid.clone(), "junk".into()],
+        ..Default::default()
+    };
+    let out = store.remove("r", &selected, "t", t0()).unwrap();
+    assert_eq!(out.removed, vec![a1.session.sid.clone()]);
+    assert_eq!(
+        out.not_found,
+        vec![o.session.sid.clone(), "junk".to_string()],
+        "another realm's session was found"
+    );
+    assert_eq!(out.sessions_removed, 1);
+
+    let scoped = RemoveSessions {
+        subject_id: Some("bob".into()),
+        client_ids: Some(vec!["mail".into()]),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .remove("r", &scoped, "t", t0())
+            .unwrap()
+            .clients_affected,
+        1
+    );
+    assert!(store
+        .validate("r", &b.token, false, t0())
+        .unwrap()
+        .is_none());
+
+    let keep = RemoveSessions {
+        sid: Some(a2.session.sid.clone()),
+        remove_server_side_session: false,
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .remove("r", &keep, "t", t0())
+            .unwrap()
+            .sessions_removed,
+        0
+    );
+    assert!(store
+        .validate("r", &a2.token, false, t0())
+        .unwrap()
+        .is_some());
+
+    let all = store
+        .remove_all("r", &RemoveAllSessions::default(), "t", t0())
+        .unwrap();
+    assert_eq!(all.sessions_removed, 1);
+    assert_eq!(store.get_realm("r").unwrap().session_count, 0);
+    assert!(
+        store
+            .validate("other", &o.token, false, t0())
+            .unwrap()
+            .is_some(),
+        "realm-wide removal crossed realms"
+    );
+    assert!(
+        store
+            .validate("r", &o.token, false, t0())
+            .unwrap()
+            .is_none(),
+        "a token validated in another realm"
+    );
+    assert!(store.logout("other", &o.token, t0()).unwrap());
+    assert!(!store.logout("other", &o.token, t0()).unwrap());
+
+    let actions: Vec<String> = store
+        .audit_log(None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.action)
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "remove_sessions").count(),
+        3,
+        "{actions:?}"
+    );
+    assert_eq!(actions[0], "remove_all_sessions");
+}
+
+#[test]
+fn reopening_keeps_everything_and_no_token_is_stored_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tokens, page_token) = {
+        let store = open(&dir);
+        realm(&store, "r", RealmSettingsUpdate::default());
+        let tokens: Vec<String> = (0..20)
+            .map(|i| {
+                store
+                    .create_session("r", &new(&format!("u{i}")), t0())
+                    .unwrap()
+                    .token
+            })
+            .collect();
+        let q = SessionQuery {
+            count: Some(5),
+            ..Default::default()
+        };
+        let page = store.query("r", &q).unwrap();
+        store.wait_durable().unwrap();
+        (tokens, page.results_token.unwrap())
+    };
+    let store = open(&dir);
+    assert_eq!(store.get_realm("r").unwrap().session_count, 20);
+    for t in &tokens {
+        assert!(store.validate("r", t, false, t0()).unwrap().is_some());
+    }
+    let q = SessionQuery {
+        count: Some(5),
+        results_token: Some(page_token),
+        ..Default::default()
+    };
+    let page = store.query("r", &q).unwrap();
+    assert_eq!((page.current_page, page.results.len()), (2, 5));
+    drop(store);
+
+    let mut files = Vec::new();
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for entry in std::fs::read_dir(&p).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path)
+            } else {
+                files.push(std::fs::read(&path).unwrap())
+            }
+        }
+    }
+    assert!(files.iter().map(Vec::len).sum::<usize>() > 0);
+    use base64::Engine;
+    for t in &tokens {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t)
+            .unwrap();
+        for f in &files {
+            assert!(
+                !f.windows(t.len()).any(|w| w == t.as_bytes()),
+                "a token is stored in clear"
+            );
+            assert!(
+                !f.windows(raw.len()).any(|w| w == raw.as_slice()),
+                "a token's bytes are stored"
+            );
+        }
+    }
+}
