@@ -11,11 +11,14 @@ build: setup
 	cargo leptos build
 
 ## Builds and serves the dashboard and API on an embedded store in $(DATA_DIR), with a demo realm.
+## Signs in as `admin` with $(ADMIN_PASSWORD) (change it: make run ADMIN_PASSWORD=...).
+ADMIN_PASSWORD ?= change-me-now
 run: build
 	@echo ""
-	@echo "  Dashboard: http://$(ADDR)/      API: http://$(ADDR)/api/v1/docs"
+	@echo "  Dashboard: http://$(ADDR)/   sign in as 'admin' with password '$(ADMIN_PASSWORD)'"
+	@echo "  API docs:  http://$(ADDR)/api/v1/docs"
 	@echo ""
-	SESSIONS_DATA_DIR=$(DATA_DIR) SESSIONS_ADDR=$(ADDR) target/debug/server serve --demo
+	SESSIONS_DATA_DIR=$(DATA_DIR) SESSIONS_ADDR=$(ADDR) SESSIONS_ADMIN_PASSWORD=$(ADMIN_PASSWORD) target/debug/server serve --demo
 
 ## Every test: unit, property and HTTP tests, then the browser tests against the built server.
 test: build

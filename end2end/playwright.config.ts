@@ -8,6 +8,7 @@ const port = Number(process.env.E2E_PORT ?? 3107);
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessions-e2e-'));
 export const baseURL = `http://127.0.0.1:${port}`;
 export const apiKey = 'e2e-bootstrap-key-0123456789abcdef';
+export const adminPassword = 'e2e-admin-password-42';
 
 export default defineConfig({
   testDir: './tests',
@@ -36,6 +37,7 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: '../target/site',
       LEPTOS_OUTPUT_NAME: 'sessions-admin',
       SESSIONS_BOOTSTRAP_API_KEY: apiKey,
+      SESSIONS_ADMIN_PASSWORD: adminPassword,
       RUST_LOG: 'warn',
     },
   },

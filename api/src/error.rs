@@ -157,6 +157,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RealmPath {
             .map(|(_, v)| v)
             .ok_or_else(|| ApiError::not_found("no realm in the path"))?;
         sessions::validate::realm_name(&realm)?;
+        if realm.starts_with('_') {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "reserved_realm",
+                "realm names starting with '_' are reserved for the server",
+            ));
+        }
         Ok(RealmPath(realm))
     }
 }

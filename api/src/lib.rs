@@ -3,6 +3,7 @@
 //! document, health and Prometheus metrics. Handlers are thin: they check input and call the
 //! [`SessionStore`].
 
+pub mod admins;
 pub mod auth;
 pub mod error;
 mod metrics;
@@ -18,6 +19,7 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use admins::{AdminAccounts, ADMIN_REALM};
 pub use auth::{ApiKeys, Scope};
 pub use metrics::record_reaped;
 

@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use api::AdminAccounts;
 use sessions::store::SessionStore;
 
 /// The handles server functions need; provided by the server with `provide_context`.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn SessionStore>,
+    pub admins: Arc<AdminAccounts>,
 }

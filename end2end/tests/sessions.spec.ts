@@ -1,32 +1,103 @@
-import { test, expect, Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
+import { api, hydrated, signIn } from './helpers';
 
-async function hydrated(page: Page) {
-  await expect(page.locator('header.topbar')).toHaveAttribute('data-hydrated', 'true');
-}
+const firstSid = (page) => page.locator('table.sessions tbody tr').first().locator('td code[title]').getAttribute('title');
+
+test('signed out, the page says so and links to sign-in', async ({ page }) => {
+  await page.goto('/');
+  await hydrated(page);
+  await expect(page.getByText('You are not signed in.')).toBeVisible();
+  await expect(page.getByRole('link', { name: 'Sign in' })).toBeVisible();
+  await page.screenshot({ path: 'test-results/signed-out.png' });
+});
+
+test('a wrong password is refused with a message', async ({ page }) => {
+  await page.goto('/login');
+  await hydrated(page);
+  await page.getByLabel('Username').fill('admin');
+  await page.getByLabel('Password').fill('not the password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('alert')).toHaveText('Wrong username or password.');
+  await page.screenshot({ path: 'test-results/sign-in-refused.png' });
+});
 
 test('first page renders on the server and hydrates', async ({ page }) => {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto('/');
-  await expect(page.locator('h1')).toHaveText('Sessions');
-  await hydrated(page);
-  const rows = page.locator('table.sessions tbody tr');
-  await expect(rows).toHaveCount(25);
+  await signIn(page);
+  await expect(page.locator('table.sessions tbody tr')).toHaveCount(25);
   await expect(page.locator('.pager .summary')).toHaveText('Showing 1–25 of 3,000');
   await page.screenshot({ path: 'test-results/sessions-first-page.png', fullPage: true });
   expect(errors).toEqual([]);
 });
 
 test('next and previous land on the same rows', async ({ page }) => {
-  await page.goto('/');
-  await hydrated(page);
-  const firstSid = async () => page.locator('table.sessions tbody tr').first().locator('td code[title]').getAttribute('title');
-  const page1 = await firstSid();
+  await signIn(page);
+  const page1 = await firstSid(page);
   await page.getByRole('link', { name: 'Next' }).click();
   await expect(page.locator('.pager .summary')).toHaveText('Showing 26–50 of 3,000');
-  const page2 = await firstSid();
+  const page2 = await firstSid(page);
   expect(page2).not.toEqual(page1);
   await page.getByRole('link', { name: 'Previous' }).click();
   await expect(page.locator('.pager .summary')).toHaveText('Showing 1–25 of 3,000');
-  expect(await firstSid()).toEqual(page1);
+  expect(await firstSid(page)).toEqual(page1);
+});
+
+test('search by subject, select rows and revoke them with chosen flags', async ({ page, request }) => {
+  for (let i = 0; i < 3; i++) {
+    const r = await api(request, 'POST', '/api/v1/realms/demo/sessions', {
+      subject_id: 'e2e-victim', display_name: `Victim Number${i}`, client_ids: ['portal'],
+    });
+    expect(r.status).toBe(201);
+  }
+  await signIn(page);
+  await page.getByLabel('Subject').fill('e2e-victim');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await expect(page.locator('.pager .summary')).toHaveText('Showing 1–3 of 3');
+  await expect(page).toHaveURL(/subject_id=e2e-victim/);
+
+  const rows = page.locator('table.sessions tbody tr');
+  await rows.nth(0).getByRole('checkbox').check();
+  await rows.nth(1).getByRole('checkbox').check();
+  await page.getByRole('button', { name: 'Revoke selected (2)' }).click();
+  const dialog = page.getByRole('dialog');
+  await expect(dialog).toBeVisible();
+  await dialog.getByLabel('Revoke consents').uncheck();
+  await dialog.getByLabel('Reason').fill('e2e: suspicious sign-ins');
+  await dialog.getByRole('button', { name: 'Preview' }).click();
+  await expect(dialog.locator('[data-preview]')).toHaveText('Would end 2 sessions, 1 client affected.');
+  await page.screenshot({ path: 'test-results/revoke-dialog.png' });
+  await dialog.getByRole('button', { name: 'Confirm' }).click();
+  await expect(dialog).toBeHidden();
+  await expect(page.getByRole('status')).toHaveText('Ended 2 sessions, 1 client affected.');
+  await expect(page.locator('.pager .summary')).toHaveText('Showing 1–1 of 1');
+  await page.screenshot({ path: 'test-results/after-revoke.png', fullPage: true });
+
+  const left = await api(request, 'GET', '/api/v1/realms/demo/sessions?subject_id=e2e-victim');
+  expect(left.body.total_count).toBe(1);
+  const audit = await api(request, 'GET', '/api/v1/audit?count=1');
+  expect(audit.body.results[0].actor).toBe('admin:admin');
+  expect(audit.body.results[0].reason).toBe('e2e: suspicious sign-ins');
+});
+
+test('the own session row cannot be selected', async ({ page }) => {
+  await signIn(page);
+  await page.getByLabel('Realm').selectOption('_admin');
+  await page.getByRole('button', { name: 'Search' }).click();
+  const own = page.locator('table.sessions tbody tr.own');
+  await expect(own).toHaveCount(1);
+  await expect(own.getByText('this session')).toBeVisible();
+  await expect(own.getByRole('checkbox')).toBeDisabled();
+  await page.screenshot({ path: 'test-results/own-session.png' });
+});
+
+test('a display name holding markup renders as text', async ({ page, request }) => {
+  const name = '<script>window.pwned=1</script> Mallory';
+  const r = await api(request, 'POST', '/api/v1/realms/demo/sessions', { subject_id: 'e2e-xss', display_name: name });
+  expect(r.status).toBe(201);
+  await signIn(page);
+  await page.getByLabel('Subject').fill('e2e-xss');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await expect(page.locator('table.sessions tbody td.name').first()).toContainText(name);
+  expect(await page.evaluate(() => (window as any).pwned)).toBeUndefined();
 });

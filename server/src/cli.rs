@@ -20,6 +20,20 @@ pub enum Command {
     /// Create, list or revoke API keys (run while the server is stopped).
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Manage dashboard administrators (run while the server is stopped).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an administrator, or set a new password; the password is read from stdin.
+    Create {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        username: String,
+    },
 }
 
 /// Where the store lives.
@@ -43,6 +57,9 @@ pub struct ServeArgs {
     /// Registered at start-up as an API key with every scope, for automation and tests.
     #[arg(long, env = "SESSIONS_BOOTSTRAP_API_KEY", hide_env_values = true)]
     pub bootstrap_api_key: Option<String>,
+    /// If set, the password of the dashboard administrator `admin` (created if missing).
+    #[arg(long, env = "SESSIONS_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
     /// Seconds between runs of the expired-session reaper.
     #[arg(long, env = "SESSIONS_REAPER_INTERVAL_SECS", default_value_t = 10)]
     pub reaper_interval_secs: u64,

@@ -40,9 +40,14 @@ const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36",
 ];
 
-/// Creates realm `demo` with `sessions` sessions, unless some realm exists already.
+/// Creates realm `demo` with `sessions` sessions, unless a realm other than the server's reserved
+/// ones (named `_...`) exists already.
 pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
-    if !store.list_realms()?.is_empty() {
+    if store
+        .list_realms()?
+        .iter()
+        .any(|r| !r.name.starts_with('_'))
+    {
         return Ok(false);
     }
     let settings = RealmSettingsUpdate {

@@ -7,7 +7,7 @@ pub mod reaper;
 
 use std::sync::Arc;
 
-use api::{ApiKeys, ApiState};
+use api::{AdminAccounts, ApiKeys, ApiState};
 use app::state::AppState;
 use axum::Router;
 use leptos::prelude::*;
@@ -20,6 +20,7 @@ use tower_http::trace::TraceLayer;
 pub struct Services {
     pub store: Arc<SledStore>,
     pub keys: Arc<ApiKeys>,
+    pub admins: Arc<AdminAccounts>,
 }
 
 impl Services {
@@ -39,7 +40,12 @@ impl Services {
         })?;
         let store = Arc::new(store);
         let keys = Arc::new(ApiKeys::open(store.clone()).map_err(|e| e.to_string())?);
-        Ok(Services { store, keys })
+        let admins = Arc::new(AdminAccounts::open(store.clone()).map_err(|e| e.to_string())?);
+        Ok(Services {
+            store,
+            keys,
+            admins,
+        })
     }
 }
 
@@ -51,7 +57,10 @@ pub fn router(services: &Services, leptos_options: LeptosOptions) -> Router {
         keys: services.keys.clone(),
     });
     let routes = generate_route_list(app::App);
-    let app_state = AppState { store };
+    let app_state = AppState {
+        store,
+        admins: services.admins.clone(),
+    };
     let dashboard = Router::new()
         .leptos_routes_with_context(
             &leptos_options,

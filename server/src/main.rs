@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use clap::Parser;
 use leptos::config::LeptosOptions;
-use server::cli::{ApiKeyCommand, Cli, Command, ServeArgs};
+use server::cli::{AdminCommand, ApiKeyCommand, Cli, Command, ServeArgs};
 use server::Services;
 use sessions::store::SessionStore;
 
@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::ApiKey(cmd) => api_key(cmd),
+        Command::Admin(cmd) => admin(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,6 +52,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .keys
             .register("bootstrap", key, &api::Scope::ALL, Utc::now())
             .map_err(|e| e.to_string())?;
+    }
+    if let Some(password) = &args.admin_password {
+        services
+            .admins
+            .set_password("admin", password, Utc::now())
+            .map_err(|e| format!("SESSIONS_ADMIN_PASSWORD: {e}"))?;
+        tracing::info!(
+            "administrator 'admin' can sign in with the password from SESSIONS_ADMIN_PASSWORD"
+        );
     }
     if args.demo {
         let store = services.store.clone();
@@ -100,6 +110,26 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
+
+fn admin(cmd: AdminCommand) -> Result<(), String> {
+    match cmd {
+        AdminCommand::Create { data, username } => {
+            let services = Services::open(&data.data_dir)?;
+            eprintln!("password for '{username}' (one line on stdin):");
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| e.to_string())?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            services
+                .admins
+                .set_password(&username, password, Utc::now())
+                .map_err(|e| e.to_string())?;
+            eprintln!("administrator '{username}' can now sign in to the dashboard");
+        }
+    }
+    Ok(())
 }
 
 fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {

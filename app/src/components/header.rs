@@ -1,19 +1,42 @@
 //! The top bar.
 
+use leptos::form::ActionForm;
 use leptos::prelude::*;
 
-/// Product name and navigation. Carries `data-hydrated` so tests can tell when the page is live.
+use crate::server_fns::auth::{current_admin, SignOut};
+
+/// Product name, navigation and who is signed in. Carries `data-hydrated` so tests can tell when
+/// the page is live.
 #[component]
 pub fn Header() -> impl IntoView {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
+    // Asked again on every navigation, so signing in or out shows at once.
+    let location = leptos_router::hooks::use_location();
+    let admin = Resource::new(move || location.pathname.get(), |_| current_admin());
+    let sign_out = ServerAction::<SignOut>::new();
     view! {
         <header class="topbar" data-hydrated=move || hydrated.get().to_string()>
             <a class="brand" href="/">"Sessions"</a>
             <nav aria-label="Main">
                 <a href="/">"Sessions"</a>
-                <a href="/api/v1/docs">"API"</a>
+                <a href="/api/v1/docs" rel="external">"API"</a>
             </nav>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match admin.await {
+                        Ok(Some(a)) => view! {
+                            <div class="who">
+                                <span>"Signed in as " <strong>{a.username}</strong></span>
+                                <ActionForm action=sign_out>
+                                    <button type="submit">"Sign out"</button>
+                                </ActionForm>
+                            </div>
+                        }.into_any(),
+                        _ => ().into_any(),
+                    }
+                })}
+            </Transition>
         </header>
     }
 }

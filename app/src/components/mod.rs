@@ -2,4 +2,5 @@
 
 pub mod header;
 pub mod pager;
+pub mod revoke_dialog;
 pub mod session_table;

@@ -1,4 +1,6 @@
-//! The table of sessions.
+//! The table of sessions, with a checkbox per row for revocation.
+
+use std::collections::BTreeSet;
 
 use chrono::Utc;
 use leptos::prelude::*;
@@ -13,24 +15,77 @@ fn When(t: chrono::DateTime<Utc>) -> impl IntoView {
     view! { <time datetime=t.to_rfc3339() title=exact(t)>{relative(t, now)}</time> }
 }
 
-/// One row per session.
+/// One row per session. `selected` holds the checked sids; the row of `own_sid` (the
+/// administrator's own session) cannot be selected.
 #[component]
-pub fn SessionTable(sessions: Vec<Session>) -> impl IntoView {
+pub fn SessionTable(
+    sessions: Vec<Session>,
+    own_sid: String,
+    selected: RwSignal<BTreeSet<String>>,
+) -> impl IntoView {
+    let selectable: Vec<String> = sessions
+        .iter()
+        .map(|s| s.sid.clone())
+        .filter(|s| *s != own_sid)
+        .collect();
+    let all_checked = {
+        let selectable = selectable.clone();
+        Memo::new(move |_| {
+            !selectable.is_empty()
+                && selected.with(|sel| selectable.iter().all(|s| sel.contains(s)))
+        })
+    };
+    let toggle_all = move |_| {
+        let check = !all_checked.get_untracked();
+        selected.update(|sel| {
+            for sid in &selectable {
+                if check {
+                    sel.insert(sid.clone());
+                } else {
+                    sel.remove(sid);
+                }
+            }
+        });
+    };
     let rows = sessions
         .into_iter()
         .map(|s| {
+            let own = s.sid == own_sid;
+            let sid = s.sid.clone();
+            let sid_for_check = sid.clone();
+            let checked = move || selected.with(|sel| sel.contains(&sid_for_check));
+            let toggle = move |_| {
+                selected.update(|sel| {
+                    if !sel.remove(&sid) {
+                        sel.insert(sid.clone());
+                    }
+                })
+            };
+            let label = format!("Select session of {}", s.display_name.clone().unwrap_or_else(|| s.subject_id.clone()));
             let short_sid = s.sid.chars().take(8).collect::<String>();
+            let detail = format!("{}…", short_sid);
+            let expires = s.effective_expiry();
+            let expired = expires <= Utc::now();
             view! {
-                <tr>
-                    <td class="name">{s.display_name.clone().unwrap_or_else(|| "—".into())}</td>
+                <tr class:own=own>
+                    <td class="check">
+                        <input type="checkbox" aria-label=label prop:checked=checked on:change=toggle disabled=own/>
+                    </td>
+                    <td class="name">
+                        {s.display_name.clone().unwrap_or_else(|| "—".into())}
+                        {own.then(|| view! { <span class="badge">"this session"</span> })}
+                    </td>
                     <td><code>{s.subject_id.clone()}</code></td>
-                    <td><code title=s.sid.clone()>{short_sid}"…"</code></td>
+                    <td><code title=s.sid.clone()>{detail}</code></td>
                     <td class="clients">
                         {s.client_ids.iter().map(|c| view! { <span class="chip">{c.clone()}</span> }).collect_view()}
                     </td>
                     <td><When t=s.created_at/></td>
                     <td><When t=s.last_access_at/></td>
-                    <td><When t=s.effective_expiry()/></td>
+                    <td>
+                        <When t=expires/>
+                        {expired.then(|| view! { <span class="badge">"expired"</span> })}
+                    </td>
                     <td>{s.ip.clone().unwrap_or_default()}</td>
                     <td class="ua" title=s.user_agent.clone().unwrap_or_default()>{s.user_agent.clone().unwrap_or_default()}</td>
                 </tr>
@@ -42,6 +97,10 @@ pub fn SessionTable(sessions: Vec<Session>) -> impl IntoView {
             <table class="sessions">
                 <thead>
                     <tr>
+                        <th scope="col" class="check">
+                            <input type="checkbox" aria-label="Select every session on this page"
+                                prop:checked=move || all_checked.get() on:change=toggle_all/>
+                        </th>
                         <th scope="col">"Display name"</th>
                         <th scope="col">"Subject"</th>
                         <th scope="col">"Session ID"</th>

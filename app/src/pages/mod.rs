@@ -1,3 +1,4 @@
 //! One component per route.
 
+pub mod login;
 pub mod sessions;

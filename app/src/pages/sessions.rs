@@ -8,10 +8,15 @@ use leptos_router::params::ParamsMap;
 use serde::{Deserialize, Serialize};
 use sessions::{SessionQuery, SortKey};
 
+use std::collections::BTreeSet;
+
 use crate::components::pager::Pager;
+use crate::components::revoke_dialog::{describe, RevokeDialog};
 use crate::components::session_table::SessionTable;
 use crate::format::thousands;
+use crate::pages::login::clean;
 use crate::server_fns::sessions::{load_sessions, SessionsView};
+use crate::server_fns::NOT_SIGNED_IN;
 
 /// The sessions page's URL parameters.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -87,15 +92,24 @@ pub fn SessionsPage() -> impl IntoView {
         move || params.get(),
         |p| async move { load_sessions(p.realm.clone(), p.to_query()).await },
     );
+    let notice = RwSignal::new(None::<String>);
+    let on_done = Callback::new(move |outcome: sessions::RemoveOutcome| {
+        notice.set(Some(describe(&outcome)));
+        data.refetch();
+    });
 
     view! {
         <h1>"Sessions"</h1>
+        {move || notice.get().map(|n| view! { <p class="notice ok" role="status">{n}</p> })}
         <Transition fallback=|| view! { <p class="notice">"Loading sessions…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(view) => view! { <SessionsBody view params=params.get_untracked()/> }.into_any(),
+                    Ok(view) => view! { <SessionsBody view params=params.get_untracked() on_done/> }.into_any(),
+                    Err(e) if clean(&e.to_string()) == NOT_SIGNED_IN => view! {
+                        <p class="notice">{NOT_SIGNED_IN} " " <a href="/login">"Sign in"</a> " to see sessions."</p>
+                    }.into_any(),
                     Err(e) => view! {
-                        <p class="notice error" role="alert">{format!("Could not load sessions: {e}")}</p>
+                        <p class="notice error" role="alert">{format!("Could not load sessions: {}", clean(&e.to_string()))}</p>
                     }.into_any(),
                 }
             })}
@@ -105,7 +119,11 @@ pub fn SessionsPage() -> impl IntoView {
 
 /// Everything below the title once the data is there.
 #[component]
-fn SessionsBody(view: SessionsView, params: ListParams) -> impl IntoView {
+fn SessionsBody(
+    view: SessionsView,
+    params: ListParams,
+    on_done: Callback<sessions::RemoveOutcome>,
+) -> impl IntoView {
     let Some(realm) = view.realm.clone() else {
         return view! {
             <p class="notice">"No realm exists yet. Create one with " <code>"PUT /api/v1/realms/{name}"</code> "."</p>
@@ -139,6 +157,9 @@ fn SessionsBody(view: SessionsView, params: ListParams) -> impl IntoView {
         .collect_view();
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let page = view.page.clone();
+    let selected = RwSignal::new(BTreeSet::<String>::new());
+    let dialog_open = RwSignal::new(false);
+    let own_sid = view.own_sid.clone();
     let body = match page {
         Some(page) if page.results.is_empty() => {
             let what = if params.has_filter() {
@@ -150,8 +171,15 @@ fn SessionsBody(view: SessionsView, params: ListParams) -> impl IntoView {
                 .into_any()
         }
         Some(page) => view! {
-            <SessionTable sessions=page.results.clone()/>
+            <div class="toolbar">
+                <button type="button" class="danger" disabled=move || selected.with(BTreeSet::is_empty)
+                    on:click=move |_| dialog_open.set(true)>
+                    {move || format!("Revoke selected ({})", selected.with(BTreeSet::len))}
+                </button>
+            </div>
+            <SessionTable sessions=page.results.clone() own_sid=own_sid selected/>
             <Pager page=page params=params.clone()/>
+            <RevokeDialog realm=realm.clone() selected open=dialog_open on_done/>
         }
         .into_any(),
         None => ().into_any(),

@@ -1,24 +1,47 @@
-//! Server functions: the dashboard's only way to the session service.
+//! Server functions: the dashboard's only way to the session service. Every one of them but
+//! sign-in requires a signed-in administrator.
 
+pub mod auth;
 pub mod sessions;
+
+/// The error text server functions answer when nobody is signed in.
+pub const NOT_SIGNED_IN: &str = "You are not signed in.";
 
 #[cfg(feature = "ssr")]
 mod ssr {
     use leptos::prelude::*;
-    use sessions::store::SessionStore;
-    use std::sync::Arc;
 
     use crate::state::AppState;
 
-    /// The store, from the context the server provides.
-    pub fn store() -> Result<Arc<dyn SessionStore>, ServerFnError> {
+    /// The server's handles, from the context it provides.
+    pub fn state() -> Result<AppState, ServerFnError> {
         use_context::<AppState>()
-            .map(|s| s.store)
             .ok_or_else(|| ServerFnError::new("the server provided no session store"))
     }
 
-    /// A session-service error as the message the dashboard shows.
+    /// An error answer with a fitting HTTP status (server functions answer 500 otherwise).
+    pub fn fail(status: u16, message: impl std::fmt::Display) -> ServerFnError {
+        if let (Some(response), Ok(status)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            axum::http::StatusCode::from_u16(status),
+        ) {
+            response.set_status(status);
+        }
+        ServerFnError::new(message.to_string())
+    }
+
+    /// A session-service error as the message the dashboard shows, with its status.
     pub fn shown(e: sessions::SessionError) -> ServerFnError {
-        ServerFnError::new(e.to_string())
+        fail(e.status(), e)
+    }
+
+    /// Runs a store call that may wait for the disk on a blocking thread.
+    pub async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> sessions::Result<T> + Send + 'static,
+    ) -> Result<T, ServerFnError> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| ServerFnError::new(e.to_string()))?
+            .map_err(shown)
     }
 }

@@ -1,8 +1,9 @@
-//! Sessions: what the sessions page shows.
+//! Sessions: what the sessions page shows, and revocation.
 
 use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
-use sessions::{QueryResult, Realm, SessionQuery};
+use sessions::{QueryResult, Realm, RemoveOutcome, RemoveSessions, SessionQuery};
 
 /// Everything the sessions page needs, in one round trip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -11,6 +12,8 @@ pub struct SessionsView {
     /// The realm shown: the one asked for, else the first.
     pub realm: Option<String>,
     pub page: Option<QueryResult>,
+    /// The signed-in administrator's own dashboard session.
+    pub own_sid: String,
 }
 
 /// The realms, and one page of the chosen realm's sessions.
@@ -19,12 +22,15 @@ pub async fn load_sessions(
     realm: Option<String>,
     query: SessionQuery,
 ) -> Result<SessionsView, ServerFnError> {
-    use super::ssr::{shown, store};
-    let store = store()?;
+    use super::auth::ssr::require_admin;
+    use super::ssr::{shown, state};
+    let admin = require_admin().await?;
+    let store = state()?.store;
     let realms = store.list_realms().map_err(shown)?;
-    let realm = realm
-        .filter(|r| !r.is_empty())
-        .or_else(|| realms.first().map(|r| r.name.clone()));
+    let realm = realm.filter(|r| !r.is_empty()).or_else(|| {
+        let first_user_realm = realms.iter().find(|r| !r.name.starts_with('_'));
+        first_user_realm.or(realms.first()).map(|r| r.name.clone())
+    });
     let page = match &realm {
         Some(r) => Some(store.query(r, &query).map_err(shown)?),
         None => None,
@@ -33,5 +39,32 @@ pub async fn load_sessions(
         realms,
         realm,
         page,
+        own_sid: admin.sid,
     })
+}
+
+/// Ends sessions (or, with `dry_run`, previews it). The administrator's own session is refused.
+#[server(input = Json)]
+pub async fn revoke_sessions(
+    realm: String,
+    request: RemoveSessions,
+) -> Result<RemoveOutcome, ServerFnError> {
+    use super::auth::ssr::require_admin;
+    use super::ssr::{blocking, fail, state};
+    let admin = require_admin().await?;
+    if realm == api::ADMIN_REALM {
+        let own = request.sids.contains(&admin.sid) || request.sid.as_deref() == Some(&admin.sid);
+        let by_subject = request.sids.is_empty()
+            && request.sid.is_none()
+            && request.subject_id.as_deref() == Some(&admin.username);
+        if own || by_subject {
+            return Err(fail(
+                409,
+                "You cannot revoke the session you are signed in with.",
+            ));
+        }
+    }
+    let store = state()?.store;
+    let actor = format!("admin:{}", admin.username);
+    blocking(move || store.remove(&realm, &request, &actor, chrono::Utc::now())).await
 }
