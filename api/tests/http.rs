@@ -467,6 +467,20 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
         ),
         (
             Method::PUT,
+            "/api/v1/realms/_admin".into(),
+            Some(json!({})),
+            StatusCode::BAD_REQUEST,
+            "reserved_realm",
+        ),
+        (
+            Method::GET,
+            "/api/v1/realms/_admin/sessions".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "reserved_realm",
+        ),
+        (
+            Method::PUT,
             "/api/v1/realms/acme".into(),
             Some(json!({"max_sessions_per_subject": 0})),
             StatusCode::BAD_REQUEST,

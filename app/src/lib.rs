@@ -49,6 +49,8 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <p class="notice error">"Page not found."</p> }>
                     <Route path=path!("/") view=pages::sessions::SessionsPage/>
                     <Route path=path!("/login") view=pages::login::LoginPage/>
+                    <Route path=path!("/audit") view=pages::audit::AuditPage/>
+                    <Route path=path!("/sessions/:realm/:sid") view=pages::session_detail::SessionDetailPage/>
                 </Routes>
             </main>
         </Router>

@@ -51,7 +51,7 @@ pub async fn get_realm(
     Ok(Json(state.store.get_realm(&realm)?))
 }
 
-/// Every realm with its session count.
+/// Every realm with its session count (the server's reserved `_` realms are not listed).
 #[utoipa::path(get, path = "/api/v1/realms", tag = "realms",
     responses((status = 200, body = RealmList), (status = "4XX", body = ErrorBody)),
     security(("api_key" = ["sessions:admin"])))]

@@ -4,10 +4,21 @@
 use std::collections::BTreeSet;
 
 use leptos::prelude::*;
-use sessions::{RemoveOutcome, RemoveSessions};
+use sessions::{RemoveAllSessions, RemoveOutcome, RemoveSessions};
 
 use crate::pages::login::clean;
-use crate::server_fns::sessions::revoke_sessions;
+use crate::server_fns::sessions::{revoke_all_sessions, revoke_sessions};
+
+/// What the dialog revokes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RevokeTarget {
+    /// The sessions whose sids are selected.
+    Selected,
+    /// Every session of one subject.
+    Subject(String),
+    /// Every session of the realm; needs the realm's name typed to confirm.
+    Realm,
+}
 
 /// One labelled flag checkbox.
 #[component]
@@ -22,19 +33,21 @@ fn Flag(label: &'static str, value: RwSignal<bool>) -> impl IntoView {
 
 /// Summary of what a removal did or would do.
 pub fn describe(o: &RemoveOutcome) -> String {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
     let verb = if o.dry_run { "Would end" } else { "Ended" };
+    // A realm-wide sign-out lists no sids; its count is the records removed.
+    let ended = (o.removed.len() as u64).max(o.sessions_removed);
     let mut text = format!(
-        "{verb} {} session{}, {} client{} affected",
-        o.removed.len(),
-        if o.removed.len() == 1 { "" } else { "s" },
+        "{verb} {ended} session{}, {} client{} affected",
+        plural(ended),
         o.clients_affected,
-        if o.clients_affected == 1 { "" } else { "s" },
+        plural(o.clients_affected)
     );
-    if o.sessions_removed as usize != o.removed.len() {
+    if o.sessions_removed < ended {
         text.push_str(&format!(
             ", {} record{} removed",
             o.sessions_removed,
-            if o.sessions_removed == 1 { "" } else { "s" }
+            plural(o.sessions_removed)
         ));
     }
     if !o.not_found.is_empty() {
@@ -44,12 +57,12 @@ pub fn describe(o: &RemoveOutcome) -> String {
     text
 }
 
-/// The dialog for revoking the selected sessions of `realm`.
+/// The dialog for revoking sessions of `realm`: the selected ones, a subject's, or all.
 #[component]
 pub fn RevokeDialog(
     realm: String,
     selected: RwSignal<BTreeSet<String>>,
-    open: RwSignal<bool>,
+    target: RwSignal<Option<RevokeTarget>>,
     on_done: Callback<RemoveOutcome>,
 ) -> impl IntoView {
     let remove_record = RwSignal::new(true);
@@ -58,7 +71,15 @@ pub fn RevokeDialog(
     let backchannel = RwSignal::new(true);
     let clients = RwSignal::new(String::new());
     let reason = RwSignal::new(String::new());
-    let request = move |dry_run: bool| {
+    let typed = RwSignal::new(String::new());
+    let text = |s: RwSignal<String>| {
+        let v = s.get_untracked();
+        (!v.trim().is_empty()).then(|| v.trim().to_owned())
+    };
+    let realm_for_run = realm.clone();
+    let run = Action::new(move |dry_run: &bool| {
+        let realm = realm_for_run.clone();
+        let dry_run = *dry_run;
         let scope: Vec<String> = clients
             .get_untracked()
             .split(',')
@@ -66,47 +87,98 @@ pub fn RevokeDialog(
             .filter(|c| !c.is_empty())
             .map(str::to_owned)
             .collect();
-        let reason = reason.get_untracked();
-        RemoveSessions {
-            sids: selected.get_untracked().into_iter().collect(),
-            client_ids: (!scope.is_empty()).then_some(scope),
-            remove_server_side_session: remove_record.get_untracked(),
-            revoke_tokens: revoke_tokens.get_untracked(),
-            revoke_consents: revoke_consents.get_untracked(),
-            send_backchannel_logout: backchannel.get_untracked(),
-            dry_run,
-            reason: (!reason.trim().is_empty()).then(|| reason.trim().to_owned()),
-            ..Default::default()
+        let target = target.get_untracked();
+        let reason = text(reason);
+        let (remove, tokens, consents, notify) = (
+            remove_record.get_untracked(),
+            revoke_tokens.get_untracked(),
+            revoke_consents.get_untracked(),
+            backchannel.get_untracked(),
+        );
+        let sids: Vec<String> = selected.get_untracked().into_iter().collect();
+        async move {
+            match target {
+                Some(RevokeTarget::Realm) => {
+                    let req = RemoveAllSessions {
+                        remove_server_side_session: remove,
+                        revoke_tokens: tokens,
+                        revoke_consents: consents,
+                        send_backchannel_logout: notify,
+                        dry_run,
+                        reason,
+                    };
+                    revoke_all_sessions(realm, req).await
+                }
+                other => {
+                    let req = RemoveSessions {
+                        sids: if other == Some(RevokeTarget::Selected) {
+                            sids
+                        } else {
+                            Vec::new()
+                        },
+                        subject_id: match other {
+                            Some(RevokeTarget::Subject(s)) => Some(s),
+                            _ => None,
+                        },
+                        client_ids: (!scope.is_empty()).then_some(scope),
+                        remove_server_side_session: remove,
+                        revoke_tokens: tokens,
+                        revoke_consents: consents,
+                        send_backchannel_logout: notify,
+                        dry_run,
+                        reason,
+                        ..Default::default()
+                    };
+                    revoke_sessions(realm, req).await
+                }
+            }
         }
-    };
-    let run = Action::new(move |req: &RemoveSessions| {
-        let (realm, req) = (realm.clone(), req.clone());
-        async move { revoke_sessions(realm, req).await }
     });
     let preview = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
+    let close = move || {
+        target.set(None);
+        preview.set(None);
+        error.set(None);
+        typed.set(String::new());
+    };
     Effect::new(move |_| match run.value().get() {
         Some(Ok(outcome)) if outcome.dry_run => {
             error.set(None);
             preview.set(Some(describe(&outcome)));
         }
         Some(Ok(outcome)) => {
-            error.set(None);
-            preview.set(None);
-            open.set(false);
-            selected.set(BTreeSet::new());
+            close();
+            if matches!(target.get_untracked(), None | Some(RevokeTarget::Selected)) {
+                selected.set(BTreeSet::new());
+            }
             on_done.run(outcome);
         }
         Some(Err(e)) => error.set(Some(clean(&e.to_string()))),
         None => {}
     });
-    let count = move || selected.with(BTreeSet::len);
+    let realm_name = realm.clone();
+    let title = move || match target.get() {
+        Some(RevokeTarget::Selected) => {
+            let n = selected.with(BTreeSet::len);
+            format!(
+                "Revoke {n} selected session{}",
+                if n == 1 { "" } else { "s" }
+            )
+        }
+        Some(RevokeTarget::Subject(s)) => format!("Revoke all sessions of {s}"),
+        Some(RevokeTarget::Realm) => format!("Sign out all sessions in realm {realm_name}"),
+        None => String::new(),
+    };
+    let is_realm = move || target.get() == Some(RevokeTarget::Realm);
+    let realm_confirm = realm.clone();
+    let confirmed = Signal::derive(move || !is_realm() || typed.get() == realm_confirm);
     view! {
-        <Show when=move || open.get()>
+        <Show when=move || target.get().is_some()>
             <div class="backdrop">
                 <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="revoke-title"
-                    on:keydown=move |ev| if ev.key() == "Escape" { open.set(false) }>
-                    <h2 id="revoke-title">{move || format!("Revoke {} selected session{}", count(), if count() == 1 { "" } else { "s" })}</h2>
+                    on:keydown=move |ev| if ev.key() == "Escape" { close() }>
+                    <h2 id="revoke-title">{title.clone()}</h2>
                     <fieldset>
                         <legend>"Revocation also"</legend>
                         <Flag label="Remove server-side session" value=remove_record/>
@@ -114,22 +186,30 @@ pub fn RevokeDialog(
                         <Flag label="Revoke consents" value=revoke_consents/>
                         <Flag label="Send back-channel logout" value=backchannel/>
                     </fieldset>
-                    <label>"Only for clients (comma-separated, empty for all)"
-                        <input type="text" name="client_scope" prop:value=move || clients.get()
-                            on:input=move |ev| clients.set(event_target_value(&ev))/>
-                    </label>
+                    <Show when=move || !is_realm()>
+                        <label>"Only for clients (comma-separated, empty for all)"
+                            <input type="text" name="client_scope" prop:value=move || clients.get()
+                                on:input=move |ev| clients.set(event_target_value(&ev))/>
+                        </label>
+                    </Show>
                     <label>"Reason"
                         <input type="text" name="reason" maxlength="1000" prop:value=move || reason.get()
                             on:input=move |ev| reason.set(event_target_value(&ev))/>
                     </label>
+                    <Show when=is_realm>
+                        <label>"Type the realm's name to confirm"
+                            <input type="text" name="confirm_realm" autocomplete="off" prop:value=move || typed.get()
+                                on:input=move |ev| typed.set(event_target_value(&ev))/>
+                        </label>
+                    </Show>
                     {move || preview.get().map(|p| view! { <p class="notice" aria-live="polite" data-preview>{p}</p> })}
                     {move || error.get().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
                     <div class="actions">
-                        <button type="button" on:click=move |_| open.set(false)>"Cancel"</button>
+                        <button type="button" on:click=move |_| close()>"Cancel"</button>
                         <button type="button" disabled=move || run.pending().get()
-                            on:click=move |_| { run.dispatch(request(true)); }>"Preview"</button>
-                        <button type="button" class="danger" disabled=move || run.pending().get()
-                            on:click=move |_| { run.dispatch(request(false)); }>"Confirm"</button>
+                            on:click=move |_| { run.dispatch(true); }>"Preview"</button>
+                        <button type="button" class="danger" disabled=move || run.pending().get() || !confirmed.get()
+                            on:click=move |_| { run.dispatch(false); }>"Confirm"</button>
                     </div>
                 </div>
             </div>

@@ -20,6 +20,7 @@ fn When(t: chrono::DateTime<Utc>) -> impl IntoView {
 #[component]
 pub fn SessionTable(
     sessions: Vec<Session>,
+    realm: String,
     own_sid: String,
     selected: RwSignal<BTreeSet<String>>,
 ) -> impl IntoView {
@@ -76,7 +77,7 @@ pub fn SessionTable(
                         {own.then(|| view! { <span class="badge">"this session"</span> })}
                     </td>
                     <td><code>{s.subject_id.clone()}</code></td>
-                    <td><code title=s.sid.clone()>{detail}</code></td>
+                    <td><a href=format!("/sessions/{realm}/{}", s.sid)><code title=s.sid.clone()>{detail}</code></a></td>
                     <td class="clients">
                         {s.client_ids.iter().map(|c| view! { <span class="chip">{c.clone()}</span> }).collect_view()}
                     </td>

@@ -11,7 +11,7 @@ use sessions::{SessionQuery, SortKey};
 use std::collections::BTreeSet;
 
 use crate::components::pager::Pager;
-use crate::components::revoke_dialog::{describe, RevokeDialog};
+use crate::components::revoke_dialog::{describe, RevokeDialog, RevokeTarget};
 use crate::components::session_table::SessionTable;
 use crate::format::thousands;
 use crate::pages::login::clean;
@@ -158,7 +158,7 @@ fn SessionsBody(
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let page = view.page.clone();
     let selected = RwSignal::new(BTreeSet::<String>::new());
-    let dialog_open = RwSignal::new(false);
+    let dialog = RwSignal::new(None::<RevokeTarget>);
     let own_sid = view.own_sid.clone();
     let body = match page {
         Some(page) if page.results.is_empty() => {
@@ -173,13 +173,27 @@ fn SessionsBody(
         Some(page) => view! {
             <div class="toolbar">
                 <button type="button" class="danger" disabled=move || selected.with(BTreeSet::is_empty)
-                    on:click=move |_| dialog_open.set(true)>
+                    on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>
                     {move || format!("Revoke selected ({})", selected.with(BTreeSet::len))}
                 </button>
+                {params.subject_id.clone().map(|subject| {
+                    let label = format!("Revoke all sessions of {subject}");
+                    view! {
+                        <button type="button" on:click=move |_| dialog.set(Some(RevokeTarget::Subject(subject.clone())))>
+                            {label}
+                        </button>
+                    }
+                })}
+                <span class="spacer"></span>
+                {(!realm.starts_with('_')).then(|| view! {
+                    <button type="button" class="outline-danger" on:click=move |_| dialog.set(Some(RevokeTarget::Realm))>
+                        "Sign out all sessions in this realm"
+                    </button>
+                })}
             </div>
-            <SessionTable sessions=page.results.clone() own_sid=own_sid selected/>
+            <SessionTable sessions=page.results.clone() realm=realm.clone() own_sid=own_sid selected/>
             <Pager page=page params=params.clone()/>
-            <RevokeDialog realm=realm.clone() selected open=dialog_open on_done/>
+            <RevokeDialog realm=realm.clone() selected target=dialog on_done/>
         }
         .into_any(),
         None => ().into_any(),

@@ -3,7 +3,9 @@
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
-use sessions::{QueryResult, Realm, RemoveOutcome, RemoveSessions, SessionQuery};
+use sessions::{
+    QueryResult, Realm, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+};
 
 /// Everything the sessions page needs, in one round trip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -67,4 +69,43 @@ pub async fn revoke_sessions(
     let store = state()?.store;
     let actor = format!("admin:{}", admin.username);
     blocking(move || store.remove(&realm, &request, &actor, chrono::Utc::now())).await
+}
+
+/// One session, and whether it is the administrator's own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionDetail {
+    pub session: Session,
+    pub own: bool,
+}
+
+/// One session by its id.
+#[server]
+pub async fn load_session(realm: String, sid: String) -> Result<SessionDetail, ServerFnError> {
+    use super::auth::ssr::require_admin;
+    use super::ssr::{shown, state};
+    let admin = require_admin().await?;
+    let session = state()?.store.get_session(&realm, &sid).map_err(shown)?;
+    let own = realm == api::ADMIN_REALM && session.sid == admin.sid;
+    Ok(SessionDetail { session, own })
+}
+
+/// Ends every session of the realm (or, with `dry_run`, previews it). Not for the admin realm,
+/// which holds the administrator's own session.
+#[server(input = Json)]
+pub async fn revoke_all_sessions(
+    realm: String,
+    request: RemoveAllSessions,
+) -> Result<RemoveOutcome, ServerFnError> {
+    use super::auth::ssr::require_admin;
+    use super::ssr::{blocking, fail, state};
+    let admin = require_admin().await?;
+    if realm == api::ADMIN_REALM {
+        return Err(fail(
+            409,
+            "You cannot sign out the realm holding the session you are signed in with.",
+        ));
+    }
+    let store = state()?.store;
+    let actor = format!("admin:{}", admin.username);
+    blocking(move || store.remove_all(&realm, &request, &actor, chrono::Utc::now())).await
 }

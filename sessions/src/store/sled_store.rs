@@ -424,7 +424,7 @@ impl SledStore {
             return Ok(());
         }
         entry.outcome = format!(
-            "{} sessions ended, {} records removed, {} not found",
+            "ended: {}, records removed: {}, not found: {}",
             outcome.removed.len().max(outcome.sessions_removed as usize),
             outcome.sessions_removed,
             outcome.not_found.len()

@@ -1,0 +1,103 @@
+//! One session on its own page: every field, properties, clients, and a revoke button.
+
+use std::collections::BTreeSet;
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use crate::components::revoke_dialog::{describe, RevokeDialog, RevokeTarget};
+use crate::format::{exact, relative};
+use crate::pages::login::clean;
+use crate::server_fns::sessions::{load_session, SessionDetail};
+
+/// The session page.
+#[component]
+pub fn SessionDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let key = move || {
+        params.with(|p| {
+            (
+                p.get("realm").unwrap_or_default(),
+                p.get("sid").unwrap_or_default(),
+            )
+        })
+    };
+    let data = Resource::new(key, |(realm, sid)| load_session(realm, sid));
+    let notice = RwSignal::new(None::<String>);
+    view! {
+        <p class="crumbs"><a href=move || format!("/?realm={}", key().0)>"← Sessions"</a></p>
+        {move || notice.get().map(|n| view! { <p class="notice ok" role="status">{n}</p> })}
+        <Transition fallback=|| view! { <p class="notice">"Loading session…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(detail) => view! { <Detail detail realm=key().0 notice/> }.into_any(),
+                    Err(e) => view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Detail(detail: SessionDetail, realm: String, notice: RwSignal<Option<String>>) -> impl IntoView {
+    let s = detail.session;
+    let now = chrono::Utc::now();
+    let when =
+        move |t: chrono::DateTime<chrono::Utc>| format!("{} ({})", exact(t), relative(t, now));
+    let selected = RwSignal::new(BTreeSet::from([s.sid.clone()]));
+    let dialog = RwSignal::new(None::<RevokeTarget>);
+    let gone = RwSignal::new(false);
+    let on_done = Callback::new(move |o: sessions::RemoveOutcome| {
+        notice.set(Some(describe(&o)));
+        gone.set(o.sessions_removed > 0);
+    });
+    let properties = if s.properties.is_empty() {
+        view! { <p class="muted">"No properties."</p> }.into_any()
+    } else {
+        let rows = s
+            .properties
+            .iter()
+            .map(|(k, v)| view! { <tr><th scope="row"><code>{k.clone()}</code></th><td>{v.clone()}</td></tr> })
+            .collect_view();
+        view! { <table class="props"><tbody>{rows}</tbody></table> }.into_any()
+    };
+    let fields = vec![
+        ("Session ID", s.sid.clone()),
+        ("Realm", s.realm.clone()),
+        ("Subject", s.subject_id.clone()),
+        (
+            "Display name",
+            s.display_name.clone().unwrap_or_else(|| "—".into()),
+        ),
+        ("Created", when(s.created_at)),
+        ("Last access", when(s.last_access_at)),
+        ("Idle expiry", when(s.idle_expires_at)),
+        ("Absolute expiry", when(s.expires_at)),
+        ("IP", s.ip.clone().unwrap_or_else(|| "—".into())),
+        (
+            "User agent",
+            s.user_agent.clone().unwrap_or_else(|| "—".into()),
+        ),
+    ];
+    let title = s
+        .display_name
+        .clone()
+        .unwrap_or_else(|| s.subject_id.clone());
+    view! {
+        <h1>{title} {detail.own.then(|| view! { <span class="badge">"this session"</span> })}</h1>
+        <div class="toolbar">
+            <button type="button" class="danger" disabled=move || detail.own || gone.get()
+                on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>"Revoke this session"</button>
+        </div>
+        <div class="detail">
+            <dl>
+                {fields.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
+                <dt>"Clients"</dt>
+                <dd>{s.client_ids.iter().map(|c| view! { <span class="chip">{c.clone()}</span> }).collect_view()}</dd>
+            </dl>
+            <h2>"Properties"</h2>
+            {properties}
+        </div>
+        <RevokeDialog realm selected target=dialog on_done/>
+    }
+}
