@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod live;
 pub mod reaper;
 
 use std::sync::Arc;
@@ -58,7 +59,7 @@ pub fn router(services: &Services, leptos_options: LeptosOptions) -> Router {
     });
     let routes = generate_route_list(app::App);
     let app_state = AppState {
-        store,
+        store: store.clone(),
         admins: services.admins.clone(),
     };
     let dashboard = Router::new()
@@ -73,5 +74,14 @@ pub fn router(services: &Services, leptos_options: LeptosOptions) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(leptos_options);
-    dashboard.merge(api).layer(TraceLayer::new_for_http())
+    let live = Router::new()
+        .route(
+            "/live/realms/{realm}",
+            axum::routing::get(live::realm_counts),
+        )
+        .with_state(store);
+    dashboard
+        .merge(api)
+        .merge(live)
+        .layer(TraceLayer::new_for_http())
 }

@@ -10,6 +10,7 @@ use sessions::{SessionQuery, SortKey};
 
 use std::collections::BTreeSet;
 
+use crate::components::live_banner::LiveBanner;
 use crate::components::pager::Pager;
 use crate::components::revoke_dialog::{describe, RevokeDialog, RevokeTarget};
 use crate::components::session_table::SessionTable;
@@ -97,6 +98,7 @@ pub fn SessionsPage() -> impl IntoView {
         notice.set(Some(describe(&outcome)));
         data.refetch();
     });
+    let on_refresh = Callback::new(move |_| data.refetch());
 
     view! {
         <h1>"Sessions"</h1>
@@ -104,7 +106,7 @@ pub fn SessionsPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="notice">"Loading sessions…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(view) => view! { <SessionsBody view params=params.get_untracked() on_done/> }.into_any(),
+                    Ok(view) => view! { <SessionsBody view params=params.get_untracked() on_done on_refresh/> }.into_any(),
                     Err(e) if clean(&e.to_string()) == NOT_SIGNED_IN => view! {
                         <p class="notice">{NOT_SIGNED_IN} " " <a href="/login">"Sign in"</a> " to see sessions."</p>
                     }.into_any(),
@@ -123,6 +125,7 @@ fn SessionsBody(
     view: SessionsView,
     params: ListParams,
     on_done: Callback<sessions::RemoveOutcome>,
+    on_refresh: Callback<()>,
 ) -> impl IntoView {
     let Some(realm) = view.realm.clone() else {
         return view! {
@@ -160,6 +163,11 @@ fn SessionsBody(
     let selected = RwSignal::new(BTreeSet::<String>::new());
     let dialog = RwSignal::new(None::<RevokeTarget>);
     let own_sid = view.own_sid.clone();
+    let baseline = view
+        .realms
+        .iter()
+        .find(|r| r.name == realm)
+        .map_or(0, |r| r.session_count);
     let body = match page {
         Some(page) if page.results.is_empty() => {
             let what = if params.has_filter() {
@@ -171,6 +179,7 @@ fn SessionsBody(
                 .into_any()
         }
         Some(page) => view! {
+            <LiveBanner realm=realm.clone() baseline on_refresh/>
             <div class="toolbar">
                 <button type="button" class="danger" disabled=move || selected.with(BTreeSet::is_empty)
                     on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>

@@ -24,7 +24,8 @@ pub mod ssr {
     /// Name of the dashboard session cookie.
     pub const COOKIE: &str = "sessions_admin";
 
-    fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    /// The dashboard session token the request's cookie carries.
+    pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
         headers
             .get_all(header::COOKIE)
             .iter()
