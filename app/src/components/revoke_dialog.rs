@@ -170,13 +170,22 @@ pub fn RevokeDialog(
         Some(RevokeTarget::Realm) => format!("Sign out all sessions in realm {realm_name}"),
         None => String::new(),
     };
+    // Keyboard users land in the dialog when it opens.
+    let dialog_ref = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        if target.get().is_some() {
+            if let Some(el) = dialog_ref.get() {
+                let _ = el.focus();
+            }
+        }
+    });
     let is_realm = move || target.get() == Some(RevokeTarget::Realm);
     let realm_confirm = realm.clone();
     let confirmed = Signal::derive(move || !is_realm() || typed.get() == realm_confirm);
     view! {
         <Show when=move || target.get().is_some()>
             <div class="backdrop">
-                <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="revoke-title"
+                <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="revoke-title" tabindex="-1" node_ref=dialog_ref
                     on:keydown=move |ev| if ev.key() == "Escape" { close() }>
                     <h2 id="revoke-title">{title.clone()}</h2>
                     <fieldset>
