@@ -101,3 +101,11 @@ test('a display name holding markup renders as text', async ({ page, request }) 
   await expect(page.locator('table.sessions tbody td.name').first()).toContainText(name);
   expect(await page.evaluate(() => (window as any).pwned)).toBeUndefined();
 });
+
+test('the sessions page fits a phone screen', async ({ page }) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await signIn(page);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await page.screenshot({ path: 'test-results/phone.png', fullPage: false });
+});
