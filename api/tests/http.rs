@@ -867,3 +867,35 @@ async fn health_and_metrics() {
     assert!(text.contains("http_request_duration_seconds"), "{text}");
     assert!(text.contains("store_durable_flushes"), "{text}");
 }
+
+#[tokio::test]
+async fn quota_conflicts_and_unknown_sessions() {
+    let srv = Server::start().await;
+    let (s, _) = srv
+        .root(
+            Method::PUT,
+            "/api/v1/realms/acme",
+            Some(json!({"max_sessions_per_subject": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    srv.create("acme", "alice", "Alice").await;
+    let body = json!({"subject_id": "alice"});
+    let (s, v) = srv
+        .root(Method::POST, "/api/v1/realms/acme/sessions", Some(body))
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::CONFLICT, "quota_exceeded")
+    );
+    let unknown = "/api/v1/realms/acme/sessions/00000000-0000-4000-8000-000000000000/clients";
+    let (s, v) = srv
+        .root(Method::POST, unknown, Some(json!({"client_id": "mail"})))
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "session_not_found")
+    );
+    let (_, v) = srv.root(Method::GET, "/api/v1/realms/acme", None).await;
+    assert_eq!(v["session_count"], 1);
+}
