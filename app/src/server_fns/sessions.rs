@@ -25,7 +25,7 @@ pub async fn load_sessions(
     query: SessionQuery,
 ) -> Result<SessionsView, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{shown, state};
+    use super::ssr::{blocking, shown, state};
     let admin = require_admin().await?;
     let store = state()?.store;
     let realms = store.list_realms().map_err(shown)?;
@@ -34,7 +34,10 @@ pub async fn load_sessions(
         first_user_realm.or(realms.first()).map(|r| r.name.clone())
     });
     let page = match &realm {
-        Some(r) => Some(store.query(r, &query).map_err(shown)?),
+        Some(r) => {
+            let (store, r) = (store.clone(), r.clone());
+            Some(blocking(move || store.query(&r, &query)).await?)
+        }
         None => None,
     };
     Ok(SessionsView {

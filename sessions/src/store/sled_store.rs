@@ -41,6 +41,8 @@ use crate::validate;
 pub const MAX_SELECTED_SIDS: usize = 1000;
 /// Longest secret token looked up; anything longer cannot be one of ours.
 const MAX_TOKEN_LEN: usize = 128;
+/// Tries at making room under an `evict_oldest` quota before giving up.
+const MAX_EVICTION_ATTEMPTS: usize = 8;
 /// Sessions removed per batch by a realm-wide removal.
 const REMOVE_ALL_BATCH: usize = 1000;
 
@@ -586,7 +588,8 @@ impl SessionStore for SledStore {
         let quota = settings.max_sessions_per_subject.map(u64::from);
         let subject_counter =
             keys::attr_prefix(realm.id, AttrKind::Subject, new.subject_id.as_bytes());
-        loop {
+        // Evicting makes room unless concurrent creations keep taking it; give up after a few tries.
+        for attempt in 0.. {
             let inserted = self.transact(|tx| {
                 if let Some(max) = quota {
                     if keys::counter_value(tx.counts.get(&subject_counter)?.as_deref()) >= max {
@@ -601,6 +604,9 @@ impl SessionStore for SledStore {
             }
             match settings.quota_policy {
                 QuotaPolicy::Deny => {
+                    return Err(SessionError::QuotaExceeded(new.subject_id.clone()))
+                }
+                QuotaPolicy::EvictOldest if attempt >= MAX_EVICTION_ATTEMPTS => {
                     return Err(SessionError::QuotaExceeded(new.subject_id.clone()))
                 }
                 QuotaPolicy::EvictOldest => {
