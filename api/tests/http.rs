@@ -837,6 +837,10 @@ async fn openapi_document_matches_the_served_routes() {
         ("GET", "/api/v1/realms/{realm}"),
         ("GET", "/api/v1/realms"),
         ("GET", "/api/v1/audit"),
+        ("PUT", "/api/v1/realms/{realm}/clients/{client_id}"),
+        ("GET", "/api/v1/realms/{realm}/clients/{client_id}"),
+        ("DELETE", "/api/v1/realms/{realm}/clients/{client_id}"),
+        ("GET", "/api/v1/realms/{realm}/clients"),
     ];
     let expected: HashSet<_> = expected
         .iter()
@@ -898,4 +902,72 @@ async fn quota_conflicts_and_unknown_sessions() {
     );
     let (_, v) = srv.root(Method::GET, "/api/v1/realms/acme", None).await;
     assert_eq!(v["session_count"], 1);
+}
+
+#[tokio::test]
+async fn clients_are_registered_counted_and_removed() {
+    let srv = Server::start().await;
+    srv.realm("acme").await;
+    srv.create("acme", "alice", "Alice").await;
+    srv.create("acme", "bob", "Bob").await;
+    let reg = json!({"name": "Portal", "backchannel_logout_uri": "http://127.0.0.1:9/logout",
+                     "backchannel_logout_session_required": true});
+    let (s, v) = srv
+        .root(Method::PUT, "/api/v1/realms/acme/clients/portal", Some(reg))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["session_count"], 2);
+    assert_eq!(v["backchannel_logout_session_required"], true);
+    let (_, v) = srv
+        .root(
+            Method::PUT,
+            "/api/v1/realms/acme/clients/mail",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(v["session_count"], 0);
+    let (_, v) = srv
+        .root(Method::GET, "/api/v1/realms/acme/clients", None)
+        .await;
+    let ids: Vec<&str> = v["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["mail", "portal"]);
+
+    let bad = json!({"backchannel_logout_uri": "ftp://example/logout"});
+    let (s, v) = srv
+        .root(Method::PUT, "/api/v1/realms/acme/clients/crm", Some(bad))
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    let (s, v) = srv
+        .root(Method::GET, "/api/v1/realms/acme/clients/crm", None)
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "client_not_found")
+    );
+
+    let (s, _) = srv
+        .root(Method::DELETE, "/api/v1/realms/acme/clients/portal", None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = srv
+        .root(Method::DELETE, "/api/v1/realms/acme/clients/portal", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, realm) = srv.root(Method::GET, "/api/v1/realms/acme", None).await;
+    assert_eq!(
+        realm["session_count"], 2,
+        "deleting a client ended sessions"
+    );
+    let (s, _) = srv
+        .root(Method::GET, "/api/v1/realms/other/clients", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }

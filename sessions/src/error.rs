@@ -10,6 +10,8 @@ pub enum SessionError {
     RealmNotFound(String),
     #[error("no session '{0}' in this realm")]
     SessionNotFound(String),
+    #[error("no client '{0}' is registered in this realm")]
+    ClientNotFound(String),
     #[error("{0}")]
     InvalidRequest(String),
     #[error("the results token is malformed or was altered; start again from the first page")]
@@ -32,6 +34,7 @@ impl SessionError {
         match self {
             SessionError::RealmNotFound(_) => "realm_not_found",
             SessionError::SessionNotFound(_) => "session_not_found",
+            SessionError::ClientNotFound(_) => "client_not_found",
             SessionError::InvalidRequest(_) => "invalid_request",
             SessionError::InvalidResultsToken => "invalid_results_token",
             SessionError::ResultsTokenMismatch => "results_token_mismatch",
@@ -45,7 +48,9 @@ impl SessionError {
     /// The HTTP status that fits.
     pub fn status(&self) -> u16 {
         match self {
-            SessionError::RealmNotFound(_) | SessionError::SessionNotFound(_) => 404,
+            SessionError::RealmNotFound(_)
+            | SessionError::SessionNotFound(_)
+            | SessionError::ClientNotFound(_) => 404,
             SessionError::InvalidRequest(_)
             | SessionError::InvalidResultsToken
             | SessionError::ResultsTokenMismatch => 400,

@@ -386,3 +386,30 @@ pub struct AuditEntry {
     pub reason: Option<String>,
     pub outcome: String,
 }
+
+/// An application (relying party) registered in a realm.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Client {
+    pub client_id: String,
+    pub name: Option<String>,
+    /// Where OpenID Connect back-channel logout notifications are POSTed.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the client needs `sid` in its logout tokens.
+    pub backchannel_logout_session_required: bool,
+    /// Exact number of sessions of the realm this client has joined.
+    pub session_count: u64,
+}
+
+/// A client's registration, as sent to create or replace it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClientRegistration {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
+}

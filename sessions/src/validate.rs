@@ -130,3 +130,24 @@ pub fn query_filters(q: &SessionQuery) -> Result<()> {
     }
     Ok(())
 }
+
+/// A client registration: a short name, and an absolute http(s) back-channel URI.
+pub fn client_registration(client_id: &str, r: &crate::model::ClientRegistration) -> Result<()> {
+    identifier("client_id", client_id)?;
+    if let Some(name) = &r.name {
+        text("name", name)?;
+    }
+    if let Some(uri) = &r.backchannel_logout_uri {
+        let rest = uri
+            .strip_prefix("https://")
+            .or_else(|| uri.strip_prefix("http://"));
+        let host_ok = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'));
+        if !host_ok || uri.len() > 2000 || uri.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(SessionError::invalid(
+                "backchannel_logout_uri must be an absolute http:// or https:// URL without spaces, at most 2000 bytes",
+            ));
+        }
+    }
+    Ok(())
+}

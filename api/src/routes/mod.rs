@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod clients;
 mod data_plane;
 pub mod ops;
 mod realms;
@@ -29,6 +30,12 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
         .routes(routes!(realms::put_realm, realms::get_realm))
         .routes(routes!(realms::list_realms))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(
+            clients::put_client,
+            clients::get_client,
+            clients::delete_client
+        ))
+        .routes(routes!(clients::list_clients))
 }
 
 /// Runs a store call that may wait for the disk on a blocking thread.

@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 use crate::model::{
-    AuditEntry, CreatedSession, NewSession, QueryResult, Realm, RealmSettingsUpdate,
-    RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+    AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, Realm,
+    RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
 };
 
 /// The operations of the session service. Every method naming a realm fails with
@@ -42,6 +42,28 @@ pub trait SessionStore: Send + Sync {
     fn get_realm(&self, name: &str) -> Result<Realm>;
     /// Every realm, by name.
     fn list_realms(&self) -> Result<Vec<Realm>>;
+
+    /// Registers a client in the realm, or replaces its registration. Durable when it returns.
+    fn put_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+        registration: &ClientRegistration,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Client>;
+    /// A registered client with its session count.
+    fn get_client(&self, realm: &str, client_id: &str) -> Result<Client>;
+    /// Every registered client of the realm with its session count, by id.
+    fn list_clients(&self, realm: &str) -> Result<Vec<Client>>;
+    /// Removes a client's registration (its sessions stay); false if there was none.
+    fn delete_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 
     /// Starts a session; its token appears in the answer and nowhere else.
     fn create_session(

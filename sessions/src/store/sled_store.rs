@@ -31,9 +31,9 @@ use super::results_token::ResultsTokenCodec;
 use super::SessionStore;
 use crate::error::{Result, SessionError};
 use crate::model::{
-    AuditEntry, CreatedSession, NewSession, QueryResult, QuotaPolicy, Realm, RealmSettings,
-    RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
-    SortKey,
+    AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, QuotaPolicy,
+    Realm, RealmSettings, RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions,
+    Session, SessionQuery, SortKey,
 };
 use crate::validate;
 
@@ -65,6 +65,7 @@ pub(super) struct Trees {
     pub by_attr: Tree,
     pub counts: Tree,
     realms: Tree,
+    clients: Tree,
     meta: Tree,
     audit: Tree,
 }
@@ -210,6 +211,7 @@ impl SledStore {
             by_attr: db.open_tree("by_attr")?,
             counts: db.open_tree("counts")?,
             realms: db.open_tree("realms")?,
+            clients: db.open_tree("clients")?,
             meta: db.open_tree("meta")?,
             audit: db.open_tree("audit")?,
         };
@@ -328,6 +330,25 @@ impl SledStore {
         Ok(self.load(realm.id, &sid)?.filter(|s| s.is_valid_at(now_ms)))
     }
 
+    fn client_view(
+        &self,
+        realm: RealmId,
+        client_id: &str,
+        r: ClientRegistration,
+    ) -> Result<Client> {
+        Ok(Client {
+            client_id: client_id.to_owned(),
+            name: r.name,
+            backchannel_logout_uri: r.backchannel_logout_uri,
+            backchannel_logout_session_required: r.backchannel_logout_session_required,
+            session_count: self.counter(&keys::attr_prefix(
+                realm,
+                AttrKind::Client,
+                client_id.as_bytes(),
+            ))?,
+        })
+    }
+
     fn realm_view(&self, e: &RealmEntry) -> Result<Realm> {
         Ok(Realm {
             name: e.name.clone(),
@@ -442,6 +463,35 @@ struct Flags {
     client_scope: Option<BTreeSet<String>>,
 }
 
+/// Key of a client registration: realm id, client id.
+fn client_key(realm: RealmId, client_id: &str) -> Vec<u8> {
+    [&keys::realm_prefix(realm)[..], client_id.as_bytes()].concat()
+}
+
+fn decode_registration(v: &[u8]) -> Result<ClientRegistration> {
+    serde_json::from_slice(v)
+        .map_err(|e| SessionError::Storage(format!("corrupt client record: {e}")))
+}
+
+/// An audit entry for an action on something in a realm; the caller sets its outcome.
+fn audit_entry(
+    realm: &RealmEntry,
+    action: &str,
+    target: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> AuditEntry {
+    AuditEntry {
+        at: now,
+        actor: actor.to_owned(),
+        realm: Some(realm.name.clone()),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        reason: None,
+        outcome: String::new(),
+    }
+}
+
 /// An audit entry for a removal; its outcome is filled in when the removal is done.
 fn removal_entry(
     realm: &RealmEntry,
@@ -452,13 +502,8 @@ fn removal_entry(
     now: DateTime<Utc>,
 ) -> AuditEntry {
     AuditEntry {
-        at: now,
-        actor: actor.to_owned(),
-        realm: Some(realm.name.clone()),
-        action: action.to_owned(),
-        target,
         reason: reason.clone(),
-        outcome: String::new(),
+        ..audit_entry(realm, action, &target, actor, now)
     }
 }
 
@@ -549,6 +594,86 @@ impl SessionStore for SledStore {
             .collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    fn put_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+        registration: &ClientRegistration,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Client> {
+        let realm = self.realm(realm)?;
+        validate::client_registration(client_id, registration)?;
+        let value =
+            serde_json::to_vec(registration).map_err(|e| SessionError::Storage(e.to_string()))?;
+        let existed = self
+            .trees
+            .clients
+            .insert(client_key(realm.id, client_id), value)?
+            .is_some();
+        let action = if existed {
+            "update_client"
+        } else {
+            "create_client"
+        };
+        let entry = AuditEntry {
+            outcome: "ok".into(),
+            ..audit_entry(&realm, action, client_id, actor, now)
+        };
+        self.audit(&entry)?;
+        self.wait_durable()?;
+        self.client_view(realm.id, client_id, registration.clone())
+    }
+
+    fn get_client(&self, realm: &str, client_id: &str) -> Result<Client> {
+        let realm = self.realm(realm)?;
+        let not_found = || SessionError::ClientNotFound(client_id.to_owned());
+        let value = self
+            .trees
+            .clients
+            .get(client_key(realm.id, client_id))?
+            .ok_or_else(not_found)?;
+        self.client_view(realm.id, client_id, decode_registration(&value)?)
+    }
+
+    fn list_clients(&self, realm: &str) -> Result<Vec<Client>> {
+        let realm = self.realm(realm)?;
+        let prefix = keys::realm_prefix(realm.id);
+        self.trees
+            .clients
+            .scan_prefix(prefix)
+            .map(|item| {
+                let (k, v) = item?;
+                let client_id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                self.client_view(realm.id, &client_id, decode_registration(&v)?)
+            })
+            .collect()
+    }
+
+    fn delete_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let realm = self.realm(realm)?;
+        let existed = self
+            .trees
+            .clients
+            .remove(client_key(realm.id, client_id))?
+            .is_some();
+        if existed {
+            let entry = AuditEntry {
+                outcome: "ok".into(),
+                ..audit_entry(&realm, "delete_client", client_id, actor, now)
+            };
+            self.audit(&entry)?;
+            self.wait_durable()?;
+        }
+        Ok(existed)
     }
 
     fn create_session(
