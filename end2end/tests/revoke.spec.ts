@@ -58,3 +58,19 @@ test('the audit page shows who did what and why', async ({ page, request }) => {
   await expect(row).toContainText('e2e audit check');
   await page.screenshot({ path: 'test-results/audit.png', fullPage: true });
 });
+
+test('the clients page counts sessions per client and links to them', async ({ page, request }) => {
+  const reg = await api(request, 'PUT', '/api/v1/realms/demo/clients/portal', {
+    name: 'Customer portal', backchannel_logout_uri: 'http://127.0.0.1:9/backchannel', backchannel_logout_session_required: true,
+  });
+  expect(reg.status).toBe(200);
+  await signIn(page);
+  await page.getByRole('link', { name: 'Clients' }).click();
+  const row = page.locator('table.clients tbody tr').filter({ hasText: 'Customer portal' });
+  const count = reg.body.session_count.toLocaleString('en-US');
+  await expect(row.getByRole('link')).toHaveText(`${count} sessions`);
+  await page.screenshot({ path: 'test-results/clients.png' });
+  await row.getByRole('link').click();
+  await expect(page).toHaveURL(/client_id=portal/);
+  await expect(page.locator('.pager .summary')).toContainText(`of ${count}`);
+});

@@ -20,6 +20,7 @@ pub fn Header() -> impl IntoView {
             <a class="brand" href="/">"Sessions"</a>
             <nav aria-label="Main">
                 <a href="/">"Sessions"</a>
+                <a href="/clients">"Clients"</a>
                 <a href="/audit">"Audit"</a>
                 <a href="/api/v1/docs" rel="external">"API"</a>
             </nav>

@@ -1,6 +1,7 @@
 //! One component per route.
 
 pub mod audit;
+pub mod clients;
 pub mod login;
 pub mod session_detail;
 pub mod sessions;

@@ -1,0 +1,40 @@
+//! Clients: the applications of a realm, with how many sessions joined each.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use sessions::{Client, Realm};
+
+/// What the clients page shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientsView {
+    pub realms: Vec<Realm>,
+    pub realm: Option<String>,
+    pub clients: Vec<Client>,
+}
+
+/// The realms, and the registered clients of the chosen realm (else the first).
+#[server]
+pub async fn load_clients(realm: Option<String>) -> Result<ClientsView, ServerFnError> {
+    use super::auth::ssr::require_admin;
+    use super::ssr::{shown, state};
+    require_admin().await?;
+    let store = state()?.store;
+    let realms: Vec<Realm> = store
+        .list_realms()
+        .map_err(shown)?
+        .into_iter()
+        .filter(|r| !r.name.starts_with('_'))
+        .collect();
+    let realm = realm
+        .filter(|r| !r.is_empty())
+        .or_else(|| realms.first().map(|r| r.name.clone()));
+    let clients = match &realm {
+        Some(r) => store.list_clients(r).map_err(shown)?,
+        None => Vec::new(),
+    };
+    Ok(ClientsView {
+        realms,
+        realm,
+        clients,
+    })
+}
