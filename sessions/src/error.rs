@@ -12,6 +12,8 @@ pub enum SessionError {
     SessionNotFound(String),
     #[error("no client '{0}' is registered in this realm")]
     ClientNotFound(String),
+    #[error("no back-channel delivery {0} in this realm")]
+    DeliveryNotFound(u64),
     #[error("{0}")]
     InvalidRequest(String),
     #[error("the results token is malformed or was altered; start again from the first page")]
@@ -35,6 +37,7 @@ impl SessionError {
             SessionError::RealmNotFound(_) => "realm_not_found",
             SessionError::SessionNotFound(_) => "session_not_found",
             SessionError::ClientNotFound(_) => "client_not_found",
+            SessionError::DeliveryNotFound(_) => "delivery_not_found",
             SessionError::InvalidRequest(_) => "invalid_request",
             SessionError::InvalidResultsToken => "invalid_results_token",
             SessionError::ResultsTokenMismatch => "results_token_mismatch",
@@ -50,7 +53,8 @@ impl SessionError {
         match self {
             SessionError::RealmNotFound(_)
             | SessionError::SessionNotFound(_)
-            | SessionError::ClientNotFound(_) => 404,
+            | SessionError::ClientNotFound(_)
+            | SessionError::DeliveryNotFound(_) => 404,
             SessionError::InvalidRequest(_)
             | SessionError::InvalidResultsToken
             | SessionError::ResultsTokenMismatch => 400,

@@ -3,12 +3,16 @@
 //! [`model`] and [`error`] are plain types that also compile for WASM. With the `store` feature,
 //! [`store`] adds the [`store::SessionStore`] trait and its sled implementation, [`store::SledStore`].
 
+pub mod delivery;
 pub mod error;
+pub mod grant;
 pub mod model;
 pub mod validate;
 
 #[cfg(feature = "store")]
 pub mod store;
 
+pub use delivery::*;
 pub use error::{Result, SessionError};
+pub use grant::*;
 pub use model::*;

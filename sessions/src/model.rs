@@ -100,6 +100,9 @@ pub struct RealmSettings {
     pub quota_policy: QuotaPolicy,
     /// Properties a session's holder may read and set with its token.
     pub property_whitelist: Vec<String>,
+    /// Whether a session that expires sends back-channel logout notifications like a revoked one.
+    #[serde(default)]
+    pub backchannel_logout_on_expiry: bool,
 }
 
 impl Default for RealmSettings {
@@ -111,6 +114,7 @@ impl Default for RealmSettings {
             max_sessions_per_subject: None,
             quota_policy: QuotaPolicy::Deny,
             property_whitelist: Vec::new(),
+            backchannel_logout_on_expiry: false,
         }
     }
 }
@@ -135,6 +139,8 @@ pub struct RealmSettingsUpdate {
     pub quota_policy: Option<QuotaPolicy>,
     #[serde(default)]
     pub property_whitelist: Option<Vec<String>>,
+    #[serde(default)]
+    pub backchannel_logout_on_expiry: Option<bool>,
 }
 
 impl RealmSettingsUpdate {
@@ -156,6 +162,9 @@ impl RealmSettingsUpdate {
                 .property_whitelist
                 .clone()
                 .unwrap_or_else(|| base.property_whitelist.clone()),
+            backchannel_logout_on_expiry: self
+                .backchannel_logout_on_expiry
+                .unwrap_or(base.backchannel_logout_on_expiry),
         }
     }
 }

@@ -151,3 +151,42 @@ pub fn client_registration(client_id: &str, r: &crate::model::ClientRegistration
     }
     Ok(())
 }
+
+/// A grant to record: tokens carry a token, consents do not; it must not already have expired.
+pub fn new_grant(g: &crate::grant::NewGrant, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    identifier("subject_id", &g.subject_id)?;
+    identifier("client_id", &g.client_id)?;
+    if let Some(sid) = &g.sid {
+        identifier("sid", sid)?;
+    }
+    match (&g.token, g.kind.is_token()) {
+        (None, true) => {
+            return Err(SessionError::invalid(format!(
+                "a {} grant needs its token",
+                g.kind.as_str()
+            )))
+        }
+        (Some(_), false) => {
+            return Err(SessionError::invalid(
+                "a consent carries no token; leave token out",
+            ))
+        }
+        (Some(t), true) if t.len() < 16 || t.len() > 4096 => {
+            return Err(SessionError::invalid("token must be 16 to 4096 bytes long"))
+        }
+        _ => {}
+    }
+    if g.scopes.len() > 64 {
+        return Err(SessionError::invalid("a grant may name at most 64 scopes"));
+    }
+    for s in &g.scopes {
+        identifier("scope", s)?;
+        if s.contains(' ') {
+            return Err(SessionError::invalid("a scope must not contain spaces"));
+        }
+    }
+    if g.expires_at <= now {
+        return Err(SessionError::invalid("expires_at must be in the future"));
+    }
+    Ok(())
+}

@@ -5,8 +5,10 @@
 //! methods that must reach the disk before answering (removal, logout, realm changes) block until
 //! their group commit is flushed, so async callers run them on a blocking thread.
 
+mod grants;
 mod group_commit;
 mod keys;
+mod outbox;
 mod query;
 mod record;
 mod results_token;
@@ -14,13 +16,15 @@ mod sled_store;
 #[cfg(test)]
 mod tests;
 
-pub use sled_store::SledStore;
+pub use sled_store::{SledStore, MAX_LISTED_DELIVERIES};
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use crate::error::Result;
+use crate::grant::{Grant, GrantOwner, NewGrant};
 use crate::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, Realm,
     RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
@@ -121,7 +125,8 @@ pub trait SessionStore: Send + Sync {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<RemoveOutcome>;
-    /// Removes up to `batch` sessions that expired before `now`; answers how many it removed.
+    /// Removes up to `batch` sessions and grants that expired before `now`; answers how many it
+    /// removed. Expired sessions of realms that ask for it queue logout notifications.
     fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize>;
 
     /// Disk flushes run since the store opened (group commits), for metrics.
@@ -129,4 +134,47 @@ pub trait SessionStore: Send + Sync {
 
     /// The audit log, newest first: up to `count` entries older than `before` (an entry id).
     fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>>;
+
+    /// Records a refresh token, reference access token, authorization code or consent. A grant
+    /// naming a session must name a live session of the same subject.
+    fn create_grant(&self, realm: &str, grant: &NewGrant, now: DateTime<Utc>) -> Result<Grant>;
+    /// The live grant a token belongs to; `None` if it is unknown, revoked or expired.
+    fn introspect(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<Option<Grant>>;
+    /// The live grants of a subject or of a session (at most 1000).
+    fn list_grants(
+        &self,
+        realm: &str,
+        owner: &GrantOwner,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Grant>>;
+
+    /// Pending deliveries whose next attempt is due at `now`, soonest first, across realms.
+    fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>>;
+    /// Records how an attempt at a delivery went (the logout token's `jti` included).
+    fn record_attempt(
+        &self,
+        realm: &str,
+        id: u64,
+        jti: &str,
+        result: &AttemptResult,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery>;
+    /// Queues a pending or failed delivery for an attempt now, with a fresh retry window.
+    /// Durable when it returns.
+    fn retry_delivery(
+        &self,
+        realm: &str,
+        id: u64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery>;
+    /// One page of the realm's deliveries, newest first, optionally of one status, older than
+    /// `before` (a delivery id), with exact counts per status.
+    fn list_deliveries(
+        &self,
+        realm: &str,
+        status: Option<DeliveryStatus>,
+        before: Option<u64>,
+        count: usize,
+    ) -> Result<DeliveryPage>;
 }

@@ -7,8 +7,11 @@
 //! - `by_attr`: realm id + kind + value + created time + sid → () (subject, client, name prefix)
 //! - `counts`: realm id (+ kind + value) → exact number of sessions, as a big-endian u64
 //! - `realms`: name → realm record (JSON); `meta`: the results-token key; `audit`: id → entry
+//! - `clients`: realm id + client id → registration (JSON)
+//! - the grant trees (see [`super::grants`]) and the back-channel outbox (see [`super::outbox`])
 //!
-//! A session and all its index entries and counters change in one transaction.
+//! A session and all its index entries and counters change in one transaction. Ending a session
+//! also removes its revoked grants and queues its logout notifications in that transaction.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
@@ -24,12 +27,16 @@ use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
+use super::grants::{self, GrantId, GrantTx, StoredGrant};
 use super::group_commit::GroupCommit;
 use super::keys::{self, AttrKind, RealmId, Sid};
+use super::outbox::{self, OutboxTx};
 use super::record::{parse_sid, sid_to_string, IndexEntry, StoredSession};
 use super::results_token::ResultsTokenCodec;
 use super::SessionStore;
+use crate::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
 use crate::error::{Result, SessionError};
+use crate::grant::{Grant, GrantKind, GrantOwner, NewGrant};
 use crate::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, QuotaPolicy,
     Realm, RealmSettings, RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions,
@@ -43,6 +50,10 @@ pub const MAX_SELECTED_SIDS: usize = 1000;
 const MAX_TOKEN_LEN: usize = 128;
 /// Tries at making room under an `evict_oldest` quota before giving up.
 const MAX_EVICTION_ATTEMPTS: usize = 8;
+/// Most grants one listing answers.
+const MAX_LISTED_GRANTS: usize = 1000;
+/// Largest page of deliveries.
+pub const MAX_LISTED_DELIVERIES: usize = 500;
 /// Sessions removed per batch by a realm-wide removal.
 const REMOVE_ALL_BATCH: usize = 1000;
 
@@ -68,6 +79,11 @@ pub(super) struct Trees {
     clients: Tree,
     meta: Tree,
     audit: Tree,
+    pub grants: Tree,
+    pub grant_tokens: Tree,
+    pub grant_index: Tree,
+    pub outbox: Tree,
+    pub outbox_index: Tree,
 }
 
 impl Trees {
@@ -214,6 +230,11 @@ impl SledStore {
             clients: db.open_tree("clients")?,
             meta: db.open_tree("meta")?,
             audit: db.open_tree("audit")?,
+            grants: db.open_tree("grants")?,
+            grant_tokens: db.open_tree("grant_tokens")?,
+            grant_index: db.open_tree("grant_index")?,
+            outbox: db.open_tree("outbox")?,
+            outbox_index: db.open_tree("outbox_index")?,
         };
         let key = match trees.meta.get("results_token_key")? {
             Some(k) if k.len() == 32 => k.as_ref().try_into().expect("32 bytes"),
@@ -298,6 +319,97 @@ impl SledStore {
             })
     }
 
+    /// Runs `f` in one transaction over the session, grant and outbox trees: what ending a
+    /// session touches.
+    fn transact_all<T>(&self, f: impl Fn(&Tx, &GrantTx, &OutboxTx) -> TxResult<T>) -> Result<T> {
+        let t = &self.trees;
+        (
+            &t.sessions,
+            &t.tokens,
+            &t.by_created,
+            &t.by_last_access,
+            &t.by_expiry,
+            &t.by_attr,
+            &t.counts,
+            &t.grants,
+            &t.grant_tokens,
+            &t.grant_index,
+            &t.outbox,
+            &t.outbox_index,
+        )
+            .transaction(
+                |(
+                    sessions,
+                    tokens,
+                    by_created,
+                    by_last_access,
+                    by_expiry,
+                    by_attr,
+                    counts,
+                    grants,
+                    grant_tokens,
+                    grant_index,
+                    outbox,
+                    outbox_index,
+                )| {
+                    let tx = Tx {
+                        sessions,
+                        tokens,
+                        by_created,
+                        by_last_access,
+                        by_expiry,
+                        by_attr,
+                        counts,
+                    };
+                    let gtx = GrantTx {
+                        grants,
+                        tokens: grant_tokens,
+                        index: grant_index,
+                        counts,
+                    };
+                    let otx = OutboxTx {
+                        outbox,
+                        index: outbox_index,
+                    };
+                    f(&tx, &gtx, &otx)
+                },
+            )
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => e.into(),
+            })
+    }
+
+    /// Runs `f` in one transaction over the grant trees, the counters and the session records.
+    fn transact_grants<T>(
+        &self,
+        f: impl Fn(&TransactionalTree, &GrantTx) -> TxResult<T>,
+    ) -> Result<T> {
+        let t = &self.trees;
+        (
+            &t.sessions,
+            &t.counts,
+            &t.grants,
+            &t.grant_tokens,
+            &t.grant_index,
+        )
+            .transaction(|(sessions, counts, grants, tokens, index)| {
+                f(
+                    sessions,
+                    &GrantTx {
+                        grants,
+                        tokens,
+                        index,
+                        counts,
+                    },
+                )
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => e.into(),
+            })
+    }
+
     pub(super) fn counter(&self, key: &[u8]) -> Result<u64> {
         Ok(keys::counter_value(self.trees.counts.get(key)?.as_deref()))
     }
@@ -375,19 +487,6 @@ impl SledStore {
         }
     }
 
-    /// Deletes a session if it still exists and `still` holds for it; true if it was deleted.
-    fn delete_if(
-        &self,
-        realm: RealmId,
-        sid: &Sid,
-        still: impl Fn(&StoredSession) -> bool,
-    ) -> Result<bool> {
-        self.transact(|tx| match tx.load(realm, sid)? {
-            Some(s) if still(&s) => tx.delete(realm, &s).map(|_| true),
-            _ => Ok(false),
-        })
-    }
-
     /// Applies `change` to a stored session in one transaction and answers the new version.
     fn modify(
         &self,
@@ -409,35 +508,182 @@ impl SledStore {
         })
     }
 
-    /// Ends the given sessions: the one path every removal, logout and sign-out takes.
+    /// Ends the given sessions: the one path every removal, logout, sign-out, eviction and expiry
+    /// takes. Per session, one transaction removes the record, the revoked grants, and queues the
+    /// logout notifications, so either all of it happened or none of it did.
     fn end_sessions(
         &self,
         realm: &RealmEntry,
         targets: &[StoredSession],
         flags: &Flags,
         outcome: &mut RemoveOutcome,
+        now: DateTime<Utc>,
     ) -> Result<()> {
+        let uris = if flags.notify {
+            self.backchannel_uris(realm.id)?
+        } else {
+            HashMap::new()
+        };
         let mut clients = HashSet::new();
+        let mut consents_seen = HashSet::new();
         for s in targets {
-            for c in &s.client_ids {
-                if flags
-                    .client_scope
-                    .as_ref()
-                    .is_none_or(|scope| scope.contains(c))
-                {
-                    clients.insert(c.as_str());
+            let scoped: Vec<&String> = s.client_ids.iter().filter(|c| flags.in_scope(c)).collect();
+            clients.extend(scoped.iter().map(|c| c.as_str()));
+            let notify: Vec<(&str, &str)> = scoped
+                .iter()
+                .filter_map(|c| uris.get(c.as_str()).map(|u| (c.as_str(), u.as_str())))
+                .collect();
+            // A subject's consents are revoked once per request, with its first session.
+            let consents = if flags.revoke_consents && consents_seen.insert(s.subject_id.clone()) {
+                self.consents_of(realm.id, &s.subject_id, flags)?
+            } else {
+                Vec::new()
+            };
+            for attempt in 0.. {
+                let (seen, tokens) = if flags.revoke_tokens {
+                    self.session_tokens(realm.id, &s.sid, flags)?
+                } else {
+                    (0, Vec::new())
+                };
+                if outcome.dry_run {
+                    outcome.sessions_removed += u64::from(flags.remove_server_side_session);
+                    outcome.tokens_revoked += tokens.len() as u64;
+                    outcome.consents_revoked += consents.len() as u64;
+                    outcome.clients_notified += notify.len() as u64;
+                    break;
                 }
-            }
-            if flags.remove_server_side_session && !outcome.dry_run {
-                if self.delete_if(realm.id, &s.sid, |_| true)? {
-                    outcome.sessions_removed += 1;
+                let step = self.transact_all(|tx, gtx, otx| {
+                    let Some(current) = tx.load(realm.id, &s.sid)? else {
+                        return Ok(EndStep::Gone);
+                    };
+                    if flags.expired_at.is_some_and(|at| current.is_valid_at(at)) {
+                        return Ok(EndStep::Gone);
+                    }
+                    if flags.revoke_tokens && gtx.session_count(realm.id, &s.sid)? != seen {
+                        return Ok(EndStep::Rescan);
+                    }
+                    let mut done = RemoveOutcome::default();
+                    if flags.remove_server_side_session {
+                        tx.delete(realm.id, &current)?;
+                        done.sessions_removed = 1;
+                    }
+                    for id in &tokens {
+                        done.tokens_revoked += u64::from(gtx.delete(realm.id, id)?);
+                    }
+                    for id in &consents {
+                        done.consents_revoked += u64::from(gtx.delete(realm.id, id)?);
+                    }
+                    for (client_id, uri) in &notify {
+                        let delivery = new_delivery(
+                            otx.next_id()?,
+                            realm,
+                            &current,
+                            client_id,
+                            uri,
+                            flags.reason,
+                            now,
+                        );
+                        otx.insert(realm.id, &delivery)?;
+                        done.clients_notified += 1;
+                    }
+                    Ok(EndStep::Ended(done))
+                })?;
+                match step {
+                    EndStep::Rescan if attempt >= MAX_EVICTION_ATTEMPTS => {
+                        return Err(SessionError::Conflict(
+                            "grants of a session kept changing while it was being ended; try again"
+                                .into(),
+                        ))
+                    }
+                    EndStep::Rescan => continue,
+                    EndStep::Gone => break,
+                    EndStep::Ended(done) => {
+                        outcome.sessions_removed += done.sessions_removed;
+                        outcome.tokens_revoked += done.tokens_revoked;
+                        outcome.consents_revoked += done.consents_revoked;
+                        outcome.clients_notified += done.clients_notified;
+                        break;
+                    }
                 }
-            } else if flags.remove_server_side_session {
-                outcome.sessions_removed += 1;
             }
         }
         outcome.clients_affected += clients.len() as u64;
         Ok(())
+    }
+
+    /// Back-channel logout URI of every client of the realm that has one.
+    fn backchannel_uris(&self, realm: RealmId) -> Result<HashMap<String, String>> {
+        let prefix = keys::realm_prefix(realm);
+        let mut out = HashMap::new();
+        for item in self.trees.clients.scan_prefix(prefix) {
+            let (k, v) = item?;
+            if let Some(uri) = decode_registration(&v)?.backchannel_logout_uri {
+                out.insert(
+                    String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                    uri,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The grants whose `grant_index` keys start with `prefix`.
+    fn grants_under(&self, realm: RealmId, prefix: &[u8]) -> Result<Vec<StoredGrant>> {
+        let mut out = Vec::new();
+        for item in self.trees.grant_index.scan_prefix(prefix) {
+            let id = grants::id_of_index_key(&item?.0);
+            if let Some(v) = self.trees.grants.get(grants::grant_key(realm, &id))? {
+                out.push(StoredGrant::decode(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The session's token grants within the flags' client scope, with the session's grant count
+    /// read before listing them (the transaction re-checks it).
+    fn session_tokens(
+        &self,
+        realm: RealmId,
+        sid: &Sid,
+        flags: &Flags,
+    ) -> Result<(u64, Vec<GrantId>)> {
+        let seen = self.counter(&grants::session_grants_counter(realm, sid))?;
+        let ids = self
+            .grants_under(realm, &grants::session_prefix(realm, sid))?
+            .into_iter()
+            .filter(|g| g.kind.is_token() && flags.in_scope(&g.client_id))
+            .map(|g| g.id)
+            .collect();
+        Ok((seen, ids))
+    }
+
+    /// The subject's consents within the flags' client scope.
+    fn consents_of(&self, realm: RealmId, subject: &str, flags: &Flags) -> Result<Vec<GrantId>> {
+        Ok(self
+            .grants_under(realm, &grants::subject_prefix(realm, subject))?
+            .into_iter()
+            .filter(|g| g.kind == GrantKind::Consent && flags.in_scope(&g.client_id))
+            .map(|g| g.id)
+            .collect())
+    }
+
+    /// Removes up to `batch` grants that expired before `now_ms`; answers how many.
+    fn reap_expired_grants(&self, realm: RealmId, now_ms: i64, batch: usize) -> Result<usize> {
+        let (start, end) = grants::expired_range(realm, now_ms);
+        let ids: Vec<GrantId> = self
+            .trees
+            .grant_index
+            .range(start..end)
+            .take(batch)
+            .map(|item| item.map(|(k, _)| grants::id_of_index_key(&k)))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut removed = 0;
+        for id in ids {
+            if self.transact_grants(|_, gtx| gtx.delete(realm, &id))? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Records a finished removal in the audit log and waits until it is on disk. A dry run
@@ -457,10 +703,79 @@ impl SledStore {
     }
 }
 
-/// What a removal does besides selecting sessions.
+/// What ending sessions does besides selecting them.
 struct Flags {
     remove_server_side_session: bool,
+    revoke_tokens: bool,
+    revoke_consents: bool,
+    notify: bool,
+    /// Limits token and consent revocation and notifications to these clients.
     client_scope: Option<BTreeSet<String>>,
+    /// Why the sessions end, as recorded in their deliveries.
+    reason: &'static str,
+    /// Only end sessions that are no longer valid at this time (the reaper's check).
+    expired_at: Option<i64>,
+}
+
+impl Flags {
+    /// Everything on, every client: a logout or an eviction.
+    fn everything(reason: &'static str) -> Self {
+        Flags {
+            remove_server_side_session: true,
+            revoke_tokens: true,
+            revoke_consents: true,
+            notify: true,
+            client_scope: None,
+            reason,
+            expired_at: None,
+        }
+    }
+
+    fn in_scope(&self, client_id: &str) -> bool {
+        self.client_scope
+            .as_ref()
+            .is_none_or(|scope| scope.contains(client_id))
+    }
+}
+
+/// How one session's ending transaction went.
+enum EndStep {
+    /// It ended; what it did.
+    Ended(RemoveOutcome),
+    /// It was already gone (or, for the reaper, valid again).
+    Gone,
+    /// A grant was added under it since its grants were listed: list them again.
+    Rescan,
+}
+
+/// A new pending delivery of a logout notification about `session` to one client.
+fn new_delivery(
+    id: u64,
+    realm: &RealmEntry,
+    session: &StoredSession,
+    client_id: &str,
+    uri: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Delivery {
+    Delivery {
+        id,
+        realm: realm.name.clone(),
+        client_id: client_id.to_owned(),
+        uri: uri.to_owned(),
+        subject_id: session.subject_id.clone(),
+        sid: sid_to_string(&session.sid),
+        reason: reason.to_owned(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        created_at: now,
+        retry_window_start: now,
+        next_attempt_at: Some(now),
+        last_attempt_at: None,
+        delivered_at: None,
+        last_error: None,
+        last_jti: None,
+    }
 }
 
 /// Key of a client registration: realm id, client id.
@@ -736,12 +1051,10 @@ impl SessionStore for SledStore {
                 }
                 QuotaPolicy::EvictOldest => {
                     if let Some(oldest) = self.oldest_of_subject(realm.id, &new.subject_id)? {
-                        let flags = Flags {
-                            remove_server_side_session: true,
-                            client_scope: None,
-                        };
+                        let flags = Flags::everything("evicted");
                         if let Some(s) = self.load(realm.id, &oldest)? {
-                            self.end_sessions(&realm, &[s], &flags, &mut RemoveOutcome::default())?;
+                            let mut outcome = RemoveOutcome::default();
+                            self.end_sessions(&realm, &[s], &flags, &mut outcome, now)?;
                         }
                     }
                 }
@@ -790,12 +1103,14 @@ impl SessionStore for SledStore {
         let Some(s) = self.resolve_token(&realm, token, now.timestamp_millis())? else {
             return Ok(false);
         };
-        let flags = Flags {
-            remove_server_side_session: true,
-            client_scope: None,
-        };
         let mut outcome = RemoveOutcome::default();
-        self.end_sessions(&realm, &[s], &flags, &mut outcome)?;
+        self.end_sessions(
+            &realm,
+            &[s],
+            &Flags::everything("logout"),
+            &mut outcome,
+            now,
+        )?;
         self.wait_durable()?;
         Ok(outcome.sessions_removed > 0)
     }
@@ -926,7 +1241,12 @@ impl SessionStore for SledStore {
         }
         let flags = Flags {
             remove_server_side_session: request.remove_server_side_session,
+            revoke_tokens: request.revoke_tokens,
+            revoke_consents: request.revoke_consents,
+            notify: request.send_backchannel_logout,
             client_scope: client_scope(&request.client_ids)?,
+            reason: "revoked",
+            expired_at: None,
         };
         let mut outcome = RemoveOutcome {
             dry_run: request.dry_run,
@@ -959,7 +1279,7 @@ impl SessionStore for SledStore {
             targets = self.matching_sessions(&realm, &filter)?;
         }
         outcome.removed = targets.iter().map(|s| sid_to_string(&s.sid)).collect();
-        self.end_sessions(&realm, &targets, &flags, &mut outcome)?;
+        self.end_sessions(&realm, &targets, &flags, &mut outcome, now)?;
         let target = if request.sids.is_empty() {
             format!(
                 "subject_id={} sid={}",
@@ -992,7 +1312,12 @@ impl SessionStore for SledStore {
         check_reason(&request.reason)?;
         let flags = Flags {
             remove_server_side_session: request.remove_server_side_session,
+            revoke_tokens: request.revoke_tokens,
+            revoke_consents: request.revoke_consents,
+            notify: request.send_backchannel_logout,
             client_scope: None,
+            reason: "realm_sign_out",
+            expired_at: None,
         };
         let mut outcome = RemoveOutcome {
             dry_run: request.dry_run,
@@ -1024,7 +1349,7 @@ impl SessionStore for SledStore {
             if batch.is_empty() {
                 break;
             }
-            self.end_sessions(&realm, &batch, &flags, &mut outcome)?;
+            self.end_sessions(&realm, &batch, &flags, &mut outcome, now)?;
         }
         let entry = removal_entry(
             &realm,
@@ -1045,18 +1370,29 @@ impl SessionStore for SledStore {
         for realm in realms.values() {
             let start = keys::realm_prefix(realm.id);
             let end = keys::sort_key(realm.id, now_ms, &[0xff; 16]);
-            let expired: Vec<Sid> = self
+            let mut expired = Vec::new();
+            for item in self
                 .trees
                 .by_expiry
                 .range(&start[..]..&end[..])
                 .take(batch - removed)
-                .map(|item| item.map(|(k, _)| keys::split_time_sid(&k).1))
-                .collect::<std::result::Result<_, _>>()?;
-            for sid in expired {
-                if self.delete_if(realm.id, &sid, |s| !s.is_valid_at(now_ms))? {
-                    removed += 1;
-                }
+            {
+                let (_, sid) = keys::split_time_sid(&item?.0);
+                expired.extend(self.load(realm.id, &sid)?);
             }
+            let flags = Flags {
+                remove_server_side_session: true,
+                revoke_tokens: false,
+                revoke_consents: false,
+                notify: realm.settings.backchannel_logout_on_expiry,
+                client_scope: None,
+                reason: "expired",
+                expired_at: Some(now_ms),
+            };
+            let mut outcome = RemoveOutcome::default();
+            self.end_sessions(realm, &expired, &flags, &mut outcome, now)?;
+            removed += outcome.sessions_removed as usize;
+            removed += self.reap_expired_grants(realm.id, now_ms, batch - removed)?;
             if removed >= batch {
                 break;
             }
@@ -1087,5 +1423,253 @@ impl SessionStore for SledStore {
                 Ok((id, entry))
             })
             .collect()
+    }
+
+    fn create_grant(&self, realm: &str, new: &NewGrant, now: DateTime<Utc>) -> Result<Grant> {
+        let realm = self.realm(realm)?;
+        validate::new_grant(new, now)?;
+        let sid = match &new.sid {
+            Some(s) => Some(parse_sid(s).ok_or_else(|| SessionError::SessionNotFound(s.clone()))?),
+            None => None,
+        };
+        let grant = StoredGrant {
+            id: random_bytes()?,
+            kind: new.kind,
+            subject_id: new.subject_id.clone(),
+            sid,
+            client_id: new.client_id.clone(),
+            scopes: new.scopes.clone(),
+            created_ms: now.timestamp_millis(),
+            expires_ms: new.expires_at.timestamp_millis(),
+            token_hash: new
+                .token
+                .as_ref()
+                .map(|t| Sha256::digest(t.as_bytes()).into()),
+        };
+        self.transact_grants(|sessions, gtx| {
+            if let Some(sid) = &grant.sid {
+                let abort = |e| Err(ConflictableTransactionError::Abort(e));
+                let Some(v) = sessions.get(&keys::session_key(realm.id, sid)[..])? else {
+                    return abort(SessionError::SessionNotFound(sid_to_string(sid)));
+                };
+                let session =
+                    StoredSession::decode(&v).map_err(ConflictableTransactionError::Abort)?;
+                if session.subject_id != grant.subject_id {
+                    return abort(SessionError::invalid(
+                        "the session named by sid belongs to another subject",
+                    ));
+                }
+            }
+            if let Some(h) = &grant.token_hash {
+                if gtx.tokens.get(&h[..])?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(SessionError::Conflict(
+                        "this token is already recorded".into(),
+                    )));
+                }
+            }
+            gtx.insert(realm.id, &grant)
+        })?;
+        Ok(grant.to_grant(&realm.name))
+    }
+
+    fn introspect(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<Option<Grant>> {
+        let realm = self.realm(realm)?;
+        if token.is_empty() || token.len() > 4096 {
+            return Ok(None);
+        }
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let Some(key) = self.trees.grant_tokens.get(hash)? else {
+            return Ok(None);
+        };
+        if key.len() != 20 || key[..4] != realm.id.to_be_bytes() {
+            return Ok(None);
+        }
+        let Some(v) = self.trees.grants.get(&key)? else {
+            return Ok(None);
+        };
+        let grant = StoredGrant::decode(&v)?;
+        Ok((grant.expires_ms > now.timestamp_millis()).then(|| grant.to_grant(&realm.name)))
+    }
+
+    fn list_grants(
+        &self,
+        realm: &str,
+        owner: &GrantOwner,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Grant>> {
+        let realm = self.realm(realm)?;
+        let prefix = match owner {
+            GrantOwner::Subject(subject) => {
+                validate::identifier("subject_id", subject)?;
+                grants::subject_prefix(realm.id, subject)
+            }
+            GrantOwner::Session(sid) => {
+                let sid =
+                    parse_sid(sid).ok_or_else(|| SessionError::SessionNotFound(sid.clone()))?;
+                grants::session_prefix(realm.id, &sid).to_vec()
+            }
+        };
+        let now_ms = now.timestamp_millis();
+        Ok(self
+            .grants_under(realm.id, &prefix)?
+            .into_iter()
+            .filter(|g| g.expires_ms > now_ms)
+            .take(MAX_LISTED_GRANTS)
+            .map(|g| g.to_grant(&realm.name))
+            .collect())
+    }
+
+    fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
+        let (start, end) = outbox::due_range(now.timestamp_millis());
+        let mut out = Vec::new();
+        for item in self.trees.outbox_index.range(start..end).take(limit) {
+            let (realm, id) = outbox::split_delivery_key(&item?.0);
+            if let Some(v) = self.trees.outbox.get(outbox::delivery_key(realm, id))? {
+                out.push(outbox::decode(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn record_attempt(
+        &self,
+        realm: &str,
+        id: u64,
+        jti: &str,
+        result: &AttemptResult,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        let realm = self.realm(realm)?;
+        self.transact_all(|_, _, otx| {
+            let Some(old) = otx.load(realm.id, id)? else {
+                return Err(ConflictableTransactionError::Abort(
+                    SessionError::DeliveryNotFound(id),
+                ));
+            };
+            let mut new = Delivery {
+                attempts: old.attempts + 1,
+                last_attempt_at: Some(now),
+                last_jti: Some(jti.to_owned()),
+                ..old.clone()
+            };
+            match result {
+                AttemptResult::Delivered => {
+                    new.status = DeliveryStatus::Delivered;
+                    new.delivered_at = Some(now);
+                    new.next_attempt_at = None;
+                }
+                AttemptResult::Retry { at, error } => {
+                    new.status = DeliveryStatus::Pending;
+                    new.next_attempt_at = Some(*at);
+                    new.last_error = Some(error.clone());
+                }
+                AttemptResult::GiveUp { error } => {
+                    new.status = DeliveryStatus::Failed;
+                    new.next_attempt_at = None;
+                    new.last_error = Some(error.clone());
+                }
+            }
+            otx.update(realm.id, &old, &new)?;
+            Ok(new)
+        })
+    }
+
+    fn retry_delivery(
+        &self,
+        realm: &str,
+        id: u64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        let realm = self.realm(realm)?;
+        let delivery = self.transact_all(|_, _, otx| {
+            let abort = |e| Err(ConflictableTransactionError::Abort(e));
+            let Some(old) = otx.load(realm.id, id)? else {
+                return abort(SessionError::DeliveryNotFound(id));
+            };
+            if old.status == DeliveryStatus::Delivered {
+                return abort(SessionError::Conflict(format!(
+                    "delivery {id} was already delivered"
+                )));
+            }
+            let new = Delivery {
+                status: DeliveryStatus::Pending,
+                next_attempt_at: Some(now),
+                retry_window_start: now,
+                ..old.clone()
+            };
+            otx.update(realm.id, &old, &new)?;
+            Ok(new)
+        })?;
+        let entry = AuditEntry {
+            outcome: "queued".into(),
+            ..audit_entry(&realm, "retry_delivery", &id.to_string(), actor, now)
+        };
+        self.audit(&entry)?;
+        self.wait_durable()?;
+        Ok(delivery)
+    }
+
+    fn list_deliveries(
+        &self,
+        realm: &str,
+        status: Option<DeliveryStatus>,
+        before: Option<u64>,
+        count: usize,
+    ) -> Result<DeliveryPage> {
+        let realm = self.realm(realm)?;
+        let count = count.clamp(1, MAX_LISTED_DELIVERIES);
+        let end = before.unwrap_or(u64::MAX);
+        let mut deliveries = Vec::with_capacity(count + 1);
+        match status {
+            Some(status) => {
+                let prefix = outbox::status_prefix(realm.id, status);
+                let end_key = [&prefix[..], &end.to_be_bytes()].concat();
+                for item in self.trees.outbox_index.range(prefix.clone()..end_key).rev() {
+                    let (k, _) = item?;
+                    let id = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
+                    if let Some(v) = self.trees.outbox.get(outbox::delivery_key(realm.id, id))? {
+                        deliveries.push(outbox::decode(&v)?);
+                    }
+                    if deliveries.len() > count {
+                        break;
+                    }
+                }
+            }
+            None => {
+                let start = outbox::delivery_key(realm.id, 0);
+                let end_key = outbox::delivery_key(realm.id, end);
+                for item in self
+                    .trees
+                    .outbox
+                    .range(start..end_key)
+                    .rev()
+                    .take(count + 1)
+                {
+                    deliveries.push(outbox::decode(&item?.1)?);
+                }
+            }
+        }
+        let next_before = (deliveries.len() > count).then(|| {
+            deliveries.truncate(count);
+            deliveries.last().map(|d| d.id)
+        });
+        let counter = |s| -> Result<u64> {
+            Ok(keys::counter_value(
+                self.trees
+                    .outbox_index
+                    .get(outbox::count_key(realm.id, s))?
+                    .as_deref(),
+            ))
+        };
+        Ok(DeliveryPage {
+            deliveries,
+            counts: DeliveryCounts {
+                pending: counter(DeliveryStatus::Pending)?,
+                delivered: counter(DeliveryStatus::Delivered)?,
+                failed: counter(DeliveryStatus::Failed)?,
+            },
+            next_before: next_before.flatten(),
+        })
     }
 }

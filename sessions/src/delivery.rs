@@ -1,0 +1,106 @@
+//! Back-channel logout deliveries: one notification to one client about one ended session, kept
+//! in a durable outbox until the client acknowledges it or retrying gives up. Plain types, so they
+//! also compile for the WASM dashboard.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a delivery stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The client answered 200 or 204.
+    Delivered,
+    /// Retrying gave up; "retry now" queues it again.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 3] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+    ];
+
+    /// The name used in URLs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the name used in URLs and JSON.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One back-channel logout notification and its delivery history.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Delivery {
+    /// Unique, increasing id.
+    pub id: u64,
+    pub realm: String,
+    pub client_id: String,
+    /// The client's back-channel logout URI at the time the session ended.
+    pub uri: String,
+    /// The logout token's `sub`.
+    pub subject_id: String,
+    /// The logout token's `sid`.
+    pub sid: String,
+    /// Why the session ended: `revoked`, `logout`, `realm_sign_out`, `expired` or `evicted`.
+    pub reason: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    /// When retrying started (creation, or the last "retry now"); retries stop a bounded time later.
+    pub retry_window_start: DateTime<Utc>,
+    /// When a pending delivery is next attempted.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// What went wrong with the last failed attempt.
+    pub last_error: Option<String>,
+    /// The `jti` of the last logout token sent.
+    pub last_jti: Option<String>,
+}
+
+/// How one delivery attempt went, as the delivery worker reports it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum AttemptResult {
+    Delivered,
+    /// Failed; try again at this time.
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    /// Failed, and retrying gives up.
+    GiveUp {
+        error: String,
+    },
+}
+
+/// Exact number of deliveries per status in a realm.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryCounts {
+    pub pending: u64,
+    pub delivered: u64,
+    pub failed: u64,
+}
+
+/// One page of a realm's deliveries, newest first.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryPage {
+    pub deliveries: Vec<Delivery>,
+    pub counts: DeliveryCounts,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next_before: Option<u64>,
+}
