@@ -5,6 +5,7 @@
 
 pub mod admins;
 pub mod auth;
+pub mod backchannel;
 pub mod error;
 mod metrics;
 mod routes;
@@ -21,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use admins::{AdminAccounts, ADMIN_REALM};
 pub use auth::{ApiKeys, Scope};
+pub use backchannel::{Backchannel, DeliveryConfig, SigningKeys};
 pub use metrics::record_reaped;
 
 /// Largest request body accepted.
@@ -31,6 +33,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct ApiState {
     pub store: Arc<dyn SessionStore>,
     pub keys: Arc<ApiKeys>,
+    pub backchannel: Arc<Backchannel>,
 }
 
 impl FromRef<ApiState> for Arc<ApiKeys> {

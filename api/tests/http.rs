@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use api::{ApiKeys, ApiState, Scope};
+use api::{ApiKeys, ApiState, Backchannel, Scope, SigningKeys};
 use chrono::Utc;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
@@ -29,7 +29,13 @@ impl Server {
             .unwrap();
         let (_, issue_key) = keys.create("idp", &[Scope::Issue], Utc::now()).unwrap();
         let (_, admin_key) = keys.create("ops", &[Scope::Admin], Utc::now()).unwrap();
-        let app = api::router(ApiState { store, keys });
+        let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).unwrap());
+        let backchannel = Arc::new(Backchannel::new(signing, "http://127.0.0.1"));
+        let app = api::router(ApiState {
+            store,
+            keys,
+            backchannel,
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

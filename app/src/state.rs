@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use api::AdminAccounts;
+use api::{AdminAccounts, Backchannel};
 use sessions::store::SessionStore;
 
 /// The handles server functions need; provided by the server with `provide_context`.
@@ -10,4 +10,6 @@ use sessions::store::SessionStore;
 pub struct AppState {
     pub store: Arc<dyn SessionStore>,
     pub admins: Arc<AdminAccounts>,
+    /// Woken when the dashboard queues a delivery retry.
+    pub backchannel: Arc<Backchannel>,
 }

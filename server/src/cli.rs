@@ -1,4 +1,4 @@
-//! The command line: `serve`, and the `api-key` commands.
+//! The command line: `serve`, and the `api-key`, `admin` and `signing-key` commands.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +23,24 @@ pub enum Command {
     /// Manage dashboard administrators (run while the server is stopped).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Manage the keys that sign logout tokens (run while the server is stopped; a running
+    /// server rotates with POST /api/v1/signing-keys/rotate).
+    #[command(subcommand, name = "signing-key")]
+    SigningKey(SigningKeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SigningKeyCommand {
+    /// Make a new key current; the old one stays published until its tokens have expired.
+    Rotate {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Print the published public keys (JWKS).
+    Show {
+        #[command(flatten)]
+        data: DataDir,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,6 +81,53 @@ pub struct ServeArgs {
     /// Seconds between runs of the expired-session reaper.
     #[arg(long, env = "SESSIONS_REAPER_INTERVAL_SECS", default_value_t = 10)]
     pub reaper_interval_secs: u64,
+    /// The `iss` of logout tokens (the identity provider's issuer URL); default `http://ADDR`.
+    #[arg(long, env = "SESSIONS_ISSUER")]
+    pub issuer: Option<String>,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// How back-channel logout notifications are delivered and retried.
+#[derive(Args, Debug, Clone)]
+pub struct DeliveryArgs {
+    /// Milliseconds allowed for one POST to a client.
+    #[arg(long, env = "SESSIONS_DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
+    pub delivery_timeout_ms: u64,
+    /// Milliseconds before the first retry; each further retry waits twice as long (with jitter).
+    #[arg(
+        long,
+        env = "SESSIONS_DELIVERY_FIRST_BACKOFF_MS",
+        default_value_t = 2000
+    )]
+    pub delivery_first_backoff_ms: u64,
+    /// Longest wait between retries, in seconds.
+    #[arg(
+        long,
+        env = "SESSIONS_DELIVERY_MAX_BACKOFF_SECS",
+        default_value_t = 300
+    )]
+    pub delivery_max_backoff_secs: u64,
+    /// Seconds a failing delivery is retried before it is marked failed.
+    #[arg(
+        long,
+        env = "SESSIONS_DELIVERY_RETRY_FOR_SECS",
+        default_value_t = 86400
+    )]
+    pub delivery_retry_for_secs: u64,
+}
+
+impl DeliveryArgs {
+    pub fn config(&self) -> api::DeliveryConfig {
+        use std::time::Duration;
+        api::DeliveryConfig {
+            timeout: Duration::from_millis(self.delivery_timeout_ms.max(1)),
+            first_backoff: Duration::from_millis(self.delivery_first_backoff_ms.max(1)),
+            max_backoff: Duration::from_secs(self.delivery_max_backoff_secs.max(1)),
+            retry_for: Duration::from_secs(self.delivery_retry_for_secs),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

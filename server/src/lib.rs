@@ -1,5 +1,5 @@
 //! The sessions server: opens the store, serves the JSON API and the dashboard, and runs the
-//! background reaper. `main.rs` only parses the command line.
+//! background reaper and the back-channel logout delivery worker. `main.rs` only parses the command line.
 
 pub mod cli;
 pub mod demo;
@@ -8,7 +8,7 @@ pub mod reaper;
 
 use std::sync::Arc;
 
-use api::{AdminAccounts, ApiKeys, ApiState};
+use api::{AdminAccounts, ApiKeys, ApiState, Backchannel, SigningKeys};
 use app::state::AppState;
 use axum::Router;
 use leptos::prelude::*;
@@ -22,6 +22,7 @@ pub struct Services {
     pub store: Arc<SledStore>,
     pub keys: Arc<ApiKeys>,
     pub admins: Arc<AdminAccounts>,
+    pub signing_keys: Arc<SigningKeys>,
 }
 
 impl Services {
@@ -42,25 +43,35 @@ impl Services {
         let store = Arc::new(store);
         let keys = Arc::new(ApiKeys::open(store.clone()).map_err(|e| e.to_string())?);
         let admins = Arc::new(AdminAccounts::open(store.clone()).map_err(|e| e.to_string())?);
+        let signing_keys = Arc::new(
+            SigningKeys::open(store.clone(), chrono::Utc::now()).map_err(|e| e.to_string())?,
+        );
         Ok(Services {
             store,
             keys,
             admins,
+            signing_keys,
         })
     }
 }
 
 /// The whole HTTP surface: the JSON API and the dashboard with its server functions and assets.
-pub fn router(services: &Services, leptos_options: LeptosOptions) -> Router {
+pub fn router(
+    services: &Services,
+    backchannel: Arc<Backchannel>,
+    leptos_options: LeptosOptions,
+) -> Router {
     let store: Arc<dyn SessionStore> = services.store.clone();
     let api = api::router(ApiState {
         store: store.clone(),
         keys: services.keys.clone(),
+        backchannel: backchannel.clone(),
     });
     let routes = generate_route_list(app::App);
     let app_state = AppState {
         store: store.clone(),
         admins: services.admins.clone(),
+        backchannel,
     };
     let dashboard = Router::new()
         .leptos_routes_with_context(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use clap::Parser;
 use leptos::config::LeptosOptions;
-use server::cli::{AdminCommand, ApiKeyCommand, Cli, Command, ServeArgs};
+use server::cli::{AdminCommand, ApiKeyCommand, Cli, Command, ServeArgs, SigningKeyCommand};
 use server::Services;
 use sessions::store::SessionStore;
 
@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::ApiKey(cmd) => api_key(cmd),
         Command::Admin(cmd) => admin(cmd),
+        Command::SigningKey(cmd) => signing_key(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,10 +75,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let store: Arc<dyn SessionStore> = services.store.clone();
     let reaper = tokio::spawn(server::reaper::run(
-        store,
+        store.clone(),
         Duration::from_secs(args.reaper_interval_secs.max(1)),
     ));
-    let app = server::router(&services, leptos_options(&args));
+    let issuer = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", args.addr));
+    let backchannel = Arc::new(api::Backchannel::new(services.signing_keys.clone(), issuer));
+    let deliveries = tokio::spawn(api::backchannel::worker::run(
+        store,
+        backchannel.clone(),
+        args.delivery.config(),
+    ));
+    let app = server::router(&services, backchannel, leptos_options(&args));
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -91,6 +102,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     reaper.abort();
+    deliveries.abort();
     services.store.wait_durable().map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
@@ -127,6 +139,28 @@ fn admin(cmd: AdminCommand) -> Result<(), String> {
                 .set_password(&username, password, Utc::now())
                 .map_err(|e| e.to_string())?;
             eprintln!("administrator '{username}' can now sign in to the dashboard");
+        }
+    }
+    Ok(())
+}
+
+fn signing_key(cmd: SigningKeyCommand) -> Result<(), String> {
+    match cmd {
+        SigningKeyCommand::Rotate { data } => {
+            let services = Services::open(&data.data_dir)?;
+            let kid = services
+                .signing_keys
+                .rotate(Utc::now())
+                .map_err(|e| e.to_string())?;
+            eprintln!("logout tokens are now signed with key '{kid}'");
+        }
+        SigningKeyCommand::Show { data } => {
+            let services = Services::open(&data.data_dir)?;
+            let jwks = services.signing_keys.jwks(Utc::now());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&jwks).map_err(|e| e.to_string())?
+            );
         }
     }
     Ok(())

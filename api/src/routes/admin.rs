@@ -63,8 +63,9 @@ pub async fn remove_sessions(
     RealmPath(realm): RealmPath,
     ApiJson(req): ApiJson<RemoveSessions>,
 ) -> ApiResult<Json<RemoveOutcome>> {
-    let outcome =
-        blocking(move || state.store.remove(&realm, &req, &caller.actor, Utc::now())).await?;
+    let store = state.store.clone();
+    let outcome = blocking(move || store.remove(&realm, &req, &caller.actor, Utc::now())).await?;
+    state.backchannel.wake.notify_one();
     Ok(Json(outcome))
 }
 
@@ -79,11 +80,9 @@ pub async fn logout_all(
     RealmPath(realm): RealmPath,
     ApiJson(req): ApiJson<RemoveAllSessions>,
 ) -> ApiResult<Json<RemoveOutcome>> {
-    let outcome = blocking(move || {
-        state
-            .store
-            .remove_all(&realm, &req, &caller.actor, Utc::now())
-    })
-    .await?;
+    let store = state.store.clone();
+    let outcome =
+        blocking(move || store.remove_all(&realm, &req, &caller.actor, Utc::now())).await?;
+    state.backchannel.wake.notify_one();
     Ok(Json(outcome))
 }

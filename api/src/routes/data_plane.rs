@@ -130,7 +130,9 @@ pub async fn logout_session(
     RealmPath(realm): RealmPath,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<LogoutResponse>> {
-    let logged_out = blocking(move || state.store.logout(&realm, &req.token, Utc::now())).await?;
+    let store = state.store.clone();
+    let logged_out = blocking(move || store.logout(&realm, &req.token, Utc::now())).await?;
+    state.backchannel.wake.notify_one();
     Ok(Json(LogoutResponse { logged_out }))
 }
 

@@ -4,8 +4,11 @@ mod admin;
 mod audit;
 mod clients;
 mod data_plane;
+mod deliveries;
+mod grants;
 pub mod ops;
 mod realms;
+pub mod signing_keys;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,6 +39,11 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
             clients::delete_client
         ))
         .routes(routes!(clients::list_clients))
+        .routes(routes!(grants::create_grant, grants::list_grants))
+        .routes(routes!(grants::introspect))
+        .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(deliveries::retry_delivery))
+        .routes(routes!(signing_keys::rotate))
 }
 
 /// Runs a store call that may wait for the disk on a blocking thread.

@@ -20,6 +20,7 @@ pub fn router(openapi: Arc<OpenApi>) -> Router<ApiState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
+        .route("/.well-known/jwks.json", get(super::signing_keys::jwks))
         .route(
             "/api/v1/openapi.json",
             get(move || async move { Json(openapi.as_ref().clone()) }),

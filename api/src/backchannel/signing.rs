@@ -1,0 +1,187 @@
+//! The keys that sign logout tokens: ES256 (P-256), generated on first start and kept in the
+//! store's database. Rotation makes a new key current and keeps publishing the old one until every
+//! token it signed has expired.
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, TimeDelta, Utc};
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use p256::pkcs8::EncodePrivateKey;
+use serde::{Deserialize, Serialize};
+use sessions::store::SledStore;
+use sessions::{Result, SessionError};
+
+use super::logout_token::{LogoutClaims, LIFETIME_SECS, TOKEN_TYPE};
+
+/// How long after its retirement a key stays published: the token lifetime plus clock skew.
+const PUBLISHED_AFTER_RETIREMENT_SECS: i64 = LIFETIME_SECS + 60;
+
+/// A signing key as stored.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct StoredKey {
+    kid: String,
+    /// PKCS#8 DER of the private key, base64url.
+    pkcs8: String,
+    created_at: DateTime<Utc>,
+    /// When a newer key replaced it.
+    retired_at: Option<DateTime<Utc>>,
+}
+
+/// A loaded key: what signs with it and what publishes it.
+struct LoadedKey {
+    stored: StoredKey,
+    encoding: EncodingKey,
+    jwk: Jwk,
+}
+
+/// The signing keys of a server.
+pub struct SigningKeys {
+    tree: sled::Tree,
+    store: Arc<SledStore>,
+    /// Every kept key, the current (unretired) one last.
+    keys: ArcSwap<Vec<Arc<LoadedKey>>>,
+    /// Serialises rotations.
+    rotating: Mutex<()>,
+}
+
+fn storage(e: impl std::fmt::Display) -> SessionError {
+    SessionError::Storage(e.to_string())
+}
+
+impl LoadedKey {
+    fn load(stored: StoredKey) -> Result<Self> {
+        let der = URL_SAFE_NO_PAD.decode(&stored.pkcs8).map_err(storage)?;
+        let encoding = EncodingKey::from_ec_der(&der);
+        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).map_err(storage)?;
+        jwk.common.key_id = Some(stored.kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk.common.key_algorithm = Some(KeyAlgorithm::ES256);
+        Ok(Self {
+            stored,
+            encoding,
+            jwk,
+        })
+    }
+
+    fn generate(now: DateTime<Utc>) -> Result<StoredKey> {
+        let secret = loop {
+            let mut bytes = [0u8; 32];
+            getrandom::getrandom(&mut bytes).map_err(storage)?;
+            // Almost every 32-byte string is a valid scalar; draw again in the rare other case.
+            if let Ok(k) = p256::SecretKey::from_slice(&bytes) {
+                break k;
+            }
+        };
+        let der = secret.to_pkcs8_der().map_err(storage)?;
+        let mut kid = [0u8; 12];
+        getrandom::getrandom(&mut kid).map_err(storage)?;
+        Ok(StoredKey {
+            kid: URL_SAFE_NO_PAD.encode(kid),
+            pkcs8: URL_SAFE_NO_PAD.encode(der.as_bytes()),
+            created_at: now,
+            retired_at: None,
+        })
+    }
+}
+
+impl SigningKeys {
+    /// Loads the keys kept in the store, generating the first one if there is none.
+    pub fn open(store: Arc<SledStore>, now: DateTime<Utc>) -> Result<Self> {
+        let tree = store.companion_tree("signing_keys")?;
+        let keys = Self {
+            tree,
+            store,
+            keys: ArcSwap::from_pointee(Vec::new()),
+            rotating: Mutex::new(()),
+        };
+        keys.reload()?;
+        if keys.keys.load().is_empty() {
+            keys.rotate(now)?;
+        }
+        Ok(keys)
+    }
+
+    fn reload(&self) -> Result<()> {
+        let mut loaded = Vec::new();
+        for item in self.tree.iter() {
+            let (_, v) = item?;
+            let stored: StoredKey = serde_json::from_slice(&v).map_err(storage)?;
+            loaded.push(Arc::new(LoadedKey::load(stored)?));
+        }
+        loaded.sort_by_key(|k| (k.stored.retired_at.is_none(), k.stored.created_at));
+        self.keys.store(Arc::new(loaded));
+        Ok(())
+    }
+
+    /// Makes a new key current and retires the previous one; answers the new key id. Durable
+    /// when it returns. Keys retired long enough ago that no token they signed is still valid are
+    /// deleted.
+    pub fn rotate(&self, now: DateTime<Utc>) -> Result<String> {
+        let _guard = self.rotating.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = LoadedKey::generate(now)?;
+        let keep_after = now - TimeDelta::seconds(PUBLISHED_AFTER_RETIREMENT_SECS);
+        for key in self.keys.load().iter() {
+            let mut stored = key.stored.clone();
+            match stored.retired_at {
+                None => {
+                    stored.retired_at = Some(now);
+                    self.save(&stored)?;
+                }
+                Some(at) if at < keep_after => drop(self.tree.remove(&stored.kid)?),
+                Some(_) => {}
+            }
+        }
+        self.save(&fresh)?;
+        self.store.wait_durable()?;
+        self.reload()?;
+        Ok(fresh.kid)
+    }
+
+    fn save(&self, key: &StoredKey) -> Result<()> {
+        let value = serde_json::to_vec(key).map_err(storage)?;
+        self.tree.insert(key.kid.as_bytes(), value)?;
+        Ok(())
+    }
+
+    /// Id of the key that signs now.
+    pub fn current_kid(&self) -> String {
+        self.current().stored.kid.clone()
+    }
+
+    fn current(&self) -> Arc<LoadedKey> {
+        self.keys
+            .load()
+            .last()
+            .cloned()
+            .expect("a signing key exists from open on")
+    }
+
+    /// Signs logout-token claims with the current key.
+    pub fn sign(&self, claims: &LogoutClaims) -> Result<String> {
+        let key = self.current();
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some(TOKEN_TYPE.to_owned());
+        header.kid = Some(key.stored.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(storage)
+    }
+
+    /// The public keys to publish at `now`: the current one and those retired too recently for
+    /// their tokens to have expired.
+    pub fn jwks(&self, now: DateTime<Utc>) -> JwkSet {
+        let cutoff = now - TimeDelta::seconds(PUBLISHED_AFTER_RETIREMENT_SECS);
+        JwkSet {
+            keys: self
+                .keys
+                .load()
+                .iter()
+                .rev()
+                .filter(|k| k.stored.retired_at.is_none_or(|at| at >= cutoff))
+                .map(|k| k.jwk.clone())
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The delivery worker: POSTs a freshly signed logout token for every due delivery, records how
+//! each attempt went, and retries failures with exponential backoff and jitter until the retry
+//! window closes. Deliveries run concurrently, with a cap per client, so one slow client does not
+//! hold up the others.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sessions::store::SessionStore;
+use sessions::{AttemptResult, Delivery};
+
+use super::{Backchannel, LogoutClaims};
+
+/// How deliveries are attempted and retried.
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    /// Time allowed for one POST.
+    pub timeout: Duration,
+    /// Delay after the first failure; it doubles with each further one.
+    pub first_backoff: Duration,
+    /// Longest delay between attempts.
+    pub max_backoff: Duration,
+    /// How long after queueing (or "retry now") a failing delivery is retried before it is marked
+    /// failed.
+    pub retry_for: Duration,
+    /// How often the outbox is checked when nothing wakes the worker.
+    pub poll_every: Duration,
+    /// Most attempts in flight at once.
+    pub max_in_flight: usize,
+    /// Most attempts in flight to one client at once.
+    pub max_in_flight_per_client: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            first_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(300),
+            retry_for: Duration::from_secs(24 * 3600),
+            poll_every: Duration::from_millis(500),
+            max_in_flight: 64,
+            max_in_flight_per_client: 4,
+        }
+    }
+}
+
+/// Deliveries being attempted right now, by id and by client.
+#[derive(Default)]
+struct InFlight {
+    ids: HashSet<u64>,
+    per_client: HashMap<(String, String), usize>,
+}
+
+/// Runs forever, delivering what the outbox holds.
+pub async fn run(
+    store: Arc<dyn SessionStore>,
+    backchannel: Arc<Backchannel>,
+    config: DeliveryConfig,
+) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.timeout)
+        .user_agent(concat!("sessions-backchannel/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds");
+    let in_flight = Arc::new(Mutex::new(InFlight::default()));
+    loop {
+        let due = {
+            let store = store.clone();
+            let limit = config.max_in_flight * 4;
+            tokio::task::spawn_blocking(move || store.due_deliveries(Utc::now(), limit)).await
+        };
+        match due {
+            Ok(Ok(due)) => {
+                for d in due {
+                    if !claim(&in_flight, &d, &config) {
+                        continue;
+                    }
+                    let (store, bc, http, cfg, flight) = (
+                        store.clone(),
+                        backchannel.clone(),
+                        http.clone(),
+                        config.clone(),
+                        in_flight.clone(),
+                    );
+                    tokio::spawn(async move {
+                        attempt(&*store, &bc, &http, &cfg, &d).await;
+                        release(&flight, &d);
+                        // A finished attempt may free a slot for a waiting delivery.
+                        bc.wake.notify_one();
+                    });
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "reading the outbox failed"),
+            Err(e) => tracing::error!(error = %e, "outbox task failed"),
+        }
+        let _ = tokio::time::timeout(config.poll_every, backchannel.wake.notified()).await;
+    }
+}
+
+/// Marks a delivery in flight unless it already is or its client (or the worker) is at its cap.
+fn claim(in_flight: &Mutex<InFlight>, d: &Delivery, config: &DeliveryConfig) -> bool {
+    let mut f = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    let client = (d.realm.clone(), d.client_id.clone());
+    let busy = f.per_client.get(&client).copied().unwrap_or(0);
+    if f.ids.contains(&d.id)
+        || f.ids.len() >= config.max_in_flight
+        || busy >= config.max_in_flight_per_client
+    {
+        return false;
+    }
+    f.ids.insert(d.id);
+    f.per_client.insert(client, busy + 1);
+    true
+}
+
+fn release(in_flight: &Mutex<InFlight>, d: &Delivery) {
+    let mut f = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    f.ids.remove(&d.id);
+    let client = (d.realm.clone(), d.client_id.clone());
+    if let Some(n) = f.per_client.get_mut(&client) {
+        *n -= 1;
+        if *n == 0 {
+            f.per_client.remove(&client);
+        }
+    }
+}
+
+/// One attempt: sign, POST, and record the result.
+async fn attempt(
+    store: &dyn SessionStore,
+    backchannel: &Backchannel,
+    http: &reqwest::Client,
+    config: &DeliveryConfig,
+    d: &Delivery,
+) {
+    let claims = LogoutClaims::for_delivery(&backchannel.issuer, d, Utc::now());
+    let sent = match backchannel.keys.sign(&claims) {
+        Ok(token) => post(http, &d.uri, &token).await,
+        Err(e) => Err(format!("signing failed: {e}")),
+    };
+    let now = Utc::now();
+    let result = match sent {
+        Ok(()) => AttemptResult::Delivered,
+        Err(error) if retry_window_closed(d, config, now) => AttemptResult::GiveUp { error },
+        Err(error) => AttemptResult::Retry {
+            at: now + backoff(config, d.attempts + 1),
+            error,
+        },
+    };
+    match &result {
+        AttemptResult::Delivered => {
+            tracing::info!(id = d.id, realm = %d.realm, client = %d.client_id, "logout delivered")
+        }
+        AttemptResult::Retry { error, .. } => {
+            tracing::warn!(id = d.id, client = %d.client_id, %error, "logout delivery failed; will retry")
+        }
+        AttemptResult::GiveUp { error } => {
+            tracing::error!(id = d.id, client = %d.client_id, %error, "logout delivery failed for good")
+        }
+    }
+    crate::metrics::record_delivery(&result);
+    if let Err(e) = store.record_attempt(&d.realm, d.id, &claims.jti, &result, now) {
+        tracing::error!(id = d.id, error = %e, "recording a delivery attempt failed");
+    }
+}
+
+/// POSTs the logout token form-encoded; 200 and 204 count as delivered.
+async fn post(http: &reqwest::Client, uri: &str, token: &str) -> Result<(), String> {
+    let response = http
+        .post(uri)
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .map_err(describe)?;
+    match response.status().as_u16() {
+        200 | 204 => Ok(()),
+        status => Err(format!("HTTP {status}")),
+    }
+}
+
+/// A request error with its causes, e.g. "error sending request: connection refused".
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn retry_window_closed(d: &Delivery, config: &DeliveryConfig, now: DateTime<Utc>) -> bool {
+    let window = TimeDelta::from_std(config.retry_for).unwrap_or(TimeDelta::MAX);
+    now >= d.retry_window_start + window
+}
+
+/// Delay before attempt `n + 1` after `n` failures: doubling from `first_backoff`, capped at
+/// `max_backoff`, with jitter that spreads it over its upper half.
+fn backoff(config: &DeliveryConfig, failures: u32) -> TimeDelta {
+    let doubling = 2u32.saturating_pow(failures.saturating_sub(1).min(30));
+    let full = config
+        .first_backoff
+        .saturating_mul(doubling)
+        .min(config.max_backoff);
+    let mut r = [0u8; 4];
+    let jitter = match getrandom::getrandom(&mut r) {
+        Ok(()) => f64::from(u32::from_be_bytes(r)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    };
+    TimeDelta::from_std(full.mul_f64(0.5 + jitter / 2.0)).unwrap_or(TimeDelta::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_is_capped() {
+        let config = DeliveryConfig {
+            first_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(60),
+            ..Default::default()
+        };
+        for (failures, full) in [
+            (1, 2_000),
+            (2, 4_000),
+            (3, 8_000),
+            (10, 60_000),
+            (40, 60_000),
+        ] {
+            let d = backoff(&config, failures).num_milliseconds();
+            assert!(
+                (full / 2..=full).contains(&d),
+                "{failures} failures: {d} ms, expected within [{}, {full}]",
+                full / 2
+            );
+        }
+    }
+}
