@@ -847,6 +847,15 @@ async fn openapi_document_matches_the_served_routes() {
         ("GET", "/api/v1/realms/{realm}/clients/{client_id}"),
         ("DELETE", "/api/v1/realms/{realm}/clients/{client_id}"),
         ("GET", "/api/v1/realms/{realm}/clients"),
+        ("POST", "/api/v1/realms/{realm}/grants"),
+        ("GET", "/api/v1/realms/{realm}/grants"),
+        ("POST", "/api/v1/realms/{realm}/grants/introspect"),
+        ("GET", "/api/v1/realms/{realm}/backchannel-deliveries"),
+        (
+            "POST",
+            "/api/v1/realms/{realm}/backchannel-deliveries/{id}/retry",
+        ),
+        ("POST", "/api/v1/signing-keys/rotate"),
     ];
     let expected: HashSet<_> = expected
         .iter()

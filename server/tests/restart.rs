@@ -1,0 +1,197 @@
+//! The server binary killed with SIGKILL between a revocation and its back-channel delivery: after
+//! a restart on the same data directory the notification still arrives, exactly as queued, signed
+//! with the key that was persisted before the kill.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Form;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+const KEY: &str = "restart-test-key-0123456789";
+const ISSUER: &str = "https://idp.restart.test";
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The server binary on `addr` over `data_dir`, retrying deliveries quickly.
+fn start(addr: SocketAddr, data_dir: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["serve", "--addr", &addr.to_string()])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--issuer", ISSUER, "--delivery-first-backoff-ms", "100"])
+        .args(["--delivery-max-backoff-secs", "1"])
+        .env("SESSIONS_BOOTSTRAP_API_KEY", KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server binary starts")
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server at {base} did not become healthy");
+}
+
+async fn call(http: &reqwest::Client, base: &str, method: &str, path: &str, body: Value) -> Value {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let resp = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path}: {status} {v}");
+    v
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    logout_token: String,
+}
+
+async fn receive(State(got): State<Arc<Mutex<Vec<String>>>>, Form(f): Form<LogoutForm>) {
+    got.lock().unwrap().push(f.logout_token);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_logout_survives_sigkill_and_is_delivered_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, receiver_addr) = (free_addr(), free_addr());
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let mut server = start(addr, dir.path());
+    wait_healthy(&http, &base).await;
+
+    call(&http, &base, "PUT", "/api/v1/realms/r", json!({})).await;
+    let client = json!({"backchannel_logout_uri": format!("http://{receiver_addr}/logout")});
+    call(&http, &base, "PUT", "/api/v1/realms/r/clients/crm", client).await;
+    let created = call(
+        &http,
+        &base,
+        "POST",
+        "/api/v1/realms/r/sessions",
+        json!({"subject_id": "frank", "client_ids": ["crm"]}),
+    )
+    .await;
+    let sid = created["sid"].as_str().unwrap().to_owned();
+    let jwks_before: Value = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcome = call(
+        &http,
+        &base,
+        "POST",
+        "/api/v1/realms/r/sessions/remove",
+        json!({"sids": [sid]}),
+    )
+    .await;
+    assert_eq!(outcome["clients_notified"], 1);
+    let queued = call(
+        &http,
+        &base,
+        "GET",
+        "/api/v1/realms/r/backchannel-deliveries",
+        json!(null),
+    )
+    .await;
+    let queued = queued["deliveries"][0].clone();
+    assert_eq!(
+        queued["status"], "pending",
+        "the receiver is down: {queued}"
+    );
+
+    // The revocation was acknowledged; kill the server before it can deliver.
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new()
+        .route("/logout", axum::routing::post(receive))
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind(receiver_addr).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut server = start(addr, dir.path());
+    wait_healthy(&http, &base).await;
+    let mut delivered = Value::Null;
+    for _ in 0..200 {
+        let page = call(
+            &http,
+            &base,
+            "GET",
+            "/api/v1/realms/r/backchannel-deliveries",
+            json!(null),
+        )
+        .await;
+        if page["counts"]["delivered"] == 1 {
+            delivered = page["deliveries"][0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let jwks_after: Value = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    assert_eq!(delivered["status"], "delivered", "{delivered}");
+    for field in [
+        "id",
+        "client_id",
+        "uri",
+        "subject_id",
+        "sid",
+        "reason",
+        "created_at",
+    ] {
+        assert_eq!(delivered[field], queued[field], "{field} as queued");
+    }
+    assert_eq!(jwks_after, jwks_before, "the signing key survived the kill");
+    let tokens = got.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 1);
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks_after).unwrap();
+    let header = jsonwebtoken::decode_header(&tokens[0]).unwrap();
+    let key =
+        jsonwebtoken::DecodingKey::from_jwk(jwks.find(&header.kid.unwrap()).unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["crm"]);
+    validation.set_issuer(&[ISSUER]);
+    let claims: Value = jsonwebtoken::decode(&tokens[0], &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sub"], "frank");
+    assert_eq!(claims["sid"], sid.as_str());
+    assert_eq!(claims["jti"], delivered["last_jti"]);
+}
