@@ -39,6 +39,8 @@ export default defineConfig({
       SESSIONS_BOOTSTRAP_API_KEY: apiKey,
       SESSIONS_ADMIN_PASSWORD: adminPassword,
       RUST_LOG: 'warn',
+      // Failed deliveries wait a minute before retrying, so "retry now" is what retries them.
+      SESSIONS_DELIVERY_FIRST_BACKOFF_MS: '60000',
     },
   },
 });

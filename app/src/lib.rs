@@ -51,6 +51,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=pages::login::LoginPage/>
                     <Route path=path!("/audit") view=pages::audit::AuditPage/>
                     <Route path=path!("/clients") view=pages::clients::ClientsPage/>
+                    <Route path=path!("/deliveries") view=pages::deliveries::DeliveriesPage/>
                     <Route path=path!("/sessions/:realm/:sid") view=pages::session_detail::SessionDetailPage/>
                 </Routes>
             </main>

@@ -46,7 +46,7 @@ test('next and previous land on the same rows', async ({ page }) => {
 test('search by subject, select rows and revoke them with chosen flags', async ({ page, request }) => {
   for (let i = 0; i < 3; i++) {
     const r = await api(request, 'POST', '/api/v1/realms/demo/sessions', {
-      subject_id: 'e2e-victim', display_name: `Victim Number${i}`, client_ids: ['portal'],
+      subject_id: 'e2e-victim', display_name: `Victim Number${i}`, client_ids: ['victim-app'],
     });
     expect(r.status).toBe(201);
   }

@@ -21,6 +21,7 @@ pub fn Header() -> impl IntoView {
             <nav aria-label="Main">
                 <a href="/">"Sessions"</a>
                 <a href="/clients">"Clients"</a>
+                <a href="/deliveries">"Deliveries"</a>
                 <a href="/audit">"Audit"</a>
                 <a href="/api/v1/docs" rel="external">"API"</a>
             </nav>

@@ -53,6 +53,27 @@ pub fn describe(o: &RemoveOutcome) -> String {
     if !o.not_found.is_empty() {
         text.push_str(&format!(", {} already gone", o.not_found.len()));
     }
+    let revoked: Vec<String> = [(o.tokens_revoked, "token"), (o.consents_revoked, "consent")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}{}", plural(n)))
+        .collect();
+    if !revoked.is_empty() {
+        let verb = if o.dry_run {
+            "would be revoked"
+        } else {
+            "revoked"
+        };
+        text.push_str(&format!(", {} {verb}", revoked.join(" and ")));
+    }
+    if o.clients_notified > 0 {
+        let verb = if o.dry_run { "would be sent" } else { "queued" };
+        text.push_str(&format!(
+            ", {} logout notification{} {verb}",
+            o.clients_notified,
+            plural(o.clients_notified)
+        ));
+    }
     text.push('.');
     text
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod clients;
+pub mod deliveries;
 pub mod login;
 pub mod session_detail;
 pub mod sessions;

@@ -79,6 +79,36 @@ fn Detail(detail: SessionDetail, realm: String, notice: RwSignal<Option<String>>
             s.user_agent.clone().unwrap_or_else(|| "—".into()),
         ),
     ];
+    let grants = if detail.grants.is_empty() {
+        view! { <p class="muted">"No token or consent was recorded under this session."</p> }
+            .into_any()
+    } else {
+        let rows = detail
+            .grants
+            .iter()
+            .map(|g| {
+                view! {
+                    <tr>
+                        <td>{g.kind.as_str().replace('_', " ")}</td>
+                        <td><code>{g.client_id.clone()}</code></td>
+                        <td>{g.scopes.join(" ")}</td>
+                        <td title=exact(g.created_at)>{relative(g.created_at, now)}</td>
+                        <td title=exact(g.expires_at)>{relative(g.expires_at, now)}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table class="grants">
+                <thead><tr>
+                    <th scope="col">"Kind"</th><th scope="col">"Client"</th><th scope="col">"Scopes"</th>
+                    <th scope="col">"Issued"</th><th scope="col">"Expires"</th>
+                </tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
     let title = s
         .display_name
         .clone()
@@ -97,6 +127,8 @@ fn Detail(detail: SessionDetail, realm: String, notice: RwSignal<Option<String>>
             </dl>
             <h2>"Properties"</h2>
             {properties}
+            <h2>"Tokens and consents"</h2>
+            {grants}
         </div>
         <RevokeDialog realm selected target=dialog on_done/>
     }

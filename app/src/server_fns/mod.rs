@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod deliveries;
 pub mod sessions;
 
 /// The error text server functions answer when nobody is signed in.

@@ -4,7 +4,8 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 use sessions::{
-    QueryResult, Realm, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+    Grant, QueryResult, Realm, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session,
+    SessionQuery,
 };
 
 /// Everything the sessions page needs, in one round trip.
@@ -69,9 +70,13 @@ pub async fn revoke_sessions(
             ));
         }
     }
-    let store = state()?.store;
+    let state = state()?;
+    let store = state.store.clone();
     let actor = format!("admin:{}", admin.username);
-    blocking(move || store.remove(&realm, &request, &actor, chrono::Utc::now())).await
+    let outcome =
+        blocking(move || store.remove(&realm, &request, &actor, chrono::Utc::now())).await?;
+    state.backchannel.wake.notify_one();
+    Ok(outcome)
 }
 
 /// One session, and whether it is the administrator's own.
@@ -79,6 +84,8 @@ pub async fn revoke_sessions(
 pub struct SessionDetail {
     pub session: Session,
     pub own: bool,
+    /// The live tokens and consents issued under the session.
+    pub grants: Vec<Grant>,
 }
 
 /// One session by its id.
@@ -87,9 +94,21 @@ pub async fn load_session(realm: String, sid: String) -> Result<SessionDetail, S
     use super::auth::ssr::require_admin;
     use super::ssr::{shown, state};
     let admin = require_admin().await?;
-    let session = state()?.store.get_session(&realm, &sid).map_err(shown)?;
+    let store = state()?.store;
+    let session = store.get_session(&realm, &sid).map_err(shown)?;
     let own = realm == api::ADMIN_REALM && session.sid == admin.sid;
-    Ok(SessionDetail { session, own })
+    let grants = store
+        .list_grants(
+            &realm,
+            &sessions::GrantOwner::Session(sid),
+            chrono::Utc::now(),
+        )
+        .map_err(shown)?;
+    Ok(SessionDetail {
+        session,
+        own,
+        grants,
+    })
 }
 
 /// Ends every session of the realm (or, with `dry_run`, previews it). Not for the admin realm,
@@ -108,7 +127,11 @@ pub async fn revoke_all_sessions(
             "You cannot sign out the realm holding the session you are signed in with.",
         ));
     }
-    let store = state()?.store;
+    let state = state()?;
+    let store = state.store.clone();
     let actor = format!("admin:{}", admin.username);
-    blocking(move || store.remove_all(&realm, &request, &actor, chrono::Utc::now())).await
+    let outcome =
+        blocking(move || store.remove_all(&realm, &request, &actor, chrono::Utc::now())).await?;
+    state.backchannel.wake.notify_one();
+    Ok(outcome)
 }
