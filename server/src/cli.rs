@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// Seconds between runs of the expired-session reaper.
     #[arg(long, env = "SESSIONS_REAPER_INTERVAL_SECS", default_value_t = 10)]
     pub reaper_interval_secs: u64,
+    /// Days a delivered logout notification stays listed before the reaper deletes it (failed
+    /// ones are kept until retried).
+    #[arg(long, env = "SESSIONS_DELIVERED_RETENTION_DAYS", default_value_t = 7)]
+    pub delivered_retention_days: u64,
     /// The `iss` of logout tokens (the identity provider's issuer URL); default `http://ADDR`.
     #[arg(long, env = "SESSIONS_ISSUER")]
     pub issuer: Option<String>,

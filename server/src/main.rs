@@ -77,6 +77,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let reaper = tokio::spawn(server::reaper::run(
         store.clone(),
         Duration::from_secs(args.reaper_interval_secs.max(1)),
+        Duration::from_secs(args.delivered_retention_days.saturating_mul(86_400)),
     ));
     let issuer = args
         .issuer

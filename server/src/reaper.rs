@@ -1,40 +1,63 @@
-//! The background task that removes expired sessions in batches.
+//! The background task that removes expired sessions and grants, and delivered logout
+//! notifications past their retention, in batches.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use sessions::store::SessionStore;
 
-/// Sessions removed per batch; between batches the task yields so queries are not stalled.
+/// Records removed per batch; between batches the task yields so queries are not stalled.
 const BATCH: usize = 1000;
 
-/// Runs forever: every `every`, removes expired sessions until a batch comes back short.
-pub async fn run(store: Arc<dyn SessionStore>, every: Duration) {
+/// Runs forever: every `every`, removes what expired (batch by batch, until a batch comes back
+/// short), then delivered notifications queued more than `keep_delivered` ago.
+pub async fn run(store: Arc<dyn SessionStore>, every: Duration, keep_delivered: Duration) {
+    let keep = TimeDelta::from_std(keep_delivered).unwrap_or(TimeDelta::MAX);
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
-        loop {
-            let store = store.clone();
-            match tokio::task::spawn_blocking(move || store.reap_expired(Utc::now(), BATCH)).await {
-                Ok(Ok(n)) => {
-                    api::record_reaped(n);
-                    if n > 0 {
-                        tracing::debug!(removed = n, "reaped expired sessions");
+        drain(&store, "expired sessions and grants", |s| {
+            s.reap_expired(Utc::now(), BATCH)
+        })
+        .await
+        .inspect(|n| api::record_reaped(*n))
+        .ok();
+        drain(&store, "delivered logout notifications", move |s| {
+            s.purge_delivered(Utc::now() - keep, BATCH)
+        })
+        .await
+        .ok();
+    }
+}
+
+/// Runs `step` on a blocking thread until it removes fewer than a batch; answers the total.
+async fn drain(
+    store: &Arc<dyn SessionStore>,
+    what: &'static str,
+    step: impl Fn(&dyn SessionStore) -> sessions::Result<usize> + Send + Sync + Copy + 'static,
+) -> Result<usize, ()> {
+    let mut total = 0;
+    loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || step(s.as_ref())).await {
+            Ok(Ok(n)) => {
+                total += n;
+                if n < BATCH {
+                    if total > 0 {
+                        tracing::debug!(removed = total, "removed {what}");
                     }
-                    if n < BATCH {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
+                    return Ok(total);
                 }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "reaper failed");
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reaper task failed");
-                    break;
-                }
+                tokio::task::yield_now().await;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "removing {what} failed");
+                return Err(());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "removing {what}: task failed");
+                return Err(());
             }
         }
     }

@@ -374,9 +374,23 @@ fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one
         Err(SessionError::DeliveryNotFound(_))
     ));
 
+    assert_eq!(
+        store.purge_delivered(t0(), 10).unwrap(),
+        0,
+        "queued at t0, kept"
+    );
     let first = store.list_deliveries("r", None, None, 1).unwrap();
     let next = first.next_before.expect("a second page");
     let second = store.list_deliveries("r", None, Some(next), 1).unwrap();
     assert_ne!(first.deliveries[0].id, second.deliveries[0].id);
     assert_eq!(second.next_before, None);
+
+    assert_eq!(
+        store.purge_delivered(later, 10).unwrap(),
+        1,
+        "only the delivered one"
+    );
+    let left = store.list_deliveries("r", None, None, 10).unwrap();
+    assert_eq!((left.counts.delivered, left.counts.pending), (0, 1));
+    assert_eq!(left.deliveries.len(), 1);
 }

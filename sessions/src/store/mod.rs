@@ -168,6 +168,9 @@ pub trait SessionStore: Send + Sync {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Delivery>;
+    /// Deletes up to `batch` delivered deliveries queued before `cutoff`, oldest first; answers
+    /// how many. Failed and pending ones are kept.
+    fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize>;
     /// One page of the realm's deliveries, newest first, optionally of one status, older than
     /// `before` (a delivery id), with exact counts per status.
     fn list_deliveries(

@@ -147,6 +147,21 @@ impl OutboxTx<'_> {
         Ok(())
     }
 
+    /// Removes a delivery with its index entries, adjusting the counters.
+    pub fn delete(&self, realm: RealmId, d: &Delivery) -> TxResult<()> {
+        if self
+            .outbox
+            .remove(&delivery_key(realm, d.id)[..])?
+            .is_none()
+        {
+            return Ok(());
+        }
+        for k in index_keys(realm, d) {
+            self.index.remove(k)?;
+        }
+        self.bump(realm, d.status, -1)
+    }
+
     fn bump(&self, realm: RealmId, status: DeliveryStatus, delta: i64) -> TxResult<()> {
         let key = count_key(realm, status);
         let n = keys::add_to_counter(self.index.get(&key)?.as_deref(), delta);

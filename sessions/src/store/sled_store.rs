@@ -1610,6 +1610,41 @@ impl SessionStore for SledStore {
         Ok(delivery)
     }
 
+    fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
+        let mut purged = 0;
+        let realms = self.realms.load();
+        for realm in realms.values() {
+            let prefix = outbox::status_prefix(realm.id, DeliveryStatus::Delivered);
+            // Ids grow with queueing time, so the oldest delivered ones come first.
+            let mut old = Vec::new();
+            for item in self.trees.outbox_index.scan_prefix(&prefix) {
+                let (k, _) = item?;
+                let id = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
+                let Some(v) = self.trees.outbox.get(outbox::delivery_key(realm.id, id))? else {
+                    continue;
+                };
+                let d = outbox::decode(&v)?;
+                if d.created_at >= cutoff || purged + old.len() >= batch {
+                    break;
+                }
+                old.push(d);
+            }
+            for d in &old {
+                self.transact_all(|_, _, otx| match otx.load(realm.id, d.id)? {
+                    Some(cur) if cur.status == DeliveryStatus::Delivered => {
+                        otx.delete(realm.id, &cur)
+                    }
+                    _ => Ok(()),
+                })?;
+            }
+            purged += old.len();
+            if purged >= batch {
+                break;
+            }
+        }
+        Ok(purged)
+    }
+
     fn list_deliveries(
         &self,
         realm: &str,

@@ -3,7 +3,10 @@
 use chrono::{TimeDelta, TimeZone, Utc};
 
 use super::{SessionStore, SledStore};
-use crate::{NewSession, RealmSettingsUpdate, RemoveAllSessions, RemoveSessions};
+use crate::{
+    ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveAllSessions,
+    RemoveSessions,
+};
 
 #[test]
 fn every_way_of_ending_sessions_clears_every_index_and_counter() {
@@ -14,6 +17,11 @@ fn every_way_of_ending_sessions_clears_every_index_and_counter() {
         ..Default::default()
     };
     store.put_realm("r", &settings, "t", t0).unwrap();
+    let reg = ClientRegistration {
+        backchannel_logout_uri: Some("http://127.0.0.1:9/logout".into()),
+        ..Default::default()
+    };
+    store.put_client("r", "a", &reg, "t", t0).unwrap();
     let mut tokens = Vec::new();
     for i in 0..40 {
         let new = NewSession {
@@ -28,6 +36,24 @@ fn every_way_of_ending_sessions_clears_every_index_and_counter() {
         store
             .add_client("r", &c.session.sid, "late-joiner")
             .unwrap();
+        let grant = |kind: GrantKind, sid: Option<&str>, token: Option<String>| NewGrant {
+            kind,
+            subject_id: new.subject_id.clone(),
+            sid: sid.map(Into::into),
+            client_id: "a".into(),
+            expires_at: t0 + TimeDelta::seconds(80),
+            token,
+            scopes: Vec::new(),
+        };
+        let refresh = grant(
+            GrantKind::RefreshToken,
+            Some(&c.session.sid),
+            Some(format!("refresh-token-number-{i}")),
+        );
+        store.create_grant("r", &refresh, t0).unwrap();
+        store
+            .create_grant("r", &grant(GrantKind::Consent, None, None), t0)
+            .unwrap();
         tokens.push((c.token, c.session.sid));
     }
     let trees = &store.trees;
@@ -39,6 +65,9 @@ fn every_way_of_ending_sessions_clears_every_index_and_counter() {
         &trees.by_expiry,
         &trees.by_attr,
         &trees.counts,
+        &trees.grants,
+        &trees.grant_tokens,
+        &trees.grant_index,
     ];
     assert!(session_trees.iter().all(|t| !t.is_empty()));
 
@@ -81,6 +110,14 @@ fn every_way_of_ending_sessions_clears_every_index_and_counter() {
     store
         .remove_all("r", &RemoveAllSessions::default(), "t", t0)
         .unwrap();
+    // The reaper leaves an expired session's grants to expire on their own; let them.
+    store
+        .reap_expired(t0 + TimeDelta::seconds(81), 10_000)
+        .unwrap();
+    assert!(
+        !trees.outbox.is_empty(),
+        "ended sessions queued notifications"
+    );
 
     for (i, t) in session_trees.iter().enumerate() {
         assert!(t.is_empty(), "tree {i} still has {} entries", t.len());
