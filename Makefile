@@ -21,8 +21,11 @@ run: build
 	SESSIONS_DATA_DIR=$(DATA_DIR) SESSIONS_ADDR=$(ADDR) SESSIONS_ADMIN_PASSWORD=$(ADMIN_PASSWORD) target/debug/server serve --demo
 
 ## Every test: unit, property and HTTP tests, then the browser tests against the built server.
-test: build
+## cargo-leptos builds last: it compiles the server with its own environment (the WASM file name),
+## which a plain cargo build of the same binary would undo.
+test: setup
 	cargo test --workspace --exclude frontend
+	cargo leptos build
 	cd end2end && npx playwright test
 
 lint:

@@ -2,7 +2,7 @@
 
 use chrono::{TimeDelta, Utc};
 use sessions::store::SessionStore;
-use sessions::{NewSession, RealmSettingsUpdate, Result};
+use sessions::{ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, Result};
 
 const FIRST: &[&str] = &[
     "Alice", "Bruno", "Chen", "Dana", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kavya",
@@ -56,6 +56,14 @@ pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
         ..Default::default()
     };
     store.put_realm("demo", &settings, "demo-seed", Utc::now())?;
+    // The demo's applications have names but no back-channel URI: nothing is sent anywhere.
+    for client in CLIENTS {
+        let registration = ClientRegistration {
+            name: Some(client_name(client)),
+            ..Default::default()
+        };
+        store.put_client("demo", client, &registration, "demo-seed", Utc::now())?;
+    }
     let mut x: u64 = 0x853c49e6748fea9b;
     let mut next = move || {
         x ^= x << 13;
@@ -87,7 +95,42 @@ pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
             ..Default::default()
         };
         let age = TimeDelta::seconds((next() % (6 * 24 * 3600)) as i64);
-        store.create_session("demo", &new, now - age)?;
+        let created = store.create_session("demo", &new, now - age)?.session;
+        // Every third session holds a refresh token for the first application it joined.
+        if next() % 3 == 0 {
+            let mut token = [0u8; 16];
+            for b in &mut token {
+                *b = next() as u8;
+            }
+            let grant = NewGrant {
+                kind: GrantKind::RefreshToken,
+                subject_id: created.subject_id.clone(),
+                sid: Some(created.sid.clone()),
+                client_id: created.client_ids[0].clone(),
+                expires_at: now + TimeDelta::days(30),
+                token: Some(format!("demo-refresh-{}", hex(&token))),
+                scopes: vec!["openid".into(), "profile".into(), "offline_access".into()],
+            };
+            store.create_grant("demo", &grant, now - age)?;
+        }
     }
     Ok(true)
+}
+
+/// The display name of a demo application.
+fn client_name(id: &str) -> String {
+    match id {
+        "portal" => "Customer portal",
+        "mail" => "Webmail",
+        "crm" => "CRM",
+        "mobile-app" => "Mobile app",
+        "billing" => "Billing",
+        "wiki" => "Team wiki",
+        other => other,
+    }
+    .to_owned()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

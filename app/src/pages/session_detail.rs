@@ -8,7 +8,7 @@ use leptos_router::hooks::use_params_map;
 use crate::components::revoke_dialog::{describe, RevokeDialog, RevokeTarget};
 use crate::format::{exact, relative};
 use crate::pages::login::clean;
-use crate::server_fns::sessions::{load_session, SessionDetail};
+use crate::server_fns::sessions::{load_session, load_session_grants, SessionDetail};
 
 /// The session page.
 #[component]
@@ -47,9 +47,17 @@ fn Detail(detail: SessionDetail, realm: String, notice: RwSignal<Option<String>>
     let selected = RwSignal::new(BTreeSet::from([s.sid.clone()]));
     let dialog = RwSignal::new(None::<RevokeTarget>);
     let gone = RwSignal::new(false);
+    // Asked again after a revocation, which may have taken some of them.
+    let grants_version = RwSignal::new(0u32);
+    let (grants_realm, grants_sid) = (realm.clone(), s.sid.clone());
+    let grants = Resource::new(
+        move || grants_version.get(),
+        move |_| load_session_grants(grants_realm.clone(), grants_sid.clone()),
+    );
     let on_done = Callback::new(move |o: sessions::RemoveOutcome| {
         notice.set(Some(describe(&o)));
         gone.set(o.sessions_removed > 0);
+        grants_version.update(|v| *v += 1);
     });
     let properties = if s.properties.is_empty() {
         view! { <p class="muted">"No properties."</p> }.into_any()
@@ -79,42 +87,15 @@ fn Detail(detail: SessionDetail, realm: String, notice: RwSignal<Option<String>>
             s.user_agent.clone().unwrap_or_else(|| "—".into()),
         ),
     ];
-    let grants = if detail.grants.is_empty() {
-        view! { <p class="muted">"No token or consent was recorded under this session."</p> }
-            .into_any()
-    } else {
-        let rows = detail
-            .grants
-            .iter()
-            .map(|g| {
-                view! {
-                    <tr>
-                        <td>{g.kind.as_str().replace('_', " ")}</td>
-                        <td><code>{g.client_id.clone()}</code></td>
-                        <td>{g.scopes.join(" ")}</td>
-                        <td title=exact(g.created_at)>{relative(g.created_at, now)}</td>
-                        <td title=exact(g.expires_at)>{relative(g.expires_at, now)}</td>
-                    </tr>
-                }
-            })
-            .collect_view();
-        view! {
-            <table class="grants">
-                <thead><tr>
-                    <th scope="col">"Kind"</th><th scope="col">"Client"</th><th scope="col">"Scopes"</th>
-                    <th scope="col">"Issued"</th><th scope="col">"Expires"</th>
-                </tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
-        }
-        .into_any()
-    };
     let title = s
         .display_name
         .clone()
         .unwrap_or_else(|| s.subject_id.clone());
     view! {
-        <h1>{title} {detail.own.then(|| view! { <span class="badge">"this session"</span> })}</h1>
+        <h1>
+            {title} {detail.own.then(|| view! { <span class="badge">"this session"</span> })}
+            {move || gone.get().then(|| view! { <span class="badge ended">"ended"</span> })}
+        </h1>
         <div class="toolbar">
             <button type="button" class="danger" disabled=move || detail.own || gone.get()
                 on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>"Revoke this session"</button>
@@ -128,8 +109,48 @@ fn Detail(detail: SessionDetail, realm: String, notice: RwSignal<Option<String>>
             <h2>"Properties"</h2>
             {properties}
             <h2>"Tokens and consents"</h2>
-            {grants}
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match grants.await {
+                        Ok(list) => view! { <GrantTable grants=list now/> }.into_any(),
+                        Err(e) => view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
         </div>
         <RevokeDialog realm selected target=dialog on_done/>
     }
+}
+
+/// The live grants issued under a session.
+#[component]
+fn GrantTable(grants: Vec<sessions::Grant>, now: chrono::DateTime<chrono::Utc>) -> impl IntoView {
+    if grants.is_empty() {
+        return view! { <p class="muted">"No live token or consent was issued under this session."</p> }
+            .into_any();
+    }
+    let rows = grants
+        .into_iter()
+        .map(|g| {
+            view! {
+                <tr>
+                    <td>{g.kind.as_str().replace('_', " ")}</td>
+                    <td><code>{g.client_id}</code></td>
+                    <td>{g.scopes.join(" ")}</td>
+                    <td title=exact(g.created_at)>{relative(g.created_at, now)}</td>
+                    <td title=exact(g.expires_at)>{relative(g.expires_at, now)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="grants">
+            <thead><tr>
+                <th scope="col">"Kind"</th><th scope="col">"Client"</th><th scope="col">"Scopes"</th>
+                <th scope="col">"Issued"</th><th scope="col">"Expires"</th>
+            </tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+    .into_any()
 }

@@ -84,8 +84,6 @@ pub async fn revoke_sessions(
 pub struct SessionDetail {
     pub session: Session,
     pub own: bool,
-    /// The live tokens and consents issued under the session.
-    pub grants: Vec<Grant>,
 }
 
 /// One session by its id.
@@ -94,21 +92,25 @@ pub async fn load_session(realm: String, sid: String) -> Result<SessionDetail, S
     use super::auth::ssr::require_admin;
     use super::ssr::{shown, state};
     let admin = require_admin().await?;
-    let store = state()?.store;
-    let session = store.get_session(&realm, &sid).map_err(shown)?;
+    let session = state()?.store.get_session(&realm, &sid).map_err(shown)?;
     let own = realm == api::ADMIN_REALM && session.sid == admin.sid;
-    let grants = store
+    Ok(SessionDetail { session, own })
+}
+
+/// The live tokens and consents issued under a session (which may have ended).
+#[server]
+pub async fn load_session_grants(realm: String, sid: String) -> Result<Vec<Grant>, ServerFnError> {
+    use super::auth::ssr::require_admin;
+    use super::ssr::{shown, state};
+    require_admin().await?;
+    state()?
+        .store
         .list_grants(
             &realm,
             &sessions::GrantOwner::Session(sid),
             chrono::Utc::now(),
         )
-        .map_err(shown)?;
-    Ok(SessionDetail {
-        session,
-        own,
-        grants,
-    })
+        .map_err(shown)
 }
 
 /// Ends every session of the realm (or, with `dry_run`, previews it). Not for the admin realm,
