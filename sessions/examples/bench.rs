@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use sessions::store::{SessionStore, SledStore};
-use sessions::{NewSession, RealmSettingsUpdate, RemoveSessions, SessionQuery, SortKey};
+use sessions::{
+    ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveSessions,
+    SessionQuery, SortKey,
+};
 
 const FIRST: &[&str] = &[
     "Alice", "Bob", "Carla", "Dmitri", "Eve", "Farah", "Gustav", "Hana", "Ivan", "Julia", "Kenji",
@@ -121,13 +124,41 @@ fn main() {
         rows.extend(h.join().unwrap());
     }
     let insert_rate = rows.len() as f64 / t.elapsed().as_secs_f64();
-    // One subject with 1,000 sessions for the removal figure.
-    for _ in 0..1000 {
+    // One subject with 1,000 sessions for the removal figure, and another whose sessions each
+    // hold a refresh token and joined a client with a back-channel URI.
+    let notified = ClientRegistration {
+        backchannel_logout_uri: Some("http://127.0.0.1:9/logout".into()),
+        ..Default::default()
+    };
+    store
+        .put_client("bench", "notified-app", &notified, "bench", Utc::now())
+        .unwrap();
+    for i in 0..1000 {
         let new = NewSession {
             subject_id: "heavy-user".into(),
             ..Default::default()
         };
         store.create_session("bench", &new, Utc::now()).unwrap();
+        let new = NewSession {
+            subject_id: "heavy-user-2".into(),
+            client_ids: vec!["notified-app".into()],
+            ..Default::default()
+        };
+        let sid = store
+            .create_session("bench", &new, Utc::now())
+            .unwrap()
+            .session
+            .sid;
+        let grant = NewGrant {
+            kind: GrantKind::RefreshToken,
+            subject_id: "heavy-user-2".into(),
+            sid: Some(sid),
+            client_id: "notified-app".into(),
+            expires_at: Utc::now() + TimeDelta::days(30),
+            token: Some(format!("heavy-refresh-token-{i:06}")),
+            scopes: Vec::new(),
+        };
+        store.create_grant("bench", &grant, Utc::now()).unwrap();
     }
 
     let mut table: Vec<(String, String)> = Vec::new();
@@ -169,6 +200,62 @@ fn main() {
     table.push((
         "validate, refresh=true (1 thread, mostly coalesced)".into(),
         format!("{:.0} /s", (ops / 4) as f64 / t.elapsed().as_secs_f64()),
+    ));
+
+    // Grants: one refresh token for each of up to 100,000 sessions, then introspection.
+    let granted = rows.len().min(100_000);
+    let t = Instant::now();
+    let handles: Vec<_> = (0..2usize)
+        .map(|thread| {
+            let store = store.clone();
+            let sids: Vec<String> = rows[..granted]
+                .iter()
+                .skip(thread)
+                .step_by(2)
+                .map(|r| r.1.clone())
+                .collect();
+            std::thread::spawn(move || {
+                for sid in sids {
+                    let session = store.get_session("bench", &sid).unwrap();
+                    let grant = NewGrant {
+                        kind: GrantKind::RefreshToken,
+                        subject_id: session.subject_id,
+                        client_id: session.client_ids[0].clone(),
+                        expires_at: Utc::now() + TimeDelta::days(30),
+                        token: Some(format!("refresh-token-of-{sid}")),
+                        scopes: vec!["openid".into()],
+                        sid: Some(sid),
+                    };
+                    store.create_grant("bench", &grant, Utc::now()).unwrap();
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    table.push((
+        format!("record a refresh token ({granted}, 2 threads)"),
+        format!("{:.0} /s", granted as f64 / t.elapsed().as_secs_f64()),
+    ));
+    let t = Instant::now();
+    let handles: Vec<_> = (0..2u64)
+        .map(|thread| {
+            let store = store.clone();
+            let sids: Vec<String> = rows[..granted].iter().map(|r| r.1.clone()).collect();
+            std::thread::spawn(move || {
+                let mut rng = Rng(99 + thread);
+                let now = Utc::now();
+                for _ in 0..ops / 2 {
+                    let sid = &sids[(rng.next() % sids.len() as u64) as usize];
+                    let token = format!("refresh-token-of-{sid}");
+                    assert!(store.introspect("bench", &token, now).unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    table.push((
+        "introspect a token (2 threads)".into(),
+        format!("{:.0} /s", ops as f64 / t.elapsed().as_secs_f64()),
     ));
 
     let q = |f: &dyn Fn(&mut SessionQuery)| {
@@ -264,6 +351,26 @@ fn main() {
         format!(
             "remove {} sessions of one subject (durable)",
             outcome.sessions_removed
+        ),
+        format!("{:.2?}", t.elapsed()),
+    ));
+
+    let t = Instant::now();
+    let outcome = store
+        .remove(
+            "bench",
+            &RemoveSessions {
+                subject_id: Some("heavy-user-2".into()),
+                ..Default::default()
+            },
+            "bench",
+            Utc::now(),
+        )
+        .unwrap();
+    table.push((
+        format!(
+            "remove {} sessions with {} tokens, queue {} logouts (durable)",
+            outcome.sessions_removed, outcome.tokens_revoked, outcome.clients_notified
         ),
         format!("{:.2?}", t.elapsed()),
     ));
