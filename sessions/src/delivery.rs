@@ -65,7 +65,7 @@ pub struct Delivery {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
-    /// What went wrong with the last failed attempt.
+    /// What went wrong with the last attempt, if it failed (cleared once delivered).
     pub last_error: Option<String>,
     /// The `jti` of the last logout token sent.
     pub last_jti: Option<String>,

@@ -1433,7 +1433,9 @@ impl SessionStore for SledStore {
             None => None,
         };
         let grant = StoredGrant {
-            id: random_bytes()?,
+            id: *uuid::Builder::from_random_bytes(random_bytes()?)
+                .into_uuid()
+                .as_bytes(),
             kind: new.kind,
             subject_id: new.subject_id.clone(),
             sid,
@@ -1557,6 +1559,7 @@ impl SessionStore for SledStore {
                     new.status = DeliveryStatus::Delivered;
                     new.delivered_at = Some(now);
                     new.next_attempt_at = None;
+                    new.last_error = None;
                 }
                 AttemptResult::Retry { at, error } => {
                     new.status = DeliveryStatus::Pending;
