@@ -399,32 +399,27 @@ async fn one_slow_client_does_not_hold_up_the_others() {
     let receiver = Receiver::default();
     let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
     receiver.set("slow", 200, Duration::from_secs(30));
+    // The slow client's backlog is far larger than what the worker has in flight at once.
     let server = Server::start(DeliveryConfig {
+        max_in_flight: 8,
         max_in_flight_per_client: 2,
         ..quick()
     })
     .await;
     server.realm_with_clients(at, &["slow", "fast"]).await;
-    for i in 0..6 {
+    for i in 0..40 {
         server.session(&format!("user{i}"), &["slow", "fast"]).await;
     }
-    server
-        .ok(
-            Method::POST,
-            "/api/v1/realms/r/sessions/logout-all",
-            json!({}),
-        )
-        .await;
+    let all = "/api/v1/realms/r/sessions/logout-all";
+    server.ok(Method::POST, all, json!({})).await;
     let page = server
         .wait_for("the fast client's deliveries", |v| {
-            v["counts"]["delivered"] == 6
+            v["counts"]["delivered"] == 40
         })
         .await;
-    assert_eq!(
-        page["counts"]["pending"], 6,
-        "the slow client's are still pending"
-    );
-    assert_eq!(receiver.tokens_for("fast").len(), 6);
+    let pending = &page["counts"]["pending"];
+    assert_eq!(pending, 40, "the slow client's are still pending");
+    assert_eq!(receiver.tokens_for("fast").len(), 40, "each exactly once");
     let timed_out = server
         .wait_for("timeouts", |v| {
             v["deliveries"]

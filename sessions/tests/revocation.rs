@@ -50,6 +50,11 @@ fn grant(kind: GrantKind, subject: &str, sid: Option<&str>, client: &str, token:
     }
 }
 
+/// Every due delivery.
+fn due(store: &SledStore, now: DateTime<Utc>, limit: usize) -> Vec<sessions::Delivery> {
+    store.due_deliveries(now, limit, &|_, _, _| false).unwrap()
+}
+
 fn active(store: &SledStore, token: &str) -> bool {
     store.introspect("r", token, t0()).unwrap().is_some()
 }
@@ -296,19 +301,14 @@ fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopening()
     drop(store);
 
     let store = SledStore::open(dir.path()).unwrap();
-    let due = store
-        .due_deliveries(t0() + TimeDelta::seconds(61), 100)
-        .unwrap();
+    let pending = due(&store, t0() + TimeDelta::seconds(61), 100);
     assert_eq!(
-        due.len(),
+        pending.len(),
         4,
         "the expiry notification is due when the session expired"
     );
-    assert_eq!(store.due_deliveries(t0(), 100).unwrap().len(), 3);
-    assert!(store
-        .due_deliveries(t0() - TimeDelta::seconds(1), 100)
-        .unwrap()
-        .is_empty());
+    assert_eq!(due(&store, t0(), 100).len(), 3);
+    assert!(due(&store, t0() - TimeDelta::seconds(1), 100).is_empty());
 }
 
 #[test]
@@ -321,8 +321,8 @@ fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one
         ..Default::default()
     };
     store.remove("r", &request, "admin", t0()).unwrap();
-    let due = store.due_deliveries(t0(), 10).unwrap();
-    let (a, b) = (due[0].id, due[1].id);
+    let queued = due(&store, t0(), 10);
+    let (a, b) = (queued[0].id, queued[1].id);
     let later = t0() + TimeDelta::seconds(5);
     let retry = AttemptResult::Retry {
         at: later,
@@ -333,8 +333,8 @@ fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one
     store
         .record_attempt("r", b, "jti-2", &AttemptResult::Delivered, t0())
         .unwrap();
-    assert!(store.due_deliveries(t0(), 10).unwrap().is_empty());
-    assert_eq!(store.due_deliveries(later, 10).unwrap()[0].id, a);
+    assert!(due(&store, t0(), 10).is_empty());
+    assert_eq!(due(&store, later, 10)[0].id, a);
 
     let give_up = AttemptResult::GiveUp {
         error: "connection refused".into(),
@@ -357,14 +357,11 @@ fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one
         page.deliveries[0].last_error.as_deref(),
         Some("connection refused")
     );
-    assert!(store
-        .due_deliveries(later + TimeDelta::days(1), 10)
-        .unwrap()
-        .is_empty());
+    assert!(due(&store, later + TimeDelta::days(1), 10).is_empty());
 
     let again = store.retry_delivery("r", a, "admin", later).unwrap();
     assert_eq!((again.status, again.attempts), (DeliveryStatus::Pending, 2));
-    assert_eq!(store.due_deliveries(later, 10).unwrap()[0].id, a);
+    assert_eq!(due(&store, later, 10)[0].id, a);
     assert!(matches!(
         store.retry_delivery("r", b, "admin", later),
         Err(SessionError::Conflict(_))
@@ -393,4 +390,29 @@ fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one
     let left = store.list_deliveries("r", None, None, 10).unwrap();
     assert_eq!((left.counts.delivered, left.counts.pending), (0, 1));
     assert_eq!(left.deliveries.len(), 1);
+}
+
+#[test]
+fn the_due_scan_passes_over_busy_clients() {
+    let store = SledStore::temporary().unwrap();
+    setup(&store, "r", Default::default());
+    for i in 0..5 {
+        let sid = session(&store, "r", &format!("user{i}"));
+        let request = RemoveSessions {
+            sids: vec![sid],
+            ..Default::default()
+        };
+        store.remove("r", &request, "admin", t0()).unwrap();
+    }
+    // Five deliveries each for crm and mail, interleaved; crm is busy.
+    let busy = |_: &str, client: &str, _: u64| client == "crm";
+    let due = store.due_deliveries(t0(), 3, &busy).unwrap();
+    assert_eq!(due.len(), 3);
+    assert!(due.iter().all(|d| d.client_id == "mail"));
+    let all = store.due_deliveries(t0(), 100, &|_, _, _| false).unwrap();
+    assert_eq!(all.len(), 10);
+    assert!(
+        all.windows(2).all(|w| w[0].id < w[1].id),
+        "soonest (then oldest) first"
+    );
 }

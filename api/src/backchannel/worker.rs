@@ -69,9 +69,16 @@ pub async fn run(
     let in_flight = Arc::new(Mutex::new(InFlight::default()));
     loop {
         let due = {
-            let store = store.clone();
-            let limit = config.max_in_flight * 4;
-            tokio::task::spawn_blocking(move || store.due_deliveries(Utc::now(), limit)).await
+            let (store, flight, cfg) = (store.clone(), in_flight.clone(), config.clone());
+            tokio::task::spawn_blocking(move || {
+                let free = cfg.max_in_flight.saturating_sub(flight_len(&flight));
+                // Pass over what is in flight and clients at their limit, so one slow client's
+                // backlog never hides the others' deliveries.
+                let busy =
+                    |realm: &str, client: &str, id: u64| is_busy(&flight, &cfg, realm, client, id);
+                store.due_deliveries(Utc::now(), free, &busy)
+            })
+            .await
         };
         match due {
             Ok(Ok(due)) => {
@@ -99,6 +106,29 @@ pub async fn run(
         }
         let _ = tokio::time::timeout(config.poll_every, backchannel.wake.notified()).await;
     }
+}
+
+fn flight_len(in_flight: &Mutex<InFlight>) -> usize {
+    in_flight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .ids
+        .len()
+}
+
+/// Whether a delivery is in flight already or its client is at its cap.
+fn is_busy(
+    in_flight: &Mutex<InFlight>,
+    config: &DeliveryConfig,
+    realm: &str,
+    client: &str,
+    id: u64,
+) -> bool {
+    let f = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    f.ids.contains(&id)
+        || f.per_client
+            .get(&(realm.to_owned(), client.to_owned()))
+            .is_some_and(|n| *n >= config.max_in_flight_per_client)
 }
 
 /// Marks a delivery in flight unless it already is or its client (or the worker) is at its cap.

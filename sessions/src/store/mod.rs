@@ -148,8 +148,15 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<Grant>>;
 
-    /// Pending deliveries whose next attempt is due at `now`, soonest first, across realms.
-    fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>>;
+    /// Up to `limit` pending deliveries whose next attempt is due at `now`, soonest first, across
+    /// realms, passing over those for which `skip(realm, client_id, id)` holds (a client already
+    /// at its limit of attempts in flight) without reading them.
+    fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        skip: &dyn Fn(&str, &str, u64) -> bool,
+    ) -> Result<Vec<Delivery>>;
     /// Records how an attempt at a delivery went (the logout token's `jti` included).
     fn record_attempt(
         &self,

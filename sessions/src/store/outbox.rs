@@ -3,8 +3,9 @@
 //!
 //! Trees:
 //! - `outbox`: realm id + delivery id → [`Delivery`] (JSON)
-//! - `outbox_index`: `D` + next-attempt time + realm id + id → () for pending deliveries (what the
-//!   worker scans); `S` + realm id + status + id → () (listing by status); `C` + realm id + status
+//! - `outbox_index`: `D` + next-attempt time + realm id + id + client id → () for pending
+//!   deliveries (what the worker scans; the client id lets it pass over a busy client's entries
+//!   without reading them); `S` + realm id + status + id → () (listing by status); `C` + realm id + status
 //!   → exact count.
 
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -27,12 +28,21 @@ pub fn delivery_key(realm: RealmId, id: u64) -> [u8; 12] {
     k
 }
 
-/// Splits a delivery key or the tail of a due-index key into realm id and delivery id.
-pub fn split_delivery_key(k: &[u8]) -> (RealmId, u64) {
-    let n = k.len();
-    let realm = RealmId::from_be_bytes(k[n - 12..n - 8].try_into().expect("4 bytes"));
-    let id = u64::from_be_bytes(k[n - 8..].try_into().expect("8 bytes"));
-    (realm, id)
+/// What a due-index key names.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DueEntry<'a> {
+    pub realm: RealmId,
+    pub id: u64,
+    pub client_id: &'a [u8],
+}
+
+/// Parses a due-index key.
+pub fn split_due_key(k: &[u8]) -> DueEntry<'_> {
+    DueEntry {
+        realm: RealmId::from_be_bytes(k[9..13].try_into().expect("4 bytes")),
+        id: u64::from_be_bytes(k[13..21].try_into().expect("8 bytes")),
+        client_id: &k[21..],
+    }
 }
 
 fn status_byte(s: DeliveryStatus) -> u8 {
@@ -44,8 +54,14 @@ fn status_byte(s: DeliveryStatus) -> u8 {
 }
 
 /// Key of a due-index entry.
-fn due_key(ms: i64, realm: RealmId, id: u64) -> Vec<u8> {
-    [&[DUE][..], &keys::time_bytes(ms), &delivery_key(realm, id)].concat()
+fn due_key(ms: i64, realm: RealmId, id: u64, client_id: &str) -> Vec<u8> {
+    [
+        &[DUE][..],
+        &keys::time_bytes(ms),
+        &delivery_key(realm, id),
+        client_id.as_bytes(),
+    ]
+    .concat()
 }
 
 /// The due-index range of deliveries whose next attempt is at or before `now_ms`.
@@ -94,7 +110,7 @@ pub fn decode(v: &[u8]) -> Result<Delivery> {
 fn index_keys(realm: RealmId, d: &Delivery) -> Vec<Vec<u8>> {
     let mut out = vec![status_key(realm, d.status, d.id)];
     if let (DeliveryStatus::Pending, Some(at)) = (d.status, d.next_attempt_at) {
-        out.push(due_key(at.timestamp_millis(), realm, d.id));
+        out.push(due_key(at.timestamp_millis(), realm, d.id, &d.client_id));
     }
     out
 }
@@ -176,11 +192,15 @@ mod tests {
 
     #[test]
     fn keys_split_back_and_due_range_is_inclusive() {
-        assert_eq!(split_delivery_key(&delivery_key(5, 77)), (5, 77));
-        assert_eq!(split_delivery_key(&due_key(1000, 5, 77)), (5, 77));
+        let k = due_key(1000, 5, 77, "crm");
+        let entry = DueEntry {
+            realm: 5,
+            id: 77,
+            client_id: b"crm",
+        };
+        assert_eq!(split_due_key(&k), entry);
         let (start, end) = due_range(1000);
-        let k = due_key(1000, 5, 77);
         assert!(k >= start && k < end);
-        assert!(due_key(1001, 5, 77) >= end);
+        assert!(due_key(1001, 5, 77, "crm") >= end);
     }
 }

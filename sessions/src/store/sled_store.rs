@@ -52,6 +52,8 @@ const MAX_TOKEN_LEN: usize = 128;
 const MAX_EVICTION_ATTEMPTS: usize = 8;
 /// Most grants one listing answers.
 const MAX_LISTED_GRANTS: usize = 1000;
+/// Most due-index entries one look at the outbox passes over (those of busy clients are skipped).
+const MAX_DUE_SCAN: usize = 100_000;
 /// Largest page of deliveries.
 pub const MAX_LISTED_DELIVERIES: usize = 500;
 /// Sessions removed per batch by a realm-wide removal.
@@ -1521,13 +1523,43 @@ impl SessionStore for SledStore {
             .collect())
     }
 
-    fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
+    fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        skip: &dyn Fn(&str, &str, u64) -> bool,
+    ) -> Result<Vec<Delivery>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let names: HashMap<RealmId, Arc<RealmEntry>> = self
+            .realms
+            .load()
+            .values()
+            .map(|r| (r.id, r.clone()))
+            .collect();
         let (start, end) = outbox::due_range(now.timestamp_millis());
         let mut out = Vec::new();
-        for item in self.trees.outbox_index.range(start..end).take(limit) {
-            let (realm, id) = outbox::split_delivery_key(&item?.0);
-            if let Some(v) = self.trees.outbox.get(outbox::delivery_key(realm, id))? {
-                out.push(outbox::decode(&v)?);
+        for item in self.trees.outbox_index.range(start..end).take(MAX_DUE_SCAN) {
+            let (k, _) = item?;
+            let due = outbox::split_due_key(&k);
+            let Some(realm) = names.get(&due.realm) else {
+                continue;
+            };
+            if skip(&realm.name, &String::from_utf8_lossy(due.client_id), due.id) {
+                continue;
+            }
+            let key = outbox::delivery_key(due.realm, due.id);
+            let Some(v) = self.trees.outbox.get(key)? else {
+                continue;
+            };
+            // The index entry may have been read just before an attempt's result replaced it.
+            let d = outbox::decode(&v)?;
+            if d.status == DeliveryStatus::Pending && d.next_attempt_at.is_some_and(|t| t <= now) {
+                out.push(d);
+                if out.len() >= limit {
+                    break;
+                }
             }
         }
         Ok(out)
