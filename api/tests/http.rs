@@ -885,6 +885,8 @@ async fn health_and_metrics() {
     assert!(text.contains("http_requests_total"), "{text}");
     assert!(text.contains("http_request_duration_seconds"), "{text}");
     assert!(text.contains("store_durable_flushes"), "{text}");
+    let failed = "backchannel_deliveries{realm=\"acme\",status=\"failed\"} 0";
+    assert!(text.contains(failed), "{text}");
 }
 
 #[tokio::test]

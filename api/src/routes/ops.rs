@@ -39,6 +39,17 @@ async fn healthz(State(state): State<ApiState>) -> Response {
 async fn prometheus(State(state): State<ApiState>) -> Response {
     if let Ok(realms) = state.store.list_realms() {
         for r in realms {
+            if let Ok(page) = state.store.list_deliveries(&r.name, None, None, 1) {
+                let c = page.counts;
+                for (status, n) in [
+                    ("pending", c.pending),
+                    ("delivered", c.delivered),
+                    ("failed", c.failed),
+                ] {
+                    ::metrics::gauge!("backchannel_deliveries", "realm" => r.name.clone(), "status" => status)
+                        .set(n as f64);
+                }
+            }
             ::metrics::gauge!("sessions_active", "realm" => r.name).set(r.session_count as f64);
         }
     }
