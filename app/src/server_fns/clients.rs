@@ -16,18 +16,10 @@ pub struct ClientsView {
 #[server]
 pub async fn load_clients(realm: Option<String>) -> Result<ClientsView, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{shown, state};
+    use super::ssr::{shown, state, user_realms};
     require_admin().await?;
     let store = state()?.store;
-    let realms: Vec<Realm> = store
-        .list_realms()
-        .map_err(shown)?
-        .into_iter()
-        .filter(|r| !r.name.starts_with('_'))
-        .collect();
-    let realm = realm
-        .filter(|r| !r.is_empty())
-        .or_else(|| realms.first().map(|r| r.name.clone()));
+    let (realms, realm) = user_realms(store.as_ref(), realm)?;
     let clients = match &realm {
         Some(r) => store.list_clients(r).map_err(shown)?,
         None => Vec::new(),

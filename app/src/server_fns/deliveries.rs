@@ -25,7 +25,7 @@ pub async fn load_deliveries(
     before: Option<u64>,
 ) -> Result<DeliveriesView, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{blocking, fail, shown, state};
+    use super::ssr::{blocking, fail, state, user_realms};
     require_admin().await?;
     let store = state()?.store;
     let status = match status.as_deref() {
@@ -37,15 +37,7 @@ pub async fn load_deliveries(
             )
         })?),
     };
-    let realms: Vec<Realm> = store
-        .list_realms()
-        .map_err(shown)?
-        .into_iter()
-        .filter(|r| !r.name.starts_with('_'))
-        .collect();
-    let realm = realm
-        .filter(|r| !r.is_empty())
-        .or_else(|| realms.first().map(|r| r.name.clone()));
+    let (realms, realm) = user_realms(store.as_ref(), realm)?;
     let page = match &realm {
         Some(r) => {
             let (store, r) = (store.clone(), r.clone());

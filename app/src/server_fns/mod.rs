@@ -38,6 +38,24 @@ mod ssr {
         fail(e.status(), e)
     }
 
+    /// The realms an administrator works with (not the server's reserved `_` realms), and the
+    /// one asked for, else the first.
+    pub fn user_realms(
+        store: &dyn sessions::store::SessionStore,
+        asked: Option<String>,
+    ) -> Result<(Vec<sessions::Realm>, Option<String>), ServerFnError> {
+        let realms: Vec<sessions::Realm> = store
+            .list_realms()
+            .map_err(shown)?
+            .into_iter()
+            .filter(|r| !r.name.starts_with('_'))
+            .collect();
+        let realm = asked
+            .filter(|r| !r.is_empty())
+            .or_else(|| realms.first().map(|r| r.name.clone()));
+        Ok((realms, realm))
+    }
+
     /// Runs a store call that may wait for the disk on a blocking thread.
     pub async fn blocking<T: Send + 'static>(
         f: impl FnOnce() -> sessions::Result<T> + Send + 'static,

@@ -315,10 +315,7 @@ impl SledStore {
                     })
                 },
             )
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => e.into(),
-            })
+            .map_err(tx_error)
     }
 
     /// Runs `f` in one transaction over the session, grant and outbox trees: what ending a
@@ -376,10 +373,7 @@ impl SledStore {
                     f(&tx, &gtx, &otx)
                 },
             )
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => e.into(),
-            })
+            .map_err(tx_error)
     }
 
     /// Runs `f` in one transaction over the grant trees, the counters and the session records.
@@ -406,10 +400,7 @@ impl SledStore {
                     },
                 )
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => e.into(),
-            })
+            .map_err(tx_error)
     }
 
     pub(super) fn counter(&self, key: &[u8]) -> Result<u64> {
@@ -702,6 +693,14 @@ impl SledStore {
         );
         self.audit(&entry)?;
         self.wait_durable()
+    }
+}
+
+/// A failed transaction as the store's error.
+fn tx_error(e: TransactionError<SessionError>) -> SessionError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
     }
 }
 
