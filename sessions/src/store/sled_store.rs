@@ -520,12 +520,17 @@ impl SledStore {
         let mut clients = HashSet::new();
         let mut consents_seen = HashSet::new();
         for s in targets {
-            let scoped: Vec<&String> = s.client_ids.iter().filter(|c| flags.in_scope(c)).collect();
-            clients.extend(scoped.iter().map(|c| c.as_str()));
-            let notify: Vec<(&str, &str)> = scoped
-                .iter()
-                .filter_map(|c| uris.get(c.as_str()).map(|u| (c.as_str(), u.as_str())))
-                .collect();
+            clients.extend(s.client_ids.iter().filter(|c| flags.in_scope(c)).cloned());
+            // The clients to notify: those joined (as the transaction sees the session) within
+            // scope that have a back-channel URI.
+            let notify = |session: &StoredSession| -> Vec<(String, String)> {
+                session
+                    .client_ids
+                    .iter()
+                    .filter(|c| flags.in_scope(c))
+                    .filter_map(|c| uris.get(c).map(|u| (c.clone(), u.clone())))
+                    .collect()
+            };
             // A subject's consents are revoked once per request, with its first session.
             let consents = if flags.revoke_consents && consents_seen.insert(s.subject_id.clone()) {
                 self.consents_of(realm.id, &s.subject_id, flags)?
@@ -542,7 +547,7 @@ impl SledStore {
                     outcome.sessions_removed += u64::from(flags.remove_server_side_session);
                     outcome.tokens_revoked += tokens.len() as u64;
                     outcome.consents_revoked += consents.len() as u64;
-                    outcome.clients_notified += notify.len() as u64;
+                    outcome.clients_notified += notify(s).len() as u64;
                     break;
                 }
                 let step = self.transact_all(|tx, gtx, otx| {
@@ -566,7 +571,7 @@ impl SledStore {
                     for id in &consents {
                         done.consents_revoked += u64::from(gtx.delete(realm.id, id)?);
                     }
-                    for (client_id, uri) in &notify {
+                    for (client_id, uri) in &notify(&current) {
                         let delivery = new_delivery(
                             otx.next_id()?,
                             realm,
@@ -589,7 +594,13 @@ impl SledStore {
                         ))
                     }
                     EndStep::Rescan => continue,
-                    EndStep::Gone => break,
+                    EndStep::Gone => {
+                        // Already ended elsewhere: the subject's next session takes its consents.
+                        if !consents.is_empty() {
+                            consents_seen.remove(&s.subject_id);
+                        }
+                        break;
+                    }
                     EndStep::Ended(done) => {
                         outcome.sessions_removed += done.sessions_removed;
                         outcome.tokens_revoked += done.tokens_revoked;
