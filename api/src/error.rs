@@ -53,6 +53,19 @@ impl ApiError {
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }
+
+    /// A request that ran past its time limit.
+    pub fn timed_out(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timed_out",
+            format!(
+                "the request did not finish within {} s; a change it started still runs to the \
+                 end, and its outcome appears in the audit log",
+                limit.as_secs()
+            ),
+        )
+    }
 }
 
 impl From<SessionError> for ApiError {
@@ -138,6 +151,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// `axum::extract::Path` whose rejections are [`ApiError`]s (a delivery id that is not a
+/// number, a client id that is not valid UTF-8).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(invalid_path)
+    }
+}
+
+fn invalid_path(r: PathRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text())
+}
+
 /// A realm name taken from the path and checked, so a bad name is a 400 that says why.
 pub struct RealmPath(pub String);
 
@@ -147,9 +179,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RealmPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let params = axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
-            .map_err(|r: PathRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text())
-            })?;
+            .map_err(invalid_path)?;
         let realm = params
             .0
             .into_iter()

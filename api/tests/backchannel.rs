@@ -496,6 +496,15 @@ async fn a_delivery_that_gave_up_is_failed_until_retried_by_hand() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, v) = server
+        .call(
+            Method::POST,
+            "/api/v1/realms/r/backchannel-deliveries/latest/retry",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "invalid_path", "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -954,14 +954,35 @@ async fn clients_are_registered_counted_and_removed() {
         .collect();
     assert_eq!(ids, ["mail", "portal"]);
 
-    let bad = json!({"backchannel_logout_uri": "ftp://example/logout"});
+    for bad in [
+        "ftp://example/logout",
+        "http://?x",
+        "http://:80/logout",
+        "https://rp.example/logout#frag",
+        "/logout",
+        "https://rp.example/log out",
+    ] {
+        let body = json!({ "backchannel_logout_uri": bad });
+        let (s, v) = srv
+            .root(Method::PUT, "/api/v1/realms/acme/clients/crm", Some(body))
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{bad}: {v}"
+        );
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains("backchannel_logout_uri"), "{message}");
+    }
+    let upper = json!({"backchannel_logout_uri": "HTTPS://RP.example:8443/logout?x=1"});
     let (s, v) = srv
-        .root(Method::PUT, "/api/v1/realms/acme/clients/crm", Some(bad))
+        .root(Method::PUT, "/api/v1/realms/acme/clients/shop", Some(upper))
         .await;
-    assert_eq!(
-        (s, error_code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_request")
-    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = srv
+        .root(Method::DELETE, "/api/v1/realms/acme/clients/shop", None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, v) = srv
         .root(Method::GET, "/api/v1/realms/acme/clients/crm", None)
         .await;

@@ -138,16 +138,35 @@ pub fn client_registration(client_id: &str, r: &crate::model::ClientRegistration
         text("name", name)?;
     }
     if let Some(uri) = &r.backchannel_logout_uri {
-        let rest = uri
-            .strip_prefix("https://")
-            .or_else(|| uri.strip_prefix("http://"));
-        let host_ok = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'));
-        if !host_ok || uri.len() > 2000 || uri.chars().any(|c| c.is_control() || c.is_whitespace())
-        {
-            return Err(SessionError::invalid(
-                "backchannel_logout_uri must be an absolute http:// or https:// URL without spaces, at most 2000 bytes",
-            ));
-        }
+        backchannel_logout_uri(uri)?;
+    }
+    Ok(())
+}
+
+/// A back-channel logout URI: an absolute http(s) URL with a host and no fragment (OpenID Connect
+/// Back-Channel Logout 1.0, section 2.2).
+fn backchannel_logout_uri(uri: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(SessionError::invalid(format!(
+            "backchannel_logout_uri {why}"
+        )))
+    };
+    if uri.len() > 2000 {
+        return bad("must be at most 2000 bytes");
+    }
+    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return bad("must not contain spaces or control characters");
+    }
+    let parsed = match url::Url::parse(uri) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+        Ok(_) => return bad("must be an http:// or https:// URL"),
+        Err(e) => return bad(&format!("is not an absolute URL: {e}")),
+    };
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return bad("must name a host");
+    }
+    if parsed.fragment().is_some() {
+        return bad("must not have a fragment (#...)");
     }
     Ok(())
 }

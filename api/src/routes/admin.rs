@@ -1,6 +1,6 @@
 //! Administration of sessions (scope `sessions:admin`): list, inspect, revoke.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use sessions::{
@@ -9,7 +9,7 @@ use sessions::{
 
 use super::blocking;
 use crate::auth::Admin;
-use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, RealmPath, SessionPath};
+use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, RealmPath, SessionPath};
 use crate::ApiState;
 
 /// One page of a realm's sessions, filtered, sorted and counted.
@@ -46,7 +46,7 @@ pub async fn get_session(
     _caller: Admin,
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
-    Path(ids): Path<SessionPath>,
+    ApiPath(ids): ApiPath<SessionPath>,
 ) -> ApiResult<Json<Session>> {
     Ok(Json(state.store.get_session(&realm, &ids.sid)?))
 }

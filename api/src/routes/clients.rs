@@ -1,6 +1,6 @@
 //! Clients (scope `sessions:admin`): the applications of a realm, with their session counts.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::blocking;
 use crate::auth::Admin;
-use crate::error::{ApiJson, ApiResult, ErrorBody, RealmPath};
+use crate::error::{ApiJson, ApiPath, ApiResult, ErrorBody, RealmPath};
 use crate::ApiState;
 
 /// The path of a route naming one client.
@@ -34,7 +34,7 @@ pub async fn put_client(
     caller: Admin,
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
-    Path(path): Path<ClientPath>,
+    ApiPath(path): ApiPath<ClientPath>,
     ApiJson(registration): ApiJson<ClientRegistration>,
 ) -> ApiResult<Json<Client>> {
     let client = blocking(move || {
@@ -59,7 +59,7 @@ pub async fn get_client(
     _caller: Admin,
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
-    Path(path): Path<ClientPath>,
+    ApiPath(path): ApiPath<ClientPath>,
 ) -> ApiResult<Json<Client>> {
     Ok(Json(state.store.get_client(&realm, &path.client_id)?))
 }
@@ -73,7 +73,7 @@ pub async fn delete_client(
     caller: Admin,
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
-    Path(path): Path<ClientPath>,
+    ApiPath(path): ApiPath<ClientPath>,
 ) -> ApiResult<StatusCode> {
     let client_id = path.client_id.clone();
     let existed = blocking(move || {

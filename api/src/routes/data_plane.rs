@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::Utc;
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::blocking;
 use crate::auth::Issuer;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, RealmPath, SessionPath};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody, RealmPath, SessionPath};
 use crate::ApiState;
 
 /// Header carrying a session's secret token where a request acts as that session.
@@ -145,7 +145,7 @@ pub async fn add_client(
     _caller: Issuer,
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
-    Path(ids): Path<SessionPath>,
+    ApiPath(ids): ApiPath<SessionPath>,
     ApiJson(req): ApiJson<AddClientRequest>,
 ) -> ApiResult<StatusCode> {
     blocking(move || state.store.add_client(&realm, &ids.sid, &req.client_id)).await?;

@@ -1,7 +1,7 @@
 //! Back-channel logout deliveries (scope `sessions:admin`): what was sent to which client, what
 //! failed and why, and "retry now".
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 
 use super::blocking;
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiQuery, ApiResult, ErrorBody, RealmPath};
+use crate::error::{ApiError, ApiPath, ApiQuery, ApiResult, ErrorBody, RealmPath};
 use crate::ApiState;
 
 /// Which deliveries to list.
@@ -80,7 +80,7 @@ pub async fn retry_delivery(
     caller: Admin,
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
-    Path(path): Path<DeliveryPath>,
+    ApiPath(path): ApiPath<DeliveryPath>,
 ) -> ApiResult<Json<Delivery>> {
     let store = state.store.clone();
     let delivery =

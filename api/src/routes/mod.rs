@@ -14,10 +14,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::ApiState;
+use crate::{time_limit, ApiState, BULK_TIME_LIMIT, REQUEST_TIME_LIMIT};
 
-/// Adds every documented route.
+/// Adds every documented route: bulk removals under [`BULK_TIME_LIMIT`], the rest under
+/// [`REQUEST_TIME_LIMIT`].
 pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
+    let bulk = OpenApiRouter::default()
+        .routes(routes!(admin::remove_sessions))
+        .routes(routes!(admin::logout_all))
+        .layer(time_limit(BULK_TIME_LIMIT));
     router
         .routes(routes!(data_plane::create_session, admin::list_sessions))
         .routes(routes!(data_plane::validate_session))
@@ -28,8 +33,6 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
             data_plane::update_properties
         ))
         .routes(routes!(admin::get_session))
-        .routes(routes!(admin::remove_sessions))
-        .routes(routes!(admin::logout_all))
         .routes(routes!(realms::put_realm, realms::get_realm))
         .routes(routes!(realms::list_realms))
         .routes(routes!(audit::list_audit))
@@ -44,6 +47,8 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(deliveries::retry_delivery))
         .routes(routes!(signing_keys::rotate))
+        .layer(time_limit(REQUEST_TIME_LIMIT))
+        .merge(bulk)
 }
 
 /// Runs a store call that may wait for the disk on a blocking thread.
