@@ -52,6 +52,10 @@ fn storage(e: impl std::fmt::Display) -> SessionError {
     SessionError::Storage(e.to_string())
 }
 
+fn encode(key: &StoredKey) -> Result<Vec<u8>> {
+    serde_json::to_vec(key).map_err(storage)
+}
+
 impl LoadedKey {
     fn load(stored: StoredKey) -> Result<Self> {
         let der = URL_SAFE_NO_PAD.decode(&stored.pkcs8).map_err(storage)?;
@@ -117,34 +121,32 @@ impl SigningKeys {
         Ok(())
     }
 
-    /// Makes a new key current and retires the previous one; answers the new key id. Durable
-    /// when it returns. Keys retired long enough ago that no token they signed is still valid are
-    /// deleted.
+    /// Makes a new key current and retires the previous one; answers the new key id. Keys retired
+    /// long enough ago that no token they signed is still valid are deleted. One atomic batch, so
+    /// a crash leaves either the old keys or the new ones; durable when it returns.
     pub fn rotate(&self, now: DateTime<Utc>) -> Result<String> {
         let _guard = self.rotating.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = LoadedKey::generate(now)?;
         let keep_after = now - TimeDelta::seconds(PUBLISHED_AFTER_RETIREMENT_SECS);
+        let mut batch = sled::Batch::default();
         for key in self.keys.load().iter() {
-            let mut stored = key.stored.clone();
-            match stored.retired_at {
+            match key.stored.retired_at {
                 None => {
-                    stored.retired_at = Some(now);
-                    self.save(&stored)?;
+                    let retired = StoredKey {
+                        retired_at: Some(now),
+                        ..key.stored.clone()
+                    };
+                    batch.insert(retired.kid.as_bytes(), encode(&retired)?);
                 }
-                Some(at) if at < keep_after => drop(self.tree.remove(&stored.kid)?),
+                Some(at) if at < keep_after => batch.remove(key.stored.kid.as_bytes()),
                 Some(_) => {}
             }
         }
-        self.save(&fresh)?;
+        batch.insert(fresh.kid.as_bytes(), encode(&fresh)?);
+        self.tree.apply_batch(batch)?;
         self.store.wait_durable()?;
         self.reload()?;
         Ok(fresh.kid)
-    }
-
-    fn save(&self, key: &StoredKey) -> Result<()> {
-        let value = serde_json::to_vec(key).map_err(storage)?;
-        self.tree.insert(key.kid.as_bytes(), value)?;
-        Ok(())
     }
 
     /// Id of the key that signs now.
@@ -183,5 +185,46 @@ impl SigningKeys {
                 .map(|k| k.jwk.clone())
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kids(set: &JwkSet) -> Vec<String> {
+        set.keys
+            .iter()
+            .map(|k| k.common.key_id.clone().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_retired_key_is_published_until_its_tokens_expire_then_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Utc::now();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let keys = SigningKeys::open(store.clone(), t0).unwrap();
+        let first = keys.current_kid();
+        let second = keys.rotate(t0).unwrap();
+        assert_eq!(keys.current_kid(), second);
+        assert_eq!(kids(&keys.jwks(t0)), [second.clone(), first.clone()]);
+        let expired = t0 + TimeDelta::seconds(PUBLISHED_AFTER_RETIREMENT_SECS + 1);
+        assert_eq!(kids(&keys.jwks(expired)), std::slice::from_ref(&second));
+
+        let third = keys.rotate(expired).unwrap();
+        assert_eq!(
+            keys.tree.len(),
+            2,
+            "the first key is deleted, the second kept"
+        );
+        assert_eq!(kids(&keys.jwks(expired)), [third.clone(), second]);
+        drop(keys);
+        let reopened = SigningKeys::open(store, expired).unwrap();
+        assert_eq!(
+            reopened.current_kid(),
+            third,
+            "the current key survives reopening"
+        );
     }
 }
