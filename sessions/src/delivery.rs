@@ -57,7 +57,11 @@ pub struct Delivery {
     /// Why the session ended: `revoked`, `logout`, `realm_sign_out`, `expired` or `evicted`.
     pub reason: String,
     pub status: DeliveryStatus,
+    /// Attempts made in all.
     pub attempts: u32,
+    /// Attempts made since the retry window opened; the backoff between attempts grows with it.
+    #[serde(default)]
+    pub window_attempts: u32,
     pub created_at: DateTime<Utc>,
     /// When retrying started (creation, or the last "retry now"); retries stop a bounded time later.
     pub retry_window_start: DateTime<Utc>,

@@ -3,7 +3,7 @@
 //! reopening the store.
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use sessions::store::{SessionStore, SledStore};
+use sessions::store::{DueCursor, SessionStore, SledStore};
 use sessions::{
     AttemptResult, ClientRegistration, DeliveryStatus, GrantKind, GrantOwner, NewGrant, NewSession,
     RealmSettingsUpdate, RemoveAllSessions, RemoveSessions, SessionError,
@@ -52,7 +52,10 @@ fn grant(kind: GrantKind, subject: &str, sid: Option<&str>, client: &str, token:
 
 /// Every due delivery.
 fn due(store: &SledStore, now: DateTime<Utc>, limit: usize) -> Vec<sessions::Delivery> {
-    store.due_deliveries(now, limit, &|_, _, _| false).unwrap()
+    let mut cursor = DueCursor::default();
+    store
+        .due_deliveries(now, limit, usize::MAX, &mut cursor, &|_, _, _| false)
+        .unwrap()
 }
 
 fn active(store: &SledStore, token: &str) -> bool {
@@ -323,15 +326,18 @@ fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one
     store.remove("r", &request, "admin", t0()).unwrap();
     let queued = due(&store, t0(), 10);
     let (a, b) = (queued[0].id, queued[1].id);
+    let (first_a, first_b) = (queued[0].clone(), queued[1].clone());
     let later = t0() + TimeDelta::seconds(5);
     let retry = AttemptResult::Retry {
         at: later,
         error: "HTTP 503".into(),
     };
-    let d = store.record_attempt("r", a, "jti-1", &retry, t0()).unwrap();
+    let d = store
+        .record_attempt(&first_a, "jti-1", &retry, t0())
+        .unwrap();
     assert_eq!((d.status, d.attempts), (DeliveryStatus::Pending, 1));
     store
-        .record_attempt("r", b, "jti-2", &AttemptResult::Delivered, t0())
+        .record_attempt(&first_b, "jti-2", &AttemptResult::Delivered, t0())
         .unwrap();
     assert!(due(&store, t0(), 10).is_empty());
     assert_eq!(due(&store, later, 10)[0].id, a);
@@ -339,8 +345,9 @@ fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one
     let give_up = AttemptResult::GiveUp {
         error: "connection refused".into(),
     };
+    let second_a = due(&store, later, 10).remove(0);
     store
-        .record_attempt("r", a, "jti-3", &give_up, later)
+        .record_attempt(&second_a, "jti-3", &give_up, later)
         .unwrap();
     let page = store
         .list_deliveries("r", Some(DeliveryStatus::Failed), None, 10)
@@ -361,6 +368,7 @@ fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one
 
     let again = store.retry_delivery("r", a, "admin", later).unwrap();
     assert_eq!((again.status, again.attempts), (DeliveryStatus::Pending, 2));
+    assert_eq!(again.window_attempts, 0, "retry now restarts the backoff");
     assert_eq!(due(&store, later, 10)[0].id, a);
     assert!(matches!(
         store.retry_delivery("r", b, "admin", later),
@@ -406,13 +414,116 @@ fn the_due_scan_passes_over_busy_clients() {
     }
     // Five deliveries each for crm and mail, interleaved; crm is busy.
     let busy = |_: &str, client: &str, _: u64| client == "crm";
-    let due = store.due_deliveries(t0(), 3, &busy).unwrap();
+    let mut cursor = DueCursor::default();
+    let due = store
+        .due_deliveries(t0(), 3, 10, &mut cursor, &busy)
+        .unwrap();
     assert_eq!(due.len(), 3);
     assert!(due.iter().all(|d| d.client_id == "mail"));
-    let all = store.due_deliveries(t0(), 100, &|_, _, _| false).unwrap();
+    let all = due_all(&store, t0());
     assert_eq!(all.len(), 10);
-    assert!(
-        all.windows(2).all(|w| w[0].id < w[1].id),
-        "soonest (then oldest) first"
-    );
+    for client in ["crm", "mail"] {
+        let ids: Vec<u64> = all
+            .iter()
+            .filter(|d| d.client_id == client)
+            .map(|d| d.id)
+            .collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "each client's queue soonest (then oldest) first"
+        );
+    }
+}
+
+fn due_all(store: &SledStore, now: DateTime<Utc>) -> Vec<sessions::Delivery> {
+    due(store, now, usize::MAX)
+}
+
+#[test]
+fn a_busy_clients_backlog_costs_a_scan_no_more_than_its_queue_head_and_clients_take_turns() {
+    let store = SledStore::temporary().unwrap();
+    setup(&store, "r", Default::default());
+    // crm and mail: 300 sessions joined to both, ended first; wiki gets a back-channel URI later
+    // and one session, ended last, so its one delivery sits behind 600 others in time.
+    for i in 0..300 {
+        session(&store, "r", &format!("user{i}"));
+    }
+    let all = RemoveAllSessions::default();
+    store.remove_all("r", &all, "admin", t0()).unwrap();
+    let wiki = ClientRegistration {
+        backchannel_logout_uri: Some("http://127.0.0.1:9/wiki".into()),
+        ..Default::default()
+    };
+    store.put_client("r", "wiki", &wiki, "test", t0()).unwrap();
+    session(&store, "r", "late");
+    store.remove_all("r", &all, "admin", t0()).unwrap();
+    assert_eq!(due_all(&store, t0()).len(), 603);
+
+    // crm is at its limit: the skip check sees only the head of its queue, never its backlog.
+    let looked_at = std::cell::Cell::new(0);
+    let busy = |_: &str, client: &str, _: u64| {
+        looked_at.set(looked_at.get() + 1);
+        client == "crm"
+    };
+    let mut cursor = DueCursor::default();
+    let due = store
+        .due_deliveries(t0(), 100, 4, &mut cursor, &busy)
+        .unwrap();
+    let clients: Vec<&str> = due.iter().map(|d| d.client_id.as_str()).collect();
+    assert_eq!(clients.iter().filter(|c| **c == "mail").count(), 4);
+    assert_eq!(clients.iter().filter(|c| **c == "wiki").count(), 1);
+    assert!(!clients.contains(&"crm"));
+    assert_eq!(looked_at.get(), 4 + 4 + 1, "the head of each queue only");
+
+    // With room for one delivery per scan, successive scans serve the clients in turn.
+    let mut cursor = DueCursor::default();
+    let turns: Vec<String> = (0..6)
+        .map(|_| {
+            let mut d = store
+                .due_deliveries(t0(), 1, 4, &mut cursor, &|_, _, _| false)
+                .unwrap();
+            d.remove(0).client_id
+        })
+        .collect();
+    assert_eq!(turns, ["crm", "mail", "wiki", "crm", "mail", "wiki"]);
+}
+
+#[test]
+fn retry_now_during_an_attempt_keeps_the_delivery_due_whatever_the_attempt_says() {
+    let store = SledStore::temporary().unwrap();
+    setup(&store, "r", Default::default());
+    let sid = session(&store, "r", "gina");
+    let request = RemoveSessions {
+        sids: vec![sid],
+        ..Default::default()
+    };
+    store.remove("r", &request, "admin", t0()).unwrap();
+    // The worker picks it up; while its POST is in flight, an administrator presses "retry now".
+    let in_flight = due(&store, t0(), 1).remove(0);
+    let pressed = t0() + TimeDelta::seconds(30);
+    store
+        .retry_delivery("r", in_flight.id, "admin", pressed)
+        .unwrap();
+    // The attempt, judged against the old window, gives up.
+    let give_up = AttemptResult::GiveUp {
+        error: "timed out".into(),
+    };
+    let after = pressed + TimeDelta::seconds(1);
+    let d = store
+        .record_attempt(&in_flight, "jti-1", &give_up, after)
+        .unwrap();
+    assert_eq!(d.status, DeliveryStatus::Pending, "not failed: {d:?}");
+    assert_eq!(d.next_attempt_at, Some(pressed), "due as retry now set it");
+    assert_eq!((d.attempts, d.window_attempts), (1, 0));
+    assert_eq!(d.last_error.as_deref(), Some("timed out"));
+    assert!(due(&store, after, 10).iter().any(|x| x.id == d.id));
+
+    // An attempt of the new window that fails counts towards its backoff as usual.
+    let retry = AttemptResult::Retry {
+        at: after + TimeDelta::seconds(2),
+        error: "HTTP 502".into(),
+    };
+    let d = store.record_attempt(&d, "jti-2", &retry, after).unwrap();
+    assert_eq!((d.attempts, d.window_attempts), (2, 1));
+    assert_eq!(d.next_attempt_at, Some(after + TimeDelta::seconds(2)));
 }

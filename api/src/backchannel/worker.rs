@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sessions::store::SessionStore;
+use sessions::store::{DueCursor, SessionStore};
 use sessions::{AttemptResult, Delivery};
 
 use super::{Backchannel, LogoutClaims};
@@ -67,19 +67,26 @@ pub async fn run(
         .build()
         .expect("the HTTP client builds");
     let in_flight = Arc::new(Mutex::new(InFlight::default()));
+    let mut cursor = DueCursor::default();
     loop {
-        let due = {
+        let scan = {
             let (store, flight, cfg) = (store.clone(), in_flight.clone(), config.clone());
+            let mut cursor = std::mem::take(&mut cursor);
             tokio::task::spawn_blocking(move || {
                 let free = cfg.max_in_flight.saturating_sub(flight_len(&flight));
-                // Pass over what is in flight and clients at their limit, so one slow client's
-                // backlog never hides the others' deliveries.
+                // Pass over what is in flight and clients at their limit.
                 let busy =
                     |realm: &str, client: &str, id: u64| is_busy(&flight, &cfg, realm, client, id);
-                store.due_deliveries(Utc::now(), free, &busy)
+                let per_client = cfg.max_in_flight_per_client;
+                let due = store.due_deliveries(Utc::now(), free, per_client, &mut cursor, &busy);
+                (due, cursor)
             })
             .await
         };
+        let due = scan.map(|(due, next)| {
+            cursor = next;
+            due
+        });
         match due {
             Ok(Ok(due)) => {
                 for d in due {
@@ -177,7 +184,7 @@ async fn attempt(
         Ok(()) => AttemptResult::Delivered,
         Err(error) if retry_window_closed(d, config, now) => AttemptResult::GiveUp { error },
         Err(error) => AttemptResult::Retry {
-            at: now + backoff(config, d.attempts + 1),
+            at: now + backoff(config, d.window_attempts + 1),
             error,
         },
     };
@@ -193,7 +200,7 @@ async fn attempt(
         }
     }
     crate::metrics::record_delivery(&result);
-    if let Err(e) = store.record_attempt(&d.realm, d.id, &claims.jti, &result, now) {
+    if let Err(e) = store.record_attempt(d, &claims.jti, &result, now) {
         tracing::error!(id = d.id, error = %e, "recording a delivery attempt failed");
     }
 }

@@ -7,9 +7,10 @@
 //! - `grant_index`: realm id + [`IndexKind`] + owner + grant id → (), by subject, by session and
 //!   by expiry time
 //!
-//! Each session's grant count lives in `counts` under [`session_grants_counter`]; ending a
-//! session reads it so a grant added while the session's grants were being listed is never
-//! missed.
+//! Each session's grant generation (how many grants were ever issued under it; it never goes
+//! down, so an addition cannot be hidden by a concurrent removal) lives in `counts` under
+//! [`session_grants_counter`]; ending a session reads it so a grant added while the session's
+//! grants were being listed is never missed.
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -137,7 +138,7 @@ pub fn id_of_index_key(key: &[u8]) -> GrantId {
     key[key.len() - 16..].try_into().expect("16 bytes")
 }
 
-/// Counter (in `counts`) of the grants issued under a session.
+/// Counter (in `counts`) of the grants ever issued under a session: its grant generation.
 pub fn session_grants_counter(realm: RealmId, sid: &Sid) -> [u8; 21] {
     let mut k = [0u8; 21];
     k[..4].copy_from_slice(&keys::realm_prefix(realm));
@@ -166,7 +167,9 @@ impl GrantTx<'_> {
             self.index.insert(k, &[])?;
         }
         if let Some(sid) = &g.sid {
-            self.bump_session(realm, sid, 1)?;
+            let key = session_grants_counter(realm, sid);
+            let n = keys::add_to_counter(self.counts.get(&key[..])?.as_deref(), 1);
+            self.counts.insert(&key[..], &n.to_be_bytes())?;
         }
         Ok(())
     }
@@ -183,9 +186,6 @@ impl GrantTx<'_> {
         for k in g.index_keys(realm) {
             self.index.remove(k)?;
         }
-        if let Some(sid) = &g.sid {
-            self.bump_session(realm, sid, -1)?;
-        }
         Ok(true)
     }
 
@@ -198,20 +198,18 @@ impl GrantTx<'_> {
         }
     }
 
-    /// Number of grants issued under a session.
-    pub fn session_count(&self, realm: RealmId, sid: &Sid) -> TxResult<u64> {
+    /// The session's grant generation: grants ever issued under it. Removing a grant leaves it
+    /// as it is, so a changed value always means a grant was added.
+    pub fn session_generation(&self, realm: RealmId, sid: &Sid) -> TxResult<u64> {
         let v = self.counts.get(&session_grants_counter(realm, sid)[..])?;
         Ok(keys::counter_value(v.as_deref()))
     }
 
-    fn bump_session(&self, realm: RealmId, sid: &Sid, delta: i64) -> TxResult<()> {
-        let key = session_grants_counter(realm, sid);
-        let n = keys::add_to_counter(self.counts.get(&key[..])?.as_deref(), delta);
-        if n == 0 {
-            self.counts.remove(&key[..])?;
-        } else {
-            self.counts.insert(&key[..], &n.to_be_bytes())?;
-        }
+    /// Drops the session's grant generation once its record is gone (no grant can be issued
+    /// under a session that does not exist).
+    pub fn forget_session(&self, realm: RealmId, sid: &Sid) -> TxResult<()> {
+        self.counts
+            .remove(&session_grants_counter(realm, sid)[..])?;
         Ok(())
     }
 }

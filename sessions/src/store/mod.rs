@@ -18,6 +18,11 @@ mod tests;
 
 pub use sled_store::{SledStore, MAX_LISTED_DELIVERIES};
 
+/// Where the next look at the outbox starts: after the client queue the last one stopped in.
+/// Opaque; start with the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DueCursor(Vec<u8>);
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -148,20 +153,26 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<Grant>>;
 
-    /// Up to `limit` pending deliveries whose next attempt is due at `now`, soonest first, across
-    /// realms, passing over those for which `skip(realm, client_id, id)` holds (a client already
-    /// at its limit of attempts in flight) without reading them.
+    /// Up to `limit` pending deliveries due at `now`, across realms. Each client has its own
+    /// queue, of which only the `per_client` earliest due entries are looked at, passing over
+    /// those for which `skip(realm, client_id, id)` holds (in flight already, or the client at its
+    /// limit); so a client's backlog costs a scan no more than `per_client` entries. Queues are
+    /// visited from the one after `cursor`'s, wrapping around, and `cursor` is left where `limit`
+    /// stopped the scan, so every client gets its turn.
     fn due_deliveries(
         &self,
         now: DateTime<Utc>,
         limit: usize,
+        per_client: usize,
+        cursor: &mut DueCursor,
         skip: &dyn Fn(&str, &str, u64) -> bool,
     ) -> Result<Vec<Delivery>>;
-    /// Records how an attempt at a delivery went (the logout token's `jti` included).
+    /// Records how an attempt at `attempted` (the delivery as the worker read it) went, the
+    /// logout token's `jti` included. If "retry now" opened a new retry window while the attempt
+    /// was in flight, a failure leaves the delivery pending and due as "retry now" set it.
     fn record_attempt(
         &self,
-        realm: &str,
-        id: u64,
+        attempted: &Delivery,
         jti: &str,
         result: &AttemptResult,
         now: DateTime<Utc>,

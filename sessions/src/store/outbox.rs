@@ -3,10 +3,10 @@
 //!
 //! Trees:
 //! - `outbox`: realm id + delivery id → [`Delivery`] (JSON)
-//! - `outbox_index`: `D` + next-attempt time + realm id + id + client id → () for pending
-//!   deliveries (what the worker scans; the client id lets it pass over a busy client's entries
-//!   without reading them); `S` + realm id + status + id → () (listing by status); `C` + realm id + status
-//!   → exact count.
+//! - `outbox_index`: `Q` + realm id + client id (length-prefixed) + next-attempt time + id → ()
+//!   for pending deliveries: one queue per client, so the worker takes the earliest due entries
+//!   of each client and a busy client's backlog never hides the others'; `S` + realm id + status
+//!   + id → () (listing by status); `C` + realm id + status → exact count.
 
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
@@ -16,9 +16,11 @@ use crate::error::{Result, SessionError};
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<SessionError>>;
 
-const DUE: u8 = b'D';
+const QUEUE: u8 = b'Q';
 const STATUS: u8 = b'S';
 const COUNT: u8 = b'C';
+/// The due index of earlier versions: `D` + time + realm id + id + client id.
+const LEGACY_DUE: u8 = b'D';
 
 /// Key of a delivery record.
 pub fn delivery_key(realm: RealmId, id: u64) -> [u8; 12] {
@@ -28,21 +30,91 @@ pub fn delivery_key(realm: RealmId, id: u64) -> [u8; 12] {
     k
 }
 
-/// What a due-index key names.
-#[derive(Debug, PartialEq, Eq)]
-pub struct DueEntry<'a> {
-    pub realm: RealmId,
-    pub id: u64,
-    pub client_id: &'a [u8],
+/// Prefix of one client's queue of pending deliveries.
+pub fn queue_prefix(realm: RealmId, client_id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(6 + client_id.len() + 16);
+    k.push(QUEUE);
+    k.extend_from_slice(&keys::realm_prefix(realm));
+    k.push(client_id.len() as u8);
+    k.extend_from_slice(client_id);
+    k
 }
 
-/// Parses a due-index key.
-pub fn split_due_key(k: &[u8]) -> DueEntry<'_> {
-    DueEntry {
-        realm: RealmId::from_be_bytes(k[9..13].try_into().expect("4 bytes")),
-        id: u64::from_be_bytes(k[13..21].try_into().expect("8 bytes")),
-        client_id: &k[21..],
+/// Key of a queue entry.
+fn queue_key(realm: RealmId, client_id: &str, ms: i64, id: u64) -> Vec<u8> {
+    let mut k = queue_prefix(realm, client_id.as_bytes());
+    k.extend_from_slice(&keys::time_bytes(ms));
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// What a queue entry names.
+#[derive(Debug, PartialEq, Eq)]
+pub struct QueueEntry<'a> {
+    pub realm: RealmId,
+    pub client_id: &'a [u8],
+    pub due_ms: i64,
+    pub id: u64,
+}
+
+impl QueueEntry<'_> {
+    /// Parses a queue-entry key; `None` for any other key.
+    pub fn parse(k: &[u8]) -> Option<QueueEntry<'_>> {
+        let (&kind, rest) = k.split_first()?;
+        let len = usize::from(*rest.get(4)?);
+        if kind != QUEUE || rest.len() != 5 + len + 16 {
+            return None;
+        }
+        let (time, id) = rest[5 + len..].split_at(8);
+        Some(QueueEntry {
+            realm: RealmId::from_be_bytes(rest[..4].try_into().ok()?),
+            client_id: &rest[5..5 + len],
+            due_ms: keys::time_from_bytes(time),
+            id: u64::from_be_bytes(id.try_into().ok()?),
+        })
     }
+}
+
+/// The first key of the whole queue index.
+pub fn queues_start() -> Vec<u8> {
+    vec![QUEUE]
+}
+
+/// A key after every entry of the queue with this prefix and before the next queue's entries.
+pub fn after_queue(prefix: &[u8]) -> Vec<u8> {
+    [prefix, &[0xFF; 17]].concat()
+}
+
+/// The range of a queue's entries due at or before `now_ms`.
+pub fn due_in_queue(prefix: &[u8], now_ms: i64) -> (Vec<u8>, Vec<u8>) {
+    (
+        prefix.to_vec(),
+        [prefix, &keys::time_bytes(now_ms.saturating_add(1))].concat(),
+    )
+}
+
+/// Rewrites due-index entries of earlier versions as queue entries; answers how many. One atomic
+/// batch, so an interrupted upgrade is simply done again at the next start.
+pub fn upgrade_due_index(index: &sled::Tree) -> Result<usize> {
+    let mut batch = sled::Batch::default();
+    let mut n = 0;
+    for item in index.scan_prefix([LEGACY_DUE]) {
+        let (k, _) = item?;
+        if k.len() < 21 {
+            return Err(SessionError::Storage("bad legacy due-index key".into()));
+        }
+        let ms = keys::time_from_bytes(&k[1..9]);
+        let realm = RealmId::from_be_bytes(k[9..13].try_into().expect("4 bytes"));
+        let id = u64::from_be_bytes(k[13..21].try_into().expect("8 bytes"));
+        let client = String::from_utf8_lossy(&k[21..]);
+        batch.insert(queue_key(realm, &client, ms, id), &[]);
+        batch.remove(k);
+        n += 1;
+    }
+    if n > 0 {
+        index.apply_batch(batch)?;
+    }
+    Ok(n)
 }
 
 fn status_byte(s: DeliveryStatus) -> u8 {
@@ -51,25 +123,6 @@ fn status_byte(s: DeliveryStatus) -> u8 {
         DeliveryStatus::Delivered => 2,
         DeliveryStatus::Failed => 3,
     }
-}
-
-/// Key of a due-index entry.
-fn due_key(ms: i64, realm: RealmId, id: u64, client_id: &str) -> Vec<u8> {
-    [
-        &[DUE][..],
-        &keys::time_bytes(ms),
-        &delivery_key(realm, id),
-        client_id.as_bytes(),
-    ]
-    .concat()
-}
-
-/// The due-index range of deliveries whose next attempt is at or before `now_ms`.
-pub fn due_range(now_ms: i64) -> (Vec<u8>, Vec<u8>) {
-    (
-        vec![DUE],
-        [&[DUE][..], &keys::time_bytes(now_ms + 1)].concat(),
-    )
 }
 
 /// Prefix of a realm's status-index entries for one status.
@@ -110,7 +163,7 @@ pub fn decode(v: &[u8]) -> Result<Delivery> {
 fn index_keys(realm: RealmId, d: &Delivery) -> Vec<Vec<u8>> {
     let mut out = vec![status_key(realm, d.status, d.id)];
     if let (DeliveryStatus::Pending, Some(at)) = (d.status, d.next_attempt_at) {
-        out.push(due_key(at.timestamp_millis(), realm, d.id, &d.client_id));
+        out.push(queue_key(realm, &d.client_id, at.timestamp_millis(), d.id));
     }
     out
 }
@@ -191,16 +244,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_split_back_and_due_range_is_inclusive() {
-        let k = due_key(1000, 5, 77, "crm");
-        let entry = DueEntry {
+    fn queue_keys_parse_back_and_due_range_is_inclusive() {
+        let k = queue_key(5, "crm", 1000, 77);
+        let entry = QueueEntry {
             realm: 5,
-            id: 77,
             client_id: b"crm",
+            due_ms: 1000,
+            id: 77,
         };
-        assert_eq!(split_due_key(&k), entry);
-        let (start, end) = due_range(1000);
+        assert_eq!(QueueEntry::parse(&k), Some(entry));
+        assert_eq!(
+            QueueEntry::parse(&status_key(5, DeliveryStatus::Pending, 77)),
+            None
+        );
+        let prefix = queue_prefix(5, b"crm");
+        let (start, end) = due_in_queue(&prefix, 1000);
         assert!(k >= start && k < end);
-        assert!(due_key(1001, 5, 77, "crm") >= end);
+        assert!(queue_key(5, "crm", 1001, 0) >= end);
+        let last = queue_key(5, "crm", i64::MAX, u64::MAX);
+        assert!(last < after_queue(&prefix));
+        assert!(after_queue(&prefix) < queue_key(5, "crm2", i64::MIN, 0));
+        assert!(after_queue(&prefix) < queue_key(5, "crn", i64::MIN, 0));
+    }
+
+    #[test]
+    fn legacy_due_entries_are_upgraded_to_queue_entries() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let index = db.open_tree("outbox_index").unwrap();
+        let legacy = [
+            &[LEGACY_DUE][..],
+            &keys::time_bytes(1000),
+            &5u32.to_be_bytes(),
+            &77u64.to_be_bytes(),
+            b"crm",
+        ]
+        .concat();
+        index.insert(legacy, &[]).unwrap();
+        index
+            .insert(count_key(5, DeliveryStatus::Pending), &[])
+            .unwrap();
+        assert_eq!(upgrade_due_index(&index).unwrap(), 1);
+        assert_eq!(upgrade_due_index(&index).unwrap(), 0, "done once");
+        assert!(index.contains_key(queue_key(5, "crm", 1000, 77)).unwrap());
+        assert_eq!(index.len(), 2, "the counter is left alone");
     }
 }

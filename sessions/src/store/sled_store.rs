@@ -33,7 +33,7 @@ use super::keys::{self, AttrKind, RealmId, Sid};
 use super::outbox::{self, OutboxTx};
 use super::record::{parse_sid, sid_to_string, IndexEntry, StoredSession};
 use super::results_token::ResultsTokenCodec;
-use super::SessionStore;
+use super::{DueCursor, SessionStore};
 use crate::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
 use crate::error::{Result, SessionError};
 use crate::grant::{Grant, GrantKind, GrantOwner, NewGrant};
@@ -52,8 +52,6 @@ const MAX_TOKEN_LEN: usize = 128;
 const MAX_EVICTION_ATTEMPTS: usize = 8;
 /// Most grants one listing answers.
 const MAX_LISTED_GRANTS: usize = 1000;
-/// Most due-index entries one look at the outbox passes over (those of busy clients are skipped).
-const MAX_DUE_SCAN: usize = 100_000;
 /// Largest page of deliveries.
 pub const MAX_LISTED_DELIVERIES: usize = 500;
 /// Sessions removed per batch by a realm-wide removal.
@@ -238,6 +236,10 @@ impl SledStore {
             outbox: db.open_tree("outbox")?,
             outbox_index: db.open_tree("outbox_index")?,
         };
+        let upgraded = outbox::upgrade_due_index(&trees.outbox_index)?;
+        if upgraded > 0 {
+            tracing::info!(upgraded, "outbox due index rewritten as per-client queues");
+        }
         let key = match trees.meta.get("results_token_key")? {
             Some(k) if k.len() == 32 => k.as_ref().try_into().expect("32 bytes"),
             _ => {
@@ -557,12 +559,13 @@ impl SledStore {
                     if flags.expired_at.is_some_and(|at| current.is_valid_at(at)) {
                         return Ok(EndStep::Gone);
                     }
-                    if flags.revoke_tokens && gtx.session_count(realm.id, &s.sid)? != seen {
+                    if flags.revoke_tokens && gtx.session_generation(realm.id, &s.sid)? != seen {
                         return Ok(EndStep::Rescan);
                     }
                     let mut done = RemoveOutcome::default();
                     if flags.remove_server_side_session {
                         tx.delete(realm.id, &current)?;
+                        gtx.forget_session(realm.id, &current.sid)?;
                         done.sessions_removed = 1;
                     }
                     for id in &tokens {
@@ -643,8 +646,8 @@ impl SledStore {
         Ok(out)
     }
 
-    /// The session's token grants within the flags' client scope, with the session's grant count
-    /// read before listing them (the transaction re-checks it).
+    /// The session's token grants within the flags' client scope, with the session's grant
+    /// generation read before listing them (the transaction re-checks it).
     fn session_tokens(
         &self,
         realm: RealmId,
@@ -690,11 +693,17 @@ impl SledStore {
         Ok(removed)
     }
 
-    /// Records a finished removal in the audit log and waits until it is on disk. A dry run
-    /// leaves no trace.
-    fn finish_removal(&self, outcome: &RemoveOutcome, mut entry: AuditEntry) -> Result<()> {
+    /// Records a removal in the audit log and waits until it is on disk, also when `ended` says
+    /// it stopped part way (what ended before the error stays ended, so it is recorded and made
+    /// durable before the error is answered). A dry run leaves no trace.
+    fn finish_removal(
+        &self,
+        outcome: &RemoveOutcome,
+        mut entry: AuditEntry,
+        ended: Result<()>,
+    ) -> Result<()> {
         if outcome.dry_run {
-            return Ok(());
+            return ended;
         }
         entry.outcome = format!(
             "ended: {}, records removed: {}, not found: {}",
@@ -702,8 +711,53 @@ impl SledStore {
             outcome.sessions_removed,
             outcome.not_found.len()
         );
+        if let Err(e) = &ended {
+            entry.outcome = format!(
+                "stopped part way: {e}; records removed before that: {}",
+                outcome.sessions_removed
+            );
+        }
         self.audit(&entry)?;
-        self.wait_durable()
+        self.wait_durable()?;
+        ended
+    }
+
+    /// Ends every session of the realm, in batches along the creation index.
+    fn end_realm(
+        &self,
+        realm: &RealmEntry,
+        flags: &Flags,
+        outcome: &mut RemoveOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let prefix = keys::realm_prefix(realm.id);
+        let mut after: Option<sled::IVec> = None;
+        loop {
+            let lower = match &after {
+                Some(k) => Bound::Excluded(k.clone()),
+                None => Bound::Included(sled::IVec::from(&prefix[..])),
+            };
+            let range = self.trees.by_created.range((lower, Bound::Unbounded));
+            let mut batch = Vec::with_capacity(REMOVE_ALL_BATCH);
+            for item in range {
+                let (k, _) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let (_, sid) = keys::split_time_sid(&k);
+                after = Some(k);
+                if let Some(s) = self.load(realm.id, &sid)? {
+                    batch.push(s);
+                }
+                if batch.len() == REMOVE_ALL_BATCH {
+                    break;
+                }
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.end_sessions(realm, &batch, flags, outcome, now)?;
+        }
     }
 }
 
@@ -780,6 +834,7 @@ fn new_delivery(
         reason: reason.to_owned(),
         status: DeliveryStatus::Pending,
         attempts: 0,
+        window_attempts: 0,
         created_at: now,
         retry_window_start: now,
         next_attempt_at: Some(now),
@@ -1041,6 +1096,7 @@ impl SessionStore for SledStore {
         let subject_counter =
             keys::attr_prefix(realm.id, AttrKind::Subject, new.subject_id.as_bytes());
         // Evicting makes room unless concurrent creations keep taking it; give up after a few tries.
+        let mut evicted = false;
         for attempt in 0.. {
             let inserted = self.transact(|tx| {
                 if let Some(max) = quota {
@@ -1067,10 +1123,15 @@ impl SessionStore for SledStore {
                         if let Some(s) = self.load(realm.id, &oldest)? {
                             let mut outcome = RemoveOutcome::default();
                             self.end_sessions(&realm, &[s], &flags, &mut outcome, now)?;
+                            evicted |= outcome.sessions_removed > 0;
                         }
                     }
                 }
             }
+        }
+        if evicted {
+            // An eviction is a revocation: on disk, with its notifications, before it is answered.
+            self.wait_durable()?;
         }
         Ok(CreatedSession {
             session: session.to_session(&realm.name),
@@ -1291,7 +1352,7 @@ impl SessionStore for SledStore {
             targets = self.matching_sessions(&realm, &filter)?;
         }
         outcome.removed = targets.iter().map(|s| sid_to_string(&s.sid)).collect();
-        self.end_sessions(&realm, &targets, &flags, &mut outcome, now)?;
+        let ended = self.end_sessions(&realm, &targets, &flags, &mut outcome, now);
         let target = if request.sids.is_empty() {
             format!(
                 "subject_id={} sid={}",
@@ -1309,7 +1370,7 @@ impl SessionStore for SledStore {
             actor,
             now,
         );
-        self.finish_removal(&outcome, entry)?;
+        self.finish_removal(&outcome, entry, ended)?;
         Ok(outcome)
     }
 
@@ -1335,34 +1396,7 @@ impl SessionStore for SledStore {
             dry_run: request.dry_run,
             ..Default::default()
         };
-        let prefix = keys::realm_prefix(realm.id);
-        let mut after: Option<sled::IVec> = None;
-        loop {
-            let lower = match &after {
-                Some(k) => Bound::Excluded(k.clone()),
-                None => Bound::Included(sled::IVec::from(&prefix[..])),
-            };
-            let range = self.trees.by_created.range((lower, Bound::Unbounded));
-            let mut batch = Vec::with_capacity(REMOVE_ALL_BATCH);
-            for item in range {
-                let (k, _) = item?;
-                if !k.starts_with(&prefix) {
-                    break;
-                }
-                let (_, sid) = keys::split_time_sid(&k);
-                after = Some(k);
-                if let Some(s) = self.load(realm.id, &sid)? {
-                    batch.push(s);
-                }
-                if batch.len() == REMOVE_ALL_BATCH {
-                    break;
-                }
-            }
-            if batch.is_empty() {
-                break;
-            }
-            self.end_sessions(&realm, &batch, &flags, &mut outcome, now)?;
-        }
+        let ended = self.end_realm(&realm, &flags, &mut outcome, now);
         let entry = removal_entry(
             &realm,
             "remove_all_sessions",
@@ -1371,7 +1405,7 @@ impl SessionStore for SledStore {
             actor,
             now,
         );
-        self.finish_removal(&outcome, entry)?;
+        self.finish_removal(&outcome, entry, ended)?;
         Ok(outcome)
     }
 
@@ -1537,10 +1571,13 @@ impl SessionStore for SledStore {
         &self,
         now: DateTime<Utc>,
         limit: usize,
+        per_client: usize,
+        cursor: &mut DueCursor,
         skip: &dyn Fn(&str, &str, u64) -> bool,
     ) -> Result<Vec<Delivery>> {
-        if limit == 0 {
-            return Ok(Vec::new());
+        let mut out = Vec::new();
+        if limit == 0 || per_client == 0 {
+            return Ok(out);
         }
         let names: HashMap<RealmId, Arc<RealmEntry>> = self
             .realms
@@ -1548,27 +1585,58 @@ impl SessionStore for SledStore {
             .values()
             .map(|r| (r.id, r.clone()))
             .collect();
-        let (start, end) = outbox::due_range(now.timestamp_millis());
-        let mut out = Vec::new();
-        for item in self.trees.outbox_index.range(start..end).take(MAX_DUE_SCAN) {
-            let (k, _) = item?;
-            let due = outbox::split_due_key(&k);
-            let Some(realm) = names.get(&due.realm) else {
-                continue;
-            };
-            if skip(&realm.name, &String::from_utf8_lossy(due.client_id), due.id) {
-                continue;
-            }
-            let key = outbox::delivery_key(due.realm, due.id);
-            let Some(v) = self.trees.outbox.get(key)? else {
-                continue;
-            };
-            // The index entry may have been read just before an attempt's result replaced it.
-            let d = outbox::decode(&v)?;
-            if d.status == DeliveryStatus::Pending && d.next_attempt_at.is_some_and(|t| t <= now) {
-                out.push(d);
-                if out.len() >= limit {
+        let now_ms = now.timestamp_millis();
+        // The queues after the cursor's, then from the first up to and including the cursor's.
+        let last_turn = std::mem::take(&mut cursor.0);
+        let mut wrapped = last_turn.is_empty();
+        let mut next = if wrapped {
+            outbox::queues_start()
+        } else {
+            outbox::after_queue(&last_turn)
+        };
+        loop {
+            let first = self.trees.outbox_index.range(next.as_slice()..).next();
+            let first = first.transpose()?.map(|(k, _)| k);
+            let Some(queue) = first.as_deref().and_then(outbox::QueueEntry::parse) else {
+                if wrapped {
                     break;
+                }
+                wrapped = true;
+                next = outbox::queues_start();
+                continue;
+            };
+            let prefix = outbox::queue_prefix(queue.realm, queue.client_id);
+            if wrapped && !last_turn.is_empty() && prefix > last_turn {
+                break;
+            }
+            next = outbox::after_queue(&prefix);
+            let Some(realm) = names.get(&queue.realm) else {
+                continue;
+            };
+            let client = String::from_utf8_lossy(queue.client_id);
+            let (start, end) = outbox::due_in_queue(&prefix, now_ms);
+            for item in self.trees.outbox_index.range(start..end).take(per_client) {
+                let (k, _) = item?;
+                let Some(entry) = outbox::QueueEntry::parse(&k) else {
+                    continue;
+                };
+                if skip(&realm.name, &client, entry.id) {
+                    continue;
+                }
+                let key = outbox::delivery_key(entry.realm, entry.id);
+                let Some(v) = self.trees.outbox.get(key)? else {
+                    continue;
+                };
+                // The entry may have been read just before an attempt's result replaced it.
+                let d = outbox::decode(&v)?;
+                if d.status == DeliveryStatus::Pending
+                    && d.next_attempt_at.is_some_and(|t| t <= now)
+                {
+                    out.push(d);
+                    if out.len() >= limit {
+                        cursor.0 = prefix;
+                        return Ok(out);
+                    }
                 }
             }
         }
@@ -1577,21 +1645,25 @@ impl SessionStore for SledStore {
 
     fn record_attempt(
         &self,
-        realm: &str,
-        id: u64,
+        attempted: &Delivery,
         jti: &str,
         result: &AttemptResult,
         now: DateTime<Utc>,
     ) -> Result<Delivery> {
-        let realm = self.realm(realm)?;
+        let realm = self.realm(&attempted.realm)?;
+        let id = attempted.id;
         self.transact_all(|_, _, otx| {
             let Some(old) = otx.load(realm.id, id)? else {
                 return Err(ConflictableTransactionError::Abort(
                     SessionError::DeliveryNotFound(id),
                 ));
             };
+            // "Retry now" during the attempt opened a new window: the attempt belonged to the old
+            // one, so a failure keeps the delivery due as "retry now" asked.
+            let requeued = old.retry_window_start != attempted.retry_window_start;
             let mut new = Delivery {
                 attempts: old.attempts + 1,
+                window_attempts: old.window_attempts + u32::from(!requeued),
                 last_attempt_at: Some(now),
                 last_jti: Some(jti.to_owned()),
                 ..old.clone()
@@ -1602,6 +1674,11 @@ impl SessionStore for SledStore {
                     new.delivered_at = Some(now);
                     new.next_attempt_at = None;
                     new.last_error = None;
+                }
+                AttemptResult::Retry { error, .. } | AttemptResult::GiveUp { error }
+                    if requeued =>
+                {
+                    new.last_error = Some(error.clone());
                 }
                 AttemptResult::Retry { at, error } => {
                     new.status = DeliveryStatus::Pending;
@@ -1641,6 +1718,7 @@ impl SessionStore for SledStore {
                 status: DeliveryStatus::Pending,
                 next_attempt_at: Some(now),
                 retry_window_start: now,
+                window_attempts: 0,
                 ..old.clone()
             };
             otx.update(realm.id, &old, &new)?;
