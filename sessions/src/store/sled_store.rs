@@ -503,6 +503,55 @@ impl SledStore {
         })
     }
 
+    /// Stores a new session within its subject's quota, ending the subject's oldest sessions
+    /// under `evict_oldest` (then `evicted` is set, also when it fails later).
+    fn insert_within_quota(
+        &self,
+        realm: &RealmEntry,
+        session: &StoredSession,
+        evicted: &mut bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let quota = realm.settings.max_sessions_per_subject.map(u64::from);
+        let subject = &session.subject_id;
+        let subject_counter = keys::attr_prefix(realm.id, AttrKind::Subject, subject.as_bytes());
+        // Evicting makes room unless concurrent creations keep taking it; give up after a few tries.
+        for attempt in 0.. {
+            let inserted = self.transact(|tx| {
+                if let Some(max) = quota {
+                    if keys::counter_value(tx.counts.get(&subject_counter)?.as_deref()) >= max {
+                        return Ok(false);
+                    }
+                }
+                tx.insert(realm.id, session)?;
+                Ok(true)
+            })?;
+            if inserted {
+                break;
+            }
+            match realm.settings.quota_policy {
+                QuotaPolicy::Deny => return Err(SessionError::QuotaExceeded(subject.clone())),
+                QuotaPolicy::EvictOldest if attempt >= MAX_EVICTION_ATTEMPTS => {
+                    return Err(SessionError::QuotaExceeded(subject.clone()))
+                }
+                QuotaPolicy::EvictOldest => {
+                    let oldest = match self.oldest_of_subject(realm.id, subject)? {
+                        Some(sid) => self.load(realm.id, &sid)?,
+                        None => None,
+                    };
+                    if let Some(s) = oldest {
+                        let flags = Flags::everything("evicted");
+                        let mut outcome = RemoveOutcome::default();
+                        let ended = self.end_sessions(realm, &[s], &flags, &mut outcome, now);
+                        *evicted |= outcome.sessions_removed > 0;
+                        ended?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Ends the given sessions: the one path every removal, logout, sign-out, eviction and expiry
     /// takes. Per session, one transaction removes the record, the revoked grants, and queues the
     /// logout notifications, so either all of it happened or none of it did.
@@ -686,9 +735,21 @@ impl SledStore {
             .collect::<std::result::Result<_, _>>()?;
         let mut removed = 0;
         for id in ids {
-            if self.transact_grants(|_, gtx| gtx.delete(realm, &id))? {
-                removed += 1;
-            }
+            let deleted = self.transact_grants(|sessions, gtx| {
+                let Some(g) = gtx.load(realm, &id)? else {
+                    return Ok(false);
+                };
+                gtx.delete(realm, &id)?;
+                // Stores written before grant generations existed can hold the counter of a
+                // session that is gone; its last grant takes it along.
+                if let Some(sid) = &g.sid {
+                    if sessions.get(keys::session_key(realm, sid))?.is_none() {
+                        gtx.forget_session(realm, sid)?;
+                    }
+                }
+                Ok(true)
+            })?;
+            removed += usize::from(deleted);
         }
         Ok(removed)
     }
@@ -705,18 +766,21 @@ impl SledStore {
         if outcome.dry_run {
             return ended;
         }
-        entry.outcome = format!(
-            "ended: {}, records removed: {}, not found: {}",
-            outcome.removed.len().max(outcome.sessions_removed as usize),
+        let done = format!(
+            "records removed: {}, tokens revoked: {}, consents revoked: {}, logouts queued: {}",
             outcome.sessions_removed,
-            outcome.not_found.len()
+            outcome.tokens_revoked,
+            outcome.consents_revoked,
+            outcome.clients_notified
         );
-        if let Err(e) = &ended {
-            entry.outcome = format!(
-                "stopped part way: {e}; records removed before that: {}",
-                outcome.sessions_removed
-            );
-        }
+        entry.outcome = match &ended {
+            Ok(()) => format!(
+                "ended: {}, {done}, not found: {}",
+                outcome.removed.len().max(outcome.sessions_removed as usize),
+                outcome.not_found.len()
+            ),
+            Err(e) => format!("stopped part way: {e}; before that, {done}"),
+        };
         self.audit(&entry)?;
         self.wait_durable()?;
         ended
@@ -1092,47 +1156,13 @@ impl SessionStore for SledStore {
             user_agent: new.user_agent.clone(),
             token_hash: Sha256::digest(token.as_bytes()).into(),
         };
-        let quota = settings.max_sessions_per_subject.map(u64::from);
-        let subject_counter =
-            keys::attr_prefix(realm.id, AttrKind::Subject, new.subject_id.as_bytes());
-        // Evicting makes room unless concurrent creations keep taking it; give up after a few tries.
         let mut evicted = false;
-        for attempt in 0.. {
-            let inserted = self.transact(|tx| {
-                if let Some(max) = quota {
-                    if keys::counter_value(tx.counts.get(&subject_counter)?.as_deref()) >= max {
-                        return Ok(false);
-                    }
-                }
-                tx.insert(realm.id, &session)?;
-                Ok(true)
-            })?;
-            if inserted {
-                break;
-            }
-            match settings.quota_policy {
-                QuotaPolicy::Deny => {
-                    return Err(SessionError::QuotaExceeded(new.subject_id.clone()))
-                }
-                QuotaPolicy::EvictOldest if attempt >= MAX_EVICTION_ATTEMPTS => {
-                    return Err(SessionError::QuotaExceeded(new.subject_id.clone()))
-                }
-                QuotaPolicy::EvictOldest => {
-                    if let Some(oldest) = self.oldest_of_subject(realm.id, &new.subject_id)? {
-                        let flags = Flags::everything("evicted");
-                        if let Some(s) = self.load(realm.id, &oldest)? {
-                            let mut outcome = RemoveOutcome::default();
-                            self.end_sessions(&realm, &[s], &flags, &mut outcome, now)?;
-                            evicted |= outcome.sessions_removed > 0;
-                        }
-                    }
-                }
-            }
-        }
+        let inserted = self.insert_within_quota(&realm, &session, &mut evicted, now);
         if evicted {
-            // An eviction is a revocation: on disk, with its notifications, before it is answered.
+            // An eviction is a revocation: on disk, with its notifications, before any answer.
             self.wait_durable()?;
         }
+        inserted?;
         Ok(CreatedSession {
             session: session.to_session(&realm.name),
             token,

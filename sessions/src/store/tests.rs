@@ -124,3 +124,51 @@ fn every_way_of_ending_sessions_clears_every_index_and_counter() {
     }
     assert_eq!(store.get_realm("r").unwrap().session_count, 0);
 }
+
+#[test]
+fn a_grant_generation_left_by_an_earlier_version_goes_with_the_sessions_last_grant() {
+    let store = SledStore::temporary().unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
+    store
+        .put_realm("r", &RealmSettingsUpdate::default(), "t", t0)
+        .unwrap();
+    let new = NewSession {
+        subject_id: "alice".into(),
+        ..Default::default()
+    };
+    let sid = store.create_session("r", &new, t0).unwrap().session.sid;
+    let refresh = NewGrant {
+        kind: GrantKind::RefreshToken,
+        subject_id: "alice".into(),
+        sid: Some(sid.clone()),
+        client_id: "a".into(),
+        expires_at: t0 + TimeDelta::seconds(10),
+        token: Some("refresh-token-of-alice-1".into()),
+        scopes: Vec::new(),
+    };
+    store.create_grant("r", &refresh, t0).unwrap();
+    let keep_tokens = RemoveSessions {
+        sids: vec![sid.clone()],
+        revoke_tokens: false,
+        ..Default::default()
+    };
+    store.remove("r", &keep_tokens, "t", t0).unwrap();
+    assert!(store.trees.counts.is_empty(), "ending the session drops it");
+
+    // An earlier version kept a live count until the session's last grant was removed.
+    let realm = store.realm("r").unwrap();
+    let sid_bytes = super::record::parse_sid(&sid).unwrap();
+    let counter = super::grants::session_grants_counter(realm.id, &sid_bytes);
+    store
+        .trees
+        .counts
+        .insert(counter, &1u64.to_be_bytes())
+        .unwrap();
+    store
+        .reap_expired(t0 + TimeDelta::seconds(11), 100)
+        .unwrap();
+    assert!(
+        store.trees.counts.is_empty(),
+        "the reaped grant took it along"
+    );
+}
