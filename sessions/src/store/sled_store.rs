@@ -1640,6 +1640,10 @@ impl SessionStore for SledStore {
                 break;
             }
             next = outbox::after_queue(&prefix);
+            // A queue's first entry is its earliest: a queue waiting out a backoff costs one seek.
+            if queue.due_ms > now_ms {
+                continue;
+            }
             let Some(realm) = names.get(&queue.realm) else {
                 continue;
             };
