@@ -1,6 +1,8 @@
 //! Sessions from creation to removal on a real sled directory: validation, refresh, expiry,
 //! quotas, properties, removal, realm isolation, reopening, and no token in clear.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -454,7 +456,7 @@ fn reopening_keeps_everything_and_no_token_is_stored_in_clear() {
         store.wait_durable().unwrap();
         (tokens, page.results_token.unwrap())
     };
-    let store = open(&dir);
+    let store = common::reopen(dir.path());
     assert_eq!(store.get_realm("r").unwrap().session_count, 20);
     for t in &tokens {
         assert!(store.validate("r", t, false, t0()).unwrap().is_some());

@@ -2,6 +2,8 @@
 //! scope, the subject's consents, and back-channel deliveries queued in the outbox, which survive
 //! reopening the store.
 
+mod common;
+
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sessions::store::{DueCursor, SessionStore, SledStore};
 use sessions::{
@@ -303,7 +305,7 @@ fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopening()
     );
     drop(store);
 
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = common::reopen(dir.path());
     let pending = due(&store, t0() + TimeDelta::seconds(61), 100);
     assert_eq!(
         pending.len(),
