@@ -103,6 +103,21 @@ pub struct RealmSettings {
     /// Whether a session that expires sends back-channel logout notifications like a revoked one.
     #[serde(default)]
     pub backchannel_logout_on_expiry: bool,
+    /// Longest lifetime a recorded grant (token or consent) may have; a longer `expires_at` is
+    /// cut to this.
+    #[serde(default = "default_max_grant_lifetime_secs")]
+    pub max_grant_lifetime_secs: u64,
+    /// Whether clients of this realm may register plain `http://` back-channel logout URIs (for
+    /// development). Hosts on the server's back-channel allow-list may use http regardless.
+    #[serde(default)]
+    pub backchannel_allow_http: bool,
+}
+
+/// Default cap on grant lifetimes: 30 days.
+pub const DEFAULT_MAX_GRANT_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+
+fn default_max_grant_lifetime_secs() -> u64 {
+    DEFAULT_MAX_GRANT_LIFETIME_SECS
 }
 
 impl Default for RealmSettings {
@@ -115,6 +130,8 @@ impl Default for RealmSettings {
             quota_policy: QuotaPolicy::Deny,
             property_whitelist: Vec::new(),
             backchannel_logout_on_expiry: false,
+            max_grant_lifetime_secs: DEFAULT_MAX_GRANT_LIFETIME_SECS,
+            backchannel_allow_http: false,
         }
     }
 }
@@ -141,6 +158,10 @@ pub struct RealmSettingsUpdate {
     pub property_whitelist: Option<Vec<String>>,
     #[serde(default)]
     pub backchannel_logout_on_expiry: Option<bool>,
+    #[serde(default)]
+    pub max_grant_lifetime_secs: Option<u64>,
+    #[serde(default)]
+    pub backchannel_allow_http: Option<bool>,
 }
 
 impl RealmSettingsUpdate {
@@ -165,6 +186,12 @@ impl RealmSettingsUpdate {
             backchannel_logout_on_expiry: self
                 .backchannel_logout_on_expiry
                 .unwrap_or(base.backchannel_logout_on_expiry),
+            max_grant_lifetime_secs: self
+                .max_grant_lifetime_secs
+                .unwrap_or(base.max_grant_lifetime_secs),
+            backchannel_allow_http: self
+                .backchannel_allow_http
+                .unwrap_or(base.backchannel_allow_http),
         }
     }
 }

@@ -99,6 +99,11 @@ pub fn realm_settings(s: &RealmSettings) -> Result<()> {
     for p in &s.property_whitelist {
         identifier("property_whitelist entry", p)?;
     }
+    if s.max_grant_lifetime_secs < 60 || s.max_grant_lifetime_secs > TEN_YEARS {
+        return Err(SessionError::invalid(
+            "max_grant_lifetime_secs must be between 60 seconds and 10 years",
+        ));
+    }
     Ok(())
 }
 

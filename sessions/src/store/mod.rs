@@ -16,6 +16,7 @@ mod sled_store;
 #[cfg(test)]
 mod tests;
 
+pub use record::parse_sid;
 pub use sled_store::{SledStore, MAX_LISTED_DELIVERIES};
 
 /// Where the next look at the outbox starts: after the client queue the last one stopped in.
@@ -137,6 +138,9 @@ pub trait SessionStore: Send + Sync {
     /// Disk flushes run since the store opened (group commits), for metrics.
     fn durable_flushes(&self) -> u64;
 
+    /// Appends an entry to the audit log (sign-ins, key and administrator changes). Durable when
+    /// it returns.
+    fn record_audit(&self, entry: &AuditEntry) -> Result<()>;
     /// The audit log, newest first: up to `count` entries older than `before` (an entry id).
     fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>>;
 

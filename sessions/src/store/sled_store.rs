@@ -1480,6 +1480,11 @@ impl SessionStore for SledStore {
         self.commit.flush_count()
     }
 
+    fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        self.audit(entry)?;
+        self.wait_durable()
+    }
+
     fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>> {
         let end = before.unwrap_or(u64::MAX);
         self.trees
