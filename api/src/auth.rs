@@ -12,8 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sessions::store::SledStore;
-use sessions::{Result, SessionError};
+use sessions::store::{SessionStore, SledStore};
+use sessions::{AuditEntry, Result, SessionError};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -52,6 +52,27 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     hash: [u8; 32],
 }
+
+/// An API key as listed: its name, scopes and age, never its secret or hash.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ApiKeyInfo {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&ApiKey> for ApiKeyInfo {
+    fn from(k: &ApiKey) -> Self {
+        Self {
+            name: k.name.clone(),
+            scopes: k.scopes.clone(),
+            created_at: k.created_at,
+        }
+    }
+}
+
+/// Name of the key registered from `SESSIONS_BOOTSTRAP_API_KEY`.
+pub const BOOTSTRAP_KEY_NAME: &str = "bootstrap";
 
 /// The API keys of a server, persisted in a tree of the session store's database.
 pub struct ApiKeys {
@@ -103,11 +124,24 @@ impl ApiKeys {
         self.reload()
     }
 
-    /// Creates a key and answers its secret, which is shown this once.
+    fn audit(&self, action: &str, name: &str, actor: &str, outcome: String, now: DateTime<Utc>) -> Result<()> {
+        self.store.record_audit(&AuditEntry {
+            at: now,
+            actor: actor.to_owned(),
+            realm: None,
+            action: action.to_owned(),
+            target: name.to_owned(),
+            reason: None,
+            outcome,
+        })
+    }
+
+    /// Creates a key and answers its secret, which is shown this once. Audited.
     pub fn create(
         &self,
         name: &str,
         scopes: &[Scope],
+        actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(ApiKey, String)> {
         sessions::validate::identifier("name", name)?;
@@ -129,6 +163,8 @@ impl ApiKeys {
             hash: hash(&secret),
         };
         self.save(&key)?;
+        let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+        self.audit("create_api_key", name, actor, format!("ok; scopes {}", scopes.join(", ")), now)?;
         Ok((key, secret))
     }
 
@@ -167,15 +203,19 @@ impl ApiKeys {
             .collect()
     }
 
-    /// Revokes a key by name; false if there was none.
-    pub fn revoke(&self, name: &str) -> Result<bool> {
+    /// Revokes a key by name, at once for every request that follows; false if there was none.
+    /// Audited.
+    pub fn revoke(&self, name: &str, actor: &str, now: DateTime<Utc>) -> Result<bool> {
         let existed = self
             .tree
             .remove(name.as_bytes())
             .map_err(storage)?
             .is_some();
-        self.store.wait_durable()?;
         self.reload()?;
+        if existed {
+            self.audit("revoke_api_key", name, actor, "ok".into(), now)?;
+        }
+        self.store.wait_durable()?;
         Ok(existed)
     }
 

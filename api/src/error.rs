@@ -54,6 +54,31 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }
 
+    /// A failure on the server's side: the answer says only that, with the request id the log
+    /// carries the details under.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!(
+                "internal error; the server's log has the details under request id {}",
+                crate::guard::request_id()
+            ),
+        )
+    }
+
+    /// A body over [`crate::MAX_BODY_BYTES`].
+    pub fn body_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is larger than {} bytes",
+                crate::MAX_BODY_BYTES
+            ),
+        )
+    }
+
     /// A request that ran past its time limit.
     pub fn timed_out(limit: std::time::Duration) -> Self {
         Self::new(
@@ -72,7 +97,8 @@ impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
-            tracing::error!(error = %e, "request failed");
+            tracing::error!(error = %e, request_id = %crate::guard::request_id(), "request failed");
+            return Self::internal();
         }
         Self {
             status,
@@ -110,14 +136,7 @@ impl From<JsonRejection> for ApiError {
                 "missing_content_type",
                 "send the body as JSON with 'Content-Type: application/json'",
             ),
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the request body is larger than {} bytes",
-                    crate::MAX_BODY_BYTES
-                ),
-            ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::body_too_large(),
             other => Self::new(other.status(), "invalid_body", other.body_text()),
         }
     }
@@ -187,7 +206,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RealmPath {
             .map(|(_, v)| v)
             .ok_or_else(|| ApiError::not_found("no realm in the path"))?;
         sessions::validate::realm_name(&realm)?;
-        if realm.starts_with('_') {
+        if sessions::validate::is_reserved_realm(&realm) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "reserved_realm",

@@ -7,60 +7,23 @@ pub mod admins;
 pub mod auth;
 pub mod backchannel;
 pub mod error;
+pub mod guard;
 mod metrics;
 mod routes;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use std::convert::Infallible;
-
-use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, FromRef, Request};
-use axum::response::Response;
-use axum::routing::Route;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::Router;
 use sessions::store::SessionStore;
-use tower::{BoxError, Layer, Service, ServiceBuilder};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use admins::{AdminAccounts, ADMIN_REALM};
 pub use auth::{ApiKeys, Scope};
+pub use guard::{GuardConfig, MAX_BODY_BYTES};
 pub use backchannel::{Backchannel, DeliveryConfig, SigningKeys};
 pub use metrics::record_reaped;
-
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Time allowed for an ordinary request.
-pub const REQUEST_TIME_LIMIT: Duration = Duration::from_secs(30);
-
-/// Time allowed for a bulk removal: ending a whole realm's sessions, revoking their tokens and
-/// queueing their logouts runs for minutes at a million sessions.
-pub const BULK_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
-
-/// Answers a request that runs past `limit` with a JSON 503 (`timed_out`). Work it started on a
-/// blocking thread still runs to the end.
-fn time_limit(
-    limit: Duration,
-) -> impl Layer<
-    Route,
-    Service: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
-                 + Clone
-                 + Send
-                 + Sync
-                 + 'static,
-> + Clone
-       + Send
-       + Sync
-       + 'static {
-    ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(move |_: BoxError| async move {
-            error::ApiError::timed_out(limit)
-        }))
-        .layer(tower::timeout::TimeoutLayer::new(limit))
-}
 
 /// What the handlers need.
 #[derive(Clone)]
@@ -108,9 +71,9 @@ pub fn documented_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
     routes::register(router).split_for_parts()
 }
 
-/// The whole API: documented routes (each under its time limit), the OpenAPI document and docs
-/// page, health, metrics, JSON answers for unknown routes and methods, body limit and request
-/// metrics.
+/// The whole API: documented routes, the OpenAPI document and docs page, health, metrics, JSON
+/// answers for unknown routes and methods, and request metrics. The server puts it behind
+/// [`guard::guard`] with the dashboard; [`guarded_router`] does that for the API alone.
 pub fn router(state: ApiState) -> Router {
     let (api, openapi) = documented_routes();
     let openapi = Arc::new(openapi);
@@ -122,29 +85,7 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::http::StatusCode;
-    use tower::ServiceExt;
-
-    #[tokio::test]
-    async fn a_request_past_its_time_limit_gets_a_json_503() {
-        let limit = Duration::from_millis(20);
-        let slow = Router::new()
-            .route(
-                "/slow",
-                axum::routing::get(|| tokio::time::sleep(Duration::from_secs(5))),
-            )
-            .layer(time_limit(limit));
-        let request = Request::get("/slow").body(Body::empty()).unwrap();
-        let response = slow.oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let body = axum::body::to_bytes(response.into_body(), 4096)
-            .await
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["error"]["code"], "timed_out", "{v}");
-    }
+/// `router` behind the request guard: limits, request ids, security headers.
+pub fn guarded_router(state: ApiState, config: GuardConfig) -> Router {
+    guard::protect(router(state), config)
 }

@@ -43,11 +43,7 @@ const AGENTS: &[&str] = &[
 /// Creates realm `demo` with `sessions` sessions, unless a realm other than the server's reserved
 /// ones (named `_...`) exists already.
 pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
-    if store
-        .list_realms()?
-        .iter()
-        .any(|r| !r.name.starts_with('_'))
-    {
+    if !store.list_user_realms()?.is_empty() {
         return Ok(false);
     }
     let settings = RealmSettingsUpdate {

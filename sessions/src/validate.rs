@@ -16,6 +16,12 @@ pub fn realm_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether a realm name is reserved for the server (it starts with `_`, like the dashboard's
+/// `_admin`): such realms are refused by the API and hidden from every listing, count and metric.
+pub fn is_reserved_realm(name: &str) -> bool {
+    name.starts_with('_')
+}
+
 /// A required identifier (subject id, client id, property key): non-empty, at most 255 bytes,
 /// no control characters.
 pub fn identifier(field: &str, value: &str) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The API's routes, one module per area.
 
 mod admin;
+mod api_keys;
 mod audit;
 mod clients;
 mod data_plane;
@@ -14,16 +15,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::{time_limit, ApiState, BULK_TIME_LIMIT, REQUEST_TIME_LIMIT};
+use crate::ApiState;
 
-/// Adds every documented route: bulk removals under [`BULK_TIME_LIMIT`], the rest under
-/// [`REQUEST_TIME_LIMIT`].
+/// Adds every documented route (their time limits are the request guard's, see
+/// [`crate::guard`]).
 pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
-    let bulk = OpenApiRouter::default()
+    router
         .routes(routes!(admin::remove_sessions))
         .routes(routes!(admin::logout_all))
-        .layer(time_limit(BULK_TIME_LIMIT));
-    router
         .routes(routes!(data_plane::create_session, admin::list_sessions))
         .routes(routes!(data_plane::validate_session))
         .routes(routes!(data_plane::logout_session))
@@ -47,8 +46,8 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(deliveries::retry_delivery))
         .routes(routes!(signing_keys::rotate))
-        .layer(time_limit(REQUEST_TIME_LIMIT))
-        .merge(bulk)
+        .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
+        .routes(routes!(api_keys::revoke_api_key))
 }
 
 /// Runs a store call that may wait for the disk on a blocking thread.

@@ -37,7 +37,7 @@ async fn healthz(State(state): State<ApiState>) -> Response {
 }
 
 async fn prometheus(State(state): State<ApiState>) -> Response {
-    if let Ok(realms) = state.store.list_realms() {
+    if let Ok(realms) = state.store.list_user_realms() {
         for r in realms {
             if let Ok(page) = state.store.list_deliveries(&r.name, None, None, 1) {
                 let c = page.counts;

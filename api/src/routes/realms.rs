@@ -60,6 +60,6 @@ pub async fn list_realms(
     State(state): State<ApiState>,
 ) -> ApiResult<Json<RealmList>> {
     Ok(Json(RealmList {
-        realms: state.store.list_realms()?,
+        realms: state.store.list_user_realms()?,
     }))
 }

@@ -194,7 +194,7 @@ fn SessionsBody(
                     }
                 })}
                 <span class="spacer"></span>
-                {(!realm.starts_with('_')).then(|| view! {
+                {(!sessions::validate::is_reserved_realm(&realm)).then(|| view! {
                     <button type="button" class="outline-danger" on:click=move |_| dialog.set(Some(RevokeTarget::Realm))>
                         "Sign out all sessions in this realm"
                     </button>

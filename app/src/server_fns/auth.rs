@@ -21,55 +21,81 @@ pub mod ssr {
     use super::Admin;
     use crate::server_fns::NOT_SIGNED_IN;
 
-    /// Name of the dashboard session cookie.
-    pub const COOKIE: &str = "sessions_admin";
+    /// How the dashboard session cookie is sent.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct CookiePolicy {
+        /// `Secure` with the `__Host-` prefix: the browser sends it only over https, only to
+        /// this host. Off only for plain-http use on a workstation.
+        pub secure: bool,
+    }
 
-    /// The dashboard session token the request's cookie carries.
-    pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|c| {
-                let (name, value) = c.trim().split_once('=')?;
-                (name == COOKIE).then(|| value.to_owned())
-            })
+    impl CookiePolicy {
+        /// The cookie's name.
+        pub fn name(self) -> &'static str {
+            if self.secure {
+                "__Host-sessions_admin"
+            } else {
+                "sessions_admin"
+            }
+        }
+
+        /// The `Set-Cookie` value carrying `token`, or clearing the cookie.
+        pub fn set_cookie(self, token: Option<&str>) -> String {
+            let secure = if self.secure { "; Secure" } else { "" };
+            match token {
+                Some(t) => format!("{}={t}; HttpOnly; SameSite=Strict; Path=/{secure}", self.name()),
+                None => format!(
+                    "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}",
+                    self.name()
+                ),
+            }
+        }
+
+        /// The dashboard session token the request's cookie carries.
+        pub fn token(self, headers: &HeaderMap) -> Option<String> {
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .find_map(|c| {
+                    let (name, value) = c.trim().split_once('=')?;
+                    (name == self.name()).then(|| value.to_owned())
+                })
+        }
     }
 
     /// Sets (or, with `None`, clears) the session cookie on the response.
-    pub fn set_cookie(token: Option<&str>) {
-        let value = match token {
-            Some(t) => format!("{COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/"),
-            None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-        };
+    pub fn set_cookie(policy: CookiePolicy, token: Option<&str>) {
         if let (Some(response), Ok(v)) = (
             use_context::<leptos_axum::ResponseOptions>(),
-            HeaderValue::from_str(&value),
+            HeaderValue::from_str(&policy.set_cookie(token)),
         ) {
             response.append_header(header::SET_COOKIE, v);
         }
     }
 
-    /// The signed-in administrator and their cookie's token, if the cookie names a live session.
+    /// The signed-in administrator and their cookie's token, if the cookie names a live
+    /// session of an enabled administrator.
     pub async fn current() -> Result<Option<(Admin, String)>, ServerFnError> {
+        use super::super::ssr::{blocking, state};
         let headers: HeaderMap = leptos_axum::extract().await?;
-        let Some(token) = cookie_token(&headers) else {
+        let st = state()?;
+        let Some(token) = st.cookie.token(&headers) else {
             return Ok(None);
         };
-        let store = super::super::ssr::state()?.store;
-        let session = store
-            .validate(api::ADMIN_REALM, &token, true, Utc::now())
-            .map_err(super::super::ssr::shown)?;
-        Ok(session.map(|s| {
-            (
-                Admin {
-                    username: s.subject_id,
-                    sid: s.sid,
-                },
-                token,
-            )
-        }))
+        let (store, accounts, t) = (st.store.clone(), st.sign_ins.accounts().clone(), token.clone());
+        let admin = blocking(move || {
+            let Some(s) = store.validate(api::ADMIN_REALM, &t, true, Utc::now())? else {
+                return Ok(None);
+            };
+            Ok(accounts.is_enabled(&s.subject_id)?.then_some(Admin {
+                username: s.subject_id,
+                sid: s.sid,
+            }))
+        })
+        .await?;
+        Ok(admin.map(|a| (a, token)))
     }
 
     /// The signed-in administrator, or the error every protected server function answers.
@@ -79,19 +105,6 @@ pub mod ssr {
             .map(|(a, _)| a)
             .ok_or_else(|| super::super::ssr::fail(401, NOT_SIGNED_IN))
     }
-
-    /// Client details worth recording on the dashboard session.
-    pub fn client_details(headers: &HeaderMap) -> (Option<String>, Option<String>) {
-        let text = |name: header::HeaderName| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(255).collect::<String>())
-        };
-        let ip = text(header::HeaderName::from_static("x-forwarded-for"))
-            .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()));
-        (ip, text(header::USER_AGENT))
-    }
 }
 
 /// Who is signed in, if anyone.
@@ -100,43 +113,51 @@ pub async fn current_admin() -> Result<Option<Admin>, ServerFnError> {
     Ok(ssr::current().await?.map(|(a, _)| a))
 }
 
-/// Signs in with a username and password, then goes to the sessions page.
-#[server]
+/// Signs in with a username and password, then goes to the sessions page. Failed attempts are
+/// throttled per user name and per client address.
+#[server(endpoint = "sign_in")]
 pub async fn sign_in(username: String, password: String) -> Result<(), ServerFnError> {
-    use super::ssr::{blocking, state};
-    use sessions::NewSession;
+    use super::ssr::{fail, shown, state};
+    use api::admins::sign_in::SignInError;
     let st = state()?;
-    let admins = st.admins.clone();
-    let user = username.clone();
-    if !blocking(move || admins.verify(&user, &password)).await? {
-        return Err(super::ssr::fail(401, "Wrong username or password."));
-    }
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    let (ip, user_agent) = ssr::client_details(&headers);
-    let new = NewSession {
-        subject_id: username.clone(),
-        display_name: Some(format!("Administrator {username}")),
-        ip,
-        user_agent,
-        ..Default::default()
-    };
-    let store = st.store.clone();
-    let created =
-        blocking(move || store.create_session(api::ADMIN_REALM, &new, chrono::Utc::now())).await?;
-    ssr::set_cookie(Some(&created.token));
-    leptos_axum::redirect("/");
-    Ok(())
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(255).collect::<String>());
+    let client = api::guard::current().and_then(|c| c.client);
+    match st.sign_ins.sign_in(&username, &password, client, user_agent).await {
+        Ok(created) => {
+            ssr::set_cookie(st.cookie, Some(&created.token));
+            leptos_axum::redirect("/");
+            Ok(())
+        }
+        Err(SignInError::Store(e)) => Err(shown(e)),
+        Err(e) => {
+            if let (SignInError::Throttled { retry_after }, Some(response)) =
+                (&e, use_context::<leptos_axum::ResponseOptions>())
+            {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+                    response.insert_header(axum::http::header::RETRY_AFTER, v);
+                }
+            }
+            Err(fail(e.status(), e))
+        }
+    }
 }
 
 /// Ends the administrator's dashboard session.
-#[server]
+#[server(endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), ServerFnError> {
-    use super::ssr::{blocking, state};
-    if let Some((_, token)) = ssr::current().await? {
-        let store = state()?.store;
-        blocking(move || store.logout(api::ADMIN_REALM, &token, chrono::Utc::now())).await?;
+    use super::ssr::{shown, state};
+    let st = state()?;
+    if let Some((admin, token)) = ssr::current().await? {
+        st.sign_ins
+            .sign_out(&admin.username, token)
+            .await
+            .map_err(shown)?;
     }
-    ssr::set_cookie(None);
+    ssr::set_cookie(st.cookie, None);
     leptos_axum::redirect("/login");
     Ok(())
 }

@@ -18,8 +18,10 @@ mod ssr {
 
     /// The server's handles, from the context it provides.
     pub fn state() -> Result<AppState, ServerFnError> {
-        use_context::<AppState>()
-            .ok_or_else(|| ServerFnError::new("the server provided no session store"))
+        use_context::<AppState>().ok_or_else(|| {
+            tracing::error!("the server provided no session store to server functions");
+            internal()
+        })
     }
 
     /// An error answer with a fitting HTTP status (server functions answer 500 otherwise).
@@ -33,9 +35,19 @@ mod ssr {
         ServerFnError::new(message.to_string())
     }
 
-    /// A session-service error as the message the dashboard shows, with its status.
+    /// A session-service error as the message the dashboard shows, with its status. A failure
+    /// on the server's side shows only the request id; the details go to the log.
     pub fn shown(e: sessions::SessionError) -> ServerFnError {
+        if e.status() >= 500 {
+            tracing::error!(error = %e, request_id = %api::guard::request_id(), "server function failed");
+            return internal();
+        }
         fail(e.status(), e)
+    }
+
+    /// The answer to a failure on the server's side.
+    pub fn internal() -> ServerFnError {
+        fail(500, api::error::ApiError::internal().message)
     }
 
     /// The realms an administrator works with (not the server's reserved `_` realms), and the
@@ -44,12 +56,7 @@ mod ssr {
         store: &dyn sessions::store::SessionStore,
         asked: Option<String>,
     ) -> Result<(Vec<sessions::Realm>, Option<String>), ServerFnError> {
-        let realms: Vec<sessions::Realm> = store
-            .list_realms()
-            .map_err(shown)?
-            .into_iter()
-            .filter(|r| !r.name.starts_with('_'))
-            .collect();
+        let realms = store.list_user_realms().map_err(shown)?;
         let realm = asked
             .filter(|r| !r.is_empty())
             .or_else(|| realms.first().map(|r| r.name.clone()));
@@ -62,7 +69,10 @@ mod ssr {
     ) -> Result<T, ServerFnError> {
         tokio::task::spawn_blocking(f)
             .await
-            .map_err(|e| ServerFnError::new(e.to_string()))?
+            .map_err(|e| {
+                tracing::error!(error = %e, request_id = %api::guard::request_id(), "blocking task failed");
+                internal()
+            })?
             .map_err(shown)
     }
 }

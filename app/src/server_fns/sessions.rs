@@ -31,7 +31,9 @@ pub async fn load_sessions(
     let store = state()?.store;
     let realms = store.list_realms().map_err(shown)?;
     let realm = realm.filter(|r| !r.is_empty()).or_else(|| {
-        let first_user_realm = realms.iter().find(|r| !r.name.starts_with('_'));
+        let first_user_realm = realms
+            .iter()
+            .find(|r| !sessions::validate::is_reserved_realm(&r.name));
         first_user_realm.or(realms.first()).map(|r| r.name.clone())
     });
     let page = match &realm {
@@ -50,7 +52,7 @@ pub async fn load_sessions(
 }
 
 /// Ends sessions (or, with `dry_run`, previews it). The administrator's own session is refused.
-#[server(input = Json)]
+#[server(endpoint = "revoke_sessions", input = Json)]
 pub async fn revoke_sessions(
     realm: String,
     request: RemoveSessions,
@@ -59,7 +61,11 @@ pub async fn revoke_sessions(
     use super::ssr::{blocking, fail, state};
     let admin = require_admin().await?;
     if realm == api::ADMIN_REALM {
-        let own = request.sids.contains(&admin.sid) || request.sid.as_deref() == Some(&admin.sid);
+        // Session ids compared as parsed values: `ABC...` names the same session as `abc...`.
+        use sessions::store::parse_sid;
+        let own_sid = parse_sid(&admin.sid);
+        let is_own = |sid: &String| own_sid.is_some() && parse_sid(sid) == own_sid;
+        let own = request.sids.iter().any(is_own) || request.sid.as_ref().is_some_and(is_own);
         let by_subject = request.sids.is_empty()
             && request.sid.is_none()
             && request.subject_id.as_deref() == Some(&admin.username);
@@ -115,7 +121,7 @@ pub async fn load_session_grants(realm: String, sid: String) -> Result<Vec<Grant
 
 /// Ends every session of the realm (or, with `dry_run`, previews it). Not for the admin realm,
 /// which holds the administrator's own session.
-#[server(input = Json)]
+#[server(endpoint = "revoke_all_sessions", input = Json)]
 pub async fn revoke_all_sessions(
     realm: String,
     request: RemoveAllSessions,

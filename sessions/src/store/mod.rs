@@ -50,8 +50,15 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Realm>;
     /// One realm with its settings and exact session count.
     fn get_realm(&self, name: &str) -> Result<Realm>;
-    /// Every realm, by name.
+    /// Every realm, by name, the server's reserved ones included.
     fn list_realms(&self) -> Result<Vec<Realm>>;
+    /// Every realm administrators work with, by name: the reserved ones
+    /// ([`crate::validate::is_reserved_realm`]) left out.
+    fn list_user_realms(&self) -> Result<Vec<Realm>> {
+        let mut realms = self.list_realms()?;
+        realms.retain(|r| !crate::validate::is_reserved_realm(&r.name));
+        Ok(realms)
+    }
 
     /// Registers a client in the realm, or replaces its registration. Durable when it returns.
     fn put_client(

@@ -1,0 +1,231 @@
+//! Dashboard administrators: accounts with argon2-hashed passwords that can be disabled, and
+//! their dashboard sessions, which are ordinary sessions of the reserved realm [`ADMIN_REALM`].
+//! [`sign_in`] guards the way in.
+
+pub mod sign_in;
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sessions::store::{parse_sid, SessionStore, SledStore};
+use sessions::{AuditEntry, RealmSettingsUpdate, RemoveSessions, Result, SessionError, SessionQuery};
+
+/// The realm holding administrators' dashboard sessions. Names starting with `_` are reserved:
+/// the API refuses them, so only the server creates this one.
+pub const ADMIN_REALM: &str = "_admin";
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 10;
+
+#[derive(Serialize, Deserialize)]
+struct Account {
+    username: String,
+    password_hash: String,
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+/// An administrator as listed: no password hash.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AdminView {
+    pub username: String,
+    pub created_at: DateTime<Utc>,
+    pub disabled: bool,
+}
+
+/// What checking a password found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// The account exists, is enabled, and the password is its password.
+    Yes,
+    /// Unknown user or wrong password (not told apart).
+    Wrong,
+    /// The password is right but the account is disabled.
+    Disabled,
+}
+
+/// The administrator accounts, in a tree of the session store's database.
+pub struct AdminAccounts {
+    tree: sled::Tree,
+    store: Arc<SledStore>,
+}
+
+fn storage(e: impl std::fmt::Display) -> SessionError {
+    SessionError::Storage(e.to_string())
+}
+
+impl AdminAccounts {
+    /// Opens the accounts and makes sure the admin realm exists.
+    pub fn open(store: Arc<SledStore>) -> Result<Self> {
+        if store.get_realm(ADMIN_REALM).is_err() {
+            let settings = RealmSettingsUpdate {
+                idle_timeout_secs: Some(30 * 60),
+                ..Default::default()
+            };
+            store.put_realm(ADMIN_REALM, &settings, "server", Utc::now())?;
+        }
+        Ok(Self {
+            tree: store.companion_tree("admins")?,
+            store,
+        })
+    }
+
+    fn load(&self, username: &str) -> Result<Option<Account>> {
+        match self.tree.get(username.as_bytes()).map_err(storage)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(storage)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn save(&self, account: &Account) -> Result<()> {
+        self.tree
+            .insert(
+                account.username.as_bytes(),
+                serde_json::to_vec(account).map_err(storage)?,
+            )
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn audit(&self, action: &str, username: &str, actor: &str, outcome: &str, now: DateTime<Utc>) -> Result<()> {
+        self.store.record_audit(&AuditEntry {
+            at: now,
+            actor: actor.to_owned(),
+            realm: Some(ADMIN_REALM.to_owned()),
+            action: action.to_owned(),
+            target: username.to_owned(),
+            reason: None,
+            outcome: outcome.to_owned(),
+        })
+    }
+
+    /// Creates the account, or sets a new password for it. Every dashboard session of the
+    /// administrator ends, except `keep` (the session of an administrator changing their own
+    /// password). Audited; durable when it returns.
+    pub fn set_password(
+        &self,
+        username: &str,
+        password: &str,
+        keep: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sessions::validate::identifier("username", username)?;
+        if password.chars().count() < MIN_PASSWORD_LEN {
+            return Err(SessionError::invalid(format!(
+                "the password must have at least {MIN_PASSWORD_LEN} characters"
+            )));
+        }
+        let mut salt = [0u8; 16];
+        getrandom::getrandom(&mut salt).map_err(storage)?;
+        let salt = SaltString::encode_b64(&salt).map_err(storage)?;
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(storage)?
+            .to_string();
+        let existing = self.load(username)?;
+        let account = Account {
+            username: username.to_owned(),
+            password_hash: hash,
+            created_at: existing.as_ref().map_or(now, |a| a.created_at),
+            disabled: existing.as_ref().is_some_and(|a| a.disabled),
+        };
+        self.save(&account)?;
+        let ended = self.end_sessions(username, keep, actor, now)?;
+        let action = if existing.is_some() { "set_admin_password" } else { "create_admin" };
+        self.audit(action, username, actor, &format!("ok; dashboard sessions ended: {ended}"), now)
+    }
+
+    /// Disables (ending every dashboard session of the account) or enables an administrator.
+    /// Audited; durable when it returns.
+    pub fn set_disabled(&self, username: &str, disabled: bool, actor: &str, now: DateTime<Utc>) -> Result<()> {
+        let mut account = self
+            .load(username)?
+            .ok_or_else(|| SessionError::invalid(format!("no administrator named '{username}'")))?;
+        account.disabled = disabled;
+        self.save(&account)?;
+        let ended = if disabled { self.end_sessions(username, None, actor, now)? } else { 0 };
+        let action = if disabled { "disable_admin" } else { "enable_admin" };
+        self.audit(action, username, actor, &format!("ok; dashboard sessions ended: {ended}"), now)
+    }
+
+    /// Every administrator, by name.
+    pub fn list(&self) -> Result<Vec<AdminView>> {
+        self.tree
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(storage)?;
+                let a: Account = serde_json::from_slice(&v).map_err(storage)?;
+                Ok(AdminView {
+                    username: a.username,
+                    created_at: a.created_at,
+                    disabled: a.disabled,
+                })
+            })
+            .collect()
+    }
+
+    /// True when the account exists and is not disabled.
+    pub fn is_enabled(&self, username: &str) -> Result<bool> {
+        Ok(self.load(username)?.is_some_and(|a| !a.disabled))
+    }
+
+    /// Checks a password. Unknown users cost the same hash as known ones, so timing does not
+    /// reveal them.
+    pub fn verify(&self, username: &str, password: &str) -> Result<Verified> {
+        let Some(account) = self.load(username)? else {
+            let _ = Argon2::default().hash_password(
+                password.as_bytes(),
+                &SaltString::encode_b64(&[0; 16]).map_err(storage)?,
+            );
+            return Ok(Verified::Wrong);
+        };
+        let hash = PasswordHash::new(&account.password_hash).map_err(storage)?;
+        let right = Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok();
+        Ok(match (right, account.disabled) {
+            (false, _) => Verified::Wrong,
+            (true, true) => Verified::Disabled,
+            (true, false) => Verified::Yes,
+        })
+    }
+
+    /// Ends the administrator's dashboard sessions but `keep`; answers how many ended.
+    fn end_sessions(&self, username: &str, keep: Option<&str>, actor: &str, now: DateTime<Utc>) -> Result<u64> {
+        let keep = keep.and_then(parse_sid);
+        let mut ended = 0;
+        loop {
+            let query = SessionQuery {
+                subject_id: Some(username.to_owned()),
+                count: Some(sessions::MAX_PAGE_SIZE),
+                ..Default::default()
+            };
+            let sids: Vec<String> = self
+                .store
+                .query(ADMIN_REALM, &query)?
+                .results
+                .into_iter()
+                .map(|s| s.sid)
+                .filter(|sid| keep.is_none() || parse_sid(sid) != keep)
+                .collect();
+            if sids.is_empty() {
+                return Ok(ended);
+            }
+            let request = RemoveSessions {
+                sids,
+                reason: Some("administrator's password changed or account disabled".into()),
+                ..Default::default()
+            };
+            let outcome = self.store.remove(ADMIN_REALM, &request, actor, now)?;
+            if outcome.sessions_removed == 0 {
+                return Ok(ended);
+            }
+            ended += outcome.sessions_removed;
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! What every request to the server passes through, whatever it reaches (JSON API, dashboard
+//! pages, server functions, the live stream), in one middleware: a request id and the client's
+//! address for the log and the handlers, one body limit, one time limit, security headers, and
+//! a same-origin check on the dashboard's state-changing calls.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
+
+use crate::error::ApiError;
+
+/// Largest request body accepted anywhere.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Time allowed for an ordinary request.
+pub const REQUEST_TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// Time allowed for a bulk removal: ending a whole realm's sessions, revoking their tokens and
+/// queueing their logouts runs for minutes at a million sessions.
+pub const BULK_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// Paths (after the realm, or the server function's name) of the calls that may end a whole
+/// realm, and so get [`BULK_TIME_LIMIT`].
+const BULK_PATH_ENDINGS: [&str; 4] = [
+    "/sessions/remove",
+    "/sessions/logout-all",
+    "/api/revoke_sessions",
+    "/api/revoke_all_sessions",
+];
+
+/// The addresses of reverse proxies whose `X-Forwarded-For` is believed.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Parses a comma-separated list of addresses and CIDR ranges, e.g. `10.0.0.0/8,::1`.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("'{s}' is not an IP address or CIDR range"))
+            })
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client's address: the peer's, or, when the peer is a trusted proxy, the right-most
+    /// `X-Forwarded-For` entry that is not itself a trusted proxy.
+    pub fn client_address(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = peer?.to_canonical();
+        if !self.contains(peer) {
+            return Some(peer);
+        }
+        let forwarded: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .collect();
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .map(|ip| ip.to_canonical())
+                .find(|ip| !self.contains(*ip))
+                .unwrap_or(peer),
+        )
+    }
+}
+
+/// How the guard treats requests; built once from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct GuardConfig {
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Who made the request and under which id it is logged.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    /// Random id, sent back as `X-Request-Id` and carried by every log line of the request.
+    pub id: String,
+    /// The client's address, as [`TrustedProxies::client_address`] decides.
+    pub client: Option<IpAddr>,
+}
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+/// The request being served by the current task, if any.
+pub fn current() -> Option<RequestContext> {
+    CONTEXT.try_with(Clone::clone).ok()
+}
+
+/// The id of the request being served, or `-` outside one.
+pub fn request_id() -> String {
+    current().map_or_else(|| "-".to_owned(), |c| c.id)
+}
+
+/// Puts the whole router behind [`guard`], as its outermost layer.
+pub fn protect(router: axum::Router, config: GuardConfig) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(config),
+        guard,
+    ))
+}
+
+/// The middleware (see [`protect`]).
+pub async fn guard(
+    State(config): State<Arc<GuardConfig>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client = config
+        .trusted_proxies
+        .client_address(peer, req.headers());
+    let context = RequestContext {
+        id: id.clone(),
+        client,
+    };
+    req.extensions_mut().insert(context.clone());
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let response = CONTEXT
+        .scope(context, tracing::Instrument::instrument(checked(req, next), span))
+        .await;
+    finish(response, &id)
+}
+
+/// The checks, then the handler under its time limit.
+async fn checked(req: Request, next: Next) -> Response {
+    if let Err(refused) = same_origin(&req) {
+        return refused.into_response();
+    }
+    let req = match limit_body(req).await {
+        Ok(req) => req,
+        Err(refused) => return refused.into_response(),
+    };
+    let limit = time_limit(&req);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::timed_out(limit).into_response(),
+    }
+}
+
+/// The time a request may take.
+fn time_limit(req: &Request) -> Duration {
+    let path = req.uri().path();
+    if req.method() == Method::POST && BULK_PATH_ENDINGS.iter().any(|e| path.ends_with(e)) {
+        BULK_TIME_LIMIT
+    } else {
+        REQUEST_TIME_LIMIT
+    }
+}
+
+/// Refuses a body over [`MAX_BODY_BYTES`] with a JSON 413: at once when `Content-Length` says
+/// so, else after reading at most the limit.
+async fn limit_body(req: Request) -> Result<Request, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > MAX_BODY_BYTES as u64 => Err(ApiError::body_too_large()),
+        Some(0) => Ok(req),
+        _ if matches!(*req.method(), Method::GET | Method::HEAD) && declared.is_none() => Ok(req),
+        _ => {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+                .await
+                .map_err(|_| ApiError::body_too_large())?;
+            Ok(Request::from_parts(parts, Body::from(bytes)))
+        }
+    }
+}
+
+/// Dashboard calls that change something (every method but GET, HEAD and OPTIONS outside the
+/// bearer-key API under `/api/v1/`) must come from the dashboard's own pages: a browser's
+/// `Sec-Fetch-Site` must say `same-origin` (or `none`: typed by the user), and an `Origin` must
+/// name the host the request was sent to. Requests with neither header come from no browser.
+fn same_origin(req: &Request) -> Result<(), ApiError> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.uri().path().starts_with("/api/v1/")
+    {
+        return Ok(());
+    }
+    let refuse = |why: &str| {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin_request",
+            format!("{why}: the dashboard only accepts changes from its own pages"),
+        ))
+    };
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
+            return refuse("the request came from another site");
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| url::Url::parse(o).ok())
+            .and_then(|u| {
+                let host = u.host_str()?.to_owned();
+                Some(match u.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host,
+                })
+            });
+        if origin_host.is_none() || origin_host.as_deref() != host {
+            return refuse("the request's Origin is not this server");
+        }
+    }
+    Ok(())
+}
+
+/// Content-Security-Policy of answers that did not set their own (JSON, the API docs page):
+/// nothing may run, nothing may frame them.
+const DEFAULT_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Security headers on every answer; 500 bodies replaced by a generic one that names the
+/// request id (the details are in the log).
+fn finish(mut response: Response, id: &str) -> Response {
+    if response.status() == StatusCode::INTERNAL_SERVER_ERROR && !is_server_fn_error(&response) {
+        tracing::error!(request_id = id, "answered 500");
+        response = ApiError::internal().into_response();
+    }
+    let h = response.headers_mut();
+    let set = |h: &mut HeaderMap, name: &'static str, value: &'static str| {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    };
+    set(h, "content-security-policy", DEFAULT_CSP);
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "cross-origin-opener-policy", "same-origin");
+    if let Ok(v) = HeaderValue::from_str(id) {
+        h.insert("x-request-id", v);
+    }
+    response
+}
+
+/// Server functions answer their errors in their own encoding, which the dashboard decodes; they
+/// are made generic where they are produced (see the dashboard's error helpers).
+fn is_server_fn_error(response: &Response) -> bool {
+    response.headers().contains_key("serverfnerror")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_request_past_its_time_limit_gets_a_json_503() {
+        let slow = axum::Router::new().route(
+            "/slow",
+            axum::routing::get(|| tokio::time::sleep(Duration::from_secs(3600))),
+        );
+        let slow = protect(slow, GuardConfig::default());
+        tokio::time::pause();
+        let request = Request::get("/slow").body(Body::empty()).unwrap();
+        let response = slow.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("x-request-id"));
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "timed_out", "{v}");
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8, 192.0.2.7").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 10.1.1.1".parse().unwrap());
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // From a trusted proxy: the right-most untrusted entry.
+        assert_eq!(proxies.client_address(ip("10.2.2.2"), &h), ip("203.0.113.9"));
+        assert_eq!(proxies.client_address(ip("192.0.2.7"), &h), ip("203.0.113.9"));
+        // From anyone else: the peer, whatever the header says.
+        assert_eq!(proxies.client_address(ip("198.51.100.1"), &h), ip("198.51.100.1"));
+        // A trusted proxy without the header: the proxy itself.
+        assert_eq!(proxies.client_address(ip("10.2.2.2"), &HeaderMap::new()), ip("10.2.2.2"));
+        assert!(TrustedProxies::parse("10.0.0.0/8,nonsense").is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! API keys at runtime (scope `sessions:admin`): list, create and revoke without stopping the
+//! server. Every change is audited.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::blocking;
+use crate::auth::{Admin, ApiKeyInfo, Scope};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
+use crate::ApiState;
+
+/// Every API key, by name.
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub api_keys: Vec<ApiKeyInfo>,
+}
+
+/// A key to create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    /// 1 to 255 bytes, no control characters; unique.
+    pub name: String,
+    /// At least one of `sessions:issue`, `sessions:admin`.
+    pub scopes: Vec<Scope>,
+}
+
+/// A created key with its secret, which is shown only in this answer.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKeyInfo,
+    /// Send as `Authorization: Bearer <secret>`. Only its SHA-256 is stored.
+    pub secret: String,
+}
+
+/// The path of a route naming one key.
+#[derive(Deserialize)]
+pub struct ApiKeyPath {
+    pub name: String,
+}
+
+/// Every API key, without secrets.
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api keys",
+    responses((status = 200, body = ApiKeyList), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:admin"])))]
+pub async fn list_api_keys(
+    _caller: Admin,
+    State(state): State<ApiState>,
+) -> ApiResult<Json<ApiKeyList>> {
+    let api_keys = state.keys.list()?.iter().map(ApiKeyInfo::from).collect();
+    Ok(Json(ApiKeyList { api_keys }))
+}
+
+/// Create a key; its secret is in this answer and nowhere else.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api keys", request_body = NewApiKey,
+    responses((status = 201, body = CreatedApiKey), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:admin"])))]
+pub async fn create_api_key(
+    caller: Admin,
+    State(state): State<ApiState>,
+    ApiJson(new): ApiJson<NewApiKey>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    let keys = state.keys.clone();
+    let (key, secret) =
+        blocking(move || keys.create(&new.name, &new.scopes, &caller.actor, Utc::now())).await?;
+    let key = ApiKeyInfo::from(&key);
+    Ok((StatusCode::CREATED, Json(CreatedApiKey { key, secret })))
+}
+
+/// Revoke a key: requests with it are refused from now on.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{name}", tag = "api keys",
+    params(("name" = String, Path)),
+    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:admin"])))]
+pub async fn revoke_api_key(
+    caller: Admin,
+    State(state): State<ApiState>,
+    ApiPath(path): ApiPath<ApiKeyPath>,
+) -> ApiResult<StatusCode> {
+    let keys = state.keys.clone();
+    let name = path.name.clone();
+    if blocking(move || keys.revoke(&name, &caller.actor, Utc::now())).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "no API key named '{}'",
+            path.name
+        )))
+    }
+}
