@@ -1,4 +1,4 @@
-//! The command line: `serve`, and the `api-key`, `admin` and `signing-key` commands.
+//! The command line: `serve`, `check`, and the `api-key`, `admin` and `signing-key` commands.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +17,11 @@ pub struct Cli {
 pub enum Command {
     /// Serve the JSON API and the admin dashboard.
     Serve(ServeArgs),
-    /// Create, list or revoke API keys (run while the server is stopped).
+    /// Verify the store offline: every count recounted from the records, every index entry
+    /// checked against its record. Exits non-zero on any difference.
+    Check(CheckArgs),
+    /// Create, list or revoke API keys (run while the server is stopped; a running server
+    /// manages keys through /api/v1/api-keys and the dashboard).
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
     /// Manage dashboard administrators (run while the server is stopped).
@@ -52,6 +56,35 @@ pub enum AdminCommand {
         #[arg(long)]
         username: String,
     },
+    /// List the administrators.
+    List {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Disable an administrator: their dashboard sessions end and they cannot sign in.
+    Disable {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled administrator again.
+    Enable {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        username: String,
+    },
+}
+
+/// What `check` looks at.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// Rewrite every index entry and count that differs from the records.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Where the store lives.
@@ -90,6 +123,24 @@ pub struct ServeArgs {
     pub issuer: Option<String>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+}
+
+/// How the dashboard and API face the network.
+#[derive(Args, Debug, Clone)]
+pub struct WebArgs {
+    /// Send the dashboard cookie without `Secure` and the `__Host-` prefix, for plain-http use
+    /// on a workstation (`make run` sets it). Leave it off behind https.
+    #[arg(long, env = "SESSIONS_PLAIN_HTTP_COOKIES", default_value_t = false)]
+    pub plain_http_cookies: bool,
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` is
+    /// believed; from anyone else the peer's address is the client's.
+    #[arg(long, env = "SESSIONS_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// Seconds a stopping server waits for open requests before it closes them.
+    #[arg(long, env = "SESSIONS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
 }
 
 /// How back-channel logout notifications are delivered and retried.
@@ -119,6 +170,11 @@ pub struct DeliveryArgs {
         default_value_t = 86400
     )]
     pub delivery_retry_for_secs: u64,
+    /// Hosts (comma-separated names or addresses) that back-channel logout URIs may name even
+    /// though they are loopback, private or link-local, and that may use plain http; for
+    /// deployments and tests that need them, e.g. `127.0.0.1,localhost`.
+    #[arg(long, env = "SESSIONS_BACKCHANNEL_ALLOW_HOSTS", default_value = "")]
+    pub backchannel_allow_hosts: String,
 }
 
 impl DeliveryArgs {

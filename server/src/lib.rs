@@ -1,20 +1,31 @@
-//! The sessions server: opens the store, serves the JSON API and the dashboard, and runs the
-//! background reaper and the back-channel logout delivery worker. `main.rs` only parses the command line.
+//! The sessions server: opens the store, serves the JSON API and the dashboard behind one request
+//! guard, and runs the background reaper and the back-channel logout delivery worker.
+//! `main.rs` parses the command line and calls [`serve`]; the tests call it too, so the server
+//! they test is wired exactly as the one that ships.
 
 pub mod cli;
 pub mod demo;
 pub mod live;
 pub mod reaper;
+pub mod server_fn_errors;
+pub mod storage_dir;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use api::{AdminAccounts, ApiKeys, ApiState, Backchannel, SigningKeys};
+use api::admins::sign_in::SignIns;
+use api::{AdminAccounts, ApiKeys, ApiState, Backchannel, GuardConfig, SigningKeys};
+use app::server_fns::auth::ssr::CookiePolicy;
 use app::state::AppState;
 use axum::Router;
+use chrono::Utc;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use sessions::store::{SessionStore, SledStore};
-use tower_http::trace::TraceLayer;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
 
 /// The opened store and what is built on it.
 #[derive(Clone)]
@@ -26,10 +37,10 @@ pub struct Services {
 }
 
 impl Services {
-    /// Opens the store in `data_dir`, with a clear error when another process holds it.
+    /// Opens the store in `data_dir` (created `0700`, its files `0600`), with a clear error when
+    /// another process holds it.
     pub fn open(data_dir: &std::path::Path) -> Result<Services, String> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+        storage_dir::prepare(data_dir)?;
         let store = SledStore::open(data_dir).map_err(|e| {
             if e.to_string().contains("lock") || e.to_string().contains("WouldBlock") {
                 format!(
@@ -44,8 +55,9 @@ impl Services {
         let keys = Arc::new(ApiKeys::open(store.clone()).map_err(|e| e.to_string())?);
         let admins = Arc::new(AdminAccounts::open(store.clone()).map_err(|e| e.to_string())?);
         let signing_keys = Arc::new(
-            SigningKeys::open(store.clone(), chrono::Utc::now()).map_err(|e| e.to_string())?,
+            SigningKeys::open(store.clone(), Utc::now()).map_err(|e| e.to_string())?,
         );
+        storage_dir::restrict_files(data_dir)?;
         Ok(Services {
             store,
             keys,
@@ -55,11 +67,22 @@ impl Services {
     }
 }
 
-/// The whole HTTP surface: the JSON API and the dashboard with its server functions and assets.
+/// How the HTTP surface faces the network.
+#[derive(Clone)]
+pub struct WebConfig {
+    pub guard: GuardConfig,
+    pub cookie: CookiePolicy,
+    /// Cancelled when the server stops: live streams end with it.
+    pub shutdown: CancellationToken,
+}
+
+/// The whole HTTP surface behind the request guard: the JSON API and the dashboard with its
+/// server functions, live stream and assets.
 pub fn router(
     services: &Services,
     backchannel: Arc<Backchannel>,
     leptos_options: LeptosOptions,
+    web: &WebConfig,
 ) -> Router {
     let store: Arc<dyn SessionStore> = services.store.clone();
     let api = api::router(ApiState {
@@ -70,8 +93,16 @@ pub fn router(
     let routes = generate_route_list(app::App);
     let app_state = AppState {
         store: store.clone(),
-        admins: services.admins.clone(),
+        sign_ins: Arc::new(SignIns::new(services.admins.clone(), store.clone())),
+        keys: services.keys.clone(),
         backchannel,
+        cookie: web.cookie,
+    };
+    let live = live::LiveState {
+        store,
+        accounts: services.admins.clone(),
+        cookie: web.cookie,
+        shutdown: web.shutdown.clone(),
     };
     let dashboard = Router::new()
         .leptos_routes_with_context(
@@ -84,15 +115,147 @@ pub fn router(
             },
         )
         .fallback(leptos_axum::file_and_error_handler(app::shell))
-        .with_state(leptos_options);
+        .with_state(leptos_options)
+        .layer(axum::middleware::from_fn(
+            server_fn_errors::caller_errors_are_4xx,
+        ));
     let live = Router::new()
         .route(
             "/live/realms/{realm}",
             axum::routing::get(live::realm_counts),
         )
-        .with_state(store);
-    dashboard
-        .merge(api)
-        .merge(live)
-        .layer(TraceLayer::new_for_http())
+        .with_state(live);
+    api::guard::protect(dashboard.merge(api).merge(live), web.guard.clone())
+}
+
+/// Options for serving the dashboard's assets: from cargo-leptos's environment when it runs us,
+/// else the workspace's defaults.
+fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    let env = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_owned());
+    LeptosOptions::builder()
+        .output_name(env("LEPTOS_OUTPUT_NAME", "sessions-admin"))
+        .site_root(env("LEPTOS_SITE_ROOT", "target/site"))
+        .site_pkg_dir(env("LEPTOS_SITE_PKG_DIR", "pkg"))
+        .site_addr(addr)
+        .build()
+}
+
+/// Runs the server on `listener` until `shutdown` is cancelled: opens the store, applies the
+/// start-up settings, serves, then ends live streams, waits up to the grace period for open
+/// requests, stops the background work and makes everything durable.
+pub async fn serve(
+    args: ServeArgs,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let services = Services::open(&args.data.data_dir)?;
+    apply_start_up_settings(&services, &args).await?;
+    let store: Arc<dyn SessionStore> = services.store.clone();
+    let reaper = tokio::spawn(reaper::run(
+        store.clone(),
+        Duration::from_secs(args.reaper_interval_secs.max(1)),
+        Duration::from_secs(args.delivered_retention_days.saturating_mul(86_400)),
+    ));
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let issuer = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let allow_hosts = api::backchannel::AllowHosts::parse(&args.delivery.backchannel_allow_hosts)
+        .map_err(|e| format!("--backchannel-allow-hosts: {e}"))?;
+    let backchannel = Arc::new(
+        Backchannel::new(services.signing_keys.clone(), issuer).with_allow_hosts(allow_hosts),
+    );
+    let deliveries = tokio::spawn(api::backchannel::worker::run(
+        store,
+        backchannel.clone(),
+        args.delivery.config(),
+    ));
+    let web = WebConfig {
+        guard: GuardConfig {
+            trusted_proxies: api::guard::TrustedProxies::parse(&args.web.trusted_proxies)
+                .map_err(|e| format!("--trusted-proxies: {e}"))?,
+        },
+        cookie: CookiePolicy {
+            secure: !args.web.plain_http_cookies,
+        },
+        shutdown: shutdown.clone(),
+    };
+    let app = router(&services, backchannel, leptos_options(addr), &web);
+    tracing::info!("serving the dashboard at http://{addr} and the API at http://{addr}/api/v1");
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let grace = Duration::from_secs(args.web.shutdown_grace_secs);
+    let deadline = async {
+        shutdown.cancelled().await;
+        tracing::info!("stopping: waiting up to {} s for open requests", grace.as_secs());
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(|e| e.to_string())?,
+        () = deadline => tracing::warn!("requests still open after the grace period were closed"),
+    }
+    reaper.abort();
+    deliveries.abort();
+    let store = services.store.clone();
+    tokio::task::spawn_blocking(move || store.wait_durable())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The bootstrap key (registered while its variable is set, removed once it is not), the
+/// `admin` password, and the demo realm.
+async fn apply_start_up_settings(services: &Services, args: &ServeArgs) -> Result<(), String> {
+    let bootstrap = api::auth::BOOTSTRAP_KEY_NAME;
+    match &args.bootstrap_api_key {
+        Some(key) => {
+            services
+                .keys
+                .register(bootstrap, key, &api::Scope::ALL, Utc::now())
+                .map_err(|e| format!("SESSIONS_BOOTSTRAP_API_KEY: {e}"))?;
+        }
+        None => {
+            if services
+                .keys
+                .revoke(bootstrap, "server", Utc::now())
+                .map_err(|e| e.to_string())?
+            {
+                tracing::info!("removed the bootstrap API key: SESSIONS_BOOTSTRAP_API_KEY is no longer set");
+            }
+        }
+    }
+    if let Some(password) = &args.admin_password {
+        let admins = services.admins.clone();
+        let password = password.clone();
+        // Only a changed password is set (setting one ends the administrator's sessions).
+        tokio::task::spawn_blocking(move || match admins.verify("admin", &password)? {
+            api::admins::Verified::Wrong => {
+                admins.set_password("admin", &password, None, "server", Utc::now())
+            }
+            api::admins::Verified::Yes | api::admins::Verified::Disabled => Ok(()),
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("SESSIONS_ADMIN_PASSWORD: {e}"))?;
+        tracing::info!(
+            "administrator 'admin' can sign in with the password from SESSIONS_ADMIN_PASSWORD"
+        );
+    }
+    if args.demo {
+        let store = services.store.clone();
+        let seeded = tokio::task::spawn_blocking(move || demo::seed(store.as_ref(), 3000))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if seeded {
+            tracing::info!("seeded realm 'demo' with 3000 sessions");
+        }
+    }
+    Ok(())
 }

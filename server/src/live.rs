@@ -1,37 +1,59 @@
 //! Server-sent events for the dashboard: a realm's session count, every two seconds, so the
-//! sessions page can say that sessions came or went since it loaded.
+//! sessions page can say that sessions came or went since it loaded. Streams end when the
+//! server stops, so an open dashboard tab never holds up a shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::AdminAccounts;
+use app::server_fns::auth::ssr::CookiePolicy;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use futures::stream;
+use futures::{stream, StreamExt};
 use sessions::store::SessionStore;
+use tokio_util::sync::CancellationToken;
 
 /// How often the count is sent.
 const EVERY: Duration = Duration::from_secs(2);
 
+/// What the live routes need.
+#[derive(Clone)]
+pub struct LiveState {
+    pub store: Arc<dyn SessionStore>,
+    pub accounts: Arc<AdminAccounts>,
+    pub cookie: CookiePolicy,
+    /// Cancelled when the server stops.
+    pub shutdown: CancellationToken,
+}
+
+impl LiveState {
+    /// Whether the request carries the cookie of a live dashboard session of an enabled
+    /// administrator.
+    fn signed_in(&self, headers: &HeaderMap) -> bool {
+        self.cookie
+            .token(headers)
+            .and_then(|t| {
+                self.store
+                    .validate(api::ADMIN_REALM, &t, false, Utc::now())
+                    .ok()
+                    .flatten()
+            })
+            .is_some_and(|s| self.accounts.is_enabled(&s.subject_id).unwrap_or(false))
+    }
+}
+
 /// `GET /live/realms/{realm}`: `count` events with the realm's session count, for a signed-in
 /// administrator.
 pub async fn realm_counts(
-    State(store): State<Arc<dyn SessionStore>>,
+    State(live): State<LiveState>,
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let signed_in = app::server_fns::auth::ssr::cookie_token(&headers)
-        .and_then(|t| {
-            store
-                .validate(api::ADMIN_REALM, &t, false, Utc::now())
-                .ok()
-                .flatten()
-        })
-        .is_some();
-    if !signed_in {
+    if !live.signed_in(&headers) {
         return api::error::ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -39,9 +61,10 @@ pub async fn realm_counts(
         )
         .into_response();
     }
-    if let Err(e) = store.get_realm(&realm) {
+    if let Err(e) = live.store.get_realm(&realm) {
         return api::error::ApiError::from(e).into_response();
     }
+    let store = live.store.clone();
     let counts = stream::unfold((store, realm, true), |(store, realm, first)| async move {
         if !first {
             tokio::time::sleep(EVERY).await;
@@ -51,7 +74,8 @@ pub async fn realm_counts(
             Ok::<_, Infallible>(Event::default().event("count").data(count.to_string())),
             (store, realm, false),
         ))
-    });
+    })
+    .take_until(live.shutdown.cancelled_owned());
     Sse::new(counts)
         .keep_alive(KeepAlive::default())
         .into_response()

@@ -1,15 +1,14 @@
 //! `server`: parses the command line and runs the command.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use clap::Parser;
-use leptos::config::LeptosOptions;
-use server::cli::{AdminCommand, ApiKeyCommand, Cli, Command, ServeArgs, SigningKeyCommand};
+use server::cli::{
+    AdminCommand, ApiKeyCommand, CheckArgs, Cli, Command, ServeArgs, SigningKeyCommand,
+};
 use server::Services;
-use sessions::store::SessionStore;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -19,8 +18,10 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,sled=warn".into()),
         )
         .init();
+    server::storage_dir::restrict_new_files();
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Check(args) => check(args),
         Command::ApiKey(cmd) => api_key(cmd),
         Command::Admin(cmd) => admin(cmd),
         Command::SigningKey(cmd) => signing_key(cmd),
@@ -34,79 +35,19 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Options for serving the dashboard's assets: from cargo-leptos's environment when it runs us,
-/// else the workspace's defaults.
-fn leptos_options(args: &ServeArgs) -> LeptosOptions {
-    let env = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_owned());
-    LeptosOptions::builder()
-        .output_name(env("LEPTOS_OUTPUT_NAME", "sessions-admin"))
-        .site_root(env("LEPTOS_SITE_ROOT", "target/site"))
-        .site_pkg_dir(env("LEPTOS_SITE_PKG_DIR", "pkg"))
-        .site_addr(args.addr)
-        .build()
-}
-
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let services = Services::open(&args.data.data_dir)?;
-    if let Some(key) = &args.bootstrap_api_key {
-        services
-            .keys
-            .register("bootstrap", key, &api::Scope::ALL, Utc::now())
-            .map_err(|e| e.to_string())?;
-    }
-    if let Some(password) = &args.admin_password {
-        services
-            .admins
-            .set_password("admin", password, Utc::now())
-            .map_err(|e| format!("SESSIONS_ADMIN_PASSWORD: {e}"))?;
-        tracing::info!(
-            "administrator 'admin' can sign in with the password from SESSIONS_ADMIN_PASSWORD"
-        );
-    }
-    if args.demo {
-        let store = services.store.clone();
-        let seeded = tokio::task::spawn_blocking(move || server::demo::seed(store.as_ref(), 3000))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        if seeded {
-            tracing::info!("seeded realm 'demo' with 3000 sessions");
-        }
-    }
-    let store: Arc<dyn SessionStore> = services.store.clone();
-    let reaper = tokio::spawn(server::reaper::run(
-        store.clone(),
-        Duration::from_secs(args.reaper_interval_secs.max(1)),
-        Duration::from_secs(args.delivered_retention_days.saturating_mul(86_400)),
-    ));
-    let issuer = args
-        .issuer
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", args.addr));
-    let backchannel = Arc::new(api::Backchannel::new(services.signing_keys.clone(), issuer));
-    let deliveries = tokio::spawn(api::backchannel::worker::run(
-        store,
-        backchannel.clone(),
-        args.delivery.config(),
-    ));
-    let app = server::router(&services, backchannel, leptos_options(&args));
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    tracing::info!(
-        "serving the dashboard at http://{} and the API at http://{}/api/v1",
-        args.addr,
-        args.addr
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
-    reaper.abort();
-    deliveries.abort();
-    services.store.wait_durable().map_err(|e| e.to_string())?;
-    tracing::info!("stopped");
-    Ok(())
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    server::serve(args, listener, shutdown).await
 }
 
 async fn shutdown_signal() {
@@ -125,6 +66,33 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
 }
 
+fn check(args: CheckArgs) -> Result<(), String> {
+    let services = Services::open(&args.data.data_dir)?;
+    let report = services
+        .store
+        .check(args.repair)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "checked {} sessions, {} grants, {} deliveries",
+        report.sessions, report.grants, report.deliveries
+    );
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    if report.problems.is_empty() {
+        println!("consistent");
+        Ok(())
+    } else if report.repaired {
+        println!("repaired {} problems", report.problems.len());
+        Ok(())
+    } else {
+        Err(format!(
+            "{} problems found; run with --repair to rebuild indexes and counts from the records",
+            report.problems.len()
+        ))
+    }
+}
+
 fn admin(cmd: AdminCommand) -> Result<(), String> {
     match cmd {
         AdminCommand::Create { data, username } => {
@@ -137,9 +105,32 @@ fn admin(cmd: AdminCommand) -> Result<(), String> {
             let password = password.trim_end_matches(['\r', '\n']);
             services
                 .admins
-                .set_password(&username, password, Utc::now())
+                .set_password(&username, password, None, "cli", Utc::now())
                 .map_err(|e| e.to_string())?;
-            eprintln!("administrator '{username}' can now sign in to the dashboard");
+            eprintln!("administrator '{username}' can now sign in to the dashboard (their other dashboard sessions ended)");
+        }
+        AdminCommand::List { data } => {
+            let services = Services::open(&data.data_dir)?;
+            for a in services.admins.list().map_err(|e| e.to_string())? {
+                let state = if a.disabled { "disabled" } else { "enabled" };
+                println!("{}\t{state}\t{}", a.username, a.created_at.to_rfc3339());
+            }
+        }
+        AdminCommand::Disable { data, username } => {
+            let services = Services::open(&data.data_dir)?;
+            services
+                .admins
+                .set_disabled(&username, true, "cli", Utc::now())
+                .map_err(|e| e.to_string())?;
+            eprintln!("administrator '{username}' is disabled and signed out");
+        }
+        AdminCommand::Enable { data, username } => {
+            let services = Services::open(&data.data_dir)?;
+            services
+                .admins
+                .set_disabled(&username, false, "cli", Utc::now())
+                .map_err(|e| e.to_string())?;
+            eprintln!("administrator '{username}' can sign in again");
         }
     }
     Ok(())
@@ -173,7 +164,7 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
             let services = Services::open(&data.data_dir)?;
             let (key, secret) = services
                 .keys
-                .create(&name, &scopes, Utc::now())
+                .create(&name, &scopes, "cli", Utc::now())
                 .map_err(|e| e.to_string())?;
             let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
             eprintln!(
@@ -197,7 +188,11 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
         }
         ApiKeyCommand::Revoke { data, name } => {
             let services = Services::open(&data.data_dir)?;
-            if !services.keys.revoke(&name).map_err(|e| e.to_string())? {
+            if !services
+                .keys
+                .revoke(&name, "cli", Utc::now())
+                .map_err(|e| e.to_string())?
+            {
                 return Err(format!("no API key named '{name}'"));
             }
             eprintln!("revoked API key '{name}'");
