@@ -1,0 +1,454 @@
+//! The hardening of the HTTP surface, tested through the server exactly as the binary wires it
+//! (`server::serve`), on 127.0.0.1 over a real data directory.
+
+use std::time::Duration;
+
+use clap::Parser;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use server::cli::{Cli, Command};
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "hardening-test-key-0123456789";
+const PASSWORD: &str = "hardening-admin-password";
+
+/// A server started with `server::serve` in this process.
+struct Running {
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    async fn start(dir: &std::path::Path, extra: &[&str], bootstrap_key: bool) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut argv = vec![
+            "server".to_owned(),
+            "serve".into(),
+            "--addr".into(),
+            addr.to_string(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--admin-password".into(),
+            PASSWORD.into(),
+        ];
+        if bootstrap_key {
+            argv.extend(["--bootstrap-api-key".into(), KEY.into()]);
+        }
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        let stop = CancellationToken::new();
+        let done = tokio::spawn(server::serve(args, listener, stop.clone()));
+        let running = Running {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            stop,
+            done,
+        };
+        for _ in 0..400 {
+            if let Ok(r) = running.http.get(running.url("/healthz")).send().await {
+                if r.status().is_success() {
+                    return running;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the server did not start");
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.done.await.unwrap().unwrap();
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.api_with(KEY, method, path, body).await
+    }
+
+    async fn api_with(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// POSTs a form to a server function as a page of this server would.
+    async fn server_fn(&self, name: &str, form: &[(&str, &str)], cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url(&format!("/api/{name}")))
+            .header("origin", &self.base)
+            .header("sec-fetch-site", "same-origin")
+            .form(form);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Signs in as `admin`; answers the `name=value` of the session cookie.
+    async fn sign_in(&self) -> String {
+        let resp = self
+            .server_fn("sign_in", &[("username", "admin"), ("password", PASSWORD)], None)
+            .await;
+        assert!(
+            resp.status().is_success() || resp.status().is_redirection(),
+            "sign-in: {}",
+            resp.status()
+        );
+        cookie_pair(resp.headers())
+    }
+}
+
+fn cookie_pair(headers: &HeaderMap) -> String {
+    let set = headers
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn with_sessions(srv: &Running) {
+    let (s, v) = srv.api(Method::PUT, "/api/v1/realms/acme", Some(json!({}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for subject in ["alice", "alice", "bob"] {
+        let (s, v) = srv
+            .api(
+                Method::POST,
+                "/api/v1/realms/acme/sessions",
+                Some(json!({"subject_id": subject})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+}
+
+async fn session_count(srv: &Running) -> u64 {
+    let (_, v) = srv.api(Method::GET, "/api/v1/realms/acme", None).await;
+    v["session_count"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blank_or_padded_removal_filter_never_ends_sessions_it_did_not_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    with_sessions(&srv).await;
+    for body in [
+        json!({"subject_id": "", "dry_run": true}),
+        json!({"subject_id": "   "}),
+        json!({"sid": " "}),
+        json!({"sids": [""]}),
+        json!({"subject_id": "alice", "client_ids": ["  "]}),
+    ] {
+        let (s, v) = srv
+            .api(Method::POST, "/api/v1/realms/acme/sessions/remove", Some(body.clone()))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body} → {v}");
+        assert_eq!(v["error"]["code"], "invalid_request", "{v}");
+    }
+    let (s, v) = srv
+        .api(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/remove",
+            Some(json!({"subject_id": " alice"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["sessions_removed"], 0, "a padded id is not alice: {v}");
+    assert_eq!(session_count(&srv).await, 3);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reserved_realms_stay_out_of_listings_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    with_sessions(&srv).await;
+    srv.sign_in().await;
+    let (s, v) = srv.api(Method::GET, "/api/v1/realms", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = v["realms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme"]);
+    let metrics = srv.http.get(srv.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("realm=\"acme\""), "{metrics}");
+    assert!(!metrics.contains("_admin"), "{metrics}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_bodies_are_a_json_413_everywhere_and_bad_server_function_arguments_a_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let big = "x".repeat(300 * 1024);
+    let form = srv
+        .server_fn("sign_in", &[("username", "admin"), ("password", &big)], None)
+        .await;
+    assert_eq!(form.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let v: Value = form.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "body_too_large", "{v}");
+    // Without a Content-Length: read up to the limit, then refused.
+    let chunks = futures::stream::iter(
+        (0..100).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 4096])),
+    );
+    let resp = srv
+        .http
+        .post(srv.url("/api/v1/realms/acme/sessions"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "body_too_large", "{v}");
+    // Missing arguments are the caller's fault.
+    let resp = srv.server_fn("sign_in", &[("username", "admin")], None).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_carries_security_headers_and_pages_a_nonce_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let page = srv.http.get(srv.url("/login")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let h = page.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap().to_owned();
+    let script_src = csp
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .expect("a script-src");
+    assert!(!script_src.contains("unsafe-inline"), "{csp}");
+    let nonce = script_src
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("'nonce-"))
+        .expect("a nonce")
+        .trim_end_matches('\'')
+        .to_owned();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.contains_key("referrer-policy"));
+    assert!(h.contains_key("x-request-id"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the page's scripts carry the nonce");
+    // A second page gets another nonce.
+    let again = srv.http.get(srv.url("/login")).send().await.unwrap();
+    assert_ne!(again.headers()["content-security-policy"].to_str().unwrap(), csp);
+    // JSON answers: nothing may run or frame them.
+    let resp = srv.http.get(srv.url("/api/v1/realms")).bearer_auth(KEY).send().await.unwrap();
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_functions_refuse_calls_from_other_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let cookie = srv.sign_in().await;
+    for (header, value) in [
+        ("origin", "http://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let resp = srv
+            .http
+            .post(srv.url("/api/sign_out"))
+            .header("cookie", &cookie)
+            .header(header, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{header}: {value}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "cross_origin_request", "{v}");
+    }
+    // Still signed in: the refused calls did nothing.
+    let (_, audit) = srv.api(Method::GET, "/api/v1/audit", None).await;
+    assert!(
+        !audit.to_string().contains("\"sign_out\""),
+        "no sign-out happened: {audit}"
+    );
+    let resp = srv.server_fn("sign_out", &[], Some(&cookie)).await;
+    assert!(resp.status().is_success() || resp.status().is_redirection());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_sign_ins_are_throttled_and_every_sign_in_and_sign_out_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let resp = srv
+            .server_fn("sign_in", &[("username", "admin"), ("password", "wrong-password!")], None)
+            .await;
+        statuses.push(resp.status().as_u16());
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 429], "three free failures, then a delay");
+    // The right password waits out the delay too.
+    let resp = srv
+        .server_fn("sign_in", &[("username", "admin"), ("password", PASSWORD)], None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let cookie = srv.sign_in().await;
+    assert!(cookie.starts_with("__Host-sessions_admin="), "{cookie}");
+    let resp = srv.server_fn("sign_out", &[], Some(&cookie)).await;
+    assert!(resp.status().is_success() || resp.status().is_redirection());
+    let (_, v) = srv.api(Method::GET, "/api/v1/audit?count=50", None).await;
+    let actions: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["realm"] == "_admin")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "sign_in_failed").count(),
+        4,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"sign_in") && actions.contains(&"sign_out"), "{actions:?}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_session_cookie_is_secure_unless_plain_http_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let resp = srv
+        .server_fn("sign_in", &[("username", "admin"), ("password", PASSWORD)], None)
+        .await;
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("__Host-sessions_admin=") && set.contains("; Secure"), "{set}");
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"));
+    srv.stop().await;
+    let srv = Running::start(dir.path(), &["--plain-http-cookies"], true).await;
+    let resp = srv
+        .server_fn("sign_in", &[("username", "admin"), ("password", PASSWORD)], None)
+        .await;
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("sessions_admin=") && !set.contains("Secure"), "{set}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_are_managed_at_runtime_and_the_bootstrap_key_goes_when_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let (s, created) = srv
+        .api(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(json!({"name": "idp", "scopes": ["sessions:issue"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let (s, _) = srv
+        .api_with(&secret, Method::PUT, "/api/v1/realms/x", Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an issue key is not an admin key");
+    let (s, _) = srv.api(Method::PUT, "/api/v1/realms/x", Some(json!({}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = srv
+        .api_with(&secret, Method::POST, "/api/v1/realms/x/sessions", Some(json!({"subject_id": "a"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, list) = srv.api(Method::GET, "/api/v1/api-keys", None).await;
+    let listed = list.to_string();
+    assert!(listed.contains("\"idp\"") && listed.contains("\"bootstrap\""), "{listed}");
+    assert!(!listed.contains(&secret) && !listed.contains("hash"), "{listed}");
+    let (s, _) = srv.api(Method::DELETE, "/api/v1/api-keys/idp", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = srv
+        .api_with(&secret, Method::POST, "/api/v1/realms/x/sessions", Some(json!({"subject_id": "a"})))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "revoked at once");
+    let (s, v) = srv.api(Method::DELETE, "/api/v1/api-keys/idp", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (_, audit) = srv.api(Method::GET, "/api/v1/audit", None).await;
+    let audit = audit.to_string();
+    assert!(audit.contains("create_api_key") && audit.contains("revoke_api_key"), "{audit}");
+    srv.stop().await;
+    // Restarted without SESSIONS_BOOTSTRAP_API_KEY: the bootstrap key no longer opens anything.
+    let srv = Running::start(dir.path(), &[], false).await;
+    let (s, _) = srv.api(Method::GET, "/api/v1/realms", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    srv.stop().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_directory_and_its_files_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let srv = Running::start(&dir, &[], true).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let mut files = 0;
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                assert_eq!(mode(&p), 0o700, "{}", p.display());
+                stack.push(p);
+            } else {
+                assert_eq!(mode(&p) & 0o077, 0, "{} is {:o}", p.display(), mode(&p));
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 0);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_get_an_id_and_unknown_routes_a_json_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let resp = srv.http.get(srv.url("/api/v1/nope")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let id = resp.headers()["x-request-id"].clone();
+    assert_eq!(id.len(), 32);
+    assert_ne!(id, HeaderValue::from_static(""));
+    srv.stop().await;
+}
