@@ -18,7 +18,7 @@ run: build
 	@echo "  Dashboard: http://$(ADDR)/   sign in as 'admin' with password '$(ADMIN_PASSWORD)'"
 	@echo "  API docs:  http://$(ADDR)/api/v1/docs"
 	@echo ""
-	SESSIONS_DATA_DIR=$(DATA_DIR) SESSIONS_ADDR=$(ADDR) SESSIONS_ADMIN_PASSWORD=$(ADMIN_PASSWORD) target/debug/server serve --demo
+	SESSIONS_DATA_DIR=$(DATA_DIR) SESSIONS_ADDR=$(ADDR) SESSIONS_ADMIN_PASSWORD=$(ADMIN_PASSWORD) SESSIONS_PLAIN_HTTP_COOKIES=true target/debug/server serve --demo
 
 ## Every test: unit, property and HTTP tests, then the browser tests against the built server.
 ## cargo-leptos builds last: it compiles the server with its own environment (the WASM file name),

@@ -38,6 +38,9 @@ export default defineConfig({
       LEPTOS_OUTPUT_NAME: 'sessions-admin',
       SESSIONS_BOOTSTRAP_API_KEY: apiKey,
       SESSIONS_ADMIN_PASSWORD: adminPassword,
+      // Plain http on 127.0.0.1, as `make run`; the receivers of the delivery tests are local.
+      SESSIONS_PLAIN_HTTP_COOKIES: 'true',
+      SESSIONS_BACKCHANNEL_ALLOW_HOSTS: '127.0.0.1,localhost',
       RUST_LOG: 'warn',
       // Failed deliveries wait a minute before retrying, so "retry now" is what retries them.
       SESSIONS_DELIVERY_FIRST_BACKOFF_MS: '60000',

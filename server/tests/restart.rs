@@ -30,6 +30,7 @@ fn start(addr: SocketAddr, data_dir: &std::path::Path) -> Child {
         .arg(data_dir)
         .args(["--issuer", ISSUER, "--delivery-first-backoff-ms", "100"])
         .args(["--delivery-max-backoff-secs", "1"])
+        .args(["--backchannel-allow-hosts", "127.0.0.1"])
         .env("SESSIONS_BOOTSTRAP_API_KEY", KEY)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
