@@ -1,0 +1,96 @@
+//! The API keys page: the keys automation and identity providers use, created and revoked while
+//! the server runs.
+
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+
+use crate::format::date_time;
+use crate::pages::login::clean;
+use crate::server_fns::api_keys::{load_api_keys, ApiKeyRow, CreateApiKey, RevokeApiKey};
+
+/// The API keys page.
+#[component]
+pub fn ApiKeysPage() -> impl IntoView {
+    let create = ServerAction::<CreateApiKey>::new();
+    let revoke = ServerAction::<RevokeApiKey>::new();
+    let keys = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| load_api_keys(),
+    );
+    let created = move || match create.value().get() {
+        Some(Ok(k)) => Some(view! {
+            <div class="notice success" role="status">
+                <p>"Created API key " <strong>{k.name}</strong> ". Copy it now: it is not shown again."</p>
+                <p><code class="secret">{k.secret}</code></p>
+            </div>
+        }.into_any()),
+        Some(Err(e)) => Some(view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any()),
+        None => None,
+    };
+    let revoked = move || match revoke.value().get() {
+        Some(Err(e)) => Some(view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }),
+        _ => None,
+    };
+    view! {
+        <h1>"API keys"</h1>
+        <p class="hint">
+            "Send a key as " <code>"Authorization: Bearer <key>"</code> ". "
+            <code>"sessions:issue"</code> " is the identity provider's data plane; "
+            <code>"sessions:admin"</code> " is administration. Only a hash of each key is stored."
+        </p>
+        <ActionForm action=create attr:class="filters create-key">
+            <label>"Name" <input type="text" name="name" required maxlength="255"/></label>
+            <label class="check"><input type="checkbox" name="issue" value="on" checked/> "sessions:issue"</label>
+            <label class="check"><input type="checkbox" name="admin" value="on"/> "sessions:admin"</label>
+            <button type="submit" class="primary" disabled=move || create.pending().get()>"Create key"</button>
+        </ActionForm>
+        {created}
+        {revoked}
+        <Transition fallback=|| view! { <p class="notice">"Loading keys…"</p> }>
+            {move || Suspend::new(async move {
+                match keys.await {
+                    Ok(rows) => view! { <KeyTable rows revoke/> }.into_any(),
+                    Err(e) => view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn KeyTable(rows: Vec<ApiKeyRow>, revoke: ServerAction<RevokeApiKey>) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <p class="notice empty">"No API key exists."</p> }.into_any();
+    }
+    let rows = rows
+        .into_iter()
+        .map(|k| {
+            let name = k.name.clone();
+            view! {
+                <tr>
+                    <td><code>{k.name.clone()}</code></td>
+                    <td>{k.scopes.join(", ")}</td>
+                    <td>{date_time(k.created_at)}</td>
+                    <td>
+                        <ActionForm action=revoke>
+                            <input type="hidden" name="name" value=name.clone()/>
+                            <button type="submit" class="outline-danger" aria-label=format!("Revoke {name}")>"Revoke"</button>
+                        </ActionForm>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table class="sessions api-keys">
+                <thead><tr>
+                    <th scope="col">"Name"</th><th scope="col">"Scopes"</th>
+                    <th scope="col">"Created"</th><th scope="col"></th>
+                </tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
