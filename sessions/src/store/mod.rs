@@ -5,6 +5,7 @@
 //! methods that must reach the disk before answering (removal, logout, realm changes) block until
 //! their group commit is flushed, so async callers run them on a blocking thread.
 
+mod check;
 mod grants;
 mod group_commit;
 mod keys;
@@ -16,6 +17,7 @@ mod sled_store;
 #[cfg(test)]
 mod tests;
 
+pub use check::CheckReport;
 pub use record::parse_sid;
 pub use sled_store::{SledStore, MAX_LISTED_DELIVERIES};
 

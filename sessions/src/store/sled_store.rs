@@ -286,6 +286,15 @@ impl SledStore {
         Ok(self.db.size_on_disk()?)
     }
 
+    /// The name of every realm, by id.
+    pub(super) fn realm_names(&self) -> HashMap<RealmId, String> {
+        self.realms
+            .load()
+            .values()
+            .map(|r| (r.id, r.name.clone()))
+            .collect()
+    }
+
     pub(super) fn realm(&self, name: &str) -> Result<Arc<RealmEntry>> {
         self.realms
             .load()
