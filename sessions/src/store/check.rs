@@ -85,25 +85,30 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// The session stored under a record key, if there is one that can be read and agrees with
-    /// its key.
+    /// The session stored under a record key, if it can be read and belongs there.
     fn session_at(&self, key: &[u8]) -> Result<Option<StoredSession>> {
-        Ok(match self.store.trees.sessions.get(key)? {
-            Some(v) => StoredSession::decode(&v)
-                .ok()
-                .filter(|s| key.len() == 20 && key[4..] == s.sid),
-            None => None,
-        })
+        record_at(&self.store.trees.sessions, key)
     }
 
     /// The grant stored under a record key, likewise.
     fn grant_at(&self, key: &[u8]) -> Result<Option<StoredGrant>> {
-        Ok(match self.store.trees.grants.get(key)? {
-            Some(v) => StoredGrant::decode(&v)
-                .ok()
-                .filter(|g| key.len() == 20 && key[4..] == g.id),
-            None => None,
-        })
+        record_at(&self.store.trees.grants, key)
+    }
+
+    /// A record met walking its tree, with its realm; `None` (and a problem, the record left as
+    /// it is) if it cannot be read or does not belong under its key.
+    fn read<T: Record>(&mut self, key: &[u8], value: &[u8]) -> Option<(RealmId, T)> {
+        let problem = match (realm_of(key), T::decode(value)) {
+            (Some(realm), Ok(r)) if r.key(realm) == key => return Some((realm, r)),
+            (_, Ok(r)) => format!("holds {} {}", T::KIND, r.id_text()),
+            (_, Err(e)) => format!("cannot be read: {e}"),
+        };
+        self.problem(format!(
+            "{} record under key {}: {problem}",
+            T::KIND,
+            hex(key)
+        ));
+        None
     }
 
     /// Checks every session record's token entry and index entries; answers the counters the
@@ -114,30 +119,8 @@ impl Checker<'_> {
         for item in t.sessions.iter() {
             let (key, v) = item?;
             self.report.sessions += 1;
-            let Some(realm) = realm_of(&key) else {
-                self.problem(format!(
-                    "session record under key {} has a bad key",
-                    hex(&key)
-                ));
+            let Some((realm, s)) = self.read::<StoredSession>(&key, &v) else {
                 continue;
-            };
-            let s = match StoredSession::decode(&v) {
-                Ok(s) if key.len() == 20 && key[4..] == s.sid => s,
-                Ok(s) => {
-                    let at = hex(&key);
-                    self.problem(format!(
-                        "session record under key {at} holds {}",
-                        sid_to_string(&s.sid)
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    self.problem(format!(
-                        "session record under key {} cannot be read: {e}",
-                        hex(&key)
-                    ));
-                    continue;
-                }
             };
             let name = self.session(realm, &s.sid);
             *counts
@@ -180,30 +163,8 @@ impl Checker<'_> {
         for item in t.grants.iter() {
             let (key, v) = item?;
             self.report.grants += 1;
-            let Some(realm) = realm_of(&key) else {
-                self.problem(format!(
-                    "grant record under key {} has a bad key",
-                    hex(&key)
-                ));
+            let Some((realm, g)) = self.read::<StoredGrant>(&key, &v) else {
                 continue;
-            };
-            let g = match StoredGrant::decode(&v) {
-                Ok(g) if key.len() == 20 && key[4..] == g.id => g,
-                Ok(g) => {
-                    let at = hex(&key);
-                    self.problem(format!(
-                        "grant record under key {at} holds {}",
-                        sid_to_string(&g.id)
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    self.problem(format!(
-                        "grant record under key {} cannot be read: {e}",
-                        hex(&key)
-                    ));
-                    continue;
-                }
             };
             let name = self.grant(realm, &g.id);
             if let Some(h) = &g.token_hash {
@@ -246,24 +207,9 @@ impl Checker<'_> {
         for item in t.outbox.iter() {
             let (key, v) = item?;
             self.report.deliveries += 1;
-            let d = match (realm_of(&key), outbox::decode(&v)) {
-                (Some(realm), Ok(d)) if key[..] == outbox::delivery_key(realm, d.id) => (realm, d),
-                (_, Err(e)) => {
-                    self.problem(format!(
-                        "delivery record under key {} cannot be read: {e}",
-                        hex(&key)
-                    ));
-                    continue;
-                }
-                _ => {
-                    self.problem(format!(
-                        "delivery record under key {} does not match its key",
-                        hex(&key)
-                    ));
-                    continue;
-                }
+            let Some((realm, d)) = self.read::<Delivery>(&key, &v) else {
+                continue;
             };
-            let (realm, d) = d;
             *counts
                 .entry(outbox::count_key(realm, d.status))
                 .or_default() += 1;
@@ -408,12 +354,11 @@ impl Checker<'_> {
             let (k, v) = item?;
             match IndexKey::parse(&k) {
                 Some(IndexKey::Entry { realm, id }) => {
-                    let agrees = match t.outbox.get(outbox::delivery_key(realm, id))? {
-                        Some(v) => outbox::decode(&v).is_ok_and(|d: Delivery| {
-                            outbox::index_keys(realm, &d).iter().any(|x| x[..] == k[..])
-                        }),
-                        None => false,
-                    };
+                    let delivery: Option<Delivery> =
+                        record_at(&t.outbox, &outbox::delivery_key(realm, id))?;
+                    let agrees = delivery.is_some_and(|d| {
+                        outbox::index_keys(realm, &d).iter().any(|x| x[..] == k[..])
+                    });
                     if !agrees {
                         self.problem(format!(
                             "outbox index entry {} does not match delivery {id} in {}",
@@ -572,6 +517,68 @@ impl SledStore {
         }
         Ok(checker.report)
     }
+}
+
+/// A kind of record the check reads: how it is decoded and where it belongs.
+trait Record: Sized {
+    /// What problems call it.
+    const KIND: &'static str;
+    fn decode(value: &[u8]) -> Result<Self>;
+    /// The key it belongs under in a realm.
+    fn key(&self, realm: RealmId) -> Vec<u8>;
+    /// Its id as problems show it.
+    fn id_text(&self) -> String;
+}
+
+impl Record for StoredSession {
+    const KIND: &'static str = "session";
+    fn decode(value: &[u8]) -> Result<Self> {
+        StoredSession::decode(value)
+    }
+    fn key(&self, realm: RealmId) -> Vec<u8> {
+        keys::session_key(realm, &self.sid).to_vec()
+    }
+    fn id_text(&self) -> String {
+        sid_to_string(&self.sid)
+    }
+}
+
+impl Record for StoredGrant {
+    const KIND: &'static str = "grant";
+    fn decode(value: &[u8]) -> Result<Self> {
+        StoredGrant::decode(value)
+    }
+    fn key(&self, realm: RealmId) -> Vec<u8> {
+        grants::grant_key(realm, &self.id).to_vec()
+    }
+    fn id_text(&self) -> String {
+        sid_to_string(&self.id)
+    }
+}
+
+impl Record for Delivery {
+    const KIND: &'static str = "delivery";
+    fn decode(value: &[u8]) -> Result<Self> {
+        outbox::decode(value)
+    }
+    fn key(&self, realm: RealmId) -> Vec<u8> {
+        outbox::delivery_key(realm, self.id).to_vec()
+    }
+    fn id_text(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+/// The record stored under `key`, if it can be read and belongs there; an index entry naming
+/// anything else names no record.
+fn record_at<T: Record>(tree: &Tree, key: &[u8]) -> Result<Option<T>> {
+    let Some(value) = tree.get(key)? else {
+        return Ok(None);
+    };
+    let realm = realm_of(key);
+    Ok(T::decode(&value)
+        .ok()
+        .filter(|r| realm.is_some_and(|realm| r.key(realm) == key)))
 }
 
 /// The realm id a key starts with.

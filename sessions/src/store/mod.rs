@@ -116,7 +116,9 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<BTreeMap<String, String>>;
 
-    /// One page of the realm's sessions.
+    /// One page of the realm's sessions. An empty filter is no filter (`?subject_id=`); any other
+    /// value is matched exactly, untrimmed, and a `sid` filter must be a session id as
+    /// [`parse_sid`] reads it.
     fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult>;
     /// Ends the selected or filtered sessions. Durable when it returns (unless a dry run).
     ///

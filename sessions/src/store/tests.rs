@@ -424,3 +424,23 @@ fn check_reports_each_damaged_index_entry_and_counter_and_repair_rewrites_them()
     let page = store.list_deliveries(realm, None, None, 100).unwrap();
     assert_eq!(page.counts.failed, 1);
 }
+
+#[test]
+fn check_reports_an_unreadable_record_and_repair_leaves_it_alone() {
+    let store = SledStore::temporary().unwrap();
+    let realm = mixed_workload(&store);
+    let id = store.realm(realm).unwrap().id;
+    let key = keys::session_key(id, &[5; 16]);
+    store.trees.sessions.insert(key, &[9, 9, 9]).unwrap();
+    for repair in [false, true, false] {
+        let report = store.check(repair).unwrap();
+        assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+        assert!(
+            report.problems[0].contains("cannot be read"),
+            "{}",
+            report.problems[0]
+        );
+        assert!(!report.repaired, "records are the truth, not rewritten");
+    }
+    assert!(store.trees.sessions.contains_key(key).unwrap());
+}
