@@ -5,6 +5,9 @@ use crate::model::{
     NewSession, RealmSettings, SessionQuery, MAX_FIELD_LEN, MAX_PAGE_SIZE, MAX_REALM_LEN,
 };
 
+/// Longest grant token recorded; anything longer cannot be one.
+pub const MAX_GRANT_TOKEN_LEN: usize = 4096;
+
 /// A realm name: 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
 pub fn realm_name(name: &str) -> Result<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
@@ -29,6 +32,15 @@ pub fn identifier(field: &str, value: &str) -> Result<()> {
         return Err(SessionError::invalid(format!("{field} must not be empty")));
     }
     text(field, value)
+}
+
+/// A value that names something exactly (a subject, a session, a client): neither empty nor only
+/// whitespace, which would otherwise mean "no filter" or match by accident.
+pub fn not_blank(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(SessionError::invalid(format!("{field} must not be blank")));
+    }
+    Ok(())
 }
 
 /// Free text (display name, property value, IP, user agent): at most 255 bytes, no control
@@ -201,8 +213,10 @@ pub fn new_grant(g: &crate::grant::NewGrant, now: chrono::DateTime<chrono::Utc>)
                 "a consent carries no token; leave token out",
             ))
         }
-        (Some(t), true) if t.len() < 16 || t.len() > 4096 => {
-            return Err(SessionError::invalid("token must be 16 to 4096 bytes long"))
+        (Some(t), true) if t.len() < 16 || t.len() > MAX_GRANT_TOKEN_LEN => {
+            return Err(SessionError::invalid(format!(
+                "token must be 16 to {MAX_GRANT_TOKEN_LEN} bytes long"
+            )))
         }
         _ => {}
     }

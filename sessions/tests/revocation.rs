@@ -529,3 +529,642 @@ fn retry_now_during_an_attempt_keeps_the_delivery_due_whatever_the_attempt_says(
     assert_eq!((d.attempts, d.window_attempts), (2, 1));
     assert_eq!(d.next_attempt_at, Some(after + TimeDelta::seconds(2)));
 }
+
+/// The audit entries of one action, newest first.
+fn audited(store: &SledStore, action: &str) -> Vec<sessions::AuditEntry> {
+    store
+        .audit_log(None, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.action == action)
+        .collect()
+}
+
+#[test]
+fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope() {
+    let store = SledStore::temporary().unwrap();
+    setup(&store, "r", Default::default());
+    let sid = session(&store, "r", "alice");
+    let bob = session(&store, "r", "bob");
+    for g in [
+        grant(
+            GrantKind::RefreshToken,
+            "alice",
+            Some(&sid),
+            "crm",
+            "alice-crm-session-0001",
+        ),
+        grant(
+            GrantKind::RefreshToken,
+            "alice",
+            None,
+            "crm",
+            "alice-crm-offline-0001",
+        ),
+        grant(
+            GrantKind::AccessToken,
+            "alice",
+            None,
+            "crm",
+            "alice-crm-offline-0002",
+        ),
+        grant(
+            GrantKind::RefreshToken,
+            "alice",
+            None,
+            "mail",
+            "alice-mail-offline-001",
+        ),
+        grant(GrantKind::Consent, "alice", None, "crm", ""),
+        grant(
+            GrantKind::RefreshToken,
+            "bob",
+            Some(&bob),
+            "crm",
+            "bob-crm-session-000001",
+        ),
+        grant(
+            GrantKind::RefreshToken,
+            "bob",
+            None,
+            "crm",
+            "bob-crm-offline-000001",
+        ),
+    ] {
+        store.create_grant("r", &g, t0()).unwrap();
+    }
+    let request = RemoveSessions {
+        subject_id: Some("alice".into()),
+        client_ids: Some(vec!["crm".into()]),
+        dry_run: true,
+        ..Default::default()
+    };
+    let dry = store.remove("r", &request, "admin", t0()).unwrap();
+    assert_eq!(
+        (
+            dry.sessions_removed,
+            dry.tokens_revoked,
+            dry.consents_revoked
+        ),
+        (1, 3, 1)
+    );
+    assert!(
+        active(&store, "alice-crm-offline-0001"),
+        "a dry run changes nothing"
+    );
+
+    let done = store
+        .remove(
+            "r",
+            &RemoveSessions {
+                dry_run: false,
+                ..request
+            },
+            "admin",
+            t0(),
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            done.sessions_removed,
+            done.tokens_revoked,
+            done.consents_revoked
+        ),
+        (1, 3, 1)
+    );
+    for gone in [
+        "alice-crm-session-0001",
+        "alice-crm-offline-0001",
+        "alice-crm-offline-0002",
+    ] {
+        assert!(!active(&store, gone), "{gone}");
+    }
+    for kept in [
+        "alice-mail-offline-001",
+        "bob-crm-session-000001",
+        "bob-crm-offline-000001",
+    ] {
+        assert!(active(&store, kept), "{kept}");
+    }
+    let entry = &audited(&store, "remove_sessions")[0];
+    assert!(
+        entry.outcome.contains("tokens revoked: 3"),
+        "{}",
+        entry.outcome
+    );
+
+    // Without revoke_tokens, or with a sid filter, offline tokens stay.
+    let keep_tokens = RemoveSessions {
+        subject_id: Some("bob".into()),
+        revoke_tokens: false,
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .remove("r", &keep_tokens, "admin", t0())
+            .unwrap()
+            .tokens_revoked,
+        0
+    );
+    assert!(active(&store, "bob-crm-offline-000001"));
+    let carol = session(&store, "r", "carol");
+    let offline = grant(
+        GrantKind::RefreshToken,
+        "carol",
+        None,
+        "crm",
+        "carol-crm-offline-0001",
+    );
+    store.create_grant("r", &offline, t0()).unwrap();
+    let one_session = RemoveSessions {
+        subject_id: Some("carol".into()),
+        sid: Some(carol),
+        ..Default::default()
+    };
+    let out = store.remove("r", &one_session, "admin", t0()).unwrap();
+    assert_eq!((out.sessions_removed, out.tokens_revoked), (1, 0));
+    assert!(
+        active(&store, "carol-crm-offline-0001"),
+        "it belongs to no session of the filter"
+    );
+    // A subject without sessions still loses its offline tokens.
+    let no_sessions = RemoveSessions {
+        subject_id: Some("carol".into()),
+        ..Default::default()
+    };
+    let out = store.remove("r", &no_sessions, "admin", t0()).unwrap();
+    assert_eq!((out.sessions_removed, out.tokens_revoked), (0, 1));
+    assert!(!active(&store, "carol-crm-offline-0001"));
+}
+
+#[test]
+fn logout_ends_a_session_that_expired_but_was_not_reaped_yet() {
+    let store = SledStore::temporary().unwrap();
+    let short = RealmSettingsUpdate {
+        idle_timeout_secs: Some(60),
+        ..Default::default()
+    };
+    setup(&store, "r", short);
+    let new = NewSession {
+        subject_id: "alice".into(),
+        client_ids: vec!["crm".into()],
+        ..Default::default()
+    };
+    let created = store.create_session("r", &new, t0()).unwrap();
+    let sid = created.session.sid.clone();
+    store
+        .create_grant(
+            "r",
+            &grant(
+                GrantKind::RefreshToken,
+                "alice",
+                Some(&sid),
+                "crm",
+                "alice-refresh-000001",
+            ),
+            t0(),
+        )
+        .unwrap();
+    store
+        .create_grant(
+            "r",
+            &grant(GrantKind::Consent, "alice", None, "crm", ""),
+            t0(),
+        )
+        .unwrap();
+    let later = t0() + TimeDelta::seconds(120);
+    assert!(store
+        .validate("r", &created.token, false, later)
+        .unwrap()
+        .is_none());
+
+    assert!(store.logout("r", &created.token, later).unwrap());
+    assert_eq!(
+        store.get_realm("r").unwrap().session_count,
+        0,
+        "record removed"
+    );
+    assert!(!active(&store, "alice-refresh-000001"), "token revoked");
+    let grants = store
+        .list_grants("r", &GrantOwner::Subject("alice".into()), t0())
+        .unwrap();
+    assert!(grants.is_empty(), "consent revoked too: {grants:?}");
+    let page = store.list_deliveries("r", None, None, 10).unwrap();
+    assert_eq!(page.deliveries.len(), 1);
+    assert_eq!(
+        (
+            page.deliveries[0].client_id.as_str(),
+            page.deliveries[0].reason.as_str()
+        ),
+        ("crm", "logout")
+    );
+    assert!(
+        !store.logout("r", &created.token, later).unwrap(),
+        "already ended"
+    );
+    assert!(store
+        .validate("r", &created.token, false, later)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn the_reaper_revokes_the_tokens_of_the_sessions_it_reaps_and_keeps_consents() {
+    let store = SledStore::temporary().unwrap();
+    let short = RealmSettingsUpdate {
+        idle_timeout_secs: Some(60),
+        ..Default::default()
+    };
+    setup(&store, "r", short);
+    let sid = session(&store, "r", "alice");
+    for g in [
+        grant(
+            GrantKind::RefreshToken,
+            "alice",
+            Some(&sid),
+            "crm",
+            "alice-session-refresh1",
+        ),
+        grant(
+            GrantKind::AuthorizationCode,
+            "alice",
+            Some(&sid),
+            "mail",
+            "alice-session-code-001",
+        ),
+        grant(
+            GrantKind::RefreshToken,
+            "alice",
+            None,
+            "crm",
+            "alice-offline-refresh1",
+        ),
+        grant(GrantKind::Consent, "alice", None, "crm", ""),
+    ] {
+        store.create_grant("r", &g, t0()).unwrap();
+    }
+    assert_eq!(
+        store
+            .reap_expired(t0() + TimeDelta::seconds(61), 100)
+            .unwrap(),
+        1,
+        "the session only"
+    );
+    assert!(!active(&store, "alice-session-refresh1"));
+    assert!(!active(&store, "alice-session-code-001"));
+    assert!(
+        active(&store, "alice-offline-refresh1"),
+        "issued under no session"
+    );
+    let kinds: Vec<GrantKind> = store
+        .list_grants("r", &GrantOwner::Subject("alice".into()), t0())
+        .unwrap()
+        .into_iter()
+        .map(|g| g.kind)
+        .collect();
+    assert_eq!(kinds.len(), 2);
+    assert!(
+        kinds.contains(&GrantKind::Consent),
+        "the subject's consent stays"
+    );
+}
+
+#[test]
+fn a_grant_lives_no_longer_than_the_realms_max_grant_lifetime() {
+    let store = SledStore::temporary().unwrap();
+    let capped = RealmSettingsUpdate {
+        max_grant_lifetime_secs: Some(3600),
+        ..Default::default()
+    };
+    setup(&store, "r", capped);
+    let long = grant(
+        GrantKind::RefreshToken,
+        "alice",
+        None,
+        "crm",
+        "alice-long-lived-0001",
+    );
+    assert_eq!(long.expires_at, t0() + TimeDelta::days(30));
+    let g = store.create_grant("r", &long, t0()).unwrap();
+    assert_eq!(g.expires_at, t0() + TimeDelta::seconds(3600));
+    let introspected = store
+        .introspect("r", "alice-long-lived-0001", t0())
+        .unwrap()
+        .unwrap();
+    assert_eq!(introspected.expires_at, g.expires_at, "stored as answered");
+    assert!(store
+        .introspect(
+            "r",
+            "alice-long-lived-0001",
+            t0() + TimeDelta::seconds(3600)
+        )
+        .unwrap()
+        .is_none());
+    let short = NewGrant {
+        expires_at: t0() + TimeDelta::seconds(600),
+        ..grant(
+            GrantKind::AccessToken,
+            "alice",
+            None,
+            "crm",
+            "alice-short-lived-001",
+        )
+    };
+    assert_eq!(
+        store.create_grant("r", &short, t0()).unwrap().expires_at,
+        short.expires_at
+    );
+    // The default cap is 30 days.
+    setup(&store, "default", Default::default());
+    let longer = NewGrant {
+        expires_at: t0() + TimeDelta::days(365),
+        ..grant(
+            GrantKind::RefreshToken,
+            "alice",
+            None,
+            "crm",
+            "alice-year-long-00001",
+        )
+    };
+    let g = store.create_grant("default", &longer, t0()).unwrap();
+    assert_eq!(g.expires_at, t0() + TimeDelta::days(30));
+}
+
+#[test]
+fn revoking_a_token_deletes_its_grant_once_and_audits_it() {
+    let store = SledStore::temporary().unwrap();
+    setup(&store, "r", Default::default());
+    setup(&store, "other", Default::default());
+    let sid = session(&store, "r", "alice");
+    let tokens = [
+        (GrantKind::RefreshToken, "alice-refresh-token-01"),
+        (GrantKind::AccessToken, "alice-access-token-001"),
+        (GrantKind::AuthorizationCode, "alice-auth-code-000001"),
+    ];
+    let mut ids = Vec::new();
+    for (kind, token) in tokens {
+        ids.push(
+            store
+                .create_grant("r", &grant(kind, "alice", Some(&sid), "crm", token), t0())
+                .unwrap(),
+        );
+    }
+    store
+        .create_grant(
+            "r",
+            &grant(GrantKind::Consent, "alice", None, "crm", ""),
+            t0(),
+        )
+        .unwrap();
+    let short = NewGrant {
+        expires_at: t0() + TimeDelta::seconds(10),
+        ..grant(
+            GrantKind::RefreshToken,
+            "alice",
+            None,
+            "crm",
+            "alice-expiring-token01",
+        )
+    };
+    store.create_grant("r", &short, t0()).unwrap();
+    let elsewhere = grant(
+        GrantKind::RefreshToken,
+        "alice",
+        None,
+        "crm",
+        "alice-other-realm-001",
+    );
+    store.create_grant("other", &elsewhere, t0()).unwrap();
+
+    for ((kind, token), created) in tokens.iter().zip(&ids) {
+        let revoked = store
+            .revoke_token("r", token, "client:crm", t0())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&revoked.grant_id, revoked.kind),
+            (&created.grant_id, *kind)
+        );
+        assert!(!active(&store, token));
+        let entry = &audited(&store, "revoke_token")[0];
+        assert_eq!(
+            (entry.target.as_str(), entry.actor.as_str()),
+            (created.grant_id.as_str(), "client:crm")
+        );
+        assert_eq!(entry.realm.as_deref(), Some("r"));
+        assert!(
+            store
+                .revoke_token("r", token, "client:crm", t0())
+                .unwrap()
+                .is_none(),
+            "once"
+        );
+    }
+    assert_eq!(audited(&store, "revoke_token").len(), 3);
+
+    let later = t0() + TimeDelta::seconds(10);
+    let too_long = "x".repeat(4097);
+    for nothing in [
+        "",
+        "never-issued-token-0001",
+        "alice-other-realm-001",
+        &too_long,
+        "alice-expiring-token01",
+    ] {
+        assert!(
+            store
+                .revoke_token("r", nothing, "client:crm", later)
+                .unwrap()
+                .is_none(),
+            "{nothing}"
+        );
+    }
+    assert_eq!(
+        audited(&store, "revoke_token").len(),
+        3,
+        "nothing more was recorded"
+    );
+    assert!(store
+        .introspect("other", "alice-other-realm-001", t0())
+        .unwrap()
+        .is_some());
+    assert!(
+        store
+            .introspect("r", "alice-expiring-token01", t0())
+            .unwrap()
+            .is_some(),
+        "an expired token is left to the reaper"
+    );
+    let consents = store
+        .list_grants("r", &GrantOwner::Subject("alice".into()), t0())
+        .unwrap();
+    assert_eq!(
+        consents.len(),
+        2,
+        "the consent and the expiring token: {consents:?}"
+    );
+    assert!(matches!(
+        store.revoke_token("nope", "alice-refresh-token-01", "x", t0()),
+        Err(SessionError::RealmNotFound(_))
+    ));
+}
+
+#[test]
+fn revoking_a_subjects_grants_takes_every_kind_within_the_client_scope() {
+    let store = SledStore::temporary().unwrap();
+    setup(&store, "r", Default::default());
+    let sid = session(&store, "r", "alice");
+    let bob = session(&store, "r", "bob");
+    for g in [
+        grant(
+            GrantKind::RefreshToken,
+            "alice",
+            Some(&sid),
+            "crm",
+            "alice-crm-session-0001",
+        ),
+        grant(
+            GrantKind::RefreshToken,
+            "alice",
+            None,
+            "crm",
+            "alice-crm-offline-0001",
+        ),
+        grant(GrantKind::Consent, "alice", None, "crm", ""),
+        grant(
+            GrantKind::RefreshToken,
+            "alice",
+            Some(&sid),
+            "mail",
+            "alice-mail-session-001",
+        ),
+        grant(GrantKind::Consent, "alice", None, "mail", ""),
+        grant(
+            GrantKind::RefreshToken,
+            "bob",
+            Some(&bob),
+            "crm",
+            "bob-crm-session-000001",
+        ),
+        grant(GrantKind::Consent, "bob", None, "crm", ""),
+    ] {
+        store.create_grant("r", &g, t0()).unwrap();
+    }
+    let crm = ["crm".to_string()];
+    let n = store
+        .revoke_subject_grants(
+            "r",
+            "alice",
+            Some(&crm),
+            Some("device stolen"),
+            "admin",
+            t0(),
+        )
+        .unwrap();
+    assert_eq!(n, 3);
+    assert!(!active(&store, "alice-crm-session-0001"));
+    assert!(!active(&store, "alice-crm-offline-0001"));
+    assert!(active(&store, "alice-mail-session-001"));
+    let entry = &audited(&store, "revoke_subject_grants")[0];
+    assert_eq!(
+        (entry.target.as_str(), entry.reason.as_deref()),
+        ("alice", Some("device stolen"))
+    );
+    assert!(
+        entry.outcome.contains("grants revoked: 3"),
+        "{}",
+        entry.outcome
+    );
+
+    assert_eq!(
+        store
+            .revoke_subject_grants("r", "alice", None, None, "admin", t0())
+            .unwrap(),
+        2
+    );
+    let alice = GrantOwner::Subject("alice".into());
+    assert!(store.list_grants("r", &alice, t0()).unwrap().is_empty());
+    let bobs = store
+        .list_grants("r", &GrantOwner::Subject("bob".into()), t0())
+        .unwrap();
+    assert_eq!(bobs.len(), 2, "another subject's grants stay");
+    assert_eq!(
+        store.get_realm("r").unwrap().session_count,
+        2,
+        "sessions stay"
+    );
+    assert_eq!(
+        store
+            .revoke_subject_grants("r", "alice", None, None, "admin", t0())
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        audited(&store, "revoke_subject_grants").len(),
+        3,
+        "one entry per call"
+    );
+
+    for (subject, scope) in [
+        ("", None),
+        ("  ", None),
+        ("alice", Some(vec![" ".to_string()])),
+    ] {
+        let refused =
+            store.revoke_subject_grants("r", subject, scope.as_deref(), None, "admin", t0());
+        assert!(
+            matches!(refused, Err(SessionError::InvalidRequest(_))),
+            "{subject:?}"
+        );
+    }
+    assert_eq!(
+        audited(&store, "revoke_subject_grants").len(),
+        3,
+        "refusals are not recorded"
+    );
+}
+
+#[test]
+fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all() {
+    let store = SledStore::temporary().unwrap();
+    setup(&store, "r", Default::default());
+    for i in 0..600 {
+        let client = if i % 2 == 0 { "crm" } else { "mail" };
+        let token = format!("offline-token-{i:08}");
+        store
+            .create_grant(
+                "r",
+                &grant(GrantKind::RefreshToken, "many", None, client, &token),
+                t0(),
+            )
+            .unwrap();
+    }
+    let crm = ["crm".to_string()];
+    let preview = RemoveSessions {
+        subject_id: Some("many".into()),
+        client_ids: Some(crm.to_vec()),
+        dry_run: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .remove("r", &preview, "admin", t0())
+            .unwrap()
+            .tokens_revoked,
+        300
+    );
+    assert_eq!(
+        store
+            .revoke_subject_grants("r", "many", Some(&crm), None, "admin", t0())
+            .unwrap(),
+        300
+    );
+    assert_eq!(
+        store
+            .revoke_subject_grants("r", "many", None, None, "admin", t0())
+            .unwrap(),
+        300
+    );
+    assert!(store.check(false).unwrap().problems.is_empty());
+}

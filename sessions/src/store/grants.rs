@@ -81,7 +81,7 @@ impl StoredGrant {
     }
 
     /// Every `grant_index` key of this grant.
-    fn index_keys(&self, realm: RealmId) -> Vec<Vec<u8>> {
+    pub fn index_keys(&self, realm: RealmId) -> Vec<Vec<u8>> {
         let mut out = vec![
             [&subject_prefix(realm, &self.subject_id)[..], &self.id].concat(),
             [

@@ -5,6 +5,7 @@
 //! methods that must reach the disk before answering (removal, logout, realm changes) block until
 //! their group commit is flushed, so async callers run them on a blocking thread.
 
+mod check;
 mod grants;
 mod group_commit;
 mod keys;
@@ -16,6 +17,7 @@ mod sled_store;
 #[cfg(test)]
 mod tests;
 
+pub use check::CheckReport;
 pub use record::parse_sid;
 pub use sled_store::{SledStore, MAX_LISTED_DELIVERIES};
 
@@ -98,7 +100,8 @@ pub trait SessionStore: Send + Sync {
         refresh: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>>;
-    /// Ends the token's session (every flag on). Durable when it returns; false if there was none.
+    /// Ends the token's session (every flag on), also one that has expired but is not reaped yet.
+    /// Durable when it returns; false if there was none.
     fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool>;
     /// Records that a client joined the session.
     fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session>;
@@ -120,9 +123,17 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<BTreeMap<String, String>>;
 
-    /// One page of the realm's sessions.
+    /// One page of the realm's sessions. An empty filter is no filter (`?subject_id=`); any other
+    /// value is matched exactly, untrimmed, and a `sid` filter must be a session id as
+    /// [`parse_sid`] reads it.
     fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult>;
     /// Ends the selected or filtered sessions. Durable when it returns (unless a dry run).
+    ///
+    /// Ids are exact: a blank `subject_id`, `sid`, `sids` or `client_ids` entry is refused, a
+    /// padded one matches nothing, and sids are compared as parsed values (see [`parse_sid`]),
+    /// so the same session named twice in different case counts once. A removal by `subject_id`
+    /// (without `sid`) that revokes tokens also revokes the subject's tokens issued under no
+    /// session (offline refresh tokens), within the client scope.
     fn remove(
         &self,
         realm: &str,
@@ -139,7 +150,8 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<RemoveOutcome>;
     /// Removes up to `batch` sessions and grants that expired before `now`; answers how many it
-    /// removed. Expired sessions of realms that ask for it queue logout notifications.
+    /// removed. A removed session's token grants go with it (not counted; its subject's consents
+    /// stay). Expired sessions of realms that ask for it queue logout notifications.
     fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize>;
 
     /// Disk flushes run since the store opened (group commits), for metrics.
@@ -152,10 +164,33 @@ pub trait SessionStore: Send + Sync {
     fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>>;
 
     /// Records a refresh token, reference access token, authorization code or consent. A grant
-    /// naming a session must name a live session of the same subject.
+    /// naming a session must name a live session of the same subject. Its expiry is capped at
+    /// the realm's `max_grant_lifetime_secs` from `now`; the answer shows the expiry it got.
     fn create_grant(&self, realm: &str, grant: &NewGrant, now: DateTime<Utc>) -> Result<Grant>;
     /// The live grant a token belongs to; `None` if it is unknown, revoked or expired.
     fn introspect(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<Option<Grant>>;
+    /// Revokes the grant a token belongs to (RFC 7009), whatever kind of token it is; durable and
+    /// audited (`revoke_token`) when it returns. `None`, and nothing happens, when the token is
+    /// not a live token of this realm (unknown, expired, another realm's, empty or too long).
+    fn revoke_token(
+        &self,
+        realm: &str,
+        token: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Grant>>;
+    /// Revokes every grant of a subject (tokens and consents, issued under a session or not),
+    /// only those of `client_ids` when given; answers how many. Durable when it returns, with
+    /// one audit entry (`revoke_subject_grants`) carrying the count and the reason.
+    fn revoke_subject_grants(
+        &self,
+        realm: &str,
+        subject_id: &str,
+        client_ids: Option<&[String]>,
+        reason: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
     /// The live grants of a subject or of a session (at most 1000).
     fn list_grants(
         &self,

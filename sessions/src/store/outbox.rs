@@ -125,6 +125,42 @@ fn status_byte(s: DeliveryStatus) -> u8 {
     }
 }
 
+/// What an `outbox_index` key is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IndexKey {
+    /// A queue or status entry of one delivery.
+    Entry { realm: RealmId, id: u64 },
+    /// A realm's counter of deliveries in one status.
+    Count {
+        realm: RealmId,
+        status: DeliveryStatus,
+    },
+}
+
+impl IndexKey {
+    /// Parses an `outbox_index` key; `None` for a key of no known layout.
+    pub fn parse(k: &[u8]) -> Option<IndexKey> {
+        if let Some(e) = QueueEntry::parse(k) {
+            return Some(IndexKey::Entry {
+                realm: e.realm,
+                id: e.id,
+            });
+        }
+        let realm = RealmId::from_be_bytes(k.get(1..5)?.try_into().ok()?);
+        let status = DeliveryStatus::ALL
+            .into_iter()
+            .find(|s| k.get(5) == Some(&status_byte(*s)))?;
+        match (k[0], k.len()) {
+            (STATUS, 14) => Some(IndexKey::Entry {
+                realm,
+                id: u64::from_be_bytes(k[6..].try_into().ok()?),
+            }),
+            (COUNT, 6) => Some(IndexKey::Count { realm, status }),
+            _ => None,
+        }
+    }
+}
+
 /// Prefix of a realm's status-index entries for one status.
 pub fn status_prefix(realm: RealmId, status: DeliveryStatus) -> Vec<u8> {
     [
@@ -160,7 +196,7 @@ pub fn decode(v: &[u8]) -> Result<Delivery> {
 }
 
 /// The index entries a delivery in this state has.
-fn index_keys(realm: RealmId, d: &Delivery) -> Vec<Vec<u8>> {
+pub fn index_keys(realm: RealmId, d: &Delivery) -> Vec<Vec<u8>> {
     let mut out = vec![status_key(realm, d.status, d.id)];
     if let (DeliveryStatus::Pending, Some(at)) = (d.status, d.next_attempt_at) {
         out.push(queue_key(realm, &d.client_id, at.timestamp_millis(), d.id));
@@ -266,6 +302,41 @@ mod tests {
         assert!(after_queue(&prefix) < queue_key(5, "crm2", i64::MIN, 0));
         assert!(after_queue(&prefix) < queue_key(5, "crn", i64::MIN, 0));
     }
+
+    #[test]
+    fn index_keys_parse_back_to_what_they_name() {
+        let d = Delivery {
+            id: 77,
+            client_id: "crm".into(),
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(chrono::DateTime::from_timestamp_millis(1000).unwrap()),
+            ..serde_json::from_str(SAMPLE_DELIVERY).unwrap()
+        };
+        let keys = index_keys(5, &d);
+        assert_eq!(keys.len(), 2, "status and queue entries");
+        for k in &keys {
+            assert_eq!(
+                IndexKey::parse(k),
+                Some(IndexKey::Entry { realm: 5, id: 77 })
+            );
+        }
+        assert_eq!(
+            IndexKey::parse(&count_key(5, DeliveryStatus::Failed)),
+            Some(IndexKey::Count {
+                realm: 5,
+                status: DeliveryStatus::Failed
+            })
+        );
+        assert_eq!(IndexKey::parse(b"X1234567"), None);
+        assert_eq!(IndexKey::parse(&[STATUS, 0, 0, 0, 5, 9]), None);
+    }
+
+    /// A delivery as stored, for tests to vary.
+    const SAMPLE_DELIVERY: &str = r#"{"id":1,"realm":"r","client_id":"c","uri":"http://127.0.0.1:9/",
+        "subject_id":"s","sid":"x","reason":"logout","status":"delivered","attempts":0,
+        "window_attempts":0,"created_at":"2026-01-01T00:00:00Z",
+        "retry_window_start":"2026-01-01T00:00:00Z","next_attempt_at":null,
+        "last_attempt_at":null,"delivered_at":null,"last_error":null,"last_jti":null}"#;
 
     #[test]
     fn legacy_due_entries_are_upgraded_to_queue_entries() {

@@ -22,7 +22,8 @@ use crate::validate;
 /// Largest filtered set sorted in memory for orders other than creation time.
 const MATERIALIZE_LIMIT: u64 = 10_000;
 
-/// A query's filters, normalised: empty strings mean no filter.
+/// A query's filters. An empty string means no filter (as in `?subject_id=`); any other value is
+/// used exactly as given, so a padded `" alice"` matches no session of `alice`.
 #[derive(Debug, Default)]
 pub(super) struct Filters {
     subject: Option<String>,
@@ -32,8 +33,9 @@ pub(super) struct Filters {
     name_words: Vec<String>,
 }
 
+/// The filter value, unless it is absent or empty.
 fn non_empty(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    v.as_deref().filter(|s| !s.is_empty())
 }
 
 impl Filters {
@@ -41,7 +43,7 @@ impl Filters {
         let sid = match non_empty(&q.sid) {
             Some(s) => Some(parse_sid(s).ok_or_else(|| {
                 SessionError::invalid(format!(
-                    "sid '{s}' is not a session id (expected a UUID such as 0b7c…-…)"
+                    "sid '{s}' is not a session id (expected the 36-character form of a UUID, such as 0b7c3f1e-0000-4000-8000-000000000000)"
                 ))
             })?),
             None => None,

@@ -155,9 +155,18 @@ pub fn sid_to_string(sid: &Sid) -> String {
     uuid::Uuid::from_bytes(*sid).hyphenated().to_string()
 }
 
-/// Parses a session id; `None` if it is not one.
+/// Length of a session id's canonical text form: 32 hex digits in groups of 8-4-4-4-12.
+const SID_TEXT_LEN: usize = 36;
+
+/// Parses a session id in its canonical hyphenated form (`0b7c3f1e-…`, 36 characters), hex digits
+/// in either case; `None` for anything else, braced, `urn:uuid:` and 32-digit forms and padding
+/// included. Session ids are compared as the parsed bytes, so `ABC…` and `abc…` name the same
+/// session.
 pub fn parse_sid(s: &str) -> Option<Sid> {
-    uuid::Uuid::parse_str(s).ok().map(|u| *u.as_bytes())
+    if s.len() != SID_TEXT_LEN {
+        return None;
+    }
+    uuid::Uuid::try_parse(s).ok().map(|u| *u.as_bytes())
 }
 
 /// Milliseconds since the epoch as a UTC time.
@@ -212,6 +221,36 @@ mod tests {
         }
         assert!(!prefixes.iter().any(|p| p.chars().any(char::is_uppercase)));
         assert_eq!(prefixes.len(), 5 + 5 + 5);
+    }
+
+    #[test]
+    fn only_the_canonical_hyphenated_form_is_a_session_id() {
+        let sid = [0xab; 16];
+        let canonical = sid_to_string(&sid);
+        assert_eq!(parse_sid(&canonical), Some(sid));
+        assert_eq!(parse_sid(&canonical.to_uppercase()), Some(sid), "any case");
+        let simple = canonical.replace('-', "");
+        for other in [
+            format!("{{{canonical}}}"),
+            format!("urn:uuid:{canonical}"),
+            simple.clone(),
+            format!(" {canonical}"),
+            format!("{canonical} "),
+            format!("{canonical}\t"),
+            // 36 characters with the hyphens in the wrong places.
+            format!(
+                "{}-{}-{}-{}-{}",
+                &simple[..4],
+                &simple[4..12],
+                &simple[12..16],
+                &simple[16..20],
+                &simple[20..]
+            ),
+            canonical.replace('a', "g"),
+            String::new(),
+        ] {
+            assert_eq!(parse_sid(&other), None, "{other:?}");
+        }
     }
 
     #[test]

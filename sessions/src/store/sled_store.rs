@@ -56,6 +56,8 @@ const MAX_LISTED_GRANTS: usize = 1000;
 pub const MAX_LISTED_DELIVERIES: usize = 500;
 /// Sessions removed per batch by a realm-wide removal.
 const REMOVE_ALL_BATCH: usize = 1000;
+/// Grants deleted per transaction when many go at once.
+const GRANT_DELETE_BATCH: usize = 256;
 
 /// A realm as the store keeps it in memory.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -284,6 +286,15 @@ impl SledStore {
         Ok(self.db.size_on_disk()?)
     }
 
+    /// The name of every realm, by id.
+    pub(super) fn realm_names(&self) -> HashMap<RealmId, String> {
+        self.realms
+            .load()
+            .values()
+            .map(|r| (r.id, r.name.clone()))
+            .collect()
+    }
+
     pub(super) fn realm(&self, name: &str) -> Result<Arc<RealmEntry>> {
         self.realms
             .load()
@@ -423,6 +434,14 @@ impl SledStore {
         token: &str,
         now_ms: i64,
     ) -> Result<Option<StoredSession>> {
+        Ok(self
+            .token_session(realm, token)?
+            .filter(|s| s.is_valid_at(now_ms)))
+    }
+
+    /// The session a secret token belongs to, if it is in this realm, valid or not: an expired
+    /// session stays stored until the reaper ends it.
+    fn token_session(&self, realm: &RealmEntry, token: &str) -> Result<Option<StoredSession>> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Ok(None);
         }
@@ -434,7 +453,25 @@ impl SledStore {
             return Ok(None);
         }
         let sid: Sid = key[4..].try_into().expect("16 bytes");
-        Ok(self.load(realm.id, &sid)?.filter(|s| s.is_valid_at(now_ms)))
+        self.load(realm.id, &sid)
+    }
+
+    /// The grant a token belongs to, if it is in this realm, expired or not.
+    fn token_grant(&self, realm: &RealmEntry, token: &str) -> Result<Option<StoredGrant>> {
+        if token.is_empty() || token.len() > validate::MAX_GRANT_TOKEN_LEN {
+            return Ok(None);
+        }
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let Some(key) = self.trees.grant_tokens.get(hash)? else {
+            return Ok(None);
+        };
+        if key.len() != 20 || key[..4] != realm.id.to_be_bytes() {
+            return Ok(None);
+        }
+        match self.trees.grants.get(&key)? {
+            Some(v) => Ok(Some(StoredGrant::decode(&v)?)),
+            None => Ok(None),
+        }
     }
 
     fn client_view(
@@ -734,24 +771,69 @@ impl SledStore {
             .map(|item| item.map(|(k, _)| grants::id_of_index_key(&k)))
             .collect::<std::result::Result<_, _>>()?;
         let mut removed = 0;
-        for id in ids {
-            let deleted = self.transact_grants(|sessions, gtx| {
-                let Some(g) = gtx.load(realm, &id)? else {
-                    return Ok(false);
-                };
-                gtx.delete(realm, &id)?;
-                // Stores written before grant generations existed can hold the counter of a
-                // session that is gone; its last grant takes it along.
-                if let Some(sid) = &g.sid {
-                    if sessions.get(keys::session_key(realm, sid))?.is_none() {
-                        gtx.forget_session(realm, sid)?;
+        self.delete_grants(realm, &ids, &mut removed)?;
+        Ok(removed as usize)
+    }
+
+    /// Deletes grants, [`GRANT_DELETE_BATCH`] per transaction, adding to `deleted` as each batch
+    /// commits (so a failure part way still counts what was done). Grants already gone are
+    /// passed over.
+    fn delete_grants(&self, realm: RealmId, ids: &[GrantId], deleted: &mut u64) -> Result<()> {
+        for batch in ids.chunks(GRANT_DELETE_BATCH) {
+            *deleted += self.transact_grants(|sessions, gtx| {
+                let mut n = 0;
+                for id in batch {
+                    n += u64::from(delete_grant(sessions, gtx, realm, id)?);
+                }
+                Ok(n)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes (or, for a dry run, counts) the subject's grants that `select` picks, walking its
+    /// grant index a batch at a time; adds them to `revoked` as each batch is done.
+    fn revoke_subject_grants_where(
+        &self,
+        realm: RealmId,
+        subject: &str,
+        dry_run: bool,
+        revoked: &mut u64,
+        select: impl Fn(&StoredGrant) -> bool,
+    ) -> Result<()> {
+        let prefix = grants::subject_prefix(realm, subject);
+        let mut after: Option<sled::IVec> = None;
+        loop {
+            let lower = match &after {
+                Some(k) => Bound::Excluded(k.clone()),
+                None => Bound::Included(sled::IVec::from(&prefix[..])),
+            };
+            let mut batch = Vec::with_capacity(GRANT_DELETE_BATCH);
+            for item in self.trees.grant_index.range((lower, Bound::Unbounded)) {
+                let (k, _) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let id = grants::id_of_index_key(&k);
+                after = Some(k);
+                if let Some(v) = self.trees.grants.get(grants::grant_key(realm, &id))? {
+                    if select(&StoredGrant::decode(&v)?) {
+                        batch.push(id);
                     }
                 }
-                Ok(true)
-            })?;
-            removed += usize::from(deleted);
+                if batch.len() == GRANT_DELETE_BATCH {
+                    break;
+                }
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            if dry_run {
+                *revoked += batch.len() as u64;
+            } else {
+                self.delete_grants(realm, &batch, revoked)?;
+            }
         }
-        Ok(removed)
     }
 
     /// Records a removal in the audit log and waits until it is on disk, also when `ended` says
@@ -825,6 +907,27 @@ impl SledStore {
     }
 }
 
+/// Deletes a grant inside a transaction; true if it was still stored.
+fn delete_grant(
+    sessions: &TransactionalTree,
+    gtx: &GrantTx,
+    realm: RealmId,
+    id: &GrantId,
+) -> TxResult<bool> {
+    let Some(g) = gtx.load(realm, id)? else {
+        return Ok(false);
+    };
+    gtx.delete(realm, id)?;
+    // Stores written before grant generations existed can hold the counter of a session that is
+    // gone; its grants take it along.
+    if let Some(sid) = &g.sid {
+        if sessions.get(keys::session_key(realm, sid))?.is_none() {
+            gtx.forget_session(realm, sid)?;
+        }
+    }
+    Ok(true)
+}
+
 /// A failed transaction as the store's error.
 fn tx_error(e: TransactionError<SessionError>) -> SessionError {
     match e {
@@ -862,9 +965,7 @@ impl Flags {
     }
 
     fn in_scope(&self, client_id: &str) -> bool {
-        self.client_scope
-            .as_ref()
-            .is_none_or(|scope| scope.contains(client_id))
+        in_scope(&self.client_scope, client_id)
     }
 }
 
@@ -960,21 +1061,26 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(b)
 }
 
-fn check_reason(reason: &Option<String>) -> Result<()> {
-    if let Some(r) = reason {
-        if r.len() > 1000 {
-            return Err(SessionError::invalid("reason is longer than 1000 bytes"));
-        }
+fn check_reason(reason: Option<&str>) -> Result<()> {
+    if reason.is_some_and(|r| r.len() > 1000) {
+        return Err(SessionError::invalid("reason is longer than 1000 bytes"));
     }
     Ok(())
 }
 
-fn client_scope(ids: &Option<Vec<String>>) -> Result<Option<BTreeSet<String>>> {
+/// The clients a request limits itself to (`None`: every client); each named exactly.
+fn client_scope(ids: Option<&[String]>) -> Result<Option<BTreeSet<String>>> {
     let Some(ids) = ids else { return Ok(None) };
     for c in ids {
-        validate::identifier("client_id", c)?;
+        validate::not_blank("client_ids entry", c)?;
+        validate::identifier("client_ids entry", c)?;
     }
     Ok(Some(ids.iter().cloned().collect()))
+}
+
+/// Whether a client is within a client scope.
+fn in_scope(scope: &Option<BTreeSet<String>>, client_id: &str) -> bool {
+    scope.as_ref().is_none_or(|s| s.contains(client_id))
 }
 
 impl SessionStore for SledStore {
@@ -1203,7 +1309,8 @@ impl SessionStore for SledStore {
 
     fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool> {
         let realm = self.realm(realm)?;
-        let Some(s) = self.resolve_token(&realm, token, now.timestamp_millis())? else {
+        // An expired session the reaper has not ended yet still has grants and clients to end.
+        let Some(s) = self.token_session(&realm, token)? else {
             return Ok(false);
         };
         let mut outcome = RemoveOutcome::default();
@@ -1325,7 +1432,17 @@ impl SessionStore for SledStore {
         now: DateTime<Utc>,
     ) -> Result<RemoveOutcome> {
         let realm = self.realm(realm)?;
-        check_reason(&request.reason)?;
+        check_reason(request.reason.as_deref())?;
+        // Ids are exact: a blank one would otherwise select nothing or, as a filter, everything.
+        for (field, value) in [("subject_id", &request.subject_id), ("sid", &request.sid)] {
+            if let Some(v) = value {
+                validate::not_blank(field, v)?;
+            }
+        }
+        for sid in &request.sids {
+            validate::not_blank("sids entry", sid)?;
+            validate::text("sids entry", sid)?;
+        }
         let has_filter = request.subject_id.is_some() || request.sid.is_some();
         if request.sids.is_empty() && !has_filter {
             return Err(SessionError::invalid(
@@ -1347,7 +1464,7 @@ impl SessionStore for SledStore {
             revoke_tokens: request.revoke_tokens,
             revoke_consents: request.revoke_consents,
             notify: request.send_backchannel_logout,
-            client_scope: client_scope(&request.client_ids)?,
+            client_scope: client_scope(request.client_ids.as_deref())?,
             reason: "revoked",
             expired_at: None,
         };
@@ -1357,13 +1474,16 @@ impl SessionStore for SledStore {
         };
         let mut targets = Vec::new();
         if !request.sids.is_empty() {
-            let mut seen = HashSet::new();
+            // A session named twice (in any case) counts once, as does the same unknown text.
+            let mut seen_sids = HashSet::new();
+            let mut seen_unknown = HashSet::new();
             for sid in &request.sids {
-                validate::text("sid", sid)?;
-                if !seen.insert(sid.as_str()) {
-                    continue;
-                }
-                match parse_sid(sid)
+                let first = match parse_sid(sid) {
+                    Some(b) => seen_sids.insert(b).then_some(Some(b)),
+                    None => seen_unknown.insert(sid.as_str()).then_some(None),
+                };
+                let Some(parsed) = first else { continue };
+                match parsed
                     .map(|b| self.load(realm.id, &b))
                     .transpose()?
                     .flatten()
@@ -1382,7 +1502,20 @@ impl SessionStore for SledStore {
             targets = self.matching_sessions(&realm, &filter)?;
         }
         outcome.removed = targets.iter().map(|s| sid_to_string(&s.sid)).collect();
-        let ended = self.end_sessions(&realm, &targets, &flags, &mut outcome, now);
+        let ended = self
+            .end_sessions(&realm, &targets, &flags, &mut outcome, now)
+            .and_then(|()| match (&request.subject_id, &request.sid) {
+                // A subject's tokens issued under no session (offline refresh tokens) belong to
+                // none of its sessions; a removal of the subject takes them too.
+                (Some(subject), None) if flags.revoke_tokens => self.revoke_subject_grants_where(
+                    realm.id,
+                    subject,
+                    outcome.dry_run,
+                    &mut outcome.tokens_revoked,
+                    |g| g.sid.is_none() && g.kind.is_token() && flags.in_scope(&g.client_id),
+                ),
+                _ => Ok(()),
+            });
         let target = if request.sids.is_empty() {
             format!(
                 "subject_id={} sid={}",
@@ -1412,7 +1545,7 @@ impl SessionStore for SledStore {
         now: DateTime<Utc>,
     ) -> Result<RemoveOutcome> {
         let realm = self.realm(realm)?;
-        check_reason(&request.reason)?;
+        check_reason(request.reason.as_deref())?;
         let flags = Flags {
             remove_server_side_session: request.remove_server_side_session,
             revoke_tokens: request.revoke_tokens,
@@ -1456,9 +1589,10 @@ impl SessionStore for SledStore {
                 let (_, sid) = keys::split_time_sid(&item?.0);
                 expired.extend(self.load(realm.id, &sid)?);
             }
+            // The session's tokens go with it; consents belong to the subject and stay.
             let flags = Flags {
                 remove_server_side_session: true,
-                revoke_tokens: false,
+                revoke_tokens: true,
                 revoke_consents: false,
                 notify: realm.settings.backchannel_logout_on_expiry,
                 client_scope: None,
@@ -1509,6 +1643,8 @@ impl SessionStore for SledStore {
     fn create_grant(&self, realm: &str, new: &NewGrant, now: DateTime<Utc>) -> Result<Grant> {
         let realm = self.realm(realm)?;
         validate::new_grant(new, now)?;
+        let max_lifetime_ms = realm.settings.max_grant_lifetime_secs as i64 * 1000;
+        let latest_expiry_ms = now.timestamp_millis().saturating_add(max_lifetime_ms);
         let sid = match &new.sid {
             Some(s) => Some(parse_sid(s).ok_or_else(|| SessionError::SessionNotFound(s.clone()))?),
             None => None,
@@ -1523,7 +1659,7 @@ impl SessionStore for SledStore {
             client_id: new.client_id.clone(),
             scopes: new.scopes.clone(),
             created_ms: now.timestamp_millis(),
-            expires_ms: new.expires_at.timestamp_millis(),
+            expires_ms: new.expires_at.timestamp_millis().min(latest_expiry_ms),
             token_hash: new
                 .token
                 .as_ref()
@@ -1557,21 +1693,88 @@ impl SessionStore for SledStore {
 
     fn introspect(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<Option<Grant>> {
         let realm = self.realm(realm)?;
-        if token.is_empty() || token.len() > 4096 {
-            return Ok(None);
-        }
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let Some(key) = self.trees.grant_tokens.get(hash)? else {
+        let now_ms = now.timestamp_millis();
+        Ok(self
+            .token_grant(&realm, token)?
+            .filter(|g| g.expires_ms > now_ms)
+            .map(|g| g.to_grant(&realm.name)))
+    }
+
+    fn revoke_token(
+        &self,
+        realm: &str,
+        token: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Grant>> {
+        let realm = self.realm(realm)?;
+        let now_ms = now.timestamp_millis();
+        let Some(found) = self.token_grant(&realm, token)? else {
             return Ok(None);
         };
-        if key.len() != 20 || key[..4] != realm.id.to_be_bytes() {
+        let revoked =
+            self.transact_grants(|sessions, gtx| match gtx.load(realm.id, &found.id)? {
+                Some(g) if g.expires_ms > now_ms => delete_grant(sessions, gtx, realm.id, &g.id),
+                // Expired (the reaper's), or revoked meanwhile.
+                _ => Ok(false),
+            })?;
+        if !revoked {
             return Ok(None);
         }
-        let Some(v) = self.trees.grants.get(&key)? else {
-            return Ok(None);
+        let grant = found.to_grant(&realm.name);
+        let entry = AuditEntry {
+            outcome: format!(
+                "revoked {} of subject {} for client {}",
+                grant.kind.as_str(),
+                grant.subject_id,
+                grant.client_id
+            ),
+            ..audit_entry(&realm, "revoke_token", &grant.grant_id, actor, now)
         };
-        let grant = StoredGrant::decode(&v)?;
-        Ok((grant.expires_ms > now.timestamp_millis()).then(|| grant.to_grant(&realm.name)))
+        self.audit(&entry)?;
+        self.wait_durable()?;
+        Ok(Some(grant))
+    }
+
+    fn revoke_subject_grants(
+        &self,
+        realm: &str,
+        subject_id: &str,
+        client_ids: Option<&[String]>,
+        reason: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let realm = self.realm(realm)?;
+        validate::not_blank("subject_id", subject_id)?;
+        validate::identifier("subject_id", subject_id)?;
+        check_reason(reason)?;
+        let scope = client_scope(client_ids)?;
+        let mut revoked = 0;
+        let done =
+            self.revoke_subject_grants_where(realm.id, subject_id, false, &mut revoked, |g| {
+                in_scope(&scope, &g.client_id)
+            });
+        let within = match &scope {
+            Some(clients) => format!(
+                " (clients {})",
+                clients.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            None => String::new(),
+        };
+        let entry = AuditEntry {
+            reason: reason.map(str::to_owned),
+            outcome: match &done {
+                Ok(()) => format!("grants revoked: {revoked}{within}"),
+                Err(e) => {
+                    format!("stopped part way: {e}; before that, grants revoked: {revoked}{within}")
+                }
+            },
+            ..audit_entry(&realm, "revoke_subject_grants", subject_id, actor, now)
+        };
+        self.audit(&entry)?;
+        self.wait_durable()?;
+        done.map(|()| revoked)
     }
 
     fn list_grants(

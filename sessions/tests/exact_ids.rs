@@ -1,0 +1,285 @@
+//! Ids mean exactly what they say: a blank subject, sid or client id in a removal is refused
+//! before anything happens, a padded one matches nothing, listing filters are not trimmed, and
+//! session ids compare as parsed values.
+
+use chrono::{DateTime, TimeZone, Utc};
+use proptest::prelude::*;
+use sessions::store::{parse_sid, SessionStore, SledStore};
+use sessions::{NewSession, RealmSettingsUpdate, RemoveSessions, SessionError, SessionQuery};
+
+const SUBJECTS: &[&str] = &["alice", "bob", "carol"];
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+}
+
+/// A realm with two sessions of each subject; answers every (subject, sid).
+fn realm_with_sessions(store: &SledStore) -> Vec<(String, String)> {
+    store
+        .put_realm("r", &RealmSettingsUpdate::default(), "test", t0())
+        .unwrap();
+    let mut out = Vec::new();
+    for subject in SUBJECTS.iter().chain(SUBJECTS) {
+        let new = NewSession {
+            subject_id: (*subject).into(),
+            client_ids: vec!["crm".into()],
+            ..Default::default()
+        };
+        let sid = store.create_session("r", &new, t0()).unwrap().session.sid;
+        out.push(((*subject).to_owned(), sid));
+    }
+    out
+}
+
+fn count(store: &SledStore) -> u64 {
+    store.get_realm("r").unwrap().session_count
+}
+
+fn invalid_naming(result: Result<impl std::fmt::Debug, SessionError>, field: &str) {
+    match result {
+        Err(SessionError::InvalidRequest(m)) => assert!(m.contains(field), "{m:?} names {field}"),
+        other => panic!("expected a refusal naming {field}, got {other:?}"),
+    }
+}
+
+#[test]
+fn blank_ids_in_a_removal_are_refused_before_anything_happens() {
+    let store = SledStore::temporary().unwrap();
+    let sessions = realm_with_sessions(&store);
+    let any_sid = sessions[0].1.clone();
+    for dry_run in [true, false] {
+        for blank in ["", " ", "   ", "\t", " \n "] {
+            let base = RemoveSessions {
+                dry_run,
+                ..Default::default()
+            };
+            let requests = [
+                (
+                    "subject_id",
+                    RemoveSessions {
+                        subject_id: Some(blank.into()),
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "sid",
+                    RemoveSessions {
+                        sid: Some(blank.into()),
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "sids",
+                    RemoveSessions {
+                        sids: vec![any_sid.clone(), blank.into()],
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "client_ids",
+                    RemoveSessions {
+                        subject_id: Some("alice".into()),
+                        client_ids: Some(vec!["crm".into(), blank.into()]),
+                        ..base.clone()
+                    },
+                ),
+            ];
+            for (field, request) in requests {
+                invalid_naming(store.remove("r", &request, "admin", t0()), field);
+            }
+        }
+    }
+    assert_eq!(count(&store), sessions.len() as u64, "nothing was removed");
+    let audit = store.audit_log(None, 100).unwrap();
+    assert!(
+        audit.iter().all(|(_, e)| e.action != "remove_sessions"),
+        "a refused removal was recorded"
+    );
+}
+
+#[test]
+fn padded_ids_match_nothing_in_removal_and_listing() {
+    let store = SledStore::temporary().unwrap();
+    let sessions = realm_with_sessions(&store);
+    let total = sessions.len() as u64;
+    for padded in [" alice", "alice ", "\talice", " alice "] {
+        let request = RemoveSessions {
+            subject_id: Some(padded.into()),
+            ..Default::default()
+        };
+        match store.remove("r", &request, "admin", t0()) {
+            Ok(out) => assert_eq!((out.sessions_removed, out.removed.len()), (0, 0)),
+            // A tab is a control character, refused as such.
+            Err(e) => assert!(matches!(e, SessionError::InvalidRequest(_)), "{e:?}"),
+        }
+        let q = SessionQuery {
+            subject_id: Some(padded.into()),
+            ..Default::default()
+        };
+        match store.query("r", &q) {
+            Ok(page) => assert_eq!((page.total_count, page.results.len()), (0, 0)),
+            Err(e) => assert!(matches!(e, SessionError::InvalidRequest(_)), "{e:?}"),
+        }
+    }
+    assert_eq!(count(&store), total);
+
+    // An empty listing filter is no filter (`?subject_id=`); a blank one is a value like any.
+    let all = SessionQuery {
+        subject_id: Some(String::new()),
+        sid: Some(String::new()),
+        client_id: Some(String::new()),
+        ..Default::default()
+    };
+    assert_eq!(store.query("r", &all).unwrap().total_count, total);
+    let blank_subject = SessionQuery {
+        subject_id: Some("  ".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.query("r", &blank_subject).unwrap().total_count, 0);
+    let exact = SessionQuery {
+        subject_id: Some("alice".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.query("r", &exact).unwrap().total_count, 2);
+    let padded_sid = SessionQuery {
+        sid: Some(format!(" {}", sessions[0].1)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.query("r", &padded_sid),
+        Err(SessionError::InvalidRequest(_))
+    ));
+    let removal = RemoveSessions {
+        sid: Some(format!("{} ", sessions[0].1)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.remove("r", &removal, "admin", t0()),
+        Err(SessionError::InvalidRequest(_))
+    ));
+    let selected = RemoveSessions {
+        sids: vec![format!(" {}", sessions[0].1)],
+        ..Default::default()
+    };
+    let out = store.remove("r", &selected, "admin", t0()).unwrap();
+    assert_eq!(out.sessions_removed, 0);
+    assert_eq!(out.not_found, vec![format!(" {}", sessions[0].1)]);
+    assert_eq!(count(&store), total);
+}
+
+#[test]
+fn session_ids_compare_as_parsed_values() {
+    let store = SledStore::temporary().unwrap();
+    let sessions = realm_with_sessions(&store);
+    let (subject, sid) = sessions[0].clone();
+    let upper = sid.to_uppercase();
+    assert_eq!(parse_sid(&upper), parse_sid(&sid));
+    assert_eq!(store.get_session("r", &upper).unwrap().sid, sid);
+    let q = SessionQuery {
+        sid: Some(upper.clone()),
+        ..Default::default()
+    };
+    assert_eq!(store.query("r", &q).unwrap().total_count, 1);
+    for other_form in [
+        format!("{{{sid}}}"),
+        format!("urn:uuid:{sid}"),
+        sid.replace('-', ""),
+    ] {
+        assert!(matches!(
+            store.get_session("r", &other_form),
+            Err(SessionError::SessionNotFound(_))
+        ));
+    }
+
+    let twice = RemoveSessions {
+        sids: vec![
+            sid.clone(),
+            upper.clone(),
+            "junk".into(),
+            "junk".into(),
+            sid.replace('-', ""),
+        ],
+        dry_run: true,
+        ..Default::default()
+    };
+    let dry = store.remove("r", &twice, "admin", t0()).unwrap();
+    assert_eq!(dry.removed, vec![sid.clone()]);
+    assert_eq!(dry.sessions_removed, 1, "the same session counts once");
+    assert_eq!(
+        dry.not_found,
+        vec!["junk".to_string(), sid.replace('-', "")]
+    );
+    let done = store
+        .remove(
+            "r",
+            &RemoveSessions {
+                dry_run: false,
+                ..twice
+            },
+            "admin",
+            t0(),
+        )
+        .unwrap();
+    assert_eq!((done.removed, done.sessions_removed), (vec![sid], 1));
+    let left = SessionQuery {
+        subject_id: Some(subject),
+        ..Default::default()
+    };
+    assert_eq!(store.query("r", &left).unwrap().total_count, 1);
+}
+
+/// A blank, padded or exact variant of an id: what goes before and after it.
+fn padding() -> impl Strategy<Value = (&'static str, &'static str)> {
+    let pad = prop::sample::select(vec!["", " ", "  ", "\t", " \t"]);
+    (pad.clone(), pad)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Removing by a blank or padded variant of a subject id or sid, as a filter or a selection,
+    /// dry run or not, is refused or removes only the sessions the string names exactly.
+    #[test]
+    fn a_blank_or_padded_id_removes_nothing_it_was_not_asked_for(
+        target in 0..6usize,
+        (before, after) in padding(),
+        blank in any::<bool>(),
+        how in 0..3u8,
+        dry_run in any::<bool>(),
+    ) {
+        let store = SledStore::temporary().unwrap();
+        let sessions = realm_with_sessions(&store);
+        let total = count(&store);
+        let (subject, sid) = &sessions[target];
+        let core = |id: &str| if blank { String::new() } else { id.to_owned() };
+        let exact = before.is_empty() && after.is_empty() && !blank;
+        let mut request = RemoveSessions { dry_run, ..Default::default() };
+        // The sessions the given string names exactly: all it may remove.
+        let named: Vec<&String> = if how == 0 {
+            let given = format!("{before}{}{after}", core(subject));
+            request.subject_id = Some(given.clone());
+            sessions.iter().filter(|(s, _)| *s == given).map(|(_, x)| x).collect()
+        } else {
+            let given = format!("{before}{}{after}", core(sid));
+            if how == 1 {
+                request.sid = Some(given.clone());
+            } else {
+                request.sids = vec![given.clone()];
+            }
+            sessions.iter().filter(|(_, x)| *x == given).map(|(_, x)| x).collect()
+        };
+        match store.remove("r", &request, "admin", t0()) {
+            Ok(out) => {
+                prop_assert_eq!(out.sessions_removed, named.len() as u64, "{:?}", request);
+                prop_assert!(out.removed.iter().all(|x| named.contains(&x)), "{:?}", out);
+                let removed = if dry_run { 0 } else { named.len() as u64 };
+                prop_assert_eq!(count(&store), total - removed);
+            }
+            Err(e) => {
+                prop_assert!(!exact, "the exact id was refused: {:?}", e);
+                prop_assert!(matches!(e, SessionError::InvalidRequest(_)), "{:?}", e);
+                prop_assert_eq!(count(&store), total);
+            }
+        }
+    }
+}
