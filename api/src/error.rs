@@ -154,6 +154,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A body sent as a form (`application/x-www-form-urlencoded`, as OAuth clients send RFC 7662
+/// and RFC 7009 requests) or as JSON.
+pub struct ApiFormOrJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiFormOrJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let form = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if form {
+            axum::Form::<T>::from_request(req, state)
+                .await
+                .map(|f| ApiFormOrJson(f.0))
+                .map_err(|r| Self::Rejection::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text()))
+        } else {
+            ApiJson::<T>::from_request(req, state)
+                .await
+                .map(|j| ApiFormOrJson(j.0))
+        }
+    }
+}
+
 /// `axum::extract::Query` whose rejections are [`ApiError`]s.
 pub struct ApiQuery<T>(pub T);
 

@@ -452,3 +452,88 @@ async fn requests_get_an_id_and_unknown_routes_a_json_404() {
     assert_ne!(id, HeaderValue::from_static(""));
     srv.stop().await;
 }
+
+async fn grant(srv: &Running, subject: &str, sid: Option<&str>, client: &str, token: &str) {
+    let expires = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
+    let (s, v) = srv
+        .api(
+            Method::POST,
+            "/api/v1/realms/acme/grants",
+            Some(json!({"kind": "refresh_token", "subject_id": subject, "sid": sid,
+                        "client_id": client, "expires_at": expires, "token": token})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+async fn active(srv: &Running, token: &str) -> bool {
+    let (s, v) = srv
+        .api(Method::POST, "/api/v1/realms/acme/grants/introspect", Some(json!({"token": token})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["active"].as_bool().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_offline_token_ends_with_its_subjects_sessions_and_tokens_can_be_revoked_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    with_sessions(&srv).await;
+    grant(&srv, "alice", None, "portal", "alice-offline-refresh-token").await;
+    grant(&srv, "bob", None, "portal", "bob-offline-refresh-token-1").await;
+    grant(&srv, "bob", None, "portal", "bob-offline-refresh-token-2").await;
+    grant(&srv, "bob", None, "mail", "bob-offline-refresh-token-3").await;
+    // The lost laptop: every session of alice, with her tokens.
+    let (s, v) = srv
+        .api(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/remove",
+            Some(json!({"subject_id": "alice", "reason": "lost laptop"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["sessions_removed"], 2);
+    assert_eq!(v["tokens_revoked"], 1, "{v}");
+    assert!(!active(&srv, "alice-offline-refresh-token").await);
+    // RFC 7009, as a form.
+    let resp = srv
+        .http
+        .post(srv.url("/api/v1/realms/acme/grants/revoke"))
+        .bearer_auth(KEY)
+        .form(&[("token", "bob-offline-refresh-token-1"), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(!active(&srv, "bob-offline-refresh-token-1").await);
+    // Unknown tokens: 200 all the same.
+    let (s, v) = srv
+        .api(Method::POST, "/api/v1/realms/acme/grants/revoke", Some(json!({"token": "never-issued"})))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["revoked"], false);
+    // Every grant of a subject, scoped to a client.
+    let (s, v) = srv
+        .api(
+            Method::POST,
+            "/api/v1/realms/acme/grants/revoke-subject",
+            Some(json!({"subject_id": "bob", "client_ids": ["portal"], "reason": "offboarding"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["grants_revoked"], 1);
+    assert!(!active(&srv, "bob-offline-refresh-token-2").await);
+    assert!(active(&srv, "bob-offline-refresh-token-3").await, "another client's token stays");
+    let (s, v) = srv
+        .api(
+            Method::POST,
+            "/api/v1/realms/acme/grants/revoke-subject",
+            Some(json!({"subject_id": "  "})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (_, audit) = srv.api(Method::GET, "/api/v1/audit", None).await;
+    let audit = audit.to_string();
+    assert!(audit.contains("revoke_token") && audit.contains("revoke_subject_grants"), "{audit}");
+    srv.stop().await;
+}

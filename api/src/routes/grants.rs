@@ -1,8 +1,8 @@
 //! Grants: the identity provider records tokens and consents (scope `sessions:issue`) and asks
 //! whether a token is still active; administrators list a subject's or a session's grants.
 
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::blocking;
 use crate::auth::{Admin, Issuer};
-use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorBody, RealmPath};
+use crate::error::{ApiError, ApiFormOrJson, ApiJson, ApiQuery, ApiResult, ErrorBody, RealmPath};
 use crate::ApiState;
 
 /// A token to introspect (RFC 7662), as a form (`token=...`) or as JSON. Other fields, such as
@@ -19,6 +19,39 @@ use crate::ApiState;
 #[derive(Deserialize, ToSchema)]
 pub struct IntrospectRequest {
     pub token: String,
+}
+
+/// A token to revoke (RFC 7009), as a form (`token=...&token_type_hint=...`) or as JSON.
+#[derive(Deserialize, ToSchema)]
+pub struct RevokeTokenRequest {
+    pub token: String,
+    /// `refresh_token` or `access_token`; accepted and not needed (every kind is looked up).
+    #[allow(dead_code)]
+    pub token_type_hint: Option<String>,
+}
+
+/// What revoking a token did.
+#[derive(Serialize, ToSchema)]
+pub struct RevokeTokenOutcome {
+    /// Whether a live grant was revoked; false for unknown, expired or already revoked tokens.
+    pub revoked: bool,
+}
+
+/// Every grant of a subject to revoke, optionally only those of some clients.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeSubjectGrants {
+    pub subject_id: String,
+    /// Only these clients' grants; absent for all.
+    pub client_ids: Option<Vec<String>>,
+    /// Why, for the audit log (at most 1000 bytes).
+    pub reason: Option<String>,
+}
+
+/// What revoking a subject's grants did.
+#[derive(Serialize, ToSchema)]
+pub struct GrantsRevoked {
+    pub grants_revoked: u64,
 }
 
 /// Whose grants to list: give exactly one.
@@ -62,27 +95,62 @@ pub async fn introspect(
     _caller: Issuer,
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
-    request: Request,
+    ApiFormOrJson(body): ApiFormOrJson<IntrospectRequest>,
 ) -> ApiResult<Json<Introspection>> {
-    let form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let body: IntrospectRequest = if form {
-        axum::Form::from_request(request, &())
-            .await
-            .map(|f| f.0)
-            .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text()))?
-    } else {
-        ApiJson::from_request(request, &()).await?.0
-    };
     let grant = state.store.introspect(&realm, &body.token, Utc::now())?;
     Ok(Json(
         grant
             .as_ref()
             .map_or_else(Introspection::inactive, Introspection::of),
     ))
+}
+
+/// Revoke a token (RFC 7009): its grant ends at once and introspection answers
+/// `{"active": false}`. Answers 200 whether or not the token was known, as RFC 7009 says.
+#[utoipa::path(post, path = "/api/v1/realms/{realm}/grants/revoke", tag = "grants",
+    params(("realm" = String, Path)), request_body = RevokeTokenRequest,
+    responses((status = 200, body = RevokeTokenOutcome), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:issue"])))]
+pub async fn revoke_token(
+    caller: Issuer,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    ApiFormOrJson(body): ApiFormOrJson<RevokeTokenRequest>,
+) -> ApiResult<Json<RevokeTokenOutcome>> {
+    let revoked = blocking(move || {
+        state
+            .store
+            .revoke_token(&realm, &body.token, &caller.actor, Utc::now())
+    })
+    .await?
+    .is_some();
+    Ok(Json(RevokeTokenOutcome { revoked }))
+}
+
+/// Revoke every grant of a subject (tokens with or without a session, and consents), within
+/// the client scope. Durable and audited when it answers.
+#[utoipa::path(post, path = "/api/v1/realms/{realm}/grants/revoke-subject", tag = "grants",
+    params(("realm" = String, Path)), request_body = RevokeSubjectGrants,
+    responses((status = 200, body = GrantsRevoked), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = ["sessions:admin"])))]
+pub async fn revoke_subject_grants(
+    caller: Admin,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    ApiJson(body): ApiJson<RevokeSubjectGrants>,
+) -> ApiResult<Json<GrantsRevoked>> {
+    let grants_revoked = blocking(move || {
+        state.store.revoke_subject_grants(
+            &realm,
+            &body.subject_id,
+            body.client_ids.as_deref(),
+            body.reason.as_deref(),
+            &caller.actor,
+            Utc::now(),
+        )
+    })
+    .await?;
+    Ok(Json(GrantsRevoked { grants_revoked }))
 }
 
 /// The live grants of a subject or of a session.

@@ -43,6 +43,8 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
         .routes(routes!(clients::list_clients))
         .routes(routes!(grants::create_grant, grants::list_grants))
         .routes(routes!(grants::introspect))
+        .routes(routes!(grants::revoke_token))
+        .routes(routes!(grants::revoke_subject_grants))
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(deliveries::retry_delivery))
         .routes(routes!(signing_keys::rotate))

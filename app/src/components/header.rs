@@ -23,6 +23,7 @@ pub fn Header() -> impl IntoView {
                 <a href="/clients">"Clients"</a>
                 <a href="/deliveries">"Deliveries"</a>
                 <a href="/audit">"Audit"</a>
+                <a href="/api-keys">"API keys"</a>
                 <a href="/api/v1/docs" rel="external">"API"</a>
             </nav>
             <Transition fallback=|| ()>

@@ -4,7 +4,7 @@
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
-use crate::format::date_time;
+use crate::format::exact;
 use crate::pages::login::clean;
 use crate::server_fns::api_keys::{load_api_keys, ApiKeyRow, CreateApiKey, RevokeApiKey};
 
@@ -70,7 +70,7 @@ fn KeyTable(rows: Vec<ApiKeyRow>, revoke: ServerAction<RevokeApiKey>) -> impl In
                 <tr>
                     <td><code>{k.name.clone()}</code></td>
                     <td>{k.scopes.join(", ")}</td>
-                    <td>{date_time(k.created_at)}</td>
+                    <td>{exact(k.created_at)}</td>
                     <td>
                         <ActionForm action=revoke>
                             <input type="hidden" name="name" value=name.clone()/>

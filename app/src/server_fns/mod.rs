@@ -1,6 +1,7 @@
 //! Server functions: the dashboard's only way to the session service. Every one of them but
 //! sign-in requires a signed-in administrator.
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod clients;
