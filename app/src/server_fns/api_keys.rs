@@ -58,7 +58,7 @@ pub async fn create_api_key(
     let actor = format!("admin:{}", signed_in.username);
     let key_name = name.clone();
     let (_, secret) =
-        blocking(move || keys.create(&key_name, &scopes, &actor, Utc::now())).await?;
+        blocking(move || keys.create(&key_name, &scopes, &actor, chrono::Utc::now())).await?;
     Ok(CreatedKey { name, secret })
 }
 
@@ -71,7 +71,7 @@ pub async fn revoke_api_key(name: String) -> Result<(), ServerFnError> {
     let keys = state()?.keys.clone();
     let actor = format!("admin:{}", signed_in.username);
     let key_name = name.clone();
-    if !blocking(move || keys.revoke(&key_name, &actor, Utc::now())).await? {
+    if !blocking(move || keys.revoke(&key_name, &actor, chrono::Utc::now())).await? {
         return Err(fail(404, format!("No API key is named '{name}'.")));
     }
     Ok(())
