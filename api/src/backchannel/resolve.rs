@@ -53,3 +53,35 @@ impl Resolve for GuardedResolver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backchannel::target::Refusal;
+
+    async fn resolve(allow: &str, host: &str) -> Result<Vec<SocketAddr>, String> {
+        let allow = Arc::new(AllowHosts::parse(allow).unwrap());
+        let resolver = GuardedResolver::new(allow);
+        match resolver.resolve(host.parse().unwrap()).await {
+            Ok(addrs) => Ok(addrs.collect()),
+            Err(e) => match e.downcast::<Refusal>() {
+                Ok(r) => Err(format!("refused: {r}")),
+                Err(e) => Err(format!("other: {e}")),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_only_to_forbidden_addresses_is_refused() {
+        // `localhost` resolves to loopback addresses only.
+        let refused = resolve("", "localhost").await.unwrap_err();
+        assert!(refused.starts_with("refused:"), "{refused}");
+        assert!(refused.contains("loopback"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn an_allow_listed_name_keeps_its_addresses() {
+        let addrs = resolve("localhost", "localhost").await.unwrap();
+        assert!(addrs.iter().any(|a| a.ip().is_loopback()), "{addrs:?}");
+    }
+}
