@@ -754,3 +754,35 @@ async fn a_delivery_for_a_client_no_longer_registered_gives_up() {
         "{page}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn localhost_is_delivered_to_only_while_allow_listed() {
+    let receiver = Receiver::default();
+    let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
+    let uri = format!("http://localhost:{}/crm", at.port());
+    // Allow-listed by name: the worker's resolver keeps its loopback addresses.
+    let allowed = Server::start_with(quick(), "localhost", "localhost").await;
+    allowed.ok(Method::PUT, "/api/v1/realms/r", json!({})).await;
+    allowed.register("crm", &uri).await;
+    allowed.end_session("jane", &["crm"]).await;
+    allowed
+        .wait_for("delivery", |v| v["counts"]["delivered"] == 1)
+        .await;
+    assert_eq!(receiver.tokens_for("crm").len(), 1);
+
+    // Only its address is on the worker's list: the name itself is refused (even where the realm
+    // allows http).
+    let refused = Server::start_with(quick(), "localhost", "127.0.0.1").await;
+    let allow_http = json!({"backchannel_allow_http": true});
+    refused
+        .ok(Method::PUT, "/api/v1/realms/r", allow_http)
+        .await;
+    refused.register("crm", &uri).await;
+    refused.end_session("kim", &["crm"]).await;
+    refused
+        .wait_for("refused attempts", |v| {
+            all_failed_with(v, "address not allowed", 2)
+        })
+        .await;
+    assert_eq!(receiver.hits(), 1, "only the allow-listed delivery arrived");
+}
