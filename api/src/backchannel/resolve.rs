@@ -17,7 +17,7 @@ pub struct GuardedResolver {
 
 /// A host name that did not resolve.
 #[derive(Debug, thiserror::Error)]
-#[error("resolving {host} failed: {source}")]
+#[error("resolving {host} failed")]
 pub struct LookupFailed {
     pub host: String,
     pub source: std::io::Error,
