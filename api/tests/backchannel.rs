@@ -2,14 +2,18 @@
 //! directory, and a real HTTP receiver that verifies every logout token against the published
 //! JWKS. Also: revoked tokens introspect as inactive, other clients' consents survive a scoped
 //! revocation, an unreachable client is retried until it answers, one slow client does not hold up
-//! the others, and a failed delivery can be retried by hand.
+//! the others, and a failed delivery can be retried by hand. Where notifications may go: refused
+//! targets at registration (JSON 400s) and at delivery (never contacted), `last_error` as a
+//! category, and each attempt following the client's current registration.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api::backchannel::logout_token::{BACKCHANNEL_LOGOUT_EVENT, LIFETIME_SECS, TOKEN_TYPE};
+use api::backchannel::AllowHosts;
 use api::{ApiKeys, ApiState, Backchannel, DeliveryConfig, Scope, SigningKeys};
 use axum::extract::{Path, State};
 use axum::http::StatusCode as AxumStatus;
@@ -37,6 +41,8 @@ struct Behaviour {
 struct Receiver {
     tokens: Arc<Mutex<Vec<(String, String)>>>,
     behaviour: Arc<Mutex<HashMap<String, Behaviour>>>,
+    /// Requests received, whatever was answered.
+    hits: Arc<AtomicUsize>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +55,7 @@ async fn receive(
     Path(client): Path<String>,
     Form(form): Form<LogoutForm>,
 ) -> AxumStatus {
+    r.hits.fetch_add(1, Ordering::SeqCst);
     let b = r
         .behaviour
         .lock()
@@ -85,6 +92,10 @@ impl Receiver {
             .insert(client.into(), Behaviour { status, delay });
     }
 
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
     fn tokens_for(&self, client: &str) -> Vec<String> {
         let tokens = self.tokens.lock().unwrap();
         tokens
@@ -103,18 +114,29 @@ struct Server {
 }
 
 impl Server {
+    /// The receivers on 127.0.0.1 are allow-listed.
     async fn start(config: DeliveryConfig) -> Server {
+        Self::start_with(config, "127.0.0.1", "127.0.0.1").await
+    }
+
+    /// With one allow-list for registering clients and another for delivering, as when the
+    /// server restarts with a different `--backchannel-allow-hosts`.
+    async fn start_with(config: DeliveryConfig, registering: &str, delivering: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
         let keys = Arc::new(ApiKeys::open(store.clone()).unwrap());
         keys.register("root", KEY, &Scope::ALL, Utc::now()).unwrap();
         let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).unwrap());
-        let backchannel = Arc::new(Backchannel::new(signing, ISSUER));
-        tokio::spawn(api::backchannel::worker::run(
-            store.clone(),
-            backchannel.clone(),
-            config,
-        ));
+        let with_allow_list = |list: &str| {
+            let hosts = AllowHosts::parse(list).unwrap();
+            Arc::new(Backchannel::new(signing.clone(), ISSUER).with_allow_hosts(hosts))
+        };
+        let backchannel = with_allow_list(registering);
+        let worker = match delivering == registering {
+            true => backchannel.clone(),
+            false => with_allow_list(delivering),
+        };
+        tokio::spawn(api::backchannel::worker::run(store.clone(), worker, config));
         let app = api::router(ApiState {
             store,
             keys,
@@ -153,14 +175,19 @@ impl Server {
     async fn realm_with_clients(&self, receiver: SocketAddr, clients: &[&str]) {
         self.ok(Method::PUT, "/api/v1/realms/r", json!({})).await;
         for c in clients {
-            let reg = json!({
-                "name": format!("The {c} app"),
-                "backchannel_logout_uri": format!("http://{receiver}/{c}"),
-                "backchannel_logout_session_required": true,
-            });
-            self.ok(Method::PUT, &format!("/api/v1/realms/r/clients/{c}"), reg)
-                .await;
+            self.register(c, &format!("http://{receiver}/{c}")).await;
         }
+    }
+
+    /// Registers client `c` of realm `r` (or replaces its registration) with this URI.
+    async fn register(&self, c: &str, uri: &str) {
+        let reg = json!({
+            "name": format!("The {c} app"),
+            "backchannel_logout_uri": uri,
+            "backchannel_logout_session_required": true,
+        });
+        self.ok(Method::PUT, &format!("/api/v1/realms/r/clients/{c}"), reg)
+            .await;
     }
 
     async fn session(&self, subject: &str, clients: &[&str]) -> (String, String) {
@@ -175,6 +202,15 @@ impl Server {
             v["sid"].as_str().unwrap().to_owned(),
             v["token"].as_str().unwrap().to_owned(),
         )
+    }
+
+    /// Starts a session of `subject` with `clients` and removes it, queueing their logouts.
+    async fn end_session(&self, subject: &str, clients: &[&str]) -> String {
+        let (sid, _) = self.session(subject, clients).await;
+        let remove = json!({"sids": [sid]});
+        self.ok(Method::POST, "/api/v1/realms/r/sessions/remove", remove)
+            .await;
+        sid
     }
 
     async fn deliveries(&self, query: &str) -> Value {
@@ -379,7 +415,7 @@ async fn an_unreachable_client_is_retried_until_it_answers() {
         .await;
     let d = &page["deliveries"][0];
     assert_eq!(d["status"], "pending");
-    assert!(d["last_error"].as_str().unwrap().contains("onnect"), "{d}");
+    assert_eq!(d["last_error"], "connection refused", "{d}");
 
     receiver.serve(at).await;
     server
@@ -426,7 +462,7 @@ async fn one_slow_client_does_not_hold_up_the_others() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|d| d["last_error"] == "timed out")
+                .any(|d| d["last_error"] == "timeout")
         })
         .await;
     assert_eq!(
@@ -541,4 +577,212 @@ async fn rotation_keeps_the_old_key_published_and_signs_with_the_new_one() {
         Some(new_kid)
     );
     verify(&after, token, "crm");
+}
+
+/// Whether every delivery listed is a failed attempt with this `last_error`.
+fn all_failed_with(page: &Value, category: &str, attempts: u64) -> bool {
+    let deliveries = page["deliveries"].as_array().unwrap();
+    !deliveries.is_empty()
+        && deliveries
+            .iter()
+            .all(|d| d["last_error"] == category && d["attempts"].as_u64().unwrap_or(0) >= attempts)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_refuses_non_public_targets_and_plain_http() {
+    let server = Server::start_with(quick(), "", "").await;
+    server.ok(Method::PUT, "/api/v1/realms/r", json!({})).await;
+    let dev = json!({"backchannel_allow_http": true});
+    server.ok(Method::PUT, "/api/v1/realms/dev", dev).await;
+    for (realm, uri, why) in [
+        ("r", "http://127.0.0.1:9/logout", "must use https"),
+        ("r", "http://example.com/logout", "must use https"),
+        ("r", "https://10.0.0.1/", "10.0.0.1 is a private address"),
+        (
+            "r",
+            "https://169.254.169.254/latest/meta-data",
+            "169.254.169.254 is a link-local address",
+        ),
+        ("r", "https://[::1]/", "::1 is a loopback address"),
+        ("r", "https://[::ffff:127.0.0.1]/", "is a loopback address"),
+        ("r", "https://localhost/", "names the local machine"),
+        ("dev", "http://127.0.0.1:9/logout", "is a loopback address"),
+        ("dev", "http://[fe80::1]/", "is a link-local address"),
+    ] {
+        let path = format!("/api/v1/realms/{realm}/clients/crm");
+        let body = json!({ "backchannel_logout_uri": uri });
+        let (status, v) = server.call(Method::PUT, &path, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {v}");
+        assert_eq!(
+            v["error"]["code"], "backchannel_uri_not_allowed",
+            "{uri}: {v}"
+        );
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{uri}: {message}");
+        assert!(
+            message.contains("--backchannel-allow-hosts"),
+            "{uri}: {message}"
+        );
+        let (status, _) = server.call(Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri} was not registered");
+    }
+    // Plain http to a public address where the realm allows http. Nothing is sent there.
+    let public = json!({"backchannel_logout_uri": "http://93.184.216.34/logout"});
+    let (status, v) = server
+        .call(Method::PUT, "/api/v1/realms/dev/clients/crm", Some(public))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_allow_listed_hosts_are_exempt_at_registration() {
+    let server = Server::start_with(quick(), "127.0.0.1", "127.0.0.1").await;
+    // The realm does not allow http; the allow-listed host may use it anyway.
+    server.ok(Method::PUT, "/api/v1/realms/r", json!({})).await;
+    server.register("crm", "http://127.0.0.1:9/logout").await;
+    for uri in ["https://127.0.0.2/logout", "https://localhost/logout"] {
+        let body = json!({ "backchannel_logout_uri": uri });
+        let (status, v) = server
+            .call(Method::PUT, "/api/v1/realms/r/clients/mail", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {v}");
+        assert_eq!(
+            v["error"]["code"], "backchannel_uri_not_allowed",
+            "{uri}: {v}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_the_worker_does_not_allow_is_never_contacted() {
+    let receiver = Receiver::default();
+    let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
+    // Registered while 127.0.0.1 was allow-listed; delivered by a server started without it.
+    let server = Server::start_with(quick(), "127.0.0.1", "").await;
+    server.realm_with_clients(at, &["crm"]).await;
+    let allow_http = json!({"backchannel_allow_http": true});
+    server.ok(Method::PUT, "/api/v1/realms/r", allow_http).await;
+    server.end_session("frank", &["crm"]).await;
+    let page = server
+        .wait_for("refused attempts", |v| {
+            all_failed_with(v, "address not allowed", 2)
+        })
+        .await;
+    assert_eq!(page["deliveries"][0]["status"], "pending", "{page}");
+    // The realm's current setting applies: without http, the scheme is refused first.
+    let no_http = json!({"backchannel_allow_http": false});
+    server.ok(Method::PUT, "/api/v1/realms/r", no_http).await;
+    server
+        .wait_for("http refused", |v| {
+            all_failed_with(v, "http not allowed", 3)
+        })
+        .await;
+    assert_eq!(receiver.hits(), 0, "the receiver was never contacted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_uri_at_a_plain_http_receiver_is_a_tls_error() {
+    let receiver = Receiver::default();
+    let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
+    let server = Server::start(quick()).await;
+    server.ok(Method::PUT, "/api/v1/realms/r", json!({})).await;
+    server.register("crm", &format!("https://{at}/crm")).await;
+    server.end_session("gina", &["crm"]).await;
+    server
+        .wait_for("TLS failures", |v| all_failed_with(v, "tls error", 2))
+        .await;
+    assert_eq!(receiver.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_goes_to_the_uri_registered_now() {
+    let old = Receiver::default();
+    let old_at = old.serve("127.0.0.1:0".parse().unwrap()).await;
+    old.set("crm", 503, Duration::ZERO);
+    let new = Receiver::default();
+    let new_at = new.serve("127.0.0.1:0".parse().unwrap()).await;
+    let server = Server::start(quick()).await;
+    server.realm_with_clients(old_at, &["crm"]).await;
+    let sid = server.end_session("hank", &["crm"]).await;
+    let page = server
+        .wait_for("a 503", |v| all_failed_with(v, "HTTP 503", 1))
+        .await;
+    assert_eq!(page["deliveries"][0]["status"], "pending", "{page}");
+
+    server
+        .register("crm", &format!("http://{new_at}/crm"))
+        .await;
+    server
+        .wait_for("delivery", |v| v["counts"]["delivered"] == 1)
+        .await;
+    let tokens = new.tokens_for("crm");
+    assert_eq!(tokens.len(), 1, "the new URI got the logout token");
+    let claims = verify(&server.jwks().await, &tokens[0], "crm");
+    assert_eq!(claims["sid"], sid.as_str());
+    assert!(old.hits() >= 1 && old.tokens_for("crm").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_for_a_client_no_longer_registered_gives_up() {
+    let receiver = Receiver::default();
+    let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
+    receiver.set("crm", 503, Duration::ZERO);
+    receiver.set("mail", 503, Duration::ZERO);
+    let server = Server::start(quick()).await;
+    server.realm_with_clients(at, &["crm", "mail"]).await;
+    server.end_session("ivy", &["crm", "mail"]).await;
+    server
+        .wait_for("503s", |v| {
+            v["deliveries"].as_array().unwrap().len() == 2 && all_failed_with(v, "HTTP 503", 1)
+        })
+        .await;
+
+    // One client is deleted, the other keeps its registration but without a URI.
+    let (status, _) = server
+        .call(Method::DELETE, "/api/v1/realms/r/clients/crm", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let no_uri = json!({"name": "Mail"});
+    server
+        .ok(Method::PUT, "/api/v1/realms/r/clients/mail", no_uri)
+        .await;
+    let page = server
+        .wait_for("giving up", |v| v["counts"]["failed"] == 2)
+        .await;
+    assert!(
+        all_failed_with(&page, "client no longer registered", 2),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn localhost_is_delivered_to_only_while_allow_listed() {
+    let receiver = Receiver::default();
+    let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
+    let uri = format!("http://localhost:{}/crm", at.port());
+    // Allow-listed by name: the worker's resolver keeps its loopback addresses.
+    let allowed = Server::start_with(quick(), "localhost", "localhost").await;
+    allowed.ok(Method::PUT, "/api/v1/realms/r", json!({})).await;
+    allowed.register("crm", &uri).await;
+    allowed.end_session("jane", &["crm"]).await;
+    allowed
+        .wait_for("delivery", |v| v["counts"]["delivered"] == 1)
+        .await;
+    assert_eq!(receiver.tokens_for("crm").len(), 1);
+
+    // Only its address is on the worker's list: the name itself is refused (even where the realm
+    // allows http).
+    let refused = Server::start_with(quick(), "localhost", "127.0.0.1").await;
+    let allow_http = json!({"backchannel_allow_http": true});
+    refused
+        .ok(Method::PUT, "/api/v1/realms/r", allow_http)
+        .await;
+    refused.register("crm", &uri).await;
+    refused.end_session("kim", &["crm"]).await;
+    refused
+        .wait_for("refused attempts", |v| {
+            all_failed_with(v, "address not allowed", 2)
+        })
+        .await;
+    assert_eq!(receiver.hits(), 1, "only the allow-listed delivery arrived");
 }

@@ -30,7 +30,10 @@ impl Server {
         let (_, issue_key) = keys.create("idp", &[Scope::Issue], "test", Utc::now()).unwrap();
         let (_, admin_key) = keys.create("ops", &[Scope::Admin], "test", Utc::now()).unwrap();
         let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).unwrap());
-        let backchannel = Arc::new(Backchannel::new(signing, "http://127.0.0.1"));
+        // Clients register back-channel URIs on 127.0.0.1, which only an allow-list permits.
+        let loopback = api::backchannel::AllowHosts::parse("127.0.0.1").unwrap();
+        let backchannel =
+            Arc::new(Backchannel::new(signing, "http://127.0.0.1").with_allow_hosts(loopback));
         let app = api::router(ApiState {
             store,
             keys,

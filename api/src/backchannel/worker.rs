@@ -1,7 +1,8 @@
 //! The delivery worker: POSTs a freshly signed logout token for every due delivery, records how
 //! each attempt went, and retries failures with exponential backoff and jitter until the retry
-//! window closes. Deliveries run concurrently, with a cap per client, so one slow client does not
-//! hold up the others.
+//! window closes. Each attempt goes to the client's back-channel URI as registered at that
+//! moment, checked against the target rules ([`super::target`]). Deliveries run concurrently,
+//! with a cap per client, so one slow client does not hold up the others.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -9,8 +10,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sessions::store::{DueCursor, SessionStore};
-use sessions::{AttemptResult, Delivery};
+use sessions::{AttemptResult, Delivery, SessionError};
 
+use super::failure::{AttemptFailure, Category};
+use super::resolve::GuardedResolver;
 use super::{Backchannel, LogoutClaims};
 
 /// How deliveries are attempted and retried.
@@ -62,6 +65,11 @@ pub async fn run(
 ) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would connect on the worker's behalf, past the resolver's address checks.
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver::new(
+            backchannel.allow_hosts.clone(),
+        )))
         .timeout(config.timeout)
         .user_agent(concat!("sessions-backchannel/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -166,7 +174,8 @@ fn release(in_flight: &Mutex<InFlight>, d: &Delivery) {
     }
 }
 
-/// One attempt: sign, POST, and record the result.
+/// One attempt: read the client's current registration, check its URI against the target rules,
+/// sign, POST, and record the result.
 async fn attempt(
     store: &dyn SessionStore,
     backchannel: &Backchannel,
@@ -175,28 +184,30 @@ async fn attempt(
     d: &Delivery,
 ) {
     let claims = LogoutClaims::for_delivery(&backchannel.issuer, d, Utc::now());
-    let sent = match backchannel.keys.sign(&claims) {
-        Ok(token) => post(http, &d.uri, &token).await,
-        Err(e) => Err(format!("signing failed: {e}")),
-    };
+    let sent = send(store, backchannel, http, d, &claims).await;
     let now = Utc::now();
-    let result = match sent {
+    let result = match &sent {
         Ok(()) => AttemptResult::Delivered,
-        Err(error) if retry_window_closed(d, config, now) => AttemptResult::GiveUp { error },
-        Err(error) => AttemptResult::Retry {
+        Err(f) if f.category.is_final() || retry_window_closed(d, config, now) => {
+            AttemptResult::GiveUp {
+                error: f.category.to_string(),
+            }
+        }
+        Err(f) => AttemptResult::Retry {
             at: now + backoff(config, d.window_attempts + 1),
-            error,
+            error: f.category.to_string(),
         },
     };
-    match &result {
-        AttemptResult::Delivered => {
-            tracing::info!(id = d.id, realm = %d.realm, client = %d.client_id, "logout delivered")
+    let (id, client) = (d.id, &d.client_id);
+    match (&sent, &result) {
+        (Ok(()), _) => tracing::info!(id, realm = %d.realm, %client, "logout delivered"),
+        (Err(f), AttemptResult::GiveUp { .. }) => {
+            let (error, detail) = (f.category, &f.detail);
+            tracing::error!(id, %client, %error, %detail, "logout delivery failed for good")
         }
-        AttemptResult::Retry { error, .. } => {
-            tracing::warn!(id = d.id, client = %d.client_id, %error, "logout delivery failed; will retry")
-        }
-        AttemptResult::GiveUp { error } => {
-            tracing::error!(id = d.id, client = %d.client_id, %error, "logout delivery failed for good")
+        (Err(f), _) => {
+            let (error, detail) = (f.category, &f.detail);
+            tracing::warn!(id, %client, %error, %detail, "logout delivery failed; will retry")
         }
     }
     crate::metrics::record_delivery(&result);
@@ -205,33 +216,63 @@ async fn attempt(
     }
 }
 
+/// Sends the logout token to the client's back-channel URI as registered now, if the target rules
+/// (with the realm's current `backchannel_allow_http`) allow it.
+async fn send(
+    store: &dyn SessionStore,
+    backchannel: &Backchannel,
+    http: &reqwest::Client,
+    d: &Delivery,
+    claims: &LogoutClaims,
+) -> Result<(), AttemptFailure> {
+    let (uri, realm_allows_http) = current_target(store, d)?;
+    let url = reqwest::Url::parse(&uri)
+        .map_err(|e| AttemptFailure::new(Category::InvalidUri, format!("{uri}: {e}")))?;
+    backchannel.allow_hosts.check(&url, realm_allows_http)?;
+    let token = backchannel
+        .keys
+        .sign(claims)
+        .map_err(|e| AttemptFailure::new(Category::SigningFailed, e.to_string()))?;
+    post(http, url, &token).await
+}
+
+/// The client's current back-channel logout URI and whether its realm allows http now.
+fn current_target(
+    store: &dyn SessionStore,
+    d: &Delivery,
+) -> Result<(String, bool), AttemptFailure> {
+    let gone = |why: String| AttemptFailure::new(Category::ClientNotRegistered, why);
+    let read = |e: SessionError| match e {
+        SessionError::ClientNotFound(_) | SessionError::RealmNotFound(_) => gone(e.to_string()),
+        e => AttemptFailure::new(Category::StoreFailed, e.to_string()),
+    };
+    let client = store.get_client(&d.realm, &d.client_id).map_err(read)?;
+    let uri = client
+        .backchannel_logout_uri
+        .ok_or_else(|| gone("the client no longer has a backchannel_logout_uri".into()))?;
+    let realm = store.get_realm(&d.realm).map_err(read)?;
+    Ok((uri, realm.settings.backchannel_allow_http))
+}
+
 /// POSTs the logout token form-encoded; 200 and 204 count as delivered.
-async fn post(http: &reqwest::Client, uri: &str, token: &str) -> Result<(), String> {
+async fn post(
+    http: &reqwest::Client,
+    url: reqwest::Url,
+    token: &str,
+) -> Result<(), AttemptFailure> {
     let response = http
-        .post(uri)
+        .post(url)
         .form(&[("logout_token", token)])
         .send()
         .await
-        .map_err(describe)?;
+        .map_err(|e| AttemptFailure::of_request(&e))?;
     match response.status().as_u16() {
         200 | 204 => Ok(()),
-        status => Err(format!("HTTP {status}")),
+        status => Err(AttemptFailure::new(
+            Category::Status(status),
+            format!("the client answered HTTP {status}"),
+        )),
     }
-}
-
-/// A request error with its causes, e.g. "error sending request: connection refused".
-fn describe(e: reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "timed out".into();
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn retry_window_closed(d: &Delivery, config: &DeliveryConfig, now: DateTime<Utc>) -> bool {

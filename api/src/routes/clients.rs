@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 
 use super::blocking;
 use crate::auth::Admin;
-use crate::error::{ApiJson, ApiPath, ApiResult, ErrorBody, RealmPath};
+use crate::backchannel::target::Refusal;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody, RealmPath};
 use crate::ApiState;
 
 /// The path of a route naming one client.
@@ -25,7 +26,10 @@ pub struct ClientList {
     pub clients: Vec<Client>,
 }
 
-/// Register a client, or replace its registration.
+/// Register a client, or replace its registration. A back-channel logout URI must use https
+/// (unless the realm allows http) and must not point at a loopback, private, link-local or
+/// otherwise non-public address, unless its host is on the server's allow-list
+/// (`--backchannel-allow-hosts`); a refused one is a 400 `backchannel_uri_not_allowed`.
 #[utoipa::path(put, path = "/api/v1/realms/{realm}/clients/{client_id}", tag = "clients",
     params(("realm" = String, Path), ("client_id" = String, Path)), request_body = ClientRegistration,
     responses((status = 200, body = Client), (status = "4XX", body = ErrorBody)),
@@ -37,6 +41,17 @@ pub async fn put_client(
     ApiPath(path): ApiPath<ClientPath>,
     ApiJson(registration): ApiJson<ClientRegistration>,
 ) -> ApiResult<Json<Client>> {
+    // Malformed input is refused as such before the target rules look at the URI.
+    sessions::validate::client_registration(&path.client_id, &registration)?;
+    if let Some(uri) = &registration.backchannel_logout_uri {
+        let settings = state.store.get_realm(&realm)?.settings;
+        state
+            .backchannel
+            .allow_hosts
+            .check_registration(uri, settings.backchannel_allow_http)
+            .await
+            .map_err(not_allowed)?;
+    }
     let client = blocking(move || {
         state.store.put_client(
             &realm,
@@ -48,6 +63,15 @@ pub async fn put_client(
     })
     .await?;
     Ok(Json(client))
+}
+
+/// A back-channel logout URI the target rules refuse.
+fn not_allowed(refusal: Refusal) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "backchannel_uri_not_allowed",
+        refusal.to_string(),
+    )
 }
 
 /// A registered client and the number of sessions that joined it.
