@@ -152,12 +152,14 @@ async fn checked(req: Request, next: Next) -> Response {
     if let Err(refused) = same_origin(&req) {
         return refused.into_response();
     }
-    let req = match limit_body(req).await {
-        Ok(req) => req,
-        Err(refused) => return refused.into_response(),
-    };
     let limit = time_limit(&req);
-    match tokio::time::timeout(limit, next.run(req)).await {
+    let run = async move {
+        match limit_body(req).await {
+            Ok(req) => next.run(req).await,
+            Err(refused) => refused.into_response(),
+        }
+    };
+    match tokio::time::timeout(limit, run).await {
         Ok(response) => response,
         Err(_) => ApiError::timed_out(limit).into_response(),
     }
@@ -173,26 +175,57 @@ fn time_limit(req: &Request) -> Duration {
     }
 }
 
-/// Refuses a body over [`MAX_BODY_BYTES`] with a JSON 413: at once when `Content-Length` says
-/// so, else after reading at most the limit.
+/// A refused body is still read and dropped up to this much (within [`DRAIN_TIME`]), so the
+/// client, still sending, receives the 413 instead of a reset connection.
+const DRAIN_BYTES: usize = 4 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Refuses a body over [`MAX_BODY_BYTES`] with a JSON 413, whether `Content-Length` says so or a
+/// chunked body runs past the limit.
 async fn limit_body(req: Request) -> Result<Request, ApiError> {
+    use http_body_util::BodyExt;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > MAX_BODY_BYTES as u64 => Err(ApiError::body_too_large()),
-        Some(0) => Ok(req),
-        _ if matches!(*req.method(), Method::GET | Method::HEAD) && declared.is_none() => Ok(req),
-        _ => {
-            let (parts, body) = req.into_parts();
-            let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-                .await
-                .map_err(|_| ApiError::body_too_large())?;
-            Ok(Request::from_parts(parts, Body::from(bytes)))
+    if declared == Some(0)
+        || (declared.is_none() && matches!(*req.method(), Method::GET | Method::HEAD))
+    {
+        return Ok(req);
+    }
+    let (parts, mut body) = req.into_parts();
+    let mut kept = Vec::new();
+    let mut refused = declared.is_some_and(|n| n > MAX_BODY_BYTES as u64);
+    while !refused {
+        match body.frame().await {
+            None => return Ok(Request::from_parts(parts, Body::from(kept))),
+            Some(Err(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "the request body could not be read",
+                ))
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    kept.extend_from_slice(&data);
+                    refused = kept.len() > MAX_BODY_BYTES;
+                }
+            }
         }
     }
+    let mut drained = kept.len();
+    let drain = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            drained += frame.into_data().map_or(0, |d| d.len());
+            if drained > DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    Err(ApiError::body_too_large())
 }
 
 /// Dashboard calls that change something (every method but GET, HEAD and OPTIONS outside the

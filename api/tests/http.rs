@@ -853,6 +853,11 @@ async fn openapi_document_matches_the_served_routes() {
         ("POST", "/api/v1/realms/{realm}/grants"),
         ("GET", "/api/v1/realms/{realm}/grants"),
         ("POST", "/api/v1/realms/{realm}/grants/introspect"),
+        ("POST", "/api/v1/realms/{realm}/grants/revoke"),
+        ("POST", "/api/v1/realms/{realm}/grants/revoke-subject"),
+        ("GET", "/api/v1/api-keys"),
+        ("POST", "/api/v1/api-keys"),
+        ("DELETE", "/api/v1/api-keys/{name}"),
         ("GET", "/api/v1/realms/{realm}/backchannel-deliveries"),
         (
             "POST",

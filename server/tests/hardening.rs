@@ -22,7 +22,20 @@ struct Running {
 }
 
 impl Running {
+    /// Starts the server; a restart on the same directory in this process waits for sled's
+    /// threads of the stopped one to let go of the directory's lock.
     async fn start(dir: &std::path::Path, extra: &[&str], bootstrap_key: bool) -> Running {
+        for _ in 0..100 {
+            match Self::try_start(dir, extra, bootstrap_key).await {
+                Ok(running) => return running,
+                Err(e) if e.contains("in use") => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => panic!("the server stopped: {e}"),
+            }
+        }
+        panic!("the data directory stayed locked");
+    }
+
+    async fn try_start(dir: &std::path::Path, extra: &[&str], bootstrap_key: bool) -> Result<Running, String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut argv = vec![
@@ -53,10 +66,13 @@ impl Running {
             stop,
             done,
         };
-        for _ in 0..400 {
+        for _ in 0..1200 {
+            if running.done.is_finished() {
+                return Err(running.done.await.unwrap().err().unwrap_or_default());
+            }
             if let Ok(r) = running.http.get(running.url("/healthz")).send().await {
                 if r.status().is_success() {
-                    return running;
+                    return Ok(running);
                 }
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
