@@ -251,3 +251,19 @@ pub struct SessionPath {
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_answers_only_internal_error_with_the_request_id() {
+        let e = ApiError::from(SessionError::Storage(
+            "sled io error: Permission denied at /var/lib/sessions/db".into(),
+        ));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.code, "internal_error");
+        assert!(e.message.starts_with("internal error"), "{}", e.message);
+        assert!(!e.message.contains("sled") && !e.message.contains("/var/lib"), "{}", e.message);
+    }
+}

@@ -229,9 +229,11 @@ async fn limit_body(req: Request) -> Result<Request, ApiError> {
 }
 
 /// Dashboard calls that change something (every method but GET, HEAD and OPTIONS outside the
-/// bearer-key API under `/api/v1/`) must come from the dashboard's own pages: a browser's
-/// `Sec-Fetch-Site` must say `same-origin` (or `none`: typed by the user), and an `Origin` must
-/// name the host the request was sent to. Requests with neither header come from no browser.
+/// bearer-key API under `/api/v1/`) must come from the dashboard's own pages. A browser's
+/// `Sec-Fetch-Site` decides when it is sent: `same-origin` (or `none`: typed by the user) passes,
+/// anything else is refused. Browsers too old to send it are judged by `Origin`, which must name
+/// the host the request was sent to. Requests with neither header come from no browser, so no
+/// page can have forged them.
 fn same_origin(req: &Request) -> Result<(), ApiError> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || req.uri().path().starts_with("/api/v1/")
@@ -250,6 +252,7 @@ fn same_origin(req: &Request) -> Result<(), ApiError> {
         if !matches!(site.as_bytes(), b"same-origin" | b"none") {
             return refuse("the request came from another site");
         }
+        return Ok(());
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());

@@ -34,9 +34,14 @@ pub struct ListParams {
 }
 
 impl ListParams {
-    /// Reads the parameters from the URL's query; empty values count as absent.
+    /// Reads the parameters from the URL's query, trimmed as a person typed them; empty values
+    /// count as absent. (The service itself never trims: ids are exact.)
     pub fn from_query(q: &ParamsMap) -> Self {
-        let text = |k: &str| q.get(k).filter(|v| !v.trim().is_empty());
+        let text = |k: &str| {
+            q.get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         ListParams {
             realm: text("realm"),
             subject_id: text("subject_id"),
