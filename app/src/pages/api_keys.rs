@@ -19,7 +19,7 @@ pub fn ApiKeysPage() -> impl IntoView {
     );
     let created = move || match create.value().get() {
         Some(Ok(k)) => Some(view! {
-            <div class="notice success" role="status">
+            <div class="notice ok" role="status">
                 <p>"Created API key " <strong>{k.name}</strong> ". Copy it now: it is not shown again."</p>
                 <p><code class="secret">{k.secret}</code></p>
             </div>
