@@ -124,7 +124,14 @@ impl ApiKeys {
         self.reload()
     }
 
-    fn audit(&self, action: &str, name: &str, actor: &str, outcome: String, now: DateTime<Utc>) -> Result<()> {
+    fn audit(
+        &self,
+        action: &str,
+        name: &str,
+        actor: &str,
+        outcome: String,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.store.record_audit(&AuditEntry {
             at: now,
             actor: actor.to_owned(),
@@ -164,7 +171,13 @@ impl ApiKeys {
         };
         self.save(&key)?;
         let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
-        self.audit("create_api_key", name, actor, format!("ok; scopes {}", scopes.join(", ")), now)?;
+        self.audit(
+            "create_api_key",
+            name,
+            actor,
+            format!("ok; scopes {}", scopes.join(", ")),
+            now,
+        )?;
         Ok((key, secret))
     }
 

@@ -171,7 +171,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiFormOrJson<T> {
             axum::Form::<T>::from_request(req, state)
                 .await
                 .map(|f| ApiFormOrJson(f.0))
-                .map_err(|r| Self::Rejection::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text()))
+                .map_err(|r| {
+                    Self::Rejection::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text())
+                })
         } else {
             ApiJson::<T>::from_request(req, state)
                 .await
@@ -264,6 +266,10 @@ mod tests {
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(e.code, "internal_error");
         assert!(e.message.starts_with("internal error"), "{}", e.message);
-        assert!(!e.message.contains("sled") && !e.message.contains("/var/lib"), "{}", e.message);
+        assert!(
+            !e.message.contains("sled") && !e.message.contains("/var/lib"),
+            "{}",
+            e.message
+        );
     }
 }

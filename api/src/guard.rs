@@ -132,17 +132,19 @@ pub async fn guard(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let client = config
-        .trusted_proxies
-        .client_address(peer, req.headers());
+    let client = config.trusted_proxies.client_address(peer, req.headers());
     let context = RequestContext {
         id: id.clone(),
         client,
     };
     req.extensions_mut().insert(context.clone());
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let span =
+        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let response = CONTEXT
-        .scope(context, tracing::Instrument::instrument(checked(req, next), span))
+        .scope(
+            context,
+            tracing::Instrument::instrument(checked(req, next), span),
+        )
         .await;
     finish(response, &id)
 }
@@ -338,12 +340,24 @@ mod tests {
         h.insert("x-forwarded-for", "203.0.113.9, 10.1.1.1".parse().unwrap());
         let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
         // From a trusted proxy: the right-most untrusted entry.
-        assert_eq!(proxies.client_address(ip("10.2.2.2"), &h), ip("203.0.113.9"));
-        assert_eq!(proxies.client_address(ip("192.0.2.7"), &h), ip("203.0.113.9"));
+        assert_eq!(
+            proxies.client_address(ip("10.2.2.2"), &h),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            proxies.client_address(ip("192.0.2.7"), &h),
+            ip("203.0.113.9")
+        );
         // From anyone else: the peer, whatever the header says.
-        assert_eq!(proxies.client_address(ip("198.51.100.1"), &h), ip("198.51.100.1"));
+        assert_eq!(
+            proxies.client_address(ip("198.51.100.1"), &h),
+            ip("198.51.100.1")
+        );
         // A trusted proxy without the header: the proxy itself.
-        assert_eq!(proxies.client_address(ip("10.2.2.2"), &HeaderMap::new()), ip("10.2.2.2"));
+        assert_eq!(
+            proxies.client_address(ip("10.2.2.2"), &HeaderMap::new()),
+            ip("10.2.2.2")
+        );
         assert!(TrustedProxies::parse("10.0.0.0/8,nonsense").is_err());
     }
 }

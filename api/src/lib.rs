@@ -21,8 +21,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use admins::{AdminAccounts, ADMIN_REALM};
 pub use auth::{ApiKeys, Scope};
-pub use guard::{GuardConfig, MAX_BODY_BYTES};
 pub use backchannel::{Backchannel, DeliveryConfig, SigningKeys};
+pub use guard::{GuardConfig, MAX_BODY_BYTES};
 pub use metrics::record_reaped;
 
 /// What the handlers need.

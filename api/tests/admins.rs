@@ -37,19 +37,30 @@ async fn a_disabled_administrator_is_signed_out_and_kept_out_until_enabled() {
     sign_ins.sign_in("ada", PASSWORD, None, None).await.unwrap();
     assert_eq!(sessions_of(&store, "ada"), 2);
     let accounts = sign_ins.accounts().clone();
-    accounts.set_disabled("ada", true, "test", Utc::now()).unwrap();
-    assert_eq!(sessions_of(&store, "ada"), 0, "every dashboard session ended");
+    accounts
+        .set_disabled("ada", true, "test", Utc::now())
+        .unwrap();
+    assert_eq!(
+        sessions_of(&store, "ada"),
+        0,
+        "every dashboard session ended"
+    );
     assert!(store
         .validate(ADMIN_REALM, &a.token, false, Utc::now())
         .unwrap()
         .is_none());
     assert!(!accounts.is_enabled("ada").unwrap());
-    assert_eq!(accounts.verify("ada", PASSWORD).unwrap(), Verified::Disabled);
+    assert_eq!(
+        accounts.verify("ada", PASSWORD).unwrap(),
+        Verified::Disabled
+    );
     assert!(matches!(
         sign_ins.sign_in("ada", PASSWORD, None, None).await,
         Err(SignInError::Disabled)
     ));
-    accounts.set_disabled("ada", false, "test", Utc::now()).unwrap();
+    accounts
+        .set_disabled("ada", false, "test", Utc::now())
+        .unwrap();
     sign_ins.sign_in("ada", PASSWORD, None, None).await.unwrap();
     let audit = store.audit_log(None, 50).unwrap();
     let actions: Vec<&str> = audit.iter().map(|(_, e)| e.action.as_str()).collect();

@@ -27,8 +27,12 @@ impl Server {
         let keys = Arc::new(ApiKeys::open(store.clone()).unwrap());
         keys.register("root", ROOT_KEY, &Scope::ALL, Utc::now())
             .unwrap();
-        let (_, issue_key) = keys.create("idp", &[Scope::Issue], "test", Utc::now()).unwrap();
-        let (_, admin_key) = keys.create("ops", &[Scope::Admin], "test", Utc::now()).unwrap();
+        let (_, issue_key) = keys
+            .create("idp", &[Scope::Issue], "test", Utc::now())
+            .unwrap();
+        let (_, admin_key) = keys
+            .create("ops", &[Scope::Admin], "test", Utc::now())
+            .unwrap();
         let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).unwrap());
         // Clients register back-channel URIs on 127.0.0.1, which only an allow-list permits.
         let loopback = api::backchannel::AllowHosts::parse("127.0.0.1").unwrap();

@@ -54,9 +54,8 @@ impl Services {
         let store = Arc::new(store);
         let keys = Arc::new(ApiKeys::open(store.clone()).map_err(|e| e.to_string())?);
         let admins = Arc::new(AdminAccounts::open(store.clone()).map_err(|e| e.to_string())?);
-        let signing_keys = Arc::new(
-            SigningKeys::open(store.clone(), Utc::now()).map_err(|e| e.to_string())?,
-        );
+        let signing_keys =
+            Arc::new(SigningKeys::open(store.clone(), Utc::now()).map_err(|e| e.to_string())?);
         storage_dir::restrict_files(data_dir)?;
         Ok(Services {
             store,
@@ -191,7 +190,10 @@ pub async fn serve(
     let grace = Duration::from_secs(args.web.shutdown_grace_secs);
     let deadline = async {
         shutdown.cancelled().await;
-        tracing::info!("stopping: waiting up to {} s for open requests", grace.as_secs());
+        tracing::info!(
+            "stopping: waiting up to {} s for open requests",
+            grace.as_secs()
+        );
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
@@ -226,7 +228,9 @@ async fn apply_start_up_settings(services: &Services, args: &ServeArgs) -> Resul
                 .revoke(bootstrap, "server", Utc::now())
                 .map_err(|e| e.to_string())?
             {
-                tracing::info!("removed the bootstrap API key: SESSIONS_BOOTSTRAP_API_KEY is no longer set");
+                tracing::info!(
+                    "removed the bootstrap API key: SESSIONS_BOOTSTRAP_API_KEY is no longer set"
+                );
             }
         }
     }

@@ -29,7 +29,9 @@ pub fn prepare(dir: &Path) -> Result<(), String> {
 /// `0700`.
 pub fn restrict_files(dir: &Path) -> Result<(), String> {
     #[cfg(unix)]
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+    {
         let entry = entry.map_err(|e| e.to_string())?;
         let path = entry.path();
         let meta = entry.metadata().map_err(|e| e.to_string())?;

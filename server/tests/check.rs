@@ -28,7 +28,10 @@ fn wait_unlocked(dir: &std::path::Path) {
 
 fn check(dir: &std::path::Path, repair: bool) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
-    cmd.arg("check").arg("--data-dir").arg(dir).env("RUST_LOG", "warn");
+    cmd.arg("check")
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "warn");
     if repair {
         cmd.arg("--repair");
     }

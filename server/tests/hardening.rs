@@ -28,14 +28,20 @@ impl Running {
         for _ in 0..100 {
             match Self::try_start(dir, extra, bootstrap_key).await {
                 Ok(running) => return running,
-                Err(e) if e.contains("in use") => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) if e.contains("in use") => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
                 Err(e) => panic!("the server stopped: {e}"),
             }
         }
         panic!("the data directory stayed locked");
     }
 
-    async fn try_start(dir: &std::path::Path, extra: &[&str], bootstrap_key: bool) -> Result<Running, String> {
+    async fn try_start(
+        dir: &std::path::Path,
+        extra: &[&str],
+        bootstrap_key: bool,
+    ) -> Result<Running, String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut argv = vec![
@@ -107,11 +113,19 @@ impl Running {
         let resp = req.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// POSTs a form to a server function as a page of this server would.
-    async fn server_fn(&self, name: &str, form: &[(&str, &str)], cookie: Option<&str>) -> reqwest::Response {
+    async fn server_fn(
+        &self,
+        name: &str,
+        form: &[(&str, &str)],
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .http
             .post(self.url(&format!("/api/{name}")))
@@ -127,7 +141,11 @@ impl Running {
     /// Signs in as `admin`; answers the `name=value` of the session cookie.
     async fn sign_in(&self) -> String {
         let resp = self
-            .server_fn("sign_in", &[("username", "admin"), ("password", PASSWORD)], None)
+            .server_fn(
+                "sign_in",
+                &[("username", "admin"), ("password", PASSWORD)],
+                None,
+            )
             .await;
         assert!(
             resp.status().is_success() || resp.status().is_redirection(),
@@ -148,7 +166,9 @@ fn cookie_pair(headers: &HeaderMap) -> String {
 }
 
 async fn with_sessions(srv: &Running) {
-    let (s, v) = srv.api(Method::PUT, "/api/v1/realms/acme", Some(json!({}))).await;
+    let (s, v) = srv
+        .api(Method::PUT, "/api/v1/realms/acme", Some(json!({})))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     for subject in ["alice", "alice", "bob"] {
         let (s, v) = srv
@@ -180,7 +200,11 @@ async fn a_blank_or_padded_removal_filter_never_ends_sessions_it_did_not_name() 
         json!({"subject_id": "alice", "client_ids": ["  "]}),
     ] {
         let (s, v) = srv
-            .api(Method::POST, "/api/v1/realms/acme/sessions/remove", Some(body.clone()))
+            .api(
+                Method::POST,
+                "/api/v1/realms/acme/sessions/remove",
+                Some(body.clone()),
+            )
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body} → {v}");
         assert_eq!(v["error"]["code"], "invalid_request", "{v}");
@@ -213,7 +237,15 @@ async fn reserved_realms_stay_out_of_listings_and_metrics() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["acme"]);
-    let metrics = srv.http.get(srv.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = srv
+        .http
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("realm=\"acme\""), "{metrics}");
     assert!(!metrics.contains("_admin"), "{metrics}");
     srv.stop().await;
@@ -225,15 +257,17 @@ async fn oversized_bodies_are_a_json_413_everywhere_and_bad_server_function_argu
     let srv = Running::start(dir.path(), &[], true).await;
     let big = "x".repeat(300 * 1024);
     let form = srv
-        .server_fn("sign_in", &[("username", "admin"), ("password", &big)], None)
+        .server_fn(
+            "sign_in",
+            &[("username", "admin"), ("password", &big)],
+            None,
+        )
         .await;
     assert_eq!(form.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let v: Value = form.json().await.unwrap();
     assert_eq!(v["error"]["code"], "body_too_large", "{v}");
     // Without a Content-Length: read up to the limit, then refused.
-    let chunks = futures::stream::iter(
-        (0..100).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 4096])),
-    );
+    let chunks = futures::stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 4096])));
     let resp = srv
         .http
         .post(srv.url("/api/v1/realms/acme/sessions"))
@@ -247,7 +281,9 @@ async fn oversized_bodies_are_a_json_413_everywhere_and_bad_server_function_argu
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "body_too_large", "{v}");
     // Missing arguments are the caller's fault.
-    let resp = srv.server_fn("sign_in", &[("username", "admin")], None).await;
+    let resp = srv
+        .server_fn("sign_in", &[("username", "admin")], None)
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     srv.stop().await;
 }
@@ -276,14 +312,29 @@ async fn every_answer_carries_security_headers_and_pages_a_nonce_policy() {
     assert!(h.contains_key("referrer-policy"));
     assert!(h.contains_key("x-request-id"));
     let html = page.text().await.unwrap();
-    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the page's scripts carry the nonce");
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the page's scripts carry the nonce"
+    );
     // A second page gets another nonce.
     let again = srv.http.get(srv.url("/login")).send().await.unwrap();
-    assert_ne!(again.headers()["content-security-policy"].to_str().unwrap(), csp);
+    assert_ne!(
+        again.headers()["content-security-policy"].to_str().unwrap(),
+        csp
+    );
     // JSON answers: nothing may run or frame them.
-    let resp = srv.http.get(srv.url("/api/v1/realms")).bearer_auth(KEY).send().await.unwrap();
+    let resp = srv
+        .http
+        .get(srv.url("/api/v1/realms"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     let csp = resp.headers()["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     srv.stop().await;
 }
@@ -329,17 +380,29 @@ async fn failed_sign_ins_are_throttled_and_every_sign_in_and_sign_out_is_audited
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let resp = srv
-            .server_fn("sign_in", &[("username", "admin"), ("password", "wrong-password!")], None)
+            .server_fn(
+                "sign_in",
+                &[("username", "admin"), ("password", "wrong-password!")],
+                None,
+            )
             .await;
         statuses.push(resp.status().as_u16());
         if resp.status() == StatusCode::TOO_MANY_REQUESTS {
             assert!(resp.headers().contains_key("retry-after"));
         }
     }
-    assert_eq!(statuses, [401, 401, 401, 401, 429], "three free failures, then a delay");
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 401, 429],
+        "three free failures, then a delay"
+    );
     // The right password waits out the delay too.
     let resp = srv
-        .server_fn("sign_in", &[("username", "admin"), ("password", PASSWORD)], None)
+        .server_fn(
+            "sign_in",
+            &[("username", "admin"), ("password", PASSWORD)],
+            None,
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -360,7 +423,10 @@ async fn failed_sign_ins_are_throttled_and_every_sign_in_and_sign_out_is_audited
         4,
         "{actions:?}"
     );
-    assert!(actions.contains(&"sign_in") && actions.contains(&"sign_out"), "{actions:?}");
+    assert!(
+        actions.contains(&"sign_in") && actions.contains(&"sign_out"),
+        "{actions:?}"
+    );
     srv.stop().await;
 }
 
@@ -369,18 +435,32 @@ async fn the_session_cookie_is_secure_unless_plain_http_is_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Running::start(dir.path(), &[], true).await;
     let resp = srv
-        .server_fn("sign_in", &[("username", "admin"), ("password", PASSWORD)], None)
+        .server_fn(
+            "sign_in",
+            &[("username", "admin"), ("password", PASSWORD)],
+            None,
+        )
         .await;
     let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(set.starts_with("__Host-sessions_admin=") && set.contains("; Secure"), "{set}");
+    assert!(
+        set.starts_with("__Host-sessions_admin=") && set.contains("; Secure"),
+        "{set}"
+    );
     assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"));
     srv.stop().await;
     let srv = Running::start(dir.path(), &["--plain-http-cookies"], true).await;
     let resp = srv
-        .server_fn("sign_in", &[("username", "admin"), ("password", PASSWORD)], None)
+        .server_fn(
+            "sign_in",
+            &[("username", "admin"), ("password", PASSWORD)],
+            None,
+        )
         .await;
     let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(set.starts_with("sessions_admin=") && !set.contains("Secure"), "{set}");
+    assert!(
+        set.starts_with("sessions_admin=") && !set.contains("Secure"),
+        "{set}"
+    );
     srv.stop().await;
 }
 
@@ -401,27 +481,48 @@ async fn api_keys_are_managed_at_runtime_and_the_bootstrap_key_goes_when_unset()
         .api_with(&secret, Method::PUT, "/api/v1/realms/x", Some(json!({})))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "an issue key is not an admin key");
-    let (s, _) = srv.api(Method::PUT, "/api/v1/realms/x", Some(json!({}))).await;
+    let (s, _) = srv
+        .api(Method::PUT, "/api/v1/realms/x", Some(json!({})))
+        .await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = srv
-        .api_with(&secret, Method::POST, "/api/v1/realms/x/sessions", Some(json!({"subject_id": "a"})))
+        .api_with(
+            &secret,
+            Method::POST,
+            "/api/v1/realms/x/sessions",
+            Some(json!({"subject_id": "a"})),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let (_, list) = srv.api(Method::GET, "/api/v1/api-keys", None).await;
     let listed = list.to_string();
-    assert!(listed.contains("\"idp\"") && listed.contains("\"bootstrap\""), "{listed}");
-    assert!(!listed.contains(&secret) && !listed.contains("hash"), "{listed}");
+    assert!(
+        listed.contains("\"idp\"") && listed.contains("\"bootstrap\""),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&secret) && !listed.contains("hash"),
+        "{listed}"
+    );
     let (s, _) = srv.api(Method::DELETE, "/api/v1/api-keys/idp", None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = srv
-        .api_with(&secret, Method::POST, "/api/v1/realms/x/sessions", Some(json!({"subject_id": "a"})))
+        .api_with(
+            &secret,
+            Method::POST,
+            "/api/v1/realms/x/sessions",
+            Some(json!({"subject_id": "a"})),
+        )
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "revoked at once");
     let (s, v) = srv.api(Method::DELETE, "/api/v1/api-keys/idp", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     let (_, audit) = srv.api(Method::GET, "/api/v1/audit", None).await;
     let audit = audit.to_string();
-    assert!(audit.contains("create_api_key") && audit.contains("revoke_api_key"), "{audit}");
+    assert!(
+        audit.contains("create_api_key") && audit.contains("revoke_api_key"),
+        "{audit}"
+    );
     srv.stop().await;
     // Restarted without SESSIONS_BOOTSTRAP_API_KEY: the bootstrap key no longer opens anything.
     let srv = Running::start(dir.path(), &[], false).await;
@@ -475,8 +576,10 @@ async fn grant(srv: &Running, subject: &str, sid: Option<&str>, client: &str, to
         .api(
             Method::POST,
             "/api/v1/realms/acme/grants",
-            Some(json!({"kind": "refresh_token", "subject_id": subject, "sid": sid,
-                        "client_id": client, "expires_at": expires, "token": token})),
+            Some(
+                json!({"kind": "refresh_token", "subject_id": subject, "sid": sid,
+                        "client_id": client, "expires_at": expires, "token": token}),
+            ),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -484,7 +587,11 @@ async fn grant(srv: &Running, subject: &str, sid: Option<&str>, client: &str, to
 
 async fn active(srv: &Running, token: &str) -> bool {
     let (s, v) = srv
-        .api(Method::POST, "/api/v1/realms/acme/grants/introspect", Some(json!({"token": token})))
+        .api(
+            Method::POST,
+            "/api/v1/realms/acme/grants/introspect",
+            Some(json!({"token": token})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v["active"].as_bool().unwrap()
@@ -516,7 +623,10 @@ async fn an_offline_token_ends_with_its_subjects_sessions_and_tokens_can_be_revo
         .http
         .post(srv.url("/api/v1/realms/acme/grants/revoke"))
         .bearer_auth(KEY)
-        .form(&[("token", "bob-offline-refresh-token-1"), ("token_type_hint", "refresh_token")])
+        .form(&[
+            ("token", "bob-offline-refresh-token-1"),
+            ("token_type_hint", "refresh_token"),
+        ])
         .send()
         .await
         .unwrap();
@@ -524,7 +634,11 @@ async fn an_offline_token_ends_with_its_subjects_sessions_and_tokens_can_be_revo
     assert!(!active(&srv, "bob-offline-refresh-token-1").await);
     // Unknown tokens: 200 all the same.
     let (s, v) = srv
-        .api(Method::POST, "/api/v1/realms/acme/grants/revoke", Some(json!({"token": "never-issued"})))
+        .api(
+            Method::POST,
+            "/api/v1/realms/acme/grants/revoke",
+            Some(json!({"token": "never-issued"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["revoked"], false);
@@ -539,7 +653,10 @@ async fn an_offline_token_ends_with_its_subjects_sessions_and_tokens_can_be_revo
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["grants_revoked"], 1);
     assert!(!active(&srv, "bob-offline-refresh-token-2").await);
-    assert!(active(&srv, "bob-offline-refresh-token-3").await, "another client's token stays");
+    assert!(
+        active(&srv, "bob-offline-refresh-token-3").await,
+        "another client's token stays"
+    );
     let (s, v) = srv
         .api(
             Method::POST,
@@ -550,6 +667,9 @@ async fn an_offline_token_ends_with_its_subjects_sessions_and_tokens_can_be_revo
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (_, audit) = srv.api(Method::GET, "/api/v1/audit", None).await;
     let audit = audit.to_string();
-    assert!(audit.contains("revoke_token") && audit.contains("revoke_subject_grants"), "{audit}");
+    assert!(
+        audit.contains("revoke_token") && audit.contains("revoke_subject_grants"),
+        "{audit}"
+    );
     srv.stop().await;
 }

@@ -49,8 +49,16 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
     panic!("the server at {base} did not become healthy");
 }
 
-async fn call(http: &reqwest::Client, base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut req = http.request(method, format!("{base}{path}")).bearer_auth(KEY);
+async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut req = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(KEY);
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -72,7 +80,14 @@ async fn sigterm_with_an_open_dashboard_tab_exits_within_the_grace_period_and_lo
         .unwrap();
     let mut child = start(addr, dir.path());
     wait_healthy(&http, &base).await;
-    call(&http, &base, reqwest::Method::PUT, "/api/v1/realms/acme", Some(json!({}))).await;
+    call(
+        &http,
+        &base,
+        reqwest::Method::PUT,
+        "/api/v1/realms/acme",
+        Some(json!({})),
+    )
+    .await;
     for i in 0..20 {
         call(
             &http,
@@ -142,12 +157,22 @@ async fn sigterm_with_an_open_dashboard_tab_exits_within_the_grace_period_and_lo
     let rest: Vec<_> = tokio::time::timeout(Duration::from_secs(2), events.collect::<Vec<_>>())
         .await
         .expect("the stream ended with the server");
-    assert!(rest.iter().all(|chunk| chunk.is_ok()), "the stream closed cleanly");
+    assert!(
+        rest.iter().all(|chunk| chunk.is_ok()),
+        "the stream closed cleanly"
+    );
 
     // Nothing acknowledged is lost.
     let mut child = start(addr, dir.path());
     wait_healthy(&http, &base).await;
-    let realm = call(&http, &base, reqwest::Method::GET, "/api/v1/realms/acme", None).await;
+    let realm = call(
+        &http,
+        &base,
+        reqwest::Method::GET,
+        "/api/v1/realms/acme",
+        None,
+    )
+    .await;
     assert_eq!(realm["session_count"], 15);
     let page = call(
         &http,

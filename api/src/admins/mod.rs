@@ -11,7 +11,9 @@ use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sessions::store::{parse_sid, SessionStore, SledStore};
-use sessions::{AuditEntry, RealmSettingsUpdate, RemoveSessions, Result, SessionError, SessionQuery};
+use sessions::{
+    AuditEntry, RealmSettingsUpdate, RemoveSessions, Result, SessionError, SessionQuery,
+};
 
 /// The realm holding administrators' dashboard sessions. Names starting with `_` are reserved:
 /// the API refuses them, so only the server creates this one.
@@ -91,7 +93,14 @@ impl AdminAccounts {
         Ok(())
     }
 
-    fn audit(&self, action: &str, username: &str, actor: &str, outcome: &str, now: DateTime<Utc>) -> Result<()> {
+    fn audit(
+        &self,
+        action: &str,
+        username: &str,
+        actor: &str,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.store.record_audit(&AuditEntry {
             at: now,
             actor: actor.to_owned(),
@@ -136,21 +145,51 @@ impl AdminAccounts {
         };
         self.save(&account)?;
         let ended = self.end_sessions(username, keep, actor, now)?;
-        let action = if existing.is_some() { "set_admin_password" } else { "create_admin" };
-        self.audit(action, username, actor, &format!("ok; dashboard sessions ended: {ended}"), now)
+        let action = if existing.is_some() {
+            "set_admin_password"
+        } else {
+            "create_admin"
+        };
+        self.audit(
+            action,
+            username,
+            actor,
+            &format!("ok; dashboard sessions ended: {ended}"),
+            now,
+        )
     }
 
     /// Disables (ending every dashboard session of the account) or enables an administrator.
     /// Audited; durable when it returns.
-    pub fn set_disabled(&self, username: &str, disabled: bool, actor: &str, now: DateTime<Utc>) -> Result<()> {
+    pub fn set_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut account = self
             .load(username)?
             .ok_or_else(|| SessionError::invalid(format!("no administrator named '{username}'")))?;
         account.disabled = disabled;
         self.save(&account)?;
-        let ended = if disabled { self.end_sessions(username, None, actor, now)? } else { 0 };
-        let action = if disabled { "disable_admin" } else { "enable_admin" };
-        self.audit(action, username, actor, &format!("ok; dashboard sessions ended: {ended}"), now)
+        let ended = if disabled {
+            self.end_sessions(username, None, actor, now)?
+        } else {
+            0
+        };
+        let action = if disabled {
+            "disable_admin"
+        } else {
+            "enable_admin"
+        };
+        self.audit(
+            action,
+            username,
+            actor,
+            &format!("ok; dashboard sessions ended: {ended}"),
+            now,
+        )
     }
 
     /// Every administrator, by name.
@@ -196,7 +235,13 @@ impl AdminAccounts {
     }
 
     /// Ends the administrator's dashboard sessions but `keep`; answers how many ended.
-    fn end_sessions(&self, username: &str, keep: Option<&str>, actor: &str, now: DateTime<Utc>) -> Result<u64> {
+    fn end_sessions(
+        &self,
+        username: &str,
+        keep: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
         let keep = keep.and_then(parse_sid);
         let mut ended = 0;
         loop {

@@ -191,8 +191,13 @@ impl SignIns {
                 } else {
                     (SignInError::Disabled, "account disabled")
                 };
-                self.audit("sign_in_failed", username, "anonymous", &format!("{why}, from {from}"))
-                    .await?;
+                self.audit(
+                    "sign_in_failed",
+                    username,
+                    "anonymous",
+                    &format!("{why}, from {from}"),
+                )
+                .await?;
                 return Err(error);
             }
         }
@@ -223,11 +228,10 @@ impl SignIns {
     /// Ends the dashboard session `token` belongs to, if it is live; audited.
     pub async fn sign_out(&self, username: &str, token: String) -> Result<(), SessionError> {
         let store = self.store.clone();
-        let ended = tokio::task::spawn_blocking(move || {
-            store.logout(ADMIN_REALM, &token, Utc::now())
-        })
-        .await
-        .map_err(|e| SessionError::Storage(format!("signing out failed: {e}")))??;
+        let ended =
+            tokio::task::spawn_blocking(move || store.logout(ADMIN_REALM, &token, Utc::now()))
+                .await
+                .map_err(|e| SessionError::Storage(format!("signing out failed: {e}")))??;
         if ended {
             self.audit("sign_out", username, &format!("admin:{username}"), "ok")
                 .await?;
@@ -235,7 +239,13 @@ impl SignIns {
         Ok(())
     }
 
-    async fn audit(&self, action: &str, username: &str, actor: &str, outcome: &str) -> Result<(), SessionError> {
+    async fn audit(
+        &self,
+        action: &str,
+        username: &str,
+        actor: &str,
+        outcome: &str,
+    ) -> Result<(), SessionError> {
         let store = self.store.clone();
         let entry = AuditEntry {
             at: Utc::now(),

@@ -17,7 +17,8 @@ pub fn ApiKeysPage() -> impl IntoView {
         move || (create.version().get(), revoke.version().get()),
         |_| load_api_keys(),
     );
-    let created = move || match create.value().get() {
+    let created = move || {
+        match create.value().get() {
         Some(Ok(k)) => Some(view! {
             <div class="notice ok" role="status">
                 <p>"Created API key " <strong>{k.name}</strong> ". Copy it now: it is not shown again."</p>
@@ -26,9 +27,12 @@ pub fn ApiKeysPage() -> impl IntoView {
         }.into_any()),
         Some(Err(e)) => Some(view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any()),
         None => None,
+    }
     };
     let revoked = move || match revoke.value().get() {
-        Some(Err(e)) => Some(view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }),
+        Some(Err(e)) => {
+            Some(view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> })
+        }
         _ => None,
     };
     view! {

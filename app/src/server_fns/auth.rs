@@ -43,7 +43,10 @@ pub mod ssr {
         pub fn set_cookie(self, token: Option<&str>) -> String {
             let secure = if self.secure { "; Secure" } else { "" };
             match token {
-                Some(t) => format!("{}={t}; HttpOnly; SameSite=Strict; Path=/{secure}", self.name()),
+                Some(t) => format!(
+                    "{}={t}; HttpOnly; SameSite=Strict; Path=/{secure}",
+                    self.name()
+                ),
                 None => format!(
                     "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}",
                     self.name()
@@ -84,7 +87,11 @@ pub mod ssr {
         let Some(token) = st.cookie.token(&headers) else {
             return Ok(None);
         };
-        let (store, accounts, t) = (st.store.clone(), st.sign_ins.accounts().clone(), token.clone());
+        let (store, accounts, t) = (
+            st.store.clone(),
+            st.sign_ins.accounts().clone(),
+            token.clone(),
+        );
         let admin = blocking(move || {
             let Some(s) = store.validate(api::ADMIN_REALM, &t, true, Utc::now())? else {
                 return Ok(None);
@@ -126,7 +133,11 @@ pub async fn sign_in(username: String, password: String) -> Result<(), ServerFnE
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(255).collect::<String>());
     let client = api::guard::current().and_then(|c| c.client);
-    match st.sign_ins.sign_in(&username, &password, client, user_agent).await {
+    match st
+        .sign_ins
+        .sign_in(&username, &password, client, user_agent)
+        .await
+    {
         Ok(created) => {
             ssr::set_cookie(st.cookie, Some(&created.token));
             leptos_axum::redirect("/");
@@ -137,7 +148,9 @@ pub async fn sign_in(username: String, password: String) -> Result<(), ServerFnE
             if let (SignInError::Throttled { retry_after }, Some(response)) =
                 (&e, use_context::<leptos_axum::ResponseOptions>())
             {
-                if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+                if let Ok(v) =
+                    axum::http::HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+                {
                     response.insert_header(axum::http::header::RETRY_AFTER, v);
                 }
             }
