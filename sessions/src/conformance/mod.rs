@@ -95,8 +95,9 @@ pub fn files_under(dir: &Path) -> Vec<Vec<u8>> {
     files
 }
 
-/// Runs a property test: `cases` cases of `strategy`, failures persisted next to `source` (the
-/// suite file's `file!()`, with the extension `proptest-regressions`) and replayed first.
+/// Runs a property test: `cases` cases of `strategy`. Failures are persisted where proptest puts
+/// those of library code, `sessions/proptest-regressions/conformance/<file>.txt` for the suite
+/// file `source` (its `file!()`), and replayed first.
 fn check_property<S>(
     cases: u32,
     source: &'static str,
