@@ -320,29 +320,85 @@ enum Op {
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
-    let realm = 0..REALMS.len();
-    let subject = 0..SUBJECTS.len();
-    let client = 0..CLIENTS.len();
-    let pick = 0..64usize;
+    use proptest::bool::weighted;
+    use proptest::collection::vec;
+    use proptest::option::of;
+    let realm = || 0..REALMS.len();
+    let subject = || 0..SUBJECTS.len();
+    let client = || 0..CLIENTS.len();
+    let pick = || 0..64usize;
+    let create = (realm(), subject(), 0..NAMES.len(), vec(client(), 0..3)).prop_map(
+        |(realm, subject, name, clients)| Op::Create {
+            realm,
+            subject,
+            name,
+            clients,
+        },
+    );
+    let remove_sids = (vec(pick(), 1..4), any::<bool>(), weighted(0.2)).prop_map(
+        |(sessions, dry_run, keep_record)| Op::RemoveSids {
+            sessions,
+            dry_run,
+            keep_record,
+        },
+    );
+    let remove_subject = (
+        realm(),
+        subject(),
+        of(client()),
+        any::<bool>(),
+        weighted(0.2),
+    )
+        .prop_map(
+            |(realm, subject, client, dry_run, keep_record)| Op::RemoveSubject {
+                realm,
+                subject,
+                client,
+                dry_run,
+                keep_record,
+            },
+        );
+    let remove_all =
+        (realm(), weighted(0.3)).prop_map(|(realm, dry_run)| Op::RemoveAll { realm, dry_run });
+    let grant = (
+        realm(),
+        subject(),
+        of(pick()),
+        client(),
+        0..GrantKind::ALL.len(),
+        10..400i64,
+    )
+        .prop_map(
+            |(realm, subject, session, client, kind, lifetime)| Op::Grant {
+                realm,
+                subject,
+                session,
+                client,
+                kind,
+                lifetime,
+            },
+        );
+    let revoke_subject = (realm(), subject(), of(client())).prop_map(|(realm, subject, client)| {
+        Op::RevokeSubjectGrants {
+            realm,
+            subject,
+            client,
+        }
+    });
     prop_oneof![
-        5 => (realm.clone(), subject.clone(), 0..NAMES.len(), proptest::collection::vec(client.clone(), 0..3))
-            .prop_map(|(realm, subject, name, clients)| Op::Create { realm, subject, name, clients }),
-        2 => pick.clone().prop_map(Op::Refresh),
-        1 => pick.clone().prop_map(Op::Logout),
-        1 => (pick.clone(), client.clone()).prop_map(|(s, c)| Op::AddClient(s, c)),
-        2 => (proptest::collection::vec(pick.clone(), 1..4), any::<bool>(), proptest::bool::weighted(0.2))
-            .prop_map(|(sessions, dry_run, keep_record)| Op::RemoveSids { sessions, dry_run, keep_record }),
-        1 => (realm.clone(), subject.clone(), proptest::option::of(client.clone()), any::<bool>(), proptest::bool::weighted(0.2))
-            .prop_map(|(realm, subject, client, dry_run, keep_record)| Op::RemoveSubject { realm, subject, client, dry_run, keep_record }),
-        1 => (realm.clone(), proptest::bool::weighted(0.3)).prop_map(|(realm, dry_run)| Op::RemoveAll { realm, dry_run }),
+        5 => create,
+        2 => pick().prop_map(Op::Refresh),
+        1 => pick().prop_map(Op::Logout),
+        1 => (pick(), client()).prop_map(|(s, c)| Op::AddClient(s, c)),
+        2 => remove_sids,
+        1 => remove_subject,
+        1 => remove_all,
         1 => (1..5usize).prop_map(Op::Reap),
-        3 => (realm.clone(), subject.clone(), proptest::option::of(pick.clone()), client.clone(), 0..GrantKind::ALL.len(), 10..400i64)
-            .prop_map(|(realm, subject, session, client, kind, lifetime)| Op::Grant { realm, subject, session, client, kind, lifetime }),
-        1 => pick.clone().prop_map(Op::RevokeToken),
-        1 => (realm.clone(), subject, proptest::option::of(client))
-            .prop_map(|(realm, subject, client)| Op::RevokeSubjectGrants { realm, subject, client }),
-        4 => (pick.clone(), 0..3u8).prop_map(|(d, how)| Op::Attempt(d, how)),
-        1 => pick.prop_map(Op::RetryNow),
+        3 => grant,
+        1 => pick().prop_map(Op::RevokeToken),
+        1 => revoke_subject,
+        4 => (pick(), 0..3u8).prop_map(|(d, how)| Op::Attempt(d, how)),
+        1 => pick().prop_map(Op::RetryNow),
         1 => Just(Op::Purge),
         2 => (1..25i64).prop_map(Op::Advance),
     ]

@@ -1,8 +1,9 @@
 //! The behavioural conformance suite of [`SessionStore`]: every backend must pass it.
 //!
 //! Enabled by the `conformance` feature. Each behaviour is one `pub fn` taking a [`Backend`],
-//! written against the [`SessionStore`] trait only; [`conformance_suite!`](crate::conformance_suite)
-//! turns the whole list into one `#[test]` per behaviour for a backend:
+//! written against the [`SessionStore`] trait only;
+//! [`conformance_suite!`](crate::conformance_suite) turns the whole list into one `#[test]` per
+//! behaviour for a backend:
 //!
 //! ```ignore
 //! struct MyBackend;

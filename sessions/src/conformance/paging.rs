@@ -150,8 +150,8 @@ fn spec_strategy() -> impl Strategy<Value = Vec<Spec>> {
 /// Paging forward then back through any filter and sort visits every match once, with exact
 /// counts (32 generated cases, after the cases that failed once).
 pub fn paging_forward_and_back_visits_every_match_once<B: Backend>(backend: &B) {
-    // Found by proptest once (kept in `proptest-regressions/conformance/paging.txt` too): two sessions alike in
-    // everything but their sid, a page of one.
+    // Found by proptest once (its seed is kept in `proptest-regressions/conformance/paging.txt`
+    // too): two sessions alike in everything but their sid, a page of one.
     let regressions: Vec<(Vec<Spec>, QuerySpec)> = vec![(
         vec![(0, 0, 0, vec![2], 0, None), (0, 0, 0, vec![2], 0, None)],
         (None, None, None, false, 0, 1),
