@@ -12,6 +12,10 @@ pub mod validate;
 #[cfg(feature = "store")]
 pub mod store;
 
+/// The behavioural test suite of [`store::SessionStore`] backends (feature `conformance`).
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
 pub use delivery::*;
 pub use error::{Result, SessionError};
 pub use grant::*;

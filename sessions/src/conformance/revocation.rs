@@ -1,12 +1,11 @@
-//! What ending a session takes with it, on a real sled directory: token grants within the client
-//! scope, the subject's consents, and back-channel deliveries queued in the outbox, which survive
-//! reopening the store.
-
-mod common;
+//! What ending a session takes with it: token grants within the client scope, the subject's
+//! consents, and back-channel deliveries queued in the outbox, which survive reopening the store.
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use sessions::store::{DueCursor, SessionStore, SledStore};
-use sessions::{
+
+use super::{fresh, Backend};
+use crate::store::{DueCursor, SessionStore};
+use crate::{
     AttemptResult, ClientRegistration, DeliveryStatus, GrantKind, GrantOwner, NewGrant, NewSession,
     RealmSettingsUpdate, RemoveAllSessions, RemoveSessions, SessionError,
 };
@@ -16,7 +15,7 @@ fn t0() -> DateTime<Utc> {
 }
 
 /// A realm with three clients: two with back-channel URIs, one without.
-fn setup(store: &SledStore, realm: &str, update: RealmSettingsUpdate) {
+fn setup(store: &dyn SessionStore, realm: &str, update: RealmSettingsUpdate) {
     store.put_realm(realm, &update, "test", t0()).unwrap();
     for (id, uri) in [
         ("crm", Some("http://127.0.0.1:9/crm")),
@@ -31,7 +30,7 @@ fn setup(store: &SledStore, realm: &str, update: RealmSettingsUpdate) {
     }
 }
 
-fn session(store: &SledStore, realm: &str, subject: &str) -> String {
+fn session(store: &dyn SessionStore, realm: &str, subject: &str) -> String {
     let new = NewSession {
         subject_id: subject.into(),
         client_ids: vec!["crm".into(), "mail".into(), "wiki".into()],
@@ -53,21 +52,21 @@ fn grant(kind: GrantKind, subject: &str, sid: Option<&str>, client: &str, token:
 }
 
 /// Every due delivery.
-fn due(store: &SledStore, now: DateTime<Utc>, limit: usize) -> Vec<sessions::Delivery> {
+fn due(store: &dyn SessionStore, now: DateTime<Utc>, limit: usize) -> Vec<crate::Delivery> {
     let mut cursor = DueCursor::default();
     store
         .due_deliveries(now, limit, usize::MAX, &mut cursor, &|_, _, _| false)
         .unwrap()
 }
 
-fn active(store: &SledStore, token: &str) -> bool {
+fn active(store: &dyn SessionStore, token: &str) -> bool {
     store.introspect("r", token, t0()).unwrap().is_some()
 }
 
-#[test]
-fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B: Backend>(
+    backend: &B,
+) {
+    let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     let sid = session(&store, "r", "alice");
     let other = session(&store, "r", "bob");
@@ -197,9 +196,8 @@ fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents() {
     assert_eq!(d.uri, "http://127.0.0.1:9/crm");
 }
 
-#[test]
-fn grants_are_checked_against_their_session() {
-    let store = SledStore::temporary().unwrap();
+pub fn grants_are_checked_against_their_session<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     let sid = session(&store, "r", "alice");
     let g = |kind, subject, sid: Option<&str>, token| grant(kind, subject, sid, "crm", token);
@@ -247,10 +245,10 @@ fn grants_are_checked_against_their_session() {
     ));
 }
 
-#[test]
-fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+pub fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopening<B: Backend>(
+    backend: &B,
+) {
+    let (store, at) = fresh(backend);
     let notify_on_expiry = RealmSettingsUpdate {
         idle_timeout_secs: Some(60),
         backchannel_logout_on_expiry: Some(true),
@@ -303,9 +301,10 @@ fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopening()
         0,
         "expiry notifies only where the realm asks for it"
     );
+    // Dropped, not closed: what these methods answered must be there without a clean shutdown.
     drop(store);
 
-    let store = common::reopen(dir.path());
+    let store = backend.open(&at);
     let pending = due(&store, t0() + TimeDelta::seconds(61), 100);
     assert_eq!(
         pending.len(),
@@ -316,9 +315,10 @@ fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopening()
     assert!(due(&store, t0() - TimeDelta::seconds(1), 100).is_empty());
 }
 
-#[test]
-fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one() {
-    let store = SledStore::temporary().unwrap();
+pub fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one<B: Backend>(
+    backend: &B,
+) {
+    let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     let sid = session(&store, "r", "erin");
     let request = RemoveSessions {
@@ -402,9 +402,8 @@ fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one
     assert_eq!(left.deliveries.len(), 1);
 }
 
-#[test]
-fn the_due_scan_passes_over_busy_clients() {
-    let store = SledStore::temporary().unwrap();
+pub fn the_due_scan_passes_over_busy_clients<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     for i in 0..5 {
         let sid = session(&store, "r", &format!("user{i}"));
@@ -437,13 +436,16 @@ fn the_due_scan_passes_over_busy_clients() {
     }
 }
 
-fn due_all(store: &SledStore, now: DateTime<Utc>) -> Vec<sessions::Delivery> {
+fn due_all(store: &dyn SessionStore, now: DateTime<Utc>) -> Vec<crate::Delivery> {
     due(store, now, usize::MAX)
 }
 
-#[test]
-fn a_busy_clients_backlog_costs_a_scan_no_more_than_its_queue_head_and_clients_take_turns() {
-    let store = SledStore::temporary().unwrap();
+pub fn a_busy_clients_backlog_costs_a_scan_no_more_than_its_queue_head_and_clients_take_turns<
+    B: Backend,
+>(
+    backend: &B,
+) {
+    let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     // crm and mail: 300 sessions joined to both, ended first; wiki gets a back-channel URI later
     // and one session, ended last, so its one delivery sits behind 600 others in time.
@@ -490,9 +492,10 @@ fn a_busy_clients_backlog_costs_a_scan_no_more_than_its_queue_head_and_clients_t
     assert_eq!(turns, ["crm", "mail", "wiki", "crm", "mail", "wiki"]);
 }
 
-#[test]
-fn retry_now_during_an_attempt_keeps_the_delivery_due_whatever_the_attempt_says() {
-    let store = SledStore::temporary().unwrap();
+pub fn retry_now_during_an_attempt_keeps_the_delivery_due_whatever_the_attempt_says<B: Backend>(
+    backend: &B,
+) {
+    let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     let sid = session(&store, "r", "gina");
     let request = RemoveSessions {
@@ -531,7 +534,7 @@ fn retry_now_during_an_attempt_keeps_the_delivery_due_whatever_the_attempt_says(
 }
 
 /// The audit entries of one action, newest first.
-fn audited(store: &SledStore, action: &str) -> Vec<sessions::AuditEntry> {
+fn audited(store: &dyn SessionStore, action: &str) -> Vec<crate::AuditEntry> {
     store
         .audit_log(None, 1000)
         .unwrap()
@@ -541,9 +544,10 @@ fn audited(store: &SledStore, action: &str) -> Vec<sessions::AuditEntry> {
         .collect()
 }
 
-#[test]
-fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope() {
-    let store = SledStore::temporary().unwrap();
+pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: Backend>(
+    backend: &B,
+) {
+    let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     let sid = session(&store, "r", "alice");
     let bob = session(&store, "r", "bob");
@@ -698,9 +702,8 @@ fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope() {
     assert!(!active(&store, "carol-crm-offline-0001"));
 }
 
-#[test]
-fn logout_ends_a_session_that_expired_but_was_not_reaped_yet() {
-    let store = SledStore::temporary().unwrap();
+pub fn logout_ends_a_session_that_expired_but_was_not_reaped_yet<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend);
     let short = RealmSettingsUpdate {
         idle_timeout_secs: Some(60),
         ..Default::default()
@@ -769,9 +772,10 @@ fn logout_ends_a_session_that_expired_but_was_not_reaped_yet() {
         .is_none());
 }
 
-#[test]
-fn the_reaper_revokes_the_tokens_of_the_sessions_it_reaps_and_keeps_consents() {
-    let store = SledStore::temporary().unwrap();
+pub fn the_reaper_revokes_the_tokens_of_the_sessions_it_reaps_and_keeps_consents<B: Backend>(
+    backend: &B,
+) {
+    let (store, _at) = fresh(backend);
     let short = RealmSettingsUpdate {
         idle_timeout_secs: Some(60),
         ..Default::default()
@@ -830,9 +834,8 @@ fn the_reaper_revokes_the_tokens_of_the_sessions_it_reaps_and_keeps_consents() {
     );
 }
 
-#[test]
-fn a_grant_lives_no_longer_than_the_realms_max_grant_lifetime() {
-    let store = SledStore::temporary().unwrap();
+pub fn a_grant_lives_no_longer_than_the_realms_max_grant_lifetime<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend);
     let capped = RealmSettingsUpdate {
         max_grant_lifetime_secs: Some(3600),
         ..Default::default()
@@ -891,9 +894,8 @@ fn a_grant_lives_no_longer_than_the_realms_max_grant_lifetime() {
     assert_eq!(g.expires_at, t0() + TimeDelta::days(30));
 }
 
-#[test]
-fn revoking_a_token_deletes_its_grant_once_and_audits_it() {
-    let store = SledStore::temporary().unwrap();
+pub fn revoking_a_token_deletes_its_grant_once_and_audits_it<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     setup(&store, "other", Default::default());
     let sid = session(&store, "r", "alice");
@@ -1010,9 +1012,10 @@ fn revoking_a_token_deletes_its_grant_once_and_audits_it() {
     ));
 }
 
-#[test]
-fn revoking_a_subjects_grants_takes_every_kind_within_the_client_scope() {
-    let store = SledStore::temporary().unwrap();
+pub fn revoking_a_subjects_grants_takes_every_kind_within_the_client_scope<B: Backend>(
+    backend: &B,
+) {
+    let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     let sid = session(&store, "r", "alice");
     let bob = session(&store, "r", "bob");
@@ -1125,9 +1128,10 @@ fn revoking_a_subjects_grants_takes_every_kind_within_the_client_scope() {
     );
 }
 
-#[test]
-fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all() {
-    let store = SledStore::temporary().unwrap();
+pub fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all<B: Backend>(
+    backend: &B,
+) {
+    let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     for i in 0..600 {
         let client = if i % 2 == 0 { "crm" } else { "mail" };
@@ -1166,5 +1170,5 @@ fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all() {
             .unwrap(),
         300
     );
-    assert!(store.check(false).unwrap().problems.is_empty());
+    assert_eq!(backend.check(&store), Vec::<String>::new());
 }

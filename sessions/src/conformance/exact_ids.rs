@@ -4,8 +4,10 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
-use sessions::store::{parse_sid, SessionStore, SledStore};
-use sessions::{NewSession, RealmSettingsUpdate, RemoveSessions, SessionError, SessionQuery};
+
+use super::{check_property, fresh, Backend};
+use crate::store::{parse_sid, SessionStore};
+use crate::{NewSession, RealmSettingsUpdate, RemoveSessions, SessionError, SessionQuery};
 
 const SUBJECTS: &[&str] = &["alice", "bob", "carol"];
 
@@ -14,7 +16,7 @@ fn t0() -> DateTime<Utc> {
 }
 
 /// A realm with two sessions of each subject; answers every (subject, sid).
-fn realm_with_sessions(store: &SledStore) -> Vec<(String, String)> {
+fn realm_with_sessions(store: &dyn SessionStore) -> Vec<(String, String)> {
     store
         .put_realm("r", &RealmSettingsUpdate::default(), "test", t0())
         .unwrap();
@@ -31,7 +33,7 @@ fn realm_with_sessions(store: &SledStore) -> Vec<(String, String)> {
     out
 }
 
-fn count(store: &SledStore) -> u64 {
+fn count(store: &dyn SessionStore) -> u64 {
     store.get_realm("r").unwrap().session_count
 }
 
@@ -42,9 +44,8 @@ fn invalid_naming(result: Result<impl std::fmt::Debug, SessionError>, field: &st
     }
 }
 
-#[test]
-fn blank_ids_in_a_removal_are_refused_before_anything_happens() {
-    let store = SledStore::temporary().unwrap();
+pub fn blank_ids_in_a_removal_are_refused_before_anything_happens<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend);
     let sessions = realm_with_sessions(&store);
     let any_sid = sessions[0].1.clone();
     for dry_run in [true, false] {
@@ -97,9 +98,8 @@ fn blank_ids_in_a_removal_are_refused_before_anything_happens() {
     );
 }
 
-#[test]
-fn padded_ids_match_nothing_in_removal_and_listing() {
-    let store = SledStore::temporary().unwrap();
+pub fn padded_ids_match_nothing_in_removal_and_listing<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend);
     let sessions = realm_with_sessions(&store);
     let total = sessions.len() as u64;
     for padded in [" alice", "alice ", "\talice", " alice "] {
@@ -167,9 +167,8 @@ fn padded_ids_match_nothing_in_removal_and_listing() {
     assert_eq!(count(&store), total);
 }
 
-#[test]
-fn session_ids_compare_as_parsed_values() {
-    let store = SledStore::temporary().unwrap();
+pub fn session_ids_compare_as_parsed_values<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend);
     let sessions = realm_with_sessions(&store);
     let (subject, sid) = sessions[0].clone();
     let upper = sid.to_uppercase();
@@ -234,52 +233,62 @@ fn padding() -> impl Strategy<Value = (&'static str, &'static str)> {
     (pad.clone(), pad)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    /// Removing by a blank or padded variant of a subject id or sid, as a filter or a selection,
-    /// dry run or not, is refused or removes only the sessions the string names exactly.
-    #[test]
-    fn a_blank_or_padded_id_removes_nothing_it_was_not_asked_for(
-        target in 0..6usize,
-        (before, after) in padding(),
-        blank in any::<bool>(),
-        how in 0..3u8,
-        dry_run in any::<bool>(),
-    ) {
-        let store = SledStore::temporary().unwrap();
-        let sessions = realm_with_sessions(&store);
-        let total = count(&store);
-        let (subject, sid) = &sessions[target];
-        let core = |id: &str| if blank { String::new() } else { id.to_owned() };
-        let exact = before.is_empty() && after.is_empty() && !blank;
-        let mut request = RemoveSessions { dry_run, ..Default::default() };
-        // The sessions the given string names exactly: all it may remove.
-        let named: Vec<&String> = if how == 0 {
-            let given = format!("{before}{}{after}", core(subject));
-            request.subject_id = Some(given.clone());
-            sessions.iter().filter(|(s, _)| *s == given).map(|(_, x)| x).collect()
-        } else {
-            let given = format!("{before}{}{after}", core(sid));
-            if how == 1 {
-                request.sid = Some(given.clone());
+/// Removing by a blank or padded variant of a subject id or sid, as a filter or a selection,
+/// dry run or not, is refused or removes only the sessions the string names exactly
+/// (48 generated cases).
+pub fn a_blank_or_padded_id_removes_nothing_it_was_not_asked_for<B: Backend>(backend: &B) {
+    let strategy = (0..6usize, padding(), any::<bool>(), 0..3u8, any::<bool>());
+    check_property(
+        48,
+        file!(),
+        strategy,
+        |(target, (before, after), blank, how, dry_run)| {
+            let (store, _at) = fresh(backend);
+            let sessions = realm_with_sessions(&store);
+            let total = count(&store);
+            let (subject, sid) = &sessions[target];
+            let core = |id: &str| if blank { String::new() } else { id.to_owned() };
+            let exact = before.is_empty() && after.is_empty() && !blank;
+            let mut request = RemoveSessions {
+                dry_run,
+                ..Default::default()
+            };
+            // The sessions the given string names exactly: all it may remove.
+            let named: Vec<&String> = if how == 0 {
+                let given = format!("{before}{}{after}", core(subject));
+                request.subject_id = Some(given.clone());
+                sessions
+                    .iter()
+                    .filter(|(s, _)| *s == given)
+                    .map(|(_, x)| x)
+                    .collect()
             } else {
-                request.sids = vec![given.clone()];
+                let given = format!("{before}{}{after}", core(sid));
+                if how == 1 {
+                    request.sid = Some(given.clone());
+                } else {
+                    request.sids = vec![given.clone()];
+                }
+                sessions
+                    .iter()
+                    .filter(|(_, x)| *x == given)
+                    .map(|(_, x)| x)
+                    .collect()
+            };
+            match store.remove("r", &request, "admin", t0()) {
+                Ok(out) => {
+                    prop_assert_eq!(out.sessions_removed, named.len() as u64, "{:?}", request);
+                    prop_assert!(out.removed.iter().all(|x| named.contains(&x)), "{:?}", out);
+                    let removed = if dry_run { 0 } else { named.len() as u64 };
+                    prop_assert_eq!(count(&store), total - removed);
+                }
+                Err(e) => {
+                    prop_assert!(!exact, "the exact id was refused: {:?}", e);
+                    prop_assert!(matches!(e, SessionError::InvalidRequest(_)), "{:?}", e);
+                    prop_assert_eq!(count(&store), total);
+                }
             }
-            sessions.iter().filter(|(_, x)| *x == given).map(|(_, x)| x).collect()
-        };
-        match store.remove("r", &request, "admin", t0()) {
-            Ok(out) => {
-                prop_assert_eq!(out.sessions_removed, named.len() as u64, "{:?}", request);
-                prop_assert!(out.removed.iter().all(|x| named.contains(&x)), "{:?}", out);
-                let removed = if dry_run { 0 } else { named.len() as u64 };
-                prop_assert_eq!(count(&store), total - removed);
-            }
-            Err(e) => {
-                prop_assert!(!exact, "the exact id was refused: {:?}", e);
-                prop_assert!(matches!(e, SessionError::InvalidRequest(_)), "{:?}", e);
-                prop_assert_eq!(count(&store), total);
-            }
-        }
-    }
+            Ok(())
+        },
+    );
 }

@@ -4,8 +4,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
-use sessions::store::{SessionStore, SledStore};
-use sessions::{
+
+use super::{check_property, fresh, Backend};
+use crate::store::SessionStore;
+use crate::{
     NewSession, RealmSettingsUpdate, RemoveSessions, Session, SessionError, SessionQuery, SortKey,
 };
 
@@ -18,9 +20,8 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
 }
 
-fn store_with_realm() -> (tempfile::TempDir, SledStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+fn store_with_realm<B: Backend>(backend: &B) -> (B::Store, B::Location) {
+    let (store, at) = fresh(backend);
     let long = RealmSettingsUpdate {
         idle_timeout_secs: Some(10 * 365 * 24 * 3600),
         absolute_lifetime_secs: Some(10 * 365 * 24 * 3600),
@@ -28,14 +29,14 @@ fn store_with_realm() -> (tempfile::TempDir, SledStore) {
         ..Default::default()
     };
     store.put_realm("r", &long, "test", t0()).unwrap();
-    (dir, store)
+    (store, at)
 }
 
 /// One generated session: subject, first and last name index, clients, creation offset (s),
 /// refresh offset (s) if refreshed.
 type Spec = (usize, usize, usize, Vec<usize>, i64, Option<i64>);
 
-fn populate(store: &SledStore, specs: &[Spec]) -> Vec<Session> {
+fn populate(store: &dyn SessionStore, specs: &[Spec]) -> Vec<Session> {
     for (subject, first, last, clients, created, refreshed) in specs {
         let new = NewSession {
             subject_id: SUBJECTS[*subject].into(),
@@ -55,7 +56,7 @@ fn populate(store: &SledStore, specs: &[Spec]) -> Vec<Session> {
     all_sessions(store)
 }
 
-fn all_sessions(store: &SledStore) -> Vec<Session> {
+fn all_sessions(store: &dyn SessionStore) -> Vec<Session> {
     let mut out = Vec::new();
     let mut q = SessionQuery {
         count: Some(1000),
@@ -146,68 +147,98 @@ fn spec_strategy() -> impl Strategy<Value = Vec<Spec>> {
     )
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
-
-    #[test]
-    fn paging_forward_and_back_visits_every_match_once(specs in spec_strategy(), q in query_strategy()) {
-        let (_dir, store) = store_with_realm();
-        let all = populate(&store, &specs);
-        let (subject, client, name, use_sid, sort, count) = q;
-        let sort = SortKey::ALL[sort];
-        let name_query = name.map(|(i, len)| {
-            let source = if i < 3 { FIRST[i] } else { LAST[i - 3] };
-            source.chars().take(len).collect::<String>().to_uppercase()
-        });
-        let query = SessionQuery {
-            subject_id: subject.map(|s| SUBJECTS[s].to_string()),
-            client_id: client.map(|c| CLIENTS[c].to_string()),
-            display_name: name_query,
-            sid: if use_sid && !all.is_empty() { Some(all[all.len() / 2].sid.clone()) } else { None },
-            count: Some(count),
-            sort,
-            ..Default::default()
-        };
-        let want = expected(&all, &query);
-
-        // Forward.
-        let mut pages = Vec::new();
-        let mut q = query.clone();
-        loop {
-            let page = store.query("r", &q).unwrap();
-            prop_assert_eq!(page.total_count, want.len() as u64);
-            prop_assert_eq!(page.total_pages, (want.len() as u64).div_ceil(count as u64));
-            prop_assert_eq!(page.current_page, pages.len() as u64 + 1);
-            prop_assert_eq!(page.has_prev, !pages.is_empty());
-            prop_assert!(page.results.len() <= count as usize);
-            let has_next = page.has_next;
-            q.results_token = page.results_token.clone();
-            pages.push(page);
-            if !has_next {
-                break;
-            }
-            prop_assert!(pages.len() <= want.len() + 1, "paging does not end");
-        }
-        let got: Vec<String> = pages.iter().flat_map(|p| p.results.iter().map(|s| s.sid.clone())).collect();
-        prop_assert_eq!(&got, &want);
-
-        // Back from the last page: the same pages in reverse.
-        let mut q = query.clone();
-        q.results_token = pages.last().unwrap().results_token.clone();
-        q.prior = true;
-        for expected_page in pages.iter().rev().skip(1) {
-            let page = store.query("r", &q).unwrap();
-            prop_assert_eq!(&page.results, &expected_page.results);
-            prop_assert_eq!(page.current_page, expected_page.current_page);
-            prop_assert_eq!(page.has_next, true);
-            q.results_token = page.results_token;
+/// Paging forward then back through any filter and sort visits every match once, with exact
+/// counts (32 generated cases, after the cases that failed once).
+pub fn paging_forward_and_back_visits_every_match_once<B: Backend>(backend: &B) {
+    // Found by proptest once (its seed is kept in `proptest-regressions/conformance/paging.txt`
+    // too): two sessions alike in everything but their sid, a page of one.
+    let regressions: Vec<(Vec<Spec>, QuerySpec)> = vec![(
+        vec![(0, 0, 0, vec![2], 0, None), (0, 0, 0, vec![2], 0, None)],
+        (None, None, None, false, 0, 1),
+    )];
+    for (specs, q) in regressions {
+        if let Err(e) = paging_case(backend, specs.clone(), q) {
+            panic!("regression {specs:?} {q:?}: {e}");
         }
     }
+    check_property(
+        32,
+        file!(),
+        (spec_strategy(), query_strategy()),
+        |(specs, q)| paging_case(backend, specs, q),
+    );
 }
 
-#[test]
-fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go() {
-    let (_dir, store) = store_with_realm();
+fn paging_case<B: Backend>(
+    backend: &B,
+    specs: Vec<Spec>,
+    q: QuerySpec,
+) -> Result<(), TestCaseError> {
+    let (store, _at) = store_with_realm(backend);
+    let all = populate(&store, &specs);
+    let (subject, client, name, use_sid, sort, count) = q;
+    let sort = SortKey::ALL[sort];
+    let name_query = name.map(|(i, len)| {
+        let source = if i < 3 { FIRST[i] } else { LAST[i - 3] };
+        source.chars().take(len).collect::<String>().to_uppercase()
+    });
+    let query = SessionQuery {
+        subject_id: subject.map(|s| SUBJECTS[s].to_string()),
+        client_id: client.map(|c| CLIENTS[c].to_string()),
+        display_name: name_query,
+        sid: if use_sid && !all.is_empty() {
+            Some(all[all.len() / 2].sid.clone())
+        } else {
+            None
+        },
+        count: Some(count),
+        sort,
+        ..Default::default()
+    };
+    let want = expected(&all, &query);
+
+    // Forward.
+    let mut pages = Vec::new();
+    let mut q = query.clone();
+    loop {
+        let page = store.query("r", &q).unwrap();
+        prop_assert_eq!(page.total_count, want.len() as u64);
+        prop_assert_eq!(page.total_pages, (want.len() as u64).div_ceil(count as u64));
+        prop_assert_eq!(page.current_page, pages.len() as u64 + 1);
+        prop_assert_eq!(page.has_prev, !pages.is_empty());
+        prop_assert!(page.results.len() <= count as usize);
+        let has_next = page.has_next;
+        q.results_token = page.results_token.clone();
+        pages.push(page);
+        if !has_next {
+            break;
+        }
+        prop_assert!(pages.len() <= want.len() + 1, "paging does not end");
+    }
+    let got: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.results.iter().map(|s| s.sid.clone()))
+        .collect();
+    prop_assert_eq!(&got, &want);
+
+    // Back from the last page: the same pages in reverse.
+    let mut q = query.clone();
+    q.results_token = pages.last().unwrap().results_token.clone();
+    q.prior = true;
+    for expected_page in pages.iter().rev().skip(1) {
+        let page = store.query("r", &q).unwrap();
+        prop_assert_eq!(&page.results, &expected_page.results);
+        prop_assert_eq!(page.current_page, expected_page.current_page);
+        prop_assert_eq!(page.has_next, true);
+        q.results_token = page.results_token;
+    }
+    Ok(())
+}
+
+pub fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go<B: Backend>(
+    backend: &B,
+) {
+    let (store, _at) = store_with_realm(backend);
     let mut keep = HashSet::new();
     for i in 0..60 {
         let new = NewSession {
@@ -290,9 +321,8 @@ fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go() {
     assert!(seen.values().all(|&n| n == 1), "a row was repeated");
 }
 
-#[test]
-fn results_tokens_are_bound_to_their_query_and_tamper_evident() {
-    let (_dir, store) = store_with_realm();
+pub fn results_tokens_are_bound_to_their_query_and_tamper_evident<B: Backend>(backend: &B) {
+    let (store, _at) = store_with_realm(backend);
     for i in 0..10 {
         let new = NewSession {
             subject_id: "alice".into(),
