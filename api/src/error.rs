@@ -60,10 +60,7 @@ impl ApiError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
-            format!(
-                "internal error; the server's log has the details under request id {}",
-                crate::guard::request_id()
-            ),
+            service::request::internal_error_message(),
         )
     }
 

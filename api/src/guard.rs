@@ -90,28 +90,7 @@ pub struct GuardConfig {
     pub trusted_proxies: TrustedProxies,
 }
 
-/// Who made the request and under which id it is logged.
-#[derive(Clone, Debug)]
-pub struct RequestContext {
-    /// Random id, sent back as `X-Request-Id` and carried by every log line of the request.
-    pub id: String,
-    /// The client's address, as [`TrustedProxies::client_address`] decides.
-    pub client: Option<IpAddr>,
-}
-
-tokio::task_local! {
-    static CONTEXT: RequestContext;
-}
-
-/// The request being served by the current task, if any.
-pub fn current() -> Option<RequestContext> {
-    CONTEXT.try_with(Clone::clone).ok()
-}
-
-/// The id of the request being served, or `-` outside one.
-pub fn request_id() -> String {
-    current().map_or_else(|| "-".to_owned(), |c| c.id)
-}
+pub use service::request::{current, request_id, RequestContext};
 
 /// Puts the whole router behind [`guard`], as its outermost layer.
 pub fn protect(router: axum::Router, config: GuardConfig) -> axum::Router {
@@ -140,12 +119,11 @@ pub async fn guard(
     req.extensions_mut().insert(context.clone());
     let span =
         tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
-    let response = CONTEXT
-        .scope(
-            context,
-            tracing::Instrument::instrument(checked(req, next), span),
-        )
-        .await;
+    let response = service::request::scope(
+        context,
+        tracing::Instrument::instrument(checked(req, next), span),
+    )
+    .await;
     finish(response, &id)
 }
 

@@ -1,41 +1,34 @@
 //! The JSON API over HTTP, under `/api/v1`: the identity provider's data plane (scope
 //! `sessions:issue`), administration (scope `sessions:admin`), the audit log, the OpenAPI
-//! document, health and Prometheus metrics. Handlers are thin: they check input and call the
-//! [`SessionStore`].
+//! document, health and Prometheus metrics. Handlers are thin: they parse, call one
+//! [`SessionService`] method, and shape the answer.
 
-pub mod admins;
 pub mod auth;
-pub mod backchannel;
 pub mod error;
 pub mod guard;
-mod metrics;
+pub mod metrics;
 mod routes;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::Router;
-use sessions::store::SessionStore;
+use service::api_keys::ApiKeys;
+use service::SessionService;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use admins::{AdminAccounts, ADMIN_REALM};
-pub use auth::{ApiKeys, Scope};
-pub use backchannel::{Backchannel, DeliveryConfig, SigningKeys};
 pub use guard::{GuardConfig, MAX_BODY_BYTES};
-pub use metrics::record_reaped;
 
-/// What the handlers need.
+/// What the handlers need: the service.
 #[derive(Clone)]
 pub struct ApiState {
-    pub store: Arc<dyn SessionStore>,
-    pub keys: Arc<ApiKeys>,
-    pub backchannel: Arc<Backchannel>,
+    pub service: SessionService,
 }
 
 impl FromRef<ApiState> for Arc<ApiKeys> {
     fn from_ref(s: &ApiState) -> Self {
-        s.keys.clone()
+        s.service.api_keys().clone()
     }
 }
 

@@ -1,4 +1,6 @@
-//! Prometheus metrics: request counts and latencies per route, and figures the store reports.
+//! Prometheus metrics: the recorder (installed by [`handle`], which the server calls at start so
+//! the service's counters are kept from the first event), request counts and latencies per
+//! route, and figures the store reports.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -41,21 +43,4 @@ pub async fn track(req: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     response
-}
-
-/// Records sessions removed by the expiry reaper.
-pub fn record_reaped(n: usize) {
-    handle();
-    metrics::counter!("sessions_reaped_total").increment(n as u64);
-}
-
-/// Counts back-channel logout delivery attempts by outcome.
-pub fn record_delivery(result: &sessions::AttemptResult) {
-    handle();
-    let outcome = match result {
-        sessions::AttemptResult::Delivered => "delivered",
-        sessions::AttemptResult::Retry { .. } => "retry",
-        sessions::AttemptResult::GiveUp { .. } => "failed",
-    };
-    metrics::counter!("backchannel_delivery_attempts_total", "outcome" => outcome).increment(1);
 }

@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api::backchannel::logout_token::{BACKCHANNEL_LOGOUT_EVENT, LIFETIME_SECS, TOKEN_TYPE};
-use api::backchannel::AllowHosts;
-use api::{ApiKeys, ApiState, Backchannel, DeliveryConfig, Scope, SigningKeys};
+use api::ApiState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as AxumStatus;
 use axum::Form;
@@ -24,6 +22,12 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use service::admins::AdminAccounts;
+use service::api_keys::{ApiKeys, Scope};
+use service::backchannel::logout_token::{BACKCHANNEL_LOGOUT_EVENT, LIFETIME_SECS, TOKEN_TYPE};
+use service::backchannel::AllowHosts;
+use service::backchannel::{Backchannel, DeliveryConfig, SigningKeys};
+use service::SessionService;
 use sessions::store::SledStore;
 
 const KEY: &str = "backchannel-test-key-0123456789";
@@ -136,11 +140,14 @@ impl Server {
             true => backchannel.clone(),
             false => with_allow_list(delivering),
         };
-        tokio::spawn(api::backchannel::worker::run(store.clone(), worker, config));
+        tokio::spawn(service::backchannel::worker::run(
+            store.clone(),
+            worker,
+            config,
+        ));
+        let admins = Arc::new(AdminAccounts::open(store.clone()).unwrap());
         let app = api::router(ApiState {
-            store,
-            keys,
-            backchannel,
+            service: SessionService::new(store, keys, admins, backchannel),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

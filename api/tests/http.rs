@@ -3,10 +3,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use api::{ApiKeys, ApiState, Backchannel, Scope, SigningKeys};
+use api::ApiState;
 use chrono::Utc;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
+use service::admins::AdminAccounts;
+use service::api_keys::{ApiKeys, Scope};
+use service::backchannel::{Backchannel, SigningKeys};
+use service::SessionService;
 use sessions::store::SledStore;
 
 const ROOT_KEY: &str = "test-root-key-0123456789";
@@ -35,13 +39,12 @@ impl Server {
             .unwrap();
         let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).unwrap());
         // Clients register back-channel URIs on 127.0.0.1, which only an allow-list permits.
-        let loopback = api::backchannel::AllowHosts::parse("127.0.0.1").unwrap();
+        let loopback = service::backchannel::AllowHosts::parse("127.0.0.1").unwrap();
         let backchannel =
             Arc::new(Backchannel::new(signing, "http://127.0.0.1").with_allow_hosts(loopback));
+        let admins = Arc::new(AdminAccounts::open(store.clone()).unwrap());
         let app = api::router(ApiState {
-            store,
-            keys,
-            backchannel,
+            service: SessionService::new(store, keys, admins, backchannel),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -178,9 +178,9 @@ pub struct DeliveryArgs {
 }
 
 impl DeliveryArgs {
-    pub fn config(&self) -> api::DeliveryConfig {
+    pub fn config(&self) -> service::backchannel::DeliveryConfig {
         use std::time::Duration;
-        api::DeliveryConfig {
+        service::backchannel::DeliveryConfig {
             timeout: Duration::from_millis(self.delivery_timeout_ms.max(1)),
             first_backoff: Duration::from_millis(self.delivery_first_backoff_ms.max(1)),
             max_backoff: Duration::from_secs(self.delivery_max_backoff_secs.max(1)),
@@ -201,7 +201,7 @@ pub enum ApiKeyCommand {
         name: String,
         /// `sessions:issue` and/or `sessions:admin`; repeat for several.
         #[arg(long = "scope", required = true, value_parser = parse_scope)]
-        scopes: Vec<api::Scope>,
+        scopes: Vec<service::api_keys::Scope>,
     },
     /// List the keys (names, scopes, creation times).
     List {
@@ -217,7 +217,7 @@ pub enum ApiKeyCommand {
     },
 }
 
-fn parse_scope(s: &str) -> Result<api::Scope, String> {
-    api::Scope::parse(s)
+fn parse_scope(s: &str) -> Result<service::api_keys::Scope, String> {
+    service::api_keys::Scope::parse(s)
         .ok_or_else(|| format!("unknown scope '{s}': use sessions:issue or sessions:admin"))
 }

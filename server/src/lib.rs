@@ -14,14 +14,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::admins::sign_in::SignIns;
-use api::{AdminAccounts, ApiKeys, ApiState, Backchannel, GuardConfig, SigningKeys};
+use api::{ApiState, GuardConfig};
 use app::server_fns::auth::ssr::CookiePolicy;
 use app::state::AppState;
 use axum::Router;
 use chrono::Utc;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use service::admins::AdminAccounts;
+use service::api_keys::ApiKeys;
+use service::backchannel::{AllowHosts, Backchannel, SigningKeys};
+use service::SessionService;
 use sessions::store::{SessionStore, SledStore};
 use tokio_util::sync::CancellationToken;
 
@@ -76,30 +79,18 @@ pub struct WebConfig {
 }
 
 /// The whole HTTP surface behind the request guard: the JSON API and the dashboard with its
-/// server functions, live stream and assets.
-pub fn router(
-    services: &Services,
-    backchannel: Arc<Backchannel>,
-    leptos_options: LeptosOptions,
-    web: &WebConfig,
-) -> Router {
-    let store: Arc<dyn SessionStore> = services.store.clone();
+/// server functions, live stream and assets, all over one [`SessionService`].
+pub fn router(service: &SessionService, leptos_options: LeptosOptions, web: &WebConfig) -> Router {
     let api = api::router(ApiState {
-        store: store.clone(),
-        keys: services.keys.clone(),
-        backchannel: backchannel.clone(),
+        service: service.clone(),
     });
     let routes = generate_route_list(app::App);
     let app_state = AppState {
-        store: store.clone(),
-        sign_ins: Arc::new(SignIns::new(services.admins.clone(), store.clone())),
-        keys: services.keys.clone(),
-        backchannel,
+        service: service.clone(),
         cookie: web.cookie,
     };
     let live = live::LiveState {
-        store,
-        accounts: services.admins.clone(),
+        service: service.clone(),
         cookie: web.cookie,
         shutdown: web.shutdown.clone(),
     };
@@ -160,16 +151,22 @@ pub async fn serve(
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let allow_hosts = api::backchannel::AllowHosts::parse(&args.delivery.backchannel_allow_hosts)
+    let allow_hosts = AllowHosts::parse(&args.delivery.backchannel_allow_hosts)
         .map_err(|e| format!("--backchannel-allow-hosts: {e}"))?;
     let backchannel = Arc::new(
         Backchannel::new(services.signing_keys.clone(), issuer).with_allow_hosts(allow_hosts),
     );
-    let deliveries = tokio::spawn(api::backchannel::worker::run(
-        store,
+    let deliveries = tokio::spawn(service::backchannel::worker::run(
+        store.clone(),
         backchannel.clone(),
         args.delivery.config(),
     ));
+    let service = SessionService::new(
+        store,
+        services.keys.clone(),
+        services.admins.clone(),
+        backchannel,
+    );
     let web = WebConfig {
         guard: GuardConfig {
             trusted_proxies: api::guard::TrustedProxies::parse(&args.web.trusted_proxies)
@@ -180,7 +177,8 @@ pub async fn serve(
         },
         shutdown: shutdown.clone(),
     };
-    let app = router(&services, backchannel, leptos_options(addr), &web);
+    api::metrics::handle();
+    let app = router(&service, leptos_options(addr), &web);
     tracing::info!("serving the dashboard at http://{addr} and the API at http://{addr}/api/v1");
     let server = axum::serve(
         listener,
@@ -214,12 +212,12 @@ pub async fn serve(
 /// The bootstrap key (registered while its variable is set, removed once it is not), the
 /// `admin` password, and the demo realm.
 async fn apply_start_up_settings(services: &Services, args: &ServeArgs) -> Result<(), String> {
-    let bootstrap = api::auth::BOOTSTRAP_KEY_NAME;
+    let bootstrap = service::api_keys::BOOTSTRAP_KEY_NAME;
     match &args.bootstrap_api_key {
         Some(key) => {
             services
                 .keys
-                .register(bootstrap, key, &api::Scope::ALL, Utc::now())
+                .register(bootstrap, key, &service::api_keys::Scope::ALL, Utc::now())
                 .map_err(|e| format!("SESSIONS_BOOTSTRAP_API_KEY: {e}"))?;
         }
         None => {
@@ -239,10 +237,10 @@ async fn apply_start_up_settings(services: &Services, args: &ServeArgs) -> Resul
         let password = password.clone();
         // Only a changed password is set (setting one ends the administrator's sessions).
         tokio::task::spawn_blocking(move || match admins.verify("admin", &password)? {
-            api::admins::Verified::Wrong => {
+            service::admins::Verified::Wrong => {
                 admins.set_password("admin", &password, None, "server", Utc::now())
             }
-            api::admins::Verified::Yes | api::admins::Verified::Disabled => Ok(()),
+            service::admins::Verified::Yes | service::admins::Verified::Disabled => Ok(()),
         })
         .await
         .map_err(|e| e.to_string())?

@@ -3,18 +3,15 @@
 //! server stops, so an open dashboard tab never holds up a shutdown.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
-use api::AdminAccounts;
 use app::server_fns::auth::ssr::CookiePolicy;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use futures::{stream, StreamExt};
-use sessions::store::SessionStore;
+use service::SessionService;
 use tokio_util::sync::CancellationToken;
 
 /// How often the count is sent.
@@ -23,8 +20,7 @@ const EVERY: Duration = Duration::from_secs(2);
 /// What the live routes need.
 #[derive(Clone)]
 pub struct LiveState {
-    pub store: Arc<dyn SessionStore>,
-    pub accounts: Arc<AdminAccounts>,
+    pub service: SessionService,
     pub cookie: CookiePolicy,
     /// Cancelled when the server stops.
     pub shutdown: CancellationToken,
@@ -33,16 +29,14 @@ pub struct LiveState {
 impl LiveState {
     /// Whether the request carries the cookie of a live dashboard session of an enabled
     /// administrator.
-    fn signed_in(&self, headers: &HeaderMap) -> bool {
-        self.cookie
-            .token(headers)
-            .and_then(|t| {
-                self.store
-                    .validate(api::ADMIN_REALM, &t, false, Utc::now())
-                    .ok()
-                    .flatten()
-            })
-            .is_some_and(|s| self.accounts.is_enabled(&s.subject_id).unwrap_or(false))
+    async fn signed_in(&self, headers: &HeaderMap) -> bool {
+        match self.cookie.token(headers) {
+            Some(token) => matches!(
+                self.service.dashboard_admin(&token, false).await,
+                Ok(Some(_))
+            ),
+            None => false,
+        }
     }
 }
 
@@ -53,7 +47,7 @@ pub async fn realm_counts(
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !live.signed_in(&headers) {
+    if !live.signed_in(&headers).await {
         return api::error::ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -61,10 +55,10 @@ pub async fn realm_counts(
         )
         .into_response();
     }
-    if let Err(e) = live.store.get_realm(&realm) {
+    if let Err(e) = live.service.get_realm(&realm) {
         return api::error::ApiError::from(e).into_response();
     }
-    let store = live.store.clone();
+    let store = live.service.store().clone();
     let counts = stream::unfold((store, realm, true), |(store, realm, first)| async move {
         if !first {
             tokio::time::sleep(EVERY).await;

@@ -21,7 +21,7 @@ pub async fn run(store: Arc<dyn SessionStore>, every: Duration, keep_delivered: 
             s.reap_expired(Utc::now(), BATCH)
         })
         .await
-        .inspect(|n| api::record_reaped(*n))
+        .inspect(|n| service::metrics::record_reaped(*n))
         .ok();
         drain(&store, "delivered logout notifications", move |s| {
             s.purge_delivered(Utc::now() - keep, BATCH)

@@ -26,6 +26,10 @@ pub enum SessionError {
     PropertyNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
+    /// A back-channel logout URI the server's target rules refuse (not https, or a non-public
+    /// address that is not allow-listed).
+    #[error("{0}")]
+    BackchannelUriNotAllowed(String),
     #[error("storage failure: {0}")]
     Storage(String),
 }
@@ -44,6 +48,7 @@ impl SessionError {
             SessionError::QuotaExceeded(_) => "quota_exceeded",
             SessionError::PropertyNotAllowed(_) => "property_not_allowed",
             SessionError::Conflict(_) => "conflict",
+            SessionError::BackchannelUriNotAllowed(_) => "backchannel_uri_not_allowed",
             SessionError::Storage(_) => "storage_error",
         }
     }
@@ -56,6 +61,7 @@ impl SessionError {
             | SessionError::ClientNotFound(_)
             | SessionError::DeliveryNotFound(_) => 404,
             SessionError::InvalidRequest(_)
+            | SessionError::BackchannelUriNotAllowed(_)
             | SessionError::InvalidResultsToken
             | SessionError::ResultsTokenMismatch => 400,
             SessionError::QuotaExceeded(_) | SessionError::Conflict(_) => 409,

@@ -2,12 +2,10 @@
 
 use axum::extract::State;
 use axum::Json;
-use chrono::Utc;
 use sessions::{
     QueryResult, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
 };
 
-use super::blocking;
 use crate::auth::Admin;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, RealmPath, SessionPath};
 use crate::ApiState;
@@ -31,10 +29,7 @@ pub async fn list_sessions(
     RealmPath(realm): RealmPath,
     ApiQuery(query): ApiQuery<SessionQuery>,
 ) -> ApiResult<Json<QueryResult>> {
-    // A count over a large multi-filter set can take a while: keep it off the async workers.
-    Ok(Json(
-        blocking(move || state.store.query(&realm, &query)).await?,
-    ))
+    Ok(Json(state.service.query(&realm, query).await?))
 }
 
 /// One session by its id.
@@ -48,7 +43,7 @@ pub async fn get_session(
     RealmPath(realm): RealmPath,
     ApiPath(ids): ApiPath<SessionPath>,
 ) -> ApiResult<Json<Session>> {
-    Ok(Json(state.store.get_session(&realm, &ids.sid)?))
+    Ok(Json(state.service.get_session(&realm, &ids.sid)?))
 }
 
 /// End selected sessions (`sids`, answered one by one) or those matching `subject_id`/`sid`.
@@ -63,10 +58,9 @@ pub async fn remove_sessions(
     RealmPath(realm): RealmPath,
     ApiJson(req): ApiJson<RemoveSessions>,
 ) -> ApiResult<Json<RemoveOutcome>> {
-    let store = state.store.clone();
-    let outcome = blocking(move || store.remove(&realm, &req, &caller.actor, Utc::now())).await?;
-    state.backchannel.wake.notify_one();
-    Ok(Json(outcome))
+    Ok(Json(
+        state.service.remove(&realm, req, &caller.actor).await?,
+    ))
 }
 
 /// End every session of the realm. On disk when it answers.
@@ -80,9 +74,7 @@ pub async fn logout_all(
     RealmPath(realm): RealmPath,
     ApiJson(req): ApiJson<RemoveAllSessions>,
 ) -> ApiResult<Json<RemoveOutcome>> {
-    let store = state.store.clone();
-    let outcome =
-        blocking(move || store.remove_all(&realm, &req, &caller.actor, Utc::now())).await?;
-    state.backchannel.wake.notify_one();
-    Ok(Json(outcome))
+    Ok(Json(
+        state.service.remove_all(&realm, req, &caller.actor).await?,
+    ))
 }

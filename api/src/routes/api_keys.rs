@@ -4,12 +4,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::blocking;
-use crate::auth::{Admin, ApiKeyInfo, Scope};
+use service::api_keys::{ApiKeyInfo, Scope};
+
+use crate::auth::Admin;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::ApiState;
 
@@ -52,7 +52,12 @@ pub async fn list_api_keys(
     _caller: Admin,
     State(state): State<ApiState>,
 ) -> ApiResult<Json<ApiKeyList>> {
-    let api_keys = state.keys.list()?.iter().map(ApiKeyInfo::from).collect();
+    let api_keys = state
+        .service
+        .list_api_keys()?
+        .iter()
+        .map(ApiKeyInfo::from)
+        .collect();
     Ok(Json(ApiKeyList { api_keys }))
 }
 
@@ -65,9 +70,10 @@ pub async fn create_api_key(
     State(state): State<ApiState>,
     ApiJson(new): ApiJson<NewApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let keys = state.keys.clone();
-    let (key, secret) =
-        blocking(move || keys.create(&new.name, &new.scopes, &caller.actor, Utc::now())).await?;
+    let (key, secret) = state
+        .service
+        .create_api_key(&new.name, new.scopes, &caller.actor)
+        .await?;
     let key = ApiKeyInfo::from(&key);
     Ok((StatusCode::CREATED, Json(CreatedApiKey { key, secret })))
 }
@@ -82,9 +88,11 @@ pub async fn revoke_api_key(
     State(state): State<ApiState>,
     ApiPath(path): ApiPath<ApiKeyPath>,
 ) -> ApiResult<StatusCode> {
-    let keys = state.keys.clone();
-    let name = path.name.clone();
-    if blocking(move || keys.revoke(&name, &caller.actor, Utc::now())).await? {
+    if state
+        .service
+        .revoke_api_key(&path.name, &caller.actor)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(

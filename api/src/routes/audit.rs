@@ -48,17 +48,7 @@ pub async fn list_audit(
     State(state): State<ApiState>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    let count = match q.count {
-        None => 25,
-        Some(n @ 1..=1000) => n as usize,
-        Some(n) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("count must be between 1 and 1000, got {n}"),
-            ))
-        }
-    };
+    let count = q.count.map_or(25, |n| n as usize);
     let before = match &q.results_token {
         None => None,
         Some(t) => {
@@ -68,15 +58,14 @@ pub async fn list_audit(
             ))
         }
     };
-    let mut rows = state.store.audit_log(before, count + 1)?;
-    let has_next = rows.len() > count;
-    rows.truncate(count);
-    let results_token = rows
+    let page = state.service.audit_log(before, count).await?;
+    let results_token = page
+        .entries
         .last()
         .map(|(id, _)| URL_SAFE_NO_PAD.encode(id.to_be_bytes()));
     Ok(Json(AuditPage {
-        results: rows.into_iter().map(|(_, e)| e).collect(),
+        results: page.entries.into_iter().map(|(_, e)| e).collect(),
         results_token,
-        has_next,
+        has_next: page.has_next,
     }))
 }

@@ -3,15 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sessions::{Client, ClientRegistration};
 use utoipa::ToSchema;
 
-use super::blocking;
 use crate::auth::Admin;
-use crate::backchannel::target::Refusal;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody, RealmPath};
+use crate::error::{ApiJson, ApiPath, ApiResult, ErrorBody, RealmPath};
 use crate::ApiState;
 
 /// The path of a route naming one client.
@@ -41,37 +38,11 @@ pub async fn put_client(
     ApiPath(path): ApiPath<ClientPath>,
     ApiJson(registration): ApiJson<ClientRegistration>,
 ) -> ApiResult<Json<Client>> {
-    // Malformed input is refused as such before the target rules look at the URI.
-    sessions::validate::client_registration(&path.client_id, &registration)?;
-    if let Some(uri) = &registration.backchannel_logout_uri {
-        let settings = state.store.get_realm(&realm)?.settings;
-        state
-            .backchannel
-            .allow_hosts
-            .check_registration(uri, settings.backchannel_allow_http)
-            .await
-            .map_err(not_allowed)?;
-    }
-    let client = blocking(move || {
-        state.store.put_client(
-            &realm,
-            &path.client_id,
-            &registration,
-            &caller.actor,
-            Utc::now(),
-        )
-    })
-    .await?;
+    let client = state
+        .service
+        .put_client(&realm, &path.client_id, registration, &caller.actor)
+        .await?;
     Ok(Json(client))
-}
-
-/// A back-channel logout URI the target rules refuse.
-fn not_allowed(refusal: Refusal) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "backchannel_uri_not_allowed",
-        refusal.to_string(),
-    )
 }
 
 /// A registered client and the number of sessions that joined it.
@@ -85,7 +56,7 @@ pub async fn get_client(
     RealmPath(realm): RealmPath,
     ApiPath(path): ApiPath<ClientPath>,
 ) -> ApiResult<Json<Client>> {
-    Ok(Json(state.store.get_client(&realm, &path.client_id)?))
+    Ok(Json(state.service.get_client(&realm, &path.client_id)?))
 }
 
 /// Remove a client's registration; its sessions stay.
@@ -100,12 +71,10 @@ pub async fn delete_client(
     ApiPath(path): ApiPath<ClientPath>,
 ) -> ApiResult<StatusCode> {
     let client_id = path.client_id.clone();
-    let existed = blocking(move || {
-        state
-            .store
-            .delete_client(&realm, &path.client_id, &caller.actor, Utc::now())
-    })
-    .await?;
+    let existed = state
+        .service
+        .delete_client(&realm, &path.client_id, &caller.actor)
+        .await?;
     if existed {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -124,6 +93,6 @@ pub async fn list_clients(
     RealmPath(realm): RealmPath,
 ) -> ApiResult<Json<ClientList>> {
     Ok(Json(ClientList {
-        clients: state.store.list_clients(&realm)?,
+        clients: state.service.list_clients(&realm)?,
     }))
 }

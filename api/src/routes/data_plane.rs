@@ -6,12 +6,10 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sessions::{CreatedSession, NewSession, Session};
 use utoipa::ToSchema;
 
-use super::blocking;
 use crate::auth::Issuer;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody, RealmPath, SessionPath};
 use crate::ApiState;
@@ -95,7 +93,7 @@ pub async fn create_session(
     RealmPath(realm): RealmPath,
     ApiJson(new): ApiJson<NewSession>,
 ) -> ApiResult<(StatusCode, Json<CreatedSession>)> {
-    let created = blocking(move || state.store.create_session(&realm, &new, Utc::now())).await?;
+    let created = state.service.create_session(&realm, new).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -110,9 +108,7 @@ pub async fn validate_session(
     RealmPath(realm): RealmPath,
     ApiJson(req): ApiJson<ValidateRequest>,
 ) -> ApiResult<Json<ValidateResponse>> {
-    let session = state
-        .store
-        .validate(&realm, &req.token, req.refresh, Utc::now())?;
+    let session = state.service.validate(&realm, &req.token, req.refresh)?;
     Ok(Json(ValidateResponse {
         valid: session.is_some(),
         session,
@@ -130,9 +126,7 @@ pub async fn logout_session(
     RealmPath(realm): RealmPath,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<LogoutResponse>> {
-    let store = state.store.clone();
-    let logged_out = blocking(move || store.logout(&realm, &req.token, Utc::now())).await?;
-    state.backchannel.wake.notify_one();
+    let logged_out = state.service.logout(&realm, &req.token).await?;
     Ok(Json(LogoutResponse { logged_out }))
 }
 
@@ -148,7 +142,10 @@ pub async fn add_client(
     ApiPath(ids): ApiPath<SessionPath>,
     ApiJson(req): ApiJson<AddClientRequest>,
 ) -> ApiResult<StatusCode> {
-    blocking(move || state.store.add_client(&realm, &ids.sid, &req.client_id)).await?;
+    state
+        .service
+        .add_client(&realm, &ids.sid, &req.client_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -164,7 +161,7 @@ pub async fn read_properties(
     headers: HeaderMap,
 ) -> ApiResult<Json<Properties>> {
     let token = session_token(&headers)?;
-    let properties = state.store.get_properties(&realm, &token, Utc::now())?;
+    let properties = state.service.get_properties(&realm, &token)?;
     Ok(Json(Properties { properties }))
 }
 
@@ -181,11 +178,9 @@ pub async fn update_properties(
     ApiJson(req): ApiJson<Properties>,
 ) -> ApiResult<Json<Properties>> {
     let token = session_token(&headers)?;
-    let properties = blocking(move || {
-        state
-            .store
-            .set_properties(&realm, &token, &req.properties, Utc::now())
-    })
-    .await?;
+    let properties = state
+        .service
+        .set_properties(&realm, &token, req.properties)
+        .await?;
     Ok(Json(Properties { properties }))
 }

@@ -2,17 +2,13 @@
 //! failed and why, and "retry now".
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
 use serde::Deserialize;
-use sessions::store::MAX_LISTED_DELIVERIES;
-use sessions::{Delivery, DeliveryPage, DeliveryStatus};
+use sessions::{Delivery, DeliveryPage};
 use utoipa::IntoParams;
 
-use super::blocking;
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiPath, ApiQuery, ApiResult, ErrorBody, RealmPath};
+use crate::error::{ApiPath, ApiQuery, ApiResult, ErrorBody, RealmPath};
 use crate::ApiState;
 
 /// Which deliveries to list.
@@ -44,30 +40,12 @@ pub async fn list_deliveries(
     RealmPath(realm): RealmPath,
     ApiQuery(filter): ApiQuery<DeliveryFilter>,
 ) -> ApiResult<Json<DeliveryPage>> {
-    let status = match filter.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!("status must be pending, delivered or failed, not '{s}'"),
-            )
-        })?),
-    };
     let count = filter.count.unwrap_or(50);
-    if !(1..=MAX_LISTED_DELIVERIES).contains(&count) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            format!("count must be 1 to {MAX_LISTED_DELIVERIES}"),
-        ));
-    }
-    let page = blocking(move || {
-        state
-            .store
-            .list_deliveries(&realm, status, filter.before, count)
-    })
-    .await?;
+    let status = service::parse_delivery_status(filter.status.as_deref())?;
+    let page = state
+        .service
+        .list_deliveries(&realm, status, filter.before, count)
+        .await?;
     Ok(Json(page))
 }
 
@@ -82,9 +60,9 @@ pub async fn retry_delivery(
     RealmPath(realm): RealmPath,
     ApiPath(path): ApiPath<DeliveryPath>,
 ) -> ApiResult<Json<Delivery>> {
-    let store = state.store.clone();
-    let delivery =
-        blocking(move || store.retry_delivery(&realm, path.id, &caller.actor, Utc::now())).await?;
-    state.backchannel.wake.notify_one();
+    let delivery = state
+        .service
+        .retry_delivery(&realm, path.id, &caller.actor)
+        .await?;
     Ok(Json(delivery))
 }

@@ -4,12 +4,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sessions::{Grant, GrantOwner, Introspection, NewGrant};
 use utoipa::{IntoParams, ToSchema};
 
-use super::blocking;
 use crate::auth::{Admin, Issuer};
 use crate::error::{ApiError, ApiFormOrJson, ApiJson, ApiQuery, ApiResult, ErrorBody, RealmPath};
 use crate::ApiState;
@@ -82,7 +80,7 @@ pub async fn create_grant(
     RealmPath(realm): RealmPath,
     ApiJson(new): ApiJson<NewGrant>,
 ) -> ApiResult<(StatusCode, Json<Grant>)> {
-    let grant = blocking(move || state.store.create_grant(&realm, &new, Utc::now())).await?;
+    let grant = state.service.create_grant(&realm, new).await?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
@@ -97,7 +95,7 @@ pub async fn introspect(
     RealmPath(realm): RealmPath,
     ApiFormOrJson(body): ApiFormOrJson<IntrospectRequest>,
 ) -> ApiResult<Json<Introspection>> {
-    let grant = state.store.introspect(&realm, &body.token, Utc::now())?;
+    let grant = state.service.introspect(&realm, &body.token)?;
     Ok(Json(
         grant
             .as_ref()
@@ -117,13 +115,11 @@ pub async fn revoke_token(
     RealmPath(realm): RealmPath,
     ApiFormOrJson(body): ApiFormOrJson<RevokeTokenRequest>,
 ) -> ApiResult<Json<RevokeTokenOutcome>> {
-    let revoked = blocking(move || {
-        state
-            .store
-            .revoke_token(&realm, &body.token, &caller.actor, Utc::now())
-    })
-    .await?
-    .is_some();
+    let revoked = state
+        .service
+        .revoke_token(&realm, &body.token, &caller.actor)
+        .await?
+        .is_some();
     Ok(Json(RevokeTokenOutcome { revoked }))
 }
 
@@ -139,17 +135,16 @@ pub async fn revoke_subject_grants(
     RealmPath(realm): RealmPath,
     ApiJson(body): ApiJson<RevokeSubjectGrants>,
 ) -> ApiResult<Json<GrantsRevoked>> {
-    let grants_revoked = blocking(move || {
-        state.store.revoke_subject_grants(
+    let grants_revoked = state
+        .service
+        .revoke_subject_grants(
             &realm,
             &body.subject_id,
-            body.client_ids.as_deref(),
-            body.reason.as_deref(),
+            body.client_ids,
+            body.reason,
             &caller.actor,
-            Utc::now(),
         )
-    })
-    .await?;
+        .await?;
     Ok(Json(GrantsRevoked { grants_revoked }))
 }
 
@@ -175,6 +170,6 @@ pub async fn list_grants(
             ))
         }
     };
-    let grants = blocking(move || state.store.list_grants(&realm, &owner, Utc::now())).await?;
+    let grants = state.service.list_grants(&realm, owner).await?;
     Ok(Json(GrantList { grants }))
 }

@@ -14,7 +14,6 @@ pub mod signing_keys;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult};
 use crate::ApiState;
 
 /// Adds every documented route (their time limits are the request guard's, see
@@ -50,16 +49,4 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
         .routes(routes!(signing_keys::rotate))
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::revoke_api_key))
-}
-
-/// Runs a store call that may wait for the disk on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> sessions::Result<T> + Send + 'static,
-) -> ApiResult<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(ApiError::from),
-        Err(e) => Err(ApiError::from(sessions::SessionError::Storage(format!(
-            "worker failed: {e}"
-        )))),
-    }
 }

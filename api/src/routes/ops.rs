@@ -29,7 +29,7 @@ pub fn router(openapi: Arc<OpenApi>) -> Router<ApiState> {
 }
 
 async fn healthz(State(state): State<ApiState>) -> Response {
-    match state.store.list_realms() {
+    match state.service.list_realms(true) {
         Ok(_) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response(),
         Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unhealthy", e.to_string())
             .into_response(),
@@ -37,9 +37,10 @@ async fn healthz(State(state): State<ApiState>) -> Response {
 }
 
 async fn prometheus(State(state): State<ApiState>) -> Response {
-    if let Ok(realms) = state.store.list_user_realms() {
+    let store = state.service.store();
+    if let Ok(realms) = store.list_user_realms() {
         for r in realms {
-            if let Ok(page) = state.store.list_deliveries(&r.name, None, None, 1) {
+            if let Ok(page) = store.list_deliveries(&r.name, None, None, 1) {
                 let c = page.counts;
                 for (status, n) in [
                     ("pending", c.pending),
@@ -53,7 +54,7 @@ async fn prometheus(State(state): State<ApiState>) -> Response {
             ::metrics::gauge!("sessions_active", "realm" => r.name).set(r.session_count as f64);
         }
     }
-    ::metrics::gauge!("store_durable_flushes").set(state.store.durable_flushes() as f64);
+    ::metrics::gauge!("store_durable_flushes").set(store.durable_flushes() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics::handle().render(),

@@ -2,12 +2,10 @@
 
 use axum::extract::State;
 use axum::Json;
-use chrono::Utc;
 use serde::Serialize;
 use sessions::{Realm, RealmSettingsUpdate};
 use utoipa::ToSchema;
 
-use super::blocking;
 use crate::auth::Admin;
 use crate::error::{ApiJson, ApiResult, ErrorBody, RealmPath};
 use crate::ApiState;
@@ -29,12 +27,10 @@ pub async fn put_realm(
     RealmPath(realm): RealmPath,
     ApiJson(update): ApiJson<RealmSettingsUpdate>,
 ) -> ApiResult<Json<Realm>> {
-    let realm = blocking(move || {
-        state
-            .store
-            .put_realm(&realm, &update, &caller.actor, Utc::now())
-    })
-    .await?;
+    let realm = state
+        .service
+        .put_realm(&realm, update, &caller.actor)
+        .await?;
     Ok(Json(realm))
 }
 
@@ -48,7 +44,7 @@ pub async fn get_realm(
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
 ) -> ApiResult<Json<Realm>> {
-    Ok(Json(state.store.get_realm(&realm)?))
+    Ok(Json(state.service.get_realm(&realm)?))
 }
 
 /// Every realm with its session count (the server's reserved `_` realms are not listed).
@@ -60,6 +56,6 @@ pub async fn list_realms(
     State(state): State<ApiState>,
 ) -> ApiResult<Json<RealmList>> {
     Ok(Json(RealmList {
-        realms: state.store.list_user_realms()?,
+        realms: state.service.list_realms(false)?,
     }))
 }

@@ -24,9 +24,9 @@ pub struct CreatedKey {
 #[server]
 pub async fn load_api_keys() -> Result<Vec<ApiKeyRow>, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{shown, state};
+    use super::ssr::{service, shown};
     require_admin().await?;
-    let keys = state()?.keys.list().map_err(shown)?;
+    let keys = service()?.list_api_keys().map_err(shown)?;
     Ok(keys
         .into_iter()
         .map(|k| ApiKeyRow {
@@ -45,20 +45,17 @@ pub async fn create_api_key(
     admin: Option<String>,
 ) -> Result<CreatedKey, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{blocking, state};
+    use super::ssr::{service, shown};
+    use service::api_keys::Scope;
     let signed_in = require_admin().await?;
-    let mut scopes = Vec::new();
-    if issue.is_some() {
-        scopes.push(api::Scope::Issue);
-    }
-    if admin.is_some() {
-        scopes.push(api::Scope::Admin);
-    }
-    let keys = state()?.keys.clone();
-    let actor = format!("admin:{}", signed_in.username);
-    let key_name = name.clone();
-    let (_, secret) =
-        blocking(move || keys.create(&key_name, &scopes, &actor, chrono::Utc::now())).await?;
+    let scopes = [(issue, Scope::Issue), (admin, Scope::Admin)]
+        .into_iter()
+        .filter_map(|(ticked, scope)| ticked.map(|_| scope))
+        .collect();
+    let (_, secret) = service()?
+        .create_api_key(&name, scopes, &signed_in.actor())
+        .await
+        .map_err(shown)?;
     Ok(CreatedKey { name, secret })
 }
 
@@ -66,12 +63,13 @@ pub async fn create_api_key(
 #[server(endpoint = "revoke_api_key")]
 pub async fn revoke_api_key(name: String) -> Result<(), ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{blocking, fail, state};
-    let signed_in = require_admin().await?;
-    let keys = state()?.keys.clone();
-    let actor = format!("admin:{}", signed_in.username);
-    let key_name = name.clone();
-    if !blocking(move || keys.revoke(&key_name, &actor, chrono::Utc::now())).await? {
+    use super::ssr::{fail, service, shown};
+    let admin = require_admin().await?;
+    let revoked = service()?
+        .revoke_api_key(&name, &admin.actor())
+        .await
+        .map_err(shown)?;
+    if !revoked {
         return Err(fail(404, format!("No API key is named '{name}'.")));
     }
     Ok(())

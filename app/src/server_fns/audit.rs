@@ -16,19 +16,16 @@ pub struct AuditView {
 #[server]
 pub async fn load_audit(before: Option<u64>) -> Result<AuditView, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{shown, state};
+    use super::ssr::{service, shown};
     require_admin().await?;
     const PAGE: usize = 50;
-    let mut rows = state()?.store.audit_log(before, PAGE + 1).map_err(shown)?;
-    let more = rows.len() > PAGE;
-    rows.truncate(PAGE);
-    let older = if more {
-        rows.last().map(|(id, _)| *id)
-    } else {
-        None
-    };
+    let page = service()?.audit_log(before, PAGE).await.map_err(shown)?;
+    let older = page
+        .has_next
+        .then(|| page.entries.last().map(|(id, _)| *id))
+        .flatten();
     Ok(AuditView {
-        entries: rows.into_iter().map(|(_, e)| e).collect(),
+        entries: page.entries.into_iter().map(|(_, e)| e).collect(),
         older,
     })
 }

@@ -13,10 +13,21 @@ pub struct Admin {
 }
 
 #[cfg(feature = "ssr")]
+impl Admin {
+    /// The administrator as the service's actor.
+    pub fn actor(&self) -> service::Actor {
+        service::Actor::Admin {
+            username: self.username.clone(),
+            sid: self.sid.clone(),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
 pub mod ssr {
     use axum::http::{header, HeaderMap, HeaderValue};
-    use chrono::Utc;
     use leptos::prelude::*;
+    use service::Actor;
 
     use super::Admin;
     use crate::server_fns::NOT_SIGNED_IN;
@@ -81,28 +92,21 @@ pub mod ssr {
     /// The signed-in administrator and their cookie's token, if the cookie names a live
     /// session of an enabled administrator.
     pub async fn current() -> Result<Option<(Admin, String)>, ServerFnError> {
-        use super::super::ssr::{blocking, state};
+        use super::super::ssr::{shown, state};
         let headers: HeaderMap = leptos_axum::extract().await?;
         let st = state()?;
         let Some(token) = st.cookie.token(&headers) else {
             return Ok(None);
         };
-        let (store, accounts, t) = (
-            st.store.clone(),
-            st.sign_ins.accounts().clone(),
-            token.clone(),
-        );
-        let admin = blocking(move || {
-            let Some(s) = store.validate(api::ADMIN_REALM, &t, true, Utc::now())? else {
-                return Ok(None);
-            };
-            Ok(accounts.is_enabled(&s.subject_id)?.then_some(Admin {
-                username: s.subject_id,
-                sid: s.sid,
-            }))
+        let actor = st
+            .service
+            .dashboard_admin(&token, true)
+            .await
+            .map_err(shown)?;
+        Ok(match actor {
+            Some(Actor::Admin { username, sid }) => Some((Admin { username, sid }, token)),
+            _ => None,
         })
-        .await?;
-        Ok(admin.map(|a| (a, token)))
     }
 
     /// The signed-in administrator, or the error every protected server function answers.
@@ -125,16 +129,17 @@ pub async fn current_admin() -> Result<Option<Admin>, ServerFnError> {
 #[server(endpoint = "sign_in")]
 pub async fn sign_in(username: String, password: String) -> Result<(), ServerFnError> {
     use super::ssr::{fail, shown, state};
-    use api::admins::sign_in::SignInError;
+    use service::admins::sign_in::SignInError;
     let st = state()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     let user_agent = headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(255).collect::<String>());
-    let client = api::guard::current().and_then(|c| c.client);
+    let client = service::request::current().and_then(|c| c.client);
     match st
-        .sign_ins
+        .service
+        .sign_ins()
         .sign_in(&username, &password, client, user_agent)
         .await
     {
@@ -165,7 +170,8 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
     use super::ssr::{shown, state};
     let st = state()?;
     if let Some((admin, token)) = ssr::current().await? {
-        st.sign_ins
+        st.service
+            .sign_ins()
             .sign_out(&admin.username, token)
             .await
             .map_err(shown)?;

@@ -16,12 +16,12 @@ pub struct ClientsView {
 #[server]
 pub async fn load_clients(realm: Option<String>) -> Result<ClientsView, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{shown, state, user_realms};
+    use super::ssr::{service, shown, user_realms};
     require_admin().await?;
-    let store = state()?.store;
-    let (realms, realm) = user_realms(store.as_ref(), realm)?;
+    let service = service()?;
+    let (realms, realm) = user_realms(&service, realm)?;
     let clients = match &realm {
-        Some(r) => store.list_clients(r).map_err(shown)?,
+        Some(r) => service.list_clients(r).map_err(shown)?,
         None => Vec::new(),
     };
     Ok(ClientsView {

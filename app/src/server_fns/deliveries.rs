@@ -25,24 +25,18 @@ pub async fn load_deliveries(
     before: Option<u64>,
 ) -> Result<DeliveriesView, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{blocking, fail, state, user_realms};
+    use super::ssr::{service, shown, user_realms};
     require_admin().await?;
-    let store = state()?.store;
-    let status = match status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
-            fail(
-                400,
-                format!("Unknown status '{s}': use pending, delivered or failed."),
-            )
-        })?),
-    };
-    let (realms, realm) = user_realms(store.as_ref(), realm)?;
+    let service = service()?;
+    let status = service::parse_delivery_status(status.as_deref()).map_err(shown)?;
+    let (realms, realm) = user_realms(&service, realm)?;
     let page = match &realm {
-        Some(r) => {
-            let (store, r) = (store.clone(), r.clone());
-            Some(blocking(move || store.list_deliveries(&r, status, before, PAGE_SIZE)).await?)
-        }
+        Some(r) => Some(
+            service
+                .list_deliveries(r, status, before, PAGE_SIZE)
+                .await
+                .map_err(shown)?,
+        ),
         None => None,
     };
     Ok(DeliveriesView {
@@ -57,13 +51,11 @@ pub async fn load_deliveries(
 #[server]
 pub async fn retry_delivery(realm: String, id: u64) -> Result<Delivery, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{blocking, state};
+    use super::ssr::{service, shown};
     let admin = require_admin().await?;
-    let state = state()?;
-    let store = state.store.clone();
-    let actor = format!("admin:{}", admin.username);
-    let delivery =
-        blocking(move || store.retry_delivery(&realm, id, &actor, chrono::Utc::now())).await?;
-    state.backchannel.wake.notify_one();
+    let delivery = service()?
+        .retry_delivery(&realm, id, &admin.actor())
+        .await
+        .map_err(shown)?;
     Ok(delivery)
 }

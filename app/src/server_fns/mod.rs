@@ -14,15 +14,21 @@ pub const NOT_SIGNED_IN: &str = "You are not signed in.";
 #[cfg(feature = "ssr")]
 mod ssr {
     use leptos::prelude::*;
+    use service::SessionService;
 
     use crate::state::AppState;
 
     /// The server's handles, from the context it provides.
     pub fn state() -> Result<AppState, ServerFnError> {
         use_context::<AppState>().ok_or_else(|| {
-            tracing::error!("the server provided no session store to server functions");
+            tracing::error!("the server provided no state to server functions");
             internal()
         })
+    }
+
+    /// The service every server function calls.
+    pub fn service() -> Result<SessionService, ServerFnError> {
+        Ok(state()?.service)
     }
 
     /// An error answer with a fitting HTTP status (server functions answer 500 otherwise).
@@ -40,7 +46,7 @@ mod ssr {
     /// on the server's side shows only the request id; the details go to the log.
     pub fn shown(e: sessions::SessionError) -> ServerFnError {
         if e.status() >= 500 {
-            tracing::error!(error = %e, request_id = %api::guard::request_id(), "server function failed");
+            tracing::error!(error = %e, request_id = %service::request::request_id(), "server function failed");
             return internal();
         }
         fail(e.status(), e)
@@ -48,32 +54,19 @@ mod ssr {
 
     /// The answer to a failure on the server's side.
     pub fn internal() -> ServerFnError {
-        fail(500, api::error::ApiError::internal().message)
+        fail(500, service::request::internal_error_message())
     }
 
     /// The realms an administrator works with (not the server's reserved `_` realms), and the
     /// one asked for, else the first.
     pub fn user_realms(
-        store: &dyn sessions::store::SessionStore,
+        service: &SessionService,
         asked: Option<String>,
     ) -> Result<(Vec<sessions::Realm>, Option<String>), ServerFnError> {
-        let realms = store.list_user_realms().map_err(shown)?;
+        let realms = service.list_realms(false).map_err(shown)?;
         let realm = asked
             .filter(|r| !r.is_empty())
             .or_else(|| realms.first().map(|r| r.name.clone()));
         Ok((realms, realm))
-    }
-
-    /// Runs a store call that may wait for the disk on a blocking thread.
-    pub async fn blocking<T: Send + 'static>(
-        f: impl FnOnce() -> sessions::Result<T> + Send + 'static,
-    ) -> Result<T, ServerFnError> {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, request_id = %api::guard::request_id(), "blocking task failed");
-                internal()
-            })?
-            .map_err(shown)
     }
 }

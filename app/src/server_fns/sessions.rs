@@ -26,10 +26,10 @@ pub async fn load_sessions(
     query: SessionQuery,
 ) -> Result<SessionsView, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{blocking, shown, state};
+    use super::ssr::{service, shown};
     let admin = require_admin().await?;
-    let store = state()?.store;
-    let realms = store.list_realms().map_err(shown)?;
+    let service = service()?;
+    let realms = service.list_realms(true).map_err(shown)?;
     let realm = realm.filter(|r| !r.is_empty()).or_else(|| {
         let first_user_realm = realms
             .iter()
@@ -37,10 +37,7 @@ pub async fn load_sessions(
         first_user_realm.or(realms.first()).map(|r| r.name.clone())
     });
     let page = match &realm {
-        Some(r) => {
-            let (store, r) = (store.clone(), r.clone());
-            Some(blocking(move || store.query(&r, &query)).await?)
-        }
+        Some(r) => Some(service.query(r, query).await.map_err(shown)?),
         None => None,
     };
     Ok(SessionsView {
@@ -58,30 +55,12 @@ pub async fn revoke_sessions(
     request: RemoveSessions,
 ) -> Result<RemoveOutcome, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{blocking, fail, state};
+    use super::ssr::{service, shown};
     let admin = require_admin().await?;
-    if realm == api::ADMIN_REALM {
-        // Session ids compared as parsed values: `ABC...` names the same session as `abc...`.
-        use sessions::store::parse_sid;
-        let own_sid = parse_sid(&admin.sid);
-        let is_own = |sid: &String| own_sid.is_some() && parse_sid(sid) == own_sid;
-        let own = request.sids.iter().any(is_own) || request.sid.as_ref().is_some_and(is_own);
-        let by_subject = request.sids.is_empty()
-            && request.sid.is_none()
-            && request.subject_id.as_deref() == Some(&admin.username);
-        if own || by_subject {
-            return Err(fail(
-                409,
-                "You cannot revoke the session you are signed in with.",
-            ));
-        }
-    }
-    let state = state()?;
-    let store = state.store.clone();
-    let actor = format!("admin:{}", admin.username);
-    let outcome =
-        blocking(move || store.remove(&realm, &request, &actor, chrono::Utc::now())).await?;
-    state.backchannel.wake.notify_one();
+    let outcome = service()?
+        .remove(&realm, request, &admin.actor())
+        .await
+        .map_err(shown)?;
     Ok(outcome)
 }
 
@@ -96,10 +75,11 @@ pub struct SessionDetail {
 #[server]
 pub async fn load_session(realm: String, sid: String) -> Result<SessionDetail, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{shown, state};
+    use super::ssr::{service, shown};
     let admin = require_admin().await?;
-    let session = state()?.store.get_session(&realm, &sid).map_err(shown)?;
-    let own = realm == api::ADMIN_REALM && session.sid == admin.sid;
+    let service = service()?;
+    let session = service.get_session(&realm, &sid).map_err(shown)?;
+    let own = service.is_own_session(&realm, &session.sid, &admin.actor());
     Ok(SessionDetail { session, own })
 }
 
@@ -107,15 +87,11 @@ pub async fn load_session(realm: String, sid: String) -> Result<SessionDetail, S
 #[server]
 pub async fn load_session_grants(realm: String, sid: String) -> Result<Vec<Grant>, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{shown, state};
+    use super::ssr::{service, shown};
     require_admin().await?;
-    state()?
-        .store
-        .list_grants(
-            &realm,
-            &sessions::GrantOwner::Session(sid),
-            chrono::Utc::now(),
-        )
+    service()?
+        .list_grants(&realm, sessions::GrantOwner::Session(sid))
+        .await
         .map_err(shown)
 }
 
@@ -127,19 +103,11 @@ pub async fn revoke_all_sessions(
     request: RemoveAllSessions,
 ) -> Result<RemoveOutcome, ServerFnError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{blocking, fail, state};
+    use super::ssr::{service, shown};
     let admin = require_admin().await?;
-    if realm == api::ADMIN_REALM {
-        return Err(fail(
-            409,
-            "You cannot sign out the realm holding the session you are signed in with.",
-        ));
-    }
-    let state = state()?;
-    let store = state.store.clone();
-    let actor = format!("admin:{}", admin.username);
-    let outcome =
-        blocking(move || store.remove_all(&realm, &request, &actor, chrono::Utc::now())).await?;
-    state.backchannel.wake.notify_one();
+    let outcome = service()?
+        .remove_all(&realm, request, &admin.actor())
+        .await
+        .map_err(shown)?;
     Ok(outcome)
 }

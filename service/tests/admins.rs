@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use api::admins::sign_in::{SignInError, SignIns};
-use api::admins::{AdminAccounts, Verified, ADMIN_REALM};
 use chrono::Utc;
+use service::admins::sign_in::{SignInError, SignIns};
+use service::admins::{AdminAccounts, Verified, ADMIN_REALM};
 use sessions::store::{SessionStore, SledStore};
 use sessions::SessionQuery;
 

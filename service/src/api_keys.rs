@@ -1,0 +1,236 @@
+//! API keys: stored as SHA-256 hashes (they are 256-bit random secrets, so a slow hash adds
+//! nothing), each with a name and scopes, checked on every request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sessions::store::{SessionStore, SledStore};
+use sessions::{AuditEntry, Result, SessionError};
+use sha2::{Digest, Sha256};
+
+/// What a key may do.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Scope {
+    /// Create, validate, refresh and end sessions (the identity provider's data plane).
+    #[serde(rename = "sessions:issue")]
+    Issue,
+    /// List, inspect and revoke sessions; manage realms; read the audit log.
+    #[serde(rename = "sessions:admin")]
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 2] = [Scope::Issue, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Issue => "sessions:issue",
+            Scope::Admin => "sessions:admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// A stored API key, without its secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+    hash: [u8; 32],
+}
+
+/// An API key as listed: its name, scopes and age, never its secret or hash.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKeyInfo {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&ApiKey> for ApiKeyInfo {
+    fn from(k: &ApiKey) -> Self {
+        Self {
+            name: k.name.clone(),
+            scopes: k.scopes.clone(),
+            created_at: k.created_at,
+        }
+    }
+}
+
+/// Name of the key registered from `SESSIONS_BOOTSTRAP_API_KEY`.
+pub const BOOTSTRAP_KEY_NAME: &str = "bootstrap";
+
+/// The API keys of a server, persisted in a tree of the session store's database.
+pub struct ApiKeys {
+    tree: sled::Tree,
+    store: Arc<SledStore>,
+    by_hash: ArcSwap<HashMap<[u8; 32], Arc<ApiKey>>>,
+}
+
+fn hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn storage(e: impl std::fmt::Display) -> SessionError {
+    SessionError::Storage(e.to_string())
+}
+
+impl ApiKeys {
+    /// Loads the keys kept in the store.
+    pub fn open(store: Arc<SledStore>) -> Result<Self> {
+        let tree = store.companion_tree("api_keys")?;
+        let keys = Self {
+            tree,
+            store,
+            by_hash: ArcSwap::from_pointee(HashMap::new()),
+        };
+        keys.reload()?;
+        Ok(keys)
+    }
+
+    fn reload(&self) -> Result<()> {
+        let mut map = HashMap::new();
+        for item in self.tree.iter() {
+            let (_, v) = item.map_err(storage)?;
+            let key: ApiKey = serde_json::from_slice(&v).map_err(storage)?;
+            map.insert(key.hash, Arc::new(key));
+        }
+        self.by_hash.store(Arc::new(map));
+        Ok(())
+    }
+
+    fn save(&self, key: &ApiKey) -> Result<()> {
+        self.tree
+            .insert(
+                key.name.as_bytes(),
+                serde_json::to_vec(key).map_err(storage)?,
+            )
+            .map_err(storage)?;
+        self.store.wait_durable()?;
+        self.reload()
+    }
+
+    fn audit(
+        &self,
+        action: &str,
+        name: &str,
+        actor: &str,
+        outcome: String,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.store.record_audit(&AuditEntry {
+            at: now,
+            actor: actor.to_owned(),
+            realm: None,
+            action: action.to_owned(),
+            target: name.to_owned(),
+            reason: None,
+            outcome,
+        })
+    }
+
+    /// Creates a key and answers its secret, which is shown this once. Audited.
+    pub fn create(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(ApiKey, String)> {
+        sessions::validate::identifier("name", name)?;
+        if scopes.is_empty() {
+            return Err(SessionError::invalid("give the key at least one --scope"));
+        }
+        if self.tree.contains_key(name.as_bytes()).map_err(storage)? {
+            return Err(SessionError::Conflict(format!(
+                "an API key named '{name}' exists; revoke it first"
+            )));
+        }
+        let mut raw = [0u8; 32];
+        getrandom::getrandom(&mut raw).map_err(storage)?;
+        let secret = format!("sk_{}", URL_SAFE_NO_PAD.encode(raw));
+        let key = ApiKey {
+            name: name.to_owned(),
+            scopes: scopes.to_vec(),
+            created_at: now,
+            hash: hash(&secret),
+        };
+        self.save(&key)?;
+        let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+        self.audit(
+            "create_api_key",
+            name,
+            actor,
+            format!("ok; scopes {}", scopes.join(", ")),
+            now,
+        )?;
+        Ok((key, secret))
+    }
+
+    /// Registers a key whose secret the operator chose (the bootstrap key), replacing any
+    /// earlier key of that name.
+    pub fn register(
+        &self,
+        name: &str,
+        secret: &str,
+        scopes: &[Scope],
+        now: DateTime<Utc>,
+    ) -> Result<ApiKey> {
+        if secret.len() < 16 {
+            return Err(SessionError::invalid(
+                "an API key must be at least 16 characters",
+            ));
+        }
+        let key = ApiKey {
+            name: name.to_owned(),
+            scopes: scopes.to_vec(),
+            created_at: now,
+            hash: hash(secret),
+        };
+        self.save(&key)?;
+        Ok(key)
+    }
+
+    /// Every key, by name.
+    pub fn list(&self) -> Result<Vec<ApiKey>> {
+        self.tree
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(storage)?;
+                serde_json::from_slice(&v).map_err(storage)
+            })
+            .collect()
+    }
+
+    /// Revokes a key by name, at once for every request that follows; false if there was none.
+    /// Audited.
+    pub fn revoke(&self, name: &str, actor: &str, now: DateTime<Utc>) -> Result<bool> {
+        let existed = self
+            .tree
+            .remove(name.as_bytes())
+            .map_err(storage)?
+            .is_some();
+        self.reload()?;
+        if existed {
+            self.audit("revoke_api_key", name, actor, "ok".into(), now)?;
+        }
+        self.store.wait_durable()?;
+        Ok(existed)
+    }
+
+    /// The key a request presents, if it is one of ours.
+    pub fn authenticate(&self, secret: &str) -> Option<Arc<ApiKey>> {
+        self.by_hash.load().get(&hash(secret)).cloned()
+    }
+}

@@ -1,0 +1,117 @@
+//! The application layer of the session service: every rule once, over the storage trait.
+//! The JSON API (`api`) and the dashboard's server functions (`app`) are thin adapters that
+//! parse, call one [`SessionService`] method, and shape the answer.
+//!
+//! - [`SessionService`]: realms, clients, sessions, grants, deliveries, audit, keys and
+//!   administrators, by concept in `ops/`;
+//! - [`admins`]: administrator accounts and the throttled way in;
+//! - [`api_keys`]: the keys API callers present;
+//! - [`backchannel`]: logout-token signing keys, the target rules and the delivery worker;
+//! - [`request`]: who is being served right now (request id, client address);
+//! - [`metrics`]: what the service counts.
+
+pub mod admins;
+pub mod api_keys;
+pub mod backchannel;
+pub mod metrics;
+mod ops;
+pub mod request;
+
+use std::sync::Arc;
+
+use sessions::store::SessionStore;
+use sessions::{Result, SessionError};
+
+pub use ops::audit::AuditPage;
+pub use ops::deliveries::parse_delivery_status;
+pub use ops::keys::RotatedKeys;
+
+use admins::sign_in::SignIns;
+use api_keys::ApiKeys;
+use backchannel::Backchannel;
+
+/// Who acts: recorded in the audit log, and some rules depend on it (an administrator may not
+/// end the dashboard session they are using).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// A caller of the JSON API, by its key's name.
+    ApiKey(String),
+    /// A signed-in administrator and the dashboard session they act from.
+    Admin { username: String, sid: String },
+    /// The server itself (start-up settings, the reaper).
+    Server,
+    /// An operator at the command line.
+    Cli,
+}
+
+impl Actor {
+    /// How the audit log names the actor.
+    pub fn audit_name(&self) -> String {
+        match self {
+            Actor::ApiKey(name) => format!("api-key:{name}"),
+            Actor::Admin { username, .. } => format!("admin:{username}"),
+            Actor::Server => "server".into(),
+            Actor::Cli => "cli".into(),
+        }
+    }
+}
+
+/// The one application layer over a store.
+#[derive(Clone)]
+pub struct SessionService {
+    store: Arc<dyn SessionStore>,
+    keys: Arc<ApiKeys>,
+    sign_ins: Arc<SignIns>,
+    backchannel: Arc<Backchannel>,
+}
+
+impl SessionService {
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        keys: Arc<ApiKeys>,
+        admins: Arc<admins::AdminAccounts>,
+        backchannel: Arc<Backchannel>,
+    ) -> Self {
+        let sign_ins = Arc::new(SignIns::new(admins, store.clone()));
+        Self {
+            store,
+            keys,
+            sign_ins,
+            backchannel,
+        }
+    }
+
+    /// The store, for the background reaper and delivery worker and for health checks.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The API keys, which authenticate API callers.
+    pub fn api_keys(&self) -> &Arc<ApiKeys> {
+        &self.keys
+    }
+
+    /// Administrators and the way into the dashboard.
+    pub fn sign_ins(&self) -> &Arc<SignIns> {
+        &self.sign_ins
+    }
+
+    /// Logout-token signing and delivery.
+    pub fn backchannel(&self) -> &Arc<Backchannel> {
+        &self.backchannel
+    }
+
+    /// Wakes the delivery worker: something was queued or retried.
+    fn wake_deliveries(&self) {
+        self.backchannel.wake.notify_one();
+    }
+}
+
+/// Runs a store call that may wait for the disk on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SessionError::Storage(format!("a storage task failed: {e}")))?
+}

@@ -1,0 +1,64 @@
+//! Keys: the API keys callers present, and the keys that sign logout tokens.
+
+use chrono::Utc;
+use jsonwebtoken::jwk::JwkSet;
+use sessions::Result;
+
+use crate::api_keys::{ApiKey, Scope};
+use crate::{blocking, Actor, SessionService};
+
+/// The signing keys after a rotation.
+#[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RotatedKeys {
+    /// The key that signs from now on.
+    pub current_kid: String,
+    /// Every key published in the JWKS, the retired one included until the tokens it signed
+    /// have expired.
+    pub published_kids: Vec<String>,
+}
+
+impl SessionService {
+    /// Every API key, by name.
+    pub fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.keys.list()
+    }
+
+    /// Creates an API key; its secret is answered this once. Audited.
+    pub async fn create_api_key(
+        &self,
+        name: &str,
+        scopes: Vec<Scope>,
+        actor: &Actor,
+    ) -> Result<(ApiKey, String)> {
+        let (keys, name, actor) = (self.keys.clone(), name.to_owned(), actor.audit_name());
+        blocking(move || keys.create(&name, &scopes, &actor, Utc::now())).await
+    }
+
+    /// Revokes an API key at once; false if there was none. Audited.
+    pub async fn revoke_api_key(&self, name: &str, actor: &Actor) -> Result<bool> {
+        let (keys, name, actor) = (self.keys.clone(), name.to_owned(), actor.audit_name());
+        blocking(move || keys.revoke(&name, &actor, Utc::now())).await
+    }
+
+    /// The public keys that verify logout tokens.
+    pub fn jwks(&self) -> JwkSet {
+        self.backchannel.keys.jwks(Utc::now())
+    }
+
+    /// Makes a new logout-token signing key current.
+    pub async fn rotate_signing_key(&self) -> Result<RotatedKeys> {
+        let keys = self.backchannel.keys.clone();
+        let current_kid = blocking(move || keys.rotate(Utc::now())).await?;
+        let published_kids = self
+            .jwks()
+            .keys
+            .into_iter()
+            .filter_map(|k| k.common.key_id)
+            .collect();
+        Ok(RotatedKeys {
+            current_kid,
+            published_kids,
+        })
+    }
+}

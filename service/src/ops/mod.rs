@@ -1,0 +1,10 @@
+//! The service's operations, one module per concept, each an `impl SessionService` block.
+
+pub mod admins;
+pub mod audit;
+pub mod clients;
+pub mod deliveries;
+pub mod grants;
+pub mod keys;
+pub mod realms;
+pub mod sessions;

@@ -1,0 +1,45 @@
+//! Realms: created explicitly (a typo never creates one); the reserved ones are the server's.
+
+use chrono::Utc;
+use sessions::{Realm, RealmSettingsUpdate, Result, SessionError};
+
+use crate::{blocking, Actor, SessionService};
+
+impl SessionService {
+    /// Creates the realm or updates its settings. Reserved names are refused. Durable.
+    pub async fn put_realm(
+        &self,
+        name: &str,
+        update: RealmSettingsUpdate,
+        actor: &Actor,
+    ) -> Result<Realm> {
+        refuse_reserved(name)?;
+        let (store, name, actor) = (self.store.clone(), name.to_owned(), actor.audit_name());
+        blocking(move || store.put_realm(&name, &update, &actor, Utc::now())).await
+    }
+
+    /// A realm with its settings and exact session count.
+    pub fn get_realm(&self, name: &str) -> Result<Realm> {
+        self.store.get_realm(name)
+    }
+
+    /// The realms administrators work with; with `include_reserved`, the server's own too (the
+    /// dashboard lists administrators' sessions).
+    pub fn list_realms(&self, include_reserved: bool) -> Result<Vec<Realm>> {
+        if include_reserved {
+            self.store.list_realms()
+        } else {
+            self.store.list_user_realms()
+        }
+    }
+}
+
+/// Refuses the server's reserved realm names.
+pub(crate) fn refuse_reserved(name: &str) -> Result<()> {
+    if sessions::validate::is_reserved_realm(name) {
+        return Err(SessionError::invalid(
+            "realm names starting with '_' are reserved for the server",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Sessions: the identity provider's data plane (create, validate, end, join, properties) and
+//! administration (list, inspect, end with flags). Every ending wakes the delivery worker.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use sessions::store::parse_sid;
+use sessions::{
+    CreatedSession, NewSession, QueryResult, RemoveAllSessions, RemoveOutcome, RemoveSessions,
+    Result, Session, SessionError, SessionQuery,
+};
+
+use crate::admins::ADMIN_REALM;
+use crate::{blocking, Actor, SessionService};
+
+impl SessionService {
+    /// Starts a session; its token is in the answer and nowhere else.
+    pub async fn create_session(&self, realm: &str, new: NewSession) -> Result<CreatedSession> {
+        let (store, realm) = (self.store.clone(), realm.to_owned());
+        let created = blocking(move || store.create_session(&realm, &new, Utc::now())).await;
+        // A quota eviction may have queued logouts.
+        self.wake_deliveries();
+        created
+    }
+
+    /// The session the token belongs to, if valid; with `refresh`, extends its idle expiry.
+    pub fn validate(&self, realm: &str, token: &str, refresh: bool) -> Result<Option<Session>> {
+        self.store.validate(realm, token, refresh, Utc::now())
+    }
+
+    /// Ends the token's session with every flag. Durable.
+    pub async fn logout(&self, realm: &str, token: &str) -> Result<bool> {
+        let (store, realm, token) = (self.store.clone(), realm.to_owned(), token.to_owned());
+        let ended = blocking(move || store.logout(&realm, &token, Utc::now())).await;
+        self.wake_deliveries();
+        ended
+    }
+
+    /// Records that a client joined the session.
+    pub async fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session> {
+        let (store, realm, sid, client) = (
+            self.store.clone(),
+            realm.to_owned(),
+            sid.to_owned(),
+            client_id.to_owned(),
+        );
+        blocking(move || store.add_client(&realm, &sid, &client)).await
+    }
+
+    /// The whitelisted properties of the token's session.
+    pub fn get_properties(&self, realm: &str, token: &str) -> Result<BTreeMap<String, String>> {
+        self.store.get_properties(realm, token, Utc::now())
+    }
+
+    /// Sets whitelisted properties of the token's session.
+    pub async fn set_properties(
+        &self,
+        realm: &str,
+        token: &str,
+        properties: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
+        let (store, realm, token) = (self.store.clone(), realm.to_owned(), token.to_owned());
+        blocking(move || store.set_properties(&realm, &token, &properties, Utc::now())).await
+    }
+
+    /// One page of a realm's sessions, filtered, sorted and counted.
+    pub async fn query(&self, realm: &str, query: SessionQuery) -> Result<QueryResult> {
+        let (store, realm) = (self.store.clone(), realm.to_owned());
+        blocking(move || store.query(&realm, &query)).await
+    }
+
+    /// One session by its id.
+    pub fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
+        self.store.get_session(realm, sid)
+    }
+
+    /// Ends selected or filtered sessions with the request's flags (or previews it). An
+    /// administrator may not end the dashboard session they act from. Durable.
+    pub async fn remove(
+        &self,
+        realm: &str,
+        request: RemoveSessions,
+        actor: &Actor,
+    ) -> Result<RemoveOutcome> {
+        refuse_own_session(realm, &request, actor)?;
+        let (store, realm, actor) = (self.store.clone(), realm.to_owned(), actor.audit_name());
+        let outcome = blocking(move || store.remove(&realm, &request, &actor, Utc::now())).await;
+        self.wake_deliveries();
+        outcome
+    }
+
+    /// Ends every session of the realm (or previews it). Not the administrators' realm. Durable.
+    pub async fn remove_all(
+        &self,
+        realm: &str,
+        request: RemoveAllSessions,
+        actor: &Actor,
+    ) -> Result<RemoveOutcome> {
+        if realm == ADMIN_REALM {
+            return Err(SessionError::Conflict(
+                "You cannot sign out the realm holding the session you are signed in with.".into(),
+            ));
+        }
+        let (store, realm, actor) = (self.store.clone(), realm.to_owned(), actor.audit_name());
+        let outcome =
+            blocking(move || store.remove_all(&realm, &request, &actor, Utc::now())).await;
+        self.wake_deliveries();
+        outcome
+    }
+
+    /// Whether `sid` is the dashboard session `actor` acts from.
+    pub fn is_own_session(&self, realm: &str, sid: &str, actor: &Actor) -> bool {
+        own_sid(realm, actor).is_some_and(|own| parse_sid(sid) == Some(own))
+    }
+}
+
+/// The dashboard session an administrator acts from, as a parsed id, if `realm` holds it.
+fn own_sid(realm: &str, actor: &Actor) -> Option<[u8; 16]> {
+    match actor {
+        Actor::Admin { sid, .. } if realm == ADMIN_REALM => parse_sid(sid),
+        _ => None,
+    }
+}
+
+/// Refuses a removal that would end the acting administrator's own session: by its id (compared
+/// as a parsed value, however it is written) or by their user name.
+fn refuse_own_session(realm: &str, request: &RemoveSessions, actor: &Actor) -> Result<()> {
+    let Some(own) = own_sid(realm, actor) else {
+        return Ok(());
+    };
+    let is_own = |sid: &String| parse_sid(sid) == Some(own);
+    let by_id = request.sids.iter().any(is_own) || request.sid.as_ref().is_some_and(is_own);
+    let by_subject = matches!(actor, Actor::Admin { username, .. }
+        if request.sids.is_empty() && request.sid.is_none()
+            && request.subject_id.as_deref() == Some(username.as_str()));
+    if by_id || by_subject {
+        return Err(SessionError::Conflict(
+            "You cannot revoke the session you are signed in with.".into(),
+        ));
+    }
+    Ok(())
+}
