@@ -6,15 +6,22 @@ use std::sync::Arc;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use service::api_keys::{ApiKeys, Scope};
+use service::api_keys::{ApiKey, ApiKeys, Scope};
 use service::Actor;
 
 use crate::error::ApiError;
 
 /// The caller of a request, authenticated with a key holding scope `S`.
 pub struct Caller<const ADMIN: bool> {
+    /// The key the request presented.
+    pub key: Arc<ApiKey>,
+}
+
+impl<const ADMIN: bool> Caller<ADMIN> {
     /// Who acts, for the audit log.
-    pub actor: Actor,
+    pub fn actor(&self) -> Actor {
+        Actor::ApiKey(self.key.name.clone())
+    }
 }
 
 /// A caller with the `sessions:issue` scope.
@@ -59,8 +66,6 @@ where
                 ),
             ));
         }
-        Ok(Caller {
-            actor: Actor::ApiKey(key.name.clone()),
-        })
+        Ok(Caller { key })
     }
 }

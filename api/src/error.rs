@@ -221,24 +221,23 @@ impl<S: Send + Sync> FromRequestParts<S> for RealmPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(invalid_path)?;
+            .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text()))?;
         let realm = params
-            .0
-            .into_iter()
-            .find(|(k, _)| k == "realm")
+            .iter()
+            .find(|(k, _)| *k == "realm")
             .map(|(_, v)| v)
             .ok_or_else(|| ApiError::not_found("no realm in the path"))?;
-        sessions::validate::realm_name(&realm)?;
-        if sessions::validate::is_reserved_realm(&realm) {
+        sessions::validate::realm_name(realm)?;
+        if sessions::validate::is_reserved_realm(realm) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "reserved_realm",
                 "realm names starting with '_' are reserved for the server",
             ));
         }
-        Ok(RealmPath(realm))
+        Ok(RealmPath(realm.to_owned()))
     }
 }
 

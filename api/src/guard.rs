@@ -117,8 +117,9 @@ pub async fn guard(
         client,
     };
     req.extensions_mut().insert(context.clone());
+    // Debug level: free unless asked for; errors log the request id themselves.
     let span =
-        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+        tracing::debug_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let response = service::request::scope(
         context,
         tracing::Instrument::instrument(checked(req, next), span),
@@ -169,7 +170,9 @@ async fn limit_body(req: Request) -> Result<Request, ApiError> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared == Some(0)
+    // A declared length within the limit is enforced by the HTTP layer itself (a body cannot
+    // run past it), so only chunked bodies need counting here.
+    if declared.is_some_and(|n| n <= MAX_BODY_BYTES as u64)
         || (declared.is_none() && matches!(*req.method(), Method::GET | Method::HEAD))
     {
         return Ok(req);

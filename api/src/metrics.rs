@@ -2,7 +2,8 @@
 //! the service's counters are kept from the first event), request counts and latencies per
 //! route, and figures the store reports.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -27,20 +28,65 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// The counter and histogram of one (route, method, status), registered once.
+#[derive(Clone)]
+struct RouteMetrics {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+type RouteKey = (axum::http::Method, u16);
+
+/// Handles by route, then by (method, status): a request's lookup allocates nothing once its
+/// combination has been seen.
+fn registry() -> &'static RwLock<HashMap<Arc<str>, Vec<(RouteKey, RouteMetrics)>>> {
+    static REGISTRY: OnceLock<RwLock<HashMap<Arc<str>, Vec<(RouteKey, RouteMetrics)>>>> =
+        OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+fn route_metrics(route: &str, method: &axum::http::Method, status: u16) -> RouteMetrics {
+    let find = |entries: &Vec<(RouteKey, RouteMetrics)>| {
+        entries
+            .iter()
+            .find(|((m, s), _)| m == method && *s == status)
+            .map(|(_, h)| h.clone())
+    };
+    if let Some(found) = registry()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(route)
+        .and_then(find)
+    {
+        return found;
+    }
+    handle();
+    let labels = [
+        ("method", method.as_str().to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    let handles = RouteMetrics {
+        requests: metrics::counter!("http_requests_total", &labels),
+        duration: metrics::histogram!("http_request_duration_seconds", &labels),
+    };
+    let mut map = registry().write().unwrap_or_else(|e| e.into_inner());
+    let entries = map.entry(Arc::from(route)).or_default();
+    if find(entries).is_none() {
+        entries.push(((method.clone(), status), handles.clone()));
+    }
+    handles
+}
+
 /// Middleware counting requests and timing them by route and status.
 pub async fn track(req: Request, next: Next) -> Response {
-    handle();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    let handles = route_metrics(route, &method, response.status().as_u16());
+    handles.requests.increment(1);
+    handles.duration.record(started.elapsed().as_secs_f64());
     response
 }

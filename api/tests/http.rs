@@ -134,8 +134,20 @@ async fn session_lifecycle_over_http() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["valid"], true);
+    assert_eq!(v["sid"], sid);
+    assert_eq!(v["subject_id"], "alice");
+    assert!(v["expires_at"].is_string(), "{v}");
+    assert!(v.get("session").is_none(), "slim by default: {v}");
+    let (_, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/validate",
+            Some(json!({"token": token, "refresh": false, "fields": "full"})),
+        )
+        .await;
     assert_eq!(v["session"]["sid"], sid);
-    assert!(v["session"].get("token").is_none(), "token leaked: {v}");
+    assert_eq!(v["session"]["display_name"], "Alice Smith");
+    assert!(!v.to_string().contains(token), "token leaked: {v}");
 
     let (s, v) = srv
         .root(

@@ -10,6 +10,11 @@ use server::cli::{
 use server::Services;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: the request path allocates small, short-lived objects on every core; glibc's malloc
+/// showed at about 16% of a validate profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

@@ -59,7 +59,7 @@ pub async fn remove_sessions(
     ApiJson(req): ApiJson<RemoveSessions>,
 ) -> ApiResult<Json<RemoveOutcome>> {
     Ok(Json(
-        state.service.remove(&realm, req, &caller.actor).await?,
+        state.service.remove(&realm, req, &caller.actor()).await?,
     ))
 }
 
@@ -75,6 +75,9 @@ pub async fn logout_all(
     ApiJson(req): ApiJson<RemoveAllSessions>,
 ) -> ApiResult<Json<RemoveOutcome>> {
     Ok(Json(
-        state.service.remove_all(&realm, req, &caller.actor).await?,
+        state
+            .service
+            .remove_all(&realm, req, &caller.actor())
+            .await?,
     ))
 }

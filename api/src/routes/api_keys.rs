@@ -72,7 +72,7 @@ pub async fn create_api_key(
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let (key, secret) = state
         .service
-        .create_api_key(&new.name, new.scopes, &caller.actor)
+        .create_api_key(&new.name, new.scopes, &caller.actor())
         .await?;
     let key = ApiKeyInfo::from(&key);
     Ok((StatusCode::CREATED, Json(CreatedApiKey { key, secret })))
@@ -90,7 +90,7 @@ pub async fn revoke_api_key(
 ) -> ApiResult<StatusCode> {
     if state
         .service
-        .revoke_api_key(&path.name, &caller.actor)
+        .revoke_api_key(&path.name, &caller.actor())
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

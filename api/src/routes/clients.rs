@@ -40,7 +40,7 @@ pub async fn put_client(
 ) -> ApiResult<Json<Client>> {
     let client = state
         .service
-        .put_client(&realm, &path.client_id, registration, &caller.actor)
+        .put_client(&realm, &path.client_id, registration, &caller.actor())
         .await?;
     Ok(Json(client))
 }
@@ -73,7 +73,7 @@ pub async fn delete_client(
     let client_id = path.client_id.clone();
     let existed = state
         .service
-        .delete_client(&realm, &path.client_id, &caller.actor)
+        .delete_client(&realm, &path.client_id, &caller.actor())
         .await?;
     if existed {
         Ok(StatusCode::NO_CONTENT)

@@ -25,18 +25,70 @@ pub struct ValidateRequest {
     /// Extend the idle expiry (written at most once per the realm's update interval).
     #[serde(default = "yes")]
     pub refresh: bool,
+    /// `slim` (default): who the session is and until when; `full`: the whole session too.
+    #[serde(default)]
+    pub fields: ValidateFields,
 }
 
 fn yes() -> bool {
     true
 }
 
-/// Whether the token names a live session, and that session.
+/// How much a validation answers.
+#[derive(Deserialize, ToSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidateFields {
+    /// `sid`, `subject_id` and `expires_at`: what a request needs to be let through.
+    #[default]
+    Slim,
+    /// Also the whole `session`.
+    Full,
+}
+
+/// Whether the token names a live session; who it is and until when it is valid (the earlier of
+/// its idle and absolute expiry); with `fields: full`, the whole session.
 #[derive(Serialize, ToSchema)]
 pub struct ValidateResponse {
     pub valid: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<Session>,
+}
+
+impl ValidateResponse {
+    fn of(session: Option<Session>, fields: ValidateFields) -> Self {
+        let Some(s) = session else {
+            return Self {
+                valid: false,
+                sid: None,
+                subject_id: None,
+                expires_at: None,
+                session: None,
+            };
+        };
+        let expires_at = Some(s.effective_expiry());
+        match fields {
+            ValidateFields::Slim => Self {
+                valid: true,
+                sid: Some(s.sid),
+                subject_id: Some(s.subject_id),
+                expires_at,
+                session: None,
+            },
+            ValidateFields::Full => Self {
+                valid: true,
+                sid: Some(s.sid.clone()),
+                subject_id: Some(s.subject_id.clone()),
+                expires_at,
+                session: Some(s),
+            },
+        }
+    }
 }
 
 /// A session's secret token.
@@ -109,10 +161,7 @@ pub async fn validate_session(
     ApiJson(req): ApiJson<ValidateRequest>,
 ) -> ApiResult<Json<ValidateResponse>> {
     let session = state.service.validate(&realm, &req.token, req.refresh)?;
-    Ok(Json(ValidateResponse {
-        valid: session.is_some(),
-        session,
-    }))
+    Ok(Json(ValidateResponse::of(session, req.fields)))
 }
 
 /// End the token's session. On disk when it answers.

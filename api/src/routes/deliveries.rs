@@ -62,7 +62,7 @@ pub async fn retry_delivery(
 ) -> ApiResult<Json<Delivery>> {
     let delivery = state
         .service
-        .retry_delivery(&realm, path.id, &caller.actor)
+        .retry_delivery(&realm, path.id, &caller.actor())
         .await?;
     Ok(Json(delivery))
 }

@@ -117,7 +117,7 @@ pub async fn revoke_token(
 ) -> ApiResult<Json<RevokeTokenOutcome>> {
     let revoked = state
         .service
-        .revoke_token(&realm, &body.token, &caller.actor)
+        .revoke_token(&realm, &body.token, &caller.actor())
         .await?
         .is_some();
     Ok(Json(RevokeTokenOutcome { revoked }))
@@ -142,7 +142,7 @@ pub async fn revoke_subject_grants(
             &body.subject_id,
             body.client_ids,
             body.reason,
-            &caller.actor,
+            &caller.actor(),
         )
         .await?;
     Ok(Json(GrantsRevoked { grants_revoked }))

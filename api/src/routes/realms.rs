@@ -29,7 +29,7 @@ pub async fn put_realm(
 ) -> ApiResult<Json<Realm>> {
     let realm = state
         .service
-        .put_realm(&realm, update, &caller.actor)
+        .put_realm(&realm, update, &caller.actor())
         .await?;
     Ok(Json(realm))
 }
