@@ -335,6 +335,7 @@ mod tests {
             let v = encode(&s, &interner);
             assert_eq!(decode(s.created_ms, &s.sid, &v, &interner).unwrap(), s);
         }
+        let v = encode(&s, &interner);
         let reloaded = Interner::load(&tree).unwrap();
         assert_eq!(decode(s.created_ms, &s.sid, &v, &reloaded).unwrap(), s);
         assert!(decode(s.created_ms, &s.sid, &v[..v.len() - 1], &reloaded).is_err());
