@@ -56,7 +56,7 @@ const CHECKPOINT_EVERY: u64 = 20_000;
 const CHECKPOINT_CHUNK: usize = 64 * 1024;
 /// sled's page cache: enough for the indexes' upper levels and the hot records at a million
 /// sessions, well within the resident-memory budget.
-const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+const CACHE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// How the store opened: for the start-up log line and the benchmark.
 #[derive(Clone, Copy, Debug, Default)]
@@ -99,7 +99,7 @@ pub struct SledStoreV2 {
 impl SledStoreV2 {
     /// Opens (or creates) the store in a directory, upgrading one of the previous layout.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::with_config(sled::Config::new().path(path).cache_capacity(CACHE_BYTES))
+        Self::with_config(sled::Config::new().path(path).cache_capacity(cache_bytes()))
     }
 
     /// A store in a temporary directory that is deleted when dropped, for tests.
@@ -605,6 +605,14 @@ fn sha256(b: &[u8]) -> [u8; 32] {
 /// Equality of two hashes that takes as long whatever they hold.
 fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// sled's page cache size: [`CACHE_BYTES`], or `SESSIONS_CACHE_MB` from the environment.
+fn cache_bytes() -> u64 {
+    std::env::var("SESSIONS_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(CACHE_BYTES, |mb| mb * 1024 * 1024)
 }
 
 /// The process's resident memory, from `/proc/self/status` (0 where there is none).
