@@ -38,6 +38,10 @@ impl Backend for SledV2Backend {
     fn stored_bytes(&self, dir: &tempfile::TempDir) -> Option<Vec<Vec<u8>>> {
         Some(files_under(dir.path()))
     }
+
+    fn check(&self, store: &SledStoreV2) -> Vec<String> {
+        store.check(false).unwrap().problems
+    }
 }
 
 sessions::conformance_suite!(sled_v2, SledV2Backend);

@@ -93,7 +93,6 @@ pub fn split_time_sid(key: &[u8]) -> (i64, Sid) {
 }
 
 /// The realm id a key starts with.
-#[allow(dead_code)]
 pub fn realm_of(key: &[u8]) -> Option<RealmId> {
     Some(RealmId::from_be_bytes(key.get(..4)?.try_into().ok()?))
 }

@@ -23,6 +23,8 @@ mod locks;
 mod ops;
 mod query;
 mod record;
+#[cfg(test)]
+mod tests;
 mod upgrade;
 
 use std::collections::{BTreeMap, HashMap};
