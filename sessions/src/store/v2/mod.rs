@@ -52,7 +52,8 @@ use record::Interner;
 pub const LAYOUT_VERSION: u32 = 2;
 /// The tree every key of the v2 layout lives in.
 const TREE: &str = "sessions_v2";
-/// A counter checkpoint is written after this many journal entries.
+/// A counter checkpoint is written after this many journal entries (`SESSIONS_CHECKPOINT_EVERY`
+/// in the environment overrides it).
 const CHECKPOINT_EVERY: u64 = 20_000;
 /// Checkpoint chunks are about this big.
 const CHECKPOINT_CHUNK: usize = 64 * 1024;
@@ -91,6 +92,8 @@ pub struct SledStoreV2 {
     next_seq: AtomicU64,
     journal_len: AtomicU64,
     checkpointing: Mutex<()>,
+    /// Journal entries between checkpoints.
+    checkpoint_every: u64,
     subjects: Stripes,
     sessions: Stripes,
     grants: Stripes,
@@ -170,6 +173,11 @@ impl SledStoreV2 {
             next_seq: AtomicU64::new(0),
             journal_len: AtomicU64::new(0),
             checkpointing: Mutex::new(()),
+            checkpoint_every: std::env::var("SESSIONS_CHECKPOINT_EVERY")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(CHECKPOINT_EVERY)
+                .max(1),
             subjects: Stripes::default(),
             sessions: Stripes::default(),
             grants: Stripes::default(),
@@ -325,9 +333,9 @@ impl SledStoreV2 {
             self.tree.apply_batch(batch)?;
             self.counters.apply(deltas);
         }
-        if self.journal_len.fetch_add(1, Ordering::SeqCst) + 1 >= CHECKPOINT_EVERY {
+        if self.journal_len.fetch_add(1, Ordering::SeqCst) + 1 >= self.checkpoint_every {
             if let Ok(_one) = self.checkpointing.try_lock() {
-                if self.journal_len.load(Ordering::SeqCst) >= CHECKPOINT_EVERY {
+                if self.journal_len.load(Ordering::SeqCst) >= self.checkpoint_every {
                     self.checkpoint_locked()?;
                 }
             }
