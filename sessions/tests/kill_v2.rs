@@ -59,7 +59,7 @@ fn child(dir: &str, round: u64) -> ! {
             ..Default::default()
         };
         let c = store.create_session("r", &new, now).unwrap();
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let grant = NewGrant {
                 kind: GrantKind::RefreshToken,
                 subject_id: new.subject_id.clone(),
@@ -71,12 +71,12 @@ fn child(dir: &str, round: u64) -> ! {
             };
             store.create_grant("r", &grant, now).unwrap();
         }
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             store
                 .validate("r", &c.token, true, now + TimeDelta::seconds(90))
                 .unwrap();
         }
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             let req = RemoveSessions {
                 sids: vec![c.session.sid.clone()],
                 ..Default::default()
@@ -86,7 +86,7 @@ fn child(dir: &str, round: u64) -> ! {
                 println!("REMOVED {}", c.session.sid);
             }
         }
-        if i % 29 == 0 {
+        if i.is_multiple_of(29) {
             let req = RemoveSessions {
                 subject_id: Some(format!("user{}", i % 13)),
                 ..Default::default()
