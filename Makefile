@@ -36,6 +36,8 @@ lint:
 fmt:
 	cargo fmt --all
 
-## Prints a table of store figures (create, validate, queries, deep pages, removals, disk).
+## Prints a table of store figures (create, validate, queries, deep pages, removals, disk, open
+## time from a cold page cache where permitted, resident memory) and writes it to BENCHMARKS.md
+## with the machine and the date. SESSIONS=n for another size, STORE=v1 for the previous layout.
 bench:
-	cargo run --release -p sessions --example bench -- $(or $(SESSIONS),200000)
+	BENCH_OUT=$(CURDIR)/BENCHMARKS.md cargo run --release -p sessions --example bench -- $(or $(SESSIONS),1000000)

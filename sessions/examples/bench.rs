@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use sessions::store::{DueCursor, SessionStore, SledStore};
+use sessions::store::{DueCursor, SessionStore, SledStore, SledStoreV2};
 use sessions::{
     ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveAllSessions,
     RemoveSessions, SessionQuery, SortKey,
@@ -48,7 +48,11 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples[((samples.len() - 1) as f64 * p) as usize]
 }
 
-fn time_queries(store: &SledStore, query: &SessionQuery, runs: usize) -> (Duration, Duration, u64) {
+fn time_queries(
+    store: &dyn SessionStore,
+    query: &SessionQuery,
+    runs: usize,
+) -> (Duration, Duration, u64) {
     let mut samples = Vec::with_capacity(runs);
     let mut total = 0;
     for _ in 0..runs {
@@ -63,13 +67,59 @@ fn time_queries(store: &SledStore, query: &SessionQuery, runs: usize) -> (Durati
     )
 }
 
+/// In a child process: opens the store the benchmark built (after dropping the page cache when
+/// permitted), answers one validation, and prints the time that took and the resident memory.
+fn reopen(dir: &str, token: &str) {
+    let t = Instant::now();
+    let rss = match std::env::var("STORE").as_deref() {
+        Ok("v1") => {
+            let store = SledStore::open(dir).unwrap();
+            assert!(store
+                .validate("bench", token, false, Utc::now())
+                .unwrap()
+                .is_some());
+            sessions::store::resident_bytes()
+        }
+        _ => {
+            let store = SledStoreV2::open(dir).unwrap();
+            assert!(store
+                .validate("bench", token, false, Utc::now())
+                .unwrap()
+                .is_some());
+            sessions::store::resident_bytes()
+        }
+    };
+    println!("REOPENED {} {}", t.elapsed().as_secs_f64(), rss);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--reopen") {
+        reopen(&args[2], &args[3]);
+        return;
+    }
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let dir = args.get(2).map(std::path::PathBuf::from);
     let tmp = tempfile::tempdir().unwrap();
     let path = dir.unwrap_or_else(|| tmp.path().to_path_buf());
-    let store = Arc::new(SledStore::open(&path).unwrap());
+    match std::env::var("STORE").as_deref() {
+        Ok("v1") => {
+            let store = Arc::new(SledStore::open(&path).unwrap());
+            run(n, &path, store, |s| s.size_on_disk().unwrap());
+        }
+        _ => {
+            let store = Arc::new(SledStoreV2::open(&path).unwrap());
+            run(n, &path, store, |s| s.size_on_disk().unwrap());
+        }
+    }
+}
+
+fn run<S: SessionStore + 'static>(
+    n: usize,
+    path: &std::path::Path,
+    store: Arc<S>,
+    size_on_disk: impl Fn(&S) -> u64,
+) {
     let update = RealmSettingsUpdate {
         idle_timeout_secs: Some(30 * 24 * 3600),
         absolute_lifetime_secs: Some(60 * 24 * 3600),
@@ -302,7 +352,7 @@ fn main() {
         ),
     ];
     for (name, query) in cases {
-        let (p50, p99, total) = time_queries(&store, &query, 50);
+        let (p50, p99, total) = time_queries(&*store, &query, 50);
         table.push((
             format!("query: {name} (total {total})"),
             format!("p50 {p50:.2?}  p99 {p99:.2?}"),
@@ -406,25 +456,101 @@ fn main() {
             store.durable_flushes() - flushes_before
         ),
     ));
-    let size = store.size_on_disk().unwrap();
+    let size = size_on_disk(&store);
     table.push((
         "disk per session".into(),
         format!("{:.0} bytes", size as f64 / rows.len() as f64),
     ));
 
-    outbox_scan(&store, (n / 20).clamp(1_000, 50_000), &mut table);
+    outbox_scan(&*store, (n / 20).clamp(1_000, 50_000), &mut table);
+
+    table.push((
+        "resident memory of the benchmark process".into(),
+        format!("{} MiB", sessions::store::resident_bytes() >> 20),
+    ));
+    // Reopen in a fresh process, from a cold page cache where the machine lets us drop it.
+    let token = rows[rows.len() / 3].0.clone();
+    drop(rows);
+    drop(tokens);
+    drop(store);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = std::process::Command::new("sync").status();
+    let cold = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--reopen", path.to_str().unwrap(), &token])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.lines().find_map(|l| l.strip_prefix("REOPENED ")) {
+        Some(rest) => {
+            let mut parts = rest.split(' ');
+            let secs: f64 = parts.next().unwrap().parse().unwrap();
+            let rss: u64 = parts.next().unwrap().parse().unwrap();
+            let how = if cold {
+                "page cache dropped"
+            } else {
+                "warm page cache"
+            };
+            table.push((
+                format!("open the store, first validate answered ({how})"),
+                format!("{secs:.2} s"),
+            ));
+            table.push((
+                "resident memory after open".into(),
+                format!("{} MiB", rss >> 20),
+            ));
+        }
+        None => table.push((
+            "open the store".into(),
+            format!("failed: {}", String::from_utf8_lossy(&out.stderr)),
+        )),
+    }
 
     let width = table.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    println!("\n| {:width$} | result", "measure");
-    println!("|-{:-<width$}-|-------", "");
-    for (k, v) in table {
-        println!("| {k:width$} | {v}");
+    let mut text = format!("\n| {:width$} | result\n", "measure");
+    text.push_str(&format!("|-{:-<width$}-|-------\n", ""));
+    for (k, v) in &table {
+        text.push_str(&format!("| {k:width$} | {v}\n"));
+    }
+    println!("{text}");
+    if let Ok(file) = std::env::var("BENCH_OUT") {
+        let machine = format!(
+            "{} cores, {}, {}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            std::fs::read_to_string("/proc/cpuinfo")
+                .ok()
+                .and_then(|c| c.lines().find_map(|l| l
+                    .strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())))
+                .unwrap_or_else(|| "unknown CPU".into()),
+            std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| m.lines().next().map(|l| l
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)))
+                .map_or("unknown memory".into(), |kb| format!(
+                    "{} GiB RAM",
+                    kb >> 20
+                )),
+        );
+        let layout = match std::env::var("STORE").as_deref() {
+            Ok("v1") => "v1 (one tree per index)",
+            _ => "v2 (one tree, batched writes)",
+        };
+        let doc = format!(
+            "# Store benchmarks\n\nThe last table `make bench` printed (`cargo run --release -p sessions --example bench -- {n}`).\n\n- date: {}\n- machine: {machine} (shared with other work: figures are indicative)\n- store layout: {layout}\n- sessions: {n}\n{text}",
+            Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        );
+        std::fs::write(&file, doc).unwrap();
     }
 }
 
 /// The delivery worker's look at the outbox while one client, at its limit of attempts in flight,
 /// has a backlog of `backlog` deliveries queued before another client's one.
-fn outbox_scan(store: &SledStore, backlog: usize, table: &mut Vec<(String, String)>) {
+fn outbox_scan(store: &dyn SessionStore, backlog: usize, table: &mut Vec<(String, String)>) {
     let now = Utc::now();
     store
         .put_realm("outbox", &RealmSettingsUpdate::default(), "bench", now)

@@ -16,10 +16,12 @@ mod results_token;
 mod sled_store;
 #[cfg(test)]
 mod tests;
+mod v2;
 
 pub use check::CheckReport;
 pub use record::parse_sid;
 pub use sled_store::{SledStore, MAX_LISTED_DELIVERIES};
+pub use v2::{resident_bytes, OpenStats, SledStoreV2, LAYOUT_VERSION};
 
 /// Where the next look at the outbox starts: after the client queue the last one stopped in.
 /// Opaque; start with the default.

@@ -20,17 +20,17 @@ use crate::model::{QueryResult, SessionQuery, SortKey};
 use crate::validate;
 
 /// Largest filtered set sorted in memory for orders other than creation time.
-const MATERIALIZE_LIMIT: u64 = 10_000;
+pub(super) const MATERIALIZE_LIMIT: u64 = 10_000;
 
 /// A query's filters. An empty string means no filter (as in `?subject_id=`); any other value is
 /// used exactly as given, so a padded `" alice"` matches no session of `alice`.
 #[derive(Debug, Default)]
 pub(super) struct Filters {
-    subject: Option<String>,
-    sid: Option<Sid>,
-    client: Option<String>,
+    pub subject: Option<String>,
+    pub sid: Option<Sid>,
+    pub client: Option<String>,
     /// Case-folded words that must each prefix some word of the display name.
-    name_words: Vec<String>,
+    pub name_words: Vec<String>,
 }
 
 /// The filter value, unless it is absent or empty.
@@ -94,7 +94,7 @@ impl Filters {
     }
 
     /// Digest binding a results token to the query it was issued for.
-    fn fingerprint(&self, realm: RealmId, sort: SortKey, count: u32) -> [u8; 8] {
+    pub fn fingerprint(&self, realm: RealmId, sort: SortKey, count: u32) -> [u8; 8] {
         let mut h = Sha256::new();
         h.update(realm.to_be_bytes());
         h.update([sort as u8]);

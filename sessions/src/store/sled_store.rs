@@ -47,17 +47,17 @@ use crate::validate;
 /// Most sessions one removal request may select by sid.
 pub const MAX_SELECTED_SIDS: usize = 1000;
 /// Longest secret token looked up; anything longer cannot be one of ours.
-const MAX_TOKEN_LEN: usize = 128;
+pub(super) const MAX_TOKEN_LEN: usize = 128;
 /// Tries at making room under an `evict_oldest` quota before giving up.
-const MAX_EVICTION_ATTEMPTS: usize = 8;
+pub(super) const MAX_EVICTION_ATTEMPTS: usize = 8;
 /// Most grants one listing answers.
-const MAX_LISTED_GRANTS: usize = 1000;
+pub(super) const MAX_LISTED_GRANTS: usize = 1000;
 /// Largest page of deliveries.
 pub const MAX_LISTED_DELIVERIES: usize = 500;
 /// Sessions removed per batch by a realm-wide removal.
-const REMOVE_ALL_BATCH: usize = 1000;
+pub(super) const REMOVE_ALL_BATCH: usize = 1000;
 /// Grants deleted per transaction when many go at once.
-const GRANT_DELETE_BATCH: usize = 256;
+pub(super) const GRANT_DELETE_BATCH: usize = 256;
 
 /// A realm as the store keeps it in memory.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -937,22 +937,22 @@ fn tx_error(e: TransactionError<SessionError>) -> SessionError {
 }
 
 /// What ending sessions does besides selecting them.
-struct Flags {
-    remove_server_side_session: bool,
-    revoke_tokens: bool,
-    revoke_consents: bool,
-    notify: bool,
+pub(super) struct Flags {
+    pub remove_server_side_session: bool,
+    pub revoke_tokens: bool,
+    pub revoke_consents: bool,
+    pub notify: bool,
     /// Limits token and consent revocation and notifications to these clients.
-    client_scope: Option<BTreeSet<String>>,
+    pub client_scope: Option<BTreeSet<String>>,
     /// Why the sessions end, as recorded in their deliveries.
-    reason: &'static str,
+    pub reason: &'static str,
     /// Only end sessions that are no longer valid at this time (the reaper's check).
-    expired_at: Option<i64>,
+    pub expired_at: Option<i64>,
 }
 
 impl Flags {
     /// Everything on, every client: a logout or an eviction.
-    fn everything(reason: &'static str) -> Self {
+    pub(super) fn everything(reason: &'static str) -> Self {
         Flags {
             remove_server_side_session: true,
             revoke_tokens: true,
@@ -964,7 +964,7 @@ impl Flags {
         }
     }
 
-    fn in_scope(&self, client_id: &str) -> bool {
+    pub(super) fn in_scope(&self, client_id: &str) -> bool {
         in_scope(&self.client_scope, client_id)
     }
 }
@@ -980,7 +980,7 @@ enum EndStep {
 }
 
 /// A new pending delivery of a logout notification about `session` to one client.
-fn new_delivery(
+pub(super) fn new_delivery(
     id: u64,
     realm: &RealmEntry,
     session: &StoredSession,
@@ -1015,13 +1015,13 @@ fn client_key(realm: RealmId, client_id: &str) -> Vec<u8> {
     [&keys::realm_prefix(realm)[..], client_id.as_bytes()].concat()
 }
 
-fn decode_registration(v: &[u8]) -> Result<ClientRegistration> {
+pub(super) fn decode_registration(v: &[u8]) -> Result<ClientRegistration> {
     serde_json::from_slice(v)
         .map_err(|e| SessionError::Storage(format!("corrupt client record: {e}")))
 }
 
 /// An audit entry for an action on something in a realm; the caller sets its outcome.
-fn audit_entry(
+pub(super) fn audit_entry(
     realm: &RealmEntry,
     action: &str,
     target: &str,
@@ -1040,7 +1040,7 @@ fn audit_entry(
 }
 
 /// An audit entry for a removal; its outcome is filled in when the removal is done.
-fn removal_entry(
+pub(super) fn removal_entry(
     realm: &RealmEntry,
     action: &str,
     target: String,
@@ -1054,14 +1054,14 @@ fn removal_entry(
     }
 }
 
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::getrandom(&mut b)
         .map_err(|e| SessionError::Storage(format!("no randomness: {e}")))?;
     Ok(b)
 }
 
-fn check_reason(reason: Option<&str>) -> Result<()> {
+pub(super) fn check_reason(reason: Option<&str>) -> Result<()> {
     if reason.is_some_and(|r| r.len() > 1000) {
         return Err(SessionError::invalid("reason is longer than 1000 bytes"));
     }
@@ -1069,7 +1069,7 @@ fn check_reason(reason: Option<&str>) -> Result<()> {
 }
 
 /// The clients a request limits itself to (`None`: every client); each named exactly.
-fn client_scope(ids: Option<&[String]>) -> Result<Option<BTreeSet<String>>> {
+pub(super) fn client_scope(ids: Option<&[String]>) -> Result<Option<BTreeSet<String>>> {
     let Some(ids) = ids else { return Ok(None) };
     for c in ids {
         validate::not_blank("client_ids entry", c)?;
@@ -1079,7 +1079,7 @@ fn client_scope(ids: Option<&[String]>) -> Result<Option<BTreeSet<String>>> {
 }
 
 /// Whether a client is within a client scope.
-fn in_scope(scope: &Option<BTreeSet<String>>, client_id: &str) -> bool {
+pub(super) fn in_scope(scope: &Option<BTreeSet<String>>, client_id: &str) -> bool {
     scope.as_ref().is_none_or(|s| s.contains(client_id))
 }
 

@@ -1,0 +1,345 @@
+//! The offline consistency check of the v2 layout: every count is recounted from the records
+//! (sessions, deliveries), every record's index entries are looked up, and every index entry is
+//! checked to point at a record that implies it. With `repair`, missing entries are written,
+//! stray ones removed, and the counters replaced by the recount (and checkpointed).
+
+use std::collections::{BTreeMap, HashMap};
+
+use sled::Batch;
+
+use super::super::grants::StoredGrant;
+use super::super::keys::{RealmId, Sid};
+use super::super::outbox;
+use super::super::record::{sid_to_string, StoredSession};
+use super::super::CheckReport;
+use super::counts::{self, Deltas};
+use super::ops::delivery_index;
+use super::query::locator_created;
+use super::{grant_entries, index_entries, layout, SledStoreV2};
+use crate::delivery::Delivery;
+use crate::error::Result;
+
+/// Every counter, recounted from the records (sessions and deliveries) of the known realms.
+pub(super) fn recount(store: &SledStoreV2) -> Result<Vec<(Vec<u8>, i64)>> {
+    let realms: Vec<RealmId> = store.realm_names().into_keys().collect();
+    let counters = counts::Counters::default();
+    for realm in realms {
+        let mut deltas = Deltas::default();
+        for item in store
+            .tree
+            .scan_prefix(layout::prefix(realm, layout::RECORD))
+        {
+            let (k, v) = item?;
+            let (created, sid) = layout::split_time_sid(&k);
+            if let Ok(s) = store.decode(created, &sid, &v) {
+                deltas.session(realm, &s, true);
+            }
+        }
+        for v in store
+            .tree
+            .scan_prefix(layout::prefix(realm, layout::DELIVERY))
+            .values()
+        {
+            if let Ok(d) = outbox::decode(&v?) {
+                deltas.counter(counts::deliveries_key(realm, d.status), 1);
+            }
+        }
+        counters.apply(&deltas);
+    }
+    Ok(counters.snapshot())
+}
+
+struct Checker<'a> {
+    store: &'a SledStoreV2,
+    names: HashMap<RealmId, String>,
+    report: CheckReport,
+    fix: Batch,
+    fixes: usize,
+}
+
+impl Checker<'_> {
+    fn realm(&self, realm: RealmId) -> String {
+        match self.names.get(&realm) {
+            Some(name) => format!("realm '{name}'"),
+            None => format!("unknown realm #{realm}"),
+        }
+    }
+
+    fn problem(&mut self, line: String) {
+        self.report.problems.push(line);
+    }
+
+    fn put(&mut self, k: &[u8], v: &[u8]) {
+        self.fix.insert(k, v);
+        self.fixes += 1;
+    }
+
+    fn remove(&mut self, k: &[u8]) {
+        self.fix.remove(k);
+        self.fixes += 1;
+    }
+
+    /// Checks that the entries a record implies are stored with the right values.
+    fn expect_entries(&mut self, what: &str, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+        for (k, v) in entries {
+            match self.store.tree.get(&k)? {
+                Some(have) if have.as_ref() == v.as_slice() => {}
+                Some(_) => {
+                    self.problem(format!("{what}: index entry {} has a wrong value", hex(&k)));
+                    self.put(&k, &v);
+                }
+                None => {
+                    self.problem(format!("{what}: index entry {} is missing", hex(&k)));
+                    self.put(&k, &v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The session a record key names, if it is stored and readable.
+    fn session(&self, realm: RealmId, created: i64, sid: &Sid) -> Result<Option<StoredSession>> {
+        Ok(self
+            .store
+            .tree
+            .get(layout::record_key(realm, created, sid))?
+            .and_then(|v| self.store.decode(created, sid, &v).ok()))
+    }
+
+    /// Whether the index entry `k` (with value `v`) is one of those `s` implies.
+    fn implied_by_session(s: Option<StoredSession>, realm: RealmId, k: &[u8], v: &[u8]) -> bool {
+        s.is_some_and(|s| {
+            index_entries(realm, &s)
+                .get(k)
+                .is_some_and(|want| want.as_slice() == v)
+        })
+    }
+
+    fn grant(&self, realm: RealmId, id: &[u8; 16]) -> Option<StoredGrant> {
+        self.store.load_grant(realm, id).ok().flatten()
+    }
+
+    fn delivery(&self, realm: RealmId, id: u64) -> Option<Delivery> {
+        self.store
+            .tree
+            .get(layout::delivery_key(realm, id))
+            .ok()
+            .flatten()
+            .and_then(|v| outbox::decode(&v).ok())
+    }
+
+    /// Checks one key that is not a record: that what it names exists and implies it.
+    fn index_key(&mut self, k: &[u8], v: &[u8]) -> Result<()> {
+        let realm = layout::realm_of(k).expect("keys are longer than 4 bytes");
+        let tag = k[4];
+        let agrees = if realm == layout::GLOBAL {
+            match tag {
+                layout::QUEUE => match outbox::QueueEntry::parse(&k[4..]) {
+                    Some(e) => self
+                        .delivery(e.realm, e.id)
+                        .is_some_and(|d| delivery_index(e.realm, &d).iter().any(|x| x == k)),
+                    None => false,
+                },
+                layout::LEGACY_TOKEN if v.len() == 28 => {
+                    let r = RealmId::from_be_bytes(v[..4].try_into().expect("4"));
+                    let created = i64::from_be_bytes(v[4..12].try_into().expect("8"));
+                    let sid: Sid = v[12..].try_into().expect("16");
+                    let s = self.session(r, created, &sid)?;
+                    Self::implied_by_session(s, r, k, v)
+                }
+                layout::GRANT_TOKEN if v.len() == 20 => {
+                    let r = RealmId::from_be_bytes(v[..4].try_into().expect("4"));
+                    let id: [u8; 16] = v[4..].try_into().expect("16");
+                    self.grant(r, &id)
+                        .is_some_and(|g| grant_entries(r, &g).iter().any(|(x, y)| x == k && y == v))
+                }
+                layout::META
+                | layout::REALM
+                | layout::AUDIT
+                | layout::JOURNAL
+                | layout::CHECKPOINT
+                | layout::INTERN => true,
+                _ => false,
+            }
+        } else {
+            match tag {
+                layout::LAST_ACCESS | layout::EXPIRY if k.len() == layout::TIMED_KEY_LEN => {
+                    let (_, sid) = layout::split_time_sid(k);
+                    match locator_created(&sid, v) {
+                        Ok(created) => {
+                            let s = self.session(realm, created, &sid)?;
+                            Self::implied_by_session(s, realm, k, v)
+                        }
+                        Err(_) => false,
+                    }
+                }
+                layout::SUBJECT | layout::CLIENT | layout::WORD if k.len() > 5 + 24 => {
+                    let (created, sid) = layout::split_time_sid(k);
+                    let s = self.session(realm, created, &sid)?;
+                    Self::implied_by_session(s, realm, k, v)
+                }
+                layout::LEGACY_SID if k.len() == 21 && v.len() == 8 => {
+                    let sid: Sid = k[5..].try_into().expect("16");
+                    let created = i64::from_be_bytes(v.try_into().expect("8"));
+                    let s = self.session(realm, created, &sid)?;
+                    Self::implied_by_session(s, realm, k, v)
+                }
+                layout::GRANT_INDEX if k.len() > 5 + 16 => {
+                    let id: [u8; 16] = k[k.len() - 16..].try_into().expect("16");
+                    self.grant(realm, &id)
+                        .is_some_and(|g| grant_entries(realm, &g).iter().any(|(x, _)| x == k))
+                }
+                layout::DELIVERY_STATUS if k.len() == 5 + 1 + 8 => {
+                    let id = u64::from_be_bytes(k[6..].try_into().expect("8"));
+                    self.delivery(realm, id)
+                        .is_some_and(|d| delivery_index(realm, &d).iter().any(|x| x == k))
+                }
+                layout::CLIENT_REG => true,
+                _ => false,
+            }
+        };
+        if !agrees {
+            self.problem(format!(
+                "index entry {} in {} names no record that has it",
+                hex(k),
+                self.realm(realm)
+            ));
+            self.remove(k);
+        }
+        Ok(())
+    }
+}
+
+impl SledStoreV2 {
+    /// Checks, with nothing else writing to the store, that every count equals a recount from
+    /// the records, every index entry points at a record that has it and every record has all
+    /// its index entries. With `repair`, rewrites the index entries and counters from the
+    /// records and waits until that is on disk; a second check then finds nothing, unless a
+    /// record itself cannot be read (such records are reported and left as they are).
+    pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        let mut c = Checker {
+            store: self,
+            names: self.realm_names(),
+            report: CheckReport::default(),
+            fix: Batch::default(),
+            fixes: 0,
+        };
+        let mut expected = Deltas::default();
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            let Some(realm) = layout::realm_of(&k).filter(|_| k.len() >= 5) else {
+                c.problem(format!("key {} has no known layout", hex(&k)));
+                c.remove(&k);
+                continue;
+            };
+            match k[4] {
+                layout::RECORD if realm != layout::GLOBAL => {
+                    if k.len() != layout::TIMED_KEY_LEN {
+                        c.problem(format!("record key {} has a wrong length", hex(&k)));
+                        continue;
+                    }
+                    let (created, sid) = layout::split_time_sid(&k);
+                    let what = format!("session {} in {}", sid_to_string(&sid), c.realm(realm));
+                    match self.decode(created, &sid, &v) {
+                        Ok(s) => {
+                            c.report.sessions += 1;
+                            c.expect_entries(
+                                &what,
+                                index_entries(realm, &s).into_iter().collect(),
+                            )?;
+                            expected.session(realm, &s, true);
+                        }
+                        Err(e) => c.problem(format!("{what} cannot be read: {e}")),
+                    }
+                }
+                layout::GRANT if realm != layout::GLOBAL => {
+                    let id = sid_to_string(&k[5..].try_into().unwrap_or([0; 16]));
+                    let what = format!("grant {id} in {}", c.realm(realm));
+                    match StoredGrant::decode(&v) {
+                        Ok(g) if layout::grant_key(realm, &g.id)[..] == k[..] => {
+                            c.report.grants += 1;
+                            c.expect_entries(&what, grant_entries(realm, &g))?;
+                        }
+                        Ok(_) => c.problem(format!("{what} is stored under another key")),
+                        Err(e) => c.problem(format!("{what} cannot be read: {e}")),
+                    }
+                }
+                layout::DELIVERY if realm != layout::GLOBAL => {
+                    let what = format!("delivery {} in {}", hex(&k[5..]), c.realm(realm));
+                    match outbox::decode(&v) {
+                        Ok(d) if layout::delivery_key(realm, d.id)[..] == k[..] => {
+                            c.report.deliveries += 1;
+                            let entries = delivery_index(realm, &d)
+                                .into_iter()
+                                .map(|k| (k, Vec::new()))
+                                .collect();
+                            c.expect_entries(&what, entries)?;
+                            expected.counter(counts::deliveries_key(realm, d.status), 1);
+                        }
+                        Ok(_) => c.problem(format!("{what} is stored under another key")),
+                        Err(e) => c.problem(format!("{what} cannot be read: {e}")),
+                    }
+                }
+                _ => c.index_key(&k, &v)?,
+            }
+        }
+        // Counters: what the records say against what the store answers.
+        let recounted = counts::Counters::default();
+        recounted.apply(&expected);
+        let want: BTreeMap<Vec<u8>, i64> = recounted.snapshot().into_iter().collect();
+        let have: BTreeMap<Vec<u8>, i64> = self.counters.snapshot().into_iter().collect();
+        let mut counters_wrong = false;
+        for k in want
+            .keys()
+            .chain(have.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let (w, h) = (
+                want.get(k).copied().unwrap_or(0),
+                have.get(k).copied().unwrap_or(0),
+            );
+            if w != h {
+                counters_wrong = true;
+                let line = format!(
+                    "{} is {h}, the records say {w}",
+                    describe_counter(k, &c.names)
+                );
+                c.problem(line);
+            }
+        }
+        if repair && (c.fixes > 0 || counters_wrong) {
+            let fix = std::mem::take(&mut c.fix);
+            self.tree.apply_batch(fix)?;
+            if counters_wrong {
+                let _all = self.journal.write().unwrap_or_else(|e| e.into_inner());
+                self.counters.replace(want);
+            }
+            self.checkpoint()?;
+            self.wait_durable()?;
+            c.report.repaired = true;
+        }
+        Ok(c.report)
+    }
+}
+
+/// A counter as problems name it.
+fn describe_counter(k: &[u8], names: &HashMap<RealmId, String>) -> String {
+    let realm = RealmId::from_be_bytes(k[..4].try_into().expect("4"));
+    let realm = match names.get(&realm) {
+        Some(n) => format!("realm '{n}'"),
+        None => format!("unknown realm #{realm}"),
+    };
+    let value = String::from_utf8_lossy(&k[5..]);
+    match k[4] {
+        counts::TOTAL => format!("session count of {realm}"),
+        counts::SUBJECT => format!("session count of subject '{value}' in {realm}"),
+        counts::CLIENT => format!("session count of client '{value}' in {realm}"),
+        counts::NAME_PREFIX => format!("session count of name prefix '{value}' in {realm}"),
+        counts::DELIVERIES => format!("delivery count (status {}) of {realm}", hex(&k[5..])),
+        _ => format!("counter {} of {realm}", hex(k)),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

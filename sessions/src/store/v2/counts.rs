@@ -1,0 +1,389 @@
+//! Exact counts without read-modify-write: counters live in memory; every batch that changes
+//! them carries its changes as a journal entry; a checkpoint of all counters is written now and
+//! then and the journal before it dropped. Opening loads the checkpoint and adds up the journal
+//! after it (a sum, so the order does not matter).
+//!
+//! Counter keys: realm id + kind + value: [`TOTAL`] (no value), [`SUBJECT`], [`CLIENT`],
+//! [`NAME_PREFIX`] (a case-folded prefix of up to [`MAX_PREFIX_CHARS`] characters of a
+//! display-name word), [`DELIVERIES`] (a status byte).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use super::super::keys::RealmId;
+use super::super::record::{words, StoredSession, MAX_PREFIX_CHARS};
+use super::record::{put_bytes, put_varint, unzigzag, zigzag, Reader};
+use crate::delivery::DeliveryStatus;
+use crate::error::{Result, SessionError};
+
+pub const TOTAL: u8 = 0;
+pub const SUBJECT: u8 = 1;
+pub const CLIENT: u8 = 2;
+pub const NAME_PREFIX: u8 = 3;
+pub const DELIVERIES: u8 = 4;
+
+/// A counter's key.
+pub fn key(realm: RealmId, kind: u8, value: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5 + value.len());
+    k.extend_from_slice(&realm.to_be_bytes());
+    k.push(kind);
+    k.extend_from_slice(value);
+    k
+}
+
+pub fn status_byte(s: DeliveryStatus) -> u8 {
+    match s {
+        DeliveryStatus::Pending => 1,
+        DeliveryStatus::Delivered => 2,
+        DeliveryStatus::Failed => 3,
+    }
+}
+
+pub fn deliveries_key(realm: RealmId, status: DeliveryStatus) -> Vec<u8> {
+    key(realm, DELIVERIES, &[status_byte(status)])
+}
+
+/// The distinct name prefixes a display name is counted under.
+pub fn name_prefixes(name: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for word in words(name) {
+        let mut prefix = String::new();
+        for ch in word.chars().take(MAX_PREFIX_CHARS) {
+            prefix.push(ch);
+            out.insert(prefix.clone());
+        }
+    }
+    out
+}
+
+/// Every counter a stored session counts in.
+pub fn session_counters(realm: RealmId, s: &StoredSession) -> Vec<Vec<u8>> {
+    let mut out = vec![
+        key(realm, TOTAL, &[]),
+        key(realm, SUBJECT, s.subject_id.as_bytes()),
+    ];
+    let clients: BTreeSet<&str> = s.client_ids.iter().map(String::as_str).collect();
+    out.extend(
+        clients
+            .into_iter()
+            .map(|c| key(realm, CLIENT, c.as_bytes())),
+    );
+    if let Some(name) = &s.display_name {
+        out.extend(
+            name_prefixes(name)
+                .into_iter()
+                .map(|p| key(realm, NAME_PREFIX, p.as_bytes())),
+        );
+    }
+    out
+}
+
+/// The counter changes of one batch, as its journal entry carries them: whole sessions added or
+/// removed (expanded into their counters when applied), and single counters.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Deltas {
+    items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Item {
+    Session {
+        added: bool,
+        realm: RealmId,
+        subject: String,
+        clients: Vec<String>,
+        name: Option<String>,
+    },
+    Counter {
+        key: Vec<u8>,
+        delta: i64,
+    },
+}
+
+const ADDED: u8 = 1;
+const REMOVED: u8 = 2;
+const COUNTER: u8 = 3;
+
+impl Deltas {
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// A session stored (`added`) or deleted.
+    pub fn session(&mut self, realm: RealmId, s: &StoredSession, added: bool) {
+        self.items.push(Item::Session {
+            added,
+            realm,
+            subject: s.subject_id.clone(),
+            clients: s.client_ids.clone(),
+            name: s.display_name.clone(),
+        });
+    }
+
+    /// One counter changed.
+    pub fn counter(&mut self, key: Vec<u8>, delta: i64) {
+        if delta != 0 {
+            self.items.push(Item::Counter { key, delta });
+        }
+    }
+
+    /// A stored session replaced by another version of itself.
+    pub fn session_changed(&mut self, realm: RealmId, old: &StoredSession, new: &StoredSession) {
+        let before: BTreeSet<Vec<u8>> = session_counters(realm, old).into_iter().collect();
+        let after: BTreeSet<Vec<u8>> = session_counters(realm, new).into_iter().collect();
+        for k in before.difference(&after) {
+            self.counter(k.clone(), -1);
+        }
+        for k in after.difference(&before) {
+            self.counter(k.clone(), 1);
+        }
+    }
+
+    /// Every (counter, change) this stands for.
+    pub fn expand(&self, mut f: impl FnMut(&[u8], i64)) {
+        for item in &self.items {
+            match item {
+                Item::Session {
+                    added,
+                    realm,
+                    subject,
+                    clients,
+                    name,
+                } => {
+                    let s = StoredSession {
+                        sid: [0; 16],
+                        subject_id: subject.clone(),
+                        display_name: name.clone(),
+                        created_ms: 0,
+                        last_access_ms: 0,
+                        idle_expires_ms: 0,
+                        expires_ms: 0,
+                        client_ids: clients.clone(),
+                        properties: Default::default(),
+                        ip: None,
+                        user_agent: None,
+                        token_hash: [0; 32],
+                    };
+                    let delta = if *added { 1 } else { -1 };
+                    for k in session_counters(*realm, &s) {
+                        f(&k, delta);
+                    }
+                }
+                Item::Counter { key, delta } => f(key, *delta),
+            }
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        for item in &self.items {
+            match item {
+                Item::Session {
+                    added,
+                    realm,
+                    subject,
+                    clients,
+                    name,
+                } => {
+                    out.push(if *added { ADDED } else { REMOVED });
+                    out.extend_from_slice(&realm.to_be_bytes());
+                    put_bytes(&mut out, subject.as_bytes());
+                    put_varint(&mut out, clients.len() as u64);
+                    for c in clients {
+                        put_bytes(&mut out, c.as_bytes());
+                    }
+                    put_bytes(&mut out, name.as_deref().unwrap_or("").as_bytes());
+                }
+                Item::Counter { key, delta } => {
+                    out.push(COUNTER);
+                    put_varint(&mut out, zigzag(*delta));
+                    put_bytes(&mut out, key);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn decode(v: &[u8]) -> Result<Self> {
+        let corrupt = || SessionError::Storage("corrupt counter journal entry".into());
+        let mut r = Reader { buf: v, at: 0 };
+        let mut items = Vec::new();
+        while !r.done() {
+            match r.byte().ok_or_else(corrupt)? {
+                tag @ (ADDED | REMOVED) => {
+                    let realm = RealmId::from_be_bytes(
+                        r.take(4).ok_or_else(corrupt)?.try_into().expect("4"),
+                    );
+                    let subject = r.string().ok_or_else(corrupt)?;
+                    let n = r.varint().ok_or_else(corrupt)?;
+                    let mut clients = Vec::new();
+                    for _ in 0..n {
+                        clients.push(r.string().ok_or_else(corrupt)?);
+                    }
+                    let name = r.string().ok_or_else(corrupt)?;
+                    items.push(Item::Session {
+                        added: tag == ADDED,
+                        realm,
+                        subject,
+                        clients,
+                        name: (!name.is_empty()).then_some(name),
+                    });
+                }
+                COUNTER => {
+                    let delta = unzigzag(r.varint().ok_or_else(corrupt)?);
+                    let key = r.bytes().ok_or_else(corrupt)?.to_vec();
+                    items.push(Item::Counter { key, delta });
+                }
+                _ => return Err(corrupt()),
+            }
+        }
+        Ok(Deltas { items })
+    }
+}
+
+/// The counters in memory, sharded so concurrent writers rarely wait for each other.
+pub struct Counters {
+    shards: Vec<Mutex<HashMap<Vec<u8>, i64>>>,
+}
+
+const SHARDS: usize = 16;
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+fn shard_of(key: &[u8]) -> usize {
+    // FNV-1a: cheap and good enough to spread counter keys.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in key {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    (h % SHARDS as u64) as usize
+}
+
+impl Counters {
+    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, i64>> {
+        self.shards[shard_of(key)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, key: &[u8]) -> u64 {
+        self.shard(key).get(key).copied().unwrap_or(0).max(0) as u64
+    }
+
+    pub fn add(&self, key: &[u8], delta: i64) {
+        let mut shard = self.shard(key);
+        match shard.get_mut(key) {
+            Some(n) => {
+                *n += delta;
+                if *n == 0 {
+                    shard.remove(key);
+                }
+            }
+            None => {
+                shard.insert(key.to_vec(), delta);
+            }
+        }
+    }
+
+    pub fn apply(&self, deltas: &Deltas) {
+        deltas.expand(|k, d| self.add(k, d));
+    }
+
+    /// Every counter that is not zero.
+    pub fn snapshot(&self) -> Vec<(Vec<u8>, i64)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(shard.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        out.sort();
+        out
+    }
+
+    /// Replaces every counter.
+    pub fn replace(&self, all: impl IntoIterator<Item = (Vec<u8>, i64)>) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        for (k, v) in all {
+            self.add(&k, v);
+        }
+    }
+}
+
+/// Encodes counters for a checkpoint, in chunks of about `chunk` bytes.
+pub fn encode_checkpoint(counters: &[(Vec<u8>, i64)], chunk: usize) -> Vec<Vec<u8>> {
+    let mut out = vec![Vec::new()];
+    for (k, v) in counters {
+        let cur = out.last_mut().expect("one chunk");
+        put_bytes(cur, k);
+        put_varint(cur, zigzag(*v));
+        if cur.len() >= chunk {
+            out.push(Vec::new());
+        }
+    }
+    if out.len() > 1 && out.last().is_some_and(Vec::is_empty) {
+        out.pop();
+    }
+    out
+}
+
+/// Decodes one checkpoint chunk.
+pub fn decode_checkpoint_chunk(v: &[u8], into: &mut Vec<(Vec<u8>, i64)>) -> Result<()> {
+    let corrupt = || SessionError::Storage("corrupt counter checkpoint".into());
+    let mut r = Reader { buf: v, at: 0 };
+    while !r.done() {
+        let k = r.bytes().ok_or_else(corrupt)?.to_vec();
+        let v = unzigzag(r.varint().ok_or_else(corrupt)?);
+        into.push((k, v));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_entries_round_trip_and_expand() {
+        let s = StoredSession {
+            sid: [0; 16],
+            subject_id: "alice".into(),
+            display_name: Some("Alice Alison".into()),
+            created_ms: 0,
+            last_access_ms: 0,
+            idle_expires_ms: 0,
+            expires_ms: 0,
+            client_ids: vec!["a".into(), "b".into()],
+            properties: Default::default(),
+            ip: None,
+            user_agent: None,
+            token_hash: [0; 32],
+        };
+        let mut d = Deltas::default();
+        d.session(3, &s, true);
+        d.counter(deliveries_key(3, DeliveryStatus::Failed), -2);
+        assert_eq!(Deltas::decode(&d.encode()).unwrap(), d);
+        let c = Counters::default();
+        c.apply(&d);
+        assert_eq!(c.get(&key(3, TOTAL, &[])), 1);
+        assert_eq!(c.get(&key(3, NAME_PREFIX, b"ali")), 1, "counted once");
+        assert_eq!(c.get(&key(3, NAME_PREFIX, b"alis")), 1);
+        let snap = c.snapshot();
+        let chunks = encode_checkpoint(&snap, 16);
+        assert!(chunks.len() > 1);
+        let mut back = Vec::new();
+        for ch in &chunks {
+            decode_checkpoint_chunk(ch, &mut back).unwrap();
+        }
+        back.sort();
+        assert_eq!(back, snap);
+    }
+}

@@ -1,0 +1,638 @@
+//! The v2 layout: one sled tree, one atomic batch per operation, exact counts in memory.
+//!
+//! - Every key starts with the realm id and a one-byte tag ([`layout`]). A session is its record
+//!   (keyed by creation time and a time-ordered sid, so the records are the creation-order
+//!   index) and a handful of small index entries; its token is `sid ‖ secret`, the record holds
+//!   the secret's SHA-256, so validation is one point read.
+//! - Every create, refresh, removal and reap is one `apply_batch`, built before sled's write lock
+//!   is taken; what sled's transactions used to serialise (quota checks, a grant added while its
+//!   session ends, a refresh racing a removal) is serialised by in-process locks striped by
+//!   subject, session, grant and delivery ([`locks`]). One process owns the directory (sled
+//!   locks it).
+//! - Counts live in memory ([`counts`]); each batch that changes them carries its changes as a
+//!   journal entry; a checkpoint is written every [`CHECKPOINT_EVERY`] entries and at a clean
+//!   close, and the journal before it dropped; opening loads the checkpoint and replays the
+//!   journal. So counts stay exact across a crash, with no read on the write path.
+//! - The store records its layout version; a directory of the previous layout is upgraded when
+//!   opened ([`upgrade`]), one of a newer layout refused.
+
+mod check;
+mod counts;
+mod layout;
+mod locks;
+mod ops;
+mod query;
+mod record;
+#[cfg(test)]
+mod tests;
+mod upgrade;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+use sled::{Batch, Tree};
+
+use super::grants::StoredGrant;
+use super::group_commit::GroupCommit;
+use super::keys::{RealmId, Sid};
+use super::record::{words, StoredSession};
+use super::results_token::ResultsTokenCodec;
+use super::sled_store::{random_bytes, RealmEntry};
+use crate::error::{Result, SessionError};
+use counts::{Counters, Deltas};
+use locks::Stripes;
+use record::Interner;
+
+/// The layout version this code writes.
+pub const LAYOUT_VERSION: u32 = 2;
+/// The tree every key of the v2 layout lives in.
+const TREE: &str = "sessions_v2";
+/// A counter checkpoint is written after this many journal entries (`SESSIONS_CHECKPOINT_EVERY`
+/// in the environment overrides it).
+const CHECKPOINT_EVERY: u64 = 20_000;
+/// Checkpoint chunks are about this big.
+const CHECKPOINT_CHUNK: usize = 64 * 1024;
+/// sled's page cache: enough for the indexes' upper levels and the hot records at a million
+/// sessions, well within the resident-memory budget.
+const CACHE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// How the store opened: for the start-up log line and the benchmark.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenStats {
+    /// From the call to open until the store could answer.
+    pub elapsed: Duration,
+    /// Of which sled's own start (log recovery).
+    pub sled_elapsed: Duration,
+    /// Journal entries replayed on top of the checkpoint.
+    pub replayed: u64,
+    /// Resident memory of the process once open, in bytes (0 where unknown).
+    pub resident_bytes: u64,
+    /// Whether a directory of the previous layout was upgraded.
+    pub upgraded: bool,
+}
+
+/// The sled store, v2 layout.
+pub struct SledStoreV2 {
+    db: sled::Db,
+    tree: Tree,
+    realms: ArcSwap<HashMap<String, Arc<RealmEntry>>>,
+    realm_writes: Mutex<()>,
+    results_tokens: ResultsTokenCodec,
+    commit: GroupCommit,
+    interner: Interner,
+    counters: Counters,
+    /// Held shared by writers while they take a sequence number, apply their batch and update
+    /// the counters; exclusively by the checkpoint for the moment it copies the counters.
+    journal: RwLock<()>,
+    next_seq: AtomicU64,
+    journal_len: AtomicU64,
+    checkpointing: Mutex<()>,
+    /// Journal entries between checkpoints.
+    checkpoint_every: u64,
+    subjects: Stripes,
+    sessions: Stripes,
+    grants: Stripes,
+    deliveries: Stripes,
+    stats: OpenStats,
+}
+
+impl SledStoreV2 {
+    /// Opens (or creates) the store in a directory, upgrading one of the previous layout.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::with_config(sled::Config::new().path(path).cache_capacity(cache_bytes()))
+    }
+
+    /// A store in a temporary directory that is deleted when dropped, for tests.
+    pub fn temporary() -> Result<Self> {
+        Self::with_config(sled::Config::new().temporary(true))
+    }
+
+    fn with_config(config: sled::Config) -> Result<Self> {
+        let started = Instant::now();
+        let db = config.open()?;
+        let sled_elapsed = started.elapsed();
+        let tree = db.open_tree(TREE)?;
+        let mut upgraded = false;
+        match tree.get(layout::meta_key("version"))? {
+            Some(v) => {
+                let version = u32::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                    SessionError::Storage("the store's layout version is unreadable".into())
+                })?);
+                if version > LAYOUT_VERSION {
+                    return Err(SessionError::Storage(format!(
+                        "this data directory was written by a newer version of the session service (storage layout {version}; this version reads layouts up to {LAYOUT_VERSION}); upgrade the server, or restore a backup taken before the newer version ran"
+                    )));
+                }
+                if version < LAYOUT_VERSION {
+                    return Err(SessionError::Storage(format!(
+                        "unknown storage layout {version}"
+                    )));
+                }
+            }
+            None => {
+                // Nothing finished here yet: an interrupted upgrade or first start starts over.
+                tree.clear()?;
+                if upgrade::has_v1(&db)? {
+                    upgrade::from_v1(&db, &tree)?;
+                    upgraded = true;
+                } else {
+                    init(&tree, &[])?;
+                }
+                db.flush()?;
+            }
+        }
+        // Done upgrading (also if a crash came after the version was written): the old trees go.
+        upgrade::drop_v1(&db)?;
+        let key = match tree.get(layout::meta_key("results_token_key"))? {
+            Some(k) if k.len() == 32 => k.as_ref().try_into().expect("32 bytes"),
+            _ => return Err(SessionError::Storage("results token key missing".into())),
+        };
+        let mut realms = HashMap::new();
+        for item in tree.scan_prefix(layout::prefix(layout::GLOBAL, layout::REALM)) {
+            let (_, v) = item?;
+            let entry: RealmEntry = serde_json::from_slice(&v)
+                .map_err(|e| SessionError::Storage(format!("corrupt realm record: {e}")))?;
+            realms.insert(entry.name.clone(), Arc::new(entry));
+        }
+        let interner = Interner::load(&tree)?;
+        let mut store = SledStoreV2 {
+            db,
+            tree,
+            realms: ArcSwap::from_pointee(realms),
+            realm_writes: Mutex::new(()),
+            results_tokens: ResultsTokenCodec::new(key),
+            commit: GroupCommit::default(),
+            interner,
+            counters: Counters::default(),
+            journal: RwLock::new(()),
+            next_seq: AtomicU64::new(0),
+            journal_len: AtomicU64::new(0),
+            checkpointing: Mutex::new(()),
+            checkpoint_every: std::env::var("SESSIONS_CHECKPOINT_EVERY")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(CHECKPOINT_EVERY)
+                .max(1),
+            subjects: Stripes::default(),
+            sessions: Stripes::default(),
+            grants: Stripes::default(),
+            deliveries: Stripes::default(),
+            stats: OpenStats::default(),
+        };
+        let replayed = store.load_counters()?;
+        store.stats = OpenStats {
+            elapsed: started.elapsed(),
+            sled_elapsed,
+            replayed,
+            resident_bytes: resident_bytes(),
+            upgraded,
+        };
+        Ok(store)
+    }
+
+    /// How the store opened.
+    pub fn open_stats(&self) -> OpenStats {
+        self.stats
+    }
+
+    /// Blocks until everything written so far is on disk, sharing the flush with concurrent
+    /// callers.
+    pub fn wait_durable(&self) -> Result<()> {
+        self.commit
+            .wait_durable(|| self.db.flush().map(drop).map_err(SessionError::from))
+    }
+
+    /// Opens a tree of the same database for a companion store (API keys, admin accounts), so
+    /// its writes share this store's durability.
+    pub fn companion_tree(&self, name: &str) -> Result<Tree> {
+        Ok(self.db.open_tree(format!("companion_{name}"))?)
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Writes a checkpoint of the counters now (also done every [`CHECKPOINT_EVERY`] journal
+    /// entries and when the store is dropped).
+    pub fn checkpoint(&self) -> Result<()> {
+        let _one = self
+            .checkpointing
+            .lock()
+            .map_err(|_| SessionError::Storage("checkpoint lock poisoned".into()))?;
+        self.checkpoint_locked()
+    }
+
+    fn checkpoint_locked(&self) -> Result<()> {
+        let (snapshot, upto) = {
+            let _all = self.journal.write().unwrap_or_else(|e| e.into_inner());
+            (
+                self.counters.snapshot(),
+                self.next_seq.load(Ordering::SeqCst),
+            )
+        };
+        let chunks = counts::encode_checkpoint(&snapshot, CHECKPOINT_CHUNK);
+        let mut batch = Batch::default();
+        let old_chunks = self.checkpoint_header()?.map_or(0, |(_, n)| n);
+        for i in chunks.len() as u32..old_chunks {
+            batch.remove(layout::checkpoint_key(i));
+        }
+        write_checkpoint(&mut batch, &chunks, upto);
+        let mut removed = 0;
+        for k in self
+            .tree
+            .range(layout::journal_key(0)..layout::journal_key(upto))
+            .keys()
+        {
+            batch.remove(k?);
+            removed += 1;
+        }
+        self.tree.apply_batch(batch)?;
+        self.journal_len.fetch_sub(removed, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The checkpoint's first uncovered journal sequence number and chunk count.
+    fn checkpoint_header(&self) -> Result<Option<(u64, u32)>> {
+        Ok(match self.tree.get(layout::checkpoint_key(u32::MAX))? {
+            Some(v) if v.len() == 12 => Some((
+                u64::from_be_bytes(v[..8].try_into().expect("8")),
+                u32::from_be_bytes(v[8..].try_into().expect("4")),
+            )),
+            Some(_) => return Err(SessionError::Storage("corrupt checkpoint header".into())),
+            None => None,
+        })
+    }
+
+    /// Loads the checkpoint and replays the journal after it; answers how many entries it
+    /// replayed. Without a checkpoint, recounts from the records and writes one.
+    fn load_counters(&self) -> Result<u64> {
+        let Some((from, chunks)) = self.checkpoint_header()? else {
+            tracing::warn!("no counter checkpoint: recounting from the records");
+            let counted = check::recount(self)?;
+            self.counters.replace(counted);
+            let mut batch = Batch::default();
+            for k in self
+                .tree
+                .scan_prefix(layout::prefix(layout::GLOBAL, layout::JOURNAL))
+                .keys()
+            {
+                batch.remove(k?);
+            }
+            self.tree.apply_batch(batch)?;
+            self.checkpoint()?;
+            return Ok(0);
+        };
+        let mut all = Vec::new();
+        for i in 0..chunks {
+            let v = self
+                .tree
+                .get(layout::checkpoint_key(i))?
+                .ok_or_else(|| SessionError::Storage(format!("checkpoint chunk {i} missing")))?;
+            counts::decode_checkpoint_chunk(&v, &mut all)?;
+        }
+        self.counters.replace(all);
+        let mut next = from;
+        let mut replayed = 0;
+        for item in self
+            .tree
+            .range(layout::journal_key(from)..layout::journal_key(u64::MAX))
+        {
+            let (k, v) = item?;
+            let seq = u64::from_be_bytes(
+                k[5..]
+                    .try_into()
+                    .map_err(|_| SessionError::Storage("bad journal key".into()))?,
+            );
+            self.counters.apply(&Deltas::decode(&v)?);
+            next = next.max(seq + 1);
+            replayed += 1;
+        }
+        self.next_seq.store(next, Ordering::SeqCst);
+        self.journal_len.store(replayed, Ordering::SeqCst);
+        Ok(replayed)
+    }
+
+    /// Applies one batch, with its counter changes as a journal entry, and then updates the
+    /// counters in memory.
+    fn write(&self, mut batch: Batch, deltas: &Deltas) -> Result<()> {
+        if deltas.is_empty() {
+            self.tree.apply_batch(batch)?;
+            return Ok(());
+        }
+        let entry = deltas.encode();
+        {
+            let _shared = self.journal.read().unwrap_or_else(|e| e.into_inner());
+            let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+            batch.insert(layout::journal_key(seq), entry);
+            self.tree.apply_batch(batch)?;
+            self.counters.apply(deltas);
+        }
+        if self.journal_len.fetch_add(1, Ordering::SeqCst) + 1 >= self.checkpoint_every {
+            if let Ok(_one) = self.checkpointing.try_lock() {
+                if self.journal_len.load(Ordering::SeqCst) >= self.checkpoint_every {
+                    self.checkpoint_locked()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn counter(&self, key: &[u8]) -> u64 {
+        self.counters.get(key)
+    }
+
+    fn realm(&self, name: &str) -> Result<Arc<RealmEntry>> {
+        self.realms
+            .load()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SessionError::RealmNotFound(name.to_owned()))
+    }
+
+    fn realm_names(&self) -> HashMap<RealmId, String> {
+        self.realms
+            .load()
+            .values()
+            .map(|r| (r.id, r.name.clone()))
+            .collect()
+    }
+
+    /// The creation time of a session: from its sid, or for a migrated sid from beside it.
+    fn created_of(&self, realm: RealmId, sid: &Sid) -> Result<Option<i64>> {
+        if let Some(ms) = layout::created_of_sid(sid) {
+            return Ok(Some(ms));
+        }
+        Ok(self
+            .tree
+            .get(layout::legacy_sid_key(realm, sid))?
+            .and_then(|v| Some(i64::from_be_bytes(v.as_ref().try_into().ok()?))))
+    }
+
+    fn load(&self, realm: RealmId, sid: &Sid) -> Result<Option<StoredSession>> {
+        match self.created_of(realm, sid)? {
+            Some(created) => self.load_at(realm, created, sid),
+            None => Ok(None),
+        }
+    }
+
+    fn load_at(&self, realm: RealmId, created: i64, sid: &Sid) -> Result<Option<StoredSession>> {
+        match self.tree.get(layout::record_key(realm, created, sid))? {
+            Some(v) => Ok(Some(record::decode(created, sid, &v, &self.interner)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn decode(&self, created: i64, sid: &Sid, v: &[u8]) -> Result<StoredSession> {
+        record::decode(created, sid, v, &self.interner)
+    }
+
+    /// Adds a new session to a batch: record, index entries, and its counts to `deltas`.
+    fn put_session(
+        &self,
+        batch: &mut Batch,
+        deltas: &mut Deltas,
+        realm: RealmId,
+        s: &StoredSession,
+    ) -> Result<()> {
+        record::intern_all(s, &self.interner, &self.tree)?;
+        batch.insert(
+            &layout::record_key(realm, s.created_ms, &s.sid)[..],
+            record::encode(s, &self.interner),
+        );
+        for (k, v) in index_entries(realm, s) {
+            batch.insert(k, v);
+        }
+        deltas.session(realm, s, true);
+        Ok(())
+    }
+
+    /// Deletes a session in a batch: the exact inverse of [`Self::put_session`].
+    fn delete_session(batch: &mut Batch, deltas: &mut Deltas, realm: RealmId, s: &StoredSession) {
+        batch.remove(&layout::record_key(realm, s.created_ms, &s.sid)[..]);
+        for (k, _) in index_entries(realm, s) {
+            batch.remove(k);
+        }
+        deltas.session(realm, s, false);
+    }
+
+    /// Replaces a session's record in a batch, moving only the index entries that change.
+    fn replace_session(
+        &self,
+        batch: &mut Batch,
+        deltas: &mut Deltas,
+        realm: RealmId,
+        old: &StoredSession,
+        new: &StoredSession,
+    ) -> Result<()> {
+        record::intern_all(new, &self.interner, &self.tree)?;
+        batch.insert(
+            &layout::record_key(realm, new.created_ms, &new.sid)[..],
+            record::encode(new, &self.interner),
+        );
+        let before = index_entries(realm, old);
+        let after = index_entries(realm, new);
+        for k in before.keys() {
+            if !after.contains_key(k) {
+                batch.remove(k.clone());
+            }
+        }
+        for (k, v) in after {
+            if before.get(&k) != Some(&v) {
+                batch.insert(k, v);
+            }
+        }
+        deltas.session_changed(realm, old, new);
+        Ok(())
+    }
+
+    /// The grants whose grant-index keys start with `prefix`.
+    fn grants_under(&self, realm: RealmId, prefix: &[u8]) -> Result<Vec<StoredGrant>> {
+        let mut out = Vec::new();
+        for k in self.tree.scan_prefix(prefix).keys() {
+            let k = k?;
+            let id: [u8; 16] = k[k.len() - 16..].try_into().expect("16 bytes");
+            if let Some(g) = self.load_grant(realm, &id)? {
+                out.push(g);
+            }
+        }
+        Ok(out)
+    }
+
+    fn load_grant(&self, realm: RealmId, id: &[u8; 16]) -> Result<Option<StoredGrant>> {
+        match self.tree.get(layout::grant_key(realm, id))? {
+            Some(v) => Ok(Some(StoredGrant::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for SledStoreV2 {
+    fn drop(&mut self) {
+        // A clean close leaves a checkpoint with no journal to replay.
+        if self.journal_len.load(Ordering::SeqCst) > 0 {
+            if let Err(e) = self.checkpoint() {
+                tracing::warn!("counter checkpoint at close failed: {e}");
+            }
+        }
+        if let Err(e) = self.db.flush() {
+            tracing::warn!("flush at close failed: {e}");
+        }
+    }
+}
+
+/// Writes what a new, empty store (or a finished upgrade) holds besides its data: the results
+/// token key, a counter checkpoint, and last the layout version.
+fn init(tree: &Tree, counters: &[(Vec<u8>, i64)]) -> Result<()> {
+    let mut batch = Batch::default();
+    if tree.get(layout::meta_key("results_token_key"))?.is_none() {
+        let k: [u8; 32] = random_bytes()?;
+        batch.insert(layout::meta_key("results_token_key"), &k[..]);
+    }
+    let chunks = counts::encode_checkpoint(counters, CHECKPOINT_CHUNK);
+    write_checkpoint(&mut batch, &chunks, 0);
+    batch.insert(
+        layout::meta_key("version"),
+        &LAYOUT_VERSION.to_be_bytes()[..],
+    );
+    tree.apply_batch(batch)?;
+    Ok(())
+}
+
+fn write_checkpoint(batch: &mut Batch, chunks: &[Vec<u8>], upto: u64) {
+    for (i, c) in chunks.iter().enumerate() {
+        batch.insert(layout::checkpoint_key(i as u32), c.clone());
+    }
+    let mut header = upto.to_be_bytes().to_vec();
+    header.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
+    batch.insert(layout::checkpoint_key(u32::MAX), header);
+}
+
+/// Every index entry (key → value) a stored session has besides its record.
+fn index_entries(realm: RealmId, s: &StoredSession) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let legacy = layout::created_of_sid(&s.sid) != Some(s.created_ms);
+    let locator = if legacy {
+        s.created_ms.to_be_bytes().to_vec()
+    } else {
+        Vec::new()
+    };
+    out.insert(
+        layout::timed_key(realm, layout::LAST_ACCESS, s.last_access_ms, &s.sid).to_vec(),
+        locator.clone(),
+    );
+    out.insert(
+        layout::timed_key(realm, layout::EXPIRY, s.effective_expiry_ms(), &s.sid).to_vec(),
+        locator.clone(),
+    );
+    out.insert(
+        layout::attr_key(
+            realm,
+            layout::SUBJECT,
+            s.subject_id.as_bytes(),
+            s.created_ms,
+            &s.sid,
+        ),
+        Vec::new(),
+    );
+    for c in &s.client_ids {
+        out.insert(
+            layout::attr_key(realm, layout::CLIENT, c.as_bytes(), s.created_ms, &s.sid),
+            Vec::new(),
+        );
+    }
+    if let Some(name) = &s.display_name {
+        for w in words(name) {
+            out.insert(
+                layout::word_key(realm, &w, s.created_ms, &s.sid),
+                Vec::new(),
+            );
+        }
+    }
+    if legacy {
+        out.insert(
+            layout::legacy_sid_key(realm, &s.sid).to_vec(),
+            s.created_ms.to_be_bytes().to_vec(),
+        );
+        let mut v = realm.to_be_bytes().to_vec();
+        v.extend_from_slice(&s.created_ms.to_be_bytes());
+        v.extend_from_slice(&s.sid);
+        out.insert(layout::legacy_token_key(&s.token_hash), v);
+    }
+    out
+}
+
+/// Every index entry a grant has (key → value) besides its record.
+fn grant_entries(realm: RealmId, g: &StoredGrant) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = vec![
+        (
+            [
+                &layout::grant_subject_prefix(realm, &g.subject_id)[..],
+                &g.id,
+            ]
+            .concat(),
+            Vec::new(),
+        ),
+        (
+            [
+                &layout::grant_expiry_prefix(realm)[..],
+                &layout::time(g.expires_ms),
+                &g.id,
+            ]
+            .concat(),
+            Vec::new(),
+        ),
+    ];
+    if let Some(sid) = &g.sid {
+        out.push((
+            [&layout::grant_session_prefix(realm, sid)[..], &g.id].concat(),
+            Vec::new(),
+        ));
+    }
+    if let Some(h) = &g.token_hash {
+        let mut v = realm.to_be_bytes().to_vec();
+        v.extend_from_slice(&g.id);
+        out.push((layout::grant_token_key(h), v));
+    }
+    out
+}
+
+/// The lock key of a session.
+fn session_lock(realm: RealmId, sid: &Sid) -> [u8; 20] {
+    super::keys::session_key(realm, sid)
+}
+
+/// SHA-256 of bytes.
+fn sha256(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+/// Equality of two hashes that takes as long whatever they hold.
+fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// sled's page cache size: [`CACHE_BYTES`], or `SESSIONS_CACHE_MB` from the environment.
+fn cache_bytes() -> u64 {
+    std::env::var("SESSIONS_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(CACHE_BYTES, |mb| mb * 1024 * 1024)
+}
+
+/// The process's resident memory, from `/proc/self/status` (0 where there is none).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}

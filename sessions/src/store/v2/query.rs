@@ -1,0 +1,392 @@
+//! Listing a realm's sessions on the v2 layout: the same plans and keyset paging as before (see
+//! `store::query`), over the records (which are the creation-order index), the last-access and
+//! expiry indexes, the subject and client indexes (creation order), and the display-name word
+//! index (word order: a small matching set is loaded and sorted, a large one found by walking
+//! the requested order and filtering).
+
+use std::collections::HashSet;
+use std::ops::Bound;
+
+use super::super::keys::{RealmId, Sid};
+use super::super::query::{Filters, MATERIALIZE_LIMIT};
+use super::super::record::{StoredSession, MAX_PREFIX_CHARS};
+use super::super::results_token::{PageCursor, Position};
+use super::super::sled_store::RealmEntry;
+use super::counts;
+use super::{layout, SledStoreV2};
+use crate::error::{Result, SessionError};
+use crate::model::{QueryResult, SessionQuery, SortKey};
+use crate::validate;
+
+/// Where a listing's rows come from.
+enum Source {
+    /// The records themselves: every session of the realm, in creation order.
+    Records,
+    /// The last-access or expiry index (by tag).
+    Sorted(u8),
+    /// A subject or client index (creation order) under this prefix.
+    Attr(Vec<u8>),
+    /// Matching sessions loaded and sorted by position.
+    Rows(Vec<(Position, StoredSession)>),
+}
+
+/// Index entries that name every session a filter can match (and maybe more).
+#[derive(Clone)]
+enum Candidates {
+    /// Subject or client index entries under this prefix.
+    Attr(Vec<u8>),
+    /// Word index entries of words starting with this (case-folded) prefix.
+    Words(String),
+}
+
+struct Plan {
+    source: Source,
+    known_count: Option<u64>,
+    count_under: Option<Candidates>,
+}
+
+fn source_for(sort: SortKey) -> Source {
+    match sort {
+        SortKey::Created => Source::Records,
+        SortKey::LastAccess => Source::Sorted(layout::LAST_ACCESS),
+        SortKey::Expires => Source::Sorted(layout::EXPIRY),
+    }
+}
+
+impl SledStoreV2 {
+    /// One page of a realm's sessions.
+    pub(super) fn run_query(&self, realm: &RealmEntry, q: &SessionQuery) -> Result<QueryResult> {
+        validate::query_filters(q)?;
+        let count = validate::page_size(q)?;
+        let filters = Filters::from_query(q)?;
+        let fingerprint = filters.fingerprint(realm.id, q.sort, count);
+        let cursor = match &q.results_token {
+            Some(t) => Some(self.results_tokens.decode(fingerprint, t)?),
+            None => None,
+        };
+        let plan = self.plan(realm.id, q.sort, &filters)?;
+        let want = count as usize;
+
+        let (forward, from) = match (&cursor, q.prior) {
+            (None, _) => (true, None),
+            (Some(c), false) => (true, Some((c.last, false))),
+            (Some(c), true) => (false, Some((c.first, false))),
+        };
+        let mut rows = self.scan(
+            realm.id,
+            &plan.source,
+            q.sort,
+            from,
+            forward,
+            want + 1,
+            &filters,
+        )?;
+        let more = rows.len() > want;
+        rows.truncate(want);
+        if !forward {
+            rows.reverse();
+        }
+        let edge = if forward { rows.first() } else { rows.last() }.map(|(p, _)| (*p, false));
+        let probe_from = edge.or(from.map(|(p, _)| (p, true)));
+        let other_side = match probe_from {
+            Some(f) => !self
+                .scan(
+                    realm.id,
+                    &plan.source,
+                    q.sort,
+                    Some(f),
+                    !forward,
+                    1,
+                    &filters,
+                )?
+                .is_empty(),
+            None => false,
+        };
+        let (has_next, has_prev) = if forward {
+            (more, other_side)
+        } else {
+            (other_side, more)
+        };
+
+        let total_count = match plan.known_count {
+            Some(n) => n,
+            None => self.count_matching(realm.id, plan.count_under.as_ref(), &filters)?,
+        };
+        let total_pages = total_count.div_ceil(u64::from(count));
+        let page = match (&cursor, q.prior) {
+            (None, _) => 1,
+            (Some(c), false) => c.page + 1,
+            (Some(c), true) => c.page.saturating_sub(1),
+        };
+        let current_page = if has_prev {
+            page.clamp(2, total_pages.max(2))
+        } else {
+            1
+        };
+        let bounds = match (rows.first(), rows.last()) {
+            (Some((f, _)), Some((l, _))) => Some((*f, *l)),
+            _ => from.map(|(p, _)| (p, p)),
+        };
+        let results_token = bounds.map(|(first, last)| {
+            self.results_tokens.encode(
+                fingerprint,
+                &PageCursor {
+                    page: current_page,
+                    first,
+                    last,
+                },
+            )
+        });
+        Ok(QueryResult {
+            results: rows
+                .iter()
+                .map(|(_, s)| s.to_session(&realm.name))
+                .collect(),
+            results_token,
+            has_next,
+            has_prev,
+            total_count,
+            current_page,
+            total_pages,
+        })
+    }
+
+    /// Every session of the realm that matches a query's filters, in creation order.
+    pub(super) fn matching_sessions(
+        &self,
+        realm: &RealmEntry,
+        q: &SessionQuery,
+    ) -> Result<Vec<StoredSession>> {
+        let filters = Filters::from_query(q)?;
+        let plan = self.plan(realm.id, SortKey::Created, &filters)?;
+        let rows = self.scan(
+            realm.id,
+            &plan.source,
+            SortKey::Created,
+            None,
+            true,
+            usize::MAX,
+            &filters,
+        )?;
+        Ok(rows.into_iter().map(|(_, s)| s).collect())
+    }
+
+    fn plan(&self, realm: RealmId, sort: SortKey, filters: &Filters) -> Result<Plan> {
+        if let Some(sid) = &filters.sid {
+            let rows: Vec<_> = self
+                .load(realm, sid)?
+                .filter(|s| filters.matches(s))
+                .map(|s| ((s.sort_time(sort), s.sid), s))
+                .into_iter()
+                .collect();
+            let n = rows.len() as u64;
+            return Ok(Plan {
+                source: Source::Rows(rows),
+                known_count: Some(n),
+                count_under: None,
+            });
+        }
+        // (candidates, how many the counter says, whether that count is the filter's exactly)
+        let mut attributes: Vec<(Candidates, u64, bool)> = Vec::new();
+        if let Some(s) = &filters.subject {
+            attributes.push((
+                Candidates::Attr(layout::attr_prefix(realm, layout::SUBJECT, s.as_bytes())),
+                self.counter(&counts::key(realm, counts::SUBJECT, s.as_bytes())),
+                true,
+            ));
+        }
+        if let Some(c) = &filters.client {
+            attributes.push((
+                Candidates::Attr(layout::attr_prefix(realm, layout::CLIENT, c.as_bytes())),
+                self.counter(&counts::key(realm, counts::CLIENT, c.as_bytes())),
+                true,
+            ));
+        }
+        for w in &filters.name_words {
+            let prefix: String = w.chars().take(MAX_PREFIX_CHARS).collect();
+            let exact = prefix.len() == w.len();
+            let n = self.counter(&counts::key(realm, counts::NAME_PREFIX, prefix.as_bytes()));
+            attributes.push((Candidates::Words(prefix), n, exact));
+        }
+        if attributes.is_empty() {
+            return Ok(Plan {
+                source: source_for(sort),
+                known_count: Some(self.counter(&counts::key(realm, counts::TOTAL, &[]))),
+                count_under: None,
+            });
+        }
+        let single = attributes.len() == 1;
+        let (candidates, n, exact) = attributes
+            .into_iter()
+            .min_by_key(|(_, n, _)| *n)
+            .expect("at least one attribute");
+        if n == 0 {
+            return Ok(Plan {
+                source: Source::Rows(Vec::new()),
+                known_count: Some(0),
+                count_under: None,
+            });
+        }
+        let source = match &candidates {
+            Candidates::Attr(prefix) if sort == SortKey::Created => Source::Attr(prefix.clone()),
+            _ if n <= MATERIALIZE_LIMIT => {
+                let mut rows = Vec::with_capacity(n as usize);
+                for (created, sid) in self.candidates_in(realm, &candidates)? {
+                    if let Some(s) = self
+                        .load_at(realm, created, &sid)?
+                        .filter(|s| filters.matches(s))
+                    {
+                        rows.push(((s.sort_time(sort), s.sid), s));
+                    }
+                }
+                rows.sort_by_key(|row| row.0);
+                let n = rows.len() as u64;
+                return Ok(Plan {
+                    source: Source::Rows(rows),
+                    known_count: Some(n),
+                    count_under: None,
+                });
+            }
+            _ => source_for(sort),
+        };
+        Ok(Plan {
+            source,
+            known_count: (single && exact).then_some(n),
+            count_under: Some(candidates),
+        })
+    }
+
+    /// Walks a source from a position (exclusive, or inclusive with `true`) in listing order
+    /// (`forward`) or against it, collecting up to `want` matching sessions.
+    #[allow(clippy::too_many_arguments)]
+    fn scan(
+        &self,
+        realm: RealmId,
+        source: &Source,
+        sort: SortKey,
+        from: Option<(Position, bool)>,
+        forward: bool,
+        want: usize,
+        filters: &Filters,
+    ) -> Result<Vec<(Position, StoredSession)>> {
+        let descending = sort != SortKey::Expires;
+        let key_reverse = forward == descending;
+        let beyond = |p: &Position| match from {
+            None => true,
+            Some((f, inclusive)) => {
+                (inclusive && *p == f) || if key_reverse { *p < f } else { *p > f }
+            }
+        };
+        let prefix = match source {
+            Source::Rows(rows) => {
+                let iter: Box<dyn Iterator<Item = _>> = if key_reverse {
+                    Box::new(rows.iter().rev())
+                } else {
+                    Box::new(rows.iter())
+                };
+                return Ok(iter
+                    .filter(|(p, _)| beyond(p))
+                    .take(want)
+                    .cloned()
+                    .collect());
+            }
+            Source::Records => layout::prefix(realm, layout::RECORD).to_vec(),
+            Source::Sorted(tag) => layout::prefix(realm, *tag).to_vec(),
+            Source::Attr(prefix) => prefix.clone(),
+        };
+        let key_at = |(t, sid): &Position| [&prefix[..], &layout::time(*t), sid].concat();
+        let mut lower = Bound::Included([&prefix[..], &[0u8; 24]].concat());
+        let mut upper = Bound::Included([&prefix[..], &[0xffu8; 24]].concat());
+        if let Some((p, inclusive)) = &from {
+            let b = if *inclusive {
+                Bound::Included(key_at(p))
+            } else {
+                Bound::Excluded(key_at(p))
+            };
+            if key_reverse {
+                upper = b;
+            } else {
+                lower = b;
+            }
+        }
+        let mut out = Vec::new();
+        let mut range = self.tree.range::<Vec<u8>, _>((lower, upper));
+        while out.len() < want {
+            let item = if key_reverse {
+                range.next_back()
+            } else {
+                range.next()
+            };
+            let Some(item) = item else { break };
+            let (key, value) = item?;
+            if key.len() != prefix.len() + 24 {
+                continue;
+            }
+            let position = layout::split_time_sid(&key);
+            let session = match source {
+                Source::Records => Some(self.decode(position.0, &position.1, &value)?),
+                Source::Attr(_) => self.load_at(realm, position.0, &position.1)?,
+                _ => {
+                    let created = locator_created(&position.1, &value)?;
+                    self.load_at(realm, created, &position.1)?
+                }
+            };
+            if let Some(s) = session.filter(|s| filters.matches(s)) {
+                out.push((position, s));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts matching sessions among the candidates.
+    fn count_matching(
+        &self,
+        realm: RealmId,
+        candidates: Option<&Candidates>,
+        filters: &Filters,
+    ) -> Result<u64> {
+        let Some(c) = candidates else { return Ok(0) };
+        let mut n = 0;
+        for (created, sid) in self.candidates_in(realm, c)? {
+            if self
+                .load_at(realm, created, &sid)?
+                .is_some_and(|s| filters.matches(&s))
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The distinct (created, sid) of the sessions the candidates' index entries name.
+    fn candidates_in(&self, realm: RealmId, c: &Candidates) -> Result<Vec<(i64, Sid)>> {
+        let prefix = match c {
+            Candidates::Attr(p) => p.clone(),
+            Candidates::Words(w) => layout::word_prefix(realm, w),
+        };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for k in self.tree.scan_prefix(&prefix).keys() {
+            let k = k?;
+            if k.len() < prefix.len() + 24 {
+                return Err(SessionError::Storage("bad index key".into()));
+            }
+            let loc = layout::split_time_sid(&k);
+            if seen.insert(loc) {
+                out.push(loc);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The creation time of the session a last-access or expiry entry names: from its sid, or for a
+/// migrated sid from the entry's value.
+pub(super) fn locator_created(sid: &Sid, value: &[u8]) -> Result<i64> {
+    match layout::created_of_sid(sid) {
+        Some(ms) if value.is_empty() => Ok(ms),
+        _ => Ok(i64::from_be_bytes(value.try_into().map_err(|_| {
+            SessionError::Storage("bad sort index entry".into())
+        })?)),
+    }
+}

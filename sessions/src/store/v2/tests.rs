@@ -1,0 +1,221 @@
+//! Tests of the v2 layout that need its internals.
+
+use chrono::{TimeDelta, TimeZone, Utc};
+
+use super::{counts, layout, SledStoreV2};
+use crate::store::SessionStore;
+use crate::{
+    ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveSessions,
+};
+
+fn open(dir: &std::path::Path) -> SledStoreV2 {
+    for _ in 0..200 {
+        match SledStoreV2::open(dir) {
+            Ok(s) => return s,
+            Err(e) if e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the store stayed locked")
+}
+
+/// Sessions with names, clients and grants, a logout queued to a client.
+fn workload(store: &SledStoreV2) {
+    let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
+    store
+        .put_realm("r", &RealmSettingsUpdate::default(), "t", t0)
+        .unwrap();
+    let reg = ClientRegistration {
+        backchannel_logout_uri: Some("http://127.0.0.1:9/logout".into()),
+        ..Default::default()
+    };
+    store.put_client("r", "crm", &reg, "t", t0).unwrap();
+    for i in 0..20 {
+        let new = NewSession {
+            subject_id: format!("user{}", i % 4),
+            display_name: Some(format!("Person{i} Family")),
+            client_ids: vec!["crm".into(), format!("app{}", i % 3)],
+            ..Default::default()
+        };
+        let c = store
+            .create_session("r", &new, t0 + TimeDelta::seconds(i))
+            .unwrap();
+        let grant = NewGrant {
+            kind: GrantKind::RefreshToken,
+            subject_id: new.subject_id.clone(),
+            sid: Some(c.session.sid.clone()),
+            client_id: "crm".into(),
+            expires_at: t0 + TimeDelta::seconds(300),
+            token: Some(format!("refresh-token-number-{i}")),
+            scopes: Vec::new(),
+        };
+        store.create_grant("r", &grant, t0).unwrap();
+        if i == 19 {
+            let rm = RemoveSessions {
+                sids: vec![c.session.sid],
+                ..Default::default()
+            };
+            store.remove("r", &rm, "t", t0).unwrap();
+        }
+    }
+}
+
+#[test]
+fn check_reports_damaged_entries_and_counts_and_repair_rewrites_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let realm_id;
+    {
+        let store = open(dir.path());
+        workload(&store);
+        assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+        realm_id = store.realms.load()["r"].id;
+        let tree = &store.tree;
+        // A subject index entry deleted.
+        let (k, _) = tree
+            .scan_prefix(layout::prefix(realm_id, layout::SUBJECT))
+            .next()
+            .unwrap()
+            .unwrap();
+        tree.remove(k).unwrap();
+        // A dangling expiry entry, a dangling grant index entry, a grant token entry deleted, a
+        // delivery status entry deleted.
+        tree.insert(
+            layout::timed_key(realm_id, layout::EXPIRY, 1, &[7; 16]),
+            &[],
+        )
+        .unwrap();
+        tree.insert(
+            [
+                &layout::grant_subject_prefix(realm_id, "nobody")[..],
+                &[9; 16],
+            ]
+            .concat(),
+            &[],
+        )
+        .unwrap();
+        let hash: [u8; 32] = super::sha256(b"refresh-token-number-1");
+        tree.remove(layout::grant_token_key(&hash)).unwrap();
+        let (k, _) = tree
+            .scan_prefix(layout::prefix(realm_id, layout::DELIVERY_STATUS))
+            .next()
+            .unwrap()
+            .unwrap();
+        tree.remove(k).unwrap();
+        // The realm's count wrong in the checkpoint, with no journal after it.
+        store.checkpoint().unwrap();
+        store.wait_durable().unwrap();
+    }
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree(super::TREE).unwrap();
+        let bad =
+            counts::encode_checkpoint(&[(counts::key(realm_id, counts::TOTAL, &[]), 99)], 1 << 20);
+        let mut header = tree
+            .get(layout::checkpoint_key(u32::MAX))
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        header[8..].copy_from_slice(&1u32.to_be_bytes());
+        tree.insert(layout::checkpoint_key(0), bad[0].clone())
+            .unwrap();
+        tree.insert(layout::checkpoint_key(u32::MAX), header)
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = open(dir.path());
+    let report = store.check(false).unwrap();
+    let text = report.problems.join("\n");
+    assert!(!report.repaired);
+    for expected in [
+        "is missing",
+        "names no record",
+        "session count of realm 'r' is 99, the records say 19",
+        "session count of subject 'user0' in realm 'r' is 0, the records say 5",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    assert_eq!(
+        report
+            .problems
+            .iter()
+            .filter(|p| p.contains("is missing"))
+            .count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(
+        report
+            .problems
+            .iter()
+            .filter(|p| p.contains("names no record"))
+            .count(),
+        2,
+        "{text}"
+    );
+    let repaired = store.check(true).unwrap();
+    assert!(repaired.repaired);
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+    assert_eq!(store.get_realm("r").unwrap().session_count, 19);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+    assert!(store
+        .introspect(
+            "r",
+            "refresh-token-number-1",
+            Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap()
+        )
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn counts_survive_reopening_with_and_without_a_checkpoint_after_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        workload(&store);
+        // No checkpoint at close: the journal alone must bring the counts back.
+        store
+            .journal_len
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        store.wait_durable().unwrap();
+    }
+    let store = open(dir.path());
+    assert!(store.open_stats().replayed > 0);
+    assert_eq!(store.get_realm("r").unwrap().session_count, 19);
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+    store.checkpoint().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.open_stats().replayed, 0);
+    assert_eq!(store.get_realm("r").unwrap().session_count, 19);
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+}
+
+#[test]
+fn a_directory_of_a_newer_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store
+            .tree
+            .insert(layout::meta_key("version"), &3u32.to_be_bytes())
+            .unwrap();
+        store.wait_durable().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let err = loop {
+        match SledStoreV2::open(dir.path()) {
+            Err(e) if e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => break e.to_string(),
+            Ok(_) => panic!("a newer layout was opened"),
+        }
+    };
+    assert!(err.contains("newer version"), "{err}");
+    assert!(err.contains("layout 3"), "{err}");
+}

@@ -1,0 +1,221 @@
+//! Upgrading a directory of the previous layout (one tree per entity and index) in place.
+//!
+//! The records of the old trees (realms, clients, sessions, grants, deliveries, audit entries,
+//! the results-token key) are read with the previous layout's decoders and written into the v2
+//! tree with all their index entries, in batches; the counts are recounted from them on the way.
+//! The layout version is written last, in the batch that writes the counter checkpoint; only
+//! then are the old trees dropped. An upgrade interrupted before the version is written leaves
+//! the old trees as they were and a v2 tree without a version, which the next open clears and
+//! starts over; one interrupted after it only has old trees left to drop. So a directory is
+//! either entirely of the old layout or entirely of the new one.
+//!
+//! Sessions keep their sids (UUIDv4, whose creation time is kept beside them) and their tokens
+//! (32 random bytes, found by their SHA-256 as before).
+
+use sled::{Batch, Tree};
+
+use super::super::grants::StoredGrant;
+use super::super::keys::RealmId;
+use super::super::outbox;
+use super::super::record::StoredSession;
+use super::counts::{Counters, Deltas};
+use super::ops::delivery_index;
+use super::record::{self, Interner};
+use super::{grant_entries, index_entries, init, layout};
+use crate::error::{Result, SessionError};
+
+/// The trees of the previous layout.
+const V1_TREES: &[&str] = &[
+    "sessions",
+    "tokens",
+    "by_created",
+    "by_last_access",
+    "by_expiry",
+    "by_attr",
+    "counts",
+    "realms",
+    "clients",
+    "meta",
+    "audit",
+    "grants",
+    "grant_tokens",
+    "grant_index",
+    "outbox",
+    "outbox_index",
+];
+
+/// Records copied per batch.
+const BATCH: usize = 2000;
+
+fn has_tree(db: &sled::Db, name: &str) -> bool {
+    db.tree_names()
+        .iter()
+        .any(|n| n.as_ref() == name.as_bytes())
+}
+
+/// Whether the directory holds trees of the previous layout.
+pub(super) fn has_v1(db: &sled::Db) -> Result<bool> {
+    Ok(V1_TREES.iter().any(|t| has_tree(db, t)))
+}
+
+/// A batch that applies itself every [`BATCH`] records.
+struct Writer<'a> {
+    tree: &'a Tree,
+    batch: Batch,
+    records: usize,
+    copied: u64,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, k: impl Into<sled::IVec>, v: impl Into<sled::IVec>) {
+        self.batch.insert(k, v);
+    }
+
+    fn record_done(&mut self) -> Result<()> {
+        self.records += 1;
+        self.copied += 1;
+        if self.records >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+        self.records = 0;
+        Ok(())
+    }
+}
+
+fn realm_of(k: &[u8]) -> Result<RealmId> {
+    Ok(RealmId::from_be_bytes(
+        k.get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| SessionError::Storage("bad key in the previous layout".into()))?,
+    ))
+}
+
+/// Copies everything of the previous layout into `tree` (which is empty), then writes the
+/// counter checkpoint and the layout version.
+pub(super) fn from_v1(db: &sled::Db, tree: &Tree) -> Result<()> {
+    let started = std::time::Instant::now();
+    tracing::info!("upgrading the data directory from storage layout 1 to 2");
+    let open = |name: &str| -> Result<Option<Tree>> {
+        Ok(if has_tree(db, name) {
+            Some(db.open_tree(name)?)
+        } else {
+            None
+        })
+    };
+    let mut w = Writer {
+        tree,
+        batch: Batch::default(),
+        records: 0,
+        copied: 0,
+    };
+    let interner = Interner::default();
+    let counters = Counters::default();
+
+    if let Some(meta) = open("meta")? {
+        if let Some(k) = meta.get("results_token_key")? {
+            // Results tokens handed out before the upgrade stay valid.
+            w.put(layout::meta_key("results_token_key"), k);
+        }
+    }
+    if let Some(realms) = open("realms")? {
+        for item in realms.iter() {
+            let (k, v) = item?;
+            w.put(layout::global(layout::REALM, &k), v);
+            w.record_done()?;
+        }
+    }
+    if let Some(clients) = open("clients")? {
+        for item in clients.iter() {
+            let (k, v) = item?;
+            let realm = realm_of(&k)?;
+            w.put(
+                [&layout::prefix(realm, layout::CLIENT_REG)[..], &k[4..]].concat(),
+                v,
+            );
+            w.record_done()?;
+        }
+    }
+    if let Some(audit) = open("audit")? {
+        for item in audit.iter() {
+            let (k, v) = item?;
+            w.put(layout::global(layout::AUDIT, &k), v);
+            w.record_done()?;
+        }
+    }
+    if let Some(sessions) = open("sessions")? {
+        for item in sessions.iter() {
+            let (k, v) = item?;
+            let realm = realm_of(&k)?;
+            let s = StoredSession::decode(&v)?;
+            record::intern_all(&s, &interner, tree)?;
+            w.put(
+                &layout::record_key(realm, s.created_ms, &s.sid)[..],
+                record::encode(&s, &interner),
+            );
+            for (k, v) in index_entries(realm, &s) {
+                w.put(k, v);
+            }
+            let mut d = Deltas::default();
+            d.session(realm, &s, true);
+            counters.apply(&d);
+            w.record_done()?;
+        }
+    }
+    if let Some(grants) = open("grants")? {
+        for item in grants.iter() {
+            let (k, v) = item?;
+            let realm = realm_of(&k)?;
+            let g = StoredGrant::decode(&v)?;
+            w.put(&layout::grant_key(realm, &g.id)[..], v);
+            for (k, v) in grant_entries(realm, &g) {
+                w.put(k, v);
+            }
+            w.record_done()?;
+        }
+    }
+    if let Some(deliveries) = open("outbox")? {
+        for item in deliveries.iter() {
+            let (k, v) = item?;
+            let realm = realm_of(&k)?;
+            let d = outbox::decode(&v)?;
+            w.put(&layout::delivery_key(realm, d.id)[..], v);
+            for k in delivery_index(realm, &d) {
+                w.put(k, &[][..]);
+            }
+            let mut deltas = Deltas::default();
+            deltas.counter(super::counts::deliveries_key(realm, d.status), 1);
+            counters.apply(&deltas);
+            w.record_done()?;
+        }
+    }
+    w.flush()?;
+    // Last: the checkpoint and the version that says the upgrade is complete.
+    init(tree, &counters.snapshot())?;
+    db.flush()?;
+    tracing::info!(
+        records = w.copied,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "upgraded the data directory to storage layout 2"
+    );
+    Ok(())
+}
+
+/// Drops the previous layout's trees, once the upgrade is complete.
+pub(super) fn drop_v1(db: &sled::Db) -> Result<()> {
+    let mut dropped = false;
+    for t in V1_TREES {
+        if has_tree(db, t) {
+            db.drop_tree(t)?;
+            dropped = true;
+        }
+    }
+    if dropped {
+        db.flush()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The store's conformance suite ([`sessions::conformance`]) on the v2 layout, in a temporary
+//! directory per test.
+
+use std::time::{Duration, Instant};
+
+use sessions::conformance::{files_under, Backend};
+use sessions::store::SledStoreV2;
+
+/// The sled store (v2 layout) in a temporary directory.
+struct SledV2Backend;
+
+impl Backend for SledV2Backend {
+    type Location = tempfile::TempDir;
+    type Store = SledStoreV2;
+
+    fn create(&self) -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    /// Waits for the lock a store dropped in this process may still hold.
+    fn open(&self, dir: &tempfile::TempDir) -> SledStoreV2 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match SledStoreV2::open(dir.path()) {
+                Ok(store) => return store,
+                Err(e) if e.to_string().contains("lock") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("opening {}: {e}", dir.path().display()),
+            }
+        }
+    }
+
+    fn close(&self, store: SledStoreV2) {
+        store.wait_durable().unwrap();
+    }
+
+    fn stored_bytes(&self, dir: &tempfile::TempDir) -> Option<Vec<Vec<u8>>> {
+        Some(files_under(dir.path()))
+    }
+
+    fn check(&self, store: &SledStoreV2) -> Vec<String> {
+        store.check(false).unwrap().problems
+    }
+}
+
+sessions::conformance_suite!(sled_v2, SledV2Backend);
