@@ -39,9 +39,10 @@ type RouteKey = (axum::http::Method, u16);
 
 /// Handles by route, then by (method, status): a request's lookup allocates nothing once its
 /// combination has been seen.
-fn registry() -> &'static RwLock<HashMap<Arc<str>, Vec<(RouteKey, RouteMetrics)>>> {
-    static REGISTRY: OnceLock<RwLock<HashMap<Arc<str>, Vec<(RouteKey, RouteMetrics)>>>> =
-        OnceLock::new();
+type Registry = RwLock<HashMap<Arc<str>, Vec<(RouteKey, RouteMetrics)>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
