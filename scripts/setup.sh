@@ -23,6 +23,15 @@ if [ -n "$want" ] && [ "$have" != "$want" ]; then
   cargo install wasm-bindgen-cli --version "$want" --force
 fi
 
+# Debian's PostgreSQL: the second storage engine's tests start a scratch server of it (nothing
+# needs to be running).
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  say "installing PostgreSQL for the PostgreSQL backend's tests"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql
+fi
+
 if [ "${SETUP_BROWSER:-1}" = "1" ]; then
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Chromium for the browser tests"

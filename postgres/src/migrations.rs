@@ -1,0 +1,79 @@
+//! The schema as an ordered list of migrations. Each is applied once, in order, inside a
+//! transaction that also records it, under an advisory lock so that servers starting together
+//! on one database do not race; a database with migrations this build does not know is refused.
+
+use tokio_postgres::Client;
+
+/// The migrations, in order: (version, name, SQL).
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "initial schema",
+    include_str!("../migrations/0001_init.sql"),
+)];
+
+/// Key of the advisory lock held while migrating.
+const LOCK_KEY: i64 = 0x5e55_1045;
+
+/// What can go wrong while migrating.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error(
+        "the database is at schema version {found}, newer than this server knows ({known}); \
+         run a newer server"
+    )]
+    Newer { found: i32, known: i32 },
+}
+
+/// Brings the database's schema up to date; answers the versions it applied.
+pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, MigrationError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
+    let applied = apply_pending(client).await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await?;
+    applied
+}
+
+async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, MigrationError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    integer PRIMARY KEY,
+                 name       text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await?;
+    let current: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > known {
+        return Err(MigrationError::Newer {
+            found: current,
+            known,
+        });
+    }
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version, name, "applied schema migration");
+        applied.push(*version);
+    }
+    Ok(applied)
+}

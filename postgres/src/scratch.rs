@@ -1,0 +1,237 @@
+//! A throwaway PostgreSQL server: Debian's binaries, a fresh cluster in a temporary directory,
+//! listening on 127.0.0.1 only (no Unix socket), stopped and deleted on drop. Tests and
+//! benchmarks start one each, so `make test` needs no database running beforehand.
+//!
+//! PostgreSQL refuses to run as root; when the process is root, the cluster is owned by and run
+//! as the `postgres` user that Debian's package creates.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// What can go wrong starting a scratch server.
+#[derive(Debug, thiserror::Error)]
+pub enum ScratchError {
+    #[error(
+        "PostgreSQL's server binaries were not found under /usr/lib/postgresql/*/bin \
+         (install Debian's `postgresql` package; `scripts/setup.sh` does)"
+    )]
+    NotInstalled,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("`{command}` failed: {output}")]
+    Command { command: String, output: String },
+    #[error("the scratch server did not accept connections within {0:?}")]
+    NotReady(Duration),
+}
+
+/// A running scratch server; stopped and deleted when dropped.
+pub struct ScratchPostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_postgres_user: bool,
+}
+
+/// The newest installed server's binaries.
+fn find_binaries() -> Result<PathBuf, ScratchError> {
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| ScratchError::NotInstalled)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((version, bin))
+        })
+        .collect();
+    candidates.sort();
+    candidates
+        .pop()
+        .map(|c| c.1)
+        .ok_or(ScratchError::NotInstalled)
+}
+
+fn free_port() -> Result<u16, ScratchError> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn is_root() -> bool {
+    // The effective user id, from /proc so no unsafe call is needed.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+impl ScratchPostgres {
+    /// Creates a cluster in a new temporary directory and starts it on a free port of
+    /// 127.0.0.1, tuned for throwaway use (no fsync: a scratch server's data need not survive a
+    /// crash of the machine).
+    pub fn start() -> Result<ScratchPostgres, ScratchError> {
+        Self::start_with(&["-c", "fsync=off", "-c", "synchronous_commit=off"])
+    }
+
+    /// As [`start`](Self::start), with durable settings (fsync on), for measurements that must
+    /// compare with a production setup.
+    pub fn start_durable() -> Result<ScratchPostgres, ScratchError> {
+        Self::start_with(&[])
+    }
+
+    fn start_with(settings: &[&str]) -> Result<ScratchPostgres, ScratchError> {
+        let bin = find_binaries()?;
+        let dir = std::env::temp_dir().join(format!(
+            "sessions-pg-{}-{}",
+            std::process::id(),
+            free_port()?
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let as_postgres_user = is_root();
+        let scratch = ScratchPostgres {
+            bin,
+            dir,
+            port: free_port()?,
+            as_postgres_user,
+        };
+        if as_postgres_user {
+            scratch.run(
+                "chown",
+                &[
+                    "-R",
+                    "postgres:postgres",
+                    &scratch.dir.display().to_string(),
+                ],
+            )?;
+        }
+        let data = scratch.data_dir().display().to_string();
+        scratch.run_pg(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
+        let port = scratch.port.to_string();
+        let mut options =
+            format!("-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories=''");
+        for pair in settings.chunks(2) {
+            options.push_str(&format!(" {} {}", pair[0], pair[1]));
+        }
+        let log = scratch.dir.join("server.log").display().to_string();
+        scratch.run_pg(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-o", &options, "-w", "start"],
+        )?;
+        scratch.wait_ready(Duration::from_secs(30))?;
+        Ok(scratch)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The port it listens on (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection string for database `postgres` as superuser `postgres`.
+    pub fn url(&self) -> String {
+        self.url_for("postgres")
+    }
+
+    /// A connection string for another database of this server.
+    pub fn url_for(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Creates a database, for tests that want one each.
+    pub fn create_database(&self, name: &str) -> Result<(), ScratchError> {
+        let port = self.port.to_string();
+        self.run_pg(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name],
+        )
+        .map(|_| ())
+    }
+
+    /// The bytes the cluster's data directory takes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        fn size(p: &Path) -> u64 {
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                    .map(|es| es.filter_map(|e| e.ok()).map(|e| size(&e.path())).sum())
+                    .unwrap_or(0),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            }
+        }
+        size(&self.data_dir())
+    }
+
+    fn wait_ready(&self, within: Duration) -> Result<(), ScratchError> {
+        let started = Instant::now();
+        let port = self.port.to_string();
+        while started.elapsed() < within {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &port, "-q"])
+                .status()?;
+            if ready.success() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(ScratchError::NotReady(within))
+    }
+
+    /// Runs one of PostgreSQL's programs, as the `postgres` user when we are root.
+    fn run_pg(&self, program: &str, args: &[&str]) -> Result<Output, ScratchError> {
+        let path = self.bin.join(program).display().to_string();
+        if self.as_postgres_user {
+            let mut all = vec!["-u", "postgres", "--", path.as_str()];
+            all.extend_from_slice(args);
+            self.run("runuser", &all)
+        } else {
+            self.run(&path, args)
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<Output, ScratchError> {
+        let output = Command::new(program)
+            .args(args)
+            .current_dir(&self.dir)
+            .output()?;
+        if !output.status.success() {
+            return Err(ScratchError::Command {
+                command: format!("{program} {}", args.join(" ")),
+                output: format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ),
+            });
+        }
+        Ok(output)
+    }
+}
+
+impl Drop for ScratchPostgres {
+    fn drop(&mut self) {
+        let data = self.data_dir().display().to_string();
+        if let Err(e) = self.run_pg("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]) {
+            tracing::warn!(error = %e, "stopping the scratch PostgreSQL server failed");
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

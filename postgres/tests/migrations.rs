@@ -1,0 +1,99 @@
+//! The schema's migrations against a real PostgreSQL server started for the test.
+
+use store_postgres::migrations::{migrate, MigrationError, MIGRATIONS};
+use store_postgres::scratch::ScratchPostgres;
+use tokio_postgres::NoTls;
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrations_apply_once_in_order_even_from_two_servers_at_once() {
+    let pg = ScratchPostgres::start().unwrap();
+    pg.create_database("sessions").unwrap();
+    let url = pg.url_for("sessions");
+    let (mut a, mut b) = (connect(&url).await, connect(&url).await);
+    let (ra, rb) = tokio::join!(migrate(&mut a), migrate(&mut b));
+    let mut applied: Vec<i32> = ra.unwrap().into_iter().chain(rb.unwrap()).collect();
+    applied.sort();
+    let all: Vec<i32> = MIGRATIONS.iter().map(|m| m.0).collect();
+    assert_eq!(applied, all, "each migration applied exactly once");
+    assert!(
+        migrate(&mut a).await.unwrap().is_empty(),
+        "nothing left to apply"
+    );
+
+    // Every table of a realm's data is keyed by the realm first.
+    let rows = a
+        .query(
+            "SELECT tc.table_name, kcu.column_name
+               FROM information_schema.table_constraints tc
+               JOIN information_schema.key_column_usage kcu
+                 ON tc.constraint_name = kcu.constraint_name AND kcu.ordinal_position = 1
+              WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = 'public'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let realm_first: Vec<String> = rows
+        .iter()
+        .filter(|r| r.get::<_, String>(1) == "realm")
+        .map(|r| r.get(0))
+        .collect();
+    for table in [
+        "realms",
+        "sessions",
+        "session_clients",
+        "session_words",
+        "counters",
+        "clients",
+        "grants",
+        "deliveries",
+        "audit",
+    ] {
+        assert!(
+            realm_first.iter().any(|t| t == table),
+            "{table} is keyed by realm first"
+        );
+    }
+
+    // A session's indexes follow it out.
+    a.batch_execute(
+        "INSERT INTO realms VALUES ('acme', '{}', now());
+         INSERT INTO sessions (realm, sid, subject_id, created_at, last_access_at,
+                               idle_expires_at, expires_at, token_hash)
+              VALUES ('acme', gen_random_uuid(), 'alice', now(), now(),
+                      now() + interval '1 hour', now() + interval '8 hours', '\\x01');
+         INSERT INTO session_words SELECT realm, 'alice', created_at, sid FROM sessions;
+         DELETE FROM sessions;",
+    )
+    .await
+    .unwrap();
+    let left: i64 = a
+        .query_one("SELECT count(*) FROM session_words", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_of_a_newer_schema_is_refused() {
+    let pg = ScratchPostgres::start().unwrap();
+    let mut client = connect(&pg.url()).await;
+    migrate(&mut client).await.unwrap();
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')",
+            &[],
+        )
+        .await
+        .unwrap();
+    match migrate(&mut client).await {
+        Err(MigrationError::Newer { found: 999, .. }) => {}
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
