@@ -5,8 +5,8 @@
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{
-    AdditionalProperties, AllOfBuilder, Array, ArrayItems, Object, ObjectBuilder, OneOfBuilder,
-    Schema, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, Array, ArrayItems, Object, ObjectBuilder,
+    OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
@@ -142,7 +142,10 @@ fn jwk_set() -> Schema {
         .description(Some("A public key (RFC 7517, RFC 7518 section 6.2)"))
         .property("kty", s().enum_values(Some(["EC"])))
         .required("kty")
-        .property("kid", s().description(Some("The key id logout tokens name")))
+        .property(
+            "kid",
+            s().description(Some("The key id logout tokens name")),
+        )
         .required("kid")
         .property("use", s())
         .property("alg", s())
@@ -188,10 +191,9 @@ fn add_errors(op: &mut Operation) {
             .find(|(s, _, _)| *s == status)
             .map(|(_, n, _)| *n)
             .expect("every status has a response");
-        op.responses.responses.insert(
-            status.to_owned(),
-            RefOr::Ref(Ref::from_response_name(name)),
-        );
+        op.responses
+            .responses
+            .insert(status.to_owned(), RefOr::Ref(Ref::from_response_name(name)));
     }
 }
 
@@ -276,7 +278,11 @@ fn constrain(name: &str, schema: &mut Schema) {
             let o = object(schema);
             items(o, "client_ids", identifier());
             match o.properties.get_mut("properties") {
-                Some(RefOr::T(s)) => properties_map(object(s)),
+                Some(RefOr::T(s)) => {
+                    let map = object(s);
+                    properties_map(map);
+                    map.max_properties = Some(64);
+                }
                 _ => panic!("NewSession.properties is a map"),
             }
         }
@@ -308,12 +314,12 @@ fn constrain(name: &str, schema: &mut Schema) {
                         .property("sids", Array::builder().max_items(Some(0)))
                         .build(),
                 ))
-                .item(
-                    utoipa::openapi::schema::AnyOfBuilder::new()
+                .item(Schema::AnyOf(
+                    AnyOfBuilder::new()
                         .item(present(&["subject_id"], Type::String))
                         .item(present(&["sid"], Type::String))
                         .build(),
-                )
+                ))
                 .build();
             let choice = OneOfBuilder::new()
                 .item(Schema::Object(by_sids))

@@ -49,14 +49,35 @@ impl GrantKind {
 pub struct NewGrant {
     pub kind: GrantKind,
     /// 1 to 255 bytes, no control characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub subject_id: String,
     /// The session the grant was issued under, if any: a live session of the same subject.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub sid: Option<String>,
     /// 1 to 255 bytes, no control characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub client_id: String,
     /// In the future; a time past the realm's `max_grant_lifetime_secs` is cut to it.
     pub expires_at: DateTime<Utc>,

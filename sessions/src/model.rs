@@ -51,11 +51,21 @@ impl Session {
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
     /// 1 to 255 bytes of UTF-8, no control characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub subject_id: String,
     /// At most 255 bytes, no control characters.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub display_name: Option<String>,
     /// At most 64 client ids, each 1 to 255 bytes without control characters.
     #[serde(default)]
@@ -64,15 +74,20 @@ pub struct NewSession {
     /// At most 64 properties; names 1 to 255 bytes, values at most 255 bytes, neither with
     /// control characters.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_properties = 64))]
     pub properties: BTreeMap<String, String>,
     /// At most 255 bytes, no control characters.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub ip: Option<String>,
     /// At most 255 bytes, no control characters.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub user_agent: Option<String>,
 }
 
@@ -343,11 +358,22 @@ pub struct RemoveSessions {
     /// Every session of this subject (AND-ed with `sid`): not blank, at most 255 bytes, no
     /// control characters.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 255,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub subject_id: Option<String>,
     /// The session with this id (the 36-character form of a UUID).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+        )
+    )]
     pub sid: Option<String>,
     /// Limits token and consent revocation and notifications to these clients (each not
     /// blank, 1 to 255 bytes, no control characters).
@@ -477,13 +503,22 @@ pub struct Client {
 pub struct ClientRegistration {
     /// At most 255 bytes, no control characters.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub name: Option<String>,
     /// An absolute `https://` (or, where the realm allows it, `http://`) URL with a host and no
     /// fragment, at most 2000 bytes, without spaces or control characters. Its host must be
     /// public (not loopback, private or link-local) unless it is on the server's allow-list.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 2000, format = Uri, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000#/?@:\[\]\\%<>^|]+(:[0-9]{1,5})?([/?][^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000#]*)?$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2000,
+            pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000#/?@:\[\]\\%<>^|]+(:[0-9]{1,5})?([/?][^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000#]*)?$"
+        )
+    )]
     pub backchannel_logout_uri: Option<String>,
     #[serde(default)]
     pub backchannel_logout_session_required: bool,

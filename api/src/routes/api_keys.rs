@@ -24,7 +24,11 @@ pub struct ApiKeyList {
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// 1 to 255 bytes, no control characters; unique.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
     /// At least one of `sessions:issue`, `sessions:admin`.
     #[schema(min_items = 1)]

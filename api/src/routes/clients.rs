@@ -16,7 +16,11 @@ use crate::ApiState;
 #[into_params(parameter_in = Path)]
 pub struct ClientPath {
     /// The client id: 1 to 255 bytes, no control characters.
-    #[param(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub client_id: String,
 }
 

@@ -57,7 +57,11 @@ pub struct LogoutResponse {
 #[serde(deny_unknown_fields)]
 pub struct AddClientRequest {
     /// 1 to 255 bytes, no control characters.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub client_id: String,
 }
 

@@ -40,7 +40,11 @@ pub struct RevokeTokenOutcome {
 #[serde(deny_unknown_fields)]
 pub struct RevokeSubjectGrants {
     /// Not blank, 1 to 255 bytes, no control characters.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub subject_id: String,
     /// Only these clients' grants (each not blank, 1 to 255 bytes, no control characters);
     /// absent for all.
@@ -63,7 +67,11 @@ pub struct GrantsRevoked {
 pub struct GrantFilter {
     /// Every live grant of this subject (1 to 255 bytes, no control characters). Give either
     /// this or `sid`.
-    #[param(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub subject_id: Option<String>,
     /// Every live grant issued under this session (an id that names no session is a 404). Give
     /// either this or `subject_id`.

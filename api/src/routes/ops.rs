@@ -38,7 +38,7 @@ pub fn router(openapi: Arc<OpenApi>) -> Router<ApiState> {
 
 /// The docs page, rendered once.
 #[derive(Clone)]
-struct DocsPage(Arc<str>);
+pub struct DocsPage(Arc<str>);
 
 /// The docs page's own policy: like every answer's, but its script (same origin only) may run
 /// and call the API.
