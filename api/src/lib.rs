@@ -49,7 +49,7 @@ impl FromRef<ApiState> for Arc<ApiKeys> {
         routes::ops::docs_script
     ),
     modifiers(&BearerAuth),
-    components(schemas(error::ErrorBody))
+    components(schemas(error::ErrorBody, sessions::SortKey))
 )]
 struct ApiDoc;
 

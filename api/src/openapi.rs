@@ -299,12 +299,7 @@ fn constrain(name: &str, schema: &mut Schema) {
             // Either explicit `sids` or a `subject_id`/`sid` filter, never both, never neither.
             let by_sids = ObjectBuilder::new()
                 .required("sids")
-                .property(
-                    "sids",
-                    Array::builder()
-                        .min_items(Some(1))
-                        .items(ObjectBuilder::new()),
-                )
+                .property("sids", Array::builder().min_items(Some(1)))
                 .property("subject_id", null())
                 .property("sid", null())
                 .build();

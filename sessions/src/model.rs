@@ -184,7 +184,7 @@ pub struct RealmSettingsUpdate {
     pub latest_access_update_interval_secs: Option<u64>,
     /// At least 1; `null` removes the quota.
     #[serde(default, with = "double_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 1, maximum = 4_294_967_295_i64))]
     pub max_sessions_per_subject: Option<Option<u32>>,
     #[serde(default)]
     pub quota_policy: Option<QuotaPolicy>,

@@ -20,11 +20,24 @@ pub struct DeliveryFilter {
     #[param(value_type = Option<String>, pattern = "^(pending|delivered|failed)?$")]
     pub status: Option<String>,
     /// Only deliveries older than this id (the `next_before` of the previous page).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    #[serde(default, deserialize_with = "delivery_id")]
     pub before: Option<u64>,
     /// Page size, 1 to 500, default 50.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub count: Option<usize>,
+}
+
+/// A delivery id as a query names it: 0 to 2^63 - 1, the range of the document's `int64` (ids
+/// are counted from 1 and never come near it).
+fn delivery_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(id) if i64::try_from(id).is_err() => Err(serde::de::Error::custom(format!(
+            "before must be at most {}",
+            i64::MAX
+        ))),
+        other => Ok(other),
+    }
 }
 
 /// The path of a route naming one delivery.
