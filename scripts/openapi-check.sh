@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 server=${SERVER_BIN:-${CARGO_TARGET_DIR:-target}/debug/server}
 tools=target/pyenv/bin
-examples=${OPENAPI_FUZZ_EXAMPLES:-50}
+examples=${OPENAPI_FUZZ_EXAMPLES:-100}
 seed=${OPENAPI_FUZZ_SEED:-14}
 key="openapi-check-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 
@@ -72,20 +72,34 @@ sed -e "s/@SID@/$sid/" -e "s/@TOKEN@/$token/" -e "s/@KEY@/$key/" \
   -e "s|@HOOKS@|$PWD/scripts/schemathesis_hooks.py|" scripts/schemathesis.toml \
   >"$work/schemathesis.toml"
 
-echo "==> schemathesis: $examples examples per operation, seed $seed"
-before=$(requests_served)
-status=0
 # One worker: the fuzzer's generator is not thread-safe (it fails with "AST constructor
 # recursion depth mismatch" under two).
-(cd "$work" && "$OLDPWD/$tools/st" --config-file schemathesis.toml run "$base/api/v1/openapi.json" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,positive_data_acceptance,negative_data_rejection \
-  --phases examples,coverage,fuzzing --mode all \
-  --max-examples "$examples" --seed "$seed" --workers 1 \
-  --generation-with-security-parameters false --generation-database none --no-color) 2>&1 |
-  tee "$work/st.log" || status=$?
+fuzz() { # label, then st run arguments
+  local label=$1
+  shift
+  echo "==> schemathesis ($label): $examples examples per operation, seed $seed"
+  (cd "$work" && "$OLDPWD/$tools/st" --config-file schemathesis.toml run "$base/api/v1/openapi.json" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,positive_data_acceptance,negative_data_rejection \
+    --phases examples,coverage,fuzzing --mode all \
+    --max-examples "$examples" --seed "$seed" --workers 1 \
+    --generation-with-security-parameters false --generation-database none --no-color "$@") 2>&1 |
+    tee -a "$work/st.log" || status=$?
+}
 
-operations=$(sed -n 's/^ *Tested: *\([0-9]*\).*/\1/p' "$work/st.log")
-cases=$(grep -A1 '^Test cases:' "$work/st.log" | tail -1 | sed 's/^ *//')
+before=$(requests_served)
+status=0
+# The fuzzer reuses names it reads from answers, so it would revoke its own key (every later
+# answer a 401): key revocation runs last, on its own.
+fuzz "every operation but key revocation" --exclude-operation-id revoke_api_key
+if [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" "$base/api/v1/realms")" != 200 ]; then
+  echo "openapi-check: the fuzzer's key stopped working during the run" >&2
+  status=1
+fi
+fuzz "key revocation" --include-operation-id revoke_api_key
+
+operations=$(sed -n 's/^ *Tested: *\([0-9]*\).*/\1/p' "$work/st.log" | awk '{ n += $1 } END { print n }')
+cases=$(grep -A1 '^Test cases:' "$work/st.log" | grep -v -e '^Test cases:' -e '^--$' | sed 's/^ *//' |
+  paste -sd';' | sed 's/;/; /')
 requests=$(($(requests_served) - before))
 echo "openapi-check: answers by status: $(curl -fsS "$base/metrics" | awk '
   /^http_requests_total/ { match($0, /status="[0-9]+"/); s = substr($0, RSTART + 8, 3); n[s] += $NF }
