@@ -26,6 +26,7 @@ run: build
 test: setup
 	cargo test --workspace --exclude frontend
 	cargo leptos build
+	./scripts/openapi-check.sh
 	cd end2end && npx playwright test
 
 lint:

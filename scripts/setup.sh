@@ -32,6 +32,17 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql
 fi
 
+# The OpenAPI contract check (scripts/openapi-check.sh): a validator and a fuzzer from PyPI, in a
+# virtualenv under the ignored target/ directory.
+openapi_tools="schemathesis==4.32.5 openapi-spec-validator==0.9.0"
+if [ "$(cat target/pyenv/.installed 2>/dev/null)" != "$openapi_tools" ]; then
+  say "installing the OpenAPI test tools ($openapi_tools) into target/pyenv"
+  python3 -m venv target/pyenv
+  # shellcheck disable=SC2086 # the list is meant to split into packages
+  target/pyenv/bin/pip install -q --disable-pip-version-check $openapi_tools
+  echo "$openapi_tools" >target/pyenv/.installed
+fi
+
 if [ "${SETUP_BROWSER:-1}" = "1" ]; then
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Chromium for the browser tests"

@@ -146,6 +146,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Every body of this API is a JSON object. serde would also read a struct from an
+        // array of its fields in order (`[null, null]`), which the document does not allow.
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, crate::MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::body_too_large())?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(Self::Rejection::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "the body must be a JSON object, not an array",
+            ));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
         Ok(ApiJson(v))
     }
@@ -230,6 +244,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RealmPath {
             .map(|(_, v)| v)
             .ok_or_else(|| ApiError::not_found("no realm in the path"))?;
         sessions::validate::realm_name(realm)?;
+        // A URL cannot address these: clients resolve them as "this" and "the parent" segment.
+        if realm == "." || realm == ".." {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "a realm named '.' or '..' cannot be addressed in a URL",
+            ));
+        }
         if sessions::validate::is_reserved_realm(realm) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -241,9 +263,36 @@ impl<S: Send + Sync> FromRequestParts<S> for RealmPath {
     }
 }
 
+impl utoipa::IntoParams for RealmPath {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(sessions::MAX_REALM_LEN))
+            .pattern(Some(crate::openapi::REALM_PATTERN));
+        vec![ParameterBuilder::new()
+            .name("realm")
+            .parameter_in(ParameterIn::Path)
+            .required(utoipa::openapi::Required::True)
+            .description(Some(
+                "The realm: 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-', not starting \
+                 with '_' (reserved for the server), and neither '.' nor '..'.",
+            ))
+            .schema(Some(schema))
+            .build()]
+    }
+}
+
 /// The path of a route naming one session.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct SessionPath {
+    /// The session id (a session's `sid`); an id that names no session is a 404.
+    #[param(min_length = 1)]
     pub sid: String,
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod guard;
 pub mod metrics;
+pub mod openapi;
 mod routes;
 
 use std::sync::Arc;
@@ -39,8 +40,16 @@ impl FromRef<ApiState> for Arc<ApiKeys> {
         description = "Server-side sessions for identity providers: create, validate and end sessions; \
                        list, inspect and revoke them. Authenticate with 'Authorization: Bearer <API key>'."
     ),
+    paths(
+        routes::ops::healthz,
+        routes::ops::prometheus,
+        routes::signing_keys::jwks,
+        routes::ops::openapi_document,
+        routes::ops::docs_html,
+        routes::ops::docs_script
+    ),
     modifiers(&BearerAuth),
-    components(schemas(error::ErrorBody))
+    components(schemas(error::ErrorBody, sessions::SortKey))
 )]
 struct ApiDoc;
 
@@ -61,7 +70,9 @@ impl utoipa::Modify for BearerAuth {
 /// The documented routes and the OpenAPI document describing exactly them.
 pub fn documented_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
     let router = OpenApiRouter::with_openapi(ApiDoc::openapi());
-    routes::register(router).split_for_parts()
+    let (routes, mut doc) = routes::register(router).split_for_parts();
+    openapi::complete(&mut doc);
+    (routes, doc)
 }
 
 /// The whole API: documented routes, the OpenAPI document and docs page, health, metrics, JSON

@@ -824,15 +824,25 @@ async fn openapi_document_matches_the_served_routes() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     let mut documented = HashSet::new();
+    let mut public = HashSet::new();
     for (path, item) in paths {
         for method in ["get", "put", "post", "patch", "delete"] {
-            if item.get(method).is_some() {
+            if let Some(op) = item.get(method) {
                 documented.insert((method.to_uppercase(), path.clone()));
+                if op.get("security").is_none() {
+                    public.insert((method.to_uppercase(), path.clone()));
+                }
             }
         }
     }
-    // Every documented operation is served: without a key it is a 401, never a 404 or 405.
-    for (method, path) in &documented {
+    // The public operations answer without a key.
+    for (method, path) in &public {
+        assert_eq!(method, "GET", "{path}");
+        let (s, v) = srv.call(None, Method::GET, path, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    }
+    // Every other documented operation is served: without a key it is a 401, never a 404 or 405.
+    for (method, path) in documented.difference(&public) {
         let concrete = path
             .replace("{realm}", "acme")
             .replace("{sid}", "00000000-0000-4000-8000-000000000000");
@@ -883,12 +893,30 @@ async fn openapi_document_matches_the_served_routes() {
             "/api/v1/realms/{realm}/backchannel-deliveries/{id}/retry",
         ),
         ("POST", "/api/v1/signing-keys/rotate"),
+        ("GET", "/healthz"),
+        ("GET", "/metrics"),
+        ("GET", "/.well-known/jwks.json"),
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/docs"),
+        ("GET", "/api/v1/docs.js"),
     ];
     let expected: HashSet<_> = expected
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     assert_eq!(documented, expected);
+    let expected_public: HashSet<_> = [
+        "/healthz",
+        "/metrics",
+        "/.well-known/jwks.json",
+        "/api/v1/openapi.json",
+        "/api/v1/docs",
+        "/api/v1/docs.js",
+    ]
+    .iter()
+    .map(|p| ("GET".to_string(), p.to_string()))
+    .collect();
+    assert_eq!(public, expected_public);
 
     let (s, page) = srv.call(None, Method::GET, "/api/v1/docs", None).await;
     assert_eq!(s, StatusCode::OK);

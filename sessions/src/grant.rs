@@ -48,17 +48,47 @@ impl GrantKind {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewGrant {
     pub kind: GrantKind,
+    /// 1 to 255 bytes, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub subject_id: String,
-    /// The session the grant was issued under, if any.
+    /// The session the grant was issued under, if any: a live session of the same subject.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub sid: Option<String>,
+    /// 1 to 255 bytes, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub client_id: String,
+    /// In the future; a time past the realm's `max_grant_lifetime_secs` is cut to it.
     pub expires_at: DateTime<Utc>,
-    /// The token itself (required for tokens, refused for consents); stored only as a hash.
+    /// The token itself, 16 to 4096 bytes (required for tokens, refused for consents); stored
+    /// only as a hash.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 16, max_length = 4096))]
     pub token: Option<String>,
-    /// Granted scopes.
+    /// Granted scopes: at most 64, each 1 to 255 bytes without spaces or control characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 64))]
     pub scopes: Vec<String>,
 }
 

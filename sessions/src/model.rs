@@ -50,16 +50,44 @@ impl Session {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
+    /// 1 to 255 bytes of UTF-8, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub subject_id: String,
+    /// At most 255 bytes, no control characters.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub display_name: Option<String>,
+    /// At most 64 client ids, each 1 to 255 bytes without control characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 64))]
     pub client_ids: Vec<String>,
+    /// At most 64 properties; names 1 to 255 bytes, values at most 255 bytes, neither with
+    /// control characters.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// At most 255 bytes, no control characters.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub ip: Option<String>,
+    /// At most 255 bytes, no control characters.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub user_agent: Option<String>,
 }
 
@@ -142,23 +170,32 @@ impl Default for RealmSettings {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RealmSettingsUpdate {
+    /// Seconds without use after which a session ends: 1 to 10 years (316224000 s).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 316224000))]
     pub idle_timeout_secs: Option<u64>,
+    /// Seconds after creation after which a session ends: 1 to 10 years (316224000 s).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 316224000))]
     pub absolute_lifetime_secs: Option<u64>,
+    /// At most 10 years (316224000 s); 0 writes every refreshing validation.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 316224000))]
     pub latest_access_update_interval_secs: Option<u64>,
-    /// `Some(None)` (JSON `null`) removes the quota.
+    /// At least 1; `null` removes the quota.
     #[serde(default, with = "double_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 1, maximum = 4_294_967_295_i64))]
     pub max_sessions_per_subject: Option<Option<u32>>,
     #[serde(default)]
     pub quota_policy: Option<QuotaPolicy>,
+    /// Property names, each 1 to 255 bytes without control characters.
     #[serde(default)]
     pub property_whitelist: Option<Vec<String>>,
     #[serde(default)]
     pub backchannel_logout_on_expiry: Option<bool>,
+    /// 60 seconds to 10 years (316224000 s).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 60, maximum = 316224000))]
     pub max_grant_lifetime_secs: Option<u64>,
     #[serde(default)]
     pub backchannel_allow_http: Option<bool>,
@@ -313,15 +350,33 @@ pub struct QueryResult {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RemoveSessions {
-    /// Explicitly selected sessions; answered one by one.
+    /// Explicitly selected sessions (at most 1000, none blank); answered one by one. Give
+    /// either `sids` or a `subject_id`/`sid` filter.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub sids: Vec<String>,
-    /// Every session of this subject (AND-ed with `sid`).
+    /// Every session of this subject (AND-ed with `sid`): not blank, at most 255 bytes, no
+    /// control characters.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 255,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub subject_id: Option<String>,
+    /// The session with this id (the 36-character form of a UUID).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+        )
+    )]
     pub sid: Option<String>,
-    /// Limits token and consent revocation and notifications to these clients.
+    /// Limits token and consent revocation and notifications to these clients (each not
+    /// blank, 1 to 255 bytes, no control characters).
     #[serde(default)]
     pub client_ids: Option<Vec<String>>,
     #[serde(default = "yes")]
@@ -335,7 +390,9 @@ pub struct RemoveSessions {
     /// Only report what would happen.
     #[serde(default)]
     pub dry_run: bool,
+    /// Why, for the audit log: at most 1000 bytes.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
     pub reason: Option<String>,
 }
 
@@ -371,7 +428,9 @@ pub struct RemoveAllSessions {
     pub send_backchannel_logout: bool,
     #[serde(default)]
     pub dry_run: bool,
+    /// Why, for the audit log: at most 1000 bytes.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
     pub reason: Option<String>,
 }
 
@@ -442,9 +501,24 @@ pub struct Client {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientRegistration {
+    /// At most 255 bytes, no control characters.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub name: Option<String>,
+    /// An absolute `https://` (or, where the realm allows it, `http://`) URL with a host and no
+    /// fragment, at most 2000 bytes, without spaces or control characters. Its host must be
+    /// public (not loopback, private or link-local) unless it is on the server's allow-list.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2000,
+            pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000#/?@:\[\]\\%<>^|]+(:[0-9]{1,5})?([/?][^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000#]*)?$"
+        )
+    )]
     pub backchannel_logout_uri: Option<String>,
     #[serde(default)]
     pub backchannel_logout_session_required: bool,

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use sessions::{
-    QueryResult, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+    QueryResult, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery, SortKey,
 };
 
 use crate::auth::Admin;
@@ -12,16 +12,21 @@ use crate::ApiState;
 
 /// One page of a realm's sessions, filtered, sorted and counted.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions", tag = "administration",
-    params(("realm" = String, Path),
-        ("subject_id" = Option<String>, Query, description = "Exact subject id"),
-        ("sid" = Option<String>, Query, description = "Exact session id"),
-        ("display_name" = Option<String>, Query, description = "Each word prefixes a word of the name, any case"),
-        ("client_id" = Option<String>, Query, description = "Sessions this client joined"),
-        ("count" = Option<u32>, Query, description = "Page size, 1 to 1000, default 25"),
-        ("sort" = Option<String>, Query, description = "created (default, newest first), last_access or expires"),
-        ("results_token" = Option<String>, Query, description = "Token of the page last seen"),
-        ("prior" = Option<bool>, Query, description = "With a token: the previous page")),
-    responses((status = 200, body = QueryResult), (status = "4XX", body = ErrorBody)),
+    params(RealmPath,
+        ("subject_id" = Option<String>, Query, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$",
+            description = "Exact subject id (empty: no filter)"),
+        ("sid" = Option<String>, Query, pattern = r"^$|^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+            description = "Exact session id, the 36-character form of a UUID (empty: no filter)"),
+        ("display_name" = Option<String>, Query, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$",
+            description = "Each word prefixes a word of the name, any case"),
+        ("client_id" = Option<String>, Query, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$",
+            description = "Sessions this client joined (empty: no filter)"),
+        ("count" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size, 1 to 1000, default 25"),
+        ("sort" = Option<SortKey>, Query, description = "created (default, newest first), last_access or expires"),
+        ("results_token" = Option<String>, Query,
+            description = "The `results_token` of the page last seen, for the same filters, sort and page size; any other token is a 400"),
+        ("prior" = Option<bool>, Query, description = "With a `results_token`: the previous page (without one it is a 400)")),
+    responses((status = 200, body = QueryResult)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn list_sessions(
     _caller: Admin,
@@ -34,8 +39,8 @@ pub async fn list_sessions(
 
 /// One session by its id.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/{sid}", tag = "administration",
-    params(("realm" = String, Path), ("sid" = String, Path)),
-    responses((status = 200, body = Session), (status = "4XX", body = ErrorBody)),
+    params(RealmPath, SessionPath),
+    responses((status = 200, body = Session)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn get_session(
     _caller: Admin,
@@ -49,8 +54,9 @@ pub async fn get_session(
 /// End selected sessions (`sids`, answered one by one) or those matching `subject_id`/`sid`.
 /// With `dry_run`, only reports what would happen. On disk when it answers.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/remove", tag = "administration",
-    params(("realm" = String, Path)), request_body = RemoveSessions,
-    responses((status = 200, body = RemoveOutcome), (status = "4XX", body = ErrorBody)),
+    params(RealmPath), request_body = RemoveSessions,
+    responses((status = 200, body = RemoveOutcome),
+        (status = 409, body = ErrorBody, description = "Ending a session collided with a concurrent change to its grants; try again (`conflict`)")),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn remove_sessions(
     caller: Admin,
@@ -65,8 +71,9 @@ pub async fn remove_sessions(
 
 /// End every session of the realm. On disk when it answers.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/logout-all", tag = "administration",
-    params(("realm" = String, Path)), request_body = RemoveAllSessions,
-    responses((status = 200, body = RemoveOutcome), (status = "4XX", body = ErrorBody)),
+    params(RealmPath), request_body = RemoveAllSessions,
+    responses((status = 200, body = RemoveOutcome),
+        (status = 409, body = ErrorBody, description = "Ending a session collided with a concurrent change to its grants; try again (`conflict`)")),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn logout_all(
     caller: Admin,

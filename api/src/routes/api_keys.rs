@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use service::api_keys::{ApiKeyInfo, Scope};
 
@@ -24,8 +24,14 @@ pub struct ApiKeyList {
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// 1 to 255 bytes, no control characters; unique.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
     /// At least one of `sessions:issue`, `sessions:admin`.
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
 }
 
@@ -39,14 +45,17 @@ pub struct CreatedApiKey {
 }
 
 /// The path of a route naming one key.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ApiKeyPath {
+    /// The key's name.
+    #[param(min_length = 1)]
     pub name: String,
 }
 
 /// Every API key, without secrets.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api keys",
-    responses((status = 200, body = ApiKeyList), (status = "4XX", body = ErrorBody)),
+    responses((status = 200, body = ApiKeyList)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn list_api_keys(
     _caller: Admin,
@@ -63,7 +72,8 @@ pub async fn list_api_keys(
 
 /// Create a key; its secret is in this answer and nowhere else.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api keys", request_body = NewApiKey,
-    responses((status = 201, body = CreatedApiKey), (status = "4XX", body = ErrorBody)),
+    responses((status = 201, body = CreatedApiKey),
+        (status = 409, body = ErrorBody, description = "A key of that name exists (`conflict`)")),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn create_api_key(
     caller: Admin,
@@ -80,8 +90,8 @@ pub async fn create_api_key(
 
 /// Revoke a key: requests with it are refused from now on.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{name}", tag = "api keys",
-    params(("name" = String, Path)),
-    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    params(ApiKeyPath),
+    responses((status = 204)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn revoke_api_key(
     caller: Admin,

@@ -10,16 +10,19 @@ use sessions::AuditEntry;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiQuery, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::ApiState;
 
 /// Which page of the audit log.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Page size, 1 to 1000, default 25.
+    #[param(minimum = 1, maximum = 1000)]
     pub count: Option<u32>,
-    /// Token of the page last seen.
+    /// The `results_token` of the page last seen: the next (older) page.
+    #[param(pattern = "^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$")]
     pub results_token: Option<String>,
 }
 
@@ -41,7 +44,7 @@ fn bad_token() -> ApiError {
 
 /// Administrative actions, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "administration", params(AuditQuery),
-    responses((status = 200, body = AuditPage), (status = "4XX", body = ErrorBody)),
+    responses((status = 200, body = AuditPage)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn list_audit(
     _caller: Admin,

@@ -5,15 +5,22 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sessions::{Client, ClientRegistration};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Admin;
-use crate::error::{ApiJson, ApiPath, ApiResult, ErrorBody, RealmPath};
+use crate::error::{ApiJson, ApiPath, ApiResult, RealmPath};
 use crate::ApiState;
 
 /// The path of a route naming one client.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ClientPath {
+    /// The client id: 1 to 255 bytes, no control characters.
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub client_id: String,
 }
 
@@ -28,8 +35,8 @@ pub struct ClientList {
 /// otherwise non-public address, unless its host is on the server's allow-list
 /// (`--backchannel-allow-hosts`); a refused one is a 400 `backchannel_uri_not_allowed`.
 #[utoipa::path(put, path = "/api/v1/realms/{realm}/clients/{client_id}", tag = "clients",
-    params(("realm" = String, Path), ("client_id" = String, Path)), request_body = ClientRegistration,
-    responses((status = 200, body = Client), (status = "4XX", body = ErrorBody)),
+    params(RealmPath, ClientPath), request_body = ClientRegistration,
+    responses((status = 200, body = Client)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn put_client(
     caller: Admin,
@@ -47,8 +54,8 @@ pub async fn put_client(
 
 /// A registered client and the number of sessions that joined it.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/clients/{client_id}", tag = "clients",
-    params(("realm" = String, Path), ("client_id" = String, Path)),
-    responses((status = 200, body = Client), (status = "4XX", body = ErrorBody)),
+    params(RealmPath, ClientPath),
+    responses((status = 200, body = Client)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn get_client(
     _caller: Admin,
@@ -61,8 +68,8 @@ pub async fn get_client(
 
 /// Remove a client's registration; its sessions stay.
 #[utoipa::path(delete, path = "/api/v1/realms/{realm}/clients/{client_id}", tag = "clients",
-    params(("realm" = String, Path), ("client_id" = String, Path)),
-    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    params(RealmPath, ClientPath),
+    responses((status = 204)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn delete_client(
     caller: Admin,
@@ -84,8 +91,8 @@ pub async fn delete_client(
 
 /// Every registered client of the realm with its session count.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/clients", tag = "clients",
-    params(("realm" = String, Path)),
-    responses((status = 200, body = ClientList), (status = "4XX", body = ErrorBody)),
+    params(RealmPath),
+    responses((status = 200, body = ClientList)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn list_clients(
     _caller: Admin,

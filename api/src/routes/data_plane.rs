@@ -108,6 +108,12 @@ pub struct LogoutResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddClientRequest {
+    /// 1 to 255 bytes, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub client_id: String,
 }
 
@@ -115,7 +121,9 @@ pub struct AddClientRequest {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Properties {
-    /// Property values; in an update, an empty value removes the property.
+    /// Property values (names 1 to 255 bytes, values at most 255 bytes, neither with control
+    /// characters); in an update, an empty value removes the property. A session holds at most
+    /// 64 properties.
     pub properties: BTreeMap<String, String>,
 }
 
@@ -135,9 +143,9 @@ fn session_token(headers: &HeaderMap) -> ApiResult<String> {
 
 /// Start a session.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions", tag = "data plane",
-    params(("realm" = String, Path)), request_body = NewSession,
+    params(RealmPath), request_body = NewSession,
     responses((status = 201, body = CreatedSession, description = "The session and its secret token, shown only here"),
-        (status = "4XX", body = ErrorBody)),
+        (status = 409, body = ErrorBody, description = "The subject holds the realm's maximum number of sessions and the realm denies more (`quota_exceeded`), or evicting its oldest session collided with a concurrent change (`conflict`)")),
     security(("api_key" = ["sessions:issue"])))]
 pub async fn create_session(
     _caller: Issuer,
@@ -151,8 +159,8 @@ pub async fn create_session(
 
 /// Check a token; with `refresh`, count it as activity.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/validate", tag = "data plane",
-    params(("realm" = String, Path)), request_body = ValidateRequest,
-    responses((status = 200, body = ValidateResponse), (status = "4XX", body = ErrorBody)),
+    params(RealmPath), request_body = ValidateRequest,
+    responses((status = 200, body = ValidateResponse)),
     security(("api_key" = ["sessions:issue"])))]
 pub async fn validate_session(
     _caller: Issuer,
@@ -166,8 +174,9 @@ pub async fn validate_session(
 
 /// End the token's session. On disk when it answers.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/logout", tag = "data plane",
-    params(("realm" = String, Path)), request_body = TokenRequest,
-    responses((status = 200, body = LogoutResponse), (status = "4XX", body = ErrorBody)),
+    params(RealmPath), request_body = TokenRequest,
+    responses((status = 200, body = LogoutResponse),
+        (status = 409, body = ErrorBody, description = "Ending a session collided with a concurrent change to its grants; try again (`conflict`)")),
     security(("api_key" = ["sessions:issue"])))]
 pub async fn logout_session(
     _caller: Issuer,
@@ -181,8 +190,8 @@ pub async fn logout_session(
 
 /// Record that a client joined the session.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/{sid}/clients", tag = "data plane",
-    params(("realm" = String, Path), ("sid" = String, Path)), request_body = AddClientRequest,
-    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    params(RealmPath, SessionPath), request_body = AddClientRequest,
+    responses((status = 204)),
     security(("api_key" = ["sessions:issue"])))]
 pub async fn add_client(
     _caller: Issuer,
@@ -200,8 +209,8 @@ pub async fn add_client(
 
 /// Read the whitelisted properties of the session whose token is in `X-Session-Token`.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/current/properties", tag = "data plane",
-    params(("realm" = String, Path), ("X-Session-Token" = String, Header)),
-    responses((status = 200, body = Properties), (status = "4XX", body = ErrorBody)),
+    params(RealmPath, ("X-Session-Token" = String, Header, description = "The session's secret token")),
+    responses((status = 200, body = Properties)),
     security(("api_key" = ["sessions:issue"])))]
 pub async fn read_properties(
     _caller: Issuer,
@@ -216,8 +225,9 @@ pub async fn read_properties(
 
 /// Set whitelisted properties of the session whose token is in `X-Session-Token`; others are 403.
 #[utoipa::path(patch, path = "/api/v1/realms/{realm}/sessions/current/properties", tag = "data plane",
-    params(("realm" = String, Path), ("X-Session-Token" = String, Header)), request_body = Properties,
-    responses((status = 200, body = Properties), (status = "4XX", body = ErrorBody)),
+    params(RealmPath, ("X-Session-Token" = String, Header, description = "The session's secret token")), request_body = Properties,
+    responses((status = 200, body = Properties),
+        (status = 403, body = ErrorBody, description = "The key lacks the scope (`insufficient_scope`), or a property is not in the realm's whitelist (`property_not_allowed`)")),
     security(("api_key" = ["sessions:issue"])))]
 pub async fn update_properties(
     _caller: Issuer,

@@ -13,26 +13,46 @@ use crate::ApiState;
 
 /// Which deliveries to list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryFilter {
-    /// `pending`, `delivered` or `failed`; all when absent.
+    /// `pending`, `delivered` or `failed`; every status when absent or empty.
+    #[param(value_type = Option<String>, pattern = "^(pending|delivered|failed)?$")]
     pub status: Option<String>,
     /// Only deliveries older than this id (the `next_before` of the previous page).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    #[serde(default, deserialize_with = "delivery_id")]
     pub before: Option<u64>,
     /// Page size, 1 to 500, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub count: Option<usize>,
 }
 
+/// A delivery id as a query names it: 0 to 2^63 - 1, the range of the document's `int64` (ids
+/// are counted from 1 and never come near it).
+fn delivery_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(id) if i64::try_from(id).is_err() => Err(serde::de::Error::custom(format!(
+            "before must be at most {}",
+            i64::MAX
+        ))),
+        other => Ok(other),
+    }
+}
+
 /// The path of a route naming one delivery.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct DeliveryPath {
+    /// The delivery's id.
+    #[param(minimum = 0)]
     pub id: u64,
 }
 
 /// A page of the realm's back-channel logout deliveries, newest first, with counts per status.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/backchannel-deliveries", tag = "back-channel logout",
-    params(("realm" = String, Path), DeliveryFilter),
-    responses((status = 200, body = DeliveryPage), (status = "4XX", body = ErrorBody)),
+    params(RealmPath, DeliveryFilter),
+    responses((status = 200, body = DeliveryPage)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn list_deliveries(
     _caller: Admin,
@@ -51,8 +71,9 @@ pub async fn list_deliveries(
 
 /// Attempt a pending or failed delivery now, with a fresh retry window.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/backchannel-deliveries/{id}/retry", tag = "back-channel logout",
-    params(("realm" = String, Path), ("id" = u64, Path)),
-    responses((status = 200, body = Delivery), (status = "4XX", body = ErrorBody)),
+    params(RealmPath, DeliveryPath),
+    responses((status = 200, body = Delivery),
+        (status = 409, body = ErrorBody, description = "The delivery was already delivered (`conflict`)")),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn retry_delivery(
     caller: Admin,

@@ -39,10 +39,18 @@ pub struct RevokeTokenOutcome {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeSubjectGrants {
+    /// Not blank, 1 to 255 bytes, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub subject_id: String,
-    /// Only these clients' grants; absent for all.
+    /// Only these clients' grants (each not blank, 1 to 255 bytes, no control characters);
+    /// absent for all.
     pub client_ids: Option<Vec<String>>,
     /// Why, for the audit log (at most 1000 bytes).
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -54,11 +62,20 @@ pub struct GrantsRevoked {
 
 /// Whose grants to list: give exactly one.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GrantFilter {
-    /// Every live grant of this subject.
+    /// Every live grant of this subject (1 to 255 bytes, no control characters). Give either
+    /// this or `sid`.
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub subject_id: Option<String>,
-    /// Every live grant issued under this session.
+    /// Every live grant issued under this session (an id that names no session is a 404). Give
+    /// either this or `subject_id`.
+    #[param(min_length = 1)]
     pub sid: Option<String>,
 }
 
@@ -71,8 +88,9 @@ pub struct GrantList {
 /// Record a refresh token, reference access token, authorization code or consent. Tokens are
 /// stored only as hashes; a grant naming a session must name a live session of the same subject.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/grants", tag = "grants",
-    params(("realm" = String, Path)), request_body = NewGrant,
-    responses((status = 201, body = Grant), (status = "4XX", body = ErrorBody)),
+    params(RealmPath), request_body = NewGrant,
+    responses((status = 201, body = Grant),
+        (status = 409, body = ErrorBody, description = "The token is already recorded (`conflict`)")),
     security(("api_key" = ["sessions:issue"])))]
 pub async fn create_grant(
     _caller: Issuer,
@@ -86,8 +104,9 @@ pub async fn create_grant(
 
 /// Whether a token is active (RFC 7662 shape): `{"active": false}` once it is revoked or expired.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/grants/introspect", tag = "grants",
-    params(("realm" = String, Path)), request_body = IntrospectRequest,
-    responses((status = 200, body = Introspection), (status = "4XX", body = ErrorBody)),
+    params(RealmPath),
+    request_body(content((IntrospectRequest = "application/x-www-form-urlencoded"), (IntrospectRequest = "application/json"))),
+    responses((status = 200, body = Introspection)),
     security(("api_key" = ["sessions:issue"])))]
 pub async fn introspect(
     _caller: Issuer,
@@ -106,8 +125,9 @@ pub async fn introspect(
 /// Revoke a token (RFC 7009): its grant ends at once and introspection answers
 /// `{"active": false}`. Answers 200 whether or not the token was known, as RFC 7009 says.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/grants/revoke", tag = "grants",
-    params(("realm" = String, Path)), request_body = RevokeTokenRequest,
-    responses((status = 200, body = RevokeTokenOutcome), (status = "4XX", body = ErrorBody)),
+    params(RealmPath),
+    request_body(content((RevokeTokenRequest = "application/x-www-form-urlencoded"), (RevokeTokenRequest = "application/json"))),
+    responses((status = 200, body = RevokeTokenOutcome)),
     security(("api_key" = ["sessions:issue"])))]
 pub async fn revoke_token(
     caller: Issuer,
@@ -126,8 +146,8 @@ pub async fn revoke_token(
 /// Revoke every grant of a subject (tokens with or without a session, and consents), within
 /// the client scope. Durable and audited when it answers.
 #[utoipa::path(post, path = "/api/v1/realms/{realm}/grants/revoke-subject", tag = "grants",
-    params(("realm" = String, Path)), request_body = RevokeSubjectGrants,
-    responses((status = 200, body = GrantsRevoked), (status = "4XX", body = ErrorBody)),
+    params(RealmPath), request_body = RevokeSubjectGrants,
+    responses((status = 200, body = GrantsRevoked)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn revoke_subject_grants(
     caller: Admin,
@@ -150,8 +170,8 @@ pub async fn revoke_subject_grants(
 
 /// The live grants of a subject or of a session.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/grants", tag = "grants",
-    params(("realm" = String, Path), GrantFilter),
-    responses((status = 200, body = GrantList), (status = "4XX", body = ErrorBody)),
+    params(RealmPath, GrantFilter),
+    responses((status = 200, body = GrantList)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn list_grants(
     _caller: Admin,

@@ -7,7 +7,7 @@ use sessions::{Realm, RealmSettingsUpdate};
 use utoipa::ToSchema;
 
 use crate::auth::Admin;
-use crate::error::{ApiJson, ApiResult, ErrorBody, RealmPath};
+use crate::error::{ApiJson, ApiResult, RealmPath};
 use crate::ApiState;
 
 /// Every realm.
@@ -18,8 +18,8 @@ pub struct RealmList {
 
 /// Create the realm, or update its settings; absent fields keep their value (or default).
 #[utoipa::path(put, path = "/api/v1/realms/{realm}", tag = "realms",
-    params(("realm" = String, Path)), request_body = RealmSettingsUpdate,
-    responses((status = 200, body = Realm), (status = "4XX", body = ErrorBody)),
+    params(RealmPath), request_body = RealmSettingsUpdate,
+    responses((status = 200, body = Realm)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn put_realm(
     caller: Admin,
@@ -36,8 +36,8 @@ pub async fn put_realm(
 
 /// A realm's settings and session count.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}", tag = "realms",
-    params(("realm" = String, Path)),
-    responses((status = 200, body = Realm), (status = "4XX", body = ErrorBody)),
+    params(RealmPath),
+    responses((status = 200, body = Realm)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn get_realm(
     _caller: Admin,
@@ -49,7 +49,7 @@ pub async fn get_realm(
 
 /// Every realm with its session count (the server's reserved `_` realms are not listed).
 #[utoipa::path(get, path = "/api/v1/realms", tag = "realms",
-    responses((status = 200, body = RealmList), (status = "4XX", body = ErrorBody)),
+    responses((status = 200, body = RealmList)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn list_realms(
     _caller: Admin,
