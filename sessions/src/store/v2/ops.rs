@@ -59,7 +59,7 @@ impl SledStoreV2 {
 
     /// Appends an entry to the audit log (made durable by the caller's commit).
     fn audit(&self, entry: &AuditEntry) -> Result<()> {
-        let id = self.db.generate_id()?;
+        let id = self.next_id()?;
         let value = serde_json::to_vec(entry).map_err(|e| SessionError::Storage(e.to_string()))?;
         self.tree.insert(layout::audit_key(id), value)?;
         Ok(())
@@ -309,7 +309,7 @@ impl SledStoreV2 {
                 }
                 for (client_id, uri) in &notify(cur) {
                     let delivery = new_delivery(
-                        self.db.generate_id()?,
+                        self.next_id()?,
                         realm,
                         cur,
                         client_id,
@@ -633,7 +633,7 @@ impl SessionStore for SledStoreV2 {
                 ..(**e).clone()
             },
             None => RealmEntry {
-                id: u32::try_from(self.db.generate_id()? + 1)
+                id: u32::try_from(self.next_id()? + 1)
                     .map_err(|_| SessionError::Storage("realm ids exhausted".into()))?,
                 name: name.to_owned(),
                 settings: update.apply_to(&RealmSettings::default()),
