@@ -177,9 +177,14 @@ fn run<S: SessionStore + 'static>(
     if std::env::var("BENCH_ONLY").as_deref() == Ok("create") {
         // For profiles of the write path: the creates alone.
         println!(
-            "create (2 threads): {insert_rate:.0} /s; disk per session {:.0} bytes; resident memory {} MiB",
+            "create (2 threads): {insert_rate:.0} /s; disk per session {:.0} bytes; resident memory {} MiB; write syscalls per create {:.2}",
             size_on_disk(&store) as f64 / rows.len() as f64,
-            sessions::store::resident_bytes() >> 20
+            sessions::store::resident_bytes() >> 20,
+            std::fs::read_to_string("/proc/self/io")
+                .ok()
+                .and_then(|io| io.lines().find_map(|l| l.strip_prefix("syscw: ")?.parse::<f64>().ok()))
+                .unwrap_or(0.0)
+                / rows.len() as f64
         );
         return;
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use sled::Batch;
 
 use super::super::grants::StoredGrant;
 use super::super::keys::{RealmId, Sid};
@@ -20,7 +19,7 @@ use super::super::sled_store::{
 };
 use super::super::{DueCursor, SessionStore};
 use super::counts::{self, Deltas};
-use super::{grant_entries, layout, same_hash, session_lock, sha256, SledStoreV2};
+use super::{grant_entries, layout, same_hash, session_lock, sha256, Batch, SledStoreV2};
 use crate::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
 use crate::error::{Result, SessionError};
 use crate::grant::{Grant, GrantKind, GrantOwner, NewGrant};
@@ -389,7 +388,7 @@ impl SledStoreV2 {
                     }
                 }
             }
-            self.tree.apply_batch(batch)?;
+            self.write(batch, &Deltas::default())?;
             *deleted += n;
         }
         Ok(())
@@ -1210,7 +1209,7 @@ impl SessionStore for SledStoreV2 {
         for (k, v) in grant_entries(realm.id, &grant) {
             batch.insert(k, v);
         }
-        self.tree.apply_batch(batch)?;
+        self.write(batch, &Deltas::default())?;
         Ok(grant.to_grant(&realm.name))
     }
 
