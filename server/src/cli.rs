@@ -20,6 +20,10 @@ pub enum Command {
     /// Verify the store offline: every count recounted from the records, every index entry
     /// checked against its record. Exits non-zero on any difference.
     Check(CheckArgs),
+    /// Rewrite the store offline into a fresh copy and swap it in (crash-safe): reclaims the
+    /// space of old page versions and makes the next start read no log. Run while the server
+    /// is stopped.
+    Compact(CompactArgs),
     /// Create, list or revoke API keys (run while the server is stopped; a running server
     /// manages keys through /api/v1/api-keys and the dashboard).
     #[command(subcommand, name = "api-key")]
@@ -85,6 +89,12 @@ pub struct CheckArgs {
     /// Rewrite every index entry and count that differs from the records.
     #[arg(long)]
     pub repair: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub data: DataDir,
 }
 
 /// Where the store lives.

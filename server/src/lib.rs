@@ -139,6 +139,23 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     let services = Services::open(&args.data.data_dir)?;
+    let opened = services.store.open_stats();
+    tracing::info!(
+        open_ms = opened.elapsed.as_millis() as u64,
+        sled_open_ms = opened.sled_elapsed.as_millis() as u64,
+        journal_replayed = opened.replayed,
+        resident_mib = opened.resident_bytes >> 20,
+        upgraded = opened.upgraded,
+        "opened the store in {} in {:.2} s, resident memory {} MiB{}",
+        args.data.data_dir.display(),
+        opened.elapsed.as_secs_f64(),
+        opened.resident_bytes >> 20,
+        if opened.upgraded {
+            " (upgraded from storage layout 1)"
+        } else {
+            ""
+        }
+    );
     apply_start_up_settings(&services, &args).await?;
     let store: Arc<dyn SessionStore> = services.store.clone();
     let reaper = tokio::spawn(reaper::run(

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::Parser;
 use server::cli::{
-    AdminCommand, ApiKeyCommand, CheckArgs, Cli, Command, ServeArgs, SigningKeyCommand,
+    AdminCommand, ApiKeyCommand, CheckArgs, Cli, Command, CompactArgs, ServeArgs, SigningKeyCommand,
 };
 use server::Services;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Check(args) => check(args),
+        Command::Compact(args) => compact(args),
         Command::ApiKey(cmd) => api_key(cmd),
         Command::Admin(cmd) => admin(cmd),
         Command::SigningKey(cmd) => signing_key(cmd),
@@ -96,6 +97,34 @@ fn check(args: CheckArgs) -> Result<(), String> {
             report.problems.len()
         ))
     }
+}
+
+fn compact(args: CompactArgs) -> Result<(), String> {
+    let dir = &args.data.data_dir;
+    if !dir.join("db").exists() {
+        return Err(format!("{} holds no store", dir.display()));
+    }
+    server::storage_dir::prepare(dir)?;
+    let stats = sessions::store::SledStore::compact(dir).map_err(|e| {
+        if e.to_string().contains("lock") || e.to_string().contains("WouldBlock") {
+            format!(
+                "{} is in use by another process (a running server?): stop it first",
+                dir.display()
+            )
+        } else {
+            format!("cannot compact the store in {}: {e}", dir.display())
+        }
+    })?;
+    server::storage_dir::restrict_files(dir)?;
+    println!(
+        "compacted {}: {} MiB -> {} MiB, {} keys, in {:.1} s",
+        dir.display(),
+        stats.bytes_before >> 20,
+        stats.bytes_after >> 20,
+        stats.keys,
+        stats.elapsed.as_secs_f64()
+    );
+    Ok(())
 }
 
 fn admin(cmd: AdminCommand) -> Result<(), String> {

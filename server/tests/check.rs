@@ -68,12 +68,18 @@ fn check_finds_a_damaged_index_and_repair_rebuilds_it() {
     assert!(ok, "a fresh store is consistent: {out}");
     assert!(out.contains("checked 30 sessions"), "{out}");
 
-    // Damage: one creation-index entry deleted behind the store's back.
+    // Damage: one subject-index entry deleted behind the store's back. In the v2 layout every
+    // key is realm id (4 bytes, 0 for none) + tag; `U` is the subject index.
     {
         let db = sled::open(dir.path()).unwrap();
-        let index = db.open_tree("by_created").unwrap();
-        let (key, _) = index.iter().next().unwrap().unwrap();
-        index.remove(key).unwrap();
+        let tree = db.open_tree("sessions_v2").unwrap();
+        let key = tree
+            .iter()
+            .keys()
+            .map(|k| k.unwrap())
+            .find(|k| k[..4] != [0; 4] && k[4] == b'U')
+            .expect("a subject-index entry");
+        tree.remove(key).unwrap();
         db.flush().unwrap();
     }
     wait_unlocked(dir.path());
@@ -85,4 +91,86 @@ fn check_finds_a_damaged_index_and_repair_rebuilds_it() {
     let (ok, out) = check(dir.path(), false);
     assert!(ok, "clean after the repair: {out}");
     assert!(out.contains("consistent"), "{out}");
+}
+
+/// Copies the v1 fixture (written by the previous layout's code) to a scratch directory.
+fn v1_fixture() -> tempfile::TempDir {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sessions/tests/fixtures/v1-store");
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_server_upgrades_a_v1_directory_and_refuses_a_newer_one() {
+    let dir = v1_fixture();
+    let (ok, out) = check(dir.path(), false);
+    assert!(ok, "the upgraded store is consistent: {out}");
+    assert!(out.contains("consistent"), "{out}");
+    wait_unlocked(dir.path());
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let names: Vec<String> = db
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        assert!(names.contains(&"sessions_v2".to_owned()), "{names:?}");
+        assert!(
+            !names.contains(&"by_created".to_owned()),
+            "v1 trees left: {names:?}"
+        );
+        // A later version wrote layout 3: realm 0, tag `M`, "version".
+        let tree = db.open_tree("sessions_v2").unwrap();
+        tree.insert(b"\0\0\0\0Mversion", &3u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    wait_unlocked(dir.path());
+    let (ok, out) = check(dir.path(), false);
+    assert!(!ok, "a newer layout is refused: {out}");
+    assert!(out.contains("newer version"), "{out}");
+    assert!(out.contains("layout 3"), "{out}");
+}
+
+#[test]
+fn compact_rewrites_the_store_and_keeps_its_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .put_realm("acme", &RealmSettingsUpdate::default(), "t", Utc::now())
+            .unwrap();
+        for i in 0..30 {
+            let new = NewSession {
+                subject_id: format!("user{}", i % 3),
+                ..Default::default()
+            };
+            store.create_session("acme", &new, Utc::now()).unwrap();
+        }
+        store.wait_durable().unwrap();
+    }
+    wait_unlocked(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["compact", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("compacted"), "{text}");
+    assert!(!dir.path().join("compact.new").exists());
+    wait_unlocked(dir.path());
+    let (ok, out) = check(dir.path(), false);
+    assert!(ok, "{out}");
+    assert!(out.contains("checked 30 sessions"), "{out}");
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use sessions::store::{DueCursor, SessionStore, SledStore, SledStoreV2};
+use sessions::store::{DueCursor, SessionStore, SledStoreV1, SledStoreV2};
 use sessions::{
     ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveAllSessions,
     RemoveSessions, SessionQuery, SortKey,
@@ -73,7 +73,7 @@ fn reopen(dir: &str, token: &str) {
     let t = Instant::now();
     let rss = match std::env::var("STORE").as_deref() {
         Ok("v1") => {
-            let store = SledStore::open(dir).unwrap();
+            let store = SledStoreV1::open(dir).unwrap();
             assert!(store
                 .validate("bench", token, false, Utc::now())
                 .unwrap()
@@ -104,7 +104,7 @@ fn main() {
     let path = dir.unwrap_or_else(|| tmp.path().to_path_buf());
     match std::env::var("STORE").as_deref() {
         Ok("v1") => {
-            let store = Arc::new(SledStore::open(&path).unwrap());
+            let store = Arc::new(SledStoreV1::open(&path).unwrap());
             run(n, &path, store, |s| s.size_on_disk().unwrap());
         }
         _ => {
@@ -174,6 +174,20 @@ fn run<S: SessionStore + 'static>(
         rows.extend(h.join().unwrap());
     }
     let insert_rate = rows.len() as f64 / t.elapsed().as_secs_f64();
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("create") {
+        // For profiles of the write path: the creates alone.
+        println!(
+            "create (2 threads): {insert_rate:.0} /s; disk per session {:.0} bytes; resident memory {} MiB; write syscalls per create {:.2}",
+            size_on_disk(&store) as f64 / rows.len() as f64,
+            sessions::store::resident_bytes() >> 20,
+            std::fs::read_to_string("/proc/self/io")
+                .ok()
+                .and_then(|io| io.lines().find_map(|l| l.strip_prefix("syscw: ")?.parse::<f64>().ok()))
+                .unwrap_or(0.0)
+                / rows.len() as f64
+        );
+        return;
+    }
     // One subject with 1,000 sessions for the removal figure, and another whose sessions each
     // hold a refresh token and joined a client with a back-channel URI.
     let notified = ClientRegistration {
@@ -475,35 +489,33 @@ fn run<S: SessionStore + 'static>(
     drop(store);
     std::thread::sleep(Duration::from_millis(500));
     let _ = std::process::Command::new("sync").status();
-    let cold = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--reopen", path.to_str().unwrap(), &token])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    match text.lines().find_map(|l| l.strip_prefix("REOPENED ")) {
-        Some(rest) => {
-            let mut parts = rest.split(' ');
-            let secs: f64 = parts.next().unwrap().parse().unwrap();
-            let rss: u64 = parts.next().unwrap().parse().unwrap();
-            let how = if cold {
-                "page cache dropped"
-            } else {
-                "warm page cache"
-            };
-            table.push((
-                format!("open the store, first validate answered ({how})"),
-                format!("{secs:.2} s"),
-            ));
-            table.push((
-                "resident memory after open".into(),
-                format!("{} MiB", rss >> 20),
-            ));
-        }
-        None => table.push((
-            "open the store".into(),
-            format!("failed: {}", String::from_utf8_lossy(&out.stderr)),
-        )),
+    reopen_row(path, &token, "as written", &mut table);
+    if std::env::var("STORE").as_deref() != Ok("v1") {
+        // Offline compaction (`server compact`), then the same cold open.
+        let t = Instant::now();
+        let stats = loop {
+            match SledStoreV2::compact(path) {
+                Err(e) if e.to_string().contains("lock") => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                r => break r.unwrap(),
+            }
+        };
+        table.push((
+            "compact the store offline (`server compact`)".into(),
+            format!(
+                "{:.1} s, {} MiB -> {} MiB",
+                t.elapsed().as_secs_f64(),
+                stats.bytes_before >> 20,
+                stats.bytes_after >> 20
+            ),
+        ));
+        table.push((
+            "disk per session after compaction".into(),
+            format!("{:.0} bytes", stats.bytes_after as f64 / n as f64),
+        ));
+        std::thread::sleep(Duration::from_millis(500));
+        reopen_row(path, &token, "after compaction", &mut table);
     }
 
     let width = table.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -545,6 +557,42 @@ fn run<S: SessionStore + 'static>(
             Utc::now().format("%Y-%m-%d %H:%M UTC"),
         );
         std::fs::write(&file, doc).unwrap();
+    }
+}
+
+/// Opens the store in a fresh process, from a cold page cache where the machine lets us drop
+/// it, and adds the time to the first validation and the resident memory to the table.
+fn reopen_row(path: &std::path::Path, token: &str, what: &str, table: &mut Vec<(String, String)>) {
+    let _ = std::process::Command::new("sync").status();
+    let cold = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--reopen", path.to_str().unwrap(), token])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.lines().find_map(|l| l.strip_prefix("REOPENED ")) {
+        Some(rest) => {
+            let mut parts = rest.split(' ');
+            let secs: f64 = parts.next().unwrap().parse().unwrap();
+            let rss: u64 = parts.next().unwrap().parse().unwrap();
+            let how = if cold {
+                "page cache dropped"
+            } else {
+                "warm page cache"
+            };
+            table.push((
+                format!("open {what}, first validate answered ({how})"),
+                format!("{secs:.2} s"),
+            ));
+            table.push((
+                format!("resident memory after open {what}"),
+                format!("{} MiB", rss >> 20),
+            ));
+        }
+        None => table.push((
+            format!("open {what}"),
+            format!("failed: {}", String::from_utf8_lossy(&out.stderr)),
+        )),
     }
 }
 

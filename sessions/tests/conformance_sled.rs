@@ -1,17 +1,17 @@
-//! The store's conformance suite ([`sessions::conformance`]) on the sled store, in a temporary
-//! directory per test.
+//! The store's conformance suite ([`sessions::conformance`]) on the previous sled layout (v1,
+//! `SledStoreV1`), in a temporary directory per test.
 
 use std::time::{Duration, Instant};
 
 use sessions::conformance::{files_under, Backend};
-use sessions::store::SledStore;
+use sessions::store::SledStoreV1;
 
 /// The sled store (today's layout) in a temporary directory.
 struct SledBackend;
 
 impl Backend for SledBackend {
     type Location = tempfile::TempDir;
-    type Store = SledStore;
+    type Store = SledStoreV1;
 
     fn create(&self) -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
@@ -19,10 +19,10 @@ impl Backend for SledBackend {
 
     /// Waits for the lock a store dropped in this process may still hold: sled's background IO
     /// threads can keep the directory's lock for a moment after the drop.
-    fn open(&self, dir: &tempfile::TempDir) -> SledStore {
+    fn open(&self, dir: &tempfile::TempDir) -> SledStoreV1 {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match SledStore::open(dir.path()) {
+            match SledStoreV1::open(dir.path()) {
                 Ok(store) => return store,
                 Err(e) if e.to_string().contains("lock") && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20))
@@ -32,7 +32,7 @@ impl Backend for SledBackend {
         }
     }
 
-    fn close(&self, store: SledStore) {
+    fn close(&self, store: SledStoreV1) {
         store.wait_durable().unwrap();
     }
 
@@ -40,7 +40,7 @@ impl Backend for SledBackend {
         Some(files_under(dir.path()))
     }
 
-    fn check(&self, store: &SledStore) -> Vec<String> {
+    fn check(&self, store: &SledStoreV1) -> Vec<String> {
         store.check(false).unwrap().problems
     }
 }

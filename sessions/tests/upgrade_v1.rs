@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{TimeDelta, TimeZone, Utc};
-use sessions::store::{DueCursor, SessionStore, SledStore, SledStoreV2};
+use sessions::store::{DueCursor, SessionStore, SledStoreV1, SledStoreV2};
 use sessions::{
     AttemptResult, ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate,
     RemoveSessions, SessionQuery,
@@ -43,7 +43,7 @@ fn generate() {
     let dir = fixture();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let store = SledStore::open(&dir).unwrap();
+    let store = SledStoreV1::open(&dir).unwrap();
     let settings = RealmSettingsUpdate {
         idle_timeout_secs: Some(30 * 24 * 3600),
         absolute_lifetime_secs: Some(60 * 24 * 3600),

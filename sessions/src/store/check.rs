@@ -15,12 +15,12 @@ use super::grants::{self, StoredGrant};
 use super::keys::{self, AttrKind, RealmId, Sid};
 use super::outbox::{self, IndexKey};
 use super::record::{from_ms, sid_to_string, IndexEntry, StoredSession};
-use super::sled_store::SledStore;
+use super::sled_store::SledStoreV1;
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::model::SortKey;
 
-/// What [`SledStore::check`] found.
+/// What [`SledStoreV1::check`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckReport {
     /// Session records read.
@@ -38,7 +38,7 @@ pub struct CheckReport {
 
 /// The check as it goes: the report, and the writes a repair makes.
 struct Checker<'a> {
-    store: &'a SledStore,
+    store: &'a SledStoreV1,
     repair: bool,
     realm_names: HashMap<RealmId, String>,
     report: CheckReport,
@@ -491,7 +491,7 @@ impl Checker<'_> {
     }
 }
 
-impl SledStore {
+impl SledStoreV1 {
     /// Checks, with nothing else writing to the store, that every index entry and counter
     /// agrees with the records (sessions, grants, deliveries), and every record has all its
     /// index entries. With `repair`, rewrites the index entries and counters from the records

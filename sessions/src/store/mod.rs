@@ -1,5 +1,9 @@
 //! Storage: the narrow [`SessionStore`] trait every backend implements, and the embedded sled
-//! backend, [`SledStore`].
+//! backend, [`SledStore`] (the v2 layout, [`SledStoreV2`]).
+//!
+//! [`SledStoreV1`] is the previous layout, kept as the code the upgrade's fixture was written
+//! with and whose decoders the upgrade reads it with; opening a v1 directory with [`SledStore`]
+//! upgrades it in place.
 //!
 //! Methods are synchronous. Reads (validate, get, query) are fast enough to call from async code;
 //! methods that must reach the disk before answering (removal, logout, realm changes) block until
@@ -20,8 +24,10 @@ mod v2;
 
 pub use check::CheckReport;
 pub use record::parse_sid;
-pub use sled_store::{SledStore, MAX_LISTED_DELIVERIES};
-pub use v2::{resident_bytes, OpenStats, SledStoreV2, LAYOUT_VERSION};
+pub use sled_store::{SledStoreV1, MAX_LISTED_DELIVERIES};
+/// The store the product runs: the v2 layout.
+pub use v2::SledStoreV2 as SledStore;
+pub use v2::{resident_bytes, CompactStats, OpenStats, SledStoreV2, LAYOUT_VERSION};
 
 /// Where the next look at the outbox starts: after the client queue the last one stopped in.
 /// Opaque; start with the default.

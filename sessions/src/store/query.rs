@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::keys::{self, AttrKind, RealmId, Sid};
 use super::record::{parse_sid, words, StoredSession, MAX_PREFIX_CHARS};
 use super::results_token::{PageCursor, Position};
-use super::sled_store::{RealmEntry, SledStore};
+use super::sled_store::{RealmEntry, SledStoreV1};
 use crate::error::{Result, SessionError};
 use crate::model::{QueryResult, SessionQuery, SortKey};
 use crate::validate;
@@ -138,7 +138,7 @@ struct Plan {
     count_under: Option<Vec<u8>>,
 }
 
-impl SledStore {
+impl SledStoreV1 {
     /// One page of a realm's sessions.
     pub(super) fn run_query(&self, realm: &RealmEntry, q: &SessionQuery) -> Result<QueryResult> {
         validate::query_filters(q)?;

@@ -196,8 +196,10 @@ impl Tx<'_> {
     }
 }
 
-/// The sled-backed session store.
-pub struct SledStore {
+/// The sled-backed session store, previous layout (v1: one tree per entity and index). Not what
+/// the product runs ([`super::SledStore`] is v2, which upgrades a v1 directory on open); kept
+/// for its conformance run, the upgrade fixture and the upgrade's decoders.
+pub struct SledStoreV1 {
     db: sled::Db,
     pub(super) trees: Trees,
     realms: ArcSwap<HashMap<String, Arc<RealmEntry>>>,
@@ -207,7 +209,7 @@ pub struct SledStore {
     commit: GroupCommit,
 }
 
-impl SledStore {
+impl SledStoreV1 {
     /// Opens (or creates) the store in a directory.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::with_config(sled::Config::new().path(path))
@@ -1083,7 +1085,7 @@ pub(super) fn in_scope(scope: &Option<BTreeSet<String>>, client_id: &str) -> boo
     scope.as_ref().is_none_or(|s| s.contains(client_id))
 }
 
-impl SessionStore for SledStore {
+impl SessionStore for SledStoreV1 {
     fn put_realm(
         &self,
         name: &str,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{TimeDelta, TimeZone, Utc};
 use sha2::Digest;
 
-use super::{keys, DueCursor, SessionStore, SledStore};
+use super::{keys, DueCursor, SessionStore, SledStoreV1};
 use crate::{
     AttemptResult, ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate,
     RemoveAllSessions, RemoveSessions,
@@ -13,7 +13,7 @@ use crate::{
 
 #[test]
 fn every_way_of_ending_sessions_clears_every_index_and_counter() {
-    let store = SledStore::temporary().unwrap();
+    let store = SledStoreV1::temporary().unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
     let settings = RealmSettingsUpdate {
         idle_timeout_secs: Some(60),
@@ -128,7 +128,7 @@ fn every_way_of_ending_sessions_clears_every_index_and_counter() {
 
 #[test]
 fn a_grant_generation_left_by_an_earlier_version_goes_with_the_sessions_last_grant() {
-    let store = SledStore::temporary().unwrap();
+    let store = SledStoreV1::temporary().unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
     store
         .put_realm("r", &RealmSettingsUpdate::default(), "t", t0)
@@ -177,7 +177,7 @@ fn a_grant_generation_left_by_an_earlier_version_goes_with_the_sessions_last_gra
 /// A store after a bit of everything: sessions with names, clients and properties, refreshes,
 /// grants under sessions and offline, logouts, removals, an eviction, expiry, deliveries in every
 /// status, a purge. Answers the realm the sessions left live are in.
-fn mixed_workload(store: &SledStore) -> &'static str {
+fn mixed_workload(store: &SledStoreV1) -> &'static str {
     let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
     let at = |s: i64| t0 + TimeDelta::seconds(s);
     let settings = RealmSettingsUpdate {
@@ -282,7 +282,7 @@ fn mixed_workload(store: &SledStore) -> &'static str {
 
 #[test]
 fn a_store_after_a_mixed_workload_checks_clean() {
-    let store = SledStore::temporary().unwrap();
+    let store = SledStoreV1::temporary().unwrap();
     let realm = mixed_workload(&store);
     let report = store.check(false).unwrap();
     assert_eq!(report.problems, Vec::<String>::new());
@@ -304,7 +304,7 @@ fn a_store_after_a_mixed_workload_checks_clean() {
 
 #[test]
 fn check_reports_each_damaged_index_entry_and_counter_and_repair_rewrites_them() {
-    let store = SledStore::temporary().unwrap();
+    let store = SledStoreV1::temporary().unwrap();
     let realm = mixed_workload(&store);
     let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
     let id = store.realm(realm).unwrap().id;
@@ -427,7 +427,7 @@ fn check_reports_each_damaged_index_entry_and_counter_and_repair_rewrites_them()
 
 #[test]
 fn check_reports_an_unreadable_record_and_repair_leaves_it_alone() {
-    let store = SledStore::temporary().unwrap();
+    let store = SledStoreV1::temporary().unwrap();
     let realm = mixed_workload(&store);
     let id = store.realm(realm).unwrap().id;
     let key = keys::session_key(id, &[5; 16]);

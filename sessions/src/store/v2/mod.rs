@@ -17,6 +17,7 @@
 //!   opened ([`upgrade`]), one of a newer layout refused.
 
 mod check;
+mod compact;
 mod counts;
 mod layout;
 mod locks;
@@ -30,12 +31,14 @@ mod upgrade;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
+
+pub use compact::CompactStats;
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
-use sled::{Batch, Tree};
+use sled::{IVec, Tree};
 
 use super::grants::StoredGrant;
 use super::group_commit::GroupCommit;
@@ -84,6 +87,7 @@ pub struct SledStoreV2 {
     realm_writes: Mutex<()>,
     results_tokens: ResultsTokenCodec,
     commit: GroupCommit,
+    combiner: Combiner,
     interner: Interner,
     counters: Counters,
     /// Held shared by writers while they take a sequence number, apply their batch and update
@@ -99,12 +103,23 @@ pub struct SledStoreV2 {
     grants: Stripes,
     deliveries: Stripes,
     stats: OpenStats,
+    /// Added to sled's generated ids (audit, delivery and realm ids): a compacted copy's
+    /// generator starts again from 0, so it carries the old one's next id here.
+    id_base: u64,
 }
 
 impl SledStoreV2 {
     /// Opens (or creates) the store in a directory, upgrading one of the previous layout.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        compact::recover(path.as_ref())?;
         Self::with_config(sled::Config::new().path(path).cache_capacity(cache_bytes()))
+    }
+
+    /// Rewrites the store in `dir` into a fresh directory and swaps it in, crash-safely (see
+    /// `compact.rs`): the result holds each live page once and opens without replaying a log.
+    /// Offline: fails while the store is open elsewhere.
+    pub fn compact(dir: impl AsRef<Path>) -> Result<CompactStats> {
+        compact::compact(dir.as_ref())
     }
 
     /// A store in a temporary directory that is deleted when dropped, for tests.
@@ -160,6 +175,13 @@ impl SledStoreV2 {
             realms.insert(entry.name.clone(), Arc::new(entry));
         }
         let interner = Interner::load(&tree)?;
+        let id_base =
+            match tree.get(layout::meta_key("id_base"))? {
+                Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                    SessionError::Storage("the store's id base is unreadable".into())
+                })?),
+                None => 0,
+            };
         let mut store = SledStoreV2 {
             db,
             tree,
@@ -167,6 +189,7 @@ impl SledStoreV2 {
             realm_writes: Mutex::new(()),
             results_tokens: ResultsTokenCodec::new(key),
             commit: GroupCommit::default(),
+            combiner: Combiner::default(),
             interner,
             counters: Counters::default(),
             journal: RwLock::new(()),
@@ -183,6 +206,7 @@ impl SledStoreV2 {
             grants: Stripes::default(),
             deliveries: Stripes::default(),
             stats: OpenStats::default(),
+            id_base,
         };
         let replayed = store.load_counters()?;
         store.stats = OpenStats {
@@ -198,6 +222,12 @@ impl SledStoreV2 {
     /// How the store opened.
     pub fn open_stats(&self) -> OpenStats {
         self.stats
+    }
+
+    /// A new id (audit entries, deliveries, realms), unique over the store's life, compactions
+    /// included.
+    fn next_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()? + self.id_base)
     }
 
     /// Blocks until everything written so far is on disk, sharing the flush with concurrent
@@ -237,7 +267,7 @@ impl SledStoreV2 {
             )
         };
         let chunks = counts::encode_checkpoint(&snapshot, CHECKPOINT_CHUNK);
-        let mut batch = Batch::default();
+        let mut batch = sled::Batch::default();
         let old_chunks = self.checkpoint_header()?.map_or(0, |(_, n)| n);
         for i in chunks.len() as u32..old_chunks {
             batch.remove(layout::checkpoint_key(i));
@@ -276,7 +306,7 @@ impl SledStoreV2 {
             tracing::warn!("no counter checkpoint: recounting from the records");
             let counted = check::recount(self)?;
             self.counters.replace(counted);
-            let mut batch = Batch::default();
+            let mut batch = sled::Batch::default();
             for k in self
                 .tree
                 .scan_prefix(layout::prefix(layout::GLOBAL, layout::JOURNAL))
@@ -319,18 +349,17 @@ impl SledStoreV2 {
     }
 
     /// Applies one batch, with its counter changes as a journal entry, and then updates the
-    /// counters in memory.
+    /// counters in memory. Batches of concurrent callers are applied together ([`Combiner`]).
     fn write(&self, mut batch: Batch, deltas: &Deltas) -> Result<()> {
         if deltas.is_empty() {
-            self.tree.apply_batch(batch)?;
-            return Ok(());
+            return self.combiner.apply(&self.tree, batch);
         }
         let entry = deltas.encode();
         {
             let _shared = self.journal.read().unwrap_or_else(|e| e.into_inner());
             let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
             batch.insert(layout::journal_key(seq), entry);
-            self.tree.apply_batch(batch)?;
+            self.combiner.apply(&self.tree, batch)?;
             self.counters.apply(deltas);
         }
         if self.journal_len.fetch_add(1, Ordering::SeqCst) + 1 >= self.checkpoint_every {
@@ -486,10 +515,76 @@ impl Drop for SledStoreV2 {
     }
 }
 
+/// The writes of one operation: applied atomically, possibly in one sled batch with those of
+/// concurrent operations. Later writes to a key win, as in `sled::Batch`.
+#[derive(Default)]
+pub(super) struct Batch {
+    writes: Vec<(IVec, Option<IVec>)>,
+}
+
+impl Batch {
+    pub(super) fn insert(&mut self, k: impl Into<IVec>, v: impl Into<IVec>) {
+        self.writes.push((k.into(), Some(v.into())));
+    }
+
+    pub(super) fn remove(&mut self, k: impl Into<IVec>) {
+        self.writes.push((k.into(), None));
+    }
+}
+
+/// Group commit of writes. sled 0.34 rolls its log's IO buffer twice for every `apply_batch`
+/// (`PageCache::pin_log`: a write and a `sync_file_range` each), whatever the batch's size, and
+/// applies one batch at a time under its global write lock. So concurrent operations queue their
+/// batches, and whoever holds the commit lock applies every batch queued, in queue order, as one
+/// `apply_batch`: one pair of buffer rolls for the group. Each operation still sees its own
+/// writes applied (all or none) when it returns; a failure fails every operation of the group.
+#[derive(Default)]
+struct Combiner {
+    queue: Mutex<Vec<(Batch, Arc<Applied>)>>,
+    commit: Mutex<()>,
+}
+
+/// Set by the leader of a group once its batch is applied: the outcome.
+type Applied = OnceLock<std::result::Result<(), String>>;
+
+impl Combiner {
+    fn apply(&self, tree: &Tree, batch: Batch) -> Result<()> {
+        let done = Arc::new(OnceLock::new());
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((batch, done.clone()));
+        let _leader = self.commit.lock().unwrap_or_else(|e| e.into_inner());
+        if done.get().is_none() {
+            let group = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut writes = sled::Batch::default();
+            let mut waiting = Vec::with_capacity(group.len());
+            for (b, slot) in group {
+                for (k, v) in b.writes {
+                    match v {
+                        Some(v) => writes.insert(k, v),
+                        None => writes.remove(k),
+                    }
+                }
+                waiting.push(slot);
+            }
+            let result = tree.apply_batch(writes).map_err(|e| e.to_string());
+            for slot in waiting {
+                let _ = slot.set(result.clone());
+            }
+        }
+        match done.get() {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(SessionError::Storage(e.clone())),
+            None => Err(SessionError::Storage("a write was not applied".into())),
+        }
+    }
+}
+
 /// Writes what a new, empty store (or a finished upgrade) holds besides its data: the results
 /// token key, a counter checkpoint, and last the layout version.
 fn init(tree: &Tree, counters: &[(Vec<u8>, i64)]) -> Result<()> {
-    let mut batch = Batch::default();
+    let mut batch = sled::Batch::default();
     if tree.get(layout::meta_key("results_token_key"))?.is_none() {
         let k: [u8; 32] = random_bytes()?;
         batch.insert(layout::meta_key("results_token_key"), &k[..]);
@@ -504,7 +599,7 @@ fn init(tree: &Tree, counters: &[(Vec<u8>, i64)]) -> Result<()> {
     Ok(())
 }
 
-fn write_checkpoint(batch: &mut Batch, chunks: &[Vec<u8>], upto: u64) {
+fn write_checkpoint(batch: &mut sled::Batch, chunks: &[Vec<u8>], upto: u64) {
     for (i, c) in chunks.iter().enumerate() {
         batch.insert(layout::checkpoint_key(i as u32), c.clone());
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use sled::Batch;
 
 use super::super::grants::StoredGrant;
 use super::super::keys::{RealmId, Sid};
@@ -20,7 +19,7 @@ use super::super::sled_store::{
 };
 use super::super::{DueCursor, SessionStore};
 use super::counts::{self, Deltas};
-use super::{grant_entries, layout, same_hash, session_lock, sha256, SledStoreV2};
+use super::{grant_entries, layout, same_hash, session_lock, sha256, Batch, SledStoreV2};
 use crate::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
 use crate::error::{Result, SessionError};
 use crate::grant::{Grant, GrantKind, GrantOwner, NewGrant};
@@ -59,7 +58,7 @@ impl SledStoreV2 {
 
     /// Appends an entry to the audit log (made durable by the caller's commit).
     fn audit(&self, entry: &AuditEntry) -> Result<()> {
-        let id = self.db.generate_id()?;
+        let id = self.next_id()?;
         let value = serde_json::to_vec(entry).map_err(|e| SessionError::Storage(e.to_string()))?;
         self.tree.insert(layout::audit_key(id), value)?;
         Ok(())
@@ -309,7 +308,7 @@ impl SledStoreV2 {
                 }
                 for (client_id, uri) in &notify(cur) {
                     let delivery = new_delivery(
-                        self.db.generate_id()?,
+                        self.next_id()?,
                         realm,
                         cur,
                         client_id,
@@ -389,7 +388,7 @@ impl SledStoreV2 {
                     }
                 }
             }
-            self.tree.apply_batch(batch)?;
+            self.write(batch, &Deltas::default())?;
             *deleted += n;
         }
         Ok(())
@@ -633,7 +632,7 @@ impl SessionStore for SledStoreV2 {
                 ..(**e).clone()
             },
             None => RealmEntry {
-                id: u32::try_from(self.db.generate_id()? + 1)
+                id: u32::try_from(self.next_id()? + 1)
                     .map_err(|_| SessionError::Storage("realm ids exhausted".into()))?,
                 name: name.to_owned(),
                 settings: update.apply_to(&RealmSettings::default()),
@@ -1210,7 +1209,7 @@ impl SessionStore for SledStoreV2 {
         for (k, v) in grant_entries(realm.id, &grant) {
             batch.insert(k, v);
         }
-        self.tree.apply_batch(batch)?;
+        self.write(batch, &Deltas::default())?;
         Ok(grant.to_grant(&realm.name))
     }
 

@@ -219,3 +219,149 @@ fn a_directory_of_a_newer_layout_is_refused() {
     assert!(err.contains("newer version"), "{err}");
     assert!(err.contains("layout 3"), "{err}");
 }
+
+/// What a store compacted (or not) holds: session count, audit entries, every audit id distinct
+/// from those before (the id generator continues).
+fn audit_ids(store: &SledStoreV2) -> Vec<u64> {
+    store
+        .audit_log(None, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
+#[test]
+fn compaction_keeps_everything_and_ids_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before_ids, tokens) = {
+        let store = open(dir.path());
+        workload(&store);
+        let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
+        let tokens: Vec<String> = (0..5)
+            .map(|i| {
+                let new = NewSession {
+                    subject_id: format!("kept{i}"),
+                    ..Default::default()
+                };
+                store.create_session("r", &new, t0).unwrap().token
+            })
+            .collect();
+        store
+            .companion_tree("keys")
+            .unwrap()
+            .insert("k", "v")
+            .unwrap();
+        store.wait_durable().unwrap();
+        drop(store);
+        // Reopened, sled's id generator starts again 2 million after its last persisted value,
+        // as a fresh copy's does once reopened: ids from here are what a copy would reuse.
+        let store = open(dir.path());
+        for name in ["x", "y"] {
+            store
+                .put_realm(name, &RealmSettingsUpdate::default(), "t", t0)
+                .unwrap();
+        }
+        store.wait_durable().unwrap();
+        (audit_ids(&store), tokens)
+    };
+    let stats = loop {
+        match SledStoreV2::compact(dir.path()) {
+            Err(e) if e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            r => break r.unwrap(),
+        }
+    };
+    assert!(stats.keys > 100, "{stats:?}");
+    assert!(!dir.path().join("compact.new").exists());
+    assert!(!dir.path().join("compact.old").exists());
+    let store = open(dir.path());
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+    assert_eq!(store.get_realm("r").unwrap().session_count, 24);
+    assert_eq!(store.open_stats().replayed, 0);
+    let t1 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 1, 0).unwrap();
+    for t in &tokens {
+        assert!(store.validate("r", t, false, t1).unwrap().is_some());
+    }
+    assert_eq!(
+        store.companion_tree("keys").unwrap().get("k").unwrap(),
+        Some(sled::IVec::from("v"))
+    );
+    assert_eq!(audit_ids(&store), before_ids);
+    store
+        .put_realm("second", &RealmSettingsUpdate::default(), "t", t1)
+        .unwrap();
+    let after = audit_ids(&store);
+    assert_eq!(
+        after.len(),
+        before_ids.len() + 1,
+        "an audit entry was overwritten"
+    );
+    assert!(after[0] > before_ids[0]);
+}
+
+/// Builds the copy of a store with 20 sessions, then adds one more to the old store only (so
+/// which of the two a later open finds is visible), and leaves both on disk as a crash would.
+fn interrupted_compaction(dir: &std::path::Path) {
+    let store = open(dir);
+    workload(&store);
+    super::compact::build_copy(&store, dir).unwrap();
+    let new = NewSession {
+        subject_id: "only-in-the-old-store".into(),
+        ..Default::default()
+    };
+    store
+        .create_session(
+            "r",
+            &new,
+            Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap(),
+        )
+        .unwrap();
+    store.wait_durable().unwrap();
+    drop(store);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
+fn sessions_in(dir: &std::path::Path) -> u64 {
+    let store = open(dir);
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+    assert!(!dir.join("compact.new").exists() && !dir.join("compact.old").exists());
+    store.get_realm("r").unwrap().session_count
+}
+
+#[test]
+fn an_interrupted_compaction_is_undone_before_its_marker_and_finished_after() {
+    // Copy not marked complete: the old store stays.
+    let dir = tempfile::tempdir().unwrap();
+    interrupted_compaction(dir.path());
+    std::fs::remove_file(dir.path().join("compact.new/COMPLETE")).unwrap();
+    assert_eq!(sessions_in(dir.path()), 20);
+
+    // Marked complete, nothing moved yet: the copy wins.
+    let dir = tempfile::tempdir().unwrap();
+    interrupted_compaction(dir.path());
+    assert_eq!(sessions_in(dir.path()), 19);
+
+    // Part of the old store moved aside.
+    let dir = tempfile::tempdir().unwrap();
+    interrupted_compaction(dir.path());
+    std::fs::create_dir(dir.path().join("compact.old")).unwrap();
+    std::fs::rename(dir.path().join("db"), dir.path().join("compact.old/db")).unwrap();
+    assert_eq!(sessions_in(dir.path()), 19);
+
+    // All of it moved aside and part of the copy moved up.
+    let dir = tempfile::tempdir().unwrap();
+    interrupted_compaction(dir.path());
+    std::fs::create_dir(dir.path().join("compact.old")).unwrap();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "db" || name == "conf" || name.starts_with("snap.") {
+            std::fs::rename(e.path(), dir.path().join("compact.old").join(&name)).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("compact.old/MOVED"), b"").unwrap();
+    std::fs::rename(dir.path().join("compact.new/db"), dir.path().join("db")).unwrap();
+    assert_eq!(sessions_in(dir.path()), 19);
+}
