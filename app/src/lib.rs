@@ -2,19 +2,26 @@
 //!
 //! - [`server_fns`]: the server functions the dashboard calls, one module per area;
 //! - [`pages`]: one component per route; [`components`]: the pieces pages are made of;
+//! - [`routes`]: the pages' typed query parameters and links; [`error`]: the one error type;
 //! - [`format`]: how numbers and times are shown.
 
 pub mod components;
+pub mod error;
 pub mod format;
 pub mod pages;
+pub mod routes;
 pub mod server_fns;
 #[cfg(feature = "ssr")]
 pub mod state;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::components::{Outlet, ParentRoute, Redirect, Route, Router, Routes};
+use leptos_router::hooks::use_location;
+use leptos_router::{path, SsrMode};
+
+use crate::error::AppError;
+use crate::server_fns::auth::{current_admin, Admin};
 
 /// The HTML document around the app, rendered on the server, with a Content-Security-Policy
 /// that lets only this response's own scripts run.
@@ -68,18 +75,96 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/sessions-admin.css"/>
         <Title text="Sessions — admin"/>
         <Router>
-            <components::header::Header/>
-            <main class="page">
-                <Routes fallback=|| view! { <p class="notice error">"Page not found."</p> }>
-                    <Route path=path!("/") view=pages::sessions::SessionsPage/>
-                    <Route path=path!("/login") view=pages::login::LoginPage/>
-                    <Route path=path!("/audit") view=pages::audit::AuditPage/>
-                    <Route path=path!("/api-keys") view=pages::api_keys::ApiKeysPage/>
-                    <Route path=path!("/clients") view=pages::clients::ClientsPage/>
-                    <Route path=path!("/deliveries") view=pages::deliveries::DeliveriesPage/>
-                    <Route path=path!("/sessions/:realm/:sid") view=pages::session_detail::SessionDetailPage/>
-                </Routes>
-            </main>
+            <Dashboard/>
         </Router>
+    }
+}
+
+/// Who is signed in, with the path the server was asked on: shared by the header and the
+/// sign-in gate through context.
+#[derive(Clone, Copy)]
+pub struct SignedIn(pub Resource<(String, Result<Option<Admin>, AppError>)>);
+
+/// The header and the pages. Every page but sign-in needs a signed-in administrator: a
+/// signed-out visit goes to sign-in, which comes back to it afterwards.
+#[component]
+fn Dashboard() -> impl IntoView {
+    let location = use_location();
+    // Asked again on every navigation, so signing in or out shows at once.
+    let admin = Resource::new(
+        move || location.pathname.get(),
+        |path| async move { (path, current_admin().await) },
+    );
+    provide_context(SignedIn(admin));
+    view! {
+        <components::header::Header/>
+        <main class="page">
+            <Routes fallback=|| view! { <p class="notice error">"Page not found."</p> }>
+                <Route path=path!("/login") view=pages::login::LoginPage/>
+                <ParentRoute path=path!("") view=RequireAdmin ssr=SsrMode::Async>
+                    <Route path=path!("") view=pages::sessions::SessionsPage/>
+                    <Route path=path!("audit") view=pages::audit::AuditPage/>
+                    <Route path=path!("api-keys") view=pages::api_keys::ApiKeysPage/>
+                    <Route path=path!("clients") view=pages::clients::ClientsPage/>
+                    <Route path=path!("deliveries") view=pages::deliveries::DeliveriesPage/>
+                    <Route path=path!("sessions/:realm/:sid") view=pages::session_detail::SessionDetailPage/>
+                </ParentRoute>
+            </Routes>
+        </main>
+    }
+}
+
+/// The pages behind sign-in: shown to a signed-in administrator; a signed-out visit is sent to
+/// sign-in, which comes back here afterwards. These pages render whole before the server answers
+/// (`SsrMode::Async`), so a signed-out visit gets a 302, not a page.
+#[component]
+fn RequireAdmin() -> impl IntoView {
+    let SignedIn(admin) = expect_context();
+    let location = use_location();
+    let sign_in_href = move || {
+        let search = location.search.get_untracked();
+        let query = if search.is_empty() || search.starts_with('?') {
+            search
+        } else {
+            format!("?{search}")
+        };
+        routes::LoginParams::href(&format!("{}{query}", location.pathname.get_untracked()))
+    };
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                // Waits for the first answer only: later ones (each navigation asks again) must
+                // not rebuild the page below.
+                let _first = Untracked(Box::pin(std::future::IntoFuture::into_future(admin))).await;
+                // Known for this path; or still signed in as far as anyone knows while it is
+                // asked again, else unknown: never a stale "signed out" right after sign-in.
+                let signed_in = Memo::new(move |_| match admin.get() {
+                    Some((path, r)) if path == location.pathname.get() => {
+                        Some(!matches!(r, Ok(None)))
+                    }
+                    Some((_, Ok(Some(_)))) => Some(true),
+                    _ => None,
+                });
+                move || match signed_in.get() {
+                    Some(true) => Some(view! { <Outlet/> }.into_any()),
+                    Some(false) => Some(view! { <Redirect path=sign_in_href()/> }.into_any()),
+                    None => None,
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// A future polled without subscribing the reactive context to what it reads.
+struct Untracked<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for Untracked<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        untrack(|| self.0.as_mut().poll(cx))
     }
 }
