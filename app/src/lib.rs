@@ -18,7 +18,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Outlet, ParentRoute, Redirect, Route, Router, Routes};
 use leptos_router::hooks::use_location;
-use leptos_router::{path, SsrMode};
+use leptos_router::path;
 
 use crate::error::AppError;
 use crate::server_fns::auth::{current_admin, Admin};
@@ -101,7 +101,7 @@ fn Dashboard() -> impl IntoView {
         <main class="page">
             <Routes fallback=|| view! { <p class="notice error">"Page not found."</p> }>
                 <Route path=path!("/login") view=pages::login::LoginPage/>
-                <ParentRoute path=path!("") view=RequireAdmin ssr=SsrMode::Async>
+                <ParentRoute path=path!("") view=RequireAdmin>
                     <Route path=path!("") view=pages::sessions::SessionsPage/>
                     <Route path=path!("audit") view=pages::audit::AuditPage/>
                     <Route path=path!("api-keys") view=pages::api_keys::ApiKeysPage/>
@@ -115,12 +115,30 @@ fn Dashboard() -> impl IntoView {
 }
 
 /// The pages behind sign-in: shown to a signed-in administrator; a signed-out visit is sent to
-/// sign-in, which comes back here afterwards. These pages render whole before the server answers
-/// (`SsrMode::Async`), so a signed-out visit gets a 302, not a page.
+/// sign-in (the server answers it with a 302), which comes back here afterwards.
 #[component]
 fn RequireAdmin() -> impl IntoView {
+    view! {
+        <Transition fallback=|| ()>
+            <SignedInOnly/>
+        </Transition>
+    }
+}
+
+/// The page for a signed-in administrator, else the way to sign-in. Reads who is signed in under
+/// the transition, so the server waits for the answer.
+#[component]
+fn SignedInOnly() -> impl IntoView {
     let SignedIn(admin) = expect_context();
     let location = use_location();
+    // Known for this path; or still signed in as far as anyone knows while it is asked again
+    // (navigations do not rebuild the page below), else unknown: never a stale "signed out"
+    // right after sign-in.
+    let signed_in = Memo::new(move |_| match admin.get() {
+        Some((path, r)) if path == location.pathname.get() => Some(!matches!(r, Ok(None))),
+        Some((_, Ok(Some(_)))) => Some(true),
+        _ => None,
+    });
     let sign_in_href = move || {
         let search = location.search.get_untracked();
         let query = if search.is_empty() || search.starts_with('?') {
@@ -130,41 +148,9 @@ fn RequireAdmin() -> impl IntoView {
         };
         routes::LoginParams::href(&format!("{}{query}", location.pathname.get_untracked()))
     };
-    view! {
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                // Waits for the first answer only: later ones (each navigation asks again) must
-                // not rebuild the page below.
-                let _first = Untracked(Box::pin(std::future::IntoFuture::into_future(admin))).await;
-                // Known for this path; or still signed in as far as anyone knows while it is
-                // asked again, else unknown: never a stale "signed out" right after sign-in.
-                let signed_in = Memo::new(move |_| match admin.get() {
-                    Some((path, r)) if path == location.pathname.get() => {
-                        Some(!matches!(r, Ok(None)))
-                    }
-                    Some((_, Ok(Some(_)))) => Some(true),
-                    _ => None,
-                });
-                move || match signed_in.get() {
-                    Some(true) => Some(view! { <Outlet/> }.into_any()),
-                    Some(false) => Some(view! { <Redirect path=sign_in_href()/> }.into_any()),
-                    None => None,
-                }
-            })}
-        </Transition>
-    }
-}
-
-/// A future polled without subscribing the reactive context to what it reads.
-struct Untracked<F>(std::pin::Pin<Box<F>>);
-
-impl<F: std::future::Future> std::future::Future for Untracked<F> {
-    type Output = F::Output;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        untrack(|| self.0.as_mut().poll(cx))
+    move || match signed_in.get() {
+        Some(true) => Some(view! { <Outlet/> }.into_any()),
+        Some(false) => Some(view! { <Redirect path=sign_in_href()/> }.into_any()),
+        None => None,
     }
 }

@@ -128,7 +128,7 @@ test('times render the same on the server and after hydration', async ({ page, r
   });
   const response = await page.goto('/?realm=e2e-clock');
   const html = await response!.text();
-  const serverTimes = [...html.matchAll(/<time[^>]*>([^<]*)<\/time>/g)].map((m) => m[1]);
+  const serverTimes = [...html.matchAll(/<time[^>]*>(.*?)<\/time>/g)].map((m) => m[1].replace(/<!--.*?-->|<!>/g, ''));
   expect(serverTimes.length).toBe(3);
   expect(html).not.toContain('>expired<');
   await hydrated(page);

@@ -16,13 +16,13 @@ pub fn Loaded(
 ) -> impl IntoView {
     let pending = RwSignal::new(false);
     view! {
-        <Transition fallback=move || view! { <p class="notice">{loading}</p> } set_pending=pending>
-            <div class="loaded" aria-busy=move || pending.get().to_string() inert=move || pending.get()>
+        <div class="loaded" aria-busy=move || pending.get().to_string() inert=move || pending.get()>
+            <Transition fallback=move || view! { <p class="notice">{loading}</p> } set_pending=pending>
                 <ErrorBoundary fallback=|errors| view! { <Failure errors/> }>
                     {children()}
                 </ErrorBoundary>
-            </div>
-        </Transition>
+            </Transition>
+        </div>
     }
 }
 
