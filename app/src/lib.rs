@@ -18,7 +18,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Outlet, ParentRoute, Redirect, Route, Router, Routes};
 use leptos_router::hooks::use_location;
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 use crate::error::AppError;
 use crate::server_fns::auth::{current_admin, Admin};
@@ -101,7 +101,7 @@ fn Dashboard() -> impl IntoView {
         <main class="page">
             <Routes fallback=|| view! { <p class="notice error">"Page not found."</p> }>
                 <Route path=path!("/login") view=pages::login::LoginPage/>
-                <ParentRoute path=path!("") view=RequireAdmin>
+                <ParentRoute path=path!("") view=RequireAdmin ssr=SsrMode::Async>
                     <Route path=path!("") view=pages::sessions::SessionsPage/>
                     <Route path=path!("audit") view=pages::audit::AuditPage/>
                     <Route path=path!("api-keys") view=pages::api_keys::ApiKeysPage/>

@@ -1,7 +1,7 @@
 import { test, expect } from '@playwright/test';
 import * as http from 'http';
 import { AddressInfo } from 'net';
-import { api, signIn } from './helpers';
+import { api, hydrated, signIn } from './helpers';
 
 /** The claims of a JWT, without checking it (the Rust tests verify signatures). */
 function claims(jwt: string) {
@@ -46,6 +46,7 @@ test('a revocation notifies its clients, and a failing client is retried from th
 
     await signIn(page);
     await page.goto(`/sessions/e2e-bc/${sid}`);
+    await hydrated(page);
     await expect(page.locator('table.grants tbody tr')).toHaveCount(1);
     await expect(page.locator('table.grants')).toContainText('refresh token');
     await page.getByRole('button', { name: 'Revoke this session' }).click();

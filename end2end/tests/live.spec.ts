@@ -1,11 +1,12 @@
 import { test, expect } from '@playwright/test';
-import { api, signIn } from './helpers';
+import { api, hydrated, signIn } from './helpers';
 
 test('the list shows sessions created since it loaded, and refreshes on request', async ({ page, request }) => {
   expect((await api(request, 'PUT', '/api/v1/realms/e2e-live', {})).status).toBe(200);
   await api(request, 'POST', '/api/v1/realms/e2e-live/sessions', { subject_id: 'first' });
   await signIn(page);
   await page.goto('/?realm=e2e-live');
+  await hydrated(page);
   await expect(page.locator('.pager .summary')).toHaveText('Showing 1–1 of 1');
   for (const subject of ['second', 'third']) {
     await api(request, 'POST', '/api/v1/realms/e2e-live/sessions', { subject_id: subject });

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { api, signIn } from './helpers';
+import { api, hydrated, signIn } from './helpers';
 
 test('a session has its own page, and can be revoked from it', async ({ page, request }) => {
   const created = await api(request, 'POST', '/api/v1/realms/demo/sessions', {
@@ -27,12 +27,14 @@ test('revoke every session of a subject, then sign out a realm with a typed conf
   }
   await signIn(page);
   await page.goto('/?realm=e2e-wipe&subject_id=s1');
+  await hydrated(page);
   await expect(page.locator('.pager .summary')).toHaveText('Showing 1–2 of 2');
   await page.getByRole('button', { name: 'Revoke all sessions of s1' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
   await expect(page.getByRole('status')).toHaveText('Ended 2 sessions, 0 clients affected.');
 
   await page.goto('/?realm=e2e-wipe');
+  await hydrated(page);
   await expect(page.locator('.pager .summary')).toHaveText('Showing 1–1 of 1');
   await page.getByRole('button', { name: 'Sign out all sessions in this realm' }).click();
   const dialog = page.getByRole('dialog');

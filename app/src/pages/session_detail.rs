@@ -9,6 +9,7 @@ use crate::components::loaded::Loaded;
 use crate::components::revoke_dialog::{
     revoke_action, RevocationNotice, RevokeAction, RevokeDialog, RevokeTarget,
 };
+use crate::error::AppError;
 use crate::format::{exact, relative};
 use crate::routes::ListParams;
 use crate::server_fns::sessions::{load_session, load_session_grants, SessionDetail};
@@ -27,6 +28,11 @@ pub fn SessionDetailPage() -> impl IntoView {
     };
     let data = Resource::new(key, |(realm, sid)| load_session(realm, sid));
     let revoke = revoke_action();
+    // Asked again after a revocation, which may have taken some of them.
+    let grants = Resource::new(
+        move || (key(), revoke.version().get()),
+        |((realm, sid), _)| load_session_grants(realm, sid),
+    );
     let back = move || {
         ListParams {
             realm: Some(key().0),
@@ -39,14 +45,19 @@ pub fn SessionDetailPage() -> impl IntoView {
         <RevocationNotice revoke/>
         <Loaded loading="Loading session…">
             {move || Suspend::new(async move {
-                data.await.map(|detail| view! { <Detail detail realm=key().0 revoke/> })
+                data.await.map(|detail| view! { <Detail detail realm=key().0 revoke grants/> })
             })}
         </Loaded>
     }
 }
 
 #[component]
-fn Detail(detail: SessionDetail, realm: String, revoke: RevokeAction) -> impl IntoView {
+fn Detail(
+    detail: SessionDetail,
+    realm: String,
+    revoke: RevokeAction,
+    grants: Resource<Result<Vec<sessions::Grant>, AppError>>,
+) -> impl IntoView {
     let s = detail.session;
     let now = detail.now;
     let when =
@@ -58,12 +69,6 @@ fn Detail(detail: SessionDetail, realm: String, revoke: RevokeAction) -> impl In
             .value()
             .with(|r| matches!(r, Some(Ok(o)) if o.sessions_removed > 0))
     };
-    // Asked again after a revocation, which may have taken some of them.
-    let (grants_realm, grants_sid) = (realm.clone(), s.sid.clone());
-    let grants = Resource::new(
-        move || revoke.version().get(),
-        move |_| load_session_grants(grants_realm.clone(), grants_sid.clone()),
-    );
     let properties = if s.properties.is_empty() {
         view! { <p class="muted">"No properties."</p> }.into_any()
     } else {
