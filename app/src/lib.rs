@@ -114,43 +114,38 @@ fn Dashboard() -> impl IntoView {
     }
 }
 
-/// The pages behind sign-in: shown to a signed-in administrator; a signed-out visit is sent to
-/// sign-in (the server answers it with a 302), which comes back here afterwards.
+/// The pages behind sign-in. A signed-out visit is sent to sign-in (the server answers it with a
+/// 302, as these pages render whole before the answer), which comes back here afterwards.
 #[component]
 fn RequireAdmin() -> impl IntoView {
     view! {
         <Transition fallback=|| ()>
-            <SignedInOnly/>
+            <SignInIfSignedOut/>
         </Transition>
+        <Outlet/>
     }
 }
 
-/// The page for a signed-in administrator, else the way to sign-in. Reads who is signed in under
-/// the transition, so the server waits for the answer.
+/// Sends a signed-out visitor to sign-in. Reads who is signed in under the transition, so the
+/// server waits for the answer before it answers.
 #[component]
-fn SignedInOnly() -> impl IntoView {
+fn SignInIfSignedOut() -> impl IntoView {
     let SignedIn(admin) = expect_context();
     let location = use_location();
-    // Known for this path; or still signed in as far as anyone knows while it is asked again
-    // (navigations do not rebuild the page below), else unknown: never a stale "signed out"
-    // right after sign-in.
-    let signed_in = Memo::new(move |_| match admin.get() {
-        Some((path, r)) if path == location.pathname.get() => Some(!matches!(r, Ok(None))),
-        Some((_, Ok(Some(_)))) => Some(true),
-        _ => None,
+    // Only an answer for the path on screen counts: never a stale "signed out" right after
+    // sign-in.
+    let signed_out = Memo::new(move |_| {
+        admin.with(|a| matches!(a, Some((path, Ok(None))) if *path == location.pathname.get()))
     });
     let sign_in_href = move || {
-        let search = location.search.get_untracked();
-        let query = if search.is_empty() || search.starts_with('?') {
-            search
-        } else {
-            format!("?{search}")
-        };
-        routes::LoginParams::href(&format!("{}{query}", location.pathname.get_untracked()))
+        routes::LoginParams::href_back_to(
+            &location.pathname.get_untracked(),
+            &location.search.get_untracked(),
+        )
     };
-    move || match signed_in.get() {
-        Some(true) => Some(view! { <Outlet/> }.into_any()),
-        Some(false) => Some(view! { <Redirect path=sign_in_href()/> }.into_any()),
-        None => None,
+    move || {
+        signed_out
+            .get()
+            .then(|| view! { <Redirect path=sign_in_href()/> })
     }
 }

@@ -162,6 +162,17 @@ pub struct LoginParams {
 }
 
 impl LoginParams {
+    /// The sign-in page, coming back to the page at `pathname` with the query `search` (with or
+    /// without its `?`) afterwards.
+    pub fn href_back_to(pathname: &str, search: &str) -> String {
+        let search = search.trim_start_matches('?');
+        if search.is_empty() {
+            Self::href(pathname)
+        } else {
+            Self::href(&format!("{pathname}?{search}"))
+        }
+    }
+
     /// The sign-in page, coming back to `next` afterwards.
     pub fn href(next: &str) -> String {
         link(
@@ -229,6 +240,11 @@ mod tests {
             "/login?next=%2F%3Frealm%3Da+b%26x%3D1"
         );
         assert_eq!(LoginParams::href("//evil.example"), "/login");
+        assert_eq!(
+            LoginParams::href_back_to("/audit", "before=3"),
+            LoginParams::href_back_to("/audit", "?before=3")
+        );
+        assert_eq!(LoginParams::href_back_to("/", ""), "/login?next=%2F");
         assert_eq!(
             DeliveriesParams::href("demo", Some(DeliveryStatus::Failed), Some(9)),
             "/deliveries?realm=demo&status=failed&before=9"

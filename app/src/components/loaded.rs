@@ -36,14 +36,13 @@ fn Failure(errors: ArcRwSignal<Errors>) -> impl IntoView {
             .iter()
             .map(|(_, e)| match e.downcast_ref::<AppError>() {
                 Some(AppError::NotSignedIn) => {
-                    let here = format!(
-                        "{}{}",
-                        location.pathname.get_untracked(),
-                        location.search.get_untracked()
+                    let sign_in = LoginParams::href_back_to(
+                        &location.pathname.get_untracked(),
+                        &location.search.get_untracked(),
                     );
                     view! {
                         <p class="notice" role="alert">
-                            "You are not signed in. " <a href=LoginParams::href(&here)>"Sign in"</a> " to go on."
+                            "You are not signed in. " <a href=sign_in>"Sign in"</a> " to go on."
                         </p>
                     }
                     .into_any()
