@@ -127,6 +127,7 @@ fn Detail(
         </div>
         <RevokeDialog realm selected target=dialog revoke/>
     }
+    .into_any()
 }
 
 /// The live grants issued under a session.
