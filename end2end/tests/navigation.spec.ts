@@ -136,3 +136,16 @@ test('times render the same on the server and after hydration', async ({ page, r
   await expect(page.locator('table.sessions .badge')).toHaveCount(0);
   expect(errors).toEqual([]);
 });
+
+test('a server function error is shown by the page, typed, with its message', async ({ page }) => {
+  await signIn(page);
+  await page.goto('/?realm=no-such-realm');
+  await hydrated(page);
+  await expect(page.getByRole('alert')).toHaveText(
+    "realm 'no-such-realm' does not exist; create it first with PUT /api/v1/realms/no-such-realm");
+  await page.screenshot({ path: 'test-results/error-boundary.png' });
+  // Another page replaces the error.
+  await page.getByRole('link', { name: 'Audit' }).click();
+  await expect(page.locator('table.audit')).toBeVisible();
+  await expect(page.getByRole('alert')).toHaveCount(0);
+});
