@@ -1,5 +1,9 @@
 # The two commands: `make run` and `make test`. Everything else is a helper.
-.PHONY: run test setup build unit e2e lint fmt bench
+.PHONY: run test setup build release unit e2e lint fmt bench
+
+# cargo-leptos takes wasm-opt (Binaryen) from PATH, else downloads it from GitHub. setup.sh installs
+# it from npm into tools/node_modules, so every build here works offline.
+export PATH := $(CURDIR)/tools/node_modules/.bin:$(PATH)
 
 DATA_DIR ?= ./data
 ADDR ?= 127.0.0.1:3000
@@ -9,6 +13,13 @@ setup:
 
 build: setup
 	cargo leptos build
+
+## The production build: target/release/server and target/site with the size-optimised WASM
+## (the `wasm-release` profile, then `wasm-opt -Oz`). Prints the WASM's size, raw and gzipped.
+release: setup
+	cargo leptos build --release
+	@wasm=target/site/pkg/sessions-admin.wasm; \
+	  echo "release WASM: $$(stat -c %s $$wasm) bytes, $$(gzip -9c $$wasm | wc -c) gzipped"
 
 ## Builds and serves the dashboard and API on an embedded store in $(DATA_DIR), with a demo realm.
 ## Signs in as `admin` with $(ADMIN_PASSWORD) (change it: make run ADMIN_PASSWORD=...).
@@ -20,14 +31,14 @@ run: build
 	@echo ""
 	SESSIONS_DATA_DIR=$(DATA_DIR) SESSIONS_ADDR=$(ADDR) SESSIONS_ADMIN_PASSWORD=$(ADMIN_PASSWORD) SESSIONS_PLAIN_HTTP_COOKIES=true target/debug/server serve --demo
 
-## Every test: unit, property and HTTP tests, then the browser tests against the built server.
-## cargo-leptos builds last: it compiles the server with its own environment (the WASM file name),
-## which a plain cargo build of the same binary would undo.
+## Every test: unit, property and HTTP tests, then the browser tests against the production build
+## (built once, so it cannot break unnoticed). cargo-leptos builds last: it compiles the server with
+## its own environment (the WASM file name), which a plain cargo build of the same binary would undo.
 test: setup
 	cargo test --workspace --exclude frontend
-	cargo leptos build
-	./scripts/openapi-check.sh
-	cd end2end && npx playwright test
+	$(MAKE) --no-print-directory release
+	SERVER_BIN=target/release/server ./scripts/openapi-check.sh
+	cd end2end && E2E_SERVER=../target/release/server npx playwright test
 
 lint:
 	cargo fmt --all -- --check

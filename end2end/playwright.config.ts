@@ -9,6 +9,8 @@ const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessions-e2e-'));
 export const baseURL = `http://127.0.0.1:${port}`;
 export const apiKey = 'e2e-bootstrap-key-0123456789abcdef';
 export const adminPassword = 'e2e-admin-password-42';
+// The debug build by default; `make test` points this at the release build it makes.
+const server = process.env.E2E_SERVER ?? '../target/debug/server';
 
 export default defineConfig({
   testDir: './tests',
@@ -28,7 +30,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `../target/debug/server serve --addr 127.0.0.1:${port} --data-dir ${dataDir} --demo`,
+    command: `${server} serve --addr 127.0.0.1:${port} --data-dir ${dataDir} --demo`,
     url: `${baseURL}/healthz`,
     timeout: 120_000,
     reuseExistingServer: false,

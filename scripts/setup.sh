@@ -43,6 +43,14 @@ if [ "$(cat target/pyenv/.installed 2>/dev/null)" != "$openapi_tools" ]; then
   echo "$openapi_tools" >target/pyenv/.installed
 fi
 
+# wasm-opt (Binaryen) shrinks the release WASM. cargo-leptos would download it from GitHub; the npm
+# package, pinned by tools/package-lock.json, is installed into tools/node_modules instead (the
+# Makefile puts its .bin on PATH).
+if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
+  say "installing wasm-opt (Binaryen, from npm) into tools/node_modules"
+  (cd tools && npm ci --no-audit --no-fund)
+fi
+
 if [ "${SETUP_BROWSER:-1}" = "1" ]; then
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Chromium for the browser tests"

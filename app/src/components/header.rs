@@ -3,7 +3,8 @@
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
-use crate::server_fns::auth::{current_admin, SignOut};
+use crate::server_fns::auth::SignOut;
+use crate::SignedIn;
 
 /// Product name, navigation and who is signed in. Carries `data-hydrated` so tests can tell when
 /// the page is live.
@@ -11,9 +12,7 @@ use crate::server_fns::auth::{current_admin, SignOut};
 pub fn Header() -> impl IntoView {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
-    // Asked again on every navigation, so signing in or out shows at once.
-    let location = leptos_router::hooks::use_location();
-    let admin = Resource::new(move || location.pathname.get(), |_| current_admin());
+    let SignedIn(admin) = expect_context();
     let sign_out = ServerAction::<SignOut>::new();
     view! {
         <header class="topbar" data-hydrated=move || hydrated.get().to_string()>
@@ -28,7 +27,7 @@ pub fn Header() -> impl IntoView {
             </nav>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
-                    match admin.await {
+                    match admin.await.1 {
                         Ok(Some(a)) => view! {
                             <div class="who">
                                 <span>"Signed in as " <strong>{a.username}</strong></span>

@@ -2,6 +2,8 @@
 
 pub mod header;
 pub mod live_banner;
+pub mod loaded;
 pub mod pager;
+pub mod realm_picker;
 pub mod revoke_dialog;
 pub mod session_table;

@@ -4,9 +4,10 @@ use leptos::prelude::*;
 use sessions::QueryResult;
 
 use crate::format::thousands;
-use crate::pages::sessions::ListParams;
+use crate::routes::ListParams;
 
-/// Position in the listing and links to the neighbouring pages.
+/// Position in the listing and links to the neighbouring pages. A page that does not exist is
+/// no link at all: nothing to focus, nothing to follow.
 #[component]
 pub fn Pager(page: QueryResult, params: ListParams) -> impl IntoView {
     let count = u64::from(params.count.unwrap_or(sessions::DEFAULT_PAGE_SIZE));
@@ -25,21 +26,24 @@ pub fn Pager(page: QueryResult, params: ListParams) -> impl IntoView {
             thousands(page.total_count)
         )
     };
-    let link = |prior: bool| {
-        let mut p = params.clone();
-        p.results_token = page.results_token.clone();
-        p.prior = prior.then_some(true);
-        p.href()
+    let link = |label: &'static str, exists: bool, prior: bool| {
+        if !exists {
+            return view! { <span class="button" aria-disabled="true">{label}</span> }.into_any();
+        }
+        let href = ListParams {
+            results_token: page.results_token.clone(),
+            prior: prior.then_some(true),
+            ..params.clone()
+        }
+        .href();
+        view! { <a class="button" href=href>{label}</a> }.into_any()
     };
-    let (prev, next) = (link(true), link(false));
     view! {
-        <div class="pager">
+        <nav class="pager" aria-label="Pages">
             <span class="summary" aria-live="polite">{summary}</span>
             <span class="page-of">{format!("Page {} of {}", thousands(page.current_page), thousands(page.total_pages.max(1)))}</span>
-            <a class="button" class:disabled=!page.has_prev aria-disabled=(!page.has_prev).to_string()
-                href=move || if page.has_prev { prev.clone() } else { String::new() }>"Previous"</a>
-            <a class="button" class:disabled=!page.has_next aria-disabled=(!page.has_next).to_string()
-                href=move || if page.has_next { next.clone() } else { String::new() }>"Next"</a>
-        </div>
+            {link("Previous", page.has_prev, true)}
+            {link("Next", page.has_next, false)}
+        </nav>
     }
 }

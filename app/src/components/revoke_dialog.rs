@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use leptos::prelude::*;
 use sessions::{RemoveAllSessions, RemoveOutcome, RemoveSessions};
 
-use crate::pages::login::clean;
+use crate::error::AppError;
 use crate::server_fns::sessions::{revoke_all_sessions, revoke_sessions};
 
 /// What the dialog revokes.
@@ -18,6 +18,50 @@ pub enum RevokeTarget {
     Subject(String),
     /// Every session of the realm; needs the realm's name typed to confirm.
     Realm,
+}
+
+/// One revocation, as the server is asked for it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Revocation {
+    /// Chosen sessions, or a subject's.
+    Sessions(String, RemoveSessions),
+    /// Every session of the realm.
+    Realm(String, RemoveAllSessions),
+}
+
+impl Revocation {
+    /// Asks the server.
+    pub async fn run(self) -> Result<RemoveOutcome, AppError> {
+        match self {
+            Revocation::Sessions(realm, request) => revoke_sessions(realm, request).await,
+            Revocation::Realm(realm, request) => revoke_all_sessions(realm, request).await,
+        }
+    }
+}
+
+/// The action pages revoke with: their data is keyed on its version, and they show its outcome
+/// (see [`RevocationNotice`]).
+pub type RevokeAction = Action<Revocation, Result<RemoveOutcome, AppError>>;
+
+/// A new [`RevokeAction`].
+pub fn revoke_action() -> RevokeAction {
+    Action::new(|r: &Revocation| r.clone().run())
+}
+
+/// What the last revocation did, or why it failed.
+#[component]
+pub fn RevocationNotice(revoke: RevokeAction) -> impl IntoView {
+    move || {
+        if revoke.pending().get() {
+            return Some(view! { <p class="notice" role="status">"Revoking…"</p> }.into_any());
+        }
+        revoke.value().get().map(|result| match result {
+            Ok(outcome) => {
+                view! { <p class="notice ok" role="status">{describe(&outcome)}</p> }.into_any()
+            }
+            Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+        })
+    }
 }
 
 /// One labelled flag checkbox.
@@ -78,13 +122,14 @@ pub fn describe(o: &RemoveOutcome) -> String {
     text
 }
 
-/// The dialog for revoking sessions of `realm`: the selected ones, a subject's, or all.
+/// The dialog for revoking sessions of `realm`: the selected ones, a subject's, or all. "Preview"
+/// asks for a dry run shown in the dialog; "Confirm" hands the revocation to `revoke` and closes.
 #[component]
 pub fn RevokeDialog(
     realm: String,
     selected: RwSignal<BTreeSet<String>>,
     target: RwSignal<Option<RevokeTarget>>,
-    on_done: Callback<RemoveOutcome>,
+    revoke: RevokeAction,
 ) -> impl IntoView {
     let remove_record = RwSignal::new(true);
     let revoke_tokens = RwSignal::new(true);
@@ -93,14 +138,14 @@ pub fn RevokeDialog(
     let clients = RwSignal::new(String::new());
     let reason = RwSignal::new(String::new());
     let typed = RwSignal::new(String::new());
-    let text = |s: RwSignal<String>| {
-        let v = s.get_untracked();
-        (!v.trim().is_empty()).then(|| v.trim().to_owned())
-    };
-    let realm_for_run = realm.clone();
-    let run = Action::new(move |dry_run: &bool| {
-        let realm = realm_for_run.clone();
-        let dry_run = *dry_run;
+    let realm_for_request = realm.clone();
+    // The revocation the dialog describes, as a dry run or for real.
+    let request = move |dry_run: bool| {
+        let realm = realm_for_request.clone();
+        let text = |s: RwSignal<String>| {
+            let v = s.get_untracked();
+            (!v.trim().is_empty()).then(|| v.trim().to_owned())
+        };
         let scope: Vec<String> = clients
             .get_untracked()
             .split(',')
@@ -108,76 +153,54 @@ pub fn RevokeDialog(
             .filter(|c| !c.is_empty())
             .map(str::to_owned)
             .collect();
-        let target = target.get_untracked();
-        let reason = text(reason);
         let (remove, tokens, consents, notify) = (
             remove_record.get_untracked(),
             revoke_tokens.get_untracked(),
             revoke_consents.get_untracked(),
             backchannel.get_untracked(),
         );
-        let sids: Vec<String> = selected.get_untracked().into_iter().collect();
-        async move {
-            match target {
-                Some(RevokeTarget::Realm) => {
-                    let req = RemoveAllSessions {
-                        remove_server_side_session: remove,
-                        revoke_tokens: tokens,
-                        revoke_consents: consents,
-                        send_backchannel_logout: notify,
-                        dry_run,
-                        reason,
-                    };
-                    revoke_all_sessions(realm, req).await
-                }
-                other => {
-                    let req = RemoveSessions {
-                        sids: if other == Some(RevokeTarget::Selected) {
-                            sids
-                        } else {
-                            Vec::new()
-                        },
-                        subject_id: match other {
-                            Some(RevokeTarget::Subject(s)) => Some(s),
-                            _ => None,
-                        },
-                        client_ids: (!scope.is_empty()).then_some(scope),
-                        remove_server_side_session: remove,
-                        revoke_tokens: tokens,
-                        revoke_consents: consents,
-                        send_backchannel_logout: notify,
-                        dry_run,
-                        reason,
-                        ..Default::default()
-                    };
-                    revoke_sessions(realm, req).await
-                }
-            }
+        match target.get_untracked() {
+            Some(RevokeTarget::Realm) => Revocation::Realm(
+                realm,
+                RemoveAllSessions {
+                    remove_server_side_session: remove,
+                    revoke_tokens: tokens,
+                    revoke_consents: consents,
+                    send_backchannel_logout: notify,
+                    dry_run,
+                    reason: text(reason),
+                },
+            ),
+            other => Revocation::Sessions(
+                realm,
+                RemoveSessions {
+                    sids: if other == Some(RevokeTarget::Selected) {
+                        selected.get_untracked().into_iter().collect()
+                    } else {
+                        Vec::new()
+                    },
+                    subject_id: match other {
+                        Some(RevokeTarget::Subject(s)) => Some(s),
+                        _ => None,
+                    },
+                    client_ids: (!scope.is_empty()).then_some(scope),
+                    remove_server_side_session: remove,
+                    revoke_tokens: tokens,
+                    revoke_consents: consents,
+                    send_backchannel_logout: notify,
+                    dry_run,
+                    reason: text(reason),
+                    ..Default::default()
+                },
+            ),
         }
-    });
-    let preview = RwSignal::new(None::<String>);
-    let error = RwSignal::new(None::<String>);
+    };
+    let preview = revoke_action();
     let close = move || {
         target.set(None);
-        preview.set(None);
-        error.set(None);
+        preview.value().set(None);
         typed.set(String::new());
     };
-    Effect::new(move |_| match run.value().get() {
-        Some(Ok(outcome)) if outcome.dry_run => {
-            error.set(None);
-            preview.set(Some(describe(&outcome)));
-        }
-        Some(Ok(outcome)) => {
-            close();
-            if matches!(target.get_untracked(), None | Some(RevokeTarget::Selected)) {
-                selected.set(BTreeSet::new());
-            }
-            on_done.run(outcome);
-        }
-        Some(Err(e)) => error.set(Some(clean(&e.to_string()))),
-        None => {}
-    });
     let realm_name = realm.clone();
     let title = move || match target.get() {
         Some(RevokeTarget::Selected) => {
@@ -203,6 +226,16 @@ pub fn RevokeDialog(
     let is_realm = move || target.get() == Some(RevokeTarget::Realm);
     let realm_confirm = realm.clone();
     let confirmed = Signal::derive(move || !is_realm() || typed.get() == realm_confirm);
+    let preview_text = move || {
+        preview.value().get().map(|result| match result {
+            Ok(outcome) => {
+                view! { <p class="notice" aria-live="polite" data-preview>{describe(&outcome)}</p> }
+                    .into_any()
+            }
+            Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+        })
+    };
+    let request_preview = request.clone();
     view! {
         <Show when=move || target.get().is_some()>
             <div class="backdrop">
@@ -232,14 +265,22 @@ pub fn RevokeDialog(
                                 on:input=move |ev| typed.set(event_target_value(&ev))/>
                         </label>
                     </Show>
-                    {move || preview.get().map(|p| view! { <p class="notice" aria-live="polite" data-preview>{p}</p> })}
-                    {move || error.get().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
+                    {preview_text}
                     <div class="actions">
                         <button type="button" on:click=move |_| close()>"Cancel"</button>
-                        <button type="button" disabled=move || run.pending().get()
-                            on:click=move |_| { run.dispatch(true); }>"Preview"</button>
-                        <button type="button" class="danger" disabled=move || run.pending().get() || !confirmed.get()
-                            on:click=move |_| { run.dispatch(false); }>"Confirm"</button>
+                        <button type="button" disabled=move || preview.pending().get()
+                            on:click={
+                                let request = request_preview.clone();
+                                move |_| { preview.dispatch(request(true)); }
+                            }>"Preview"</button>
+                        <button type="button" class="danger" disabled=move || revoke.pending().get() || !confirmed.get()
+                            on:click={
+                                let request = request.clone();
+                                move |_| {
+                                    revoke.dispatch(request(false));
+                                    close();
+                                }
+                            }>"Confirm"</button>
                     </div>
                 </div>
             </div>

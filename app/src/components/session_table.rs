@@ -2,27 +2,28 @@
 
 use std::collections::BTreeSet;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use sessions::Session;
 
 use crate::format::{exact, relative};
 
-/// A time shown relative to now, exact on hover.
+/// A time shown relative to `now` (the server's time of the data), exact on hover.
 #[component]
-fn When(t: chrono::DateTime<Utc>) -> impl IntoView {
-    let now = Utc::now();
+fn When(t: DateTime<Utc>, now: DateTime<Utc>) -> impl IntoView {
     view! { <time datetime=t.to_rfc3339() title=exact(t)>{relative(t, now)}</time> }
 }
 
 /// One row per session. `selected` holds the checked sids; the row of `own_sid` (the
-/// administrator's own session) cannot be selected.
+/// administrator's own session) cannot be selected. Times are relative to `now`, the server's
+/// time of the data, so the server's render and the browser's hydration agree.
 #[component]
 pub fn SessionTable(
     sessions: Vec<Session>,
     realm: String,
     own_sid: String,
     selected: RwSignal<BTreeSet<String>>,
+    now: DateTime<Utc>,
 ) -> impl IntoView {
     let selectable: Vec<String> = sessions
         .iter()
@@ -66,7 +67,7 @@ pub fn SessionTable(
             let short_sid = s.sid.chars().take(8).collect::<String>();
             let detail = format!("{}…", short_sid);
             let expires = s.effective_expiry();
-            let expired = expires <= Utc::now();
+            let expired = expires <= now;
             view! {
                 <tr class:own=own>
                     <td class="check">
@@ -81,10 +82,10 @@ pub fn SessionTable(
                     <td class="clients">
                         {s.client_ids.iter().map(|c| view! { <span class="chip">{c.clone()}</span> }).collect_view()}
                     </td>
-                    <td><When t=s.created_at/></td>
-                    <td><When t=s.last_access_at/></td>
+                    <td><When t=s.created_at now/></td>
+                    <td><When t=s.last_access_at now/></td>
                     <td>
-                        <When t=expires/>
+                        <When t=expires now/>
                         {expired.then(|| view! { <span class="badge">"expired"</span> })}
                     </td>
                     <td>{s.ip.clone().unwrap_or_default()}</td>

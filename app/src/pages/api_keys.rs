@@ -4,8 +4,8 @@
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
+use crate::components::loaded::Loaded;
 use crate::format::exact;
-use crate::pages::login::clean;
 use crate::server_fns::api_keys::{load_api_keys, ApiKeyRow, CreateApiKey, RevokeApiKey};
 
 /// The API keys page.
@@ -25,14 +25,12 @@ pub fn ApiKeysPage() -> impl IntoView {
                 <p><code class="secret">{k.secret}</code></p>
             </div>
         }.into_any()),
-        Some(Err(e)) => Some(view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any()),
+        Some(Err(e)) => Some(view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any()),
         None => None,
     }
     };
     let revoked = move || match revoke.value().get() {
-        Some(Err(e)) => {
-            Some(view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> })
-        }
+        Some(Err(e)) => Some(view! { <p class="notice error" role="alert">{e.to_string()}</p> }),
         _ => None,
     };
     view! {
@@ -50,14 +48,11 @@ pub fn ApiKeysPage() -> impl IntoView {
         </ActionForm>
         {created}
         {revoked}
-        <Transition fallback=|| view! { <p class="notice">"Loading keys…"</p> }>
+        <Loaded loading="Loading keys…">
             {move || Suspend::new(async move {
-                match keys.await {
-                    Ok(rows) => view! { <KeyTable rows revoke/> }.into_any(),
-                    Err(e) => view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any(),
-                }
+                keys.await.map(|rows| view! { <KeyTable rows revoke/> })
             })}
-        </Transition>
+        </Loaded>
     }
 }
 

@@ -2,30 +2,25 @@
 //! and a link to its sessions.
 
 use leptos::prelude::*;
-use leptos_router::components::Form;
-use leptos_router::hooks::use_query_map;
+use leptos_router::hooks::use_query;
 
+use crate::components::loaded::Loaded;
+use crate::components::realm_picker::RealmPicker;
 use crate::format::thousands;
-use crate::pages::login::clean;
-use crate::pages::sessions::ListParams;
+use crate::routes::{ClientsParams, ListParams};
 use crate::server_fns::clients::{load_clients, ClientsView};
 
 /// The clients page.
 #[component]
 pub fn ClientsPage() -> impl IntoView {
-    let query = use_query_map();
-    let realm = move || query.with(|q| q.get("realm"));
+    let query = use_query::<ClientsParams>();
+    let realm = move || query.with(|q| q.as_ref().ok().and_then(|q| q.realm.clone()));
     let data = Resource::new(realm, load_clients);
     view! {
         <h1>"Clients"</h1>
-        <Transition fallback=|| view! { <p class="notice">"Loading clients…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(view) => view! { <ClientsBody view/> }.into_any(),
-                    Err(e) => view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any(),
-                }
-            })}
-        </Transition>
+        <Loaded loading="Loading clients…">
+            {move || Suspend::new(async move { data.await.map(|view| view! { <ClientsBody view/> }) })}
+        </Loaded>
     }
 }
 
@@ -34,11 +29,6 @@ fn ClientsBody(view: ClientsView) -> impl IntoView {
     let Some(realm) = view.realm.clone() else {
         return view! { <p class="notice">"No realm exists yet."</p> }.into_any();
     };
-    let options = view
-        .realms
-        .iter()
-        .map(|r| view! { <option value=r.name.clone() selected=r.name == realm>{r.name.clone()}</option> })
-        .collect_view();
     let body = if view.clients.is_empty() {
         view! {
             <p class="notice empty">
@@ -84,10 +74,10 @@ fn ClientsBody(view: ClientsView) -> impl IntoView {
         .into_any()
     };
     view! {
-        <Form method="GET" action="/clients" attr:class="filters">
-            <label>"Realm" <select name="realm">{options}</select></label>
+        <form method="get" action="/clients" class="filters">
+            <RealmPicker realms=view.realms current=realm href=Callback::new(|r: String| ClientsParams::href(&r))/>
             <button type="submit" class="primary">"Show"</button>
-        </Form>
+        </form>
         {body}
     }
     .into_any()

@@ -2,90 +2,66 @@
 //! it, what went wrong if not, and "retry now".
 
 use leptos::prelude::*;
-use leptos_router::components::Form;
-use leptos_router::hooks::use_query_map;
+use leptos_router::hooks::use_query;
 use sessions::{Delivery, DeliveryStatus};
 
+use crate::components::loaded::Loaded;
+use crate::components::realm_picker::RealmPicker;
+use crate::error::AppError;
 use crate::format::{exact, relative, thousands};
-use crate::pages::login::clean;
+use crate::routes::DeliveriesParams;
 use crate::server_fns::deliveries::{load_deliveries, retry_delivery, DeliveriesView};
 
 /// The URL of a deliveries listing.
 fn href(realm: &str, status: Option<DeliveryStatus>, before: Option<u64>) -> String {
-    let mut url = format!("/deliveries?realm={realm}");
-    if let Some(s) = status {
-        url.push_str(&format!("&status={}", s.as_str()));
-    }
-    if let Some(b) = before {
-        url.push_str(&format!("&before={b}"));
-    }
-    url
+    DeliveriesParams::href(realm, status, before)
 }
 
 /// The deliveries page.
 #[component]
 pub fn DeliveriesPage() -> impl IntoView {
-    let query = use_query_map();
-    let key = move || {
-        query.with(|q| {
-            (
-                q.get("realm"),
-                q.get("status"),
-                q.get("before").and_then(|b| b.parse::<u64>().ok()),
-            )
+    let query = use_query::<DeliveriesParams>();
+    let params = Memo::new(move |_| query.get().unwrap_or_default());
+    let retry = Action::new(|(realm, id): &(String, u64)| retry_delivery(realm.clone(), *id));
+    // Asked again after every retry.
+    let data = Resource::new(
+        move || (params.get(), retry.version().get()),
+        |(p, _)| load_deliveries(p.realm, p.status, p.before),
+    );
+    let notice = move || {
+        retry.value().get().map(|result| match result {
+            Ok(d) => view! {
+                <p class="notice ok" role="status">
+                    {format!("Delivery {} to {} is queued for an attempt now.", d.id, d.client_id)}
+                </p>
+            }
+            .into_any(),
+            Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
         })
     };
-    let data = Resource::new(key, |(realm, status, before)| {
-        load_deliveries(realm, status, before)
-    });
-    let notice = RwSignal::new(None::<(bool, String)>);
-    let retry = Action::new(|(realm, id): &(String, u64)| retry_delivery(realm.clone(), *id));
-    Effect::new(move |_| match retry.value().get() {
-        Some(Ok(d)) => {
-            notice.set(Some((
-                true,
-                format!(
-                    "Delivery {} to {} is queued for an attempt now.",
-                    d.id, d.client_id
-                ),
-            )));
-            data.refetch();
-        }
-        Some(Err(e)) => notice.set(Some((false, clean(&e.to_string())))),
-        None => {}
-    });
     view! {
         <h1>"Back-channel logout deliveries"</h1>
-        {move || notice.get().map(|(ok, n)| if ok {
-            view! { <p class="notice ok" role="status">{n}</p> }.into_any()
-        } else {
-            view! { <p class="notice error" role="alert">{n}</p> }.into_any()
-        })}
-        <Transition fallback=|| view! { <p class="notice">"Loading deliveries…"</p> }>
+        {notice}
+        <Loaded loading="Loading deliveries…">
             {move || Suspend::new(async move {
-                match data.await {
-                    Ok(view) => view! { <DeliveriesBody view retry on_refresh=Callback::new(move |_| data.refetch())/> }.into_any(),
-                    Err(e) => view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any(),
-                }
+                data.await.map(|view| view! {
+                    <DeliveriesBody view retry on_refresh=Callback::new(move |_| data.refetch())/>
+                })
             })}
-        </Transition>
+        </Loaded>
     }
 }
 
 #[component]
 fn DeliveriesBody(
     view: DeliveriesView,
-    retry: Action<(String, u64), Result<Delivery, ServerFnError>>,
+    retry: Action<(String, u64), Result<Delivery, AppError>>,
     on_refresh: Callback<()>,
 ) -> impl IntoView {
     let (Some(realm), Some(page)) = (view.realm.clone(), view.page.clone()) else {
         return view! { <p class="notice">"No realm exists yet."</p> }.into_any();
     };
-    let options = view
-        .realms
-        .iter()
-        .map(|r| view! { <option value=r.name.clone() selected=r.name == realm>{r.name.clone()}</option> })
-        .collect_view();
+    let status = view.status;
     let status_options = DeliveryStatus::ALL
         .into_iter()
         .map(|s| view! { <option value=s.as_str() selected=view.status == Some(s)>{s.as_str()}</option> })
@@ -107,7 +83,7 @@ fn DeliveriesBody(
         }
     })
     .collect_view();
-    let now = chrono::Utc::now();
+    let now = view.now;
     let body = if page.deliveries.is_empty() {
         view! {
             <p class="notice empty">
@@ -171,13 +147,13 @@ fn DeliveriesBody(
         .next_before
         .map(|b| view! { <a class="button" href=href(&realm, view.status, Some(b))>"Older"</a> });
     view! {
-        <Form method="GET" action="/deliveries" attr:class="filters">
-            <label>"Realm" <select name="realm">{options}</select></label>
+        <form method="get" action="/deliveries" class="filters">
+            <RealmPicker realms=view.realms current=realm.clone() href=Callback::new(move |r: String| href(&r, status, None))/>
             <label>"Status"
                 <select name="status"><option value="">"any"</option>{status_options}</select>
             </label>
             <button type="submit" class="primary">"Show"</button>
-        </Form>
+        </form>
         <div class="toolbar">
             <nav class="tabs" aria-label="Delivery status">{tabs}</nav>
             <span class="spacer"></span>

@@ -5,9 +5,13 @@ use std::collections::BTreeSet;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::components::revoke_dialog::{describe, RevokeDialog, RevokeTarget};
+use crate::components::loaded::Loaded;
+use crate::components::revoke_dialog::{
+    revoke_action, RevocationNotice, RevokeAction, RevokeDialog, RevokeTarget,
+};
+use crate::error::AppError;
 use crate::format::{exact, relative};
-use crate::pages::login::clean;
+use crate::routes::ListParams;
 use crate::server_fns::sessions::{load_session, load_session_grants, SessionDetail};
 
 /// The session page.
@@ -23,42 +27,48 @@ pub fn SessionDetailPage() -> impl IntoView {
         })
     };
     let data = Resource::new(key, |(realm, sid)| load_session(realm, sid));
-    let notice = RwSignal::new(None::<String>);
+    let revoke = revoke_action();
+    // Asked again after a revocation, which may have taken some of them.
+    let grants = Resource::new(
+        move || (key(), revoke.version().get()),
+        |((realm, sid), _)| load_session_grants(realm, sid),
+    );
+    let back = move || {
+        ListParams {
+            realm: Some(key().0),
+            ..Default::default()
+        }
+        .href()
+    };
     view! {
-        <p class="crumbs"><a href=move || format!("/?realm={}", key().0)>"← Sessions"</a></p>
-        {move || notice.get().map(|n| view! { <p class="notice ok" role="status">{n}</p> })}
-        <Transition fallback=|| view! { <p class="notice">"Loading session…"</p> }>
+        <p class="crumbs"><a href=back>"← Sessions"</a></p>
+        <RevocationNotice revoke/>
+        <Loaded loading="Loading session…">
             {move || Suspend::new(async move {
-                match data.await {
-                    Ok(detail) => view! { <Detail detail realm=key().0 notice/> }.into_any(),
-                    Err(e) => view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any(),
-                }
+                data.await.map(|detail| view! { <Detail detail realm=key().0 revoke grants/> })
             })}
-        </Transition>
+        </Loaded>
     }
 }
 
 #[component]
-fn Detail(detail: SessionDetail, realm: String, notice: RwSignal<Option<String>>) -> impl IntoView {
+fn Detail(
+    detail: SessionDetail,
+    realm: String,
+    revoke: RevokeAction,
+    grants: Resource<Result<Vec<sessions::Grant>, AppError>>,
+) -> impl IntoView {
     let s = detail.session;
-    let now = chrono::Utc::now();
+    let now = detail.now;
     let when =
         move |t: chrono::DateTime<chrono::Utc>| format!("{} ({})", exact(t), relative(t, now));
     let selected = RwSignal::new(BTreeSet::from([s.sid.clone()]));
     let dialog = RwSignal::new(None::<RevokeTarget>);
-    let gone = RwSignal::new(false);
-    // Asked again after a revocation, which may have taken some of them.
-    let grants_version = RwSignal::new(0u32);
-    let (grants_realm, grants_sid) = (realm.clone(), s.sid.clone());
-    let grants = Resource::new(
-        move || grants_version.get(),
-        move |_| load_session_grants(grants_realm.clone(), grants_sid.clone()),
-    );
-    let on_done = Callback::new(move |o: sessions::RemoveOutcome| {
-        notice.set(Some(describe(&o)));
-        gone.set(o.sessions_removed > 0);
-        grants_version.update(|v| *v += 1);
-    });
+    let gone = move || {
+        revoke
+            .value()
+            .with(|r| matches!(r, Some(Ok(o)) if o.sessions_removed > 0))
+    };
     let properties = if s.properties.is_empty() {
         view! { <p class="muted">"No properties."</p> }.into_any()
     } else {
@@ -94,10 +104,10 @@ fn Detail(detail: SessionDetail, realm: String, notice: RwSignal<Option<String>>
     view! {
         <h1>
             {title} {detail.own.then(|| view! { <span class="badge">"this session"</span> })}
-            {move || gone.get().then(|| view! { <span class="badge ended">"ended"</span> })}
+            {move || gone().then(|| view! { <span class="badge ended">"ended"</span> })}
         </h1>
         <div class="toolbar">
-            <button type="button" class="danger" disabled=move || detail.own || gone.get()
+            <button type="button" class="danger" disabled=move || detail.own || gone()
                 on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>"Revoke this session"</button>
         </div>
         <div class="detail">
@@ -109,17 +119,15 @@ fn Detail(detail: SessionDetail, realm: String, notice: RwSignal<Option<String>>
             <h2>"Properties"</h2>
             {properties}
             <h2>"Tokens and consents"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            <Loaded loading="Loading…">
                 {move || Suspend::new(async move {
-                    match grants.await {
-                        Ok(list) => view! { <GrantTable grants=list now/> }.into_any(),
-                        Err(e) => view! { <p class="notice error" role="alert">{clean(&e.to_string())}</p> }.into_any(),
-                    }
+                    grants.await.map(|list| view! { <GrantTable grants=list now/> })
                 })}
-            </Transition>
+            </Loaded>
         </div>
-        <RevokeDialog realm selected target=dialog on_done/>
+        <RevokeDialog realm selected target=dialog revoke/>
     }
+    .into_any()
 }
 
 /// The live grants issued under a session.

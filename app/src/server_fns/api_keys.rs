@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::error::AppError;
+
 /// An API key as the dashboard lists it (never its secret).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyRow {
@@ -22,11 +24,11 @@ pub struct CreatedKey {
 
 /// Every API key, by name.
 #[server]
-pub async fn load_api_keys() -> Result<Vec<ApiKeyRow>, ServerFnError> {
+pub async fn load_api_keys() -> Result<Vec<ApiKeyRow>, AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{service, shown};
+    use super::ssr::{failed, service};
     require_admin().await?;
-    let keys = service()?.list_api_keys().map_err(shown)?;
+    let keys = service()?.list_api_keys().map_err(failed)?;
     Ok(keys
         .into_iter()
         .map(|k| ApiKeyRow {
@@ -43,9 +45,9 @@ pub async fn create_api_key(
     name: String,
     issue: Option<String>,
     admin: Option<String>,
-) -> Result<CreatedKey, ServerFnError> {
+) -> Result<CreatedKey, AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{service, shown};
+    use super::ssr::{failed, service};
     use service::api_keys::Scope;
     let signed_in = require_admin().await?;
     let scopes = [(issue, Scope::Issue), (admin, Scope::Admin)]
@@ -55,22 +57,26 @@ pub async fn create_api_key(
     let (_, secret) = service()?
         .create_api_key(&name, scopes, &signed_in.actor())
         .await
-        .map_err(shown)?;
+        .map_err(failed)?;
     Ok(CreatedKey { name, secret })
 }
 
 /// Revokes a key by name: requests with it are refused from now on.
 #[server(endpoint = "revoke_api_key")]
-pub async fn revoke_api_key(name: String) -> Result<(), ServerFnError> {
+pub async fn revoke_api_key(name: String) -> Result<(), AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{fail, service, shown};
+    use super::ssr::{failed, service};
     let admin = require_admin().await?;
     let revoked = service()?
         .revoke_api_key(&name, &admin.actor())
         .await
-        .map_err(shown)?;
+        .map_err(failed)?;
     if !revoked {
-        return Err(fail(404, format!("No API key is named '{name}'.")));
+        return Err(failed(AppError::Refused {
+            status: 404,
+            code: "api_key_not_found".into(),
+            message: format!("No API key is named '{name}'."),
+        }));
     }
     Ok(())
 }

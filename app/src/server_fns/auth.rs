@@ -4,6 +4,8 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::error::AppError;
+
 /// The signed-in administrator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Admin {
@@ -26,11 +28,13 @@ impl Admin {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use axum::http::{header, HeaderMap, HeaderValue};
+    use cookie::{Cookie, SameSite};
     use leptos::prelude::*;
     use service::Actor;
 
     use super::Admin;
-    use crate::server_fns::NOT_SIGNED_IN;
+    use crate::error::AppError;
+    use crate::server_fns::ssr::{failed, state};
 
     /// How the dashboard session cookie is sent.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,17 +56,15 @@ pub mod ssr {
 
         /// The `Set-Cookie` value carrying `token`, or clearing the cookie.
         pub fn set_cookie(self, token: Option<&str>) -> String {
-            let secure = if self.secure { "; Secure" } else { "" };
-            match token {
-                Some(t) => format!(
-                    "{}={t}; HttpOnly; SameSite=Strict; Path=/{secure}",
-                    self.name()
-                ),
-                None => format!(
-                    "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}",
-                    self.name()
-                ),
+            let mut cookie = Cookie::build((self.name(), token.unwrap_or_default()))
+                .http_only(true)
+                .same_site(SameSite::Strict)
+                .path("/")
+                .secure(self.secure);
+            if token.is_none() {
+                cookie = cookie.max_age(cookie::time::Duration::ZERO);
             }
+            cookie.to_string()
         }
 
         /// The dashboard session token the request's cookie carries.
@@ -71,11 +73,10 @@ pub mod ssr {
                 .get_all(header::COOKIE)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(';'))
-                .find_map(|c| {
-                    let (name, value) = c.trim().split_once('=')?;
-                    (name == self.name()).then(|| value.to_owned())
-                })
+                .flat_map(Cookie::split_parse)
+                .filter_map(Result::ok)
+                .find(|c| c.name() == self.name())
+                .map(|c| c.value().to_owned())
         }
     }
 
@@ -91,9 +92,8 @@ pub mod ssr {
 
     /// The signed-in administrator and their cookie's token, if the cookie names a live
     /// session of an enabled administrator.
-    pub async fn current() -> Result<Option<(Admin, String)>, ServerFnError> {
-        use super::super::ssr::{shown, state};
-        let headers: HeaderMap = leptos_axum::extract().await?;
+    pub async fn current() -> Result<Option<(Admin, String)>, AppError> {
+        let headers: HeaderMap = leptos_axum::extract().await.map_err(failed)?;
         let st = state()?;
         let Some(token) = st.cookie.token(&headers) else {
             return Ok(None);
@@ -102,7 +102,7 @@ pub mod ssr {
             .service
             .dashboard_admin(&token, true)
             .await
-            .map_err(shown)?;
+            .map_err(failed)?;
         Ok(match actor {
             Some(Actor::Admin { username, sid }) => Some((Admin { username, sid }, token)),
             _ => None,
@@ -110,28 +110,57 @@ pub mod ssr {
     }
 
     /// The signed-in administrator, or the error every protected server function answers.
-    pub async fn require_admin() -> Result<Admin, ServerFnError> {
+    pub async fn require_admin() -> Result<Admin, AppError> {
         current()
             .await?
             .map(|(a, _)| a)
-            .ok_or_else(|| super::super::ssr::fail(401, NOT_SIGNED_IN))
+            .ok_or_else(|| failed(AppError::NotSignedIn))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_cookie_is_read_among_others_and_written_with_its_attributes() {
+            let policy = CookiePolicy { secure: true };
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::COOKIE,
+                HeaderValue::from_static("a=1; __Host-sessions_admin=tok=en; b=2"),
+            );
+            assert_eq!(policy.token(&headers).as_deref(), Some("tok=en"));
+            assert_eq!(CookiePolicy { secure: false }.token(&headers), None);
+            let set = policy.set_cookie(Some("t"));
+            assert!(set.starts_with("__Host-sessions_admin=t;"), "{set}");
+            for part in ["HttpOnly", "SameSite=Strict", "Path=/", "; Secure"] {
+                assert!(set.contains(part), "{set}");
+            }
+            let cleared = CookiePolicy { secure: false }.set_cookie(None);
+            assert!(cleared.starts_with("sessions_admin=;"), "{cleared}");
+            assert!(cleared.contains("Max-Age=0") && !cleared.contains("Secure"));
+        }
     }
 }
 
 /// Who is signed in, if anyone.
 #[server]
-pub async fn current_admin() -> Result<Option<Admin>, ServerFnError> {
+pub async fn current_admin() -> Result<Option<Admin>, AppError> {
     Ok(ssr::current().await?.map(|(a, _)| a))
 }
 
-/// Signs in with a username and password, then goes to the sessions page. Failed attempts are
-/// throttled per user name and per client address.
+/// Signs in with a username and password, then goes to `next` (a path of this site, else the
+/// sessions page). Failed attempts are throttled per user name and per client address.
 #[server(endpoint = "sign_in")]
-pub async fn sign_in(username: String, password: String) -> Result<(), ServerFnError> {
-    use super::ssr::{fail, shown, state};
+pub async fn sign_in(
+    username: String,
+    password: String,
+    next: Option<String>,
+) -> Result<(), AppError> {
+    use super::ssr::{failed, state};
     use service::admins::sign_in::SignInError;
     let st = state()?;
-    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await.map_err(failed)?;
     let user_agent = headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -145,10 +174,9 @@ pub async fn sign_in(username: String, password: String) -> Result<(), ServerFnE
     {
         Ok(created) => {
             ssr::set_cookie(st.cookie, Some(&created.token));
-            leptos_axum::redirect("/");
+            leptos_axum::redirect(crate::routes::return_path(next.as_deref()).unwrap_or("/"));
             Ok(())
         }
-        Err(SignInError::Store(e)) => Err(shown(e)),
         Err(e) => {
             if let (SignInError::Throttled { retry_after }, Some(response)) =
                 (&e, use_context::<leptos_axum::ResponseOptions>())
@@ -159,22 +187,22 @@ pub async fn sign_in(username: String, password: String) -> Result<(), ServerFnE
                     response.insert_header(axum::http::header::RETRY_AFTER, v);
                 }
             }
-            Err(fail(e.status(), e))
+            Err(failed(e))
         }
     }
 }
 
 /// Ends the administrator's dashboard session.
 #[server(endpoint = "sign_out")]
-pub async fn sign_out() -> Result<(), ServerFnError> {
-    use super::ssr::{shown, state};
+pub async fn sign_out() -> Result<(), AppError> {
+    use super::ssr::{failed, state};
     let st = state()?;
     if let Some((admin, token)) = ssr::current().await? {
         st.service
             .sign_ins()
             .sign_out(&admin.username, token)
             .await
-            .map_err(shown)?;
+            .map_err(failed)?;
     }
     ssr::set_cookie(st.cookie, None);
     leptos_axum::redirect("/login");

@@ -4,6 +4,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use sessions::{Client, Realm};
 
+use crate::error::AppError;
+
 /// What the clients page shows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClientsView {
@@ -14,14 +16,14 @@ pub struct ClientsView {
 
 /// The realms, and the registered clients of the chosen realm (else the first).
 #[server]
-pub async fn load_clients(realm: Option<String>) -> Result<ClientsView, ServerFnError> {
+pub async fn load_clients(realm: Option<String>) -> Result<ClientsView, AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{service, shown, user_realms};
+    use super::ssr::{failed, service, user_realms};
     require_admin().await?;
     let service = service()?;
     let (realms, realm) = user_realms(&service, realm)?;
     let clients = match &realm {
-        Some(r) => service.list_clients(r).map_err(shown)?,
+        Some(r) => service.list_clients(r).map_err(failed)?,
         None => Vec::new(),
     };
     Ok(ClientsView {

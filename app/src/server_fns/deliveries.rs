@@ -1,8 +1,11 @@
 //! Back-channel logout deliveries: what was sent to which client, what failed, and "retry now".
 
+use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use sessions::{Delivery, DeliveryPage, DeliveryStatus, Realm};
+
+use crate::error::AppError;
 
 /// Deliveries per page.
 pub const PAGE_SIZE: usize = 50;
@@ -14,6 +17,8 @@ pub struct DeliveriesView {
     pub realm: Option<String>,
     pub status: Option<DeliveryStatus>,
     pub page: Option<DeliveryPage>,
+    /// The server's time of this answer, which times are shown relative to.
+    pub now: DateTime<Utc>,
 }
 
 /// One page of the chosen realm's (else the first realm's) deliveries, optionally of one status,
@@ -23,19 +28,19 @@ pub async fn load_deliveries(
     realm: Option<String>,
     status: Option<String>,
     before: Option<u64>,
-) -> Result<DeliveriesView, ServerFnError> {
+) -> Result<DeliveriesView, AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{service, shown, user_realms};
+    use super::ssr::{failed, service, user_realms};
     require_admin().await?;
     let service = service()?;
-    let status = service::parse_delivery_status(status.as_deref()).map_err(shown)?;
+    let status = service::parse_delivery_status(status.as_deref()).map_err(failed)?;
     let (realms, realm) = user_realms(&service, realm)?;
     let page = match &realm {
         Some(r) => Some(
             service
                 .list_deliveries(r, status, before, PAGE_SIZE)
                 .await
-                .map_err(shown)?,
+                .map_err(failed)?,
         ),
         None => None,
     };
@@ -44,18 +49,19 @@ pub async fn load_deliveries(
         realm,
         status,
         page,
+        now: Utc::now(),
     })
 }
 
 /// Queues a pending or failed delivery for an attempt now.
 #[server]
-pub async fn retry_delivery(realm: String, id: u64) -> Result<Delivery, ServerFnError> {
+pub async fn retry_delivery(realm: String, id: u64) -> Result<Delivery, AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{service, shown};
+    use super::ssr::{failed, service};
     let admin = require_admin().await?;
     let delivery = service()?
         .retry_delivery(&realm, id, &admin.actor())
         .await
-        .map_err(shown)?;
+        .map_err(failed)?;
     Ok(delivery)
 }

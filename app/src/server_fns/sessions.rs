@@ -1,5 +1,6 @@
 //! Sessions: what the sessions page shows, and revocation.
 
+use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
@@ -7,6 +8,8 @@ use sessions::{
     Grant, QueryResult, Realm, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session,
     SessionQuery,
 };
+
+use crate::error::AppError;
 
 /// Everything the sessions page needs, in one round trip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -17,6 +20,9 @@ pub struct SessionsView {
     pub page: Option<QueryResult>,
     /// The signed-in administrator's own dashboard session.
     pub own_sid: String,
+    /// The server's time of this answer: times are shown relative to it, so the server's render
+    /// and the browser's hydration agree.
+    pub now: DateTime<Utc>,
 }
 
 /// The realms, and one page of the chosen realm's sessions.
@@ -24,12 +30,12 @@ pub struct SessionsView {
 pub async fn load_sessions(
     realm: Option<String>,
     query: SessionQuery,
-) -> Result<SessionsView, ServerFnError> {
+) -> Result<SessionsView, AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{service, shown};
+    use super::ssr::{failed, service};
     let admin = require_admin().await?;
     let service = service()?;
-    let realms = service.list_realms(true).map_err(shown)?;
+    let realms = service.list_realms(true).map_err(failed)?;
     let realm = realm.filter(|r| !r.is_empty()).or_else(|| {
         let first_user_realm = realms
             .iter()
@@ -37,7 +43,7 @@ pub async fn load_sessions(
         first_user_realm.or(realms.first()).map(|r| r.name.clone())
     });
     let page = match &realm {
-        Some(r) => Some(service.query(r, query).await.map_err(shown)?),
+        Some(r) => Some(service.query(r, query).await.map_err(failed)?),
         None => None,
     };
     Ok(SessionsView {
@@ -45,6 +51,7 @@ pub async fn load_sessions(
         realm,
         page,
         own_sid: admin.sid,
+        now: Utc::now(),
     })
 }
 
@@ -53,14 +60,14 @@ pub async fn load_sessions(
 pub async fn revoke_sessions(
     realm: String,
     request: RemoveSessions,
-) -> Result<RemoveOutcome, ServerFnError> {
+) -> Result<RemoveOutcome, AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{service, shown};
+    use super::ssr::{failed, service};
     let admin = require_admin().await?;
     let outcome = service()?
         .remove(&realm, request, &admin.actor())
         .await
-        .map_err(shown)?;
+        .map_err(failed)?;
     Ok(outcome)
 }
 
@@ -69,30 +76,36 @@ pub async fn revoke_sessions(
 pub struct SessionDetail {
     pub session: Session,
     pub own: bool,
+    /// The server's time of this answer, which times are shown relative to.
+    pub now: DateTime<Utc>,
 }
 
 /// One session by its id.
 #[server]
-pub async fn load_session(realm: String, sid: String) -> Result<SessionDetail, ServerFnError> {
+pub async fn load_session(realm: String, sid: String) -> Result<SessionDetail, AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{service, shown};
+    use super::ssr::{failed, service};
     let admin = require_admin().await?;
     let service = service()?;
-    let session = service.get_session(&realm, &sid).map_err(shown)?;
+    let session = service.get_session(&realm, &sid).map_err(failed)?;
     let own = service.is_own_session(&realm, &session.sid, &admin.actor());
-    Ok(SessionDetail { session, own })
+    Ok(SessionDetail {
+        session,
+        own,
+        now: Utc::now(),
+    })
 }
 
 /// The live tokens and consents issued under a session (which may have ended).
 #[server]
-pub async fn load_session_grants(realm: String, sid: String) -> Result<Vec<Grant>, ServerFnError> {
+pub async fn load_session_grants(realm: String, sid: String) -> Result<Vec<Grant>, AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{service, shown};
+    use super::ssr::{failed, service};
     require_admin().await?;
     service()?
         .list_grants(&realm, sessions::GrantOwner::Session(sid))
         .await
-        .map_err(shown)
+        .map_err(failed)
 }
 
 /// Ends every session of the realm (or, with `dry_run`, previews it). Not for the admin realm,
@@ -101,13 +114,13 @@ pub async fn load_session_grants(realm: String, sid: String) -> Result<Vec<Grant
 pub async fn revoke_all_sessions(
     realm: String,
     request: RemoveAllSessions,
-) -> Result<RemoveOutcome, ServerFnError> {
+) -> Result<RemoveOutcome, AppError> {
     use super::auth::ssr::require_admin;
-    use super::ssr::{service, shown};
+    use super::ssr::{failed, service};
     let admin = require_admin().await?;
     let outcome = service()?
         .remove_all(&realm, request, &admin.actor())
         .await
-        .map_err(shown)?;
+        .map_err(failed)?;
     Ok(outcome)
 }

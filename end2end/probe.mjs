@@ -1,0 +1,12 @@
+import { chromium } from '@playwright/test';
+const b = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+const ctx = await b.newContext();
+await ctx.addCookies([{ name: 'sessions_admin', value: process.env.TOK, url: 'http://127.0.0.1:3191' }]);
+const p = await ctx.newPage();
+p.on('console', async m => { console.log('console', m.type(), m.text().slice(0, 200)); for (const a of m.args()) { try { const h = await a.evaluate(n => n && n.nodeType ? (n.nodeType + ' ' + (n.outerHTML ?? n.textContent).slice(0,200) + ' | prev: ' + (n.previousSibling ? (n.previousSibling.outerHTML ?? n.previousSibling.textContent) : 'none') + ' | parent: ' + n.parentNode?.outerHTML?.slice(0, 200)) : null); if (h) console.log('  node:', h.slice(0, 900)); } catch (e) {} } });
+p.on('pageerror', e => console.log('pageerror', String(e).slice(0, 300)));
+if (process.env.DELAY) await p.route('**/pkg/*.wasm', async (route) => { await new Promise((r) => setTimeout(r, Number(process.env.DELAY))); await route.continue(); });
+await p.goto('http://127.0.0.1:3191' + process.env.URL);
+await p.waitForTimeout(3000 + Number(process.env.DELAY ?? 0));
+console.log('hydrated', await p.locator('header').getAttribute('data-hydrated'));
+await b.close();
