@@ -2,7 +2,9 @@
 //! a restart on the same data directory the notification still arrives, exactly as queued, signed
 //! with the key that was persisted before the kill.
 
-use std::net::{SocketAddr, TcpListener};
+mod common;
+
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,15 +14,10 @@ use axum::Form;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use common::{free_addr, wait_healthy};
+
 const KEY: &str = "restart-test-key-0123456789";
 const ISSUER: &str = "https://idp.restart.test";
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 /// The server binary on `addr` over `data_dir`, retrying deliveries quickly.
 fn start(addr: SocketAddr, data_dir: &std::path::Path) -> Child {
@@ -37,18 +34,6 @@ fn start(addr: SocketAddr, data_dir: &std::path::Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("the server binary starts")
-}
-
-async fn wait_healthy(http: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server at {base} did not become healthy");
 }
 
 async fn call(http: &reqwest::Client, base: &str, method: &str, path: &str, body: Value) -> Value {

@@ -3,23 +3,20 @@
 
 #![cfg(unix)]
 
-use std::net::{SocketAddr, TcpListener};
+mod common;
+
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
 
+use common::{free_addr, wait_healthy};
+
 const KEY: &str = "shutdown-test-key-0123456789";
 const PASSWORD: &str = "shutdown-admin-password";
 const GRACE_SECS: u64 = 3;
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 fn start(addr: SocketAddr, data_dir: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_server"))
@@ -35,18 +32,6 @@ fn start(addr: SocketAddr, data_dir: &std::path::Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("the server binary starts")
-}
-
-async fn wait_healthy(http: &reqwest::Client, base: &str) {
-    for _ in 0..400 {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the server at {base} did not become healthy");
 }
 
 async fn call(
