@@ -158,6 +158,7 @@ impl Checker<'_> {
                 | layout::AUDIT
                 | layout::JOURNAL
                 | layout::CHECKPOINT
+                | layout::COUNTER
                 | layout::INTERN => true,
                 _ => false,
             }
@@ -314,7 +315,7 @@ impl SledStoreV2 {
                 let _all = self.journal.write().unwrap_or_else(|e| e.into_inner());
                 self.counters.replace(want);
             }
-            self.checkpoint()?;
+            self.checkpoint_all()?;
             self.wait_durable()?;
             c.report.repaired = true;
         }

@@ -1,7 +1,9 @@
 //! Exact counts without read-modify-write: counters live in memory; every batch that changes
-//! them carries its changes as a journal entry; a checkpoint of all counters is written now and
-//! then and the journal before it dropped. Opening loads the checkpoint and adds up the journal
-//! after it (a sum, so the order does not matter).
+//! them carries its changes as a journal entry; now and then a checkpoint stores the counters
+//! that changed since the last one (one key each) and drops the journal before it. Opening loads
+//! the stored counters and adds up the journal after them (a sum, so the order does not matter).
+//! Stores written before incremental checkpoints kept the whole set in chunks
+//! ([`decode_checkpoint_chunk`]); opening one converts it.
 //!
 //! Counter keys: realm id + kind + value: [`TOTAL`] (no value), [`SUBJECT`], [`CLIENT`],
 //! [`NAME_PREFIX`] (a case-folded prefix of up to [`MAX_PREFIX_CHARS`] characters of a
@@ -241,9 +243,18 @@ impl Deltas {
     }
 }
 
-/// The counters in memory, sharded so concurrent writers rarely wait for each other.
+/// The counters in memory, sharded so concurrent writers rarely wait for each other. Each
+/// remembers whether it changed since the last checkpoint, so a checkpoint writes only those.
 pub struct Counters {
-    shards: Vec<Mutex<HashMap<Vec<u8>, i64>>>,
+    shards: Vec<Mutex<HashMap<Vec<u8>, Slot>>>,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    count: i64,
+    /// Changed since the last checkpoint. A counter that fell to zero stays until then, so the
+    /// checkpoint deletes its stored value.
+    dirty: bool,
 }
 
 const SHARDS: usize = 16;
@@ -267,27 +278,33 @@ fn shard_of(key: &[u8]) -> usize {
 }
 
 impl Counters {
-    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, i64>> {
+    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Slot>> {
         self.shards[shard_of(key)]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn get(&self, key: &[u8]) -> u64 {
-        self.shard(key).get(key).copied().unwrap_or(0).max(0) as u64
+        self.shard(key)
+            .get(key)
+            .map_or(0, |s| s.count.max(0) as u64)
     }
 
     pub fn add(&self, key: &[u8], delta: i64) {
         let mut shard = self.shard(key);
         match shard.get_mut(key) {
-            Some(n) => {
-                *n += delta;
-                if *n == 0 {
-                    shard.remove(key);
-                }
+            Some(slot) => {
+                slot.count += delta;
+                slot.dirty = true;
             }
             None => {
-                shard.insert(key.to_vec(), delta);
+                shard.insert(
+                    key.to_vec(),
+                    Slot {
+                        count: delta,
+                        dirty: true,
+                    },
+                );
             }
         }
     }
@@ -301,13 +318,54 @@ impl Counters {
         let mut out = Vec::new();
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            out.extend(shard.iter().map(|(k, v)| (k.clone(), *v)));
+            out.extend(
+                shard
+                    .iter()
+                    .filter(|(_, s)| s.count != 0)
+                    .map(|(k, s)| (k.clone(), s.count)),
+            );
         }
         out.sort();
         out
     }
 
-    /// Replaces every counter.
+    /// The counters changed since the last call (zero for one to delete), marked clean.
+    pub fn take_changed(&self) -> Vec<(Vec<u8>, i64)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, slot) in shard.iter_mut().filter(|(_, s)| s.dirty) {
+                slot.dirty = false;
+                out.push((k.clone(), slot.count));
+            }
+            shard.retain(|_, s| s.count != 0);
+        }
+        out
+    }
+
+    /// Marks counters changed again (their checkpoint failed).
+    pub fn mark_changed(&self, keys: impl IntoIterator<Item = Vec<u8>>) {
+        for k in keys {
+            let mut shard = self.shard(&k);
+            let slot = shard.entry(k).or_insert(Slot {
+                count: 0,
+                dirty: true,
+            });
+            slot.dirty = true;
+        }
+    }
+
+    /// Replaces every counter with what is stored (all clean).
+    pub fn load(&self, all: impl IntoIterator<Item = (Vec<u8>, i64)>) {
+        self.replace(all);
+        for shard in &self.shards {
+            for slot in shard.lock().unwrap_or_else(|e| e.into_inner()).values_mut() {
+                slot.dirty = false;
+            }
+        }
+    }
+
+    /// Replaces every counter (all changed).
     pub fn replace(&self, all: impl IntoIterator<Item = (Vec<u8>, i64)>) {
         for shard in &self.shards {
             shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -318,7 +376,25 @@ impl Counters {
     }
 }
 
-/// Encodes counters for a checkpoint, in chunks of about `chunk` bytes.
+/// A stored counter value.
+pub fn encode_value(v: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4);
+    put_varint(&mut out, zigzag(v));
+    out
+}
+
+/// Decodes a stored counter value.
+pub fn decode_value(v: &[u8]) -> Result<i64> {
+    let mut r = Reader { buf: v, at: 0 };
+    match r.varint() {
+        Some(n) if r.done() => Ok(unzigzag(n)),
+        _ => Err(SessionError::Storage("corrupt stored counter".into())),
+    }
+}
+
+/// Encodes counters as a chunked checkpoint of the earlier format, in chunks of about `chunk`
+/// bytes (for tests of its conversion).
+#[cfg(test)]
 pub fn encode_checkpoint(counters: &[(Vec<u8>, i64)], chunk: usize) -> Vec<Vec<u8>> {
     let mut out = vec![Vec::new()];
     for (k, v) in counters {
@@ -335,7 +411,7 @@ pub fn encode_checkpoint(counters: &[(Vec<u8>, i64)], chunk: usize) -> Vec<Vec<u
     out
 }
 
-/// Decodes one checkpoint chunk.
+/// Decodes one chunk of a checkpoint of the earlier format.
 pub fn decode_checkpoint_chunk(v: &[u8], into: &mut Vec<(Vec<u8>, i64)>) -> Result<()> {
     let corrupt = || SessionError::Storage("corrupt counter checkpoint".into());
     let mut r = Reader { buf: v, at: 0 };

@@ -17,7 +17,8 @@
 //! | `s` | status + delivery id                           | —                            |
 //!
 //! Realm 0: `M` meta (version, results-token key), `R` realm records, `A` audit log, `J` counter
-//! journal, `K` counter checkpoint, `i` interned strings, `Q` outbox queues (across realms, as
+//! journal, `N` stored counters (counter key → value), `K` counter checkpoint chunks (earlier
+//! format, converted on open), `i` interned strings, `Q` outbox queues (across realms, as
 //! before), `T` legacy session tokens (SHA-256 of the token text → realm + created + sid), `t`
 //! grant tokens (SHA-256 → realm + grant id).
 //!
@@ -49,6 +50,7 @@ pub const REALM: u8 = b'R';
 pub const AUDIT: u8 = b'A';
 pub const JOURNAL: u8 = b'J';
 pub const CHECKPOINT: u8 = b'K';
+pub const COUNTER: u8 = b'N';
 pub const INTERN: u8 = b'i';
 pub const QUEUE: u8 = b'Q';
 pub const LEGACY_TOKEN: u8 = b'T';
@@ -170,6 +172,11 @@ pub fn new_sid(created_ms: i64, random: [u8; 10]) -> Option<Sid> {
 /// Key of a journal entry.
 pub fn journal_key(seq: u64) -> Vec<u8> {
     global(JOURNAL, &seq.to_be_bytes())
+}
+
+/// Key of a stored counter.
+pub fn counter_key(counter: &[u8]) -> Vec<u8> {
+    global(COUNTER, counter)
 }
 
 /// Key of a meta value.

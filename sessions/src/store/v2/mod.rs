@@ -10,9 +10,10 @@
 //!   subject, session, grant and delivery ([`locks`]). One process owns the directory (sled
 //!   locks it).
 //! - Counts live in memory ([`counts`]); each batch that changes them carries its changes as a
-//!   journal entry; a checkpoint is written every [`CHECKPOINT_EVERY`] entries and at a clean
-//!   close, and the journal before it dropped; opening loads the checkpoint and replays the
-//!   journal. So counts stay exact across a crash, with no read on the write path.
+//!   journal entry; every [`CHECKPOINT_EVERY`] entries and at a clean close, a checkpoint stores
+//!   the counters that changed (one key each) and drops the journal before it; opening loads the
+//!   stored counters and replays the journal. So counts stay exact across a crash, with no read
+//!   on the write path, and a checkpoint costs what changed, not every counter.
 //! - The store records its layout version; a directory of the previous layout is upgraded when
 //!   opened ([`upgrade`]), one of a newer layout refused.
 
@@ -58,8 +59,8 @@ const TREE: &str = "sessions_v2";
 /// A counter checkpoint is written after this many journal entries (`SESSIONS_CHECKPOINT_EVERY`
 /// in the environment overrides it).
 const CHECKPOINT_EVERY: u64 = 20_000;
-/// Checkpoint chunks are about this big.
-const CHECKPOINT_CHUNK: usize = 64 * 1024;
+/// The meta value naming the first journal entry the stored counters do not cover.
+const COUNTERS_UPTO: &str = "counters_upto";
 /// sled's page cache: enough for the indexes' upper levels and the hot records at a million
 /// sessions, well within the resident-memory budget.
 const CACHE_BYTES: u64 = 512 * 1024 * 1024;
@@ -249,84 +250,128 @@ impl SledStoreV2 {
     }
 
     /// Writes a checkpoint of the counters now (also done every [`CHECKPOINT_EVERY`] journal
-    /// entries and when the store is dropped).
+    /// entries and when the store is dropped): the counters changed since the last one.
     pub fn checkpoint(&self) -> Result<()> {
         let _one = self
             .checkpointing
             .lock()
             .map_err(|_| SessionError::Storage("checkpoint lock poisoned".into()))?;
-        self.checkpoint_locked()
+        self.checkpoint_locked(false)
     }
 
-    fn checkpoint_locked(&self) -> Result<()> {
-        let (snapshot, upto) = {
+    /// Writes every counter anew, deleting what was stored before (after a recount).
+    fn checkpoint_all(&self) -> Result<()> {
+        let _one = self
+            .checkpointing
+            .lock()
+            .map_err(|_| SessionError::Storage("checkpoint lock poisoned".into()))?;
+        self.checkpoint_locked(true)
+    }
+
+    /// One batch stores the changed counters (or, with `all`, replaces every stored one), records
+    /// the first journal entry they do not cover, and drops the journal before it.
+    fn checkpoint_locked(&self, all: bool) -> Result<()> {
+        let (changed, upto) = {
             let _all = self.journal.write().unwrap_or_else(|e| e.into_inner());
-            (
-                self.counters.snapshot(),
-                self.next_seq.load(Ordering::SeqCst),
-            )
+            let changed = if all {
+                self.counters.take_changed();
+                self.counters.snapshot()
+            } else {
+                self.counters.take_changed()
+            };
+            (changed, self.next_seq.load(Ordering::SeqCst))
         };
-        let chunks = counts::encode_checkpoint(&snapshot, CHECKPOINT_CHUNK);
-        let mut batch = sled::Batch::default();
-        let old_chunks = self.checkpoint_header()?.map_or(0, |(_, n)| n);
-        for i in chunks.len() as u32..old_chunks {
-            batch.remove(layout::checkpoint_key(i));
+        let written = (|| -> Result<u64> {
+            let mut batch = sled::Batch::default();
+            if all {
+                for tag in [layout::COUNTER, layout::CHECKPOINT] {
+                    for k in self
+                        .tree
+                        .scan_prefix(layout::prefix(layout::GLOBAL, tag))
+                        .keys()
+                    {
+                        batch.remove(k?);
+                    }
+                }
+            }
+            store_counters(&mut batch, &changed, upto);
+            let mut removed = 0;
+            for k in self
+                .tree
+                .range(layout::journal_key(0)..layout::journal_key(upto))
+                .keys()
+            {
+                batch.remove(k?);
+                removed += 1;
+            }
+            self.tree.apply_batch(batch)?;
+            Ok(removed)
+        })();
+        match written {
+            Ok(removed) => {
+                self.journal_len.fetch_sub(removed, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                // Still to be stored by the next checkpoint; the journal still covers them.
+                self.counters
+                    .mark_changed(changed.into_iter().map(|(k, _)| k));
+                Err(e)
+            }
         }
-        write_checkpoint(&mut batch, &chunks, upto);
-        let mut removed = 0;
-        for k in self
-            .tree
-            .range(layout::journal_key(0)..layout::journal_key(upto))
-            .keys()
-        {
-            batch.remove(k?);
-            removed += 1;
-        }
-        self.tree.apply_batch(batch)?;
-        self.journal_len.fetch_sub(removed, Ordering::SeqCst);
-        Ok(())
     }
 
-    /// The checkpoint's first uncovered journal sequence number and chunk count.
-    fn checkpoint_header(&self) -> Result<Option<(u64, u32)>> {
-        Ok(match self.tree.get(layout::checkpoint_key(u32::MAX))? {
-            Some(v) if v.len() == 12 => Some((
-                u64::from_be_bytes(v[..8].try_into().expect("8")),
-                u32::from_be_bytes(v[8..].try_into().expect("4")),
-            )),
-            Some(_) => return Err(SessionError::Storage("corrupt checkpoint header".into())),
+    /// The first journal entry the stored counters do not cover; `None` if no counters are
+    /// stored in the current format.
+    fn counters_upto(&self) -> Result<Option<u64>> {
+        Ok(match self.tree.get(layout::meta_key(COUNTERS_UPTO))? {
+            Some(v) => Some(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                SessionError::Storage("corrupt counter checkpoint header".into())
+            })?)),
             None => None,
         })
     }
 
-    /// Loads the checkpoint and replays the journal after it; answers how many entries it
-    /// replayed. Without a checkpoint, recounts from the records and writes one.
+    /// Loads the stored counters and replays the journal after them; answers how many entries
+    /// it replayed. Counters stored in the earlier chunked format are converted; without any,
+    /// recounts from the records.
     fn load_counters(&self) -> Result<u64> {
-        let Some((from, chunks)) = self.checkpoint_header()? else {
-            tracing::warn!("no counter checkpoint: recounting from the records");
-            let counted = check::recount(self)?;
-            self.counters.replace(counted);
-            let mut batch = sled::Batch::default();
-            for k in self
-                .tree
-                .scan_prefix(layout::prefix(layout::GLOBAL, layout::JOURNAL))
-                .keys()
-            {
-                batch.remove(k?);
+        let from = match self.counters_upto()? {
+            Some(from) => {
+                let mut all = Vec::new();
+                for item in self
+                    .tree
+                    .scan_prefix(layout::prefix(layout::GLOBAL, layout::COUNTER))
+                {
+                    let (k, v) = item?;
+                    all.push((k[5..].to_vec(), counts::decode_value(&v)?));
+                }
+                self.counters.load(all);
+                from
             }
-            self.tree.apply_batch(batch)?;
-            self.checkpoint()?;
-            return Ok(0);
+            None => match self.chunked_checkpoint()? {
+                Some((from, all)) => {
+                    self.counters.load(all);
+                    from
+                }
+                None => {
+                    tracing::warn!("no counter checkpoint: recounting from the records");
+                    let counted = check::recount(self)?;
+                    self.counters.replace(counted);
+                    let mut batch = sled::Batch::default();
+                    for k in self
+                        .tree
+                        .scan_prefix(layout::prefix(layout::GLOBAL, layout::JOURNAL))
+                        .keys()
+                    {
+                        batch.remove(k?);
+                    }
+                    self.tree.apply_batch(batch)?;
+                    self.checkpoint_all()?;
+                    return Ok(0);
+                }
+            },
         };
-        let mut all = Vec::new();
-        for i in 0..chunks {
-            let v = self
-                .tree
-                .get(layout::checkpoint_key(i))?
-                .ok_or_else(|| SessionError::Storage(format!("checkpoint chunk {i} missing")))?;
-            counts::decode_checkpoint_chunk(&v, &mut all)?;
-        }
-        self.counters.replace(all);
         let mut next = from;
         let mut replayed = 0;
         for item in self
@@ -345,7 +390,33 @@ impl SledStoreV2 {
         }
         self.next_seq.store(next, Ordering::SeqCst);
         self.journal_len.store(replayed, Ordering::SeqCst);
+        if self.counters_upto()?.is_none() {
+            // Converted from the chunked format: store every counter in the current one.
+            self.checkpoint_all()?;
+        }
         Ok(replayed)
+    }
+
+    /// A checkpoint of the earlier format (every counter, in chunks): the first journal entry it
+    /// does not cover and the counters.
+    fn chunked_checkpoint(&self) -> Result<Option<(u64, Vec<(Vec<u8>, i64)>)>> {
+        let (from, chunks) = match self.tree.get(layout::checkpoint_key(u32::MAX))? {
+            Some(v) if v.len() == 12 => (
+                u64::from_be_bytes(v[..8].try_into().expect("8")),
+                u32::from_be_bytes(v[8..].try_into().expect("4")),
+            ),
+            Some(_) => return Err(SessionError::Storage("corrupt checkpoint header".into())),
+            None => return Ok(None),
+        };
+        let mut all = Vec::new();
+        for i in 0..chunks {
+            let v = self
+                .tree
+                .get(layout::checkpoint_key(i))?
+                .ok_or_else(|| SessionError::Storage(format!("checkpoint chunk {i} missing")))?;
+            counts::decode_checkpoint_chunk(&v, &mut all)?;
+        }
+        Ok(Some((from, all)))
     }
 
     /// Applies one batch, with its counter changes as a journal entry, and then updates the
@@ -365,7 +436,7 @@ impl SledStoreV2 {
         if self.journal_len.fetch_add(1, Ordering::SeqCst) + 1 >= self.checkpoint_every {
             if let Ok(_one) = self.checkpointing.try_lock() {
                 if self.journal_len.load(Ordering::SeqCst) >= self.checkpoint_every {
-                    self.checkpoint_locked()?;
+                    self.checkpoint_locked(false)?;
                 }
             }
         }
@@ -582,15 +653,14 @@ impl Combiner {
 }
 
 /// Writes what a new, empty store (or a finished upgrade) holds besides its data: the results
-/// token key, a counter checkpoint, and last the layout version.
+/// token key, the counters, and last the layout version.
 fn init(tree: &Tree, counters: &[(Vec<u8>, i64)]) -> Result<()> {
     let mut batch = sled::Batch::default();
     if tree.get(layout::meta_key("results_token_key"))?.is_none() {
         let k: [u8; 32] = random_bytes()?;
         batch.insert(layout::meta_key("results_token_key"), &k[..]);
     }
-    let chunks = counts::encode_checkpoint(counters, CHECKPOINT_CHUNK);
-    write_checkpoint(&mut batch, &chunks, 0);
+    store_counters(&mut batch, counters, 0);
     batch.insert(
         layout::meta_key("version"),
         &LAYOUT_VERSION.to_be_bytes()[..],
@@ -599,13 +669,15 @@ fn init(tree: &Tree, counters: &[(Vec<u8>, i64)]) -> Result<()> {
     Ok(())
 }
 
-fn write_checkpoint(batch: &mut sled::Batch, chunks: &[Vec<u8>], upto: u64) {
-    for (i, c) in chunks.iter().enumerate() {
-        batch.insert(layout::checkpoint_key(i as u32), c.clone());
+/// Stores counters (deleting those at zero) and the first journal entry they do not cover.
+fn store_counters(batch: &mut sled::Batch, counters: &[(Vec<u8>, i64)], upto: u64) {
+    for (k, v) in counters {
+        match v {
+            0 => batch.remove(layout::counter_key(k)),
+            v => batch.insert(layout::counter_key(k), counts::encode_value(*v)),
+        }
     }
-    let mut header = upto.to_be_bytes().to_vec();
-    header.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
-    batch.insert(layout::checkpoint_key(u32::MAX), header);
+    batch.insert(layout::meta_key(COUNTERS_UPTO), &upto.to_be_bytes()[..]);
 }
 
 /// Every index entry (key → value) a stored session has besides its record.

@@ -110,18 +110,18 @@ fn check_reports_damaged_entries_and_counts_and_repair_rewrites_them() {
     {
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree(super::TREE).unwrap();
-        let bad =
-            counts::encode_checkpoint(&[(counts::key(realm_id, counts::TOTAL, &[]), 99)], 1 << 20);
-        let mut header = tree
-            .get(layout::checkpoint_key(u32::MAX))
-            .unwrap()
-            .unwrap()
-            .to_vec();
-        header[8..].copy_from_slice(&1u32.to_be_bytes());
-        tree.insert(layout::checkpoint_key(0), bad[0].clone())
-            .unwrap();
-        tree.insert(layout::checkpoint_key(u32::MAX), header)
-            .unwrap();
+        // Stored counters damaged: the realm's total wrong, a subject's gone.
+        tree.insert(
+            layout::counter_key(&counts::key(realm_id, counts::TOTAL, &[])),
+            counts::encode_value(99),
+        )
+        .unwrap();
+        tree.remove(layout::counter_key(&counts::key(
+            realm_id,
+            counts::SUBJECT,
+            b"user0",
+        )))
+        .unwrap();
         db.flush().unwrap();
     }
     let store = open(dir.path());
@@ -193,6 +193,60 @@ fn counts_survive_reopening_with_and_without_a_checkpoint_after_the_journal() {
     assert_eq!(store.open_stats().replayed, 0);
     assert_eq!(store.get_realm("r").unwrap().session_count, 19);
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+}
+
+#[test]
+fn counters_stored_in_the_earlier_chunked_format_are_converted_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot;
+    {
+        let store = open(dir.path());
+        workload(&store);
+        store.checkpoint().unwrap();
+        snapshot = store.counters.snapshot();
+    }
+    {
+        // Rewrite the stored counters as the earlier format kept them: every counter in chunks,
+        // a header with the first uncovered journal entry and the chunk count.
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree(super::TREE).unwrap();
+        let upto = tree
+            .remove(layout::meta_key(super::COUNTERS_UPTO))
+            .unwrap()
+            .unwrap();
+        for k in tree
+            .scan_prefix(layout::prefix(layout::GLOBAL, layout::COUNTER))
+            .keys()
+        {
+            tree.remove(k.unwrap()).unwrap();
+        }
+        let chunks = counts::encode_checkpoint(&snapshot, 64);
+        assert!(chunks.len() > 1);
+        for (i, c) in chunks.iter().enumerate() {
+            tree.insert(layout::checkpoint_key(i as u32), c.clone())
+                .unwrap();
+        }
+        let mut header = upto.to_vec();
+        header.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
+        tree.insert(layout::checkpoint_key(u32::MAX), header)
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.counters.snapshot(), snapshot);
+    assert_eq!(store.get_realm("r").unwrap().session_count, 19);
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+    assert_eq!(
+        store
+            .tree
+            .scan_prefix(layout::prefix(layout::GLOBAL, layout::CHECKPOINT))
+            .count(),
+        0,
+        "the chunks are gone once converted"
+    );
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.counters.snapshot(), snapshot);
 }
 
 #[test]
