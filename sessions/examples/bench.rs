@@ -4,6 +4,7 @@
 //! in a temporary directory; `THREADS=n` sets the number of inserting threads). Figures from a shared machine are indicative: compare runs on the
 //! same machine.
 
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,10 @@ use sessions::{
     ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveAllSessions,
     RemoveSessions, SessionQuery, SortKey,
 };
+
+/// The server's allocator, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const FIRST: &[&str] = &[
     "Alice", "Bob", "Carla", "Dmitri", "Eve", "Farah", "Gustav", "Hana", "Ivan", "Julia", "Kenji",
