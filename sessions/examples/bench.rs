@@ -557,11 +557,24 @@ fn run<S: SessionStore + 'static>(
             Ok("v1") => "v1 (one tree per index)",
             _ => "v2 (one tree, batched writes)",
         };
-        let doc = format!(
-            "# Store benchmarks\n\nThe last table `make bench` printed (`cargo run --release -p sessions --example bench -- {n}`).\n\n- date: {}\n- machine: {machine} (shared with other work: figures are indicative)\n- store layout: {layout}\n- sessions: {n}\n{text}",
+        let section = format!(
+            "## Store level (`make bench`)\n\nThe last table `make bench` printed (`cargo run --release -p sessions --example bench -- {n}`).\n\n- date: {}\n- machine: {machine} (shared with other work: figures are indicative)\n- store layout: {layout}\n- sessions: {n}\n{text}",
             Utc::now().format("%Y-%m-%d %H:%M UTC"),
         );
-        std::fs::write(&file, doc).unwrap();
+        let doc = std::fs::read_to_string(&file).unwrap_or_else(|_| "# Benchmarks\n".into());
+        std::fs::write(&file, with_section(&doc, &section)).unwrap();
+    }
+}
+
+/// `doc` with the text between this benchmark's markers replaced by `section` (appended, with
+/// the markers, if they are missing), so other sections of the file stay as they are.
+fn with_section(doc: &str, section: &str) -> String {
+    const BEGIN: &str = "<!-- make bench: begin -->";
+    const END: &str = "<!-- make bench: end -->";
+    let block = format!("{BEGIN}\n{section}{END}");
+    match (doc.find(BEGIN), doc.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &doc[..b], &doc[e + END.len()..]),
+        _ => format!("{}\n{block}\n", doc.trim_end()),
     }
 }
 
