@@ -4,7 +4,6 @@
 //! in a temporary directory; `THREADS=n` sets the number of inserting threads). Figures from a shared machine are indicative: compare runs on the
 //! same machine.
 
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,21 +109,41 @@ fn main() {
     match std::env::var("STORE").as_deref() {
         Ok("v1") => {
             let store = Arc::new(SledStoreV1::open(&path).unwrap());
-            run(n, &path, store, |s| s.size_on_disk().unwrap());
+            run(n, &path, store);
         }
         _ => {
             let store = Arc::new(SledStoreV2::open(&path).unwrap());
-            run(n, &path, store, |s| s.size_on_disk().unwrap());
+            run(n, &path, store);
         }
     }
 }
 
-fn run<S: SessionStore + 'static>(
-    n: usize,
-    path: &std::path::Path,
-    store: Arc<S>,
-    size_on_disk: impl Fn(&S) -> u64,
-) {
+/// What the benchmark needs of a sled store beyond the trait.
+trait SledBacked: SessionStore + 'static {
+    fn bytes_on_disk(&self) -> u64;
+    /// Waits until everything written so far is on disk.
+    fn durable(&self);
+}
+
+impl SledBacked for SledStoreV1 {
+    fn bytes_on_disk(&self) -> u64 {
+        self.size_on_disk().unwrap()
+    }
+    fn durable(&self) {
+        self.wait_durable().unwrap()
+    }
+}
+
+impl SledBacked for SledStoreV2 {
+    fn bytes_on_disk(&self) -> u64 {
+        self.size_on_disk().unwrap()
+    }
+    fn durable(&self) {
+        self.wait_durable().unwrap()
+    }
+}
+
+fn run<S: SledBacked>(n: usize, path: &std::path::Path, store: Arc<S>) {
     let update = RealmSettingsUpdate {
         idle_timeout_secs: Some(30 * 24 * 3600),
         absolute_lifetime_secs: Some(60 * 24 * 3600),
@@ -183,7 +202,7 @@ fn run<S: SessionStore + 'static>(
         // For profiles of the write path: the creates alone.
         println!(
             "create (2 threads): {insert_rate:.0} /s; disk per session {:.0} bytes; resident memory {} MiB; write syscalls per create {:.2}",
-            size_on_disk(&store) as f64 / rows.len() as f64,
+            store.bytes_on_disk() as f64 / rows.len() as f64,
             sessions::store::resident_bytes() >> 20,
             std::fs::read_to_string("/proc/self/io")
                 .ok()
@@ -404,44 +423,22 @@ fn run<S: SessionStore + 'static>(
         format!("{:.2?}", percentile(deep, 0.5)),
     ));
 
-    let t = Instant::now();
-    let outcome = store
-        .remove(
-            "bench",
-            &RemoveSessions {
-                subject_id: Some("heavy-user".into()),
-                ..Default::default()
-            },
-            "bench",
-            Utc::now(),
-        )
-        .unwrap();
+    let (outcome, took) = timed_removal(&*store, "heavy-user");
     table.push((
         format!(
             "remove {} sessions of one subject (durable)",
             outcome.sessions_removed
         ),
-        format!("{:.2?}", t.elapsed()),
+        took,
     ));
 
-    let t = Instant::now();
-    let outcome = store
-        .remove(
-            "bench",
-            &RemoveSessions {
-                subject_id: Some("heavy-user-2".into()),
-                ..Default::default()
-            },
-            "bench",
-            Utc::now(),
-        )
-        .unwrap();
+    let (outcome, took) = timed_removal(&*store, "heavy-user-2");
     table.push((
         format!(
             "remove {} sessions with {} tokens, queue {} logouts (durable)",
             outcome.sessions_removed, outcome.tokens_revoked, outcome.clients_notified
         ),
-        format!("{:.2?}", t.elapsed()),
+        took,
     ));
 
     let t = Instant::now();
@@ -475,7 +472,7 @@ fn run<S: SessionStore + 'static>(
             store.durable_flushes() - flushes_before
         ),
     ));
-    let size = size_on_disk(&store);
+    let size = store.bytes_on_disk();
     table.push((
         "disk per session".into(),
         format!("{:.0} bytes", size as f64 / rows.len() as f64),
@@ -564,6 +561,47 @@ fn run<S: SessionStore + 'static>(
         let doc = std::fs::read_to_string(&file).unwrap_or_else(|_| "# Benchmarks\n".into());
         std::fs::write(&file, with_section(&doc, &section)).unwrap();
     }
+}
+
+/// Removes every session of `subject` (durable) and answers the outcome and the time it took,
+/// with where the time goes: the same removal as a dry run first (the reads alone), and the
+/// bytes the process wrote during the real one (after flushing what came before).
+fn timed_removal<S: SledBacked>(store: &S, subject: &str) -> (sessions::RemoveOutcome, String) {
+    let request = |dry_run| RemoveSessions {
+        subject_id: Some(subject.into()),
+        dry_run,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    store
+        .remove("bench", &request(true), "bench", Utc::now())
+        .unwrap();
+    let reads = t.elapsed();
+    let written = || {
+        std::fs::read_to_string("/proc/self/io")
+            .ok()
+            .and_then(|io| {
+                io.lines()
+                    .find_map(|l| l.strip_prefix("wchar: ")?.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    // What earlier, non-durable operations left unflushed is not this removal's to write.
+    store.durable();
+    let before = written();
+    let t = Instant::now();
+    let outcome = store
+        .remove("bench", &request(false), "bench", Utc::now())
+        .unwrap();
+    let took = t.elapsed();
+    let bytes = written() - before;
+    (
+        outcome,
+        format!(
+            "{took:.2?} (its dry run, the reads alone: {reads:.2?}; {:.1} MiB written)",
+            bytes as f64 / (1 << 20) as f64
+        ),
+    )
 }
 
 /// `doc` with the text between this benchmark's markers replaced by `section` (appended, with
