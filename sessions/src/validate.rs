@@ -1,8 +1,10 @@
 //! Input checks shared by every entry point, so bad input is refused the same way everywhere.
 
+use crate::address::AddressRange;
 use crate::error::{Result, SessionError};
 use crate::model::{
-    NewSession, RealmSettings, SessionQuery, MAX_FIELD_LEN, MAX_PAGE_SIZE, MAX_REALM_LEN,
+    NewSession, RealmSettings, RemoveSessions, SessionQuery, MAX_FIELD_LEN, MAX_PAGE_SIZE,
+    MAX_REALM_LEN,
 };
 
 /// Longest grant token recorded; anything longer cannot be one.
@@ -148,10 +150,84 @@ pub fn query_filters(q: &SessionQuery) -> Result<()> {
             text(field, v)?;
         }
     }
+    if let Some(ip) = q.ip.as_deref().filter(|ip| !ip.is_empty()) {
+        AddressRange::parse(ip)?;
+    }
     if q.prior && q.results_token.is_none() {
         return Err(SessionError::invalid("prior=true needs a results_token"));
     }
     Ok(())
+}
+
+/// The filter of a removal that names its sessions by filters rather than by `sids`, checked:
+/// `None` for a removal by `sids`. A blank filter value is refused, never read as "any".
+pub fn removal_filter(r: &RemoveSessions) -> Result<Option<SessionQuery>> {
+    for (field, value) in [
+        ("subject_id", &r.subject_id),
+        ("sid", &r.sid),
+        ("ip", &r.ip),
+    ] {
+        if let Some(v) = value {
+            not_blank(field, v)?;
+        }
+    }
+    for sid in &r.sids {
+        not_blank("sids entry", sid)?;
+        text("sids entry", sid)?;
+    }
+    let has_filter = r.subject_id.is_some()
+        || r.sid.is_some()
+        || r.ip.is_some()
+        || r.created_after.is_some()
+        || r.created_before.is_some();
+    if r.sids.is_empty() && !has_filter {
+        return Err(SessionError::invalid(
+            "name the sessions to remove with sids or filters (subject_id, sid, ip, created_after, created_before); to end every session of the realm use logout-all",
+        ));
+    }
+    if !r.sids.is_empty() && has_filter {
+        return Err(SessionError::invalid(
+            "give either sids or filters (subject_id, sid, ip, created_after, created_before), not both",
+        ));
+    }
+    if !has_filter {
+        return Ok(None);
+    }
+    let q = SessionQuery {
+        subject_id: r.subject_id.clone(),
+        sid: r.sid.clone(),
+        ip: r.ip.clone(),
+        created_after: r.created_after,
+        created_before: r.created_before,
+        ..Default::default()
+    };
+    query_filters(&q)?;
+    Ok(Some(q))
+}
+
+/// A removal's filter as the audit log names it: `subject_id=alice sid=*`, then the address
+/// range and creation-time bounds when given.
+pub fn describe_filter(q: &SessionQuery) -> String {
+    let mut out = format!(
+        "subject_id={} sid={}",
+        q.subject_id.as_deref().unwrap_or("*"),
+        q.sid.as_deref().unwrap_or("*")
+    );
+    if let Some(ip) = q.ip.as_deref() {
+        match AddressRange::parse(ip) {
+            Ok(range) => out.push_str(&format!(" ip={range}")),
+            Err(_) => out.push_str(&format!(" ip={ip}")),
+        }
+    }
+    let time =
+        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    if let Some(t) = &q.created_after {
+        out.push_str(&format!(" created_after={}", time(t)));
+    }
+    if let Some(t) = &q.created_before {
+        out.push_str(&format!(" created_before={}", time(t)));
+    }
+    out
 }
 
 /// A client registration: a short name, and an absolute http(s) back-channel URI.
