@@ -101,7 +101,8 @@ fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
     rows.into_iter().map(|s| s.sid.clone()).collect()
 }
 
-/// Pages through a query forward, then back from the last page: every page counted exactly.
+/// Pages through a query forward, then back from the last page: every page counted exactly, and
+/// the same rows without counting.
 fn page_both_ways(store: &dyn SessionStore, q: &SessionQuery, want: &[String]) {
     let mut q = q.clone();
     let mut seen = Vec::new();
@@ -109,6 +110,9 @@ fn page_both_ways(store: &dyn SessionStore, q: &SessionQuery, want: &[String]) {
     loop {
         let page = store.query("r", &q).unwrap();
         assert_eq!(page.total_count, want.len() as u64, "count of {q:?}");
+        let uncounted = store.query_uncounted("r", &q).unwrap();
+        assert_eq!(uncounted.results, page.results, "uncounted {q:?}");
+        assert_eq!(uncounted.has_next, page.has_next);
         seen.extend(page.results.iter().map(|s| s.sid.clone()));
         pages.push(page.results.len());
         q.results_token = page.results_token;

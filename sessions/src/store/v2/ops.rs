@@ -947,7 +947,12 @@ impl SessionStore for SledStoreV2 {
 
     fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
         let realm = self.realm(realm)?;
-        self.run_query(&realm, query)
+        self.run_query(&realm, query, true)
+    }
+
+    fn query_uncounted(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+        let realm = self.realm(realm)?;
+        self.run_query(&realm, query, false)
     }
 
     fn remove(

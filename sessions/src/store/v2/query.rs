@@ -77,8 +77,13 @@ fn source_for(sort: SortKey) -> Source {
 }
 
 impl SledStoreV2 {
-    /// One page of a realm's sessions.
-    pub(super) fn run_query(&self, realm: &RealmEntry, q: &SessionQuery) -> Result<QueryResult> {
+    /// One page of a realm's sessions; `counted`: with the exact number of matches (else 0).
+    pub(super) fn run_query(
+        &self,
+        realm: &RealmEntry,
+        q: &SessionQuery,
+        counted: bool,
+    ) -> Result<QueryResult> {
         validate::query_filters(q)?;
         let count = validate::page_size(q)?;
         let filters = Filters::from_query(q)?;
@@ -133,7 +138,8 @@ impl SledStoreV2 {
 
         let total_count = match plan.known_count {
             Some(n) => n,
-            None => self.count_matching(realm.id, &plan, &filters)?,
+            None if counted => self.count_matching(realm.id, &plan, &filters)?,
+            None => 0,
         };
         let total_pages = total_count.div_ceil(u64::from(count));
         let page = match (&cursor, q.prior) {
@@ -248,33 +254,46 @@ impl SledStoreV2 {
             let key = counts::key(realm, counts::NAME_PREFIX, prefix.as_bytes());
             attributes.push(counted(Candidates::Words(prefix), key, exact));
         }
-        // Ranges have no counter: their entries are counted, up to what would make them the
-        // cheapest way in.
-        let cheapest = attributes.iter().map(|a| a.n).min();
+        // Ranges have no counter: their entries are counted only as far as choosing the way in
+        // needs (past the cheapest counter, or past what is sorted in memory); the exact count,
+        // when a page wants it, comes later.
+        let cap = attributes
+            .iter()
+            .map(|a| a.n)
+            .min()
+            .unwrap_or(MATERIALIZE_LIMIT);
         if let Some(range) = filters.address {
             let candidates = Candidates::Address(range);
-            let n = self.count_candidates(realm, &candidates, filters, cheapest)?;
+            let n = self.count_candidates(realm, &candidates, filters, Some(cap))?;
             attributes.push(Attribute {
                 candidates,
                 n,
-                exact: true,
+                exact: n <= cap,
                 keys_exact: true,
             });
         }
         if attributes.is_empty() {
-            let Some(_) = filters.created else {
+            if filters.created.is_none() {
                 return Ok(Plan {
                     source: source_for(sort),
                     known_count: Some(self.counter(&counts::key(realm, counts::TOTAL, &[]))),
                     count_under: None,
                     count_keys_only: false,
                 });
-            };
-            let n = self.count_candidates(realm, &Candidates::Records, filters, None)?;
+            }
+            if sort == SortKey::Created {
+                return Ok(Plan {
+                    source: Source::Records,
+                    known_count: None,
+                    count_under: Some(Candidates::Records),
+                    count_keys_only: true,
+                });
+            }
+            let n = self.count_candidates(realm, &Candidates::Records, filters, Some(cap))?;
             attributes.push(Attribute {
                 candidates: Candidates::Records,
                 n,
-                exact: true,
+                exact: n <= cap,
                 keys_exact: true,
             });
         }
