@@ -24,6 +24,7 @@ use sessions::{Result, SessionError};
 
 pub use ops::audit::AuditPage;
 pub use ops::deliveries::parse_delivery_status;
+pub use ops::export::{ExportFormat, SessionExport, CSV_COLUMNS};
 pub use ops::keys::RotatedKeys;
 
 use admins::sign_in::SignIns;

@@ -4,6 +4,7 @@ pub mod admins;
 pub mod audit;
 pub mod clients;
 pub mod deliveries;
+pub mod export;
 pub mod grants;
 pub mod keys;
 pub mod realms;
