@@ -14,6 +14,12 @@ use crate::error::{Result, SessionError};
 /// Longest address filter accepted (an IPv6 address with a zone-free prefix length fits).
 pub const MAX_ADDRESS_FILTER_LEN: usize = 64;
 
+/// What an address filter looks like, as a regular expression (for the API's description; the
+/// rule is [`AddressRange::parse`]): empty (no filter), an IPv4 address with an optional prefix
+/// length 0 to 32, or an IPv6 address (also with an embedded IPv4 address) with an optional prefix
+/// length 0 to 128. Every string it matches parses.
+pub const ADDRESS_FILTER_PATTERN: &str = r"^$|^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(/(3[0-2]|[12]?[0-9]))?$|^(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:)|([0-9A-Fa-f]{1,4}:){6}((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|::([0-9A-Fa-f]{1,4}:){0,5}((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$";
+
 /// The 16 bytes a session's address is indexed and compared by; `None` for text that is not an
 /// IP address (such sessions match no address filter).
 pub fn address_bytes(ip: &str) -> Option<[u8; 16]> {

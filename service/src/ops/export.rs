@@ -21,12 +21,15 @@ pub const CSV_COLUMNS: [&str; 10] = [
     "user_agent",
 ];
 
-/// How exported sessions are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How exported sessions are written: `csv` or `jsonl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ExportFormat {
     /// RFC 4180 CSV with a header row ([`CSV_COLUMNS`]); client ids separated by spaces.
+    #[serde(rename = "csv")]
     Csv,
     /// One JSON object per line, each a whole session (properties included).
+    #[serde(rename = "jsonl")]
     JsonLines,
 }
 
