@@ -205,29 +205,40 @@ pub fn removal_filter(r: &RemoveSessions) -> Result<Option<SessionQuery>> {
     Ok(Some(q))
 }
 
-/// A removal's filter as the audit log names it: `subject_id=alice sid=*`, then the address
-/// range and creation-time bounds when given.
+/// A query's filters as the audit log names them (removals, exports): `subject_id=alice
+/// ip=203.0.113.0/24 created_before=2026-03-01T14:02:00Z`, the given ones only; `all sessions`
+/// when there is none.
 pub fn describe_filter(q: &SessionQuery) -> String {
-    let mut out = format!(
-        "subject_id={} sid={}",
-        q.subject_id.as_deref().unwrap_or("*"),
-        q.sid.as_deref().unwrap_or("*")
-    );
-    if let Some(ip) = q.ip.as_deref() {
+    let mut parts = Vec::new();
+    for (name, value) in [
+        ("subject_id", &q.subject_id),
+        ("sid", &q.sid),
+        ("display_name", &q.display_name),
+        ("client_id", &q.client_id),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            parts.push(format!("{name}={v}"));
+        }
+    }
+    if let Some(ip) = q.ip.as_deref().filter(|v| !v.is_empty()) {
         match AddressRange::parse(ip) {
-            Ok(range) => out.push_str(&format!(" ip={range}")),
-            Err(_) => out.push_str(&format!(" ip={ip}")),
+            Ok(range) => parts.push(format!("ip={range}")),
+            Err(_) => parts.push(format!("ip={ip}")),
         }
     }
     let time =
         |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     if let Some(t) = &q.created_after {
-        out.push_str(&format!(" created_after={}", time(t)));
+        parts.push(format!("created_after={}", time(t)));
     }
     if let Some(t) = &q.created_before {
-        out.push_str(&format!(" created_before={}", time(t)));
+        parts.push(format!("created_before={}", time(t)));
     }
-    out
+    if parts.is_empty() {
+        "all sessions".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// A client registration: a short name, and an absolute http(s) back-channel URI.

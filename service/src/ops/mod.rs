@@ -9,3 +9,4 @@ pub mod grants;
 pub mod keys;
 pub mod realms;
 pub mod sessions;
+pub mod users;
