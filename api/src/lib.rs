@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod export;
 pub mod guard;
 pub mod metrics;
 pub mod openapi;

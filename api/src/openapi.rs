@@ -28,6 +28,16 @@ pub const SCOPE_PATTERN: &str = r"^[^\x00-\x20\x7F-\x9F]*$";
 pub const SID_PATTERN: &str =
     r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$";
 
+/// The fields of a removal that select sessions by filter.
+const FILTERS: [&str; 5] = ["subject_id", "sid", "ip", "created_after", "created_before"];
+
+/// An address filter in a removal: not empty (a listing's may be, meaning no filter).
+fn address_pattern() -> &'static str {
+    sessions::address::ADDRESS_FILTER_PATTERN
+        .strip_prefix("^$|")
+        .expect("the pattern allows the empty string first")
+}
+
 /// The error answers an operation may give, each the [`crate::error::ErrorBody`] shape, by the
 /// name under which the document keeps them.
 const ERRORS: [(&str, &str, &str); 9] = [
@@ -112,6 +122,7 @@ pub fn complete(doc: &mut OpenApi) {
         .flatten()
         {
             add_errors(op);
+            constrain_address_parameter(op);
         }
     }
     for (name, schema) in components.schemas.iter_mut() {
@@ -194,6 +205,19 @@ fn add_errors(op: &mut Operation) {
         op.responses
             .responses
             .insert(status.to_owned(), RefOr::Ref(Ref::from_response_name(name)));
+    }
+}
+
+/// An `ip` query parameter follows [`sessions::address::ADDRESS_FILTER_PATTERN`] (too long for
+/// an annotation, which takes only a literal).
+fn constrain_address_parameter(op: &mut Operation) {
+    use utoipa::openapi::path::ParameterIn;
+    for p in op.parameters.iter_mut().flatten() {
+        if p.name == "ip" && p.parameter_in == ParameterIn::Query {
+            if let Some(RefOr::T(Schema::Object(o))) = &mut p.schema {
+                o.pattern = Some(sessions::address::ADDRESS_FILTER_PATTERN.to_owned());
+            }
+        }
     }
 }
 
@@ -296,12 +320,19 @@ fn constrain(name: &str, schema: &mut Schema) {
             let o = object(schema);
             items(o, "sids", not_blank());
             items(o, "client_ids", not_blank());
-            // Either explicit `sids` or a `subject_id`/`sid` filter, never both, never neither.
-            let by_sids = ObjectBuilder::new()
-                .required("sids")
-                .property("sids", Array::builder().min_items(Some(1)))
-                .property("subject_id", null())
-                .property("sid", null())
+            if let Some(RefOr::T(Schema::Object(ip))) = o.properties.get_mut("ip") {
+                ip.max_length = Some(sessions::address::MAX_ADDRESS_FILTER_LEN);
+                ip.pattern = Some(address_pattern().to_owned());
+            }
+            // Either explicit `sids` or filters, never both, never neither.
+            let by_sids = FILTERS
+                .iter()
+                .fold(
+                    ObjectBuilder::new()
+                        .required("sids")
+                        .property("sids", Array::builder().min_items(Some(1))),
+                    |b, f| b.property(*f, null()),
+                )
                 .build();
             let by_filter = AllOfBuilder::new()
                 .item(Schema::Object(
@@ -310,9 +341,11 @@ fn constrain(name: &str, schema: &mut Schema) {
                         .build(),
                 ))
                 .item(Schema::AnyOf(
-                    AnyOfBuilder::new()
-                        .item(present(&["subject_id"], Type::String))
-                        .item(present(&["sid"], Type::String))
+                    FILTERS
+                        .iter()
+                        .fold(AnyOfBuilder::new(), |b, f| {
+                            b.item(present(&[f], Type::String))
+                        })
                         .build(),
                 ))
                 .build();

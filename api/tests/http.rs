@@ -871,6 +871,7 @@ async fn openapi_document_matches_the_served_routes() {
         ("GET", "/api/v1/realms/{realm}/sessions/{sid}"),
         ("POST", "/api/v1/realms/{realm}/sessions/remove"),
         ("POST", "/api/v1/realms/{realm}/sessions/logout-all"),
+        ("GET", "/api/v1/realms/{realm}/sessions/export"),
         ("PUT", "/api/v1/realms/{realm}"),
         ("GET", "/api/v1/realms/{realm}"),
         ("GET", "/api/v1/realms"),
@@ -1063,4 +1064,235 @@ async fn clients_are_registered_counted_and_removed() {
         .root(Method::GET, "/api/v1/realms/other/clients", None)
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+impl Server {
+    /// A session of `subject` from the client address `ip`; its sid.
+    async fn create_from(&self, realm: &str, subject: &str, ip: &str) -> String {
+        let body = json!({"subject_id": subject, "ip": ip});
+        let (s, v) = self
+            .root(
+                Method::POST,
+                &format!("/api/v1/realms/{realm}/sessions"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["sid"].as_str().unwrap().to_owned()
+    }
+
+    /// A GET answered as text, with its status and content type.
+    async fn get_text(&self, path: &str) -> (StatusCode, String, String) {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(&self.admin_key)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let kind = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, kind, resp.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn listing_and_removal_by_address_range_and_creation_time() {
+    let srv = Server::start().await;
+    srv.realm("inc").await;
+    let early: Vec<String> = [
+        srv.create_from("inc", "alice", "203.0.113.5").await,
+        srv.create_from("inc", "bob", "203.0.113.77").await,
+        srv.create_from("inc", "carol", "198.51.100.1").await,
+    ]
+    .into();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let cut = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let late = srv.create_from("inc", "dave", "203.0.113.9").await;
+    let list = |q: String| {
+        let srv = &srv;
+        async move {
+            let (s, v) = srv
+                .root(
+                    Method::GET,
+                    &format!("/api/v1/realms/inc/sessions?{q}"),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{q}: {v}");
+            v
+        }
+    };
+    let cidr = "ip=203.0.113.0%2F24";
+    assert_eq!(list(cidr.into()).await["total_count"], 3);
+    let before = format!("{cidr}&created_before={}", cut.replace('+', "%2B"));
+    let page = list(before.clone()).await;
+    assert_eq!(page["total_count"], 2);
+    let listed: HashSet<&str> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        HashSet::from([early[0].as_str(), early[1].as_str()])
+    );
+    assert_eq!(list(format!("created_after={cut}")).await["total_count"], 1);
+    assert_eq!(
+        list("ip=::ffff:198.51.100.1".into()).await["total_count"],
+        1
+    );
+
+    // Malformed filters are 400s that say what is wrong.
+    for (q, code) in [
+        ("ip=203.0.113.0%2F33", "invalid_request"),
+        ("ip=example.com", "invalid_request"),
+        ("created_before=yesterday", "invalid_query"),
+    ] {
+        let (s, v) = srv
+            .root(
+                Method::GET,
+                &format!("/api/v1/realms/inc/sessions?{q}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
+        assert_eq!(error_code(&v), code, "{q}: {v}");
+    }
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/inc/sessions/remove",
+            Some(json!({"ip": "203.0.113.0/99"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("CIDR"),
+        "{v}"
+    );
+
+    // Preview, then the removal, then its audit entry naming the filter.
+    let request = json!({"ip": "203.0.113.0/24", "created_before": cut, "reason": "incident 7"});
+    let mut preview = request.clone();
+    preview["dry_run"] = json!(true);
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/inc/sessions/remove",
+            Some(preview),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["removed"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        list(String::new()).await["total_count"],
+        4,
+        "a preview ends nothing"
+    );
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/inc/sessions/remove",
+            Some(request),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["sessions_removed"], 2);
+    let left = list(String::new()).await;
+    let left: HashSet<&str> = left["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, HashSet::from([early[2].as_str(), late.as_str()]));
+    let (_, audit) = srv.root(Method::GET, "/api/v1/audit?count=1", None).await;
+    let entry = &audit["results"][0];
+    assert_eq!(entry["action"], "remove_sessions", "{audit}");
+    let target = entry["target"].as_str().unwrap();
+    assert!(target.contains("ip=203.0.113.0/24"), "{target}");
+    assert!(target.contains("created_before="), "{target}");
+    assert_eq!(entry["reason"], "incident 7");
+}
+
+#[tokio::test]
+async fn export_streams_every_match_as_csv_or_json_lines() {
+    let srv = Server::start().await;
+    srv.realm("exp").await;
+    // More than one page of the export (1000 rows), half in 203.0.113.0/24.
+    let mut in_range = HashSet::new();
+    for i in 0..1100 {
+        let ip = if i % 2 == 0 {
+            format!("203.0.113.{}", i % 250)
+        } else {
+            format!("198.51.100.{}", i % 250)
+        };
+        let sid = srv.create_from("exp", &format!("user{i}"), &ip).await;
+        if i % 2 == 0 {
+            in_range.insert(sid);
+        }
+    }
+    let (s, kind, csv) = srv
+        .get_text("/api/v1/realms/exp/sessions/export?format=csv")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{csv}");
+    assert!(kind.starts_with("text/csv"), "{kind}");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent"
+    );
+    let sids: HashSet<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(sids.len(), 1100, "every session once");
+
+    let (s, kind, jsonl) = srv
+        .get_text(
+            "/api/v1/realms/exp/sessions/export?format=jsonl&ip=203.0.113.0/24&sort=last_access",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{jsonl}");
+    assert_eq!(kind, "application/jsonl");
+    let rows: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 550);
+    let exported: HashSet<String> = rows
+        .iter()
+        .map(|r| r["sid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(exported, in_range);
+
+    for q in [
+        "format=xlsx",
+        "format=csv&ip=203.0.113.0%2F40",
+        "format=csv&count=5",
+        "ip=10.0.0.0%2F8",
+    ] {
+        let (s, kind, body) = srv
+            .get_text(&format!("/api/v1/realms/exp/sessions/export?{q}"))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {body}");
+        assert!(kind.starts_with("application/json"), "{q}: {kind}");
+    }
+    let (s, _, _) = srv
+        .get_text("/api/v1/realms/nope/sessions/export?format=csv")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (_, audit) = srv.root(Method::GET, "/api/v1/audit?count=1", None).await;
+    let entry = &audit["results"][0];
+    assert_eq!(entry["action"], "export_sessions", "{audit}");
+    assert!(entry["target"]
+        .as_str()
+        .unwrap()
+        .contains("ip=203.0.113.0/24"));
+    assert_eq!(entry["actor"], "api-key:ops");
 }

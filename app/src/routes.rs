@@ -1,10 +1,11 @@
 //! The dashboard's URLs: each page's typed query parameters, the links built from them, and the
 //! one rule for where sign-in may send the browser back to.
 
+use chrono::{DateTime, NaiveDateTime, Utc};
 use leptos::Params;
 use leptos_router::params::Params;
 use serde::{Deserialize, Serialize};
-use sessions::{DeliveryStatus, SessionQuery, SortKey};
+use sessions::{DeliveryStatus, RemoveSessions, SessionQuery, SortKey};
 
 /// The URL `path` with `query`'s fields (absent ones left out).
 fn link(path: &str, query: &impl Serialize) -> String {
@@ -31,10 +32,28 @@ pub struct ListParams {
     pub sid: Option<String>,
     pub display_name: Option<String>,
     pub client_id: Option<String>,
+    /// An IP address or CIDR range.
+    pub ip: Option<String>,
+    /// A UTC time as a `datetime-local` input gives it (`2026-03-01T14:02`) or RFC 3339.
+    pub created_after: Option<String>,
+    pub created_before: Option<String>,
     pub count: Option<u32>,
     pub sort: Option<String>,
     pub results_token: Option<String>,
     pub prior: Option<bool>,
+}
+
+/// A time as the filters take it: RFC 3339, or a `datetime-local` value (minutes or seconds),
+/// read as UTC.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("'{text}' is not a time (expected 2026-03-01T14:02, in UTC)"))
 }
 
 impl ListParams {
@@ -46,6 +65,9 @@ impl ListParams {
             sid: typed(&self.sid),
             display_name: typed(&self.display_name),
             client_id: typed(&self.client_id),
+            ip: typed(&self.ip),
+            created_after: typed(&self.created_after),
+            created_before: typed(&self.created_before),
             count: self.count,
             sort: typed(&self.sort),
             results_token: typed(&self.results_token),
@@ -68,13 +90,17 @@ impl ListParams {
         }
     }
 
-    /// The store query these parameters ask for.
-    pub fn to_query(&self) -> SessionQuery {
-        SessionQuery {
+    /// The store query these parameters ask for; an error says which time cannot be read.
+    pub fn to_query(&self) -> Result<SessionQuery, String> {
+        let time = |t: &Option<String>| t.as_deref().map(parse_time).transpose();
+        Ok(SessionQuery {
             subject_id: self.subject_id.clone(),
             sid: self.sid.clone(),
             display_name: self.display_name.clone(),
             client_id: self.client_id.clone(),
+            ip: self.ip.clone(),
+            created_after: time(&self.created_after)?,
+            created_before: time(&self.created_before)?,
             count: self.count,
             sort: self
                 .sort
@@ -83,7 +109,7 @@ impl ListParams {
                 .unwrap_or_default(),
             results_token: self.results_token.clone(),
             prior: self.prior.unwrap_or(false),
-        }
+        })
     }
 
     /// Whether any filter narrows the listing.
@@ -92,7 +118,79 @@ impl ListParams {
             || self.sid.is_some()
             || self.display_name.is_some()
             || self.client_id.is_some()
+            || self.ip.is_some()
+            || self.created_after.is_some()
+            || self.created_before.is_some()
     }
+
+    /// The removal of every session these filters match, when a removal can say exactly them
+    /// (a subject, a session id, an address range, creation times; not a name or client filter)
+    /// and they include an address or a creation time (a subject's own removal is separate).
+    pub fn range_removal(&self) -> Option<RemoveSessions> {
+        let q = self.to_query().ok()?;
+        let ranged = q.ip.is_some() || q.created_after.is_some() || q.created_before.is_some();
+        (ranged && q.display_name.is_none() && q.client_id.is_none()).then(|| RemoveSessions {
+            subject_id: q.subject_id,
+            sid: q.sid,
+            ip: q.ip,
+            created_after: q.created_after,
+            created_before: q.created_before,
+            ..Default::default()
+        })
+    }
+
+    /// The dashboard's download of every session these filters match, in `format` (`csv` or
+    /// `jsonl`).
+    pub fn export_href(&self, realm: &str, format: &str) -> String {
+        let p = self.normalized();
+        let q = self.to_query().unwrap_or_default();
+        let time = |t: Option<DateTime<Utc>>| {
+            t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        };
+        link(
+            &format!("/export/realms/{realm}/sessions"),
+            &ExportLink {
+                format,
+                subject_id: p.subject_id,
+                sid: p.sid,
+                display_name: p.display_name,
+                client_id: p.client_id,
+                ip: p.ip,
+                created_after: time(q.created_after),
+                created_before: time(q.created_before),
+                sort: p.sort,
+            },
+        )
+    }
+}
+
+/// The query of an export download (what the server's export route reads).
+#[derive(Serialize)]
+struct ExportLink<'a> {
+    format: &'a str,
+    subject_id: Option<String>,
+    sid: Option<String>,
+    display_name: Option<String>,
+    client_id: Option<String>,
+    ip: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+    sort: Option<String>,
+}
+
+/// The link to a subject's page: every session, grant and delivery of theirs.
+pub fn user_href(realm: &str, subject: &str) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    format!("/realms/{}/users/{}", enc(realm), enc(subject))
 }
 
 /// The clients page's parameters.

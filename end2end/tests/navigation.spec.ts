@@ -80,7 +80,7 @@ test('disabled Previous / Next are not links: the keyboard skips them', async ({
   await expect(pager.getByRole('link')).toHaveText(['Next']);
   await expect(pager.getByText('Previous')).toHaveAttribute('aria-disabled', 'true');
   // From the last row's link, Tab goes straight to Next; Enter follows it.
-  await page.locator('table.sessions tbody tr').last().getByRole('link').focus();
+  await page.locator('table.sessions tbody tr').last().locator('a[href^="/sessions/"]').focus();
   await page.keyboard.press('Tab');
   await expect(pager.getByRole('link', { name: 'Next' })).toBeFocused();
   await page.screenshot({ path: 'test-results/pager-first-page.png' });
@@ -107,7 +107,7 @@ test('the last page has no Next link', async ({ page, request }) => {
   await expect(pager.locator('.summary')).toHaveText('Showing 1–3 of 3');
   await expect(pager.getByRole('link')).toHaveCount(0);
   await expect(pager.locator('[aria-disabled="true"]')).toHaveText(['Previous', 'Next']);
-  await page.locator('table.sessions tbody tr').last().getByRole('link').focus();
+  await page.locator('table.sessions tbody tr').last().locator('a[href^="/sessions/"]').focus();
   await page.keyboard.press('Tab');
   const focused = await page.evaluate(() => document.activeElement?.closest('.pager') !== null);
   expect(focused).toBe(false);

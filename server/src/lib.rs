@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod export;
 pub mod live;
 pub mod reaper;
 pub mod server_fn_errors;
@@ -113,6 +114,10 @@ pub fn router(service: &SessionService, leptos_options: LeptosOptions, web: &Web
         .route(
             "/live/realms/{realm}",
             axum::routing::get(live::realm_counts),
+        )
+        .route(
+            "/export/realms/{realm}/sessions",
+            axum::routing::get(export::download),
         )
         .with_state(live);
     api::guard::protect(dashboard.merge(api).merge(live), web.guard.clone())

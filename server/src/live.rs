@@ -27,17 +27,30 @@ pub struct LiveState {
 }
 
 impl LiveState {
-    /// Whether the request carries the cookie of a live dashboard session of an enabled
-    /// administrator.
-    async fn signed_in(&self, headers: &HeaderMap) -> bool {
-        match self.cookie.token(headers) {
-            Some(token) => matches!(
-                self.service.dashboard_admin(&token, false).await,
-                Ok(Some(_))
-            ),
-            None => false,
-        }
+    /// The administrator whose live dashboard session's cookie the request carries, if enabled.
+    pub async fn admin(&self, headers: &HeaderMap) -> Option<service::Actor> {
+        let token = self.cookie.token(headers)?;
+        self.service
+            .dashboard_admin(&token, false)
+            .await
+            .ok()
+            .flatten()
     }
+
+    /// Whether the request comes from a signed-in administrator.
+    async fn signed_in(&self, headers: &HeaderMap) -> bool {
+        self.admin(headers).await.is_some()
+    }
+}
+
+/// The answer to a dashboard route asked without a live dashboard session.
+pub fn not_signed_in() -> Response {
+    api::error::ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "sign in to the dashboard first",
+    )
+    .into_response()
 }
 
 /// `GET /live/realms/{realm}`: `count` events with the realm's session count, for a signed-in
@@ -48,12 +61,7 @@ pub async fn realm_counts(
     headers: HeaderMap,
 ) -> Response {
     if !live.signed_in(&headers).await {
-        return api::error::ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "sign in to the dashboard first",
-        )
-        .into_response();
+        return not_signed_in();
     }
     if let Err(e) = live.service.get_realm(&realm) {
         return api::error::ApiError::from(e).into_response();

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use chrono::Utc;
-use sessions::store::{SessionStore, SledStore};
+use sessions::store::{SessionStore, SledStore, LAYOUT_VERSION};
 use sessions::{NewSession, RealmSettingsUpdate};
 
 /// Waits until no thread of this process holds the store's lock (sled's background threads
@@ -124,9 +124,9 @@ fn the_server_upgrades_a_v1_directory_and_refuses_a_newer_one() {
             !names.contains(&"by_created".to_owned()),
             "v1 trees left: {names:?}"
         );
-        // A later version wrote layout 3: realm 0, tag `M`, "version".
+        // A later version wrote the layout after this one: realm 0, tag `M`, "version".
         let tree = db.open_tree("sessions_v2").unwrap();
-        tree.insert(b"\0\0\0\0Mversion", &3u32.to_be_bytes())
+        tree.insert(b"\0\0\0\0Mversion", &(LAYOUT_VERSION + 1).to_be_bytes())
             .unwrap();
         db.flush().unwrap();
     }
@@ -134,7 +134,10 @@ fn the_server_upgrades_a_v1_directory_and_refuses_a_newer_one() {
     let (ok, out) = check(dir.path(), false);
     assert!(!ok, "a newer layout is refused: {out}");
     assert!(out.contains("newer version"), "{out}");
-    assert!(out.contains("layout 3"), "{out}");
+    assert!(
+        out.contains(&format!("layout {}", LAYOUT_VERSION + 1)),
+        "{out}"
+    );
 }
 
 #[test]

@@ -24,7 +24,9 @@ use sessions::{Result, SessionError};
 
 pub use ops::audit::AuditPage;
 pub use ops::deliveries::parse_delivery_status;
+pub use ops::export::{ExportFormat, SessionExport, CSV_COLUMNS};
 pub use ops::keys::RotatedKeys;
+pub use ops::users::{SubjectDeliveries, SUBJECT_DELIVERY_SCAN};
 
 use admins::sign_in::SignIns;
 use api_keys::ApiKeys;

@@ -3,6 +3,7 @@
 //! [`model`] and [`error`] are plain types that also compile for WASM. With the `store` feature,
 //! [`store`] adds the [`store::SessionStore`] trait and its sled implementation, [`store::SledStore`].
 
+pub mod address;
 pub mod delivery;
 pub mod error;
 pub mod grant;

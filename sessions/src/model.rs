@@ -316,6 +316,16 @@ pub struct SessionQuery {
     /// Sessions the client has joined.
     #[serde(default)]
     pub client_id: Option<String>,
+    /// Sessions whose client address is this IP address or lies in this CIDR range (see
+    /// [`crate::address`]: IPv4 addresses are compared in their IPv4-mapped IPv6 form).
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Sessions created at or after this time.
+    #[serde(default)]
+    pub created_after: Option<DateTime<Utc>>,
+    /// Sessions created before this time.
+    #[serde(default)]
+    pub created_before: Option<DateTime<Utc>>,
     /// Page size: default 25, at most 1000.
     #[serde(default)]
     pub count: Option<u32>,
@@ -351,7 +361,7 @@ pub struct QueryResult {
 #[serde(deny_unknown_fields)]
 pub struct RemoveSessions {
     /// Explicitly selected sessions (at most 1000, none blank); answered one by one. Give
-    /// either `sids` or a `subject_id`/`sid` filter.
+    /// either `sids` or filters (`subject_id`, `sid`, `ip`, `created_after`, `created_before`).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub sids: Vec<String>,
@@ -375,6 +385,16 @@ pub struct RemoveSessions {
         )
     )]
     pub sid: Option<String>,
+    /// Every session whose client address is this IP address or lies in this CIDR range
+    /// (AND-ed with the other filters).
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Every session created at or after this time (AND-ed with the other filters).
+    #[serde(default)]
+    pub created_after: Option<DateTime<Utc>>,
+    /// Every session created before this time (AND-ed with the other filters).
+    #[serde(default)]
+    pub created_before: Option<DateTime<Utc>>,
     /// Limits token and consent revocation and notifications to these clients (each not
     /// blank, 1 to 255 bytes, no control characters).
     #[serde(default)]
@@ -402,6 +422,9 @@ impl Default for RemoveSessions {
             sids: Vec::new(),
             subject_id: None,
             sid: None,
+            ip: None,
+            created_after: None,
+            created_before: None,
             client_ids: None,
             remove_server_side_session: true,
             revoke_tokens: true,

@@ -1,8 +1,10 @@
 //! Input checks shared by every entry point, so bad input is refused the same way everywhere.
 
+use crate::address::AddressRange;
 use crate::error::{Result, SessionError};
 use crate::model::{
-    NewSession, RealmSettings, SessionQuery, MAX_FIELD_LEN, MAX_PAGE_SIZE, MAX_REALM_LEN,
+    NewSession, RealmSettings, RemoveSessions, SessionQuery, MAX_FIELD_LEN, MAX_PAGE_SIZE,
+    MAX_REALM_LEN,
 };
 
 /// Longest grant token recorded; anything longer cannot be one.
@@ -148,10 +150,95 @@ pub fn query_filters(q: &SessionQuery) -> Result<()> {
             text(field, v)?;
         }
     }
+    if let Some(ip) = q.ip.as_deref().filter(|ip| !ip.is_empty()) {
+        AddressRange::parse(ip)?;
+    }
     if q.prior && q.results_token.is_none() {
         return Err(SessionError::invalid("prior=true needs a results_token"));
     }
     Ok(())
+}
+
+/// The filter of a removal that names its sessions by filters rather than by `sids`, checked:
+/// `None` for a removal by `sids`. A blank filter value is refused, never read as "any".
+pub fn removal_filter(r: &RemoveSessions) -> Result<Option<SessionQuery>> {
+    for (field, value) in [
+        ("subject_id", &r.subject_id),
+        ("sid", &r.sid),
+        ("ip", &r.ip),
+    ] {
+        if let Some(v) = value {
+            not_blank(field, v)?;
+        }
+    }
+    for sid in &r.sids {
+        not_blank("sids entry", sid)?;
+        text("sids entry", sid)?;
+    }
+    let has_filter = r.subject_id.is_some()
+        || r.sid.is_some()
+        || r.ip.is_some()
+        || r.created_after.is_some()
+        || r.created_before.is_some();
+    if r.sids.is_empty() && !has_filter {
+        return Err(SessionError::invalid(
+            "name the sessions to remove with sids or filters (subject_id, sid, ip, created_after, created_before); to end every session of the realm use logout-all",
+        ));
+    }
+    if !r.sids.is_empty() && has_filter {
+        return Err(SessionError::invalid(
+            "give either sids or filters (subject_id, sid, ip, created_after, created_before), not both",
+        ));
+    }
+    if !has_filter {
+        return Ok(None);
+    }
+    let q = SessionQuery {
+        subject_id: r.subject_id.clone(),
+        sid: r.sid.clone(),
+        ip: r.ip.clone(),
+        created_after: r.created_after,
+        created_before: r.created_before,
+        ..Default::default()
+    };
+    query_filters(&q)?;
+    Ok(Some(q))
+}
+
+/// A query's filters as the audit log names them (removals, exports): `subject_id=alice
+/// ip=203.0.113.0/24 created_before=2026-03-01T14:02:00Z`, the given ones only; `all sessions`
+/// when there is none.
+pub fn describe_filter(q: &SessionQuery) -> String {
+    let mut parts = Vec::new();
+    for (name, value) in [
+        ("subject_id", &q.subject_id),
+        ("sid", &q.sid),
+        ("display_name", &q.display_name),
+        ("client_id", &q.client_id),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            parts.push(format!("{name}={v}"));
+        }
+    }
+    if let Some(ip) = q.ip.as_deref().filter(|v| !v.is_empty()) {
+        match AddressRange::parse(ip) {
+            Ok(range) => parts.push(format!("ip={range}")),
+            Err(_) => parts.push(format!("ip={ip}")),
+        }
+    }
+    let time =
+        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    if let Some(t) = &q.created_after {
+        parts.push(format!("created_after={}", time(t)));
+    }
+    if let Some(t) = &q.created_before {
+        parts.push(format!("created_before={}", time(t)));
+    }
+    if parts.is_empty() {
+        "all sessions".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// A client registration: a short name, and an absolute http(s) back-channel URI.

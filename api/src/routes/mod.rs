@@ -22,6 +22,7 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
     router
         .routes(routes!(admin::remove_sessions))
         .routes(routes!(admin::logout_all))
+        .routes(routes!(admin::export_sessions))
         .routes(routes!(data_plane::create_session, admin::list_sessions))
         .routes(routes!(data_plane::validate_session))
         .routes(routes!(data_plane::logout_session))

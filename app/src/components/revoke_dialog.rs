@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use leptos::prelude::*;
-use sessions::{RemoveAllSessions, RemoveOutcome, RemoveSessions};
+use sessions::{RemoveAllSessions, RemoveOutcome, RemoveSessions, SessionQuery};
 
 use crate::error::AppError;
 use crate::server_fns::sessions::{revoke_all_sessions, revoke_sessions};
@@ -16,6 +16,8 @@ pub enum RevokeTarget {
     Selected,
     /// Every session of one subject.
     Subject(String),
+    /// Every session a removal's filters match (an address range, creation times).
+    Filter(RemoveSessions),
     /// Every session of the realm; needs the realm's name typed to confirm.
     Realm,
 }
@@ -171,28 +173,34 @@ pub fn RevokeDialog(
                     reason: text(reason),
                 },
             ),
-            other => Revocation::Sessions(
-                realm,
-                RemoveSessions {
-                    sids: if other == Some(RevokeTarget::Selected) {
-                        selected.get_untracked().into_iter().collect()
-                    } else {
-                        Vec::new()
+            other => {
+                // Which sessions: the selected ones, a subject's, or a filter's.
+                let which = match other {
+                    Some(RevokeTarget::Selected) => RemoveSessions {
+                        sids: selected.get_untracked().into_iter().collect(),
+                        ..Default::default()
                     },
-                    subject_id: match other {
-                        Some(RevokeTarget::Subject(s)) => Some(s),
-                        _ => None,
+                    Some(RevokeTarget::Subject(s)) => RemoveSessions {
+                        subject_id: Some(s),
+                        ..Default::default()
                     },
-                    client_ids: (!scope.is_empty()).then_some(scope),
-                    remove_server_side_session: remove,
-                    revoke_tokens: tokens,
-                    revoke_consents: consents,
-                    send_backchannel_logout: notify,
-                    dry_run,
-                    reason: text(reason),
-                    ..Default::default()
-                },
-            ),
+                    Some(RevokeTarget::Filter(f)) => f,
+                    _ => RemoveSessions::default(),
+                };
+                Revocation::Sessions(
+                    realm,
+                    RemoveSessions {
+                        client_ids: (!scope.is_empty()).then_some(scope),
+                        remove_server_side_session: remove,
+                        revoke_tokens: tokens,
+                        revoke_consents: consents,
+                        send_backchannel_logout: notify,
+                        dry_run,
+                        reason: text(reason),
+                        ..which
+                    },
+                )
+            }
         }
     };
     let preview = revoke_action();
@@ -211,6 +219,17 @@ pub fn RevokeDialog(
             )
         }
         Some(RevokeTarget::Subject(s)) => format!("Revoke all sessions of {s}"),
+        Some(RevokeTarget::Filter(f)) => format!(
+            "Revoke all sessions matching {}",
+            sessions::validate::describe_filter(&SessionQuery {
+                subject_id: f.subject_id,
+                sid: f.sid,
+                ip: f.ip,
+                created_after: f.created_after,
+                created_before: f.created_before,
+                ..Default::default()
+            })
+        ),
         Some(RevokeTarget::Realm) => format!("Sign out all sessions in realm {realm_name}"),
         None => String::new(),
     };

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use sessions::Session;
 
 use crate::format::{exact, relative};
+use crate::routes::user_href;
 
 /// A time shown relative to `now` (the server's time of the data), exact on hover.
 #[component]
@@ -77,7 +78,7 @@ pub fn SessionTable(
                         {s.display_name.clone().unwrap_or_else(|| "—".into())}
                         {own.then(|| view! { <span class="badge">"this session"</span> })}
                     </td>
-                    <td><code>{s.subject_id.clone()}</code></td>
+                    <td><a href=user_href(&realm, &s.subject_id) title="Every session, grant and delivery of this subject"><code>{s.subject_id.clone()}</code></a></td>
                     <td><a href=format!("/sessions/{realm}/{}", s.sid)><code title=s.sid.clone()>{detail}</code></a></td>
                     <td class="clients">
                         {s.client_ids.iter().map(|c| view! { <span class="chip">{c.clone()}</span> }).collect_view()}

@@ -7,3 +7,4 @@ pub mod deliveries;
 pub mod login;
 pub mod session_detail;
 pub mod sessions;
+pub mod user;

@@ -130,12 +130,14 @@ fn Detail(
     .into_any()
 }
 
-/// The live grants issued under a session.
+/// Live grants (of a session, or of a subject).
 #[component]
-fn GrantTable(grants: Vec<sessions::Grant>, now: chrono::DateTime<chrono::Utc>) -> impl IntoView {
+pub fn GrantTable(
+    grants: Vec<sessions::Grant>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> impl IntoView {
     if grants.is_empty() {
-        return view! { <p class="muted">"No live token or consent was issued under this session."</p> }
-            .into_any();
+        return view! { <p class="muted">"No live token or consent."</p> }.into_any();
     }
     let rows = grants
         .into_iter()

@@ -17,6 +17,7 @@ use crate::components::revoke_dialog::{
     revoke_action, RevocationNotice, RevokeAction, RevokeDialog, RevokeTarget,
 };
 use crate::components::session_table::SessionTable;
+use crate::error::AppError;
 use crate::routes::ListParams;
 use crate::server_fns::sessions::{load_sessions, SessionsView};
 
@@ -29,7 +30,14 @@ pub fn SessionsPage() -> impl IntoView {
     // Asked again after every revocation.
     let data = Resource::new(
         move || (params.get(), revoke.version().get()),
-        |(p, _)| async move { load_sessions(p.realm.clone(), p.to_query()).await },
+        |(p, _)| async move {
+            let query = p.to_query().map_err(|message| AppError::Refused {
+                status: 400,
+                code: "invalid_query".into(),
+                message,
+            })?;
+            load_sessions(p.realm.clone(), query).await
+        },
     );
     let on_refresh = Callback::new(move |_| data.refetch());
     view! {
@@ -109,7 +117,17 @@ fn SessionsBody(
                         </button>
                     }
                 })}
+                {params.range_removal().map(|removal| {
+                    let label = format!("Revoke all {} matching", page.total_count);
+                    view! {
+                        <button type="button" class="danger" on:click=move |_| dialog.set(Some(RevokeTarget::Filter(removal.clone())))>
+                            {label}
+                        </button>
+                    }
+                })}
                 <span class="spacer"></span>
+                <a class="button" href=params.export_href(&realm, "csv") download rel="external">"Export CSV"</a>
+                <a class="button" href=params.export_href(&realm, "jsonl") download rel="external">"Export JSON lines"</a>
                 {(!sessions::validate::is_reserved_realm(&realm)).then(|| view! {
                     <button type="button" class="outline-danger" on:click=move |_| dialog.set(Some(RevokeTarget::Realm))>
                         "Sign out all sessions in this realm"
@@ -130,6 +148,11 @@ fn SessionsBody(
         NodeRef::<html::Input>::new(),
         NodeRef::<html::Input>::new(),
     );
+    let (ip, created_after, created_before) = (
+        NodeRef::<html::Input>::new(),
+        NodeRef::<html::Input>::new(),
+        NodeRef::<html::Input>::new(),
+    );
     let (sort, per_page) = (
         NodeRef::<html::Select>::new(),
         NodeRef::<html::Select>::new(),
@@ -146,6 +169,9 @@ fn SessionsBody(
             sid: text(sid),
             display_name: text(display_name),
             client_id: text(client),
+            ip: text(ip),
+            created_after: text(created_after),
+            created_before: text(created_before),
             count: choice(per_page).and_then(|c| c.parse().ok()),
             sort: choice(sort),
             results_token: None,
@@ -164,6 +190,9 @@ fn SessionsBody(
             <label>"Session ID" <input type="text" name="sid" value=value(&params.sid) node_ref=sid/></label>
             <label>"Display name" <input type="text" name="display_name" value=value(&params.display_name) node_ref=display_name/></label>
             <label>"Client" <input type="text" name="client_id" value=value(&params.client_id) node_ref=client/></label>
+            <label>"Client address" <input type="text" name="ip" placeholder="203.0.113.0/24" value=value(&params.ip) node_ref=ip/></label>
+            <label>"Created after (UTC)" <input type="datetime-local" step="1" name="created_after" value=value(&params.created_after) node_ref=created_after/></label>
+            <label>"Created before (UTC)" <input type="datetime-local" step="1" name="created_before" value=value(&params.created_before) node_ref=created_before/></label>
             <label>"Sort" <select name="sort" node_ref=sort>{sort_options}</select></label>
             <label>"Per page" <select name="count" node_ref=per_page>{count_options}</select></label>
             <button type="submit" class="primary">"Search"</button>

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod clients;
 pub mod deliveries;
 pub mod sessions;
+pub mod users;
 
 #[cfg(feature = "ssr")]
 mod ssr {

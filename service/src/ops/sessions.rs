@@ -83,6 +83,8 @@ impl SessionService {
         actor: &Actor,
     ) -> Result<RemoveOutcome> {
         refuse_own_session(realm, &request, actor)?;
+        self.refuse_own_session_among_matches(realm, &request, actor)
+            .await?;
         let (store, realm, actor) = (self.store.clone(), realm.to_owned(), actor.audit_name());
         let outcome = blocking(move || store.remove(&realm, &request, &actor, Utc::now())).await;
         self.wake_deliveries();
@@ -106,6 +108,39 @@ impl SessionService {
             blocking(move || store.remove_all(&realm, &request, &actor, Utc::now())).await;
         self.wake_deliveries();
         outcome
+    }
+
+    /// Refuses a removal by address or creation time whose matches include the dashboard session
+    /// the administrator acts from (found by a preview of the same removal).
+    async fn refuse_own_session_among_matches(
+        &self,
+        realm: &str,
+        request: &RemoveSessions,
+        actor: &Actor,
+    ) -> Result<()> {
+        let ranged = request.ip.is_some()
+            || request.created_after.is_some()
+            || request.created_before.is_some();
+        let Some(own) = own_sid(realm, actor).filter(|_| ranged) else {
+            return Ok(());
+        };
+        let preview = RemoveSessions {
+            dry_run: true,
+            ..request.clone()
+        };
+        let (store, realm, name) = (self.store.clone(), realm.to_owned(), actor.audit_name());
+        let outcome = blocking(move || store.remove(&realm, &preview, &name, Utc::now())).await?;
+        if outcome
+            .removed
+            .iter()
+            .any(|sid| parse_sid(sid) == Some(own))
+        {
+            return Err(SessionError::Conflict(
+                "You cannot revoke the session you are signed in with: it matches these filters."
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether `sid` is the dashboard session `actor` acts from.

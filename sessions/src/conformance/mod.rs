@@ -26,12 +26,14 @@ use std::path::Path;
 
 use crate::store::SessionStore;
 
+mod address_and_time;
 mod counts;
 mod exact_ids;
 mod lifecycle;
 mod paging;
 mod revocation;
 
+pub use address_and_time::*;
 pub use counts::*;
 pub use exact_ids::*;
 pub use lifecycle::*;
@@ -166,6 +168,11 @@ macro_rules! conformance_suite {
             // counts
             a_mixed_workload_keeps_every_count_exact,
             counts_stay_exact_under_random_operations,
+            // client address and creation time
+            address_and_creation_time_filters_page_and_count_exactly,
+            creation_time_bounds_are_inclusive_after_and_exclusive_before,
+            removal_by_address_range_and_creation_time_ends_exactly_the_matches,
+            malformed_or_blank_address_filters_are_refused,
         );
     };
     (@tests $name:ident, $backend:expr, $($test:ident),* $(,)?) => {

@@ -135,6 +135,13 @@ pub trait SessionStore: Send + Sync {
     /// value is matched exactly, untrimmed, and a `sid` filter must be a session id as
     /// [`parse_sid`] reads it.
     fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult>;
+    /// One page as [`SessionStore::query`] answers it, except that the matches need not be
+    /// counted (`total_count` and `total_pages` may be 0): for walking every match, as an export
+    /// does, where counting again for every page would cost a range scan each. The default
+    /// counts anyway.
+    fn query_uncounted(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+        self.query(realm, query)
+    }
     /// Ends the selected or filtered sessions. Durable when it returns (unless a dry run).
     ///
     /// Ids are exact: a blank `subject_id`, `sid`, `sids` or `client_ids` entry is refused, a

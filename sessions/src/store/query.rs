@@ -9,12 +9,14 @@
 
 use std::ops::Bound;
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::keys::{self, AttrKind, RealmId, Sid};
 use super::record::{parse_sid, words, StoredSession, MAX_PREFIX_CHARS};
 use super::results_token::{PageCursor, Position};
 use super::sled_store::{RealmEntry, SledStoreV1};
+use crate::address::AddressRange;
 use crate::error::{Result, SessionError};
 use crate::model::{QueryResult, SessionQuery, SortKey};
 use crate::validate;
@@ -31,6 +33,42 @@ pub(super) struct Filters {
     pub client: Option<String>,
     /// Case-folded words that must each prefix some word of the display name.
     pub name_words: Vec<String>,
+    /// The client address range.
+    pub address: Option<AddressRange>,
+    /// Creation times allowed: milliseconds from (inclusive) and until (exclusive).
+    pub created: Option<CreatedRange>,
+}
+
+/// Creation times in milliseconds, `from` inclusive, `until` exclusive; possibly empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CreatedRange {
+    pub from: i64,
+    pub until: i64,
+}
+
+impl CreatedRange {
+    /// The range of a query's `created_after` (inclusive) and `created_before` (exclusive), in
+    /// whole milliseconds (the stored precision), or `None` when neither is given.
+    pub fn of(after: Option<DateTime<Utc>>, before: Option<DateTime<Utc>>) -> Option<Self> {
+        // Stored times are whole milliseconds: `created >= t` and `created < t` both hold exactly
+        // when they hold for `t` rounded up to the millisecond.
+        let ceil_ms = |t: DateTime<Utc>| {
+            t.timestamp_micros().div_euclid(1000)
+                + i64::from(t.timestamp_micros().rem_euclid(1000) != 0)
+        };
+        (after.is_some() || before.is_some()).then(|| CreatedRange {
+            from: after.map_or(i64::MIN, ceil_ms),
+            until: before.map_or(i64::MAX, ceil_ms),
+        })
+    }
+
+    pub fn contains(&self, ms: i64) -> bool {
+        self.from <= ms && ms < self.until
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.from >= self.until
+    }
 }
 
 /// The filter value, unless it is absent or empty.
@@ -55,6 +93,8 @@ impl Filters {
             name_words: non_empty(&q.display_name)
                 .map(|n| words(n).collect())
                 .unwrap_or_default(),
+            address: non_empty(&q.ip).map(AddressRange::parse).transpose()?,
+            created: CreatedRange::of(q.created_after, q.created_before),
         })
     }
 
@@ -73,6 +113,21 @@ impl Filters {
                         .iter()
                         .all(|q| name_words.iter().any(|w| w.starts_with(q.as_str())))
                 }))
+            && self
+                .address
+                .as_ref()
+                .is_none_or(|r| s.ip.as_deref().is_some_and(|ip| r.contains_text(ip)))
+            && self.created.is_none_or(|c| c.contains(s.created_ms))
+    }
+
+    /// Refuses the filters the previous layout has no index for.
+    fn refuse_unindexed_in_v1(&self) -> Result<()> {
+        if self.address.is_some() || self.created.is_some() {
+            return Err(SessionError::invalid(
+                "the ip, created_after and created_before filters need storage layout 2 or later",
+            ));
+        }
+        Ok(())
     }
 
     /// The attribute indexes that can drive the listing, and whether each answers its filter
@@ -116,6 +171,12 @@ impl Filters {
         for w in &self.name_words {
             field(4, w.as_bytes());
         }
+        if let Some(a) = &self.address {
+            field(5, &[&a.first[..], &a.last[..]].concat());
+        }
+        if let Some(c) = &self.created {
+            field(6, &[c.from.to_be_bytes(), c.until.to_be_bytes()].concat());
+        }
         h.finalize()[..8].try_into().expect("8 bytes")
     }
 }
@@ -144,6 +205,7 @@ impl SledStoreV1 {
         validate::query_filters(q)?;
         let count = validate::page_size(q)?;
         let filters = Filters::from_query(q)?;
+        filters.refuse_unindexed_in_v1()?;
         let fingerprint = filters.fingerprint(realm.id, q.sort, count);
         let cursor = match &q.results_token {
             Some(t) => Some(self.results_tokens.decode(fingerprint, t)?),
@@ -245,6 +307,7 @@ impl SledStoreV1 {
         q: &SessionQuery,
     ) -> Result<Vec<StoredSession>> {
         let filters = Filters::from_query(q)?;
+        filters.refuse_unindexed_in_v1()?;
         let plan = self.plan(realm.id, SortKey::Created, &filters)?;
         let rows = self.scan(
             realm.id,

@@ -1435,6 +1435,14 @@ impl SessionStore for SledStoreV1 {
     ) -> Result<RemoveOutcome> {
         let realm = self.realm(realm)?;
         check_reason(request.reason.as_deref())?;
+        if request.ip.is_some()
+            || request.created_after.is_some()
+            || request.created_before.is_some()
+        {
+            return Err(SessionError::invalid(
+                "the ip, created_after and created_before filters need storage layout 2 or later",
+            ));
+        }
         // Ids are exact: a blank one would otherwise select nothing or, as a filter, everything.
         for (field, value) in [("subject_id", &request.subject_id), ("sid", &request.sid)] {
             if let Some(v) = value {

@@ -174,7 +174,9 @@ impl Checker<'_> {
                         Err(_) => false,
                     }
                 }
-                layout::SUBJECT | layout::CLIENT | layout::WORD if k.len() > 5 + 24 => {
+                layout::SUBJECT | layout::CLIENT | layout::WORD | layout::ADDRESS
+                    if k.len() > 5 + 24 =>
+                {
                     let (created, sid) = layout::split_time_sid(k);
                     let s = self.session(realm, created, &sid)?;
                     Self::implied_by_session(s, realm, k, v)

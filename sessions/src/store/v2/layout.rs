@@ -9,6 +9,7 @@
 //! | `U` | len + subject + created + sid                  | —                            |
 //! | `C` | len + client id + created + sid                | —                            |
 //! | `W` | display-name word + 0 + created + sid          | —                            |
+//! | `I` | client address (16) + created + sid            | —                            |
 //! | `x` | sid (legacy v4 sids only)                      | created (8)                  |
 //! | `c` | client id                                      | registration (JSON)          |
 //! | `g` | grant id (16)                                  | grant record                 |
@@ -38,6 +39,7 @@ pub const EXPIRY: u8 = b'E';
 pub const SUBJECT: u8 = b'U';
 pub const CLIENT: u8 = b'C';
 pub const WORD: u8 = b'W';
+pub const ADDRESS: u8 = b'I';
 pub const LEGACY_SID: u8 = b'x';
 pub const CLIENT_REG: u8 = b'c';
 pub const GRANT: u8 = b'g';
@@ -134,6 +136,32 @@ pub fn word_key(realm: RealmId, word: &str, created_ms: i64, sid: &Sid) -> Vec<u
 #[allow(dead_code)]
 pub fn word_of_key(key: &[u8]) -> Option<&[u8]> {
     key.get(5..key.len().checked_sub(25)?)
+}
+
+/// Length of a client-address index key.
+pub const ADDRESS_KEY_LEN: usize = 5 + 16 + 24;
+
+/// Prefix of the client-address index entries of one address (16 bytes, IPv4 mapped: see
+/// [`crate::address`]), in creation order.
+pub fn address_prefix(realm: RealmId, address: &[u8; 16]) -> [u8; 21] {
+    let mut k = [0u8; 21];
+    k[..5].copy_from_slice(&prefix(realm, ADDRESS));
+    k[5..].copy_from_slice(address);
+    k
+}
+
+/// A client-address index entry.
+pub fn address_key(
+    realm: RealmId,
+    address: &[u8; 16],
+    created_ms: i64,
+    sid: &Sid,
+) -> [u8; ADDRESS_KEY_LEN] {
+    let mut k = [0u8; ADDRESS_KEY_LEN];
+    k[..21].copy_from_slice(&address_prefix(realm, address));
+    k[21..29].copy_from_slice(&time_bytes(created_ms));
+    k[29..].copy_from_slice(sid);
+    k
 }
 
 /// Key of a legacy sid's creation time.

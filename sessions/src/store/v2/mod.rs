@@ -47,13 +47,14 @@ use super::keys::{RealmId, Sid};
 use super::record::{words, StoredSession};
 use super::results_token::ResultsTokenCodec;
 use super::sled_store::{random_bytes, RealmEntry};
+use crate::address::address_bytes;
 use crate::error::{Result, SessionError};
 use counts::{Counters, Deltas};
 use locks::Stripes;
 use record::Interner;
 
-/// The layout version this code writes.
-pub const LAYOUT_VERSION: u32 = 2;
+/// The layout version this code writes: 2 as issue 10 made it, 3 with the client-address index.
+pub const LAYOUT_VERSION: u32 = 3;
 /// The tree every key of the v2 layout lives in.
 const TREE: &str = "sessions_v2";
 /// A counter checkpoint is written after this many journal entries (`SESSIONS_CHECKPOINT_EVERY`
@@ -134,6 +135,7 @@ impl SledStoreV2 {
         let sled_elapsed = started.elapsed();
         let tree = db.open_tree(TREE)?;
         let mut upgraded = false;
+        let mut stored_version = LAYOUT_VERSION;
         match tree.get(layout::meta_key("version"))? {
             Some(v) => {
                 let version = u32::from_be_bytes(v.as_ref().try_into().map_err(|_| {
@@ -144,11 +146,12 @@ impl SledStoreV2 {
                         "this data directory was written by a newer version of the session service (storage layout {version}; this version reads layouts up to {LAYOUT_VERSION}); upgrade the server, or restore a backup taken before the newer version ran"
                     )));
                 }
-                if version < LAYOUT_VERSION {
+                if version < upgrade::OLDEST_V2 {
                     return Err(SessionError::Storage(format!(
                         "unknown storage layout {version}"
                     )));
                 }
+                stored_version = version;
             }
             None => {
                 // Nothing finished here yet: an interrupted upgrade or first start starts over.
@@ -210,6 +213,10 @@ impl SledStoreV2 {
             id_base,
         };
         let replayed = store.load_counters()?;
+        if stored_version < LAYOUT_VERSION {
+            store.upgrade_from(stored_version)?;
+            upgraded = true;
+        }
         store.stats = OpenStats {
             elapsed: started.elapsed(),
             sled_elapsed,
@@ -710,6 +717,12 @@ fn index_entries(realm: RealmId, s: &StoredSession) -> BTreeMap<Vec<u8>, Vec<u8>
     for c in &s.client_ids {
         out.insert(
             layout::attr_key(realm, layout::CLIENT, c.as_bytes(), s.created_ms, &s.sid),
+            Vec::new(),
+        );
+    }
+    if let Some(address) = s.ip.as_deref().and_then(address_bytes) {
+        out.insert(
+            layout::address_key(realm, &address, s.created_ms, &s.sid).to_vec(),
             Vec::new(),
         );
     }

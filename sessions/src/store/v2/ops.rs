@@ -947,7 +947,12 @@ impl SessionStore for SledStoreV2 {
 
     fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
         let realm = self.realm(realm)?;
-        self.run_query(&realm, query)
+        self.run_query(&realm, query, true)
+    }
+
+    fn query_uncounted(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+        let realm = self.realm(realm)?;
+        self.run_query(&realm, query, false)
     }
 
     fn remove(
@@ -959,26 +964,7 @@ impl SessionStore for SledStoreV2 {
     ) -> Result<RemoveOutcome> {
         let realm = self.realm(realm)?;
         check_reason(request.reason.as_deref())?;
-        for (field, value) in [("subject_id", &request.subject_id), ("sid", &request.sid)] {
-            if let Some(v) = value {
-                validate::not_blank(field, v)?;
-            }
-        }
-        for sid in &request.sids {
-            validate::not_blank("sids entry", sid)?;
-            validate::text("sids entry", sid)?;
-        }
-        let has_filter = request.subject_id.is_some() || request.sid.is_some();
-        if request.sids.is_empty() && !has_filter {
-            return Err(SessionError::invalid(
-                "name the sessions to remove with sids, subject_id or sid; to end every session of the realm use logout-all",
-            ));
-        }
-        if !request.sids.is_empty() && has_filter {
-            return Err(SessionError::invalid(
-                "give either sids or a subject_id/sid filter, not both",
-            ));
-        }
+        let filter = validate::removal_filter(request)?;
         if request.sids.len() > MAX_SELECTED_SIDS {
             return Err(SessionError::invalid(format!(
                 "at most {MAX_SELECTED_SIDS} sids per request"
@@ -1016,20 +1002,21 @@ impl SessionStore for SledStoreV2 {
                     None => outcome.not_found.push(sid.clone()),
                 }
             }
-        } else {
-            let filter = SessionQuery {
-                subject_id: request.subject_id.clone(),
-                sid: request.sid.clone(),
-                ..Default::default()
-            };
-            validate::query_filters(&filter)?;
-            targets = self.matching_sessions(&realm, &filter)?;
+        } else if let Some(filter) = &filter {
+            targets = self.matching_sessions(&realm, filter)?;
         }
         outcome.removed = targets.iter().map(|s| sid_to_string(&s.sid)).collect();
         let ended = self
             .end_sessions(&realm, &targets, &flags, &mut outcome, now)
-            .and_then(|()| match (&request.subject_id, &request.sid) {
-                (Some(subject), None) if flags.revoke_tokens => self.revoke_subject_grants_where(
+            .and_then(|()| match &filter {
+                Some(SessionQuery {
+                    subject_id: Some(subject),
+                    sid: None,
+                    ip: None,
+                    created_after: None,
+                    created_before: None,
+                    ..
+                }) if flags.revoke_tokens => self.revoke_subject_grants_where(
                     realm.id,
                     subject,
                     outcome.dry_run,
@@ -1038,14 +1025,9 @@ impl SessionStore for SledStoreV2 {
                 ),
                 _ => Ok(()),
             });
-        let target = if request.sids.is_empty() {
-            format!(
-                "subject_id={} sid={}",
-                request.subject_id.as_deref().unwrap_or("*"),
-                request.sid.as_deref().unwrap_or("*")
-            )
-        } else {
-            format!("{} selected sessions", request.sids.len())
+        let target = match &filter {
+            Some(f) => validate::describe_filter(f),
+            None => format!("{} selected sessions", request.sids.len()),
         };
         let entry = removal_entry(
             &realm,

@@ -8,12 +8,13 @@ use std::collections::HashSet;
 use std::ops::Bound;
 
 use super::super::keys::{RealmId, Sid};
-use super::super::query::{Filters, MATERIALIZE_LIMIT};
+use super::super::query::{CreatedRange, Filters, MATERIALIZE_LIMIT};
 use super::super::record::{StoredSession, MAX_PREFIX_CHARS};
 use super::super::results_token::{PageCursor, Position};
 use super::super::sled_store::RealmEntry;
 use super::counts;
 use super::{layout, SledStoreV2};
+use crate::address::AddressRange;
 use crate::error::{Result, SessionError};
 use crate::model::{QueryResult, SessionQuery, SortKey};
 use crate::validate;
@@ -30,19 +31,41 @@ enum Source {
     Rows(Vec<(Position, StoredSession)>),
 }
 
-/// Index entries that name every session a filter can match (and maybe more).
+/// Index entries that name every session a filter can match (and maybe more). Each key ends with
+/// (created, sid), so a creation-time filter narrows any of them.
 #[derive(Clone)]
 enum Candidates {
-    /// Subject or client index entries under this prefix.
+    /// Subject or client index entries under this prefix (creation order).
     Attr(Vec<u8>),
     /// Word index entries of words starting with this (case-folded) prefix.
     Words(String),
+    /// Client-address index entries of the addresses in this range (address, then creation
+    /// order).
+    Address(AddressRange),
+    /// The records themselves (creation order): for a creation-time filter alone.
+    Records,
 }
 
 struct Plan {
     source: Source,
     known_count: Option<u64>,
     count_under: Option<Candidates>,
+    /// Whether the candidates, within the creation-time range, are exactly the matching sessions
+    /// (so they are counted without reading the sessions).
+    count_keys_only: bool,
+}
+
+/// One way of finding a filter's sessions.
+struct Attribute {
+    candidates: Candidates,
+    /// How many sessions the candidates name: exact, or (for a counter, with a creation-time
+    /// filter) an upper bound.
+    n: u64,
+    /// Whether `n` is exactly the number of sessions this filter (with the creation-time filter)
+    /// matches.
+    exact: bool,
+    /// Whether the candidates within the creation-time range are exactly this filter's sessions.
+    keys_exact: bool,
 }
 
 fn source_for(sort: SortKey) -> Source {
@@ -54,8 +77,13 @@ fn source_for(sort: SortKey) -> Source {
 }
 
 impl SledStoreV2 {
-    /// One page of a realm's sessions.
-    pub(super) fn run_query(&self, realm: &RealmEntry, q: &SessionQuery) -> Result<QueryResult> {
+    /// One page of a realm's sessions; `counted`: with the exact number of matches (else 0).
+    pub(super) fn run_query(
+        &self,
+        realm: &RealmEntry,
+        q: &SessionQuery,
+        counted: bool,
+    ) -> Result<QueryResult> {
         validate::query_filters(q)?;
         let count = validate::page_size(q)?;
         let filters = Filters::from_query(q)?;
@@ -110,7 +138,8 @@ impl SledStoreV2 {
 
         let total_count = match plan.known_count {
             Some(n) => n,
-            None => self.count_matching(realm.id, plan.count_under.as_ref(), &filters)?,
+            None if counted => self.count_matching(realm.id, &plan, &filters)?,
+            None => 0,
         };
         let total_pages = total_count.div_ceil(u64::from(count));
         let page = match (&cursor, q.prior) {
@@ -172,6 +201,15 @@ impl SledStoreV2 {
     }
 
     fn plan(&self, realm: RealmId, sort: SortKey, filters: &Filters) -> Result<Plan> {
+        let nothing = || Plan {
+            source: Source::Rows(Vec::new()),
+            known_count: Some(0),
+            count_under: None,
+            count_keys_only: false,
+        };
+        if filters.created.is_some_and(|c| c.is_empty()) {
+            return Ok(nothing());
+        }
         if let Some(sid) = &filters.sid {
             let rows: Vec<_> = self
                 .load(realm, sid)?
@@ -184,54 +222,104 @@ impl SledStoreV2 {
                 source: Source::Rows(rows),
                 known_count: Some(n),
                 count_under: None,
+                count_keys_only: false,
             });
         }
-        // (candidates, how many the counter says, whether that count is the filter's exactly)
-        let mut attributes: Vec<(Candidates, u64, bool)> = Vec::new();
+        // Counters count every creation time: with a creation-time filter they are upper bounds.
+        let timeless = filters.created.is_none();
+        let mut attributes: Vec<Attribute> = Vec::new();
+        let counted = |candidates, key: Vec<u8>, keys_exact: bool| Attribute {
+            candidates,
+            n: self.counter(&key),
+            exact: keys_exact && timeless,
+            keys_exact,
+        };
         if let Some(s) = &filters.subject {
-            attributes.push((
+            attributes.push(counted(
                 Candidates::Attr(layout::attr_prefix(realm, layout::SUBJECT, s.as_bytes())),
-                self.counter(&counts::key(realm, counts::SUBJECT, s.as_bytes())),
+                counts::key(realm, counts::SUBJECT, s.as_bytes()),
                 true,
             ));
         }
         if let Some(c) = &filters.client {
-            attributes.push((
+            attributes.push(counted(
                 Candidates::Attr(layout::attr_prefix(realm, layout::CLIENT, c.as_bytes())),
-                self.counter(&counts::key(realm, counts::CLIENT, c.as_bytes())),
+                counts::key(realm, counts::CLIENT, c.as_bytes()),
                 true,
             ));
         }
         for w in &filters.name_words {
             let prefix: String = w.chars().take(MAX_PREFIX_CHARS).collect();
             let exact = prefix.len() == w.len();
-            let n = self.counter(&counts::key(realm, counts::NAME_PREFIX, prefix.as_bytes()));
-            attributes.push((Candidates::Words(prefix), n, exact));
+            let key = counts::key(realm, counts::NAME_PREFIX, prefix.as_bytes());
+            attributes.push(counted(Candidates::Words(prefix), key, exact));
+        }
+        // Ranges have no counter: their entries are counted only as far as choosing the way in
+        // needs (past the cheapest counter, or past what is sorted in memory); the exact count,
+        // when a page wants it, comes later.
+        let cap = attributes
+            .iter()
+            .map(|a| a.n)
+            .min()
+            .unwrap_or(MATERIALIZE_LIMIT);
+        if let Some(range) = filters.address {
+            let candidates = Candidates::Address(range);
+            let n = self.count_candidates(realm, &candidates, filters, Some(cap))?;
+            attributes.push(Attribute {
+                candidates,
+                n,
+                exact: n <= cap,
+                keys_exact: true,
+            });
         }
         if attributes.is_empty() {
-            return Ok(Plan {
-                source: source_for(sort),
-                known_count: Some(self.counter(&counts::key(realm, counts::TOTAL, &[]))),
-                count_under: None,
+            if filters.created.is_none() {
+                return Ok(Plan {
+                    source: source_for(sort),
+                    known_count: Some(self.counter(&counts::key(realm, counts::TOTAL, &[]))),
+                    count_under: None,
+                    count_keys_only: false,
+                });
+            }
+            if sort == SortKey::Created {
+                return Ok(Plan {
+                    source: Source::Records,
+                    known_count: None,
+                    count_under: Some(Candidates::Records),
+                    count_keys_only: true,
+                });
+            }
+            let n = self.count_candidates(realm, &Candidates::Records, filters, Some(cap))?;
+            attributes.push(Attribute {
+                candidates: Candidates::Records,
+                n,
+                exact: n <= cap,
+                keys_exact: true,
             });
         }
         let single = attributes.len() == 1;
-        let (candidates, n, exact) = attributes
+        let Attribute {
+            candidates,
+            n,
+            exact,
+            keys_exact,
+        } = attributes
             .into_iter()
-            .min_by_key(|(_, n, _)| *n)
+            .min_by_key(|a| a.n)
             .expect("at least one attribute");
+        // A counter is an upper bound, a counted range exact: either way, none.
         if n == 0 {
-            return Ok(Plan {
-                source: Source::Rows(Vec::new()),
-                known_count: Some(0),
-                count_under: None,
-            });
+            return Ok(nothing());
         }
         let source = match &candidates {
+            Candidates::Records if sort == SortKey::Created => Source::Records,
             Candidates::Attr(prefix) if sort == SortKey::Created => Source::Attr(prefix.clone()),
+            Candidates::Address(r) if r.is_single() && sort == SortKey::Created => {
+                Source::Attr(layout::address_prefix(realm, &r.first).to_vec())
+            }
             _ if n <= MATERIALIZE_LIMIT => {
                 let mut rows = Vec::with_capacity(n as usize);
-                for (created, sid) in self.candidates_in(realm, &candidates)? {
+                for (created, sid) in self.candidates_in(realm, &candidates, filters)? {
                     if let Some(s) = self
                         .load_at(realm, created, &sid)?
                         .filter(|s| filters.matches(s))
@@ -245,6 +333,7 @@ impl SledStoreV2 {
                     source: Source::Rows(rows),
                     known_count: Some(n),
                     count_under: None,
+                    count_keys_only: false,
                 });
             }
             _ => source_for(sort),
@@ -253,6 +342,7 @@ impl SledStoreV2 {
             source,
             known_count: (single && exact).then_some(n),
             count_under: Some(candidates),
+            count_keys_only: single && keys_exact,
         })
     }
 
@@ -295,8 +385,15 @@ impl SledStoreV2 {
             Source::Attr(prefix) => prefix.clone(),
         };
         let key_at = |(t, sid): &Position| [&prefix[..], &layout::time(*t), sid].concat();
-        let mut lower = Bound::Included([&prefix[..], &[0u8; 24]].concat());
-        let mut upper = Bound::Included([&prefix[..], &[0xffu8; 24]].concat());
+        let (mut lower, mut upper) = match (source, filters.created) {
+            // Records and attribute entries are in creation order: the filter is a key range.
+            (Source::Records | Source::Attr(_), Some(c)) => created_bounds(&prefix, c),
+            _ => (
+                Bound::Included([&prefix[..], &[0u8; 24]].concat()),
+                Bound::Included([&prefix[..], &[0xffu8; 24]].concat()),
+            ),
+        };
+        // A position comes from a session that passed the filters, so it is within the range.
         if let Some((p, inclusive)) = &from {
             let b = if *inclusive {
                 Bound::Included(key_at(p))
@@ -338,16 +435,17 @@ impl SledStoreV2 {
         Ok(out)
     }
 
-    /// Counts matching sessions among the candidates.
-    fn count_matching(
-        &self,
-        realm: RealmId,
-        candidates: Option<&Candidates>,
-        filters: &Filters,
-    ) -> Result<u64> {
-        let Some(c) = candidates else { return Ok(0) };
+    /// Counts matching sessions among the candidates: their entries alone when they answer
+    /// every filter, otherwise by reading each session.
+    fn count_matching(&self, realm: RealmId, plan: &Plan, filters: &Filters) -> Result<u64> {
+        let Some(c) = &plan.count_under else {
+            return Ok(0);
+        };
+        if plan.count_keys_only {
+            return self.count_candidates(realm, c, filters, None);
+        }
         let mut n = 0;
-        for (created, sid) in self.candidates_in(realm, c)? {
+        for (created, sid) in self.candidates_in(realm, c, filters)? {
             if self
                 .load_at(realm, created, &sid)?
                 .is_some_and(|s| filters.matches(&s))
@@ -358,26 +456,117 @@ impl SledStoreV2 {
         Ok(n)
     }
 
-    /// The distinct (created, sid) of the sessions the candidates' index entries name.
-    fn candidates_in(&self, realm: RealmId, c: &Candidates) -> Result<Vec<(i64, Sid)>> {
-        let prefix = match c {
-            Candidates::Attr(p) => p.clone(),
-            Candidates::Words(w) => layout::word_prefix(realm, w),
-        };
+    /// The distinct (created, sid) of the sessions the candidates' index entries name, within
+    /// the filters' creation-time range.
+    fn candidates_in(
+        &self,
+        realm: RealmId,
+        c: &Candidates,
+        filters: &Filters,
+    ) -> Result<Vec<(i64, Sid)>> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for k in self.tree.scan_prefix(&prefix).keys() {
-            let k = k?;
-            if k.len() < prefix.len() + 24 {
-                return Err(SessionError::Storage("bad index key".into()));
-            }
-            let loc = layout::split_time_sid(&k);
+        self.walk_candidates(realm, c, filters, |loc| {
             if seen.insert(loc) {
                 out.push(loc);
             }
-        }
+            true
+        })?;
         Ok(out)
     }
+
+    /// How many distinct sessions the candidates name within the creation-time range; once past
+    /// `cap`, `cap + 1`.
+    fn count_candidates(
+        &self,
+        realm: RealmId,
+        c: &Candidates,
+        filters: &Filters,
+        cap: Option<u64>,
+    ) -> Result<u64> {
+        let limit = cap.map_or(u64::MAX, |n| n.saturating_add(1));
+        let mut n = 0;
+        // Only word entries can name a session twice (two of its words share the prefix).
+        let mut seen = HashSet::new();
+        let words = matches!(c, Candidates::Words(_));
+        self.walk_candidates(realm, c, filters, |loc| {
+            if !words || seen.insert(loc) {
+                n += 1;
+            }
+            n < limit
+        })?;
+        Ok(n)
+    }
+
+    /// Calls `each` with the (created, sid) of every candidate entry within the creation-time
+    /// range, in key order, while it answers true.
+    fn walk_candidates(
+        &self,
+        realm: RealmId,
+        c: &Candidates,
+        filters: &Filters,
+        mut each: impl FnMut((i64, Sid)) -> bool,
+    ) -> Result<()> {
+        let everything = |prefix: &[u8]| {
+            (
+                Bound::Included(prefix.to_vec()),
+                Bound::Included([prefix, &[0xffu8; 40]].concat()),
+            )
+        };
+        let (range, entry_len) = match c {
+            Candidates::Attr(p) => (
+                filters
+                    .created
+                    .map_or_else(|| everything(p), |t| created_bounds(p, t)),
+                p.len() + 24,
+            ),
+            Candidates::Records => {
+                let p = layout::prefix(realm, layout::RECORD);
+                (
+                    filters
+                        .created
+                        .map_or_else(|| everything(&p), |t| created_bounds(&p, t)),
+                    layout::TIMED_KEY_LEN,
+                )
+            }
+            Candidates::Words(w) => (everything(&layout::word_prefix(realm, w)), 0),
+            Candidates::Address(r) => (
+                (
+                    Bound::Included(layout::address_prefix(realm, &r.first).to_vec()),
+                    Bound::Included(
+                        [&layout::address_prefix(realm, &r.last)[..], &[0xffu8; 24]].concat(),
+                    ),
+                ),
+                layout::ADDRESS_KEY_LEN,
+            ),
+        };
+        let min_len = match c {
+            Candidates::Words(w) => layout::word_prefix(realm, w).len() + 24,
+            _ => entry_len,
+        };
+        for k in self.tree.range::<Vec<u8>, _>(range).keys() {
+            let k = k?;
+            if k.len() < min_len || (entry_len != 0 && k.len() != entry_len) {
+                return Err(SessionError::Storage("bad index key".into()));
+            }
+            let loc = layout::split_time_sid(&k);
+            if filters.created.is_some_and(|t| !t.contains(loc.0)) {
+                continue;
+            }
+            if !each(loc) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The keys under `prefix` (entries ending with created + sid) whose creation time is in `c`.
+fn created_bounds(prefix: &[u8], c: CreatedRange) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    (
+        Bound::Included([prefix, &layout::time(c.from), &[0u8; 16]].concat()),
+        Bound::Excluded([prefix, &layout::time(c.until), &[0u8; 16]].concat()),
+    )
 }
 
 /// The creation time of the session a last-access or expiry entry names: from its sid, or for a

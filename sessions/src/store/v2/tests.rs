@@ -2,7 +2,7 @@
 
 use chrono::{TimeDelta, TimeZone, Utc};
 
-use super::{counts, layout, SledStoreV2};
+use super::{counts, layout, SledStoreV2, LAYOUT_VERSION};
 use crate::store::SessionStore;
 use crate::{
     ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveSessions,
@@ -256,7 +256,10 @@ fn a_directory_of_a_newer_layout_is_refused() {
         let store = open(dir.path());
         store
             .tree
-            .insert(layout::meta_key("version"), &3u32.to_be_bytes())
+            .insert(
+                layout::meta_key("version"),
+                &(LAYOUT_VERSION + 1).to_be_bytes(),
+            )
             .unwrap();
         store.wait_durable().unwrap();
     }
@@ -271,7 +274,10 @@ fn a_directory_of_a_newer_layout_is_refused() {
         }
     };
     assert!(err.contains("newer version"), "{err}");
-    assert!(err.contains("layout 3"), "{err}");
+    assert!(
+        err.contains(&format!("layout {}", LAYOUT_VERSION + 1)),
+        "{err}"
+    );
 }
 
 /// What a store compacted (or not) holds: session count, audit entries, every audit id distinct
@@ -418,4 +424,66 @@ fn an_interrupted_compaction_is_undone_before_its_marker_and_finished_after() {
     std::fs::write(dir.path().join("compact.old/MOVED"), b"").unwrap();
     std::fs::rename(dir.path().join("compact.new/db"), dir.path().join("db")).unwrap();
     assert_eq!(sessions_in(dir.path()), 19);
+}
+
+/// A store of layout 2 (no client-address index) gains the index when opened, and a crash during
+/// that step (the version still 2, part of the index written) is finished by the next open.
+#[test]
+fn a_layout_2_store_gains_the_address_index_on_open() {
+    let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let in_range = |store: &SledStoreV2| {
+        let q = crate::SessionQuery {
+            ip: Some("203.0.113.0/24".into()),
+            ..Default::default()
+        };
+        store.query("r", &q).unwrap().total_count
+    };
+    {
+        let store = open(dir.path());
+        store
+            .put_realm("r", &RealmSettingsUpdate::default(), "t", t0)
+            .unwrap();
+        for i in 0..30 {
+            let new = NewSession {
+                subject_id: format!("user{i}"),
+                ip: Some(format!("203.0.{}.{i}", 113 + i % 2)),
+                ..Default::default()
+            };
+            store
+                .create_session("r", &new, t0 + TimeDelta::seconds(i))
+                .unwrap();
+        }
+        assert_eq!(in_range(&store), 15);
+        // Back to layout 2: no address entries, except one (as if a step had been interrupted).
+        let entries: Vec<_> = store
+            .tree
+            .scan_prefix(layout::prefix(
+                store.realm("r").unwrap().id,
+                layout::ADDRESS,
+            ))
+            .keys()
+            .map(|k| k.unwrap())
+            .collect();
+        assert_eq!(entries.len(), 30, "one entry per session with an address");
+        for k in &entries[1..] {
+            store.tree.remove(k).unwrap();
+        }
+        store
+            .tree
+            .insert(layout::meta_key("version"), &2u32.to_be_bytes())
+            .unwrap();
+        assert!(!store.check(false).unwrap().problems.is_empty());
+        store.wait_durable().unwrap();
+    }
+    let store = open(dir.path());
+    assert!(store.open_stats().upgraded);
+    assert_eq!(in_range(&store), 15);
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+    let version = store
+        .tree
+        .get(layout::meta_key("version"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(version.as_ref(), &LAYOUT_VERSION.to_be_bytes());
 }

@@ -11,6 +11,11 @@
 //!
 //! Sessions keep their sids (UUIDv4, whose creation time is kept beside them) and their tokens
 //! (32 random bytes, found by their SHA-256 as before).
+//!
+//! Later versions of the one-tree layout are steps on an open store ([`SledStoreV2::upgrade_from`]):
+//! layout 3 adds the client-address index. A step only adds entries that follow from the records
+//! (writing one twice is harmless) and writes the new version last, after a flush, so a crash
+//! during it leaves the old version, and the next open does the step again.
 
 use sled::{Batch, Tree};
 
@@ -21,8 +26,13 @@ use super::super::record::StoredSession;
 use super::counts::{Counters, Deltas};
 use super::ops::delivery_index;
 use super::record::{self, Interner};
-use super::{grant_entries, index_entries, init, layout};
+use super::{grant_entries, index_entries, init, layout, SledStoreV2, LAYOUT_VERSION};
+use crate::address::address_bytes;
 use crate::error::{Result, SessionError};
+
+/// The first version of the one-tree layout; every later one is reached by the steps of
+/// [`SledStoreV2::upgrade_from`].
+pub(super) const OLDEST_V2: u32 = 2;
 
 /// The trees of the previous layout.
 const V1_TREES: &[&str] = &[
@@ -200,7 +210,7 @@ pub(super) fn from_v1(db: &sled::Db, tree: &Tree) -> Result<()> {
     tracing::info!(
         records = w.copied,
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "upgraded the data directory to storage layout 2"
+        "upgraded the data directory to the current storage layout"
     );
     Ok(())
 }
@@ -218,4 +228,58 @@ pub(super) fn drop_v1(db: &sled::Db) -> Result<()> {
         db.flush()?;
     }
     Ok(())
+}
+
+impl SledStoreV2 {
+    /// Brings an opened store of layout `version` (2 or later) up to [`LAYOUT_VERSION`], one step
+    /// at a time, each step's version written after its entries are on disk.
+    pub(super) fn upgrade_from(&self, version: u32) -> Result<()> {
+        let started = std::time::Instant::now();
+        for step in version..LAYOUT_VERSION {
+            match step {
+                2 => self.add_address_index()?,
+                _ => unreachable!("a step for every version before LAYOUT_VERSION"),
+            }
+            self.db.flush()?;
+            self.tree
+                .insert(layout::meta_key("version"), &(step + 1).to_be_bytes()[..])?;
+            self.db.flush()?;
+        }
+        tracing::info!(
+            from = version,
+            to = LAYOUT_VERSION,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "upgraded the data directory's storage layout"
+        );
+        Ok(())
+    }
+
+    /// Layout 3: the client-address index entry of every session with an IP address.
+    fn add_address_index(&self) -> Result<()> {
+        for realm in self.realm_names().into_keys() {
+            let mut batch = Batch::default();
+            let mut pending = 0;
+            for item in self.tree.scan_prefix(layout::prefix(realm, layout::RECORD)) {
+                let (k, v) = item?;
+                if k.len() != layout::TIMED_KEY_LEN {
+                    continue;
+                }
+                let (created, sid) = layout::split_time_sid(&k);
+                let s = self.decode(created, &sid, &v)?;
+                if let Some(address) = s.ip.as_deref().and_then(address_bytes) {
+                    batch.insert(
+                        &layout::address_key(realm, &address, created, &sid)[..],
+                        &[][..],
+                    );
+                    pending += 1;
+                }
+                if pending == BATCH {
+                    self.tree.apply_batch(std::mem::take(&mut batch))?;
+                    pending = 0;
+                }
+            }
+            self.tree.apply_batch(batch)?;
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,101 @@
+//! Exports of a realm's sessions as a streamed download: the API's
+//! `GET /api/v1/realms/{realm}/sessions/export` and the dashboard's cookie-authenticated route
+//! answer with [`export_response`]. Rows are written a page at a time as the client reads them.
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures::{stream, StreamExt};
+use serde::Deserialize;
+use service::{Actor, ExportFormat, SessionService};
+use sessions::{SessionQuery, SortKey};
+
+use crate::error::ApiError;
+
+/// An export's query string: the format and the listing's filters and sort (no page size or
+/// position: an export is every match).
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    pub format: ExportFormat,
+    #[serde(default)]
+    pub subject_id: Option<String>,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub created_after: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub created_before: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub sort: SortKey,
+}
+
+impl ExportParams {
+    /// The listing query these parameters describe.
+    pub fn query(&self) -> SessionQuery {
+        SessionQuery {
+            subject_id: self.subject_id.clone(),
+            sid: self.sid.clone(),
+            display_name: self.display_name.clone(),
+            client_id: self.client_id.clone(),
+            ip: self.ip.clone(),
+            created_after: self.created_after,
+            created_before: self.created_before,
+            sort: self.sort,
+            ..Default::default()
+        }
+    }
+}
+
+/// Starts the export (a bad filter or an unknown realm is an error answer before any row) and
+/// answers with its rows as a download. A failure part way ends the body early (the download is
+/// incomplete, the error in the server's log).
+pub async fn export_response(
+    service: &SessionService,
+    realm: &str,
+    params: &ExportParams,
+    actor: &Actor,
+) -> Result<Response, ApiError> {
+    let format = params.format;
+    let export = service.export(realm, params.query(), format, actor).await?;
+    let header = stream::iter(
+        Some(Ok(Bytes::from(format.header()))).filter(|h| !matches!(h, Ok(b) if b.is_empty())),
+    );
+    let rows = stream::unfold(Some(export), move |state| async move {
+        let mut export = state?;
+        match export.next_page().await {
+            Ok(Some(page)) => Some((Ok(Bytes::from(format.encode(&page))), Some(export))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "an export stopped part way");
+                Some((Err(std::io::Error::other(e.to_string())), None))
+            }
+        }
+    });
+    let disposition = format!("attachment; filename=\"{}\"", format.file_name(realm));
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::try_from(disposition).map_err(|_| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "bad realm name")
+                })?,
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        Body::from_stream(header.chain(rows)),
+    )
+        .into_response())
+}

@@ -1,0 +1,133 @@
+//! One subject's page: every session, grant and logout delivery of theirs in a realm, and
+//! "Revoke all" (the revocation dialog: flags, client scope, reason, preview, confirm).
+
+use std::collections::BTreeSet;
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use crate::components::loaded::Loaded;
+use crate::components::revoke_dialog::{
+    revoke_action, RevocationNotice, RevokeAction, RevokeDialog, RevokeTarget,
+};
+use crate::components::session_table::SessionTable;
+use crate::format::{exact, relative};
+use crate::pages::session_detail::GrantTable;
+use crate::routes::{DeliveriesParams, ListParams};
+use crate::server_fns::users::{load_user, UserView};
+
+/// The subject's page.
+#[component]
+pub fn UserPage() -> impl IntoView {
+    let params = use_params_map();
+    let key = move || {
+        params.with(|p| {
+            (
+                p.get("realm").unwrap_or_default(),
+                p.get("subject").unwrap_or_default(),
+            )
+        })
+    };
+    let revoke = revoke_action();
+    // Asked again after every revocation.
+    let data = Resource::new(
+        move || (key(), revoke.version().get()),
+        |((realm, subject), _)| load_user(realm, subject),
+    );
+    let back = move || {
+        ListParams {
+            realm: Some(key().0),
+            ..Default::default()
+        }
+        .href()
+    };
+    view! {
+        <p class="crumbs"><a href=back>"← Sessions"</a></p>
+        <RevocationNotice revoke/>
+        <Loaded loading="Loading…">
+            {move || Suspend::new(async move {
+                let (realm, subject) = key();
+                data.await.map(|view| view! { <UserBody view realm subject revoke/> })
+            })}
+        </Loaded>
+    }
+}
+
+#[component]
+fn UserBody(view: UserView, realm: String, subject: String, revoke: RevokeAction) -> impl IntoView {
+    let now = view.now;
+    let selected = RwSignal::new(BTreeSet::<String>::new());
+    let dialog = RwSignal::new(None::<RevokeTarget>);
+    let total = view.sessions.total_count;
+    let shown = view.sessions.results.len() as u64;
+    let sessions = if view.sessions.results.is_empty() {
+        view! { <p class="muted">"No active session."</p> }.into_any()
+    } else {
+        view! {
+            <SessionTable sessions=view.sessions.results realm=realm.clone() own_sid=view.own_sid selected now/>
+            {(shown < total).then(|| view! {
+                <p class="muted">{format!("The newest {shown} of {total} sessions.")}</p>
+            })}
+        }
+        .into_any()
+    };
+    let deliveries = if view.deliveries.is_empty() {
+        view! { <p class="muted">"No logout notification about this subject."</p> }.into_any()
+    } else {
+        let rows = view
+            .deliveries
+            .into_iter()
+            .map(|d| {
+                view! {
+                    <tr>
+                        <td><code>{d.client_id}</code></td>
+                        <td><code title=d.sid.clone()>{d.sid.chars().take(8).collect::<String>()}</code></td>
+                        <td>{d.reason}</td>
+                        <td><span class=format!("status {}", d.status.as_str())>{d.status.as_str()}</span></td>
+                        <td>{d.attempts}</td>
+                        <td title=exact(d.created_at)>{relative(d.created_at, now)}</td>
+                        <td>{d.last_error.unwrap_or_default()}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table class="deliveries">
+                <thead><tr>
+                    <th scope="col">"Client"</th><th scope="col">"Session"</th><th scope="col">"Reason"</th>
+                    <th scope="col">"Status"</th><th scope="col">"Attempts"</th><th scope="col">"Queued"</th>
+                    <th scope="col">"Last error"</th>
+                </tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    let scan_note = view.deliveries_scanned.map(|n| {
+        view! {
+            <p class="muted">
+                {format!("Among the realm's newest {n} notifications; ")}
+                <a href=DeliveriesParams::href(&realm, None, None)>"all deliveries"</a>"."
+            </p>
+        }
+    });
+    let subject_for_dialog = subject.clone();
+    view! {
+        <h1>{subject.clone()} <span class="muted">{format!(" in {realm}")}</span></h1>
+        <div class="toolbar">
+            <button type="button" class="danger"
+                on:click=move |_| dialog.set(Some(RevokeTarget::Subject(subject_for_dialog.clone())))>
+                "Revoke all"
+            </button>
+            <span class="muted">"Ends every session of this subject and, with the flags, their tokens, consents and notifies the clients."</span>
+        </div>
+        <h2>{format!("Sessions ({total})")}</h2>
+        {sessions}
+        <h2>{format!("Tokens and consents ({})", view.grants.len())}</h2>
+        <GrantTable grants=view.grants now/>
+        <h2>"Logout notifications"</h2>
+        {deliveries}
+        {scan_note}
+        <RevokeDialog realm selected target=dialog revoke/>
+    }
+}

@@ -1,0 +1,409 @@
+//! Filters by client address (an IP address or a CIDR range) and by creation time: listing and
+//! paging against a brute-force answer, exact counts, removal with its preview and audit entry.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+use super::{check_property, fresh, Backend};
+use crate::store::SessionStore;
+use crate::{
+    NewSession, RealmSettingsUpdate, RemoveSessions, Session, SessionError, SessionQuery, SortKey,
+};
+
+/// Session addresses: IPv4 in and out of 203.0.113.0/24, an IPv4-mapped IPv6 spelling, IPv6,
+/// text that is no address.
+const ADDRESSES: &[&str] = &[
+    "203.0.113.5",
+    "203.0.113.77",
+    "203.0.114.1",
+    "::ffff:203.0.113.9",
+    "2001:db8::1",
+    "2001:db8:1::5",
+    "10.0.0.1",
+    "unknown",
+];
+const RANGES: &[&str] = &[
+    "203.0.113.0/24",
+    "203.0.113.5",
+    "203.0.0.0/16",
+    "2001:db8::/32",
+    "2001:db8::/48",
+    "::ffff:203.0.113.0/120",
+    "0.0.0.0/0",
+    "::/0",
+    "10.0.0.1/32",
+    "198.51.100.0/24",
+];
+const SUBJECTS: &[&str] = &["alice", "bob"];
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 14, 0, 0).unwrap()
+}
+
+fn realm<S: SessionStore>(store: &S) {
+    let long = RealmSettingsUpdate {
+        idle_timeout_secs: Some(10 * 365 * 24 * 3600),
+        absolute_lifetime_secs: Some(10 * 365 * 24 * 3600),
+        ..Default::default()
+    };
+    store.put_realm("r", &long, "test", t0()).unwrap();
+}
+
+fn by(subject: &str) -> NewSession {
+    NewSession {
+        subject_id: subject.into(),
+        ..Default::default()
+    }
+}
+
+/// Whether `ip` is in `range`, worked out independently of the store: IPv4 as IPv4-mapped IPv6.
+fn in_range(ip: &str, range: &str) -> bool {
+    let v6 = |a: IpAddr| match a {
+        IpAddr::V4(v4) => (u128::from(v4.to_ipv6_mapped()), 96),
+        IpAddr::V6(v6) => (u128::from(v6), 0),
+    };
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return false;
+    };
+    let (net, len) = range.split_once('/').unwrap_or((range, ""));
+    let (net, offset) = v6(net.parse().unwrap());
+    let len = if len.is_empty() {
+        128
+    } else {
+        offset + len.parse::<u32>().unwrap()
+    };
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    v6(ip).0 & mask == net & mask
+}
+
+/// The sids a query must list, in its order, by brute force.
+fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
+    let mut rows: Vec<&Session> = all
+        .iter()
+        .filter(|s| q.subject_id.as_ref().is_none_or(|x| *x == s.subject_id))
+        .filter(|s| {
+            q.ip.as_deref()
+                .is_none_or(|r| s.ip.as_deref().is_some_and(|ip| in_range(ip, r)))
+        })
+        .filter(|s| q.created_after.is_none_or(|t| s.created_at >= t))
+        .filter(|s| q.created_before.is_none_or(|t| s.created_at < t))
+        .collect();
+    let key = |s: &Session| match q.sort {
+        SortKey::Created => s.created_at,
+        SortKey::LastAccess => s.last_access_at,
+        SortKey::Expires => s.effective_expiry(),
+    };
+    rows.sort_by(|a, b| (key(a), &a.sid).cmp(&(key(b), &b.sid)));
+    if q.sort != SortKey::Expires {
+        rows.reverse();
+    }
+    rows.into_iter().map(|s| s.sid.clone()).collect()
+}
+
+/// Pages through a query forward, then back from the last page: every page counted exactly, and
+/// the same rows without counting.
+fn page_both_ways(store: &dyn SessionStore, q: &SessionQuery, want: &[String]) {
+    let mut q = q.clone();
+    let mut seen = Vec::new();
+    let mut pages = Vec::new();
+    loop {
+        let page = store.query("r", &q).unwrap();
+        assert_eq!(page.total_count, want.len() as u64, "count of {q:?}");
+        let uncounted = store.query_uncounted("r", &q).unwrap();
+        assert_eq!(uncounted.results, page.results, "uncounted {q:?}");
+        assert_eq!(uncounted.has_next, page.has_next);
+        seen.extend(page.results.iter().map(|s| s.sid.clone()));
+        pages.push(page.results.len());
+        q.results_token = page.results_token;
+        if !page.has_next {
+            break;
+        }
+        assert!(pages.len() <= want.len(), "paging does not end: {q:?}");
+    }
+    assert_eq!(seen, want, "forward through {q:?}");
+    if q.results_token.is_none() {
+        assert!(want.is_empty());
+        return;
+    }
+    // Back from the last page: the pages before it, in reverse.
+    let mut back = Vec::new();
+    q.prior = true;
+    loop {
+        let page = store.query("r", &q).unwrap();
+        if page.results.is_empty() {
+            break;
+        }
+        back.splice(0..0, page.results.iter().map(|s| s.sid.clone()));
+        if !page.has_prev {
+            break;
+        }
+        q.results_token = page.results_token;
+    }
+    let last_page = pages.last().copied().unwrap_or(0);
+    assert_eq!(back, want[..want.len() - last_page], "back through {q:?}");
+}
+
+/// A generated session: address (index, or none), subject, creation offset in seconds (a few
+/// distinct ones, so that bounds often fall on a creation time).
+type Spec = (Option<usize>, usize, i64);
+/// A generated query: range, created-after and created-before offsets, subject, sort, page size.
+type QuerySpec = (
+    Option<usize>,
+    Option<i64>,
+    Option<i64>,
+    Option<usize>,
+    usize,
+    u32,
+);
+
+/// Listing by address range and creation time, alone and with a subject, in every order and
+/// page size, visits exactly the matching sessions forward and back, each page counted exactly.
+pub fn address_and_creation_time_filters_page_and_count_exactly<B: Backend>(backend: &B) {
+    let specs = proptest::collection::vec(
+        (
+            proptest::option::weighted(0.9, 0..ADDRESSES.len()),
+            0..SUBJECTS.len(),
+            0..30i64,
+        ),
+        0..40,
+    );
+    let queries = proptest::collection::vec(
+        (
+            proptest::option::weighted(0.7, 0..RANGES.len()),
+            proptest::option::of(0..32i64),
+            proptest::option::of(0..32i64),
+            proptest::option::weighted(0.3, 0..SUBJECTS.len()),
+            0..3usize,
+            1..6u32,
+        ),
+        1..6,
+    );
+    check_property(
+        40,
+        file!(),
+        (specs, queries),
+        |(specs, queries): (Vec<Spec>, Vec<QuerySpec>)| {
+            let (store, _at) = fresh(backend);
+            realm(&store);
+            let mut all = Vec::new();
+            for (address, subject, created) in &specs {
+                let new = NewSession {
+                    subject_id: SUBJECTS[*subject].into(),
+                    ip: address.map(|a| ADDRESSES[a].to_owned()),
+                    ..Default::default()
+                };
+                let at = t0() + TimeDelta::seconds(*created);
+                all.push(store.create_session("r", &new, at).unwrap().session);
+            }
+            for (range, after, before, subject, sort, count) in queries {
+                let q = SessionQuery {
+                    ip: range.map(|r| RANGES[r].to_owned()),
+                    created_after: after.map(|s| t0() + TimeDelta::seconds(s)),
+                    created_before: before.map(|s| t0() + TimeDelta::seconds(s)),
+                    subject_id: subject.map(|s| SUBJECTS[s].to_owned()),
+                    sort: SortKey::ALL[sort],
+                    count: Some(count),
+                    ..Default::default()
+                };
+                page_both_ways(&store, &q, &expected(&all, &q));
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Creation-time bounds are exact to the millisecond: `created_after` includes its instant,
+/// `created_before` excludes it, and sub-millisecond bounds round the way a stored time compares.
+pub fn creation_time_bounds_are_inclusive_after_and_exclusive_before<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend);
+    realm(&store);
+    let at = t0() + TimeDelta::milliseconds(500);
+    let sid = store
+        .create_session("r", &by("alice"), at)
+        .unwrap()
+        .session
+        .sid;
+    let count = |after: Option<DateTime<Utc>>, before: Option<DateTime<Utc>>| {
+        let q = SessionQuery {
+            created_after: after,
+            created_before: before,
+            ..Default::default()
+        };
+        let page = store.query("r", &q).unwrap();
+        assert_eq!(page.total_count, page.results.len() as u64);
+        assert!(page.results.iter().all(|s| s.sid == sid));
+        page.total_count
+    };
+    let us = TimeDelta::microseconds;
+    assert_eq!(count(Some(at), None), 1, "after its own instant");
+    assert_eq!(count(None, Some(at)), 0, "before its own instant");
+    assert_eq!(count(None, Some(at + us(1))), 1);
+    assert_eq!(count(Some(at + us(1)), None), 0);
+    assert_eq!(count(Some(at - us(1)), Some(at + us(1))), 1);
+    assert_eq!(count(Some(at), Some(at)), 0, "an empty window");
+    assert_eq!(
+        count(Some(at + us(1)), Some(at - us(1))),
+        0,
+        "a reversed window"
+    );
+}
+
+/// A removal by address range and creation time previews exactly the matching sessions, then
+/// ends exactly those, names its filter in the audit log, and leaves the counts exact.
+pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Backend>(
+    backend: &B,
+) {
+    let (store, _at) = fresh(backend);
+    realm(&store);
+    let mut all = Vec::new();
+    for (i, ip) in [
+        "203.0.113.5",
+        "203.0.113.200",
+        "198.51.100.1",
+        "::ffff:203.0.113.6",
+        "2001:db8::1",
+        "203.0.113.7",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let new = NewSession {
+            ip: Some((*ip).to_owned()),
+            client_ids: vec!["portal".into()],
+            ..by(if i % 2 == 0 { "alice" } else { "bob" })
+        };
+        let at = t0() + TimeDelta::minutes(i as i64);
+        all.push(store.create_session("r", &new, at).unwrap().session);
+    }
+    let cut = t0() + TimeDelta::minutes(4);
+    let request = RemoveSessions {
+        ip: Some("203.0.113.0/24".into()),
+        created_before: Some(cut),
+        reason: Some("incident 7".into()),
+        dry_run: true,
+        ..Default::default()
+    };
+    let filter = SessionQuery {
+        ip: request.ip.clone(),
+        created_before: request.created_before,
+        ..Default::default()
+    };
+    let mut want = expected(&all, &filter);
+    assert_eq!(want.len(), 3, "the fixture has three matches");
+    want.sort();
+
+    let preview = store.remove("r", &request, "ops", t0()).unwrap();
+    let mut previewed = preview.removed.clone();
+    previewed.sort();
+    assert_eq!(previewed, want);
+    assert!(preview.dry_run);
+    assert_eq!(
+        store.get_realm("r").unwrap().session_count,
+        6,
+        "a preview ends nothing"
+    );
+    let audited = store.audit_log(None, 100).unwrap().len();
+
+    let done = store
+        .remove(
+            "r",
+            &RemoveSessions {
+                dry_run: false,
+                ..request.clone()
+            },
+            "ops",
+            t0(),
+        )
+        .unwrap();
+    let mut removed = done.removed.clone();
+    removed.sort();
+    assert_eq!(removed, want);
+    assert_eq!(done.sessions_removed, 3);
+    assert_eq!(store.get_realm("r").unwrap().session_count, 3);
+    let left = store.query("r", &SessionQuery::default()).unwrap();
+    assert!(left.results.iter().all(|s| !want.contains(&s.sid)));
+    let range = SessionQuery {
+        ip: Some("203.0.113.0/24".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.query("r", &range).unwrap().total_count, 1);
+
+    let log = store.audit_log(None, 100).unwrap();
+    assert_eq!(log.len(), audited + 1, "one entry for the removal");
+    let entry = &log[0].1;
+    assert_eq!(entry.action, "remove_sessions");
+    assert!(entry.target.contains("ip=203.0.113.0/24"), "{entry:?}");
+    assert!(
+        entry.target.contains("created_before=2026-03-01T14:04:00Z"),
+        "{entry:?}"
+    );
+    assert_eq!(entry.reason.as_deref(), Some("incident 7"));
+    assert_eq!(backend.check(&store), Vec::<String>::new());
+}
+
+/// A malformed address filter, a blank one in a removal, and filters mixed with `sids` are
+/// refused before anything happens.
+pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend);
+    realm(&store);
+    store
+        .create_session(
+            "r",
+            &NewSession {
+                ip: Some("203.0.113.5".into()),
+                ..by("alice")
+            },
+            t0(),
+        )
+        .unwrap();
+    for bad in [
+        "203.0.113.0/33",
+        "203.0.113",
+        "2001:db8::/129",
+        "example.com",
+    ] {
+        let q = SessionQuery {
+            ip: Some(bad.into()),
+            ..Default::default()
+        };
+        match store.query("r", &q) {
+            Err(SessionError::InvalidRequest(m)) => assert!(m.contains("CIDR"), "{m}"),
+            other => panic!("query with ip {bad}: {other:?}"),
+        }
+        let r = RemoveSessions {
+            ip: Some(bad.into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            store.remove("r", &r, "ops", t0()),
+            Err(SessionError::InvalidRequest(_))
+        ));
+    }
+    // An empty listing filter is no filter; in a removal it is refused, never "every session".
+    let empty = SessionQuery {
+        ip: Some(String::new()),
+        ..Default::default()
+    };
+    assert_eq!(store.query("r", &empty).unwrap().total_count, 1);
+    for blank in ["", " "] {
+        let r = RemoveSessions {
+            ip: Some(blank.into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            store.remove("r", &r, "ops", t0()),
+            Err(SessionError::InvalidRequest(_))
+        ));
+    }
+    let mixed = RemoveSessions {
+        sids: vec!["0b7c3f1e-0000-4000-8000-000000000000".into()],
+        created_before: Some(t0()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.remove("r", &mixed, "ops", t0()),
+        Err(SessionError::InvalidRequest(_))
+    ));
+    assert_eq!(store.get_realm("r").unwrap().session_count, 1);
+}
