@@ -151,6 +151,7 @@ CREATE TABLE audit (
 CREATE INDEX audit_newest_first ON audit (id DESC);
 
 -- Server-wide tables (reference tables when distributed).
+-- API keys: the SHA-256 of the secret, never the secret.
 CREATE TABLE api_keys (
     name        text PRIMARY KEY,
     scopes      text[] NOT NULL,
@@ -167,6 +168,7 @@ CREATE TABLE admins (
 
 CREATE TABLE signing_keys (
     kid          text PRIMARY KEY,
+    -- PKCS#8 DER of the private key.
     private_key  bytea NOT NULL,
     created_at   timestamptz NOT NULL,
     retired_at   timestamptz

@@ -8,6 +8,7 @@
 //! lock ([`sessions`]), an expiry reaper and an outbox that several servers run at once without
 //! double work (`FOR UPDATE SKIP LOCKED`, [`outbox`]). See the crate's README for the design.
 
+mod accounts;
 mod audit;
 mod check;
 mod counters;

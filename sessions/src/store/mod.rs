@@ -9,6 +9,7 @@
 //! methods that must reach the disk before answering (removal, logout, realm changes) block until
 //! their group commit is flushed, so async callers run them on a blocking thread.
 
+mod accounts;
 mod check;
 mod grants;
 mod group_commit;
@@ -23,6 +24,7 @@ mod sled_store;
 mod tests;
 mod v2;
 
+pub use accounts::{AccountStore, AdminRecord, ApiKeyRecord, SigningKeyRecord};
 pub use check::CheckReport;
 pub use record::parse_sid;
 pub use sled_store::{SledStoreV1, MAX_LISTED_DELIVERIES};
