@@ -4,11 +4,16 @@
 -- reference tables). Times are timestamptz; ids are the same as in the embedded store, so a
 -- store moved with `server migrate-store` keeps every session id, token and results token.
 
+-- A reference table when distributed: small, read by every operation, copied to every node.
 CREATE TABLE realms (
     realm       text PRIMARY KEY,
+    -- The realm's number in the embedded store (results tokens are bound to it), kept when a
+    -- store is moved here so that tokens handed out before stay valid.
+    id          integer NOT NULL UNIQUE,
     settings    jsonb NOT NULL,
     created_at  timestamptz NOT NULL
 );
+CREATE SEQUENCE realm_ids;
 
 -- One row per live session. The secret token is stored only as its SHA-256.
 CREATE TABLE sessions (
@@ -27,6 +32,9 @@ CREATE TABLE sessions (
     ip              text,
     user_agent      text,
     token_hash      bytea NOT NULL,
+    -- A token of the embedded store's first layout (32 random bytes, no sid inside), moved here
+    -- with its session: found by its hash instead of by the sid it carries.
+    token_lookup    boolean NOT NULL DEFAULT false,
     PRIMARY KEY (realm, sid)
 );
 -- Keyset paging in each sort order, newest first, ties broken by sid.
@@ -34,17 +42,17 @@ CREATE INDEX sessions_by_created ON sessions (realm, created_at DESC, sid DESC);
 CREATE INDEX sessions_by_last_access ON sessions (realm, last_access_at DESC, sid DESC);
 CREATE INDEX sessions_by_ends ON sessions (realm, ends_at, sid);
 CREATE INDEX sessions_by_subject ON sessions (realm, subject_id, created_at DESC, sid DESC);
-CREATE UNIQUE INDEX sessions_by_token ON sessions (token_hash);
+CREATE UNIQUE INDEX sessions_by_token ON sessions (realm, token_hash) WHERE token_lookup;
 
 -- The clients each session joined, in creation order per client: the client filter pages from
--- an index instead of scanning arrays.
+-- an index instead of scanning arrays. Written and deleted with their session by the key the
+-- session implies (no foreign key: its cascade would need a second index on (realm, sid)).
 CREATE TABLE session_clients (
     realm       text NOT NULL,
     client_id   text NOT NULL,
     created_at  timestamptz NOT NULL,
     sid         uuid NOT NULL,
-    PRIMARY KEY (realm, client_id, created_at, sid),
-    FOREIGN KEY (realm, sid) REFERENCES sessions (realm, sid) ON DELETE CASCADE
+    PRIMARY KEY (realm, client_id, created_at, sid)
 );
 
 -- Each case-folded word of each display name: a word-prefix search is a range of this index
@@ -54,8 +62,7 @@ CREATE TABLE session_words (
     word        text COLLATE "C" NOT NULL,
     created_at  timestamptz NOT NULL,
     sid         uuid NOT NULL,
-    PRIMARY KEY (realm, word, created_at, sid),
-    FOREIGN KEY (realm, sid) REFERENCES sessions (realm, sid) ON DELETE CASCADE
+    PRIMARY KEY (realm, word, created_at, sid)
 );
 
 -- Exact counts without COUNT(*): per realm, subject, client and name prefix, kept in the same
@@ -95,14 +102,17 @@ CREATE TABLE grants (
 CREATE INDEX grants_by_subject ON grants (realm, subject_id);
 CREATE INDEX grants_by_session ON grants (realm, sid) WHERE sid IS NOT NULL;
 CREATE INDEX grants_by_expiry ON grants (realm, expires_at);
-CREATE UNIQUE INDEX grants_by_token ON grants (token_hash) WHERE token_hash IS NOT NULL;
+CREATE UNIQUE INDEX grants_by_token ON grants (realm, token_hash) WHERE token_hash IS NOT NULL;
 
 -- The back-channel logout outbox. Workers on every server claim due rows with
--- FOR UPDATE SKIP LOCKED, so a delivery is attempted by one of them at a time.
+-- FOR UPDATE SKIP LOCKED and mark them claimed (by their store, until a lease ends on the
+-- database's clock), so a delivery is attempted by one of them at a time; recording the attempt
+-- releases the claim, and a server that died mid-attempt loses it when the lease ends.
 CREATE TABLE deliveries (
-    realm              text NOT NULL REFERENCES realms (realm),
+    -- Byte order ("C"), so the queues are visited in the order the workers' cursors compare.
+    realm              text COLLATE "C" NOT NULL REFERENCES realms (realm),
     id                 bigint NOT NULL,
-    client_id          text NOT NULL,
+    client_id          text COLLATE "C" NOT NULL,
     uri                text NOT NULL,
     subject_id         text NOT NULL,
     sid                uuid NOT NULL,
@@ -117,11 +127,14 @@ CREATE TABLE deliveries (
     delivered_at       timestamptz,
     last_error         text,
     last_jti           text,
+    claimed_by         uuid,
+    claimed_until      timestamptz,
     PRIMARY KEY (realm, id)
 );
 CREATE SEQUENCE delivery_ids;
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at, realm, client_id) WHERE status = 0;
-CREATE INDEX deliveries_by_status ON deliveries (realm, status, id DESC);
+-- One queue per client: the earliest due entries of each, and the next queue after one.
+CREATE INDEX deliveries_due ON deliveries (realm, client_id, next_attempt_at, id) WHERE status = 0;
+CREATE INDEX deliveries_by_status ON deliveries (realm, status, id);
 
 -- Every administrative action. Server-wide actions have the realm ''.
 CREATE TABLE audit (
@@ -138,6 +151,7 @@ CREATE TABLE audit (
 CREATE INDEX audit_newest_first ON audit (id DESC);
 
 -- Server-wide tables (reference tables when distributed).
+-- API keys: the SHA-256 of the secret, never the secret.
 CREATE TABLE api_keys (
     name        text PRIMARY KEY,
     scopes      text[] NOT NULL,
@@ -154,6 +168,7 @@ CREATE TABLE admins (
 
 CREATE TABLE signing_keys (
     kid          text PRIMARY KEY,
+    -- PKCS#8 DER of the private key.
     private_key  bytea NOT NULL,
     created_at   timestamptz NOT NULL,
     retired_at   timestamptz

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sessions::store::{SessionStore, SledStore};
+use sessions::store::{AccountStore, ApiKeyRecord};
 use sessions::{AuditEntry, Result, SessionError};
 use sha2::{Digest, Sha256};
 
@@ -71,11 +71,38 @@ impl From<&ApiKey> for ApiKeyInfo {
 /// Name of the key registered from `SESSIONS_BOOTSTRAP_API_KEY`.
 pub const BOOTSTRAP_KEY_NAME: &str = "bootstrap";
 
-/// The API keys of a server, persisted in a tree of the session store's database.
+/// The API keys of a server, persisted in the store ([`AccountStore`]).
 pub struct ApiKeys {
-    tree: sled::Tree,
-    store: Arc<SledStore>,
+    store: Arc<dyn AccountStore>,
     by_hash: ArcSwap<HashMap<[u8; 32], Arc<ApiKey>>>,
+}
+
+impl ApiKey {
+    fn record(&self) -> ApiKeyRecord {
+        ApiKeyRecord {
+            name: self.name.clone(),
+            scopes: self.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            created_at: self.created_at,
+            hash: self.hash,
+        }
+    }
+
+    fn from_record(r: ApiKeyRecord) -> Result<Self> {
+        let scopes = r
+            .scopes
+            .iter()
+            .map(|s| {
+                Scope::parse(s)
+                    .ok_or_else(|| storage(format!("API key '{}' has unknown scope {s}", r.name)))
+            })
+            .collect::<Result<_>>()?;
+        Ok(ApiKey {
+            name: r.name,
+            scopes,
+            created_at: r.created_at,
+            hash: r.hash,
+        })
+    }
 }
 
 fn hash(secret: &str) -> [u8; 32] {
@@ -88,10 +115,8 @@ fn storage(e: impl std::fmt::Display) -> SessionError {
 
 impl ApiKeys {
     /// Loads the keys kept in the store.
-    pub fn open(store: Arc<SledStore>) -> Result<Self> {
-        let tree = store.companion_tree("api_keys")?;
+    pub fn open(store: Arc<dyn AccountStore>) -> Result<Self> {
         let keys = Self {
-            tree,
             store,
             by_hash: ArcSwap::from_pointee(HashMap::new()),
         };
@@ -99,26 +124,15 @@ impl ApiKeys {
         Ok(keys)
     }
 
-    fn reload(&self) -> Result<()> {
+    /// Reads the keys from the store again (keys created or revoked through another server).
+    pub fn reload(&self) -> Result<()> {
         let mut map = HashMap::new();
-        for item in self.tree.iter() {
-            let (_, v) = item.map_err(storage)?;
-            let key: ApiKey = serde_json::from_slice(&v).map_err(storage)?;
+        for record in self.store.api_keys()? {
+            let key = ApiKey::from_record(record)?;
             map.insert(key.hash, Arc::new(key));
         }
         self.by_hash.store(Arc::new(map));
         Ok(())
-    }
-
-    fn save(&self, key: &ApiKey) -> Result<()> {
-        self.tree
-            .insert(
-                key.name.as_bytes(),
-                serde_json::to_vec(key).map_err(storage)?,
-            )
-            .map_err(storage)?;
-        self.store.wait_durable()?;
-        self.reload()
     }
 
     fn audit(
@@ -152,11 +166,6 @@ impl ApiKeys {
         if scopes.is_empty() {
             return Err(SessionError::invalid("give the key at least one --scope"));
         }
-        if self.tree.contains_key(name.as_bytes()).map_err(storage)? {
-            return Err(SessionError::Conflict(format!(
-                "an API key named '{name}' exists; revoke it first"
-            )));
-        }
         let mut raw = [0u8; 32];
         getrandom::getrandom(&mut raw).map_err(storage)?;
         let secret = format!("sk_{}", URL_SAFE_NO_PAD.encode(raw));
@@ -166,7 +175,12 @@ impl ApiKeys {
             created_at: now,
             hash: hash(&secret),
         };
-        self.save(&key)?;
+        if !self.store.insert_api_key(&key.record())? {
+            return Err(SessionError::Conflict(format!(
+                "an API key named '{name}' exists; revoke it first"
+            )));
+        }
+        self.reload()?;
         let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
         self.audit(
             "create_api_key",
@@ -198,34 +212,28 @@ impl ApiKeys {
             created_at: now,
             hash: hash(secret),
         };
-        self.save(&key)?;
+        self.store.put_api_key(&key.record())?;
+        self.reload()?;
         Ok(key)
     }
 
     /// Every key, by name.
     pub fn list(&self) -> Result<Vec<ApiKey>> {
-        self.tree
-            .iter()
-            .map(|item| {
-                let (_, v) = item.map_err(storage)?;
-                serde_json::from_slice(&v).map_err(storage)
-            })
+        self.store
+            .api_keys()?
+            .into_iter()
+            .map(ApiKey::from_record)
             .collect()
     }
 
     /// Revokes a key by name, at once for every request that follows; false if there was none.
     /// Audited.
     pub fn revoke(&self, name: &str, actor: &str, now: DateTime<Utc>) -> Result<bool> {
-        let existed = self
-            .tree
-            .remove(name.as_bytes())
-            .map_err(storage)?
-            .is_some();
+        let existed = self.store.delete_api_key(name)?;
         self.reload()?;
         if existed {
             self.audit("revoke_api_key", name, actor, "ok".into(), now)?;
         }
-        self.store.wait_durable()?;
         Ok(existed)
     }
 

@@ -108,3 +108,66 @@ pub struct DeliveryPage {
     /// Pass as `before` for the next (older) page; absent on the last page.
     pub next_before: Option<u64>,
 }
+
+impl Delivery {
+    /// The delivery after an attempt at `attempted` (the delivery as the worker read it) went as
+    /// `result`, the logout token's `jti` included. If "retry now" opened a new retry window
+    /// while the attempt was in flight (the windows differ), a failure leaves it pending and due
+    /// as "retry now" set it, and does not count towards the new window's backoff.
+    pub fn after_attempt(
+        &self,
+        attempted: &Delivery,
+        jti: &str,
+        result: &AttemptResult,
+        now: DateTime<Utc>,
+    ) -> Delivery {
+        let requeued = self.retry_window_start != attempted.retry_window_start;
+        let mut new = Delivery {
+            attempts: self.attempts + 1,
+            window_attempts: self.window_attempts + u32::from(!requeued),
+            last_attempt_at: Some(now),
+            last_jti: Some(jti.to_owned()),
+            ..self.clone()
+        };
+        match result {
+            AttemptResult::Delivered => {
+                new.status = DeliveryStatus::Delivered;
+                new.delivered_at = Some(now);
+                new.next_attempt_at = None;
+                new.last_error = None;
+            }
+            AttemptResult::Retry { error, .. } | AttemptResult::GiveUp { error } if requeued => {
+                new.last_error = Some(error.clone());
+            }
+            AttemptResult::Retry { at, error } => {
+                new.status = DeliveryStatus::Pending;
+                new.next_attempt_at = Some(*at);
+                new.last_error = Some(error.clone());
+            }
+            AttemptResult::GiveUp { error } => {
+                new.status = DeliveryStatus::Failed;
+                new.next_attempt_at = None;
+                new.last_error = Some(error.clone());
+            }
+        }
+        new
+    }
+
+    /// The delivery queued for an attempt at `now` with a fresh retry window ("retry now");
+    /// refused for one that was delivered already.
+    pub fn requeued(&self, now: DateTime<Utc>) -> crate::Result<Delivery> {
+        if self.status == DeliveryStatus::Delivered {
+            return Err(crate::SessionError::Conflict(format!(
+                "delivery {} was already delivered",
+                self.id
+            )));
+        }
+        Ok(Delivery {
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(now),
+            retry_window_start: now,
+            window_attempts: 0,
+            ..self.clone()
+        })
+    }
+}

@@ -10,7 +10,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sessions::store::{parse_sid, SessionStore, SledStore};
+use sessions::store::{parse_sid, AccountStore, AdminRecord};
 use sessions::{
     AuditEntry, RealmSettingsUpdate, RemoveSessions, Result, SessionError, SessionQuery,
 };
@@ -22,14 +22,8 @@ pub const ADMIN_REALM: &str = "_admin";
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 10;
 
-#[derive(Serialize, Deserialize)]
-struct Account {
-    username: String,
-    password_hash: String,
-    created_at: DateTime<Utc>,
-    #[serde(default)]
-    disabled: bool,
-}
+/// An administrator's account as stored.
+type Account = AdminRecord;
 
 /// An administrator as listed: no password hash.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -50,19 +44,18 @@ pub enum Verified {
     Disabled,
 }
 
-/// The administrator accounts, in a tree of the session store's database.
-pub struct AdminAccounts {
-    tree: sled::Tree,
-    store: Arc<SledStore>,
-}
-
 fn storage(e: impl std::fmt::Display) -> SessionError {
     SessionError::Storage(e.to_string())
 }
 
+/// The administrator accounts, in the store ([`AccountStore`]).
+pub struct AdminAccounts {
+    store: Arc<dyn AccountStore>,
+}
+
 impl AdminAccounts {
     /// Opens the accounts and makes sure the admin realm exists.
-    pub fn open(store: Arc<SledStore>) -> Result<Self> {
+    pub fn open(store: Arc<dyn AccountStore>) -> Result<Self> {
         if store.get_realm(ADMIN_REALM).is_err() {
             let settings = RealmSettingsUpdate {
                 idle_timeout_secs: Some(30 * 60),
@@ -70,27 +63,15 @@ impl AdminAccounts {
             };
             store.put_realm(ADMIN_REALM, &settings, "server", Utc::now())?;
         }
-        Ok(Self {
-            tree: store.companion_tree("admins")?,
-            store,
-        })
+        Ok(Self { store })
     }
 
     fn load(&self, username: &str) -> Result<Option<Account>> {
-        match self.tree.get(username.as_bytes()).map_err(storage)? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(storage)?)),
-            None => Ok(None),
-        }
+        self.store.admin(username)
     }
 
     fn save(&self, account: &Account) -> Result<()> {
-        self.tree
-            .insert(
-                account.username.as_bytes(),
-                serde_json::to_vec(account).map_err(storage)?,
-            )
-            .map_err(storage)?;
-        Ok(())
+        self.store.put_admin(account)
     }
 
     fn audit(
@@ -194,18 +175,16 @@ impl AdminAccounts {
 
     /// Every administrator, by name.
     pub fn list(&self) -> Result<Vec<AdminView>> {
-        self.tree
-            .iter()
-            .map(|item| {
-                let (_, v) = item.map_err(storage)?;
-                let a: Account = serde_json::from_slice(&v).map_err(storage)?;
-                Ok(AdminView {
-                    username: a.username,
-                    created_at: a.created_at,
-                    disabled: a.disabled,
-                })
+        Ok(self
+            .store
+            .admins()?
+            .into_iter()
+            .map(|a| AdminView {
+                username: a.username,
+                created_at: a.created_at,
+                disabled: a.disabled,
             })
-            .collect()
+            .collect())
     }
 
     /// True when the account exists and is not disabled.

@@ -11,8 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::EncodePrivateKey;
-use serde::{Deserialize, Serialize};
-use sessions::store::SledStore;
+use sessions::store::{AccountStore, SigningKeyRecord};
 use sessions::{Result, SessionError};
 
 use super::logout_token::{LogoutClaims, LIFETIME_SECS, TOKEN_TYPE};
@@ -21,15 +20,7 @@ use super::logout_token::{LogoutClaims, LIFETIME_SECS, TOKEN_TYPE};
 const PUBLISHED_AFTER_RETIREMENT_SECS: i64 = LIFETIME_SECS + 60;
 
 /// A signing key as stored.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-struct StoredKey {
-    kid: String,
-    /// PKCS#8 DER of the private key, base64url.
-    pkcs8: String,
-    created_at: DateTime<Utc>,
-    /// When a newer key replaced it.
-    retired_at: Option<DateTime<Utc>>,
-}
+type StoredKey = SigningKeyRecord;
 
 /// A loaded key: what signs with it and what publishes it.
 struct LoadedKey {
@@ -40,8 +31,7 @@ struct LoadedKey {
 
 /// The signing keys of a server.
 pub struct SigningKeys {
-    tree: sled::Tree,
-    store: Arc<SledStore>,
+    store: Arc<dyn AccountStore>,
     /// Every kept key, the current (unretired) one last.
     keys: ArcSwap<Vec<Arc<LoadedKey>>>,
     /// Serialises rotations.
@@ -50,10 +40,6 @@ pub struct SigningKeys {
 
 fn storage(e: impl std::fmt::Display) -> SessionError {
     SessionError::Storage(e.to_string())
-}
-
-fn encode(key: &StoredKey) -> Result<Vec<u8>> {
-    serde_json::to_vec(key).map_err(storage)
 }
 
 impl LoadedKey {
@@ -94,10 +80,8 @@ impl LoadedKey {
 
 impl SigningKeys {
     /// Loads the keys kept in the store, generating the first one if there is none.
-    pub fn open(store: Arc<SledStore>, now: DateTime<Utc>) -> Result<Self> {
-        let tree = store.companion_tree("signing_keys")?;
+    pub fn open(store: Arc<dyn AccountStore>, now: DateTime<Utc>) -> Result<Self> {
         let keys = Self {
-            tree,
             store,
             keys: ArcSwap::from_pointee(Vec::new()),
             rotating: Mutex::new(()),
@@ -111,9 +95,7 @@ impl SigningKeys {
 
     fn reload(&self) -> Result<()> {
         let mut loaded = Vec::new();
-        for item in self.tree.iter() {
-            let (_, v) = item?;
-            let stored: StoredKey = serde_json::from_slice(&v).map_err(storage)?;
+        for stored in self.store.signing_keys()? {
             loaded.push(Arc::new(LoadedKey::load(stored)?));
         }
         loaded.sort_by_key(|k| (k.stored.retired_at.is_none(), k.stored.created_at));
@@ -128,25 +110,23 @@ impl SigningKeys {
         let _guard = self.rotating.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = LoadedKey::generate(now)?;
         let keep_after = now - TimeDelta::seconds(PUBLISHED_AFTER_RETIREMENT_SECS);
-        let mut batch = sled::Batch::default();
+        let mut put = Vec::new();
+        let mut delete = Vec::new();
         for key in self.keys.load().iter() {
             match key.stored.retired_at {
-                None => {
-                    let retired = StoredKey {
-                        retired_at: Some(now),
-                        ..key.stored.clone()
-                    };
-                    batch.insert(retired.kid.as_bytes(), encode(&retired)?);
-                }
-                Some(at) if at < keep_after => batch.remove(key.stored.kid.as_bytes()),
+                None => put.push(StoredKey {
+                    retired_at: Some(now),
+                    ..key.stored.clone()
+                }),
+                Some(at) if at < keep_after => delete.push(key.stored.kid.clone()),
                 Some(_) => {}
             }
         }
-        batch.insert(fresh.kid.as_bytes(), encode(&fresh)?);
-        self.tree.apply_batch(batch)?;
-        self.store.wait_durable()?;
+        let kid = fresh.kid.clone();
+        put.push(fresh);
+        self.store.update_signing_keys(&put, &delete)?;
         self.reload()?;
-        Ok(fresh.kid)
+        Ok(kid)
     }
 
     /// Id of the key that signs now.
@@ -203,7 +183,7 @@ mod tests {
     fn a_retired_key_is_published_until_its_tokens_expire_then_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let t0 = Utc::now();
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store = Arc::new(sessions::store::SledStore::open(dir.path()).unwrap());
         let keys = SigningKeys::open(store.clone(), t0).unwrap();
         let first = keys.current_kid();
         let second = keys.rotate(t0).unwrap();
@@ -214,7 +194,7 @@ mod tests {
 
         let third = keys.rotate(expired).unwrap();
         assert_eq!(
-            keys.tree.len(),
+            keys.store.signing_keys().unwrap().len(),
             2,
             "the first key is deleted, the second kept"
         );

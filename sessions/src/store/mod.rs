@@ -9,6 +9,7 @@
 //! methods that must reach the disk before answering (removal, logout, realm changes) block until
 //! their group commit is flushed, so async callers run them on a blocking thread.
 
+mod accounts;
 mod check;
 mod grants;
 mod group_commit;
@@ -17,11 +18,13 @@ mod outbox;
 mod query;
 mod record;
 mod results_token;
+pub mod shared;
 mod sled_store;
 #[cfg(test)]
 mod tests;
 mod v2;
 
+pub use accounts::{AccountStore, AdminRecord, ApiKeyRecord, SigningKeyRecord};
 pub use check::CheckReport;
 pub use record::parse_sid;
 pub use sled_store::{SledStoreV1, MAX_LISTED_DELIVERIES};
@@ -33,6 +36,18 @@ pub use v2::{resident_bytes, CompactStats, OpenStats, SledStoreV2, LAYOUT_VERSIO
 /// Opaque; start with the default.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DueCursor(Vec<u8>);
+
+impl DueCursor {
+    /// A cursor a backend made (its own encoding of the queue it stopped in).
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        DueCursor(bytes)
+    }
+
+    /// The backend's encoding of the queue the last look stopped in; empty at the start.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 use std::collections::BTreeMap;
 
@@ -171,6 +186,13 @@ pub trait SessionStore: Send + Sync {
 
     /// Disk flushes run since the store opened (group commits), for metrics.
     fn durable_flushes(&self) -> u64;
+
+    /// Whether every call may wait on the network (a database server), so that async callers run
+    /// even the point reads (validation, lookups) on a blocking thread. False for the embedded
+    /// store, whose reads are fast enough to call from async code.
+    fn blocks_on_network(&self) -> bool {
+        false
+    }
 
     /// Appends an entry to the audit log (sign-ins, key and administrator changes). Durable when
     /// it returns.

@@ -27,7 +27,7 @@ pub(super) const MATERIALIZE_LIMIT: u64 = 10_000;
 /// A query's filters. An empty string means no filter (as in `?subject_id=`); any other value is
 /// used exactly as given, so a padded `" alice"` matches no session of `alice`.
 #[derive(Debug, Default)]
-pub(super) struct Filters {
+pub struct Filters {
     pub subject: Option<String>,
     pub sid: Option<Sid>,
     pub client: Option<String>,

@@ -47,17 +47,17 @@ use crate::validate;
 /// Most sessions one removal request may select by sid.
 pub const MAX_SELECTED_SIDS: usize = 1000;
 /// Longest secret token looked up; anything longer cannot be one of ours.
-pub(super) const MAX_TOKEN_LEN: usize = 128;
+pub const MAX_TOKEN_LEN: usize = 128;
 /// Tries at making room under an `evict_oldest` quota before giving up.
 pub(super) const MAX_EVICTION_ATTEMPTS: usize = 8;
 /// Most grants one listing answers.
-pub(super) const MAX_LISTED_GRANTS: usize = 1000;
+pub const MAX_LISTED_GRANTS: usize = 1000;
 /// Largest page of deliveries.
 pub const MAX_LISTED_DELIVERIES: usize = 500;
 /// Sessions removed per batch by a realm-wide removal.
-pub(super) const REMOVE_ALL_BATCH: usize = 1000;
+pub const REMOVE_ALL_BATCH: usize = 1000;
 /// Grants deleted per transaction when many go at once.
-pub(super) const GRANT_DELETE_BATCH: usize = 256;
+pub const GRANT_DELETE_BATCH: usize = 256;
 
 /// A realm as the store keeps it in memory.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -939,7 +939,7 @@ fn tx_error(e: TransactionError<SessionError>) -> SessionError {
 }
 
 /// What ending sessions does besides selecting them.
-pub(super) struct Flags {
+pub struct Flags {
     pub remove_server_side_session: bool,
     pub revoke_tokens: bool,
     pub revoke_consents: bool,
@@ -954,7 +954,7 @@ pub(super) struct Flags {
 
 impl Flags {
     /// Everything on, every client: a logout or an eviction.
-    pub(super) fn everything(reason: &'static str) -> Self {
+    pub fn everything(reason: &'static str) -> Self {
         Flags {
             remove_server_side_session: true,
             revoke_tokens: true,
@@ -966,7 +966,7 @@ impl Flags {
         }
     }
 
-    pub(super) fn in_scope(&self, client_id: &str) -> bool {
+    pub fn in_scope(&self, client_id: &str) -> bool {
         in_scope(&self.client_scope, client_id)
     }
 }
@@ -1056,14 +1056,14 @@ pub(super) fn removal_entry(
     }
 }
 
-pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::getrandom(&mut b)
         .map_err(|e| SessionError::Storage(format!("no randomness: {e}")))?;
     Ok(b)
 }
 
-pub(super) fn check_reason(reason: Option<&str>) -> Result<()> {
+pub fn check_reason(reason: Option<&str>) -> Result<()> {
     if reason.is_some_and(|r| r.len() > 1000) {
         return Err(SessionError::invalid("reason is longer than 1000 bytes"));
     }
@@ -1071,7 +1071,7 @@ pub(super) fn check_reason(reason: Option<&str>) -> Result<()> {
 }
 
 /// The clients a request limits itself to (`None`: every client); each named exactly.
-pub(super) fn client_scope(ids: Option<&[String]>) -> Result<Option<BTreeSet<String>>> {
+pub fn client_scope(ids: Option<&[String]>) -> Result<Option<BTreeSet<String>>> {
     let Some(ids) = ids else { return Ok(None) };
     for c in ids {
         validate::not_blank("client_ids entry", c)?;
@@ -1081,7 +1081,7 @@ pub(super) fn client_scope(ids: Option<&[String]>) -> Result<Option<BTreeSet<Str
 }
 
 /// Whether a client is within a client scope.
-pub(super) fn in_scope(scope: &Option<BTreeSet<String>>, client_id: &str) -> bool {
+pub fn in_scope(scope: &Option<BTreeSet<String>>, client_id: &str) -> bool {
     scope.as_ref().is_none_or(|s| s.contains(client_id))
 }
 

@@ -17,6 +17,7 @@
 //! - The store records its layout version; a directory of the previous layout is upgraded when
 //!   opened ([`upgrade`]), one of a newer layout refused.
 
+mod accounts;
 mod check;
 mod compact;
 mod counts;

@@ -1,0 +1,172 @@
+//! The server's accounts ([`AccountStore`]): the `api_keys`, `admins` and `signing_keys` tables.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sessions::store::{AccountStore, AdminRecord, ApiKeyRecord, SigningKeyRecord};
+use sessions::{Result, SessionError};
+use tokio_postgres::Row;
+
+use super::db::R;
+use super::PostgresStore;
+
+fn api_key(row: &Row) -> R<ApiKeyRecord> {
+    let hash: Vec<u8> = row.try_get(3)?;
+    Ok(ApiKeyRecord {
+        name: row.try_get(0)?,
+        scopes: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        hash: hash
+            .try_into()
+            .map_err(|_| SessionError::Storage("an API key hash is not 32 bytes".into()))?,
+    })
+}
+
+fn admin(row: &Row) -> R<AdminRecord> {
+    Ok(AdminRecord {
+        username: row.try_get(0)?,
+        password_hash: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        disabled: row.try_get(3)?,
+    })
+}
+
+impl AccountStore for PostgresStore {
+    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.db.run(async |tx| {
+            tx.query(
+                "SELECT name, scopes, created_at, hash FROM api_keys ORDER BY name",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(api_key)
+            .collect()
+        })
+    }
+
+    fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool> {
+        self.db.run(async |tx| {
+            let inserted = tx
+                .execute(
+                    "INSERT INTO api_keys (name, scopes, created_at, hash) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&key.name, &key.scopes, &key.created_at, &&key.hash[..]],
+                )
+                .await?;
+            Ok(inserted == 1)
+        })
+    }
+
+    fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.db.run(async |tx| {
+            tx.execute(
+                "INSERT INTO api_keys (name, scopes, created_at, hash) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE
+                 SET scopes = excluded.scopes, created_at = excluded.created_at,
+                     hash = excluded.hash",
+                &[&key.name, &key.scopes, &key.created_at, &&key.hash[..]],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn delete_api_key(&self, name: &str) -> Result<bool> {
+        self.db.run(async |tx| {
+            Ok(tx
+                .execute("DELETE FROM api_keys WHERE name = $1", &[&name])
+                .await?
+                == 1)
+        })
+    }
+
+    fn admin(&self, username: &str) -> Result<Option<AdminRecord>> {
+        self.db.run(async |tx| {
+            tx.query_opt(
+                "SELECT username, password_hash, created_at, disabled FROM admins
+                  WHERE username = $1",
+                &[&username],
+            )
+            .await?
+            .as_ref()
+            .map(admin)
+            .transpose()
+        })
+    }
+
+    fn admins(&self) -> Result<Vec<AdminRecord>> {
+        self.db.run(async |tx| {
+            tx.query(
+                "SELECT username, password_hash, created_at, disabled FROM admins
+                  ORDER BY username",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(admin)
+            .collect()
+        })
+    }
+
+    fn put_admin(&self, a: &AdminRecord) -> Result<()> {
+        self.db.run(async |tx| {
+            tx.execute(
+                "INSERT INTO admins (username, password_hash, created_at, disabled)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (username) DO UPDATE
+                 SET password_hash = excluded.password_hash, created_at = excluded.created_at,
+                     disabled = excluded.disabled",
+                &[&a.username, &a.password_hash, &a.created_at, &a.disabled],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        self.db.run(async |tx| {
+            tx.query(
+                "SELECT kid, private_key, created_at, retired_at FROM signing_keys ORDER BY kid",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(SigningKeyRecord {
+                    kid: row.try_get(0)?,
+                    pkcs8: URL_SAFE_NO_PAD.encode(row.try_get::<_, Vec<u8>>(1)?),
+                    created_at: row.try_get(2)?,
+                    retired_at: row.try_get(3)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn update_signing_keys(&self, put: &[SigningKeyRecord], delete: &[String]) -> Result<()> {
+        let der = put
+            .iter()
+            .map(|k| {
+                URL_SAFE_NO_PAD.decode(&k.pkcs8).map_err(|e| {
+                    SessionError::invalid(format!("signing key {} is not base64url: {e}", k.kid))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.db.write(async |tx| {
+            tx.execute("DELETE FROM signing_keys WHERE kid = ANY($1)", &[&delete])
+                .await?;
+            for (k, der) in put.iter().zip(&der) {
+                tx.execute(
+                    "INSERT INTO signing_keys (kid, private_key, created_at, retired_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (kid) DO UPDATE
+                     SET private_key = excluded.private_key, created_at = excluded.created_at,
+                         retired_at = excluded.retired_at",
+                    &[&k.kid, der, &k.created_at, &k.retired_at],
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+}

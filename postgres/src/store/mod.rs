@@ -1,0 +1,335 @@
+//! [`PostgresStore`]: the session store on PostgreSQL, for several servers on one database.
+//!
+//! Same semantics as the embedded store (the conformance suite runs on both): exact counts kept
+//! in counter rows changed in the same transaction as what they count ([`counters`]), keyset
+//! paging with results tokens signed by a key kept in the database (so a token is valid on every
+//! server), display-name word-prefix search as a range of the word index ([`query`]), removal
+//! with flags in one transaction per batch ([`removal`]), quotas under a per-subject advisory
+//! lock ([`sessions`]), an expiry reaper and an outbox that several servers run at once without
+//! double work (`FOR UPDATE SKIP LOCKED`, [`outbox`]). See the crate's README for the design.
+
+mod accounts;
+mod audit;
+mod check;
+mod counters;
+mod db;
+mod grants;
+mod outbox;
+mod query;
+mod realms;
+mod removal;
+mod rows;
+mod sessions;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use ::sessions::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
+use ::sessions::grant::{Grant, GrantOwner, NewGrant};
+use ::sessions::model::{
+    AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, Realm,
+    RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+};
+use ::sessions::store::shared::{random_bytes, ResultsTokenCodec};
+use ::sessions::store::{DueCursor, SessionStore};
+use ::sessions::{Result, SessionError};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub use db::DEFAULT_MAX_CONNECTIONS;
+
+/// The session store on a PostgreSQL database.
+pub struct PostgresStore {
+    db: db::Db,
+    realms: realms::RealmCache,
+    results_tokens: ResultsTokenCodec,
+    /// This store's name on the deliveries its worker has claimed.
+    claimer: Uuid,
+}
+
+/// A 64-bit advisory lock key for a name of a kind (a realm, a subject of a realm).
+fn lock_key(kind: &str, name: &str) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(kind.as_bytes())
+        .chain_update([0])
+        .chain_update(name.as_bytes())
+        .finalize();
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+impl PostgresStore {
+    /// Connects to the database a `postgres://` URL names (up to
+    /// [`DEFAULT_MAX_CONNECTIONS`] connections), brings its schema up to date, and creates the
+    /// results-token key the first time.
+    pub fn open(url: &str) -> Result<PostgresStore> {
+        Self::open_with(url, DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// As [`open`](Self::open), with at most `max_connections` connections.
+    pub fn open_with(url: &str, max_connections: usize) -> Result<PostgresStore> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| SessionError::invalid(format!("the PostgreSQL URL is not valid: {e}")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("sessions");
+        }
+        let db = db::Db::new(config, max_connections)
+            .map_err(|e| SessionError::Storage(format!("starting the PostgreSQL client: {e}")))?;
+        db.migrate()?;
+        let fresh: [u8; 32] = random_bytes()?;
+        // Whoever inserts first wins; everyone reads the same key.
+        let key: Vec<u8> = db.run(async |tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('results_token_key', $1)
+                 ON CONFLICT (key) DO NOTHING",
+                &[&&fresh[..]],
+            )
+            .await?;
+            Ok(tx
+                .query_one(
+                    "SELECT value FROM meta WHERE key = 'results_token_key'",
+                    &[],
+                )
+                .await?
+                .try_get(0)?)
+        })?;
+        let key: [u8; 32] = key
+            .try_into()
+            .map_err(|_| SessionError::Storage("the results token key is not 32 bytes".into()))?;
+        Ok(PostgresStore {
+            db,
+            realms: realms::RealmCache::default(),
+            results_tokens: ResultsTokenCodec::new(key),
+            claimer: Uuid::new_v4(),
+        })
+    }
+}
+
+impl SessionStore for PostgresStore {
+    fn put_realm(
+        &self,
+        name: &str,
+        update: &RealmSettingsUpdate,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Realm> {
+        self.put_realm_impl(name, update, actor, now)
+    }
+
+    fn get_realm(&self, name: &str) -> Result<Realm> {
+        self.get_realm_impl(name)
+    }
+
+    fn list_realms(&self) -> Result<Vec<Realm>> {
+        self.list_realms_impl()
+    }
+
+    fn put_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+        registration: &ClientRegistration,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Client> {
+        self.put_client_impl(realm, client_id, registration, actor, now)
+    }
+
+    fn get_client(&self, realm: &str, client_id: &str) -> Result<Client> {
+        self.get_client_impl(realm, client_id)
+    }
+
+    fn list_clients(&self, realm: &str) -> Result<Vec<Client>> {
+        self.list_clients_impl(realm)
+    }
+
+    fn delete_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.delete_client_impl(realm, client_id, actor, now)
+    }
+
+    fn create_session(
+        &self,
+        realm: &str,
+        new: &NewSession,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedSession> {
+        self.create_session_impl(realm, new, now)
+    }
+
+    fn validate(
+        &self,
+        realm: &str,
+        token: &str,
+        refresh: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>> {
+        self.validate_impl(realm, token, refresh, now)
+    }
+
+    fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool> {
+        self.logout_impl(realm, token, now)
+    }
+
+    fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session> {
+        self.add_client_impl(realm, sid, client_id)
+    }
+
+    fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
+        self.get_session_impl(realm, sid)
+    }
+
+    fn get_properties(
+        &self,
+        realm: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>> {
+        self.get_properties_impl(realm, token, now)
+    }
+
+    fn set_properties(
+        &self,
+        realm: &str,
+        token: &str,
+        properties: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>> {
+        self.set_properties_impl(realm, token, properties, now)
+    }
+
+    fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+        self.query_impl(realm, query)
+    }
+
+    fn remove(
+        &self,
+        realm: &str,
+        request: &RemoveSessions,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RemoveOutcome> {
+        self.remove_impl(realm, request, actor, now)
+    }
+
+    fn remove_all(
+        &self,
+        realm: &str,
+        request: &RemoveAllSessions,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RemoveOutcome> {
+        self.remove_all_impl(realm, request, actor, now)
+    }
+
+    fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize> {
+        self.reap_expired_impl(now, batch)
+    }
+
+    /// Every write is a committed transaction: PostgreSQL flushes its log at each commit, so
+    /// the store has no flushes of its own to count.
+    fn durable_flushes(&self) -> u64 {
+        0
+    }
+
+    fn blocks_on_network(&self) -> bool {
+        true
+    }
+
+    fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        self.record_audit_impl(entry)
+    }
+
+    fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>> {
+        self.audit_log_impl(before, count)
+    }
+
+    fn create_grant(&self, realm: &str, grant: &NewGrant, now: DateTime<Utc>) -> Result<Grant> {
+        self.create_grant_impl(realm, grant, now)
+    }
+
+    fn introspect(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<Option<Grant>> {
+        self.introspect_impl(realm, token, now)
+    }
+
+    fn revoke_token(
+        &self,
+        realm: &str,
+        token: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Grant>> {
+        self.revoke_token_impl(realm, token, actor, now)
+    }
+
+    fn revoke_subject_grants(
+        &self,
+        realm: &str,
+        subject_id: &str,
+        client_ids: Option<&[String]>,
+        reason: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.revoke_subject_grants_impl(realm, subject_id, client_ids, reason, actor, now)
+    }
+
+    fn list_grants(
+        &self,
+        realm: &str,
+        owner: &GrantOwner,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Grant>> {
+        self.list_grants_impl(realm, owner, now)
+    }
+
+    fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        per_client: usize,
+        cursor: &mut DueCursor,
+        skip: &dyn Fn(&str, &str, u64) -> bool,
+    ) -> Result<Vec<Delivery>> {
+        self.due_deliveries_impl(now, limit, per_client, cursor, skip)
+    }
+
+    fn record_attempt(
+        &self,
+        attempted: &Delivery,
+        jti: &str,
+        result: &AttemptResult,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        self.record_attempt_impl(attempted, jti, result, now)
+    }
+
+    fn retry_delivery(
+        &self,
+        realm: &str,
+        id: u64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        self.retry_delivery_impl(realm, id, actor, now)
+    }
+
+    fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
+        self.purge_delivered_impl(cutoff, batch)
+    }
+
+    fn list_deliveries(
+        &self,
+        realm: &str,
+        status: Option<DeliveryStatus>,
+        before: Option<u64>,
+        count: usize,
+    ) -> Result<DeliveryPage> {
+        self.list_deliveries_impl(realm, status, before, count)
+    }
+}

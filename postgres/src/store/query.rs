@@ -1,0 +1,199 @@
+//! Listing a realm's sessions: keyset paging over the sort indexes, filters as index lookups
+//! (subject in `sessions_by_subject`, client in `session_clients`, display-name word prefixes
+//! as ranges of `session_words`), exact counts from the counters where one counter answers the
+//! query, else counted over the filtered set.
+
+use sessions::model::{QueryResult, SessionQuery, SortKey};
+use sessions::store::shared::{keyset_page, Filters, From, Position, MAX_PREFIX_CHARS};
+use sessions::validate;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use super::counters::{self, Kind};
+use super::db::{Tx, R};
+use super::rows::{self, RealmRow, SESSION};
+use super::PostgresStore;
+
+/// The column a listing in `sort` order is keyed on.
+fn sort_column(sort: SortKey) -> &'static str {
+    match sort {
+        SortKey::Created => "s.created_at",
+        SortKey::LastAccess => "s.last_access_at",
+        SortKey::Expires => "s.ends_at",
+    }
+}
+
+/// The exclusive upper bound of the words starting with `prefix` (its last character's
+/// successor), for a range over the byte-ordered ("C") word index.
+fn prefix_end(prefix: &str) -> String {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return chars.into_iter().collect();
+        }
+    }
+    // Only characters at the very top of Unicode: no bound needed below them.
+    char::MAX.to_string().repeat(prefix.chars().count() + 1)
+}
+
+/// A query's filters as SQL conditions on `s` and their parameters (after the realm, `$1`).
+struct Conditions {
+    sql: String,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Conditions {
+    fn of(realm: &str, filters: &Filters) -> Conditions {
+        let mut c = Conditions {
+            sql: String::new(),
+            params: vec![Box::new(realm.to_owned())],
+        };
+        if let Some(subject) = &filters.subject {
+            let n = c.param(subject.clone());
+            c.sql.push_str(&format!(" AND s.subject_id = ${n}"));
+        }
+        if let Some(sid) = &filters.sid {
+            let n = c.param(Uuid::from_bytes(*sid));
+            c.sql.push_str(&format!(" AND s.sid = ${n}"));
+        }
+        if let Some(client) = &filters.client {
+            let n = c.param(client.clone());
+            c.sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM session_clients c WHERE c.realm = s.realm
+                     AND c.client_id = ${n} AND c.created_at = s.created_at AND c.sid = s.sid)"
+            ));
+        }
+        for word in &filters.name_words {
+            let lo = c.param(word.clone());
+            let hi = c.param(prefix_end(word));
+            c.sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM session_words w WHERE w.realm = s.realm
+                     AND w.word >= ${lo} AND w.word < ${hi}
+                     AND w.created_at = s.created_at AND w.sid = s.sid)"
+            ));
+        }
+        c
+    }
+
+    fn param<T: ToSql + Sync + Send + 'static>(&mut self, v: T) -> usize {
+        self.params.push(Box::new(v));
+        self.params.len()
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// Walks the listing from `from` in listing order (`forward`) or against it, answering up to
+/// `want` matching sessions.
+async fn scan(
+    tx: &Tx<'_>,
+    realm: &RealmRow,
+    filters: &Filters,
+    sort: SortKey,
+    from: From,
+    forward: bool,
+    want: usize,
+) -> R<Vec<(Position, sessions::Session)>> {
+    let descending = sort != SortKey::Expires;
+    // Newest-first listings walk the index backwards.
+    let backwards = forward == descending;
+    let mut c = Conditions::of(&realm.name, filters);
+    let column = sort_column(sort);
+    if let Some(((ms, sid), inclusive)) = from {
+        let t = c.param(sessions::store::shared::from_ms(ms));
+        let s = c.param(Uuid::from_bytes(sid));
+        let op = match (backwards, inclusive) {
+            (true, false) => "<",
+            (true, true) => "<=",
+            (false, false) => ">",
+            (false, true) => ">=",
+        };
+        c.sql
+            .push_str(&format!(" AND ({column}, s.sid) {op} (${t}, ${s})"));
+    }
+    let limit = c.param(i64::try_from(want).unwrap_or(i64::MAX));
+    let direction = if backwards { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT {SESSION} FROM sessions s WHERE s.realm = $1{}
+          ORDER BY {column} {direction}, s.sid {direction} LIMIT ${limit}",
+        c.sql
+    );
+    let found = tx.query(&sql, &c.refs()).await?;
+    found
+        .iter()
+        .map(|row| {
+            let s = rows::session(row, 0, &realm.name)?;
+            Ok((s.position(sort), s.session))
+        })
+        .collect()
+}
+
+/// The exact number of sessions the filters match: from a counter when one answers it, else
+/// counted over the filtered set.
+async fn total(tx: &Tx<'_>, realm: &str, filters: &Filters) -> R<u64> {
+    let mut single: Vec<(Kind, &str)> = Vec::new();
+    if let Some(s) = &filters.subject {
+        single.push((Kind::Subject, s));
+    }
+    if let Some(c) = &filters.client {
+        single.push((Kind::Client, c));
+    }
+    for w in &filters.name_words {
+        // A longer word is counted under its indexed prefix only, which may count more.
+        let exact = w.chars().count() <= MAX_PREFIX_CHARS;
+        single.push((if exact { Kind::NamePrefix } else { Kind::Realm }, w));
+    }
+    match (filters.sid, single.as_slice()) {
+        (None, []) => return counters::count(tx, realm, Kind::Realm, "").await,
+        (None, [(kind, key)]) if *kind != Kind::Realm => {
+            return counters::count(tx, realm, *kind, key).await
+        }
+        _ => {}
+    }
+    let c = Conditions::of(realm, filters);
+    let sql = format!(
+        "SELECT count(*) FROM sessions s WHERE s.realm = $1{}",
+        c.sql
+    );
+    let n: i64 = tx.query_one(&sql, &c.refs()).await?.try_get(0)?;
+    Ok(n as u64)
+}
+
+impl PostgresStore {
+    pub(crate) fn query_impl(
+        &self,
+        realm: &str,
+        query: &SessionQuery,
+    ) -> sessions::Result<QueryResult> {
+        let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
+        validate::query_filters(query)?;
+        let count = validate::page_size(query)?;
+        let filters = Filters::from_query(query)?;
+        let fingerprint = filters.fingerprint(realm.id as u32, query.sort, count);
+        keyset_page(
+            &self.results_tokens,
+            fingerprint,
+            query,
+            count,
+            |from, forward, want| {
+                self.db.run(async |tx| {
+                    scan(tx, &realm, &filters, query.sort, from, forward, want).await
+                })
+            },
+            || {
+                self.db
+                    .run(async |tx| total(tx, &realm.name, &filters).await)
+            },
+        )
+    }
+}

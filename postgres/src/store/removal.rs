@@ -1,0 +1,610 @@
+//! Ending sessions, the one path every removal, logout, realm sign-out, eviction and expiry
+//! takes: in one transaction per batch, the records go with their index rows and counts, their
+//! token grants (and their subjects' consents) are revoked and their logout notifications
+//! queued, so for each session either all of it happened or none of it did.
+//!
+//! Concurrency comes from row locks: the `DELETE ... RETURNING` (or, keeping the record,
+//! `SELECT ... FOR UPDATE`) answers only the sessions this transaction ended, so two removals of
+//! one session count it once; a grant is added under a session only with the session's row
+//! locked (`FOR SHARE`), so no grant can slip in between the session's end and its grants' list.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sessions::model::{RemoveAllSessions, RemoveOutcome, RemoveSessions, SessionQuery};
+use sessions::store::shared::{
+    from_ms, removal_flags, removal_outcome, removal_target, remove_all_flags, words, Filters,
+    Flags, REMOVE_ALL_BATCH,
+};
+use sessions::{validate, AuditEntry};
+use uuid::Uuid;
+
+use super::counters::{Counted, Deltas};
+use super::db::{Tx, R};
+use super::rows::{RealmRow, CONSENT};
+use super::{audit, realms, PostgresStore};
+
+/// Sessions ended per transaction.
+const END_BATCH: usize = 512;
+
+/// What ending a batch of sessions did.
+#[derive(Default)]
+pub(crate) struct Ended {
+    pub outcome: RemoveOutcome,
+    /// Subjects whose consents it revoked (once per request).
+    pub consents_of: Vec<String>,
+}
+
+/// A session about to end, as selected.
+pub(crate) struct Target {
+    pub sid: Uuid,
+    pub client_ids: Vec<String>,
+}
+
+/// The client scope as a statement parameter: `None` for every client.
+fn scope(flags: &Flags) -> Option<Vec<String>> {
+    flags
+        .client_scope
+        .as_ref()
+        .map(|s| s.iter().cloned().collect())
+}
+
+/// Ends the sessions `sids` names (those still there, and for the reaper still expired) as
+/// `flags` say, within the caller's transaction; with `dry_run`, only counts what it would do.
+/// The consents of subjects in `consents_done` were revoked by an earlier batch.
+pub(crate) async fn end(
+    tx: &Tx<'_>,
+    realm: &RealmRow,
+    sids: &[Uuid],
+    flags: &Flags,
+    consents_done: &HashSet<String>,
+    dry_run: bool,
+    now: DateTime<Utc>,
+) -> R<Ended> {
+    let mut ended = Ended::default();
+    if sids.is_empty() {
+        return Ok(ended);
+    }
+    let name = &realm.name;
+    let expired_at = flags.expired_at.map(from_ms);
+    let which = "WHERE realm = $1 AND sid = ANY($2)
+                   AND ($3::timestamptz IS NULL OR ends_at <= $3)";
+    let columns = "sid, subject_id, display_name, client_ids, created_at";
+    let sql = if dry_run {
+        format!("SELECT {columns} FROM sessions {which}")
+    } else if flags.remove_server_side_session {
+        format!("DELETE FROM sessions {which} RETURNING {columns}")
+    } else {
+        format!("SELECT {columns} FROM sessions {which} ORDER BY sid FOR UPDATE")
+    };
+    let mut found = tx.query(&sql, &[name, &sids, &expired_at]).await?;
+    // In the order asked for, so notifications are queued in it.
+    let order: HashMap<&Uuid, usize> = sids.iter().enumerate().map(|(i, s)| (s, i)).collect();
+    found.sort_by_key(|r| order.get(&r.get::<_, Uuid>(0)).copied());
+    struct Gone {
+        sid: Uuid,
+        subject_id: String,
+        display_name: Option<String>,
+        client_ids: Vec<String>,
+        created_at: DateTime<Utc>,
+    }
+    let gone: Vec<Gone> = found
+        .iter()
+        .map(|r| {
+            Ok(Gone {
+                sid: r.try_get(0)?,
+                subject_id: r.try_get(1)?,
+                display_name: r.try_get(2)?,
+                client_ids: r.try_get(3)?,
+                created_at: r.try_get(4)?,
+            })
+        })
+        .collect::<R<_>>()?;
+    if gone.is_empty() {
+        return Ok(ended);
+    }
+    let out = &mut ended.outcome;
+    let mut deltas = Deltas::default();
+    if flags.remove_server_side_session {
+        out.sessions_removed = gone.len() as u64;
+        if !dry_run {
+            let (mut c_ids, mut c_at, mut c_sid) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut w_words, mut w_at, mut w_sid) = (Vec::new(), Vec::new(), Vec::new());
+            for g in &gone {
+                for c in &g.client_ids {
+                    c_ids.push(c.clone());
+                    c_at.push(g.created_at);
+                    c_sid.push(g.sid);
+                }
+                if let Some(n) = &g.display_name {
+                    for w in words(n).collect::<BTreeSet<_>>() {
+                        w_words.push(w);
+                        w_at.push(g.created_at);
+                        w_sid.push(g.sid);
+                    }
+                }
+                deltas.session(
+                    name,
+                    &Counted {
+                        subject_id: &g.subject_id,
+                        client_ids: &g.client_ids,
+                        display_name: g.display_name.as_deref(),
+                    },
+                    -1,
+                );
+            }
+            let clients: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [name, &c_ids, &c_at, &c_sid];
+            let words: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [name, &w_words, &w_at, &w_sid];
+            futures::try_join!(
+                tx.execute(
+                    "DELETE FROM session_clients c
+                      USING unnest($2::text[], $3::timestamptz[], $4::uuid[]) AS x(client_id, created_at, sid)
+                      WHERE c.realm = $1 AND c.client_id = x.client_id
+                        AND c.created_at = x.created_at AND c.sid = x.sid",
+                    &clients,
+                ),
+                tx.execute(
+                    "DELETE FROM session_words w
+                      USING unnest($2::text[], $3::timestamptz[], $4::uuid[]) AS x(word, created_at, sid)
+                      WHERE w.realm = $1 AND w.word = x.word
+                        AND w.created_at = x.created_at AND w.sid = x.sid",
+                    &words,
+                ),
+            )?;
+        }
+    }
+    let clients = scope(flags);
+    if flags.revoke_tokens {
+        let ended_sids: Vec<Uuid> = gone.iter().map(|g| g.sid).collect();
+        let which = "WHERE realm = $1 AND sid = ANY($2) AND kind <> $3
+                       AND ($4::text[] IS NULL OR client_id = ANY($4))";
+        out.tokens_revoked = if dry_run {
+            let sql = format!("SELECT count(*) FROM grants {which}");
+            let n: i64 = tx
+                .query_one(&sql, &[name, &ended_sids, &CONSENT, &clients])
+                .await?
+                .try_get(0)?;
+            n as u64
+        } else {
+            let sql = format!("DELETE FROM grants {which}");
+            tx.execute(&sql, &[name, &ended_sids, &CONSENT, &clients])
+                .await?
+        };
+    }
+    if flags.revoke_consents {
+        let mut subjects: Vec<String> = Vec::new();
+        for g in &gone {
+            if !consents_done.contains(&g.subject_id) && !subjects.contains(&g.subject_id) {
+                subjects.push(g.subject_id.clone());
+            }
+        }
+        if !subjects.is_empty() {
+            let which = "WHERE realm = $1 AND subject_id = ANY($2) AND kind = $3
+                           AND ($4::text[] IS NULL OR client_id = ANY($4))";
+            out.consents_revoked = if dry_run {
+                let sql = format!("SELECT count(*) FROM grants {which}");
+                let n: i64 = tx
+                    .query_one(&sql, &[name, &subjects, &CONSENT, &clients])
+                    .await?
+                    .try_get(0)?;
+                n as u64
+            } else {
+                let sql = format!("DELETE FROM grants {which}");
+                tx.execute(&sql, &[name, &subjects, &CONSENT, &clients])
+                    .await?
+            };
+        }
+        ended.consents_of = subjects;
+    }
+    let out = &mut ended.outcome;
+    if flags.notify {
+        let uris = realms::backchannel_uris(tx, name).await?;
+        let (mut clients, mut targets, mut subjects, mut of_sids) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for g in &gone {
+            for c in g.client_ids.iter().filter(|c| flags.in_scope(c)) {
+                if let Some(uri) = uris.get(c) {
+                    clients.push(c.clone());
+                    targets.push(uri.clone());
+                    subjects.push(g.subject_id.clone());
+                    of_sids.push(g.sid);
+                }
+            }
+        }
+        out.clients_notified = clients.len() as u64;
+        if !dry_run && !clients.is_empty() {
+            let ids: Vec<i64> = tx
+                .query(
+                    "SELECT nextval('delivery_ids') FROM generate_series(1, $1)",
+                    &[&(clients.len() as i32)],
+                )
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            tx.execute(
+                "INSERT INTO deliveries (realm, id, client_id, uri, subject_id, sid, reason, status,
+                                         created_at, retry_window_start, next_attempt_at)
+                 SELECT $1, id, c, u, s, sid, $2, 0, $3, $3, $3
+                   FROM unnest($4::int8[], $5::text[], $6::text[], $7::text[], $8::uuid[])
+                        AS x(id, c, u, s, sid)",
+                &[
+                    name,
+                    &flags.reason,
+                    &now,
+                    &ids,
+                    &clients,
+                    &targets,
+                    &subjects,
+                    &of_sids,
+                ],
+            )
+            .await?;
+            deltas.delivery(name, sessions::DeliveryStatus::Pending, ids.len() as i64);
+        }
+    }
+    deltas.apply(tx).await?;
+    Ok(ended)
+}
+
+/// Adds what a batch did to a request's outcome.
+fn add(outcome: &mut RemoveOutcome, done: &RemoveOutcome) {
+    outcome.sessions_removed += done.sessions_removed;
+    outcome.tokens_revoked += done.tokens_revoked;
+    outcome.consents_revoked += done.consents_revoked;
+    outcome.clients_notified += done.clients_notified;
+}
+
+impl PostgresStore {
+    /// Ends `targets` in batches of [`END_BATCH`], one transaction each, adding to `outcome` as
+    /// each commits.
+    fn end_targets(
+        &self,
+        realm: &RealmRow,
+        targets: &[Target],
+        flags: &Flags,
+        consents_done: &mut HashSet<String>,
+        outcome: &mut RemoveOutcome,
+        now: DateTime<Utc>,
+    ) -> sessions::Result<()> {
+        let mut clients = HashSet::new();
+        for t in targets {
+            clients.extend(t.client_ids.iter().filter(|c| flags.in_scope(c)).cloned());
+        }
+        outcome.clients_affected += clients.len() as u64;
+        let dry_run = outcome.dry_run;
+        for chunk in targets.chunks(END_BATCH) {
+            let sids: Vec<Uuid> = chunk.iter().map(|t| t.sid).collect();
+            let done = self.db.write(async |tx| {
+                end(tx, realm, &sids, flags, consents_done, dry_run, now).await
+            })?;
+            add(outcome, &done.outcome);
+            consents_done.extend(done.consents_of);
+        }
+        Ok(())
+    }
+
+    /// Records a removal in the audit log, also when `ended` says it stopped part way; a dry
+    /// run leaves no trace.
+    fn finish_removal(
+        &self,
+        outcome: &RemoveOutcome,
+        mut entry: AuditEntry,
+        ended: sessions::Result<()>,
+    ) -> sessions::Result<()> {
+        if outcome.dry_run {
+            return ended;
+        }
+        entry.outcome = removal_outcome(outcome, &ended);
+        self.db.run(async |tx| audit::insert(tx, &entry).await)?;
+        ended
+    }
+
+    pub(crate) fn remove_impl(
+        &self,
+        realm: &str,
+        request: &RemoveSessions,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> sessions::Result<RemoveOutcome> {
+        let now = super::rows::ms(now);
+        let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
+        let flags = removal_flags(request)?;
+        let mut outcome = RemoveOutcome {
+            dry_run: request.dry_run,
+            ..Default::default()
+        };
+        let targets = if request.sids.is_empty() {
+            let filter = SessionQuery {
+                subject_id: request.subject_id.clone(),
+                sid: request.sid.clone(),
+                ..Default::default()
+            };
+            validate::query_filters(&filter)?;
+            let filters = Filters::from_query(&filter)?;
+            let subject = filters.subject.clone();
+            let sid = filters.sid.map(Uuid::from_bytes);
+            self.db.run(async |tx| {
+                let found = tx
+                    .query(
+                        "SELECT sid, client_ids FROM sessions
+                          WHERE realm = $1 AND ($2::text IS NULL OR subject_id = $2)
+                            AND ($3::uuid IS NULL OR sid = $3)
+                          ORDER BY created_at DESC, sid DESC",
+                        &[&realm.name, &subject, &sid],
+                    )
+                    .await?;
+                found
+                    .iter()
+                    .map(|r| {
+                        Ok(Target {
+                            sid: r.try_get(0)?,
+                            client_ids: r.try_get(1)?,
+                        })
+                    })
+                    .collect::<R<Vec<_>>>()
+            })?
+        } else {
+            self.selected(&realm, &request.sids, &mut outcome)?
+        };
+        outcome.removed = targets
+            .iter()
+            .map(|t| t.sid.hyphenated().to_string())
+            .collect();
+        let mut consents_done = HashSet::new();
+        let ended = self
+            .end_targets(
+                &realm,
+                &targets,
+                &flags,
+                &mut consents_done,
+                &mut outcome,
+                now,
+            )
+            .and_then(|()| match (&request.subject_id, &request.sid) {
+                (Some(subject), None) if flags.revoke_tokens => {
+                    outcome.tokens_revoked +=
+                        self.revoke_offline_tokens(&realm, subject, &flags, request.dry_run)?;
+                    Ok(())
+                }
+                _ => Ok(()),
+            });
+        let entry = AuditEntry {
+            reason: request.reason.clone(),
+            ..realms::entry(
+                &realm.name,
+                "remove_sessions",
+                &removal_target(request),
+                actor,
+                now,
+            )
+        };
+        self.finish_removal(&outcome, entry, ended)?;
+        Ok(outcome)
+    }
+
+    /// The sessions a removal selects by sid, in the order given, each once (sids compare as
+    /// parsed values); the others go to `not_found`.
+    fn selected(
+        &self,
+        realm: &RealmRow,
+        sids: &[String],
+        outcome: &mut RemoveOutcome,
+    ) -> sessions::Result<Vec<Target>> {
+        let parsed: Vec<Uuid> = sids
+            .iter()
+            .filter_map(|s| sessions::store::parse_sid(s).map(Uuid::from_bytes))
+            .collect();
+        let found: HashMap<Uuid, Vec<String>> = self.db.run(async |tx| {
+            let rows = tx
+                .query(
+                    "SELECT sid, client_ids FROM sessions WHERE realm = $1 AND sid = ANY($2)",
+                    &[&realm.name, &parsed],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<R<_>>()
+        })?;
+        let mut seen_sids = HashSet::new();
+        let mut seen_unknown = HashSet::new();
+        let mut targets = Vec::new();
+        for sid in sids {
+            let first = match sessions::store::parse_sid(sid).map(Uuid::from_bytes) {
+                Some(u) => seen_sids.insert(u).then_some(Some(u)),
+                None => seen_unknown.insert(sid.as_str()).then_some(None),
+            };
+            let Some(parsed) = first else { continue };
+            match parsed.and_then(|u| found.get(&u).map(|c| (u, c))) {
+                Some((sid, client_ids)) => targets.push(Target {
+                    sid,
+                    client_ids: client_ids.clone(),
+                }),
+                None => outcome.not_found.push(sid.clone()),
+            }
+        }
+        Ok(targets)
+    }
+
+    /// Revokes (or counts, for a dry run) the subject's tokens issued under no session, within
+    /// the client scope.
+    fn revoke_offline_tokens(
+        &self,
+        realm: &RealmRow,
+        subject: &str,
+        flags: &Flags,
+        dry_run: bool,
+    ) -> sessions::Result<u64> {
+        let clients = scope(flags);
+        let which = "WHERE realm = $1 AND subject_id = $2 AND sid IS NULL AND kind <> $3
+                       AND ($4::text[] IS NULL OR client_id = ANY($4))";
+        self.db.run(async |tx| {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&realm.name, &subject, &CONSENT, &clients];
+            if dry_run {
+                let sql = format!("SELECT count(*) FROM grants {which}");
+                let n: i64 = tx.query_one(&sql, &params).await?.try_get(0)?;
+                Ok(n as u64)
+            } else {
+                tx.execute(&format!("DELETE FROM grants {which}"), &params)
+                    .await
+            }
+        })
+    }
+
+    pub(crate) fn remove_all_impl(
+        &self,
+        realm: &str,
+        request: &RemoveAllSessions,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> sessions::Result<RemoveOutcome> {
+        let now = super::rows::ms(now);
+        let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
+        let flags = remove_all_flags(request)?;
+        let mut outcome = RemoveOutcome {
+            dry_run: request.dry_run,
+            ..Default::default()
+        };
+        let ended = self.end_realm(&realm, &flags, &mut outcome, now);
+        let entry = AuditEntry {
+            reason: request.reason.clone(),
+            ..realms::entry(&realm.name, "remove_all_sessions", &realm.name, actor, now)
+        };
+        self.finish_removal(&outcome, entry, ended)?;
+        Ok(outcome)
+    }
+
+    /// Ends every session of the realm, in batches along creation order.
+    fn end_realm(
+        &self,
+        realm: &RealmRow,
+        flags: &Flags,
+        outcome: &mut RemoveOutcome,
+        now: DateTime<Utc>,
+    ) -> sessions::Result<()> {
+        let mut after: Option<(DateTime<Utc>, Uuid)> = None;
+        let mut consents_done = HashSet::new();
+        let mut clients = HashSet::new();
+        loop {
+            let batch: Vec<(DateTime<Utc>, Target)> = self.db.run(async |tx| {
+                let found = match &after {
+                    None => {
+                        tx.query(
+                            "SELECT created_at, sid, client_ids FROM sessions WHERE realm = $1
+                              ORDER BY created_at, sid LIMIT $2",
+                            &[&realm.name, &(REMOVE_ALL_BATCH as i64)],
+                        )
+                        .await?
+                    }
+                    Some((at, sid)) => {
+                        tx.query(
+                            "SELECT created_at, sid, client_ids FROM sessions
+                              WHERE realm = $1 AND (created_at, sid) > ($3, $4)
+                              ORDER BY created_at, sid LIMIT $2",
+                            &[&realm.name, &(REMOVE_ALL_BATCH as i64), at, sid],
+                        )
+                        .await?
+                    }
+                };
+                found
+                    .iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get(0)?,
+                            Target {
+                                sid: r.try_get(1)?,
+                                client_ids: r.try_get(2)?,
+                            },
+                        ))
+                    })
+                    .collect::<R<_>>()
+            })?;
+            let Some((at, last)) = batch.last() else {
+                break;
+            };
+            after = Some((*at, last.sid));
+            let targets: Vec<Target> = batch.into_iter().map(|(_, t)| t).collect();
+            for t in &targets {
+                clients.extend(t.client_ids.iter().cloned());
+            }
+            let mut done = RemoveOutcome {
+                dry_run: outcome.dry_run,
+                ..Default::default()
+            };
+            let ended =
+                self.end_targets(realm, &targets, flags, &mut consents_done, &mut done, now);
+            add(outcome, &done);
+            ended?;
+        }
+        outcome.clients_affected = clients.len() as u64;
+        Ok(())
+    }
+
+    pub(crate) fn reap_expired_impl(
+        &self,
+        now: DateTime<Utc>,
+        batch: usize,
+    ) -> sessions::Result<usize> {
+        let now = super::rows::ms(now);
+        let realms: Vec<RealmRow> = self.db.run(async |tx| {
+            let found = tx
+                .query(
+                    &format!(
+                        "SELECT {} FROM realms r ORDER BY r.realm",
+                        super::rows::REALM
+                    ),
+                    &[],
+                )
+                .await?;
+            found.iter().map(|r| super::rows::realm(r, 0)).collect()
+        })?;
+        let mut removed = 0;
+        for realm in &realms {
+            if removed >= batch {
+                break;
+            }
+            let flags = Flags {
+                remove_server_side_session: true,
+                revoke_tokens: true,
+                revoke_consents: false,
+                notify: realm.settings.backchannel_logout_on_expiry,
+                client_scope: None,
+                reason: "expired",
+                expired_at: Some(now.timestamp_millis()),
+            };
+            let left = (batch - removed) as i64;
+            // Rows another server's reaper holds are passed over, not waited for.
+            let ended = self.db.write(async |tx| {
+                let sids: Vec<Uuid> = tx
+                    .query(
+                        "SELECT sid FROM sessions WHERE realm = $1 AND ends_at <= $2
+                          ORDER BY ends_at, sid LIMIT $3 FOR UPDATE SKIP LOCKED",
+                        &[&realm.name, &now, &left],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<_, _>>()?;
+                end(tx, realm, &sids, &flags, &HashSet::new(), false, now).await
+            })?;
+            removed += ended.outcome.sessions_removed as usize;
+            let left = (batch.saturating_sub(removed)) as i64;
+            if left > 0 {
+                removed += self.db.run(async |tx| {
+                    tx.execute(
+                        "WITH picked AS MATERIALIZED (
+                            SELECT id FROM grants WHERE realm = $1 AND expires_at < $2
+                             ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                         DELETE FROM grants g USING picked p WHERE g.realm = $1 AND g.id = p.id",
+                        &[&realm.name, &now, &left],
+                    )
+                    .await
+                })? as usize;
+            }
+        }
+        Ok(removed)
+    }
+}

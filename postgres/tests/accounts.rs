@@ -1,0 +1,141 @@
+//! API keys, administrators and signing keys on PostgreSQL, through the service that keeps them,
+//! with two stores on one database standing for two servers.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use service::admins::{AdminAccounts, Verified};
+use service::api_keys::{ApiKeys, Scope};
+use service::backchannel::SigningKeys;
+use sessions::store::{AccountStore, SessionStore};
+use sessions::SessionError;
+use store_postgres::scratch::ScratchPostgres;
+use store_postgres::PostgresStore;
+
+/// Two stores (two servers) on a new database.
+fn two_servers() -> (Arc<PostgresStore>, Arc<PostgresStore>) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let pg = ScratchPostgres::shared();
+    let name = format!("accounts_{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    pg.create_database(&name).unwrap();
+    let url = pg.url_for(&name);
+    (
+        Arc::new(PostgresStore::open(&url).unwrap()),
+        Arc::new(PostgresStore::open(&url).unwrap()),
+    )
+}
+
+#[test]
+fn api_keys_are_stored_hashed_seen_by_every_server_and_revoked_for_all() {
+    let (a, b) = two_servers();
+    let keys_a = ApiKeys::open(a.clone()).unwrap();
+    let now = Utc::now();
+    let (key, secret) = keys_a.create("ci", &[Scope::Admin], "admin", now).unwrap();
+    assert_eq!(keys_a.authenticate(&secret).unwrap().name, "ci");
+    assert!(matches!(
+        keys_a.create("ci", &[Scope::Issue], "admin", now),
+        Err(SessionError::Conflict(_))
+    ));
+    let stored = a.api_keys().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].hash.to_vec(), secret.as_bytes().to_vec());
+    assert_eq!(stored[0].scopes, ["sessions:admin"]);
+
+    let keys_b = ApiKeys::open(b.clone()).unwrap();
+    let seen = keys_b.authenticate(&secret).unwrap();
+    assert_eq!((&seen.name, &seen.scopes), (&key.name, &key.scopes));
+    assert!(keys_a.revoke("ci", "admin", now).unwrap());
+    assert!(!keys_a.revoke("ci", "admin", now).unwrap(), "once");
+    keys_b.reload().unwrap();
+    assert!(keys_b.authenticate(&secret).is_none());
+    let actions: Vec<String> = b
+        .audit_log(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.action)
+        .collect();
+    assert_eq!(actions, ["revoke_api_key", "create_api_key"]);
+
+    keys_b
+        .register("bootstrap", "a-secret-of-sixteen+", &Scope::ALL, now)
+        .unwrap();
+    keys_b
+        .register("bootstrap", "another-secret-sixteen", &Scope::ALL, now)
+        .unwrap();
+    keys_a.reload().unwrap();
+    assert!(
+        keys_a.authenticate("a-secret-of-sixteen+").is_none(),
+        "replaced"
+    );
+    assert!(keys_a.authenticate("another-secret-sixteen").is_some());
+}
+
+#[test]
+fn administrators_sign_in_on_any_server_and_a_disabled_one_cannot() {
+    let (a, b) = two_servers();
+    let admins_a = AdminAccounts::open(a.clone()).unwrap();
+    let admins_b = AdminAccounts::open(b.clone()).unwrap();
+    let now = Utc::now();
+    admins_a
+        .set_password("alice", "correct horse battery", None, "server", now)
+        .unwrap();
+    assert_eq!(
+        admins_b.verify("alice", "correct horse battery").unwrap(),
+        Verified::Yes
+    );
+    assert_eq!(
+        admins_b.verify("alice", "wrong password!").unwrap(),
+        Verified::Wrong
+    );
+    assert_eq!(
+        admins_b.verify("bob", "correct horse battery").unwrap(),
+        Verified::Wrong
+    );
+    let stored = b.admin("alice").unwrap().unwrap();
+    assert!(stored.password_hash.starts_with("$argon2"), "hashed");
+    admins_b.set_disabled("alice", true, "admin", now).unwrap();
+    assert_eq!(
+        admins_a.verify("alice", "correct horse battery").unwrap(),
+        Verified::Disabled
+    );
+    assert!(!admins_a.is_enabled("alice").unwrap());
+    let listed = admins_a.list().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].username.as_str(), listed[0].disabled),
+        ("alice", true)
+    );
+    assert!(
+        a.get_realm(service::admins::ADMIN_REALM).is_ok(),
+        "the realm of dashboard sessions exists"
+    );
+}
+
+#[test]
+fn signing_keys_are_shared_and_rotation_retires_then_deletes() {
+    let (a, b) = two_servers();
+    let t0 = Utc::now();
+    let keys_a = SigningKeys::open(a.clone(), t0).unwrap();
+    let first = keys_a.current_kid();
+    let keys_b = SigningKeys::open(b.clone(), t0).unwrap();
+    assert_eq!(
+        keys_b.current_kid(),
+        first,
+        "the second server uses the first's key"
+    );
+
+    let second = keys_a.rotate(t0).unwrap();
+    let later = t0 + TimeDelta::days(1);
+    let third = keys_a.rotate(later).unwrap();
+    let kept: Vec<String> = a
+        .signing_keys()
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert!(kept.contains(&second) && kept.contains(&third));
+    assert!(!kept.contains(&first), "retired long ago: deleted");
+    let reopened = SigningKeys::open(b.clone(), later).unwrap();
+    assert_eq!(reopened.current_kid(), third);
+}

@@ -1,0 +1,65 @@
+//! The server's own accounts kept beside the sessions: API keys, dashboard administrators and
+//! the keys that sign logout tokens. [`AccountStore`] is what the service needs of a backend for
+//! them; each record is a plain value, the rules (hashing, rotation, audit) are the service's.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::SessionStore;
+use crate::error::Result;
+
+/// An API key as stored: its name, scopes (`sessions:issue`, `sessions:admin`), and the SHA-256
+/// of its secret, never the secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub hash: [u8; 32],
+}
+
+/// A dashboard administrator as stored: the password only as its PHC-format hash.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AdminRecord {
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// A logout-token signing key as stored.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// PKCS#8 DER of the private key, base64url.
+    pub pkcs8: String,
+    pub created_at: DateTime<Utc>,
+    /// When a newer key replaced it.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// The accounts of a backend that also stores the sessions (audit entries about accounts go to
+/// its audit log). Every write is durable when it returns.
+pub trait AccountStore: SessionStore {
+    /// Every API key, by name.
+    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    /// Stores a key under a name no key has; false (and nothing stored) if one has it.
+    fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool>;
+    /// Stores a key, replacing any of the same name.
+    fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// Deletes a key by name; false if there was none.
+    fn delete_api_key(&self, name: &str) -> Result<bool>;
+
+    /// One administrator.
+    fn admin(&self, username: &str) -> Result<Option<AdminRecord>>;
+    /// Every administrator, by name.
+    fn admins(&self) -> Result<Vec<AdminRecord>>;
+    /// Creates or replaces an administrator.
+    fn put_admin(&self, admin: &AdminRecord) -> Result<()>;
+
+    /// Every signing key kept.
+    fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    /// Stores `put` (new or changed keys) and deletes the keys named in `delete`, all at once.
+    fn update_signing_keys(&self, put: &[SigningKeyRecord], delete: &[String]) -> Result<()>;
+}

@@ -1,0 +1,101 @@
+//! The accounts of the embedded store: one companion tree each (`companion_api_keys`,
+//! `companion_admins`, `companion_signing_keys`), keyed by name, each value the record as JSON
+//! (the layout the service wrote before these went through [`AccountStore`]).
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::Tree;
+
+use super::SledStoreV2;
+use crate::error::{Result, SessionError};
+use crate::store::accounts::{AccountStore, AdminRecord, ApiKeyRecord, SigningKeyRecord};
+
+fn storage(e: impl std::fmt::Display) -> SessionError {
+    SessionError::Storage(e.to_string())
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(storage)
+}
+
+fn all<T: DeserializeOwned>(tree: &Tree) -> Result<Vec<T>> {
+    tree.iter()
+        .map(|item| {
+            let (_, v) = item?;
+            serde_json::from_slice(&v).map_err(storage)
+        })
+        .collect()
+}
+
+impl SledStoreV2 {
+    fn accounts(&self, name: &str) -> Result<Tree> {
+        self.companion_tree(name)
+    }
+}
+
+impl AccountStore for SledStoreV2 {
+    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        all(&self.accounts("api_keys")?)
+    }
+
+    fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool> {
+        let swapped = self.accounts("api_keys")?.compare_and_swap(
+            key.name.as_bytes(),
+            None as Option<&[u8]>,
+            Some(encode(key)?),
+        )?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        self.wait_durable()?;
+        Ok(true)
+    }
+
+    fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.accounts("api_keys")?
+            .insert(key.name.as_bytes(), encode(key)?)?;
+        self.wait_durable()
+    }
+
+    fn delete_api_key(&self, name: &str) -> Result<bool> {
+        let existed = self
+            .accounts("api_keys")?
+            .remove(name.as_bytes())?
+            .is_some();
+        self.wait_durable()?;
+        Ok(existed)
+    }
+
+    fn admin(&self, username: &str) -> Result<Option<AdminRecord>> {
+        match self.accounts("admins")?.get(username.as_bytes())? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(storage)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn admins(&self) -> Result<Vec<AdminRecord>> {
+        all(&self.accounts("admins")?)
+    }
+
+    fn put_admin(&self, admin: &AdminRecord) -> Result<()> {
+        self.accounts("admins")?
+            .insert(admin.username.as_bytes(), encode(admin)?)?;
+        self.wait_durable()
+    }
+
+    fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        all(&self.accounts("signing_keys")?)
+    }
+
+    fn update_signing_keys(&self, put: &[SigningKeyRecord], delete: &[String]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for kid in delete {
+            batch.remove(kid.as_bytes());
+        }
+        for key in put {
+            batch.insert(key.kid.as_bytes(), encode(key)?);
+        }
+        self.accounts("signing_keys")?.apply_batch(batch)?;
+        self.wait_durable()
+    }
+}
