@@ -30,6 +30,9 @@ CREATE TABLE sessions (
     client_ids      text[] NOT NULL DEFAULT '{}',
     properties      jsonb NOT NULL DEFAULT '{}',
     ip              text,
+    -- The client address as 16 bytes (IPv4 in its IPv4-mapped IPv6 form; NULL when `ip` is not an
+    -- IP address), so an address or CIDR filter is one interval of `sessions_by_address`.
+    address         bytea,
     user_agent      text,
     token_hash      bytea NOT NULL,
     -- A token of the embedded store's first layout (32 random bytes, no sid inside), moved here
@@ -42,6 +45,8 @@ CREATE INDEX sessions_by_created ON sessions (realm, created_at DESC, sid DESC);
 CREATE INDEX sessions_by_last_access ON sessions (realm, last_access_at DESC, sid DESC);
 CREATE INDEX sessions_by_ends ON sessions (realm, ends_at, sid);
 CREATE INDEX sessions_by_subject ON sessions (realm, subject_id, created_at DESC, sid DESC);
+CREATE INDEX sessions_by_address ON sessions (realm, address, created_at DESC, sid DESC)
+    WHERE address IS NOT NULL;
 CREATE UNIQUE INDEX sessions_by_token ON sessions (realm, token_hash) WHERE token_lookup;
 
 -- The clients each session joined, in creation order per client: the client filter pages from

@@ -4,7 +4,7 @@
 //! query, else counted over the filtered set.
 
 use sessions::model::{QueryResult, SessionQuery, SortKey};
-use sessions::store::shared::{keyset_page, Filters, From, Position, MAX_PREFIX_CHARS};
+use sessions::store::shared::{from_ms, keyset_page, Filters, From, Position, MAX_PREFIX_CHARS};
 use sessions::validate;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -67,6 +67,22 @@ impl Conditions {
                 " AND EXISTS (SELECT 1 FROM session_clients c WHERE c.realm = s.realm
                      AND c.client_id = ${n} AND c.created_at = s.created_at AND c.sid = s.sid)"
             ));
+        }
+        if let Some(range) = &filters.address {
+            let lo = c.param(range.first.to_vec());
+            let hi = c.param(range.last.to_vec());
+            c.sql
+                .push_str(&format!(" AND s.address BETWEEN ${lo} AND ${hi}"));
+        }
+        if let Some(created) = &filters.created {
+            if created.from != i64::MIN {
+                let n = c.param(from_ms(created.from));
+                c.sql.push_str(&format!(" AND s.created_at >= ${n}"));
+            }
+            if created.until != i64::MAX {
+                let n = c.param(from_ms(created.until));
+                c.sql.push_str(&format!(" AND s.created_at < ${n}"));
+            }
         }
         for word in &filters.name_words {
             let lo = c.param(word.clone());
@@ -138,6 +154,22 @@ async fn scan(
         .collect()
 }
 
+/// Every session of the realm the filters match, newest first, as rows of `columns` (of `s`).
+pub(crate) async fn matching(
+    tx: &Tx<'_>,
+    realm: &str,
+    filters: &Filters,
+    columns: &str,
+) -> R<Vec<tokio_postgres::Row>> {
+    let c = Conditions::of(realm, filters);
+    let sql = format!(
+        "SELECT {columns} FROM sessions s WHERE s.realm = $1{}
+          ORDER BY s.created_at DESC, s.sid DESC",
+        c.sql
+    );
+    Ok(tx.query(&sql, &c.refs()).await?)
+}
+
 /// The exact number of sessions the filters match: from a counter when one answers it, else
 /// counted over the filtered set.
 async fn total(tx: &Tx<'_>, realm: &str, filters: &Filters) -> R<u64> {
@@ -153,7 +185,10 @@ async fn total(tx: &Tx<'_>, realm: &str, filters: &Filters) -> R<u64> {
         let exact = w.chars().count() <= MAX_PREFIX_CHARS;
         single.push((if exact { Kind::NamePrefix } else { Kind::Realm }, w));
     }
+    // Counters count every address and creation time: with those filters, count the rows.
+    let ranged = filters.address.is_some() || filters.created.is_some();
     match (filters.sid, single.as_slice()) {
+        _ if ranged => {}
         (None, []) => return counters::count(tx, realm, Kind::Realm, "").await,
         (None, [(kind, key)]) if *kind != Kind::Realm => {
             return counters::count(tx, realm, *kind, key).await

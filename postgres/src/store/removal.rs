@@ -11,12 +11,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sessions::model::{RemoveAllSessions, RemoveOutcome, RemoveSessions, SessionQuery};
+use sessions::model::{RemoveAllSessions, RemoveOutcome, RemoveSessions};
 use sessions::store::shared::{
-    from_ms, removal_flags, removal_outcome, removal_target, remove_all_flags, words, Filters,
-    Flags, REMOVE_ALL_BATCH,
+    from_ms, offline_tokens_subject, removal_flags, removal_outcome, removal_target,
+    remove_all_flags, words, Filters, Flags, REMOVE_ALL_BATCH,
 };
-use sessions::{validate, AuditEntry};
+use sessions::AuditEntry;
 use uuid::Uuid;
 
 use super::counters::{Counted, Deltas};
@@ -311,43 +311,31 @@ impl PostgresStore {
     ) -> sessions::Result<RemoveOutcome> {
         let now = super::rows::ms(now);
         let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
-        let flags = removal_flags(request)?;
+        let (flags, filter) = removal_flags(request)?;
         let mut outcome = RemoveOutcome {
             dry_run: request.dry_run,
             ..Default::default()
         };
-        let targets = if request.sids.is_empty() {
-            let filter = SessionQuery {
-                subject_id: request.subject_id.clone(),
-                sid: request.sid.clone(),
-                ..Default::default()
-            };
-            validate::query_filters(&filter)?;
-            let filters = Filters::from_query(&filter)?;
-            let subject = filters.subject.clone();
-            let sid = filters.sid.map(Uuid::from_bytes);
-            self.db.run(async |tx| {
-                let found = tx
-                    .query(
-                        "SELECT sid, client_ids FROM sessions
-                          WHERE realm = $1 AND ($2::text IS NULL OR subject_id = $2)
-                            AND ($3::uuid IS NULL OR sid = $3)
-                          ORDER BY created_at DESC, sid DESC",
-                        &[&realm.name, &subject, &sid],
-                    )
-                    .await?;
-                found
-                    .iter()
-                    .map(|r| {
-                        Ok(Target {
-                            sid: r.try_get(0)?,
-                            client_ids: r.try_get(1)?,
+        // The same rule as every backend: filters (never a blank one) or sids, not both.
+        let targets = match &filter {
+            Some(filter) => {
+                let filters = Filters::from_query(filter)?;
+                self.db.run(async |tx| {
+                    let found =
+                        super::query::matching(tx, &realm.name, &filters, "s.sid, s.client_ids")
+                            .await?;
+                    found
+                        .iter()
+                        .map(|r| {
+                            Ok(Target {
+                                sid: r.try_get(0)?,
+                                client_ids: r.try_get(1)?,
+                            })
                         })
-                    })
-                    .collect::<R<Vec<_>>>()
-            })?
-        } else {
-            self.selected(&realm, &request.sids, &mut outcome)?
+                        .collect::<R<Vec<_>>>()
+                })?
+            }
+            None => self.selected(&realm, &request.sids, &mut outcome)?,
         };
         outcome.removed = targets
             .iter()
@@ -363,8 +351,8 @@ impl PostgresStore {
                 &mut outcome,
                 now,
             )
-            .and_then(|()| match (&request.subject_id, &request.sid) {
-                (Some(subject), None) if flags.revoke_tokens => {
+            .and_then(|()| match offline_tokens_subject(filter.as_ref()) {
+                Some(subject) if flags.revoke_tokens => {
                     outcome.tokens_revoked +=
                         self.revoke_offline_tokens(&realm, subject, &flags, request.dry_run)?;
                     Ok(())
@@ -376,7 +364,7 @@ impl PostgresStore {
             ..realms::entry(
                 &realm.name,
                 "remove_sessions",
-                &removal_target(request),
+                &removal_target(filter.as_ref(), request),
                 actor,
                 now,
             )

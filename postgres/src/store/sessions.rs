@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use sessions::address::address_bytes;
 use sessions::model::{CreatedSession, NewSession, QuotaPolicy, Session};
 use sessions::store::shared::{random_bytes, words, Flags, MAX_TOKEN_LEN};
 use sessions::{validate, SessionError};
@@ -172,7 +173,8 @@ async fn insert(tx: &Tx<'_>, realm: &str, s: &Session, token_hash: &[u8; 32]) ->
         1,
     );
     let token_hash = &token_hash[..];
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+    let address = s.ip.as_deref().and_then(address_bytes).map(|a| a.to_vec());
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
         &realm,
         &sid,
         &s.subject_id,
@@ -186,12 +188,13 @@ async fn insert(tx: &Tx<'_>, realm: &str, s: &Session, token_hash: &[u8; 32]) ->
         &s.ip,
         &s.user_agent,
         &token_hash,
+        &address,
     ];
     let session = tx.execute(
         "INSERT INTO sessions (realm, sid, subject_id, display_name, created_at, last_access_at,
                                idle_expires_at, expires_at, client_ids, properties, ip, user_agent,
-                               token_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                               token_hash, address)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &params,
     );
     let clients = async {

@@ -407,3 +407,96 @@ pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
     ));
     assert_eq!(store.get_realm("r").unwrap().session_count, 1);
 }
+
+/// A removal of some of a subject's sessions (its subject filter narrowed by address or
+/// creation time) revokes the tokens of the sessions it ends, never the subject's tokens issued
+/// under no session: those go only with every session of the subject.
+pub fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend: &B) {
+    use crate::{GrantKind, NewGrant};
+    let (store, _at) = fresh(backend);
+    realm(&store);
+    let inside = store
+        .create_session(
+            "r",
+            &NewSession {
+                ip: Some("203.0.113.5".into()),
+                ..by("alice")
+            },
+            t0(),
+        )
+        .unwrap();
+    let outside = store
+        .create_session(
+            "r",
+            &NewSession {
+                ip: Some("198.51.100.1".into()),
+                ..by("alice")
+            },
+            t0(),
+        )
+        .unwrap();
+    let token = |sid: Option<&str>, text: &str| NewGrant {
+        kind: GrantKind::RefreshToken,
+        subject_id: "alice".into(),
+        sid: sid.map(Into::into),
+        client_id: "crm".into(),
+        expires_at: t0() + TimeDelta::days(1),
+        token: Some(text.into()),
+        scopes: vec!["openid".into()],
+    };
+    for g in [
+        token(Some(&inside.session.sid), "alice-inside-session-01"),
+        token(Some(&outside.session.sid), "alice-outside-session-1"),
+        token(None, "alice-offline-token-0001"),
+    ] {
+        store.create_grant("r", &g, t0()).unwrap();
+    }
+    for (request, filter) in [
+        (
+            RemoveSessions {
+                subject_id: Some("alice".into()),
+                ip: Some("203.0.113.0/24".into()),
+                ..Default::default()
+            },
+            "subject and address",
+        ),
+        (
+            RemoveSessions {
+                subject_id: Some("alice".into()),
+                created_before: Some(t0() + TimeDelta::seconds(1)),
+                ..Default::default()
+            },
+            "subject and creation time",
+        ),
+    ] {
+        let preview = store
+            .remove(
+                "r",
+                &RemoveSessions {
+                    dry_run: true,
+                    ..request.clone()
+                },
+                "ops",
+                t0(),
+            )
+            .unwrap();
+        let ended = store.remove("r", &request, "ops", t0()).unwrap();
+        assert_eq!(
+            preview.tokens_revoked, ended.tokens_revoked,
+            "{filter}: the preview says what happens"
+        );
+        let live = |t: &str| store.introspect("r", t, t0()).unwrap().is_some();
+        assert!(
+            live("alice-offline-token-0001"),
+            "{filter}: offline token kept"
+        );
+        assert!(
+            !live("alice-inside-session-01"),
+            "{filter}: ended session's token revoked"
+        );
+    }
+    // The creation-time removal also ended the session outside the range, with its token.
+    let live = |t: &str| store.introspect("r", t, t0()).unwrap().is_some();
+    assert!(!live("alice-outside-session-1"));
+    assert!(live("alice-offline-token-0001"));
+}

@@ -173,6 +173,7 @@ macro_rules! conformance_suite {
             creation_time_bounds_are_inclusive_after_and_exclusive_before,
             removal_by_address_range_and_creation_time_ends_exactly_the_matches,
             malformed_or_blank_address_filters_are_refused,
+            a_narrowed_removal_leaves_the_subjects_offline_tokens,
         );
     };
     (@tests $name:ident, $backend:expr, $($test:ident),* $(,)?) => {

@@ -41,7 +41,7 @@ pub struct Filters {
 
 /// Creation times in milliseconds, `from` inclusive, `until` exclusive; possibly empty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct CreatedRange {
+pub struct CreatedRange {
     pub from: i64,
     pub until: i64,
 }

@@ -101,36 +101,18 @@ pub fn keyset_page(
     })
 }
 
-/// Checks a removal request before anything happens (reason, blank or padded ids, sids or a
-/// filter but not both, at most [`MAX_SELECTED_SIDS`]); answers what ending the sessions does.
-pub fn removal_flags(request: &RemoveSessions) -> Result<Flags> {
+/// Checks a removal request before anything happens (reason, blank or padded ids, sids or
+/// filters but not both, at most [`MAX_SELECTED_SIDS`]); answers what ending the sessions does
+/// and the filter that selects them (`None` for a removal by sids).
+pub fn removal_flags(request: &RemoveSessions) -> Result<(Flags, Option<SessionQuery>)> {
     check_reason(request.reason.as_deref())?;
-    for (field, value) in [("subject_id", &request.subject_id), ("sid", &request.sid)] {
-        if let Some(v) = value {
-            validate::not_blank(field, v)?;
-        }
-    }
-    for sid in &request.sids {
-        validate::not_blank("sids entry", sid)?;
-        validate::text("sids entry", sid)?;
-    }
-    let has_filter = request.subject_id.is_some() || request.sid.is_some();
-    if request.sids.is_empty() && !has_filter {
-        return Err(SessionError::invalid(
-            "name the sessions to remove with sids, subject_id or sid; to end every session of the realm use logout-all",
-        ));
-    }
-    if !request.sids.is_empty() && has_filter {
-        return Err(SessionError::invalid(
-            "give either sids or a subject_id/sid filter, not both",
-        ));
-    }
+    let filter = validate::removal_filter(request)?;
     if request.sids.len() > MAX_SELECTED_SIDS {
         return Err(SessionError::invalid(format!(
             "at most {MAX_SELECTED_SIDS} sids per request"
         )));
     }
-    Ok(Flags {
+    let flags = Flags {
         remove_server_side_session: request.remove_server_side_session,
         revoke_tokens: request.revoke_tokens,
         revoke_consents: request.revoke_consents,
@@ -138,7 +120,24 @@ pub fn removal_flags(request: &RemoveSessions) -> Result<Flags> {
         client_scope: client_scope(request.client_ids.as_deref())?,
         reason: "revoked",
         expired_at: None,
-    })
+    };
+    Ok((flags, filter))
+}
+
+/// The subject whose tokens issued under no session a removal also revokes (with
+/// `revoke_tokens`): only a removal of every session of one subject, by `subject_id` alone.
+pub fn offline_tokens_subject(filter: Option<&SessionQuery>) -> Option<&str> {
+    match filter? {
+        SessionQuery {
+            subject_id: Some(subject),
+            sid: None,
+            ip: None,
+            created_after: None,
+            created_before: None,
+            ..
+        } => Some(subject),
+        _ => None,
+    }
 }
 
 /// What ending every session of a realm does.
@@ -156,15 +155,10 @@ pub fn remove_all_flags(request: &RemoveAllSessions) -> Result<Flags> {
 }
 
 /// The audit target of a removal: its filter, or how many sessions it selected.
-pub fn removal_target(request: &RemoveSessions) -> String {
-    if request.sids.is_empty() {
-        format!(
-            "subject_id={} sid={}",
-            request.subject_id.as_deref().unwrap_or("*"),
-            request.sid.as_deref().unwrap_or("*")
-        )
-    } else {
-        format!("{} selected sessions", request.sids.len())
+pub fn removal_target(filter: Option<&SessionQuery>, request: &RemoveSessions) -> String {
+    match filter {
+        Some(f) => validate::describe_filter(f),
+        None => format!("{} selected sessions", request.sids.len()),
     }
 }
 

@@ -12,10 +12,11 @@ use super::super::grants::StoredGrant;
 use super::super::keys::{RealmId, Sid};
 use super::super::outbox;
 use super::super::record::{from_ms, parse_sid, sid_to_string, StoredSession};
+use super::super::shared::{offline_tokens_subject, removal_flags, removal_target};
 use super::super::sled_store::{
     audit_entry, check_reason, client_scope, decode_registration, in_scope, new_delivery,
     random_bytes, removal_entry, Flags, RealmEntry, GRANT_DELETE_BATCH, MAX_EVICTION_ATTEMPTS,
-    MAX_LISTED_GRANTS, MAX_SELECTED_SIDS, MAX_TOKEN_LEN, REMOVE_ALL_BATCH,
+    MAX_LISTED_GRANTS, MAX_TOKEN_LEN, REMOVE_ALL_BATCH,
 };
 use super::super::{DueCursor, SessionStore};
 use super::counts::{self, Deltas};
@@ -963,22 +964,7 @@ impl SessionStore for SledStoreV2 {
         now: DateTime<Utc>,
     ) -> Result<RemoveOutcome> {
         let realm = self.realm(realm)?;
-        check_reason(request.reason.as_deref())?;
-        let filter = validate::removal_filter(request)?;
-        if request.sids.len() > MAX_SELECTED_SIDS {
-            return Err(SessionError::invalid(format!(
-                "at most {MAX_SELECTED_SIDS} sids per request"
-            )));
-        }
-        let flags = Flags {
-            remove_server_side_session: request.remove_server_side_session,
-            revoke_tokens: request.revoke_tokens,
-            revoke_consents: request.revoke_consents,
-            notify: request.send_backchannel_logout,
-            client_scope: client_scope(request.client_ids.as_deref())?,
-            reason: "revoked",
-            expired_at: None,
-        };
+        let (flags, filter) = removal_flags(request)?;
         let mut outcome = RemoveOutcome {
             dry_run: request.dry_run,
             ..Default::default()
@@ -1008,15 +994,8 @@ impl SessionStore for SledStoreV2 {
         outcome.removed = targets.iter().map(|s| sid_to_string(&s.sid)).collect();
         let ended = self
             .end_sessions(&realm, &targets, &flags, &mut outcome, now)
-            .and_then(|()| match &filter {
-                Some(SessionQuery {
-                    subject_id: Some(subject),
-                    sid: None,
-                    ip: None,
-                    created_after: None,
-                    created_before: None,
-                    ..
-                }) if flags.revoke_tokens => self.revoke_subject_grants_where(
+            .and_then(|()| match offline_tokens_subject(filter.as_ref()) {
+                Some(subject) if flags.revoke_tokens => self.revoke_subject_grants_where(
                     realm.id,
                     subject,
                     outcome.dry_run,
@@ -1025,10 +1004,7 @@ impl SessionStore for SledStoreV2 {
                 ),
                 _ => Ok(()),
             });
-        let target = match &filter {
-            Some(f) => validate::describe_filter(f),
-            None => format!("{} selected sessions", request.sids.len()),
-        };
+        let target = removal_target(filter.as_ref(), request);
         let entry = removal_entry(
             &realm,
             "remove_sessions",
