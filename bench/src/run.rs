@@ -185,13 +185,22 @@ impl Bench<'_> {
         let mut server = server;
         server.stop();
 
-        let (server, seconds, cold) = self.timed_start(|| {
-            let s =
-                crate::ours::start(&self.settings.server, &self.settings.workspace, &dir, &key)?;
-            let valid = validate_once(&format!("http://{}", s.addr), &auth, &side.tokens[0])?;
-            Ok((s, valid))
-        })?;
-        results.insert(COLD, cold_cell(seconds, cold));
+        let cold = process::drop_page_cache();
+        let began = Instant::now();
+        let server =
+            crate::ours::start(&self.settings.server, &self.settings.workspace, &dir, &key)?;
+        let validate_url = format!(
+            "http://{}/api/v1/realms/{REALM}/sessions/validate",
+            server.addr
+        );
+        if !validate_once(&validate_url, Some(&auth), &side.tokens[0])? {
+            return Err("ours: the first validation after the restart was not valid".into());
+        }
+        results.insert(COLD, cold_start(began.elapsed(), cold));
+        self.say(&format!(
+            "ours: cold start to the first validation: {:.2} s",
+            began.elapsed().as_secs_f64()
+        ));
         drop(server);
 
         self.say(&format!(
@@ -234,7 +243,7 @@ impl Bench<'_> {
     /// The incumbent: PostgreSQL with Duende's table, behind its endpoint.
     fn incumbent(&self) -> Result<Results, String> {
         self.say("loading the data set into PostgreSQL (Duende's table, COPY)");
-        let pg = Incumbent::start()?;
+        let mut pg = Incumbent::start()?;
         pg.load(&self.data)?;
         let mut results = Results::new();
         results.insert(DISK, per_session(pg.table_bytes()?, self.data.size));
@@ -264,16 +273,34 @@ impl Bench<'_> {
         let mut pids = process::postgres_pids(pg.port());
         pids.push(endpoint_server.pid());
         results.insert(MEMORY, memory(&pids));
-        results.insert(COLD, Cell::Absent("not measured"));
+        drop(endpoint_server);
+        let validate = Workload::Validate
+            .incumbent(&self.data, &side)?
+            .ok_or("no validation request")?;
+        let first_token = side.tokens[0].clone();
+        drop(side);
+
+        let (mut cold, mut began) = (false, Instant::now());
+        pg.restart_with(|| {
+            cold = process::drop_page_cache();
+            began = Instant::now();
+        })?;
+        let endpoint_server = self.start_endpoint(&pg)?;
+        let base = format!("http://{}", endpoint_server.addr);
+        if !validate_once(&format!("{base}/validate"), None, &first_token)? {
+            return Err("Duende: the first validation after the restart was not valid".into());
+        }
+        results.insert(COLD, cold_start(began.elapsed(), cold));
+        self.say(&format!(
+            "Duende: cold start to the first validation: {:.2} s",
+            began.elapsed().as_secs_f64()
+        ));
 
         self.say(&format!(
             "loading {} expired rows for Duende's cleanup job",
             self.settings.sweep
         ));
         pg.load_expired(self.settings.sweep, Utc::now())?;
-        let validate = Workload::Validate
-            .incumbent(&self.data, &side)?
-            .ok_or("no validation request")?;
         let client = reqwest::blocking::Client::new();
         let (sweeping, _) = self.drive_while(
             &base,
@@ -319,24 +346,6 @@ impl Bench<'_> {
             .arg(pg.url())
             .args(["--pool", &self.settings.pool.to_string()]);
         Running::start(cmd, addr, endpoint::HEALTH_PATH, "the incumbent's endpoint")
-    }
-
-    /// Drops the page cache (where permitted), then times `start` to its first answer.
-    fn timed_start<T>(
-        &self,
-        start: impl FnOnce() -> Result<(T, bool), String>,
-    ) -> Result<(T, f64, bool), String> {
-        let cold = process::drop_page_cache();
-        let t = Instant::now();
-        let (started, valid) = start()?;
-        let seconds = t.elapsed().as_secs_f64();
-        if !valid {
-            return Err("the first validation after the restart was not valid".into());
-        }
-        self.say(&format!(
-            "cold start to the first validation: {seconds:.2} s"
-        ));
-        Ok((started, seconds, cold))
     }
 
     /// Runs one load with wrk.
@@ -455,13 +464,13 @@ fn memory(pids: &[u32]) -> Cell {
     Cell::Text(format!("{} MiB", bytes >> 20))
 }
 
-fn cold_cell(seconds: f64, cold: bool) -> Cell {
+fn cold_start(took: Duration, cold: bool) -> Cell {
     let how = if cold {
         "page cache dropped"
     } else {
         "warm: dropping the page cache not permitted"
     };
-    Cell::Text(format!("{seconds:.2} s ({how})"))
+    Cell::Text(format!("{:.2} s ({how})", took.as_secs_f64()))
 }
 
 /// A fresh bootstrap API key.
@@ -483,12 +492,15 @@ fn get_json(url: &str, auth: &str) -> Result<Value, String> {
     answer.json().map_err(|e| format!("GET {url}: {e}"))
 }
 
-/// One validation through our API; whether the token was valid.
-fn validate_once(base: &str, auth: &str, token: &str) -> Result<bool, String> {
-    let answer: Value = reqwest::blocking::Client::new()
-        .post(format!("{base}/api/v1/realms/{REALM}/sessions/validate"))
-        .header("Authorization", auth)
-        .json(&serde_json::json!({"token": token, "refresh": false}))
+/// One validation at `url`; whether the token was valid.
+fn validate_once(url: &str, auth: Option<&str>, token: &str) -> Result<bool, String> {
+    let mut request = reqwest::blocking::Client::new()
+        .post(url)
+        .json(&serde_json::json!({"token": token, "refresh": false}));
+    if let Some(auth) = auth {
+        request = request.header("Authorization", auth);
+    }
+    let answer: Value = request
         .send()
         .and_then(|r| r.json())
         .map_err(|e| format!("validate: {e}"))?;

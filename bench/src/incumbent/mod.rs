@@ -38,23 +38,24 @@ impl Incumbent {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let url = postgres.url_for(DATABASE);
-        let client = runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
-            client
-                .batch_execute(TABLE_SQL)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(client)
-        })?;
-        Ok(Incumbent {
+        let client = runtime.block_on(connect(&postgres.url_for(DATABASE)))?;
+        let incumbent = Incumbent {
             client,
             runtime,
             postgres,
-        })
+        };
+        incumbent.execute(TABLE_SQL)?;
+        Ok(incumbent)
+    }
+
+    /// Stops PostgreSQL, runs `between` (the page cache is dropped there), starts it again and
+    /// reconnects.
+    pub fn restart_with(&mut self, between: impl FnOnce()) -> Result<(), String> {
+        self.postgres
+            .restart_with(between)
+            .map_err(|e| e.to_string())?;
+        self.client = self.runtime.block_on(connect(&self.url()))?;
+        Ok(())
     }
 
     /// The database's connection string.
@@ -184,6 +185,14 @@ impl Incumbent {
             Ok(())
         })
     }
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 /// A field in `COPY`'s text format: backslash, tab and line breaks escaped.
