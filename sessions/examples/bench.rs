@@ -556,6 +556,17 @@ fn run<S: SessionStore + 'static>(
             "# Store benchmarks\n\nThe last table `make bench` printed (`cargo run --release -p sessions --example bench -- {n}`).\n\n- date: {}\n- machine: {machine} (shared with other work: figures are indicative)\n- store layout: {layout}\n- sessions: {n}\n{text}",
             Utc::now().format("%Y-%m-%d %H:%M UTC"),
         );
+        // `make bench-http` keeps its own section between its markers: carry it over.
+        let http_section = std::fs::read_to_string(&file).ok().and_then(|old| {
+            let end_marker = "<!-- bench-http:end -->";
+            let start = old.find("<!-- bench-http:start -->")?;
+            let end = old.find(end_marker)? + end_marker.len();
+            Some(old.get(start..end)?.to_owned())
+        });
+        let doc = match http_section {
+            Some(section) => format!("{doc}\n{section}\n"),
+            None => doc,
+        };
         std::fs::write(&file, doc).unwrap();
     }
 }
