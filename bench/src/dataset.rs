@@ -107,7 +107,7 @@ impl Dataset {
     /// [`REMOVAL_SESSIONS`] belong to the removal subjects.
     pub fn session(&self, index: usize) -> SeedSession {
         let mut rng = Rng::for_index(index as u64);
-        let removal_start = self.size - REMOVAL_SUBJECTS * REMOVAL_SESSIONS;
+        let removal_start = self.regular();
         let (subject_id, display_name) = if index >= removal_start {
             let k = (index - removal_start) / REMOVAL_SESSIONS;
             (removal_subject(k), format!("Removal Subject{k}"))
@@ -145,15 +145,20 @@ impl Dataset {
         }
     }
 
-    /// Whether session `index` is in the validation sample (evenly spread, at most 100,000).
-    pub fn sampled(&self, index: usize) -> bool {
-        index.is_multiple_of(self.size.div_ceil(VALIDATION_SAMPLE))
+    /// The sessions before the removal subjects' (indexes `0..regular()`).
+    pub fn regular(&self) -> usize {
+        self.size - REMOVAL_SUBJECTS * REMOVAL_SESSIONS
     }
 
-    /// A subject of the data set, drawn as sessions are (busy subjects more often).
-    pub fn subject(&self, draw: usize) -> String {
-        self.session(draw * 7919 % (self.size - REMOVAL_SUBJECTS * REMOVAL_SESSIONS))
-            .subject_id
+    /// Whether session `index` is in the validation sample (evenly spread, at most 100,000, none
+    /// of the removal subjects': they are removed during the run).
+    pub fn sampled(&self, index: usize) -> bool {
+        index < self.regular() && index.is_multiple_of(self.size.div_ceil(VALIDATION_SAMPLE))
+    }
+
+    /// Session `draw` of a spread over the regular sessions (busy subjects come more often).
+    pub fn draw(&self, draw: usize) -> SeedSession {
+        self.session(draw * 7919 % self.regular())
     }
 }
 
@@ -249,7 +254,7 @@ mod tests {
             .count();
         assert_eq!(removal, REMOVAL_SESSIONS);
         let sampled = (0..MIN_SIZE).filter(|&i| data.sampled(i)).count();
-        assert_eq!(sampled, MIN_SIZE);
+        assert_eq!(sampled, data.regular());
     }
 
     #[test]

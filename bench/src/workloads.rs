@@ -212,14 +212,14 @@ fn validate(target: String, side: &dyn Side, w: Workload) -> Request {
 
 /// Subjects to filter by, drawn as sessions are (busy subjects more often).
 fn subjects(data: &Dataset) -> impl Iterator<Item = String> + '_ {
-    (0..DRAWS).map(|i| url_encode(&data.subject(i)))
+    (0..DRAWS).map(|i| url_encode(&data.draw(i).subject_id))
 }
 
 /// New sessions of the data set's subjects, as an identity provider would start them.
 fn create_bodies(data: &Dataset) -> Vec<String> {
     (0..DRAWS)
         .map(|i| {
-            let s = data.session(data.size - 1 - i * 13 % data.size);
+            let s = data.draw(DRAWS + i);
             serde_json::json!({
                 "subject_id": s.subject_id,
                 "display_name": s.display_name,
