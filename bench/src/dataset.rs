@@ -162,9 +162,12 @@ impl Dataset {
     }
 }
 
-/// The sessions the expiry sweep removes: `count` sessions that expired an hour before `now`.
+/// Where the expired sessions' indexes start, so their keys differ from the data set's.
+const EXPIRED_BASE: usize = 1 << 40;
+
+/// Expired session `index` for the expiry sweep: it expired an hour before `now`.
 pub fn expired_session(index: usize, now: DateTime<Utc>) -> SeedSession {
-    let mut s = Dataset::new(usize::MAX, now).session(index);
+    let mut s = Dataset::new(usize::MAX, now).session(EXPIRED_BASE + index);
     s.subject_id = format!("expired.{index}");
     s.created = now - IDLE_TIMEOUT - TimeDelta::hours(1);
     s
@@ -270,8 +273,10 @@ mod tests {
     }
 
     #[test]
-    fn expired_sessions_are_past_the_idle_timeout() {
+    fn expired_sessions_are_past_the_idle_timeout_with_keys_of_their_own() {
         let now = Utc::now();
-        assert!(expired_session(3, now).created + IDLE_TIMEOUT < now);
+        let expired = expired_session(3, now);
+        assert!(expired.created + IDLE_TIMEOUT < now);
+        assert_ne!(expired.key, Dataset::new(MIN_SIZE, now).session(3).key);
     }
 }

@@ -359,9 +359,12 @@ impl Bench<'_> {
     ) -> Result<Measured, String> {
         let load = self.load(base, auth, request, shape)?;
         let m = wrk::run(&self.script, &load).map_err(|e| format!("{what}: {e}"))?;
+        let rate = match shape {
+            Shape::OneShot => format!("{} requests", m.requests),
+            _ => format!("{:.0}/s", m.throughput()),
+        };
         self.say(&format!(
-            "{what}: {:.0}/s, p50 {}, p99 {}",
-            m.throughput(),
+            "{what}: {rate}, p50 {}, p99 {}",
             crate::report::ms(m.p50),
             crate::report::ms(m.p99)
         ));

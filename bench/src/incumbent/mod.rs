@@ -118,7 +118,7 @@ impl Incumbent {
     fn execute(&self, sql: &str) -> Result<(), String> {
         self.runtime
             .block_on(self.client.batch_execute(sql))
-            .map_err(|e| format!("{sql}: {e}"))
+            .map_err(|e| format!("{sql}: {}", pg_error(e)))
     }
 
     fn query_one<T: for<'a> tokio_postgres::types::FromSql<'a>>(
@@ -129,7 +129,7 @@ impl Incumbent {
         self.runtime
             .block_on(self.client.query_one(sql, params))
             .map(|r| r.get(0))
-            .map_err(|e| format!("{sql}: {e}"))
+            .map_err(|e| format!("{sql}: {}", pg_error(e)))
     }
 
     /// `COPY`s sessions into the table, in text format.
@@ -145,7 +145,7 @@ impl Incumbent {
                     r#"COPY "ServerSideSessions" ("Key", "Scheme", "SubjectId", "SessionId", "DisplayName", "Created", "Renewed", "Expires", "Data") FROM STDIN"#,
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(pg_error)?;
             futures::pin_mut!(sink);
             let mut chunk = String::new();
             let mut rows: usize = 0;
@@ -173,15 +173,13 @@ impl Incumbent {
                 if rows.is_multiple_of(COPY_CHUNK) {
                     sink.send(Bytes::from(std::mem::take(&mut chunk)))
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(pg_error)?;
                 }
             }
             if !chunk.is_empty() {
-                sink.send(Bytes::from(chunk))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                sink.send(Bytes::from(chunk)).await.map_err(pg_error)?;
             }
-            sink.finish().await.map_err(|e| e.to_string())?;
+            sink.finish().await.map_err(pg_error)?;
             Ok(())
         })
     }
@@ -193,6 +191,14 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     tokio::spawn(connection);
     Ok(client)
+}
+
+/// A PostgreSQL error with the server's message, when it sent one.
+fn pg_error(e: tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
 }
 
 /// A field in `COPY`'s text format: backslash, tab and line breaks escaped.

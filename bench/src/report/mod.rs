@@ -65,12 +65,15 @@ impl Row {
     /// How many times better we are: throughput over throughput for loads, the incumbent's p50
     /// over ours for one-shot requests.
     fn ratio(&self) -> String {
-        match (&self.ours, &self.incumbent) {
-            (Cell::Load(o), Cell::Load(i)) => format!("{:.1}×", o.throughput() / i.throughput()),
-            (Cell::OneShot(o), Cell::OneShot(i)) => {
-                format!("{:.1}×", i.p50.as_secs_f64() / o.p50.as_secs_f64())
-            }
-            _ => String::new(),
+        let ratio = match (&self.ours, &self.incumbent) {
+            (Cell::Load(o), Cell::Load(i)) => o.throughput() / i.throughput(),
+            (Cell::OneShot(o), Cell::OneShot(i)) => i.p50.as_secs_f64() / o.p50.as_secs_f64(),
+            _ => return String::new(),
+        };
+        if ratio < 1.0 {
+            format!("{ratio:.2}×")
+        } else {
+            format!("{ratio:.1}×")
         }
     }
 
@@ -200,6 +203,11 @@ mod tests {
             ..row
         };
         assert_eq!(remove.ratio(), "3.0×");
+        let slower = Row {
+            ours: Cell::OneShot(measured(3, 80_000)),
+            ..remove.clone()
+        };
+        assert_eq!(slower.ratio(), "0.75×");
         assert_eq!(remove.ceiling_ratio(), "");
         let text = table(&[remove]);
         assert!(text.contains("| validate"));
