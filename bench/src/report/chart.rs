@@ -33,7 +33,7 @@ pub fn write_chart(file: &Path, rows: &[Row]) -> std::io::Result<()> {
 fn render(rows: &[Row]) -> String {
     let mut keys: Vec<&'static str> = Vec::new();
     for r in rows {
-        if r.ours.p99_ms().is_some() && !keys.contains(&r.key) {
+        if r.charted && r.ours.p99_ms().is_some() && !keys.contains(&r.key) {
             keys.push(r.key);
         }
     }
@@ -190,6 +190,7 @@ mod tests {
                 ours: Cell::Load(m(ours)),
                 incumbent: Cell::Load(m(theirs)),
                 ceiling: None,
+                charted: true,
             })
             .collect();
         let svg = render(&rows);

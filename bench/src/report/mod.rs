@@ -59,6 +59,8 @@ pub struct Row {
     pub incumbent: Cell,
     /// The do-nothing handler's rate for the same method, for data-plane loads.
     pub ceiling: Option<Measured>,
+    /// Whether the chart draws this workload.
+    pub charted: bool,
 }
 
 impl Row {
@@ -193,6 +195,7 @@ mod tests {
             ours: Cell::Load(measured(60_000, 500)),
             incumbent: Cell::Load(measured(12_000, 2_000)),
             ceiling: Some(measured(100_000, 300)),
+            charted: true,
         };
         assert_eq!(row.ratio(), "5.0×");
         assert_eq!(row.ceiling_ratio(), "0.60");
