@@ -20,7 +20,7 @@ pub fn section(settings: &Settings, table: &str, chart: &Path, started: DateTime
         |n| n.to_string_lossy().into_owned(),
     );
     format!(
-        "# Through HTTP, side by side with the incumbent (`make bench-http`)
+        "## Through HTTP, side by side with the incumbent (`make bench-http`)
 
 The last table `make bench-http` wrote (sizes {sizes}; `make bench-http SIZES=\"10000\" DURATION=5s`
 for a quick run).
