@@ -29,6 +29,7 @@ for a quick run).
 - machine: {machine} (shared with other work: figures are indicative)
 - load: wrk on 127.0.0.1, {threads} threads; validate and create on {connections} connections,
   an administrator's queries on {admin} connections, removals one at a time; each load {secs} s
+  (validation during a sweep at least 10 s; a sweep is waited for up to 120 s)
 - ours: the release server (`cargo leptos build --release`, mimalloc), its store written through
   the `sessions` crate before it starts; realm `bench`, idle timeout 7 days, refreshing
   validations written at most once per 60 s (the realm's default)
