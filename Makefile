@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Everything else is a helper.
-.PHONY: run test setup build release unit e2e lint fmt bench
+.PHONY: run test setup build release unit e2e lint fmt bench bench-http
 
 # cargo-leptos takes wasm-opt (Binaryen) from PATH, else downloads it from GitHub. setup.sh installs
 # it from npm into tools/node_modules, so every build here works offline.
@@ -53,3 +53,17 @@ fmt:
 ## with the machine and the date. SESSIONS=n for another size, STORE=v1 for the previous layout.
 bench:
 	BENCH_OUT=$(CURDIR)/BENCHMARKS.md cargo run --release -p sessions --example bench -- $(or $(SESSIONS),1000000)
+
+## Through HTTP, side by side: our release server, Duende IdentityServer's server-side session
+## store (its table, indexes and SQL) on a scratch PostgreSQL, and a do-nothing axum handler, each
+## driven by wrk on 127.0.0.1 with the same generated data. Prints a table and writes it into
+## BENCHMARKS.md (its own section) with bench-http.svg. SIZES and DURATION for a quicker run:
+## make bench-http SIZES=10000 DURATION=5s
+SIZES ?= 10000 100000 1000000
+DURATION ?= 5s
+bench-http: release
+	@command -v wrk >/dev/null || { sudo=""; [ "$$(id -u)" -ne 0 ] && sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq wrk; }
+	cargo build --release -p bench-http
+	$${CARGO_TARGET_DIR:-target}/release/bench-http run --server $${CARGO_TARGET_DIR:-target}/release/server \
+	  --sizes "$(SIZES)" --duration $(DURATION) --out BENCHMARKS.md --chart bench-http.svg

@@ -32,6 +32,8 @@ pub struct ScratchPostgres {
     dir: PathBuf,
     port: u16,
     as_postgres_user: bool,
+    /// The server's command-line settings, kept for a restart.
+    options: String,
 }
 
 /// The newest installed server's binaries.
@@ -91,11 +93,18 @@ impl ScratchPostgres {
         ));
         std::fs::create_dir_all(&dir)?;
         let as_postgres_user = is_root();
+        let port = free_port()?;
+        let mut options =
+            format!("-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories=''");
+        for pair in settings.chunks(2) {
+            options.push_str(&format!(" {} {}", pair[0], pair[1]));
+        }
         let scratch = ScratchPostgres {
             bin,
             dir,
-            port: free_port()?,
+            port,
             as_postgres_user,
+            options,
         };
         if as_postgres_user {
             scratch.run(
@@ -122,19 +131,29 @@ impl ScratchPostgres {
                 "--no-sync",
             ],
         )?;
-        let port = scratch.port.to_string();
-        let mut options =
-            format!("-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories=''");
-        for pair in settings.chunks(2) {
-            options.push_str(&format!(" {} {}", pair[0], pair[1]));
-        }
-        let log = scratch.dir.join("server.log").display().to_string();
-        scratch.run_pg(
-            "pg_ctl",
-            &["-D", &data, "-l", &log, "-o", &options, "-w", "start"],
-        )?;
-        scratch.wait_ready(Duration::from_secs(30))?;
+        scratch.start_server()?;
         Ok(scratch)
+    }
+
+    /// Starts the cluster's server and waits until it accepts connections.
+    fn start_server(&self) -> Result<(), ScratchError> {
+        let data = self.data_dir().display().to_string();
+        let log = self.dir.join("server.log").display().to_string();
+        self.run_pg(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-o", &self.options, "-w", "start"],
+        )?;
+        self.wait_ready(Duration::from_secs(30))
+    }
+
+    /// Stops the server (a clean, fast shutdown), runs `between` (a benchmark drops the page
+    /// cache there), and starts it again on the same port with the same settings. Open
+    /// connections are closed.
+    pub fn restart_with(&self, between: impl FnOnce()) -> Result<(), ScratchError> {
+        let data = self.data_dir().display().to_string();
+        self.run_pg("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"])?;
+        between();
+        self.start_server()
     }
 
     fn data_dir(&self) -> PathBuf {

@@ -1,0 +1,176 @@
+//! Our side: the data set written straight into a data directory through the `sessions` crate's
+//! `SessionStore` (what the server would have stored had each session come through the API), and
+//! the release server started on it.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use sessions::store::{SessionStore, SledStore};
+use sessions::{ClientRegistration, NewSession, RealmSettingsUpdate};
+
+use crate::dataset::{
+    expired_session, Dataset, SeedSession, ABSOLUTE_LIFETIME, CLIENTS, IDLE_TIMEOUT, REALM,
+    SWEEP_REALM,
+};
+use crate::process::Running;
+
+/// Threads creating sessions: concurrent creates share sled batches (group commit).
+const SEED_THREADS: usize = 4;
+/// The actor recorded for the seeding's realm and client changes.
+const ACTOR: &str = "bench-http";
+
+/// Creates realm [`REALM`] and its clients in `dir` and stores the data set; answers the tokens
+/// of the sampled sessions, in index order.
+pub fn seed(
+    dir: &Path,
+    data: &Dataset,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<String>, String> {
+    let store = open(dir)?;
+    put_realm(&store, REALM, data.now)?;
+    for client in CLIENTS {
+        store
+            .put_client(
+                REALM,
+                client,
+                &ClientRegistration::default(),
+                ACTOR,
+                data.now,
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    let tokens = Mutex::new(Vec::new());
+    create_all(
+        &store,
+        REALM,
+        data.size,
+        |i| data.session(i),
+        progress,
+        |i, token| {
+            if data.sampled(i) {
+                tokens
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((i, token));
+            }
+        },
+    )?;
+    let mut tokens = tokens.into_inner().unwrap_or_else(|p| p.into_inner());
+    tokens.sort();
+    Ok(tokens.into_iter().map(|(_, t)| t).collect())
+}
+
+/// Stores `count` sessions in realm [`SWEEP_REALM`] that expired an hour before `now`.
+pub fn seed_expired(
+    dir: &Path,
+    count: usize,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), String> {
+    let store = open(dir)?;
+    put_realm(&store, SWEEP_REALM, now)?;
+    create_all(
+        &store,
+        SWEEP_REALM,
+        count,
+        |i| expired_session(i, now),
+        progress,
+        |_, _| {},
+    )
+}
+
+/// Starts `server serve` on `dir` at a free port of 127.0.0.1 with `api_key` as its bootstrap
+/// key, from `workspace` (where it finds the dashboard's assets), and waits for `/healthz`.
+pub fn start(
+    server: &Path,
+    workspace: &Path,
+    dir: &Path,
+    api_key: &str,
+) -> Result<Running, String> {
+    let addr = crate::process::free_addr()?;
+    let mut cmd = Command::new(server);
+    cmd.current_dir(workspace)
+        .arg("serve")
+        .arg("--addr")
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(dir)
+        .env("SESSIONS_BOOTSTRAP_API_KEY", api_key)
+        .env("RUST_LOG", "warn,sled=warn")
+        .stdout(Stdio::null());
+    Running::start(cmd, addr, "/healthz", "our server")
+}
+
+fn open(dir: &Path) -> Result<SledStore, String> {
+    SledStore::open(dir).map_err(|e| format!("cannot open a store in {}: {e}", dir.display()))
+}
+
+fn put_realm(store: &SledStore, realm: &str, now: DateTime<Utc>) -> Result<(), String> {
+    let settings = RealmSettingsUpdate {
+        idle_timeout_secs: Some(IDLE_TIMEOUT.num_seconds() as u64),
+        absolute_lifetime_secs: Some(ABSOLUTE_LIFETIME.num_seconds() as u64),
+        ..Default::default()
+    };
+    store
+        .put_realm(realm, &settings, ACTOR, now)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Creates sessions `0..count` of `realm` on [`SEED_THREADS`] threads, each at its own creation
+/// time, handing each token to `created`.
+fn create_all(
+    store: &SledStore,
+    realm: &str,
+    count: usize,
+    session: impl Fn(usize) -> SeedSession + Sync,
+    progress: &(dyn Fn(&str) + Sync),
+    created: impl Fn(usize, String) + Sync,
+) -> Result<(), String> {
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let step = (count / 10).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..SEED_THREADS)
+            .map(|_| {
+                scope.spawn(|| -> Result<(), String> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count {
+                            return Ok(());
+                        }
+                        let s = session(i);
+                        let new = NewSession {
+                            subject_id: s.subject_id,
+                            display_name: Some(s.display_name),
+                            client_ids: s.client_ids,
+                            ip: Some(s.ip),
+                            user_agent: Some(s.user_agent.to_owned()),
+                            ..Default::default()
+                        };
+                        let answer = store
+                            .create_session(realm, &new, s.created)
+                            .map_err(|e| format!("creating session {i}: {e}"))?;
+                        created(i, answer.token);
+                        if (i + 1).is_multiple_of(step) {
+                            let rate = (i + 1) as f64 / started.elapsed().as_secs_f64();
+                            progress(&format!(
+                                "{realm}: {} of {count} sessions stored ({rate:.0}/s)",
+                                i + 1
+                            ));
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .map_err(|_| "a seeding thread panicked".to_owned())?
+        })
+    })?;
+    store.wait_durable().map_err(|e| e.to_string())
+}

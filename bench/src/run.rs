@@ -1,0 +1,581 @@
+//! The run: for each size, load both stores with the same data set, then start each side in turn
+//! (the ceiling, our server, the incumbent) and drive every workload through HTTP with wrk.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::dataset::{Dataset, REALM, SWEEP_REALM};
+use crate::incumbent::{endpoint, Incumbent};
+use crate::process::{self, Running};
+use crate::report::{Cell, Row};
+use crate::workloads::{Request, Shape, Side, Workload, ALL, PAGE};
+use crate::wrk::{self, Load, Measured, Send};
+
+/// What a run measures and how.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub sizes: Vec<usize>,
+    pub duration: Duration,
+    pub threads: u32,
+    /// Connections of data-plane loads (validate, create).
+    pub connections: u32,
+    /// Connections of an administrator's queries.
+    pub admin_connections: u32,
+    /// Expired sessions the expiry sweep removes.
+    pub sweep: usize,
+    /// Pool size of the incumbent's endpoint.
+    pub pool: usize,
+    /// Our release server binary.
+    pub server: PathBuf,
+    /// The workspace (our server runs from it, for the dashboard's assets).
+    pub workspace: PathBuf,
+}
+
+/// Progress lines on stderr, with the time since the run started.
+pub struct Progress(Instant);
+
+impl Progress {
+    pub fn new() -> Progress {
+        Progress(Instant::now())
+    }
+
+    pub fn say(&self, message: &str) {
+        eprintln!(
+            "[bench-http {:>6.1}s] {message}",
+            self.0.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Everything one size's measurements share.
+struct Bench<'a> {
+    settings: &'a Settings,
+    progress: &'a Progress,
+    script: PathBuf,
+    work: PathBuf,
+    data: Dataset,
+}
+
+/// Runs every size; answers the rows.
+pub fn run(settings: &Settings, progress: &Progress) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for &size in &settings.sizes {
+        let work = tempfile::Builder::new()
+            .prefix("bench-http-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a work directory: {e}"))?;
+        let bench = Bench {
+            settings,
+            progress,
+            script: wrk::install_script(work.path()).map_err(|e| e.to_string())?,
+            work: work.path().to_owned(),
+            data: Dataset::new(size, Utc::now()),
+        };
+        rows.extend(bench.size()?);
+        progress.say(&format!("{size} sessions: done; work directory deleted"));
+    }
+    Ok(rows)
+}
+
+/// One side's measurements, by workload.
+type Results = HashMap<&'static str, Cell>;
+
+impl Bench<'_> {
+    fn say(&self, message: &str) {
+        self.progress
+            .say(&format!("{} sessions: {message}", self.data.size));
+    }
+
+    fn size(&self) -> Result<Vec<Row>, String> {
+        let size = self.data.size;
+        let (post_ceiling, get_ceiling) = self.ceiling()?;
+        let ours = self.ours()?;
+        let theirs = self.incumbent()?;
+        let mut rows = Vec::new();
+        for w in ALL {
+            let ceiling = (w.shape() == Shape::DataPlane).then_some(post_ceiling);
+            rows.push(Row {
+                key: w.key(),
+                label: w.label(size),
+                size,
+                ours: take(&ours, w.key()),
+                incumbent: take(&theirs, w.key()),
+                ceiling,
+                charted: true,
+            });
+        }
+        let sweep = crate::report::thousands(self.settings.sweep);
+        for (key, label) in [
+            (
+                SWEEP_KEY,
+                format!("validate during a sweep of {sweep} expired"),
+            ),
+            (SWEEP_TIME, format!("sweep of {sweep} expired: duration")),
+            (COLD, COLD.to_owned()),
+            (DISK, DISK.to_owned()),
+            (MEMORY, MEMORY.to_owned()),
+        ] {
+            rows.push(Row {
+                key,
+                label,
+                size,
+                ours: take(&ours, key),
+                incumbent: take(&theirs, key),
+                ceiling: (key == SWEEP_KEY).then_some(post_ceiling),
+                charted: key == SWEEP_KEY,
+            });
+        }
+        for (key, measured) in [
+            ("ceiling: do-nothing handler, POST", post_ceiling),
+            ("ceiling: do-nothing handler, GET", get_ceiling),
+        ] {
+            rows.push(Row {
+                key,
+                label: key.to_owned(),
+                size,
+                ours: Cell::Load(measured),
+                incumbent: Cell::Absent(""),
+                ceiling: None,
+                charted: false,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// The do-nothing handler, `POST` and `GET`.
+    fn ceiling(&self) -> Result<(Measured, Measured), String> {
+        let addr = process::free_addr()?;
+        let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+        cmd.args(["ceiling", "--addr", &addr.to_string()]);
+        let server = Running::start(cmd, addr, crate::ceiling::PATH, "the ceiling")?;
+        let base = format!("http://{addr}");
+        let post = Request {
+            send: Send::Body,
+            target: crate::ceiling::PATH.into(),
+            lines: vec![r#"{"token":"x","refresh":false}"#.into()],
+        };
+        let get = Request {
+            send: Send::Path,
+            target: String::new(),
+            lines: vec![crate::ceiling::PATH.into()],
+        };
+        let post = self.drive(&base, None, &post, Shape::DataPlane, "ceiling POST")?;
+        let get = self.drive(&base, None, &get, Shape::DataPlane, "ceiling GET")?;
+        drop(server);
+        Ok((post, get))
+    }
+
+    /// Our side: seed, serve, measure, then a cold start and the expiry sweep.
+    fn ours(&self) -> Result<Results, String> {
+        let dir = self.work.join("ours");
+        self.say("storing the data set in our store");
+        let tokens = crate::ours::seed(&dir, &self.data, &|m| self.say(m))?;
+        let mut results = Results::new();
+        let disk = process::disk_bytes(&dir);
+        results.insert(DISK, per_session(disk, self.data.size));
+        let key = random_key()?;
+        let auth = format!("Bearer {key}");
+        let server =
+            crate::ours::start(&self.settings.server, &self.settings.workspace, &dir, &key)?;
+        let base = format!("http://{}", server.addr);
+        let side = OurSide {
+            base: base.clone(),
+            auth: auth.clone(),
+            tokens,
+        };
+        for w in ALL {
+            let request = w.ours(&self.data, &side)?;
+            let m = self.drive(
+                &base,
+                Some(&auth),
+                &request,
+                w.shape(),
+                &format!("ours: {}", w.key()),
+            )?;
+            results.insert(w.key(), cell(w, m));
+        }
+        results.insert(MEMORY, memory(&[server.pid()]));
+        let mut server = server;
+        server.stop();
+
+        let cold = process::drop_page_cache();
+        let began = Instant::now();
+        let server =
+            crate::ours::start(&self.settings.server, &self.settings.workspace, &dir, &key)?;
+        let validate_url = format!(
+            "http://{}/api/v1/realms/{REALM}/sessions/validate",
+            server.addr
+        );
+        if !validate_once(&validate_url, Some(&auth), &side.tokens[0])? {
+            return Err("ours: the first validation after the restart was not valid".into());
+        }
+        results.insert(COLD, cold_start(began.elapsed(), cold));
+        self.say(&format!(
+            "ours: cold start to the first validation: {:.2} s",
+            began.elapsed().as_secs_f64()
+        ));
+        drop(server);
+
+        self.say(&format!(
+            "storing {} expired sessions for the sweep",
+            self.settings.sweep
+        ));
+        crate::ours::seed_expired(&dir, self.settings.sweep, Utc::now(), &|m| self.say(m))?;
+        let server =
+            crate::ours::start(&self.settings.server, &self.settings.workspace, &dir, &key)?;
+        let base = format!("http://{}", server.addr);
+        let remaining = || -> Result<u64, String> {
+            let realm = get_json(&format!("{base}/api/v1/realms/{SWEEP_REALM}"), &auth)?;
+            realm["session_count"]
+                .as_u64()
+                .ok_or_else(|| format!("no session_count in {realm}"))
+        };
+        let at_ready = remaining()?;
+        let validate = Workload::Validate.ours(&self.data, &side)?;
+        let (sweeping, sweep) = self.drive_while(
+            &base,
+            Some(&auth),
+            &validate,
+            "ours: validate during the sweep",
+            || wait_until(SWEEP_WAIT, || Ok(remaining()? == 0)),
+        )?;
+        results.insert(SWEEP_KEY, Cell::Load(sweeping));
+        self.say(&format!(
+            "ours: {at_ready} of {} expired sessions were left when the load began",
+            self.settings.sweep
+        ));
+        results.insert(SWEEP_TIME, Cell::Text(sweep));
+        drop(server);
+        Ok(results)
+    }
+
+    /// The incumbent: PostgreSQL with Duende's table, behind its endpoint.
+    fn incumbent(&self) -> Result<Results, String> {
+        self.say("loading the data set into PostgreSQL (Duende's table, COPY)");
+        let mut pg = Incumbent::start()?;
+        pg.load(&self.data)?;
+        let mut results = Results::new();
+        results.insert(DISK, per_session(pg.table_bytes()?, self.data.size));
+        let endpoint_server = self.start_endpoint(&pg)?;
+        let base = format!("http://{}", endpoint_server.addr);
+        let side = IncumbentSide {
+            pg: &pg,
+            tokens: (0..self.data.size)
+                .filter(|&i| self.data.sampled(i))
+                .map(|i| self.data.session(i).key)
+                .collect(),
+        };
+        for w in ALL {
+            let Some(request) = w.incumbent(&self.data, &side)? else {
+                results.insert(w.key(), Cell::Absent("no such query"));
+                continue;
+            };
+            let m = self.drive(
+                &base,
+                None,
+                &request,
+                w.shape(),
+                &format!("Duende: {}", w.key()),
+            )?;
+            results.insert(w.key(), cell(w, m));
+        }
+        let mut pids = process::postgres_pids(pg.port());
+        pids.push(endpoint_server.pid());
+        results.insert(MEMORY, memory(&pids));
+        drop(endpoint_server);
+        let validate = Workload::Validate
+            .incumbent(&self.data, &side)?
+            .ok_or("no validation request")?;
+        let first_token = side.tokens[0].clone();
+        drop(side);
+
+        let (mut cold, mut began) = (false, Instant::now());
+        pg.restart_with(|| {
+            cold = process::drop_page_cache();
+            began = Instant::now();
+        })?;
+        let endpoint_server = self.start_endpoint(&pg)?;
+        let base = format!("http://{}", endpoint_server.addr);
+        if !validate_once(&format!("{base}/validate"), None, &first_token)? {
+            return Err("Duende: the first validation after the restart was not valid".into());
+        }
+        results.insert(COLD, cold_start(began.elapsed(), cold));
+        self.say(&format!(
+            "Duende: cold start to the first validation: {:.2} s",
+            began.elapsed().as_secs_f64()
+        ));
+
+        self.say(&format!(
+            "loading {} expired rows for Duende's cleanup job",
+            self.settings.sweep
+        ));
+        pg.load_expired(self.settings.sweep, Utc::now())?;
+        let client = reqwest::blocking::Client::new();
+        let (sweeping, sweep) = self.drive_while(
+            &base,
+            None,
+            &validate,
+            "Duende: validate during the sweep",
+            || {
+                client
+                    .post(format!("{base}/sweep"))
+                    .send()
+                    .map_err(|e| format!("starting the cleanup job: {e}"))?;
+                wait_until(SWEEP_WAIT, || {
+                    let status: Value = client
+                        .get(format!("{base}/sweep"))
+                        .send()
+                        .and_then(|r| r.json())
+                        .map_err(|e| e.to_string())?;
+                    Ok(status["running"] == false)
+                })
+            },
+        )?;
+        results.insert(SWEEP_KEY, Cell::Load(sweeping));
+        results.insert(SWEEP_TIME, Cell::Text(sweep));
+        Ok(results)
+    }
+
+    fn start_endpoint(&self, pg: &Incumbent) -> Result<Running, String> {
+        let addr = process::free_addr()?;
+        let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+        cmd.args(["incumbent", "--addr", &addr.to_string(), "--database-url"])
+            .arg(pg.url())
+            .args(["--pool", &self.settings.pool.to_string()]);
+        Running::start(cmd, addr, endpoint::HEALTH_PATH, "the incumbent's endpoint")
+    }
+
+    /// Runs one load with wrk.
+    fn drive(
+        &self,
+        base: &str,
+        auth: Option<&str>,
+        request: &Request,
+        shape: Shape,
+        what: &str,
+    ) -> Result<Measured, String> {
+        let load = self.load(base, auth, request, shape)?;
+        let m = wrk::run(&self.script, &load).map_err(|e| format!("{what}: {e}"))?;
+        let rate = match shape {
+            Shape::OneShot => format!("{} requests", m.requests),
+            _ => format!("{:.0}/s", m.throughput()),
+        };
+        self.say(&format!(
+            "{what}: {rate}, p50 {}, p99 {}",
+            crate::report::ms(m.p50),
+            crate::report::ms(m.p99)
+        ));
+        Ok(m)
+    }
+
+    /// Runs a data-plane load while `during` (a sweep, waited for until it finishes or
+    /// [`SWEEP_WAIT`] passes) runs on this thread; answers what wrk measured and how long the
+    /// sweep took (`> SWEEP_WAIT` if it was still running).
+    fn drive_while(
+        &self,
+        base: &str,
+        auth: Option<&str>,
+        request: &Request,
+        what: &str,
+        during: impl FnOnce() -> Result<bool, String>,
+    ) -> Result<(Measured, String), String> {
+        let mut load = self.load(base, auth, request, Shape::DataPlane)?;
+        load.duration = load.duration.max(Duration::from_secs(10));
+        let script = self.script.clone();
+        let wrk_thread = std::thread::spawn(move || wrk::run(&script, &load));
+        let t = Instant::now();
+        let finished = during()?;
+        let took = match finished {
+            true => format!("{:.1} s", t.elapsed().as_secs_f64()),
+            false => format!("> {} s", SWEEP_WAIT.as_secs()),
+        };
+        let m = wrk_thread
+            .join()
+            .map_err(|_| "the wrk thread panicked".to_owned())?
+            .map_err(|e| format!("{what}: {e}"))?;
+        self.say(&format!(
+            "{what}: {:.0}/s, p99 {}; the sweep took {took}",
+            m.throughput(),
+            crate::report::ms(m.p99),
+        ));
+        Ok((m, took))
+    }
+
+    fn load(
+        &self,
+        base: &str,
+        auth: Option<&str>,
+        request: &Request,
+        shape: Shape,
+    ) -> Result<Load, String> {
+        let lines = self.work.join("lines.txt");
+        std::fs::write(&lines, request.lines.join("\n") + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", lines.display()))?;
+        let s = self.settings;
+        let (threads, connections, duration, stop_after) = match shape {
+            Shape::DataPlane => (s.threads, s.connections, s.duration, None),
+            Shape::Admin => (
+                s.threads.min(s.admin_connections),
+                s.admin_connections,
+                s.duration,
+                None,
+            ),
+            // One connection; wrk waits out its duration even after the last answer.
+            Shape::OneShot => (1, 1, Duration::from_secs(10), Some(request.lines.len())),
+        };
+        let url = match request.send {
+            Send::Body => format!("{base}{}", request.target),
+            Send::Path => base.to_owned(),
+        };
+        Ok(Load {
+            url,
+            send: request.send,
+            lines,
+            auth: auth.map(str::to_owned),
+            threads,
+            connections,
+            duration,
+            stop_after,
+        })
+    }
+}
+
+/// How long a sweep is waited for (a run stays within its time budget at a million sessions).
+const SWEEP_WAIT: Duration = Duration::from_secs(120);
+const SWEEP_KEY: &str = "validate during an expiry sweep";
+const SWEEP_TIME: &str = "expiry sweep duration";
+const COLD: &str = "cold start (page cache dropped) → first validate";
+const DISK: &str = "disk per session";
+const MEMORY: &str = "memory of the server (PSS)";
+
+fn take(results: &Results, key: &str) -> Cell {
+    results.get(key).cloned().unwrap_or(Cell::Absent("—"))
+}
+
+fn cell(w: Workload, m: Measured) -> Cell {
+    if w.shape() == Shape::OneShot {
+        Cell::OneShot(m)
+    } else {
+        Cell::Load(m)
+    }
+}
+
+fn per_session(bytes: u64, sessions: usize) -> Cell {
+    Cell::Text(format!("{} B", bytes / sessions as u64))
+}
+
+fn memory(pids: &[u32]) -> Cell {
+    let bytes: u64 = pids.iter().filter_map(|&p| process::pss_bytes(p)).sum();
+    Cell::Text(format!("{} MiB", bytes >> 20))
+}
+
+fn cold_start(took: Duration, cold: bool) -> Cell {
+    let warm = if cold {
+        ""
+    } else {
+        " (warm: dropping the page cache is not permitted here)"
+    };
+    Cell::Text(format!("{:.2} s{warm}", took.as_secs_f64()))
+}
+
+/// A fresh bootstrap API key.
+fn random_key() -> Result<String, String> {
+    let mut bytes = [0u8; 24];
+    getrandom::getrandom(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn get_json(url: &str, auth: &str) -> Result<Value, String> {
+    let answer = reqwest::blocking::Client::new()
+        .get(url)
+        .header("Authorization", auth)
+        .send()
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    if !answer.status().is_success() {
+        return Err(format!("GET {url}: {}", answer.status()));
+    }
+    answer.json().map_err(|e| format!("GET {url}: {e}"))
+}
+
+/// One validation at `url`; whether the token was valid.
+fn validate_once(url: &str, auth: Option<&str>, token: &str) -> Result<bool, String> {
+    let mut request = reqwest::blocking::Client::new()
+        .post(url)
+        .json(&serde_json::json!({"token": token, "refresh": false}));
+    if let Some(auth) = auth {
+        request = request.header("Authorization", auth);
+    }
+    let answer: Value = request
+        .send()
+        .and_then(|r| r.json())
+        .map_err(|e| format!("validate: {e}"))?;
+    Ok(answer["valid"] == true)
+}
+
+/// Polls `done` every 100 ms until it holds (true) or `within` passes (false).
+fn wait_until(
+    within: Duration,
+    mut done: impl FnMut() -> Result<bool, String>,
+) -> Result<bool, String> {
+    let started = Instant::now();
+    while !done()? {
+        if started.elapsed() > within {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(true)
+}
+
+/// Our API: results tokens come from walking the pages.
+struct OurSide {
+    base: String,
+    auth: String,
+    tokens: Vec<String>,
+}
+
+impl Side for OurSide {
+    fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
+
+    fn results_token_for(&self, page: usize) -> Result<Option<String>, String> {
+        let mut token: Option<String> = None;
+        for _ in 1..page {
+            let mut url = format!("{}/api/v1/realms/{REALM}/sessions?count={PAGE}", self.base);
+            if let Some(t) = &token {
+                url.push_str("&results_token=");
+                url.push_str(&crate::workloads::url_encode(t));
+            }
+            let answer = get_json(&url, &self.auth)?;
+            token = Some(
+                answer["results_token"]
+                    .as_str()
+                    .ok_or_else(|| format!("no results token in {answer}"))?
+                    .to_owned(),
+            );
+        }
+        Ok(token)
+    }
+}
+
+/// Duende's endpoint: results tokens are the page's first and last ids, read from the table.
+struct IncumbentSide<'a> {
+    pg: &'a Incumbent,
+    tokens: Vec<String>,
+}
+
+impl Side for IncumbentSide<'_> {
+    fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
+
+    fn results_token_for(&self, page: usize) -> Result<Option<String>, String> {
+        self.pg.results_token_before(page)
+    }
+}
