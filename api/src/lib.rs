@@ -50,7 +50,7 @@ impl FromRef<ApiState> for Arc<ApiKeys> {
         routes::ops::docs_script
     ),
     modifiers(&BearerAuth),
-    components(schemas(error::ErrorBody, sessions::SortKey))
+    components(schemas(error::ErrorBody, sessions::SortKey, service::ExportFormat))
 )]
 struct ApiDoc;
 

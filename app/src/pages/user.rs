@@ -80,26 +80,28 @@ fn UserBody(view: UserView, realm: String, subject: String, revoke: RevokeAction
             .map(|d| {
                 view! {
                     <tr>
+                        <td><time datetime=d.created_at.to_rfc3339() title=exact(d.created_at)>{relative(d.created_at, now)}</time></td>
                         <td><code>{d.client_id}</code></td>
-                        <td><code title=d.sid.clone()>{d.sid.chars().take(8).collect::<String>()}</code></td>
-                        <td>{d.reason}</td>
-                        <td><span class=format!("status {}", d.status.as_str())>{d.status.as_str()}</span></td>
-                        <td>{d.attempts}</td>
-                        <td title=exact(d.created_at)>{relative(d.created_at, now)}</td>
-                        <td>{d.last_error.unwrap_or_default()}</td>
+                        <td><code class="sid" title=d.sid.clone()>{d.sid.chars().take(8).collect::<String>()}</code></td>
+                        <td>{d.reason.replace('_', " ")}</td>
+                        <td><span class=format!("status status-{}", d.status.as_str())>{d.status.as_str()}</span></td>
+                        <td class="num">{d.attempts}</td>
+                        <td class="error-text" title=d.last_error.clone().unwrap_or_default()>{d.last_error.clone().unwrap_or_else(|| "—".into())}</td>
                     </tr>
                 }
             })
             .collect_view();
         view! {
-            <table class="deliveries">
-                <thead><tr>
-                    <th scope="col">"Client"</th><th scope="col">"Session"</th><th scope="col">"Reason"</th>
-                    <th scope="col">"Status"</th><th scope="col">"Attempts"</th><th scope="col">"Queued"</th>
-                    <th scope="col">"Last error"</th>
-                </tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
+            <div class="table-wrap">
+                <table class="sessions deliveries">
+                    <thead><tr>
+                        <th scope="col">"Queued"</th><th scope="col">"Client"</th><th scope="col">"Session"</th>
+                        <th scope="col">"Why"</th><th scope="col">"Status"</th><th scope="col">"Attempts"</th>
+                        <th scope="col">"Last error"</th>
+                    </tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
         }
         .into_any()
     };
