@@ -17,12 +17,13 @@ pub struct Cli {
 pub enum Command {
     /// Serve the JSON API and the admin dashboard.
     Serve(ServeArgs),
-    /// Verify the store offline: every count recounted from the records, every index entry
-    /// checked against its record. Exits non-zero on any difference.
+    /// Verify the embedded store (in --data-dir) offline: every count recounted from the
+    /// records, every index entry checked against its record. Exits non-zero on any
+    /// difference.
     Check(CheckArgs),
-    /// Rewrite the store offline into a fresh copy and swap it in (crash-safe): reclaims the
-    /// space of old page versions and makes the next start read no log. Run while the server
-    /// is stopped.
+    /// Rewrite the embedded store (in --data-dir) offline into a fresh copy and swap it in
+    /// (crash-safe): reclaims the space of old page versions and makes the next start read no
+    /// log. Run while the server is stopped. (PostgreSQL reclaims space itself: VACUUM.)
     Compact(CompactArgs),
     /// Create, list or revoke API keys (run while the server is stopped; a running server
     /// manages keys through /api/v1/api-keys and the dashboard).
@@ -97,12 +98,30 @@ pub struct CompactArgs {
     pub data: DataDir,
 }
 
-/// Where the store lives.
+/// Where the store lives: the embedded store in a directory (the default), or a PostgreSQL
+/// database that several servers share.
 #[derive(Args, Debug, Clone)]
 pub struct DataDir {
     /// Directory of the embedded store.
     #[arg(long, env = "SESSIONS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// A PostgreSQL database instead of the embedded store (postgres://user@host/db); its
+    /// schema is brought up to date at start-up. Several servers may share it.
+    #[arg(long = "store", env = "SESSIONS_STORE_URL", hide_env_values = true)]
+    pub store_url: Option<String>,
+}
+
+impl DataDir {
+    /// Refuses a PostgreSQL store for what only the embedded store has.
+    pub fn embedded_only(&self, what: &str) -> Result<&PathBuf, String> {
+        match &self.store_url {
+            None => Ok(&self.data_dir),
+            Some(_) => Err(format!(
+                "{what} works on the embedded store in --data-dir; --store (SESSIONS_STORE_URL) \
+                 names a PostgreSQL store, which PostgreSQL itself checks and compacts"
+            )),
+        }
+    }
 }
 
 #[derive(Args, Debug)]

@@ -2,7 +2,8 @@
 //! nothing), each with a name and scopes, checked on every request.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -71,10 +72,15 @@ impl From<&ApiKey> for ApiKeyInfo {
 /// Name of the key registered from `SESSIONS_BOOTSTRAP_API_KEY`.
 pub const BOOTSTRAP_KEY_NAME: &str = "bootstrap";
 
-/// The API keys of a server, persisted in the store ([`AccountStore`]).
+/// How often a server whose store is shared with others (a database) reads the keys again, so
+/// that a key created or revoked through another server counts here within this time.
+const SHARED_RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// The API keys of a server, persisted in the store ([`AccountStore`]) and held in memory.
 pub struct ApiKeys {
     store: Arc<dyn AccountStore>,
     by_hash: ArcSwap<HashMap<[u8; 32], Arc<ApiKey>>>,
+    loaded_at: Mutex<Instant>,
 }
 
 impl ApiKey {
@@ -119,6 +125,7 @@ impl ApiKeys {
         let keys = Self {
             store,
             by_hash: ArcSwap::from_pointee(HashMap::new()),
+            loaded_at: Mutex::new(Instant::now()),
         };
         keys.reload()?;
         Ok(keys)
@@ -132,6 +139,7 @@ impl ApiKeys {
             map.insert(key.hash, Arc::new(key));
         }
         self.by_hash.store(Arc::new(map));
+        *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         Ok(())
     }
 
@@ -237,8 +245,26 @@ impl ApiKeys {
         Ok(existed)
     }
 
-    /// The key a request presents, if it is one of ours.
+    /// The key a request presents, if it is one of ours. On a shared store, the keys are read
+    /// again first when they were read more than [`SHARED_RELOAD_EVERY`] ago (if that fails,
+    /// the keys read before still count, and the failure is logged).
     pub fn authenticate(&self, secret: &str) -> Option<Arc<ApiKey>> {
+        if self.store.blocks_on_network() {
+            let stale = {
+                let mut at = self.loaded_at.lock().unwrap_or_else(|e| e.into_inner());
+                let stale = at.elapsed() >= SHARED_RELOAD_EVERY;
+                if stale {
+                    // One request reloads; the others use what is loaded meanwhile.
+                    *at = Instant::now();
+                }
+                stale
+            };
+            if stale {
+                if let Err(e) = crate::inline_read(self.store.as_ref(), || self.reload()) {
+                    tracing::warn!("reading the API keys again failed: {e}");
+                }
+            }
+        }
         self.by_hash.load().get(&hash(secret)).cloned()
     }
 }

@@ -107,6 +107,29 @@ impl SessionService {
     }
 }
 
+/// Runs a store read that is called inline (from a synchronous method, or one step of async
+/// code). The embedded store answers reads from memory or its page cache, so they run as they
+/// are; a store that waits on the network ([`SessionStore::blocks_on_network`]) runs them as a
+/// blocking section of a multi-threaded runtime's worker (`block_in_place`), which hands the
+/// worker's other tasks to the other workers meanwhile.
+pub fn inline_read<T>(store: &dyn SessionStore, read: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let on_worker =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if store.blocks_on_network() && on_worker {
+        tokio::task::block_in_place(read)
+    } else {
+        read()
+    }
+}
+
+impl SessionService {
+    /// A store read called inline; see [`inline_read`].
+    fn read<T>(&self, read: impl FnOnce(&dyn SessionStore) -> T) -> T {
+        inline_read(self.store.as_ref(), || read(self.store.as_ref()))
+    }
+}
+
 /// Runs a store call that may wait for the disk on a blocking thread.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,

@@ -225,7 +225,7 @@ async fn send(
     d: &Delivery,
     claims: &LogoutClaims,
 ) -> Result<(), AttemptFailure> {
-    let (uri, realm_allows_http) = current_target(store, d)?;
+    let (uri, realm_allows_http) = crate::inline_read(store, || current_target(store, d))?;
     let url = reqwest::Url::parse(&uri)
         .map_err(|e| AttemptFailure::new(Category::InvalidUri, format!("{uri}: {e}")))?;
     backchannel.allow_hosts.check(&url, realm_allows_http)?;
