@@ -2,8 +2,7 @@
 //! nothing), each with a name and scopes, checked on every request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use sessions::store::{AccountStore, ApiKeyRecord};
 use sessions::{AuditEntry, Result, SessionError};
 use sha2::{Digest, Sha256};
+
+use crate::reload::{refresh, ReloadClock};
 
 /// What a key may do.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,15 +73,11 @@ impl From<&ApiKey> for ApiKeyInfo {
 /// Name of the key registered from `SESSIONS_BOOTSTRAP_API_KEY`.
 pub const BOOTSTRAP_KEY_NAME: &str = "bootstrap";
 
-/// How often a server whose store is shared with others (a database) reads the keys again, so
-/// that a key created or revoked through another server counts here within this time.
-const SHARED_RELOAD_EVERY: Duration = Duration::from_secs(5);
-
 /// The API keys of a server, persisted in the store ([`AccountStore`]) and held in memory.
 pub struct ApiKeys {
     store: Arc<dyn AccountStore>,
     by_hash: ArcSwap<HashMap<[u8; 32], Arc<ApiKey>>>,
-    loaded_at: Mutex<Instant>,
+    loaded: ReloadClock,
 }
 
 impl ApiKey {
@@ -125,7 +122,7 @@ impl ApiKeys {
         let keys = Self {
             store,
             by_hash: ArcSwap::from_pointee(HashMap::new()),
-            loaded_at: Mutex::new(Instant::now()),
+            loaded: ReloadClock::new(),
         };
         keys.reload()?;
         Ok(keys)
@@ -139,7 +136,7 @@ impl ApiKeys {
             map.insert(key.hash, Arc::new(key));
         }
         self.by_hash.store(Arc::new(map));
-        *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.loaded.read_now();
         Ok(())
     }
 
@@ -246,25 +243,11 @@ impl ApiKeys {
     }
 
     /// The key a request presents, if it is one of ours. On a shared store, the keys are read
-    /// again first when they were read more than [`SHARED_RELOAD_EVERY`] ago (if that fails,
-    /// the keys read before still count, and the failure is logged).
+    /// again first when they were read more than [`crate::SHARED_RELOAD_EVERY`] ago.
     pub fn authenticate(&self, secret: &str) -> Option<Arc<ApiKey>> {
-        if self.store.blocks_on_network() {
-            let stale = {
-                let mut at = self.loaded_at.lock().unwrap_or_else(|e| e.into_inner());
-                let stale = at.elapsed() >= SHARED_RELOAD_EVERY;
-                if stale {
-                    // One request reloads; the others use what is loaded meanwhile.
-                    *at = Instant::now();
-                }
-                stale
-            };
-            if stale {
-                if let Err(e) = crate::inline_read(self.store.as_ref(), || self.reload()) {
-                    tracing::warn!("reading the API keys again failed: {e}");
-                }
-            }
-        }
+        refresh(&self.loaded, self.store.as_ref(), "API keys", || {
+            self.reload()
+        });
         self.by_hash.load().get(&hash(secret)).cloned()
     }
 }

@@ -15,6 +15,7 @@ pub mod api_keys;
 pub mod backchannel;
 pub mod metrics;
 mod ops;
+mod reload;
 pub mod request;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use sessions::{Result, SessionError};
 pub use ops::audit::AuditPage;
 pub use ops::deliveries::parse_delivery_status;
 pub use ops::keys::RotatedKeys;
+pub use reload::SHARED_RELOAD_EVERY;
 
 use admins::sign_in::SignIns;
 use api_keys::ApiKeys;
