@@ -36,6 +36,11 @@ pub enum Command {
     /// server rotates with POST /api/v1/signing-keys/rotate).
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCommand),
+    /// Copy the embedded store in --from into a PostgreSQL database (--to) exactly: sessions
+    /// (their tokens stay valid), grants, deliveries, audit log, clients, API keys,
+    /// administrators and signing keys. Run while the server is stopped; run again to finish an
+    /// interrupted copy. Compares the counts of both stores at the end.
+    MigrateStore(MigrateStoreArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,6 +101,16 @@ pub struct CheckArgs {
 pub struct CompactArgs {
     #[command(flatten)]
     pub data: DataDir,
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateStoreArgs {
+    /// Directory of the embedded store to copy.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The PostgreSQL database to copy it into (postgres://user@host/db).
+    #[arg(long, hide_env_values = true)]
+    pub to: String,
 }
 
 /// Where the store lives: the embedded store in a directory (the default), or a PostgreSQL

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod demo;
 pub mod live;
+pub mod migrate_store;
 pub mod reaper;
 pub mod server_fn_errors;
 pub mod storage_dir;

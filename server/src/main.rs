@@ -31,6 +31,9 @@ async fn main() -> ExitCode {
         Command::ApiKey(cmd) => api_key(cmd),
         Command::Admin(cmd) => admin(cmd),
         Command::SigningKey(cmd) => signing_key(cmd),
+        Command::MigrateStore(args) => {
+            server::migrate_store::run(&args.from, &args.to, &mut std::io::stdout())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
