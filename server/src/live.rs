@@ -63,7 +63,7 @@ pub async fn realm_counts(
         if !first {
             tokio::time::sleep(EVERY).await;
         }
-        let count = service::inline_read(store.as_ref(), || store.get_realm(&realm))
+        let count = service::inline_call(store.as_ref(), || store.get_realm(&realm))
             .ok()?
             .session_count;
         Some((

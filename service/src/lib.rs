@@ -109,12 +109,12 @@ impl SessionService {
     }
 }
 
-/// Runs a store read that is called inline (from a synchronous method, or one step of async
-/// code). The embedded store answers reads from memory or its page cache, so they run as they
-/// are; a store that waits on the network ([`SessionStore::blocks_on_network`]) runs them as a
+/// Runs a store call made inline (from a synchronous method, or one step of async code): the
+/// embedded store's reads come from memory or its page cache, so such calls run as they are;
+/// with a store that waits on the network ([`SessionStore::blocks_on_network`]) they run as a
 /// blocking section of a multi-threaded runtime's worker (`block_in_place`), which hands the
 /// worker's other tasks to the other workers meanwhile.
-pub fn inline_read<T>(store: &dyn SessionStore, read: impl FnOnce() -> T) -> T {
+pub fn inline_call<T>(store: &dyn SessionStore, read: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     let on_worker =
         Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
@@ -126,9 +126,9 @@ pub fn inline_read<T>(store: &dyn SessionStore, read: impl FnOnce() -> T) -> T {
 }
 
 impl SessionService {
-    /// A store read called inline; see [`inline_read`].
+    /// A store call made inline; see [`inline_call`].
     fn read<T>(&self, read: impl FnOnce(&dyn SessionStore) -> T) -> T {
-        inline_read(self.store.as_ref(), || read(self.store.as_ref()))
+        inline_call(self.store.as_ref(), || read(self.store.as_ref()))
     }
 }
 

@@ -51,7 +51,7 @@ pub(crate) fn refresh(
     reload: impl FnOnce() -> sessions::Result<()>,
 ) {
     if clock.due(store) {
-        if let Err(e) = crate::inline_read(store, reload) {
+        if let Err(e) = crate::inline_call(store, reload) {
             tracing::warn!("reading the {what} again failed: {e}");
         }
     }
