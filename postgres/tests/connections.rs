@@ -44,7 +44,10 @@ fn calls_go_on_after_the_database_ends_the_stores_connections() {
         ..Default::default()
     };
     let created = store.create_session("r", &new, Utc::now()).unwrap();
-    assert!(end_connections(&url) >= 1, "the store had a connection open");
+    assert!(
+        end_connections(&url) >= 1,
+        "the store had a connection open"
+    );
     // Reads and writes both find a working connection again.
     std::thread::sleep(std::time::Duration::from_millis(200));
     let valid = store.validate("r", &created.token, false, Utc::now());
