@@ -10,4 +10,4 @@ pub mod migrations;
 pub mod scratch;
 pub mod store;
 
-pub use store::PostgresStore;
+pub use store::{PostgresStore, ROW_COUNTS};

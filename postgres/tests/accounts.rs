@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use service::admins::{AdminAccounts, Verified};
@@ -47,8 +48,15 @@ fn api_keys_are_stored_hashed_seen_by_every_server_and_revoked_for_all() {
     assert_eq!((&seen.name, &seen.scopes), (&key.name, &key.scopes));
     assert!(keys_a.revoke("ci", "admin", now).unwrap());
     assert!(!keys_a.revoke("ci", "admin", now).unwrap(), "once");
-    keys_b.reload().unwrap();
-    assert!(keys_b.authenticate(&secret).is_none());
+    assert!(
+        keys_a.authenticate(&secret).is_none(),
+        "at once where revoked"
+    );
+    std::thread::sleep(service::SHARED_RELOAD_EVERY + Duration::from_millis(100));
+    assert!(
+        keys_b.authenticate(&secret).is_none(),
+        "revoked through A, refused by B once B reads the keys again"
+    );
     let actions: Vec<String> = b
         .audit_log(None, 10)
         .unwrap()
@@ -126,6 +134,15 @@ fn signing_keys_are_shared_and_rotation_retires_then_deletes() {
     );
 
     let second = keys_a.rotate(t0).unwrap();
+    std::thread::sleep(service::SHARED_RELOAD_EVERY + Duration::from_millis(100));
+    assert_eq!(keys_b.current_kid(), second, "rotated through A, used by B");
+    let published: Vec<_> = keys_b
+        .jwks(t0)
+        .keys
+        .into_iter()
+        .filter_map(|k| k.common.key_id)
+        .collect();
+    assert_eq!(published, [second.clone(), first.clone()]);
     let later = t0 + TimeDelta::days(1);
     let third = keys_a.rotate(later).unwrap();
     let kept: Vec<String> = a

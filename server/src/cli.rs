@@ -17,12 +17,13 @@ pub struct Cli {
 pub enum Command {
     /// Serve the JSON API and the admin dashboard.
     Serve(ServeArgs),
-    /// Verify the store offline: every count recounted from the records, every index entry
-    /// checked against its record. Exits non-zero on any difference.
+    /// Verify the embedded store (in --data-dir) offline: every count recounted from the
+    /// records, every index entry checked against its record. Exits non-zero on any
+    /// difference.
     Check(CheckArgs),
-    /// Rewrite the store offline into a fresh copy and swap it in (crash-safe): reclaims the
-    /// space of old page versions and makes the next start read no log. Run while the server
-    /// is stopped.
+    /// Rewrite the embedded store (in --data-dir) offline into a fresh copy and swap it in
+    /// (crash-safe): reclaims the space of old page versions and makes the next start read no
+    /// log. Run while the server is stopped. (PostgreSQL reclaims space itself: VACUUM.)
     Compact(CompactArgs),
     /// Create, list or revoke API keys (run while the server is stopped; a running server
     /// manages keys through /api/v1/api-keys and the dashboard).
@@ -35,6 +36,11 @@ pub enum Command {
     /// server rotates with POST /api/v1/signing-keys/rotate).
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCommand),
+    /// Copy the embedded store in --from into a PostgreSQL database (--to) exactly: sessions
+    /// (their tokens stay valid), grants, deliveries, audit log, clients, API keys,
+    /// administrators and signing keys. Run while the server is stopped; run again to finish an
+    /// interrupted copy. Compares the counts of both stores at the end.
+    MigrateStore(MigrateStoreArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,12 +103,40 @@ pub struct CompactArgs {
     pub data: DataDir,
 }
 
-/// Where the store lives.
+#[derive(Args, Debug)]
+pub struct MigrateStoreArgs {
+    /// Directory of the embedded store to copy.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The PostgreSQL database to copy it into (postgres://user@host/db).
+    #[arg(long, hide_env_values = true)]
+    pub to: String,
+}
+
+/// Where the store lives: the embedded store in a directory (the default), or a PostgreSQL
+/// database that several servers share.
 #[derive(Args, Debug, Clone)]
 pub struct DataDir {
     /// Directory of the embedded store.
     #[arg(long, env = "SESSIONS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// A PostgreSQL database instead of the embedded store (postgres://user@host/db); its
+    /// schema is brought up to date at start-up. Several servers may share it.
+    #[arg(long = "store", env = "SESSIONS_STORE_URL", hide_env_values = true)]
+    pub store_url: Option<String>,
+}
+
+impl DataDir {
+    /// Refuses a PostgreSQL store for what only the embedded store has.
+    pub fn embedded_only(&self, what: &str) -> Result<&PathBuf, String> {
+        match &self.store_url {
+            None => Ok(&self.data_dir),
+            Some(_) => Err(format!(
+                "{what} works on the embedded store in --data-dir; --store (SESSIONS_STORE_URL) \
+                 names a PostgreSQL store, which PostgreSQL itself checks and compacts"
+            )),
+        }
+    }
 }
 
 #[derive(Args, Debug)]

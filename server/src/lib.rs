@@ -7,6 +7,7 @@ pub mod cli;
 pub mod demo;
 pub mod export;
 pub mod live;
+pub mod migrate_store;
 pub mod reaper;
 pub mod server_fn_errors;
 pub mod storage_dir;
@@ -26,24 +27,58 @@ use service::admins::AdminAccounts;
 use service::api_keys::ApiKeys;
 use service::backchannel::{AllowHosts, Backchannel, SigningKeys};
 use service::SessionService;
-use sessions::store::{SessionStore, SledStore};
+use sessions::store::{AccountStore, SessionStore, SledStore};
+use store_postgres::PostgresStore;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ServeArgs;
+use crate::cli::{DataDir, ServeArgs};
 
 /// The opened store and what is built on it.
 #[derive(Clone)]
 pub struct Services {
-    pub store: Arc<SledStore>,
+    pub store: Arc<dyn AccountStore>,
+    /// The same store when it is the embedded one (for what only it has: open statistics, its
+    /// check, flushing at shutdown).
+    pub embedded: Option<Arc<SledStore>>,
     pub keys: Arc<ApiKeys>,
     pub admins: Arc<AdminAccounts>,
     pub signing_keys: Arc<SigningKeys>,
 }
 
 impl Services {
-    /// Opens the store in `data_dir` (created `0700`, its files `0600`), with a clear error when
-    /// another process holds it.
-    pub fn open(data_dir: &std::path::Path) -> Result<Services, String> {
+    /// Opens the store `data` names: a PostgreSQL database (its schema brought up to date), or
+    /// the embedded store in its directory.
+    pub fn open(data: &DataDir) -> Result<Services, String> {
+        let (store, embedded): (Arc<dyn AccountStore>, _) = match &data.store_url {
+            Some(url) => {
+                let store = PostgresStore::open(url)
+                    .map_err(|e| format!("cannot open the PostgreSQL store: {e}"))?;
+                (Arc::new(store), None)
+            }
+            None => {
+                let store = Self::open_embedded(&data.data_dir)?;
+                (store.clone(), Some(store))
+            }
+        };
+        let keys = Arc::new(ApiKeys::open(store.clone()).map_err(|e| e.to_string())?);
+        let admins = Arc::new(AdminAccounts::open(store.clone()).map_err(|e| e.to_string())?);
+        let signing_keys =
+            Arc::new(SigningKeys::open(store.clone(), Utc::now()).map_err(|e| e.to_string())?);
+        if embedded.is_some() {
+            storage_dir::restrict_files(&data.data_dir)?;
+        }
+        Ok(Services {
+            store,
+            embedded,
+            keys,
+            admins,
+            signing_keys,
+        })
+    }
+
+    /// Opens the embedded store in `data_dir` (created `0700`, its files `0600`), with a clear
+    /// error when another process holds it.
+    fn open_embedded(data_dir: &std::path::Path) -> Result<Arc<SledStore>, String> {
         storage_dir::prepare(data_dir)?;
         let store = SledStore::open(data_dir).map_err(|e| {
             if e.to_string().contains("lock") || e.to_string().contains("WouldBlock") {
@@ -55,18 +90,7 @@ impl Services {
                 format!("cannot open the store in {}: {e}", data_dir.display())
             }
         })?;
-        let store = Arc::new(store);
-        let keys = Arc::new(ApiKeys::open(store.clone()).map_err(|e| e.to_string())?);
-        let admins = Arc::new(AdminAccounts::open(store.clone()).map_err(|e| e.to_string())?);
-        let signing_keys =
-            Arc::new(SigningKeys::open(store.clone(), Utc::now()).map_err(|e| e.to_string())?);
-        storage_dir::restrict_files(data_dir)?;
-        Ok(Services {
-            store,
-            keys,
-            admins,
-            signing_keys,
-        })
+        Ok(Arc::new(store))
     }
 }
 
@@ -143,24 +167,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
-    let services = Services::open(&args.data.data_dir)?;
-    let opened = services.store.open_stats();
-    tracing::info!(
-        open_ms = opened.elapsed.as_millis() as u64,
-        sled_open_ms = opened.sled_elapsed.as_millis() as u64,
-        journal_replayed = opened.replayed,
-        resident_mib = opened.resident_bytes >> 20,
-        upgraded = opened.upgraded,
-        "opened the store in {} in {:.2} s, resident memory {} MiB{}",
-        args.data.data_dir.display(),
-        opened.elapsed.as_secs_f64(),
-        opened.resident_bytes >> 20,
-        if opened.upgraded {
-            " (upgraded from storage layout 1)"
-        } else {
-            ""
-        }
-    );
+    let services = {
+        let data = args.data.clone();
+        tokio::task::spawn_blocking(move || Services::open(&data))
+            .await
+            .map_err(|e| e.to_string())??
+    };
+    match &services.embedded {
+        Some(embedded) => log_opened(embedded, &args.data.data_dir),
+        None => tracing::info!("opened the PostgreSQL store"),
+    }
     apply_start_up_settings(&services, &args).await?;
     let store: Arc<dyn SessionStore> = services.store.clone();
     let reaper = tokio::spawn(reaper::run(
@@ -222,13 +238,35 @@ pub async fn serve(
     }
     reaper.abort();
     deliveries.abort();
-    let store = services.store.clone();
-    tokio::task::spawn_blocking(move || store.wait_durable())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    if let Some(store) = services.embedded.clone() {
+        tokio::task::spawn_blocking(move || store.wait_durable())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Logs how the embedded store opened.
+fn log_opened(store: &SledStore, data_dir: &std::path::Path) {
+    let opened = store.open_stats();
+    tracing::info!(
+        open_ms = opened.elapsed.as_millis() as u64,
+        sled_open_ms = opened.sled_elapsed.as_millis() as u64,
+        journal_replayed = opened.replayed,
+        resident_mib = opened.resident_bytes >> 20,
+        upgraded = opened.upgraded,
+        "opened the store in {} in {:.2} s, resident memory {} MiB{}",
+        data_dir.display(),
+        opened.elapsed.as_secs_f64(),
+        opened.resident_bytes >> 20,
+        if opened.upgraded {
+            " (upgraded from storage layout 1)"
+        } else {
+            ""
+        }
+    );
 }
 
 /// The bootstrap key (registered while its variable is set, removed once it is not), the

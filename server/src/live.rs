@@ -71,7 +71,9 @@ pub async fn realm_counts(
         if !first {
             tokio::time::sleep(EVERY).await;
         }
-        let count = store.get_realm(&realm).ok()?.session_count;
+        let count = service::inline_call(store.as_ref(), || store.get_realm(&realm))
+            .ok()?
+            .session_count;
         Some((
             Ok::<_, Infallible>(Event::default().event("count").data(count.to_string())),
             (store, realm, false),

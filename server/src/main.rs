@@ -31,6 +31,9 @@ async fn main() -> ExitCode {
         Command::ApiKey(cmd) => api_key(cmd),
         Command::Admin(cmd) => admin(cmd),
         Command::SigningKey(cmd) => signing_key(cmd),
+        Command::MigrateStore(args) => {
+            server::migrate_store::run(&args.from, &args.to, &mut std::io::stdout())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,11 +76,13 @@ async fn shutdown_signal() {
 }
 
 fn check(args: CheckArgs) -> Result<(), String> {
-    let services = Services::open(&args.data.data_dir)?;
-    let report = services
-        .store
-        .check(args.repair)
-        .map_err(|e| e.to_string())?;
+    args.data.embedded_only("check")?;
+    let services = Services::open(&args.data)?;
+    let store = services
+        .embedded
+        .as_ref()
+        .ok_or("check needs the embedded store")?;
+    let report = store.check(args.repair).map_err(|e| e.to_string())?;
     println!(
         "checked {} sessions, {} grants, {} deliveries",
         report.sessions, report.grants, report.deliveries
@@ -100,7 +105,7 @@ fn check(args: CheckArgs) -> Result<(), String> {
 }
 
 fn compact(args: CompactArgs) -> Result<(), String> {
-    let dir = &args.data.data_dir;
+    let dir = args.data.embedded_only("compact")?;
     if !dir.join("db").exists() {
         return Err(format!("{} holds no store", dir.display()));
     }
@@ -130,7 +135,7 @@ fn compact(args: CompactArgs) -> Result<(), String> {
 fn admin(cmd: AdminCommand) -> Result<(), String> {
     match cmd {
         AdminCommand::Create { data, username } => {
-            let services = Services::open(&data.data_dir)?;
+            let services = Services::open(&data)?;
             eprintln!("password for '{username}' (one line on stdin):");
             let mut password = String::new();
             std::io::stdin()
@@ -144,14 +149,14 @@ fn admin(cmd: AdminCommand) -> Result<(), String> {
             eprintln!("administrator '{username}' can now sign in to the dashboard (their other dashboard sessions ended)");
         }
         AdminCommand::List { data } => {
-            let services = Services::open(&data.data_dir)?;
+            let services = Services::open(&data)?;
             for a in services.admins.list().map_err(|e| e.to_string())? {
                 let state = if a.disabled { "disabled" } else { "enabled" };
                 println!("{}\t{state}\t{}", a.username, a.created_at.to_rfc3339());
             }
         }
         AdminCommand::Disable { data, username } => {
-            let services = Services::open(&data.data_dir)?;
+            let services = Services::open(&data)?;
             services
                 .admins
                 .set_disabled(&username, true, "cli", Utc::now())
@@ -159,7 +164,7 @@ fn admin(cmd: AdminCommand) -> Result<(), String> {
             eprintln!("administrator '{username}' is disabled and signed out");
         }
         AdminCommand::Enable { data, username } => {
-            let services = Services::open(&data.data_dir)?;
+            let services = Services::open(&data)?;
             services
                 .admins
                 .set_disabled(&username, false, "cli", Utc::now())
@@ -173,7 +178,7 @@ fn admin(cmd: AdminCommand) -> Result<(), String> {
 fn signing_key(cmd: SigningKeyCommand) -> Result<(), String> {
     match cmd {
         SigningKeyCommand::Rotate { data } => {
-            let services = Services::open(&data.data_dir)?;
+            let services = Services::open(&data)?;
             let kid = services
                 .signing_keys
                 .rotate(Utc::now())
@@ -181,7 +186,7 @@ fn signing_key(cmd: SigningKeyCommand) -> Result<(), String> {
             eprintln!("logout tokens are now signed with key '{kid}'");
         }
         SigningKeyCommand::Show { data } => {
-            let services = Services::open(&data.data_dir)?;
+            let services = Services::open(&data)?;
             let jwks = services.signing_keys.jwks(Utc::now());
             println!(
                 "{}",
@@ -195,7 +200,7 @@ fn signing_key(cmd: SigningKeyCommand) -> Result<(), String> {
 fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
     match cmd {
         ApiKeyCommand::Create { data, name, scopes } => {
-            let services = Services::open(&data.data_dir)?;
+            let services = Services::open(&data)?;
             let (key, secret) = services
                 .keys
                 .create(&name, &scopes, "cli", Utc::now())
@@ -209,7 +214,7 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
             println!("{secret}");
         }
         ApiKeyCommand::List { data } => {
-            let services = Services::open(&data.data_dir)?;
+            let services = Services::open(&data)?;
             for key in services.keys.list().map_err(|e| e.to_string())? {
                 let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
                 println!(
@@ -221,7 +226,7 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
             }
         }
         ApiKeyCommand::Revoke { data, name } => {
-            let services = Services::open(&data.data_dir)?;
+            let services = Services::open(&data)?;
             if !services
                 .keys
                 .revoke(&name, "cli", Utc::now())

@@ -13,6 +13,8 @@ use sessions::store::{AccountStore, ApiKeyRecord};
 use sessions::{AuditEntry, Result, SessionError};
 use sha2::{Digest, Sha256};
 
+use crate::reload::{refresh, ReloadClock};
+
 /// What a key may do.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -71,10 +73,11 @@ impl From<&ApiKey> for ApiKeyInfo {
 /// Name of the key registered from `SESSIONS_BOOTSTRAP_API_KEY`.
 pub const BOOTSTRAP_KEY_NAME: &str = "bootstrap";
 
-/// The API keys of a server, persisted in the store ([`AccountStore`]).
+/// The API keys of a server, persisted in the store ([`AccountStore`]) and held in memory.
 pub struct ApiKeys {
     store: Arc<dyn AccountStore>,
     by_hash: ArcSwap<HashMap<[u8; 32], Arc<ApiKey>>>,
+    loaded: ReloadClock,
 }
 
 impl ApiKey {
@@ -119,6 +122,7 @@ impl ApiKeys {
         let keys = Self {
             store,
             by_hash: ArcSwap::from_pointee(HashMap::new()),
+            loaded: ReloadClock::new(),
         };
         keys.reload()?;
         Ok(keys)
@@ -132,6 +136,7 @@ impl ApiKeys {
             map.insert(key.hash, Arc::new(key));
         }
         self.by_hash.store(Arc::new(map));
+        self.loaded.read_now();
         Ok(())
     }
 
@@ -237,8 +242,12 @@ impl ApiKeys {
         Ok(existed)
     }
 
-    /// The key a request presents, if it is one of ours.
+    /// The key a request presents, if it is one of ours. On a shared store, the keys are read
+    /// again first when they were read more than [`crate::SHARED_RELOAD_EVERY`] ago.
     pub fn authenticate(&self, secret: &str) -> Option<Arc<ApiKey>> {
+        refresh(&self.loaded, self.store.as_ref(), "API keys", || {
+            self.reload()
+        });
         self.by_hash.load().get(&hash(secret)).cloned()
     }
 }

@@ -15,6 +15,7 @@ pub mod api_keys;
 pub mod backchannel;
 pub mod metrics;
 mod ops;
+mod reload;
 pub mod request;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use ops::deliveries::parse_delivery_status;
 pub use ops::export::{ExportFormat, SessionExport, CSV_COLUMNS};
 pub use ops::keys::RotatedKeys;
 pub use ops::users::{SubjectDeliveries, SUBJECT_DELIVERY_SCAN};
+pub use reload::SHARED_RELOAD_EVERY;
 
 use admins::sign_in::SignIns;
 use api_keys::ApiKeys;
@@ -106,6 +108,29 @@ impl SessionService {
     /// Wakes the delivery worker: something was queued or retried.
     fn wake_deliveries(&self) {
         self.backchannel.wake.notify_one();
+    }
+}
+
+/// Runs a store call made inline (from a synchronous method, or one step of async code): the
+/// embedded store's reads come from memory or its page cache, so such calls run as they are;
+/// with a store that waits on the network ([`SessionStore::blocks_on_network`]) they run as a
+/// blocking section of a multi-threaded runtime's worker (`block_in_place`), which hands the
+/// worker's other tasks to the other workers meanwhile.
+pub fn inline_call<T>(store: &dyn SessionStore, read: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let on_worker =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if store.blocks_on_network() && on_worker {
+        tokio::task::block_in_place(read)
+    } else {
+        read()
+    }
+}
+
+impl SessionService {
+    /// A store call made inline; see [`inline_call`].
+    fn read<T>(&self, read: impl FnOnce(&dyn SessionStore) -> T) -> T {
+        inline_call(self.store.as_ref(), || read(self.store.as_ref()))
     }
 }
 

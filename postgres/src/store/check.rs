@@ -5,7 +5,7 @@ use super::db::{Tx, R};
 use super::PostgresStore;
 
 /// For each counter kind, what a recount answers: (realm, key, count).
-const RECOUNTS: [(i16, &str, &str); 5] = [
+pub(crate) const RECOUNTS: [(i16, &str, &str); 5] = [
     (
         0,
         "sessions",

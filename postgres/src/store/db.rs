@@ -1,7 +1,7 @@
 //! Connections: a small pool of `tokio_postgres` clients whose connection tasks run on a runtime
 //! the store owns, and the two ways the store talks to the database, one statement at a time
 //! ([`Db::run`], autocommit) or in a transaction that is retried after a deadlock or a
-//! serialization failure ([`Db::write`]).
+//! serialization failure ([`Db::write`]). Connections found closed are dropped from the pool.
 //!
 //! The store's methods are blocking calls: a call waits for its queries with
 //! `futures::executor::block_on`, which does not depend on the caller's executor, so a call made
@@ -24,8 +24,8 @@ use tokio_postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// How long a call waits for a free connection before it fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a transaction is tried again after a deadlock, a serialization failure or a lost
-/// connection.
+/// How often a transaction is tried again after a deadlock, a serialization failure or a
+/// connection lost before it began.
 const MAX_RETRIES: usize = 5;
 
 /// An error inside the store: from the database, or one of the service's own.
@@ -69,18 +69,23 @@ pub(crate) fn is_unique_violation(e: &Error) -> bool {
     matches!(e, Error::Db(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION))
 }
 
+/// Whether the database rolled the transaction back for a reason that trying it again resolves
+/// (a deadlock, a serialization failure).
 fn retryable(e: &Error) -> bool {
-    match e {
-        Error::Db(e) => {
-            e.is_closed()
-                || matches!(
-                    e.code(),
-                    Some(&SqlState::T_R_DEADLOCK_DETECTED)
-                        | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
-                )
-        }
-        Error::Session(_) => false,
-    }
+    matches!(
+        e,
+        Error::Db(e) if matches!(
+            e.code(),
+            Some(&SqlState::T_R_DEADLOCK_DETECTED) | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+        )
+    )
+}
+
+/// How a transaction ended: whether it reached the database at all.
+enum Outcome<T> {
+    /// The connection was lost before the transaction began: nothing happened.
+    NotBegun(Error),
+    Done(R<T>),
 }
 
 /// Results inside the store.
@@ -209,43 +214,58 @@ impl Db {
         }
     }
 
-    /// Runs `f` with statements in autocommit (each durable on its own), retrying it on a new
-    /// connection if the one it had was lost.
+    /// Runs `f` with statements in autocommit (each durable on its own). Not tried again: a
+    /// statement whose connection was lost may have run.
     pub(crate) fn run<T>(&self, f: impl AsyncFn(&Tx<'_>) -> R<T>) -> sessions::Result<T> {
-        let mut attempt = 0;
-        loop {
-            let mut taken = self.take()?;
-            let conn = taken.conn.as_mut().expect("a taken connection");
-            let result = block_on(async {
-                let tx = Tx {
-                    on: On::Client(&conn.client),
-                    statements: &conn.statements,
-                };
-                f(&tx).await
-            });
-            match result {
-                Err(Error::Db(e)) if e.is_closed() && attempt < MAX_RETRIES => attempt += 1,
-                other => return other.map_err(Into::into),
-            }
-        }
+        let mut taken = self.take()?;
+        let conn = taken.conn.as_mut().expect("a taken connection");
+        block_on(async {
+            let tx = Tx {
+                on: On::Client(&conn.client),
+                statements: &conn.statements,
+            };
+            f(&tx).await
+        })
+        .map_err(Into::into)
     }
 
-    /// Runs `f` in a transaction and commits it; tries again (from the start) after a deadlock,
-    /// a serialization failure or a lost connection.
+    /// Runs `f` in a transaction and commits it; tries again (from the start) after a deadlock
+    /// or a serialization failure (the database rolled it back), or on another connection when
+    /// the one it took was lost before the transaction began. A connection lost later is an
+    /// error: the commit may have happened.
     pub(crate) fn write<T>(&self, f: impl AsyncFn(&Tx<'_>) -> R<T>) -> sessions::Result<T> {
         let mut attempt = 0;
         loop {
             let mut taken = self.take()?;
             let conn = taken.conn.as_mut().expect("a taken connection");
-            let result = block_on(async {
+            let outcome = block_on(async {
+                let tx = match conn.client.transaction().await {
+                    Ok(tx) => tx,
+                    Err(e) if e.is_closed() => return Outcome::NotBegun(e.into()),
+                    Err(e) => return Outcome::Done(Err(e.into())),
+                };
                 let tx = Tx {
-                    on: On::Transaction(conn.client.transaction().await?),
+                    on: On::Transaction(tx),
                     statements: &conn.statements,
                 };
-                let value = f(&tx).await?;
-                tx.commit().await?;
-                Ok(value)
+                Outcome::Done(
+                    async {
+                        let value = f(&tx).await?;
+                        tx.commit().await?;
+                        Ok(value)
+                    }
+                    .await,
+                )
             });
+            let result = match outcome {
+                Outcome::NotBegun(e) if attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(attempt, "connection lost before a transaction: {e:?}");
+                    continue;
+                }
+                Outcome::NotBegun(e) => Err(e),
+                Outcome::Done(result) => result,
+            };
             match result {
                 Err(e) if retryable(&e) && attempt < MAX_RETRIES => {
                     attempt += 1;

@@ -14,6 +14,7 @@ mod check;
 mod counters;
 mod db;
 mod grants;
+mod import;
 mod outbox;
 mod query;
 mod realms;
@@ -38,6 +39,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use db::DEFAULT_MAX_CONNECTIONS;
+pub use import::ROW_COUNTS;
 
 /// The session store on a PostgreSQL database.
 pub struct PostgresStore {

@@ -173,26 +173,25 @@ pub(crate) async fn matching(
 /// The exact number of sessions the filters match: from a counter when one answers it, else
 /// counted over the filtered set.
 async fn total(tx: &Tx<'_>, realm: &str, filters: &Filters) -> R<u64> {
-    let mut single: Vec<(Kind, &str)> = Vec::new();
+    // Each filter's counter, if one counts exactly its matches (a longer name word is counted
+    // under its indexed prefix only, which may count more).
+    let mut counted: Vec<Option<(Kind, &str)>> = Vec::new();
     if let Some(s) = &filters.subject {
-        single.push((Kind::Subject, s));
+        counted.push(Some((Kind::Subject, s)));
     }
     if let Some(c) = &filters.client {
-        single.push((Kind::Client, c));
+        counted.push(Some((Kind::Client, c)));
     }
     for w in &filters.name_words {
-        // A longer word is counted under its indexed prefix only, which may count more.
         let exact = w.chars().count() <= MAX_PREFIX_CHARS;
-        single.push((if exact { Kind::NamePrefix } else { Kind::Realm }, w));
+        counted.push(exact.then_some((Kind::NamePrefix, w.as_str())));
     }
     // Counters count every address and creation time: with those filters, count the rows.
     let ranged = filters.address.is_some() || filters.created.is_some();
-    match (filters.sid, single.as_slice()) {
+    match (filters.sid, counted.as_slice()) {
         _ if ranged => {}
         (None, []) => return counters::count(tx, realm, Kind::Realm, "").await,
-        (None, [(kind, key)]) if *kind != Kind::Realm => {
-            return counters::count(tx, realm, *kind, key).await
-        }
+        (None, [Some((kind, key))]) => return counters::count(tx, realm, *kind, key).await,
         _ => {}
     }
     let c = Conditions::of(realm, filters);

@@ -15,6 +15,7 @@ use sessions::store::{AccountStore, SigningKeyRecord};
 use sessions::{Result, SessionError};
 
 use super::logout_token::{LogoutClaims, LIFETIME_SECS, TOKEN_TYPE};
+use crate::reload::{refresh, ReloadClock};
 
 /// How long after its retirement a key stays published: the token lifetime plus clock skew.
 const PUBLISHED_AFTER_RETIREMENT_SECS: i64 = LIFETIME_SECS + 60;
@@ -36,6 +37,9 @@ pub struct SigningKeys {
     keys: ArcSwap<Vec<Arc<LoadedKey>>>,
     /// Serialises rotations.
     rotating: Mutex<()>,
+    /// On a shared store, keys rotated through another server are read again within
+    /// [`crate::SHARED_RELOAD_EVERY`].
+    loaded: ReloadClock,
 }
 
 fn storage(e: impl std::fmt::Display) -> SessionError {
@@ -85,6 +89,7 @@ impl SigningKeys {
             store,
             keys: ArcSwap::from_pointee(Vec::new()),
             rotating: Mutex::new(()),
+            loaded: ReloadClock::new(),
         };
         keys.reload()?;
         if keys.keys.load().is_empty() {
@@ -100,6 +105,7 @@ impl SigningKeys {
         }
         loaded.sort_by_key(|k| (k.stored.retired_at.is_none(), k.stored.created_at));
         self.keys.store(Arc::new(loaded));
+        self.loaded.read_now();
         Ok(())
     }
 
@@ -129,12 +135,21 @@ impl SigningKeys {
         Ok(kid)
     }
 
+    /// Reads the keys again if another server may have rotated them meanwhile (a reload that
+    /// fails keeps the keys loaded: they still sign and verify).
+    fn refresh(&self) {
+        refresh(&self.loaded, self.store.as_ref(), "signing keys", || {
+            self.reload()
+        });
+    }
+
     /// Id of the key that signs now.
     pub fn current_kid(&self) -> String {
         self.current().stored.kid.clone()
     }
 
     fn current(&self) -> Arc<LoadedKey> {
+        self.refresh();
         self.keys
             .load()
             .last()
@@ -155,6 +170,7 @@ impl SigningKeys {
     /// their tokens to have expired.
     pub fn jwks(&self, now: DateTime<Utc>) -> JwkSet {
         let cutoff = now - TimeDelta::seconds(PUBLISHED_AFTER_RETIREMENT_SECS);
+        self.refresh();
         JwkSet {
             keys: self
                 .keys

@@ -211,7 +211,8 @@ async fn attempt(
         }
     }
     crate::metrics::record_delivery(&result);
-    if let Err(e) = store.record_attempt(d, &claims.jti, &result, now) {
+    let recorded = crate::inline_call(store, || store.record_attempt(d, &claims.jti, &result, now));
+    if let Err(e) = recorded {
         tracing::error!(id = d.id, error = %e, "recording a delivery attempt failed");
     }
 }
@@ -225,7 +226,7 @@ async fn send(
     d: &Delivery,
     claims: &LogoutClaims,
 ) -> Result<(), AttemptFailure> {
-    let (uri, realm_allows_http) = current_target(store, d)?;
+    let (uri, realm_allows_http) = crate::inline_call(store, || current_target(store, d))?;
     let url = reqwest::Url::parse(&uri)
         .map_err(|e| AttemptFailure::new(Category::InvalidUri, format!("{uri}: {e}")))?;
     backchannel.allow_hosts.check(&url, realm_allows_http)?;

@@ -29,7 +29,7 @@ impl SessionService {
 
     /// Every administrator.
     pub fn list_admins(&self) -> Result<Vec<AdminView>> {
-        self.sign_ins.accounts().list()
+        self.read(|_| self.sign_ins.accounts().list())
     }
 
     /// Creates an administrator or sets a new password; their other dashboard sessions end

@@ -18,7 +18,7 @@ impl SessionService {
         // Malformed input is refused as such before the target rules look at the URI.
         sessions::validate::client_registration(client_id, &registration)?;
         if let Some(uri) = &registration.backchannel_logout_uri {
-            let settings = self.store.get_realm(realm)?.settings;
+            let settings = self.read(|s| s.get_realm(realm))?.settings;
             self.backchannel
                 .allow_hosts
                 .check_registration(uri, settings.backchannel_allow_http)
@@ -37,12 +37,12 @@ impl SessionService {
 
     /// A registered client with its session count.
     pub fn get_client(&self, realm: &str, client_id: &str) -> Result<Client> {
-        self.store.get_client(realm, client_id)
+        self.read(|s| s.get_client(realm, client_id))
     }
 
     /// Every registered client of the realm with its session count.
     pub fn list_clients(&self, realm: &str) -> Result<Vec<Client>> {
-        self.store.list_clients(realm)
+        self.read(|s| s.list_clients(realm))
     }
 
     /// Removes a client's registration; false if there was none. Durable.

@@ -15,7 +15,7 @@ impl SessionService {
 
     /// The live grant a token belongs to.
     pub fn introspect(&self, realm: &str, token: &str) -> Result<Option<Grant>> {
-        self.store.introspect(realm, token, Utc::now())
+        self.read(|s| s.introspect(realm, token, Utc::now()))
     }
 
     /// The live grants of a subject or a session.

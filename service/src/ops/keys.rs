@@ -21,7 +21,7 @@ pub struct RotatedKeys {
 impl SessionService {
     /// Every API key, by name.
     pub fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        self.keys.list()
+        self.read(|_| self.keys.list())
     }
 
     /// Creates an API key; its secret is answered this once. Audited.

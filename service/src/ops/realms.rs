@@ -20,17 +20,19 @@ impl SessionService {
 
     /// A realm with its settings and exact session count.
     pub fn get_realm(&self, name: &str) -> Result<Realm> {
-        self.store.get_realm(name)
+        self.read(|s| s.get_realm(name))
     }
 
     /// The realms administrators work with; with `include_reserved`, the server's own too (the
     /// dashboard lists administrators' sessions).
     pub fn list_realms(&self, include_reserved: bool) -> Result<Vec<Realm>> {
-        if include_reserved {
-            self.store.list_realms()
-        } else {
-            self.store.list_user_realms()
-        }
+        self.read(|s| {
+            if include_reserved {
+                s.list_realms()
+            } else {
+                s.list_user_realms()
+            }
+        })
     }
 }
 

@@ -25,7 +25,7 @@ impl SessionService {
 
     /// The session the token belongs to, if valid; with `refresh`, extends its idle expiry.
     pub fn validate(&self, realm: &str, token: &str, refresh: bool) -> Result<Option<Session>> {
-        self.store.validate(realm, token, refresh, Utc::now())
+        self.read(|s| s.validate(realm, token, refresh, Utc::now()))
     }
 
     /// Ends the token's session with every flag. Durable.
@@ -49,7 +49,7 @@ impl SessionService {
 
     /// The whitelisted properties of the token's session.
     pub fn get_properties(&self, realm: &str, token: &str) -> Result<BTreeMap<String, String>> {
-        self.store.get_properties(realm, token, Utc::now())
+        self.read(|s| s.get_properties(realm, token, Utc::now()))
     }
 
     /// Sets whitelisted properties of the token's session.
@@ -71,7 +71,7 @@ impl SessionService {
 
     /// One session by its id.
     pub fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
-        self.store.get_session(realm, sid)
+        self.read(|s| s.get_session(realm, sid))
     }
 
     /// Ends selected or filtered sessions with the request's flags (or previews it). An

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod check;
+pub mod export;
 mod grants;
 mod group_commit;
 mod keys;

@@ -21,6 +21,7 @@ mod accounts;
 mod check;
 mod compact;
 mod counts;
+mod export;
 mod layout;
 mod locks;
 mod ops;

@@ -1,0 +1,295 @@
+//! Filling the store with another store's contents exactly ([`sessions::store::export`]): the
+//! same session ids, token hashes, grant ids, delivery and audit ids, realm numbers and
+//! results-token key. Every insert skips what is there already, so an interrupted copy is
+//! finished by running it again; the counters are rebuilt from the rows at the end.
+
+use std::collections::BTreeSet;
+
+use sessions::delivery::Delivery;
+use sessions::model::{AuditEntry, ClientRegistration};
+use sessions::store::export::{ExportedGrant, ExportedRealm, ExportedSession};
+use sessions::store::shared::words;
+use sessions::{Result, SessionError};
+use uuid::Uuid;
+
+use super::check::RECOUNTS;
+use super::db::R;
+use super::rows::{kind_number, status_number};
+use super::PostgresStore;
+
+fn uuid(s: &str) -> R<Uuid> {
+    Uuid::parse_str(s).map_err(|e| SessionError::Storage(format!("bad id {s}: {e}")).into())
+}
+
+fn json<T: serde::Serialize>(v: &T) -> R<serde_json::Value> {
+    serde_json::to_value(v).map_err(|e| SessionError::Storage(e.to_string()).into())
+}
+
+impl PostgresStore {
+    /// Adds a realm with its number, unless one of that name exists.
+    pub fn import_realm(&self, r: &ExportedRealm) -> Result<()> {
+        self.db.write(async |tx| {
+            tx.execute(
+                "INSERT INTO realms (realm, id, settings, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (realm) DO NOTHING",
+                &[&r.name, &(r.id as i32), &json(&r.settings)?, &r.created_at],
+            )
+            .await?;
+            // New realms get numbers after every imported one.
+            tx.execute(
+                "SELECT setval('realm_ids', greatest((SELECT max(id) FROM realms), 1))",
+                &[],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Signs results tokens with `key` from now on (every server reads it at its next start),
+    /// so that tokens the other store handed out stay valid.
+    pub fn import_results_token_key(&self, key: &[u8; 32]) -> Result<()> {
+        self.db.run(async |tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('results_token_key', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&&key[..]],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Registers clients, unless registered.
+    pub fn import_clients(
+        &self,
+        realm: &str,
+        clients: &[(String, ClientRegistration)],
+    ) -> Result<()> {
+        self.db.write(async |tx| {
+            for (id, reg) in clients {
+                tx.execute(
+                    "INSERT INTO clients (realm, client_id, registration) VALUES ($1, $2, $3)
+                     ON CONFLICT (realm, client_id) DO NOTHING",
+                    &[&realm, id, &json(reg)?],
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Adds sessions with their client and word rows, skipping those there already.
+    pub fn import_sessions(&self, realm: &str, sessions: &[ExportedSession]) -> Result<()> {
+        self.db.write(async |tx| {
+            for e in sessions {
+                let s = &e.session;
+                let sid = uuid(&s.sid)?;
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO sessions (realm, sid, subject_id, display_name, created_at,
+                                               last_access_at, idle_expires_at, expires_at,
+                                               client_ids, properties, ip, user_agent, token_hash,
+                                               token_lookup)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                         ON CONFLICT (realm, sid) DO NOTHING",
+                        &[
+                            &realm,
+                            &sid,
+                            &s.subject_id,
+                            &s.display_name,
+                            &s.created_at,
+                            &s.last_access_at,
+                            &s.idle_expires_at,
+                            &s.expires_at,
+                            &s.client_ids,
+                            &json(&s.properties)?,
+                            &s.ip,
+                            &s.user_agent,
+                            &&e.token_hash[..],
+                            &e.found_by_hash,
+                        ],
+                    )
+                    .await?;
+                if inserted == 0 {
+                    continue;
+                }
+                let name_words: Vec<String> = s
+                    .display_name
+                    .as_deref()
+                    .map(|n| words(n).collect::<BTreeSet<_>>().into_iter().collect())
+                    .unwrap_or_default();
+                tx.execute(
+                    "INSERT INTO session_clients (realm, client_id, created_at, sid)
+                     SELECT $1, c, $3, $4 FROM unnest($2::text[]) AS c",
+                    &[&realm, &s.client_ids, &s.created_at, &sid],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO session_words (realm, word, created_at, sid)
+                     SELECT $1, w, $3, $4 FROM unnest($2::text[]) AS w",
+                    &[&realm, &name_words, &s.created_at, &sid],
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Adds grants, skipping those there already.
+    pub fn import_grants(&self, realm: &str, grants: &[ExportedGrant]) -> Result<()> {
+        self.db.write(async |tx| {
+            for e in grants {
+                let g = &e.grant;
+                let sid = g.sid.as_deref().map(uuid).transpose()?;
+                let hash = e.token_hash.map(|h| h.to_vec());
+                tx.execute(
+                    "INSERT INTO grants (realm, id, kind, subject_id, sid, client_id, scopes,
+                                         created_at, expires_at, token_hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (realm, id) DO NOTHING",
+                    &[
+                        &realm,
+                        &uuid(&g.grant_id)?,
+                        &kind_number(g.kind),
+                        &g.subject_id,
+                        &sid,
+                        &g.client_id,
+                        &g.scopes,
+                        &g.created_at,
+                        &g.expires_at,
+                        &hash,
+                    ],
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Adds deliveries with their ids, skipping those there already.
+    pub fn import_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        self.db.write(async |tx| {
+            for d in deliveries {
+                tx.execute(
+                    "INSERT INTO deliveries (realm, id, client_id, uri, subject_id, sid, reason,
+                                             status, attempts, window_attempts, created_at,
+                                             retry_window_start, next_attempt_at, last_attempt_at,
+                                             delivered_at, last_error, last_jti)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                             $16, $17)
+                     ON CONFLICT (realm, id) DO NOTHING",
+                    &[
+                        &d.realm,
+                        &(d.id as i64),
+                        &d.client_id,
+                        &d.uri,
+                        &d.subject_id,
+                        &uuid(&d.sid)?,
+                        &d.reason,
+                        &status_number(d.status),
+                        &(d.attempts as i32),
+                        &(d.window_attempts as i32),
+                        &d.created_at,
+                        &d.retry_window_start,
+                        &d.next_attempt_at,
+                        &d.last_attempt_at,
+                        &d.delivered_at,
+                        &d.last_error,
+                        &d.last_jti,
+                    ],
+                )
+                .await?;
+            }
+            tx.execute(
+                "SELECT setval('delivery_ids', greatest((SELECT max(id) FROM deliveries), 1))",
+                &[],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Adds audit entries with their ids, skipping those there already.
+    pub fn import_audit(&self, entries: &[(u64, AuditEntry)]) -> Result<()> {
+        self.db.write(async |tx| {
+            for (id, e) in entries {
+                tx.execute(
+                    "INSERT INTO audit (realm, id, at, actor, action, target, reason, outcome)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (realm, id) DO NOTHING",
+                    &[
+                        &e.realm.as_deref().unwrap_or(""),
+                        &(*id as i64),
+                        &e.at,
+                        &e.actor,
+                        &e.action,
+                        &e.target,
+                        &e.reason,
+                        &e.outcome,
+                    ],
+                )
+                .await?;
+            }
+            tx.execute(
+                "SELECT setval('audit_id_seq', greatest((SELECT max(id) FROM audit), 1))",
+                &[],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Replaces every counter by a recount of the rows it counts, in one transaction.
+    pub fn rebuild_counters(&self) -> Result<()> {
+        self.db.write(async |tx| {
+            tx.execute("DELETE FROM counters", &[]).await?;
+            for (kind, _, recount) in RECOUNTS {
+                let sql = format!(
+                    "INSERT INTO counters (realm, kind, key, stripe, count)
+                     SELECT realm, $1, key, 0, n FROM ({recount}) AS r (realm, key, n)"
+                );
+                tx.execute(&sql, &[&kind]).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Rows per table: sessions, grants, deliveries (and per status), audit entries, clients,
+    /// API keys, administrators and signing keys, for comparing a copy with its source.
+    pub fn row_counts(&self) -> Result<Vec<(String, u64)>> {
+        self.db.run(async |tx| {
+            let row = tx
+                .query_one(
+                    "SELECT (SELECT count(*) FROM realms), (SELECT count(*) FROM clients),
+                            (SELECT count(*) FROM sessions), (SELECT count(*) FROM grants),
+                            (SELECT count(*) FROM deliveries WHERE status = 0),
+                            (SELECT count(*) FROM deliveries WHERE status = 1),
+                            (SELECT count(*) FROM deliveries WHERE status = 2),
+                            (SELECT count(*) FROM audit), (SELECT count(*) FROM api_keys),
+                            (SELECT count(*) FROM admins), (SELECT count(*) FROM signing_keys)",
+                    &[],
+                )
+                .await?;
+            ROW_COUNTS
+                .iter()
+                .enumerate()
+                .map(|(i, name)| Ok(((*name).to_owned(), row.try_get::<_, i64>(i)? as u64)))
+                .collect()
+        })
+    }
+}
+
+/// What [`PostgresStore::row_counts`] counts, in its order.
+pub const ROW_COUNTS: [&str; 11] = [
+    "realms",
+    "clients",
+    "sessions",
+    "grants",
+    "pending deliveries",
+    "delivered deliveries",
+    "failed deliveries",
+    "audit entries",
+    "API keys",
+    "administrators",
+    "signing keys",
+];

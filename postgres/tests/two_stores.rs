@@ -1,0 +1,113 @@
+//! Two stores on one database, as two servers: a quota holds when both create for one subject at
+//! once, and two reapers together remove each expired session once.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{TimeDelta, Utc};
+use sessions::store::SessionStore;
+use sessions::{NewSession, RealmSettingsUpdate, SessionError};
+use store_postgres::scratch::ScratchPostgres;
+use store_postgres::PostgresStore;
+
+fn two_stores() -> (PostgresStore, PostgresStore) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let pg = ScratchPostgres::shared();
+    let name = format!("two_stores_{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    pg.create_database(&name).unwrap();
+    let url = pg.url_for(&name);
+    (
+        PostgresStore::open(&url).unwrap(),
+        PostgresStore::open(&url).unwrap(),
+    )
+}
+
+#[test]
+fn a_quota_holds_when_two_servers_create_for_one_subject_at_once() {
+    let (a, b) = two_stores();
+    let quota = RealmSettingsUpdate {
+        max_sessions_per_subject: Some(Some(3)),
+        ..Default::default()
+    };
+    a.put_realm("r", &quota, "test", Utc::now()).unwrap();
+    let new = NewSession {
+        subject_id: "alice".into(),
+        ..Default::default()
+    };
+    let outcomes: Vec<Result<(), SessionError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = if i % 2 == 0 { &a } else { &b };
+                let new = &new;
+                scope.spawn(move || {
+                    (0..3)
+                        .map(|_| store.create_session("r", new, Utc::now()).map(drop))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let created = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(created, 3, "{outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().err())
+        .all(|e| matches!(e, SessionError::QuotaExceeded(_))));
+    assert_eq!(b.get_realm("r").unwrap().session_count, 3);
+    assert_eq!(a.check().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn two_reapers_at_once_remove_each_expired_session_once() {
+    let (a, b) = two_stores();
+    let short = RealmSettingsUpdate {
+        idle_timeout_secs: Some(60),
+        backchannel_logout_on_expiry: Some(true),
+        ..Default::default()
+    };
+    let t0 = Utc::now();
+    a.put_realm("r", &short, "test", t0).unwrap();
+    let crm = sessions::ClientRegistration {
+        backchannel_logout_uri: Some("https://crm.example.com/logout".into()),
+        ..Default::default()
+    };
+    a.put_client("r", "crm", &crm, "test", t0).unwrap();
+    for i in 0..600 {
+        let new = NewSession {
+            subject_id: format!("user{i}"),
+            client_ids: vec!["crm".into()],
+            ..Default::default()
+        };
+        a.create_session("r", &new, t0).unwrap();
+    }
+    let later = t0 + TimeDelta::seconds(61);
+    let reaped: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = [&a, &b]
+            .into_iter()
+            .map(|store| {
+                scope.spawn(move || {
+                    let mut total = 0;
+                    loop {
+                        let n = store.reap_expired(later, 50).unwrap();
+                        if n == 0 {
+                            return total;
+                        }
+                        total += n;
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    assert_eq!(reaped, 600, "each expired session reaped once");
+    assert_eq!(a.get_realm("r").unwrap().session_count, 0);
+    let deliveries = b.list_deliveries("r", None, None, 1).unwrap();
+    assert_eq!(
+        deliveries.counts.pending, 600,
+        "one logout per expired session"
+    );
+    assert_eq!(b.check().unwrap(), Vec::<String>::new());
+}

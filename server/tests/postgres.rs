@@ -1,0 +1,300 @@
+//! The server on PostgreSQL (`serve --store postgres://...`), started exactly as the binary
+//! starts it (`server::serve`), two servers on one scratch database: what one does, the other
+//! sees at once, and their delivery workers share the outbox without sending anything twice.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use clap::Parser;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use server::cli::{Cli, Command};
+use store_postgres::scratch::ScratchPostgres;
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "postgres-test-key-0123456789";
+
+/// A new database on the shared scratch server; its URL.
+fn database() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let pg = ScratchPostgres::shared();
+    let name = format!("server_{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    pg.create_database(&name).unwrap();
+    pg.url_for(&name)
+}
+
+/// A server started with `server::serve` in this process.
+struct Running {
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    async fn start(store_url: &str, extra: &[&str]) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut argv: Vec<String> = [
+            "server",
+            "serve",
+            "--addr",
+            &addr.to_string(),
+            // Not used with --store: nothing may be written there.
+            "--data-dir",
+            &dir.path().join("unused").display().to_string(),
+            "--store",
+            store_url,
+            "--bootstrap-api-key",
+            KEY,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        let stop = CancellationToken::new();
+        let done = tokio::spawn(server::serve(args, listener, stop.clone()));
+        let running = Running {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            stop,
+            done,
+        };
+        for _ in 0..1200 {
+            assert!(!running.done.is_finished(), "the server stopped");
+            if let Ok(r) = running.http.get(running.url("/healthz")).send().await {
+                if r.status().is_success() {
+                    assert!(
+                        !dir.path().join("unused").exists(),
+                        "the embedded store was opened"
+                    );
+                    return running;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the server did not start");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Value) -> Value {
+        let (status, v) = self.api(method, path, Some(body)).await;
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+
+    async fn valid(&self, realm: &str, token: &str) -> bool {
+        let path = format!("/api/v1/realms/{realm}/sessions/validate");
+        let v = self
+            .ok(
+                Method::POST,
+                &path,
+                json!({"token": token, "refresh": false}),
+            )
+            .await;
+        v["valid"].as_bool().unwrap()
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.done.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_one_server_does_the_other_sees_at_once() {
+    let url = database();
+    let a = Running::start(&url, &[]).await;
+    let b = Running::start(&url, &[]).await;
+    a.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
+    let created = a
+        .ok(
+            Method::POST,
+            "/api/v1/realms/acme/sessions",
+            json!({"subject_id": "alice", "display_name": "Alice Smith"}),
+        )
+        .await;
+    let (sid, token) = (
+        created["sid"].as_str().unwrap(),
+        created["token"].as_str().unwrap(),
+    );
+    assert!(b.valid("acme", token).await, "created on A, valid on B");
+    let (status, listed) = b
+        .api(
+            Method::GET,
+            "/api/v1/realms/acme/sessions?display_name=smi",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["total_count"], 1);
+
+    let removed = a
+        .ok(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/remove",
+            json!({"sids": [sid]}),
+        )
+        .await;
+    assert_eq!(removed["sessions_removed"], 1);
+    assert!(
+        !b.valid("acme", token).await,
+        "revoked on A, invalid on B at once"
+    );
+    let (status, _) = b
+        .api(
+            Method::GET,
+            &format!("/api/v1/realms/acme/sessions/{sid}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, realm) = b.api(Method::GET, "/api/v1/realms/acme", None).await;
+    assert_eq!(realm["session_count"], 0);
+    // Bad input is a 4xx on this backend too.
+    let (status, _) = b
+        .api(
+            Method::POST,
+            "/api/v1/realms/acme/sessions",
+            json!({"subject_id": ""}).into(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = b
+        .api(Method::GET, "/api/v1/realms/nowhere/sessions", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Logout notifications received on 127.0.0.1, by sid.
+#[derive(Clone, Default)]
+struct Receiver {
+    by_sid: Arc<Mutex<BTreeMap<String, u32>>>,
+}
+
+impl Receiver {
+    /// Listens on a free port; answers the URL to register.
+    async fn start(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = self.by_sid.clone();
+        let app = axum::Router::new().route(
+            "/logout",
+            axum::routing::post(move |body: String| {
+                let received = received.clone();
+                async move {
+                    let form: BTreeMap<String, String> =
+                        url::form_urlencoded::parse(body.as_bytes())
+                            .into_owned()
+                            .collect();
+                    let claims = form["logout_token"].split('.').nth(1).unwrap().to_owned();
+                    let claims: Value =
+                        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+                    let sid = claims["sid"].as_str().unwrap().to_owned();
+                    *received.lock().unwrap().entry(sid).or_default() += 1;
+                    StatusCode::OK
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/logout")
+    }
+
+    fn counts(&self) -> BTreeMap<String, u32> {
+        self.by_sid.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_both_delivery_workers_running_each_notification_is_sent_once() {
+    let url = database();
+    let receiver = Receiver::default();
+    let uri = receiver.start().await;
+    let loopback = ["--backchannel-allow-hosts", "127.0.0.1"];
+    let a = Running::start(&url, &loopback).await;
+    let b = Running::start(&url, &loopback).await;
+    a.ok(
+        Method::PUT,
+        "/api/v1/realms/acme",
+        json!({"backchannel_allow_http": true}),
+    )
+    .await;
+    a.ok(
+        Method::PUT,
+        "/api/v1/realms/acme/clients/crm",
+        json!({"backchannel_logout_uri": uri}),
+    )
+    .await;
+    let mut sids = Vec::new();
+    for i in 0..40 {
+        let created = a
+            .ok(
+                Method::POST,
+                "/api/v1/realms/acme/sessions",
+                json!({"subject_id": format!("user{i}"), "client_ids": ["crm"]}),
+            )
+            .await;
+        sids.push(created["sid"].as_str().unwrap().to_owned());
+    }
+    // Half ended through each server: both workers are woken with work queued.
+    for (i, sid) in sids.iter().enumerate() {
+        let server = if i % 2 == 0 { &a } else { &b };
+        server
+            .ok(
+                Method::POST,
+                "/api/v1/realms/acme/sessions/remove",
+                json!({"sids": [sid]}),
+            )
+            .await;
+    }
+    for _ in 0..400 {
+        if receiver.counts().len() == sids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both workers keep polling a while longer: nothing may come twice.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = receiver.counts();
+    assert_eq!(
+        counts.len(),
+        sids.len(),
+        "every session's notification arrived"
+    );
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    let (_, page) = b
+        .api(
+            Method::GET,
+            "/api/v1/realms/acme/backchannel-deliveries",
+            None,
+        )
+        .await;
+    assert_eq!(page["counts"]["delivered"], sids.len(), "{page}");
+    assert_eq!(page["counts"]["pending"], 0);
+    a.stop().await;
+    b.stop().await;
+}

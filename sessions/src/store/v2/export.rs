@@ -1,0 +1,159 @@
+//! Reading everything the v2 layout holds as plain values ([`crate::store::export`]), in key
+//! order a batch at a time, each batch starting after the last item of the one before.
+
+use std::ops::Bound;
+
+use super::super::export::{ExportedGrant, ExportedRealm, ExportedSession};
+use super::super::grants::StoredGrant;
+use super::super::outbox;
+use super::super::record::from_ms;
+use super::{layout, SledStoreV2};
+use crate::delivery::Delivery;
+use crate::error::{Result, SessionError};
+use crate::model::{AuditEntry, ClientRegistration};
+
+/// The keys under `prefix` after `after` (a full key), up to `limit` of them.
+fn range_after(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    after: Option<Vec<u8>>,
+    limit: usize,
+) -> Result<Vec<(sled::IVec, sled::IVec)>> {
+    let lower = match after {
+        Some(k) => Bound::Excluded(k),
+        None => Bound::Included(prefix.to_vec()),
+    };
+    let mut out = Vec::new();
+    for item in tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
+        let (k, v) = item?;
+        if !k.starts_with(prefix) || out.len() == limit {
+            break;
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+impl SledStoreV2 {
+    /// Every realm, by name, with its number.
+    pub fn export_realms(&self) -> Vec<ExportedRealm> {
+        let mut out: Vec<ExportedRealm> = self
+            .realms
+            .load()
+            .values()
+            .map(|r| ExportedRealm {
+                id: r.id,
+                name: r.name.clone(),
+                settings: r.settings.clone(),
+                created_at: from_ms(r.created_ms),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The key results tokens are signed with.
+    pub fn results_token_key(&self) -> Result<[u8; 32]> {
+        match self.tree.get(layout::meta_key("results_token_key"))? {
+            Some(k) if k.len() == 32 => Ok(k.as_ref().try_into().expect("32 bytes")),
+            _ => Err(SessionError::Storage("results token key missing".into())),
+        }
+    }
+
+    /// Every registered client of a realm, by id.
+    pub fn export_clients(&self, realm: &str) -> Result<Vec<(String, ClientRegistration)>> {
+        let realm = self.realm(realm)?;
+        let prefix = layout::prefix(realm.id, layout::CLIENT_REG);
+        range_after(&self.tree, &prefix, None, usize::MAX)?
+            .into_iter()
+            .map(|(k, v)| {
+                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                let reg = serde_json::from_slice(&v)
+                    .map_err(|e| SessionError::Storage(format!("corrupt client record: {e}")))?;
+                Ok((id, reg))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` sessions of a realm in creation order, after the session `after` names
+    /// (its creation time in ms and sid).
+    pub fn export_sessions(
+        &self,
+        realm: &str,
+        after: Option<(i64, [u8; 16])>,
+        limit: usize,
+    ) -> Result<Vec<ExportedSession>> {
+        let realm = self.realm(realm)?;
+        let prefix = layout::prefix(realm.id, layout::RECORD);
+        let after = after.map(|(ms, sid)| layout::record_key(realm.id, ms, &sid).to_vec());
+        range_after(&self.tree, &prefix, after, limit)?
+            .into_iter()
+            .map(|(k, v)| {
+                let (created, sid) = layout::split_time_sid(&k);
+                let s = self.decode(created, &sid, &v)?;
+                Ok(ExportedSession {
+                    found_by_hash: layout::created_of_sid(&sid) != Some(created),
+                    token_hash: s.token_hash,
+                    session: s.to_session(&realm.name),
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` grants of a realm in grant-id order, after the grant `after`.
+    pub fn export_grants(
+        &self,
+        realm: &str,
+        after: Option<[u8; 16]>,
+        limit: usize,
+    ) -> Result<Vec<ExportedGrant>> {
+        let realm = self.realm(realm)?;
+        let prefix = layout::prefix(realm.id, layout::GRANT);
+        let after = after.map(|id| layout::grant_key(realm.id, &id).to_vec());
+        range_after(&self.tree, &prefix, after, limit)?
+            .into_iter()
+            .map(|(_, v)| {
+                let g = StoredGrant::decode(&v)?;
+                Ok(ExportedGrant {
+                    token_hash: g.token_hash,
+                    grant: g.to_grant(&realm.name),
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` deliveries of a realm in id order, after the delivery `after`.
+    pub fn export_deliveries(
+        &self,
+        realm: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let realm = self.realm(realm)?;
+        let prefix = layout::prefix(realm.id, layout::DELIVERY);
+        let after = after.map(|id| layout::delivery_key(realm.id, id).to_vec());
+        range_after(&self.tree, &prefix, after, limit)?
+            .into_iter()
+            .map(|(_, v)| outbox::decode(&v))
+            .collect()
+    }
+
+    /// Up to `limit` audit entries, oldest first, after the entry `after`.
+    pub fn export_audit(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEntry)>> {
+        let prefix = layout::prefix(layout::GLOBAL, layout::AUDIT);
+        let after = after.map(layout::audit_key);
+        range_after(&self.tree, &prefix, after, limit)?
+            .into_iter()
+            .map(|(k, v)| {
+                let id = u64::from_be_bytes(
+                    k[5..]
+                        .try_into()
+                        .map_err(|_| SessionError::Storage("bad audit key".into()))?,
+                );
+                let entry = serde_json::from_slice(&v)
+                    .map_err(|e| SessionError::Storage(format!("corrupt audit entry: {e}")))?;
+                Ok((id, entry))
+            })
+            .collect()
+    }
+}
