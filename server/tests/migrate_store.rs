@@ -89,6 +89,7 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
             display_name: Some(format!("Person{i} Smith")),
             client_ids: vec!["crm".into()],
             properties: [("theme".to_string(), "dark".to_string())].into(),
+            ip: Some(format!("203.0.113.{i}")),
             ..Default::default()
         };
         let c = sled
@@ -157,6 +158,16 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         ..Default::default()
     };
     let named = all_pages(sled.as_ref(), by_name.clone());
+    let by_address = SessionQuery {
+        ip: Some("203.0.113.0/28".into()),
+        ..Default::default()
+    };
+    let addressed = all_pages(sled.as_ref(), by_address.clone());
+    assert_eq!(
+        addressed.len(),
+        12,
+        "16 addresses, the first 4 sessions ended"
+    );
     let deliveries = sled.list_deliveries("acme", None, None, 100).unwrap();
     let audit = sled.audit_log(None, 1000).unwrap();
     let grants_of_user2 = sled
@@ -179,6 +190,7 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
     );
     assert_eq!(all_pages(copy.as_ref(), SessionQuery::default()), listed);
     assert_eq!(all_pages(copy.as_ref(), by_name), named);
+    assert_eq!(all_pages(copy.as_ref(), by_address), addressed);
     assert_eq!(
         copy.list_deliveries("acme", None, None, 100).unwrap(),
         deliveries

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use sessions::address::address_bytes;
 use sessions::delivery::Delivery;
 use sessions::model::{AuditEntry, ClientRegistration};
 use sessions::store::export::{ExportedGrant, ExportedRealm, ExportedSession};
@@ -89,8 +90,9 @@ impl PostgresStore {
                         "INSERT INTO sessions (realm, sid, subject_id, display_name, created_at,
                                                last_access_at, idle_expires_at, expires_at,
                                                client_ids, properties, ip, user_agent, token_hash,
-                                               token_lookup)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                               token_lookup, address)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                                 $15)
                          ON CONFLICT (realm, sid) DO NOTHING",
                         &[
                             &realm,
@@ -107,6 +109,7 @@ impl PostgresStore {
                             &s.user_agent,
                             &&e.token_hash[..],
                             &e.found_by_hash,
+                            &s.ip.as_deref().and_then(address_bytes).map(|a| a.to_vec()),
                         ],
                     )
                     .await?;
