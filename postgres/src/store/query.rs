@@ -167,7 +167,7 @@ pub(crate) async fn matching(
           ORDER BY s.created_at DESC, s.sid DESC",
         c.sql
     );
-    Ok(tx.query(&sql, &c.refs()).await?)
+    tx.query(&sql, &c.refs()).await
 }
 
 /// The exact number of sessions the filters match: from a counter when one answers it, else

@@ -62,6 +62,9 @@ const TREE: &str = "sessions_v2";
 /// A counter checkpoint is written after this many journal entries (`SESSIONS_CHECKPOINT_EVERY`
 /// in the environment overrides it).
 const CHECKPOINT_EVERY: u64 = 20_000;
+/// Counters by key, as stored.
+type CounterValues = Vec<(Vec<u8>, i64)>;
+
 /// The meta value naming the first journal entry the stored counters do not cover.
 const COUNTERS_UPTO: &str = "counters_upto";
 /// sled's page cache: enough for the indexes' upper levels and the hot records at a million
@@ -408,7 +411,7 @@ impl SledStoreV2 {
 
     /// A checkpoint of the earlier format (every counter, in chunks): the first journal entry it
     /// does not cover and the counters.
-    fn chunked_checkpoint(&self) -> Result<Option<(u64, Vec<(Vec<u8>, i64)>)>> {
+    fn chunked_checkpoint(&self) -> Result<Option<(u64, CounterValues)>> {
         let (from, chunks) = match self.tree.get(layout::checkpoint_key(u32::MAX))? {
             Some(v) if v.len() == 12 => (
                 u64::from_be_bytes(v[..8].try_into().expect("8")),
