@@ -77,6 +77,7 @@ pub fn run(settings: &Settings, progress: &Progress) -> Result<Vec<Row>, String>
             data: Dataset::new(size, Utc::now()),
         };
         rows.extend(bench.size()?);
+        drop(work);
         progress.say(&format!("{size} sessions: done; work directory deleted"));
     }
     Ok(rows)
