@@ -19,6 +19,12 @@ use crate::error::{Result, SessionError};
 use crate::model::{QueryResult, SessionQuery, SortKey};
 use crate::validate;
 
+/// Most index entries walked to intersect several filters' candidates (see `intersect`).
+const INTERSECT_LIMIT: u64 = 400_000;
+/// Below this many candidates for its most selective filter, a query reads those sessions and
+/// checks the other filters on each rather than intersecting index entries.
+const INTERSECT_FROM: u64 = 1_000;
+
 /// Where a listing's rows come from.
 enum Source {
     /// The records themselves: every session of the realm, in creation order.
@@ -29,6 +35,9 @@ enum Source {
     Attr(Vec<u8>),
     /// Matching sessions loaded and sorted by position.
     Rows(Vec<(Position, StoredSession)>),
+    /// Matching sessions by location (created, sid), sorted: a listing in creation order whose
+    /// filters the index entries decide alone, so only the page's sessions are read.
+    Located(Vec<Position>),
 }
 
 /// Index entries that name every session a filter can match (and maybe more). Each key ends with
@@ -297,6 +306,15 @@ impl SledStoreV2 {
                 keys_exact: true,
             });
         }
+        if let Some(rows) = self.intersect(realm, sort, &attributes, filters)? {
+            let n = rows.len() as u64;
+            return Ok(Plan {
+                source: Source::Rows(rows),
+                known_count: Some(n),
+                count_under: None,
+                count_keys_only: false,
+            });
+        }
         let single = attributes.len() == 1;
         let Attribute {
             candidates,
@@ -316,6 +334,17 @@ impl SledStoreV2 {
             Candidates::Attr(prefix) if sort == SortKey::Created => Source::Attr(prefix.clone()),
             Candidates::Address(r) if r.is_single() && sort == SortKey::Created => {
                 Source::Attr(layout::address_prefix(realm, &r.first).to_vec())
+            }
+            _ if n <= MATERIALIZE_LIMIT && sort == SortKey::Created && single && keys_exact => {
+                let mut located = self.candidates_in(realm, &candidates, filters)?;
+                located.sort_unstable();
+                let n = located.len() as u64;
+                return Ok(Plan {
+                    source: Source::Located(located),
+                    known_count: Some(n),
+                    count_under: None,
+                    count_keys_only: false,
+                });
             }
             _ if n <= MATERIALIZE_LIMIT => {
                 let mut rows = Vec::with_capacity(n as usize);
@@ -344,6 +373,56 @@ impl SledStoreV2 {
             count_under: Some(candidates),
             count_keys_only: single && keys_exact,
         })
+    }
+
+    /// With several filters that each have index entries and none selective enough to read its
+    /// sessions one by one ([`INTERSECT_FROM`]), the sessions in all of them: their entries' (created, sid) are
+    /// intersected, from the smallest up, and only the sessions left are read (sorted, like a
+    /// small filtered set). So "alice smi" reads the keys of both word ranges instead of every
+    /// session of the rarer one. `None` when that would walk more than [`INTERSECT_LIMIT`]
+    /// entries or leave more than [`MATERIALIZE_LIMIT`] sessions: then the plan walks an index.
+    fn intersect(
+        &self,
+        realm: RealmId,
+        sort: SortKey,
+        attributes: &[Attribute],
+        filters: &Filters,
+    ) -> Result<Option<Vec<(Position, StoredSession)>>> {
+        let smallest = attributes.iter().map(|a| a.n).min().unwrap_or(0);
+        let walked: u64 = attributes.iter().map(|a| a.n).sum();
+        if attributes.len() < 2 || smallest <= INTERSECT_FROM || walked > INTERSECT_LIMIT {
+            return Ok(None);
+        }
+        let mut by_size: Vec<&Attribute> = attributes.iter().collect();
+        by_size.sort_by_key(|a| a.n);
+        let mut left: HashSet<(i64, Sid)> = self
+            .candidates_in(realm, &by_size[0].candidates, filters)?
+            .into_iter()
+            .collect();
+        for a in &by_size[1..] {
+            let mut both = HashSet::with_capacity(left.len().min(a.n as usize));
+            self.walk_candidates(realm, &a.candidates, filters, |loc| {
+                if left.contains(&loc) {
+                    both.insert(loc);
+                }
+                true
+            })?;
+            left = both;
+        }
+        if left.len() as u64 > MATERIALIZE_LIMIT {
+            return Ok(None);
+        }
+        let mut rows = Vec::with_capacity(left.len());
+        for (created, sid) in left {
+            if let Some(s) = self
+                .load_at(realm, created, &sid)?
+                .filter(|s| filters.matches(s))
+            {
+                rows.push(((s.sort_time(sort), s.sid), s));
+            }
+        }
+        rows.sort_by_key(|row| row.0);
+        Ok(Some(rows))
     }
 
     /// Walks a source from a position (exclusive, or inclusive with `true`) in listing order
@@ -379,6 +458,24 @@ impl SledStoreV2 {
                     .take(want)
                     .cloned()
                     .collect());
+            }
+            Source::Located(located) => {
+                let iter: Box<dyn Iterator<Item = _>> = if key_reverse {
+                    Box::new(located.iter().rev())
+                } else {
+                    Box::new(located.iter())
+                };
+                let mut out = Vec::with_capacity(want.min(located.len()));
+                for &(created, sid) in iter.filter(|p| beyond(p)) {
+                    if out.len() == want {
+                        break;
+                    }
+                    // Gone since the plan was made: passed over, as a walk of an index would.
+                    if let Some(s) = self.load_at(realm, created, &sid)? {
+                        out.push(((created, sid), s));
+                    }
+                }
+                return Ok(out);
             }
             Source::Records => layout::prefix(realm, layout::RECORD).to_vec(),
             Source::Sorted(tag) => layout::prefix(realm, *tag).to_vec(),
