@@ -1,0 +1,162 @@
+//! Two server binaries on one PostgreSQL database under load, one of them killed with SIGKILL:
+//! every create and removal either server acknowledged is still there (or still gone) through the
+//! survivor, and the database's counters agree with its rows.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use store_postgres::scratch::ScratchPostgres;
+use store_postgres::PostgresStore;
+
+use common::{free_addr, wait_healthy};
+
+const KEY: &str = "postgres-kill-test-key-0123456789";
+
+/// The server binary on `addr`, on the database at `url`.
+fn start(addr: SocketAddr, url: &str, dir: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["serve", "--addr", &addr.to_string(), "--store", url])
+        .arg("--data-dir")
+        .arg(dir.join("unused"))
+        .env("SESSIONS_BOOTSTRAP_API_KEY", KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server binary starts")
+}
+
+/// A JSON call; `None` when there was no successful answer (refused, cut off, or an error).
+async fn call(http: &reqwest::Client, base: &str, path: &str, body: Value) -> Option<Value> {
+    let resp = http
+        .post(format!("{base}{path}"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+/// What the load saw acknowledged: created sessions (sid, token) and removed sids; and the
+/// removals it asked for (one cut off by the kill may or may not have happened).
+#[derive(Default)]
+struct Acknowledged {
+    created: Vec<(String, String)>,
+    removed: Vec<String>,
+    removal_asked: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_of_one_of_two_servers_under_load_loses_nothing_acknowledged() {
+    let pg = ScratchPostgres::shared();
+    pg.create_database("kill_one_of_two").unwrap();
+    let url = pg.url_for("kill_one_of_two");
+    let dir = tempfile::tempdir().unwrap();
+    let (a_addr, b_addr) = (free_addr(), free_addr());
+    let (a, b) = (format!("http://{a_addr}"), format!("http://{b_addr}"));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut server_a = start(a_addr, &url, dir.path());
+    wait_healthy(&http, &a).await;
+    let mut server_b = start(b_addr, &url, dir.path());
+    wait_healthy(&http, &b).await;
+    let realm = http
+        .put(format!("{a}/api/v1/realms/r"))
+        .bearer_auth(KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(realm.status().is_success());
+
+    // Four workers per server create sessions and end every third one they created.
+    let acked = Arc::new(Mutex::new(Acknowledged::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (http, acked, stop) = (http.clone(), acked.clone(), stop.clone());
+        let base = if w % 2 == 0 { a.clone() } else { b.clone() };
+        workers.push(tokio::spawn(async move {
+            let mut i = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let body = json!({"subject_id": format!("user-{w}-{}", i % 5)});
+                let Some(c) = call(&http, &base, "/api/v1/realms/r/sessions", body).await else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                let sid = c["sid"].as_str().unwrap().to_owned();
+                let token = c["token"].as_str().unwrap().to_owned();
+                acked.lock().unwrap().created.push((sid.clone(), token));
+                if i.is_multiple_of(3) {
+                    acked.lock().unwrap().removal_asked.push(sid.clone());
+                    let body = json!({"sids": [sid], "reason": "load test"});
+                    let path = "/api/v1/realms/r/sessions/remove";
+                    if call(&http, &base, path, body).await.is_some() {
+                        acked.lock().unwrap().removed.push(sid);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server_a.kill().unwrap(); // SIGKILL
+    server_a.wait().unwrap();
+    let at_kill = acked.lock().unwrap().created.len();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        at_kill > 20,
+        "the load ran before the kill ({at_kill} creates)"
+    );
+    assert!(
+        acked.created.len() > at_kill,
+        "server B kept answering after A was killed"
+    );
+    let removed: std::collections::HashSet<&String> = acked.removed.iter().collect();
+    let asked: std::collections::HashSet<&String> = acked.removal_asked.iter().collect();
+    for (sid, token) in &acked.created {
+        let v = call(
+            &http,
+            &b,
+            "/api/v1/realms/r/sessions/validate",
+            json!({"token": token}),
+        )
+        .await
+        .expect("validation through the survivor answers");
+        let valid = v["valid"].as_bool().unwrap();
+        if removed.contains(sid) {
+            assert!(!valid, "{sid}: an acknowledged removal came back");
+        } else if !asked.contains(sid) {
+            assert!(valid, "{sid}: an acknowledged create was lost");
+        }
+    }
+    println!(
+        "{} creates acknowledged ({at_kill} before the kill), {} removals acknowledged",
+        acked.created.len(),
+        acked.removed.len()
+    );
+    server_b.kill().unwrap();
+    server_b.wait().unwrap();
+
+    // The counters were written with the rows: a recount finds them equal.
+    let store = PostgresStore::open(&url).unwrap();
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}
