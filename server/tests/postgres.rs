@@ -298,3 +298,114 @@ async fn with_both_delivery_workers_running_each_notification_is_sent_once() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The `name=value` of the dashboard session cookie `sign_in` set.
+fn session_cookie(resp: &reqwest::Response) -> String {
+    let set = resp
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// The session count in the first `count` event of a live stream.
+async fn first_live_count(resp: reqwest::Response) -> u64 {
+    let mut stream = resp.bytes_stream();
+    let mut text = String::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if let Some(data) = text
+            .split("event: count\ndata: ")
+            .nth(1)
+            .and_then(|rest| rest.split_once('\n'))
+        {
+            return data.0.trim().parse().unwrap();
+        }
+    }
+    panic!("the live stream ended without a count: {text}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dashboard_on_one_server_sees_a_removal_made_through_the_other() {
+    const PASSWORD: &str = "correct horse battery staple";
+    let url = database();
+    let a = Running::start(&url, &[]).await;
+    let b = Running::start(
+        &url,
+        &["--admin-password", PASSWORD, "--plain-http-cookies"],
+    )
+    .await;
+    a.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
+    let mut sids = Vec::new();
+    for name in ["Zed Stays", "Yan Leaves"] {
+        let c = a
+            .ok(
+                Method::POST,
+                "/api/v1/realms/acme/sessions",
+                json!({"subject_id": name.to_lowercase().replace(' ', "-"), "display_name": name}),
+            )
+            .await;
+        sids.push(c["sid"].as_str().unwrap().to_owned());
+    }
+    let signed_in = b
+        .http
+        .post(b.url("/api/sign_in"))
+        .header("origin", &b.base)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        signed_in.status().is_success() || signed_in.status().is_redirection(),
+        "sign-in on B: {}",
+        signed_in.status()
+    );
+    let cookie = session_cookie(&signed_in);
+    let page = || async {
+        let resp = b
+            .http
+            .get(b.url("/?realm=acme"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.text().await.unwrap()
+    };
+    let live = || async {
+        let resp = b
+            .http
+            .get(b.url("/live/realms/acme"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        first_live_count(resp).await
+    };
+    let before = page().await;
+    assert!(before.contains("Zed Stays") && before.contains("Yan Leaves"));
+    assert_eq!(live().await, 2);
+
+    a.ok(
+        Method::POST,
+        "/api/v1/realms/acme/sessions/remove",
+        json!({"sids": [sids[1]]}),
+    )
+    .await;
+    let after = page().await;
+    assert!(
+        after.contains("Zed Stays"),
+        "the other session is still listed"
+    );
+    assert!(
+        !after.contains("Yan Leaves"),
+        "B's dashboard lists what A removed"
+    );
+    assert_eq!(live().await, 1, "B's live count says so too");
+    a.stop().await;
+    b.stop().await;
+}
