@@ -18,18 +18,37 @@ use common::{free_addr, wait_healthy};
 
 const KEY: &str = "postgres-kill-test-key-0123456789";
 
+/// A server process, killed when dropped (so a failing test leaves none behind).
+struct Server(Child);
+
+impl Server {
+    /// SIGKILL, and wait for it to be gone.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The server binary on `addr`, on the database at `url`.
-fn start(addr: SocketAddr, url: &str, dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["serve", "--addr", &addr.to_string(), "--store", url])
-        .arg("--data-dir")
-        .arg(dir.join("unused"))
-        .env("SESSIONS_BOOTSTRAP_API_KEY", KEY)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the server binary starts")
+fn start(addr: SocketAddr, url: &str, dir: &std::path::Path) -> Server {
+    Server(
+        Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["serve", "--addr", &addr.to_string(), "--store", url])
+            .arg("--data-dir")
+            .arg(dir.join("unused"))
+            .env("SESSIONS_BOOTSTRAP_API_KEY", KEY)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server binary starts"),
+    )
 }
 
 /// A JSON call; `None` when there was no successful answer (refused, cut off, or an error).
@@ -112,8 +131,7 @@ async fn sigkill_of_one_of_two_servers_under_load_loses_nothing_acknowledged() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    server_a.kill().unwrap(); // SIGKILL
-    server_a.wait().unwrap();
+    server_a.kill(); // SIGKILL
     let at_kill = acked.lock().unwrap().created.len();
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.store(true, Ordering::SeqCst);
@@ -153,8 +171,7 @@ async fn sigkill_of_one_of_two_servers_under_load_loses_nothing_acknowledged() {
         acked.created.len(),
         acked.removed.len()
     );
-    server_b.kill().unwrap();
-    server_b.wait().unwrap();
+    server_b.kill();
 
     // The counters were written with the rows: a recount finds them equal.
     let store = PostgresStore::open(&url).unwrap();
