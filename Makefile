@@ -50,7 +50,7 @@ fmt:
 
 ## Prints a table of store figures (create, validate, queries, deep pages, removals, disk, open
 ## time from a cold page cache where permitted, resident memory) and writes it to BENCHMARKS.md
-## with the machine and the date. SESSIONS=n for another size, STORE=v1 for the previous layout.
+## with the machine and the date. SESSIONS=n for another size.
 bench:
 	BENCH_OUT=$(CURDIR)/BENCHMARKS.md cargo run --release -p sessions --example bench -- $(or $(SESSIONS),1000000)
 

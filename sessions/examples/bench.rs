@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use sessions::store::{DueCursor, SessionStore, SledStoreV1, SledStoreV2};
+use sessions::store::{DueCursor, SessionStore, SledStoreV2};
 use sessions::{
     ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveAllSessions,
     RemoveSessions, SessionQuery, SortKey,
@@ -75,24 +75,12 @@ fn time_queries(
 /// permitted), answers one validation, and prints the time that took and the resident memory.
 fn reopen(dir: &str, token: &str) {
     let t = Instant::now();
-    let rss = match std::env::var("STORE").as_deref() {
-        Ok("v1") => {
-            let store = SledStoreV1::open(dir).unwrap();
-            assert!(store
-                .validate("bench", token, false, Utc::now())
-                .unwrap()
-                .is_some());
-            sessions::store::resident_bytes()
-        }
-        _ => {
-            let store = SledStoreV2::open(dir).unwrap();
-            assert!(store
-                .validate("bench", token, false, Utc::now())
-                .unwrap()
-                .is_some());
-            sessions::store::resident_bytes()
-        }
-    };
+    let store = SledStoreV2::open(dir).unwrap();
+    assert!(store
+        .validate("bench", token, false, Utc::now())
+        .unwrap()
+        .is_some());
+    let rss = sessions::store::resident_bytes();
     println!("REOPENED {} {}", t.elapsed().as_secs_f64(), rss);
 }
 
@@ -106,44 +94,10 @@ fn main() {
     let dir = args.get(2).map(std::path::PathBuf::from);
     let tmp = tempfile::tempdir().unwrap();
     let path = dir.unwrap_or_else(|| tmp.path().to_path_buf());
-    match std::env::var("STORE").as_deref() {
-        Ok("v1") => {
-            let store = Arc::new(SledStoreV1::open(&path).unwrap());
-            run(n, &path, store);
-        }
-        _ => {
-            let store = Arc::new(SledStoreV2::open(&path).unwrap());
-            run(n, &path, store);
-        }
-    }
+    run(n, &path, Arc::new(SledStoreV2::open(&path).unwrap()));
 }
 
-/// What the benchmark needs of a sled store beyond the trait.
-trait SledBacked: SessionStore + 'static {
-    fn bytes_on_disk(&self) -> u64;
-    /// Waits until everything written so far is on disk.
-    fn durable(&self);
-}
-
-impl SledBacked for SledStoreV1 {
-    fn bytes_on_disk(&self) -> u64 {
-        self.size_on_disk().unwrap()
-    }
-    fn durable(&self) {
-        self.wait_durable().unwrap()
-    }
-}
-
-impl SledBacked for SledStoreV2 {
-    fn bytes_on_disk(&self) -> u64 {
-        self.size_on_disk().unwrap()
-    }
-    fn durable(&self) {
-        self.wait_durable().unwrap()
-    }
-}
-
-fn run<S: SledBacked>(n: usize, path: &std::path::Path, store: Arc<S>) {
+fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     let update = RealmSettingsUpdate {
         idle_timeout_secs: Some(30 * 24 * 3600),
         absolute_lifetime_secs: Some(60 * 24 * 3600),
@@ -202,7 +156,7 @@ fn run<S: SledBacked>(n: usize, path: &std::path::Path, store: Arc<S>) {
         // For profiles of the write path: the creates alone.
         println!(
             "create (2 threads): {insert_rate:.0} /s; disk per session {:.0} bytes; resident memory {} MiB; write syscalls per create {:.2}",
-            store.bytes_on_disk() as f64 / rows.len() as f64,
+            store.size_on_disk().unwrap() as f64 / rows.len() as f64,
             sessions::store::resident_bytes() >> 20,
             std::fs::read_to_string("/proc/self/io")
                 .ok()
@@ -472,7 +426,7 @@ fn run<S: SledBacked>(n: usize, path: &std::path::Path, store: Arc<S>) {
             store.durable_flushes() - flushes_before
         ),
     ));
-    let size = store.bytes_on_disk();
+    let size = store.size_on_disk().unwrap();
     table.push((
         "disk per session".into(),
         format!("{:.0} bytes", size as f64 / rows.len() as f64),
@@ -492,33 +446,31 @@ fn run<S: SledBacked>(n: usize, path: &std::path::Path, store: Arc<S>) {
     std::thread::sleep(Duration::from_millis(500));
     let _ = std::process::Command::new("sync").status();
     reopen_row(path, &token, "as written", &mut table);
-    if std::env::var("STORE").as_deref() != Ok("v1") {
-        // Offline compaction (`server compact`), then the same cold open.
-        let t = Instant::now();
-        let stats = loop {
-            match SledStoreV2::compact(path) {
-                Err(e) if e.to_string().contains("lock") => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                r => break r.unwrap(),
+    // Offline compaction (`server compact`), then the same cold open.
+    let t = Instant::now();
+    let stats = loop {
+        match SledStoreV2::compact(path) {
+            Err(e) if e.to_string().contains("lock") => {
+                std::thread::sleep(Duration::from_millis(50))
             }
-        };
-        table.push((
-            "compact the store offline (`server compact`)".into(),
-            format!(
-                "{:.1} s, {} MiB -> {} MiB",
-                t.elapsed().as_secs_f64(),
-                stats.bytes_before >> 20,
-                stats.bytes_after >> 20
-            ),
-        ));
-        table.push((
-            "disk per session after compaction".into(),
-            format!("{:.0} bytes", stats.bytes_after as f64 / n as f64),
-        ));
-        std::thread::sleep(Duration::from_millis(500));
-        reopen_row(path, &token, "after compaction", &mut table);
-    }
+            r => break r.unwrap(),
+        }
+    };
+    table.push((
+        "compact the store offline (`server compact`)".into(),
+        format!(
+            "{:.1} s, {} MiB -> {} MiB",
+            t.elapsed().as_secs_f64(),
+            stats.bytes_before >> 20,
+            stats.bytes_after >> 20
+        ),
+    ));
+    table.push((
+        "disk per session after compaction".into(),
+        format!("{:.0} bytes", stats.bytes_after as f64 / n as f64),
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    reopen_row(path, &token, "after compaction", &mut table);
 
     let width = table.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut text = format!("\n| {:width$} | result\n", "measure");
@@ -550,12 +502,8 @@ fn run<S: SledBacked>(n: usize, path: &std::path::Path, store: Arc<S>) {
                     kb >> 20
                 )),
         );
-        let layout = match std::env::var("STORE").as_deref() {
-            Ok("v1") => "v1 (one tree per index)",
-            _ => "v2 (one tree, batched writes)",
-        };
         let section = format!(
-            "## Store level (`make bench`)\n\nThe last table `make bench` printed (`cargo run --release -p sessions --example bench -- {n}`).\n\n- date: {}\n- machine: {machine} (shared with other work: figures are indicative)\n- store layout: {layout}\n- sessions: {n}\n{text}",
+            "## Store level (`make bench`)\n\nThe last table `make bench` printed (`cargo run --release -p sessions --example bench -- {n}`).\n\n- date: {}\n- machine: {machine} (shared with other work: figures are indicative)\n- store layout: v2 (one tree, batched writes)\n- sessions: {n}\n{text}",
             Utc::now().format("%Y-%m-%d %H:%M UTC"),
         );
         let doc = std::fs::read_to_string(&file).unwrap_or_else(|_| "# Benchmarks\n".into());
@@ -566,7 +514,7 @@ fn run<S: SledBacked>(n: usize, path: &std::path::Path, store: Arc<S>) {
 /// Removes every session of `subject` (durable) and answers the outcome and the time it took,
 /// with where the time goes: the same removal as a dry run first (the reads alone), and the
 /// bytes the process wrote during the real one (after flushing what came before).
-fn timed_removal<S: SledBacked>(store: &S, subject: &str) -> (sessions::RemoveOutcome, String) {
+fn timed_removal(store: &SledStoreV2, subject: &str) -> (sessions::RemoveOutcome, String) {
     let request = |dry_run| RemoveSessions {
         subject_id: Some(subject.into()),
         dry_run,
@@ -587,7 +535,7 @@ fn timed_removal<S: SledBacked>(store: &S, subject: &str) -> (sessions::RemoveOu
             .unwrap_or(0)
     };
     // What earlier, non-durable operations left unflushed is not this removal's to write.
-    store.durable();
+    store.wait_durable().unwrap();
     let before = written();
     let t = Instant::now();
     let outcome = store

@@ -49,14 +49,6 @@ pub fn sort_key(realm: RealmId, ms: i64, sid: &Sid) -> [u8; SORT_KEY_LEN] {
     k
 }
 
-/// Splits the (time, sid) tail off a key that ends with them.
-pub fn split_time_sid(key: &[u8]) -> (i64, Sid) {
-    let n = key.len();
-    let mut sid = [0u8; 16];
-    sid.copy_from_slice(&key[n - 16..]);
-    (time_from_bytes(&key[n - 24..n - 16]), sid)
-}
-
 /// Prefix shared by every attribute-index entry of one (kind, value) in a realm; also the key of
 /// that attribute's counter.
 pub fn attr_prefix(realm: RealmId, kind: AttrKind, value: &[u8]) -> Vec<u8> {
@@ -83,26 +75,6 @@ pub fn attr_key(
     k
 }
 
-/// Key of a realm's total session counter.
-pub fn realm_count_key(realm: RealmId) -> [u8; 4] {
-    realm.to_be_bytes()
-}
-
-/// Adds `delta` to a big-endian u64 counter value.
-pub fn add_to_counter(current: Option<&[u8]>, delta: i64) -> u64 {
-    let n = current.map_or(0, |b| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&b[..8]);
-        u64::from_be_bytes(a)
-    });
-    n.saturating_add_signed(delta)
-}
-
-/// Reads a big-endian u64 counter value.
-pub fn counter_value(v: Option<&[u8]>) -> u64 {
-    add_to_counter(v, 0)
-}
-
 /// The prefix covering all keys of a realm.
 pub fn realm_prefix(realm: RealmId) -> [u8; 4] {
     realm.to_be_bytes()
@@ -119,14 +91,5 @@ mod tests {
             assert!(time_bytes(w[0]) < time_bytes(w[1]));
             assert_eq!(time_from_bytes(&time_bytes(w[0])), w[0]);
         }
-    }
-
-    #[test]
-    fn split_recovers_time_and_sid() {
-        let sid = [7u8; 16];
-        let k = attr_key(3, AttrKind::Client, b"portal", 42, &sid);
-        assert_eq!(split_time_sid(&k), (42, sid));
-        let k = sort_key(3, -9, &sid);
-        assert_eq!(split_time_sid(&k), (-9, sid));
     }
 }

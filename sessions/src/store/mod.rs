@@ -1,9 +1,9 @@
 //! Storage: the narrow [`SessionStore`] trait every backend implements, and the embedded sled
 //! backend, [`SledStore`] (the v2 layout, [`SledStoreV2`]).
 //!
-//! [`SledStoreV1`] is the previous layout, kept as the code the upgrade's fixture was written
-//! with and whose decoders the upgrade reads it with; opening a v1 directory with [`SledStore`]
-//! upgrades it in place.
+//! A directory of the previous layout (one tree per entity and index) is upgraded in place when
+//! [`SledStore`] opens it; its records are read with the decoders in `record`, `grants` and
+//! `outbox`.
 //!
 //! Methods are synchronous. Reads (validate, get, query) are fast enough to call from async code;
 //! methods that must reach the disk before answering (removal, logout, realm changes) block until
@@ -21,14 +21,12 @@ mod record;
 mod results_token;
 pub mod shared;
 mod sled_store;
-#[cfg(test)]
-mod tests;
 mod v2;
 
 pub use accounts::{AccountStore, AdminRecord, ApiKeyRecord, SigningKeyRecord};
 pub use check::CheckReport;
 pub use record::parse_sid;
-pub use sled_store::{SledStoreV1, MAX_LISTED_DELIVERIES};
+pub use sled_store::MAX_LISTED_DELIVERIES;
 /// The store the product runs: the v2 layout.
 pub use v2::SledStoreV2 as SledStore;
 pub use v2::{resident_bytes, CompactStats, OpenStats, SledStoreV2, LAYOUT_VERSION};
