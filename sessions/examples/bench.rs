@@ -377,7 +377,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
         format!("{:.2?}", percentile(deep, 0.5)),
     ));
 
-    let (outcome, took) = timed_removal(&*store, "heavy-user");
+    let (outcome, took) = timed_removal(&store, "heavy-user");
     table.push((
         format!(
             "remove {} sessions of one subject (durable)",
@@ -386,7 +386,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
         took,
     ));
 
-    let (outcome, took) = timed_removal(&*store, "heavy-user-2");
+    let (outcome, took) = timed_removal(&store, "heavy-user-2");
     table.push((
         format!(
             "remove {} sessions with {} tokens, queue {} logouts (durable)",
