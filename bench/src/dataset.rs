@@ -4,13 +4,14 @@
 
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
+use sessions::sample::{CLIENT_IDS, FAMILY_NAMES, FIRST_NAMES, USER_AGENTS};
 
 /// The realm every session of the data set belongs to.
 pub const REALM: &str = "bench";
 /// The realm of the sessions the expiry sweep removes (already expired when loaded).
 pub const SWEEP_REALM: &str = "sweep";
 /// The applications sessions join, the first ones more often.
-pub const CLIENTS: &[&str] = &["portal", "mail", "crm", "mobile-app", "billing", "wiki"];
+pub const CLIENTS: &[&str] = CLIENT_IDS;
 /// Subjects that hold [`REMOVAL_SESSIONS`] sessions each, for the removal workload.
 pub const REMOVAL_SUBJECTS: usize = 3;
 /// Sessions of each removal subject.
@@ -28,52 +29,8 @@ const TICKET_BYTES: usize = 540;
 /// At most this many sessions are sampled for the validation workloads.
 const VALIDATION_SAMPLE: usize = 100_000;
 
-const FIRST: &[&str] = &[
-    "Alice", "Bruno", "Chen", "Dana", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kavya",
-    "Luca", "Maya", "Nils", "Olga", "Pedro", "Rania", "Sofia", "Tomás", "Uma", "Viktor", "Wen",
-    "Yara", "Zanele", "Amir", "Björn", "Chloé", "Dmitri", "Emeka", "Fatima", "Giulia", "Hannah",
-];
-const LAST: &[&str] = &[
-    "Smith",
-    "Okonkwo",
-    "García",
-    "Müller",
-    "Rossi",
-    "Dubois",
-    "Kowalski",
-    "Nakamura",
-    "Silva",
-    "Novak",
-    "Haddad",
-    "Kim",
-    "Nguyen",
-    "Olsen",
-    "Petrov",
-    "Schmidt",
-    "Tanaka",
-    "Weber",
-    "Lindqvist",
-    "O'Brien",
-    "Johnson",
-    "Smithers",
-    "Garrido",
-    "Rosenberg",
-    "Kimura",
-    "Peterson",
-    "Schneider",
-    "Nakagawa",
-    "Novakova",
-    "Walsh",
-];
 /// Display-name fragments an administrator types (a prefix for us, a substring for Duende).
 pub const NAME_SEARCHES: &[&str] = &["smi", "gar", "ros", "kim", "nak", "sch", "pet", "nov"];
-const AGENTS: &[&str] = &[
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/18.1 Safari/605.1.15",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
-];
-
 /// One generated session, with what each store needs of it.
 #[derive(Clone, Debug)]
 pub struct SeedSession {
@@ -127,7 +84,7 @@ impl Dataset {
         }
         let age = TimeDelta::seconds(rng.below(MAX_AGE_SECS) as i64);
         let ip = format!("198.51.{}.{}", rng.below(256), rng.below(254) + 1);
-        let user_agent = AGENTS[rng.below(AGENTS.len() as u64) as usize];
+        let user_agent = USER_AGENTS[rng.below(USER_AGENTS.len() as u64) as usize];
         let key = rng.hex(32);
         let session_id = rng.hex(16);
         let mut ticket = vec![0u8; TICKET_BYTES];
@@ -181,8 +138,8 @@ pub fn removal_subject(k: usize) -> String {
 /// A person's subject id and display name.
 fn person(p: u64) -> (String, String) {
     let mut rng = Rng::for_index(p ^ 0x5bd1_e995);
-    let first = FIRST[rng.below(FIRST.len() as u64) as usize];
-    let last = LAST[rng.below(LAST.len() as u64) as usize];
+    let first = FIRST_NAMES[rng.below(FIRST_NAMES.len() as u64) as usize];
+    let last = FAMILY_NAMES[rng.below(FAMILY_NAMES.len() as u64) as usize];
     let ascii = |s: &str| -> String {
         s.chars()
             .filter(|c| c.is_ascii_alphanumeric())

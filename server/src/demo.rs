@@ -1,44 +1,9 @@
 //! The demo realm `make run` starts with: a few thousand realistic sessions.
 
 use chrono::{TimeDelta, Utc};
+use sessions::sample::{CLIENT_IDS, FAMILY_NAMES, FIRST_NAMES, USER_AGENTS};
 use sessions::store::SessionStore;
 use sessions::{ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, Result};
-
-const FIRST: &[&str] = &[
-    "Alice", "Bruno", "Chen", "Dana", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kavya",
-    "Luca", "Maya", "Nils", "Olga", "Pedro", "Rania", "Sofia", "Tomás", "Uma", "Viktor", "Wen",
-    "Yara", "Zanele",
-];
-const LAST: &[&str] = &[
-    "Smith",
-    "Okonkwo",
-    "García",
-    "Müller",
-    "Rossi",
-    "Dubois",
-    "Kowalski",
-    "Nakamura",
-    "Silva",
-    "Novak",
-    "Haddad",
-    "Kim",
-    "Nguyen",
-    "Olsen",
-    "Petrov",
-    "Schmidt",
-    "Tanaka",
-    "Weber",
-    "Lindqvist",
-    "O'Brien",
-];
-const CLIENTS: &[&str] = &["portal", "mail", "crm", "mobile-app", "billing", "wiki"];
-const AGENTS: &[&str] = &[
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/18.1 Safari/605.1.15",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
-    "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36",
-];
 
 /// Creates realm `demo` with `sessions` sessions, unless a realm other than the server's reserved
 /// ones (named `_...`) exists already.
@@ -53,7 +18,7 @@ pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
     };
     store.put_realm("demo", &settings, "demo-seed", Utc::now())?;
     // The demo's applications have names but no back-channel URI: nothing is sent anywhere.
-    for client in CLIENTS {
+    for client in CLIENT_IDS {
         let registration = ClientRegistration {
             name: Some(client_name(client)),
             ..Default::default()
@@ -71,11 +36,11 @@ pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
     let people = sessions / 2;
     for _ in 0..sessions {
         let person = next() as usize % people.max(1);
-        let first = FIRST[person % FIRST.len()];
-        let last = LAST[(person / FIRST.len()) % LAST.len()];
-        let mut client_ids = vec![CLIENTS[next() as usize % CLIENTS.len()].to_owned()];
+        let first = FIRST_NAMES[person % FIRST_NAMES.len()];
+        let last = FAMILY_NAMES[(person / FIRST_NAMES.len()) % FAMILY_NAMES.len()];
+        let mut client_ids = vec![CLIENT_IDS[next() as usize % CLIENT_IDS.len()].to_owned()];
         if next() % 3 == 0 {
-            client_ids.push(CLIENTS[next() as usize % CLIENTS.len()].to_owned());
+            client_ids.push(CLIENT_IDS[next() as usize % CLIENT_IDS.len()].to_owned());
         }
         let new = NewSession {
             subject_id: format!(
@@ -87,7 +52,7 @@ pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
             display_name: Some(format!("{first} {last}")),
             client_ids,
             ip: Some(format!("203.0.113.{}", next() % 254 + 1)),
-            user_agent: Some(AGENTS[next() as usize % AGENTS.len()].to_owned()),
+            user_agent: Some(USER_AGENTS[next() as usize % USER_AGENTS.len()].to_owned()),
             ..Default::default()
         };
         let age = TimeDelta::seconds((next() % (6 * 24 * 3600)) as i64);
