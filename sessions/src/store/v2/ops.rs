@@ -12,7 +12,10 @@ use super::super::grants::StoredGrant;
 use super::super::keys::{RealmId, Sid};
 use super::super::outbox;
 use super::super::record::{from_ms, parse_sid, sid_to_string, StoredSession};
-use super::super::shared::{offline_tokens_subject, removal_flags, removal_target};
+use super::super::shared::{
+    offline_tokens_subject, removal_flags, removal_outcome, removal_target, remove_all_flags,
+    revoked_grants_outcome,
+};
 use super::super::sled_store::{
     audit_entry, check_reason, client_scope, decode_registration, in_scope, new_delivery,
     random_bytes, removal_entry, Flags, RealmEntry, GRANT_DELETE_BATCH, MAX_EVICTION_ATTEMPTS,
@@ -467,21 +470,7 @@ impl SledStoreV2 {
         if outcome.dry_run {
             return ended;
         }
-        let done = format!(
-            "records removed: {}, tokens revoked: {}, consents revoked: {}, logouts queued: {}",
-            outcome.sessions_removed,
-            outcome.tokens_revoked,
-            outcome.consents_revoked,
-            outcome.clients_notified
-        );
-        entry.outcome = match &ended {
-            Ok(()) => format!(
-                "ended: {}, {done}, not found: {}",
-                outcome.removed.len().max(outcome.sessions_removed as usize),
-                outcome.not_found.len()
-            ),
-            Err(e) => format!("stopped part way: {e}; before that, {done}"),
-        };
+        entry.outcome = removal_outcome(outcome, &ended);
         self.audit(&entry)?;
         self.wait_durable()?;
         ended
@@ -1025,16 +1014,7 @@ impl SessionStore for SledStoreV2 {
         now: DateTime<Utc>,
     ) -> Result<RemoveOutcome> {
         let realm = self.realm(realm)?;
-        check_reason(request.reason.as_deref())?;
-        let flags = Flags {
-            remove_server_side_session: request.remove_server_side_session,
-            revoke_tokens: request.revoke_tokens,
-            revoke_consents: request.revoke_consents,
-            notify: request.send_backchannel_logout,
-            client_scope: None,
-            reason: "realm_sign_out",
-            expired_at: None,
-        };
+        let flags = remove_all_flags(request)?;
         let mut outcome = RemoveOutcome {
             dry_run: request.dry_run,
             ..Default::default()
@@ -1234,21 +1214,9 @@ impl SessionStore for SledStoreV2 {
             self.revoke_subject_grants_where(realm.id, subject_id, false, &mut revoked, |g| {
                 in_scope(&scope, &g.client_id)
             });
-        let within = match &scope {
-            Some(clients) => format!(
-                " (clients {})",
-                clients.iter().cloned().collect::<Vec<_>>().join(", ")
-            ),
-            None => String::new(),
-        };
         let entry = AuditEntry {
             reason: reason.map(str::to_owned),
-            outcome: match &done {
-                Ok(()) => format!("grants revoked: {revoked}{within}"),
-                Err(e) => {
-                    format!("stopped part way: {e}; before that, grants revoked: {revoked}{within}")
-                }
-            },
+            outcome: revoked_grants_outcome(revoked, &scope, &done),
             ..audit_entry(&realm, "revoke_subject_grants", subject_id, actor, now)
         };
         self.audit(&entry)?;
@@ -1373,38 +1341,7 @@ impl SessionStore for SledStoreV2 {
     ) -> Result<Delivery> {
         let realm = self.realm(&attempted.realm)?;
         self.modify_delivery(realm.id, attempted.id, |old| {
-            let requeued = old.retry_window_start != attempted.retry_window_start;
-            let mut new = Delivery {
-                attempts: old.attempts + 1,
-                window_attempts: old.window_attempts + u32::from(!requeued),
-                last_attempt_at: Some(now),
-                last_jti: Some(jti.to_owned()),
-                ..old.clone()
-            };
-            match result {
-                AttemptResult::Delivered => {
-                    new.status = DeliveryStatus::Delivered;
-                    new.delivered_at = Some(now);
-                    new.next_attempt_at = None;
-                    new.last_error = None;
-                }
-                AttemptResult::Retry { error, .. } | AttemptResult::GiveUp { error }
-                    if requeued =>
-                {
-                    new.last_error = Some(error.clone());
-                }
-                AttemptResult::Retry { at, error } => {
-                    new.status = DeliveryStatus::Pending;
-                    new.next_attempt_at = Some(*at);
-                    new.last_error = Some(error.clone());
-                }
-                AttemptResult::GiveUp { error } => {
-                    new.status = DeliveryStatus::Failed;
-                    new.next_attempt_at = None;
-                    new.last_error = Some(error.clone());
-                }
-            }
-            Ok(new)
+            Ok(old.after_attempt(attempted, jti, result, now))
         })
     }
 
@@ -1416,20 +1353,7 @@ impl SessionStore for SledStoreV2 {
         now: DateTime<Utc>,
     ) -> Result<Delivery> {
         let realm = self.realm(realm)?;
-        let delivery = self.modify_delivery(realm.id, id, |old| {
-            if old.status == DeliveryStatus::Delivered {
-                return Err(SessionError::Conflict(format!(
-                    "delivery {id} was already delivered"
-                )));
-            }
-            Ok(Delivery {
-                status: DeliveryStatus::Pending,
-                next_attempt_at: Some(now),
-                retry_window_start: now,
-                window_attempts: 0,
-                ..old.clone()
-            })
-        })?;
+        let delivery = self.modify_delivery(realm.id, id, |old| old.requeued(now))?;
         let entry = AuditEntry {
             outcome: "queued".into(),
             ..audit_entry(&realm, "retry_delivery", &id.to_string(), actor, now)

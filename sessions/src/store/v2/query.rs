@@ -10,7 +10,8 @@ use std::ops::Bound;
 use super::super::keys::{RealmId, Sid};
 use super::super::query::{CreatedRange, Filters, MATERIALIZE_LIMIT};
 use super::super::record::{StoredSession, MAX_PREFIX_CHARS};
-use super::super::results_token::{PageCursor, Position};
+use super::super::results_token::Position;
+use super::super::shared::keyset_page;
 use super::super::sled_store::RealmEntry;
 use super::counts;
 use super::{layout, SledStoreV2};
@@ -97,96 +98,28 @@ impl SledStoreV2 {
         let count = validate::page_size(q)?;
         let filters = Filters::from_query(q)?;
         let fingerprint = filters.fingerprint(realm.id, q.sort, count);
-        let cursor = match &q.results_token {
-            Some(t) => Some(self.results_tokens.decode(fingerprint, t)?),
-            None => None,
-        };
         let plan = self.plan(realm.id, q.sort, &filters)?;
-        let want = count as usize;
-
-        let (forward, from) = match (&cursor, q.prior) {
-            (None, _) => (true, None),
-            (Some(c), false) => (true, Some((c.last, false))),
-            (Some(c), true) => (false, Some((c.first, false))),
+        let scan = |from, forward, want| {
+            let rows = self.scan(
+                realm.id,
+                &plan.source,
+                q.sort,
+                from,
+                forward,
+                want,
+                &filters,
+            )?;
+            Ok(rows
+                .into_iter()
+                .map(|(p, s)| (p, s.to_session(&realm.name)))
+                .collect())
         };
-        let mut rows = self.scan(
-            realm.id,
-            &plan.source,
-            q.sort,
-            from,
-            forward,
-            want + 1,
-            &filters,
-        )?;
-        let more = rows.len() > want;
-        rows.truncate(want);
-        if !forward {
-            rows.reverse();
-        }
-        let edge = if forward { rows.first() } else { rows.last() }.map(|(p, _)| (*p, false));
-        let probe_from = edge.or(from.map(|(p, _)| (p, true)));
-        let other_side = match probe_from {
-            Some(f) => !self
-                .scan(
-                    realm.id,
-                    &plan.source,
-                    q.sort,
-                    Some(f),
-                    !forward,
-                    1,
-                    &filters,
-                )?
-                .is_empty(),
-            None => false,
+        let total = || match plan.known_count {
+            Some(n) => Ok(n),
+            None if counted => self.count_matching(realm.id, &plan, &filters),
+            None => Ok(0),
         };
-        let (has_next, has_prev) = if forward {
-            (more, other_side)
-        } else {
-            (other_side, more)
-        };
-
-        let total_count = match plan.known_count {
-            Some(n) => n,
-            None if counted => self.count_matching(realm.id, &plan, &filters)?,
-            None => 0,
-        };
-        let total_pages = total_count.div_ceil(u64::from(count));
-        let page = match (&cursor, q.prior) {
-            (None, _) => 1,
-            (Some(c), false) => c.page + 1,
-            (Some(c), true) => c.page.saturating_sub(1),
-        };
-        let current_page = if has_prev {
-            page.clamp(2, total_pages.max(2))
-        } else {
-            1
-        };
-        let bounds = match (rows.first(), rows.last()) {
-            (Some((f, _)), Some((l, _))) => Some((*f, *l)),
-            _ => from.map(|(p, _)| (p, p)),
-        };
-        let results_token = bounds.map(|(first, last)| {
-            self.results_tokens.encode(
-                fingerprint,
-                &PageCursor {
-                    page: current_page,
-                    first,
-                    last,
-                },
-            )
-        });
-        Ok(QueryResult {
-            results: rows
-                .iter()
-                .map(|(_, s)| s.to_session(&realm.name))
-                .collect(),
-            results_token,
-            has_next,
-            has_prev,
-            total_count,
-            current_page,
-            total_pages,
-        })
+        keyset_page(&self.results_tokens, fingerprint, q, count, scan, total)
     }
 
     /// Every session of the realm that matches a query's filters, in creation order.
