@@ -107,7 +107,7 @@ fn administrators_sign_in_on_any_server_and_a_disabled_one_cannot() {
         admins_a.verify("alice", "correct horse battery").unwrap(),
         Verified::Disabled
     );
-    assert!(!admins_a.is_enabled("alice").unwrap());
+    assert!(admins_a.enabled_role("alice").unwrap().is_none());
     let listed = admins_a.list().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(

@@ -49,7 +49,7 @@ async fn a_disabled_administrator_is_signed_out_and_kept_out_until_enabled() {
         .validate(ADMIN_REALM, &a.token, false, Utc::now())
         .unwrap()
         .is_none());
-    assert!(!accounts.is_enabled("ada").unwrap());
+    assert!(accounts.enabled_role("ada").unwrap().is_none());
     assert_eq!(
         accounts.verify("ada", PASSWORD).unwrap(),
         Verified::Disabled

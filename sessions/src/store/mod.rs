@@ -25,7 +25,7 @@ mod sled_store;
 mod tests;
 mod v2;
 
-pub use accounts::{AccountStore, AdminRecord, ApiKeyRecord, SigningKeyRecord};
+pub use accounts::{AccountStore, AdminRecord, AdminRole, ApiKeyRecord, SigningKeyRecord};
 pub use check::CheckReport;
 pub use record::parse_sid;
 pub use sled_store::{SledStoreV1, MAX_LISTED_DELIVERIES};
