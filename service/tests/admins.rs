@@ -18,6 +18,10 @@ fn setup() -> (tempfile::TempDir, Arc<SledStore>, SignIns) {
     accounts
         .set_password("ada", PASSWORD, None, "test", Utc::now())
         .unwrap();
+    // Another admin, so that disabling ada leaves one.
+    accounts
+        .set_password("root", PASSWORD, None, "test", Utc::now())
+        .unwrap();
     let sign_ins = SignIns::new(accounts, store.clone());
     (dir, store, sign_ins)
 }
