@@ -1,5 +1,6 @@
 //! The JSON API over HTTP, under `/api/v1`: the identity provider's data plane (scope
-//! `sessions:issue`), administration (scope `sessions:admin`), the audit log, the OpenAPI
+//! `sessions:issue`), administration (scope `sessions:admin`; `sessions:read` reads it only),
+//! the audit log, the OpenAPI
 //! document, health and Prometheus metrics. Handlers are thin: they parse, call one
 //! [`SessionService`] method, and shape the answer.
 
@@ -39,7 +40,10 @@ impl FromRef<ApiState> for Arc<ApiKeys> {
     info(
         title = "Sessions API",
         description = "Server-side sessions for identity providers: create, validate and end sessions; \
-                       list, inspect and revoke them. Authenticate with 'Authorization: Bearer <API key>'."
+                       list, inspect and revoke them. Authenticate with 'Authorization: Bearer <API key>'. \
+                       Scopes: `sessions:issue`, the identity provider's data plane; `sessions:admin`, all of \
+                       administration; `sessions:read`, administration's reads only (what changes something \
+                       answers 403 `forbidden`)."
     ),
     paths(
         routes::ops::healthz,

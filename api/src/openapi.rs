@@ -57,7 +57,10 @@ const ERRORS: [(&str, &str, &str); 9] = [
     (
         "403",
         "Forbidden",
-        "The key lacks the scope the operation needs (`insufficient_scope`).",
+        "The key lacks the scope the operation needs (`insufficient_scope`: a \
+         `sessions:issue` key outside the data plane, or an administrative key on it), or its \
+         scopes do not permit the change (`forbidden`: a `sessions:read` key may read \
+         administration but changes nothing).",
     ),
     (
         "404",

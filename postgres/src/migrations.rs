@@ -5,11 +5,18 @@
 use tokio_postgres::Client;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "initial schema",
-    include_str!("../migrations/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../migrations/0001_init.sql"),
+    ),
+    (
+        2,
+        "administrator roles",
+        include_str!("../migrations/0002_admin_roles.sql"),
+    ),
+];
 
 /// Key of the advisory lock held while migrating.
 const LOCK_KEY: i64 = 0x5e55_1045;

@@ -10,6 +10,7 @@ use service::admins::{AdminAccounts, Verified};
 use service::api_keys::{ApiKeys, Scope};
 use service::backchannel::SigningKeys;
 use sessions::store::{AccountStore, SessionStore};
+use sessions::AdminRole;
 use sessions::SessionError;
 use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
@@ -86,11 +87,22 @@ fn administrators_sign_in_on_any_server_and_a_disabled_one_cannot() {
     let admins_b = AdminAccounts::open(b.clone()).unwrap();
     let now = Utc::now();
     admins_a
-        .set_password("alice", "correct horse battery", None, "server", now)
+        .create(
+            "alice",
+            "correct horse battery",
+            AdminRole::Operator,
+            "server",
+            now,
+        )
         .unwrap();
     assert_eq!(
         admins_b.verify("alice", "correct horse battery").unwrap(),
         Verified::Yes
+    );
+    assert_eq!(
+        admins_b.enabled_role("alice").unwrap(),
+        Some(AdminRole::Operator),
+        "the role is seen by every server"
     );
     assert_eq!(
         admins_b.verify("alice", "wrong password!").unwrap(),
@@ -107,12 +119,16 @@ fn administrators_sign_in_on_any_server_and_a_disabled_one_cannot() {
         admins_a.verify("alice", "correct horse battery").unwrap(),
         Verified::Disabled
     );
-    assert!(!admins_a.is_enabled("alice").unwrap());
+    assert!(admins_a.enabled_role("alice").unwrap().is_none());
     let listed = admins_a.list().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
-        (listed[0].username.as_str(), listed[0].disabled),
-        ("alice", true)
+        (
+            listed[0].username.as_str(),
+            listed[0].disabled,
+            listed[0].role
+        ),
+        ("alice", true, AdminRole::Operator)
     );
     assert!(
         a.get_realm(service::admins::ADMIN_REALM).is_ok(),

@@ -128,3 +128,8 @@ impl Backend for PgBackend {
 }
 
 sessions::conformance_suite!(postgres, PgBackend);
+
+#[test]
+fn admin_records_keep_their_role() {
+    sessions::conformance::admin_records_keep_their_role(&PgBackend);
+}

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use sessions::AdminRole;
 
 /// Server-side session management for identity providers.
 #[derive(Parser, Debug)]
@@ -65,6 +66,10 @@ pub enum AdminCommand {
         data: DataDir,
         #[arg(long)]
         username: String,
+        /// `viewer`, `operator` or `admin`: a new administrator's role (default admin); for an
+        /// existing one, their new role (left as it is when not given).
+        #[arg(long, value_parser = parse_role)]
+        role: Option<AdminRole>,
     },
     /// List the administrators.
     List {
@@ -262,6 +267,11 @@ pub enum ApiKeyCommand {
 }
 
 fn parse_scope(s: &str) -> Result<service::api_keys::Scope, String> {
-    service::api_keys::Scope::parse(s)
-        .ok_or_else(|| format!("unknown scope '{s}': use sessions:issue or sessions:admin"))
+    service::api_keys::Scope::parse(s).ok_or_else(|| {
+        format!("unknown scope '{s}': use sessions:issue, sessions:admin or sessions:read")
+    })
+}
+
+fn parse_role(s: &str) -> Result<AdminRole, String> {
+    AdminRole::parse(s).ok_or_else(|| format!("unknown role '{s}': use viewer, operator or admin"))
 }

@@ -134,7 +134,11 @@ fn compact(args: CompactArgs) -> Result<(), String> {
 
 fn admin(cmd: AdminCommand) -> Result<(), String> {
     match cmd {
-        AdminCommand::Create { data, username } => {
+        AdminCommand::Create {
+            data,
+            username,
+            role,
+        } => {
             let services = Services::open(&data)?;
             eprintln!("password for '{username}' (one line on stdin):");
             let mut password = String::new();
@@ -142,17 +146,42 @@ fn admin(cmd: AdminCommand) -> Result<(), String> {
                 .read_line(&mut password)
                 .map_err(|e| e.to_string())?;
             let password = password.trim_end_matches(['\r', '\n']);
-            services
-                .admins
-                .set_password(&username, password, None, "cli", Utc::now())
-                .map_err(|e| e.to_string())?;
-            eprintln!("administrator '{username}' can now sign in to the dashboard (their other dashboard sessions ended)");
+            let admins = &services.admins;
+            let exists = admins
+                .list()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .any(|a| a.username == username);
+            if exists {
+                admins
+                    .set_password(&username, password, None, "cli", Utc::now())
+                    .map_err(|e| e.to_string())?;
+                if let Some(role) = role {
+                    admins
+                        .set_role(&username, role, "cli", Utc::now())
+                        .map_err(|e| e.to_string())?;
+                }
+                eprintln!("administrator '{username}' has a new password (their other dashboard sessions ended)");
+            } else {
+                let role = role.unwrap_or_default();
+                admins
+                    .create(&username, password, role, "cli", Utc::now())
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "administrator '{username}' (role {role}) can now sign in to the dashboard"
+                );
+            }
         }
         AdminCommand::List { data } => {
             let services = Services::open(&data)?;
             for a in services.admins.list().map_err(|e| e.to_string())? {
                 let state = if a.disabled { "disabled" } else { "enabled" };
-                println!("{}\t{state}\t{}", a.username, a.created_at.to_rfc3339());
+                println!(
+                    "{}\t{}\t{state}\t{}",
+                    a.username,
+                    a.role,
+                    a.created_at.to_rfc3339()
+                );
             }
         }
         AdminCommand::Disable { data, username } => {

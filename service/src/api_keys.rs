@@ -14,6 +14,7 @@ use sessions::{AuditEntry, Result, SessionError};
 use sha2::{Digest, Sha256};
 
 use crate::reload::{refresh, ReloadClock};
+use crate::roles::Role;
 
 /// What a key may do.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -22,21 +23,39 @@ pub enum Scope {
     /// Create, validate, refresh and end sessions (the identity provider's data plane).
     #[serde(rename = "sessions:issue")]
     Issue,
-    /// List, inspect and revoke sessions; manage realms; read the audit log.
+    /// Everything administration may do: list, inspect and revoke sessions; manage realms,
+    /// clients and keys; read the audit log (role admin).
     #[serde(rename = "sessions:admin")]
     Admin,
+    /// Administration's reading only: list and inspect sessions, clients, deliveries and the
+    /// audit log; change nothing (role viewer).
+    #[serde(rename = "sessions:read")]
+    Read,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 2] = [Scope::Issue, Scope::Admin];
+    /// Every scope.
+    pub const ALL: [Scope; 3] = [Scope::Issue, Scope::Admin, Scope::Read];
 
+    /// The scope's name as keys carry it, e.g. `sessions:admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Issue => "sessions:issue",
             Scope::Admin => "sessions:admin",
+            Scope::Read => "sessions:read",
         }
     }
 
+    /// The administrative role the scope grants, if any.
+    pub fn role(self) -> Option<Role> {
+        match self {
+            Scope::Issue => None,
+            Scope::Admin => Some(Role::Admin),
+            Scope::Read => Some(Role::Viewer),
+        }
+    }
+
+    /// The scope a name names, if any.
     pub fn parse(s: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|x| x.as_str() == s)
     }
@@ -81,6 +100,11 @@ pub struct ApiKeys {
 }
 
 impl ApiKey {
+    /// The administrative role the key's scopes grant (the highest of them), if any.
+    pub fn role(&self) -> Option<Role> {
+        self.scopes.iter().filter_map(|s| s.role()).max()
+    }
+
     fn record(&self) -> ApiKeyRecord {
         ApiKeyRecord {
             name: self.name.clone(),

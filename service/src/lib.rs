@@ -8,6 +8,7 @@
 //! - [`api_keys`]: the keys API callers present;
 //! - [`backchannel`]: logout-token signing keys, the target rules and the delivery worker;
 //! - [`request`]: who is being served right now (request id, client address);
+//! - [`roles`]: who may do what, checked by every method that changes something;
 //! - [`metrics`]: what the service counts.
 
 pub mod admins;
@@ -17,6 +18,7 @@ pub mod metrics;
 mod ops;
 mod reload;
 pub mod request;
+pub mod roles;
 
 use std::sync::Arc;
 
@@ -34,14 +36,22 @@ use admins::sign_in::SignIns;
 use api_keys::ApiKeys;
 use backchannel::Backchannel;
 
-/// Who acts: recorded in the audit log, and some rules depend on it (an administrator may not
-/// end the dashboard session they are using).
+/// Who acts: recorded in the audit log, and rules depend on it (what its role permits, see
+/// [`roles`]; an administrator may not end the dashboard session they are using).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
-    /// A caller of the JSON API, by its key's name.
-    ApiKey(String),
-    /// A signed-in administrator and the dashboard session they act from.
-    Admin { username: String, sid: String },
+    /// A caller of the JSON API: its key's name and the role its scopes grant (none for a key
+    /// that only issues sessions).
+    ApiKey {
+        name: String,
+        role: Option<roles::Role>,
+    },
+    /// A signed-in administrator, the dashboard session they act from, and their role.
+    Admin {
+        username: String,
+        sid: String,
+        role: roles::Role,
+    },
     /// The server itself (start-up settings, the reaper).
     Server,
     /// An operator at the command line.
@@ -52,7 +62,7 @@ impl Actor {
     /// How the audit log names the actor.
     pub fn audit_name(&self) -> String {
         match self {
-            Actor::ApiKey(name) => format!("api-key:{name}"),
+            Actor::ApiKey { name, .. } => format!("api-key:{name}"),
             Actor::Admin { username, .. } => format!("admin:{username}"),
             Actor::Server => "server".into(),
             Actor::Cli => "cli".into(),

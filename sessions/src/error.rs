@@ -30,6 +30,9 @@ pub enum SessionError {
     /// address that is not allow-listed).
     #[error("{0}")]
     BackchannelUriNotAllowed(String),
+    /// The actor's role (or API key's scopes) does not permit the action.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("storage failure: {0}")]
     Storage(String),
 }
@@ -49,6 +52,7 @@ impl SessionError {
             SessionError::PropertyNotAllowed(_) => "property_not_allowed",
             SessionError::Conflict(_) => "conflict",
             SessionError::BackchannelUriNotAllowed(_) => "backchannel_uri_not_allowed",
+            SessionError::Forbidden(_) => "forbidden",
             SessionError::Storage(_) => "storage_error",
         }
     }
@@ -65,7 +69,7 @@ impl SessionError {
             | SessionError::InvalidResultsToken
             | SessionError::ResultsTokenMismatch => 400,
             SessionError::QuotaExceeded(_) | SessionError::Conflict(_) => 409,
-            SessionError::PropertyNotAllowed(_) => 403,
+            SessionError::PropertyNotAllowed(_) | SessionError::Forbidden(_) => 403,
             SessionError::Storage(_) => 500,
         }
     }

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod error;
 pub mod grant;
 pub mod model;
+pub mod role;
 pub mod sample;
 pub mod validate;
 
@@ -22,3 +23,4 @@ pub use delivery::*;
 pub use error::{Result, SessionError};
 pub use grant::*;
 pub use model::*;
+pub use role::{AdminRole, Permission};

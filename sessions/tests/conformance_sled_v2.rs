@@ -45,3 +45,8 @@ impl Backend for SledV2Backend {
 }
 
 sessions::conformance_suite!(sled_v2, SledV2Backend);
+
+#[test]
+fn admin_records_keep_their_role() {
+    sessions::conformance::admin_records_keep_their_role(&SledV2Backend);
+}

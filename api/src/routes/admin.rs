@@ -37,7 +37,7 @@ use crate::ApiState;
             description = "The `results_token` of the page last seen, for the same filters, sort and page size; any other token is a 400"),
         ("prior" = Option<bool>, Query, description = "With a `results_token`: the previous page (without one it is a 400)")),
     responses((status = 200, body = QueryResult)),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn list_sessions(
     _caller: Admin,
     State(state): State<ApiState>,
@@ -51,7 +51,7 @@ pub async fn list_sessions(
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/{sid}", tag = "administration",
     params(RealmPath, SessionPath),
     responses((status = 200, body = Session)),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn get_session(
     _caller: Admin,
     State(state): State<ApiState>,
@@ -82,7 +82,7 @@ pub async fn get_session(
     responses((status = 200, description = "The sessions, as a download", content(
         (String = "text/csv"), (String = "application/jsonl"))),
         (status = 400, body = ErrorBody, description = "A malformed filter (say, an `ip` that is not an address or CIDR range) or format (`invalid_request`, `invalid_query`)")),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn export_sessions(
     caller: Admin,
     State(state): State<ApiState>,

@@ -30,7 +30,7 @@ pub struct NewApiKey {
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
     )]
     pub name: String,
-    /// At least one of `sessions:issue`, `sessions:admin`.
+    /// At least one of `sessions:issue`, `sessions:admin`, `sessions:read`.
     #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
 }
@@ -58,12 +58,12 @@ pub struct ApiKeyPath {
     responses((status = 200, body = ApiKeyList)),
     security(("api_key" = ["sessions:admin"])))]
 pub async fn list_api_keys(
-    _caller: Admin,
+    caller: Admin,
     State(state): State<ApiState>,
 ) -> ApiResult<Json<ApiKeyList>> {
     let api_keys = state
         .service
-        .list_api_keys()?
+        .list_api_keys(&caller.actor())?
         .iter()
         .map(ApiKeyInfo::from)
         .collect();

@@ -45,7 +45,7 @@ fn bad_token() -> ApiError {
 /// Administrative actions, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "administration", params(AuditQuery),
     responses((status = 200, body = AuditPage)),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn list_audit(
     _caller: Admin,
     State(state): State<ApiState>,

@@ -56,7 +56,7 @@ pub async fn put_client(
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/clients/{client_id}", tag = "clients",
     params(RealmPath, ClientPath),
     responses((status = 200, body = Client)),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn get_client(
     _caller: Admin,
     State(state): State<ApiState>,
@@ -93,7 +93,7 @@ pub async fn delete_client(
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/clients", tag = "clients",
     params(RealmPath),
     responses((status = 200, body = ClientList)),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn list_clients(
     _caller: Admin,
     State(state): State<ApiState>,

@@ -53,7 +53,7 @@ pub struct DeliveryPath {
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/backchannel-deliveries", tag = "back-channel logout",
     params(RealmPath, DeliveryFilter),
     responses((status = 200, body = DeliveryPage)),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn list_deliveries(
     _caller: Admin,
     State(state): State<ApiState>,

@@ -172,7 +172,7 @@ pub async fn revoke_subject_grants(
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/grants", tag = "grants",
     params(RealmPath, GrantFilter),
     responses((status = 200, body = GrantList)),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn list_grants(
     _caller: Admin,
     State(state): State<ApiState>,

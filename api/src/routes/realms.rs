@@ -38,7 +38,7 @@ pub async fn put_realm(
 #[utoipa::path(get, path = "/api/v1/realms/{realm}", tag = "realms",
     params(RealmPath),
     responses((status = 200, body = Realm)),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn get_realm(
     _caller: Admin,
     State(state): State<ApiState>,
@@ -50,7 +50,7 @@ pub async fn get_realm(
 /// Every realm with its session count (the server's reserved `_` realms are not listed).
 #[utoipa::path(get, path = "/api/v1/realms", tag = "realms",
     responses((status = 200, body = RealmList)),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn list_realms(
     _caller: Admin,
     State(state): State<ApiState>,

@@ -21,6 +21,8 @@ pub async fn jwks(State(state): State<ApiState>) -> Json<jsonwebtoken::jwk::JwkS
 #[utoipa::path(post, path = "/api/v1/signing-keys/rotate", tag = "back-channel logout",
     responses((status = 200, body = RotatedKeys)),
     security(("api_key" = ["sessions:admin"])))]
-pub async fn rotate(_caller: Admin, State(state): State<ApiState>) -> ApiResult<Json<RotatedKeys>> {
-    Ok(Json(state.service.rotate_signing_key().await?))
+pub async fn rotate(caller: Admin, State(state): State<ApiState>) -> ApiResult<Json<RotatedKeys>> {
+    Ok(Json(
+        state.service.rotate_signing_key(&caller.actor()).await?,
+    ))
 }

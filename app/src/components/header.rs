@@ -3,11 +3,13 @@
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
+use sessions::Permission;
+
 use crate::server_fns::auth::SignOut;
 use crate::SignedIn;
 
-/// Product name, navigation and who is signed in. Carries `data-hydrated` so tests can tell when
-/// the page is live.
+/// Product name, navigation (the admin-only pages only for role admin) and who is signed in,
+/// with their role. Carries `data-hydrated` so tests can tell when the page is live.
 #[component]
 pub fn Header() -> impl IntoView {
     let hydrated = RwSignal::new(false);
@@ -22,7 +24,15 @@ pub fn Header() -> impl IntoView {
                 <a href="/clients">"Clients"</a>
                 <a href="/deliveries">"Deliveries"</a>
                 <a href="/audit">"Audit"</a>
-                <a href="/api-keys">"API keys"</a>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let administers = matches!(&admin.await.1, Ok(Some(a)) if a.may(Permission::Administer));
+                        administers.then(|| view! {
+                            <a href="/api-keys">"API keys"</a>
+                            <a href="/admins">"Administrators"</a>
+                        })
+                    })}
+                </Transition>
                 <a href="/api/v1/docs" rel="external">"API"</a>
             </nav>
             <Transition fallback=|| ()>
@@ -30,7 +40,8 @@ pub fn Header() -> impl IntoView {
                     match admin.await.1 {
                         Ok(Some(a)) => view! {
                             <div class="who">
-                                <span>"Signed in as " <strong>{a.username}</strong></span>
+                                <span>"Signed in as " <strong class="username">{a.username}</strong></span>
+                                <span class="badge role" title="Your role">{a.role.as_str()}</span>
                                 <ActionForm action=sign_out>
                                     <button type="submit">"Sign out"</button>
                                 </ActionForm>

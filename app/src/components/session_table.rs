@@ -1,4 +1,4 @@
-//! The table of sessions, with a checkbox per row for revocation.
+//! The table of sessions, with a checkbox per row for revocation where the role may revoke.
 
 use std::collections::BTreeSet;
 
@@ -15,9 +15,10 @@ fn When(t: DateTime<Utc>, now: DateTime<Utc>) -> impl IntoView {
     view! { <time datetime=t.to_rfc3339() title=exact(t)>{relative(t, now)}</time> }
 }
 
-/// One row per session. `selected` holds the checked sids; the row of `own_sid` (the
-/// administrator's own session) cannot be selected. Times are relative to `now`, the server's
-/// time of the data, so the server's render and the browser's hydration agree.
+/// One row per session. With `selectable` (the role may revoke), each row has a checkbox:
+/// `selected` holds the checked sids; the row of `own_sid` (the administrator's own session)
+/// cannot be selected. Times are relative to `now`, the server's time of the data, so the
+/// server's render and the browser's hydration agree.
 #[component]
 pub fn SessionTable(
     sessions: Vec<Session>,
@@ -25,23 +26,23 @@ pub fn SessionTable(
     own_sid: String,
     selected: RwSignal<BTreeSet<String>>,
     now: DateTime<Utc>,
+    selectable: bool,
 ) -> impl IntoView {
-    let selectable: Vec<String> = sessions
+    let selectable_sids: Vec<String> = sessions
         .iter()
         .map(|s| s.sid.clone())
         .filter(|s| *s != own_sid)
         .collect();
     let all_checked = {
-        let selectable = selectable.clone();
+        let sids = selectable_sids.clone();
         Memo::new(move |_| {
-            !selectable.is_empty()
-                && selected.with(|sel| selectable.iter().all(|s| sel.contains(s)))
+            !sids.is_empty() && selected.with(|sel| sids.iter().all(|s| sel.contains(s)))
         })
     };
     let toggle_all = move |_| {
         let check = !all_checked.get_untracked();
         selected.update(|sel| {
-            for sid in &selectable {
+            for sid in &selectable_sids {
                 if check {
                     sel.insert(sid.clone());
                 } else {
@@ -71,9 +72,11 @@ pub fn SessionTable(
             let expired = expires <= now;
             view! {
                 <tr class:own=own>
-                    <td class="check">
-                        <input type="checkbox" aria-label=label prop:checked=checked on:change=toggle disabled=own/>
-                    </td>
+                    {selectable.then(|| view! {
+                        <td class="check">
+                            <input type="checkbox" aria-label=label prop:checked=checked on:change=toggle disabled=own/>
+                        </td>
+                    })}
                     <td class="name">
                         {s.display_name.clone().unwrap_or_else(|| "—".into())}
                         {own.then(|| view! { <span class="badge">"this session"</span> })}
@@ -100,10 +103,12 @@ pub fn SessionTable(
             <table class="sessions">
                 <thead>
                     <tr>
-                        <th scope="col" class="check">
-                            <input type="checkbox" aria-label="Select every session on this page"
-                                prop:checked=move || all_checked.get() on:change=toggle_all/>
-                        </th>
+                        {selectable.then(|| view! {
+                            <th scope="col" class="check">
+                                <input type="checkbox" aria-label="Select every session on this page"
+                                    prop:checked=move || all_checked.get() on:change=toggle_all/>
+                            </th>
+                        })}
                         <th scope="col">"Display name"</th>
                         <th scope="col">"Subject"</th>
                         <th scope="col">"Session ID"</th>

@@ -38,12 +38,14 @@ pub fn ApiKeysPage() -> impl IntoView {
         <p class="hint">
             "Send a key as " <code>"Authorization: Bearer <key>"</code> ". "
             <code>"sessions:issue"</code> " is the identity provider's data plane; "
-            <code>"sessions:admin"</code> " is administration. Only a hash of each key is stored."
+            <code>"sessions:admin"</code> " is administration; " <code>"sessions:read"</code>
+            " reads administration's pages' data and changes nothing. Only a hash of each key is stored."
         </p>
         <ActionForm action=create attr:class="filters create-key">
             <label>"Name" <input type="text" name="name" required maxlength="255"/></label>
             <label class="check"><input type="checkbox" name="issue" value="on" checked/> "sessions:issue"</label>
             <label class="check"><input type="checkbox" name="admin" value="on"/> "sessions:admin"</label>
+            <label class="check"><input type="checkbox" name="read" value="on"/> "sessions:read"</label>
             <button type="submit" class="primary" disabled=move || create.pending().get()>"Create key"</button>
         </ActionForm>
         {created}

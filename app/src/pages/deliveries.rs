@@ -62,6 +62,7 @@ fn DeliveriesBody(
         return view! { <p class="notice">"No realm exists yet."</p> }.into_any();
     };
     let status = view.status;
+    let may_retry = view.may_retry;
     let status_options = DeliveryStatus::ALL
         .into_iter()
         .map(|s| view! { <option value=s.as_str() selected=view.status == Some(s)>{s.as_str()}</option> })
@@ -104,7 +105,7 @@ fn DeliveriesBody(
                     DeliveryStatus::Pending => view! { <span>"next "</span> {when(d.next_attempt_at)} }.into_any(),
                     DeliveryStatus::Failed => view! { <span>"gave up "</span> {when(d.last_attempt_at)} }.into_any(),
                 };
-                let retryable = d.status != DeliveryStatus::Delivered;
+                let retryable = may_retry && d.status != DeliveryStatus::Delivered;
                 let (realm, id) = (realm.clone(), d.id);
                 let label = format!("Retry delivery {id} now");
                 view! {

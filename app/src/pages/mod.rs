@@ -1,5 +1,6 @@
 //! One component per route.
 
+pub mod admins;
 pub mod api_keys;
 pub mod audit;
 pub mod clients;

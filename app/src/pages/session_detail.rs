@@ -106,10 +106,12 @@ fn Detail(
             {title} {detail.own.then(|| view! { <span class="badge">"this session"</span> })}
             {move || gone().then(|| view! { <span class="badge ended">"ended"</span> })}
         </h1>
-        <div class="toolbar">
-            <button type="button" class="danger" disabled=move || detail.own || gone()
-                on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>"Revoke this session"</button>
-        </div>
+        {detail.may_revoke.then(|| view! {
+            <div class="toolbar">
+                <button type="button" class="danger" disabled=move || detail.own || gone()
+                    on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>"Revoke this session"</button>
+            </div>
+        })}
         <div class="detail">
             <dl>
                 {fields.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}

@@ -87,6 +87,7 @@ fn SessionsBody(
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let selected = RwSignal::new(BTreeSet::<String>::new());
     let dialog = RwSignal::new(None::<RevokeTarget>);
+    let may_revoke = view.may_revoke;
     let baseline = view
         .realms
         .iter()
@@ -105,11 +106,13 @@ fn SessionsBody(
         Some(page) => view! {
             <LiveBanner realm=realm.clone() baseline on_refresh/>
             <div class="toolbar">
-                <button type="button" class="danger" disabled=move || selected.with(BTreeSet::is_empty)
-                    on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>
-                    {move || format!("Revoke selected ({})", selected.with(BTreeSet::len))}
-                </button>
-                {params.subject_id.clone().map(|subject| {
+                {may_revoke.then(|| view! {
+                    <button type="button" class="danger" disabled=move || selected.with(BTreeSet::is_empty)
+                        on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>
+                        {move || format!("Revoke selected ({})", selected.with(BTreeSet::len))}
+                    </button>
+                })}
+                {params.subject_id.clone().filter(|_| may_revoke).map(|subject| {
                     let label = format!("Revoke all sessions of {subject}");
                     view! {
                         <button type="button" on:click=move |_| dialog.set(Some(RevokeTarget::Subject(subject.clone())))>
@@ -117,7 +120,7 @@ fn SessionsBody(
                         </button>
                     }
                 })}
-                {params.range_removal().map(|removal| {
+                {params.range_removal().filter(|_| may_revoke).map(|removal| {
                     let label = format!("Revoke all {} matching", page.total_count);
                     view! {
                         <button type="button" class="danger" on:click=move |_| dialog.set(Some(RevokeTarget::Filter(removal.clone())))>
@@ -128,13 +131,14 @@ fn SessionsBody(
                 <span class="spacer"></span>
                 <a class="button" href=params.export_href(&realm, "csv") download rel="external">"Export CSV"</a>
                 <a class="button" href=params.export_href(&realm, "jsonl") download rel="external">"Export JSON lines"</a>
-                {(!sessions::validate::is_reserved_realm(&realm)).then(|| view! {
+                {(may_revoke && !sessions::validate::is_reserved_realm(&realm)).then(|| view! {
                     <button type="button" class="outline-danger" on:click=move |_| dialog.set(Some(RevokeTarget::Realm))>
                         "Sign out all sessions in this realm"
                     </button>
                 })}
             </div>
-            <SessionTable sessions=page.results.clone() realm=realm.clone() own_sid=view.own_sid.clone() selected now=view.now/>
+            <SessionTable sessions=page.results.clone() realm=realm.clone() own_sid=view.own_sid.clone() selected now=view.now
+                selectable=may_revoke/>
             <Pager page=page params=params.clone()/>
             <RevokeDialog realm=realm.clone() selected target=dialog revoke/>
         }

@@ -64,7 +64,8 @@ fn UserBody(view: UserView, realm: String, subject: String, revoke: RevokeAction
         view! { <p class="muted">"No active session."</p> }.into_any()
     } else {
         view! {
-            <SessionTable sessions=view.sessions.results realm=realm.clone() own_sid=view.own_sid selected now/>
+            <SessionTable sessions=view.sessions.results realm=realm.clone() own_sid=view.own_sid selected now
+                selectable=view.may_revoke/>
             {(shown < total).then(|| view! {
                 <p class="muted">{format!("The newest {shown} of {total} sessions.")}</p>
             })}
@@ -116,13 +117,15 @@ fn UserBody(view: UserView, realm: String, subject: String, revoke: RevokeAction
     let subject_for_dialog = subject.clone();
     view! {
         <h1>{subject.clone()} <span class="muted">{format!(" in {realm}")}</span></h1>
-        <div class="toolbar">
-            <button type="button" class="danger"
-                on:click=move |_| dialog.set(Some(RevokeTarget::Subject(subject_for_dialog.clone())))>
-                "Revoke all"
-            </button>
-            <span class="muted">"Ends every session of this subject and, with the flags, their tokens, consents and notifies the clients."</span>
-        </div>
+        {view.may_revoke.then(|| view! {
+            <div class="toolbar">
+                <button type="button" class="danger"
+                    on:click=move |_| dialog.set(Some(RevokeTarget::Subject(subject_for_dialog.clone())))>
+                    "Revoke all"
+                </button>
+                <span class="muted">"Ends every session of this subject and, with the flags, their tokens, consents and notifies the clients."</span>
+            </div>
+        })}
         <h2>{format!("Sessions ({total})")}</h2>
         {sessions}
         <h2>{format!("Tokens and consents ({})", view.grants.len())}</h2>

@@ -27,8 +27,8 @@ pub struct CreatedKey {
 pub async fn load_api_keys() -> Result<Vec<ApiKeyRow>, AppError> {
     use super::auth::ssr::require_admin;
     use super::ssr::{failed, service};
-    require_admin().await?;
-    let keys = service()?.list_api_keys().map_err(failed)?;
+    let admin = require_admin().await?;
+    let keys = service()?.list_api_keys(&admin.actor()).map_err(failed)?;
     Ok(keys
         .into_iter()
         .map(|k| ApiKeyRow {
@@ -39,21 +39,26 @@ pub async fn load_api_keys() -> Result<Vec<ApiKeyRow>, AppError> {
         .collect())
 }
 
-/// Creates a key with the scopes ticked (`issue`, `admin`: present when ticked).
+/// Creates a key with the scopes ticked (`issue`, `admin`, `read`: present when ticked).
 #[server(endpoint = "create_api_key")]
 pub async fn create_api_key(
     name: String,
     issue: Option<String>,
     admin: Option<String>,
+    read: Option<String>,
 ) -> Result<CreatedKey, AppError> {
     use super::auth::ssr::require_admin;
     use super::ssr::{failed, service};
     use service::api_keys::Scope;
     let signed_in = require_admin().await?;
-    let scopes = [(issue, Scope::Issue), (admin, Scope::Admin)]
-        .into_iter()
-        .filter_map(|(ticked, scope)| ticked.map(|_| scope))
-        .collect();
+    let scopes = [
+        (issue, Scope::Issue),
+        (admin, Scope::Admin),
+        (read, Scope::Read),
+    ]
+    .into_iter()
+    .filter_map(|(ticked, scope)| ticked.map(|_| scope))
+    .collect();
     let (_, secret) = service()?
         .create_api_key(&name, scopes, &signed_in.actor())
         .await

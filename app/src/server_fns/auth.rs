@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+use sessions::{AdminRole, Permission};
 
 use crate::error::AppError;
 
@@ -12,6 +13,15 @@ pub struct Admin {
     pub username: String,
     /// The administrator's own dashboard session, which the dashboard refuses to revoke.
     pub sid: String,
+    /// What they may do; the dashboard shows only that (the service enforces it).
+    pub role: AdminRole,
+}
+
+impl Admin {
+    /// Whether the administrator's role grants `permission`.
+    pub fn may(&self, permission: Permission) -> bool {
+        self.role.may(permission)
+    }
 }
 
 #[cfg(feature = "ssr")]
@@ -21,6 +31,7 @@ impl Admin {
         service::Actor::Admin {
             username: self.username.clone(),
             sid: self.sid.clone(),
+            role: self.role,
         }
     }
 }
@@ -104,7 +115,18 @@ pub mod ssr {
             .await
             .map_err(failed)?;
         Ok(match actor {
-            Some(Actor::Admin { username, sid }) => Some((Admin { username, sid }, token)),
+            Some(Actor::Admin {
+                username,
+                sid,
+                role,
+            }) => Some((
+                Admin {
+                    username,
+                    sid,
+                    role,
+                },
+                token,
+            )),
             _ => None,
         })
     }

@@ -17,6 +17,8 @@ pub struct DeliveriesView {
     pub realm: Option<String>,
     pub status: Option<DeliveryStatus>,
     pub page: Option<DeliveryPage>,
+    /// Whether the administrator's role may retry deliveries (else "Retry now" is not shown).
+    pub may_retry: bool,
     /// The server's time of this answer, which times are shown relative to.
     pub now: DateTime<Utc>,
 }
@@ -31,7 +33,7 @@ pub async fn load_deliveries(
 ) -> Result<DeliveriesView, AppError> {
     use super::auth::ssr::require_admin;
     use super::ssr::{failed, service, user_realms};
-    require_admin().await?;
+    let admin = require_admin().await?;
     let service = service()?;
     let status = service::parse_delivery_status(status.as_deref()).map_err(failed)?;
     let (realms, realm) = user_realms(&service, realm)?;
@@ -49,6 +51,7 @@ pub async fn load_deliveries(
         realm,
         status,
         page,
+        may_retry: admin.may(sessions::Permission::Revoke),
         now: Utc::now(),
     })
 }

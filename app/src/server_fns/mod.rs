@@ -1,6 +1,8 @@
 //! Server functions: the dashboard's only way to the session service. Every one of them but
-//! sign-in requires a signed-in administrator. They fail with [`crate::error::AppError`].
+//! sign-in requires a signed-in administrator, and the service checks what their role permits.
+//! They fail with [`crate::error::AppError`].
 
+pub mod admins;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;

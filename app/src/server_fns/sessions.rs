@@ -20,6 +20,8 @@ pub struct SessionsView {
     pub page: Option<QueryResult>,
     /// The signed-in administrator's own dashboard session.
     pub own_sid: String,
+    /// Whether the administrator's role may revoke (else no revoke control is shown).
+    pub may_revoke: bool,
     /// The server's time of this answer: times are shown relative to it, so the server's render
     /// and the browser's hydration agree.
     pub now: DateTime<Utc>,
@@ -50,6 +52,7 @@ pub async fn load_sessions(
         realms,
         realm,
         page,
+        may_revoke: admin.may(sessions::Permission::Revoke),
         own_sid: admin.sid,
         now: Utc::now(),
     })
@@ -76,6 +79,8 @@ pub async fn revoke_sessions(
 pub struct SessionDetail {
     pub session: Session,
     pub own: bool,
+    /// Whether the administrator's role may revoke it.
+    pub may_revoke: bool,
     /// The server's time of this answer, which times are shown relative to.
     pub now: DateTime<Utc>,
 }
@@ -92,6 +97,7 @@ pub async fn load_session(realm: String, sid: String) -> Result<SessionDetail, A
     Ok(SessionDetail {
         session,
         own,
+        may_revoke: admin.may(sessions::Permission::Revoke),
         now: Utc::now(),
     })
 }

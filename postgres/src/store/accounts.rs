@@ -2,7 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sessions::store::{AccountStore, AdminRecord, ApiKeyRecord, SigningKeyRecord};
+use sessions::store::{AccountStore, AdminRecord, AdminRole, ApiKeyRecord, SigningKeyRecord};
 use sessions::{Result, SessionError};
 use tokio_postgres::Row;
 
@@ -21,12 +21,19 @@ fn api_key(row: &Row) -> R<ApiKeyRecord> {
     })
 }
 
+/// The columns [`admin`] reads, in its order.
+const ADMIN_COLUMNS: &str = "username, password_hash, created_at, disabled, role";
+
 fn admin(row: &Row) -> R<AdminRecord> {
+    let role: String = row.try_get(4)?;
     Ok(AdminRecord {
         username: row.try_get(0)?,
         password_hash: row.try_get(1)?,
         created_at: row.try_get(2)?,
         disabled: row.try_get(3)?,
+        role: AdminRole::parse(&role).ok_or_else(|| {
+            SessionError::Storage(format!("an administrator has the unknown role '{role}'"))
+        })?,
     })
 }
 
@@ -83,8 +90,7 @@ impl AccountStore for PostgresStore {
     fn admin(&self, username: &str) -> Result<Option<AdminRecord>> {
         self.db.run(async |tx| {
             tx.query_opt(
-                "SELECT username, password_hash, created_at, disabled FROM admins
-                  WHERE username = $1",
+                &format!("SELECT {ADMIN_COLUMNS} FROM admins WHERE username = $1"),
                 &[&username],
             )
             .await?
@@ -97,8 +103,7 @@ impl AccountStore for PostgresStore {
     fn admins(&self) -> Result<Vec<AdminRecord>> {
         self.db.run(async |tx| {
             tx.query(
-                "SELECT username, password_hash, created_at, disabled FROM admins
-                  ORDER BY username",
+                &format!("SELECT {ADMIN_COLUMNS} FROM admins ORDER BY username"),
                 &[],
             )
             .await?
@@ -111,12 +116,18 @@ impl AccountStore for PostgresStore {
     fn put_admin(&self, a: &AdminRecord) -> Result<()> {
         self.db.run(async |tx| {
             tx.execute(
-                "INSERT INTO admins (username, password_hash, created_at, disabled)
-                 VALUES ($1, $2, $3, $4)
+                "INSERT INTO admins (username, password_hash, created_at, disabled, role)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (username) DO UPDATE
                  SET password_hash = excluded.password_hash, created_at = excluded.created_at,
-                     disabled = excluded.disabled",
-                &[&a.username, &a.password_hash, &a.created_at, &a.disabled],
+                     disabled = excluded.disabled, role = excluded.role",
+                &[
+                    &a.username,
+                    &a.password_hash,
+                    &a.created_at,
+                    &a.disabled,
+                    &a.role.as_str(),
+                ],
             )
             .await?;
             Ok(())

@@ -4,13 +4,13 @@
 
 pub mod sign_in;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sessions::store::{parse_sid, AccountStore, AdminRecord};
+use sessions::store::{parse_sid, AccountStore, AdminRecord, AdminRole};
 use sessions::{
     AuditEntry, RealmSettingsUpdate, RemoveSessions, Result, SessionError, SessionQuery,
 };
@@ -29,6 +29,7 @@ type Account = AdminRecord;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct AdminView {
     pub username: String,
+    pub role: AdminRole,
     pub created_at: DateTime<Utc>,
     pub disabled: bool,
 }
@@ -48,9 +49,29 @@ fn storage(e: impl std::fmt::Display) -> SessionError {
     SessionError::Storage(e.to_string())
 }
 
+/// The PHC-format argon2 hash of a new password, which must have [`MIN_PASSWORD_LEN`]
+/// characters.
+fn hash_password(password: &str) -> Result<String> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(SessionError::invalid(format!(
+            "the password must have at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(storage)?;
+    let salt = SaltString::encode_b64(&salt).map_err(storage)?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(storage)?
+        .to_string())
+}
+
 /// The administrator accounts, in the store ([`AccountStore`]).
 pub struct AdminAccounts {
     store: Arc<dyn AccountStore>,
+    /// Held while a change that could leave no enabled admin is checked and written, so two at
+    /// once in this process cannot both pass the check.
+    role_changes: Mutex<()>,
 }
 
 impl AdminAccounts {
@@ -63,7 +84,10 @@ impl AdminAccounts {
             };
             store.put_realm(ADMIN_REALM, &settings, "server", Utc::now())?;
         }
-        Ok(Self { store })
+        Ok(Self {
+            store,
+            role_changes: Mutex::new(()),
+        })
     }
 
     fn load(&self, username: &str) -> Result<Option<Account>> {
@@ -93,7 +117,41 @@ impl AdminAccounts {
         })
     }
 
-    /// Creates the account, or sets a new password for it. Every dashboard session of the
+    /// Creates a new administrator with `role`; refused if the name is taken. Audited; durable
+    /// when it returns.
+    pub fn create(
+        &self,
+        username: &str,
+        password: &str,
+        role: AdminRole,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sessions::validate::identifier("username", username)?;
+        let password_hash = hash_password(password)?;
+        let _serial = self.serial();
+        if self.load(username)?.is_some() {
+            return Err(SessionError::Conflict(format!(
+                "an administrator named '{username}' already exists"
+            )));
+        }
+        self.save(&Account {
+            username: username.to_owned(),
+            password_hash,
+            created_at: now,
+            disabled: false,
+            role,
+        })?;
+        self.audit(
+            "create_admin",
+            username,
+            actor,
+            &format!("ok; role {role}"),
+            now,
+        )
+    }
+
+    /// Creates the account (role admin), or sets a new password for it. Every dashboard session of the
     /// administrator ends, except `keep` (the session of an administrator changing their own
     /// password). Audited; durable when it returns.
     pub fn set_password(
@@ -105,24 +163,15 @@ impl AdminAccounts {
         now: DateTime<Utc>,
     ) -> Result<()> {
         sessions::validate::identifier("username", username)?;
-        if password.chars().count() < MIN_PASSWORD_LEN {
-            return Err(SessionError::invalid(format!(
-                "the password must have at least {MIN_PASSWORD_LEN} characters"
-            )));
-        }
-        let mut salt = [0u8; 16];
-        getrandom::getrandom(&mut salt).map_err(storage)?;
-        let salt = SaltString::encode_b64(&salt).map_err(storage)?;
-        let hash = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(storage)?
-            .to_string();
+        let hash = hash_password(password)?;
+        let _serial = self.serial();
         let existing = self.load(username)?;
         let account = Account {
             username: username.to_owned(),
             password_hash: hash,
             created_at: existing.as_ref().map_or(now, |a| a.created_at),
             disabled: existing.as_ref().is_some_and(|a| a.disabled),
+            role: existing.as_ref().map_or(AdminRole::Admin, |a| a.role),
         };
         self.save(&account)?;
         let ended = self.end_sessions(username, keep, actor, now)?;
@@ -141,7 +190,7 @@ impl AdminAccounts {
     }
 
     /// Disables (ending every dashboard session of the account) or enables an administrator.
-    /// Audited; durable when it returns.
+    /// Refused if it would disable the last enabled admin. Audited; durable when it returns.
     pub fn set_disabled(
         &self,
         username: &str,
@@ -149,10 +198,10 @@ impl AdminAccounts {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut account = self
-            .load(username)?
-            .ok_or_else(|| SessionError::invalid(format!("no administrator named '{username}'")))?;
+        let _serial = self.serial();
+        let mut account = self.existing(username)?;
         account.disabled = disabled;
+        self.refuse_leaving_no_admin(&account)?;
         self.save(&account)?;
         let ended = if disabled {
             self.end_sessions(username, None, actor, now)?
@@ -173,6 +222,30 @@ impl AdminAccounts {
         )
     }
 
+    /// Gives an administrator another role. Refused if it would demote the last enabled admin.
+    /// Audited; durable when it returns.
+    pub fn set_role(
+        &self,
+        username: &str,
+        role: AdminRole,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let _serial = self.serial();
+        let mut account = self.existing(username)?;
+        let before = account.role;
+        account.role = role;
+        self.refuse_leaving_no_admin(&account)?;
+        self.save(&account)?;
+        self.audit(
+            "set_admin_role",
+            username,
+            actor,
+            &format!("ok; {before} -> {role}"),
+            now,
+        )
+    }
+
     /// Every administrator, by name.
     pub fn list(&self) -> Result<Vec<AdminView>> {
         Ok(self
@@ -181,15 +254,55 @@ impl AdminAccounts {
             .into_iter()
             .map(|a| AdminView {
                 username: a.username,
+                role: a.role,
                 created_at: a.created_at,
                 disabled: a.disabled,
             })
             .collect())
     }
 
-    /// True when the account exists and is not disabled.
-    pub fn is_enabled(&self, username: &str) -> Result<bool> {
-        Ok(self.load(username)?.is_some_and(|a| !a.disabled))
+    /// The role of the account if it exists and is not disabled.
+    pub fn enabled_role(&self, username: &str) -> Result<Option<AdminRole>> {
+        Ok(self.load(username)?.filter(|a| !a.disabled).map(|a| a.role))
+    }
+
+    /// Serializes the changes that [`Self::refuse_leaving_no_admin`] checks.
+    fn serial(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.role_changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The stored account, or an error naming the unknown administrator.
+    fn existing(&self, username: &str) -> Result<Account> {
+        self.load(username)?
+            .ok_or_else(|| SessionError::invalid(format!("no administrator named '{username}'")))
+    }
+
+    /// Refuses to store `changed` if that would take away the last enabled admin (where there
+    /// was one): someone must be left who can manage administrators.
+    fn refuse_leaving_no_admin(&self, changed: &Account) -> Result<()> {
+        let is_enabled_admin = |a: &Account| !a.disabled && a.role == AdminRole::Admin;
+        if is_enabled_admin(changed) {
+            return Ok(());
+        }
+        let others = self
+            .store
+            .admins()?
+            .into_iter()
+            .filter(|a| a.username != changed.username)
+            .any(|a| is_enabled_admin(&a));
+        let was = self
+            .load(&changed.username)?
+            .is_some_and(|a| is_enabled_admin(&a));
+        if was && !others {
+            return Err(SessionError::Conflict(format!(
+                "'{}' is the last enabled administrator with role admin; make another \
+                 administrator admin first",
+                changed.username
+            )));
+        }
+        Ok(())
     }
 
     /// Checks a password. Unknown users cost the same hash as known ones, so timing does not

@@ -4,6 +4,7 @@
 use chrono::Utc;
 use sessions::{Client, ClientRegistration, Result, SessionError};
 
+use crate::roles::Permission;
 use crate::{blocking, Actor, SessionService};
 
 impl SessionService {
@@ -15,6 +16,7 @@ impl SessionService {
         registration: ClientRegistration,
         actor: &Actor,
     ) -> Result<Client> {
+        actor.require(Permission::Administer)?;
         // Malformed input is refused as such before the target rules look at the URI.
         sessions::validate::client_registration(client_id, &registration)?;
         if let Some(uri) = &registration.backchannel_logout_uri {
@@ -47,6 +49,7 @@ impl SessionService {
 
     /// Removes a client's registration; false if there was none. Durable.
     pub async fn delete_client(&self, realm: &str, client_id: &str, actor: &Actor) -> Result<bool> {
+        actor.require(Permission::Administer)?;
         let (store, realm, client_id, actor) = (
             self.store.clone(),
             realm.to_owned(),

@@ -4,6 +4,7 @@ use chrono::Utc;
 use sessions::store::MAX_LISTED_DELIVERIES;
 use sessions::{Delivery, DeliveryPage, DeliveryStatus, Result, SessionError};
 
+use crate::roles::Permission;
 use crate::{blocking, Actor, SessionService};
 
 /// A delivery status as a caller names it (`pending`, `delivered`, `failed`; absent or empty
@@ -40,6 +41,7 @@ impl SessionService {
 
     /// Queues a pending or failed delivery for an attempt now, with a fresh retry window.
     pub async fn retry_delivery(&self, realm: &str, id: u64, actor: &Actor) -> Result<Delivery> {
+        actor.require(Permission::Revoke)?;
         let (store, realm, actor) = (self.store.clone(), realm.to_owned(), actor.audit_name());
         let delivery = blocking(move || store.retry_delivery(&realm, id, &actor, Utc::now())).await;
         self.wake_deliveries();

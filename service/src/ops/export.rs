@@ -138,6 +138,7 @@ impl SessionService {
         format: ExportFormat,
         actor: &Actor,
     ) -> Result<SessionExport> {
+        actor.require(crate::roles::Permission::Read)?;
         query.count = Some(MAX_PAGE_SIZE);
         query.results_token = None;
         query.prior = false;

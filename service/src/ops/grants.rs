@@ -4,6 +4,7 @@
 use chrono::Utc;
 use sessions::{Grant, GrantOwner, NewGrant, Result};
 
+use crate::roles::Permission;
 use crate::{blocking, Actor, SessionService};
 
 impl SessionService {
@@ -24,7 +25,9 @@ impl SessionService {
         blocking(move || store.list_grants(&realm, &owner, Utc::now())).await
     }
 
-    /// Revokes the grant a token belongs to (RFC 7009); `None` if there was none. Durable.
+    /// Revokes the grant a token belongs to (RFC 7009); `None` if there was none. Durable. The
+    /// identity provider's data plane (whoever holds the token may revoke it), so no role is
+    /// asked for.
     pub async fn revoke_token(
         &self,
         realm: &str,
@@ -49,6 +52,7 @@ impl SessionService {
         reason: Option<String>,
         actor: &Actor,
     ) -> Result<u64> {
+        actor.require(Permission::Revoke)?;
         let (store, realm, subject, actor) = (
             self.store.clone(),
             realm.to_owned(),

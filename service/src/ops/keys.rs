@@ -5,6 +5,7 @@ use jsonwebtoken::jwk::JwkSet;
 use sessions::Result;
 
 use crate::api_keys::{ApiKey, Scope};
+use crate::roles::Permission;
 use crate::{blocking, Actor, SessionService};
 
 /// The signing keys after a rotation.
@@ -20,7 +21,8 @@ pub struct RotatedKeys {
 
 impl SessionService {
     /// Every API key, by name.
-    pub fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+    pub fn list_api_keys(&self, actor: &Actor) -> Result<Vec<ApiKey>> {
+        actor.require(Permission::Administer)?;
         self.read(|_| self.keys.list())
     }
 
@@ -31,12 +33,14 @@ impl SessionService {
         scopes: Vec<Scope>,
         actor: &Actor,
     ) -> Result<(ApiKey, String)> {
+        actor.require(Permission::Administer)?;
         let (keys, name, actor) = (self.keys.clone(), name.to_owned(), actor.audit_name());
         blocking(move || keys.create(&name, &scopes, &actor, Utc::now())).await
     }
 
     /// Revokes an API key at once; false if there was none. Audited.
     pub async fn revoke_api_key(&self, name: &str, actor: &Actor) -> Result<bool> {
+        actor.require(Permission::Administer)?;
         let (keys, name, actor) = (self.keys.clone(), name.to_owned(), actor.audit_name());
         blocking(move || keys.revoke(&name, &actor, Utc::now())).await
     }
@@ -47,7 +51,8 @@ impl SessionService {
     }
 
     /// Makes a new logout-token signing key current.
-    pub async fn rotate_signing_key(&self) -> Result<RotatedKeys> {
+    pub async fn rotate_signing_key(&self, actor: &Actor) -> Result<RotatedKeys> {
+        actor.require(Permission::Administer)?;
         let keys = self.backchannel.keys.clone();
         let current_kid = blocking(move || keys.rotate(Utc::now())).await?;
         let published_kids = self

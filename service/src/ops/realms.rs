@@ -3,6 +3,7 @@
 use chrono::Utc;
 use sessions::{Realm, RealmSettingsUpdate, Result, SessionError};
 
+use crate::roles::Permission;
 use crate::{blocking, Actor, SessionService};
 
 impl SessionService {
@@ -13,6 +14,7 @@ impl SessionService {
         update: RealmSettingsUpdate,
         actor: &Actor,
     ) -> Result<Realm> {
+        actor.require(Permission::Administer)?;
         refuse_reserved(name)?;
         let (store, name, actor) = (self.store.clone(), name.to_owned(), actor.audit_name());
         blocking(move || store.put_realm(&name, &update, &actor, Utc::now())).await

@@ -11,6 +11,7 @@ use sessions::{
 };
 
 use crate::admins::ADMIN_REALM;
+use crate::roles::Permission;
 use crate::{blocking, Actor, SessionService};
 
 impl SessionService {
@@ -82,6 +83,7 @@ impl SessionService {
         request: RemoveSessions,
         actor: &Actor,
     ) -> Result<RemoveOutcome> {
+        actor.require(Permission::Revoke)?;
         refuse_own_session(realm, &request, actor)?;
         self.refuse_own_session_among_matches(realm, &request, actor)
             .await?;
@@ -98,6 +100,7 @@ impl SessionService {
         request: RemoveAllSessions,
         actor: &Actor,
     ) -> Result<RemoveOutcome> {
+        actor.require(Permission::Revoke)?;
         if realm == ADMIN_REALM {
             return Err(SessionError::Conflict(
                 "You cannot sign out the realm holding the session you are signed in with.".into(),

@@ -26,6 +26,7 @@ use std::path::Path;
 
 use crate::store::SessionStore;
 
+mod accounts;
 mod address_and_time;
 mod counts;
 mod exact_ids;
@@ -33,6 +34,7 @@ mod lifecycle;
 mod paging;
 mod revocation;
 
+pub use accounts::*;
 pub use address_and_time::*;
 pub use counts::*;
 pub use exact_ids::*;

@@ -5,6 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::role::AdminRole;
+
 use super::SessionStore;
 use crate::error::Result;
 
@@ -26,6 +28,10 @@ pub struct AdminRecord {
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub disabled: bool,
+    /// What the administrator may do; records written before roles existed read as
+    /// [`AdminRole::Admin`].
+    #[serde(default)]
+    pub role: AdminRole,
 }
 
 /// A logout-token signing key as stored.

@@ -23,7 +23,7 @@ pub mod shared;
 mod sled_store;
 mod v2;
 
-pub use accounts::{AccountStore, AdminRecord, ApiKeyRecord, SigningKeyRecord};
+pub use accounts::{AccountStore, AdminRecord, AdminRole, ApiKeyRecord, SigningKeyRecord};
 pub use check::CheckReport;
 pub use record::parse_sid;
 pub use sled_store::MAX_LISTED_DELIVERIES;

@@ -99,3 +99,28 @@ impl AccountStore for SledStoreV2 {
         self.wait_durable()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::accounts::{AccountStore, AdminRole};
+    use crate::store::SledStoreV2;
+
+    #[test]
+    fn an_administrator_stored_before_roles_existed_reads_as_admin() {
+        let store = SledStoreV2::temporary().unwrap();
+        // The record exactly as servers without roles wrote it.
+        let old = br#"{"username":"root","password_hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$h","created_at":"2026-01-02T03:04:05Z","disabled":false}"#;
+        store
+            .companion_tree("admins")
+            .unwrap()
+            .insert("root", &old[..])
+            .unwrap();
+        let root = store.admin("root").unwrap().unwrap();
+        assert_eq!(
+            (root.username.as_str(), root.role),
+            ("root", AdminRole::Admin)
+        );
+        assert!(!root.disabled);
+        assert_eq!(store.admins().unwrap(), [root]);
+    }
+}
