@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod error;
 pub mod grant;
 pub mod model;
+pub mod stats;
 pub mod validate;
 
 #[cfg(feature = "store")]

@@ -560,7 +560,7 @@ impl PostgresStore {
                 revoke_consents: false,
                 notify: realm.settings.backchannel_logout_on_expiry,
                 client_scope: None,
-                reason: "expired",
+                reason: EndReason::Expired,
                 expired_at: Some(now.timestamp_millis()),
             };
             let left = (batch - removed) as i64;

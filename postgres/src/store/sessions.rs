@@ -266,7 +266,7 @@ async fn within_quota(tx: &Tx<'_>, realm: &RealmRow, subject: &str, now: DateTim
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
-    let flags = Flags::everything("evicted");
+    let flags = Flags::everything(EndReason::Evicted);
     removal::end(tx, realm, &oldest, &flags, &HashSet::new(), false, now).await?;
     Ok(())
 }
@@ -379,7 +379,7 @@ impl PostgresStore {
             let Some(s) = lock_by_token(tx, &realm.name, token).await? else {
                 return Ok(false);
             };
-            let flags = Flags::everything("logout");
+            let flags = Flags::everything(EndReason::Logout);
             let ended =
                 removal::end(tx, &realm, &[s.sid()], &flags, &HashSet::new(), false, now).await?;
             Ok(ended.outcome.sessions_removed > 0)

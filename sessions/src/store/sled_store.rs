@@ -42,6 +42,7 @@ use crate::model::{
     Realm, RealmSettings, RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions,
     Session, SessionQuery, SortKey,
 };
+use crate::stats::{EndReason, Span, StatsBucket};
 use crate::validate;
 
 /// Most sessions one removal request may select by sid.
@@ -579,7 +580,7 @@ impl SledStoreV1 {
                         None => None,
                     };
                     if let Some(s) = oldest {
-                        let flags = Flags::everything("evicted");
+                        let flags = Flags::everything(EndReason::Evicted);
                         let mut outcome = RemoveOutcome::default();
                         let ended = self.end_sessions(realm, &[s], &flags, &mut outcome, now);
                         *evicted |= outcome.sessions_removed > 0;
@@ -669,7 +670,7 @@ impl SledStoreV1 {
                             &current,
                             client_id,
                             uri,
-                            flags.reason,
+                            flags.reason.as_str(),
                             now,
                         );
                         otx.insert(realm.id, &delivery)?;
@@ -946,15 +947,15 @@ pub struct Flags {
     pub notify: bool,
     /// Limits token and consent revocation and notifications to these clients.
     pub client_scope: Option<BTreeSet<String>>,
-    /// Why the sessions end, as recorded in their deliveries.
-    pub reason: &'static str,
+    /// Why the sessions end, as recorded in their deliveries and counted in the activity stats.
+    pub reason: EndReason,
     /// Only end sessions that are no longer valid at this time (the reaper's check).
     pub expired_at: Option<i64>,
 }
 
 impl Flags {
     /// Everything on, every client: a logout or an eviction.
-    pub fn everything(reason: &'static str) -> Self {
+    pub fn everything(reason: EndReason) -> Self {
         Flags {
             remove_server_side_session: true,
             revoke_tokens: true,
@@ -1319,7 +1320,7 @@ impl SessionStore for SledStoreV1 {
         self.end_sessions(
             &realm,
             &[s],
-            &Flags::everything("logout"),
+            &Flags::everything(EndReason::Logout),
             &mut outcome,
             now,
         )?;
@@ -1475,7 +1476,7 @@ impl SessionStore for SledStoreV1 {
             revoke_consents: request.revoke_consents,
             notify: request.send_backchannel_logout,
             client_scope: client_scope(request.client_ids.as_deref())?,
-            reason: "revoked",
+            reason: EndReason::Revoked,
             expired_at: None,
         };
         let mut outcome = RemoveOutcome {
@@ -1562,7 +1563,7 @@ impl SessionStore for SledStoreV1 {
             revoke_consents: request.revoke_consents,
             notify: request.send_backchannel_logout,
             client_scope: None,
-            reason: "realm_sign_out",
+            reason: EndReason::RealmSignOut,
             expired_at: None,
         };
         let mut outcome = RemoveOutcome {
@@ -1606,7 +1607,7 @@ impl SessionStore for SledStoreV1 {
                 revoke_consents: false,
                 notify: realm.settings.backchannel_logout_on_expiry,
                 client_scope: None,
-                reason: "expired",
+                reason: EndReason::Expired,
                 expired_at: Some(now_ms),
             };
             let mut outcome = RemoveOutcome::default();
@@ -1618,6 +1619,25 @@ impl SessionStore for SledStoreV1 {
             }
         }
         Ok(removed)
+    }
+
+    /// The previous layout keeps no activity counters: refused (a store of it is upgraded when
+    /// the server opens it).
+    fn stats(
+        &self,
+        _realm: &str,
+        _span: Span,
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+    ) -> Result<Vec<StatsBucket>> {
+        Err(SessionError::Storage(
+            "the v1 storage layout keeps no activity counters".into(),
+        ))
+    }
+
+    /// The previous layout keeps no activity counters: there is nothing to prune.
+    fn prune_stats(&self, _now: DateTime<Utc>) -> Result<usize> {
+        Ok(0)
     }
 
     fn durable_flushes(&self) -> u64 {
