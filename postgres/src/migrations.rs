@@ -5,11 +5,18 @@
 use tokio_postgres::Client;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "initial schema",
-    include_str!("../migrations/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../migrations/0001_init.sql"),
+    ),
+    (
+        3,
+        "activity counters",
+        include_str!("../migrations/0003_stats.sql"),
+    ),
+];
 
 /// Key of the advisory lock held while migrating.
 const LOCK_KEY: i64 = 0x5e55_1045;

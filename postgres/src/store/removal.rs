@@ -16,6 +16,7 @@ use sessions::store::shared::{
     from_ms, offline_tokens_subject, removal_flags, removal_outcome, removal_target,
     remove_all_flags, words, Filters, Flags, REMOVE_ALL_BATCH,
 };
+use sessions::stats::{EndReason, Metric};
 use sessions::AuditEntry;
 use uuid::Uuid;
 
@@ -108,6 +109,7 @@ pub(crate) async fn end(
     if flags.remove_server_side_session {
         out.sessions_removed = gone.len() as u64;
         if !dry_run {
+            deltas.stat(name, now, Metric::Ended(flags.reason), gone.len() as u64);
             let (mut c_ids, mut c_at, mut c_sid) = (Vec::new(), Vec::new(), Vec::new());
             let (mut w_words, mut w_at, mut w_sid) = (Vec::new(), Vec::new(), Vec::new());
             for g in &gone {
@@ -232,7 +234,7 @@ pub(crate) async fn end(
                         AS x(id, c, u, s, sid)",
                 &[
                     name,
-                    &flags.reason,
+                    &flags.reason.as_str(),
                     &now,
                     &ids,
                     &clients,

@@ -8,6 +8,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use sessions::address::address_bytes;
 use sessions::model::{CreatedSession, NewSession, QuotaPolicy, Session};
+use sessions::stats::{EndReason, Metric};
 use sessions::store::shared::{random_bytes, words, Flags, MAX_TOKEN_LEN};
 use sessions::{validate, SessionError};
 use sha2::{Digest, Sha256};
@@ -172,6 +173,7 @@ async fn insert(tx: &Tx<'_>, realm: &str, s: &Session, token_hash: &[u8; 32]) ->
         },
         1,
     );
+    deltas.stat(realm, s.created_at, Metric::SignIns, 1);
     let token_hash = &token_hash[..];
     let address = s.ip.as_deref().and_then(address_bytes).map(|a| a.to_vec());
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [

@@ -70,7 +70,9 @@ pub fn sign_ins_endings_and_attempts_land_in_their_buckets_exactly<B: Backend>(b
     setup(&store, "r");
     setup(&store, "other");
     let a1 = store.create_session("r", &new("a"), t0()).unwrap();
-    let a2 = store.create_session("r", &new("a"), t0()).unwrap();
+    let a2 = store
+        .create_session("r", &new("a"), t0() + TimeDelta::seconds(1))
+        .unwrap();
     let b = store.create_session("r", &new("b"), t0()).unwrap();
     // A third session of `a` evicts the oldest.
     let a3 = store
