@@ -371,6 +371,75 @@ pub fn active_at_bucket_ends(current: u64, buckets: &[StatsBucket]) -> Vec<u64> 
     out
 }
 
+/// Hours the overview's hourly charts show, the current one included.
+pub const OVERVIEW_HOURS: i64 = 24;
+/// Days the overview's daily charts show, the current one included.
+pub const OVERVIEW_DAYS: i64 = 30;
+
+/// A realm's activity at a glance: what the dashboard's overview page draws and the API's
+/// overview answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Overview {
+    /// The realm.
+    pub realm: String,
+    /// When the figures were read (UTC); the last bucket of each series ends here.
+    pub generated_at: DateTime<Utc>,
+    /// The realm's sessions now (exact).
+    pub session_count: u64,
+    /// The last 24 hours, an hourly bucket each, oldest first; the last is the current hour.
+    pub hourly: Vec<OverviewBucket>,
+    /// The last 30 days (UTC), a daily bucket each, oldest first; the last is today.
+    pub daily: Vec<OverviewBucket>,
+    /// The realm's registered clients with their sessions now, by client id.
+    pub clients: Vec<ClientSessions>,
+}
+
+/// One bucket of the overview: its counters and the sessions at its end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OverviewBucket {
+    /// Where the bucket starts (UTC).
+    pub start: DateTime<Utc>,
+    /// The realm's sessions at the bucket's end (for the current bucket: now). Derived from the
+    /// count now and the sign-ins and endings of the later buckets.
+    pub active_sessions: u64,
+    /// Sessions created in the bucket.
+    pub sign_ins: u64,
+    /// Sessions ended in the bucket, by reason.
+    pub ended: EndedCounts,
+    /// Back-channel delivery attempts in the bucket, by outcome.
+    pub deliveries: AttemptCounts,
+}
+
+/// A client's sessions now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClientSessions {
+    /// The client id.
+    pub client_id: String,
+    /// Its display name, if it has one.
+    pub name: Option<String>,
+    /// Sessions the client joined that are still stored.
+    pub session_count: u64,
+}
+
+/// The overview's buckets: each bucket with the sessions at its end, from the count now.
+pub fn overview_buckets(current: u64, buckets: Vec<StatsBucket>) -> Vec<OverviewBucket> {
+    let active = active_at_bucket_ends(current, &buckets);
+    buckets
+        .into_iter()
+        .zip(active)
+        .map(|(b, active_sessions)| OverviewBucket {
+            start: b.start,
+            active_sessions,
+            sign_ins: b.sign_ins,
+            ended: b.ended,
+            deliveries: b.deliveries,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,10 +477,7 @@ mod tests {
         let b = assemble(Span::Hour, from, to, rows);
         assert_eq!(b.len(), 3);
         assert_eq!(b[0].start, at("2026-01-01T10:00:00Z"));
-        assert_eq!(
-            b.iter().map(|b| b.sign_ins).collect::<Vec<_>>(),
-            [0, 3, 0]
-        );
+        assert_eq!(b.iter().map(|b| b.sign_ins).collect::<Vec<_>>(), [0, 3, 0]);
         let mut ended = b.clone();
         ended[2].ended.logout = 1;
         assert_eq!(active_at_bucket_ends(5, &ended), [3, 6, 5]);

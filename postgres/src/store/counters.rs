@@ -74,7 +74,12 @@ impl Deltas {
             let bucket = DateTime::from_timestamp(span.bucket_of(at), 0).unwrap_or_default();
             *self
                 .stats
-                .entry((realm.to_owned(), i16::from(span.code()), bucket, metric.name()))
+                .entry((
+                    realm.to_owned(),
+                    i16::from(span.code()),
+                    bucket,
+                    metric.name(),
+                ))
                 .or_default() += n as i64;
         }
     }

@@ -9,8 +9,8 @@
 
 use chrono::{DateTime, Utc};
 use sessions::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
-use sessions::store::{DueCursor, MAX_LISTED_DELIVERIES};
 use sessions::stats::{DeliveryOutcome, Metric};
+use sessions::store::{DueCursor, MAX_LISTED_DELIVERIES};
 use sessions::SessionError;
 
 use super::counters::{self, Deltas, Kind};

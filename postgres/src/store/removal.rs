@@ -12,11 +12,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sessions::model::{RemoveAllSessions, RemoveOutcome, RemoveSessions};
+use sessions::stats::{EndReason, Metric};
 use sessions::store::shared::{
     from_ms, offline_tokens_subject, removal_flags, removal_outcome, removal_target,
     remove_all_flags, words, Filters, Flags, REMOVE_ALL_BATCH,
 };
-use sessions::stats::{EndReason, Metric};
 use sessions::AuditEntry;
 use uuid::Uuid;
 

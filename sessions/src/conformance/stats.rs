@@ -87,7 +87,10 @@ pub fn sign_ins_endings_and_attempts_land_in_their_buckets_exactly<B: Backend>(b
         ..Default::default()
     };
     assert_eq!(
-        store.remove("r", &dry, "admin", t0()).unwrap().sessions_removed,
+        store
+            .remove("r", &dry, "admin", t0())
+            .unwrap()
+            .sessions_removed,
         1
     );
     let tokens_only = RemoveSessions {
@@ -166,7 +169,9 @@ pub fn sign_ins_endings_and_attempts_land_in_their_buckets_exactly<B: Backend>(b
     assert_eq!(h[1].ended, ended(|e| e.expired = 1));
     assert_eq!(h[2].ended, ended(|e| e.realm_sign_out = 2));
     assert_eq!(h[3].ended, EndedCounts::default());
-    assert!(h[..3].iter().all(|b| b.deliveries == AttemptCounts::default()));
+    assert!(h[..3]
+        .iter()
+        .all(|b| b.deliveries == AttemptCounts::default()));
     assert_eq!(
         h[3].deliveries,
         AttemptCounts {
@@ -213,9 +218,14 @@ pub fn old_buckets_are_pruned_and_counters_survive_reopening<B: Backend>(backend
     let store = backend.open(&location);
     setup(&store, "r");
     let long_ago = t0() - TimeDelta::days(DAYS_KEPT + 3);
-    for (i, at) in [long_ago, t0() - hours(HOURS_KEPT + 2), t0() - hours(2), t0()]
-        .into_iter()
-        .enumerate()
+    for (i, at) in [
+        long_ago,
+        t0() - hours(HOURS_KEPT + 2),
+        t0() - hours(2),
+        t0(),
+    ]
+    .into_iter()
+    .enumerate()
     {
         for j in 0..=i {
             store
@@ -252,14 +262,22 @@ pub fn old_buckets_are_pruned_and_counters_survive_reopening<B: Backend>(backend
     backend.close(store);
 
     let store = backend.open(&location);
-    assert_eq!(window(&store, Span::Hour), before_hours, "kept on reopening");
+    assert_eq!(
+        window(&store, Span::Hour),
+        before_hours,
+        "kept on reopening"
+    );
     assert!(store.prune_stats(t0()).unwrap() > 0);
     assert_eq!(
         window(&store, Span::Hour),
         vec![(hour(t0() - hours(2)), 3), (hour(t0()), 4)]
     );
     let days = vec![(day(t0() - hours(HOURS_KEPT + 2)), 2), (day(t0()), 7)];
-    assert_eq!(window(&store, Span::Day), days, "the long-ago day is pruned");
+    assert_eq!(
+        window(&store, Span::Day),
+        days,
+        "the long-ago day is pruned"
+    );
     assert_eq!(store.prune_stats(t0()).unwrap(), 0, "nothing left to prune");
     backend.close(store);
 

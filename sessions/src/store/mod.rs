@@ -57,11 +57,11 @@ use chrono::{DateTime, Utc};
 use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use crate::error::Result;
 use crate::grant::{Grant, GrantOwner, NewGrant};
-use crate::stats::{Span, StatsBucket};
 use crate::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, Realm,
     RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
 };
+use crate::stats::{Span, StatsBucket};
 
 /// The operations of the session service. Every method naming a realm fails with
 /// [`crate::SessionError::RealmNotFound`] when it does not exist.

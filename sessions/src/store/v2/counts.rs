@@ -172,7 +172,13 @@ impl Deltas {
     }
 
     /// `n` events of `metric` at `at`, in the hourly and the daily bucket.
-    pub fn stat(&mut self, realm: RealmId, at: chrono::DateTime<chrono::Utc>, metric: Metric, n: u64) {
+    pub fn stat(
+        &mut self,
+        realm: RealmId,
+        at: chrono::DateTime<chrono::Utc>,
+        metric: Metric,
+        n: u64,
+    ) {
         for span in Span::ALL {
             self.counter(stats_key(realm, span, span.bucket_of(at), metric), n as i64);
         }
@@ -390,7 +396,9 @@ impl Counters {
     }
 
     pub fn get(&self, key: &[u8]) -> u64 {
-        self.with_map(key, |m| m.slot_mut(key).map_or(0, |s| s.count.max(0) as u64))
+        self.with_map(key, |m| {
+            m.slot_mut(key).map_or(0, |s| s.count.max(0) as u64)
+        })
     }
 
     pub fn add(&self, key: &[u8], delta: i64) {
@@ -416,7 +424,10 @@ impl Counters {
     /// The activity counters (not zero) with keys in `from..to`, in key order.
     pub fn series(&self, from: &[u8], to: &[u8]) -> Vec<(Vec<u8>, i64)> {
         lock(&self.series)
-            .range::<[u8], _>((std::ops::Bound::Included(from), std::ops::Bound::Excluded(to)))
+            .range::<[u8], _>((
+                std::ops::Bound::Included(from),
+                std::ops::Bound::Excluded(to),
+            ))
             .filter(|(_, s)| s.count != 0)
             .map(|(k, s)| (k.clone(), s.count))
             .collect()

@@ -24,12 +24,12 @@ use super::{grant_entries, layout, same_hash, session_lock, sha256, Batch, SledS
 use crate::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
 use crate::error::{Result, SessionError};
 use crate::grant::{Grant, GrantKind, GrantOwner, NewGrant};
-use crate::stats::{self, DeliveryOutcome, EndReason, Metric, Span, StatsBucket};
 use crate::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, QuotaPolicy,
     Realm, RealmSettings, RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions,
     Session, SessionQuery,
 };
+use crate::stats::{self, DeliveryOutcome, EndReason, Metric, Span, StatsBucket};
 use crate::validate;
 
 /// Sessions ended per batch.
@@ -324,7 +324,12 @@ impl SledStoreV2 {
                 }
             }
             if done.sessions_removed > 0 {
-                deltas.stat(realm.id, now, Metric::Ended(flags.reason), done.sessions_removed);
+                deltas.stat(
+                    realm.id,
+                    now,
+                    Metric::Ended(flags.reason),
+                    done.sessions_removed,
+                );
             }
             self.write(batch, &deltas)?;
             outcome.sessions_removed += done.sessions_removed;
