@@ -306,6 +306,15 @@ impl StatsBucket {
         }
     }
 
+    /// The count of one metric.
+    pub fn get(&self, metric: Metric) -> u64 {
+        match metric {
+            Metric::SignIns => self.sign_ins,
+            Metric::Ended(r) => self.ended.get(r),
+            Metric::Delivery(o) => self.deliveries.get(o),
+        }
+    }
+
     /// Adds `count` to one metric.
     pub fn add(&mut self, metric: Metric, count: u64) {
         match metric {
