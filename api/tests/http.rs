@@ -1296,3 +1296,95 @@ async fn export_streams_every_match_as_csv_or_json_lines() {
         .contains("ip=203.0.113.0/24"));
     assert_eq!(entry["actor"], "api-key:ops");
 }
+
+#[tokio::test]
+async fn the_overview_counts_sign_ins_and_endings_by_reason() {
+    let srv = Server::start().await;
+    srv.realm("acme").await;
+    let reg = json!({"name": "Portal"});
+    let (s, v) = srv
+        .root(Method::PUT, "/api/v1/realms/acme/clients/portal", Some(reg))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut created = Vec::new();
+    for subject in ["alice", "bob", "carol", "dave"] {
+        created.push(srv.create("acme", subject, subject).await);
+    }
+    let (s, v) = srv
+        .call(
+            Some(&srv.issue_key),
+            Method::POST,
+            "/api/v1/realms/acme/sessions/logout",
+            Some(json!({"token": created[0]["token"]})),
+        )
+        .await;
+    assert_eq!((s, &v["logged_out"]), (StatusCode::OK, &json!(true)), "{v}");
+    let removal = json!({"sids": [created[1]["sid"], created[2]["sid"]],
+                         "reason": "incident 7"});
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/remove",
+            Some(removal),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let (s, v) = srv
+        .call(
+            Some(&srv.admin_key),
+            Method::GET,
+            "/api/v1/realms/acme/overview",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["realm"], "acme");
+    assert_eq!(v["session_count"], 1);
+    let hourly = v["hourly"].as_array().unwrap();
+    let daily = v["daily"].as_array().unwrap();
+    assert_eq!((hourly.len(), daily.len()), (24, 30));
+    for series in [hourly, daily] {
+        let sum = |f: &dyn Fn(&Value) -> &Value| -> u64 {
+            series.iter().map(|b| f(b).as_u64().unwrap()).sum()
+        };
+        assert_eq!(sum(&|b| &b["sign_ins"]), 4);
+        assert_eq!(sum(&|b| &b["ended"]["logout"]), 1);
+        assert_eq!(sum(&|b| &b["ended"]["revoked"]), 2);
+        assert_eq!(sum(&|b| &b["ended"]["expired"]), 0);
+        assert_eq!(series.last().unwrap()["active_sessions"], 1);
+        // The buckets before the test's first sign-in had no sessions.
+        assert_eq!(series[0]["active_sessions"], 0);
+    }
+    assert_eq!(
+        v["clients"],
+        json!([{"client_id": "portal", "name": "Portal", "session_count": 1}])
+    );
+
+    let (s, v) = srv
+        .call(
+            Some(&srv.issue_key),
+            Method::GET,
+            "/api/v1/realms/acme/overview",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    let (s, v) = srv
+        .root(Method::GET, "/api/v1/realms/nope/overview", None)
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "realm_not_found")
+    );
+    let (s, v) = srv
+        .root(Method::GET, "/api/v1/realms/_admin/overview", None)
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "reserved_realm")
+    );
+}

@@ -106,6 +106,8 @@ fn Dashboard() -> impl IntoView {
                     <Route path=path!("audit") view=pages::audit::AuditPage/>
                     <Route path=path!("api-keys") view=pages::api_keys::ApiKeysPage/>
                     <Route path=path!("admins") view=pages::admins::AdminsPage/>
+                    <Route path=path!("overview") view=pages::overview::OverviewPage/>
+                    <Route path=path!("realms/:realm/overview") view=pages::overview::OverviewPage/>
                     <Route path=path!("clients") view=pages::clients::ClientsPage/>
                     <Route path=path!("deliveries") view=pages::deliveries::DeliveriesPage/>
                     <Route path=path!("sessions/:realm/:sid") view=pages::session_detail::SessionDetailPage/>

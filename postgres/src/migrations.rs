@@ -16,6 +16,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "administrator roles",
         include_str!("../migrations/0002_admin_roles.sql"),
     ),
+    (
+        3,
+        "activity counters",
+        include_str!("../migrations/0003_stats.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.

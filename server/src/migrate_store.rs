@@ -1,6 +1,7 @@
 //! `server migrate-store`: copies the embedded store into a PostgreSQL database exactly — the
 //! same session ids and token hashes (tokens stay valid), grant ids, delivery and audit ids,
-//! realm numbers and results-token key (results tokens stay valid) — in batches, each insert
+//! realm numbers and results-token key (results tokens stay valid), and the activity counters
+//! still kept (compared bucket by bucket) — in batches, each insert
 //! skipping what is there already, so running it again finishes an interrupted copy. At the end
 //! the counters are rebuilt from the rows and every count of both stores is compared.
 
@@ -8,6 +9,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
+use sessions::stats::Span;
 use sessions::store::{AccountStore, SessionStore, SledStore};
 use sessions::DeliveryStatus;
 use store_postgres::{PostgresStore, ROW_COUNTS};
@@ -94,6 +97,19 @@ pub fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), String> {
                     DeliveryStatus::Failed => "failed deliveries",
                 };
                 *copied.get_mut(status).expect("counted") += 1;
+            }
+        }
+        // The activity counters still kept, bucket by bucket.
+        let now = Utc::now();
+        for span in Span::ALL {
+            let from = DateTime::from_timestamp(span.oldest_kept(now), 0).unwrap_or(now);
+            let buckets = source.stats(&r.name, span, from, now).map_err(err)?;
+            target.import_stats(&r.name, span, &buckets).map_err(err)?;
+            if target.stats(&r.name, span, from, now).map_err(err)? != buckets {
+                return Err(format!(
+                    "the activity counters of realm {} differ after copying them",
+                    r.name
+                ));
             }
         }
         writeln!(out, "copied realm {}", r.name).map_err(err)?;

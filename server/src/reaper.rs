@@ -1,5 +1,5 @@
-//! The background task that removes expired sessions and grants, and delivered logout
-//! notifications past their retention, in batches.
+//! The background task that removes expired sessions and grants, delivered logout
+//! notifications past their retention, and activity counters older than those kept, in batches.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,8 @@ const MIN_REST: Duration = Duration::from_millis(1);
 const MAX_REST: Duration = Duration::from_millis(100);
 
 /// Runs forever: every `every`, removes what expired (batch by batch, until a batch comes back
-/// short), then delivered notifications queued more than `keep_delivered` ago.
+/// short), then delivered notifications queued more than `keep_delivered` ago, then activity
+/// counters of buckets no longer kept ([`sessions::stats`]).
 pub async fn run(store: Arc<dyn SessionStore>, every: Duration, keep_delivered: Duration) {
     let keep = TimeDelta::from_std(keep_delivered).unwrap_or(TimeDelta::MAX);
     let mut ticker = tokio::time::interval(every);
@@ -33,6 +34,9 @@ pub async fn run(store: Arc<dyn SessionStore>, every: Duration, keep_delivered: 
         })
         .await
         .ok();
+        drain(&store, "old activity counters", |s| s.prune_stats(Utc::now()))
+            .await
+            .ok();
     }
 }
 

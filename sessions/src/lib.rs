@@ -10,6 +10,7 @@ pub mod grant;
 pub mod model;
 pub mod role;
 pub mod sample;
+pub mod stats;
 pub mod validate;
 
 #[cfg(feature = "store")]

@@ -8,6 +8,7 @@ mod data_plane;
 mod deliveries;
 mod grants;
 pub mod ops;
+mod overview;
 mod realms;
 pub mod signing_keys;
 
@@ -34,6 +35,7 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
         .routes(routes!(admin::get_session))
         .routes(routes!(realms::put_realm, realms::get_realm))
         .routes(routes!(realms::list_realms))
+        .routes(routes!(overview::get_overview))
         .routes(routes!(audit::list_audit))
         .routes(routes!(
             clients::put_client,

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
+use sessions::stats::{Metric, Span};
 use sessions::store::shared::{words, MAX_PREFIX_CHARS};
 use sessions::DeliveryStatus;
 
@@ -30,9 +32,13 @@ pub(crate) enum Kind {
     Deliveries = 4,
 }
 
-/// Counter changes of one transaction, by (realm, kind, key).
+/// Counter changes of one transaction, by (realm, kind, key), and activity counter changes
+/// (table `stats`), by (realm, span code, bucket start, metric name).
 #[derive(Default)]
-pub(crate) struct Deltas(BTreeMap<(String, Kind, String), i64>);
+pub(crate) struct Deltas {
+    counters: BTreeMap<(String, Kind, String), i64>,
+    stats: BTreeMap<(String, i16, DateTime<Utc>, &'static str), i64>,
+}
 
 /// What a session contributes to the counters.
 pub(crate) struct Counted<'a> {
@@ -57,9 +63,25 @@ pub(crate) fn name_prefixes(name: &str) -> BTreeSet<String> {
 impl Deltas {
     pub(crate) fn add(&mut self, realm: &str, kind: Kind, key: &str, delta: i64) {
         *self
-            .0
+            .counters
             .entry((realm.to_owned(), kind, key.to_owned()))
             .or_default() += delta;
+    }
+
+    /// `n` events of `metric` at `at`, in the hourly and the daily bucket.
+    pub(crate) fn stat(&mut self, realm: &str, at: DateTime<Utc>, metric: Metric, n: u64) {
+        for span in Span::ALL {
+            let bucket = DateTime::from_timestamp(span.bucket_of(at), 0).unwrap_or_default();
+            *self
+                .stats
+                .entry((
+                    realm.to_owned(),
+                    i16::from(span.code()),
+                    bucket,
+                    metric.name(),
+                ))
+                .or_default() += n as i64;
+        }
     }
 
     /// A session added (`sign` 1) or removed (-1).
@@ -81,13 +103,12 @@ impl Deltas {
         self.add(realm, Kind::Deliveries, status.as_str(), sign);
     }
 
-    /// Adds the changes to the counters, in one statement, to one stripe picked at random.
+    /// Adds the changes to the counters and the activity counters, one statement each (sent
+    /// together), to one stripe picked at random.
     pub(crate) async fn apply(self, tx: &Tx<'_>) -> R<()> {
-        let mut realms = Vec::new();
-        let mut kinds = Vec::new();
-        let mut keys = Vec::new();
-        let mut deltas = Vec::new();
-        for ((realm, kind, key), delta) in self.0 {
+        let stripe = (uuid::Uuid::new_v4().as_u128() % STRIPES as u128) as i16;
+        let (mut realms, mut kinds, mut keys, mut deltas) = (vec![], vec![], vec![], vec![]);
+        for ((realm, kind, key), delta) in self.counters {
             if delta != 0 {
                 realms.push(realm);
                 kinds.push(kind as i16);
@@ -95,19 +116,47 @@ impl Deltas {
                 deltas.push(delta);
             }
         }
-        if realms.is_empty() {
-            return Ok(());
+        let (mut s_realms, mut spans, mut buckets, mut metrics, mut s_deltas) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for ((realm, span, bucket, metric), delta) in self.stats {
+            if delta != 0 {
+                s_realms.push(realm);
+                spans.push(span);
+                buckets.push(bucket);
+                metrics.push(metric);
+                s_deltas.push(delta);
+            }
         }
-        let stripe = (uuid::Uuid::new_v4().as_u128() % STRIPES as u128) as i16;
-        tx.execute(
-            "INSERT INTO counters (realm, kind, key, stripe, count)
-             SELECT r, k, key, $5, n
-               FROM unnest($1::text[], $2::int2[], $3::text[], $4::int8[]) AS d(r, k, key, n)
-             ON CONFLICT (realm, kind, key, stripe)
-             DO UPDATE SET count = counters.count + excluded.count",
-            &[&realms, &kinds, &keys, &deltas, &stripe],
-        )
-        .await?;
+        let counters = async {
+            if !realms.is_empty() {
+                tx.execute(
+                    "INSERT INTO counters (realm, kind, key, stripe, count)
+                     SELECT r, k, key, $5, n
+                       FROM unnest($1::text[], $2::int2[], $3::text[], $4::int8[]) AS d(r, k, key, n)
+                     ON CONFLICT (realm, kind, key, stripe)
+                     DO UPDATE SET count = counters.count + excluded.count",
+                    &[&realms, &kinds, &keys, &deltas, &stripe],
+                )
+                .await?;
+            }
+            Ok::<_, super::db::Error>(())
+        };
+        let stats = async {
+            if !s_realms.is_empty() {
+                tx.execute(
+                    "INSERT INTO stats (realm, span, bucket, metric, stripe, count)
+                     SELECT r, s, b, m, $6, n
+                       FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::text[],
+                                   $5::int8[]) AS d(r, s, b, m, n)
+                     ON CONFLICT (realm, span, bucket, metric, stripe)
+                     DO UPDATE SET count = stats.count + excluded.count",
+                    &[&s_realms, &spans, &buckets, &metrics, &s_deltas, &stripe],
+                )
+                .await?;
+            }
+            Ok(())
+        };
+        futures::try_join!(counters, stats)?;
         Ok(())
     }
 }

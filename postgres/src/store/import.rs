@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use sessions::address::address_bytes;
 use sessions::delivery::Delivery;
 use sessions::model::{AuditEntry, ClientRegistration};
+use sessions::stats::{Metric, Span, StatsBucket};
 use sessions::store::export::{ExportedGrant, ExportedRealm, ExportedSession};
 use sessions::store::shared::words;
 use sessions::{Result, SessionError};
@@ -236,6 +237,38 @@ impl PostgresStore {
             tx.execute(
                 "SELECT setval('audit_id_seq', greatest((SELECT max(id) FROM audit), 1))",
                 &[],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Replaces the realm's activity counters of `span` with `buckets` (another store's), in one
+    /// transaction, so copying them again gives the same counts.
+    pub fn import_stats(&self, realm: &str, span: Span, buckets: &[StatsBucket]) -> Result<()> {
+        let (mut starts, mut metrics, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+        for b in buckets {
+            for metric in Metric::all() {
+                let n = b.get(metric);
+                if n > 0 {
+                    starts.push(b.start);
+                    metrics.push(metric.name());
+                    counts.push(n as i64);
+                }
+            }
+        }
+        let span = i16::from(span.code());
+        self.db.write(async |tx| {
+            tx.execute(
+                "DELETE FROM stats WHERE realm = $1 AND span = $2",
+                &[&realm, &span],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO stats (realm, span, bucket, metric, stripe, count)
+                 SELECT $1, $2, b, m, 0, n
+                   FROM unnest($3::timestamptz[], $4::text[], $5::int8[]) AS x(b, m, n)",
+                &[&realm, &span, &starts, &metrics, &counts],
             )
             .await?;
             Ok(())

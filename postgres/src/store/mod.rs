@@ -21,6 +21,7 @@ mod realms;
 mod removal;
 mod rows;
 mod sessions;
+mod stats;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -31,6 +32,7 @@ use ::sessions::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, Realm,
     RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
 };
+use ::sessions::stats::{Span, StatsBucket};
 use ::sessions::store::shared::{random_bytes, ResultsTokenCodec};
 use ::sessions::store::{DueCursor, SessionStore};
 use ::sessions::{Result, SessionError};
@@ -231,6 +233,20 @@ impl SessionStore for PostgresStore {
 
     fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize> {
         self.reap_expired_impl(now, batch)
+    }
+
+    fn stats(
+        &self,
+        realm: &str,
+        span: Span,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StatsBucket>> {
+        self.stats_impl(realm, span, from, to)
+    }
+
+    fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize> {
+        self.prune_stats_impl(now)
     }
 
     /// Every write is a committed transaction: PostgreSQL flushes its log at each commit, so

@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use sessions::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
+use sessions::stats::{DeliveryOutcome, Metric};
 use sessions::store::{DueCursor, MAX_LISTED_DELIVERIES};
 use sessions::SessionError;
 
@@ -70,9 +71,20 @@ async fn lock(tx: &Tx<'_>, realm: &str, id: u64) -> R<Delivery> {
 }
 
 /// Writes a delivery's new state, with its status count, and releases any claim on it when
-/// `release`.
-async fn update(tx: &Tx<'_>, old: &Delivery, new: &Delivery, release: bool) -> R<()> {
+/// `release`; with `attempt_at`, the change is an attempt made then, counted in the activity
+/// stats by its outcome.
+async fn update(
+    tx: &Tx<'_>,
+    old: &Delivery,
+    new: &Delivery,
+    release: bool,
+    attempt_at: Option<DateTime<Utc>>,
+) -> R<()> {
     let mut deltas = Deltas::default();
+    if let Some(at) = attempt_at {
+        let outcome = DeliveryOutcome::after_attempt(new.status);
+        deltas.stat(&new.realm, at, Metric::Delivery(outcome), 1);
+    }
     if old.status != new.status {
         deltas.delivery(&new.realm, old.status, -1);
         deltas.delivery(&new.realm, new.status, 1);
@@ -195,7 +207,7 @@ impl PostgresStore {
             let realm = self.realms.get(tx, &attempted.realm).await?;
             let old = lock(tx, &realm.name, attempted.id).await?;
             let new = old.after_attempt(attempted, jti, result, now);
-            update(tx, &old, &new, true).await?;
+            update(tx, &old, &new, true, Some(now)).await?;
             Ok(new)
         })
     }
@@ -212,7 +224,7 @@ impl PostgresStore {
             let old = lock(tx, &realm.name, id).await?;
             let new = old.requeued(now)?;
             // A claim stays: an attempt in flight on another server still owns the delivery.
-            update(tx, &old, &new, false).await?;
+            update(tx, &old, &new, false, None).await?;
             let entry = sessions::AuditEntry {
                 outcome: "queued".into(),
                 ..realms::entry(&realm.name, "retry_delivery", &id.to_string(), actor, now)

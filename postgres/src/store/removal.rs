@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sessions::model::{RemoveAllSessions, RemoveOutcome, RemoveSessions};
+use sessions::stats::{EndReason, Metric};
 use sessions::store::shared::{
     from_ms, offline_tokens_subject, removal_flags, removal_outcome, removal_target,
     remove_all_flags, words, Filters, Flags, REMOVE_ALL_BATCH,
@@ -108,6 +109,7 @@ pub(crate) async fn end(
     if flags.remove_server_side_session {
         out.sessions_removed = gone.len() as u64;
         if !dry_run {
+            deltas.stat(name, now, Metric::Ended(flags.reason), gone.len() as u64);
             let (mut c_ids, mut c_at, mut c_sid) = (Vec::new(), Vec::new(), Vec::new());
             let (mut w_words, mut w_at, mut w_sid) = (Vec::new(), Vec::new(), Vec::new());
             for g in &gone {
@@ -232,7 +234,7 @@ pub(crate) async fn end(
                         AS x(id, c, u, s, sid)",
                 &[
                     name,
-                    &flags.reason,
+                    &flags.reason.as_str(),
                     &now,
                     &ids,
                     &clients,
@@ -560,7 +562,7 @@ impl PostgresStore {
                 revoke_consents: false,
                 notify: realm.settings.backchannel_logout_on_expiry,
                 client_scope: None,
-                reason: "expired",
+                reason: EndReason::Expired,
                 expired_at: Some(now.timestamp_millis()),
             };
             let left = (batch - removed) as i64;

@@ -8,6 +8,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use sessions::address::address_bytes;
 use sessions::model::{CreatedSession, NewSession, QuotaPolicy, Session};
+use sessions::stats::{EndReason, Metric};
 use sessions::store::shared::{random_bytes, words, Flags, MAX_TOKEN_LEN};
 use sessions::{validate, SessionError};
 use sha2::{Digest, Sha256};
@@ -172,6 +173,7 @@ async fn insert(tx: &Tx<'_>, realm: &str, s: &Session, token_hash: &[u8; 32]) ->
         },
         1,
     );
+    deltas.stat(realm, s.created_at, Metric::SignIns, 1);
     let token_hash = &token_hash[..];
     let address = s.ip.as_deref().and_then(address_bytes).map(|a| a.to_vec());
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
@@ -266,7 +268,7 @@ async fn within_quota(tx: &Tx<'_>, realm: &RealmRow, subject: &str, now: DateTim
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
-    let flags = Flags::everything("evicted");
+    let flags = Flags::everything(EndReason::Evicted);
     removal::end(tx, realm, &oldest, &flags, &HashSet::new(), false, now).await?;
     Ok(())
 }
@@ -379,7 +381,7 @@ impl PostgresStore {
             let Some(s) = lock_by_token(tx, &realm.name, token).await? else {
                 return Ok(false);
             };
-            let flags = Flags::everything("logout");
+            let flags = Flags::everything(EndReason::Logout);
             let ended =
                 removal::end(tx, &realm, &[s.sid()], &flags, &HashSet::new(), false, now).await?;
             Ok(ended.outcome.sessions_removed > 0)

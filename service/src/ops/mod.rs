@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod export;
 pub mod grants;
 pub mod keys;
+pub mod overview;
 pub mod realms;
 pub mod sessions;
 pub mod users;

@@ -33,6 +33,7 @@ mod exact_ids;
 mod lifecycle;
 mod paging;
 mod revocation;
+mod stats;
 
 pub use accounts::*;
 pub use address_and_time::*;
@@ -41,6 +42,7 @@ pub use exact_ids::*;
 pub use lifecycle::*;
 pub use paging::*;
 pub use revocation::*;
+pub use stats::*;
 
 /// A storage backend under test.
 pub trait Backend {
@@ -176,6 +178,9 @@ macro_rules! conformance_suite {
             removal_by_address_range_and_creation_time_ends_exactly_the_matches,
             malformed_or_blank_address_filters_are_refused,
             a_narrowed_removal_leaves_the_subjects_offline_tokens,
+            // activity counters
+            sign_ins_endings_and_attempts_land_in_their_buckets_exactly,
+            old_buckets_are_pruned_and_counters_survive_reopening,
         );
     };
     (@tests $name:ident, $backend:expr, $($test:ident),* $(,)?) => {

@@ -59,6 +59,7 @@ use crate::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, Realm,
     RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
 };
+use crate::stats::{Span, StatsBucket};
 
 /// The operations of the session service. Every method naming a realm fails with
 /// [`crate::SessionError::RealmNotFound`] when it does not exist.
@@ -182,6 +183,20 @@ pub trait SessionStore: Send + Sync {
     /// removed. A removed session's token grants go with it (not counted; its subject's consents
     /// stay). Expired sessions of realms that ask for it queue logout notifications.
     fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize>;
+
+    /// The realm's activity counters ([`crate::stats`]) of `span`: every bucket from the one
+    /// `from` falls in through the one `to` falls in, oldest first, zero where nothing happened
+    /// (or where the bucket was pruned).
+    fn stats(
+        &self,
+        realm: &str,
+        span: Span,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StatsBucket>>;
+    /// Deletes the activity counters of buckets older than [`Span::oldest_kept`] at `now`, in
+    /// every realm; answers how many counters it deleted.
+    fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize>;
 
     /// Disk flushes run since the store opened (group commits), for metrics.
     fn durable_flushes(&self) -> u64;

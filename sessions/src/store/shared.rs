@@ -16,6 +16,7 @@ use crate::error::{Result, SessionError};
 use crate::model::{
     QueryResult, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
 };
+use crate::stats::EndReason;
 use crate::validate;
 
 /// Where a listing walk starts: a position, excluded (`false`) or included (`true`).
@@ -118,7 +119,7 @@ pub fn removal_flags(request: &RemoveSessions) -> Result<(Flags, Option<SessionQ
         revoke_consents: request.revoke_consents,
         notify: request.send_backchannel_logout,
         client_scope: client_scope(request.client_ids.as_deref())?,
-        reason: "revoked",
+        reason: EndReason::Revoked,
         expired_at: None,
     };
     Ok((flags, filter))
@@ -149,7 +150,7 @@ pub fn remove_all_flags(request: &RemoveAllSessions) -> Result<Flags> {
         revoke_consents: request.revoke_consents,
         notify: request.send_backchannel_logout,
         client_scope: None,
-        reason: "realm_sign_out",
+        reason: EndReason::RealmSignOut,
         expired_at: None,
     })
 }

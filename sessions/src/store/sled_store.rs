@@ -15,6 +15,7 @@ use super::record::{sid_to_string, StoredSession};
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Result, SessionError};
 use crate::model::{AuditEntry, ClientRegistration, RealmSettings};
+use crate::stats::EndReason;
 use crate::validate;
 
 /// Most sessions one removal request may select by sid.
@@ -48,15 +49,15 @@ pub struct Flags {
     pub notify: bool,
     /// Limits token and consent revocation and notifications to these clients.
     pub client_scope: Option<BTreeSet<String>>,
-    /// Why the sessions end, as recorded in their deliveries.
-    pub reason: &'static str,
+    /// Why the sessions end, as recorded in their deliveries and counted in the activity stats.
+    pub reason: EndReason,
     /// Only end sessions that are no longer valid at this time (the reaper's check).
     pub expired_at: Option<i64>,
 }
 
 impl Flags {
     /// Everything on, every client: a logout or an eviction.
-    pub fn everything(reason: &'static str) -> Self {
+    pub fn everything(reason: EndReason) -> Self {
         Flags {
             remove_server_side_session: true,
             revoke_tokens: true,

@@ -1,7 +1,9 @@
 //! The offline consistency check of the v2 layout: every count is recounted from the records
 //! (sessions, deliveries), every record's index entries are looked up, and every index entry is
 //! checked to point at a record that implies it. With `repair`, missing entries are written,
-//! stray ones removed, and the counters replaced by the recount (and checkpointed).
+//! stray ones removed, and the counters replaced by the recount (and checkpointed). Activity
+//! counters ([`crate::stats`]) count events, not records, so they are neither checked nor
+//! replaced.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -289,8 +291,14 @@ impl SledStoreV2 {
         // Counters: what the records say against what the store answers.
         let recounted = counts::Counters::default();
         recounted.apply(&expected);
-        let want: BTreeMap<Vec<u8>, i64> = recounted.snapshot().into_iter().collect();
-        let have: BTreeMap<Vec<u8>, i64> = self.counters.snapshot().into_iter().collect();
+        let mut want: BTreeMap<Vec<u8>, i64> = recounted.snapshot().into_iter().collect();
+        // Activity counters record events, not records: nothing to recount them from, so they
+        // are kept as they are.
+        let (series, have): (BTreeMap<Vec<u8>, i64>, BTreeMap<Vec<u8>, i64>) = self
+            .counters
+            .snapshot()
+            .into_iter()
+            .partition(|(k, _)| counts::parse_stats_key(k, 0).is_some());
         let mut counters_wrong = false;
         for k in want
             .keys()
@@ -315,6 +323,7 @@ impl SledStoreV2 {
             self.tree.apply_batch(fix)?;
             if counters_wrong {
                 let _all = self.journal.write().unwrap_or_else(|e| e.into_inner());
+                want.extend(series);
                 self.counters.replace(want);
             }
             self.checkpoint_all()?;

@@ -7,9 +7,14 @@
 //!
 //! Counter keys: realm id + kind + value: [`TOTAL`] (no value), [`SUBJECT`], [`CLIENT`],
 //! [`NAME_PREFIX`] (a case-folded prefix of up to [`MAX_PREFIX_CHARS`] characters of a
-//! display-name word), [`DELIVERIES`] (a status byte).
+//! display-name word), [`DELIVERIES`] (a status byte), [`STATS`] (an activity counter: span
+//! code, bucket start, metric code; see [`stats_key`]).
+//!
+//! Activity counters are journaled and checkpointed like the others but held apart, ordered
+//! ([`Counters::series`]), so reading a range of buckets or pruning old ones never walks the
+//! millions of per-subject and per-prefix counters.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use super::super::keys::RealmId;
@@ -17,12 +22,14 @@ use super::super::record::{words, StoredSession, MAX_PREFIX_CHARS};
 use super::record::{put_bytes, put_varint, unzigzag, zigzag, Reader};
 use crate::delivery::DeliveryStatus;
 use crate::error::{Result, SessionError};
+use crate::stats::{Metric, Span, StatsRow};
 
 pub const TOTAL: u8 = 0;
 pub const SUBJECT: u8 = 1;
 pub const CLIENT: u8 = 2;
 pub const NAME_PREFIX: u8 = 3;
 pub const DELIVERIES: u8 = 4;
+pub const STATS: u8 = 5;
 
 /// A counter's key.
 pub fn key(realm: RealmId, kind: u8, value: &[u8]) -> Vec<u8> {
@@ -31,6 +38,41 @@ pub fn key(realm: RealmId, kind: u8, value: &[u8]) -> Vec<u8> {
     k.push(kind);
     k.extend_from_slice(value);
     k
+}
+
+/// The key of an activity counter: realm, [`STATS`], span code, bucket start (Unix seconds,
+/// big-endian with the sign bit flipped, so byte order is time order), metric code.
+pub fn stats_key(realm: RealmId, span: Span, bucket: i64, metric: Metric) -> Vec<u8> {
+    let mut value = Vec::with_capacity(10);
+    value.push(span.code());
+    value.extend_from_slice(&((bucket as u64) ^ (1 << 63)).to_be_bytes());
+    value.push(metric.code());
+    key(realm, STATS, &value)
+}
+
+/// The realm and counter an activity counter's key names (the count set to `count`).
+pub fn parse_stats_key(k: &[u8], count: i64) -> Option<(RealmId, StatsRow)> {
+    if k.len() != 4 + 1 + 10 || k[4] != STATS {
+        return None;
+    }
+    let realm = RealmId::from_be_bytes(k[..4].try_into().ok()?);
+    let span = Span::from_code(k[5])?;
+    let bucket = (u64::from_be_bytes(k[6..14].try_into().ok()?) ^ (1 << 63)) as i64;
+    let metric = Metric::from_code(k[14])?;
+    Some((
+        realm,
+        StatsRow {
+            span,
+            bucket,
+            metric,
+            count,
+        },
+    ))
+}
+
+/// Whether a counter key is an activity counter's.
+fn is_series(key: &[u8]) -> bool {
+    key.len() > 4 && key[4] == STATS
 }
 
 pub fn status_byte(s: DeliveryStatus) -> u8 {
@@ -126,6 +168,19 @@ impl Deltas {
     pub fn counter(&mut self, key: Vec<u8>, delta: i64) {
         if delta != 0 {
             self.items.push(Item::Counter { key, delta });
+        }
+    }
+
+    /// `n` events of `metric` at `at`, in the hourly and the daily bucket.
+    pub fn stat(
+        &mut self,
+        realm: RealmId,
+        at: chrono::DateTime<chrono::Utc>,
+        metric: Metric,
+        n: u64,
+    ) {
+        for span in Span::ALL {
+            self.counter(stats_key(realm, span, span.bucket_of(at), metric), n as i64);
         }
     }
 
@@ -247,6 +302,8 @@ impl Deltas {
 /// remembers whether it changed since the last checkpoint, so a checkpoint writes only those.
 pub struct Counters {
     shards: Vec<Mutex<HashMap<Vec<u8>, Slot>>>,
+    /// The activity counters ([`STATS`] keys), ordered.
+    series: Mutex<BTreeMap<Vec<u8>, Slot>>,
 }
 
 #[derive(Clone, Copy)]
@@ -263,6 +320,7 @@ impl Default for Counters {
     fn default() -> Self {
         Counters {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            series: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -277,54 +335,114 @@ fn shard_of(key: &[u8]) -> usize {
     (h % SHARDS as u64) as usize
 }
 
+/// A map of counter slots: the hash-sharded counters and the ordered activity counters alike.
+trait SlotMap {
+    fn slot_mut(&mut self, key: &[u8]) -> Option<&mut Slot>;
+    fn put(&mut self, key: Vec<u8>, slot: Slot);
+    fn for_each_mut(&mut self, f: &mut dyn FnMut(&Vec<u8>, &mut Slot));
+    fn drop_zeros(&mut self);
+}
+
+impl SlotMap for HashMap<Vec<u8>, Slot> {
+    fn slot_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
+        self.get_mut(key)
+    }
+    fn put(&mut self, key: Vec<u8>, slot: Slot) {
+        self.insert(key, slot);
+    }
+    fn for_each_mut(&mut self, f: &mut dyn FnMut(&Vec<u8>, &mut Slot)) {
+        self.iter_mut().for_each(|(k, s)| f(k, s));
+    }
+    fn drop_zeros(&mut self) {
+        self.retain(|_, s| s.count != 0);
+    }
+}
+
+impl SlotMap for BTreeMap<Vec<u8>, Slot> {
+    fn slot_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
+        self.get_mut(key)
+    }
+    fn put(&mut self, key: Vec<u8>, slot: Slot) {
+        self.insert(key, slot);
+    }
+    fn for_each_mut(&mut self, f: &mut dyn FnMut(&Vec<u8>, &mut Slot)) {
+        self.iter_mut().for_each(|(k, s)| f(k, s));
+    }
+    fn drop_zeros(&mut self) {
+        self.retain(|_, s| s.count != 0);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Counters {
-    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Slot>> {
-        self.shards[shard_of(key)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    /// Runs `f` on the map that holds `key`.
+    fn with_map<R>(&self, key: &[u8], f: impl FnOnce(&mut dyn SlotMap) -> R) -> R {
+        if is_series(key) {
+            f(&mut *lock(&self.series))
+        } else {
+            f(&mut *lock(&self.shards[shard_of(key)]))
+        }
+    }
+
+    /// Runs `f` on every map in turn.
+    fn each_map(&self, mut f: impl FnMut(&mut dyn SlotMap)) {
+        for shard in &self.shards {
+            f(&mut *lock(shard));
+        }
+        f(&mut *lock(&self.series));
     }
 
     pub fn get(&self, key: &[u8]) -> u64 {
-        self.shard(key)
-            .get(key)
-            .map_or(0, |s| s.count.max(0) as u64)
+        self.with_map(key, |m| {
+            m.slot_mut(key).map_or(0, |s| s.count.max(0) as u64)
+        })
     }
 
     pub fn add(&self, key: &[u8], delta: i64) {
-        let mut shard = self.shard(key);
-        match shard.get_mut(key) {
+        self.with_map(key, |m| match m.slot_mut(key) {
             Some(slot) => {
                 slot.count += delta;
                 slot.dirty = true;
             }
-            None => {
-                shard.insert(
-                    key.to_vec(),
-                    Slot {
-                        count: delta,
-                        dirty: true,
-                    },
-                );
-            }
-        }
+            None => m.put(
+                key.to_vec(),
+                Slot {
+                    count: delta,
+                    dirty: true,
+                },
+            ),
+        })
     }
 
     pub fn apply(&self, deltas: &Deltas) {
         deltas.expand(|k, d| self.add(k, d));
     }
 
+    /// The activity counters (not zero) with keys in `from..to`, in key order.
+    pub fn series(&self, from: &[u8], to: &[u8]) -> Vec<(Vec<u8>, i64)> {
+        lock(&self.series)
+            .range::<[u8], _>((
+                std::ops::Bound::Included(from),
+                std::ops::Bound::Excluded(to),
+            ))
+            .filter(|(_, s)| s.count != 0)
+            .map(|(k, s)| (k.clone(), s.count))
+            .collect()
+    }
+
     /// Every counter that is not zero.
     pub fn snapshot(&self) -> Vec<(Vec<u8>, i64)> {
         let mut out = Vec::new();
-        for shard in &self.shards {
-            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            out.extend(
-                shard
-                    .iter()
-                    .filter(|(_, s)| s.count != 0)
-                    .map(|(k, s)| (k.clone(), s.count)),
-            );
-        }
+        self.each_map(|m| {
+            m.for_each_mut(&mut |k, s| {
+                if s.count != 0 {
+                    out.push((k.clone(), s.count));
+                }
+            })
+        });
         out.sort();
         out
     }
@@ -332,44 +450,46 @@ impl Counters {
     /// The counters changed since the last call (zero for one to delete), marked clean.
     pub fn take_changed(&self) -> Vec<(Vec<u8>, i64)> {
         let mut out = Vec::new();
-        for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, slot) in shard.iter_mut().filter(|(_, s)| s.dirty) {
-                slot.dirty = false;
-                out.push((k.clone(), slot.count));
-            }
-            shard.retain(|_, s| s.count != 0);
-        }
+        self.each_map(|m| {
+            m.for_each_mut(&mut |k, slot| {
+                if slot.dirty {
+                    slot.dirty = false;
+                    out.push((k.clone(), slot.count));
+                }
+            });
+            m.drop_zeros();
+        });
         out
     }
 
     /// Marks counters changed again (their checkpoint failed).
     pub fn mark_changed(&self, keys: impl IntoIterator<Item = Vec<u8>>) {
         for k in keys {
-            let mut shard = self.shard(&k);
-            let slot = shard.entry(k).or_insert(Slot {
-                count: 0,
-                dirty: true,
+            self.with_map(&k.clone(), |m| match m.slot_mut(&k) {
+                Some(slot) => slot.dirty = true,
+                None => m.put(
+                    k,
+                    Slot {
+                        count: 0,
+                        dirty: true,
+                    },
+                ),
             });
-            slot.dirty = true;
         }
     }
 
     /// Replaces every counter with what is stored (all clean).
     pub fn load(&self, all: impl IntoIterator<Item = (Vec<u8>, i64)>) {
         self.replace(all);
-        for shard in &self.shards {
-            for slot in shard.lock().unwrap_or_else(|e| e.into_inner()).values_mut() {
-                slot.dirty = false;
-            }
-        }
+        self.each_map(|m| m.for_each_mut(&mut |_, slot| slot.dirty = false));
     }
 
     /// Replaces every counter (all changed).
     pub fn replace(&self, all: impl IntoIterator<Item = (Vec<u8>, i64)>) {
         for shard in &self.shards {
-            shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            lock(shard).clear();
         }
+        lock(&self.series).clear();
         for (k, v) in all {
             self.add(&k, v);
         }

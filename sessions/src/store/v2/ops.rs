@@ -32,6 +32,7 @@ use crate::model::{
     Realm, RealmSettings, RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions,
     Session, SessionQuery,
 };
+use crate::stats::{self, DeliveryOutcome, EndReason, Metric, Span, StatsBucket};
 use crate::validate;
 
 /// Sessions ended per batch.
@@ -180,6 +181,7 @@ impl SledStoreV2 {
         let mut batch = Batch::default();
         let mut deltas = Deltas::default();
         self.put_session(&mut batch, &mut deltas, realm.id, session)?;
+        deltas.stat(realm.id, now, Metric::SignIns, 1);
         let Some(max) = realm.settings.max_sessions_per_subject.map(u64::from) else {
             return self.write(batch, &deltas);
         };
@@ -197,7 +199,7 @@ impl SledStoreV2 {
                 }
                 QuotaPolicy::EvictOldest => {
                     if let Some(s) = self.oldest_of_subject(realm.id, subject)? {
-                        let flags = Flags::everything("evicted");
+                        let flags = Flags::everything(EndReason::Evicted);
                         let mut outcome = RemoveOutcome::default();
                         let ended = self.end_sessions(realm, &[s], &flags, &mut outcome, now);
                         *evicted |= outcome.sessions_removed > 0;
@@ -317,12 +319,20 @@ impl SledStoreV2 {
                         cur,
                         client_id,
                         uri,
-                        flags.reason,
+                        flags.reason.as_str(),
                         now,
                     );
                     put_delivery(&mut batch, &mut deltas, realm.id, &delivery);
                     done.clients_notified += 1;
                 }
+            }
+            if done.sessions_removed > 0 {
+                deltas.stat(
+                    realm.id,
+                    now,
+                    Metric::Ended(flags.reason),
+                    done.sessions_removed,
+                );
             }
             self.write(batch, &deltas)?;
             outcome.sessions_removed += done.sessions_removed;
@@ -518,11 +528,13 @@ impl SledStoreV2 {
         }
     }
 
-    /// Replaces a delivery under its lock with what `change` makes of it.
+    /// Replaces a delivery under its lock with what `change` makes of it; with `attempt_at`, the
+    /// change is an attempt made then, counted in the activity stats by its outcome.
     fn modify_delivery(
         &self,
         realm: RealmId,
         id: u64,
+        attempt_at: Option<DateTime<Utc>>,
         change: impl Fn(&Delivery) -> Result<Delivery>,
     ) -> Result<Delivery> {
         let _lock = self.deliveries.lock(&layout::delivery_key(realm, id));
@@ -539,6 +551,10 @@ impl SledStoreV2 {
         if old.status != new.status {
             deltas.counter(counts::deliveries_key(realm, old.status), -1);
             deltas.counter(counts::deliveries_key(realm, new.status), 1);
+        }
+        if let Some(at) = attempt_at {
+            let outcome = DeliveryOutcome::after_attempt(new.status);
+            deltas.stat(realm, at, Metric::Delivery(outcome), 1);
         }
         self.write(batch, &deltas)?;
         Ok(new)
@@ -833,7 +849,7 @@ impl SessionStore for SledStoreV2 {
         self.end_sessions(
             &realm,
             &[s],
-            &Flags::everything("logout"),
+            &Flags::everything(EndReason::Logout),
             &mut outcome,
             now,
         )?;
@@ -1052,7 +1068,7 @@ impl SessionStore for SledStoreV2 {
                 revoke_consents: false,
                 notify: realm.settings.backchannel_logout_on_expiry,
                 client_scope: None,
-                reason: "expired",
+                reason: EndReason::Expired,
                 expired_at: Some(now_ms),
             };
             let mut outcome = RemoveOutcome::default();
@@ -1064,6 +1080,42 @@ impl SessionStore for SledStoreV2 {
             }
         }
         Ok(removed)
+    }
+
+    fn stats(
+        &self,
+        realm: &str,
+        span: Span,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StatsBucket>> {
+        let realm = self.realm(realm)?;
+        let (first, last) = (span.bucket_of(from), span.bucket_of(to));
+        let low = counts::stats_key(realm.id, span, first, Metric::SignIns);
+        let high = counts::stats_key(realm.id, span, last.saturating_add(1), Metric::SignIns);
+        let rows = self
+            .counters
+            .series(&low[..low.len() - 1], &high[..high.len() - 1])
+            .into_iter()
+            .filter_map(|(k, n)| counts::parse_stats_key(&k, n).map(|(_, row)| row));
+        Ok(stats::assemble(span, from, to, rows))
+    }
+
+    fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize> {
+        let mut deltas = Deltas::default();
+        let mut pruned = 0;
+        for (k, n) in self.counters.series(&[], &[0xff; 5]) {
+            if let Some((_, row)) = counts::parse_stats_key(&k, n) {
+                if row.bucket < row.span.oldest_kept(now) {
+                    deltas.counter(k, -n);
+                    pruned += 1;
+                }
+            }
+        }
+        if pruned > 0 {
+            self.write(Batch::default(), &deltas)?;
+        }
+        Ok(pruned)
     }
 
     fn durable_flushes(&self) -> u64 {
@@ -1340,7 +1392,7 @@ impl SessionStore for SledStoreV2 {
         now: DateTime<Utc>,
     ) -> Result<Delivery> {
         let realm = self.realm(&attempted.realm)?;
-        self.modify_delivery(realm.id, attempted.id, |old| {
+        self.modify_delivery(realm.id, attempted.id, Some(now), |old| {
             Ok(old.after_attempt(attempted, jti, result, now))
         })
     }
@@ -1353,7 +1405,7 @@ impl SessionStore for SledStoreV2 {
         now: DateTime<Utc>,
     ) -> Result<Delivery> {
         let realm = self.realm(realm)?;
-        let delivery = self.modify_delivery(realm.id, id, |old| old.requeued(now))?;
+        let delivery = self.modify_delivery(realm.id, id, None, |old| old.requeued(now))?;
         let entry = AuditEntry {
             outcome: "queued".into(),
             ..audit_entry(&realm, "retry_delivery", &id.to_string(), actor, now)

@@ -1,0 +1,32 @@
+//! The overview: a realm's activity at a glance, from the store's time-bucketed counters.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use sessions::stats::Overview;
+use sessions::Realm;
+
+use crate::error::AppError;
+
+/// What the overview page shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverviewView {
+    /// Every realm administrators work with, for the picker.
+    pub realms: Vec<Realm>,
+    /// The chosen realm's overview (the first realm's if none was chosen); none without realms.
+    pub overview: Option<Overview>,
+}
+
+/// The realms, and the overview of the chosen realm (else the first).
+#[server]
+pub async fn load_overview(realm: Option<String>) -> Result<OverviewView, AppError> {
+    use super::auth::ssr::require_admin;
+    use super::ssr::{failed, service, user_realms};
+    require_admin().await?;
+    let service = service()?;
+    let (realms, realm) = user_realms(&service, realm)?;
+    let overview = match &realm {
+        Some(r) => Some(service.overview(r).map_err(failed)?),
+        None => None,
+    };
+    Ok(OverviewView { realms, overview })
+}
