@@ -27,6 +27,7 @@ use std::path::Path;
 use crate::store::SessionStore;
 
 mod address_and_time;
+mod changes;
 mod counts;
 mod exact_ids;
 mod lifecycle;
@@ -34,6 +35,7 @@ mod paging;
 mod revocation;
 
 pub use address_and_time::*;
+pub use changes::*;
 pub use counts::*;
 pub use exact_ids::*;
 pub use lifecycle::*;
@@ -174,6 +176,8 @@ macro_rules! conformance_suite {
             removal_by_address_range_and_creation_time_ends_exactly_the_matches,
             malformed_or_blank_address_filters_are_refused,
             a_narrowed_removal_leaves_the_subjects_offline_tokens,
+            // the change feed
+            creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed,
         );
     };
     (@tests $name:ident, $backend:expr, $($test:ident),* $(,)?) => {

@@ -33,7 +33,7 @@ use super::keys::{self, AttrKind, RealmId, Sid};
 use super::outbox::{self, OutboxTx};
 use super::record::{parse_sid, sid_to_string, IndexEntry, StoredSession};
 use super::results_token::ResultsTokenCodec;
-use super::{DueCursor, SessionStore};
+use super::{ChangeFeed, DueCursor, SessionStore};
 use crate::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
 use crate::error::{Result, SessionError};
 use crate::grant::{Grant, GrantKind, GrantOwner, NewGrant};
@@ -207,6 +207,8 @@ pub struct SledStoreV1 {
     realm_writes: Mutex<()>,
     pub(super) results_tokens: ResultsTokenCodec,
     commit: GroupCommit,
+    /// Where creates and removals say which realm changed.
+    changes: ChangeFeed,
 }
 
 impl SledStoreV1 {
@@ -267,6 +269,7 @@ impl SledStoreV1 {
             realm_writes: Mutex::new(()),
             results_tokens: ResultsTokenCodec::new(key),
             commit: GroupCommit::default(),
+            changes: ChangeFeed::default(),
         })
     }
 
@@ -693,6 +696,9 @@ impl SledStoreV1 {
                         break;
                     }
                     EndStep::Ended(done) => {
+                        if done.sessions_removed > 0 {
+                            self.changes.realm_changed(&realm.name);
+                        }
                         outcome.sessions_removed += done.sessions_removed;
                         outcome.tokens_revoked += done.tokens_revoked;
                         outcome.consents_revoked += done.consents_revoked;
@@ -1271,6 +1277,7 @@ impl SessionStore for SledStoreV1 {
             self.wait_durable()?;
         }
         inserted?;
+        self.changes.realm_changed(&realm.name);
         Ok(CreatedSession {
             session: session.to_session(&realm.name),
             token,
@@ -1622,6 +1629,10 @@ impl SessionStore for SledStoreV1 {
 
     fn durable_flushes(&self) -> u64 {
         self.commit.flush_count()
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
     }
 
     fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
