@@ -1,8 +1,9 @@
-//! Our side: the data set written straight into a data directory through the `sessions` crate's
-//! `SessionStore` (what the server would have stored had each session come through the API), and
-//! the release server started on it.
+//! Our side, on either backend: the data set written straight into the store through the
+//! `SessionStore` trait (what the server would have stored had each session come through the
+//! API) — a data directory of the embedded store, or a database on the bench's scratch
+//! PostgreSQL — and the release server started on it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -11,6 +12,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use sessions::store::{SessionStore, SledStore};
 use sessions::{ClientRegistration, NewSession, RealmSettingsUpdate};
+use store_postgres::PostgresStore;
 
 use crate::dataset::{
     expired_session, Dataset, SeedSession, ABSOLUTE_LIFETIME, CLIENTS, IDLE_TIMEOUT, REALM,
@@ -18,20 +20,81 @@ use crate::dataset::{
 };
 use crate::process::Running;
 
-/// Threads creating sessions: concurrent creates share sled batches (group commit).
-const SEED_THREADS: usize = 4;
 /// The actor recorded for the seeding's realm and client changes.
 const ACTOR: &str = "bench-http";
 
-/// Creates realm [`REALM`] and its clients in `dir` and stores the data set; answers the tokens
-/// of the sampled sessions, in index order.
+/// Where our server keeps its sessions.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// The embedded store, in a data directory.
+    Embedded(PathBuf),
+    /// PostgreSQL, the database this URL names.
+    Postgres(String),
+}
+
+/// A store of either backend, opened for seeding.
+enum Opened {
+    Embedded(SledStore),
+    Postgres(PostgresStore),
+}
+
+impl Opened {
+    fn store(&self) -> &dyn SessionStore {
+        match self {
+            Opened::Embedded(s) => s,
+            Opened::Postgres(s) => s,
+        }
+    }
+
+    /// Threads creating sessions: concurrent creates share sled batches (group commit) or
+    /// PostgreSQL's log flushes (one per commit, shared by the commits waiting at once).
+    fn seed_threads(&self) -> usize {
+        match self {
+            Opened::Embedded(_) => 4,
+            Opened::Postgres(_) => store_postgres::store::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+
+    /// Waits until everything stored is on disk (PostgreSQL's commits are).
+    fn wait_durable(&self) -> Result<(), String> {
+        match self {
+            Opened::Embedded(s) => s.wait_durable().map_err(|e| e.to_string()),
+            Opened::Postgres(_) => Ok(()),
+        }
+    }
+}
+
+impl Backend {
+    /// The side's name in progress lines.
+    pub fn side(&self) -> &'static str {
+        match self {
+            Backend::Embedded(_) => "ours",
+            Backend::Postgres(_) => "ours on PostgreSQL",
+        }
+    }
+
+    fn open(&self) -> Result<Opened, String> {
+        match self {
+            Backend::Embedded(dir) => SledStore::open(dir)
+                .map(Opened::Embedded)
+                .map_err(|e| format!("cannot open a store in {}: {e}", dir.display())),
+            Backend::Postgres(url) => PostgresStore::open(url)
+                .map(Opened::Postgres)
+                .map_err(|e| format!("cannot open the store on PostgreSQL: {e}")),
+        }
+    }
+}
+
+/// Creates realm [`REALM`] and its clients in the store and stores the data set; answers the
+/// tokens of the sampled sessions, in index order.
 pub fn seed(
-    dir: &Path,
+    backend: &Backend,
     data: &Dataset,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<String>, String> {
-    let store = open(dir)?;
-    put_realm(&store, REALM, data.now)?;
+    let opened = backend.open()?;
+    let store = opened.store();
+    put_realm(store, REALM, data.now)?;
     for client in CLIENTS {
         store
             .put_client(
@@ -45,7 +108,7 @@ pub fn seed(
     }
     let tokens = Mutex::new(Vec::new());
     create_all(
-        &store,
+        &opened,
         REALM,
         data.size,
         |i| data.session(i),
@@ -66,15 +129,15 @@ pub fn seed(
 
 /// Stores `count` sessions in realm [`SWEEP_REALM`] that expired an hour before `now`.
 pub fn seed_expired(
-    dir: &Path,
+    backend: &Backend,
     count: usize,
     now: DateTime<Utc>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), String> {
-    let store = open(dir)?;
-    put_realm(&store, SWEEP_REALM, now)?;
+    let opened = backend.open()?;
+    put_realm(opened.store(), SWEEP_REALM, now)?;
     create_all(
-        &store,
+        &opened,
         SWEEP_REALM,
         count,
         |i| expired_session(i, now),
@@ -83,12 +146,13 @@ pub fn seed_expired(
     )
 }
 
-/// Starts `server serve` on `dir` at a free port of 127.0.0.1 with `api_key` as its bootstrap
-/// key, from `workspace` (where it finds the dashboard's assets), and waits for `/healthz`.
+/// Starts `server serve` on the backend's store at a free port of 127.0.0.1 with `api_key` as its
+/// bootstrap key, from `workspace` (where it finds the dashboard's assets), and waits for
+/// `/healthz`.
 pub fn start(
     server: &Path,
     workspace: &Path,
-    dir: &Path,
+    backend: &Backend,
     api_key: &str,
 ) -> Result<Running, String> {
     let addr = crate::process::free_addr()?;
@@ -96,20 +160,18 @@ pub fn start(
     cmd.current_dir(workspace)
         .arg("serve")
         .arg("--addr")
-        .arg(addr.to_string())
-        .arg("--data-dir")
-        .arg(dir)
-        .env("SESSIONS_BOOTSTRAP_API_KEY", api_key)
+        .arg(addr.to_string());
+    match backend {
+        Backend::Embedded(dir) => cmd.arg("--data-dir").arg(dir),
+        Backend::Postgres(url) => cmd.arg("--store").arg(url),
+    };
+    cmd.env("SESSIONS_BOOTSTRAP_API_KEY", api_key)
         .env("RUST_LOG", "warn,sled=warn")
         .stdout(Stdio::null());
-    Running::start(cmd, addr, "/healthz", "our server")
+    Running::start(cmd, addr, "/healthz", backend.side())
 }
 
-fn open(dir: &Path) -> Result<SledStore, String> {
-    SledStore::open(dir).map_err(|e| format!("cannot open a store in {}: {e}", dir.display()))
-}
-
-fn put_realm(store: &SledStore, realm: &str, now: DateTime<Utc>) -> Result<(), String> {
+fn put_realm(store: &dyn SessionStore, realm: &str, now: DateTime<Utc>) -> Result<(), String> {
     let settings = RealmSettingsUpdate {
         idle_timeout_secs: Some(IDLE_TIMEOUT.num_seconds() as u64),
         absolute_lifetime_secs: Some(ABSOLUTE_LIFETIME.num_seconds() as u64),
@@ -121,21 +183,22 @@ fn put_realm(store: &SledStore, realm: &str, now: DateTime<Utc>) -> Result<(), S
         .map_err(|e| e.to_string())
 }
 
-/// Creates sessions `0..count` of `realm` on [`SEED_THREADS`] threads, each at its own creation
-/// time, handing each token to `created`.
+/// Creates sessions `0..count` of `realm` on the backend's seeding threads, each at its own
+/// creation time, handing each token to `created`.
 fn create_all(
-    store: &SledStore,
+    opened: &Opened,
     realm: &str,
     count: usize,
     session: impl Fn(usize) -> SeedSession + Sync,
     progress: &(dyn Fn(&str) + Sync),
     created: impl Fn(usize, String) + Sync,
 ) -> Result<(), String> {
+    let store = opened.store();
     let next = AtomicUsize::new(0);
     let started = Instant::now();
     let step = (count / 10).max(1);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..SEED_THREADS)
+        let workers: Vec<_> = (0..opened.seed_threads())
             .map(|_| {
                 scope.spawn(|| -> Result<(), String> {
                     loop {
@@ -172,5 +235,5 @@ fn create_all(
                 .map_err(|_| "a seeding thread panicked".to_owned())?
         })
     })?;
-    store.wait_durable().map_err(|e| e.to_string())
+    opened.wait_durable()
 }

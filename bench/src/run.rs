@@ -1,5 +1,7 @@
-//! The run: for each size, load both stores with the same data set, then start each side in turn
-//! (the ceiling, our server, the incumbent) and drive every workload through HTTP with wrk.
+//! The run: for each size, load every store with the same data set, then start each side in turn
+//! (the ceiling, our server on its embedded store, the incumbent, our server on PostgreSQL — the
+//! incumbent's PostgreSQL server, a database of its own) and drive every workload through HTTP
+//! with wrk.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,6 +13,7 @@ use serde_json::Value;
 
 use crate::dataset::{Dataset, REALM, SWEEP_REALM};
 use crate::incumbent::{endpoint, Incumbent};
+use crate::ours::Backend;
 use crate::process::{self, Running};
 use crate::report::{Cell, Row};
 use crate::workloads::{Request, Shape, Side, Workload, ALL, PAGE};
@@ -95,8 +98,13 @@ impl Bench<'_> {
     fn size(&self) -> Result<Vec<Row>, String> {
         let size = self.data.size;
         let (post_ceiling, get_ceiling) = self.ceiling()?;
-        let ours = self.ours()?;
-        let theirs = self.incumbent()?;
+        let ours = self.ours(&Backend::Embedded(self.work.join("ours")), None)?;
+        self.say("starting PostgreSQL (durable settings) for Duende and for our server");
+        let mut pg = Incumbent::start()?;
+        let theirs = self.incumbent(&mut pg)?;
+        let ours_pg = Backend::Postgres(pg.another_database(OURS_DATABASE)?);
+        let ours_pg = self.ours(&ours_pg, Some(&mut pg))?;
+        drop(pg);
         let mut rows = Vec::new();
         for w in ALL {
             let ceiling = (w.shape() == Shape::DataPlane).then_some(post_ceiling);
@@ -105,6 +113,7 @@ impl Bench<'_> {
                 label: w.label(size),
                 size,
                 ours: take(&ours, w.key()),
+                ours_postgres: take(&ours_pg, w.key()),
                 incumbent: take(&theirs, w.key()),
                 ceiling,
                 charted: true,
@@ -126,6 +135,7 @@ impl Bench<'_> {
                 label,
                 size,
                 ours: take(&ours, key),
+                ours_postgres: take(&ours_pg, key),
                 incumbent: take(&theirs, key),
                 ceiling: (key == SWEEP_KEY).then_some(post_ceiling),
                 charted: key == SWEEP_KEY,
@@ -140,6 +150,7 @@ impl Bench<'_> {
                 label: key.to_owned(),
                 size,
                 ours: Cell::Load(measured),
+                ours_postgres: Cell::Absent(""),
                 incumbent: Cell::Absent(""),
                 ceiling: None,
                 charted: false,
@@ -171,18 +182,30 @@ impl Bench<'_> {
         Ok((post, get))
     }
 
-    /// Our side: seed, serve, measure, then a cold start and the expiry sweep.
-    fn ours(&self) -> Result<Results, String> {
-        let dir = self.work.join("ours");
-        self.say("storing the data set in our store");
-        let tokens = crate::ours::seed(&dir, &self.data, &|m| self.say(m))?;
+    /// Our side on `backend` (on `pg`'s server if it is PostgreSQL): seed, serve, measure, then
+    /// a cold start and the expiry sweep.
+    fn ours(&self, backend: &Backend, mut pg: Option<&mut Incumbent>) -> Result<Results, String> {
+        let who = backend.side();
+        self.say(&format!("{who}: storing the data set"));
+        let tokens = crate::ours::seed(backend, &self.data, &|m| self.say(m))?;
         let mut results = Results::new();
-        let disk = process::disk_bytes(&dir);
+        let disk = match (backend, &pg) {
+            (Backend::Postgres(_), Some(pg)) => pg.database_bytes(OURS_DATABASE)?,
+            (Backend::Embedded(dir), _) => process::disk_bytes(dir),
+            (Backend::Postgres(_), None) => return Err("ours on PostgreSQL: no server".into()),
+        };
         results.insert(DISK, per_session(disk, self.data.size));
         let key = random_key()?;
         let auth = format!("Bearer {key}");
-        let server =
-            crate::ours::start(&self.settings.server, &self.settings.workspace, &dir, &key)?;
+        let start = || {
+            crate::ours::start(
+                &self.settings.server,
+                &self.settings.workspace,
+                backend,
+                &key,
+            )
+        };
+        let server = start()?;
         let base = format!("http://{}", server.addr);
         let side = OurSide {
             base: base.clone(),
@@ -196,39 +219,50 @@ impl Bench<'_> {
                 Some(&auth),
                 &request,
                 w.shape(),
-                &format!("ours: {}", w.key()),
+                &format!("{who}: {}", w.key()),
             )?;
             results.insert(w.key(), cell(w, m));
         }
-        results.insert(MEMORY, memory(&[server.pid()]));
+        let mut pids = vec![server.pid()];
+        if let Some(pg) = &pg {
+            pids.extend(process::postgres_pids(pg.port()));
+        }
+        results.insert(MEMORY, memory(&pids));
         let mut server = server;
         server.stop();
 
-        let cold = process::drop_page_cache();
-        let began = Instant::now();
-        let server =
-            crate::ours::start(&self.settings.server, &self.settings.workspace, &dir, &key)?;
+        let (mut cold, mut began) = (false, Instant::now());
+        let mut drop_cache = || {
+            cold = process::drop_page_cache();
+            began = Instant::now();
+        };
+        match pg.as_deref_mut() {
+            Some(pg) => pg.restart_with(drop_cache)?,
+            None => drop_cache(),
+        }
+        let server = start()?;
         let validate_url = format!(
             "http://{}/api/v1/realms/{REALM}/sessions/validate",
             server.addr
         );
         if !validate_once(&validate_url, Some(&auth), &side.tokens[0])? {
-            return Err("ours: the first validation after the restart was not valid".into());
+            return Err(format!(
+                "{who}: the first validation after the restart was not valid"
+            ));
         }
         results.insert(COLD, cold_start(began.elapsed(), cold));
         self.say(&format!(
-            "ours: cold start to the first validation: {:.2} s",
+            "{who}: cold start to the first validation: {:.2} s",
             began.elapsed().as_secs_f64()
         ));
         drop(server);
 
         self.say(&format!(
-            "storing {} expired sessions for the sweep",
+            "{who}: storing {} expired sessions for the sweep",
             self.settings.sweep
         ));
-        crate::ours::seed_expired(&dir, self.settings.sweep, Utc::now(), &|m| self.say(m))?;
-        let server =
-            crate::ours::start(&self.settings.server, &self.settings.workspace, &dir, &key)?;
+        crate::ours::seed_expired(backend, self.settings.sweep, Utc::now(), &|m| self.say(m))?;
+        let server = start()?;
         let base = format!("http://{}", server.addr);
         let remaining = || -> Result<u64, String> {
             let realm = get_json(&format!("{base}/api/v1/realms/{SWEEP_REALM}"), &auth)?;
@@ -242,12 +276,12 @@ impl Bench<'_> {
             &base,
             Some(&auth),
             &validate,
-            "ours: validate during the sweep",
+            &format!("{who}: validate during the sweep"),
             || wait_until(SWEEP_WAIT, || Ok(remaining()? == 0)),
         )?;
         results.insert(SWEEP_KEY, Cell::Load(sweeping));
         self.say(&format!(
-            "ours: {at_ready} of {} expired sessions were left when the load began",
+            "{who}: {at_ready} of {} expired sessions were left when the load began",
             self.settings.sweep
         ));
         results.insert(SWEEP_TIME, Cell::Text(sweep));
@@ -256,16 +290,15 @@ impl Bench<'_> {
     }
 
     /// The incumbent: PostgreSQL with Duende's table, behind its endpoint.
-    fn incumbent(&self) -> Result<Results, String> {
+    fn incumbent(&self, pg: &mut Incumbent) -> Result<Results, String> {
         self.say("loading the data set into PostgreSQL (Duende's table, COPY)");
-        let mut pg = Incumbent::start()?;
         pg.load(&self.data)?;
         let mut results = Results::new();
         results.insert(DISK, per_session(pg.table_bytes()?, self.data.size));
-        let endpoint_server = self.start_endpoint(&pg)?;
+        let endpoint_server = self.start_endpoint(pg)?;
         let base = format!("http://{}", endpoint_server.addr);
         let side = IncumbentSide {
-            pg: &pg,
+            pg,
             tokens: (0..self.data.size)
                 .filter(|&i| self.data.sampled(i))
                 .map(|i| self.data.session(i).key)
@@ -300,7 +333,7 @@ impl Bench<'_> {
             cold = process::drop_page_cache();
             began = Instant::now();
         })?;
-        let endpoint_server = self.start_endpoint(&pg)?;
+        let endpoint_server = self.start_endpoint(pg)?;
         let base = format!("http://{}", endpoint_server.addr);
         if !validate_once(&format!("{base}/validate"), None, &first_token)? {
             return Err("Duende: the first validation after the restart was not valid".into());
@@ -448,6 +481,8 @@ impl Bench<'_> {
 
 /// How long a sweep is waited for (a run stays within its time budget at a million sessions).
 const SWEEP_WAIT: Duration = Duration::from_secs(120);
+/// Our database on the incumbent's PostgreSQL server.
+const OURS_DATABASE: &str = "ours";
 const SWEEP_KEY: &str = "validate during an expiry sweep";
 const SWEEP_TIME: &str = "expiry sweep duration";
 const COLD: &str = "cold start (page cache dropped) → first validate";

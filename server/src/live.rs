@@ -1,8 +1,13 @@
-//! Server-sent events for the dashboard: a realm's session count, every two seconds, so the
-//! sessions page can say that sessions came or went since it loaded. Streams end when the
-//! server stops, so an open dashboard tab never holds up a shutdown.
+//! Server-sent events for the dashboard: a realm's session count when it changes, so the
+//! sessions page can say that sessions came or went since it loaded. The store's change feed
+//! says when (on a shared store, for changes made through any server); a stream sends the count
+//! at once, then after each change of its realm, at most every [`AT_MOST_EVERY`] however often
+//! the realm changes, and every [`FALLBACK`] without being told (for a change whose announcement
+//! was lost). Streams end when the server stops, so an open dashboard tab never holds up a
+//! shutdown.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::server_fns::auth::ssr::CookiePolicy;
@@ -12,10 +17,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{stream, StreamExt};
 use service::SessionService;
+use sessions::store::{ChangeSubscription, SessionStore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// How often the count is sent.
-const EVERY: Duration = Duration::from_secs(2);
+/// The least time between two counts of one stream: changes within it make one count.
+const AT_MOST_EVERY: Duration = Duration::from_millis(300);
+/// The longest a stream goes without a count, changes or not.
+const FALLBACK: Duration = Duration::from_secs(30);
 
 /// What the live routes need.
 #[derive(Clone)]
@@ -67,20 +76,70 @@ pub async fn realm_counts(
         return api::error::ApiError::from(e).into_response();
     }
     let store = live.service.store().clone();
-    let counts = stream::unfold((store, realm, true), |(store, realm, first)| async move {
-        if !first {
-            tokio::time::sleep(EVERY).await;
-        }
-        let count = service::inline_call(store.as_ref(), || store.get_realm(&realm))
+    // Subscribed before the first count is read: no change after that read goes unseen.
+    let watch = RealmWatch {
+        changes: Some(store.changes().subscribe()),
+        store,
+        realm,
+        last_sent: None,
+    };
+    let counts = stream::unfold(watch, |mut watch| async move {
+        watch.due().await;
+        let store = &watch.store;
+        let count = service::inline_call(store.as_ref(), || store.get_realm(&watch.realm))
             .ok()?
             .session_count;
+        watch.last_sent = Some(Instant::now());
         Some((
             Ok::<_, Infallible>(Event::default().event("count").data(count.to_string())),
-            (store, realm, false),
+            watch,
         ))
     })
     .take_until(live.shutdown.cancelled_owned());
     Sse::new(counts)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// One stream's realm and what it heard of its changes.
+struct RealmWatch {
+    store: Arc<dyn SessionStore>,
+    realm: String,
+    /// `None` once the feed is gone: the fallback alone then.
+    changes: Option<ChangeSubscription>,
+    /// When the last count was sent; `None` before the first.
+    last_sent: Option<Instant>,
+}
+
+impl RealmWatch {
+    /// Waits until the next count is due: at once for the first; then when the realm changed
+    /// (or anything may have), no sooner than [`AT_MOST_EVERY`] after the last count, the changes
+    /// until then included; or [`FALLBACK`] after the last count.
+    async fn due(&mut self) {
+        let Some(last) = self.last_sent else {
+            return;
+        };
+        let fallback = tokio::time::sleep_until(last + FALLBACK);
+        tokio::pin!(fallback);
+        loop {
+            let Some(changes) = &mut self.changes else {
+                fallback.await;
+                return;
+            };
+            let change = tokio::select! {
+                change = changes.next() => change,
+                () = &mut fallback => return,
+            };
+            match change {
+                Some(c) if c.concerns(&self.realm) => break,
+                Some(_) => {}
+                None => self.changes = None,
+            }
+        }
+        tokio::time::sleep_until(last + AT_MOST_EVERY).await;
+        // The count about to be read covers what changed until now.
+        if let Some(changes) = &mut self.changes {
+            while changes.try_next().is_some() {}
+        }
+    }
 }

@@ -63,6 +63,21 @@ impl Incumbent {
         self.postgres.url_for(DATABASE)
     }
 
+    /// Creates another database on the same server (our server's, on PostgreSQL); answers its
+    /// connection string.
+    pub fn another_database(&self, name: &str) -> Result<String, String> {
+        self.postgres
+            .create_database(name)
+            .map_err(|e| e.to_string())?;
+        Ok(self.postgres.url_for(name))
+    }
+
+    /// Bytes of a database of this server, everything in it included.
+    pub fn database_bytes(&self, name: &str) -> Result<u64, String> {
+        let bytes: i64 = self.query_one("SELECT pg_database_size($1)", &[&name])?;
+        Ok(bytes as u64)
+    }
+
     /// The server's port (to find its processes).
     pub fn port(&self) -> u16 {
         self.postgres.port()

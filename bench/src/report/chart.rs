@@ -1,5 +1,5 @@
-//! The SVG chart: each workload's p99 against the data size, ours solid and Duende's dashed, on
-//! logarithmic axes.
+//! The SVG chart: each workload's p99 against the data size, ours solid (on PostgreSQL dotted)
+//! and Duende's dashed, on logarithmic axes.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -7,6 +7,7 @@ use std::path::Path;
 use super::{thousands, Row};
 
 const WIDTH: f64 = 1000.0;
+/// The least height; more when the legend needs it.
 const HEIGHT: f64 = 520.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 640.0;
@@ -22,7 +23,8 @@ const COLOURS: &[&str] = &[
 struct Series {
     name: String,
     colour: &'static str,
-    dashed: bool,
+    /// The line's `stroke-dasharray`, if not solid.
+    dashes: Option<&'static str>,
     points: Vec<(f64, f64)>,
 }
 
@@ -47,15 +49,20 @@ fn render(rows: &[Row]) -> String {
                 .filter_map(|r| Some((r.size as f64, side(r)?)))
                 .collect()
         };
-        for (dashed, who, points) in [
-            (false, "ours", of(|r| r.ours.p99_ms())),
-            (true, "Duende", of(|r| r.incumbent.p99_ms())),
+        for (dashes, who, points) in [
+            (None, "ours", of(|r| r.ours.p99_ms())),
+            (
+                Some("2 3"),
+                "ours on PostgreSQL",
+                of(|r| r.ours_postgres.p99_ms()),
+            ),
+            (Some("6 4"), "Duende", of(|r| r.incumbent.p99_ms())),
         ] {
             if !points.is_empty() {
                 series.push(Series {
                     name: format!("{key}, {who}"),
                     colour,
-                    dashed,
+                    dashes,
                     points,
                 });
             }
@@ -84,10 +91,12 @@ fn render(rows: &[Row]) -> String {
     let px = |x: f64| LEFT + (x.log10() - dx0) / (dx1 - dx0) * (RIGHT - LEFT);
     let py = |y: f64| BOTTOM - (y.max(0.01).log10() - dy0) / (dy1 - dy0) * (BOTTOM - TOP);
 
+    // Tall enough for the legend, one line per series.
+    let height = HEIGHT.max(TOP + 30.0 + series.len() as f64 * 17.0);
     let mut svg = String::new();
     let _ = writeln!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
@@ -117,7 +126,7 @@ fn render(rows: &[Row]) -> String {
         svg,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">sessions</text>"#,
         (LEFT + RIGHT) / 2.0,
-        HEIGHT - 12.0
+        BOTTOM + 38.0
     );
     for (i, s) in series.iter().enumerate() {
         let points: Vec<String> = s
@@ -125,11 +134,10 @@ fn render(rows: &[Row]) -> String {
             .iter()
             .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
             .collect();
-        let dash = if s.dashed {
-            r#" stroke-dasharray="6 4""#
-        } else {
-            ""
-        };
+        let dash = s
+            .dashes
+            .map(|d| format!(r#" stroke-dasharray="{d}""#))
+            .unwrap_or_default();
         let _ = writeln!(
             svg,
             r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
@@ -189,14 +197,16 @@ mod tests {
                 label: "first page".into(),
                 size,
                 ours: Cell::Load(m(ours)),
+                ours_postgres: Cell::Load(m(ours * 2)),
                 incumbent: Cell::Load(m(theirs)),
                 ceiling: None,
                 charted: true,
             })
             .collect();
         let svg = render(&rows);
-        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<polyline").count(), 3);
         assert!(svg.contains("first page, Duende"));
+        assert!(svg.contains("first page, ours on PostgreSQL"));
         assert!(svg.contains("100,000"));
     }
 }

@@ -33,6 +33,10 @@ for a quick run).
 - ours: the release server (`cargo leptos build --release`, mimalloc), its store written through
   the `sessions` crate before it starts; realm `bench`, idle timeout 7 days, refreshing
   validations written at most once per 60 s (the realm's default)
+- ours on PG: the same server with `--store postgres://...`, a database of its own on the same
+  PostgreSQL server as Duende's (measured after Duende's loads, one at a time), written through
+  the same `SessionStore` trait before it starts; its disk is the whole database
+  (`pg_database_size`), its memory the server's and PostgreSQL's processes
 - Duende: its `ServerSideSessions` table and indexes on PostgreSQL 15 (defaults, fsync and
   synchronous commit on), loaded by `COPY`, the SQL of its Entity Framework store behind a minimal
   axum endpoint in the same release build (tokio-postgres, a pool of {pool}); every renewal is
@@ -50,7 +54,7 @@ for a quick run).
   of 1,000; Duende's cleanup job, batches of 100) while validations run
 
 {table}
-![p99 against the number of sessions, ours solid, Duende dashed]({chart_name})
+![p99 against the number of sessions: ours solid, ours on PostgreSQL dotted, Duende dashed]({chart_name})
 ",
         sizes = sizes.join(", "),
         date = started.format("%Y-%m-%d %H:%M UTC"),

@@ -55,7 +55,10 @@ pub struct Row {
     /// What the table shows (may say more, e.g. which page was reachable).
     pub label: String,
     pub size: usize,
+    /// Our server on its embedded store.
     pub ours: Cell,
+    /// Our server on PostgreSQL.
+    pub ours_postgres: Cell,
     pub incumbent: Cell,
     /// The do-nothing handler's rate for the same method, for data-plane loads.
     pub ceiling: Option<Measured>,
@@ -64,10 +67,10 @@ pub struct Row {
 }
 
 impl Row {
-    /// How many times better we are: throughput over throughput for loads, the incumbent's p50
-    /// over ours for one-shot requests.
-    fn ratio(&self) -> String {
-        let ratio = match (&self.ours, &self.incumbent) {
+    /// How many times better we are (`ours`: on either backend): throughput over throughput for
+    /// loads, the incumbent's p50 over ours for one-shot requests.
+    fn ratio(&self, ours: &Cell) -> String {
+        let ratio = match (ours, &self.incumbent) {
             (Cell::Load(o), Cell::Load(i)) => o.throughput() / i.throughput(),
             (Cell::OneShot(o), Cell::OneShot(i)) => i.p50.as_secs_f64() / o.p50.as_secs_f64(),
             _ => return String::new(),
@@ -88,16 +91,20 @@ impl Row {
 }
 
 /// The table's header cells.
-const HEADER: [&str; 10] = [
+const HEADER: [&str; 14] = [
     "workload",
     "sessions",
     "ours p50",
     "ours p99",
     "ours req/s",
+    "ours on PG p50",
+    "ours on PG p99",
+    "ours on PG req/s",
     "Duende p50",
     "Duende p99",
     "Duende req/s",
     "ours ÷ Duende",
+    "ours on PG ÷ Duende",
     "ours ÷ ceiling",
 ];
 
@@ -106,6 +113,7 @@ pub fn table(rows: &[Row]) -> String {
     let cells: Vec<Vec<String>> = std::iter::once(HEADER.iter().map(|h| h.to_string()).collect())
         .chain(rows.iter().map(|r| {
             let [op50, op99, ort] = r.ours.columns();
+            let [pp50, pp99, prt] = r.ours_postgres.columns();
             let [ip50, ip99, irt] = r.incumbent.columns();
             vec![
                 r.label.clone(),
@@ -113,10 +121,14 @@ pub fn table(rows: &[Row]) -> String {
                 op50,
                 op99,
                 ort,
+                pp50,
+                pp99,
+                prt,
                 ip50,
                 ip99,
                 irt,
-                r.ratio(),
+                r.ratio(&r.ours),
+                r.ratio(&r.ours_postgres),
                 r.ceiling_ratio(),
             ]
         }))
@@ -193,11 +205,13 @@ mod tests {
             label: "validate".into(),
             size: 10_000,
             ours: Cell::Load(measured(60_000, 500)),
+            ours_postgres: Cell::Load(measured(24_000, 1_000)),
             incumbent: Cell::Load(measured(12_000, 2_000)),
             ceiling: Some(measured(100_000, 300)),
             charted: true,
         };
-        assert_eq!(row.ratio(), "5.0×");
+        assert_eq!(row.ratio(&row.ours), "5.0×");
+        assert_eq!(row.ratio(&row.ours_postgres), "2.0×");
         assert_eq!(row.ceiling_ratio(), "0.60");
         let remove = Row {
             ours: Cell::OneShot(measured(3, 20_000)),
@@ -205,12 +219,17 @@ mod tests {
             ceiling: None,
             ..row
         };
-        assert_eq!(remove.ratio(), "3.0×");
+        assert_eq!(remove.ratio(&remove.ours), "3.0×");
+        assert_eq!(
+            remove.ratio(&remove.ours_postgres),
+            "",
+            "a load against one-shot requests"
+        );
         let slower = Row {
             ours: Cell::OneShot(measured(3, 80_000)),
             ..remove.clone()
         };
-        assert_eq!(slower.ratio(), "0.75×");
+        assert_eq!(slower.ratio(&slower.ours), "0.75×");
         assert_eq!(remove.ceiling_ratio(), "");
         let text = table(&[remove]);
         assert!(text.contains("| validate"));

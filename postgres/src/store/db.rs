@@ -149,6 +149,19 @@ impl Db {
         })
     }
 
+    /// The runtime the store's connection tasks run on.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the pool")
+            .handle()
+    }
+
+    /// The database's connection settings.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     fn connect(&self) -> R<Conn> {
         let config = self.config.clone();
         let runtime = self

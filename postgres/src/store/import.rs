@@ -3,20 +3,17 @@
 //! results-token key. Every insert skips what is there already, so an interrupted copy is
 //! finished by running it again; the counters are rebuilt from the rows at the end.
 
-use std::collections::BTreeSet;
-
-use sessions::address::address_bytes;
 use sessions::delivery::Delivery;
 use sessions::model::{AuditEntry, ClientRegistration};
 use sessions::stats::{Metric, Span, StatsBucket};
 use sessions::store::export::{ExportedGrant, ExportedRealm, ExportedSession};
-use sessions::store::shared::words;
 use sessions::{Result, SessionError};
 use uuid::Uuid;
 
 use super::check::RECOUNTS;
 use super::db::R;
 use super::rows::{kind_number, status_number};
+use super::sessions::{insert, Arrival};
 use super::PostgresStore;
 
 fn uuid(s: &str) -> R<Uuid> {
@@ -84,56 +81,10 @@ impl PostgresStore {
     pub fn import_sessions(&self, realm: &str, sessions: &[ExportedSession]) -> Result<()> {
         self.db.write(async |tx| {
             for e in sessions {
-                let s = &e.session;
-                let sid = uuid(&s.sid)?;
-                let inserted = tx
-                    .execute(
-                        "INSERT INTO sessions (realm, sid, subject_id, display_name, created_at,
-                                               last_access_at, idle_expires_at, expires_at,
-                                               client_ids, properties, ip, user_agent, token_hash,
-                                               token_lookup, address)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                 $15)
-                         ON CONFLICT (realm, sid) DO NOTHING",
-                        &[
-                            &realm,
-                            &sid,
-                            &s.subject_id,
-                            &s.display_name,
-                            &s.created_at,
-                            &s.last_access_at,
-                            &s.idle_expires_at,
-                            &s.expires_at,
-                            &s.client_ids,
-                            &json(&s.properties)?,
-                            &s.ip,
-                            &s.user_agent,
-                            &&e.token_hash[..],
-                            &e.found_by_hash,
-                            &s.ip.as_deref().and_then(address_bytes).map(|a| a.to_vec()),
-                        ],
-                    )
-                    .await?;
-                if inserted == 0 {
-                    continue;
-                }
-                let name_words: Vec<String> = s
-                    .display_name
-                    .as_deref()
-                    .map(|n| words(n).collect::<BTreeSet<_>>().into_iter().collect())
-                    .unwrap_or_default();
-                tx.execute(
-                    "INSERT INTO session_clients (realm, client_id, created_at, sid)
-                     SELECT $1, c, $3, $4 FROM unnest($2::text[]) AS c",
-                    &[&realm, &s.client_ids, &s.created_at, &sid],
-                )
-                .await?;
-                tx.execute(
-                    "INSERT INTO session_words (realm, word, created_at, sid)
-                     SELECT $1, w, $3, $4 FROM unnest($2::text[]) AS w",
-                    &[&realm, &name_words, &s.created_at, &sid],
-                )
-                .await?;
+                let arrival = Arrival::Copied {
+                    found_by_hash: e.found_by_hash,
+                };
+                insert(tx, realm, &e.session, &e.token_hash, arrival).await?;
             }
             Ok(())
         })

@@ -15,6 +15,7 @@ mod counters;
 mod db;
 mod grants;
 mod import;
+mod notify;
 mod outbox;
 mod query;
 mod realms;
@@ -25,6 +26,7 @@ mod stats;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ::sessions::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use ::sessions::grant::{Grant, GrantOwner, NewGrant};
@@ -34,7 +36,7 @@ use ::sessions::model::{
 };
 use ::sessions::stats::{Span, StatsBucket};
 use ::sessions::store::shared::{random_bytes, ResultsTokenCodec};
-use ::sessions::store::{DueCursor, SessionStore};
+use ::sessions::store::{ChangeFeed, DueCursor, SessionStore};
 use ::sessions::{Result, SessionError};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -50,6 +52,10 @@ pub struct PostgresStore {
     results_tokens: ResultsTokenCodec,
     /// This store's name on the deliveries its worker has claimed.
     claimer: Uuid,
+    /// Which realms' sessions changed, through any server ([`notify`]).
+    changes: Arc<ChangeFeed>,
+    /// Realms whose sessions changed through this store, to announce to every server.
+    announcements: Arc<notify::Announcements>,
 }
 
 /// A 64-bit advisory lock key for a name of a kind (a realm, a subject of a realm).
@@ -100,12 +106,28 @@ impl PostgresStore {
         let key: [u8; 32] = key
             .try_into()
             .map_err(|_| SessionError::Storage("the results token key is not 32 bytes".into()))?;
+        let changes = Arc::new(ChangeFeed::default());
+        let announcements = Arc::new(notify::Announcements::default());
+        notify::start(
+            db.runtime(),
+            db.config().clone(),
+            changes.clone(),
+            announcements.clone(),
+        )?;
         Ok(PostgresStore {
             db,
             realms: realms::RealmCache::default(),
             results_tokens: ResultsTokenCodec::new(key),
             claimer: Uuid::new_v4(),
+            changes,
+            announcements,
         })
+    }
+
+    /// Sessions of `realm` came or went through this store (the write committed): every server's
+    /// change feed hears of it shortly.
+    fn sessions_changed(&self, realm: &str) {
+        self.announcements.realm_changed(realm);
     }
 }
 
@@ -257,6 +279,10 @@ impl SessionStore for PostgresStore {
 
     fn blocks_on_network(&self) -> bool {
         true
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
     }
 
     fn record_audit(&self, entry: &AuditEntry) -> Result<()> {

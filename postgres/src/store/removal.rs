@@ -282,6 +282,9 @@ impl PostgresStore {
             let done = self.db.write(async |tx| {
                 end(tx, realm, &sids, flags, consents_done, dry_run, now).await
             })?;
+            if done.outcome.sessions_removed > 0 {
+                self.sessions_changed(&realm.name);
+            }
             add(outcome, &done.outcome);
             consents_done.extend(done.consents_of);
         }
@@ -580,6 +583,9 @@ impl PostgresStore {
                     .collect::<Result<_, _>>()?;
                 end(tx, realm, &sids, &flags, &HashSet::new(), false, now).await
             })?;
+            if ended.outcome.sessions_removed > 0 {
+                self.sessions_changed(&realm.name);
+            }
             removed += ended.outcome.sessions_removed as usize;
             let left = (batch.saturating_sub(removed)) as i64;
             if left > 0 {

@@ -153,9 +153,28 @@ fn new_sid(created_ms: i64, random: &[u8; 16]) -> Uuid {
     }
 }
 
-/// Stores a new session with its client and word index rows, and counts it.
-async fn insert(tx: &Tx<'_>, realm: &str, s: &Session, token_hash: &[u8; 32]) -> R<()> {
-    let sid = Uuid::parse_str(&s.sid).expect("a new sid");
+/// How a session row arrives.
+#[derive(Clone, Copy)]
+pub(crate) enum Arrival {
+    /// A session created here: counted at once.
+    Created,
+    /// A session copied from another store with its ids: skipped if it is there already, counted
+    /// when the copy rebuilds the counters. `found_by_hash`: its token is of the embedded store's
+    /// first layout, found by its hash.
+    Copied { found_by_hash: bool },
+}
+
+/// Stores a session with its client and word index rows (counted, if [`Arrival::Created`]), in
+/// one round trip; answers whether it was stored (a copy of one there already is not).
+pub(crate) async fn insert(
+    tx: &Tx<'_>,
+    realm: &str,
+    s: &Session,
+    token_hash: &[u8; 32],
+    arrival: Arrival,
+) -> R<bool> {
+    let sid = Uuid::parse_str(&s.sid)
+        .map_err(|e| SessionError::Storage(format!("bad session id {}: {e}", s.sid)))?;
     let properties =
         serde_json::to_value(&s.properties).map_err(|e| SessionError::Storage(e.to_string()))?;
     let name_words: Vec<String> = s
@@ -164,19 +183,27 @@ async fn insert(tx: &Tx<'_>, realm: &str, s: &Session, token_hash: &[u8; 32]) ->
         .map(|n| words(n).collect::<BTreeSet<_>>().into_iter().collect())
         .unwrap_or_default();
     let mut deltas = Deltas::default();
-    deltas.session(
-        realm,
-        &Counted {
-            subject_id: &s.subject_id,
-            client_ids: &s.client_ids,
-            display_name: s.display_name.as_deref(),
-        },
-        1,
+    if let Arrival::Created = arrival {
+        deltas.session(
+            realm,
+            &Counted {
+                subject_id: &s.subject_id,
+                client_ids: &s.client_ids,
+                display_name: s.display_name.as_deref(),
+            },
+            1,
+        );
+    }
+    let found_by_hash = matches!(
+        arrival,
+        Arrival::Copied {
+            found_by_hash: true
+        }
     );
     deltas.stat(realm, s.created_at, Metric::SignIns, 1);
     let token_hash = &token_hash[..];
     let address = s.ip.as_deref().and_then(address_bytes).map(|a| a.to_vec());
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 15] = [
         &realm,
         &sid,
         &s.subject_id,
@@ -190,15 +217,18 @@ async fn insert(tx: &Tx<'_>, realm: &str, s: &Session, token_hash: &[u8; 32]) ->
         &s.ip,
         &s.user_agent,
         &token_hash,
+        &found_by_hash,
         &address,
     ];
     let session = tx.execute(
         "INSERT INTO sessions (realm, sid, subject_id, display_name, created_at, last_access_at,
                                idle_expires_at, expires_at, client_ids, properties, ip, user_agent,
-                               token_hash, address)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                               token_hash, token_lookup, address)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT (realm, sid) DO NOTHING",
         &params,
     );
+    // A copy's index rows are there already if its session is.
     let clients = async {
         if !s.client_ids.is_empty() {
             index_clients(tx, realm, &s.client_ids, s.created_at, &sid).await?;
@@ -209,7 +239,8 @@ async fn insert(tx: &Tx<'_>, realm: &str, s: &Session, token_hash: &[u8; 32]) ->
         if !name_words.is_empty() {
             tx.execute(
                 "INSERT INTO session_words (realm, word, created_at, sid)
-                 SELECT $1, w, $3, $4 FROM unnest($2::text[]) AS w",
+                 SELECT $1, w, $3, $4 FROM unnest($2::text[]) AS w
+                 ON CONFLICT DO NOTHING",
                 &[&realm, &name_words, &s.created_at, &sid],
             )
             .await?;
@@ -217,13 +248,14 @@ async fn insert(tx: &Tx<'_>, realm: &str, s: &Session, token_hash: &[u8; 32]) ->
         Ok(())
     };
     // Sent together: one round trip.
-    futures::try_join!(
-        async { session.await.map(drop) },
-        clients,
-        words,
-        deltas.apply(tx)
-    )?;
-    Ok(())
+    let (stored, (), (), ()) = futures::try_join!(session, clients, words, deltas.apply(tx))?;
+    if stored == 0 {
+        if let Arrival::Created = arrival {
+            // A fresh time-ordered id with 80 random bits; the transaction is rolled back.
+            return Err(SessionError::Storage(format!("session id {sid} is taken")).into());
+        }
+    }
+    Ok(stored == 1)
 }
 
 /// Index rows of clients a session joined.
@@ -236,7 +268,8 @@ async fn index_clients(
 ) -> R<()> {
     tx.execute(
         "INSERT INTO session_clients (realm, client_id, created_at, sid)
-         SELECT $1, c, $3, $4 FROM unnest($2::text[]) AS c",
+         SELECT $1, c, $3, $4 FROM unnest($2::text[]) AS c
+         ON CONFLICT DO NOTHING",
         &[&realm, &client_ids, &created_at, sid],
     )
     .await?;
@@ -286,7 +319,7 @@ impl PostgresStore {
         let secret = &random[16..];
         let token = URL_SAFE_NO_PAD.encode([sid.as_bytes(), secret].concat());
         let token_hash = sha256(secret);
-        self.db.write(async |tx| {
+        let created = self.db.write(async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             validate::new_session(new)?;
             let mut client_ids: Vec<String> = Vec::with_capacity(new.client_ids.len());
@@ -315,12 +348,14 @@ impl PostgresStore {
                 user_agent: new.user_agent.clone(),
             };
             within_quota(tx, &realm, &session.subject_id, now).await?;
-            insert(tx, &realm.name, &session, &token_hash).await?;
+            insert(tx, &realm.name, &session, &token_hash, Arrival::Created).await?;
             Ok(CreatedSession {
                 session,
                 token: token.clone(),
             })
-        })
+        })?;
+        self.sessions_changed(&created.session.realm);
+        Ok(created)
     }
 
     pub(crate) fn validate_impl(
@@ -376,7 +411,7 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> sessions::Result<bool> {
         let now = rows::ms(now);
-        self.db.write(async |tx| {
+        let ended = self.db.write(async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let Some(s) = lock_by_token(tx, &realm.name, token).await? else {
                 return Ok(false);
@@ -385,7 +420,11 @@ impl PostgresStore {
             let ended =
                 removal::end(tx, &realm, &[s.sid()], &flags, &HashSet::new(), false, now).await?;
             Ok(ended.outcome.sessions_removed > 0)
-        })
+        })?;
+        if ended {
+            self.sessions_changed(realm);
+        }
+        Ok(ended)
     }
 
     pub(crate) fn add_client_impl(

@@ -28,6 +28,7 @@ use crate::store::SessionStore;
 
 mod accounts;
 mod address_and_time;
+mod changes;
 mod counts;
 mod exact_ids;
 mod lifecycle;
@@ -37,6 +38,7 @@ mod stats;
 
 pub use accounts::*;
 pub use address_and_time::*;
+pub use changes::*;
 pub use counts::*;
 pub use exact_ids::*;
 pub use lifecycle::*;
@@ -181,6 +183,8 @@ macro_rules! conformance_suite {
             // activity counters
             sign_ins_endings_and_attempts_land_in_their_buckets_exactly,
             old_buckets_are_pruned_and_counters_survive_reopening,
+            // the change feed
+            creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed,
         );
     };
     (@tests $name:ident, $backend:expr, $($test:ident),* $(,)?) => {

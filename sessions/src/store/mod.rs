@@ -10,6 +10,7 @@
 //! their group commit is flushed, so async callers run them on a blocking thread.
 
 mod accounts;
+pub mod changes;
 mod check;
 pub mod export;
 mod grants;
@@ -24,6 +25,7 @@ mod sled_store;
 mod v2;
 
 pub use accounts::{AccountStore, AdminRecord, AdminRole, ApiKeyRecord, SigningKeyRecord};
+pub use changes::{ChangeFeed, ChangeSubscription, SessionsChanged};
 pub use check::CheckReport;
 pub use record::parse_sid;
 pub use sled_store::MAX_LISTED_DELIVERIES;
@@ -200,6 +202,10 @@ pub trait SessionStore: Send + Sync {
 
     /// Disk flushes run since the store opened (group commits), for metrics.
     fn durable_flushes(&self) -> u64;
+
+    /// Where the store tells which realms' sessions came or went (created, removed, logged out,
+    /// evicted, expired), through whichever server of a shared store changed them.
+    fn changes(&self) -> &ChangeFeed;
 
     /// Whether every call may wait on the network (a database server), so that async callers run
     /// even the point reads (validation, lookups) on a blocking thread. False for the embedded

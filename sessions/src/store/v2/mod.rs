@@ -43,6 +43,7 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use sled::{IVec, Tree};
 
+use super::changes::ChangeFeed;
 use super::grants::StoredGrant;
 use super::group_commit::GroupCommit;
 use super::keys::{RealmId, Sid};
@@ -113,6 +114,8 @@ pub struct SledStoreV2 {
     /// Added to sled's generated ids (audit, delivery and realm ids): a compacted copy's
     /// generator starts again from 0, so it carries the old one's next id here.
     id_base: u64,
+    /// Where creates and removals say which realm changed.
+    changes: ChangeFeed,
 }
 
 impl SledStoreV2 {
@@ -216,6 +219,7 @@ impl SledStoreV2 {
             deliveries: Stripes::default(),
             stats: OpenStats::default(),
             id_base,
+            changes: ChangeFeed::default(),
         };
         let replayed = store.load_counters()?;
         if stored_version < LAYOUT_VERSION {

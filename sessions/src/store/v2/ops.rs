@@ -21,7 +21,7 @@ use super::super::sled_store::{
     random_bytes, removal_entry, Flags, RealmEntry, GRANT_DELETE_BATCH, MAX_EVICTION_ATTEMPTS,
     MAX_LISTED_GRANTS, MAX_TOKEN_LEN, REMOVE_ALL_BATCH,
 };
-use super::super::{DueCursor, SessionStore};
+use super::super::{ChangeFeed, DueCursor, SessionStore};
 use super::counts::{self, Deltas};
 use super::{grant_entries, layout, same_hash, session_lock, sha256, Batch, SledStoreV2};
 use crate::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
@@ -335,6 +335,9 @@ impl SledStoreV2 {
                 );
             }
             self.write(batch, &deltas)?;
+            if done.sessions_removed > 0 {
+                self.changes.realm_changed(&realm.name);
+            }
             outcome.sessions_removed += done.sessions_removed;
             outcome.tokens_revoked += done.tokens_revoked;
             outcome.consents_revoked += done.consents_revoked;
@@ -802,6 +805,7 @@ impl SessionStore for SledStoreV2 {
             self.wait_durable()?;
         }
         inserted?;
+        self.changes.realm_changed(&realm.name);
         Ok(CreatedSession {
             session: session.to_session(&realm.name),
             token,
@@ -1120,6 +1124,10 @@ impl SessionStore for SledStoreV2 {
 
     fn durable_flushes(&self) -> u64 {
         self.commit.flush_count()
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
     }
 
     fn record_audit(&self, entry: &AuditEntry) -> Result<()> {

@@ -1,0 +1,304 @@
+//! The dashboard's live count is pushed: a stream opened on one server receives the realm's new
+//! count soon after sessions are created or removed — through the same server on the embedded
+//! store, through another server on a shared PostgreSQL database — long before the stream's
+//! fallback read (every 30 s) would have sent it. On PostgreSQL, a server whose listening
+//! connection is killed connects again and the counts keep coming.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use server::cli::{Cli, Command};
+use store_postgres::scratch::ScratchPostgres;
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "live-test-key-0123456789";
+const PASSWORD: &str = "correct horse battery staple";
+/// How long a pushed count may take: generous for a busy machine, and well under the 30 s after
+/// which a stream reads its count anyway.
+const PUSHED_WITHIN: Duration = Duration::from_secs(10);
+
+/// A new database on the shared scratch server; its URL.
+fn database() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let pg = ScratchPostgres::shared();
+    let name = format!("live_{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    pg.create_database(&name).unwrap();
+    pg.url_for(&name)
+}
+
+/// A server started with `server::serve` in this process, with a dashboard administrator.
+struct Running {
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<Result<(), String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    /// On the embedded store (`store_url` `None`) or the PostgreSQL database it names.
+    async fn start(store_url: Option<&str>) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data").display().to_string();
+        let mut argv = vec![
+            "server",
+            "serve",
+            "--addr",
+            &addr.to_string(),
+            "--data-dir",
+            &data_dir,
+            "--bootstrap-api-key",
+            KEY,
+            "--admin-password",
+            PASSWORD,
+            "--plain-http-cookies",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        if let Some(url) = store_url {
+            argv.extend(["--store".to_owned(), url.to_owned()]);
+        }
+        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        let stop = CancellationToken::new();
+        let done = tokio::spawn(server::serve(args, listener, stop.clone()));
+        let running = Running {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            stop,
+            done,
+            _dir: dir,
+        };
+        for _ in 0..1200 {
+            assert!(!running.done.is_finished(), "the server stopped");
+            if let Ok(r) = running.http.get(running.url("/healthz")).send().await {
+                if r.status().is_success() {
+                    return running;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the server did not start");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+
+    async fn create(&self, realm: &str, subject: &str) -> String {
+        let created = self
+            .ok(
+                Method::POST,
+                &format!("/api/v1/realms/{realm}/sessions"),
+                json!({"subject_id": subject}),
+            )
+            .await;
+        created["sid"].as_str().unwrap().to_owned()
+    }
+
+    async fn remove(&self, realm: &str, sid: &str) {
+        let removed = self
+            .ok(
+                Method::POST,
+                &format!("/api/v1/realms/{realm}/sessions/remove"),
+                json!({"sids": [sid]}),
+            )
+            .await;
+        assert_eq!(removed["sessions_removed"], 1);
+    }
+
+    /// Signs in as the administrator and opens the realm's live stream.
+    async fn live(&self, realm: &str) -> LiveCounts {
+        let signed_in = self
+            .http
+            .post(self.url("/api/sign_in"))
+            .header("origin", &self.base)
+            .header("sec-fetch-site", "same-origin")
+            .form(&[("username", "admin"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        let cookie = signed_in.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let resp = self
+            .http
+            .get(self.url(&format!("/live/realms/{realm}")))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        LiveCounts {
+            events: resp
+                .bytes_stream()
+                .map(|chunk| chunk.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                .boxed(),
+            text: String::new(),
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.done.await.unwrap().unwrap();
+    }
+}
+
+/// The `count` events of a live stream, in order.
+struct LiveCounts {
+    events: futures::stream::BoxStream<'static, reqwest::Result<String>>,
+    text: String,
+}
+
+impl LiveCounts {
+    /// The next count event's number.
+    async fn next(&mut self) -> u64 {
+        loop {
+            if let Some(end) = self.text.find("\n\n") {
+                let event: String = self.text.drain(..end + 2).collect();
+                if let Some(data) = event.strip_prefix("event: count\ndata: ").map(str::trim) {
+                    return data.parse().unwrap();
+                }
+                continue;
+            }
+            let chunk = self.events.next().await.expect("the stream ended").unwrap();
+            self.text.push_str(&chunk);
+        }
+    }
+
+    /// Waits for a count of `expected` (counts on the way to it are passed over); fails if none
+    /// comes within [`PUSHED_WITHIN`].
+    async fn until(&mut self, expected: u64, after: &str) {
+        let waited = tokio::time::timeout(PUSHED_WITHIN, async {
+            while self.next().await != expected {}
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "after {after}: no count of {expected} within {PUSHED_WITHIN:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_the_embedded_store_a_stream_hears_of_creates_and_removals_at_once() {
+    let server = Running::start(None).await;
+    server
+        .ok(Method::PUT, "/api/v1/realms/acme", json!({}))
+        .await;
+    server
+        .ok(Method::PUT, "/api/v1/realms/other", json!({}))
+        .await;
+    let mut counts = server.live("acme").await;
+    assert_eq!(counts.next().await, 0, "the count at once");
+    let sid = server.create("acme", "alice").await;
+    counts.until(1, "a create").await;
+    server.create("acme", "bob").await;
+    counts.until(2, "another create").await;
+    server.remove("acme", &sid).await;
+    counts.until(1, "a removal").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgresql_a_stream_on_one_server_hears_of_changes_made_through_the_other() {
+    let url = database();
+    let a = Running::start(Some(&url)).await;
+    let b = Running::start(Some(&url)).await;
+    a.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
+    let mut counts = b.live("acme").await;
+    assert_eq!(counts.next().await, 0, "the count at once");
+    let sid = a.create("acme", "alice").await;
+    counts.until(1, "a create through A").await;
+    a.create("acme", "bob").await;
+    counts.until(2, "another create through A").await;
+    a.remove("acme", &sid).await;
+    counts.until(1, "a removal through A").await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The backends of the servers' listening connections (`application_name` as the store sets it).
+const LISTENERS: &str = "FROM pg_stat_activity
+     WHERE application_name = 'sessions: changes' AND datname = current_database()";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgresql_a_killed_listening_connection_is_made_again_and_counts_keep_coming() {
+    let url = database();
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let listeners = async || -> i64 {
+        db.query_one(&format!("SELECT count(*) {LISTENERS}"), &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let a = Running::start(Some(&url)).await;
+    let b = Running::start(Some(&url)).await;
+    assert_eq!(listeners().await, 2, "one listening connection per server");
+    a.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
+    let mut counts = b.live("acme").await;
+    assert_eq!(counts.next().await, 0);
+    a.create("acme", "alice").await;
+    counts.until(1, "a create through A").await;
+
+    let killed: i64 = db
+        .query_one(
+            &format!("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) {LISTENERS}"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 2);
+    // Made again by both servers (a second or so after losing them).
+    let again = tokio::time::timeout(Duration::from_secs(30), async {
+        while listeners().await < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        again.is_ok(),
+        "the listening connections were not made again"
+    );
+    a.create("acme", "bob").await;
+    counts
+        .until(2, "a create through A after the reconnection")
+        .await;
+    b.create("acme", "carol").await;
+    counts
+        .until(3, "a create through B after the reconnection")
+        .await;
+    a.stop().await;
+    b.stop().await;
+}
