@@ -184,7 +184,7 @@ impl Bench<'_> {
 
     /// Our side on `backend` (on `pg`'s server if it is PostgreSQL): seed, serve, measure, then
     /// a cold start and the expiry sweep.
-    fn ours(&self, backend: &Backend, mut pg: Option<&mut Incumbent>) -> Result<Results, String> {
+    fn ours(&self, backend: &Backend, pg: Option<&mut Incumbent>) -> Result<Results, String> {
         let who = backend.side();
         self.say(&format!("{who}: storing the data set"));
         let tokens = crate::ours::seed(backend, &self.data, &|m| self.say(m))?;
@@ -236,7 +236,7 @@ impl Bench<'_> {
             cold = process::drop_page_cache();
             began = Instant::now();
         };
-        match pg.as_deref_mut() {
+        match pg {
             Some(pg) => pg.restart_with(drop_cache)?,
             None => drop_cache(),
         }
