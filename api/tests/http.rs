@@ -875,6 +875,7 @@ async fn openapi_document_matches_the_served_routes() {
         ("PUT", "/api/v1/realms/{realm}"),
         ("GET", "/api/v1/realms/{realm}"),
         ("GET", "/api/v1/realms"),
+        ("GET", "/api/v1/realms/{realm}/overview"),
         ("GET", "/api/v1/audit"),
         ("PUT", "/api/v1/realms/{realm}/clients/{client_id}"),
         ("GET", "/api/v1/realms/{realm}/clients/{client_id}"),

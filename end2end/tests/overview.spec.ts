@@ -130,6 +130,12 @@ test('the overview draws the numbers the API answers, and they count what was do
     await expect.poll(() => tile(page, 'sessions')).toBe(demo.session_count);
     expect(await drawn(page, 'active-30d')).toEqual(demo.daily.map((b: Bucket) => b.active_sessions));
     await page.screenshot({ path: '/tmp/overview-demo.png', fullPage: true });
+
+    // On a phone the page does not scroll sideways (a chart scrolls within its card).
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await page.screenshot({ path: '/tmp/overview-phone.png', fullPage: false });
   } finally {
     rp.close();
   }

@@ -34,9 +34,11 @@ pub async fn run(store: Arc<dyn SessionStore>, every: Duration, keep_delivered: 
         })
         .await
         .ok();
-        drain(&store, "old activity counters", |s| s.prune_stats(Utc::now()))
-            .await
-            .ok();
+        drain(&store, "old activity counters", |s| {
+            s.prune_stats(Utc::now())
+        })
+        .await
+        .ok();
     }
 }
 

@@ -10,6 +10,7 @@ use chrono::{SubsecRound, TimeDelta, TimeZone, Utc};
 use service::admins::{AdminAccounts, Verified};
 use service::api_keys::{ApiKeys, Scope};
 use service::backchannel::SigningKeys;
+use sessions::stats::Span;
 use sessions::store::{DueCursor, SessionStore, SledStore};
 use sessions::{
     AttemptResult, ClientRegistration, GrantKind, GrantOwner, NewGrant, NewSession,
@@ -247,12 +248,27 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         };
         added.push(sled.create_session("acme", &new, t0()).unwrap().token);
     }
+    // A sign-in today: activity counters still kept are copied too.
+    let now = Utc::now();
+    let today = NewSession {
+        subject_id: "today".into(),
+        ..Default::default()
+    };
+    added.push(sled.create_session("acme", &today, now).unwrap().token);
+    let activity = |s: &dyn SessionStore| {
+        let hours = s.stats("acme", Span::Hour, now, now).unwrap();
+        let days = s.stats("acme", Span::Day, now, now).unwrap();
+        (hours, days)
+    };
+    let recent = activity(&sled);
+    assert_eq!((recent.0[0].sign_ins, recent.1[0].sign_ins), (1, 1));
     let total = sled.get_realm("acme").unwrap().session_count;
     drop(sled);
     let report = migrate(dir.path(), &url);
     assert!(report.contains("every count is equal"), "{report}");
     let copy = PostgresStore::open(&url).unwrap();
     assert_eq!(copy.get_realm("acme").unwrap().session_count, total);
+    assert_eq!(activity(&copy), recent);
     for token in &added {
         assert!(copy.validate("acme", token, false, t0()).unwrap().is_some());
     }

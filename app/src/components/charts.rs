@@ -107,7 +107,7 @@ fn Axes(top: u64, buckets: Buckets) -> impl IntoView {
         .labels
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| (n - 1 - i) % every == 0)
+        .filter(|(i, _)| (n - 1 - i).is_multiple_of(every))
         .map(|(i, label)| {
             let x = LEFT + slot * (i as f64 + 0.5);
             view! { <text class="x-label" x=at(x) y=at(HEIGHT - 6.0) text-anchor="middle">{label}</text> }
@@ -219,7 +219,10 @@ pub fn BarChart(
         })
         .collect_view();
     let legend = if series.len() > 1 {
-        series.iter().map(|s| (s.name, s.class, s.total())).collect()
+        series
+            .iter()
+            .map(|s| (s.name, s.class, s.total()))
+            .collect()
     } else {
         Vec::new()
     };

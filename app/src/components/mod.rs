@@ -1,7 +1,7 @@
 //! The pieces pages are made of.
 
-pub mod header;
 pub mod charts;
+pub mod header;
 pub mod live_banner;
 pub mod loaded;
 pub mod pager;

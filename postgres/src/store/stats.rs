@@ -51,12 +51,11 @@ impl PostgresStore {
         for span in Span::ALL {
             let oldest = DateTime::from_timestamp(span.oldest_kept(now), 0).unwrap_or_default();
             pruned += self.db.write(async |tx| {
-                Ok(tx
-                    .execute(
-                        "DELETE FROM stats WHERE span = $1 AND bucket < $2",
-                        &[&i16::from(span.code()), &oldest],
-                    )
-                    .await?)
+                tx.execute(
+                    "DELETE FROM stats WHERE span = $1 AND bucket < $2",
+                    &[&i16::from(span.code()), &oldest],
+                )
+                .await
             })? as usize;
         }
         Ok(pruned)

@@ -1,7 +1,8 @@
 //! Activity counters ([`crate::stats`]): every sign-in, every way a session ends and every
 //! delivery attempt lands in its hour's and its day's bucket with the exact number; a dry run or
-//! a removal that keeps the session counts nothing; free-text reasons add no keys; old buckets
-//! are pruned; the counters survive reopening the store.
+//! a removal that keeps the session counts nothing; an administrator's removal counts as
+//! `revoked` whatever free-text reason it gives; old buckets are pruned; the counters survive
+//! reopening the store.
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
