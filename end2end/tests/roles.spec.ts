@@ -29,7 +29,7 @@ async function administrators(page: Page) {
 async function addAdministrator(page: Page, username: string, role: string) {
   await page.getByLabel('Username', { exact: true }).fill(username);
   await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByLabel('Role', { exact: true }).selectOption(role);
+  await page.locator('form.create-admin select[name="role"]').selectOption(role);
   await page.getByRole('button', { name: 'Add administrator' }).click();
   await expect(page.getByRole('status')).toHaveText(`Added ${role} '${username}'.`);
   const row = page.locator(`tr[data-admin="${username}"]`);
