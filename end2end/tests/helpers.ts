@@ -6,12 +6,12 @@ export async function hydrated(page: Page) {
   await expect(page.locator('header.topbar')).toHaveAttribute('data-hydrated', 'true');
 }
 
-/** Signs in as the administrator and lands on the sessions page. */
-export async function signIn(page: Page) {
+/** Signs in (as the administrator `admin` unless told otherwise) and lands on the sessions page. */
+export async function signIn(page: Page, username = 'admin', password = adminPassword) {
   await page.goto('/login');
   await hydrated(page);
-  await page.getByLabel('Username').fill('admin');
-  await page.getByLabel('Password').fill(adminPassword);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.locator('h1')).toHaveText('Sessions');
   await expect(page.locator('table.sessions')).toBeVisible();

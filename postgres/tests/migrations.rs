@@ -90,3 +90,44 @@ async fn a_database_of_a_newer_schema_is_refused() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn administrators_stored_before_roles_existed_keep_every_right() {
+    let pg = ScratchPostgres::start().unwrap();
+    let mut client = connect(&pg.url()).await;
+    // A database at schema version 1, with an administrator in it.
+    let (version, name, sql) = MIGRATIONS[0];
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());
+             {sql}"
+        ))
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[&version, &name],
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO admins (username, password_hash, created_at)
+                  VALUES ('root', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$h', now())",
+        )
+        .await
+        .unwrap();
+    assert!(migrate(&mut client).await.unwrap().contains(&2));
+    let role: String = client
+        .query_one("SELECT role FROM admins WHERE username = 'root'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(role, "admin");
+    let unknown = client
+        .batch_execute("UPDATE admins SET role = 'superuser'")
+        .await;
+    assert!(unknown.is_err(), "only the three roles are stored");
+}

@@ -673,3 +673,183 @@ async fn an_offline_token_ends_with_its_subjects_sessions_and_tokens_can_be_revo
     );
     srv.stop().await;
 }
+
+impl Running {
+    /// Signs in as `username`; answers the `name=value` of the session cookie.
+    async fn sign_in_as(&self, username: &str, password: &str) -> String {
+        let resp = self
+            .server_fn(
+                "sign_in",
+                &[("username", username), ("password", password)],
+                None,
+            )
+            .await;
+        assert!(
+            resp.status().is_success() || resp.status().is_redirection(),
+            "sign-in of {username}: {}",
+            resp.status()
+        );
+        cookie_pair(resp.headers())
+    }
+
+    /// POSTs JSON to a server function that takes JSON, as the dashboard's revoke dialog does.
+    async fn server_fn_json(&self, name: &str, body: Value, cookie: &str) -> (StatusCode, String) {
+        let resp = self
+            .http
+            .post(self.url(&format!("/api/{name}")))
+            .header("origin", &self.base)
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", cookie)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    }
+}
+
+/// A server function's answer: status and body.
+async fn answer(resp: reqwest::Response) -> (StatusCode, String) {
+    (resp.status(), resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn viewers_operators_and_read_keys_are_refused_what_their_role_does_not_permit() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    with_sessions(&srv).await;
+    let admin = srv.sign_in().await;
+    for (username, role) in [("vic", "viewer"), ("olga", "operator")] {
+        let (s, body) = answer(
+            srv.server_fn(
+                "create_admin",
+                &[
+                    ("username", username),
+                    ("password", PASSWORD),
+                    ("role", role),
+                ],
+                Some(&admin),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    let viewer = srv.sign_in_as("vic", PASSWORD).await;
+    let operator = srv.sign_in_as("olga", PASSWORD).await;
+    let remove_bob = json!({"realm": "acme", "request": {"subject_id": "bob"}});
+    let refused = |(s, body): (StatusCode, String), what: &str| {
+        assert_eq!(s, StatusCode::FORBIDDEN, "{what}: {body}");
+        assert!(body.contains("\"code\":\"forbidden\""), "{what}: {body}");
+    };
+
+    // A viewer's forged revocation is refused by the server, whatever the page showed.
+    refused(
+        srv.server_fn_json("revoke_sessions", remove_bob.clone(), &viewer)
+            .await,
+        "viewer revokes",
+    );
+    refused(
+        srv.server_fn_json(
+            "revoke_all_sessions",
+            json!({"realm": "acme", "request": {}}),
+            &viewer,
+        )
+        .await,
+        "viewer signs out the realm",
+    );
+    assert_eq!(session_count(&srv).await, 3, "nothing ended");
+    // An operator revokes, but manages neither administrators nor keys.
+    let (s, body) = srv
+        .server_fn_json("revoke_sessions", remove_bob, &operator)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(session_count(&srv).await, 2);
+    for (name, form) in [
+        (
+            "create_admin",
+            vec![
+                ("username", "mallory"),
+                ("password", PASSWORD),
+                ("role", "admin"),
+            ],
+        ),
+        (
+            "set_admin_role",
+            vec![("username", "olga"), ("role", "admin")],
+        ),
+        (
+            "set_admin_disabled",
+            vec![("username", "admin"), ("disabled", "true")],
+        ),
+        (
+            "reset_admin_password",
+            vec![("username", "admin"), ("password", PASSWORD)],
+        ),
+        ("create_api_key", vec![("name", "sneaky"), ("admin", "on")]),
+    ] {
+        refused(
+            answer(srv.server_fn(name, &form, Some(&operator)).await).await,
+            name,
+        );
+        refused(
+            answer(srv.server_fn(name, &form, Some(&viewer)).await).await,
+            name,
+        );
+    }
+    // The last enabled admin stays.
+    let (s, body) = answer(
+        srv.server_fn(
+            "set_admin_disabled",
+            &[("username", "admin"), ("disabled", "true")],
+            Some(&admin),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("last enabled administrator"), "{body}");
+
+    // The JSON API maps key scopes onto the same permissions: a read key reads, changes nothing.
+    let (s, created) = srv
+        .api(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(json!({"name": "auditor", "scopes": ["sessions:read"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let read_key = created["secret"].as_str().unwrap().to_owned();
+    let (s, page) = srv
+        .api_with(&read_key, Method::GET, "/api/v1/realms/acme/sessions", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(page["total_count"], 2);
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/realms/acme/sessions/remove",
+            Some(json!({"subject_id": "alice"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/realms/acme/sessions/logout-all",
+            Some(json!({})),
+        ),
+        (Method::PUT, "/api/v1/realms/acme", Some(json!({}))),
+        (Method::GET, "/api/v1/api-keys", None),
+        (Method::POST, "/api/v1/signing-keys/rotate", None),
+    ] {
+        let (s, v) = srv.api_with(&read_key, method, path, body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "forbidden", "{path}: {v}");
+    }
+    assert_eq!(session_count(&srv).await, 2, "nothing ended");
+    let (_, audit) = srv.api(Method::GET, "/api/v1/audit", None).await;
+    let audit = audit.to_string();
+    assert!(
+        audit.contains("create_admin") && audit.contains("admin:olga"),
+        "{audit}"
+    );
+    srv.stop().await;
+}

@@ -12,6 +12,7 @@ use service::api_keys::{ApiKeys, Scope};
 use service::backchannel::SigningKeys;
 use sessions::stats::Span;
 use sessions::store::{DueCursor, SessionStore, SledStore};
+use sessions::AdminRole;
 use sessions::{
     AttemptResult, ClientRegistration, GrantKind, GrantOwner, NewGrant, NewSession,
     RealmSettingsUpdate, RemoveSessions, SessionQuery,
@@ -137,9 +138,18 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         .unwrap();
     let keys = ApiKeys::open(sled.clone()).unwrap();
     let (_, secret) = keys.create("idp", &[Scope::Issue], "cli", t0()).unwrap();
-    AdminAccounts::open(sled.clone())
-        .unwrap()
+    let accounts = AdminAccounts::open(sled.clone()).unwrap();
+    accounts
         .set_password("alice", "correct horse battery", None, "cli", t0())
+        .unwrap();
+    accounts
+        .create(
+            "otto",
+            "correct horse battery",
+            AdminRole::Operator,
+            "cli",
+            t0(),
+        )
         .unwrap();
     let kid = SigningKeys::open(sled.clone(), t0()).unwrap().current_kid();
     let first_page = SessionQuery {
@@ -174,7 +184,7 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
     let grants_of_user2 = sled
         .list_grants("acme", &GrantOwner::Subject("user2".into()), t0())
         .unwrap();
-    drop((keys, sled));
+    drop((keys, accounts, sled));
 
     let report = migrate(dir.path(), &url);
     assert!(report.contains("every count is equal"), "{report}");
@@ -230,6 +240,21 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
             .verify("alice", "correct horse battery")
             .unwrap(),
         Verified::Yes
+    );
+    let roles: Vec<(String, AdminRole)> = AdminAccounts::open(copy.clone())
+        .unwrap()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.username, a.role))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("alice".to_owned(), AdminRole::Admin),
+            ("otto".to_owned(), AdminRole::Operator)
+        ],
+        "each administrator keeps their role"
     );
     assert_eq!(
         SigningKeys::open(copy.clone(), t0()).unwrap().current_kid(),

@@ -1,6 +1,7 @@
 //! Who may do what: an administrator's [`Role`] (or an API key's scopes) grants
-//! [`Permission`]s (which role grants which is [`Role::may`]), and every service method that changes something, or shows what only admins
-//! may see, checks its actor with [`Actor::require`] first. The JSON API and the dashboard's
+//! [`Permission`]s (which role grants which is [`Role::may`]), and every service method that
+//! changes something, or shows what only admins may see, checks its actor with
+//! [`Actor::require`] first. The JSON API and the dashboard's
 //! server functions both go through these methods, so neither relies on its caller's manners.
 
 use sessions::{Result, SessionError};
@@ -40,18 +41,17 @@ impl Actor {
         if self.may(permission) {
             return Ok(());
         }
-        let needed = permission.least_role();
-        let who = match self {
-            Actor::Admin { username, role, .. } => {
-                format!("administrator '{username}' has role {role}, and")
+        let (needed, verb) = (permission.least_role(), verb(permission));
+        Err(SessionError::Forbidden(match self {
+            Actor::ApiKey { name, .. } => {
+                format!("API key '{name}' may not {verb}: that needs scope sessions:admin")
             }
-            Actor::ApiKey { name, .. } => format!("API key '{name}' lacks scope sessions:admin:"),
-            Actor::Server | Actor::Cli => "the server".to_owned(),
-        };
-        Err(SessionError::Forbidden(format!(
-            "{who} only role {needed} or above may {}",
-            verb(permission)
-        )))
+            _ => format!(
+                "{} has role {}; only role {needed} or above may {verb}",
+                self.audit_name(),
+                self.role().map_or("none", Role::as_str)
+            ),
+        }))
     }
 }
 

@@ -42,7 +42,10 @@ fn admin(role: Role) -> Actor {
 fn forbidden<T>(outcome: Result<T, SessionError>) -> bool {
     match outcome {
         Err(SessionError::Forbidden(message)) => {
-            assert!(message.contains("only role"), "{message}");
+            assert!(
+                message.contains("only role") || message.contains("needs scope sessions:admin"),
+                "{message}"
+            );
             true
         }
         _ => false,

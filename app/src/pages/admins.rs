@@ -30,6 +30,14 @@ fn role_options(current: AdminRole) -> impl IntoView {
         .collect_view()
 }
 
+/// The outcome of the change made last on the page, and the versions of the page's actions when
+/// it was read.
+#[derive(Clone, PartialEq)]
+struct LastChange {
+    versions: [usize; 4],
+    outcome: Option<Result<String, AppError>>,
+}
+
 /// The administrators page.
 #[component]
 pub fn AdminsPage() -> impl IntoView {
@@ -48,22 +56,30 @@ pub fn AdminsPage() -> impl IntoView {
         },
         |_| load_admins(),
     );
-    // The outcome of the change made last, whichever form made it.
-    let last = RwSignal::new(None::<Result<String, AppError>>);
-    for value in [
-        create.value(),
-        disable.value(),
-        password.value(),
-        role.value(),
-    ] {
-        Effect::new(move |_| {
-            if let Some(outcome) = value.get() {
-                last.set(Some(outcome));
-            }
-        });
-    }
+    // The outcome of the change made last, whichever form made it: the action whose version
+    // moved since the memo last ran.
+    let last = Memo::new(move |prev: Option<&LastChange>| {
+        let versions = [
+            create.version().get(),
+            disable.version().get(),
+            password.version().get(),
+            role.version().get(),
+        ];
+        let outcomes = [
+            create.value(),
+            disable.value(),
+            password.value(),
+            role.value(),
+        ];
+        let moved = prev.and_then(|p| (0..versions.len()).find(|&i| versions[i] != p.versions[i]));
+        let outcome = match moved {
+            Some(i) => outcomes[i].get(),
+            None => prev.and_then(|p| p.outcome.clone()),
+        };
+        LastChange { versions, outcome }
+    });
     let notice = move || {
-        last.get().map(|outcome| match outcome {
+        last.get().outcome.map(|outcome| match outcome {
             Ok(message) => view! { <p class="notice ok" role="status">{message}</p> }.into_any(),
             Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
         })
