@@ -1,4 +1,4 @@
-//! The overview (scope `sessions:admin`): a realm's activity at a glance, from time-bucketed
+//! The overview (scope `sessions:read` or `sessions:admin`): a realm's activity at a glance, from time-bucketed
 //! counters.
 
 use axum::extract::State;
@@ -18,7 +18,7 @@ use crate::ApiState;
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/overview", tag = "realms",
     params(RealmPath),
     responses((status = 200, body = Overview)),
-    security(("api_key" = ["sessions:admin"])))]
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn get_overview(
     _caller: Admin,
     State(state): State<ApiState>,
