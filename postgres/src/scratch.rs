@@ -185,6 +185,16 @@ impl ScratchPostgres {
         .map(|_| ())
     }
 
+    /// Creates a database with a name no other call in this process gave (`prefix` and a
+    /// number), for tests that want one each; its URL.
+    pub fn new_database(&self, prefix: &str) -> Result<String, ScratchError> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("{prefix}_{n}");
+        self.create_database(&name)?;
+        Ok(self.url_for(&name))
+    }
+
     /// Creates a database as a copy of another (`CREATE DATABASE ... TEMPLATE`): a test's fresh
     /// database with the schema already in place, in milliseconds.
     pub fn create_database_from(&self, name: &str, template: &str) -> Result<(), ScratchError> {

@@ -1,7 +1,6 @@
 //! API keys, administrators and signing keys on PostgreSQL, through the service that keeps them,
 //! with two stores on one database standing for two servers.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +16,7 @@ use store_postgres::PostgresStore;
 
 /// Two stores (two servers) on a new database.
 fn two_servers() -> (Arc<PostgresStore>, Arc<PostgresStore>) {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let pg = ScratchPostgres::shared();
-    let name = format!("accounts_{}", NEXT.fetch_add(1, Ordering::SeqCst));
-    pg.create_database(&name).unwrap();
-    let url = pg.url_for(&name);
+    let url = ScratchPostgres::shared().new_database("accounts").unwrap();
     (
         Arc::new(PostgresStore::open(&url).unwrap()),
         Arc::new(PostgresStore::open(&url).unwrap()),

@@ -1,8 +1,6 @@
 //! Two stores on one database, as two servers: a quota holds when both create for one subject at
 //! once, and two reapers together remove each expired session once.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use chrono::{TimeDelta, Utc};
 use sessions::store::SessionStore;
 use sessions::{NewSession, RealmSettingsUpdate, SessionError};
@@ -10,11 +8,9 @@ use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
 
 fn two_stores() -> (PostgresStore, PostgresStore) {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let pg = ScratchPostgres::shared();
-    let name = format!("two_stores_{}", NEXT.fetch_add(1, Ordering::SeqCst));
-    pg.create_database(&name).unwrap();
-    let url = pg.url_for(&name);
+    let url = ScratchPostgres::shared()
+        .new_database("two_stores")
+        .unwrap();
     (
         PostgresStore::open(&url).unwrap(),
         PostgresStore::open(&url).unwrap(),

@@ -4,7 +4,6 @@
 //! fallback read (every 30 s) would have sent it. On PostgreSQL, a server whose listening
 //! connection is killed connects again and the counts keep coming.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -23,11 +22,7 @@ const PUSHED_WITHIN: Duration = Duration::from_secs(10);
 
 /// A new database on the shared scratch server; its URL.
 fn database() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let pg = ScratchPostgres::shared();
-    let name = format!("live_{}", NEXT.fetch_add(1, Ordering::SeqCst));
-    pg.create_database(&name).unwrap();
-    pg.url_for(&name)
+    ScratchPostgres::shared().new_database("live").unwrap()
 }
 
 /// A server started with `server::serve` in this process, with a dashboard administrator.

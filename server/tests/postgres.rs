@@ -3,7 +3,6 @@
 //! sees at once, and their delivery workers share the outbox without sending anything twice.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,11 +19,7 @@ const KEY: &str = "postgres-test-key-0123456789";
 
 /// A new database on the shared scratch server; its URL.
 fn database() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let pg = ScratchPostgres::shared();
-    let name = format!("server_{}", NEXT.fetch_add(1, Ordering::SeqCst));
-    pg.create_database(&name).unwrap();
-    pg.url_for(&name)
+    ScratchPostgres::shared().new_database("server").unwrap()
 }
 
 /// A server started with `server::serve` in this process.
