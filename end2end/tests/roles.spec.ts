@@ -106,10 +106,15 @@ test('an operator revokes but cannot open Administrators', async ({ browser, req
   await expect(page.getByRole('status')).toHaveText('Ended 1 session, 0 clients affected.');
   const gone = await api(request, 'GET', `/api/v1/realms/demo/sessions?subject_id=${target}`);
   expect(gone.body.total_count).toBe(0);
+  // Typed in by hand, the admin-only pages say why and offer no form that would be refused.
   await page.goto('/admins');
   await expect(page.getByRole('alert')).toContainText('only role admin');
+  await hydrated(page);
+  await expect(page.getByRole('button', { name: 'Add administrator' })).toHaveCount(0);
   await page.goto('/api-keys');
   await expect(page.getByRole('alert')).toContainText('only role admin');
+  await hydrated(page);
+  await expect(page.getByRole('button', { name: 'Create key' })).toHaveCount(0);
 });
 
 test('disable, enable, a new password and a new role work, the last admin stays, and each change is audited', async ({ page, browser }) => {

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 
 use sessions::Permission;
 
+use crate::components::permitted::Permitted;
 use crate::server_fns::auth::SignOut;
 use crate::SignedIn;
 
@@ -25,15 +26,10 @@ pub fn Header() -> impl IntoView {
                 <a href="/clients">"Clients"</a>
                 <a href="/deliveries">"Deliveries"</a>
                 <a href="/audit">"Audit"</a>
-                <Transition fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        let administers = matches!(&admin.await.1, Ok(Some(a)) if a.may(Permission::Administer));
-                        administers.then(|| view! {
-                            <a href="/api-keys">"API keys"</a>
-                            <a href="/admins">"Administrators"</a>
-                        })
-                    })}
-                </Transition>
+                <Permitted permission=Permission::Administer>
+                    <a href="/api-keys">"API keys"</a>
+                    <a href="/admins">"Administrators"</a>
+                </Permitted>
                 <a href="/api/v1/docs" rel="external">"API"</a>
             </nav>
             <Transition fallback=|| ()>

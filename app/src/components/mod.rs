@@ -5,6 +5,7 @@ pub mod header;
 pub mod live_banner;
 pub mod loaded;
 pub mod pager;
+pub mod permitted;
 pub mod realm_picker;
 pub mod revoke_dialog;
 pub mod session_table;

@@ -4,9 +4,10 @@
 
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use sessions::AdminRole;
+use sessions::{AdminRole, Permission};
 
 use crate::components::loaded::Loaded;
+use crate::components::permitted::Permitted;
 use crate::error::AppError;
 use crate::format::exact;
 use crate::server_fns::admins::{
@@ -20,6 +21,14 @@ fn role_hint(role: AdminRole) -> &'static str {
         AdminRole::Operator => "also revokes sessions and grants, retries deliveries",
         AdminRole::Admin => "everything, administrators, API keys and settings included",
     }
+}
+
+/// The legend of the roles.
+fn role_hints() -> impl IntoView {
+    AdminRole::ALL
+        .into_iter()
+        .map(|r| view! { <li><strong>{r.as_str()}</strong> ": " {role_hint(r)}</li> })
+        .collect_view()
 }
 
 /// The role picker of a form, with `current` chosen.
@@ -84,19 +93,18 @@ pub fn AdminsPage() -> impl IntoView {
             Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
         })
     };
-    let hints = AdminRole::ALL
-        .into_iter()
-        .map(|r| view! { <li><strong>{r.as_str()}</strong> ": " {role_hint(r)}</li> })
-        .collect_view();
     view! {
         <h1>"Administrators"</h1>
-        <ul class="hint roles">{hints}</ul>
-        <ActionForm action=create attr:class="filters create-admin">
-            <label>"Username" <input type="text" name="username" required maxlength="255" autocomplete="off"/></label>
-            <label>"Password" <input type="password" name="password" required minlength="10" autocomplete="new-password"/></label>
-            <label>"Role" <select name="role">{role_options(AdminRole::Viewer)}</select></label>
-            <button type="submit" class="primary" disabled=move || create.pending().get()>"Add administrator"</button>
-        </ActionForm>
+        // The legend and the form only for those who may use them; the list says why to others.
+        <Permitted permission=Permission::Administer>
+            <ul class="hint roles">{role_hints()}</ul>
+            <ActionForm action=create attr:class="filters create-admin">
+                <label>"Username" <input type="text" name="username" required maxlength="255" autocomplete="off"/></label>
+                <label>"Password" <input type="password" name="password" required minlength="10" autocomplete="new-password"/></label>
+                <label>"Role" <select name="role">{role_options(AdminRole::Viewer)}</select></label>
+                <button type="submit" class="primary" disabled=move || create.pending().get()>"Add administrator"</button>
+            </ActionForm>
+        </Permitted>
         {notice}
         <Loaded loading="Loading administrators…">
             {move || Suspend::new(async move {

@@ -3,8 +3,10 @@
 
 use leptos::form::ActionForm;
 use leptos::prelude::*;
+use sessions::Permission;
 
 use crate::components::loaded::Loaded;
+use crate::components::permitted::Permitted;
 use crate::format::exact;
 use crate::server_fns::api_keys::{load_api_keys, ApiKeyRow, CreateApiKey, RevokeApiKey};
 
@@ -41,13 +43,15 @@ pub fn ApiKeysPage() -> impl IntoView {
             <code>"sessions:admin"</code> " is administration; " <code>"sessions:read"</code>
             " reads administration's pages' data and changes nothing. Only a hash of each key is stored."
         </p>
-        <ActionForm action=create attr:class="filters create-key">
-            <label>"Name" <input type="text" name="name" required maxlength="255"/></label>
-            <label class="check"><input type="checkbox" name="issue" value="on" checked/> "sessions:issue"</label>
-            <label class="check"><input type="checkbox" name="admin" value="on"/> "sessions:admin"</label>
-            <label class="check"><input type="checkbox" name="read" value="on"/> "sessions:read"</label>
-            <button type="submit" class="primary" disabled=move || create.pending().get()>"Create key"</button>
-        </ActionForm>
+        <Permitted permission=Permission::Administer>
+            <ActionForm action=create attr:class="filters create-key">
+                <label>"Name" <input type="text" name="name" required maxlength="255"/></label>
+                <label class="check"><input type="checkbox" name="issue" value="on" checked/> "sessions:issue"</label>
+                <label class="check"><input type="checkbox" name="admin" value="on"/> "sessions:admin"</label>
+                <label class="check"><input type="checkbox" name="read" value="on"/> "sessions:read"</label>
+                <button type="submit" class="primary" disabled=move || create.pending().get()>"Create key"</button>
+            </ActionForm>
+        </Permitted>
         {created}
         {revoked}
         <Loaded loading="Loading keys…">
