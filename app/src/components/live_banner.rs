@@ -21,8 +21,11 @@ pub fn LiveBanner(realm: String, baseline: u64, on_refresh: Callback<()>) -> imp
             c if c > 0 => format!("{n} new session{s} since this page loaded"),
             _ => format!("{n} session{s} ended since this page loaded"),
         };
+        // A polite live region, not a `status`: that role is kept for the outcome of what the
+        // administrator just did, which this may coincide with (their own revocation is pushed
+        // here before the page reloads).
         Some(view! {
-            <div class="notice live" role="status" aria-live="polite">
+            <div class="notice live" aria-live="polite">
                 {text} " — "
                 <button type="button" class="link" on:click=move |_| on_refresh.run(())>"Refresh"</button>
             </div>
