@@ -7,7 +7,7 @@ use chrono::Utc;
 use service::admins::sign_in::{SignInError, SignIns};
 use service::admins::{AdminAccounts, Verified, ADMIN_REALM};
 use sessions::store::{SessionStore, SledStore};
-use sessions::SessionQuery;
+use sessions::{AdminRole, SessionError, SessionQuery};
 
 const PASSWORD: &str = "correct-horse-battery";
 
@@ -129,5 +129,39 @@ async fn failures_from_one_address_are_throttled_across_user_names() {
     sign_ins
         .sign_in("ada", PASSWORD, Some("198.51.100.7".parse().unwrap()), None)
         .await
+        .unwrap();
+}
+
+#[test]
+fn a_name_padded_with_whitespace_is_refused_so_no_account_passes_for_another() {
+    let (_dir, _store, sign_ins) = setup();
+    let accounts = sign_ins.accounts();
+    for name in ["ada ", " ada", "\tada", "ada\n", " "] {
+        let created = accounts.create(name, PASSWORD, AdminRole::Viewer, "test", Utc::now());
+        assert!(
+            matches!(created, Err(SessionError::InvalidRequest(_))),
+            "{name:?}: {created:?}"
+        );
+        let set = accounts.set_password(name, PASSWORD, None, "test", Utc::now());
+        assert!(
+            matches!(set, Err(SessionError::InvalidRequest(_))),
+            "{name:?}: {set:?}"
+        );
+    }
+    let names: Vec<String> = accounts
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.username)
+        .collect();
+    assert_eq!(names, ["ada", "root"]);
+    accounts
+        .create(
+            "grace hopper",
+            PASSWORD,
+            AdminRole::Viewer,
+            "test",
+            Utc::now(),
+        )
         .unwrap();
 }

@@ -66,6 +66,19 @@ fn hash_password(password: &str) -> Result<String> {
         .to_string())
 }
 
+/// A new administrator's name: not empty, at most 255 bytes, no control characters, and no
+/// whitespace at either end, so no account can pass for another in lists and the audit log
+/// ("admin " beside "admin").
+fn check_username(username: &str) -> Result<()> {
+    sessions::validate::identifier("username", username)?;
+    if username.trim() != username {
+        return Err(SessionError::invalid(
+            "username must not start or end with whitespace",
+        ));
+    }
+    Ok(())
+}
+
 /// The administrator accounts, in the store ([`AccountStore`]).
 pub struct AdminAccounts {
     store: Arc<dyn AccountStore>,
@@ -127,7 +140,7 @@ impl AdminAccounts {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sessions::validate::identifier("username", username)?;
+        check_username(username)?;
         let password_hash = hash_password(password)?;
         let _serial = self.serial();
         if self.load(username)?.is_some() {
@@ -162,7 +175,7 @@ impl AdminAccounts {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sessions::validate::identifier("username", username)?;
+        check_username(username)?;
         let hash = hash_password(password)?;
         let _serial = self.serial();
         let existing = self.load(username)?;
