@@ -36,6 +36,19 @@ struct Cli {
 enum Cmd {
     /// Runs every workload at every size; prints the table and writes it to BENCHMARKS.md.
     Run(RunArgs),
+    /// Writes one size's data set into an embedded store and the sampled sessions' tokens into a
+    /// file, a line each, then stops: for profiling our server by hand (`server serve --data-dir`).
+    Seed {
+        /// The data directory (created; must not hold a store yet).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Sessions in the data set (at least 10,000).
+        #[arg(long)]
+        size: usize,
+        /// Where the tokens go.
+        #[arg(long)]
+        tokens: PathBuf,
+    },
     /// Serves the do-nothing handler.
     Ceiling {
         #[arg(long)]
@@ -102,6 +115,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Cmd::Run(args) => run(args),
+        Cmd::Seed {
+            data_dir,
+            size,
+            tokens,
+        } => seed(data_dir, size, tokens),
         Cmd::Ceiling { addr } => serve(addr, |l| async move {
             ceiling::serve(l).await.map_err(|e| e.to_string())
         }),
@@ -144,13 +162,44 @@ where
     })
 }
 
-fn run(args: RunArgs) -> Result<(), String> {
-    if let Some(small) = args.sizes.iter().find(|&&s| s < dataset::MIN_SIZE) {
+/// Refuses a data size below [`dataset::MIN_SIZE`].
+fn check_size(size: usize) -> Result<(), String> {
+    if size < dataset::MIN_SIZE {
         return Err(format!(
-            "size {small} is below the minimum of {}",
+            "size {size} is below the minimum of {}",
             dataset::MIN_SIZE
         ));
     }
+    Ok(())
+}
+
+fn seed(data_dir: PathBuf, size: usize, tokens: PathBuf) -> Result<(), String> {
+    check_size(size)?;
+    if data_dir.exists()
+        && data_dir
+            .read_dir()
+            .map_err(|e| e.to_string())?
+            .next()
+            .is_some()
+    {
+        return Err(format!("{} is not empty", data_dir.display()));
+    }
+    let progress = run::Progress::new();
+    let data = dataset::Dataset::new(size, chrono::Utc::now());
+    let backend = ours::Backend::Embedded(data_dir);
+    let sampled = ours::seed(&backend, &data, &|m| progress.say(m))?;
+    std::fs::write(&tokens, sampled.join("\n") + "\n")
+        .map_err(|e| format!("{}: {e}", tokens.display()))?;
+    progress.say(&format!(
+        "stored {size} sessions; {} tokens in {}",
+        sampled.len(),
+        tokens.display()
+    ));
+    Ok(())
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    args.sizes.iter().try_for_each(|&s| check_size(s))?;
     let settings = run::Settings {
         sizes: args.sizes,
         duration: args.duration,

@@ -16,6 +16,7 @@ pub mod export;
 mod grants;
 mod group_commit;
 mod keys;
+pub mod memory;
 mod outbox;
 mod query;
 mod record;

@@ -36,7 +36,7 @@ use crate::stats::{self, DeliveryOutcome, EndReason, Metric, Span, StatsBucket};
 use crate::validate;
 
 /// Sessions ended per batch.
-const END_BATCH: usize = 512;
+const END_BATCH: usize = 64;
 
 /// Largest page of deliveries.
 use super::super::sled_store::MAX_LISTED_DELIVERIES;
