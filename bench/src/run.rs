@@ -98,12 +98,12 @@ impl Bench<'_> {
     fn size(&self) -> Result<Vec<Row>, String> {
         let size = self.data.size;
         let (post_ceiling, get_ceiling) = self.ceiling()?;
-        let ours = self.ours(&Backend::Embedded(self.work.join("ours")), None)?;
+        let (ours, tokens) = self.ours(&Backend::Embedded(self.work.join("ours")), None, None)?;
         self.say("starting PostgreSQL (durable settings) for Duende and for our server");
         let mut pg = Incumbent::start()?;
         let theirs = self.incumbent(&mut pg)?;
         let ours_pg = Backend::Postgres(pg.another_database(OURS_DATABASE)?);
-        let ours_pg = self.ours(&ours_pg, Some(&mut pg))?;
+        let (ours_pg, _) = self.ours(&ours_pg, Some(&mut pg), Some(tokens))?;
         drop(pg);
         let mut rows = Vec::new();
         for w in ALL {
@@ -182,12 +182,49 @@ impl Bench<'_> {
         Ok((post, get))
     }
 
+    /// Where the embedded side's freshly seeded store is kept for the PostgreSQL side.
+    fn seeded_copy(&self) -> PathBuf {
+        self.work.join("seeded")
+    }
+
     /// Our side on `backend` (on `pg`'s server if it is PostgreSQL): seed, serve, measure, then
-    /// a cold start and the expiry sweep.
-    fn ours(&self, backend: &Backend, pg: Option<&mut Incumbent>) -> Result<Results, String> {
+    /// a cold start and the expiry sweep; answers the measurements and the sampled tokens.
+    /// The embedded store is seeded through the store and copied before it is measured;
+    /// PostgreSQL is filled from that copy ([`crate::ours::copy_into_postgres`]) and validates
+    /// the same `tokens`.
+    fn ours(
+        &self,
+        backend: &Backend,
+        pg: Option<&mut Incumbent>,
+        tokens: Option<Vec<String>>,
+    ) -> Result<(Results, Vec<String>), String> {
         let who = backend.side();
-        self.say(&format!("{who}: storing the data set"));
-        let tokens = crate::ours::seed(backend, &self.data, &|m| self.say(m))?;
+        let seeded = self.seeded_copy();
+        let tokens = match (backend, tokens) {
+            (Backend::Embedded(dir), _) => {
+                self.say(&format!("{who}: storing the data set"));
+                let tokens = crate::ours::seed(backend, &self.data, &|m| self.say(m))?;
+                crate::ours::copy_store(dir, &seeded)?;
+                tokens
+            }
+            (Backend::Postgres(url), Some(tokens)) => {
+                self.say(&format!(
+                    "{who}: copying the seeded embedded store in (server migrate-store)"
+                ));
+                let t = Instant::now();
+                crate::ours::copy_into_postgres(&self.settings.server, &seeded, url)?;
+                self.say(&format!(
+                    "{who}: copied in {:.0} s",
+                    t.elapsed().as_secs_f64()
+                ));
+                std::fs::remove_dir_all(&seeded)
+                    .map_err(|e| format!("cannot delete {}: {e}", seeded.display()))?;
+                tokens
+            }
+            (Backend::Postgres(_), None) => {
+                return Err("ours on PostgreSQL: no seeded store to copy".into())
+            }
+        };
         let mut results = Results::new();
         let disk = match (backend, &pg) {
             (Backend::Postgres(_), Some(pg)) => pg.database_bytes(OURS_DATABASE)?,
@@ -272,6 +309,14 @@ impl Bench<'_> {
         };
         let at_ready = remaining()?;
         let validate = Workload::Validate.ours(&self.data, &side)?;
+        self.warm_up(&base, Some(&auth), &validate, who)?;
+        let reaper_wait = Duration::from_secs(crate::ours::REAPER_INTERVAL_SECS + 30);
+        if !wait_until(reaper_wait, || Ok(remaining()? < at_ready))? {
+            self.say(&format!(
+                "{who}: the sweep had not begun after {reaper_wait:?}"
+            ));
+        }
+        let left = remaining()?;
         let (sweeping, sweep) = self.drive_while(
             &base,
             Some(&auth),
@@ -281,12 +326,30 @@ impl Bench<'_> {
         )?;
         results.insert(SWEEP_KEY, Cell::Load(sweeping));
         self.say(&format!(
-            "{who}: {at_ready} of {} expired sessions were left when the load began",
-            self.settings.sweep
+            "{who}: {left} of {at_ready} expired sessions were left when the load began"
         ));
         results.insert(SWEEP_TIME, Cell::Text(sweep));
         drop(server);
-        Ok(results)
+        Ok((results, side.tokens))
+    }
+
+    /// An unrecorded validation load, so that a sweep is measured on a server whose caches hold
+    /// what it validates, as in production (each side's sweep follows a restart).
+    fn warm_up(
+        &self,
+        base: &str,
+        auth: Option<&str>,
+        validate: &Request,
+        who: &str,
+    ) -> Result<(), String> {
+        self.drive(
+            base,
+            auth,
+            validate,
+            Shape::DataPlane,
+            &format!("{who}: warming up before the sweep (not recorded)"),
+        )
+        .map(|_| ())
     }
 
     /// The incumbent: PostgreSQL with Duende's table, behind its endpoint.
@@ -349,6 +412,7 @@ impl Bench<'_> {
             self.settings.sweep
         ));
         pg.load_expired(self.settings.sweep, Utc::now())?;
+        self.warm_up(&base, None, &validate, "Duende")?;
         let client = reqwest::blocking::Client::new();
         let (sweeping, sweep) = self.drive_while(
             &base,

@@ -7,20 +7,24 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use sessions::store::SessionStore;
 
-/// Records removed per batch.
-const BATCH: usize = 1000;
-/// Between full batches the task rests as long as the batch took (within these bounds), so a
-/// large backlog takes at most about half of one core and validations keep their latency; a
-/// backlog drains at about half the speed it could.
+/// Records removed per batch: about 15 ms of work at a time, so a validation never waits behind
+/// a long stretch of it.
+const BATCH: usize = 250;
+/// Between full batches the task rests twice as long as the batch took (within these bounds), so
+/// a large backlog takes about a third of one core and validations keep their latency; a backlog
+/// drains at about a third of the speed it could (100,000 expired sessions in about 20 s here).
+const REST_FACTOR: u32 = 2;
 const MIN_REST: Duration = Duration::from_millis(1);
-const MAX_REST: Duration = Duration::from_millis(100);
+const MAX_REST: Duration = Duration::from_millis(200);
 
 /// Runs forever: every `every`, removes what expired (batch by batch, until a batch comes back
 /// short), then delivered notifications queued more than `keep_delivered` ago, then activity
-/// counters of buckets no longer kept ([`sessions::stats`]).
+/// counters of buckets no longer kept ([`sessions::stats`]). The first pass is one interval after
+/// start: a server restarted under load first fills its caches with what it validates, then
+/// works off the backlog (expired sessions are refused by validation meanwhile).
 pub async fn run(store: Arc<dyn SessionStore>, every: Duration, keep_delivered: Duration) {
     let keep = TimeDelta::from_std(keep_delivered).unwrap_or(TimeDelta::MAX);
-    let mut ticker = tokio::time::interval(every);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticker.tick().await;
         drain(&store, "expired sessions and grants", |s| {
@@ -62,7 +66,8 @@ async fn drain(
                     }
                     return Ok(total);
                 }
-                tokio::time::sleep(started.elapsed().clamp(MIN_REST, MAX_REST)).await;
+                let rest = started.elapsed() * REST_FACTOR;
+                tokio::time::sleep(rest.clamp(MIN_REST, MAX_REST)).await;
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "removing {what} failed");

@@ -13,7 +13,7 @@ use sessions::DeliveryStatus;
 use super::db::{Tx, R};
 
 /// Rows each count is spread over.
-pub(crate) const STRIPES: i16 = 8;
+pub(crate) const STRIPES: i16 = 64;
 
 /// What a counter counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
