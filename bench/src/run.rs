@@ -249,6 +249,12 @@ impl Bench<'_> {
             auth: auth.clone(),
             tokens,
         };
+        self.warm_up(
+            &base,
+            Some(&auth),
+            &Workload::Validate.ours(&self.data, &side)?,
+            who,
+        )?;
         for w in ALL {
             let request = w.ours(&self.data, &side)?;
             let m = self.drive(
@@ -333,8 +339,9 @@ impl Bench<'_> {
         Ok((results, side.tokens))
     }
 
-    /// An unrecorded validation load, so that a sweep is measured on a server whose caches hold
-    /// what it validates, as in production (each side's sweep follows a restart).
+    /// An unrecorded validation load, so that what follows is measured on a server whose caches
+    /// hold what it validates, as in production: before each side's loads and before its sweep
+    /// (which follows a restart).
     fn warm_up(
         &self,
         base: &str,
@@ -342,14 +349,14 @@ impl Bench<'_> {
         validate: &Request,
         who: &str,
     ) -> Result<(), String> {
-        self.drive(
-            base,
-            auth,
-            validate,
-            Shape::DataPlane,
-            &format!("{who}: warming up before the sweep (not recorded)"),
-        )
-        .map(|_| ())
+        let mut load = self.load(base, auth, validate, Shape::DataPlane)?;
+        load.duration = load.duration.min(WARM_UP);
+        let m = wrk::run(&self.script, &load).map_err(|e| format!("{who}: warming up: {e}"))?;
+        self.say(&format!(
+            "{who}: warmed up ({:.0}/s, not recorded)",
+            m.throughput()
+        ));
+        Ok(())
     }
 
     /// The incumbent: PostgreSQL with Duende's table, behind its endpoint.
@@ -367,6 +374,10 @@ impl Bench<'_> {
                 .map(|i| self.data.session(i).key)
                 .collect(),
         };
+        let validate = Workload::Validate
+            .incumbent(&self.data, &side)?
+            .ok_or("no validation request")?;
+        self.warm_up(&base, None, &validate, "Duende")?;
         for w in ALL {
             let Some(request) = w.incumbent(&self.data, &side)? else {
                 results.insert(w.key(), Cell::Absent("no such query"));
@@ -385,9 +396,6 @@ impl Bench<'_> {
         pids.push(endpoint_server.pid());
         results.insert(MEMORY, memory(&pids));
         drop(endpoint_server);
-        let validate = Workload::Validate
-            .incumbent(&self.data, &side)?
-            .ok_or("no validation request")?;
         let first_token = side.tokens[0].clone();
         drop(side);
 
@@ -524,7 +532,7 @@ impl Bench<'_> {
                 None,
             ),
             // One connection; wrk waits out its duration even after the last answer.
-            Shape::OneShot => (1, 1, Duration::from_secs(10), Some(request.lines.len())),
+            Shape::OneShot => (1, 1, ONE_SHOT_WAIT, Some(request.lines.len())),
         };
         let url = match request.send {
             Send::Body => format!("{base}{}", request.target),
@@ -544,7 +552,11 @@ impl Bench<'_> {
 }
 
 /// How long a sweep is waited for (a run stays within its time budget at a million sessions).
-const SWEEP_WAIT: Duration = Duration::from_secs(120);
+const SWEEP_WAIT: Duration = Duration::from_secs(90);
+/// How long a warm-up load runs (at most).
+const WARM_UP: Duration = Duration::from_secs(3);
+/// How long wrk runs for one-shot requests (three removals, each well under a second).
+const ONE_SHOT_WAIT: Duration = Duration::from_secs(5);
 /// Our database on the incumbent's PostgreSQL server.
 const OURS_DATABASE: &str = "ours";
 const SWEEP_KEY: &str = "validate during an expiry sweep";

@@ -49,6 +49,12 @@ struct Conditions {
 
 impl Conditions {
     fn of(realm: &str, filters: &Filters) -> Conditions {
+        Conditions::except_client(realm, filters, false)
+    }
+
+    /// The conditions, without the client filter's when `client_joined` (the query walks that
+    /// client's `session_clients` rows itself).
+    fn except_client(realm: &str, filters: &Filters, client_joined: bool) -> Conditions {
         let mut c = Conditions {
             sql: String::new(),
             params: vec![Box::new(realm.to_owned())],
@@ -61,7 +67,7 @@ impl Conditions {
             let n = c.param(Uuid::from_bytes(*sid));
             c.sql.push_str(&format!(" AND s.sid = ${n}"));
         }
-        if let Some(client) = &filters.client {
+        if let Some(client) = filters.client.as_ref().filter(|_| !client_joined) {
             let n = c.param(client.clone());
             c.sql.push_str(&format!(
                 " AND EXISTS (SELECT 1 FROM session_clients c WHERE c.realm = s.realm
@@ -123,8 +129,15 @@ async fn scan(
     let descending = sort != SortKey::Expires;
     // Newest-first listings walk the index backwards.
     let backwards = forward == descending;
-    let mut c = Conditions::of(&realm.name, filters);
-    let column = sort_column(sort);
+    // In creation order, a client's sessions are walked from its `session_clients` rows, in
+    // their key order: probing each session for the client instead read most of the realm
+    // before finding a page of a rare client's sessions (1.2 s at a million sessions).
+    let by_client = sort == SortKey::Created && filters.client.is_some();
+    let mut c = Conditions::except_client(&realm.name, filters, by_client);
+    let (column, sid_column) = match by_client {
+        true => ("c.created_at", "c.sid"),
+        false => (sort_column(sort), "s.sid"),
+    };
     if let Some(((ms, sid), inclusive)) = from {
         let t = c.param(sessions::store::shared::from_ms(ms));
         let s = c.param(Uuid::from_bytes(sid));
@@ -135,13 +148,23 @@ async fn scan(
             (false, true) => ">=",
         };
         c.sql
-            .push_str(&format!(" AND ({column}, s.sid) {op} (${t}, ${s})"));
+            .push_str(&format!(" AND ({column}, {sid_column}) {op} (${t}, ${s})"));
     }
     let limit = c.param(i64::try_from(want).unwrap_or(i64::MAX));
     let direction = if backwards { "DESC" } else { "ASC" };
+    let from = match (by_client, &filters.client) {
+        (true, Some(client)) => {
+            let n = c.param(client.clone());
+            format!(
+                "session_clients c JOIN sessions s ON s.realm = c.realm AND s.sid = c.sid
+                 WHERE c.realm = $1 AND c.client_id = ${n} AND s.realm = $1"
+            )
+        }
+        _ => "sessions s WHERE s.realm = $1".to_owned(),
+    };
     let sql = format!(
-        "SELECT {SESSION} FROM sessions s WHERE s.realm = $1{}
-          ORDER BY {column} {direction}, s.sid {direction} LIMIT ${limit}",
+        "SELECT {SESSION} FROM {from}{}
+          ORDER BY {column} {direction}, {sid_column} {direction} LIMIT ${limit}",
         c.sql
     );
     let found = tx.query(&sql, &c.refs()).await?;

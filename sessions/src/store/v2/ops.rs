@@ -35,7 +35,8 @@ use crate::model::{
 use crate::stats::{self, DeliveryOutcome, EndReason, Metric, Span, StatsBucket};
 use crate::validate;
 
-/// Sessions ended per batch.
+/// Sessions ended per batch: sled applies a batch under a lock that keeps every reader out, so
+/// a batch of 64 (about 5 ms) rather than hundreds keeps validations flowing during removals.
 const END_BATCH: usize = 64;
 
 /// Largest page of deliveries.
