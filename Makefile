@@ -60,7 +60,7 @@ bench:
 ## BENCHMARKS.md (its own section) with bench-http.svg. SIZES and DURATION for a quicker run:
 ## make bench-http SIZES=10000 DURATION=5s
 SIZES ?= 10000 100000 1000000
-DURATION ?= 5s
+DURATION ?= 4s
 bench-http: release
 	@command -v wrk >/dev/null || { sudo=""; [ "$$(id -u)" -ne 0 ] && sudo=sudo; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq wrk; }

@@ -74,7 +74,7 @@ struct RunArgs {
     #[arg(long, num_args = 1.., value_delimiter = ' ', default_values_t = [10_000, 100_000, 1_000_000])]
     sizes: Vec<usize>,
     /// How long each load runs, e.g. `5s`.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "4s", value_parser = parse_duration)]
     duration: Duration,
     #[arg(long, default_value_t = 2)]
     threads: u32,

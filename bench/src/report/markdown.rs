@@ -22,7 +22,7 @@ pub fn section(settings: &Settings, table: &str, chart: &Path, started: DateTime
     format!(
         "## Through HTTP, side by side with the incumbent (`make bench-http`)
 
-The last table `make bench-http` wrote (sizes {sizes}; `make bench-http SIZES=\"10000\" DURATION=5s`
+The last table `make bench-http` wrote (sizes {sizes}; `make bench-http SIZES=\"10000\" DURATION=4s`
 for a quick run).
 
 - date: {date}

@@ -25,6 +25,18 @@ const INTERSECT_LIMIT: u64 = 400_000;
 /// Below this many candidates for its most selective filter, a query reads those sessions and
 /// checks the other filters on each rather than intersecting index entries.
 const INTERSECT_FROM: u64 = 1_000;
+/// What reading a session costs, in index entries walked (see [`walk_is_cheaper`]).
+const READ_COST: u64 = 2;
+
+/// Whether a page is found sooner by walking the listing's own order and testing each session
+/// than by collecting all `n` candidates of the filter first: with matches spread over the
+/// realm's `total` sessions, `page` of them are met after about `page × total ÷ n` sessions.
+/// At 100,000 sessions, collecting the 5,000 entries of a common name prefix took 6 ms a page,
+/// walking 0.2 ms; a rare prefix is still collected.
+fn walk_is_cheaper(n: u64, total: u64, page: usize) -> bool {
+    let page = u64::try_from(page).unwrap_or(u64::MAX);
+    n > 0 && page.saturating_mul(total).saturating_mul(READ_COST) / n < n
+}
 
 /// Where a listing's rows come from.
 enum Source {
@@ -98,7 +110,7 @@ impl SledStoreV2 {
         let count = validate::page_size(q)?;
         let filters = Filters::from_query(q)?;
         let fingerprint = filters.fingerprint(realm.id, q.sort, count);
-        let plan = self.plan(realm.id, q.sort, &filters)?;
+        let plan = self.plan(realm.id, q.sort, &filters, count as usize)?;
         let scan = |from, forward, want| {
             let rows = self.scan(
                 realm.id,
@@ -129,7 +141,7 @@ impl SledStoreV2 {
         q: &SessionQuery,
     ) -> Result<Vec<StoredSession>> {
         let filters = Filters::from_query(q)?;
-        let plan = self.plan(realm.id, SortKey::Created, &filters)?;
+        let plan = self.plan(realm.id, SortKey::Created, &filters, usize::MAX)?;
         let rows = self.scan(
             realm.id,
             &plan.source,
@@ -142,7 +154,8 @@ impl SledStoreV2 {
         Ok(rows.into_iter().map(|(_, s)| s).collect())
     }
 
-    fn plan(&self, realm: RealmId, sort: SortKey, filters: &Filters) -> Result<Plan> {
+    /// How a listing of `page` sessions a page finds its rows and its count.
+    fn plan(&self, realm: RealmId, sort: SortKey, filters: &Filters, page: usize) -> Result<Plan> {
         let nothing = || Plan {
             source: Source::Rows(Vec::new()),
             known_count: Some(0),
@@ -262,13 +275,16 @@ impl SledStoreV2 {
         if n == 0 {
             return Ok(nothing());
         }
+        let total = self.counter(&counts::key(realm, counts::TOTAL, &[]));
+        // With several filters the matches are rarer than the chosen one's count says.
+        let collect = n <= MATERIALIZE_LIMIT && !(single && walk_is_cheaper(n, total, page));
         let source = match &candidates {
             Candidates::Records if sort == SortKey::Created => Source::Records,
             Candidates::Attr(prefix) if sort == SortKey::Created => Source::Attr(prefix.clone()),
             Candidates::Address(r) if r.is_single() && sort == SortKey::Created => {
                 Source::Attr(layout::address_prefix(realm, &r.first).to_vec())
             }
-            _ if n <= MATERIALIZE_LIMIT && sort == SortKey::Created && single && keys_exact => {
+            _ if collect && sort == SortKey::Created && single && keys_exact => {
                 let mut located = self.candidates_in(realm, &candidates, filters)?;
                 located.sort_unstable();
                 let n = located.len() as u64;
@@ -279,7 +295,7 @@ impl SledStoreV2 {
                     count_keys_only: false,
                 });
             }
-            _ if n <= MATERIALIZE_LIMIT => {
+            _ if collect => {
                 let mut rows = Vec::with_capacity(n as usize);
                 for (created, sid) in self.candidates_in(realm, &candidates, filters)? {
                     if let Some(s) = self
