@@ -132,11 +132,11 @@ async fn scan(
     // In creation order, a client's sessions are walked from its `session_clients` rows, in
     // their key order: probing each session for the client instead read most of the realm
     // before finding a page of a rare client's sessions (1.2 s at a million sessions).
-    let by_client = sort == SortKey::Created && filters.client.is_some();
-    let mut c = Conditions::except_client(&realm.name, filters, by_client);
-    let (column, sid_column) = match by_client {
-        true => ("c.created_at", "c.sid"),
-        false => (sort_column(sort), "s.sid"),
+    let walked_client = filters.client.as_ref().filter(|_| sort == SortKey::Created);
+    let mut c = Conditions::except_client(&realm.name, filters, walked_client.is_some());
+    let (column, sid_column) = match walked_client {
+        Some(_) => ("c.created_at", "c.sid"),
+        None => (sort_column(sort), "s.sid"),
     };
     if let Some(((ms, sid), inclusive)) = from {
         let t = c.param(sessions::store::shared::from_ms(ms));
@@ -152,15 +152,15 @@ async fn scan(
     }
     let limit = c.param(i64::try_from(want).unwrap_or(i64::MAX));
     let direction = if backwards { "DESC" } else { "ASC" };
-    let from = match (by_client, &filters.client) {
-        (true, Some(client)) => {
+    let from = match walked_client {
+        Some(client) => {
             let n = c.param(client.clone());
             format!(
                 "session_clients c JOIN sessions s ON s.realm = c.realm AND s.sid = c.sid
                  WHERE c.realm = $1 AND c.client_id = ${n} AND s.realm = $1"
             )
         }
-        _ => "sessions s WHERE s.realm = $1".to_owned(),
+        None => "sessions s WHERE s.realm = $1".to_owned(),
     };
     let sql = format!(
         "SELECT {SESSION} FROM {from}{}
