@@ -3,25 +3,34 @@
 //! key may change is the service's decision (see [`service::roles`]): a `sessions:read` key
 //! reaches every administrative route and is refused, with 403 `forbidden`, what changes
 //! something.
+//!
+//! A key may be limited to some realms ([`ApiKey::realms`]). The extractor enforces that for
+//! every route, so no handler can forget it: on a route whose path names a `{realm}`, a key that
+//! does not reach that realm is refused with 403 `forbidden`; on a route that names no realm
+//! (API keys, the audit log, signing keys) a limited key is refused too, unless the handler
+//! takes [`AdminOfItsRealms`] and answers only about the key's realms (the realm listing).
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use service::api_keys::{ApiKey, ApiKeys, Scope};
 use service::Actor;
+use sessions::SessionError;
 
 use crate::error::ApiError;
 
 /// The caller of a request, authenticated with a key of the data plane (`ADMIN` false:
 /// `sessions:issue`) or of administration (`ADMIN` true: `sessions:admin` or `sessions:read`).
-pub struct Caller<const ADMIN: bool> {
+/// `REALMS_FILTERED` true lets a key limited to some realms call a route that names no realm,
+/// whose handler then answers only about the key's realms ([`ApiKey::reaches`]).
+pub struct Caller<const ADMIN: bool, const REALMS_FILTERED: bool = false> {
     /// The key the request presented.
     pub key: Arc<ApiKey>,
 }
 
-impl<const ADMIN: bool> Caller<ADMIN> {
+impl<const ADMIN: bool, const REALMS_FILTERED: bool> Caller<ADMIN, REALMS_FILTERED> {
     /// Who acts, with the role the key's scopes grant.
     pub fn actor(&self) -> Actor {
         Actor::ApiKey {
@@ -35,6 +44,9 @@ impl<const ADMIN: bool> Caller<ADMIN> {
 pub type Issuer = Caller<false>;
 /// A caller with the `sessions:admin` or `sessions:read` scope.
 pub type Admin = Caller<true>;
+/// A caller with the `sessions:admin` or `sessions:read` scope on a route that names no realm
+/// and answers a limited key only about its realms.
+pub type AdminOfItsRealms = Caller<true, true>;
 
 fn presented_key(parts: &Parts) -> Option<&str> {
     let header = parts
@@ -46,7 +58,41 @@ fn presented_key(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
 }
 
-impl<S, const ADMIN: bool> FromRequestParts<S> for Caller<ADMIN>
+/// Refuses a key limited to some realms where the request reaches beyond them: a `{realm}` in
+/// the path it does not reach, or (unless the route answers only about the key's realms) a
+/// route that names no realm.
+async fn check_realm<S: Send + Sync>(
+    key: &ApiKey,
+    realms_filtered: bool,
+    parts: &mut Parts,
+    state: &S,
+) -> Result<(), ApiError> {
+    if !key.is_limited() {
+        return Ok(());
+    }
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text()))?;
+    let refused = |message: String| Err(SessionError::Forbidden(message).into());
+    match params.iter().find(|(k, _)| *k == "realm") {
+        Some((_, realm)) if key.reaches(realm) => Ok(()),
+        Some((_, realm)) => refused(format!(
+            "API key '{}' is limited to realms {}; it does not reach realm '{realm}'",
+            key.name,
+            key.realms_label()
+        )),
+        None if realms_filtered => Ok(()),
+        None => refused(format!(
+            "API key '{}' is limited to realms {}; this route spans every realm and needs a key \
+             not limited to some realms",
+            key.name,
+            key.realms_label()
+        )),
+    }
+}
+
+impl<S, const ADMIN: bool, const REALMS_FILTERED: bool> FromRequestParts<S>
+    for Caller<ADMIN, REALMS_FILTERED>
 where
     Arc<ApiKeys>: FromRef<S>,
     S: Send + Sync,
@@ -73,6 +119,7 @@ where
                 format!("API key '{}' lacks the '{needed}' scope", key.name),
             ));
         }
+        check_realm(&key, REALMS_FILTERED, parts, state).await?;
         Ok(Caller { key })
     }
 }

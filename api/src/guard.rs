@@ -84,10 +84,81 @@ impl TrustedProxies {
     }
 }
 
+/// The hosts a request carrying the dashboard cookie may be addressed to (its `Host` header).
+/// A page of another site whose name an attacker points at this server (DNS rebinding) sends
+/// the attacker's name as `Host`, so it cannot use a signed-in administrator's cookie.
+#[derive(Clone, Debug)]
+pub struct DashboardHost {
+    /// Host names (lower case; IPv6 literals in brackets) accepted.
+    names: Vec<String>,
+    /// Whether any IP literal is accepted too (listening on every address: no DNS name can be
+    /// an IP literal, so rebinding stays out).
+    any_ip: bool,
+    port: u16,
+    /// The port a `Host` without one means: the public URL's scheme's.
+    scheme_port: u16,
+    /// What the refusal names as the dashboard's address.
+    public: String,
+}
+
+impl DashboardHost {
+    /// The host of `public_url` (`--public-url`), or, without one, the listening address: its IP
+    /// (and `localhost` for a loopback address; any IP literal and `localhost` for an
+    /// unspecified one).
+    pub fn new(public_url: Option<&str>, listening: SocketAddr) -> Result<Self, String> {
+        let Some(public_url) = public_url.map(str::trim).filter(|u| !u.is_empty()) else {
+            let ip = listening.ip();
+            let mut names = vec![match ip {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("[{v6}]"),
+            }];
+            if ip.is_loopback() || ip.is_unspecified() {
+                names.push("localhost".into());
+            }
+            return Ok(Self {
+                names,
+                any_ip: ip.is_unspecified(),
+                port: listening.port(),
+                scheme_port: 80,
+                public: format!("http://{listening}"),
+            });
+        };
+        let url =
+            url::Url::parse(public_url).map_err(|e| format!("'{public_url}' is not a URL: {e}"))?;
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err(format!("'{public_url}' names no host"));
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("'{public_url}' is not an http or https URL"));
+        }
+        Ok(Self {
+            names: vec![host.to_ascii_lowercase()],
+            any_ip: false,
+            port,
+            scheme_port: if url.scheme() == "https" { 443 } else { 80 },
+            public: public_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Whether a `Host` header names this server's dashboard.
+    fn accepts(&self, host: &str) -> bool {
+        let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
+            return false;
+        };
+        let name = authority.host().to_ascii_lowercase();
+        let port = authority.port_u16().unwrap_or(self.scheme_port);
+        port == self.port
+            && (self.names.contains(&name)
+                || (self.any_ip && name.trim_matches(['[', ']']).parse::<IpAddr>().is_ok()))
+    }
+}
+
 /// How the guard treats requests; built once from the command line.
 #[derive(Clone, Debug, Default)]
 pub struct GuardConfig {
     pub trusted_proxies: TrustedProxies,
+    /// Where the dashboard is served; `None` checks no `Host` (tests of the API alone).
+    pub dashboard_host: Option<DashboardHost>,
 }
 
 pub use service::request::{current, request_id, RequestContext};
@@ -122,15 +193,15 @@ pub async fn guard(
         tracing::debug_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let response = service::request::scope(
         context,
-        tracing::Instrument::instrument(checked(req, next), span),
+        tracing::Instrument::instrument(checked(req, next, config), span),
     )
     .await;
     finish(response, &id)
 }
 
 /// The checks, then the handler under its time limit.
-async fn checked(req: Request, next: Next) -> Response {
-    if let Err(refused) = same_origin(&req) {
+async fn checked(req: Request, next: Next, config: Arc<GuardConfig>) -> Response {
+    if let Err(refused) = same_origin(&req).and_then(|()| dashboard_host(&req, &config)) {
         return refused.into_response();
     }
     let limit = time_limit(&req);
@@ -211,15 +282,59 @@ async fn limit_body(req: Request) -> Result<Request, ApiError> {
     Err(ApiError::body_too_large())
 }
 
+/// Cookie-authenticated reads that answer data rather than a page: the export download and the
+/// live stream. Like changes, they are refused to other sites' pages.
+const COOKIE_READ_PREFIXES: [&str; 2] = ["/export/", "/live/"];
+
+/// Refuses a request carrying the dashboard cookie whose `Host` is not the dashboard's.
+fn dashboard_host(req: &Request, config: &GuardConfig) -> Result<(), ApiError> {
+    let Some(expected) = &config.dashboard_host else {
+        return Ok(());
+    };
+    let has_cookie = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .any(|(name, _)| {
+            let name = name.trim();
+            name == service::admins::SECURE_SESSION_COOKIE
+                || name == service::admins::PLAIN_SESSION_COOKIE
+        });
+    if !has_cookie {
+        return Ok(());
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if host.is_some_and(|h| expected.accepts(h)) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "wrong_host",
+        format!(
+            "requests with the dashboard's cookie must be addressed to {} (this server's --public-url)",
+            expected.public
+        ),
+    ))
+}
+
 /// Dashboard calls that change something (every method but GET, HEAD and OPTIONS outside the
-/// bearer-key API under `/api/v1/`) must come from the dashboard's own pages. A browser's
-/// `Sec-Fetch-Site` decides when it is sent: `same-origin` (or `none`: typed by the user) passes,
-/// anything else is refused. Browsers too old to send it are judged by `Origin`, which must name
-/// the host the request was sent to. Requests with neither header come from no browser, so no
-/// page can have forged them.
+/// bearer-key API under `/api/v1/`), and the reads in [`COOKIE_READ_PREFIXES`], must come from
+/// the dashboard's own pages. A browser's `Sec-Fetch-Site` decides when it is sent:
+/// `same-origin` (or `none`: typed by the user) passes, anything else is refused. Browsers too
+/// old to send it are judged by `Origin`, which must name the host the request was sent to.
+/// Requests with neither header come from no browser, so no page can have forged them.
 fn same_origin(req: &Request) -> Result<(), ApiError> {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        || req.uri().path().starts_with("/api/v1/")
+    let path = req.uri().path();
+    let cookie_read = COOKIE_READ_PREFIXES.iter().any(|p| path.starts_with(p));
+    if (matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) && !cookie_read)
+        || path.starts_with("/api/v1/")
     {
         return Ok(());
     }
@@ -227,7 +342,7 @@ fn same_origin(req: &Request) -> Result<(), ApiError> {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "cross_origin_request",
-            format!("{why}: the dashboard only accepts changes from its own pages"),
+            format!("{why}: the dashboard only accepts this from its own pages"),
         ))
     };
     let headers = req.headers();

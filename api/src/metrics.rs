@@ -3,13 +3,15 @@
 //! route, and figures the store reports.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sessions::store::SessionStore;
 
 /// The process-wide recorder, installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
@@ -35,7 +37,7 @@ struct RouteMetrics {
     duration: metrics::Histogram,
 }
 
-type RouteKey = (axum::http::Method, u16);
+type RouteKey = (&'static str, u16);
 
 /// Handles by route, then by (method, status): a request's lookup allocates nothing once its
 /// combination has been seen.
@@ -46,11 +48,23 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Default::default)
 }
 
-fn route_metrics(route: &str, method: &axum::http::Method, status: u16) -> RouteMetrics {
+/// A request method as a label: one of the methods HTTP defines, or `other`. Labels come from a
+/// closed set, so no request, however made up, adds a series.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("other")
+}
+
+fn route_metrics(route: &str, method: &'static str, status: u16) -> RouteMetrics {
     let find = |entries: &Vec<(RouteKey, RouteMetrics)>| {
         entries
             .iter()
-            .find(|((m, s), _)| m == method && *s == status)
+            .find(|((m, s), _)| *m == method && *s == status)
             .map(|(_, h)| h.clone())
     };
     if let Some(found) = registry()
@@ -63,7 +77,7 @@ fn route_metrics(route: &str, method: &axum::http::Method, status: u16) -> Route
     }
     handle();
     let labels = [
-        ("method", method.as_str().to_owned()),
+        ("method", method.to_owned()),
         ("route", route.to_owned()),
         ("status", status.to_string()),
     ];
@@ -74,20 +88,71 @@ fn route_metrics(route: &str, method: &axum::http::Method, status: u16) -> Route
     let mut map = registry().write().unwrap_or_else(|e| e.into_inner());
     let entries = map.entry(Arc::from(route)).or_default();
     if find(entries).is_none() {
-        entries.push(((method.clone(), status), handles.clone()));
+        entries.push(((method, status), handles.clone()));
     }
     handles
 }
 
-/// Middleware counting requests and timing them by route and status.
+/// Middleware counting requests and timing them by route template (never the raw path; `unmatched`
+/// for unknown routes), method and status.
 pub async fn track(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let started = Instant::now();
     let response = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", |p| p.as_str());
-    let handles = route_metrics(route, &method, response.status().as_u16());
+    let handles = route_metrics(route, method, response.status().as_u16());
     handles.requests.increment(1);
     handles.duration.record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The longest the store's figures on `/metrics` (sessions per realm, deliveries per status) go
+/// unread. `/metrics` needs no key, so a scrape must not cost a store read per realm: between
+/// refreshes it is served from the gauges in memory.
+pub const STORE_FIGURES_REFRESH: Duration = Duration::from_secs(5);
+
+/// When one server last read the store's figures.
+#[derive(Default)]
+pub struct StoreFigures {
+    last_read: Mutex<Option<Instant>>,
+}
+
+impl StoreFigures {
+    /// Reads the store's figures into their gauges, unless they were read less than
+    /// [`STORE_FIGURES_REFRESH`] ago (or another scrape is reading them now).
+    pub async fn refresh(&self, store: &Arc<dyn SessionStore>) {
+        {
+            let mut last = self.last_read.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < STORE_FIGURES_REFRESH) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let store = store.clone();
+        // A failed read leaves the previous figures; the next refresh tries again.
+        let _ = tokio::task::spawn_blocking(move || read_store_figures(store.as_ref())).await;
+    }
+}
+
+/// Sets the gauges of sessions per realm and deliveries per status from the store.
+fn read_store_figures(store: &dyn SessionStore) {
+    handle();
+    if let Ok(realms) = store.list_user_realms() {
+        for r in realms {
+            if let Ok(page) = store.list_deliveries(&r.name, None, None, 1) {
+                let c = page.counts;
+                for (status, n) in [
+                    ("pending", c.pending),
+                    ("delivered", c.delivered),
+                    ("failed", c.failed),
+                ] {
+                    metrics::gauge!("backchannel_deliveries", "realm" => r.name.clone(), "status" => status)
+                        .set(n as f64);
+                }
+            }
+            metrics::gauge!("sessions_active", "realm" => r.name).set(r.session_count as f64);
+        }
+    }
+    metrics::gauge!("store_durable_flushes").set(store.durable_flushes() as f64);
 }

@@ -60,7 +60,8 @@ const ERRORS: [(&str, &str, &str); 9] = [
         "The key lacks the scope the operation needs (`insufficient_scope`: a \
          `sessions:issue` key outside the data plane, or an administrative key on it), or its \
          scopes do not permit the change (`forbidden`: a `sessions:read` key may read \
-         administration but changes nothing).",
+         administration but changes nothing), or the key is limited to some realms and the \
+         operation reaches another realm or every realm (`forbidden`).",
     ),
     (
         "404",
@@ -318,6 +319,11 @@ fn constrain(name: &str, schema: &mut Schema) {
             _ => panic!("Properties.properties is a map"),
         },
         "RealmSettingsUpdate" => items(object(schema), "property_whitelist", identifier()),
+        "NewApiKey" => items(
+            object(schema),
+            "realms",
+            string(Some(1), sessions::MAX_REALM_LEN, REALM_PATTERN),
+        ),
         "RevokeSubjectGrants" => items(object(schema), "client_ids", not_blank()),
         "RemoveSessions" => {
             let o = object(schema);

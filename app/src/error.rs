@@ -145,6 +145,7 @@ mod ssr {
                 SignInError::Disabled => "admin_disabled",
                 SignInError::Throttled { .. } => "throttled",
                 SignInError::Busy => "busy",
+                SignInError::UsernameTooLong => "invalid_username",
             };
             match e {
                 SignInError::Store(e) => e.into(),

@@ -21,6 +21,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "activity counters",
         include_str!("../migrations/0003_stats.sql"),
     ),
+    (
+        4,
+        "API key realms",
+        include_str!("../migrations/0004_api_key_realms.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.

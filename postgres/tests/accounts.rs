@@ -167,3 +167,40 @@ fn signing_keys_are_shared_and_rotation_retires_then_deletes() {
     let reopened = SigningKeys::open(b.clone(), later).unwrap();
     assert_eq!(reopened.current_kid(), third);
 }
+
+#[test]
+fn a_key_limited_to_realms_keeps_them_on_every_server() {
+    let (a, b) = two_servers();
+    let keys_a = ApiKeys::open(a.clone()).unwrap();
+    let now = Utc::now();
+    let (_, limited) = keys_a
+        .create_in_realms(
+            "idp-a",
+            &[Scope::Issue],
+            Some(vec!["a".into()]),
+            "admin",
+            now,
+        )
+        .unwrap();
+    let (_, every) = keys_a.create("idp", &[Scope::Issue], "admin", now).unwrap();
+    let keys_b = ApiKeys::open(b.clone()).unwrap();
+    let limited = keys_b.authenticate(&limited).unwrap();
+    assert_eq!(limited.realms, Some(vec!["a".to_owned()]));
+    assert!(limited.reaches("a") && !limited.reaches("b"));
+    let every = keys_b.authenticate(&every).unwrap();
+    assert_eq!(every.realms, None);
+    assert!(every.reaches("a") && every.reaches("b"));
+    // Replacing a key keeps what the new one says.
+    let record = b
+        .api_keys()
+        .unwrap()
+        .into_iter()
+        .find(|k| k.name == "idp-a")
+        .unwrap();
+    b.put_api_key(&sessions::store::ApiKeyRecord {
+        realms: None,
+        ..record
+    })
+    .unwrap();
+    assert!(a.api_keys().unwrap().iter().all(|k| k.realms.is_none()));
+}

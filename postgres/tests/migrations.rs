@@ -131,3 +131,41 @@ async fn administrators_stored_before_roles_existed_keep_every_right() {
         .await;
     assert!(unknown.is_err(), "only the three roles are stored");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_stored_before_keys_had_realms_reach_every_realm() {
+    let pg = ScratchPostgres::start().unwrap();
+    let mut client = connect(&pg.url()).await;
+    // A database at schema version 3, with an API key in it.
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());",
+        )
+        .await
+        .unwrap();
+    for (version, name, sql) in &MIGRATIONS[..3] {
+        client.batch_execute(sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await
+            .unwrap();
+    }
+    client
+        .batch_execute(
+            "INSERT INTO api_keys (name, scopes, created_at, hash)
+                  VALUES ('old', '{sessions:issue}', now(), decode(repeat('ab', 32), 'hex'))",
+        )
+        .await
+        .unwrap();
+    assert!(migrate(&mut client).await.unwrap().contains(&4));
+    let realms: Option<Vec<String>> = client
+        .query_one("SELECT realms FROM api_keys WHERE name = 'old'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(realms, None, "an old key reaches every realm");
+}

@@ -129,9 +129,27 @@ pub struct DataDir {
     /// schema is brought up to date at start-up. Several servers may share it.
     #[arg(long = "store", env = "SESSIONS_STORE_URL", hide_env_values = true)]
     pub store_url: Option<String>,
+    /// With a PostgreSQL store: milliseconds any one statement may run before PostgreSQL
+    /// cancels it (its `statement_timeout`), so no request holds a connection past its own time
+    /// limit; 0 leaves the database's own setting.
+    #[arg(
+        long,
+        env = "SESSIONS_PG_STATEMENT_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub pg_statement_timeout_ms: u64,
 }
 
 impl DataDir {
+    /// How a PostgreSQL store is opened.
+    pub fn postgres_options(&self) -> store_postgres::store::PostgresOptions {
+        store_postgres::store::PostgresOptions {
+            statement_timeout: (self.pg_statement_timeout_ms > 0)
+                .then(|| std::time::Duration::from_millis(self.pg_statement_timeout_ms)),
+            ..Default::default()
+        }
+    }
+
     /// Refuses a PostgreSQL store for what only the embedded store has.
     pub fn embedded_only(&self, what: &str) -> Result<&PathBuf, String> {
         match &self.store_url {
@@ -190,6 +208,11 @@ pub struct WebArgs {
     /// Seconds a stopping server waits for open requests before it closes them.
     #[arg(long, env = "SESSIONS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// The URL administrators open the dashboard at (e.g. `https://sessions.example.com`).
+    /// Requests carrying the dashboard's cookie must name its host in `Host`; without it, the
+    /// listening address (and `localhost` when that is a loopback or unspecified address).
+    #[arg(long, env = "SESSIONS_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// How back-channel logout notifications are delivered and retried.
@@ -251,8 +274,13 @@ pub enum ApiKeyCommand {
         /// `sessions:issue` and/or `sessions:admin`; repeat for several.
         #[arg(long = "scope", required = true, value_parser = parse_scope)]
         scopes: Vec<service::api_keys::Scope>,
+        /// Limit the key to this realm; repeat for several. Without it the key reaches every
+        /// realm. A limited key is refused (403) in other realms and on routes that span every
+        /// realm.
+        #[arg(long = "realm", value_name = "NAME")]
+        realms: Vec<String>,
     },
-    /// List the keys (names, scopes, creation times).
+    /// List the keys (names, scopes, creation times, realms or `*` for every realm).
     List {
         #[command(flatten)]
         data: DataDir,
@@ -274,4 +302,38 @@ fn parse_scope(s: &str) -> Result<service::api_keys::Scope, String> {
 
 fn parse_role(s: &str) -> Result<AdminRole, String> {
     AdminRole::parse(s).ok_or_else(|| format!("unknown role '{s}': use viewer, operator or admin"))
+}
+
+#[cfg(test)]
+mod pg_statement_timeout_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[derive(Parser)]
+    struct Only {
+        #[command(flatten)]
+        data: DataDir,
+    }
+
+    fn options(args: &[&str]) -> store_postgres::store::PostgresOptions {
+        let args = std::iter::once("server").chain(args.iter().copied());
+        Only::try_parse_from(args).unwrap().data.postgres_options()
+    }
+
+    #[test]
+    fn a_postgres_store_cuts_statements_off_at_30_s_unless_told_otherwise() {
+        assert_eq!(
+            options(&[]).statement_timeout,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            options(&["--pg-statement-timeout-ms", "1500"]).statement_timeout,
+            Some(Duration::from_millis(1500))
+        );
+        // 0: the database's own setting.
+        assert_eq!(
+            options(&["--pg-statement-timeout-ms", "0"]).statement_timeout,
+            None
+        );
+    }
 }

@@ -51,7 +51,7 @@ impl Services {
     pub fn open(data: &DataDir) -> Result<Services, String> {
         let (store, embedded): (Arc<dyn AccountStore>, _) = match &data.store_url {
             Some(url) => {
-                let store = PostgresStore::open(url)
+                let store = PostgresStore::open_with_options(url, &data.postgres_options())
                     .map_err(|e| format!("cannot open the PostgreSQL store: {e}"))?;
                 (Arc::new(store), None)
             }
@@ -209,6 +209,10 @@ pub async fn serve(
         guard: GuardConfig {
             trusted_proxies: api::guard::TrustedProxies::parse(&args.web.trusted_proxies)
                 .map_err(|e| format!("--trusted-proxies: {e}"))?,
+            dashboard_host: Some(
+                api::guard::DashboardHost::new(args.web.public_url.as_deref(), addr)
+                    .map_err(|e| format!("--public-url: {e}"))?,
+            ),
         },
         cookie: CookiePolicy {
             secure: !args.web.plain_http_cookies,

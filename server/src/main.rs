@@ -229,17 +229,27 @@ fn signing_key(cmd: SigningKeyCommand) -> Result<(), String> {
 
 fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
     match cmd {
-        ApiKeyCommand::Create { data, name, scopes } => {
+        ApiKeyCommand::Create {
+            data,
+            name,
+            scopes,
+            realms,
+        } => {
             let services = Services::open(&data)?;
+            let realms = (!realms.is_empty()).then_some(realms);
             let (key, secret) = services
                 .keys
-                .create(&name, &scopes, "cli", Utc::now())
+                .create_in_realms(&name, &scopes, realms, "cli", Utc::now())
                 .map_err(|e| e.to_string())?;
             let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
             eprintln!(
-                "created API key '{}' with scopes {}; it is shown only now:",
+                "created API key '{}' with scopes {} for {}; it is shown only now:",
                 key.name,
-                scopes.join(", ")
+                scopes.join(", "),
+                match &key.realms {
+                    Some(_) => format!("realms {}", key.realms_label()),
+                    None => "every realm".to_owned(),
+                }
             );
             println!("{secret}");
         }
@@ -248,10 +258,11 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
             for key in services.keys.list().map_err(|e| e.to_string())? {
                 let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
                 println!(
-                    "{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}",
                     key.name,
                     scopes.join(","),
-                    key.created_at.to_rfc3339()
+                    key.created_at.to_rfc3339(),
+                    key.realms.as_ref().map_or("*".to_owned(), |r| r.join(","))
                 );
             }
         }

@@ -853,3 +853,422 @@ async fn viewers_operators_and_read_keys_are_refused_what_their_role_does_not_pe
     );
     srv.stop().await;
 }
+
+async fn metrics_text(srv: &Running) -> String {
+    let resp = srv.http.get(srv.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn made_up_methods_and_paths_add_no_metric_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let invented = |i: usize| format!("X{i:04}{}", "M".repeat(2000));
+    let made_up_requests = |range: std::ops::Range<usize>| {
+        let srv = &srv;
+        async move {
+            for i in range {
+                let method = Method::from_bytes(invented(i).as_bytes()).unwrap();
+                for path in ["/healthz".to_owned(), format!("/api/v1/no-such-route-{i}")] {
+                    srv.http
+                        .request(method.clone(), srv.url(&path))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+                for path in [
+                    format!("/api/v1/no-such-route-{i}"),
+                    format!("/api/v1/realms/r{i}/sessions"),
+                ] {
+                    srv.http.get(srv.url(&path)).send().await.unwrap();
+                }
+            }
+        }
+    };
+    made_up_requests(0..10).await;
+    metrics_text(&srv).await;
+    let before = metrics_text(&srv).await;
+    made_up_requests(10..210).await;
+    let after = metrics_text(&srv).await;
+    assert!(!after.contains("MMMM"), "a raw method became a label");
+    assert!(
+        !after.contains("no-such-route"),
+        "a raw path became a label"
+    );
+    assert!(after.contains("method=\"other\""), "{after}");
+    assert!(after.contains("route=\"/api/v1/realms/{realm}/sessions\""));
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(
+        series(&before),
+        series(&after),
+        "200 more made-up requests added series"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_scrapes_are_answered_from_memory_between_store_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let (s, _) = srv
+        .api(Method::PUT, "/api/v1/realms/scraped", Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let create = || async {
+        let (s, v) = srv
+            .api(
+                Method::POST,
+                "/api/v1/realms/scraped/sessions",
+                Some(json!({"subject_id": "s"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    };
+    let active = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("sessions_active{realm=\"scraped\"}"))
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+    };
+    create().await;
+    let first = metrics_text(&srv).await;
+    assert_eq!(active(&first).as_deref(), Some("1"), "{first}");
+    create().await;
+    // Within the refresh interval, scrapes read nothing from the store.
+    for _ in 0..20 {
+        assert_eq!(active(&metrics_text(&srv).await).as_deref(), Some("1"));
+    }
+    tokio::time::sleep(api::metrics::STORE_FIGURES_REFRESH + Duration::from_millis(200)).await;
+    assert_eq!(active(&metrics_text(&srv).await).as_deref(), Some("2"));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_passwords_sent_at_once_get_no_more_tries_than_sent_in_a_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let attempts = (0..60).map(|_| {
+        srv.server_fn(
+            "sign_in",
+            &[("username", "admin"), ("password", "wrong-password!")],
+            None,
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let count = |code: u16| statuses.iter().filter(|s| **s == code).count();
+    // In a row: three free failures, a fourth that starts the delay, then 429s.
+    assert_eq!(count(401), 4, "{statuses:?}");
+    assert_eq!(count(429), 56, "{statuses:?}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overlong_user_name_is_a_400_and_is_neither_audited_nor_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let long = "n".repeat(60 * 1024);
+    for _ in 0..5 {
+        let resp = srv
+            .server_fn(
+                "sign_in",
+                &[("username", &long), ("password", "whatever")],
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("at most 256 bytes"), "{body}");
+    }
+    let at_the_limit = "n".repeat(256);
+    let resp = srv
+        .server_fn(
+            "sign_in",
+            &[("username", &at_the_limit), ("password", "whatever")],
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let (_, v) = srv.api(Method::GET, "/api/v1/audit?count=50", None).await;
+    let targets: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "sign_in_failed")
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, [at_the_limit.as_str()], "only the 256-byte name");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_cannot_end_administrators_dashboard_sessions_by_any_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    with_sessions(&srv).await;
+    let admin = srv.sign_in().await;
+    let (s, body) = answer(
+        srv.server_fn(
+            "create_admin",
+            &[
+                ("username", "olga"),
+                ("password", PASSWORD),
+                ("role", "operator"),
+            ],
+            Some(&admin),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let operator = srv.sign_in_as("olga", PASSWORD).await;
+    let (_, audit) = srv.api(Method::GET, "/api/v1/audit?count=50", None).await;
+    let admin_sid = audit["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "sign_in" && e["target"] == "admin")
+        .and_then(|e| e["outcome"].as_str()?.rsplit(' ').next())
+        .unwrap()
+        .to_owned();
+    for (name, request) in [
+        ("revoke_sessions", json!({"sids": [admin_sid]})),
+        ("revoke_sessions", json!({"subject_id": "admin"})),
+        ("revoke_sessions", json!({"ip": "127.0.0.0/8"})),
+        (
+            "revoke_sessions",
+            json!({"created_after": "2000-01-01T00:00:00Z"}),
+        ),
+        ("revoke_all_sessions", json!({})),
+    ] {
+        let (s, body) = srv
+            .server_fn_json(
+                name,
+                json!({"realm": "_admin", "request": request}),
+                &operator,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{name} {request}: {body}");
+        assert!(body.contains("role operator"), "{body}");
+    }
+    let export = "/export/realms/acme/sessions?format=csv";
+    let (s, body) = cookie_get(&srv, export, &admin, None, None).await;
+    assert_eq!(s, StatusCode::OK, "the admin is still signed in: {body}");
+    // An administrator may end another administrator's dashboard session.
+    let (s, body) = srv
+        .server_fn_json(
+            "revoke_sessions",
+            json!({"realm": "_admin", "request": {"subject_id": "olga"}}),
+            &admin,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = cookie_get(&srv, export, &operator, None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "olga was signed out: {body}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exported_csv_cells_never_start_a_spreadsheet_formula() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let (s, _) = srv
+        .api(Method::PUT, "/api/v1/realms/acme", Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let formula = r#"=HYPERLINK("http://evil.example","x")"#;
+    let (s, v) = srv
+        .api(
+            Method::POST,
+            "/api/v1/realms/acme/sessions",
+            Some(json!({"subject_id": "eve", "display_name": formula})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, csv) = srv
+        .api(
+            Method::GET,
+            "/api/v1/realms/acme/sessions/export?format=csv",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let csv = csv.as_str().unwrap().to_owned();
+    assert!(
+        csv.contains(r#""'=HYPERLINK(""http://evil.example"",""x"")""#),
+        "{csv}"
+    );
+    let (s, jsonl) = srv
+        .api(
+            Method::GET,
+            "/api/v1/realms/acme/sessions/export?format=jsonl",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let line: Value = match jsonl {
+        Value::String(text) => serde_json::from_str(text.lines().next().unwrap()).unwrap(),
+        one => one,
+    };
+    assert_eq!(line["display_name"], formula, "JSON lines stay exact");
+    srv.stop().await;
+}
+
+/// A GET carrying `cookie`, with the given `Host` and `Sec-Fetch-Site` headers.
+async fn cookie_get(
+    srv: &Running,
+    path: &str,
+    cookie: &str,
+    host: Option<&str>,
+    site: Option<&str>,
+) -> (StatusCode, String) {
+    let mut req = srv.http.get(srv.url(path)).header("cookie", cookie);
+    if let Some(host) = host {
+        req = req.header("host", host);
+    }
+    if let Some(site) = site {
+        req = req.header("sec-fetch-site", site);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    // The live stream does not end: its status is all there is to read.
+    let body = if path.starts_with("/live/") {
+        String::new()
+    } else {
+        resp.text().await.unwrap()
+    };
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_cookie_works_only_at_the_dashboards_own_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    with_sessions(&srv).await;
+    let cookie = srv.sign_in().await;
+    let port = srv.base.rsplit(':').next().unwrap().to_owned();
+    let export = "/export/realms/acme/sessions?format=csv";
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let (s, body) = cookie_get(&srv, export, &cookie, Some(&host), None).await;
+        assert_eq!(s, StatusCode::OK, "{host}: {body}");
+    }
+    // A rebound name, another port, or no usable Host: refused before anything is read.
+    for host in [
+        format!("attacker.example:{port}"),
+        "127.0.0.1:1".to_owned(),
+        "not a host".to_owned(),
+    ] {
+        for path in [export, "/", "/live/realms/acme"] {
+            let (s, body) = cookie_get(&srv, path, &cookie, Some(&host), None).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{host} {path}: {body}");
+            if !path.starts_with("/live/") {
+                assert!(body.contains("wrong_host"), "{body}");
+            }
+        }
+    }
+    // Without the cookie, the Host is not the guard's business (an API key works anywhere).
+    let (s, _) = srv
+        .api(Method::GET, "/api/v1/realms/acme/sessions", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Other sites' pages may not read the export or the live stream.
+    for path in [export, "/live/realms/acme"] {
+        let (s, body) = cookie_get(&srv, path, &cookie, None, Some("cross-site")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {body}");
+    }
+    let (s, _) = cookie_get(
+        &srv,
+        "/live/realms/acme",
+        &cookie,
+        None,
+        Some("same-origin"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    srv.stop().await;
+
+    // With --public-url, its host is the one.
+    let srv = Running::start(
+        dir.path(),
+        &["--public-url", "https://Sessions.Example.com/"],
+        true,
+    )
+    .await;
+    let cookie = srv.sign_in().await;
+    let (s, body) = cookie_get(&srv, export, &cookie, Some("sessions.example.com"), None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = cookie_get(
+        &srv,
+        export,
+        &cookie,
+        Some(&format!("127.0.0.1:{port}")),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("https://Sessions.Example.com"), "{body}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validation_shows_a_token_holder_only_whitelisted_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let (s, v) = srv
+        .api(
+            Method::PUT,
+            "/api/v1/realms/acme",
+            Some(json!({"property_whitelist": ["theme"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, created) = srv
+        .api(
+            Method::POST,
+            "/api/v1/realms/acme/sessions",
+            Some(json!({"subject_id": "alice", "properties": {"theme": "dark", "risk": "high"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap();
+    let only_theme = json!({"theme": "dark"});
+    for refresh in [false, true] {
+        let (s, v) = srv
+            .api(
+                Method::POST,
+                "/api/v1/realms/acme/sessions/validate",
+                Some(json!({"token": token, "refresh": refresh, "fields": "full"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["session"]["properties"], only_theme, "{v}");
+    }
+    let (s, v) = answer(
+        srv.http
+            .get(srv.url("/api/v1/realms/acme/sessions/current/properties"))
+            .bearer_auth(KEY)
+            .header("x-session-token", token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let v: Value = serde_json::from_str(&v).unwrap();
+    assert_eq!(v["properties"], only_theme, "one rule for both reads");
+    // Administrators see every property.
+    let sid = created["sid"].as_str().unwrap();
+    let (s, v) = srv
+        .api(
+            Method::GET,
+            &format!("/api/v1/realms/acme/sessions/{sid}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["properties"]["risk"], "high", "{v}");
+    srv.stop().await;
+}

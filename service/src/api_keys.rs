@@ -1,5 +1,6 @@
 //! API keys: stored as SHA-256 hashes (they are 256-bit random secrets, so a slow hash adds
-//! nothing), each with a name and scopes, checked on every request.
+//! nothing), each with a name, scopes and optionally the only realms it reaches, checked on
+//! every request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,15 +68,23 @@ pub struct ApiKey {
     pub name: String,
     pub scopes: Vec<Scope>,
     pub created_at: DateTime<Utc>,
+    /// The only realms the key reaches, sorted; `None` for every realm (keys created before
+    /// keys could be limited reach every realm).
+    #[serde(default)]
+    pub realms: Option<Vec<String>>,
     hash: [u8; 32],
 }
 
-/// An API key as listed: its name, scopes and age, never its secret or hash.
+/// An API key as listed: its name, scopes, realms and age, never its secret or hash.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyInfo {
     pub name: String,
     pub scopes: Vec<Scope>,
+    /// The only realms the key reaches; `null` for every realm. Elsewhere a limited key is
+    /// refused with 403 `forbidden`.
+    #[serde(default)]
+    pub realms: Option<Vec<String>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -84,9 +93,36 @@ impl From<&ApiKey> for ApiKeyInfo {
         Self {
             name: k.name.clone(),
             scopes: k.scopes.clone(),
+            realms: k.realms.clone(),
             created_at: k.created_at,
         }
     }
+}
+
+/// The realms a new key is limited to, checked and sorted: `None` (every realm) stays `None`;
+/// a list must name at least one realm, each a realm name an API path can carry (not starting
+/// with `_`, neither `.` nor `..`).
+pub fn check_realms(realms: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
+    let Some(mut realms) = realms else {
+        return Ok(None);
+    };
+    if realms.is_empty() {
+        return Err(SessionError::invalid(
+            "give the key at least one realm, or none at all for every realm",
+        ));
+    }
+    for realm in &realms {
+        sessions::validate::realm_name(realm)?;
+        if sessions::validate::is_reserved_realm(realm) || realm == "." || realm == ".." {
+            return Err(SessionError::invalid(format!(
+                "realm '{realm}' cannot be addressed through the API; a key cannot be limited \
+                 to it"
+            )));
+        }
+    }
+    realms.sort();
+    realms.dedup();
+    Ok(Some(realms))
 }
 
 /// Name of the key registered from `SESSIONS_BOOTSTRAP_API_KEY`.
@@ -105,12 +141,33 @@ impl ApiKey {
         self.scopes.iter().filter_map(|s| s.role()).max()
     }
 
+    /// Whether the key may act in `realm`: every key not limited to some realms may.
+    pub fn reaches(&self, realm: &str) -> bool {
+        self.realms
+            .as_ref()
+            .is_none_or(|realms| realms.iter().any(|r| r == realm))
+    }
+
+    /// Whether the key is limited to some realms.
+    pub fn is_limited(&self) -> bool {
+        self.realms.is_some()
+    }
+
+    /// The realms a limited key reaches, for messages: `a, b`; `every realm` otherwise.
+    pub fn realms_label(&self) -> String {
+        match &self.realms {
+            Some(realms) => realms.join(", "),
+            None => "every realm".to_owned(),
+        }
+    }
+
     fn record(&self) -> ApiKeyRecord {
         ApiKeyRecord {
             name: self.name.clone(),
             scopes: self.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
             created_at: self.created_at,
             hash: self.hash,
+            realms: self.realms.clone(),
         }
     }
 
@@ -127,6 +184,7 @@ impl ApiKey {
             name: r.name,
             scopes,
             created_at: r.created_at,
+            realms: r.realms,
             hash: r.hash,
         })
     }
@@ -183,7 +241,8 @@ impl ApiKeys {
         })
     }
 
-    /// Creates a key and answers its secret, which is shown this once. Audited.
+    /// Creates a key that reaches every realm and answers its secret, which is shown this
+    /// once. Audited.
     pub fn create(
         &self,
         name: &str,
@@ -191,10 +250,24 @@ impl ApiKeys {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(ApiKey, String)> {
+        self.create_in_realms(name, scopes, None, actor, now)
+    }
+
+    /// Creates a key limited to `realms` (`None`: every realm) and answers its secret, which is
+    /// shown this once. Audited.
+    pub fn create_in_realms(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        realms: Option<Vec<String>>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(ApiKey, String)> {
         sessions::validate::identifier("name", name)?;
         if scopes.is_empty() {
             return Err(SessionError::invalid("give the key at least one --scope"));
         }
+        let realms = check_realms(realms)?;
         let mut raw = [0u8; 32];
         getrandom::getrandom(&mut raw).map_err(storage)?;
         let secret = format!("sk_{}", URL_SAFE_NO_PAD.encode(raw));
@@ -202,6 +275,7 @@ impl ApiKeys {
             name: name.to_owned(),
             scopes: scopes.to_vec(),
             created_at: now,
+            realms,
             hash: hash(&secret),
         };
         if !self.store.insert_api_key(&key.record())? {
@@ -211,13 +285,15 @@ impl ApiKeys {
         }
         self.reload()?;
         let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
-        self.audit(
-            "create_api_key",
-            name,
-            actor,
-            format!("ok; scopes {}", scopes.join(", ")),
-            now,
-        )?;
+        let outcome = match &key.realms {
+            Some(realms) => format!(
+                "ok; scopes {}; realms {}",
+                scopes.join(", "),
+                realms.join(", ")
+            ),
+            None => format!("ok; scopes {}", scopes.join(", ")),
+        };
+        self.audit("create_api_key", name, actor, outcome, now)?;
         Ok((key, secret))
     }
 
@@ -239,6 +315,7 @@ impl ApiKeys {
             name: name.to_owned(),
             scopes: scopes.to_vec(),
             created_at: now,
+            realms: None,
             hash: hash(secret),
         };
         self.store.put_api_key(&key.record())?;
@@ -273,5 +350,83 @@ impl ApiKeys {
             self.reload()
         });
         self.by_hash.load().get(&hash(secret)).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessions::store::SledStore;
+
+    #[test]
+    fn a_key_stored_before_keys_had_realms_reaches_every_realm() {
+        let store = Arc::new(SledStore::temporary().unwrap());
+        let secret = "sk_stored-before-realms-existed";
+        let hash: Vec<String> = hash(secret).iter().map(|b| b.to_string()).collect();
+        // The record exactly as servers without realms wrote it: no `realms` field.
+        let old = format!(
+            r#"{{"name":"old","scopes":["sessions:issue"],"created_at":"2026-01-02T03:04:05Z","hash":[{}]}}"#,
+            hash.join(",")
+        );
+        store
+            .companion_tree("api_keys")
+            .unwrap()
+            .insert("old", old.as_bytes())
+            .unwrap();
+        let keys = ApiKeys::open(store.clone()).unwrap();
+        let key = keys.authenticate(secret).expect("the old key still opens");
+        assert_eq!(key.realms, None);
+        assert!(!key.is_limited());
+        assert!(key.reaches("a") && key.reaches("b"));
+        assert_eq!(
+            ApiKeyInfo::from(key.as_ref()).realms,
+            None,
+            "listed as every realm"
+        );
+        // Written again unchanged, the record still has no `realms` field.
+        keys.register("again", "another-secret-0123", &[Scope::Read], Utc::now())
+            .unwrap();
+        let again = store
+            .companion_tree("api_keys")
+            .unwrap()
+            .get("again")
+            .unwrap()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&again).contains("realms"));
+    }
+
+    #[test]
+    fn a_key_limited_to_realms_reaches_only_them_and_keeps_them_when_read_again() {
+        let store = Arc::new(SledStore::temporary().unwrap());
+        let keys = ApiKeys::open(store.clone()).unwrap();
+        let (key, secret) = keys
+            .create_in_realms(
+                "idp-a",
+                &[Scope::Issue],
+                Some(vec!["b".into(), "a".into(), "a".into()]),
+                "test",
+                Utc::now(),
+            )
+            .unwrap();
+        assert_eq!(key.realms, Some(vec!["a".to_owned(), "b".to_owned()]));
+        let keys = ApiKeys::open(store).unwrap();
+        let key = keys.authenticate(&secret).unwrap();
+        assert!(key.reaches("a") && key.reaches("b") && !key.reaches("c"));
+        assert_eq!(key.realms_label(), "a, b");
+    }
+
+    #[test]
+    fn a_key_cannot_be_limited_to_no_realm_or_a_bad_name() {
+        let keys = ApiKeys::open(Arc::new(SledStore::temporary().unwrap())).unwrap();
+        for realms in [vec![], vec!["_admin".to_owned()], vec!["a b".to_owned()]] {
+            let e = keys
+                .create_in_realms("k", &[Scope::Issue], Some(realms.clone()), "t", Utc::now())
+                .unwrap_err();
+            assert!(
+                matches!(e, SessionError::InvalidRequest(_)),
+                "{realms:?}: {e}"
+            );
+        }
+        assert!(keys.list().unwrap().is_empty());
     }
 }

@@ -131,7 +131,7 @@ async fn refusals(
         "create_api_key",
         Permission::Administer,
         forbidden(
-            s.create_api_key(&format!("key-{tag}"), vec![Scope::Read], actor)
+            s.create_api_key(&format!("key-{tag}"), vec![Scope::Read], None, actor)
                 .await,
         ),
     );

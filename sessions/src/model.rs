@@ -148,6 +148,26 @@ fn default_max_grant_lifetime_secs() -> u64 {
     DEFAULT_MAX_GRANT_LIFETIME_SECS
 }
 
+impl RealmSettings {
+    /// The properties a session's holder sees through its token: those the whitelist names. One
+    /// rule for every read with a token (validation and the properties call), on every backend.
+    pub fn holder_properties(
+        &self,
+        properties: BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        properties
+            .into_iter()
+            .filter(|(k, _)| self.property_whitelist.contains(k))
+            .collect()
+    }
+
+    /// `session` as its holder sees it through its token (see [`Self::holder_properties`]).
+    pub fn as_seen_by_holder(&self, mut session: Session) -> Session {
+        session.properties = self.holder_properties(std::mem::take(&mut session.properties));
+        session
+    }
+}
+
 impl Default for RealmSettings {
     fn default() -> Self {
         Self {

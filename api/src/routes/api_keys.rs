@@ -33,6 +33,13 @@ pub struct NewApiKey {
     /// At least one of `sessions:issue`, `sessions:admin`, `sessions:read`.
     #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
+    /// The only realms the key reaches (at least one); absent or `null` for every realm. A
+    /// limited key is refused with 403 `forbidden` in other realms and on routes that span
+    /// every realm (API keys, the audit log, signing keys); listing realms shows it only its
+    /// own.
+    #[serde(default)]
+    #[schema(min_items = 1)]
+    pub realms: Option<Vec<String>>,
 }
 
 /// A created key with its secret, which is shown only in this answer.
@@ -82,7 +89,7 @@ pub async fn create_api_key(
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let (key, secret) = state
         .service
-        .create_api_key(&new.name, new.scopes, &caller.actor())
+        .create_api_key(&new.name, new.scopes, new.realms, &caller.actor())
         .await?;
     let key = ApiKeyInfo::from(&key);
     Ok((StatusCode::CREATED, Json(CreatedApiKey { key, secret })))

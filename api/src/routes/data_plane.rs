@@ -25,7 +25,8 @@ pub struct ValidateRequest {
     /// Extend the idle expiry (written at most once per the realm's update interval).
     #[serde(default = "yes")]
     pub refresh: bool,
-    /// `slim` (default): who the session is and until when; `full`: the whole session too.
+    /// `slim` (default): who the session is and until when; `full`: the whole session too, with
+    /// only the properties the realm's whitelist names.
     #[serde(default)]
     pub fields: ValidateFields,
 }

@@ -34,6 +34,7 @@ pub fn router(openapi: Arc<OpenApi>) -> Router<ApiState> {
         .route("/api/v1/docs.js", get(docs_script))
         .layer(Extension(openapi))
         .layer(Extension(docs))
+        .layer(Extension(Arc::new(metrics::StoreFigures::default())))
 }
 
 /// The docs page, rendered once.
@@ -98,30 +99,17 @@ pub async fn healthz(State(state): State<ApiState>) -> Response {
     }
 }
 
-/// Prometheus metrics: requests by route and status, latencies, sessions per realm, back-channel
-/// deliveries per status.
+/// Prometheus metrics: requests by route, method and status, latencies, sessions per realm,
+/// back-channel deliveries per status. The store's figures are read at most every 5 s; scrapes in
+/// between are answered from memory.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain", body = String,
         description = "Prometheus text exposition format 0.0.4")))]
-pub async fn prometheus(State(state): State<ApiState>) -> Response {
-    let store = state.service.store();
-    if let Ok(realms) = store.list_user_realms() {
-        for r in realms {
-            if let Ok(page) = store.list_deliveries(&r.name, None, None, 1) {
-                let c = page.counts;
-                for (status, n) in [
-                    ("pending", c.pending),
-                    ("delivered", c.delivered),
-                    ("failed", c.failed),
-                ] {
-                    ::metrics::gauge!("backchannel_deliveries", "realm" => r.name.clone(), "status" => status)
-                        .set(n as f64);
-                }
-            }
-            ::metrics::gauge!("sessions_active", "realm" => r.name).set(r.session_count as f64);
-        }
-    }
-    ::metrics::gauge!("store_durable_flushes").set(store.durable_flushes() as f64);
+pub async fn prometheus(
+    State(state): State<ApiState>,
+    Extension(figures): Extension<Arc<metrics::StoreFigures>>,
+) -> Response {
+    figures.refresh(state.service.store()).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics::handle().render(),

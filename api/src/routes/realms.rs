@@ -6,7 +6,7 @@ use serde::Serialize;
 use sessions::{Realm, RealmSettingsUpdate};
 use utoipa::ToSchema;
 
-use crate::auth::Admin;
+use crate::auth::{Admin, AdminOfItsRealms};
 use crate::error::{ApiJson, ApiResult, RealmPath};
 use crate::ApiState;
 
@@ -47,15 +47,16 @@ pub async fn get_realm(
     Ok(Json(state.service.get_realm(&realm)?))
 }
 
-/// Every realm with its session count (the server's reserved `_` realms are not listed).
+/// Every realm with its session count (the server's reserved `_` realms are not listed). A key
+/// limited to some realms sees only those of them that exist.
 #[utoipa::path(get, path = "/api/v1/realms", tag = "realms",
     responses((status = 200, body = RealmList)),
     security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
 pub async fn list_realms(
-    _caller: Admin,
+    caller: AdminOfItsRealms,
     State(state): State<ApiState>,
 ) -> ApiResult<Json<RealmList>> {
-    Ok(Json(RealmList {
-        realms: state.service.list_realms(false)?,
-    }))
+    let mut realms = state.service.list_realms(false)?;
+    realms.retain(|r| caller.key.reaches(&r.name));
+    Ok(Json(RealmList { realms }))
 }

@@ -41,7 +41,8 @@ pub fn ApiKeysPage() -> impl IntoView {
             "Send a key as " <code>"Authorization: Bearer <key>"</code> ". "
             <code>"sessions:issue"</code> " is the identity provider's data plane; "
             <code>"sessions:admin"</code> " is administration; " <code>"sessions:read"</code>
-            " reads administration's pages' data and changes nothing. Only a hash of each key is stored."
+            " reads administration's pages' data and changes nothing. Only a hash of each key is stored. "
+            "A key limited to some realms is refused in every other realm; leave Realms empty for all realms."
         </p>
         <Permitted permission=Permission::Administer>
             <ActionForm action=create attr:class="filters create-key">
@@ -49,6 +50,9 @@ pub fn ApiKeysPage() -> impl IntoView {
                 <label class="check"><input type="checkbox" name="issue" value="on" checked/> "sessions:issue"</label>
                 <label class="check"><input type="checkbox" name="admin" value="on"/> "sessions:admin"</label>
                 <label class="check"><input type="checkbox" name="read" value="on"/> "sessions:read"</label>
+                <label>"Realms"
+                    <input type="text" name="realms" placeholder="all realms" title="Comma-separated realms; empty for every realm" maxlength="4096"/>
+                </label>
                 <button type="submit" class="primary" disabled=move || create.pending().get()>"Create key"</button>
             </ActionForm>
         </Permitted>
@@ -75,6 +79,10 @@ fn KeyTable(rows: Vec<ApiKeyRow>, revoke: ServerAction<RevokeApiKey>) -> impl In
                 <tr>
                     <td><code>{k.name.clone()}</code></td>
                     <td>{k.scopes.join(", ")}</td>
+                    <td>{match k.realms {
+                        Some(realms) => realms.join(", "),
+                        None => "all realms".to_owned(),
+                    }}</td>
                     <td>{exact(k.created_at)}</td>
                     <td>
                         <ActionForm action=revoke>
@@ -91,7 +99,7 @@ fn KeyTable(rows: Vec<ApiKeyRow>, revoke: ServerAction<RevokeApiKey>) -> impl In
             <table class="sessions api-keys">
                 <thead><tr>
                     <th scope="col">"Name"</th><th scope="col">"Scopes"</th>
-                    <th scope="col">"Created"</th><th scope="col"></th>
+                    <th scope="col">"Realms"</th><th scope="col">"Created"</th><th scope="col"></th>
                 </tr></thead>
                 <tbody>{rows}</tbody>
             </table>

@@ -12,6 +12,8 @@ use crate::error::AppError;
 pub struct ApiKeyRow {
     pub name: String,
     pub scopes: Vec<String>,
+    /// The only realms the key reaches; `None` for every realm.
+    pub realms: Option<Vec<String>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -34,18 +36,32 @@ pub async fn load_api_keys() -> Result<Vec<ApiKeyRow>, AppError> {
         .map(|k| ApiKeyRow {
             name: k.name,
             scopes: k.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            realms: k.realms,
             created_at: k.created_at,
         })
         .collect())
 }
 
-/// Creates a key with the scopes ticked (`issue`, `admin`, `read`: present when ticked).
+/// The realms a comma- or space-separated field names; `None` (every realm) when it names none.
+pub fn parse_realms(field: Option<&str>) -> Option<Vec<String>> {
+    let realms: Vec<String> = field
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!realms.is_empty()).then_some(realms)
+}
+
+/// Creates a key with the scopes ticked (`issue`, `admin`, `read`: present when ticked), limited
+/// to the realms `realms` names (comma-separated; empty or absent for every realm).
 #[server(endpoint = "create_api_key")]
 pub async fn create_api_key(
     name: String,
     issue: Option<String>,
     admin: Option<String>,
     read: Option<String>,
+    realms: Option<String>,
 ) -> Result<CreatedKey, AppError> {
     use super::auth::ssr::require_admin;
     use super::ssr::{failed, service};
@@ -60,7 +76,12 @@ pub async fn create_api_key(
     .filter_map(|(ticked, scope)| ticked.map(|_| scope))
     .collect();
     let (_, secret) = service()?
-        .create_api_key(&name, scopes, &signed_in.actor())
+        .create_api_key(
+            &name,
+            scopes,
+            parse_realms(realms.as_deref()),
+            &signed_in.actor(),
+        )
         .await
         .map_err(failed)?;
     Ok(CreatedKey { name, secret })
@@ -84,4 +105,19 @@ pub async fn revoke_api_key(name: String) -> Result<(), AppError> {
         }));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_realms;
+
+    #[test]
+    fn a_realms_field_names_realms_or_every_realm() {
+        assert_eq!(parse_realms(None), None);
+        assert_eq!(parse_realms(Some(" , ")), None);
+        assert_eq!(
+            parse_realms(Some("a, b,c d")),
+            Some(vec!["a".into(), "b".into(), "c".into(), "d".into()])
+        );
+    }
 }

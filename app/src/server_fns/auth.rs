@@ -59,9 +59,9 @@ pub mod ssr {
         /// The cookie's name.
         pub fn name(self) -> &'static str {
             if self.secure {
-                "__Host-sessions_admin"
+                service::admins::SECURE_SESSION_COOKIE
             } else {
-                "sessions_admin"
+                service::admins::PLAIN_SESSION_COOKIE
             }
         }
 

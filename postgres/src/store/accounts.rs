@@ -18,6 +18,7 @@ fn api_key(row: &Row) -> R<ApiKeyRecord> {
         hash: hash
             .try_into()
             .map_err(|_| SessionError::Storage("an API key hash is not 32 bytes".into()))?,
+        realms: row.try_get(4)?,
     })
 }
 
@@ -41,7 +42,7 @@ impl AccountStore for PostgresStore {
     fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
         self.db.run(async |tx| {
             tx.query(
-                "SELECT name, scopes, created_at, hash FROM api_keys ORDER BY name",
+                "SELECT name, scopes, created_at, hash, realms FROM api_keys ORDER BY name",
                 &[],
             )
             .await?
@@ -55,9 +56,16 @@ impl AccountStore for PostgresStore {
         self.db.run(async |tx| {
             let inserted = tx
                 .execute(
-                    "INSERT INTO api_keys (name, scopes, created_at, hash) VALUES ($1, $2, $3, $4)
+                    "INSERT INTO api_keys (name, scopes, created_at, hash, realms)
+                     VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (name) DO NOTHING",
-                    &[&key.name, &key.scopes, &key.created_at, &&key.hash[..]],
+                    &[
+                        &key.name,
+                        &key.scopes,
+                        &key.created_at,
+                        &&key.hash[..],
+                        &key.realms,
+                    ],
                 )
                 .await?;
             Ok(inserted == 1)
@@ -67,11 +75,18 @@ impl AccountStore for PostgresStore {
     fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         self.db.run(async |tx| {
             tx.execute(
-                "INSERT INTO api_keys (name, scopes, created_at, hash) VALUES ($1, $2, $3, $4)
+                "INSERT INTO api_keys (name, scopes, created_at, hash, realms)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (name) DO UPDATE
                  SET scopes = excluded.scopes, created_at = excluded.created_at,
-                     hash = excluded.hash",
-                &[&key.name, &key.scopes, &key.created_at, &&key.hash[..]],
+                     hash = excluded.hash, realms = excluded.realms",
+                &[
+                    &key.name,
+                    &key.scopes,
+                    &key.created_at,
+                    &&key.hash[..],
+                    &key.realms,
+                ],
             )
             .await?;
             Ok(())

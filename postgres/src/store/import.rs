@@ -232,6 +232,8 @@ impl PostgresStore {
     /// Replaces every counter by a recount of the rows it counts, in one transaction.
     pub fn rebuild_counters(&self) -> Result<()> {
         self.db.write(async |tx| {
+            // Recounting every row takes what it takes (an operator's copy, not a request).
+            tx.batch("SET LOCAL statement_timeout = 0").await?;
             tx.execute("DELETE FROM counters", &[]).await?;
             for (kind, _, recount) in RECOUNTS {
                 let sql = format!(

@@ -27,6 +27,7 @@ mod stats;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ::sessions::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use ::sessions::grant::{Grant, GrantOwner, NewGrant};
@@ -42,8 +43,28 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub use db::DEFAULT_MAX_CONNECTIONS;
+pub use db::{DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT};
 pub use import::ROW_COUNTS;
+
+/// How a [`PostgresStore`] uses its database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// Most connections the store opens.
+    pub max_connections: usize,
+    /// Longest any statement of the store may run (PostgreSQL's `statement_timeout`, set on
+    /// every pooled connection); past it the statement is cancelled and its call fails. `None`:
+    /// the database's own setting. Schema migrations at start-up run without it.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
+        }
+    }
+}
 
 /// The session store on a PostgreSQL database.
 pub struct PostgresStore {
@@ -69,21 +90,33 @@ fn lock_key(kind: &str, name: &str) -> i64 {
 }
 
 impl PostgresStore {
-    /// Connects to the database a `postgres://` URL names (up to
-    /// [`DEFAULT_MAX_CONNECTIONS`] connections), brings its schema up to date, and creates the
+    /// Connects to the database a `postgres://` URL names (with the default
+    /// [`PostgresOptions`]: up to [`DEFAULT_MAX_CONNECTIONS`] connections, statements cut off
+    /// after [`DEFAULT_STATEMENT_TIMEOUT`]), brings its schema up to date, and creates the
     /// results-token key the first time.
     pub fn open(url: &str) -> Result<PostgresStore> {
-        Self::open_with(url, DEFAULT_MAX_CONNECTIONS)
+        Self::open_with_options(url, &PostgresOptions::default())
     }
 
     /// As [`open`](Self::open), with at most `max_connections` connections.
     pub fn open_with(url: &str, max_connections: usize) -> Result<PostgresStore> {
+        Self::open_with_options(
+            url,
+            &PostgresOptions {
+                max_connections,
+                ..PostgresOptions::default()
+            },
+        )
+    }
+
+    /// As [`open`](Self::open), with these options.
+    pub fn open_with_options(url: &str, options: &PostgresOptions) -> Result<PostgresStore> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| SessionError::invalid(format!("the PostgreSQL URL is not valid: {e}")))?;
         if config.get_application_name().is_none() {
             config.application_name("sessions");
         }
-        let db = db::Db::new(config, max_connections)
+        let db = db::Db::new(config, options.max_connections, options.statement_timeout)
             .map_err(|e| SessionError::Storage(format!("starting the PostgreSQL client: {e}")))?;
         db.migrate()?;
         let fresh: [u8; 32] = random_bytes()?;

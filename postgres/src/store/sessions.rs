@@ -375,7 +375,7 @@ impl PostgresStore {
                 realm.settings.latest_access_update_interval_secs as i64,
             );
             if !refresh || now - s.session.last_access_at < interval {
-                return Ok(Some(s.session));
+                return Ok(Some(realm.settings.as_seen_by_holder(s.session)));
             }
             // One conditional write: a concurrent refresh or removal makes it match nothing.
             let idle = chrono::TimeDelta::seconds(realm.settings.idle_timeout_secs as i64);
@@ -400,7 +400,9 @@ impl PostgresStore {
                 Some(row) => Some(rows::session(&row, 0, &realm.name)?),
                 None => find(tx, &realm.name, token).await?.1,
             };
-            Ok(current.filter(|s| s.is_valid_at(now)).map(|s| s.session))
+            Ok(current
+                .filter(|s| s.is_valid_at(now))
+                .map(|s| realm.settings.as_seen_by_holder(s.session)))
         })
     }
 
@@ -500,12 +502,7 @@ impl PostgresStore {
             let s = found
                 .filter(|s| s.is_valid_at(now))
                 .ok_or_else(|| SessionError::SessionNotFound("(token)".into()))?;
-            let allowed = &realm.settings.property_whitelist;
-            Ok(s.session
-                .properties
-                .into_iter()
-                .filter(|(k, _)| allowed.contains(k))
-                .collect())
+            Ok(realm.settings.holder_properties(s.session.properties))
         })
     }
 

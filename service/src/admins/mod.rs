@@ -19,6 +19,13 @@ use sessions::{
 /// the API refuses them, so only the server creates this one.
 pub const ADMIN_REALM: &str = "_admin";
 
+/// The dashboard session cookie's name when it is `Secure` (the `__Host-` prefix binds it to one
+/// host, over https only).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-sessions_admin";
+
+/// The dashboard session cookie's name for plain-http use on a workstation.
+pub const PLAIN_SESSION_COOKIE: &str = "sessions_admin";
+
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 10;
 

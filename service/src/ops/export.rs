@@ -109,10 +109,22 @@ fn csv_record(s: &Session) -> [String; 10] {
     ]
 }
 
+/// A cell a spreadsheet would read as a formula (it begins with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return) gets a leading `'`, as OWASP's CSV-injection advice says: opening an export
+/// must not run what a session's owner typed into their display name or user agent.
+fn neutralise_formula(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 fn csv_rows(rows: impl Iterator<Item = [String; 10]>) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for row in rows {
-        w.write_record(&row).expect("writing to memory");
+        w.write_record(row.map(neutralise_formula))
+            .expect("writing to memory");
     }
     w.into_inner().expect("writing to memory")
 }
@@ -228,6 +240,36 @@ mod tests {
         let mut back = csv::Reader::from_reader(text.as_bytes());
         let row = back.records().next().unwrap().unwrap();
         assert_eq!(&row[2], "Smith, \"Al\"\nJr");
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_begin_with_a_quote_and_json_lines_stay_exact() {
+        let formula = "=HYPERLINK(\"http://evil.example\",\"x\")";
+        for (name, cell) in [
+            (formula, format!("'{formula}")),
+            ("+1+1", "'+1+1".into()),
+            ("-2", "'-2".into()),
+            ("@SUM(A1)", "'@SUM(A1)".into()),
+            ("\tx", "'\tx".into()),
+            ("\rx", "'\rx".into()),
+            ("Ann = Bob", "Ann = Bob".into()),
+        ] {
+            let mut s = session(name);
+            s.user_agent = Some(name.into());
+            let text = String::from_utf8(ExportFormat::Csv.encode(&[s.clone()])).unwrap();
+            let mut back = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(text.as_bytes());
+            let row = back.records().next().unwrap().unwrap();
+            assert_eq!(
+                (&row[2], &row[9]),
+                (cell.as_str(), cell.as_str()),
+                "{name:?}"
+            );
+            let line = ExportFormat::JsonLines.encode(&[s.clone()]);
+            let back: Session = serde_json::from_slice(&line).unwrap();
+            assert_eq!(back, s, "JSON lines keep {name:?} as it is");
+        }
     }
 
     #[test]

@@ -26,16 +26,18 @@ impl SessionService {
         self.read(|_| self.keys.list())
     }
 
-    /// Creates an API key; its secret is answered this once. Audited.
+    /// Creates an API key limited to `realms` (`None`: every realm); its secret is answered
+    /// this once. Audited.
     pub async fn create_api_key(
         &self,
         name: &str,
         scopes: Vec<Scope>,
+        realms: Option<Vec<String>>,
         actor: &Actor,
     ) -> Result<(ApiKey, String)> {
         actor.require(Permission::Administer)?;
         let (keys, name, actor) = (self.keys.clone(), name.to_owned(), actor.audit_name());
-        blocking(move || keys.create(&name, &scopes, &actor, Utc::now())).await
+        blocking(move || keys.create_in_realms(&name, &scopes, realms, &actor, Utc::now())).await
     }
 
     /// Revokes an API key at once; false if there was none. Audited.

@@ -83,7 +83,7 @@ impl SessionService {
         request: RemoveSessions,
         actor: &Actor,
     ) -> Result<RemoveOutcome> {
-        actor.require(Permission::Revoke)?;
+        actor.require(permission_to_end(realm))?;
         refuse_own_session(realm, &request, actor)?;
         self.refuse_own_session_among_matches(realm, &request, actor)
             .await?;
@@ -100,7 +100,7 @@ impl SessionService {
         request: RemoveAllSessions,
         actor: &Actor,
     ) -> Result<RemoveOutcome> {
-        actor.require(Permission::Revoke)?;
+        actor.require(permission_to_end(realm))?;
         if realm == ADMIN_REALM {
             return Err(SessionError::Conflict(
                 "You cannot sign out the realm holding the session you are signed in with.".into(),
@@ -149,6 +149,16 @@ impl SessionService {
     /// Whether `sid` is the dashboard session `actor` acts from.
     pub fn is_own_session(&self, realm: &str, sid: &str, actor: &Actor) -> bool {
         own_sid(realm, actor).is_some_and(|own| parse_sid(sid) == Some(own))
+    }
+}
+
+/// What ending sessions of `realm` needs: ending administrators' dashboard sessions is
+/// administering them, so a lower role cannot sign a higher one out.
+fn permission_to_end(realm: &str) -> Permission {
+    if realm == ADMIN_REALM {
+        Permission::Administer
+    } else {
+        Permission::Revoke
     }
 }
 

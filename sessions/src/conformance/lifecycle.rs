@@ -247,6 +247,16 @@ pub fn properties_clients_and_lookup<B: Backend>(backend: &B) {
         store.get_properties("r", &c.token, t0()).unwrap(),
         BTreeMap::from([("theme".into(), "dark".into())])
     );
+    // Validation shows its holder the same properties, with or without a refreshing write.
+    let later = t0() + chrono::TimeDelta::seconds(120);
+    for (refresh, at) in [(false, t0()), (true, later), (true, later)] {
+        let seen = store.validate("r", &c.token, refresh, at).unwrap().unwrap();
+        assert_eq!(
+            seen.properties,
+            BTreeMap::from([("theme".into(), "dark".into())]),
+            "validate (refresh {refresh}) shows only whitelisted properties"
+        );
+    }
     let forbidden = BTreeMap::from([("risk".to_string(), "low".to_string())]);
     assert_eq!(
         store.set_properties("r", &c.token, &forbidden, t0()),

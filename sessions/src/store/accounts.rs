@@ -10,14 +10,18 @@ pub use crate::role::AdminRole;
 use super::SessionStore;
 use crate::error::Result;
 
-/// An API key as stored: its name, scopes (`sessions:issue`, `sessions:admin`), and the SHA-256
-/// of its secret, never the secret.
+/// An API key as stored: its name, scopes (`sessions:issue`, `sessions:admin`), the realms it
+/// is limited to, and the SHA-256 of its secret, never the secret.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ApiKeyRecord {
     pub name: String,
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub hash: [u8; 32],
+    /// The only realms the key reaches; `None` for every realm (and for every key stored
+    /// before keys could be limited, whose records have no such field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realms: Option<Vec<String>>,
 }
 
 /// A dashboard administrator as stored: the password only as its PHC-format hash.

@@ -117,8 +117,9 @@ pub trait SessionStore: Send + Sync {
         new: &NewSession,
         now: DateTime<Utc>,
     ) -> Result<CreatedSession>;
-    /// The session the token belongs to, if it is valid at `now`. With `refresh`, extends its
-    /// idle expiry, writing at most once per the realm's latest-access update interval.
+    /// The session the token belongs to, if it is valid at `now`, as its holder sees it (only
+    /// whitelisted properties). With `refresh`, extends its idle expiry, writing at most once per
+    /// the realm's latest-access update interval.
     fn validate(
         &self,
         realm: &str,

@@ -80,7 +80,8 @@ impl Filters {
             sid,
             client: non_empty(&q.client_id).map(str::to_owned),
             name_words: non_empty(&q.display_name)
-                .map(|n| words(n).collect())
+                .map(super::shared::search_words)
+                .transpose()?
                 .unwrap_or_default(),
             address: non_empty(&q.ip).map(AddressRange::parse).transpose()?,
             created: CreatedRange::of(q.created_after, q.created_before),

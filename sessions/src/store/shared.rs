@@ -200,3 +200,166 @@ pub fn revoked_grants_outcome(
         Err(e) => format!("stopped part way: {e}; before that, grants revoked: {revoked}{within}"),
     }
 }
+
+/// Most different words a display-name filter may hold. Each word is one more lookup of the word
+/// index for every candidate session (on PostgreSQL an `EXISTS` probe per row), so a filter of
+/// hundreds of words would make one listing cost hundreds of probes per session.
+pub const MAX_NAME_WORDS: usize = 8;
+
+/// The words of a display-name filter as every backend searches them: case-folded
+/// ([`words`]), each once, in the order given. More than [`MAX_NAME_WORDS`] different words is
+/// a `400`: a filter is never silently cut short.
+pub fn search_words(filter: &str) -> Result<Vec<String>> {
+    let mut distinct: Vec<String> = Vec::new();
+    for word in words(filter) {
+        if !distinct.contains(&word) {
+            distinct.push(word);
+        }
+    }
+    if distinct.len() > MAX_NAME_WORDS {
+        return Err(SessionError::invalid(format!(
+            "display_name has {} different words; a filter may hold at most {MAX_NAME_WORDS}",
+            distinct.len()
+        )));
+    }
+    Ok(distinct)
+}
+
+/// Cancellation of the store calls made for one request, for stores that wait on the network
+/// ([`SessionStore::blocks_on_network`](super::SessionStore::blocks_on_network)).
+///
+/// The caller runs the store call inside [`enter`](Self::enter) on its blocking thread and keeps
+/// an [`on_drop`](Self::on_drop) guard in the request's future. When the request is dropped (its
+/// time limit ended the answer, the client went away), the guard cancels, and a call still
+/// waiting for the database stops waiting: the PostgreSQL store asks the server to cancel the
+/// statement running and gives that connection up; a call waiting for a free connection stops
+/// waiting. Calls made outside any scope (and the embedded store's) are not cancellable.
+///
+/// ```ignore
+/// let cancel = CallCancel::new();
+/// let _cancel_when_dropped = cancel.on_drop();
+/// tokio::task::spawn_blocking(move || cancel.enter(|| store.query(&realm, &query))).await
+/// ```
+#[derive(Clone, Debug)]
+pub struct CallCancel(std::sync::Arc<tokio::sync::watch::Sender<bool>>);
+
+/// Cancels its [`CallCancel`] when dropped.
+#[derive(Debug)]
+#[must_use = "the calls are cancelled when the guard is dropped"]
+pub struct CancelOnDrop(CallCancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+thread_local! {
+    /// The scope of the store call running on this thread, if any.
+    static CURRENT_CALL: std::cell::RefCell<Option<CallCancel>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Default for CallCancel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CallCancel {
+    /// A scope not cancelled yet.
+    pub fn new() -> Self {
+        CallCancel(std::sync::Arc::new(tokio::sync::watch::channel(false).0))
+    }
+
+    /// Cancels the calls running in this scope, and any started in it later.
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// A guard that cancels this scope when dropped.
+    pub fn on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop(self.clone())
+    }
+
+    /// Resolves when the scope is cancelled (at once if it is already); works on any executor.
+    pub async fn cancelled(&self) {
+        let mut changes = self.0.subscribe();
+        if changes.wait_for(|cancelled| *cancelled).await.is_err() {
+            // Not reached: `self` keeps the sender.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Runs `call` on this thread within this scope: the store calls it makes are cancelled
+    /// with it.
+    pub fn enter<T>(&self, call: impl FnOnce() -> T) -> T {
+        struct Restore(Option<CallCancel>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let outer = self.0.take();
+                CURRENT_CALL.with(|c| *c.borrow_mut() = outer);
+            }
+        }
+        let _restore = Restore(CURRENT_CALL.with(|c| c.borrow_mut().replace(self.clone())));
+        call()
+    }
+
+    /// The scope of the store call running on this thread, if it runs in one.
+    pub fn current() -> Option<CallCancel> {
+        CURRENT_CALL.with(|c| c.borrow().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_filter_keeps_each_word_once_in_the_order_given() {
+        assert_eq!(
+            search_words("Smith alice SMITH al alice").unwrap(),
+            ["smith", "alice", "al"]
+        );
+        let many_repeats = "ann ".repeat(100);
+        assert_eq!(search_words(&many_repeats).unwrap(), ["ann"]);
+    }
+
+    #[test]
+    fn a_name_filter_with_more_different_words_than_the_limit_is_a_400() {
+        let at_limit: Vec<String> = (0..MAX_NAME_WORDS).map(|i| format!("w{i}")).collect();
+        assert_eq!(search_words(&at_limit.join(" ")).unwrap(), at_limit);
+        let over = format!("{} extra", at_limit.join(" "));
+        let e = search_words(&over).unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.to_string().contains("at most 8"), "{e}");
+    }
+
+    #[test]
+    fn a_call_scope_is_seen_only_inside_it_and_cancelled_by_its_guard() {
+        assert!(CallCancel::current().is_none());
+        let scope = CallCancel::new();
+        let guard = scope.on_drop();
+        let inner = scope.enter(|| CallCancel::current().expect("inside the scope"));
+        assert!(CallCancel::current().is_none());
+        assert!(!inner.is_cancelled());
+        drop(guard);
+        assert!(inner.is_cancelled());
+        // Already cancelled: resolves at once, without a runtime.
+        poll_once(inner.cancelled());
+    }
+
+    /// Polls a future that is ready at once.
+    fn poll_once<F: std::future::Future>(f: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the future was not ready"),
+        }
+    }
+}

@@ -827,7 +827,9 @@ impl SessionStore for SledStoreV2 {
         };
         let interval_ms = realm.settings.latest_access_update_interval_secs as i64 * 1000;
         if !refresh || now_ms - s.last_access_ms < interval_ms {
-            return Ok(Some(s.to_session(&realm.name)));
+            return Ok(Some(
+                realm.settings.as_seen_by_holder(s.to_session(&realm.name)),
+            ));
         }
         let idle_ms = realm.settings.idle_timeout_secs as i64 * 1000;
         let refreshed = self.modify(realm.id, &s.sid, |old| {
@@ -842,7 +844,7 @@ impl SessionStore for SledStoreV2 {
         })?;
         Ok(refreshed
             .filter(|s| s.is_valid_at(now_ms))
-            .map(|s| s.to_session(&realm.name)))
+            .map(|s| realm.settings.as_seen_by_holder(s.to_session(&realm.name))))
     }
 
     fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool> {
@@ -905,11 +907,7 @@ impl SessionStore for SledStoreV2 {
         let s = self
             .resolve_token(&realm, token, now.timestamp_millis())?
             .ok_or_else(|| SessionError::SessionNotFound("(token)".into()))?;
-        let allowed = &realm.settings.property_whitelist;
-        Ok(s.properties
-            .into_iter()
-            .filter(|(k, _)| allowed.contains(k))
-            .collect())
+        Ok(realm.settings.holder_properties(s.properties))
     }
 
     fn set_properties(
