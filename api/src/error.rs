@@ -93,6 +93,14 @@ impl ApiError {
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %e, request_id = %crate::guard::request_id(), "store unavailable");
+            return Self::new(
+                status,
+                e.code(),
+                "the store did not answer in time; try again in a moment",
+            );
+        }
         if status.is_server_error() {
             tracing::error!(error = %e, request_id = %crate::guard::request_id(), "request failed");
             return Self::internal();

@@ -94,8 +94,9 @@ const ERRORS: [(&str, &str, &str); 9] = [
     (
         "503",
         "ServiceUnavailable",
-        "The request ran past its time limit (`timed_out`); a change it started still runs to \
-         its end and is recorded in the audit log.",
+        "The request ran past its time limit (`timed_out`; a change it started still runs to \
+         its end and is recorded in the audit log), or a PostgreSQL store's statement ran past \
+         its timeout (`store_unavailable`); try again.",
     ),
 ];
 

@@ -404,3 +404,77 @@ async fn a_dashboard_on_one_server_sees_a_removal_made_through_the_other() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The backends of the database at `url` waiting for a lock.
+async fn waiting_for_a_lock(url: &str) -> i64 {
+    let (db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    db.query_one(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_held_up_is_cut_off_by_the_statement_timeout_or_by_its_caller_leaving() {
+    let url = database();
+    let srv = Running::start(&url, &["--pg-statement-timeout-ms", "700"]).await;
+    srv.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
+    srv.ok(
+        Method::POST,
+        "/api/v1/realms/acme/sessions",
+        json!({"subject_id": "alice"}),
+    )
+    .await;
+    // Another connection holds the sessions table, as a stuck query would.
+    let (holder, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (status, v) = srv
+        .api(Method::GET, "/api/v1/realms/acme/sessions", None)
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(waiting_for_a_lock(&url).await, 0, "the statement was ended");
+
+    // A caller that gives up takes its statement with it, long before the timeout would.
+    srv.stop().await;
+    let srv = Running::start(&url, &["--pg-statement-timeout-ms", "60000"]).await;
+    let gave_up = srv
+        .http
+        .get(srv.url("/api/v1/realms/acme/sessions"))
+        .bearer_auth(KEY)
+        .timeout(Duration::from_millis(1500))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the listing waited for the lock");
+    let mut waiting = waiting_for_a_lock(&url).await;
+    for _ in 0..100 {
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waiting = waiting_for_a_lock(&url).await;
+    }
+    assert_eq!(waiting, 0, "the abandoned listing's statement still waits");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let (status, v) = srv
+        .api(Method::GET, "/api/v1/realms/acme/sessions", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["total_count"], 1);
+    srv.stop().await;
+}

@@ -152,3 +152,15 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| SessionError::Storage(format!("a storage task failed: {e}")))?
 }
+
+/// Runs a read on a blocking thread, cancelled when its request is dropped (the guard's time
+/// limit, a closed connection): a PostgreSQL statement still running is cancelled and its
+/// connection freed, so no caller pins the pool past its own request. Only for reads: a change
+/// runs to its end once started.
+pub(crate) async fn cancellable_read<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let cancel = sessions::store::shared::CallCancel::new();
+    let _cancel_when_dropped = cancel.on_drop();
+    blocking(move || cancel.enter(f)).await
+}

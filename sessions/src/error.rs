@@ -35,6 +35,9 @@ pub enum SessionError {
     Forbidden(String),
     #[error("storage failure: {0}")]
     Storage(String),
+    /// The store did not answer in time (a statement past its timeout): trying again may work.
+    #[error("the store did not answer in time: {0}")]
+    Unavailable(String),
 }
 
 impl SessionError {
@@ -54,6 +57,7 @@ impl SessionError {
             SessionError::BackchannelUriNotAllowed(_) => "backchannel_uri_not_allowed",
             SessionError::Forbidden(_) => "forbidden",
             SessionError::Storage(_) => "storage_error",
+            SessionError::Unavailable(_) => "store_unavailable",
         }
     }
 
@@ -71,6 +75,7 @@ impl SessionError {
             SessionError::QuotaExceeded(_) | SessionError::Conflict(_) => 409,
             SessionError::PropertyNotAllowed(_) | SessionError::Forbidden(_) => 403,
             SessionError::Storage(_) => 500,
+            SessionError::Unavailable(_) => 503,
         }
     }
 

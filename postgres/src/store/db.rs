@@ -71,6 +71,9 @@ impl From<Error> for SessionError {
     fn from(e: Error) -> Self {
         match e {
             Error::Session(e) => e,
+            Error::Db(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
+                SessionError::Unavailable(describe(&e))
+            }
             Error::Db(e) => SessionError::Storage(describe(&e)),
         }
     }

@@ -5,7 +5,7 @@ use sessions::store::MAX_LISTED_DELIVERIES;
 use sessions::{Delivery, DeliveryPage, DeliveryStatus, Result, SessionError};
 
 use crate::roles::Permission;
-use crate::{blocking, Actor, SessionService};
+use crate::{blocking, cancellable_read, Actor, SessionService};
 
 /// A delivery status as a caller names it (`pending`, `delivered`, `failed`; absent or empty
 /// for all).
@@ -36,7 +36,7 @@ impl SessionService {
             )));
         }
         let (store, realm) = (self.store.clone(), realm.to_owned());
-        blocking(move || store.list_deliveries(&realm, status, before, count)).await
+        cancellable_read(move || store.list_deliveries(&realm, status, before, count)).await
     }
 
     /// Queues a pending or failed delivery for an attempt now, with a fresh retry window.

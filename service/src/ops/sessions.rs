@@ -12,7 +12,7 @@ use sessions::{
 
 use crate::admins::ADMIN_REALM;
 use crate::roles::Permission;
-use crate::{blocking, Actor, SessionService};
+use crate::{blocking, cancellable_read, Actor, SessionService};
 
 impl SessionService {
     /// Starts a session; its token is in the answer and nowhere else.
@@ -67,7 +67,7 @@ impl SessionService {
     /// One page of a realm's sessions, filtered, sorted and counted.
     pub async fn query(&self, realm: &str, query: SessionQuery) -> Result<QueryResult> {
         let (store, realm) = (self.store.clone(), realm.to_owned());
-        blocking(move || store.query(&realm, &query)).await
+        cancellable_read(move || store.query(&realm, &query)).await
     }
 
     /// One session by its id.
