@@ -85,7 +85,7 @@ fn reopen(dir: &str, token: &str) {
 }
 
 fn main() {
-    sessions::store::memory::disable_transparent_huge_pages();
+    sessions::store::huge_pages::disable_transparent_huge_pages();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--reopen") {
         reopen(&args[2], &args[3]);

@@ -4,15 +4,15 @@
 use chrono::{DateTime, Utc};
 use sessions::grant::{Grant, GrantOwner, NewGrant};
 use sessions::store::shared::{
-    check_reason, client_scope, revoked_grants_outcome, GRANT_DELETE_BATCH, MAX_LISTED_GRANTS,
+    revoked_token_entry, RevokeSubjectGrants, GRANT_DELETE_BATCH, MAX_LISTED_GRANTS,
 };
-use sessions::{validate, AuditEntry, SessionError};
+use sessions::{validate, SessionError};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::db::{is_unique_violation, R};
 use super::rows::{self, kind_number, GRANT, REALM};
-use super::{audit, realms, PostgresStore};
+use super::{audit, PostgresStore};
 
 fn token_hash(token: &str) -> Option<Vec<u8>> {
     (!token.is_empty() && token.len() <= validate::MAX_GRANT_TOKEN_LEN)
@@ -151,16 +151,7 @@ impl PostgresStore {
                 .await?;
             let Some(row) = row else { return Ok(None) };
             let grant = rows::grant(&row, &realm.name)?;
-            let entry = AuditEntry {
-                outcome: format!(
-                    "revoked {} of subject {} for client {}",
-                    grant.kind.as_str(),
-                    grant.subject_id,
-                    grant.client_id
-                ),
-                ..realms::entry(&realm.name, "revoke_token", &grant.grant_id, actor, now)
-            };
-            audit::insert(tx, &entry).await?;
+            audit::insert(tx, &revoked_token_entry(&realm.name, &grant, actor, now)).await?;
             Ok(Some(grant))
         })
     }
@@ -175,11 +166,9 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> sessions::Result<u64> {
         let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
-        validate::not_blank("subject_id", subject_id)?;
-        validate::identifier("subject_id", subject_id)?;
-        check_reason(reason)?;
-        let scope = client_scope(client_ids)?;
-        let clients: Option<Vec<String>> = scope.as_ref().map(|s| s.iter().cloned().collect());
+        let request = RevokeSubjectGrants::check(subject_id, client_ids, reason)?;
+        let clients: Option<Vec<String>> =
+            request.scope.as_ref().map(|s| s.iter().cloned().collect());
         let mut revoked = 0;
         // In batches, each its own transaction, so a subject with very many grants does not
         // hold one long transaction.
@@ -206,11 +195,7 @@ impl PostgresStore {
                 Err(e) => break Err(e),
             }
         };
-        let entry = AuditEntry {
-            reason: reason.map(str::to_owned),
-            outcome: revoked_grants_outcome(revoked, &scope, &done),
-            ..realms::entry(&realm.name, "revoke_subject_grants", subject_id, actor, now)
-        };
+        let entry = request.audit_entry(&realm.name, revoked, &done, actor, now);
         self.db.run(async |tx| audit::insert(tx, &entry).await)?;
         done.map(|()| revoked)
     }

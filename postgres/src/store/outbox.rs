@@ -10,13 +10,14 @@
 use chrono::{DateTime, Utc};
 use sessions::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
 use sessions::stats::{DeliveryOutcome, Metric};
+use sessions::store::shared::retried_delivery_entry;
 use sessions::store::{DueCursor, MAX_LISTED_DELIVERIES};
 use sessions::SessionError;
 
 use super::counters::{self, Deltas, Kind};
 use super::db::{Tx, R};
 use super::rows::{self, status_number, DELIVERY};
-use super::{audit, realms, PostgresStore};
+use super::{audit, PostgresStore};
 
 /// How long a claim keeps a delivery from other servers' workers: well beyond one attempt.
 pub(crate) const CLAIM_LEASE_SECS: f64 = 120.0;
@@ -225,10 +226,7 @@ impl PostgresStore {
             let new = old.requeued(now)?;
             // A claim stays: an attempt in flight on another server still owns the delivery.
             update(tx, &old, &new, false, None).await?;
-            let entry = sessions::AuditEntry {
-                outcome: "queued".into(),
-                ..realms::entry(&realm.name, "retry_delivery", &id.to_string(), actor, now)
-            };
+            let entry = retried_delivery_entry(&realm.name, id, actor, now);
             audit::insert(tx, &entry).await?;
             Ok(new)
         })

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sessions::model::{Client, ClientRegistration, Realm, RealmSettings, RealmSettingsUpdate};
-use sessions::{validate, AuditEntry, SessionError};
+use sessions::store::shared::audit_entry;
+use sessions::{validate, SessionError};
 
 use super::counters::{self, Kind};
 use super::db::{Tx, R};
@@ -100,25 +101,6 @@ fn json<T: serde::Serialize>(v: &T) -> R<serde_json::Value> {
     serde_json::to_value(v).map_err(|e| SessionError::Storage(e.to_string()).into())
 }
 
-/// An audit entry about something in a realm.
-pub(crate) fn entry(
-    realm: &str,
-    action: &str,
-    target: &str,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> AuditEntry {
-    AuditEntry {
-        at: now,
-        actor: actor.to_owned(),
-        realm: Some(realm.to_owned()),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        reason: None,
-        outcome: "ok".into(),
-    }
-}
-
 impl PostgresStore {
     pub(crate) fn put_realm_impl(
         &self,
@@ -156,7 +138,7 @@ impl PostgresStore {
             } else {
                 "create_realm"
             };
-            audit::insert(tx, &entry(name, action, name, actor, now)).await?;
+            audit::insert(tx, &audit_entry(name, action, name, actor, now)).await?;
             let row = rows::realm(&row, 0)?;
             Ok((row.clone(), view(tx, row).await?))
         })?;
@@ -239,7 +221,7 @@ impl PostgresStore {
             } else {
                 "update_client"
             };
-            audit::insert(tx, &entry(&realm.name, action, client_id, actor, now)).await?;
+            audit::insert(tx, &audit_entry(&realm.name, action, client_id, actor, now)).await?;
             let count = counters::count(tx, &realm.name, Kind::Client, client_id).await?;
             Ok(client_view(client_id, registration.clone(), count))
         })
@@ -306,7 +288,7 @@ impl PostgresStore {
             if deleted > 0 {
                 audit::insert(
                     tx,
-                    &entry(&realm.name, "delete_client", client_id, actor, now),
+                    &audit_entry(&realm.name, "delete_client", client_id, actor, now),
                 )
                 .await?;
             }

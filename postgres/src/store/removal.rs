@@ -12,10 +12,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sessions::model::{RemoveAllSessions, RemoveOutcome, RemoveSessions};
-use sessions::stats::{EndReason, Metric};
+use sessions::stats::Metric;
 use sessions::store::shared::{
-    from_ms, offline_tokens_subject, removal_flags, removal_outcome, removal_target,
-    remove_all_flags, words, Filters, Flags, REMOVE_ALL_BATCH,
+    from_ms, offline_tokens_subject, removal_entry, removal_flags, removal_outcome,
+    remove_all_entry, remove_all_flags, words, Filters, Flags, REMOVE_ALL_BATCH,
 };
 use sessions::AuditEntry;
 use uuid::Uuid;
@@ -364,16 +364,7 @@ impl PostgresStore {
                 }
                 _ => Ok(()),
             });
-        let entry = AuditEntry {
-            reason: request.reason.clone(),
-            ..realms::entry(
-                &realm.name,
-                "remove_sessions",
-                &removal_target(filter.as_ref(), request),
-                actor,
-                now,
-            )
-        };
+        let entry = removal_entry(&realm.name, request, filter.as_ref(), actor, now);
         self.finish_removal(&outcome, entry, ended)?;
         Ok(outcome)
     }
@@ -462,10 +453,7 @@ impl PostgresStore {
             ..Default::default()
         };
         let ended = self.end_realm(&realm, &flags, &mut outcome, now);
-        let entry = AuditEntry {
-            reason: request.reason.clone(),
-            ..realms::entry(&realm.name, "remove_all_sessions", &realm.name, actor, now)
-        };
+        let entry = remove_all_entry(&realm.name, request, actor, now);
         self.finish_removal(&outcome, entry, ended)?;
         Ok(outcome)
     }
@@ -559,15 +547,7 @@ impl PostgresStore {
             if removed >= batch {
                 break;
             }
-            let flags = Flags {
-                remove_server_side_session: true,
-                revoke_tokens: true,
-                revoke_consents: false,
-                notify: realm.settings.backchannel_logout_on_expiry,
-                client_scope: None,
-                reason: EndReason::Expired,
-                expired_at: Some(now.timestamp_millis()),
-            };
+            let flags = Flags::expiry(&realm.settings, now);
             let left = (batch - removed) as i64;
             // Rows another server's reaper holds are passed over, not waited for.
             let ended = self.db.write(async |tx| {

@@ -1,35 +1,36 @@
 //! Storage: the narrow [`SessionStore`] trait every backend implements, and the embedded sled
 //! backend, [`SledStore`] (the v2 layout, [`SledStoreV2`]).
 //!
-//! A directory of the previous layout (one tree per entity and index) is upgraded in place when
+//! A directory of the v1 layout (one tree per entity and index) is upgraded in place when
 //! [`SledStore`] opens it; its records are read with the decoders in `record`, `grants` and
-//! `outbox`.
+//! `outbox`. What both backends share beside the trait is in [`shared`] (and `rules`, which it
+//! re-exports); the README has a table of where each concept lives in either backend.
 //!
 //! Methods are synchronous. Reads (validate, get, query) are fast enough to call from async code;
 //! methods that must reach the disk before answering (removal, logout, realm changes) block until
-//! their group commit is flushed, so async callers run them on a blocking thread.
+//! their writes are on disk (one flush shared by concurrent writers), so async callers run them
+//! on a blocking thread.
 
 mod accounts;
 pub mod changes;
 mod check;
 pub mod export;
 mod grants;
-mod group_commit;
+pub mod huge_pages;
 mod keys;
-pub mod memory;
 mod outbox;
 mod query;
 mod record;
 mod results_token;
+mod rules;
 pub mod shared;
-mod sled_store;
 mod v2;
 
 pub use accounts::{AccountStore, AdminRecord, AdminRole, ApiKeyRecord, SigningKeyRecord};
 pub use changes::{ChangeFeed, ChangeSubscription, SessionsChanged};
 pub use check::CheckReport;
 pub use record::parse_sid;
-pub use sled_store::MAX_LISTED_DELIVERIES;
+pub use rules::MAX_LISTED_DELIVERIES;
 /// The store the product runs: the v2 layout.
 pub use v2::SledStoreV2 as SledStore;
 pub use v2::{resident_bytes, CompactStats, OpenStats, SledStoreV2, LAYOUT_VERSION};
@@ -202,7 +203,8 @@ pub trait SessionStore: Send + Sync {
     /// every realm; answers how many counters it deleted.
     fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize>;
 
-    /// Disk flushes run since the store opened (group commits), for metrics.
+    /// Disk flushes run since the store opened (each shared by the writers waiting for it), for
+    /// metrics.
     fn durable_flushes(&self) -> u64;
 
     /// Where the store tells which realms' sessions came or went (created, removed, logged out,

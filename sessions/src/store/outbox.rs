@@ -1,7 +1,7 @@
 //! The back-channel logout outbox's record encoding and its per-client queue keys (`Q`, realm id,
 //! length-prefixed client id, next-attempt time, id): one queue per client, so the worker takes
 //! the earliest due entries of each client and a busy client's backlog never hides the others'.
-//! The v2 layout keeps these keys under its global prefix (`v2::ops`).
+//! The v2 layout keeps these keys under its global prefix (`v2::outbox`).
 
 use super::keys::{self, RealmId};
 use crate::delivery::Delivery;

@@ -1,21 +1,22 @@
 //! What every [`SessionStore`](super::SessionStore) backend builds on, so that the rules that are
 //! not about storage are written once: a query's filters and the fingerprint that binds a results
 //! token to it, the signed results token itself, keyset paging (which page, which neighbours,
-//! which token), display-name words, session id text, and the limits and checks of removals.
+//! which token), display-name words, session id text, and what a removal request asks for; with
+//! the rules of `rules.rs` (limits, [`Flags`], request checks, audit entries).
 
 pub use super::keys::Sid;
 pub use super::query::Filters;
 pub use super::record::{from_ms, sid_to_string, words, MAX_PREFIX_CHARS};
 pub use super::results_token::{PageCursor, Position, ResultsTokenCodec};
-pub use super::sled_store::{
-    check_reason, client_scope, in_scope, random_bytes, Flags, GRANT_DELETE_BATCH,
-    MAX_LISTED_GRANTS, MAX_SELECTED_SIDS, MAX_TOKEN_LEN, REMOVE_ALL_BATCH,
+pub use super::rules::{
+    audit_entry, check_reason, client_scope, in_scope, random_bytes, removal_entry,
+    removal_outcome, remove_all_entry, retried_delivery_entry, revoked_token_entry, Flags,
+    RevokeSubjectGrants, GRANT_DELETE_BATCH, MAX_LISTED_GRANTS, MAX_SELECTED_SIDS, MAX_TOKEN_LEN,
+    REMOVE_ALL_BATCH,
 };
 
 use crate::error::{Result, SessionError};
-use crate::model::{
-    QueryResult, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
-};
+use crate::model::{QueryResult, RemoveAllSessions, RemoveSessions, Session, SessionQuery};
 use crate::stats::EndReason;
 use crate::validate;
 
@@ -160,44 +161,6 @@ pub fn removal_target(filter: Option<&SessionQuery>, request: &RemoveSessions) -
     match filter {
         Some(f) => validate::describe_filter(f),
         None => format!("{} selected sessions", request.sids.len()),
-    }
-}
-
-/// The audit outcome of a removal that ended as `ended` says, part way included.
-pub fn removal_outcome(outcome: &RemoveOutcome, ended: &Result<()>) -> String {
-    let done = format!(
-        "records removed: {}, tokens revoked: {}, consents revoked: {}, logouts queued: {}",
-        outcome.sessions_removed,
-        outcome.tokens_revoked,
-        outcome.consents_revoked,
-        outcome.clients_notified
-    );
-    match ended {
-        Ok(()) => format!(
-            "ended: {}, {done}, not found: {}",
-            outcome.removed.len().max(outcome.sessions_removed as usize),
-            outcome.not_found.len()
-        ),
-        Err(e) => format!("stopped part way: {e}; before that, {done}"),
-    }
-}
-
-/// The audit outcome of revoking a subject's grants.
-pub fn revoked_grants_outcome(
-    revoked: u64,
-    scope: &Option<std::collections::BTreeSet<String>>,
-    done: &Result<()>,
-) -> String {
-    let within = match scope {
-        Some(clients) => format!(
-            " (clients {})",
-            clients.iter().cloned().collect::<Vec<_>>().join(", ")
-        ),
-        None => String::new(),
-    };
-    match done {
-        Ok(()) => format!("grants revoked: {revoked}{within}"),
-        Err(e) => format!("stopped part way: {e}; before that, grants revoked: {revoked}{within}"),
     }
 }
 

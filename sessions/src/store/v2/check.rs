@@ -14,17 +14,19 @@ use super::super::keys::{RealmId, Sid};
 use super::super::outbox;
 use super::super::record::{sid_to_string, StoredSession};
 use super::super::CheckReport;
-use super::counts::{self, Deltas};
-use super::ops::delivery_index;
+use super::counters::{self, Deltas};
+use super::grants::grant_entries;
+use super::outbox::delivery_index;
 use super::query::locator_created;
-use super::{grant_entries, index_entries, layout, SledStoreV2};
+use super::sessions::index_entries;
+use super::{layout, SledStoreV2};
 use crate::delivery::Delivery;
 use crate::error::Result;
 
 /// Every counter, recounted from the records (sessions and deliveries) of the known realms.
 pub(super) fn recount(store: &SledStoreV2) -> Result<Vec<(Vec<u8>, i64)>> {
     let realms: Vec<RealmId> = store.realm_names().into_keys().collect();
-    let counters = counts::Counters::default();
+    let counters = counters::Counters::default();
     for realm in realms {
         let mut deltas = Deltas::default();
         for item in store
@@ -43,7 +45,7 @@ pub(super) fn recount(store: &SledStoreV2) -> Result<Vec<(Vec<u8>, i64)>> {
             .values()
         {
             if let Ok(d) = outbox::decode(&v?) {
-                deltas.counter(counts::deliveries_key(realm, d.status), 1);
+                deltas.counter(counters::deliveries_key(realm, d.status), 1);
             }
         }
         counters.apply(&deltas);
@@ -279,7 +281,7 @@ impl SledStoreV2 {
                                 .map(|k| (k, Vec::new()))
                                 .collect();
                             c.expect_entries(&what, entries)?;
-                            expected.counter(counts::deliveries_key(realm, d.status), 1);
+                            expected.counter(counters::deliveries_key(realm, d.status), 1);
                         }
                         Ok(_) => c.problem(format!("{what} is stored under another key")),
                         Err(e) => c.problem(format!("{what} cannot be read: {e}")),
@@ -289,7 +291,7 @@ impl SledStoreV2 {
             }
         }
         // Counters: what the records say against what the store answers.
-        let recounted = counts::Counters::default();
+        let recounted = counters::Counters::default();
         recounted.apply(&expected);
         let mut want: BTreeMap<Vec<u8>, i64> = recounted.snapshot().into_iter().collect();
         // Activity counters record events, not records: nothing to recount them from, so they
@@ -298,7 +300,7 @@ impl SledStoreV2 {
             .counters
             .snapshot()
             .into_iter()
-            .partition(|(k, _)| counts::parse_stats_key(k, 0).is_some());
+            .partition(|(k, _)| counters::parse_stats_key(k, 0).is_some());
         let mut counters_wrong = false;
         for k in want
             .keys()
@@ -343,11 +345,11 @@ fn describe_counter(k: &[u8], names: &HashMap<RealmId, String>) -> String {
     };
     let value = String::from_utf8_lossy(&k[5..]);
     match k[4] {
-        counts::TOTAL => format!("session count of {realm}"),
-        counts::SUBJECT => format!("session count of subject '{value}' in {realm}"),
-        counts::CLIENT => format!("session count of client '{value}' in {realm}"),
-        counts::NAME_PREFIX => format!("session count of name prefix '{value}' in {realm}"),
-        counts::DELIVERIES => format!("delivery count (status {}) of {realm}", hex(&k[5..])),
+        counters::TOTAL => format!("session count of {realm}"),
+        counters::SUBJECT => format!("session count of subject '{value}' in {realm}"),
+        counters::CLIENT => format!("session count of client '{value}' in {realm}"),
+        counters::NAME_PREFIX => format!("session count of name prefix '{value}' in {realm}"),
+        counters::DELIVERIES => format!("delivery count (status {}) of {realm}", hex(&k[5..])),
         _ => format!("counter {} of {realm}", hex(k)),
     }
 }

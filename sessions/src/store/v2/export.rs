@@ -7,7 +7,7 @@ use super::super::export::{ExportedGrant, ExportedRealm, ExportedSession};
 use super::super::grants::StoredGrant;
 use super::super::outbox;
 use super::super::record::from_ms;
-use super::{layout, SledStoreV2};
+use super::{audit, layout, SledStoreV2};
 use crate::delivery::Delivery;
 use crate::error::{Result, SessionError};
 use crate::model::{AuditEntry, ClientRegistration};
@@ -144,16 +144,7 @@ impl SledStoreV2 {
         let after = after.map(layout::audit_key);
         range_after(&self.tree, &prefix, after, limit)?
             .into_iter()
-            .map(|(k, v)| {
-                let id = u64::from_be_bytes(
-                    k[5..]
-                        .try_into()
-                        .map_err(|_| SessionError::Storage("bad audit key".into()))?,
-                );
-                let entry = serde_json::from_slice(&v)
-                    .map_err(|e| SessionError::Storage(format!("corrupt audit entry: {e}")))?;
-                Ok((id, entry))
-            })
+            .map(|(k, v)| audit::decode(&k, &v))
             .collect()
     }
 }

@@ -1,32 +1,44 @@
-//! The v2 layout: one sled tree, one atomic batch per operation, exact counts in memory.
+//! The embedded store, [`SledStoreV2`]: one sled tree, one atomic batch per operation, exact
+//! counts in memory. Split by concept as the PostgreSQL store is (the sessions README has the
+//! table): this file holds the store, its opening and closing, and the [`SessionStore`] impl,
+//! each method handing over to the inherent `*_impl` method in its concept's file.
 //!
 //! - Every key starts with the realm id and a one-byte tag ([`layout`]). A session is its record
 //!   (keyed by creation time and a time-ordered sid, so the records are the creation-order
-//!   index) and a handful of small index entries; its token is `sid ‖ secret`, the record holds
-//!   the secret's SHA-256, so validation is one point read.
+//!   index) and a handful of small index entries ([`sessions`]); its token is `sid ‖ secret`, the
+//!   record holds the secret's SHA-256, so validation is one point read.
 //! - Every create, refresh, removal and reap is one `apply_batch`, built before sled's write lock
-//!   is taken; what sled's transactions used to serialise (quota checks, a grant added while its
-//!   session ends, a refresh racing a removal) is serialised by in-process locks striped by
-//!   subject, session, grant and delivery ([`locks`]). One process owns the directory (sled
-//!   locks it).
-//! - Counts live in memory ([`counts`]); each batch that changes them carries its changes as a
-//!   journal entry; every [`CHECKPOINT_EVERY`] entries and at a clean close, a checkpoint stores
-//!   the counters that changed (one key each) and drops the journal before it; opening loads the
-//!   stored counters and replays the journal. So counts stay exact across a crash, with no read
-//!   on the write path, and a checkpoint costs what changed, not every counter.
-//! - The store records its layout version; a directory of the previous layout is upgraded when
-//!   opened ([`upgrade`]), one of a newer layout refused.
+//!   is taken ([`commit`]); quota checks, a grant added while its session ends and a refresh
+//!   racing a removal are serialised by in-process locks striped by subject, session, grant and
+//!   delivery ([`locks`]), not by sled transactions. One process owns the directory (sled locks
+//!   it).
+//! - Counts live in memory ([`counters`]); each batch that changes them carries its changes as a
+//!   journal entry; every [`journal::CHECKPOINT_EVERY`] entries and at a clean close, a
+//!   checkpoint stores the counters that changed (one key each) and drops the journal before it;
+//!   opening loads the stored counters and replays the journal ([`journal`]). So counts stay
+//!   exact across a crash, with no read on the write path, and a checkpoint costs what changed,
+//!   not every counter.
+//! - The store records its layout version; a v1 directory is upgraded when opened ([`upgrade`]),
+//!   one of a newer layout refused.
 
 mod accounts;
+mod audit;
 mod check;
+mod commit;
 mod compact;
-mod counts;
+mod counters;
 mod export;
+mod grants;
+mod journal;
 mod layout;
 mod locks;
-mod ops;
+mod outbox;
 mod query;
+mod realms;
 mod record;
+mod removal;
+mod sessions;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod upgrade;
@@ -34,40 +46,39 @@ mod upgrade;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 pub use compact::CompactStats;
 
 use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sled::{IVec, Tree};
+use sled::Tree;
 
 use super::changes::ChangeFeed;
-use super::grants::StoredGrant;
-use super::group_commit::GroupCommit;
-use super::keys::{RealmId, Sid};
-use super::record::{words, StoredSession};
 use super::results_token::ResultsTokenCodec;
-use super::sled_store::{random_bytes, RealmEntry};
-use crate::address::address_bytes;
+use super::rules::random_bytes;
+use super::{DueCursor, SessionStore};
+use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use crate::error::{Result, SessionError};
-use counts::{Counters, Deltas};
+use crate::grant::{Grant, GrantOwner, NewGrant};
+use crate::model::{
+    AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, Realm,
+    RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+};
+use crate::stats::{Span, StatsBucket};
+use commit::{ApplyGroup, FlushGroup};
+use counters::Counters;
 use locks::Stripes;
+use realms::RealmEntry;
 use record::Interner;
 
-/// The layout version this code writes: 2 as issue 10 made it, 3 with the client-address index.
+/// The layout version this code writes: 2 is one tree with the records as the creation-order
+/// index, 3 adds the client-address index.
 pub const LAYOUT_VERSION: u32 = 3;
 /// The tree every key of the v2 layout lives in.
 const TREE: &str = "sessions_v2";
-/// A counter checkpoint is written after this many journal entries (`SESSIONS_CHECKPOINT_EVERY`
-/// in the environment overrides it).
-const CHECKPOINT_EVERY: u64 = 20_000;
-/// Counters by key, as stored.
-type CounterValues = Vec<(Vec<u8>, i64)>;
-
-/// The meta value naming the first journal entry the stored counters do not cover.
-const COUNTERS_UPTO: &str = "counters_upto";
 /// sled's page cache: enough for the indexes' upper levels and the hot records at a million
 /// sessions, well within the resident-memory budget.
 const CACHE_BYTES: u64 = 512 * 1024 * 1024;
@@ -83,7 +94,7 @@ pub struct OpenStats {
     pub replayed: u64,
     /// Resident memory of the process once open, in bytes (0 where unknown).
     pub resident_bytes: u64,
-    /// Whether a directory of the previous layout was upgraded.
+    /// Whether the directory was upgraded from an older layout.
     pub upgraded: bool,
 }
 
@@ -94,8 +105,10 @@ pub struct SledStoreV2 {
     realms: ArcSwap<HashMap<String, Arc<RealmEntry>>>,
     realm_writes: Mutex<()>,
     results_tokens: ResultsTokenCodec,
-    commit: GroupCommit,
-    combiner: Combiner,
+    /// Applies concurrent operations' batches as one.
+    apply_group: ApplyGroup,
+    /// Shares one flush among callers waiting for durability.
+    flush_group: FlushGroup,
     interner: Interner,
     counters: Counters,
     /// Held shared by writers while they take a sequence number, apply their batch and update
@@ -119,7 +132,7 @@ pub struct SledStoreV2 {
 }
 
 impl SledStoreV2 {
-    /// Opens (or creates) the store in a directory, upgrading one of the previous layout.
+    /// Opens (or creates) the store in a directory, upgrading one of an older layout.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         compact::recover(path.as_ref())?;
         Self::with_config(sled::Config::new().path(path).cache_capacity(cache_bytes()))
@@ -200,8 +213,8 @@ impl SledStoreV2 {
             realms: ArcSwap::from_pointee(realms),
             realm_writes: Mutex::new(()),
             results_tokens: ResultsTokenCodec::new(key),
-            commit: GroupCommit::default(),
-            combiner: Combiner::default(),
+            apply_group: ApplyGroup::default(),
+            flush_group: FlushGroup::default(),
             interner,
             counters: Counters::default(),
             journal: RwLock::new(()),
@@ -211,7 +224,7 @@ impl SledStoreV2 {
             checkpoint_every: std::env::var("SESSIONS_CHECKPOINT_EVERY")
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(CHECKPOINT_EVERY)
+                .unwrap_or(journal::CHECKPOINT_EVERY)
                 .max(1),
             subjects: Stripes::default(),
             sessions: Stripes::default(),
@@ -250,7 +263,7 @@ impl SledStoreV2 {
     /// Blocks until everything written so far is on disk, sharing the flush with concurrent
     /// callers.
     pub fn wait_durable(&self) -> Result<()> {
-        self.commit
+        self.flush_group
             .wait_durable(|| self.db.flush().map(drop).map_err(SessionError::from))
     }
 
@@ -263,328 +276,6 @@ impl SledStoreV2 {
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)
-    }
-
-    /// Writes a checkpoint of the counters now (also done every [`CHECKPOINT_EVERY`] journal
-    /// entries and when the store is dropped): the counters changed since the last one.
-    pub fn checkpoint(&self) -> Result<()> {
-        let _one = self
-            .checkpointing
-            .lock()
-            .map_err(|_| SessionError::Storage("checkpoint lock poisoned".into()))?;
-        self.checkpoint_locked(false)
-    }
-
-    /// Writes every counter anew, deleting what was stored before (after a recount).
-    fn checkpoint_all(&self) -> Result<()> {
-        let _one = self
-            .checkpointing
-            .lock()
-            .map_err(|_| SessionError::Storage("checkpoint lock poisoned".into()))?;
-        self.checkpoint_locked(true)
-    }
-
-    /// One batch stores the changed counters (or, with `all`, replaces every stored one), records
-    /// the first journal entry they do not cover, and drops the journal before it.
-    fn checkpoint_locked(&self, all: bool) -> Result<()> {
-        let (changed, upto) = {
-            let _all = self.journal.write().unwrap_or_else(|e| e.into_inner());
-            let changed = if all {
-                self.counters.take_changed();
-                self.counters.snapshot()
-            } else {
-                self.counters.take_changed()
-            };
-            (changed, self.next_seq.load(Ordering::SeqCst))
-        };
-        let written = (|| -> Result<u64> {
-            let mut batch = sled::Batch::default();
-            if all {
-                for tag in [layout::COUNTER, layout::CHECKPOINT] {
-                    for k in self
-                        .tree
-                        .scan_prefix(layout::prefix(layout::GLOBAL, tag))
-                        .keys()
-                    {
-                        batch.remove(k?);
-                    }
-                }
-            }
-            store_counters(&mut batch, &changed, upto);
-            let mut removed = 0;
-            for k in self
-                .tree
-                .range(layout::journal_key(0)..layout::journal_key(upto))
-                .keys()
-            {
-                batch.remove(k?);
-                removed += 1;
-            }
-            self.tree.apply_batch(batch)?;
-            Ok(removed)
-        })();
-        match written {
-            Ok(removed) => {
-                self.journal_len.fetch_sub(removed, Ordering::SeqCst);
-                Ok(())
-            }
-            Err(e) => {
-                // Still to be stored by the next checkpoint; the journal still covers them.
-                self.counters
-                    .mark_changed(changed.into_iter().map(|(k, _)| k));
-                Err(e)
-            }
-        }
-    }
-
-    /// The first journal entry the stored counters do not cover; `None` if no counters are
-    /// stored in the current format.
-    fn counters_upto(&self) -> Result<Option<u64>> {
-        Ok(match self.tree.get(layout::meta_key(COUNTERS_UPTO))? {
-            Some(v) => Some(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-                SessionError::Storage("corrupt counter checkpoint header".into())
-            })?)),
-            None => None,
-        })
-    }
-
-    /// Loads the stored counters and replays the journal after them; answers how many entries
-    /// it replayed. Counters stored in the earlier chunked format are converted; without any,
-    /// recounts from the records.
-    fn load_counters(&self) -> Result<u64> {
-        let from = match self.counters_upto()? {
-            Some(from) => {
-                let mut all = Vec::new();
-                for item in self
-                    .tree
-                    .scan_prefix(layout::prefix(layout::GLOBAL, layout::COUNTER))
-                {
-                    let (k, v) = item?;
-                    all.push((k[5..].to_vec(), counts::decode_value(&v)?));
-                }
-                self.counters.load(all);
-                from
-            }
-            None => match self.chunked_checkpoint()? {
-                Some((from, all)) => {
-                    self.counters.load(all);
-                    from
-                }
-                None => {
-                    tracing::warn!("no counter checkpoint: recounting from the records");
-                    let counted = check::recount(self)?;
-                    self.counters.replace(counted);
-                    let mut batch = sled::Batch::default();
-                    for k in self
-                        .tree
-                        .scan_prefix(layout::prefix(layout::GLOBAL, layout::JOURNAL))
-                        .keys()
-                    {
-                        batch.remove(k?);
-                    }
-                    self.tree.apply_batch(batch)?;
-                    self.checkpoint_all()?;
-                    return Ok(0);
-                }
-            },
-        };
-        let mut next = from;
-        let mut replayed = 0;
-        for item in self
-            .tree
-            .range(layout::journal_key(from)..layout::journal_key(u64::MAX))
-        {
-            let (k, v) = item?;
-            let seq = u64::from_be_bytes(
-                k[5..]
-                    .try_into()
-                    .map_err(|_| SessionError::Storage("bad journal key".into()))?,
-            );
-            self.counters.apply(&Deltas::decode(&v)?);
-            next = next.max(seq + 1);
-            replayed += 1;
-        }
-        self.next_seq.store(next, Ordering::SeqCst);
-        self.journal_len.store(replayed, Ordering::SeqCst);
-        if self.counters_upto()?.is_none() {
-            // Converted from the chunked format: store every counter in the current one.
-            self.checkpoint_all()?;
-        }
-        Ok(replayed)
-    }
-
-    /// A checkpoint of the earlier format (every counter, in chunks): the first journal entry it
-    /// does not cover and the counters.
-    fn chunked_checkpoint(&self) -> Result<Option<(u64, CounterValues)>> {
-        let (from, chunks) = match self.tree.get(layout::checkpoint_key(u32::MAX))? {
-            Some(v) if v.len() == 12 => (
-                u64::from_be_bytes(v[..8].try_into().expect("8")),
-                u32::from_be_bytes(v[8..].try_into().expect("4")),
-            ),
-            Some(_) => return Err(SessionError::Storage("corrupt checkpoint header".into())),
-            None => return Ok(None),
-        };
-        let mut all = Vec::new();
-        for i in 0..chunks {
-            let v = self
-                .tree
-                .get(layout::checkpoint_key(i))?
-                .ok_or_else(|| SessionError::Storage(format!("checkpoint chunk {i} missing")))?;
-            counts::decode_checkpoint_chunk(&v, &mut all)?;
-        }
-        Ok(Some((from, all)))
-    }
-
-    /// Applies one batch, with its counter changes as a journal entry, and then updates the
-    /// counters in memory. Batches of concurrent callers are applied together ([`Combiner`]).
-    fn write(&self, mut batch: Batch, deltas: &Deltas) -> Result<()> {
-        if deltas.is_empty() {
-            return self.combiner.apply(&self.tree, batch);
-        }
-        let entry = deltas.encode();
-        {
-            let _shared = self.journal.read().unwrap_or_else(|e| e.into_inner());
-            let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
-            batch.insert(layout::journal_key(seq), entry);
-            self.combiner.apply(&self.tree, batch)?;
-            self.counters.apply(deltas);
-        }
-        if self.journal_len.fetch_add(1, Ordering::SeqCst) + 1 >= self.checkpoint_every {
-            if let Ok(_one) = self.checkpointing.try_lock() {
-                if self.journal_len.load(Ordering::SeqCst) >= self.checkpoint_every {
-                    self.checkpoint_locked(false)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn counter(&self, key: &[u8]) -> u64 {
-        self.counters.get(key)
-    }
-
-    fn realm(&self, name: &str) -> Result<Arc<RealmEntry>> {
-        self.realms
-            .load()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| SessionError::RealmNotFound(name.to_owned()))
-    }
-
-    fn realm_names(&self) -> HashMap<RealmId, String> {
-        self.realms
-            .load()
-            .values()
-            .map(|r| (r.id, r.name.clone()))
-            .collect()
-    }
-
-    /// The creation time of a session: from its sid, or for a migrated sid from beside it.
-    fn created_of(&self, realm: RealmId, sid: &Sid) -> Result<Option<i64>> {
-        if let Some(ms) = layout::created_of_sid(sid) {
-            return Ok(Some(ms));
-        }
-        Ok(self
-            .tree
-            .get(layout::legacy_sid_key(realm, sid))?
-            .and_then(|v| Some(i64::from_be_bytes(v.as_ref().try_into().ok()?))))
-    }
-
-    fn load(&self, realm: RealmId, sid: &Sid) -> Result<Option<StoredSession>> {
-        match self.created_of(realm, sid)? {
-            Some(created) => self.load_at(realm, created, sid),
-            None => Ok(None),
-        }
-    }
-
-    fn load_at(&self, realm: RealmId, created: i64, sid: &Sid) -> Result<Option<StoredSession>> {
-        match self.tree.get(layout::record_key(realm, created, sid))? {
-            Some(v) => Ok(Some(record::decode(created, sid, &v, &self.interner)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn decode(&self, created: i64, sid: &Sid, v: &[u8]) -> Result<StoredSession> {
-        record::decode(created, sid, v, &self.interner)
-    }
-
-    /// Adds a new session to a batch: record, index entries, and its counts to `deltas`.
-    fn put_session(
-        &self,
-        batch: &mut Batch,
-        deltas: &mut Deltas,
-        realm: RealmId,
-        s: &StoredSession,
-    ) -> Result<()> {
-        record::intern_all(s, &self.interner, &self.tree)?;
-        batch.insert(
-            &layout::record_key(realm, s.created_ms, &s.sid)[..],
-            record::encode(s, &self.interner),
-        );
-        for (k, v) in index_entries(realm, s) {
-            batch.insert(k, v);
-        }
-        deltas.session(realm, s, true);
-        Ok(())
-    }
-
-    /// Deletes a session in a batch: the exact inverse of [`Self::put_session`].
-    fn delete_session(batch: &mut Batch, deltas: &mut Deltas, realm: RealmId, s: &StoredSession) {
-        batch.remove(&layout::record_key(realm, s.created_ms, &s.sid)[..]);
-        for (k, _) in index_entries(realm, s) {
-            batch.remove(k);
-        }
-        deltas.session(realm, s, false);
-    }
-
-    /// Replaces a session's record in a batch, moving only the index entries that change.
-    fn replace_session(
-        &self,
-        batch: &mut Batch,
-        deltas: &mut Deltas,
-        realm: RealmId,
-        old: &StoredSession,
-        new: &StoredSession,
-    ) -> Result<()> {
-        record::intern_all(new, &self.interner, &self.tree)?;
-        batch.insert(
-            &layout::record_key(realm, new.created_ms, &new.sid)[..],
-            record::encode(new, &self.interner),
-        );
-        let before = index_entries(realm, old);
-        let after = index_entries(realm, new);
-        for k in before.keys() {
-            if !after.contains_key(k) {
-                batch.remove(k.clone());
-            }
-        }
-        for (k, v) in after {
-            if before.get(&k) != Some(&v) {
-                batch.insert(k, v);
-            }
-        }
-        deltas.session_changed(realm, old, new);
-        Ok(())
-    }
-
-    /// The grants whose grant-index keys start with `prefix`.
-    fn grants_under(&self, realm: RealmId, prefix: &[u8]) -> Result<Vec<StoredGrant>> {
-        let mut out = Vec::new();
-        for k in self.tree.scan_prefix(prefix).keys() {
-            let k = k?;
-            let id: [u8; 16] = k[k.len() - 16..].try_into().expect("16 bytes");
-            if let Some(g) = self.load_grant(realm, &id)? {
-                out.push(g);
-            }
-        }
-        Ok(out)
-    }
-
-    fn load_grant(&self, realm: RealmId, id: &[u8; 16]) -> Result<Option<StoredGrant>> {
-        match self.tree.get(layout::grant_key(realm, id))? {
-            Some(v) => Ok(Some(StoredGrant::decode(&v)?)),
-            None => Ok(None),
-        }
     }
 }
 
@@ -602,72 +293,6 @@ impl Drop for SledStoreV2 {
     }
 }
 
-/// The writes of one operation: applied atomically, possibly in one sled batch with those of
-/// concurrent operations. Later writes to a key win, as in `sled::Batch`.
-#[derive(Default)]
-pub(super) struct Batch {
-    writes: Vec<(IVec, Option<IVec>)>,
-}
-
-impl Batch {
-    pub(super) fn insert(&mut self, k: impl Into<IVec>, v: impl Into<IVec>) {
-        self.writes.push((k.into(), Some(v.into())));
-    }
-
-    pub(super) fn remove(&mut self, k: impl Into<IVec>) {
-        self.writes.push((k.into(), None));
-    }
-}
-
-/// Group commit of writes. sled 0.34 rolls its log's IO buffer twice for every `apply_batch`
-/// (`PageCache::pin_log`: a write and a `sync_file_range` each), whatever the batch's size, and
-/// applies one batch at a time under its global write lock. So concurrent operations queue their
-/// batches, and whoever holds the commit lock applies every batch queued, in queue order, as one
-/// `apply_batch`: one pair of buffer rolls for the group. Each operation still sees its own
-/// writes applied (all or none) when it returns; a failure fails every operation of the group.
-#[derive(Default)]
-struct Combiner {
-    queue: Mutex<Vec<(Batch, Arc<Applied>)>>,
-    commit: Mutex<()>,
-}
-
-/// Set by the leader of a group once its batch is applied: the outcome.
-type Applied = OnceLock<std::result::Result<(), String>>;
-
-impl Combiner {
-    fn apply(&self, tree: &Tree, batch: Batch) -> Result<()> {
-        let done = Arc::new(OnceLock::new());
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((batch, done.clone()));
-        let _leader = self.commit.lock().unwrap_or_else(|e| e.into_inner());
-        if done.get().is_none() {
-            let group = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-            let mut writes = sled::Batch::default();
-            let mut waiting = Vec::with_capacity(group.len());
-            for (b, slot) in group {
-                for (k, v) in b.writes {
-                    match v {
-                        Some(v) => writes.insert(k, v),
-                        None => writes.remove(k),
-                    }
-                }
-                waiting.push(slot);
-            }
-            let result = tree.apply_batch(writes).map_err(|e| e.to_string());
-            for slot in waiting {
-                let _ = slot.set(result.clone());
-            }
-        }
-        match done.get() {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(SessionError::Storage(e.clone())),
-            None => Err(SessionError::Storage("a write was not applied".into())),
-        }
-    }
-}
-
 /// Writes what a new, empty store (or a finished upgrade) holds besides its data: the results
 /// token key, the counters, and last the layout version.
 fn init(tree: &Tree, counters: &[(Vec<u8>, i64)]) -> Result<()> {
@@ -676,124 +301,13 @@ fn init(tree: &Tree, counters: &[(Vec<u8>, i64)]) -> Result<()> {
         let k: [u8; 32] = random_bytes()?;
         batch.insert(layout::meta_key("results_token_key"), &k[..]);
     }
-    store_counters(&mut batch, counters, 0);
+    journal::store_counters(&mut batch, counters, 0);
     batch.insert(
         layout::meta_key("version"),
         &LAYOUT_VERSION.to_be_bytes()[..],
     );
     tree.apply_batch(batch)?;
     Ok(())
-}
-
-/// Stores counters (deleting those at zero) and the first journal entry they do not cover.
-fn store_counters(batch: &mut sled::Batch, counters: &[(Vec<u8>, i64)], upto: u64) {
-    for (k, v) in counters {
-        match v {
-            0 => batch.remove(layout::counter_key(k)),
-            v => batch.insert(layout::counter_key(k), counts::encode_value(*v)),
-        }
-    }
-    batch.insert(layout::meta_key(COUNTERS_UPTO), &upto.to_be_bytes()[..]);
-}
-
-/// Every index entry (key → value) a stored session has besides its record.
-fn index_entries(realm: RealmId, s: &StoredSession) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let legacy = layout::created_of_sid(&s.sid) != Some(s.created_ms);
-    let locator = if legacy {
-        s.created_ms.to_be_bytes().to_vec()
-    } else {
-        Vec::new()
-    };
-    out.insert(
-        layout::timed_key(realm, layout::LAST_ACCESS, s.last_access_ms, &s.sid).to_vec(),
-        locator.clone(),
-    );
-    out.insert(
-        layout::timed_key(realm, layout::EXPIRY, s.effective_expiry_ms(), &s.sid).to_vec(),
-        locator.clone(),
-    );
-    out.insert(
-        layout::attr_key(
-            realm,
-            layout::SUBJECT,
-            s.subject_id.as_bytes(),
-            s.created_ms,
-            &s.sid,
-        ),
-        Vec::new(),
-    );
-    for c in &s.client_ids {
-        out.insert(
-            layout::attr_key(realm, layout::CLIENT, c.as_bytes(), s.created_ms, &s.sid),
-            Vec::new(),
-        );
-    }
-    if let Some(address) = s.ip.as_deref().and_then(address_bytes) {
-        out.insert(
-            layout::address_key(realm, &address, s.created_ms, &s.sid).to_vec(),
-            Vec::new(),
-        );
-    }
-    if let Some(name) = &s.display_name {
-        for w in words(name) {
-            out.insert(
-                layout::word_key(realm, &w, s.created_ms, &s.sid),
-                Vec::new(),
-            );
-        }
-    }
-    if legacy {
-        out.insert(
-            layout::legacy_sid_key(realm, &s.sid).to_vec(),
-            s.created_ms.to_be_bytes().to_vec(),
-        );
-        let mut v = realm.to_be_bytes().to_vec();
-        v.extend_from_slice(&s.created_ms.to_be_bytes());
-        v.extend_from_slice(&s.sid);
-        out.insert(layout::legacy_token_key(&s.token_hash), v);
-    }
-    out
-}
-
-/// Every index entry a grant has (key → value) besides its record.
-fn grant_entries(realm: RealmId, g: &StoredGrant) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut out = vec![
-        (
-            [
-                &layout::grant_subject_prefix(realm, &g.subject_id)[..],
-                &g.id,
-            ]
-            .concat(),
-            Vec::new(),
-        ),
-        (
-            [
-                &layout::grant_expiry_prefix(realm)[..],
-                &layout::time(g.expires_ms),
-                &g.id,
-            ]
-            .concat(),
-            Vec::new(),
-        ),
-    ];
-    if let Some(sid) = &g.sid {
-        out.push((
-            [&layout::grant_session_prefix(realm, sid)[..], &g.id].concat(),
-            Vec::new(),
-        ));
-    }
-    if let Some(h) = &g.token_hash {
-        let mut v = realm.to_be_bytes().to_vec();
-        v.extend_from_slice(&g.id);
-        out.push((layout::grant_token_key(h), v));
-    }
-    out
-}
-
-/// The lock key of a session.
-fn session_lock(realm: RealmId, sid: &Sid) -> [u8; 20] {
-    super::keys::session_key(realm, sid)
 }
 
 /// SHA-256 of bytes.
@@ -824,4 +338,251 @@ pub fn resident_bytes() -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+impl SessionStore for SledStoreV2 {
+    fn put_realm(
+        &self,
+        name: &str,
+        update: &RealmSettingsUpdate,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Realm> {
+        self.put_realm_impl(name, update, actor, now)
+    }
+
+    fn get_realm(&self, name: &str) -> Result<Realm> {
+        self.get_realm_impl(name)
+    }
+
+    fn list_realms(&self) -> Result<Vec<Realm>> {
+        self.list_realms_impl()
+    }
+
+    fn put_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+        registration: &ClientRegistration,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Client> {
+        self.put_client_impl(realm, client_id, registration, actor, now)
+    }
+
+    fn get_client(&self, realm: &str, client_id: &str) -> Result<Client> {
+        self.get_client_impl(realm, client_id)
+    }
+
+    fn list_clients(&self, realm: &str) -> Result<Vec<Client>> {
+        self.list_clients_impl(realm)
+    }
+
+    fn delete_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.delete_client_impl(realm, client_id, actor, now)
+    }
+
+    fn create_session(
+        &self,
+        realm: &str,
+        new: &NewSession,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedSession> {
+        self.create_session_impl(realm, new, now)
+    }
+
+    fn validate(
+        &self,
+        realm: &str,
+        token: &str,
+        refresh: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>> {
+        self.validate_impl(realm, token, refresh, now)
+    }
+
+    fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool> {
+        self.logout_impl(realm, token, now)
+    }
+
+    fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session> {
+        self.add_client_impl(realm, sid, client_id)
+    }
+
+    fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
+        self.get_session_impl(realm, sid)
+    }
+
+    fn get_properties(
+        &self,
+        realm: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>> {
+        self.get_properties_impl(realm, token, now)
+    }
+
+    fn set_properties(
+        &self,
+        realm: &str,
+        token: &str,
+        properties: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, String>> {
+        self.set_properties_impl(realm, token, properties, now)
+    }
+
+    fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+        let realm = self.realm(realm)?;
+        self.run_query(&realm, query, true)
+    }
+
+    fn query_uncounted(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+        let realm = self.realm(realm)?;
+        self.run_query(&realm, query, false)
+    }
+
+    fn remove(
+        &self,
+        realm: &str,
+        request: &RemoveSessions,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RemoveOutcome> {
+        self.remove_impl(realm, request, actor, now)
+    }
+
+    fn remove_all(
+        &self,
+        realm: &str,
+        request: &RemoveAllSessions,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RemoveOutcome> {
+        self.remove_all_impl(realm, request, actor, now)
+    }
+
+    fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize> {
+        self.reap_expired_impl(now, batch)
+    }
+
+    fn stats(
+        &self,
+        realm: &str,
+        span: Span,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StatsBucket>> {
+        self.stats_impl(realm, span, from, to)
+    }
+
+    fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize> {
+        self.prune_stats_impl(now)
+    }
+
+    fn durable_flushes(&self) -> u64 {
+        self.flush_group.flush_count()
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
+    }
+
+    fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        self.record_audit_impl(entry)
+    }
+
+    fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>> {
+        self.audit_log_impl(before, count)
+    }
+
+    fn create_grant(&self, realm: &str, grant: &NewGrant, now: DateTime<Utc>) -> Result<Grant> {
+        self.create_grant_impl(realm, grant, now)
+    }
+
+    fn introspect(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<Option<Grant>> {
+        self.introspect_impl(realm, token, now)
+    }
+
+    fn revoke_token(
+        &self,
+        realm: &str,
+        token: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Grant>> {
+        self.revoke_token_impl(realm, token, actor, now)
+    }
+
+    fn revoke_subject_grants(
+        &self,
+        realm: &str,
+        subject_id: &str,
+        client_ids: Option<&[String]>,
+        reason: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.revoke_subject_grants_impl(realm, subject_id, client_ids, reason, actor, now)
+    }
+
+    fn list_grants(
+        &self,
+        realm: &str,
+        owner: &GrantOwner,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Grant>> {
+        self.list_grants_impl(realm, owner, now)
+    }
+
+    fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        per_client: usize,
+        cursor: &mut DueCursor,
+        skip: &dyn Fn(&str, &str, u64) -> bool,
+    ) -> Result<Vec<Delivery>> {
+        self.due_deliveries_impl(now, limit, per_client, cursor, skip)
+    }
+
+    fn record_attempt(
+        &self,
+        attempted: &Delivery,
+        jti: &str,
+        result: &AttemptResult,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        self.record_attempt_impl(attempted, jti, result, now)
+    }
+
+    fn retry_delivery(
+        &self,
+        realm: &str,
+        id: u64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        self.retry_delivery_impl(realm, id, actor, now)
+    }
+
+    fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
+        self.purge_delivered_impl(cutoff, batch)
+    }
+
+    fn list_deliveries(
+        &self,
+        realm: &str,
+        status: Option<DeliveryStatus>,
+        before: Option<u64>,
+        count: usize,
+    ) -> Result<DeliveryPage> {
+        self.list_deliveries_impl(realm, status, before, count)
+    }
 }

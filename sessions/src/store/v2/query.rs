@@ -1,8 +1,8 @@
-//! Listing a realm's sessions on the v2 layout: the same plans and keyset paging as before (see
-//! `store::query`), over the records (which are the creation-order index), the last-access and
-//! expiry indexes, the subject and client indexes (creation order), and the display-name word
-//! index (word order: a small matching set is loaded and sorted, a large one found by walking
-//! the requested order and filtering).
+//! Listing a realm's sessions on the v2 layout: the plans and keyset paging of `store::query`,
+//! over the records (which are the creation-order index), the last-access and expiry indexes,
+//! the subject and client indexes (creation order), and the display-name word index (word order:
+//! a small matching set is loaded and sorted, a large one found by walking the requested order
+//! and filtering).
 
 use std::collections::HashSet;
 use std::ops::Bound;
@@ -12,8 +12,8 @@ use super::super::query::{CreatedRange, Filters, MATERIALIZE_LIMIT};
 use super::super::record::{StoredSession, MAX_PREFIX_CHARS};
 use super::super::results_token::Position;
 use super::super::shared::keyset_page;
-use super::super::sled_store::RealmEntry;
-use super::counts;
+use super::counters;
+use super::realms::RealmEntry;
 use super::{layout, SledStoreV2};
 use crate::address::AddressRange;
 use crate::error::{Result, SessionError};
@@ -193,21 +193,21 @@ impl SledStoreV2 {
         if let Some(s) = &filters.subject {
             attributes.push(counted(
                 Candidates::Attr(layout::attr_prefix(realm, layout::SUBJECT, s.as_bytes())),
-                counts::key(realm, counts::SUBJECT, s.as_bytes()),
+                counters::key(realm, counters::SUBJECT, s.as_bytes()),
                 true,
             ));
         }
         if let Some(c) = &filters.client {
             attributes.push(counted(
                 Candidates::Attr(layout::attr_prefix(realm, layout::CLIENT, c.as_bytes())),
-                counts::key(realm, counts::CLIENT, c.as_bytes()),
+                counters::key(realm, counters::CLIENT, c.as_bytes()),
                 true,
             ));
         }
         for w in &filters.name_words {
             let prefix: String = w.chars().take(MAX_PREFIX_CHARS).collect();
             let exact = prefix.len() == w.len();
-            let key = counts::key(realm, counts::NAME_PREFIX, prefix.as_bytes());
+            let key = counters::key(realm, counters::NAME_PREFIX, prefix.as_bytes());
             attributes.push(counted(Candidates::Words(prefix), key, exact));
         }
         // Ranges have no counter: their entries are counted only as far as choosing the way in
@@ -232,7 +232,7 @@ impl SledStoreV2 {
             if filters.created.is_none() {
                 return Ok(Plan {
                     source: source_for(sort),
-                    known_count: Some(self.counter(&counts::key(realm, counts::TOTAL, &[]))),
+                    known_count: Some(self.counter(&counters::key(realm, counters::TOTAL, &[]))),
                     count_under: None,
                     count_keys_only: false,
                 });
@@ -276,7 +276,7 @@ impl SledStoreV2 {
         if n == 0 {
             return Ok(nothing());
         }
-        let total = self.counter(&counts::key(realm, counts::TOTAL, &[]));
+        let total = self.counter(&counters::key(realm, counters::TOTAL, &[]));
         // With several filters the matches are rarer than the chosen one's count says.
         let collect = n <= MATERIALIZE_LIMIT && !(single && walk_is_cheaper(n, total, page));
         let source = match &candidates {

@@ -2,7 +2,7 @@
 
 use chrono::{TimeDelta, TimeZone, Utc};
 
-use super::{counts, layout, SledStoreV2, LAYOUT_VERSION};
+use super::{counters, layout, SledStoreV2, LAYOUT_VERSION};
 use crate::store::SessionStore;
 use crate::{
     ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveSessions,
@@ -112,13 +112,13 @@ fn check_reports_damaged_entries_and_counts_and_repair_rewrites_them() {
         let tree = db.open_tree(super::TREE).unwrap();
         // Stored counters damaged: the realm's total wrong, a subject's gone.
         tree.insert(
-            layout::counter_key(&counts::key(realm_id, counts::TOTAL, &[])),
-            counts::encode_value(99),
+            layout::counter_key(&counters::key(realm_id, counters::TOTAL, &[])),
+            counters::encode_value(99),
         )
         .unwrap();
-        tree.remove(layout::counter_key(&counts::key(
+        tree.remove(layout::counter_key(&counters::key(
             realm_id,
-            counts::SUBJECT,
+            counters::SUBJECT,
             b"user0",
         )))
         .unwrap();
@@ -206,12 +206,12 @@ fn counters_stored_in_the_earlier_chunked_format_are_converted_on_open() {
         snapshot = store.counters.snapshot();
     }
     {
-        // Rewrite the stored counters as the earlier format kept them: every counter in chunks,
+        // Rewrite the stored counters in the chunked format: every counter in chunks,
         // a header with the first uncovered journal entry and the chunk count.
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree(super::TREE).unwrap();
         let upto = tree
-            .remove(layout::meta_key(super::COUNTERS_UPTO))
+            .remove(layout::meta_key(super::journal::COUNTERS_UPTO))
             .unwrap()
             .unwrap();
         for k in tree
@@ -220,7 +220,7 @@ fn counters_stored_in_the_earlier_chunked_format_are_converted_on_open() {
         {
             tree.remove(k.unwrap()).unwrap();
         }
-        let chunks = counts::encode_checkpoint(&snapshot, 64);
+        let chunks = counters::encode_checkpoint(&snapshot, 64);
         assert!(chunks.len() > 1);
         for (i, c) in chunks.iter().enumerate() {
             tree.insert(layout::checkpoint_key(i as u32), c.clone())

@@ -1,7 +1,7 @@
-//! Upgrading a directory of the previous layout (one tree per entity and index) in place.
+//! Upgrading a directory of the v1 layout (one tree per entity and index) in place.
 //!
 //! The records of the old trees (realms, clients, sessions, grants, deliveries, audit entries,
-//! the results-token key) are read with the previous layout's decoders and written into the v2
+//! the results-token key) are read with the v1 decoders and written into the v2
 //! tree with all their index entries, in batches; the counts are recounted from them on the way.
 //! The layout version is written last, in the batch that writes the counter checkpoint; only
 //! then are the old trees dropped. An upgrade interrupted before the version is written leaves
@@ -10,7 +10,7 @@
 //! either entirely of the old layout or entirely of the new one.
 //!
 //! Sessions keep their sids (UUIDv4, whose creation time is kept beside them) and their tokens
-//! (32 random bytes, found by their SHA-256 as before).
+//! (32 random bytes, found by their SHA-256).
 //!
 //! Later versions of the one-tree layout are steps on an open store ([`SledStoreV2::upgrade_from`]):
 //! layout 3 adds the client-address index. A step only adds entries that follow from the records
@@ -23,10 +23,12 @@ use super::super::grants::StoredGrant;
 use super::super::keys::RealmId;
 use super::super::outbox;
 use super::super::record::StoredSession;
-use super::counts::{Counters, Deltas};
-use super::ops::delivery_index;
+use super::counters::{Counters, Deltas};
+use super::grants::grant_entries;
+use super::outbox::delivery_index;
 use super::record::{self, Interner};
-use super::{grant_entries, index_entries, init, layout, SledStoreV2, LAYOUT_VERSION};
+use super::sessions::index_entries;
+use super::{init, layout, SledStoreV2, LAYOUT_VERSION};
 use crate::address::address_bytes;
 use crate::error::{Result, SessionError};
 
@@ -34,7 +36,7 @@ use crate::error::{Result, SessionError};
 /// [`SledStoreV2::upgrade_from`].
 pub(super) const OLDEST_V2: u32 = 2;
 
-/// The trees of the previous layout.
+/// The trees of the v1 layout.
 const V1_TREES: &[&str] = &[
     "sessions",
     "tokens",
@@ -63,7 +65,7 @@ fn has_tree(db: &sled::Db, name: &str) -> bool {
         .any(|n| n.as_ref() == name.as_bytes())
 }
 
-/// Whether the directory holds trees of the previous layout.
+/// Whether the directory holds trees of the v1 layout.
 pub(super) fn has_v1(db: &sled::Db) -> Result<bool> {
     Ok(V1_TREES.iter().any(|t| has_tree(db, t)))
 }
@@ -105,7 +107,7 @@ fn realm_of(k: &[u8]) -> Result<RealmId> {
     ))
 }
 
-/// Copies everything of the previous layout into `tree` (which is empty), then writes the
+/// Copies everything of the v1 layout into `tree` (which is empty), then writes the
 /// counter checkpoint and the layout version.
 pub(super) fn from_v1(db: &sled::Db, tree: &Tree) -> Result<()> {
     let started = std::time::Instant::now();
@@ -198,7 +200,7 @@ pub(super) fn from_v1(db: &sled::Db, tree: &Tree) -> Result<()> {
                 w.put(k, &[][..]);
             }
             let mut deltas = Deltas::default();
-            deltas.counter(super::counts::deliveries_key(realm, d.status), 1);
+            deltas.counter(super::counters::deliveries_key(realm, d.status), 1);
             counters.apply(&deltas);
             w.record_done()?;
         }
@@ -215,7 +217,7 @@ pub(super) fn from_v1(db: &sled::Db, tree: &Tree) -> Result<()> {
     Ok(())
 }
 
-/// Drops the previous layout's trees, once the upgrade is complete.
+/// Drops the v1 layout's trees, once the upgrade is complete.
 pub(super) fn drop_v1(db: &sled::Db) -> Result<()> {
     let mut dropped = false;
     for t in V1_TREES {

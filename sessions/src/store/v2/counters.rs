@@ -2,8 +2,8 @@
 //! them carries its changes as a journal entry; now and then a checkpoint stores the counters
 //! that changed since the last one (one key each) and drops the journal before it. Opening loads
 //! the stored counters and adds up the journal after them (a sum, so the order does not matter).
-//! Stores written before incremental checkpoints kept the whole set in chunks
-//! ([`decode_checkpoint_chunk`]); opening one converts it.
+//! A store holding a checkpoint in the chunked format (the whole set in chunks,
+//! [`decode_checkpoint_chunk`]) is converted when it opens.
 //!
 //! Counter keys: realm id + kind + value: [`TOTAL`] (no value), [`SUBJECT`], [`CLIENT`],
 //! [`NAME_PREFIX`] (a case-folded prefix of up to [`MAX_PREFIX_CHARS`] characters of a
@@ -512,7 +512,7 @@ pub fn decode_value(v: &[u8]) -> Result<i64> {
     }
 }
 
-/// Encodes counters as a chunked checkpoint of the earlier format, in chunks of about `chunk`
+/// Encodes counters as a checkpoint in the chunked format, in chunks of about `chunk`
 /// bytes (for tests of its conversion).
 #[cfg(test)]
 pub fn encode_checkpoint(counters: &[(Vec<u8>, i64)], chunk: usize) -> Vec<Vec<u8>> {
@@ -531,7 +531,7 @@ pub fn encode_checkpoint(counters: &[(Vec<u8>, i64)], chunk: usize) -> Vec<Vec<u
     out
 }
 
-/// Decodes one chunk of a checkpoint of the earlier format.
+/// Decodes one chunk of a checkpoint in the chunked format.
 pub fn decode_checkpoint_chunk(v: &[u8], into: &mut Vec<(Vec<u8>, i64)>) -> Result<()> {
     let corrupt = || SessionError::Storage("corrupt counter checkpoint".into());
     let mut r = Reader { buf: v, at: 0 };

@@ -1,4 +1,4 @@
-//! How the process takes memory from the kernel, for the store's allocation pattern.
+//! Transparent huge pages, switched off for the store's allocation pattern.
 
 /// Turns transparent huge pages off for this process.
 ///

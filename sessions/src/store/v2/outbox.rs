@@ -1,0 +1,351 @@
+//! The back-channel logout outbox: one record per delivery (realm, `o`, id), an entry by status
+//! (realm, `s`, status, id) for listing, and, while pending, an entry in its client's queue
+//! (realm 0, `Q`, realm, client, due time, id) that the delivery workers walk queue by queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::super::keys::RealmId;
+use super::super::outbox;
+use super::super::record::{sid_to_string, StoredSession};
+use super::super::rules::{retried_delivery_entry, MAX_LISTED_DELIVERIES};
+use super::super::DueCursor;
+use super::commit::Batch;
+use super::counters::{self, Deltas};
+use super::realms::RealmEntry;
+use super::{layout, SledStoreV2};
+use crate::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
+use crate::error::{Result, SessionError};
+use crate::stats::{DeliveryOutcome, Metric};
+
+impl SledStoreV2 {
+    fn load_delivery(&self, realm: RealmId, id: u64) -> Result<Option<Delivery>> {
+        match self.tree.get(layout::delivery_key(realm, id))? {
+            Some(v) => Ok(Some(outbox::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces a delivery under its lock with what `change` makes of it; with `attempt_at`, the
+    /// change is an attempt made then, counted in the activity stats by its outcome.
+    fn modify_delivery(
+        &self,
+        realm: RealmId,
+        id: u64,
+        attempt_at: Option<DateTime<Utc>>,
+        change: impl Fn(&Delivery) -> Result<Delivery>,
+    ) -> Result<Delivery> {
+        let _lock = self.deliveries.lock(&layout::delivery_key(realm, id));
+        let old = self
+            .load_delivery(realm, id)?
+            .ok_or(SessionError::DeliveryNotFound(id))?;
+        let new = change(&old)?;
+        let mut batch = Batch::default();
+        let mut deltas = Deltas::default();
+        for k in delivery_index(realm, &old) {
+            batch.remove(k);
+        }
+        put_delivery_record(&mut batch, realm, &new);
+        if old.status != new.status {
+            deltas.counter(counters::deliveries_key(realm, old.status), -1);
+            deltas.counter(counters::deliveries_key(realm, new.status), 1);
+        }
+        if let Some(at) = attempt_at {
+            let outcome = DeliveryOutcome::after_attempt(new.status);
+            deltas.stat(realm, at, Metric::Delivery(outcome), 1);
+        }
+        self.write(batch, &deltas)?;
+        Ok(new)
+    }
+
+    pub(super) fn due_deliveries_impl(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        per_client: usize,
+        cursor: &mut DueCursor,
+        skip: &dyn Fn(&str, &str, u64) -> bool,
+    ) -> Result<Vec<Delivery>> {
+        let mut out = Vec::new();
+        if limit == 0 || per_client == 0 {
+            return Ok(out);
+        }
+        let names: HashMap<RealmId, Arc<RealmEntry>> = self
+            .realms
+            .load()
+            .values()
+            .map(|r| (r.id, r.clone()))
+            .collect();
+        let now_ms = now.timestamp_millis();
+        let start = layout::prefix(layout::GLOBAL, layout::QUEUE).to_vec();
+        let last_turn = std::mem::take(&mut cursor.0);
+        let mut wrapped = last_turn.is_empty();
+        let mut next = if wrapped {
+            start.clone()
+        } else {
+            outbox::after_queue(&last_turn)
+        };
+        loop {
+            let first = self.tree.range(next.as_slice()..).keys().next();
+            let first = first.transpose()?;
+            let queue = first
+                .as_deref()
+                .filter(|k| k.starts_with(&start))
+                .and_then(|k| outbox::QueueEntry::parse(&k[4..]));
+            let Some(queue) = queue else {
+                if wrapped {
+                    break;
+                }
+                wrapped = true;
+                next = start.clone();
+                continue;
+            };
+            let prefix = queue_prefix(queue.realm, queue.client_id);
+            if wrapped && !last_turn.is_empty() && prefix > last_turn {
+                break;
+            }
+            next = outbox::after_queue(&prefix);
+            if queue.due_ms > now_ms {
+                continue;
+            }
+            let Some(realm) = names.get(&queue.realm) else {
+                continue;
+            };
+            let client = String::from_utf8_lossy(queue.client_id).into_owned();
+            let (from, to) = outbox::due_in_queue(&prefix, now_ms);
+            for k in self.tree.range(from..to).keys().take(per_client) {
+                let k = k?;
+                let Some(entry) = outbox::QueueEntry::parse(&k[4..]) else {
+                    continue;
+                };
+                if skip(&realm.name, &client, entry.id) {
+                    continue;
+                }
+                let Some(d) = self.load_delivery(entry.realm, entry.id)? else {
+                    continue;
+                };
+                if d.status == DeliveryStatus::Pending
+                    && d.next_attempt_at.is_some_and(|t| t <= now)
+                {
+                    out.push(d);
+                    if out.len() >= limit {
+                        cursor.0 = prefix;
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn record_attempt_impl(
+        &self,
+        attempted: &Delivery,
+        jti: &str,
+        result: &AttemptResult,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        let realm = self.realm(&attempted.realm)?;
+        self.modify_delivery(realm.id, attempted.id, Some(now), |old| {
+            Ok(old.after_attempt(attempted, jti, result, now))
+        })
+    }
+
+    pub(super) fn retry_delivery_impl(
+        &self,
+        realm: &str,
+        id: u64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        let realm = self.realm(realm)?;
+        let delivery = self.modify_delivery(realm.id, id, None, |old| old.requeued(now))?;
+        self.audit(&retried_delivery_entry(&realm.name, id, actor, now))?;
+        self.wait_durable()?;
+        Ok(delivery)
+    }
+
+    pub(super) fn purge_delivered_impl(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize> {
+        let mut purged = 0;
+        let realms = self.realms.load();
+        for realm in realms.values() {
+            let prefix = status_prefix(realm.id, DeliveryStatus::Delivered);
+            let mut old = Vec::new();
+            for k in self.tree.scan_prefix(&prefix).keys() {
+                let k = k?;
+                let id = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
+                let Some(d) = self.load_delivery(realm.id, id)? else {
+                    continue;
+                };
+                if d.created_at >= cutoff || purged + old.len() >= batch {
+                    break;
+                }
+                old.push(id);
+            }
+            let _locks = self
+                .deliveries
+                .lock_all(old.iter().map(|id| layout::delivery_key(realm.id, *id)));
+            let mut b = Batch::default();
+            let mut deltas = Deltas::default();
+            for id in &old {
+                if let Some(d) = self.load_delivery(realm.id, *id)? {
+                    if d.status == DeliveryStatus::Delivered {
+                        b.remove(&layout::delivery_key(realm.id, *id)[..]);
+                        for k in delivery_index(realm.id, &d) {
+                            b.remove(k);
+                        }
+                        deltas.counter(counters::deliveries_key(realm.id, d.status), -1);
+                    }
+                }
+            }
+            self.write(b, &deltas)?;
+            purged += old.len();
+            if purged >= batch {
+                break;
+            }
+        }
+        Ok(purged)
+    }
+
+    pub(super) fn list_deliveries_impl(
+        &self,
+        realm: &str,
+        status: Option<DeliveryStatus>,
+        before: Option<u64>,
+        count: usize,
+    ) -> Result<DeliveryPage> {
+        let realm = self.realm(realm)?;
+        let count = count.clamp(1, MAX_LISTED_DELIVERIES);
+        let end = before.unwrap_or(u64::MAX);
+        let mut deliveries = Vec::with_capacity(count + 1);
+        match status {
+            Some(status) => {
+                let prefix = status_prefix(realm.id, status);
+                let end_key = [&prefix[..], &end.to_be_bytes()].concat();
+                for k in self.tree.range(prefix.clone()..end_key).keys().rev() {
+                    let k = k?;
+                    let id = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
+                    if let Some(d) = self.load_delivery(realm.id, id)? {
+                        deliveries.push(d);
+                    }
+                    if deliveries.len() > count {
+                        break;
+                    }
+                }
+            }
+            None => {
+                let start = layout::delivery_key(realm.id, 0);
+                let end_key = layout::delivery_key(realm.id, end);
+                for item in self
+                    .tree
+                    .range(start..end_key)
+                    .values()
+                    .rev()
+                    .take(count + 1)
+                {
+                    deliveries.push(outbox::decode(&item?)?);
+                }
+            }
+        }
+        let next_before = (deliveries.len() > count).then(|| {
+            deliveries.truncate(count);
+            deliveries.last().map(|d| d.id)
+        });
+        let counter = |s| self.counter(&counters::deliveries_key(realm.id, s));
+        Ok(DeliveryPage {
+            deliveries,
+            counts: DeliveryCounts {
+                pending: counter(DeliveryStatus::Pending),
+                delivered: counter(DeliveryStatus::Delivered),
+                failed: counter(DeliveryStatus::Failed),
+            },
+            next_before: next_before.flatten(),
+        })
+    }
+}
+
+/// A new pending delivery of a logout notification about `session` to one client.
+pub(super) fn new_delivery(
+    id: u64,
+    realm: &RealmEntry,
+    session: &StoredSession,
+    client_id: &str,
+    uri: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Delivery {
+    Delivery {
+        id,
+        realm: realm.name.clone(),
+        client_id: client_id.to_owned(),
+        uri: uri.to_owned(),
+        subject_id: session.subject_id.clone(),
+        sid: sid_to_string(&session.sid),
+        reason: reason.to_owned(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        window_attempts: 0,
+        created_at: now,
+        retry_window_start: now,
+        next_attempt_at: Some(now),
+        last_attempt_at: None,
+        delivered_at: None,
+        last_error: None,
+        last_jti: None,
+    }
+}
+
+/// Key of a delivery's status entry.
+fn status_key(realm: RealmId, status: DeliveryStatus, id: u64) -> Vec<u8> {
+    let mut k = layout::prefix(realm, layout::DELIVERY_STATUS).to_vec();
+    k.push(counters::status_byte(status));
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// Prefix of a realm's status entries of one status.
+fn status_prefix(realm: RealmId, status: DeliveryStatus) -> Vec<u8> {
+    let mut k = layout::prefix(realm, layout::DELIVERY_STATUS).to_vec();
+    k.push(counters::status_byte(status));
+    k
+}
+
+/// Prefix of one client's queue: realm 0, then [`outbox::queue_prefix`] (`Q`, realm, client).
+fn queue_prefix(realm: RealmId, client_id: &[u8]) -> Vec<u8> {
+    [
+        &layout::GLOBAL.to_be_bytes()[..],
+        &outbox::queue_prefix(realm, client_id),
+    ]
+    .concat()
+}
+
+/// The index entries a delivery in its state has.
+pub(super) fn delivery_index(realm: RealmId, d: &Delivery) -> Vec<Vec<u8>> {
+    let mut out = vec![status_key(realm, d.status, d.id)];
+    if let (DeliveryStatus::Pending, Some(at)) = (d.status, d.next_attempt_at) {
+        let mut k = queue_prefix(realm, d.client_id.as_bytes());
+        k.extend_from_slice(&layout::time(at.timestamp_millis()));
+        k.extend_from_slice(&d.id.to_be_bytes());
+        out.push(k);
+    }
+    out
+}
+
+fn put_delivery_record(batch: &mut Batch, realm: RealmId, d: &Delivery) {
+    batch.insert(&layout::delivery_key(realm, d.id)[..], outbox::encode(d));
+    for k in delivery_index(realm, d) {
+        batch.insert(k, &[][..]);
+    }
+}
+
+/// Queues a new delivery in a batch.
+pub(super) fn put_delivery(batch: &mut Batch, deltas: &mut Deltas, realm: RealmId, d: &Delivery) {
+    put_delivery_record(batch, realm, d);
+    deltas.counter(counters::deliveries_key(realm, d.status), 1);
+}
