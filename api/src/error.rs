@@ -57,10 +57,16 @@ impl ApiError {
     /// A failure on the server's side: the answer says only that, with the request id the log
     /// carries the details under.
     pub fn internal() -> Self {
+        Self::internal_for(&service::request::request_id())
+    }
+
+    /// [`Self::internal`] naming the request `id`, where the request's task-local context is
+    /// not set (see [`service::request::internal_error_message_for`]).
+    pub fn internal_for(id: &str) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
-            service::request::internal_error_message(),
+            service::request::internal_error_message_for(id),
         )
     }
 

@@ -378,11 +378,12 @@ const DEFAULT_CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// Security headers on every answer; 500 bodies replaced by a generic one that names the
-/// request id (the details are in the log).
+/// request id (the details are in the log). Runs after the request's task-local context has
+/// ended, so the id is the one passed in, the same as the log's and `X-Request-Id`.
 fn finish(mut response: Response, id: &str) -> Response {
     if response.status() == StatusCode::INTERNAL_SERVER_ERROR && !is_server_fn_error(&response) {
         tracing::error!(request_id = id, "answered 500");
-        response = ApiError::internal().into_response();
+        response = ApiError::internal_for(id).into_response();
     }
     let h = response.headers_mut();
     let set = |h: &mut HeaderMap, name: &'static str, value: &'static str| {

@@ -44,6 +44,21 @@ pub fn exact(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// Characters of an id [`short_id`] keeps.
+const SHORT_ID_CHARS: usize = 8;
+
+/// A long id cut to the part that tells it apart: `…` and its last 8 characters. Session ids are
+/// time-ordered (UUIDv7), so their first characters are the same for every session created
+/// within a minute or so; their last ones are random. A short id is shown whole.
+pub fn short_id(id: &str) -> String {
+    let len = id.chars().count();
+    if len <= SHORT_ID_CHARS + 1 {
+        return id.to_owned();
+    }
+    let tail: String = id.chars().skip(len - SHORT_ID_CHARS).collect();
+    format!("…{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +70,19 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn short_ids_keep_the_part_that_differs() {
+        // Two UUIDv7 session ids of the same second: their ends differ, their starts do not.
+        let a = "019a4f2e-7c1d-7b3e-9f4a-1c2d3e4f5a6b";
+        let b = "019a4f2e-7c1d-7e01-8a9b-0f1e2d3c4b5a";
+        assert_eq!(short_id(a), "…3e4f5a6b");
+        assert_eq!(short_id(b), "…2d3c4b5a");
+        assert_ne!(short_id(a), short_id(b));
+        assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id("123456789"), "123456789");
+        assert_eq!(short_id("0123456789"), "…23456789");
     }
 
     #[test]

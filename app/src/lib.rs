@@ -99,7 +99,7 @@ fn Dashboard() -> impl IntoView {
     view! {
         <components::header::Header/>
         <main class="page">
-            <Routes fallback=|| view! { <p class="notice error">"Page not found."</p> }>
+            <Routes fallback=pages::not_found::NotFoundPage>
                 <Route path=path!("/login") view=pages::login::LoginPage/>
                 <ParentRoute path=path!("") view=RequireAdmin ssr=SsrMode::Async>
                     <Route path=path!("") view=pages::sessions::SessionsPage/>

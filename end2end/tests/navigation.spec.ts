@@ -79,8 +79,9 @@ test('disabled Previous / Next are not links: the keyboard skips them', async ({
   const summary = pager.locator('.summary');
   await expect(pager.getByRole('link')).toHaveText(['Next']);
   await expect(pager.getByText('Previous')).toHaveAttribute('aria-disabled', 'true');
-  // From the last row's link, Tab goes straight to Next; Enter follows it.
-  await page.locator('table.sessions tbody tr').last().locator('a[href^="/sessions/"]').focus();
+  // From the last row's last control (its session ID's copy button), Tab goes straight to Next;
+  // Enter follows it.
+  await page.locator('table.sessions tbody tr').last().locator('td.sid button.copy').focus();
   await page.keyboard.press('Tab');
   await expect(pager.getByRole('link', { name: 'Next' })).toBeFocused();
   await page.screenshot({ path: 'test-results/pager-first-page.png' });
@@ -107,7 +108,7 @@ test('the last page has no Next link', async ({ page, request }) => {
   await expect(pager.locator('.summary')).toHaveText('Showing 1–3 of 3');
   await expect(pager.getByRole('link')).toHaveCount(0);
   await expect(pager.locator('[aria-disabled="true"]')).toHaveText(['Previous', 'Next']);
-  await page.locator('table.sessions tbody tr').last().locator('a[href^="/sessions/"]').focus();
+  await page.locator('table.sessions tbody tr').last().locator('td.sid button.copy').focus();
   await page.keyboard.press('Tab');
   const focused = await page.evaluate(() => document.activeElement?.closest('.pager') !== null);
   expect(focused).toBe(false);
@@ -148,4 +149,28 @@ test('a server function error is shown by the page, typed, with its message', as
   await page.getByRole('link', { name: 'Audit' }).click();
   await expect(page.locator('table.audit')).toBeVisible();
   await expect(page.getByRole('alert')).toHaveCount(0);
+});
+
+test('an unknown address is a page-not-found page, status 404, with a link back to the sessions', async ({ page, request }) => {
+  for (const path of ['/no/such/page', '/realms/demo/sessions']) {
+    const direct = await request.get(path, { headers: { accept: 'text/html' } });
+    expect(direct.status()).toBe(404);
+    expect(direct.headers()['content-type']).toContain('text/html');
+    expect(await direct.text()).toContain('Page not found');
+  }
+  await signIn(page);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  const resp = await page.goto('/realms/demo/sessions');
+  expect(resp!.status()).toBe(404);
+  await hydrated(page);
+  await expect(page.locator('h1')).toHaveText('Page not found');
+  await expect(page.locator('.not-found code')).toHaveText('/realms/demo/sessions');
+  await expect(page.locator('header .who')).toContainText('Signed in as admin');
+  await page.screenshot({ path: 'test-results/not-found.png' });
+  await page.getByRole('link', { name: 'Back to the sessions' }).click();
+  await expect(page).toHaveURL(`${baseURL}/`);
+  await expect(page.locator('h1')).toHaveText('Sessions');
+  await expect(page.locator('table.sessions')).toBeVisible();
+  expect(errors).toEqual([]);
 });

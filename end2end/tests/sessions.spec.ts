@@ -1,7 +1,7 @@
 import { test, expect } from '@playwright/test';
 import { api, hydrated, signIn } from './helpers';
 
-const firstSid = (page) => page.locator('table.sessions tbody tr').first().locator('td code[title]').getAttribute('title');
+const firstSid = (page) => page.locator('table.sessions tbody tr').first().locator('td.sid a[title]').getAttribute('title');
 
 test('a wrong password is refused with a message', async ({ page }) => {
   await page.goto('/login');
@@ -101,4 +101,40 @@ test('the sessions page fits a phone screen', async ({ page }) => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow).toBeLessThanOrEqual(0);
   await page.screenshot({ path: 'test-results/phone.png', fullPage: false });
+});
+
+test('session ids show the part that tells them apart, whole in the title, with a copy button', async ({ page, request, context }) => {
+  expect((await api(request, 'PUT', '/api/v1/realms/e2e-ids', {})).status).toBe(200);
+  // Created within the same second: time-ordered (UUIDv7) ids that begin alike.
+  const sids: string[] = [];
+  for (const name of ['Id One', 'Id Two']) {
+    const r = await api(request, 'POST', '/api/v1/realms/e2e-ids/sessions', { subject_id: 'same-second', display_name: name });
+    expect(r.status).toBe(201);
+    sids.push(r.body.sid);
+  }
+  await signIn(page);
+  await page.goto('/?realm=e2e-ids');
+  await hydrated(page);
+  const cells = page.locator('table.sessions tbody td.sid');
+  await expect(cells).toHaveCount(2);
+  const shown = await cells.locator('a code').allTextContents();
+  expect(new Set(shown).size).toBe(2);
+  const titles: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const link = cells.nth(i).locator('a');
+    const sid = (await link.getAttribute('title'))!;
+    titles.push(sid);
+    expect(shown[i]).toBe(`…${sid.slice(-8)}`);
+    expect(await link.getAttribute('href')).toBe(`/sessions/e2e-ids/${sid}`);
+    await expect(cells.nth(i).getByRole('button', { name: `Copy session ID …${sid.slice(-8)}` })).toBeVisible();
+  }
+  expect([...titles].sort()).toEqual([...sids].sort());
+  await page.screenshot({ path: 'test-results/session-ids.png' });
+
+  // The button copies the whole id.
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  const copy = cells.first().getByRole('button', { name: /^Copy session ID/ });
+  await copy.click();
+  await expect(copy).toHaveAttribute('title', 'Copied');
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(titles[0]);
 });

@@ -123,13 +123,21 @@ pub fn router(service: &SessionService, leptos_options: LeptosOptions, web: &Web
         .leptos_routes_with_context(
             &leptos_options,
             routes,
-            move || provide_context(app_state.clone()),
+            {
+                let app_state = app_state.clone();
+                move || provide_context(app_state.clone())
+            },
             {
                 let options = leptos_options.clone();
                 move || app::shell(options.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler(app::shell))
+        // Any other path: a static file, else the app's "page not found" (a 404), rendered with
+        // the same state as every page, as its header asks who is signed in.
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            move || provide_context(app_state.clone()),
+            app::shell,
+        ))
         .with_state(leptos_options)
         .layer(axum::middleware::from_fn(
             server_fn_errors::caller_errors_are_4xx,

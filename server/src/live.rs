@@ -4,7 +4,7 @@
 //! at once, then after each change of its realm, at most every [`AT_MOST_EVERY`] however often
 //! the realm changes, and every [`FALLBACK`] without being told (for a change whose announcement
 //! was lost). Streams end when the server stops, so an open dashboard tab never holds up a
-//! shutdown.
+//! shutdown, and when their administrator's dashboard session does (see [`signed_out`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 const AT_MOST_EVERY: Duration = Duration::from_millis(300);
 /// The longest a stream goes without a count, changes or not.
 const FALLBACK: Duration = Duration::from_secs(30);
+/// The longest a stream goes without checking that its administrator is still signed in.
+const SIGN_IN_CHECK_EVERY: Duration = Duration::from_secs(15);
 
 /// What the live routes need.
 #[derive(Clone)]
@@ -46,9 +48,49 @@ impl LiveState {
             .flatten()
     }
 
-    /// Whether the request comes from a signed-in administrator.
-    async fn signed_in(&self, headers: &HeaderMap) -> bool {
-        self.admin(headers).await.is_some()
+    /// The dashboard session token of the request, if it is a signed-in administrator's.
+    async fn signed_in(&self, headers: &HeaderMap) -> Option<String> {
+        self.admin(headers).await?;
+        self.cookie.token(headers)
+    }
+
+    /// Whether the dashboard session `token` is still a signed-in, enabled administrator's. A
+    /// store that cannot tell counts as no: the stream ends and the browser asks again.
+    async fn still_signed_in(&self, token: &str) -> bool {
+        matches!(
+            self.service.dashboard_admin(token, false).await,
+            Ok(Some(_))
+        )
+    }
+}
+
+/// Resolves once the administrator whose dashboard session `token` is has signed out, was
+/// disabled, had their password changed (each ends their dashboard sessions), or the session
+/// ran out. Checked at once whenever administrators' dashboard sessions end (the store's change
+/// feed, on every server of a shared store, says so: `changes`, subscribed before the check
+/// that let the stream open) and every [`SIGN_IN_CHECK_EVERY`] besides.
+async fn signed_out(live: LiveState, token: String, changes: ChangeSubscription) {
+    let mut changes = Some(changes);
+    loop {
+        let check = tokio::time::sleep(SIGN_IN_CHECK_EVERY);
+        tokio::pin!(check);
+        loop {
+            let Some(feed) = &mut changes else {
+                check.await;
+                break;
+            };
+            tokio::select! {
+                change = feed.next() => match change {
+                    Some(c) if c.concerns(service::admins::ADMIN_REALM) => break,
+                    Some(_) => {}
+                    None => changes = None,
+                },
+                () = &mut check => break,
+            }
+        }
+        if !live.still_signed_in(&token).await {
+            return;
+        }
     }
 }
 
@@ -69,9 +111,11 @@ pub async fn realm_counts(
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !live.signed_in(&headers).await {
+    // Subscribed before the sign-in is checked: no session ending after the check goes unseen.
+    let admin_changes = live.service.store().changes().subscribe();
+    let Some(token) = live.signed_in(&headers).await else {
         return not_signed_in();
-    }
+    };
     if let Err(e) = live.service.get_realm(&realm) {
         return api::error::ApiError::from(e).into_response();
     }
@@ -95,7 +139,8 @@ pub async fn realm_counts(
             watch,
         ))
     })
-    .take_until(live.shutdown.cancelled_owned());
+    .take_until(live.shutdown.clone().cancelled_owned())
+    .take_until(signed_out(live.clone(), token, admin_changes));
     Sse::new(counts)
         .keep_alive(KeepAlive::default())
         .into_response()

@@ -570,6 +570,50 @@ async fn requests_get_an_id_and_unknown_routes_a_json_404() {
     srv.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_dashboard_pages_are_an_html_404_with_a_link_to_the_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Running::start(dir.path(), &[], true).await;
+    let cookie = srv.sign_in().await;
+    for path in ["/no/such/page", "/realms/demo/sessions", "/sessions"] {
+        for cookie in [None, Some(cookie.as_str())] {
+            let mut req = srv.http.get(srv.url(path)).header("accept", "text/html");
+            if let Some(cookie) = cookie {
+                req = req.header("cookie", cookie);
+            }
+            let resp = req.send().await.unwrap();
+            let what = format!(
+                "{path} signed {}",
+                if cookie.is_some() { "in" } else { "out" }
+            );
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{what}");
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default()
+            };
+            assert!(header("content-type").starts_with("text/html"), "{what}");
+            assert_eq!(header("x-request-id").len(), 32, "{what}");
+            // The page's own policy, which lets its hydration script run.
+            assert!(
+                header("content-security-policy").contains("'nonce-"),
+                "{what}"
+            );
+            let body = resp.text().await.unwrap();
+            assert!(body.contains("<h1>Page not found</h1>"), "{what}: {body}");
+            assert!(
+                body.contains(r#"<a href="/">Back to the sessions</a>"#),
+                "{what}: {body}"
+            );
+            assert!(!body.contains("internal_error"), "{what}: {body}");
+            // The header knows who is signed in: the page had the server's state.
+            assert_eq!(body.contains("Signed in as"), cookie.is_some(), "{what}");
+        }
+    }
+    srv.stop().await;
+}
+
 async fn grant(srv: &Running, subject: &str, sid: Option<&str>, client: &str, token: &str) {
     let expires = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
     let (s, v) = srv

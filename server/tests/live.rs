@@ -20,6 +20,10 @@ const PASSWORD: &str = "correct horse battery staple";
 /// which a stream reads its count anyway.
 const PUSHED_WITHIN: Duration = Duration::from_secs(10);
 
+/// How soon a stream must end once its administrator is signed out: "at once", with room for a
+/// busy machine, and far below the 15 s between the stream's own checks.
+const ENDS_WITHIN: Duration = Duration::from_secs(3);
+
 /// A new database on the shared scratch server; its URL.
 fn database() -> String {
     ScratchPostgres::shared().new_database("live").unwrap()
@@ -127,22 +131,60 @@ impl Running {
 
     /// Signs in as the administrator and opens the realm's live stream.
     async fn live(&self, realm: &str) -> LiveCounts {
-        let signed_in = self
+        let cookie = self.sign_in("admin", PASSWORD).await;
+        self.live_as(realm, &cookie).await
+    }
+
+    /// POSTs a form to a server function as a page of this server would.
+    async fn server_fn(
+        &self,
+        name: &str,
+        form: &[(&str, &str)],
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
             .http
-            .post(self.url("/api/sign_in"))
+            .post(self.url(&format!("/api/{name}")))
             .header("origin", &self.base)
             .header("sec-fetch-site", "same-origin")
-            .form(&[("username", "admin"), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        let cookie = signed_in.headers()["set-cookie"]
+            .form(form);
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Calls a server function as the administrator with `cookie`; it must succeed.
+    async fn server_fn_ok(&self, name: &str, form: &[(&str, &str)], cookie: &str) {
+        let resp = self.server_fn(name, form, Some(cookie)).await;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(
+            status.is_success() || status.is_redirection(),
+            "{name}: {status} {body}"
+        );
+    }
+
+    /// Signs in; answers the `name=value` of the session cookie.
+    async fn sign_in(&self, username: &str, password: &str) -> String {
+        let signed_in = self
+            .server_fn(
+                "sign_in",
+                &[("username", username), ("password", password)],
+                None,
+            )
+            .await;
+        signed_in.headers()["set-cookie"]
             .to_str()
             .unwrap()
             .split(';')
             .next()
             .unwrap()
-            .to_owned();
+            .to_owned()
+    }
+
+    /// Opens the realm's live stream with the session `cookie`.
+    async fn live_as(&self, realm: &str, cookie: &str) -> LiveCounts {
         let resp = self
             .http
             .get(self.url(&format!("/live/realms/{realm}")))
@@ -186,6 +228,23 @@ impl LiveCounts {
             let chunk = self.events.next().await.expect("the stream ended").unwrap();
             self.text.push_str(&chunk);
         }
+    }
+
+    /// Fails unless the stream ends within [`ENDS_WITHIN`] (counts sent meanwhile are passed
+    /// over).
+    async fn ends(&mut self, after: &str) {
+        let ended = tokio::time::timeout(ENDS_WITHIN, async {
+            while let Some(chunk) = self.events.next().await {
+                if chunk.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "after {after}: the stream was still open {ENDS_WITHIN:?} later"
+        );
     }
 
     /// Waits for a count of `expected` (counts on the way to it are passed over); fails if none
@@ -294,6 +353,114 @@ async fn on_postgresql_a_killed_listening_connection_is_made_again_and_counts_ke
     counts
         .until(3, "a create through B after the reconnection")
         .await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_ends_at_once_when_its_administrator_signs_out() {
+    let server = Running::start(None).await;
+    server
+        .ok(Method::PUT, "/api/v1/realms/acme", json!({}))
+        .await;
+    let cookie = server.sign_in("admin", PASSWORD).await;
+    let mut counts = server.live_as("acme", &cookie).await;
+    assert_eq!(counts.next().await, 0, "the count at once");
+    // Another session of the same administrator signing out leaves this stream open.
+    let other = server.sign_in("admin", PASSWORD).await;
+    let mut other_counts = server.live_as("acme", &other).await;
+    assert_eq!(other_counts.next().await, 0);
+    server.server_fn_ok("sign_out", &[], &other).await;
+    other_counts.ends("signing out").await;
+    server.create("acme", "alice").await;
+    counts
+        .until(1, "a create after the other session signed out")
+        .await;
+
+    server.server_fn_ok("sign_out", &[], &cookie).await;
+    counts.ends("signing out").await;
+    // And it cannot be opened again with the ended session.
+    let again = server
+        .http
+        .get(server.url("/live/realms/acme"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_ends_at_once_when_its_administrator_is_disabled_or_given_a_new_password() {
+    let server = Running::start(None).await;
+    server
+        .ok(Method::PUT, "/api/v1/realms/acme", json!({}))
+        .await;
+    let admin = server.sign_in("admin", PASSWORD).await;
+    server
+        .server_fn_ok(
+            "create_admin",
+            &[
+                ("username", "vic"),
+                ("password", PASSWORD),
+                ("role", "viewer"),
+            ],
+            &admin,
+        )
+        .await;
+    let mut admin_counts = server.live_as("acme", &admin).await;
+    assert_eq!(admin_counts.next().await, 0);
+
+    let vic = server.sign_in("vic", PASSWORD).await;
+    let mut counts = server.live_as("acme", &vic).await;
+    assert_eq!(counts.next().await, 0, "the count at once");
+    server
+        .server_fn_ok(
+            "set_admin_disabled",
+            &[("username", "vic"), ("disabled", "true")],
+            &admin,
+        )
+        .await;
+    counts.ends("disabling the administrator").await;
+
+    server
+        .server_fn_ok(
+            "set_admin_disabled",
+            &[("username", "vic"), ("disabled", "false")],
+            &admin,
+        )
+        .await;
+    let vic = server.sign_in("vic", PASSWORD).await;
+    let mut counts = server.live_as("acme", &vic).await;
+    assert_eq!(counts.next().await, 0);
+    let new_password = "another correct horse";
+    server
+        .server_fn_ok(
+            "reset_admin_password",
+            &[("username", "vic"), ("password", new_password)],
+            &admin,
+        )
+        .await;
+    counts.ends("a new password").await;
+
+    // The administrator who did all this still hears the counts.
+    server.create("acme", "alice").await;
+    admin_counts.until(1, "a create").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgresql_a_stream_ends_when_its_administrator_signs_out_through_the_other_server() {
+    let url = database();
+    let a = Running::start(Some(&url)).await;
+    let b = Running::start(Some(&url)).await;
+    a.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
+    let cookie = a.sign_in("admin", PASSWORD).await;
+    let mut counts = b.live_as("acme", &cookie).await;
+    assert_eq!(counts.next().await, 0, "the count at once");
+    a.server_fn_ok("sign_out", &[], &cookie).await;
+    counts.ends("signing out through A").await;
     a.stop().await;
     b.stop().await;
 }

@@ -34,8 +34,11 @@ pub fn request_id() -> String {
 
 /// The message of every failure on the server's side: no details, only where the log has them.
 pub fn internal_error_message() -> String {
-    format!(
-        "internal error; the server's log has the details under request id {}",
-        request_id()
-    )
+    internal_error_message_for(&request_id())
+}
+
+/// [`internal_error_message`] naming the request `id`: for code that knows the id but runs
+/// outside the request's task (the guard, once the handler has answered).
+pub fn internal_error_message_for(id: &str) -> String {
+    format!("internal error; the server's log has the details under request id {id}")
 }

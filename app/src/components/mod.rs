@@ -1,6 +1,7 @@
 //! The pieces pages are made of.
 
 pub mod charts;
+pub mod copy_id;
 pub mod header;
 pub mod live_banner;
 pub mod loaded;

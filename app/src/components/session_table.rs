@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use sessions::Session;
 
+use crate::components::copy_id::CopyId;
 use crate::format::{exact, relative};
 use crate::routes::user_href;
 
@@ -66,8 +67,7 @@ pub fn SessionTable(
                 })
             };
             let label = format!("Select session of {}", s.display_name.clone().unwrap_or_else(|| s.subject_id.clone()));
-            let short_sid = s.sid.chars().take(8).collect::<String>();
-            let detail = format!("{}…", short_sid);
+            let detail = format!("/sessions/{realm}/{}", s.sid);
             let expires = s.effective_expiry();
             let expired = expires <= now;
             view! {
@@ -82,7 +82,7 @@ pub fn SessionTable(
                         {own.then(|| view! { <span class="badge">"this session"</span> })}
                     </td>
                     <td><a href=user_href(&realm, &s.subject_id) title="Every session, grant and delivery of this subject"><code>{s.subject_id.clone()}</code></a></td>
-                    <td><a href=format!("/sessions/{realm}/{}", s.sid)><code title=s.sid.clone()>{detail}</code></a></td>
+                    <td class="sid"><CopyId id=s.sid.clone() href=detail what="session ID"/></td>
                     <td class="clients">
                         {s.client_ids.iter().map(|c| view! { <span class="chip">{c.clone()}</span> }).collect_view()}
                     </td>

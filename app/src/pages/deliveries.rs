@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query;
 use sessions::{Delivery, DeliveryStatus};
 
+use crate::components::copy_id::CopyId;
 use crate::components::loaded::Loaded;
 use crate::components::realm_picker::RealmPicker;
 use crate::error::AppError;
@@ -113,7 +114,7 @@ fn DeliveriesBody(
                         <td><time datetime=d.created_at.to_rfc3339() title=exact(d.created_at)>{relative(d.created_at, now)}</time></td>
                         <td><code>{d.client_id.clone()}</code></td>
                         <td>{d.subject_id.clone()}</td>
-                        <td><code class="sid" title=d.sid.clone()>{d.sid.chars().take(8).collect::<String>()}</code></td>
+                        <td class="sid"><CopyId id=d.sid.clone() what="session ID"/></td>
                         <td>{d.reason.replace('_', " ")}</td>
                         <td><span class=format!("status status-{}", d.status.as_str())>{d.status.as_str()}</span></td>
                         <td class="num">{d.attempts}</td>

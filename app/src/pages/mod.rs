@@ -6,6 +6,7 @@ pub mod audit;
 pub mod clients;
 pub mod deliveries;
 pub mod login;
+pub mod not_found;
 pub mod overview;
 pub mod session_detail;
 pub mod sessions;

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use crate::components::copy_id::CopyId;
 use crate::components::loaded::Loaded;
 use crate::components::revoke_dialog::{
     revoke_action, RevocationNotice, RevokeAction, RevokeDialog, RevokeTarget,
@@ -83,7 +84,7 @@ fn UserBody(view: UserView, realm: String, subject: String, revoke: RevokeAction
                     <tr>
                         <td><time datetime=d.created_at.to_rfc3339() title=exact(d.created_at)>{relative(d.created_at, now)}</time></td>
                         <td><code>{d.client_id}</code></td>
-                        <td><code class="sid" title=d.sid.clone()>{d.sid.chars().take(8).collect::<String>()}</code></td>
+                        <td class="sid"><CopyId id=d.sid.clone() what="session ID"/></td>
                         <td>{d.reason.replace('_', " ")}</td>
                         <td><span class=format!("status status-{}", d.status.as_str())>{d.status.as_str()}</span></td>
                         <td class="num">{d.attempts}</td>
