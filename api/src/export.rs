@@ -5,11 +5,10 @@
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt};
 use serde::Deserialize;
 use service::{Actor, ExportFormat, SessionService};
-use sessions::{SessionQuery, SortKey};
+use sessions::{SessionFilters, SessionQuery, SortKey};
 
 use crate::error::ApiError;
 
@@ -19,20 +18,8 @@ use crate::error::ApiError;
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
     pub format: ExportFormat,
-    #[serde(default)]
-    pub subject_id: Option<String>,
-    #[serde(default)]
-    pub sid: Option<String>,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub ip: Option<String>,
-    #[serde(default)]
-    pub created_after: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub created_before: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub filters: SessionFilters,
     #[serde(default)]
     pub sort: SortKey,
 }
@@ -41,13 +28,7 @@ impl ExportParams {
     /// The listing query these parameters describe.
     pub fn query(&self) -> SessionQuery {
         SessionQuery {
-            subject_id: self.subject_id.clone(),
-            sid: self.sid.clone(),
-            display_name: self.display_name.clone(),
-            client_id: self.client_id.clone(),
-            ip: self.ip.clone(),
-            created_after: self.created_after,
-            created_before: self.created_before,
+            filters: self.filters.clone(),
             sort: self.sort,
             ..Default::default()
         }

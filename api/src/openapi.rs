@@ -28,9 +28,6 @@ pub const SCOPE_PATTERN: &str = r"^[^\x00-\x20\x7F-\x9F]*$";
 pub const SID_PATTERN: &str =
     r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$";
 
-/// The fields of a removal that select sessions by filter.
-const FILTERS: [&str; 5] = ["subject_id", "sid", "ip", "created_after", "created_before"];
-
 /// An address filter in a removal: not empty (a listing's may be, meaning no filter).
 fn address_pattern() -> &'static str {
     sessions::address::ADDRESS_FILTER_PATTERN
@@ -334,8 +331,14 @@ fn constrain(name: &str, schema: &mut Schema) {
                 ip.max_length = Some(sessions::address::MAX_ADDRESS_FILTER_LEN);
                 ip.pattern = Some(address_pattern().to_owned());
             }
-            // Either explicit `sids` or filters, never both, never neither.
-            let by_sids = FILTERS
+            // Either explicit `sids` or filters, never both, never neither. The filters are the
+            // listing's that a removal takes.
+            let filters: Vec<&str> = sessions::SessionFilters::FIELDS
+                .iter()
+                .map(|f| f.name)
+                .filter(|name| o.properties.contains_key(*name))
+                .collect();
+            let by_sids = filters
                 .iter()
                 .fold(
                     ObjectBuilder::new()
@@ -351,7 +354,7 @@ fn constrain(name: &str, schema: &mut Schema) {
                         .build(),
                 ))
                 .item(Schema::AnyOf(
-                    FILTERS
+                    filters
                         .iter()
                         .fold(AnyOfBuilder::new(), |b, f| {
                             b.item(present(&[f], Type::String))

@@ -1,11 +1,13 @@
 //! The dashboard's URLs: each page's typed query parameters, the links built from them, and the
 //! one rule for where sign-in may send the browser back to.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use leptos::Params;
-use leptos_router::params::Params;
+use leptos_router::params::{IntoParam, Params, ParamsError, ParamsMap};
 use serde::{Deserialize, Serialize};
-use sessions::{DeliveryStatus, RemoveSessions, SessionQuery, SortKey};
+use sessions::{DeliveryStatus, FilterKind, RemoveSessions, SessionFilters, SessionQuery, SortKey};
 
 /// The URL `path` with `query`'s fields (absent ones left out).
 fn link(path: &str, query: &impl Serialize) -> String {
@@ -25,22 +27,32 @@ fn typed(v: &Option<String>) -> Option<String> {
 }
 
 /// The sessions page's parameters: realm, filters, sort, page size and position.
-#[derive(Params, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ListParams {
     pub realm: Option<String>,
-    pub subject_id: Option<String>,
-    pub sid: Option<String>,
-    pub display_name: Option<String>,
-    pub client_id: Option<String>,
-    /// An IP address or CIDR range.
-    pub ip: Option<String>,
-    /// A UTC time as a `datetime-local` input gives it (`2026-03-01T14:02`) or RFC 3339.
-    pub created_after: Option<String>,
-    pub created_before: Option<String>,
+    /// Each filter's text by its name ([`SessionFilters::FIELDS`]); a time as a `datetime-local`
+    /// input gives it (`2026-03-01T14:02`, UTC) or RFC 3339.
+    pub filters: BTreeMap<&'static str, String>,
     pub count: Option<u32>,
     pub sort: Option<String>,
     pub results_token: Option<String>,
     pub prior: Option<bool>,
+}
+
+impl Params for ListParams {
+    fn from_map(map: &ParamsMap) -> Result<Self, ParamsError> {
+        Ok(ListParams {
+            realm: map.get("realm"),
+            filters: SessionFilters::FIELDS
+                .iter()
+                .filter_map(|f| Some((f.name, map.get(f.name)?)))
+                .collect(),
+            count: IntoParam::into_param(map.get_str("count"), "count")?,
+            sort: map.get("sort"),
+            results_token: map.get("results_token"),
+            prior: IntoParam::into_param(map.get_str("prior"), "prior")?,
+        })
+    }
 }
 
 /// A time as the filters take it: RFC 3339, or a `datetime-local` value (minutes or seconds),
@@ -57,17 +69,31 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 impl ListParams {
+    /// The listing of `realm`'s sessions that `filters` match.
+    pub fn filtered(realm: &str, filters: &SessionFilters) -> Self {
+        ListParams {
+            realm: Some(realm.to_owned()),
+            filters: filters
+                .values()
+                .into_iter()
+                .map(|(field, value)| (field.name, value))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     /// The parameters with typed text trimmed and empty values absent.
     pub fn normalized(&self) -> Self {
         ListParams {
             realm: typed(&self.realm),
-            subject_id: typed(&self.subject_id),
-            sid: typed(&self.sid),
-            display_name: typed(&self.display_name),
-            client_id: typed(&self.client_id),
-            ip: typed(&self.ip),
-            created_after: typed(&self.created_after),
-            created_before: typed(&self.created_before),
+            filters: self
+                .filters
+                .iter()
+                .filter_map(|(name, text)| {
+                    let text = text.trim();
+                    (!text.is_empty()).then(|| (*name, text.to_owned()))
+                })
+                .collect(),
             count: self.count,
             sort: typed(&self.sort),
             results_token: typed(&self.results_token),
@@ -75,9 +101,28 @@ impl ListParams {
         }
     }
 
+    /// The filters' texts, in the order of their declaration.
+    fn filter_pairs(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
+        SessionFilters::FIELDS
+            .iter()
+            .filter_map(|f| Some((f.name, self.filters.get(f.name)?.clone())))
+    }
+
+    /// The query string's parameters, in the order of the page's form.
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs: Vec<(&'static str, String)> = Vec::new();
+        pairs.extend(self.realm.clone().map(|r| ("realm", r)));
+        pairs.extend(self.filter_pairs());
+        pairs.extend(self.count.map(|c| ("count", c.to_string())));
+        pairs.extend(self.sort.clone().map(|s| ("sort", s)));
+        pairs.extend(self.results_token.clone().map(|t| ("results_token", t)));
+        pairs.extend(self.prior.map(|p| ("prior", p.to_string())));
+        pairs
+    }
+
     /// The link to this listing.
     pub fn href(&self) -> String {
-        link("/", &self.normalized())
+        link("/", &self.normalized().pairs())
     }
 
     /// The same listing in another realm, from its first page.
@@ -90,17 +135,28 @@ impl ListParams {
         }
     }
 
+    /// The filters these parameters ask for; an error says which time cannot be read.
+    pub fn session_filters(&self) -> Result<SessionFilters, String> {
+        let mut values = Vec::new();
+        for field in SessionFilters::FIELDS {
+            let Some(text) = self.filters.get(field.name) else {
+                continue;
+            };
+            let value = match field.kind {
+                FilterKind::Time => {
+                    parse_time(text)?.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                }
+                FilterKind::Text | FilterKind::Address => text.clone(),
+            };
+            values.push((field.name, value));
+        }
+        SessionFilters::from_values(values.iter().map(|(n, v)| (*n, v.as_str())))
+    }
+
     /// The store query these parameters ask for; an error says which time cannot be read.
     pub fn to_query(&self) -> Result<SessionQuery, String> {
-        let time = |t: &Option<String>| t.as_deref().map(parse_time).transpose();
         Ok(SessionQuery {
-            subject_id: self.subject_id.clone(),
-            sid: self.sid.clone(),
-            display_name: self.display_name.clone(),
-            client_id: self.client_id.clone(),
-            ip: self.ip.clone(),
-            created_after: time(&self.created_after)?,
-            created_before: time(&self.created_before)?,
+            filters: self.session_filters()?,
             count: self.count,
             sort: self
                 .sort
@@ -114,68 +170,34 @@ impl ListParams {
 
     /// Whether any filter narrows the listing.
     pub fn has_filter(&self) -> bool {
-        self.subject_id.is_some()
-            || self.sid.is_some()
-            || self.display_name.is_some()
-            || self.client_id.is_some()
-            || self.ip.is_some()
-            || self.created_after.is_some()
-            || self.created_before.is_some()
+        !self.filters.is_empty()
     }
 
     /// The removal of every session these filters match, when a removal can say exactly them
     /// (a subject, a session id, an address range, creation times; not a name or client filter)
-    /// and they include an address or a creation time (a subject's own removal is separate).
+    /// and they include more than the exact ids (a subject's own removal is separate).
     pub fn range_removal(&self) -> Option<RemoveSessions> {
-        let q = self.to_query().ok()?;
-        let ranged = q.ip.is_some() || q.created_after.is_some() || q.created_before.is_some();
-        (ranged && q.display_name.is_none() && q.client_id.is_none()).then(|| RemoveSessions {
-            subject_id: q.subject_id,
-            sid: q.sid,
-            ip: q.ip,
-            created_after: q.created_after,
-            created_before: q.created_before,
-            ..Default::default()
-        })
+        let filters = self.session_filters().ok()?;
+        filters
+            .beyond_ids()
+            .then(|| RemoveSessions::matching(&filters))
+            .flatten()
     }
 
     /// The dashboard's download of every session these filters match, in `format` (`csv` or
     /// `jsonl`).
     pub fn export_href(&self, realm: &str, format: &str) -> String {
         let p = self.normalized();
-        let q = self.to_query().unwrap_or_default();
-        let time = |t: Option<DateTime<Utc>>| {
-            t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        };
-        link(
-            &format!("/export/realms/{realm}/sessions"),
-            &ExportLink {
-                format,
-                subject_id: p.subject_id,
-                sid: p.sid,
-                display_name: p.display_name,
-                client_id: p.client_id,
-                ip: p.ip,
-                created_after: time(q.created_after),
-                created_before: time(q.created_before),
-                sort: p.sort,
-            },
-        )
+        let mut pairs = vec![("format", format.to_owned())];
+        match p.session_filters() {
+            // As the API reads them: times in RFC 3339.
+            Ok(filters) => pairs.extend(filters.values().into_iter().map(|(f, v)| (f.name, v))),
+            // As typed, for the server to refuse rather than export more than asked.
+            Err(_) => pairs.extend(p.filter_pairs()),
+        }
+        pairs.extend(p.sort.map(|s| ("sort", s)));
+        link(&format!("/export/realms/{realm}/sessions"), &pairs)
     }
-}
-
-/// The query of an export download (what the server's export route reads).
-#[derive(Serialize)]
-struct ExportLink<'a> {
-    format: &'a str,
-    subject_id: Option<String>,
-    sid: Option<String>,
-    display_name: Option<String>,
-    client_id: Option<String>,
-    ip: Option<String>,
-    created_after: Option<String>,
-    created_before: Option<String>,
-    sort: Option<String>,
 }
 
 /// The link to a subject's page: every session, grant and delivery of theirs.
@@ -327,8 +349,7 @@ mod tests {
         assert_eq!(ListParams::default().href(), "/");
         let p = ListParams {
             realm: Some("demo".into()),
-            subject_id: Some("  alice ".into()),
-            sid: Some("".into()),
+            filters: [("subject_id", "  alice ".into()), ("sid", "".into())].into(),
             prior: Some(false),
             ..Default::default()
         };
@@ -353,11 +374,118 @@ mod tests {
     fn another_realm_starts_at_its_first_page() {
         let p = ListParams {
             realm: Some("a".into()),
-            subject_id: Some("s".into()),
+            filters: [("subject_id", "s".into())].into(),
             results_token: Some("t".into()),
             prior: Some(true),
             ..Default::default()
         };
         assert_eq!(p.in_realm("b").href(), "/?realm=b&subject_id=s");
+    }
+
+    /// A listing with every parameter, and its URL.
+    const FULL_LISTING: &str = "/?realm=demo&subject_id=alice&sid=s&display_name=smi\
+                                &client_id=crm&ip=203.0.113.0%2F24\
+                                &created_after=2026-03-01T14%3A02\
+                                &created_before=2026-03-02T00%3A00%3A00Z&count=25\
+                                &sort=created&results_token=t&prior=true";
+
+    fn full_listing() -> ListParams {
+        ListParams {
+            realm: Some("demo".into()),
+            filters: [
+                ("subject_id", "alice".into()),
+                ("sid", "s".into()),
+                ("display_name", "smi".into()),
+                ("client_id", "crm".into()),
+                ("ip", "203.0.113.0/24".into()),
+                ("created_after", "2026-03-01T14:02".into()),
+                ("created_before", "2026-03-02T00:00:00Z".into()),
+            ]
+            .into(),
+            count: Some(25),
+            sort: Some("created".into()),
+            results_token: Some("t".into()),
+            prior: Some(true),
+        }
+    }
+
+    /// (Reading a URL unescapes it with JavaScript outside the server's build.)
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn a_listing_url_reads_back_as_the_same_listing() {
+        let mut map = ParamsMap::new();
+        for (k, v) in
+            serde_urlencoded::from_str::<Vec<(String, String)>>(&FULL_LISTING[2..]).unwrap()
+        {
+            map.insert(k, v);
+        }
+        assert_eq!(ListParams::from_map(&map).unwrap(), full_listing());
+    }
+
+    /// A listing's URL names every filter, in the form's order, and its query reads them.
+    #[test]
+    fn a_listing_url_carries_every_filter() {
+        let p = full_listing();
+        assert_eq!(p.filters.len(), SessionFilters::FIELDS.len());
+        assert_eq!(p.href(), FULL_LISTING);
+        let q = p.to_query().unwrap();
+        assert_eq!(q.filters.subject_id.as_deref(), Some("alice"));
+        assert_eq!(q.filters.ip.as_deref(), Some("203.0.113.0/24"));
+        assert_eq!(
+            q.filters.created_after,
+            Some(parse_time("2026-03-01T14:02:00Z").unwrap())
+        );
+        assert_eq!((q.count, q.prior), (Some(25), true));
+        assert!(ListParams {
+            filters: [("created_before", "yesterday".into())].into(),
+            ..Default::default()
+        }
+        .to_query()
+        .unwrap_err()
+        .contains("'yesterday' is not a time"));
+    }
+
+    #[test]
+    fn exports_and_removals_carry_the_filters() {
+        let p = ListParams {
+            realm: Some("demo".into()),
+            filters: [
+                ("subject_id", " alice ".into()),
+                ("ip", "203.0.113.0/24".into()),
+                ("created_before", "2026-03-01T14:02".into()),
+            ]
+            .into(),
+            sort: Some("expires".into()),
+            count: Some(50),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.export_href("demo", "csv"),
+            "/export/realms/demo/sessions?format=csv&subject_id=alice&ip=203.0.113.0%2F24\
+             &created_before=2026-03-01T14%3A02%3A00Z&sort=expires"
+        );
+        let removal = p
+            .normalized()
+            .range_removal()
+            .expect("a removal can say these filters");
+        assert_eq!(removal.ip.as_deref(), Some("203.0.113.0/24"));
+        assert_eq!(removal.subject_id.as_deref(), Some("alice"));
+        // Only what a removal can say exactly, and more than one subject's sessions.
+        let mut by_client = p.clone();
+        by_client.filters.insert("client_id", "crm".into());
+        assert_eq!(by_client.range_removal(), None);
+        let subject_only = ListParams {
+            filters: [("subject_id", "alice".into())].into(),
+            ..Default::default()
+        };
+        assert_eq!(subject_only.range_removal(), None);
+        let client_only = ListParams::filtered(
+            "demo",
+            &SessionFilters {
+                client_id: Some("crm".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(client_only.href(), "/?realm=demo&client_id=crm");
     }
 }

@@ -91,7 +91,10 @@ fn measure(store: &dyn SessionStore, sessions: usize) -> Figures {
     };
     let first_page_p50 = timed(&SessionQuery::default());
     let subject_page_p50 = timed(&SessionQuery {
-        subject_id: Some("subject-7".into()),
+        filters: sessions::SessionFilters {
+            subject_id: Some("subject-7".into()),
+            ..Default::default()
+        },
         ..Default::default()
     });
 

@@ -259,7 +259,10 @@ fn a_name_filter_of_too_many_words_is_a_400_and_repeated_words_count_once() {
         store.query(
             "r",
             &SessionQuery {
-                display_name: Some(name),
+                filters: sessions::SessionFilters {
+                    display_name: Some(name),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use sessions::AdminRole;
 
+use crate::error::ServerError;
+
 /// Server-side session management for identity providers.
 #[derive(Parser, Debug)]
 #[command(name = "server", version, about)]
@@ -150,14 +152,11 @@ impl DataDir {
         }
     }
 
-    /// Refuses a PostgreSQL store for what only the embedded store has.
-    pub fn embedded_only(&self, what: &str) -> Result<&PathBuf, String> {
+    /// Refuses a PostgreSQL store for what only the embedded store has (`command`).
+    pub fn embedded_only(&self, command: &'static str) -> Result<&PathBuf, ServerError> {
         match &self.store_url {
             None => Ok(&self.data_dir),
-            Some(_) => Err(format!(
-                "{what} works on the embedded store in --data-dir; --store (SESSIONS_STORE_URL) \
-                 names a PostgreSQL store, which PostgreSQL itself checks and compacts"
-            )),
+            Some(_) => Err(ServerError::EmbeddedOnly { command }),
         }
     }
 }
@@ -247,6 +246,21 @@ pub struct DeliveryArgs {
     /// deployments and tests that need them, e.g. `127.0.0.1,localhost`.
     #[arg(long, env = "SESSIONS_BACKCHANNEL_ALLOW_HOSTS", default_value = "")]
     pub backchannel_allow_hosts: String,
+    /// Milliseconds between looks at the outbox when nothing wakes the delivery worker (for
+    /// retries that came due, and notifications another server queued in a shared database).
+    #[arg(long, env = "SESSIONS_DELIVERY_POLL_MS", default_value_t = 500)]
+    pub delivery_poll_ms: u64,
+    /// Most deliveries attempted at once.
+    #[arg(long, env = "SESSIONS_DELIVERY_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub delivery_max_in_flight: usize,
+    /// Most deliveries attempted at once to one client, so that a slow client cannot hold up
+    /// the others.
+    #[arg(
+        long,
+        env = "SESSIONS_DELIVERY_MAX_IN_FLIGHT_PER_CLIENT",
+        default_value_t = 4
+    )]
+    pub delivery_max_in_flight_per_client: usize,
 }
 
 impl DeliveryArgs {
@@ -257,7 +271,9 @@ impl DeliveryArgs {
             first_backoff: Duration::from_millis(self.delivery_first_backoff_ms.max(1)),
             max_backoff: Duration::from_secs(self.delivery_max_backoff_secs.max(1)),
             retry_for: Duration::from_secs(self.delivery_retry_for_secs),
-            ..Default::default()
+            poll_every: Duration::from_millis(self.delivery_poll_ms.max(1)),
+            max_in_flight: self.delivery_max_in_flight.max(1),
+            max_in_flight_per_client: self.delivery_max_in_flight_per_client.max(1),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod error;
 pub mod export;
 pub mod live;
 pub mod migrate_store;
@@ -32,6 +33,7 @@ use store_postgres::PostgresStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DataDir, ServeArgs};
+pub use crate::error::ServerError;
 
 /// The opened store and what is built on it.
 #[derive(Clone)]
@@ -48,11 +50,11 @@ pub struct Services {
 impl Services {
     /// Opens the store `data` names: a PostgreSQL database (its schema brought up to date), or
     /// the embedded store in its directory.
-    pub fn open(data: &DataDir) -> Result<Services, String> {
+    pub fn open(data: &DataDir) -> Result<Services, ServerError> {
         let (store, embedded): (Arc<dyn AccountStore>, _) = match &data.store_url {
             Some(url) => {
                 let store = PostgresStore::open_with_options(url, &data.postgres_options())
-                    .map_err(|e| format!("cannot open the PostgreSQL store: {e}"))?;
+                    .map_err(ServerError::OpenPostgres)?;
                 (Arc::new(store), None)
             }
             None => {
@@ -60,10 +62,9 @@ impl Services {
                 (store.clone(), Some(store))
             }
         };
-        let keys = Arc::new(ApiKeys::open(store.clone()).map_err(|e| e.to_string())?);
-        let admins = Arc::new(AdminAccounts::open(store.clone()).map_err(|e| e.to_string())?);
-        let signing_keys =
-            Arc::new(SigningKeys::open(store.clone(), Utc::now()).map_err(|e| e.to_string())?);
+        let keys = Arc::new(ApiKeys::open(store.clone())?);
+        let admins = Arc::new(AdminAccounts::open(store.clone())?);
+        let signing_keys = Arc::new(SigningKeys::open(store.clone(), Utc::now())?);
         if embedded.is_some() {
             storage_dir::restrict_files(&data.data_dir)?;
         }
@@ -76,20 +77,18 @@ impl Services {
         })
     }
 
-    /// Opens the embedded store in `data_dir` (created `0700`, its files `0600`), with a clear
-    /// error when another process holds it.
-    fn open_embedded(data_dir: &std::path::Path) -> Result<Arc<SledStore>, String> {
+    /// Opens the embedded store in `data_dir` (created `0700`, its files `0600`), with
+    /// [`ServerError::StoreInUse`] when another holder has it open.
+    fn open_embedded(data_dir: &std::path::Path) -> Result<Arc<SledStore>, ServerError> {
         storage_dir::prepare(data_dir)?;
-        let store = SledStore::open(data_dir).map_err(|e| {
-            if e.to_string().contains("lock") || e.to_string().contains("WouldBlock") {
-                format!(
-                    "{} is in use by another process (a running server?): stop it first",
-                    data_dir.display()
-                )
-            } else {
-                format!("cannot open the store in {}: {e}", data_dir.display())
-            }
-        })?;
+        let store = storage_dir::unless_in_use(
+            data_dir,
+            || SledStore::open(data_dir),
+            |source| ServerError::OpenStore {
+                dir: data_dir.to_owned(),
+                source,
+            },
+        )?;
         Ok(Arc::new(store))
     }
 }
@@ -174,12 +173,10 @@ pub async fn serve(
     args: ServeArgs,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), ServerError> {
     let services = {
         let data = args.data.clone();
-        tokio::task::spawn_blocking(move || Services::open(&data))
-            .await
-            .map_err(|e| e.to_string())??
+        tokio::task::spawn_blocking(move || Services::open(&data)).await??
     };
     match &services.embedded {
         Some(embedded) => log_opened(embedded, &args.data.data_dir),
@@ -192,13 +189,12 @@ pub async fn serve(
         Duration::from_secs(args.reaper_interval_secs.max(1)),
         Duration::from_secs(args.delivered_retention_days.saturating_mul(86_400)),
     ));
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener.local_addr()?;
     let issuer = args
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let allow_hosts = AllowHosts::parse(&args.delivery.backchannel_allow_hosts)
-        .map_err(|e| format!("--backchannel-allow-hosts: {e}"))?;
+    let allow_hosts = AllowHosts::parse(&args.delivery.backchannel_allow_hosts)?;
     let backchannel = Arc::new(
         Backchannel::new(services.signing_keys.clone(), issuer).with_allow_hosts(allow_hosts),
     );
@@ -215,11 +211,19 @@ pub async fn serve(
     );
     let web = WebConfig {
         guard: GuardConfig {
-            trusted_proxies: api::guard::TrustedProxies::parse(&args.web.trusted_proxies)
-                .map_err(|e| format!("--trusted-proxies: {e}"))?,
+            trusted_proxies: api::guard::TrustedProxies::parse(&args.web.trusted_proxies).map_err(
+                |message| ServerError::Flag {
+                    flag: "--trusted-proxies",
+                    message,
+                },
+            )?,
             dashboard_host: Some(
-                api::guard::DashboardHost::new(args.web.public_url.as_deref(), addr)
-                    .map_err(|e| format!("--public-url: {e}"))?,
+                api::guard::DashboardHost::new(args.web.public_url.as_deref(), addr).map_err(
+                    |message| ServerError::Flag {
+                        flag: "--public-url",
+                        message,
+                    },
+                )?,
             ),
         },
         cookie: CookiePolicy {
@@ -245,16 +249,13 @@ pub async fn serve(
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        served = server => served.map_err(|e| e.to_string())?,
+        served = server => served?,
         () = deadline => tracing::warn!("requests still open after the grace period were closed"),
     }
     reaper.abort();
     deliveries.abort();
     if let Some(store) = services.embedded.clone() {
-        tokio::task::spawn_blocking(move || store.wait_durable())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || store.wait_durable()).await??;
     }
     tracing::info!("stopped");
     Ok(())
@@ -283,21 +284,20 @@ fn log_opened(store: &SledStore, data_dir: &std::path::Path) {
 
 /// The bootstrap key (registered while its variable is set, removed once it is not), the
 /// `admin` password, and the demo realm.
-async fn apply_start_up_settings(services: &Services, args: &ServeArgs) -> Result<(), String> {
+async fn apply_start_up_settings(services: &Services, args: &ServeArgs) -> Result<(), ServerError> {
     let bootstrap = service::api_keys::BOOTSTRAP_KEY_NAME;
     match &args.bootstrap_api_key {
         Some(key) => {
             services
                 .keys
                 .register(bootstrap, key, &service::api_keys::Scope::ALL, Utc::now())
-                .map_err(|e| format!("SESSIONS_BOOTSTRAP_API_KEY: {e}"))?;
+                .map_err(|source| ServerError::Setting {
+                    setting: "SESSIONS_BOOTSTRAP_API_KEY",
+                    source,
+                })?;
         }
         None => {
-            if services
-                .keys
-                .revoke(bootstrap, "server", Utc::now())
-                .map_err(|e| e.to_string())?
-            {
+            if services.keys.revoke(bootstrap, "server", Utc::now())? {
                 tracing::info!(
                     "removed the bootstrap API key: SESSIONS_BOOTSTRAP_API_KEY is no longer set"
                 );
@@ -314,19 +314,19 @@ async fn apply_start_up_settings(services: &Services, args: &ServeArgs) -> Resul
             }
             service::admins::Verified::Yes | service::admins::Verified::Disabled => Ok(()),
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("SESSIONS_ADMIN_PASSWORD: {e}"))?;
+        .await?
+        .map_err(|source| ServerError::Setting {
+            setting: "SESSIONS_ADMIN_PASSWORD",
+            source,
+        })?;
         tracing::info!(
             "administrator 'admin' can sign in with the password from SESSIONS_ADMIN_PASSWORD"
         );
     }
     if args.demo {
         let store = services.store.clone();
-        let seeded = tokio::task::spawn_blocking(move || demo::seed(store.as_ref(), 3000))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let seeded =
+            tokio::task::spawn_blocking(move || demo::seed(store.as_ref(), 3000)).await??;
         if seeded {
             tracing::info!("seeded realm 'demo' with 3000 sessions");
         }

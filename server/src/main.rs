@@ -7,7 +7,7 @@ use clap::Parser;
 use server::cli::{
     AdminCommand, ApiKeyCommand, CheckArgs, Cli, Command, CompactArgs, ServeArgs, SigningKeyCommand,
 };
-use server::Services;
+use server::{ServerError, Services};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc: the request path allocates small, short-lived objects on every core; glibc's malloc
@@ -45,10 +45,13 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+async fn serve(args: ServeArgs) -> Result<(), ServerError> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+        .map_err(|source| ServerError::Listen {
+            addr: args.addr,
+            source,
+        })?;
     let shutdown = CancellationToken::new();
     tokio::spawn({
         let shutdown = shutdown.clone();
@@ -76,14 +79,14 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
 }
 
-fn check(args: CheckArgs) -> Result<(), String> {
+fn check(args: CheckArgs) -> Result<(), ServerError> {
     args.data.embedded_only("check")?;
     let services = Services::open(&args.data)?;
     let store = services
         .embedded
         .as_ref()
-        .ok_or("check needs the embedded store")?;
-    let report = store.check(args.repair).map_err(|e| e.to_string())?;
+        .ok_or(ServerError::EmbeddedOnly { command: "check" })?;
+    let report = store.check(args.repair)?;
     println!(
         "checked {} sessions, {} grants, {} deliveries",
         report.sessions, report.grants, report.deliveries
@@ -98,29 +101,26 @@ fn check(args: CheckArgs) -> Result<(), String> {
         println!("repaired {} problems", report.problems.len());
         Ok(())
     } else {
-        Err(format!(
-            "{} problems found; run with --repair to rebuild indexes and counts from the records",
-            report.problems.len()
-        ))
+        Err(ServerError::Problems {
+            count: report.problems.len(),
+        })
     }
 }
 
-fn compact(args: CompactArgs) -> Result<(), String> {
+fn compact(args: CompactArgs) -> Result<(), ServerError> {
     let dir = args.data.embedded_only("compact")?;
     if !dir.join("db").exists() {
-        return Err(format!("{} holds no store", dir.display()));
+        return Err(ServerError::NoStore { dir: dir.clone() });
     }
     server::storage_dir::prepare(dir)?;
-    let stats = sessions::store::SledStore::compact(dir).map_err(|e| {
-        if e.to_string().contains("lock") || e.to_string().contains("WouldBlock") {
-            format!(
-                "{} is in use by another process (a running server?): stop it first",
-                dir.display()
-            )
-        } else {
-            format!("cannot compact the store in {}: {e}", dir.display())
-        }
-    })?;
+    let stats = server::storage_dir::unless_in_use(
+        dir,
+        || sessions::store::SledStore::compact(dir),
+        |source| ServerError::Compact {
+            dir: dir.clone(),
+            source,
+        },
+    )?;
     server::storage_dir::restrict_files(dir)?;
     println!(
         "compacted {}: {} MiB -> {} MiB, {} keys, in {:.1} s",
@@ -133,7 +133,7 @@ fn compact(args: CompactArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn admin(cmd: AdminCommand) -> Result<(), String> {
+fn admin(cmd: AdminCommand) -> Result<(), ServerError> {
     match cmd {
         AdminCommand::Create {
             data,
@@ -143,31 +143,19 @@ fn admin(cmd: AdminCommand) -> Result<(), String> {
             let services = Services::open(&data)?;
             eprintln!("password for '{username}' (one line on stdin):");
             let mut password = String::new();
-            std::io::stdin()
-                .read_line(&mut password)
-                .map_err(|e| e.to_string())?;
+            std::io::stdin().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
             let admins = &services.admins;
-            let exists = admins
-                .list()
-                .map_err(|e| e.to_string())?
-                .iter()
-                .any(|a| a.username == username);
+            let exists = admins.list()?.iter().any(|a| a.username == username);
             if exists {
-                admins
-                    .set_password(&username, password, None, "cli", Utc::now())
-                    .map_err(|e| e.to_string())?;
+                admins.set_password(&username, password, None, "cli", Utc::now())?;
                 if let Some(role) = role {
-                    admins
-                        .set_role(&username, role, "cli", Utc::now())
-                        .map_err(|e| e.to_string())?;
+                    admins.set_role(&username, role, "cli", Utc::now())?;
                 }
                 eprintln!("administrator '{username}' has a new password (their other dashboard sessions ended)");
             } else {
                 let role = role.unwrap_or_default();
-                admins
-                    .create(&username, password, role, "cli", Utc::now())
-                    .map_err(|e| e.to_string())?;
+                admins.create(&username, password, role, "cli", Utc::now())?;
                 eprintln!(
                     "administrator '{username}' (role {role}) can now sign in to the dashboard"
                 );
@@ -175,7 +163,7 @@ fn admin(cmd: AdminCommand) -> Result<(), String> {
         }
         AdminCommand::List { data } => {
             let services = Services::open(&data)?;
-            for a in services.admins.list().map_err(|e| e.to_string())? {
+            for a in services.admins.list()? {
                 let state = if a.disabled { "disabled" } else { "enabled" };
                 println!(
                     "{}\t{}\t{state}\t{}",
@@ -189,45 +177,37 @@ fn admin(cmd: AdminCommand) -> Result<(), String> {
             let services = Services::open(&data)?;
             services
                 .admins
-                .set_disabled(&username, true, "cli", Utc::now())
-                .map_err(|e| e.to_string())?;
+                .set_disabled(&username, true, "cli", Utc::now())?;
             eprintln!("administrator '{username}' is disabled and signed out");
         }
         AdminCommand::Enable { data, username } => {
             let services = Services::open(&data)?;
             services
                 .admins
-                .set_disabled(&username, false, "cli", Utc::now())
-                .map_err(|e| e.to_string())?;
+                .set_disabled(&username, false, "cli", Utc::now())?;
             eprintln!("administrator '{username}' can sign in again");
         }
     }
     Ok(())
 }
 
-fn signing_key(cmd: SigningKeyCommand) -> Result<(), String> {
+fn signing_key(cmd: SigningKeyCommand) -> Result<(), ServerError> {
     match cmd {
         SigningKeyCommand::Rotate { data } => {
             let services = Services::open(&data)?;
-            let kid = services
-                .signing_keys
-                .rotate(Utc::now())
-                .map_err(|e| e.to_string())?;
+            let kid = services.signing_keys.rotate(Utc::now())?;
             eprintln!("logout tokens are now signed with key '{kid}'");
         }
         SigningKeyCommand::Show { data } => {
             let services = Services::open(&data)?;
             let jwks = services.signing_keys.jwks(Utc::now());
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&jwks).map_err(|e| e.to_string())?
-            );
+            println!("{}", serde_json::to_string_pretty(&jwks)?);
         }
     }
     Ok(())
 }
 
-fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
+fn api_key(cmd: ApiKeyCommand) -> Result<(), ServerError> {
     match cmd {
         ApiKeyCommand::Create {
             data,
@@ -237,10 +217,10 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
         } => {
             let services = Services::open(&data)?;
             let realms = (!realms.is_empty()).then_some(realms);
-            let (key, secret) = services
-                .keys
-                .create_in_realms(&name, &scopes, realms, "cli", Utc::now())
-                .map_err(|e| e.to_string())?;
+            let (key, secret) =
+                services
+                    .keys
+                    .create_in_realms(&name, &scopes, realms, "cli", Utc::now())?;
             let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
             eprintln!(
                 "created API key '{}' with scopes {} for {}; it is shown only now:",
@@ -255,7 +235,7 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
         }
         ApiKeyCommand::List { data } => {
             let services = Services::open(&data)?;
-            for key in services.keys.list().map_err(|e| e.to_string())? {
+            for key in services.keys.list()? {
                 let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
                 println!(
                     "{}\t{}\t{}\t{}",
@@ -268,12 +248,8 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), String> {
         }
         ApiKeyCommand::Revoke { data, name } => {
             let services = Services::open(&data)?;
-            if !services
-                .keys
-                .revoke(&name, "cli", Utc::now())
-                .map_err(|e| e.to_string())?
-            {
-                return Err(format!("no API key named '{name}'"));
+            if !services.keys.revoke(&name, "cli", Utc::now())? {
+                return Err(ServerError::NoApiKey { name });
             }
             eprintln!("revoked API key '{name}'");
         }

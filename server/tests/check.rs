@@ -3,28 +3,16 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::process::Command;
 
 use chrono::Utc;
+use server::ServerError;
 use sessions::store::{SessionStore, SledStore, LAYOUT_VERSION};
 use sessions::{NewSession, RealmSettingsUpdate};
 
-/// Waits until no thread of this process holds the store's lock (sled's background threads
-/// let go of it a moment after the store is dropped).
-fn wait_unlocked(dir: &std::path::Path) {
-    use std::os::unix::io::AsRawFd;
-    let file = std::fs::File::open(dir.join("db")).unwrap();
-    for _ in 0..200 {
-        // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            // SAFETY: as above.
-            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("the store stayed locked");
-}
+use common::{wait_unlocked, Running, Store};
 
 fn check(dir: &std::path::Path, repair: bool) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
@@ -176,4 +164,59 @@ fn compact_rewrites_the_store_and_keeps_its_sessions() {
     let (ok, out) = check(dir.path(), false);
     assert!(ok, "{out}");
     assert!(out.contains("checked 30 sessions"), "{out}");
+}
+
+/// The binary's command `args` on the data directory `dir`: whether it succeeded, and its
+/// standard error.
+fn command(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .arg(if args[0] == "migrate-store" {
+            "--from"
+        } else {
+            "--data-dir"
+        })
+        .arg(dir)
+        .env_remove("SESSIONS_STORE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_directory_a_server_holds_is_refused_as_in_use() {
+    let store = Store::embedded();
+    let srv = Running::start(store.clone(), &[]).await;
+    let dir = store.data_dir();
+    // A second server of this process: the typed error.
+    match Running::try_start(store.clone(), true, &[]).await {
+        Err(ServerError::StoreInUse { dir: named }) => assert_eq!(named, dir),
+        Err(e) => panic!("not refused as in use: {e}"),
+        Ok(_) => panic!("a second server opened a data directory in use"),
+    }
+    // The commands: the message.
+    for args in [
+        &["check"][..],
+        &["compact"],
+        &["api-key", "list"],
+        &["admin", "list"],
+        &["signing-key", "show"],
+        &["migrate-store", "--to", "postgres://127.0.0.1:1/none"],
+    ] {
+        let (ok, err) = command(dir, args);
+        assert!(!ok, "{args:?} ran on a data directory in use");
+        let expected = format!(
+            "error: {} is in use by another process (a running server?): stop it first",
+            dir.display()
+        );
+        assert_eq!(err.trim_end(), expected, "{args:?}");
+    }
+    srv.stop().await;
+    wait_unlocked(dir);
+    let (ok, out) = check(dir, false);
+    assert!(ok, "free again once the server stopped: {out}");
 }

@@ -1,169 +1,15 @@
 //! The hardening of the HTTP surface, tested through the server exactly as the binary wires it
 //! (`server::serve`), on 127.0.0.1 over a real data directory.
 
+mod common;
+
 use std::time::Duration;
 
-use clap::Parser;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use server::cli::{Cli, Command};
-use tokio_util::sync::CancellationToken;
 
-const KEY: &str = "hardening-test-key-0123456789";
-const PASSWORD: &str = "hardening-admin-password";
-
-/// A server started with `server::serve` in this process.
-struct Running {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    done: tokio::task::JoinHandle<Result<(), String>>,
-}
-
-impl Running {
-    /// Starts the server; a restart on the same directory in this process waits for sled's
-    /// threads of the stopped one to let go of the directory's lock.
-    async fn start(dir: &std::path::Path, extra: &[&str], bootstrap_key: bool) -> Running {
-        for _ in 0..100 {
-            match Self::try_start(dir, extra, bootstrap_key).await {
-                Ok(running) => return running,
-                Err(e) if e.contains("in use") => {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
-                Err(e) => panic!("the server stopped: {e}"),
-            }
-        }
-        panic!("the data directory stayed locked");
-    }
-
-    async fn try_start(
-        dir: &std::path::Path,
-        extra: &[&str],
-        bootstrap_key: bool,
-    ) -> Result<Running, String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut argv = vec![
-            "server".to_owned(),
-            "serve".into(),
-            "--addr".into(),
-            addr.to_string(),
-            "--data-dir".into(),
-            dir.display().to_string(),
-            "--admin-password".into(),
-            PASSWORD.into(),
-        ];
-        if bootstrap_key {
-            argv.extend(["--bootstrap-api-key".into(), KEY.into()]);
-        }
-        argv.extend(extra.iter().map(|s| s.to_string()));
-        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
-            unreachable!()
-        };
-        let stop = CancellationToken::new();
-        let done = tokio::spawn(server::serve(args, listener, stop.clone()));
-        let running = Running {
-            base: format!("http://{addr}"),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            stop,
-            done,
-        };
-        for _ in 0..1200 {
-            if running.done.is_finished() {
-                return Err(running.done.await.unwrap().err().unwrap_or_default());
-            }
-            if let Ok(r) = running.http.get(running.url("/healthz")).send().await {
-                if r.status().is_success() {
-                    return Ok(running);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the server did not start");
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.done.await.unwrap().unwrap();
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.api_with(KEY, method, path, body).await
-    }
-
-    async fn api_with(
-        &self,
-        key: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    /// POSTs a form to a server function as a page of this server would.
-    async fn server_fn(
-        &self,
-        name: &str,
-        form: &[(&str, &str)],
-        cookie: Option<&str>,
-    ) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(self.url(&format!("/api/{name}")))
-            .header("origin", &self.base)
-            .header("sec-fetch-site", "same-origin")
-            .form(form);
-        if let Some(c) = cookie {
-            req = req.header("cookie", c);
-        }
-        req.send().await.unwrap()
-    }
-
-    /// Signs in as `admin`; answers the `name=value` of the session cookie.
-    async fn sign_in(&self) -> String {
-        let resp = self
-            .server_fn(
-                "sign_in",
-                &[("username", "admin"), ("password", PASSWORD)],
-                None,
-            )
-            .await;
-        assert!(
-            resp.status().is_success() || resp.status().is_redirection(),
-            "sign-in: {}",
-            resp.status()
-        );
-        cookie_pair(resp.headers())
-    }
-}
-
-fn cookie_pair(headers: &HeaderMap) -> String {
-    let set = headers
-        .get("set-cookie")
-        .expect("a session cookie")
-        .to_str()
-        .unwrap();
-    set.split(';').next().unwrap().to_owned()
-}
+use common::{answer, Running, Store, KEY, PASSWORD};
 
 async fn with_sessions(srv: &Running) {
     let (s, v) = srv
@@ -189,8 +35,7 @@ async fn session_count(srv: &Running) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_blank_or_padded_removal_filter_never_ends_sessions_it_did_not_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     with_sessions(&srv).await;
     for body in [
         json!({"subject_id": "", "dry_run": true}),
@@ -224,8 +69,7 @@ async fn a_blank_or_padded_removal_filter_never_ends_sessions_it_did_not_name() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reserved_realms_stay_out_of_listings_and_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     with_sessions(&srv).await;
     srv.sign_in().await;
     let (s, v) = srv.api(Method::GET, "/api/v1/realms", None).await;
@@ -253,8 +97,7 @@ async fn reserved_realms_stay_out_of_listings_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_bodies_are_a_json_413_everywhere_and_bad_server_function_arguments_a_400() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let big = "x".repeat(300 * 1024);
     let form = srv
         .server_fn(
@@ -290,8 +133,7 @@ async fn oversized_bodies_are_a_json_413_everywhere_and_bad_server_function_argu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_answer_carries_security_headers_and_pages_a_nonce_policy() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let page = srv.http.get(srv.url("/login")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let h = page.headers().clone();
@@ -341,8 +183,7 @@ async fn every_answer_carries_security_headers_and_pages_a_nonce_policy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_functions_refuse_calls_from_other_origins() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let cookie = srv.sign_in().await;
     for (header, value) in [
         ("origin", "http://evil.example"),
@@ -375,8 +216,7 @@ async fn server_functions_refuse_calls_from_other_origins() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_sign_ins_are_throttled_and_every_sign_in_and_sign_out_is_audited() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let resp = srv
@@ -432,8 +272,7 @@ async fn failed_sign_ins_are_throttled_and_every_sign_in_and_sign_out_is_audited
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_session_cookie_is_secure_unless_plain_http_is_asked_for() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let resp = srv
         .server_fn(
             "sign_in",
@@ -447,8 +286,7 @@ async fn the_session_cookie_is_secure_unless_plain_http_is_asked_for() {
         "{set}"
     );
     assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"));
-    srv.stop().await;
-    let srv = Running::start(dir.path(), &["--plain-http-cookies"], true).await;
+    let srv = srv.restart(&["--plain-http-cookies"]).await;
     let resp = srv
         .server_fn(
             "sign_in",
@@ -466,8 +304,7 @@ async fn the_session_cookie_is_secure_unless_plain_http_is_asked_for() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_keys_are_managed_at_runtime_and_the_bootstrap_key_goes_when_unset() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let (s, created) = srv
         .api(
             Method::POST,
@@ -523,9 +360,10 @@ async fn api_keys_are_managed_at_runtime_and_the_bootstrap_key_goes_when_unset()
         audit.contains("create_api_key") && audit.contains("revoke_api_key"),
         "{audit}"
     );
+    let store = srv.store.clone();
     srv.stop().await;
     // Restarted without SESSIONS_BOOTSTRAP_API_KEY: the bootstrap key no longer opens anything.
-    let srv = Running::start(dir.path(), &[], false).await;
+    let srv = Running::start_without_bootstrap_key(store, &[]).await;
     let (s, _) = srv.api(Method::GET, "/api/v1/realms", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     srv.stop().await;
@@ -535,9 +373,8 @@ async fn api_keys_are_managed_at_runtime_and_the_bootstrap_key_goes_when_unset()
 #[tokio::test(flavor = "multi_thread")]
 async fn the_data_directory_and_its_files_are_the_owners_alone() {
     use std::os::unix::fs::PermissionsExt;
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("data");
-    let srv = Running::start(&dir, &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
+    let dir = srv.store.data_dir().to_owned();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     let mut files = 0;
@@ -560,8 +397,7 @@ async fn the_data_directory_and_its_files_are_the_owners_alone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_get_an_id_and_unknown_routes_a_json_404() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let resp = srv.http.get(srv.url("/api/v1/nope")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let id = resp.headers()["x-request-id"].clone();
@@ -572,8 +408,7 @@ async fn requests_get_an_id_and_unknown_routes_a_json_404() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_dashboard_pages_are_an_html_404_with_a_link_to_the_sessions() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let cookie = srv.sign_in().await;
     for path in ["/no/such/page", "/realms/demo/sessions", "/sessions"] {
         for cookie in [None, Some(cookie.as_str())] {
@@ -643,8 +478,7 @@ async fn active(srv: &Running, token: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_offline_token_ends_with_its_subjects_sessions_and_tokens_can_be_revoked_one_by_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     with_sessions(&srv).await;
     grant(&srv, "alice", None, "portal", "alice-offline-refresh-token").await;
     grant(&srv, "bob", None, "portal", "bob-offline-refresh-token-1").await;
@@ -718,49 +552,9 @@ async fn an_offline_token_ends_with_its_subjects_sessions_and_tokens_can_be_revo
     srv.stop().await;
 }
 
-impl Running {
-    /// Signs in as `username`; answers the `name=value` of the session cookie.
-    async fn sign_in_as(&self, username: &str, password: &str) -> String {
-        let resp = self
-            .server_fn(
-                "sign_in",
-                &[("username", username), ("password", password)],
-                None,
-            )
-            .await;
-        assert!(
-            resp.status().is_success() || resp.status().is_redirection(),
-            "sign-in of {username}: {}",
-            resp.status()
-        );
-        cookie_pair(resp.headers())
-    }
-
-    /// POSTs JSON to a server function that takes JSON, as the dashboard's revoke dialog does.
-    async fn server_fn_json(&self, name: &str, body: Value, cookie: &str) -> (StatusCode, String) {
-        let resp = self
-            .http
-            .post(self.url(&format!("/api/{name}")))
-            .header("origin", &self.base)
-            .header("sec-fetch-site", "same-origin")
-            .header("cookie", cookie)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (resp.status(), resp.text().await.unwrap())
-    }
-}
-
-/// A server function's answer: status and body.
-async fn answer(resp: reqwest::Response) -> (StatusCode, String) {
-    (resp.status(), resp.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn viewers_operators_and_read_keys_are_refused_what_their_role_does_not_permit() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     with_sessions(&srv).await;
     let admin = srv.sign_in().await;
     for (username, role) in [("vic", "viewer"), ("olga", "operator")] {
@@ -906,8 +700,7 @@ async fn metrics_text(srv: &Running) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn made_up_methods_and_paths_add_no_metric_series() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let invented = |i: usize| format!("X{i:04}{}", "M".repeat(2000));
     let made_up_requests = |range: std::ops::Range<usize>| {
         let srv = &srv;
@@ -953,8 +746,7 @@ async fn made_up_methods_and_paths_add_no_metric_series() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_scrapes_are_answered_from_memory_between_store_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let (s, _) = srv
         .api(Method::PUT, "/api/v1/realms/scraped", Some(json!({})))
         .await;
@@ -989,8 +781,7 @@ async fn metrics_scrapes_are_answered_from_memory_between_store_reads() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_passwords_sent_at_once_get_no_more_tries_than_sent_in_a_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let attempts = (0..60).map(|_| {
         srv.server_fn(
             "sign_in",
@@ -1012,8 +803,7 @@ async fn wrong_passwords_sent_at_once_get_no_more_tries_than_sent_in_a_row() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_overlong_user_name_is_a_400_and_is_neither_audited_nor_remembered() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let long = "n".repeat(60 * 1024);
     for _ in 0..5 {
         let resp = srv
@@ -1050,8 +840,7 @@ async fn an_overlong_user_name_is_a_400_and_is_neither_audited_nor_remembered() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_cannot_end_administrators_dashboard_sessions_by_any_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     with_sessions(&srv).await;
     let admin = srv.sign_in().await;
     let (s, body) = answer(
@@ -1117,8 +906,7 @@ async fn an_operator_cannot_end_administrators_dashboard_sessions_by_any_path() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exported_csv_cells_never_start_a_spreadsheet_formula() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let (s, _) = srv
         .api(Method::PUT, "/api/v1/realms/acme", Some(json!({})))
         .await;
@@ -1189,11 +977,10 @@ async fn cookie_get(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_cookie_works_only_at_the_dashboards_own_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     with_sessions(&srv).await;
     let cookie = srv.sign_in().await;
-    let port = srv.base.rsplit(':').next().unwrap().to_owned();
+    let port = srv.port();
     let export = "/export/realms/acme/sessions?format=csv";
     for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
         let (s, body) = cookie_get(&srv, export, &cookie, Some(&host), None).await;
@@ -1232,15 +1019,10 @@ async fn the_dashboard_cookie_works_only_at_the_dashboards_own_host() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    srv.stop().await;
-
     // With --public-url, its host is the one.
-    let srv = Running::start(
-        dir.path(),
-        &["--public-url", "https://Sessions.Example.com/"],
-        true,
-    )
-    .await;
+    let srv = srv
+        .restart(&["--public-url", "https://Sessions.Example.com/"])
+        .await;
     let cookie = srv.sign_in().await;
     let (s, body) = cookie_get(&srv, export, &cookie, Some("sessions.example.com"), None).await;
     assert_eq!(s, StatusCode::OK, "{body}");
@@ -1259,8 +1041,7 @@ async fn the_dashboard_cookie_works_only_at_the_dashboards_own_host() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn validation_shows_a_token_holder_only_whitelisted_properties() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path(), &[], true).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     let (s, v) = srv
         .api(
             Method::PUT,

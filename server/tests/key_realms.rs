@@ -2,118 +2,25 @@
 //! (`server::serve`), on 127.0.0.1 over a real data directory: a limited key reaches its realms
 //! and is refused (403 `forbidden`) everywhere else; keys without realms reach every realm.
 
+mod common;
+
 use std::process::Command as Process;
-use std::time::Duration;
 
 use clap::Parser;
-use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use server::cli::{ApiKeyCommand, Cli, Command};
-use tokio_util::sync::CancellationToken;
 
-const KEY: &str = "key-realms-test-key-0123456789";
-const PASSWORD: &str = "key-realms-admin-password";
+use common::{Running, Store, KEY};
 
-/// A server started with `server::serve` in this process (as in `hardening.rs`).
-struct Running {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    done: tokio::task::JoinHandle<Result<(), String>>,
+/// What these tests do with the bootstrap key.
+trait WithBootstrapKey {
+    async fn realms(&self, names: &[&str]);
+    async fn create_key_from(&self, body: Value) -> Value;
+    async fn session(&self, realm: &str) -> (String, String);
 }
 
-impl Running {
-    async fn start(dir: &std::path::Path) -> Running {
-        for _ in 0..100 {
-            match Self::try_start(dir).await {
-                Ok(running) => return running,
-                Err(e) if e.contains("in use") => {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
-                Err(e) => panic!("the server stopped: {e}"),
-            }
-        }
-        panic!("the data directory stayed locked");
-    }
-
-    async fn try_start(dir: &std::path::Path) -> Result<Running, String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let argv = vec![
-            "server".to_owned(),
-            "serve".into(),
-            "--addr".into(),
-            addr.to_string(),
-            "--data-dir".into(),
-            dir.display().to_string(),
-            "--admin-password".into(),
-            PASSWORD.into(),
-            "--bootstrap-api-key".into(),
-            KEY.into(),
-        ];
-        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
-            unreachable!()
-        };
-        let stop = CancellationToken::new();
-        let done = tokio::spawn(server::serve(args, listener, stop.clone()));
-        let running = Running {
-            base: format!("http://{addr}"),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            stop,
-            done,
-        };
-        for _ in 0..1200 {
-            if running.done.is_finished() {
-                return Err(running.done.await.unwrap().err().unwrap_or_default());
-            }
-            if let Ok(r) = running.http.get(running.url("/healthz")).send().await {
-                if r.status().is_success() {
-                    return Ok(running);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the server did not start");
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.done.await.unwrap().unwrap();
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// A call with the bootstrap key, which reaches every realm.
-    async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.api_with(KEY, method, path, body).await
-    }
-
-    async fn api_with(
-        &self,
-        key: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
+impl WithBootstrapKey for Running {
     /// Creates realms with the bootstrap key.
     async fn realms(&self, names: &[&str]) {
         for name in names {
@@ -129,7 +36,7 @@ impl Running {
     }
 
     /// Creates a key through the API with the bootstrap key; answers the created key.
-    async fn create_key(&self, body: Value) -> Value {
+    async fn create_key_from(&self, body: Value) -> Value {
         let (s, created) = self.api(Method::POST, "/api/v1/api-keys", Some(body)).await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
         created
@@ -150,51 +57,6 @@ impl Running {
             v["token"].as_str().unwrap().to_owned(),
         )
     }
-
-    /// POSTs a form to a server function as a page of this server would.
-    async fn server_fn(
-        &self,
-        name: &str,
-        form: &[(&str, &str)],
-        cookie: Option<&str>,
-    ) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(self.url(&format!("/api/{name}")))
-            .header("origin", &self.base)
-            .header("sec-fetch-site", "same-origin")
-            .form(form);
-        if let Some(c) = cookie {
-            req = req.header("cookie", c);
-        }
-        req.send().await.unwrap()
-    }
-
-    /// Signs in as `admin`; answers the `name=value` of the session cookie.
-    async fn sign_in(&self) -> String {
-        let resp = self
-            .server_fn(
-                "sign_in",
-                &[("username", "admin"), ("password", PASSWORD)],
-                None,
-            )
-            .await;
-        assert!(
-            resp.status().is_success() || resp.status().is_redirection(),
-            "sign-in: {}",
-            resp.status()
-        );
-        cookie_pair(resp.headers())
-    }
-}
-
-fn cookie_pair(headers: &HeaderMap) -> String {
-    let set = headers
-        .get("set-cookie")
-        .expect("a session cookie")
-        .to_str()
-        .unwrap();
-    set.split(';').next().unwrap().to_owned()
 }
 
 /// The answer is a 403 `forbidden` JSON error because the key does not reach `realm`.
@@ -298,16 +160,15 @@ async fn data_plane_refused(srv: &Running, key: &str, realm: &str, sid: &str, to
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_limited_to_a_realm_is_refused_everywhere_else() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path()).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     srv.realms(&["a", "b"]).await;
     let limited = srv
-        .create_key(json!({"name": "idp-a", "scopes": ["sessions:issue"], "realms": ["a"]}))
+        .create_key_from(json!({"name": "idp-a", "scopes": ["sessions:issue"], "realms": ["a"]}))
         .await;
     assert_eq!(limited["realms"], json!(["a"]), "{limited}");
     let limited = limited["secret"].as_str().unwrap().to_owned();
     let every = srv
-        .create_key(json!({"name": "idp", "scopes": ["sessions:issue"]}))
+        .create_key_from(json!({"name": "idp", "scopes": ["sessions:issue"]}))
         .await;
     assert_eq!(every["realms"], Value::Null, "{every}");
     let every = every["secret"].as_str().unwrap().to_owned();
@@ -389,11 +250,10 @@ fn fill(path: &str, realm: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_refuses_a_limited_key_outside_its_realms() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path()).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     srv.realms(&["a", "b", "c"]).await;
     let created = srv
-        .create_key(json!({
+        .create_key_from(json!({
             "name": "ops-ab",
             "scopes": ["sessions:issue", "sessions:admin"],
             "realms": ["b", "a"],
@@ -479,8 +339,7 @@ async fn every_route_refuses_a_limited_key_outside_its_realms() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboards_key_form_limits_a_key_to_the_realms_it_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Running::start(dir.path()).await;
+    let srv = Running::start(Store::embedded(), &[]).await;
     srv.realms(&["a", "b", "c"]).await;
     let cookie = srv.sign_in().await;
     for (name, realms) in [("form-ab", "a, b"), ("form-all", "")] {
@@ -580,24 +439,22 @@ async fn the_cli_creates_a_key_limited_to_the_realms_it_names() {
     assert!(realms.is_empty(), "no --realm: every realm");
 
     // The binary, run while the server is stopped, as the README says.
-    let dir = tempfile::tempdir().unwrap();
+    let store = Store::embedded();
+    let dir = store.data_dir();
     let create = ["create", "--scope", "sessions:issue", "--name"];
     let (ok, limited, err) = cli(
-        dir.path(),
+        dir,
         &[&create[..], &["idp-ab", "--realm", "a", "--realm", "b"]].concat(),
     );
     assert!(ok, "{err}");
     assert!(err.contains("realms a, b"), "{err}");
-    let (ok, every, err) = cli(dir.path(), &[&create[..], &["idp"]].concat());
+    let (ok, every, err) = cli(dir, &[&create[..], &["idp"]].concat());
     assert!(ok, "{err}");
     assert!(err.contains("every realm"), "{err}");
-    let (ok, _, err) = cli(
-        dir.path(),
-        &[&create[..], &["bad", "--realm", "_admin"]].concat(),
-    );
+    let (ok, _, err) = cli(dir, &[&create[..], &["bad", "--realm", "_admin"]].concat());
     assert!(!ok, "a reserved realm is refused");
     assert!(err.contains("_admin"), "{err}");
-    let (ok, list, err) = cli(dir.path(), &["list"]);
+    let (ok, list, err) = cli(dir, &["list"]);
     assert!(ok, "{err}");
     let line = |name: &str| {
         list.lines()
@@ -608,7 +465,7 @@ async fn the_cli_creates_a_key_limited_to_the_realms_it_names() {
     assert!(line("idp-ab").ends_with("\ta,b"), "{list}");
     assert!(line("idp").ends_with("\t*"), "{list}");
 
-    let srv = Running::start(dir.path()).await;
+    let srv = Running::start(store.clone(), &[]).await;
     srv.realms(&["a", "b", "c"]).await;
     data_plane_works(&srv, &limited, "a").await;
     data_plane_works(&srv, &limited, "b").await;

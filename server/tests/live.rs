@@ -4,18 +4,16 @@
 //! fallback read (every 30 s) would have sent it. On PostgreSQL, a server whose listening
 //! connection is killed connects again and the counts keep coming.
 
+mod common;
+
 use std::time::Duration;
 
-use clap::Parser;
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
-use server::cli::{Cli, Command};
-use store_postgres::scratch::ScratchPostgres;
-use tokio_util::sync::CancellationToken;
+use serde_json::json;
 
-const KEY: &str = "live-test-key-0123456789";
-const PASSWORD: &str = "correct horse battery staple";
+use common::{Running, Store, PASSWORD};
+
 /// How long a pushed count may take: generous for a busy machine, and well under the 30 s after
 /// which a stream reads its count anyway.
 const PUSHED_WITHIN: Duration = Duration::from_secs(10);
@@ -24,89 +22,21 @@ const PUSHED_WITHIN: Duration = Duration::from_secs(10);
 /// busy machine, and far below the 15 s between the stream's own checks.
 const ENDS_WITHIN: Duration = Duration::from_secs(3);
 
-/// A new database on the shared scratch server; its URL.
-fn database() -> String {
-    ScratchPostgres::shared().new_database("live").unwrap()
+/// The server on `store`, its dashboard cookie usable over plain http.
+async fn start(store: &Store) -> Running {
+    Running::start(store.clone(), &["--plain-http-cookies"]).await
 }
 
-/// A server started with `server::serve` in this process, with a dashboard administrator.
-struct Running {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    done: tokio::task::JoinHandle<Result<(), String>>,
-    _dir: tempfile::TempDir,
+/// What these tests do through a server.
+trait Live {
+    async fn create(&self, realm: &str, subject: &str) -> String;
+    async fn remove(&self, realm: &str, sid: &str);
+    async fn live(&self, realm: &str) -> LiveCounts;
+    async fn live_as(&self, realm: &str, cookie: &str) -> LiveCounts;
 }
 
-impl Running {
-    /// On the embedded store (`store_url` `None`) or the PostgreSQL database it names.
-    async fn start(store_url: Option<&str>) -> Running {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let data_dir = dir.path().join("data").display().to_string();
-        let mut argv = vec![
-            "server",
-            "serve",
-            "--addr",
-            &addr.to_string(),
-            "--data-dir",
-            &data_dir,
-            "--bootstrap-api-key",
-            KEY,
-            "--admin-password",
-            PASSWORD,
-            "--plain-http-cookies",
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect::<Vec<_>>();
-        if let Some(url) = store_url {
-            argv.extend(["--store".to_owned(), url.to_owned()]);
-        }
-        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
-            unreachable!()
-        };
-        let stop = CancellationToken::new();
-        let done = tokio::spawn(server::serve(args, listener, stop.clone()));
-        let running = Running {
-            base: format!("http://{addr}"),
-            http: reqwest::Client::new(),
-            stop,
-            done,
-            _dir: dir,
-        };
-        for _ in 0..1200 {
-            assert!(!running.done.is_finished(), "the server stopped");
-            if let Ok(r) = running.http.get(running.url("/healthz")).send().await {
-                if r.status().is_success() {
-                    return running;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the server did not start");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn ok(&self, method: Method, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {v}");
-        v
-    }
-
+impl Live for Running {
+    /// Creates a session; its sid.
     async fn create(&self, realm: &str, subject: &str) -> String {
         let created = self
             .ok(
@@ -131,56 +61,8 @@ impl Running {
 
     /// Signs in as the administrator and opens the realm's live stream.
     async fn live(&self, realm: &str) -> LiveCounts {
-        let cookie = self.sign_in("admin", PASSWORD).await;
+        let cookie = self.sign_in().await;
         self.live_as(realm, &cookie).await
-    }
-
-    /// POSTs a form to a server function as a page of this server would.
-    async fn server_fn(
-        &self,
-        name: &str,
-        form: &[(&str, &str)],
-        cookie: Option<&str>,
-    ) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(self.url(&format!("/api/{name}")))
-            .header("origin", &self.base)
-            .header("sec-fetch-site", "same-origin")
-            .form(form);
-        if let Some(cookie) = cookie {
-            req = req.header("cookie", cookie);
-        }
-        req.send().await.unwrap()
-    }
-
-    /// Calls a server function as the administrator with `cookie`; it must succeed.
-    async fn server_fn_ok(&self, name: &str, form: &[(&str, &str)], cookie: &str) {
-        let resp = self.server_fn(name, form, Some(cookie)).await;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        assert!(
-            status.is_success() || status.is_redirection(),
-            "{name}: {status} {body}"
-        );
-    }
-
-    /// Signs in; answers the `name=value` of the session cookie.
-    async fn sign_in(&self, username: &str, password: &str) -> String {
-        let signed_in = self
-            .server_fn(
-                "sign_in",
-                &[("username", username), ("password", password)],
-                None,
-            )
-            .await;
-        signed_in.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
     }
 
     /// Opens the realm's live stream with the session `cookie`.
@@ -200,11 +82,6 @@ impl Running {
                 .boxed(),
             text: String::new(),
         }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.done.await.unwrap().unwrap();
     }
 }
 
@@ -263,7 +140,7 @@ impl LiveCounts {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn on_the_embedded_store_a_stream_hears_of_creates_and_removals_at_once() {
-    let server = Running::start(None).await;
+    let server = start(&Store::embedded()).await;
     server
         .ok(Method::PUT, "/api/v1/realms/acme", json!({}))
         .await;
@@ -283,9 +160,9 @@ async fn on_the_embedded_store_a_stream_hears_of_creates_and_removals_at_once() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn on_postgresql_a_stream_on_one_server_hears_of_changes_made_through_the_other() {
-    let url = database();
-    let a = Running::start(Some(&url)).await;
-    let b = Running::start(Some(&url)).await;
+    let store = Store::postgres();
+    let a = start(&store).await;
+    let b = start(&store).await;
     a.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
     let mut counts = b.live("acme").await;
     assert_eq!(counts.next().await, 0, "the count at once");
@@ -305,8 +182,8 @@ const LISTENERS: &str = "FROM pg_stat_activity
 
 #[tokio::test(flavor = "multi_thread")]
 async fn on_postgresql_a_killed_listening_connection_is_made_again_and_counts_keep_coming() {
-    let url = database();
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    let store = Store::postgres();
+    let (db, connection) = tokio_postgres::connect(store.url(), tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
@@ -316,8 +193,8 @@ async fn on_postgresql_a_killed_listening_connection_is_made_again_and_counts_ke
             .unwrap()
             .get(0)
     };
-    let a = Running::start(Some(&url)).await;
-    let b = Running::start(Some(&url)).await;
+    let a = start(&store).await;
+    let b = start(&store).await;
     assert_eq!(listeners().await, 2, "one listening connection per server");
     a.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
     let mut counts = b.live("acme").await;
@@ -359,15 +236,15 @@ async fn on_postgresql_a_killed_listening_connection_is_made_again_and_counts_ke
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_ends_at_once_when_its_administrator_signs_out() {
-    let server = Running::start(None).await;
+    let server = start(&Store::embedded()).await;
     server
         .ok(Method::PUT, "/api/v1/realms/acme", json!({}))
         .await;
-    let cookie = server.sign_in("admin", PASSWORD).await;
+    let cookie = server.sign_in().await;
     let mut counts = server.live_as("acme", &cookie).await;
     assert_eq!(counts.next().await, 0, "the count at once");
     // Another session of the same administrator signing out leaves this stream open.
-    let other = server.sign_in("admin", PASSWORD).await;
+    let other = server.sign_in().await;
     let mut other_counts = server.live_as("acme", &other).await;
     assert_eq!(other_counts.next().await, 0);
     server.server_fn_ok("sign_out", &[], &other).await;
@@ -393,11 +270,11 @@ async fn a_stream_ends_at_once_when_its_administrator_signs_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_ends_at_once_when_its_administrator_is_disabled_or_given_a_new_password() {
-    let server = Running::start(None).await;
+    let server = start(&Store::embedded()).await;
     server
         .ok(Method::PUT, "/api/v1/realms/acme", json!({}))
         .await;
-    let admin = server.sign_in("admin", PASSWORD).await;
+    let admin = server.sign_in().await;
     server
         .server_fn_ok(
             "create_admin",
@@ -412,7 +289,7 @@ async fn a_stream_ends_at_once_when_its_administrator_is_disabled_or_given_a_new
     let mut admin_counts = server.live_as("acme", &admin).await;
     assert_eq!(admin_counts.next().await, 0);
 
-    let vic = server.sign_in("vic", PASSWORD).await;
+    let vic = server.sign_in_as("vic", PASSWORD).await;
     let mut counts = server.live_as("acme", &vic).await;
     assert_eq!(counts.next().await, 0, "the count at once");
     server
@@ -431,7 +308,7 @@ async fn a_stream_ends_at_once_when_its_administrator_is_disabled_or_given_a_new
             &admin,
         )
         .await;
-    let vic = server.sign_in("vic", PASSWORD).await;
+    let vic = server.sign_in_as("vic", PASSWORD).await;
     let mut counts = server.live_as("acme", &vic).await;
     assert_eq!(counts.next().await, 0);
     let new_password = "another correct horse";
@@ -452,11 +329,11 @@ async fn a_stream_ends_at_once_when_its_administrator_is_disabled_or_given_a_new
 
 #[tokio::test(flavor = "multi_thread")]
 async fn on_postgresql_a_stream_ends_when_its_administrator_signs_out_through_the_other_server() {
-    let url = database();
-    let a = Running::start(Some(&url)).await;
-    let b = Running::start(Some(&url)).await;
+    let store = Store::postgres();
+    let a = start(&store).await;
+    let b = start(&store).await;
     a.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
-    let cookie = a.sign_in("admin", PASSWORD).await;
+    let cookie = a.sign_in().await;
     let mut counts = b.live_as("acme", &cookie).await;
     assert_eq!(counts.next().await, 0, "the count at once");
     a.server_fn_ok("sign_out", &[], &cookie).await;

@@ -44,7 +44,7 @@ fn migrate(dir: &std::path::Path, url: &str) -> String {
     for _ in 0..200 {
         match server::migrate_store::run(dir, url, &mut out) {
             Ok(()) => return String::from_utf8(out).unwrap(),
-            Err(e) if e.contains("in use") => std::thread::sleep(Duration::from_millis(25)),
+            Err(e) if e.is_store_in_use() => std::thread::sleep(Duration::from_millis(25)),
             Err(e) => panic!("{e}\n{}", String::from_utf8_lossy(&out)),
         }
     }
@@ -164,13 +164,19 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
     let page2 = sled.query("acme", &page2_query).unwrap();
     let listed = all_pages(sled.as_ref(), SessionQuery::default());
     let by_name = SessionQuery {
-        display_name: Some("smi".into()),
-        subject_id: Some("user3".into()),
+        filters: sessions::SessionFilters {
+            display_name: Some("smi".into()),
+            subject_id: Some("user3".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let named = all_pages(sled.as_ref(), by_name.clone());
     let by_address = SessionQuery {
-        ip: Some("203.0.113.0/28".into()),
+        filters: sessions::SessionFilters {
+            ip: Some("203.0.113.0/28".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let addressed = all_pages(sled.as_ref(), by_address.clone());

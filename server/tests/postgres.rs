@@ -2,126 +2,37 @@
 //! starts it (`server::serve`), two servers on one scratch database: what one does, the other
 //! sees at once, and their delivery workers share the outbox without sending anything twice.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use clap::Parser;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use server::cli::{Cli, Command};
-use store_postgres::scratch::ScratchPostgres;
-use tokio_util::sync::CancellationToken;
 
-const KEY: &str = "postgres-test-key-0123456789";
+use common::{Running, Store, KEY};
 
-/// A new database on the shared scratch server; its URL.
-fn database() -> String {
-    ScratchPostgres::shared().new_database("server").unwrap()
-}
-
-/// A server started with `server::serve` in this process.
-struct Running {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    done: tokio::task::JoinHandle<Result<(), String>>,
-}
-
-impl Running {
-    async fn start(store_url: &str, extra: &[&str]) -> Running {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut argv: Vec<String> = [
-            "server",
-            "serve",
-            "--addr",
-            &addr.to_string(),
-            // Not used with --store: nothing may be written there.
-            "--data-dir",
-            &dir.path().join("unused").display().to_string(),
-            "--store",
-            store_url,
-            "--bootstrap-api-key",
-            KEY,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        argv.extend(extra.iter().map(|s| s.to_string()));
-        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
-            unreachable!()
-        };
-        let stop = CancellationToken::new();
-        let done = tokio::spawn(server::serve(args, listener, stop.clone()));
-        let running = Running {
-            base: format!("http://{addr}"),
-            http: reqwest::Client::new(),
-            stop,
-            done,
-        };
-        for _ in 0..1200 {
-            assert!(!running.done.is_finished(), "the server stopped");
-            if let Ok(r) = running.http.get(running.url("/healthz")).send().await {
-                if r.status().is_success() {
-                    assert!(
-                        !dir.path().join("unused").exists(),
-                        "the embedded store was opened"
-                    );
-                    return running;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the server did not start");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(KEY);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn ok(&self, method: Method, path: &str, body: Value) -> Value {
-        let (status, v) = self.api(method, path, Some(body)).await;
-        assert!(status.is_success(), "{path}: {status} {v}");
-        v
-    }
-
-    async fn valid(&self, realm: &str, token: &str) -> bool {
-        let path = format!("/api/v1/realms/{realm}/sessions/validate");
-        let v = self
-            .ok(
-                Method::POST,
-                &path,
-                json!({"token": token, "refresh": false}),
-            )
-            .await;
-        v["valid"].as_bool().unwrap()
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.done.await.unwrap().unwrap();
-    }
+/// Whether a session token is valid in `realm`, asked of `srv`.
+async fn valid(srv: &Running, realm: &str, token: &str) -> bool {
+    let path = format!("/api/v1/realms/{realm}/sessions/validate");
+    let v = srv
+        .ok(
+            Method::POST,
+            &path,
+            json!({"token": token, "refresh": false}),
+        )
+        .await;
+    v["valid"].as_bool().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn what_one_server_does_the_other_sees_at_once() {
-    let url = database();
-    let a = Running::start(&url, &[]).await;
-    let b = Running::start(&url, &[]).await;
+    let store = Store::postgres();
+    let a = Running::start(store.clone(), &[]).await;
+    let b = Running::start(store.clone(), &[]).await;
     a.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
     let created = a
         .ok(
@@ -134,7 +45,7 @@ async fn what_one_server_does_the_other_sees_at_once() {
         created["sid"].as_str().unwrap(),
         created["token"].as_str().unwrap(),
     );
-    assert!(b.valid("acme", token).await, "created on A, valid on B");
+    assert!(valid(&b, "acme", token).await, "created on A, valid on B");
     let (status, listed) = b
         .api(
             Method::GET,
@@ -154,7 +65,7 @@ async fn what_one_server_does_the_other_sees_at_once() {
         .await;
     assert_eq!(removed["sessions_removed"], 1);
     assert!(
-        !b.valid("acme", token).await,
+        !valid(&b, "acme", token).await,
         "revoked on A, invalid on B at once"
     );
     let (status, _) = b
@@ -225,12 +136,12 @@ impl Receiver {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_both_delivery_workers_running_each_notification_is_sent_once() {
-    let url = database();
+    let store = Store::postgres();
     let receiver = Receiver::default();
     let uri = receiver.start().await;
     let loopback = ["--backchannel-allow-hosts", "127.0.0.1"];
-    let a = Running::start(&url, &loopback).await;
-    let b = Running::start(&url, &loopback).await;
+    let a = Running::start(store.clone(), &loopback).await;
+    let b = Running::start(store.clone(), &loopback).await;
     a.ok(
         Method::PUT,
         "/api/v1/realms/acme",
@@ -294,17 +205,6 @@ async fn with_both_delivery_workers_running_each_notification_is_sent_once() {
     b.stop().await;
 }
 
-/// The `name=value` of the dashboard session cookie `sign_in` set.
-fn session_cookie(resp: &reqwest::Response) -> String {
-    let set = resp
-        .headers()
-        .get("set-cookie")
-        .expect("a session cookie")
-        .to_str()
-        .unwrap();
-    set.split(';').next().unwrap().to_owned()
-}
-
 /// The session count in the first `count` event of a live stream.
 async fn first_live_count(resp: reqwest::Response) -> u64 {
     let mut stream = resp.bytes_stream();
@@ -324,14 +224,9 @@ async fn first_live_count(resp: reqwest::Response) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dashboard_on_one_server_sees_a_removal_made_through_the_other() {
-    const PASSWORD: &str = "correct horse battery staple";
-    let url = database();
-    let a = Running::start(&url, &[]).await;
-    let b = Running::start(
-        &url,
-        &["--admin-password", PASSWORD, "--plain-http-cookies"],
-    )
-    .await;
+    let store = Store::postgres();
+    let a = Running::start(store.clone(), &[]).await;
+    let b = Running::start(store.clone(), &["--plain-http-cookies"]).await;
     a.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
     let mut sids = Vec::new();
     for name in ["Zed Stays", "Yan Leaves"] {
@@ -344,21 +239,7 @@ async fn a_dashboard_on_one_server_sees_a_removal_made_through_the_other() {
             .await;
         sids.push(c["sid"].as_str().unwrap().to_owned());
     }
-    let signed_in = b
-        .http
-        .post(b.url("/api/sign_in"))
-        .header("origin", &b.base)
-        .header("sec-fetch-site", "same-origin")
-        .form(&[("username", "admin"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        signed_in.status().is_success() || signed_in.status().is_redirection(),
-        "sign-in on B: {}",
-        signed_in.status()
-    );
-    let cookie = session_cookie(&signed_in);
+    let cookie = b.sign_in().await;
     let page = || async {
         let resp = b
             .http
@@ -423,8 +304,9 @@ async fn waiting_for_a_lock(url: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_listing_held_up_is_cut_off_by_the_statement_timeout_or_by_its_caller_leaving() {
-    let url = database();
-    let srv = Running::start(&url, &["--pg-statement-timeout-ms", "700"]).await;
+    let store = Store::postgres();
+    let url = store.url().to_owned();
+    let srv = Running::start(store.clone(), &["--pg-statement-timeout-ms", "700"]).await;
     srv.ok(Method::PUT, "/api/v1/realms/acme", json!({})).await;
     srv.ok(
         Method::POST,
@@ -451,8 +333,7 @@ async fn a_listing_held_up_is_cut_off_by_the_statement_timeout_or_by_its_caller_
     assert_eq!(waiting_for_a_lock(&url).await, 0, "the statement was ended");
 
     // A caller that gives up takes its statement with it, long before the timeout would.
-    srv.stop().await;
-    let srv = Running::start(&url, &["--pg-statement-timeout-ms", "60000"]).await;
+    let srv = srv.restart(&["--pg-statement-timeout-ms", "60000"]).await;
     let gave_up = srv
         .http
         .get(srv.url("/api/v1/realms/acme/sessions"))

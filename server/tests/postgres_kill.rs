@@ -4,66 +4,22 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{json, Value};
-use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
 
-use common::{free_addr, wait_healthy};
+use common::{try_call, Binary, Store};
 
-const KEY: &str = "postgres-kill-test-key-0123456789";
-
-/// A server process, killed when dropped (so a failing test leaves none behind).
-struct Server(Child);
-
-impl Server {
-    /// SIGKILL, and wait for it to be gone.
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The server binary on `addr`, on the database at `url`.
-fn start(addr: SocketAddr, url: &str, dir: &std::path::Path) -> Server {
-    Server(
-        Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["serve", "--addr", &addr.to_string(), "--store", url])
-            .arg("--data-dir")
-            .arg(dir.join("unused"))
-            .env("SESSIONS_BOOTSTRAP_API_KEY", KEY)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server binary starts"),
-    )
-}
-
-/// A JSON call; `None` when there was no successful answer (refused, cut off, or an error).
+/// A JSON POST; `None` when there was no successful answer (refused, cut off, or an error).
 async fn call(http: &reqwest::Client, base: &str, path: &str, body: Value) -> Option<Value> {
-    let resp = http
-        .post(format!("{base}{path}"))
-        .bearer_auth(KEY)
-        .json(&body)
-        .send()
-        .await
-        .ok()?;
-    if !resp.status().is_success() {
-        return None;
+    match try_call(http, base, Method::POST, path, Some(body)).await {
+        Some((status, v)) if status.is_success() => Some(v),
+        _ => None,
     }
-    resp.json().await.ok()
 }
 
 /// What the load saw acknowledged: created sessions (sid, token) and removed sids; and the
@@ -77,28 +33,15 @@ struct Acknowledged {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_of_one_of_two_servers_under_load_loses_nothing_acknowledged() {
-    let pg = ScratchPostgres::shared();
-    pg.create_database("kill_one_of_two").unwrap();
-    let url = pg.url_for("kill_one_of_two");
-    let dir = tempfile::tempdir().unwrap();
-    let (a_addr, b_addr) = (free_addr(), free_addr());
-    let (a, b) = (format!("http://{a_addr}"), format!("http://{b_addr}"));
+    let store = Store::postgres();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let mut server_a = start(a_addr, &url, dir.path());
-    wait_healthy(&http, &a).await;
-    let mut server_b = start(b_addr, &url, dir.path());
-    wait_healthy(&http, &b).await;
-    let realm = http
-        .put(format!("{a}/api/v1/realms/r"))
-        .bearer_auth(KEY)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert!(realm.status().is_success());
+    let mut server_a = Binary::start(&store, &[], &[]).await;
+    let mut server_b = Binary::start(&store, &[], &[]).await;
+    let (a, b) = (server_a.base.clone(), server_b.base.clone());
+    common::call(&http, &a, Method::PUT, "/api/v1/realms/r", Some(json!({}))).await;
 
     // Four workers per server create sessions and end every third one they created.
     let acked = Arc::new(Mutex::new(Acknowledged::default()));
@@ -174,6 +117,6 @@ async fn sigkill_of_one_of_two_servers_under_load_loses_nothing_acknowledged() {
     server_b.kill();
 
     // The counters were written with the rows: a recount finds them equal.
-    let store = PostgresStore::open(&url).unwrap();
+    let store = PostgresStore::open(store.url()).unwrap();
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }

@@ -4,52 +4,30 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::Form;
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use common::{free_addr, wait_healthy};
+use common::{call, free_addr, Binary, Store};
 
-const KEY: &str = "restart-test-key-0123456789";
 const ISSUER: &str = "https://idp.restart.test";
 
-/// The server binary on `addr` over `data_dir`, retrying deliveries quickly.
-fn start(addr: SocketAddr, data_dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["serve", "--addr", &addr.to_string()])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--issuer", ISSUER, "--delivery-first-backoff-ms", "100"])
-        .args(["--delivery-max-backoff-secs", "1"])
-        .args(["--backchannel-allow-hosts", "127.0.0.1"])
-        .env("SESSIONS_BOOTSTRAP_API_KEY", KEY)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the server binary starts")
-}
-
-async fn call(http: &reqwest::Client, base: &str, method: &str, path: &str, body: Value) -> Value {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let resp = http
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{path}: {status} {v}");
-    v
-}
+/// Retrying deliveries quickly.
+const ARGS: &[&str] = &[
+    "--issuer",
+    ISSUER,
+    "--delivery-first-backoff-ms",
+    "100",
+    "--delivery-max-backoff-secs",
+    "1",
+    "--backchannel-allow-hosts",
+    "127.0.0.1",
+];
 
 #[derive(Deserialize)]
 struct LogoutForm {
@@ -62,22 +40,22 @@ async fn receive(State(got): State<Arc<Mutex<Vec<String>>>>, Form(f): Form<Logou
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_queued_logout_survives_sigkill_and_is_delivered_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (addr, receiver_addr) = (free_addr(), free_addr());
-    let base = format!("http://{addr}");
+    let receiver_addr = free_addr();
     let http = reqwest::Client::new();
-    let mut server = start(addr, dir.path());
-    wait_healthy(&http, &base).await;
+    let mut server = Binary::start(&Store::embedded(), ARGS, &[]).await;
+    let base = server.base.clone();
 
-    call(&http, &base, "PUT", "/api/v1/realms/r", json!({})).await;
+    let realm = Some(json!({}));
+    call(&http, &base, Method::PUT, "/api/v1/realms/r", realm).await;
     let client = json!({"backchannel_logout_uri": format!("http://{receiver_addr}/logout")});
-    call(&http, &base, "PUT", "/api/v1/realms/r/clients/crm", client).await;
+    let path = "/api/v1/realms/r/clients/crm";
+    call(&http, &base, Method::PUT, path, Some(client)).await;
     let created = call(
         &http,
         &base,
-        "POST",
+        Method::POST,
         "/api/v1/realms/r/sessions",
-        json!({"subject_id": "frank", "client_ids": ["crm"]}),
+        Some(json!({"subject_id": "frank", "client_ids": ["crm"]})),
     )
     .await;
     let sid = created["sid"].as_str().unwrap().to_owned();
@@ -92,18 +70,18 @@ async fn a_queued_logout_survives_sigkill_and_is_delivered_after_restart() {
     let outcome = call(
         &http,
         &base,
-        "POST",
+        Method::POST,
         "/api/v1/realms/r/sessions/remove",
-        json!({"sids": [sid]}),
+        Some(json!({"sids": [sid]})),
     )
     .await;
     assert_eq!(outcome["clients_notified"], 1);
     let queued = call(
         &http,
         &base,
-        "GET",
+        Method::GET,
         "/api/v1/realms/r/backchannel-deliveries",
-        json!(null),
+        None,
     )
     .await;
     let queued = queued["deliveries"][0].clone();
@@ -113,8 +91,7 @@ async fn a_queued_logout_survives_sigkill_and_is_delivered_after_restart() {
     );
 
     // The revocation was acknowledged; kill the server before it can deliver.
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
 
     let got = Arc::new(Mutex::new(Vec::new()));
     let app = axum::Router::new()
@@ -123,16 +100,15 @@ async fn a_queued_logout_survives_sigkill_and_is_delivered_after_restart() {
     let listener = tokio::net::TcpListener::bind(receiver_addr).await.unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let mut server = start(addr, dir.path());
-    wait_healthy(&http, &base).await;
+    server.start_again().await;
     let mut delivered = Value::Null;
     for _ in 0..200 {
         let page = call(
             &http,
             &base,
-            "GET",
+            Method::GET,
             "/api/v1/realms/r/backchannel-deliveries",
-            json!(null),
+            None,
         )
         .await;
         if page["counts"]["delivered"] == 1 {
@@ -149,8 +125,7 @@ async fn a_queued_logout_survives_sigkill_and_is_delivered_after_restart() {
         .json()
         .await
         .unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
 
     assert_eq!(delivered["status"], "delivered", "{delivered}");
     for field in [

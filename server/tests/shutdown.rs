@@ -5,70 +5,43 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde_json::{json, Value};
+use reqwest::Method;
+use serde_json::json;
 
-use common::{free_addr, wait_healthy};
+use common::{call, Binary, Store, PASSWORD};
 
-const KEY: &str = "shutdown-test-key-0123456789";
-const PASSWORD: &str = "shutdown-admin-password";
 const GRACE_SECS: u64 = 3;
 
-fn start(addr: SocketAddr, data_dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["serve", "--addr", &addr.to_string()])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--shutdown-grace-secs", &GRACE_SECS.to_string()])
-        .env("SESSIONS_BOOTSTRAP_API_KEY", KEY)
-        .env("SESSIONS_ADMIN_PASSWORD", PASSWORD)
-        .env("SESSIONS_PLAIN_HTTP_COOKIES", "true")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the server binary starts")
-}
-
-async fn call(
-    http: &reqwest::Client,
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Value {
-    let mut req = http
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{path}: {status} {v}");
-    v
+/// The binary with a short grace period, an administrator and plain-http cookies, set as a
+/// deployment sets them: in its environment.
+async fn start(store: &Store) -> Binary {
+    Binary::start(
+        store,
+        &["--shutdown-grace-secs", &GRACE_SECS.to_string()],
+        &[
+            ("SESSIONS_ADMIN_PASSWORD", PASSWORD),
+            ("SESSIONS_PLAIN_HTTP_COOKIES", "true"),
+        ],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_with_an_open_dashboard_tab_exits_within_the_grace_period_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let base = format!("http://{addr}");
+    let store = Store::embedded();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let mut child = start(addr, dir.path());
-    wait_healthy(&http, &base).await;
+    let mut server = start(&store).await;
+    let base = server.base.clone();
     call(
         &http,
         &base,
-        reqwest::Method::PUT,
+        Method::PUT,
         "/api/v1/realms/acme",
         Some(json!({})),
     )
@@ -77,7 +50,7 @@ async fn sigterm_with_an_open_dashboard_tab_exits_within_the_grace_period_and_lo
         call(
             &http,
             &base,
-            reqwest::Method::POST,
+            Method::POST,
             "/api/v1/realms/acme/sessions",
             Some(json!({"subject_id": format!("user{}", i % 4)})),
         )
@@ -86,7 +59,7 @@ async fn sigterm_with_an_open_dashboard_tab_exits_within_the_grace_period_and_lo
     let removed = call(
         &http,
         &base,
-        reqwest::Method::POST,
+        Method::POST,
         "/api/v1/realms/acme/sessions/remove",
         Some(json!({"subject_id": "user0", "reason": "before shutdown"})),
     )
@@ -122,9 +95,12 @@ async fn sigterm_with_an_open_dashboard_tab_exits_within_the_grace_period_and_lo
     // SIGTERM.
     let stopping = Instant::now();
     // SAFETY: kill sends a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) },
+        0
+    );
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -148,26 +124,17 @@ async fn sigterm_with_an_open_dashboard_tab_exits_within_the_grace_period_and_lo
     );
 
     // Nothing acknowledged is lost.
-    let mut child = start(addr, dir.path());
-    wait_healthy(&http, &base).await;
-    let realm = call(
-        &http,
-        &base,
-        reqwest::Method::GET,
-        "/api/v1/realms/acme",
-        None,
-    )
-    .await;
+    server.start_again().await;
+    let realm = call(&http, &base, Method::GET, "/api/v1/realms/acme", None).await;
     assert_eq!(realm["session_count"], 15);
     let page = call(
         &http,
         &base,
-        reqwest::Method::GET,
+        Method::GET,
         "/api/v1/realms/acme/sessions?subject_id=user0",
         None,
     )
     .await;
     assert_eq!(page["total_count"], 0, "the removal stayed done");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill();
 }

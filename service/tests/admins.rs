@@ -28,7 +28,10 @@ fn setup() -> (tempfile::TempDir, Arc<SledStore>, SignIns) {
 
 fn sessions_of(store: &SledStore, username: &str) -> u64 {
     let q = SessionQuery {
-        subject_id: Some(username.into()),
+        filters: sessions::SessionFilters {
+            subject_id: Some(username.into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     store.query(ADMIN_REALM, &q).unwrap().total_count

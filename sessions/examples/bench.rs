@@ -318,30 +318,30 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
         ),
         (
             "subject filter",
-            q(&|q| q.subject_id = Some("user-42".into())),
+            q(&|q| q.filters.subject_id = Some("user-42".into())),
         ),
         (
             "display-name prefix 'smi'",
-            q(&|q| q.display_name = Some("smi".into())),
+            q(&|q| q.filters.display_name = Some("smi".into())),
         ),
         (
             "display-name 'alice smi' (two words)",
-            q(&|q| q.display_name = Some("alice smi".into())),
+            q(&|q| q.filters.display_name = Some("alice smi".into())),
         ),
         (
             "client filter 'crm'",
-            q(&|q| q.client_id = Some("crm".into())),
+            q(&|q| q.filters.client_id = Some("crm".into())),
         ),
         (
             "client 'crm', by last access",
             q(&|q| {
-                q.client_id = Some("crm".into());
+                q.filters.client_id = Some("crm".into());
                 q.sort = SortKey::LastAccess
             }),
         ),
         (
             "sid filter",
-            q(&|q| q.sid = Some(rows[rows.len() / 2].1.clone())),
+            q(&|q| q.filters.sid = Some(rows[rows.len() / 2].1.clone())),
         ),
     ];
     for (name, query) in cases {

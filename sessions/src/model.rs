@@ -319,33 +319,189 @@ impl SortKey {
     }
 }
 
-/// A request for one page of a realm's sessions. Filters are AND-ed.
+/// The filters of a session listing, AND-ed; an absent or empty value is no filter.
+///
+/// The one declaration of the filter set. The listing's query ([`SessionQuery`]) and the API's
+/// export parameters flatten it; the API documents each field as a query parameter (its doc
+/// comment is the description, its `param` attributes the constraints); the dashboard builds its
+/// filter form and URL from [`SessionFilters::FIELDS`]; checks and audit descriptions go by
+/// [`FilterKind`]. A new filter is a field here, its entry in [`SessionFilters::FIELDS`], and its
+/// support in each store (`store::query::Filters` and the PostgreSQL listing).
+///
+/// Each field's doc comment is its description in the API's document, on one line (a line break
+/// would show there too). Every field is text or an RFC 3339 time: flattened into a query string,
+/// a field is read from its text, and serde cannot read a number or a bool from a flattened text
+/// (a numeric filter takes its value as a string, or a `deserialize_with` that parses one).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct SessionQuery {
-    /// Exact subject id.
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct SessionFilters {
+    /// Exact subject id (empty: no filter)
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub subject_id: Option<String>,
-    /// Exact session id.
+    /// Exact session id, the 36-character form of a UUID (empty: no filter)
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            pattern = r"^$|^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+        )
+    )]
     pub sid: Option<String>,
-    /// Every word must be a case-insensitive prefix of some word of the display name.
+    /// Each word prefixes a word of the name, any case
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub display_name: Option<String>,
-    /// Sessions the client has joined.
+    /// Sessions this client joined (empty: no filter)
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub client_id: Option<String>,
-    /// Sessions whose client address is this IP address or lies in this CIDR range (see
-    /// [`crate::address`]: IPv4 addresses are compared in their IPv4-mapped IPv6 form).
+    /// Sessions whose client address is this IP address or in this CIDR range, e.g. `203.0.113.0/24` or `2001:db8::/32` (empty: no filter). IPv4 addresses also match as IPv4-mapped IPv6 (`::ffff:203.0.113.7`); bits past the prefix are ignored. Counted exactly by a range scan of the address index
+    // The API's document adds the pattern (`address::ADDRESS_FILTER_PATTERN`, too long for an
+    // attribute).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(max_length = 64))]
     pub ip: Option<String>,
-    /// Sessions created at or after this time.
+    /// Sessions created at or after this time (RFC 3339)
     #[serde(default)]
     pub created_after: Option<DateTime<Utc>>,
-    /// Sessions created before this time.
+    /// Sessions created before this time (RFC 3339); with `created_after`, a later time than it (else nothing matches)
     #[serde(default)]
     pub created_before: Option<DateTime<Utc>>,
+}
+
+/// One filter of [`SessionFilters`] as the dashboard shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterField {
+    /// The field's name: its query parameter in the API and in the dashboard's URL, and its
+    /// input's name in the dashboard's form.
+    pub name: &'static str,
+    /// The form's label.
+    pub label: &'static str,
+    /// An example value the empty input shows.
+    pub placeholder: Option<&'static str>,
+    pub kind: FilterKind,
+}
+
+/// What a filter's value is, which says how it is checked, described and typed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterKind {
+    /// Text: at most 255 bytes, no control characters.
+    Text,
+    /// An IP address or CIDR range ([`crate::address::AddressRange`]).
+    Address,
+    /// A time: RFC 3339 in the API; the dashboard's form takes a UTC `datetime-local` value.
+    Time,
+}
+
+impl SessionFilters {
+    /// Every field, in declaration order (a test holds the two together).
+    pub const FIELDS: &'static [FilterField] = &[
+        FilterField {
+            name: "subject_id",
+            label: "Subject",
+            placeholder: None,
+            kind: FilterKind::Text,
+        },
+        FilterField {
+            name: "sid",
+            label: "Session ID",
+            placeholder: None,
+            kind: FilterKind::Text,
+        },
+        FilterField {
+            name: "display_name",
+            label: "Display name",
+            placeholder: None,
+            kind: FilterKind::Text,
+        },
+        FilterField {
+            name: "client_id",
+            label: "Client",
+            placeholder: None,
+            kind: FilterKind::Text,
+        },
+        FilterField {
+            name: "ip",
+            label: "Client address",
+            placeholder: Some("203.0.113.0/24"),
+            kind: FilterKind::Address,
+        },
+        FilterField {
+            name: "created_after",
+            label: "Created after (UTC)",
+            placeholder: None,
+            kind: FilterKind::Time,
+        },
+        FilterField {
+            name: "created_before",
+            label: "Created before (UTC)",
+            placeholder: None,
+            kind: FilterKind::Time,
+        },
+    ];
+
+    /// The filters given (empty ones too), each with its description and its value as text
+    /// (times in RFC 3339), in declaration order.
+    pub fn values(&self) -> Vec<(&'static FilterField, String)> {
+        let text = serde_urlencoded::to_string(self).expect("filters are text");
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&text)
+            .expect("the text just written")
+            .into_iter()
+            .map(|(name, value)| {
+                let field = Self::FIELDS
+                    .iter()
+                    .find(|f| f.name == name)
+                    .expect("every filter is described in FIELDS");
+                (field, value)
+            })
+            .collect()
+    }
+
+    /// The filters of `values` (field names and texts, times in RFC 3339); an error says which
+    /// value cannot be read.
+    pub fn from_values<'a>(
+        values: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> std::result::Result<Self, String> {
+        let pairs: Vec<(&str, &str)> = values.into_iter().collect();
+        let text = serde_urlencoded::to_string(&pairs).map_err(|e| e.to_string())?;
+        serde_urlencoded::from_str(&text).map_err(|e| e.to_string())
+    }
+
+    /// Whether no filter is given.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether a filter other than the exact ids (`subject_id`, `sid`) is given: the sessions
+    /// are then selected by a range or a property (an address range, creation times, a client,
+    /// …), not only as one subject's or one session.
+    pub fn beyond_ids(&self) -> bool {
+        *self
+            != SessionFilters {
+                subject_id: self.subject_id.clone(),
+                sid: self.sid.clone(),
+                ..Default::default()
+            }
+    }
+}
+
+/// A request for one page of a realm's sessions. Filters are AND-ed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    #[serde(flatten)]
+    pub filters: SessionFilters,
     /// Page size: default 25, at most 1000.
     #[serde(default)]
     pub count: Option<u32>,
@@ -357,6 +513,16 @@ pub struct SessionQuery {
     /// With a results token: the page before it instead of the page after it.
     #[serde(default)]
     pub prior: bool,
+}
+
+impl From<SessionFilters> for SessionQuery {
+    /// The first page of the sessions `filters` match, in the default order and page size.
+    fn from(filters: SessionFilters) -> Self {
+        SessionQuery {
+            filters,
+            ..Default::default()
+        }
+    }
 }
 
 /// One page of a session listing.
@@ -453,6 +619,34 @@ impl Default for RemoveSessions {
             dry_run: false,
             reason: None,
         }
+    }
+}
+
+impl RemoveSessions {
+    /// The filters this removal names its sessions by (none for a removal by `sids`).
+    pub fn filters(&self) -> SessionFilters {
+        SessionFilters {
+            subject_id: self.subject_id.clone(),
+            sid: self.sid.clone(),
+            ip: self.ip.clone(),
+            created_after: self.created_after,
+            created_before: self.created_before,
+            ..Default::default()
+        }
+    }
+
+    /// The removal of every session `filters` match, when a removal can name exactly them: by
+    /// subject, session id, address and creation times, not by any other filter.
+    pub fn matching(filters: &SessionFilters) -> Option<RemoveSessions> {
+        let removal = RemoveSessions {
+            subject_id: filters.subject_id.clone(),
+            sid: filters.sid.clone(),
+            ip: filters.ip.clone(),
+            created_after: filters.created_after,
+            created_before: filters.created_before,
+            ..Default::default()
+        };
+        (removal.filters() == *filters).then_some(removal)
     }
 }
 
@@ -565,4 +759,111 @@ pub struct ClientRegistration {
     pub backchannel_logout_uri: Option<String>,
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_filter() -> SessionFilters {
+        SessionFilters {
+            subject_id: Some("alice".into()),
+            sid: Some("0b7c3f1e-0000-4000-8000-000000000000".into()),
+            display_name: Some("smi".into()),
+            client_id: Some("crm".into()),
+            ip: Some("203.0.113.0/24".into()),
+            created_after: Some("2026-03-01T14:02:00Z".parse().unwrap()),
+            created_before: Some("2026-03-01T14:04:00.5Z".parse().unwrap()),
+        }
+    }
+
+    /// A field without its description would be missing from the dashboard's form and URL.
+    #[test]
+    fn every_filter_is_described_in_declaration_order() {
+        let names: Vec<&str> = every_filter()
+            .values()
+            .into_iter()
+            .map(|(f, _)| f.name)
+            .collect();
+        let described: Vec<&str> = SessionFilters::FIELDS.iter().map(|f| f.name).collect();
+        assert_eq!(names, described);
+    }
+
+    #[test]
+    fn filters_read_back_from_their_values() {
+        let filters = every_filter();
+        let values = filters.values();
+        assert_eq!(values[6].1, "2026-03-01T14:04:00.500Z");
+        let back =
+            SessionFilters::from_values(values.iter().map(|(f, v)| (f.name, v.as_str()))).unwrap();
+        assert_eq!(back, filters);
+        assert_eq!(
+            SessionFilters::from_values([("created_after", "yesterday")]).unwrap_err(),
+            "input contains invalid characters"
+        );
+        assert!(SessionFilters::default().values().is_empty());
+    }
+
+    /// The listing's query string, with the filters flattened into it, reads as before: every
+    /// parameter, numbers and flags included, and the same refusals.
+    #[test]
+    fn a_query_string_reads_into_a_query() {
+        let q: SessionQuery = serde_urlencoded::from_str(
+            "subject_id=alice&ip=203.0.113.0%2F24&created_after=2026-03-01T14%3A02%3A00Z\
+             &count=5&sort=last_access&results_token=t&prior=true",
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            SessionQuery {
+                filters: SessionFilters {
+                    subject_id: Some("alice".into()),
+                    ip: Some("203.0.113.0/24".into()),
+                    created_after: every_filter().created_after,
+                    ..Default::default()
+                },
+                count: Some(5),
+                sort: SortKey::LastAccess,
+                results_token: Some("t".into()),
+                prior: true,
+            }
+        );
+        let empty: SessionQuery = serde_urlencoded::from_str("subject_id=").unwrap();
+        assert_eq!(empty.filters.subject_id.as_deref(), Some(""));
+        let refused = |query: &str| {
+            serde_urlencoded::from_str::<SessionQuery>(query)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused("created_before=yesterday"),
+            "input contains invalid characters"
+        );
+        assert_eq!(refused("count=lots"), "invalid digit found in string");
+        assert_eq!(refused("colour=red"), "unknown field `colour`");
+        assert_eq!(
+            refused("subject_id=a&subject_id=b"),
+            "duplicate field `subject_id`"
+        );
+    }
+
+    #[test]
+    fn a_removal_says_only_the_filters_it_takes() {
+        let ranged = SessionFilters {
+            subject_id: Some("alice".into()),
+            ip: Some("203.0.113.0/24".into()),
+            ..Default::default()
+        };
+        let removal = RemoveSessions::matching(&ranged).unwrap();
+        assert_eq!(removal.filters(), ranged);
+        assert!(removal.remove_server_side_session && removal.sids.is_empty());
+        assert_eq!(RemoveSessions::matching(&every_filter()), None);
+        assert!(ranged.beyond_ids());
+        assert!(!SessionFilters {
+            subject_id: Some("alice".into()),
+            sid: Some("s".into()),
+            ..Default::default()
+        }
+        .beyond_ids());
+    }
 }

@@ -3,8 +3,8 @@
 use crate::address::AddressRange;
 use crate::error::{Result, SessionError};
 use crate::model::{
-    NewSession, RealmSettings, RemoveSessions, SessionQuery, MAX_FIELD_LEN, MAX_PAGE_SIZE,
-    MAX_REALM_LEN,
+    FilterKind, NewSession, RealmSettings, RemoveSessions, SessionFilters, SessionQuery,
+    MAX_FIELD_LEN, MAX_PAGE_SIZE, MAX_REALM_LEN,
 };
 
 /// Longest grant token recorded; anything longer cannot be one.
@@ -140,18 +140,14 @@ pub fn page_size(q: &SessionQuery) -> Result<u32> {
 
 /// The filters of a query: each within length limits.
 pub fn query_filters(q: &SessionQuery) -> Result<()> {
-    for (field, v) in [
-        ("subject_id", &q.subject_id),
-        ("sid", &q.sid),
-        ("display_name", &q.display_name),
-        ("client_id", &q.client_id),
-    ] {
-        if let Some(v) = v {
-            text(field, v)?;
+    for (field, value) in q.filters.values() {
+        match field.kind {
+            FilterKind::Text => text(field.name, &value)?,
+            FilterKind::Address if !value.is_empty() => {
+                AddressRange::parse(&value)?;
+            }
+            FilterKind::Address | FilterKind::Time => {}
         }
-    }
-    if let Some(ip) = q.ip.as_deref().filter(|ip| !ip.is_empty()) {
-        AddressRange::parse(ip)?;
     }
     if q.prior && q.results_token.is_none() {
         return Err(SessionError::invalid("prior=true needs a results_token"));
@@ -162,24 +158,15 @@ pub fn query_filters(q: &SessionQuery) -> Result<()> {
 /// The filter of a removal that names its sessions by filters rather than by `sids`, checked:
 /// `None` for a removal by `sids`. A blank filter value is refused, never read as "any".
 pub fn removal_filter(r: &RemoveSessions) -> Result<Option<SessionQuery>> {
-    for (field, value) in [
-        ("subject_id", &r.subject_id),
-        ("sid", &r.sid),
-        ("ip", &r.ip),
-    ] {
-        if let Some(v) = value {
-            not_blank(field, v)?;
-        }
+    let filters = r.filters();
+    for (field, value) in filters.values() {
+        not_blank(field.name, &value)?;
     }
     for sid in &r.sids {
         not_blank("sids entry", sid)?;
         text("sids entry", sid)?;
     }
-    let has_filter = r.subject_id.is_some()
-        || r.sid.is_some()
-        || r.ip.is_some()
-        || r.created_after.is_some()
-        || r.created_before.is_some();
+    let has_filter = !filters.is_empty();
     if r.sids.is_empty() && !has_filter {
         return Err(SessionError::invalid(
             "name the sessions to remove with sids or filters (subject_id, sid, ip, created_after, created_before); to end every session of the realm use logout-all",
@@ -193,47 +180,27 @@ pub fn removal_filter(r: &RemoveSessions) -> Result<Option<SessionQuery>> {
     if !has_filter {
         return Ok(None);
     }
-    let q = SessionQuery {
-        subject_id: r.subject_id.clone(),
-        sid: r.sid.clone(),
-        ip: r.ip.clone(),
-        created_after: r.created_after,
-        created_before: r.created_before,
-        ..Default::default()
-    };
+    let q = SessionQuery::from(filters);
     query_filters(&q)?;
     Ok(Some(q))
 }
 
-/// A query's filters as the audit log names them (removals, exports): `subject_id=alice
+/// Filters as the audit log names them (removals, exports): `subject_id=alice
 /// ip=203.0.113.0/24 created_before=2026-03-01T14:02:00Z`, the given ones only; `all sessions`
 /// when there is none.
-pub fn describe_filter(q: &SessionQuery) -> String {
-    let mut parts = Vec::new();
-    for (name, value) in [
-        ("subject_id", &q.subject_id),
-        ("sid", &q.sid),
-        ("display_name", &q.display_name),
-        ("client_id", &q.client_id),
-    ] {
-        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-            parts.push(format!("{name}={v}"));
-        }
-    }
-    if let Some(ip) = q.ip.as_deref().filter(|v| !v.is_empty()) {
-        match AddressRange::parse(ip) {
-            Ok(range) => parts.push(format!("ip={range}")),
-            Err(_) => parts.push(format!("ip={ip}")),
-        }
-    }
-    let time =
-        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-    if let Some(t) = &q.created_after {
-        parts.push(format!("created_after={}", time(t)));
-    }
-    if let Some(t) = &q.created_before {
-        parts.push(format!("created_before={}", time(t)));
-    }
+pub fn describe_filter(filters: &SessionFilters) -> String {
+    let parts: Vec<String> = filters
+        .values()
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(field, value)| match field.kind {
+            FilterKind::Address => match AddressRange::parse(&value) {
+                Ok(range) => format!("{}={range}", field.name),
+                Err(_) => format!("{}={value}", field.name),
+            },
+            FilterKind::Text | FilterKind::Time => format!("{}={value}", field.name),
+        })
+        .collect();
     if parts.is_empty() {
         "all sessions".into()
     } else {

@@ -87,7 +87,10 @@ fn assert_upgraded(store: &SledStoreV2, e: &Expected) {
     );
     for (subject, n) in &e.subject_counts {
         let q = SessionQuery {
-            subject_id: Some(subject.clone()),
+            filters: sessions::SessionFilters {
+                subject_id: Some(subject.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(
@@ -97,7 +100,10 @@ fn assert_upgraded(store: &SledStoreV2, e: &Expected) {
         );
     }
     let q = SessionQuery {
-        display_name: Some("smi".into()),
+        filters: sessions::SessionFilters {
+            display_name: Some("smi".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("acme", &q).unwrap().total_count, e.name_count);

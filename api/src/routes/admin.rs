@@ -5,7 +5,8 @@ use axum::response::Response;
 use axum::Json;
 use service::ExportFormat;
 use sessions::{
-    QueryResult, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery, SortKey,
+    QueryResult, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionFilters,
+    SessionQuery, SortKey,
 };
 
 use crate::export::{export_response, ExportParams};
@@ -16,21 +17,7 @@ use crate::ApiState;
 
 /// One page of a realm's sessions, filtered, sorted and counted.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions", tag = "administration",
-    params(RealmPath,
-        ("subject_id" = Option<String>, Query, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$",
-            description = "Exact subject id (empty: no filter)"),
-        ("sid" = Option<String>, Query, pattern = r"^$|^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
-            description = "Exact session id, the 36-character form of a UUID (empty: no filter)"),
-        ("display_name" = Option<String>, Query, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$",
-            description = "Each word prefixes a word of the name, any case"),
-        ("client_id" = Option<String>, Query, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$",
-            description = "Sessions this client joined (empty: no filter)"),
-        ("ip" = Option<String>, Query, max_length = 64,
-            description = "Sessions whose client address is this IP address or in this CIDR range, e.g. `203.0.113.0/24` or `2001:db8::/32` (empty: no filter). IPv4 addresses also match as IPv4-mapped IPv6 (`::ffff:203.0.113.7`); bits past the prefix are ignored. Counted exactly by a range scan of the address index"),
-        ("created_after" = Option<DateTime<Utc>>, Query,
-            description = "Sessions created at or after this time (RFC 3339)"),
-        ("created_before" = Option<DateTime<Utc>>, Query,
-            description = "Sessions created before this time (RFC 3339); with `created_after`, a later time than it (else nothing matches)"),
+    params(RealmPath, SessionFilters,
         ("count" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size, 1 to 1000, default 25"),
         ("sort" = Option<SortKey>, Query, description = "created (default, newest first), last_access or expires"),
         ("results_token" = Option<String>, Query,
@@ -66,18 +53,7 @@ pub async fn get_session(
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/export", tag = "administration",
     params(RealmPath,
         ("format" = ExportFormat, Query, description = "`csv` (a header row, then one row per session: sid, subject_id, display_name, created_at, last_access_at, idle_expires_at, expires_at, client_ids separated by spaces, ip, user_agent) or `jsonl` (one session object per line)"),
-        ("subject_id" = Option<String>, Query, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$",
-            description = "Exact subject id (empty: no filter)"),
-        ("sid" = Option<String>, Query, pattern = r"^$|^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
-            description = "Exact session id (empty: no filter)"),
-        ("display_name" = Option<String>, Query, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$",
-            description = "Each word prefixes a word of the name, any case"),
-        ("client_id" = Option<String>, Query, max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$",
-            description = "Sessions this client joined (empty: no filter)"),
-        ("ip" = Option<String>, Query, max_length = 64,
-            description = "An IP address or CIDR range, as for the listing (empty: no filter)"),
-        ("created_after" = Option<DateTime<Utc>>, Query, description = "Sessions created at or after this time"),
-        ("created_before" = Option<DateTime<Utc>>, Query, description = "Sessions created before this time"),
+        SessionFilters,
         ("sort" = Option<SortKey>, Query, description = "created (default, newest first), last_access or expires")),
     responses((status = 200, description = "The sessions, as a download", content(
         (String = "text/csv"), (String = "application/jsonl"))),

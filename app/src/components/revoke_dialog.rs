@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use leptos::prelude::*;
-use sessions::{RemoveAllSessions, RemoveOutcome, RemoveSessions, SessionQuery};
+use sessions::{RemoveAllSessions, RemoveOutcome, RemoveSessions};
 
 use crate::error::AppError;
 use crate::server_fns::sessions::{revoke_all_sessions, revoke_sessions};
@@ -221,14 +221,7 @@ pub fn RevokeDialog(
         Some(RevokeTarget::Subject(s)) => format!("Revoke all sessions of {s}"),
         Some(RevokeTarget::Filter(f)) => format!(
             "Revoke all sessions matching {}",
-            sessions::validate::describe_filter(&SessionQuery {
-                subject_id: f.subject_id,
-                sid: f.sid,
-                ip: f.ip,
-                created_after: f.created_after,
-                created_before: f.created_before,
-                ..Default::default()
-            })
+            sessions::validate::describe_filter(&f.filters())
         ),
         Some(RevokeTarget::Realm) => format!("Sign out all sessions in realm {realm_name}"),
         None => String::new(),

@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query;
+use sessions::SessionFilters;
 
 use crate::components::loaded::Loaded;
 use crate::components::realm_picker::RealmPicker;
@@ -42,11 +43,13 @@ fn ClientsBody(view: ClientsView) -> impl IntoView {
             .clients
             .into_iter()
             .map(|c| {
-                let sessions_href = ListParams {
-                    realm: Some(realm.clone()),
-                    client_id: Some(c.client_id.clone()),
-                    ..Default::default()
-                }
+                let sessions_href = ListParams::filtered(
+                    &realm,
+                    &SessionFilters {
+                        client_id: Some(c.client_id.clone()),
+                        ..Default::default()
+                    },
+                )
                 .href();
                 view! {
                     <tr>

@@ -7,7 +7,7 @@ use leptos::ev::SubmitEvent;
 use leptos::html;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query};
-use sessions::SortKey;
+use sessions::{FilterField, FilterKind, SessionFilters, SortKey};
 
 use crate::components::live_banner::LiveBanner;
 use crate::components::loaded::Loaded;
@@ -84,7 +84,7 @@ fn SessionsBody(
         .into_iter()
         .map(|n| view! { <option value=n.to_string() selected=n == count>{n.to_string()}</option> })
         .collect_view();
-    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let subject = params.session_filters().ok().and_then(|f| f.subject_id);
     let selected = RwSignal::new(BTreeSet::<String>::new());
     let dialog = RwSignal::new(None::<RevokeTarget>);
     let may_revoke = view.may_revoke;
@@ -112,7 +112,7 @@ fn SessionsBody(
                         {move || format!("Revoke selected ({})", selected.with(BTreeSet::len))}
                     </button>
                 })}
-                {params.subject_id.clone().filter(|_| may_revoke).map(|subject| {
+                {subject.filter(|_| may_revoke).map(|subject| {
                     let label = format!("Revoke all sessions of {subject}");
                     view! {
                         <button type="button" on:click=move |_| dialog.set(Some(RevokeTarget::Subject(subject.clone())))>
@@ -146,36 +146,26 @@ fn SessionsBody(
         None => ().into_any(),
     };
     // "Search" asks for the typed filters from the first page, in a URL without empty fields.
-    let (subject, sid, display_name, client) = (
-        NodeRef::<html::Input>::new(),
-        NodeRef::<html::Input>::new(),
-        NodeRef::<html::Input>::new(),
-        NodeRef::<html::Input>::new(),
-    );
-    let (ip, created_after, created_before) = (
-        NodeRef::<html::Input>::new(),
-        NodeRef::<html::Input>::new(),
-        NodeRef::<html::Input>::new(),
-    );
+    let filter_inputs: Vec<(FilterField, NodeRef<html::Input>)> = SessionFilters::FIELDS
+        .iter()
+        .map(|f| (*f, NodeRef::new()))
+        .collect();
     let (sort, per_page) = (
         NodeRef::<html::Select>::new(),
         NodeRef::<html::Select>::new(),
     );
     let navigate = use_navigate();
     let search_realm = realm.clone();
+    let search_inputs = filter_inputs.clone();
     let on_search = move |ev: SubmitEvent| {
         ev.prevent_default();
-        let text = |r: NodeRef<html::Input>| r.get_untracked().map(|el| el.value());
         let choice = |r: NodeRef<html::Select>| r.get_untracked().map(|el| el.value());
         let asked = ListParams {
             realm: Some(search_realm.clone()),
-            subject_id: text(subject),
-            sid: text(sid),
-            display_name: text(display_name),
-            client_id: text(client),
-            ip: text(ip),
-            created_after: text(created_after),
-            created_before: text(created_before),
+            filters: search_inputs
+                .iter()
+                .filter_map(|(f, r)| Some((f.name, r.get_untracked()?.value())))
+                .collect(),
             count: choice(per_page).and_then(|c| c.parse().ok()),
             sort: choice(sort),
             results_token: None,
@@ -190,13 +180,17 @@ fn SessionsBody(
     view! {
         <form method="get" action="/" class="filters" role="search" on:submit=on_search>
             <RealmPicker realms=view.realms current=realm href=in_realm counts=true/>
-            <label>"Subject" <input type="text" name="subject_id" value=value(&params.subject_id) node_ref=subject/></label>
-            <label>"Session ID" <input type="text" name="sid" value=value(&params.sid) node_ref=sid/></label>
-            <label>"Display name" <input type="text" name="display_name" value=value(&params.display_name) node_ref=display_name/></label>
-            <label>"Client" <input type="text" name="client_id" value=value(&params.client_id) node_ref=client/></label>
-            <label>"Client address" <input type="text" name="ip" placeholder="203.0.113.0/24" value=value(&params.ip) node_ref=ip/></label>
-            <label>"Created after (UTC)" <input type="datetime-local" step="1" name="created_after" value=value(&params.created_after) node_ref=created_after/></label>
-            <label>"Created before (UTC)" <input type="datetime-local" step="1" name="created_before" value=value(&params.created_before) node_ref=created_before/></label>
+            {filter_inputs.into_iter().map(|(f, input)| {
+                let value = params.filters.get(f.name).cloned().unwrap_or_default();
+                match f.kind {
+                    FilterKind::Time => view! {
+                        <label>{f.label} <input type="datetime-local" step="1" name=f.name value=value node_ref=input/></label>
+                    }.into_any(),
+                    FilterKind::Text | FilterKind::Address => view! {
+                        <label>{f.label} <input type="text" name=f.name placeholder=f.placeholder value=value node_ref=input/></label>
+                    }.into_any(),
+                }
+            }).collect_view()}
             <label>"Sort" <select name="sort" node_ref=sort>{sort_options}</select></label>
             <label>"Per page" <select name="count" node_ref=per_page>{count_options}</select></label>
             <button type="submit" class="primary">"Search"</button>

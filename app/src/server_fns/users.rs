@@ -34,7 +34,10 @@ pub async fn load_user(realm: String, subject_id: String) -> Result<UserView, Ap
     let admin = require_admin().await?;
     let service = service()?;
     let query = sessions::SessionQuery {
-        subject_id: Some(subject_id.clone()),
+        filters: sessions::SessionFilters {
+            subject_id: Some(subject_id.clone()),
+            ..Default::default()
+        },
         count: Some(sessions::MAX_PAGE_SIZE),
         ..Default::default()
     };

@@ -358,7 +358,10 @@ impl AdminAccounts {
         let mut ended = 0;
         loop {
             let query = SessionQuery {
-                subject_id: Some(username.to_owned()),
+                filters: sessions::SessionFilters {
+                    subject_id: Some(username.to_owned()),
+                    ..Default::default()
+                },
                 count: Some(sessions::MAX_PAGE_SIZE),
                 ..Default::default()
             };

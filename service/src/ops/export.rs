@@ -163,7 +163,11 @@ impl SessionService {
             actor: actor.audit_name(),
             realm: Some(realm.to_owned()),
             action: "export_sessions".into(),
-            target: format!("{} sort={}", describe_filter(&query), query.sort.as_str()),
+            target: format!(
+                "{} sort={}",
+                describe_filter(&query.filters),
+                query.sort.as_str()
+            ),
             reason: None,
             outcome: format!("started ({})", format.as_str()),
         };

@@ -113,17 +113,16 @@ impl SessionService {
         outcome
     }
 
-    /// Refuses a removal by address or creation time whose matches include the dashboard session
-    /// the administrator acts from (found by a preview of the same removal).
+    /// Refuses a removal by address, creation time or any filter other than the exact ids whose
+    /// matches include the dashboard session the administrator acts from (found by a preview of
+    /// the same removal).
     async fn refuse_own_session_among_matches(
         &self,
         realm: &str,
         request: &RemoveSessions,
         actor: &Actor,
     ) -> Result<()> {
-        let ranged = request.ip.is_some()
-            || request.created_after.is_some()
-            || request.created_before.is_some();
+        let ranged = request.filters().beyond_ids();
         let Some(own) = own_sid(realm, actor).filter(|_| ranged) else {
             return Ok(());
         };

@@ -81,13 +81,20 @@ fn in_range(ip: &str, range: &str) -> bool {
 fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
     let mut rows: Vec<&Session> = all
         .iter()
-        .filter(|s| q.subject_id.as_ref().is_none_or(|x| *x == s.subject_id))
         .filter(|s| {
-            q.ip.as_deref()
+            q.filters
+                .subject_id
+                .as_ref()
+                .is_none_or(|x| *x == s.subject_id)
+        })
+        .filter(|s| {
+            q.filters
+                .ip
+                .as_deref()
                 .is_none_or(|r| s.ip.as_deref().is_some_and(|ip| in_range(ip, r)))
         })
-        .filter(|s| q.created_after.is_none_or(|t| s.created_at >= t))
-        .filter(|s| q.created_before.is_none_or(|t| s.created_at < t))
+        .filter(|s| q.filters.created_after.is_none_or(|t| s.created_at >= t))
+        .filter(|s| q.filters.created_before.is_none_or(|t| s.created_at < t))
         .collect();
     let key = |s: &Session| match q.sort {
         SortKey::Created => s.created_at,
@@ -198,10 +205,13 @@ pub fn address_and_creation_time_filters_page_and_count_exactly<B: Backend>(back
             }
             for (range, after, before, subject, sort, count) in queries {
                 let q = SessionQuery {
-                    ip: range.map(|r| RANGES[r].to_owned()),
-                    created_after: after.map(|s| t0() + TimeDelta::seconds(s)),
-                    created_before: before.map(|s| t0() + TimeDelta::seconds(s)),
-                    subject_id: subject.map(|s| SUBJECTS[s].to_owned()),
+                    filters: crate::SessionFilters {
+                        ip: range.map(|r| RANGES[r].to_owned()),
+                        created_after: after.map(|s| t0() + TimeDelta::seconds(s)),
+                        created_before: before.map(|s| t0() + TimeDelta::seconds(s)),
+                        subject_id: subject.map(|s| SUBJECTS[s].to_owned()),
+                        ..Default::default()
+                    },
                     sort: SortKey::ALL[sort],
                     count: Some(count),
                     ..Default::default()
@@ -226,8 +236,11 @@ pub fn creation_time_bounds_are_inclusive_after_and_exclusive_before<B: Backend>
         .sid;
     let count = |after: Option<DateTime<Utc>>, before: Option<DateTime<Utc>>| {
         let q = SessionQuery {
-            created_after: after,
-            created_before: before,
+            filters: crate::SessionFilters {
+                created_after: after,
+                created_before: before,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let page = store.query("r", &q).unwrap();
@@ -285,8 +298,11 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
         ..Default::default()
     };
     let filter = SessionQuery {
-        ip: request.ip.clone(),
-        created_before: request.created_before,
+        filters: crate::SessionFilters {
+            ip: request.ip.clone(),
+            created_before: request.created_before,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut want = expected(&all, &filter);
@@ -324,7 +340,10 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
     let left = store.query("r", &SessionQuery::default()).unwrap();
     assert!(left.results.iter().all(|s| !want.contains(&s.sid)));
     let range = SessionQuery {
-        ip: Some("203.0.113.0/24".into()),
+        filters: crate::SessionFilters {
+            ip: Some("203.0.113.0/24".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("r", &range).unwrap().total_count, 1);
@@ -364,7 +383,10 @@ pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
         "example.com",
     ] {
         let q = SessionQuery {
-            ip: Some(bad.into()),
+            filters: crate::SessionFilters {
+                ip: Some(bad.into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         match store.query("r", &q) {
@@ -382,7 +404,10 @@ pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
     }
     // An empty listing filter is no filter; in a removal it is refused, never "every session".
     let empty = SessionQuery {
-        ip: Some(String::new()),
+        filters: crate::SessionFilters {
+            ip: Some(String::new()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("r", &empty).unwrap().total_count, 1);

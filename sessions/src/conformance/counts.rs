@@ -117,7 +117,10 @@ pub fn count_mismatches(
     }
     for subject in &subject_set {
         let q = SessionQuery {
-            subject_id: Some(subject.clone()),
+            filters: crate::SessionFilters {
+                subject_id: Some(subject.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let recount = all.iter().filter(|s| s.subject_id == *subject).count();
@@ -136,7 +139,10 @@ pub fn count_mismatches(
     for client in client_set.iter().chain(registered.keys()) {
         let recount = all.iter().filter(|s| s.client_ids.contains(client)).count();
         let q = SessionQuery {
-            client_id: Some(client.clone()),
+            filters: crate::SessionFilters {
+                client_id: Some(client.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         check(
@@ -159,7 +165,10 @@ pub fn count_mismatches(
     }
     for name in &name_set {
         let q = SessionQuery {
-            display_name: Some(name.clone()),
+            filters: crate::SessionFilters {
+                display_name: Some(name.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let recount = all.iter().filter(|s| name_matches(s, name)).count();

@@ -113,7 +113,10 @@ pub fn padded_ids_match_nothing_in_removal_and_listing<B: Backend>(backend: &B) 
             Err(e) => assert!(matches!(e, SessionError::InvalidRequest(_)), "{e:?}"),
         }
         let q = SessionQuery {
-            subject_id: Some(padded.into()),
+            filters: crate::SessionFilters {
+                subject_id: Some(padded.into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         match store.query("r", &q) {
@@ -125,24 +128,36 @@ pub fn padded_ids_match_nothing_in_removal_and_listing<B: Backend>(backend: &B) 
 
     // An empty listing filter is no filter (`?subject_id=`); a blank one is a value like any.
     let all = SessionQuery {
-        subject_id: Some(String::new()),
-        sid: Some(String::new()),
-        client_id: Some(String::new()),
+        filters: crate::SessionFilters {
+            subject_id: Some(String::new()),
+            sid: Some(String::new()),
+            client_id: Some(String::new()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("r", &all).unwrap().total_count, total);
     let blank_subject = SessionQuery {
-        subject_id: Some("  ".into()),
+        filters: crate::SessionFilters {
+            subject_id: Some("  ".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("r", &blank_subject).unwrap().total_count, 0);
     let exact = SessionQuery {
-        subject_id: Some("alice".into()),
+        filters: crate::SessionFilters {
+            subject_id: Some("alice".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("r", &exact).unwrap().total_count, 2);
     let padded_sid = SessionQuery {
-        sid: Some(format!(" {}", sessions[0].1)),
+        filters: crate::SessionFilters {
+            sid: Some(format!(" {}", sessions[0].1)),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert!(matches!(
@@ -175,7 +190,10 @@ pub fn session_ids_compare_as_parsed_values<B: Backend>(backend: &B) {
     assert_eq!(parse_sid(&upper), parse_sid(&sid));
     assert_eq!(store.get_session("r", &upper).unwrap().sid, sid);
     let q = SessionQuery {
-        sid: Some(upper.clone()),
+        filters: crate::SessionFilters {
+            sid: Some(upper.clone()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("r", &q).unwrap().total_count, 1);
@@ -221,7 +239,10 @@ pub fn session_ids_compare_as_parsed_values<B: Backend>(backend: &B) {
         .unwrap();
     assert_eq!((done.removed, done.sessions_removed), (vec![sid], 1));
     let left = SessionQuery {
-        subject_id: Some(subject),
+        filters: crate::SessionFilters {
+            subject_id: Some(subject),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("r", &left).unwrap().total_count, 1);

@@ -160,7 +160,10 @@ pub fn reaper_removes_expired_sessions_in_batches<B: Backend>(backend: &B) {
         .unwrap()
         .is_some());
     let q = SessionQuery {
-        display_name: Some("example".into()),
+        filters: crate::SessionFilters {
+            display_name: Some("example".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("r", &q).unwrap().total_count, 1);
@@ -211,7 +214,10 @@ pub fn quotas_deny_or_evict_the_oldest<B: Backend>(backend: &B) {
         .unwrap()
         .is_some());
     let q = SessionQuery {
-        subject_id: Some("a".into()),
+        filters: crate::SessionFilters {
+            subject_id: Some("a".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("evict", &q).unwrap().total_count, 2);
@@ -276,7 +282,10 @@ pub fn properties_clients_and_lookup<B: Backend>(backend: &B) {
     assert_eq!(s.client_ids, vec!["portal".to_string(), "mail".to_string()]);
     store.add_client("r", &c.session.sid, "mail").unwrap();
     let q = SessionQuery {
-        client_id: Some("mail".into()),
+        filters: crate::SessionFilters {
+            client_id: Some("mail".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     assert_eq!(store.query("r", &q).unwrap().total_count, 1);

@@ -83,15 +83,21 @@ fn words(s: &str) -> Vec<String> {
 fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
     let mut rows: Vec<&Session> = all
         .iter()
-        .filter(|s| q.subject_id.as_ref().is_none_or(|x| *x == s.subject_id))
         .filter(|s| {
-            q.client_id
+            q.filters
+                .subject_id
+                .as_ref()
+                .is_none_or(|x| *x == s.subject_id)
+        })
+        .filter(|s| {
+            q.filters
+                .client_id
                 .as_ref()
                 .is_none_or(|x| s.client_ids.contains(x))
         })
-        .filter(|s| q.sid.as_ref().is_none_or(|x| *x == s.sid))
+        .filter(|s| q.filters.sid.as_ref().is_none_or(|x| *x == s.sid))
         .filter(|s| {
-            q.display_name.as_ref().is_none_or(|n| {
+            q.filters.display_name.as_ref().is_none_or(|n| {
                 let have = words(s.display_name.as_deref().unwrap_or(""));
                 words(n)
                     .iter()
@@ -183,13 +189,16 @@ fn paging_case<B: Backend>(
         source.chars().take(len).collect::<String>().to_uppercase()
     });
     let query = SessionQuery {
-        subject_id: subject.map(|s| SUBJECTS[s].to_string()),
-        client_id: client.map(|c| CLIENTS[c].to_string()),
-        display_name: name_query,
-        sid: if use_sid && !all.is_empty() {
-            Some(all[all.len() / 2].sid.clone())
-        } else {
-            None
+        filters: crate::SessionFilters {
+            subject_id: subject.map(|s| SUBJECTS[s].to_string()),
+            client_id: client.map(|c| CLIENTS[c].to_string()),
+            display_name: name_query,
+            sid: if use_sid && !all.is_empty() {
+                Some(all[all.len() / 2].sid.clone())
+            } else {
+                None
+            },
+            ..Default::default()
         },
         count: Some(count),
         sort,
@@ -334,7 +343,10 @@ pub fn results_tokens_are_bound_to_their_query_and_tamper_evident<B: Backend>(ba
             .unwrap();
     }
     let q = SessionQuery {
-        subject_id: Some("alice".into()),
+        filters: crate::SessionFilters {
+            subject_id: Some("alice".into()),
+            ..Default::default()
+        },
         count: Some(3),
         ..Default::default()
     };
@@ -348,7 +360,7 @@ pub fn results_tokens_are_bound_to_their_query_and_tamper_evident<B: Backend>(ba
     };
     assert!(with(&|_| {}).is_ok());
     assert_eq!(
-        with(&|q| q.subject_id = Some("bob".into())),
+        with(&|q| q.filters.subject_id = Some("bob".into())),
         Err(SessionError::ResultsTokenMismatch)
     );
     assert_eq!(
@@ -360,7 +372,7 @@ pub fn results_tokens_are_bound_to_their_query_and_tamper_evident<B: Backend>(ba
         Err(SessionError::ResultsTokenMismatch)
     );
     assert_eq!(
-        with(&|q| q.display_name = Some("ali".into())),
+        with(&|q| q.filters.display_name = Some("ali".into())),
         Err(SessionError::ResultsTokenMismatch)
     );
     let mut tampered = token.clone().into_bytes();

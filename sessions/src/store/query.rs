@@ -67,6 +67,7 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
 
 impl Filters {
     pub fn from_query(q: &SessionQuery) -> Result<Self> {
+        let q = &q.filters;
         let sid = match non_empty(&q.sid) {
             Some(s) => Some(parse_sid(s).ok_or_else(|| {
                 SessionError::invalid(format!(

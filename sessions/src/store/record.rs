@@ -1,11 +1,14 @@
-//! How a session is stored, and which index entries and counters it implies.
+//! A session as the store holds it ([`StoredSession`], whose `encode` and `decode` are the v1
+//! layout's record encoding, read by the upgrade; the v2 layout's compact record is
+//! `v2::record`), and what both layouts share about sessions: display-name words, the text form
+//! of a session id, times.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::keys::{self, AttrKind, RealmId, Sid};
+use super::keys::Sid;
 use crate::error::{Result, SessionError};
 use crate::model::{Session, SortKey};
 
@@ -88,59 +91,6 @@ impl StoredSession {
             user_agent: self.user_agent.clone(),
         }
     }
-
-    /// The attribute-index entries (kind, value) of this session: its subject, each client, and
-    /// each prefix of each display-name word.
-    pub fn attributes(&self) -> BTreeSet<(AttrKind, Vec<u8>)> {
-        let mut out = BTreeSet::new();
-        out.insert((AttrKind::Subject, self.subject_id.as_bytes().to_vec()));
-        for c in &self.client_ids {
-            out.insert((AttrKind::Client, c.as_bytes().to_vec()));
-        }
-        if let Some(name) = &self.display_name {
-            for word in words(name) {
-                let mut prefix = String::new();
-                for ch in word.chars().take(MAX_PREFIX_CHARS) {
-                    prefix.push(ch);
-                    out.insert((AttrKind::NamePrefix, prefix.as_bytes().to_vec()));
-                }
-            }
-        }
-        out
-    }
-
-    /// Every index key this session has: (index, key, counter key to adjust).
-    pub fn index_entries(&self, realm: RealmId) -> BTreeSet<IndexEntry> {
-        let mut out = BTreeSet::new();
-        out.insert(IndexEntry::Sorted(
-            SortKey::Created,
-            keys::sort_key(realm, self.created_ms, &self.sid),
-        ));
-        out.insert(IndexEntry::Sorted(
-            SortKey::LastAccess,
-            keys::sort_key(realm, self.last_access_ms, &self.sid),
-        ));
-        out.insert(IndexEntry::Sorted(
-            SortKey::Expires,
-            keys::sort_key(realm, self.effective_expiry_ms(), &self.sid),
-        ));
-        for (kind, value) in self.attributes() {
-            out.insert(IndexEntry::Attr {
-                key: keys::attr_key(realm, kind, &value, self.created_ms, &self.sid),
-                counter: keys::attr_prefix(realm, kind, &value),
-            });
-        }
-        out
-    }
-}
-
-/// One index entry a stored session implies.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum IndexEntry {
-    /// A key in the sort index of that order.
-    Sorted(SortKey, [u8; keys::SORT_KEY_LEN]),
-    /// A key in the attribute index, and the counter of that attribute.
-    Attr { key: Vec<u8>, counter: Vec<u8> },
 }
 
 /// Case-folded words of a display name or search string.
@@ -202,25 +152,6 @@ mod tests {
         let s = sample();
         assert_eq!(StoredSession::decode(&s.encode()).unwrap(), s);
         assert!(StoredSession::decode(&[0, 1, 2]).is_err());
-    }
-
-    #[test]
-    fn name_prefixes_are_case_folded_and_deduplicated() {
-        let s = sample();
-        let prefixes: Vec<String> = s
-            .attributes()
-            .into_iter()
-            .filter(|(k, _)| *k == AttrKind::NamePrefix)
-            .map(|(_, v)| String::from_utf8(v).unwrap())
-            .collect();
-        for p in ["a", "al", "alice", "s", "smi", "smith", "j", "jones"] {
-            assert!(
-                prefixes.contains(&p.to_string()),
-                "{p} missing from {prefixes:?}"
-            );
-        }
-        assert!(!prefixes.iter().any(|p| p.chars().any(char::is_uppercase)));
-        assert_eq!(prefixes.len(), 5 + 5 + 5);
     }
 
     #[test]

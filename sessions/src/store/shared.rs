@@ -129,17 +129,9 @@ pub fn removal_flags(request: &RemoveSessions) -> Result<(Flags, Option<SessionQ
 /// The subject whose tokens issued under no session a removal also revokes (with
 /// `revoke_tokens`): only a removal of every session of one subject, by `subject_id` alone.
 pub fn offline_tokens_subject(filter: Option<&SessionQuery>) -> Option<&str> {
-    match filter? {
-        SessionQuery {
-            subject_id: Some(subject),
-            sid: None,
-            ip: None,
-            created_after: None,
-            created_before: None,
-            ..
-        } => Some(subject),
-        _ => None,
-    }
+    let filters = &filter?.filters;
+    let subject = filters.subject_id.as_deref()?;
+    (filters.sid.is_none() && !filters.beyond_ids()).then_some(subject)
 }
 
 /// What ending every session of a realm does.
@@ -159,7 +151,7 @@ pub fn remove_all_flags(request: &RemoveAllSessions) -> Result<Flags> {
 /// The audit target of a removal: its filter, or how many sessions it selected.
 pub fn removal_target(filter: Option<&SessionQuery>, request: &RemoveSessions) -> String {
     match filter {
-        Some(f) => validate::describe_filter(f),
+        Some(f) => validate::describe_filter(&f.filters),
         None => format!("{} selected sessions", request.sids.len()),
     }
 }

@@ -1,7 +1,8 @@
 //! The audit log: one key per entry (realm 0, `A`, id), newest last, its value the entry as
 //! JSON.
 
-use super::{layout, SledStoreV2};
+use super::layout::AuditKey;
+use super::SledStoreV2;
 use crate::error::{Result, SessionError};
 use crate::model::AuditEntry;
 
@@ -10,7 +11,7 @@ impl SledStoreV2 {
     pub(super) fn audit(&self, entry: &AuditEntry) -> Result<()> {
         let id = self.next_id()?;
         let value = serde_json::to_vec(entry).map_err(|e| SessionError::Storage(e.to_string()))?;
-        self.tree.insert(layout::audit_key(id), value)?;
+        self.tree.insert(AuditKey { id }.encode(), value)?;
         Ok(())
     }
 
@@ -26,7 +27,7 @@ impl SledStoreV2 {
     ) -> Result<Vec<(u64, AuditEntry)>> {
         let end = before.unwrap_or(u64::MAX);
         self.tree
-            .range(layout::audit_key(0)..layout::audit_key(end))
+            .range(AuditKey { id: 0 }.encode()..AuditKey { id: end }.encode())
             .rev()
             .take(count)
             .map(|item| {
@@ -39,11 +40,8 @@ impl SledStoreV2 {
 
 /// An audit entry as stored: its id from the key, the entry from the value.
 pub(super) fn decode(k: &[u8], v: &[u8]) -> Result<(u64, AuditEntry)> {
-    let id = u64::from_be_bytes(
-        k[5..]
-            .try_into()
-            .map_err(|_| SessionError::Storage("bad audit key".into()))?,
-    );
+    let AuditKey { id } =
+        AuditKey::decode(k).ok_or_else(|| SessionError::Storage("bad audit key".into()))?;
     let entry = serde_json::from_slice(v)
         .map_err(|e| SessionError::Storage(format!("corrupt audit entry: {e}")))?;
     Ok((id, entry))

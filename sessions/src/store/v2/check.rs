@@ -16,10 +16,16 @@ use super::super::record::{sid_to_string, StoredSession};
 use super::super::CheckReport;
 use super::counters::{self, Deltas};
 use super::grants::grant_entries;
+use super::layout::{
+    self, AddressKey, AttrKey, Counter, CounterKey, DeliveryKey, DeliveryStatusKey,
+};
+use super::layout::{GrantIndexKey, GrantKey, GrantLocator, GrantTokenKey, LegacySidKey};
+use super::layout::{LegacyTokenKey, QueueKey, SessionKey};
+use super::layout::{SessionLocator, Tag, TimeIndexKey, WordKey, GLOBAL};
 use super::outbox::delivery_index;
 use super::query::locator_created;
 use super::sessions::index_entries;
-use super::{layout, SledStoreV2};
+use super::SledStoreV2;
 use crate::delivery::Delivery;
 use crate::error::Result;
 
@@ -29,23 +35,18 @@ pub(super) fn recount(store: &SledStoreV2) -> Result<Vec<(Vec<u8>, i64)>> {
     let counters = counters::Counters::default();
     for realm in realms {
         let mut deltas = Deltas::default();
-        for item in store
-            .tree
-            .scan_prefix(layout::prefix(realm, layout::RECORD))
-        {
+        for item in store.tree.scan_prefix(SessionKey::prefix(realm)) {
             let (k, v) = item?;
-            let (created, sid) = layout::split_time_sid(&k);
-            if let Ok(s) = store.decode(created, &sid, &v) {
+            let Some(key) = SessionKey::decode(&k) else {
+                continue;
+            };
+            if let Ok(s) = store.decode(key.created_ms, &key.sid, &v) {
                 deltas.session(realm, &s, true);
             }
         }
-        for v in store
-            .tree
-            .scan_prefix(layout::prefix(realm, layout::DELIVERY))
-            .values()
-        {
+        for v in store.tree.scan_prefix(DeliveryKey::prefix(realm)).values() {
             if let Ok(d) = outbox::decode(&v?) {
-                deltas.counter(counters::deliveries_key(realm, d.status), 1);
+                deltas.counter(Counter::Deliveries(d.status).key(realm), 1);
             }
         }
         counters.apply(&deltas);
@@ -106,7 +107,14 @@ impl Checker<'_> {
         Ok(self
             .store
             .tree
-            .get(layout::record_key(realm, created, sid))?
+            .get(
+                SessionKey {
+                    realm,
+                    created_ms: created,
+                    sid: *sid,
+                }
+                .encode(),
+            )?
             .and_then(|v| self.store.decode(created, sid, &v).ok()))
     }
 
@@ -126,82 +134,88 @@ impl Checker<'_> {
     fn delivery(&self, realm: RealmId, id: u64) -> Option<Delivery> {
         self.store
             .tree
-            .get(layout::delivery_key(realm, id))
+            .get(DeliveryKey { realm, id }.encode())
             .ok()
             .flatten()
             .and_then(|v| outbox::decode(&v).ok())
     }
 
     /// Checks one key that is not a record: that what it names exists and implies it.
-    fn index_key(&mut self, k: &[u8], v: &[u8]) -> Result<()> {
-        let realm = layout::realm_of(k).expect("keys are longer than 4 bytes");
-        let tag = k[4];
-        let agrees = if realm == layout::GLOBAL {
+    fn index_key(&mut self, realm: RealmId, tag: Option<Tag>, k: &[u8], v: &[u8]) -> Result<()> {
+        let agrees = if realm == GLOBAL {
             match tag {
-                layout::QUEUE => match outbox::QueueEntry::parse(&k[4..]) {
+                Some(Tag::Queue) => match QueueKey::decode(k) {
                     Some(e) => self
                         .delivery(e.realm, e.id)
                         .is_some_and(|d| delivery_index(e.realm, &d).iter().any(|x| x == k)),
                     None => false,
                 },
-                layout::LEGACY_TOKEN if v.len() == 28 => {
-                    let r = RealmId::from_be_bytes(v[..4].try_into().expect("4"));
-                    let created = i64::from_be_bytes(v[4..12].try_into().expect("8"));
-                    let sid: Sid = v[12..].try_into().expect("16");
-                    let s = self.session(r, created, &sid)?;
-                    Self::implied_by_session(s, r, k, v)
+                Some(Tag::LegacyToken) => {
+                    match (LegacyTokenKey::decode(k), SessionLocator::decode(v)) {
+                        (Some(_), Some(at)) => {
+                            let s = self.session(at.realm, at.created_ms, &at.sid)?;
+                            Self::implied_by_session(s, at.realm, k, v)
+                        }
+                        _ => false,
+                    }
                 }
-                layout::GRANT_TOKEN if v.len() == 20 => {
-                    let r = RealmId::from_be_bytes(v[..4].try_into().expect("4"));
-                    let id: [u8; 16] = v[4..].try_into().expect("16");
-                    self.grant(r, &id)
-                        .is_some_and(|g| grant_entries(r, &g).iter().any(|(x, y)| x == k && y == v))
+                Some(Tag::GrantToken) => {
+                    match (GrantTokenKey::decode(k), GrantLocator::decode(v)) {
+                        (Some(_), Some(at)) => self.grant(at.realm, &at.id).is_some_and(|g| {
+                            grant_entries(at.realm, &g)
+                                .iter()
+                                .any(|(x, y)| x == k && y == v)
+                        }),
+                        _ => false,
+                    }
                 }
-                layout::META
-                | layout::REALM
-                | layout::AUDIT
-                | layout::JOURNAL
-                | layout::CHECKPOINT
-                | layout::COUNTER
-                | layout::INTERN => true,
+                Some(
+                    Tag::Meta
+                    | Tag::Realm
+                    | Tag::Audit
+                    | Tag::Journal
+                    | Tag::Checkpoint
+                    | Tag::Counter
+                    | Tag::Intern,
+                ) => true,
                 _ => false,
             }
         } else {
-            match tag {
-                layout::LAST_ACCESS | layout::EXPIRY if k.len() == layout::TIMED_KEY_LEN => {
-                    let (_, sid) = layout::split_time_sid(k);
-                    match locator_created(&sid, v) {
-                        Ok(created) => {
-                            let s = self.session(realm, created, &sid)?;
-                            Self::implied_by_session(s, realm, k, v)
-                        }
-                        Err(_) => false,
-                    }
+            // The session an entry of the session indexes names: (created, sid), or the sid and
+            // where its creation time is.
+            let located = match tag {
+                Some(Tag::LastAccess | Tag::Expiry) => {
+                    TimeIndexKey::decode(k).map(|e| (locator_created(&e.sid, v).ok(), e.sid))
                 }
-                layout::SUBJECT | layout::CLIENT | layout::WORD | layout::ADDRESS
-                    if k.len() > 5 + 24 =>
-                {
-                    let (created, sid) = layout::split_time_sid(k);
+                Some(Tag::Subject | Tag::Client) => {
+                    AttrKey::decode(k).map(|e| (Some(e.created_ms), e.sid))
+                }
+                Some(Tag::Word) => WordKey::decode(k).map(|e| (Some(e.created_ms), e.sid)),
+                Some(Tag::Address) => AddressKey::decode(k).map(|e| (Some(e.created_ms), e.sid)),
+                Some(Tag::LegacySid) => {
+                    LegacySidKey::decode(k).map(|e| (layout::created_from_value(v), e.sid))
+                }
+                _ => None,
+            };
+            match (tag, located) {
+                (_, Some((Some(created), sid))) => {
                     let s = self.session(realm, created, &sid)?;
                     Self::implied_by_session(s, realm, k, v)
                 }
-                layout::LEGACY_SID if k.len() == 21 && v.len() == 8 => {
-                    let sid: Sid = k[5..].try_into().expect("16");
-                    let created = i64::from_be_bytes(v.try_into().expect("8"));
-                    let s = self.session(realm, created, &sid)?;
-                    Self::implied_by_session(s, realm, k, v)
-                }
-                layout::GRANT_INDEX if k.len() > 5 + 16 => {
-                    let id: [u8; 16] = k[k.len() - 16..].try_into().expect("16");
-                    self.grant(realm, &id)
-                        .is_some_and(|g| grant_entries(realm, &g).iter().any(|(x, _)| x == k))
-                }
-                layout::DELIVERY_STATUS if k.len() == 5 + 1 + 8 => {
-                    let id = u64::from_be_bytes(k[6..].try_into().expect("8"));
-                    self.delivery(realm, id)
-                        .is_some_and(|d| delivery_index(realm, &d).iter().any(|x| x == k))
-                }
-                layout::CLIENT_REG => true,
+                (_, Some((None, _))) => false,
+                (Some(Tag::GrantIndex), _) => match GrantIndexKey::decode(k) {
+                    Some(e) => self
+                        .grant(realm, &e.id)
+                        .is_some_and(|g| grant_entries(realm, &g).iter().any(|(x, _)| x == k)),
+                    None => false,
+                },
+                (Some(Tag::DeliveryStatus), _) => match DeliveryStatusKey::decode(k) {
+                    Some(e) => self
+                        .delivery(realm, e.id)
+                        .is_some_and(|d| delivery_index(realm, &d).iter().any(|x| x == k)),
+                    None => false,
+                },
+                (Some(Tag::ClientReg), _) => true,
                 _ => false,
             }
         };
@@ -234,18 +248,18 @@ impl SledStoreV2 {
         let mut expected = Deltas::default();
         for item in self.tree.iter() {
             let (k, v) = item?;
-            let Some(realm) = layout::realm_of(&k).filter(|_| k.len() >= 5) else {
+            let Some((realm, tag)) = layout::head(&k) else {
                 c.problem(format!("key {} has no known layout", hex(&k)));
                 c.remove(&k);
                 continue;
             };
-            match k[4] {
-                layout::RECORD if realm != layout::GLOBAL => {
-                    if k.len() != layout::TIMED_KEY_LEN {
+            match tag {
+                Some(Tag::Record) if realm != GLOBAL => {
+                    let Some(key) = SessionKey::decode(&k) else {
                         c.problem(format!("record key {} has a wrong length", hex(&k)));
                         continue;
-                    }
-                    let (created, sid) = layout::split_time_sid(&k);
+                    };
+                    let (created, sid) = (key.created_ms, key.sid);
                     let what = format!("session {} in {}", sid_to_string(&sid), c.realm(realm));
                     match self.decode(created, &sid, &v) {
                         Ok(s) => {
@@ -259,11 +273,12 @@ impl SledStoreV2 {
                         Err(e) => c.problem(format!("{what} cannot be read: {e}")),
                     }
                 }
-                layout::GRANT if realm != layout::GLOBAL => {
-                    let id = sid_to_string(&k[5..].try_into().unwrap_or([0; 16]));
+                Some(Tag::Grant) if realm != GLOBAL => {
+                    let key = GrantKey::decode(&k);
+                    let id = sid_to_string(&key.map_or([0; 16], |key| key.id));
                     let what = format!("grant {id} in {}", c.realm(realm));
                     match StoredGrant::decode(&v) {
-                        Ok(g) if layout::grant_key(realm, &g.id)[..] == k[..] => {
+                        Ok(g) if key == Some(GrantKey { realm, id: g.id }) => {
                             c.report.grants += 1;
                             c.expect_entries(&what, grant_entries(realm, &g))?;
                         }
@@ -271,23 +286,25 @@ impl SledStoreV2 {
                         Err(e) => c.problem(format!("{what} cannot be read: {e}")),
                     }
                 }
-                layout::DELIVERY if realm != layout::GLOBAL => {
-                    let what = format!("delivery {} in {}", hex(&k[5..]), c.realm(realm));
+                Some(Tag::Delivery) if realm != GLOBAL => {
+                    let key = DeliveryKey::decode(&k);
+                    let id = key.map_or_else(|| hex(&k), |key| format!("{:016x}", key.id));
+                    let what = format!("delivery {id} in {}", c.realm(realm));
                     match outbox::decode(&v) {
-                        Ok(d) if layout::delivery_key(realm, d.id)[..] == k[..] => {
+                        Ok(d) if key == Some(DeliveryKey { realm, id: d.id }) => {
                             c.report.deliveries += 1;
                             let entries = delivery_index(realm, &d)
                                 .into_iter()
                                 .map(|k| (k, Vec::new()))
                                 .collect();
                             c.expect_entries(&what, entries)?;
-                            expected.counter(counters::deliveries_key(realm, d.status), 1);
+                            expected.counter(Counter::Deliveries(d.status).key(realm), 1);
                         }
                         Ok(_) => c.problem(format!("{what} is stored under another key")),
                         Err(e) => c.problem(format!("{what} cannot be read: {e}")),
                     }
                 }
-                _ => c.index_key(&k, &v)?,
+                _ => c.index_key(realm, tag, &k, &v)?,
             }
         }
         // Counters: what the records say against what the store answers.
@@ -338,19 +355,23 @@ impl SledStoreV2 {
 
 /// A counter as problems name it.
 fn describe_counter(k: &[u8], names: &HashMap<RealmId, String>) -> String {
-    let realm = RealmId::from_be_bytes(k[..4].try_into().expect("4"));
+    let Some(CounterKey { realm, counter }) = CounterKey::decode(k) else {
+        return format!("counter {}", hex(k));
+    };
     let realm = match names.get(&realm) {
         Some(n) => format!("realm '{n}'"),
         None => format!("unknown realm #{realm}"),
     };
-    let value = String::from_utf8_lossy(&k[5..]);
-    match k[4] {
-        counters::TOTAL => format!("session count of {realm}"),
-        counters::SUBJECT => format!("session count of subject '{value}' in {realm}"),
-        counters::CLIENT => format!("session count of client '{value}' in {realm}"),
-        counters::NAME_PREFIX => format!("session count of name prefix '{value}' in {realm}"),
-        counters::DELIVERIES => format!("delivery count (status {}) of {realm}", hex(&k[5..])),
-        _ => format!("counter {} of {realm}", hex(k)),
+    match counter {
+        Counter::Total => format!("session count of {realm}"),
+        Counter::Subject(s) => format!("session count of subject '{s}' in {realm}"),
+        Counter::Client(c) => format!("session count of client '{c}' in {realm}"),
+        Counter::NamePrefix(p) => format!("session count of name prefix '{p}' in {realm}"),
+        Counter::Deliveries(status) => format!(
+            "delivery count (status {:02x}) of {realm}",
+            layout::status_code(status)
+        ),
+        Counter::Stats { .. } => format!("counter {} of {realm}", hex(k)),
     }
 }
 

@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use sled::Batch;
 
-use super::{layout, SledStoreV2, TREE};
+use super::layout::MetaKey;
+use super::{SledStoreV2, TREE};
 use crate::error::{Result, SessionError};
 
 const NEW: &str = "compact.new";
@@ -225,7 +226,7 @@ pub(super) fn build_copy(store: &SledStoreV2, dir: &Path) -> Result<u64> {
             keys += n as u64;
         }
         new.open_tree(TREE)?
-            .insert(layout::meta_key("id_base"), &id_base.to_be_bytes()[..])?;
+            .insert(MetaKey::IdBase.encode(), &id_base.to_be_bytes()[..])?;
         new.flush()?;
     }
     // Opened once more, so that its snapshot covers the whole copy.

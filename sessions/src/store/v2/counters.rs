@@ -5,10 +5,8 @@
 //! A store holding a checkpoint in the chunked format (the whole set in chunks,
 //! [`decode_checkpoint_chunk`]) is converted when it opens.
 //!
-//! Counter keys: realm id + kind + value: [`TOTAL`] (no value), [`SUBJECT`], [`CLIENT`],
-//! [`NAME_PREFIX`] (a case-folded prefix of up to [`MAX_PREFIX_CHARS`] characters of a
-//! display-name word), [`DELIVERIES`] (a status byte), [`STATS`] (an activity counter: span
-//! code, bucket start, metric code; see [`stats_key`]).
+//! Counters are keyed by [`CounterKey`] (realm, what it counts: the realm's sessions, a
+//! subject's, a client's, a display-name prefix's, deliveries by status, activity counters).
 //!
 //! Activity counters are journaled and checkpointed like the others but held apart, ordered
 //! ([`Counters::series`]), so reading a range of buckets or pruning old ones never walks the
@@ -19,72 +17,33 @@ use std::sync::Mutex;
 
 use super::super::keys::RealmId;
 use super::super::record::{words, StoredSession, MAX_PREFIX_CHARS};
+use super::layout::{Counter, CounterKey};
 use super::record::{put_bytes, put_varint, unzigzag, zigzag, Reader};
-use crate::delivery::DeliveryStatus;
 use crate::error::{Result, SessionError};
 use crate::stats::{Metric, Span, StatsRow};
 
-pub const TOTAL: u8 = 0;
-pub const SUBJECT: u8 = 1;
-pub const CLIENT: u8 = 2;
-pub const NAME_PREFIX: u8 = 3;
-pub const DELIVERIES: u8 = 4;
-pub const STATS: u8 = 5;
-
-/// A counter's key.
-pub fn key(realm: RealmId, kind: u8, value: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(5 + value.len());
-    k.extend_from_slice(&realm.to_be_bytes());
-    k.push(kind);
-    k.extend_from_slice(value);
-    k
-}
-
-/// The key of an activity counter: realm, [`STATS`], span code, bucket start (Unix seconds,
-/// big-endian with the sign bit flipped, so byte order is time order), metric code.
-pub fn stats_key(realm: RealmId, span: Span, bucket: i64, metric: Metric) -> Vec<u8> {
-    let mut value = Vec::with_capacity(10);
-    value.push(span.code());
-    value.extend_from_slice(&((bucket as u64) ^ (1 << 63)).to_be_bytes());
-    value.push(metric.code());
-    key(realm, STATS, &value)
-}
-
 /// The realm and counter an activity counter's key names (the count set to `count`).
 pub fn parse_stats_key(k: &[u8], count: i64) -> Option<(RealmId, StatsRow)> {
-    if k.len() != 4 + 1 + 10 || k[4] != STATS {
-        return None;
+    match CounterKey::decode(k)? {
+        CounterKey {
+            realm,
+            counter:
+                Counter::Stats {
+                    span,
+                    bucket,
+                    metric,
+                },
+        } => Some((
+            realm,
+            StatsRow {
+                span,
+                bucket,
+                metric,
+                count,
+            },
+        )),
+        _ => None,
     }
-    let realm = RealmId::from_be_bytes(k[..4].try_into().ok()?);
-    let span = Span::from_code(k[5])?;
-    let bucket = (u64::from_be_bytes(k[6..14].try_into().ok()?) ^ (1 << 63)) as i64;
-    let metric = Metric::from_code(k[14])?;
-    Some((
-        realm,
-        StatsRow {
-            span,
-            bucket,
-            metric,
-            count,
-        },
-    ))
-}
-
-/// Whether a counter key is an activity counter's.
-fn is_series(key: &[u8]) -> bool {
-    key.len() > 4 && key[4] == STATS
-}
-
-pub fn status_byte(s: DeliveryStatus) -> u8 {
-    match s {
-        DeliveryStatus::Pending => 1,
-        DeliveryStatus::Delivered => 2,
-        DeliveryStatus::Failed => 3,
-    }
-}
-
-pub fn deliveries_key(realm: RealmId, status: DeliveryStatus) -> Vec<u8> {
-    key(realm, DELIVERIES, &[status_byte(status)])
 }
 
 /// The distinct name prefixes a display name is counted under.
@@ -103,20 +62,16 @@ pub fn name_prefixes(name: &str) -> BTreeSet<String> {
 /// Every counter a stored session counts in.
 pub fn session_counters(realm: RealmId, s: &StoredSession) -> Vec<Vec<u8>> {
     let mut out = vec![
-        key(realm, TOTAL, &[]),
-        key(realm, SUBJECT, s.subject_id.as_bytes()),
+        Counter::Total.key(realm),
+        Counter::Subject(&s.subject_id).key(realm),
     ];
     let clients: BTreeSet<&str> = s.client_ids.iter().map(String::as_str).collect();
-    out.extend(
-        clients
-            .into_iter()
-            .map(|c| key(realm, CLIENT, c.as_bytes())),
-    );
+    out.extend(clients.into_iter().map(|c| Counter::Client(c).key(realm)));
     if let Some(name) = &s.display_name {
         out.extend(
             name_prefixes(name)
                 .into_iter()
-                .map(|p| key(realm, NAME_PREFIX, p.as_bytes())),
+                .map(|p| Counter::NamePrefix(&p).key(realm)),
         );
     }
     out
@@ -180,7 +135,13 @@ impl Deltas {
         n: u64,
     ) {
         for span in Span::ALL {
-            self.counter(stats_key(realm, span, span.bucket_of(at), metric), n as i64);
+            let bucket = span.bucket_of(at);
+            let counter = Counter::Stats {
+                span,
+                bucket,
+                metric,
+            };
+            self.counter(counter.key(realm), n as i64);
         }
     }
 
@@ -302,7 +263,7 @@ impl Deltas {
 /// remembers whether it changed since the last checkpoint, so a checkpoint writes only those.
 pub struct Counters {
     shards: Vec<Mutex<HashMap<Vec<u8>, Slot>>>,
-    /// The activity counters ([`STATS`] keys), ordered.
+    /// The activity counters ([`Counter::Stats`]), ordered.
     series: Mutex<BTreeMap<Vec<u8>, Slot>>,
 }
 
@@ -380,7 +341,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Counters {
     /// Runs `f` on the map that holds `key`.
     fn with_map<R>(&self, key: &[u8], f: impl FnOnce(&mut dyn SlotMap) -> R) -> R {
-        if is_series(key) {
+        if CounterKey::is_stats(key) {
             f(&mut *lock(&self.series))
         } else {
             f(&mut *lock(&self.shards[shard_of(key)]))
@@ -546,6 +507,17 @@ pub fn decode_checkpoint_chunk(v: &[u8], into: &mut Vec<(Vec<u8>, i64)>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::DeliveryStatus;
+
+    #[test]
+    fn name_prefixes_are_case_folded_and_deduplicated() {
+        let prefixes = name_prefixes("Alice  Smith-Jones");
+        for p in ["a", "al", "alice", "s", "smi", "smith", "j", "jones"] {
+            assert!(prefixes.contains(p), "{p} missing from {prefixes:?}");
+        }
+        assert!(!prefixes.iter().any(|p| p.chars().any(char::is_uppercase)));
+        assert_eq!(prefixes.len(), 5 + 5 + 5);
+    }
 
     #[test]
     fn journal_entries_round_trip_and_expand() {
@@ -565,13 +537,13 @@ mod tests {
         };
         let mut d = Deltas::default();
         d.session(3, &s, true);
-        d.counter(deliveries_key(3, DeliveryStatus::Failed), -2);
+        d.counter(Counter::Deliveries(DeliveryStatus::Failed).key(3), -2);
         assert_eq!(Deltas::decode(&d.encode()).unwrap(), d);
         let c = Counters::default();
         c.apply(&d);
-        assert_eq!(c.get(&key(3, TOTAL, &[])), 1);
-        assert_eq!(c.get(&key(3, NAME_PREFIX, b"ali")), 1, "counted once");
-        assert_eq!(c.get(&key(3, NAME_PREFIX, b"alis")), 1);
+        assert_eq!(c.get(&Counter::Total.key(3)), 1);
+        assert_eq!(c.get(&Counter::NamePrefix("ali").key(3)), 1, "counted once");
+        assert_eq!(c.get(&Counter::NamePrefix("alis").key(3)), 1);
         let snap = c.snapshot();
         let chunks = encode_checkpoint(&snap, 16);
         assert!(chunks.len() > 1);

@@ -7,7 +7,8 @@ use super::super::export::{ExportedGrant, ExportedRealm, ExportedSession};
 use super::super::grants::StoredGrant;
 use super::super::outbox;
 use super::super::record::from_ms;
-use super::{audit, layout, SledStoreV2};
+use super::layout::{self, AuditKey, ClientRegKey, DeliveryKey, GrantKey, MetaKey, SessionKey};
+use super::{audit, realms, SledStoreV2};
 use crate::delivery::Delivery;
 use crate::error::{Result, SessionError};
 use crate::model::{AuditEntry, ClientRegistration};
@@ -54,7 +55,7 @@ impl SledStoreV2 {
 
     /// The key results tokens are signed with.
     pub fn results_token_key(&self) -> Result<[u8; 32]> {
-        match self.tree.get(layout::meta_key("results_token_key"))? {
+        match self.tree.get(MetaKey::ResultsTokenKey.encode())? {
             Some(k) if k.len() == 32 => Ok(k.as_ref().try_into().expect("32 bytes")),
             _ => Err(SessionError::Storage("results token key missing".into())),
         }
@@ -63,11 +64,11 @@ impl SledStoreV2 {
     /// Every registered client of a realm, by id.
     pub fn export_clients(&self, realm: &str) -> Result<Vec<(String, ClientRegistration)>> {
         let realm = self.realm(realm)?;
-        let prefix = layout::prefix(realm.id, layout::CLIENT_REG);
+        let prefix = ClientRegKey::prefix(realm.id);
         range_after(&self.tree, &prefix, None, usize::MAX)?
             .into_iter()
             .map(|(k, v)| {
-                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                let id = realms::client_of(&k)?.to_owned();
                 let reg = serde_json::from_slice(&v)
                     .map_err(|e| SessionError::Storage(format!("corrupt client record: {e}")))?;
                 Ok((id, reg))
@@ -84,12 +85,24 @@ impl SledStoreV2 {
         limit: usize,
     ) -> Result<Vec<ExportedSession>> {
         let realm = self.realm(realm)?;
-        let prefix = layout::prefix(realm.id, layout::RECORD);
-        let after = after.map(|(ms, sid)| layout::record_key(realm.id, ms, &sid).to_vec());
+        let prefix = SessionKey::prefix(realm.id);
+        let after = after.map(|(created_ms, sid)| {
+            let key = SessionKey {
+                realm: realm.id,
+                created_ms,
+                sid,
+            };
+            key.encode().to_vec()
+        });
         range_after(&self.tree, &prefix, after, limit)?
             .into_iter()
             .map(|(k, v)| {
-                let (created, sid) = layout::split_time_sid(&k);
+                let SessionKey {
+                    created_ms: created,
+                    sid,
+                    ..
+                } = SessionKey::decode(&k)
+                    .ok_or_else(|| SessionError::Storage("bad session record key".into()))?;
                 let s = self.decode(created, &sid, &v)?;
                 Ok(ExportedSession {
                     found_by_hash: layout::created_of_sid(&sid) != Some(created),
@@ -108,8 +121,15 @@ impl SledStoreV2 {
         limit: usize,
     ) -> Result<Vec<ExportedGrant>> {
         let realm = self.realm(realm)?;
-        let prefix = layout::prefix(realm.id, layout::GRANT);
-        let after = after.map(|id| layout::grant_key(realm.id, &id).to_vec());
+        let prefix = GrantKey::prefix(realm.id);
+        let after = after.map(|id| {
+            GrantKey {
+                realm: realm.id,
+                id,
+            }
+            .encode()
+            .to_vec()
+        });
         range_after(&self.tree, &prefix, after, limit)?
             .into_iter()
             .map(|(_, v)| {
@@ -130,8 +150,15 @@ impl SledStoreV2 {
         limit: usize,
     ) -> Result<Vec<Delivery>> {
         let realm = self.realm(realm)?;
-        let prefix = layout::prefix(realm.id, layout::DELIVERY);
-        let after = after.map(|id| layout::delivery_key(realm.id, id).to_vec());
+        let prefix = DeliveryKey::prefix(realm.id);
+        let after = after.map(|id| {
+            DeliveryKey {
+                realm: realm.id,
+                id,
+            }
+            .encode()
+            .to_vec()
+        });
         range_after(&self.tree, &prefix, after, limit)?
             .into_iter()
             .map(|(_, v)| outbox::decode(&v))
@@ -140,8 +167,8 @@ impl SledStoreV2 {
 
     /// Up to `limit` audit entries, oldest first, after the entry `after`.
     pub fn export_audit(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEntry)>> {
-        let prefix = layout::prefix(layout::GLOBAL, layout::AUDIT);
-        let after = after.map(layout::audit_key);
+        let prefix = AuditKey::prefix();
+        let after = after.map(|id| AuditKey { id }.encode().to_vec());
         range_after(&self.tree, &prefix, after, limit)?
             .into_iter()
             .map(|(k, v)| audit::decode(&k, &v))

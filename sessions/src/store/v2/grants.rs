@@ -12,9 +12,10 @@ use super::super::rules::{
 };
 use super::commit::Batch;
 use super::counters::Deltas;
+use super::layout::{GrantIndex, GrantIndexKey, GrantKey, GrantLocator, GrantTokenKey};
+use super::locks::session_lock;
 use super::realms::RealmEntry;
-use super::sessions::session_lock;
-use super::{layout, sha256, SledStoreV2};
+use super::{sha256, SledStoreV2};
 use crate::error::{Result, SessionError};
 use crate::grant::{Grant, GrantOwner, NewGrant};
 use crate::validate;
@@ -25,8 +26,10 @@ impl SledStoreV2 {
         let mut out = Vec::new();
         for k in self.tree.scan_prefix(prefix).keys() {
             let k = k?;
-            let id: [u8; 16] = k[k.len() - 16..].try_into().expect("16 bytes");
-            if let Some(g) = self.load_grant(realm, &id)? {
+            let Some(entry) = GrantIndexKey::decode(&k) else {
+                continue;
+            };
+            if let Some(g) = self.load_grant(realm, &entry.id)? {
                 out.push(g);
             }
         }
@@ -34,7 +37,7 @@ impl SledStoreV2 {
     }
 
     pub(super) fn load_grant(&self, realm: RealmId, id: &[u8; 16]) -> Result<Option<StoredGrant>> {
-        match self.tree.get(layout::grant_key(realm, id))? {
+        match self.tree.get(GrantKey { realm, id: *id }.encode())? {
             Some(v) => Ok(Some(StoredGrant::decode(&v)?)),
             None => Ok(None),
         }
@@ -45,16 +48,14 @@ impl SledStoreV2 {
         if token.is_empty() || token.len() > validate::MAX_GRANT_TOKEN_LEN {
             return Ok(None);
         }
-        let Some(v) = self
-            .tree
-            .get(layout::grant_token_key(&sha256(token.as_bytes())))?
-        else {
+        let hash = sha256(token.as_bytes());
+        let Some(v) = self.tree.get(GrantTokenKey { hash }.encode())? else {
             return Ok(None);
         };
-        if v.len() != 20 || v[..4] != realm.id.to_be_bytes() {
-            return Ok(None);
+        match GrantLocator::decode(&v).filter(|at| at.realm == realm.id) {
+            Some(at) => self.load_grant(realm.id, &at.id),
+            None => Ok(None),
         }
-        self.load_grant(realm.id, &v[4..].try_into().expect("16"))
     }
 
     /// Deletes grants under their locks, in batches of [`GRANT_DELETE_BATCH`], adding to
@@ -92,15 +93,11 @@ impl SledStoreV2 {
         now_ms: i64,
         batch: usize,
     ) -> Result<usize> {
-        let start = layout::grant_expiry_prefix(realm);
-        let end = [&start[..], &layout::time(now_ms)].concat();
-        let ids: Vec<[u8; 16]> = self
-            .tree
-            .range(start..end)
-            .keys()
-            .take(batch)
-            .map(|k| k.map(|k| k[k.len() - 16..].try_into().expect("16 bytes")))
-            .collect::<std::result::Result<_, _>>()?;
+        let mut ids = Vec::new();
+        let expired = GrantIndexKey::expiring_before(realm, now_ms);
+        for k in self.tree.range(expired).keys().take(batch) {
+            ids.extend(GrantIndexKey::decode(&k?).map(|entry| entry.id));
+        }
         let mut removed = 0;
         self.delete_grants(realm, &ids, &mut removed, |g| g.expires_ms >= now_ms)?;
         Ok(removed as usize)
@@ -116,7 +113,7 @@ impl SledStoreV2 {
         revoked: &mut u64,
         select: impl Fn(&StoredGrant) -> bool,
     ) -> Result<()> {
-        let prefix = layout::grant_subject_prefix(realm, subject);
+        let prefix = GrantIndexKey::subject_prefix(realm, subject);
         let mut after: Option<sled::IVec> = None;
         loop {
             let lower = match &after {
@@ -129,8 +126,9 @@ impl SledStoreV2 {
                 if !k.starts_with(&prefix) {
                     break;
                 }
-                let id: [u8; 16] = k[k.len() - 16..].try_into().expect("16 bytes");
+                let id = GrantIndexKey::decode(&k).map(|entry| entry.id);
                 after = Some(k);
+                let Some(id) = id else { continue };
                 if let Some(g) = self.load_grant(realm, &id)? {
                     if select(&g) {
                         batch.push(id);
@@ -197,14 +195,21 @@ impl SledStoreV2 {
         lock_keys.extend(grant.token_hash.map(|h| h.to_vec()));
         let _grant = self.grants.lock_all(lock_keys);
         if let Some(h) = &grant.token_hash {
-            if self.tree.contains_key(layout::grant_token_key(h))? {
+            if self
+                .tree
+                .contains_key(GrantTokenKey { hash: *h }.encode())?
+            {
                 return Err(SessionError::Conflict(
                     "this token is already recorded".into(),
                 ));
             }
         }
         let mut batch = Batch::default();
-        batch.insert(&layout::grant_key(realm.id, &grant.id)[..], grant.encode());
+        let key = GrantKey {
+            realm: realm.id,
+            id: grant.id,
+        };
+        batch.insert(&key.encode(), grant.encode());
         for (k, v) in grant_entries(realm.id, &grant) {
             batch.insert(k, v);
         }
@@ -283,12 +288,12 @@ impl SledStoreV2 {
         let prefix = match owner {
             GrantOwner::Subject(subject) => {
                 validate::identifier("subject_id", subject)?;
-                layout::grant_subject_prefix(realm.id, subject)
+                GrantIndexKey::subject_prefix(realm.id, subject)
             }
             GrantOwner::Session(sid) => {
                 let sid =
                     parse_sid(sid).ok_or_else(|| SessionError::SessionNotFound(sid.clone()))?;
-                layout::grant_session_prefix(realm.id, &sid)
+                GrantIndexKey::session_prefix(realm.id, &sid)
             }
         };
         let now_ms = now.timestamp_millis();
@@ -304,7 +309,7 @@ impl SledStoreV2 {
 
 /// Removes a grant with its index entries in a batch.
 pub(super) fn delete_grant(batch: &mut Batch, realm: RealmId, g: &StoredGrant) {
-    batch.remove(&layout::grant_key(realm, &g.id)[..]);
+    batch.remove(&GrantKey { realm, id: g.id }.encode());
     for (k, _) in grant_entries(realm, g) {
         batch.remove(k);
     }
@@ -312,35 +317,27 @@ pub(super) fn delete_grant(batch: &mut Batch, realm: RealmId, g: &StoredGrant) {
 
 /// Every index entry a grant has (key → value) besides its record.
 pub(super) fn grant_entries(realm: RealmId, g: &StoredGrant) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let entry = |by| {
+        GrantIndexKey {
+            realm,
+            by,
+            id: g.id,
+        }
+        .encode()
+    };
     let mut out = vec![
-        (
-            [
-                &layout::grant_subject_prefix(realm, &g.subject_id)[..],
-                &g.id,
-            ]
-            .concat(),
-            Vec::new(),
-        ),
-        (
-            [
-                &layout::grant_expiry_prefix(realm)[..],
-                &layout::time(g.expires_ms),
-                &g.id,
-            ]
-            .concat(),
-            Vec::new(),
-        ),
+        (entry(GrantIndex::Subject(&g.subject_id)), Vec::new()),
+        (entry(GrantIndex::Expiry(g.expires_ms)), Vec::new()),
     ];
-    if let Some(sid) = &g.sid {
-        out.push((
-            [&layout::grant_session_prefix(realm, sid)[..], &g.id].concat(),
-            Vec::new(),
-        ));
+    if let Some(sid) = g.sid {
+        out.push((entry(GrantIndex::Session(sid)), Vec::new()));
     }
-    if let Some(h) = &g.token_hash {
-        let mut v = realm.to_be_bytes().to_vec();
-        v.extend_from_slice(&g.id);
-        out.push((layout::grant_token_key(h), v));
+    if let Some(hash) = g.token_hash {
+        let at = GrantLocator { realm, id: g.id };
+        out.push((
+            GrantTokenKey { hash }.encode().to_vec(),
+            at.encode().to_vec(),
+        ));
     }
     out
 }

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 
 use super::commit::Batch;
 use super::counters::{self, Deltas};
-use super::{check, layout, SledStoreV2};
+use super::layout::{CheckpointHeader, CheckpointKey, JournalKey, MetaKey, StoredCounterKey};
+use super::{check, SledStoreV2};
 use crate::error::{Result, SessionError};
 
 /// A counter checkpoint is written after this many journal entries (`SESSIONS_CHECKPOINT_EVERY`
@@ -16,9 +17,6 @@ use crate::error::{Result, SessionError};
 pub(super) const CHECKPOINT_EVERY: u64 = 20_000;
 /// Counters by key, as stored.
 type CounterValues = Vec<(Vec<u8>, i64)>;
-
-/// The meta value naming the first journal entry the stored counters do not cover.
-pub(super) const COUNTERS_UPTO: &str = "counters_upto";
 
 impl SledStoreV2 {
     /// Writes a checkpoint of the counters now (also done every [`CHECKPOINT_EVERY`] journal
@@ -56,23 +54,16 @@ impl SledStoreV2 {
         let written = (|| -> Result<u64> {
             let mut batch = sled::Batch::default();
             if all {
-                for tag in [layout::COUNTER, layout::CHECKPOINT] {
-                    for k in self
-                        .tree
-                        .scan_prefix(layout::prefix(layout::GLOBAL, tag))
-                        .keys()
-                    {
+                for prefix in [StoredCounterKey::prefix(), CheckpointKey::prefix()] {
+                    for k in self.tree.scan_prefix(prefix).keys() {
                         batch.remove(k?);
                     }
                 }
             }
             store_counters(&mut batch, &changed, upto);
             let mut removed = 0;
-            for k in self
-                .tree
-                .range(layout::journal_key(0)..layout::journal_key(upto))
-                .keys()
-            {
+            let covered = JournalKey { seq: 0 }.encode()..JournalKey { seq: upto }.encode();
+            for k in self.tree.range(covered).keys() {
                 batch.remove(k?);
                 removed += 1;
             }
@@ -96,7 +87,7 @@ impl SledStoreV2 {
     /// The first journal entry the stored counters do not cover; `None` if no counters are
     /// stored in the current format.
     fn counters_upto(&self) -> Result<Option<u64>> {
-        Ok(match self.tree.get(layout::meta_key(COUNTERS_UPTO))? {
+        Ok(match self.tree.get(MetaKey::CountersUpto.encode())? {
             Some(v) => Some(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
                 SessionError::Storage("corrupt counter checkpoint header".into())
             })?)),
@@ -111,12 +102,11 @@ impl SledStoreV2 {
         let from = match self.counters_upto()? {
             Some(from) => {
                 let mut all = Vec::new();
-                for item in self
-                    .tree
-                    .scan_prefix(layout::prefix(layout::GLOBAL, layout::COUNTER))
-                {
+                for item in self.tree.scan_prefix(StoredCounterKey::prefix()) {
                     let (k, v) = item?;
-                    all.push((k[5..].to_vec(), counters::decode_value(&v)?));
+                    let stored = StoredCounterKey::decode(&k)
+                        .ok_or_else(|| SessionError::Storage("bad counter key".into()))?;
+                    all.push((stored.counter.to_vec(), counters::decode_value(&v)?));
                 }
                 self.counters.load(all);
                 from
@@ -131,11 +121,7 @@ impl SledStoreV2 {
                     let counted = check::recount(self)?;
                     self.counters.replace(counted);
                     let mut batch = sled::Batch::default();
-                    for k in self
-                        .tree
-                        .scan_prefix(layout::prefix(layout::GLOBAL, layout::JOURNAL))
-                        .keys()
-                    {
+                    for k in self.tree.scan_prefix(JournalKey::prefix()).keys() {
                         batch.remove(k?);
                     }
                     self.tree.apply_batch(batch)?;
@@ -146,16 +132,11 @@ impl SledStoreV2 {
         };
         let mut next = from;
         let mut replayed = 0;
-        for item in self
-            .tree
-            .range(layout::journal_key(from)..layout::journal_key(u64::MAX))
-        {
+        let after = JournalKey { seq: from }.encode()..JournalKey { seq: u64::MAX }.encode();
+        for item in self.tree.range(after) {
             let (k, v) = item?;
-            let seq = u64::from_be_bytes(
-                k[5..]
-                    .try_into()
-                    .map_err(|_| SessionError::Storage("bad journal key".into()))?,
-            );
+            let JournalKey { seq } = JournalKey::decode(&k)
+                .ok_or_else(|| SessionError::Storage("bad journal key".into()))?;
             self.counters.apply(&Deltas::decode(&v)?);
             next = next.max(seq + 1);
             replayed += 1;
@@ -172,19 +153,17 @@ impl SledStoreV2 {
     /// A checkpoint in the chunked format (every counter, in chunks): the first journal entry it
     /// does not cover and the counters.
     fn chunked_checkpoint(&self) -> Result<Option<(u64, CounterValues)>> {
-        let (from, chunks) = match self.tree.get(layout::checkpoint_key(u32::MAX))? {
-            Some(v) if v.len() == 12 => (
-                u64::from_be_bytes(v[..8].try_into().expect("8")),
-                u32::from_be_bytes(v[8..].try_into().expect("4")),
-            ),
-            Some(_) => return Err(SessionError::Storage("corrupt checkpoint header".into())),
-            None => return Ok(None),
-        };
+        let CheckpointHeader { from, chunks } =
+            match self.tree.get(CheckpointKey::HEADER.encode())? {
+                Some(v) => CheckpointHeader::decode(&v)
+                    .ok_or_else(|| SessionError::Storage("corrupt checkpoint header".into()))?,
+                None => return Ok(None),
+            };
         let mut all = Vec::new();
         for i in 0..chunks {
             let v = self
                 .tree
-                .get(layout::checkpoint_key(i))?
+                .get(CheckpointKey { chunk: i }.encode())?
                 .ok_or_else(|| SessionError::Storage(format!("checkpoint chunk {i} missing")))?;
             counters::decode_checkpoint_chunk(&v, &mut all)?;
         }
@@ -202,7 +181,7 @@ impl SledStoreV2 {
         {
             let _shared = self.journal.read().unwrap_or_else(|e| e.into_inner());
             let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
-            batch.insert(layout::journal_key(seq), entry);
+            batch.insert(&JournalKey { seq }.encode(), entry);
             self.apply_group.apply(&self.tree, batch)?;
             self.counters.apply(deltas);
         }
@@ -225,10 +204,11 @@ impl SledStoreV2 {
 /// Stores counters (deleting those at zero) and the first journal entry they do not cover.
 pub(super) fn store_counters(batch: &mut sled::Batch, counters: &[(Vec<u8>, i64)], upto: u64) {
     for (k, v) in counters {
+        let key = StoredCounterKey { counter: k }.encode();
         match v {
-            0 => batch.remove(layout::counter_key(k)),
-            v => batch.insert(layout::counter_key(k), counters::encode_value(*v)),
+            0 => batch.remove(key),
+            v => batch.insert(key, counters::encode_value(*v)),
         }
     }
-    batch.insert(layout::meta_key(COUNTERS_UPTO), &upto.to_be_bytes()[..]);
+    batch.insert(MetaKey::CountersUpto.encode(), &upto.to_be_bytes()[..]);
 }

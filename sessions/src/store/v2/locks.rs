@@ -8,6 +8,8 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use super::super::keys::{RealmId, Sid};
+
 const STRIPES: usize = 1024;
 
 pub struct Stripes {
@@ -23,6 +25,16 @@ impl Default for Stripes {
 }
 
 pub type Guards<'a> = Vec<MutexGuard<'a, ()>>;
+
+/// What a session's lock is taken by: its realm id and sid (the key of its stripe, not a key
+/// of the tree).
+pub fn session_lock(realm: RealmId, sid: &Sid) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    let (r, s) = k.split_at_mut(4);
+    r.copy_from_slice(&realm.to_be_bytes());
+    s.copy_from_slice(sid);
+    k
+}
 
 fn stripe_of(key: &[u8]) -> usize {
     let mut h: u64 = 0xcbf29ce484222325;

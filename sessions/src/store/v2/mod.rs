@@ -42,6 +42,7 @@ mod stats;
 #[cfg(test)]
 mod tests;
 mod upgrade;
+mod v1_keys;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -157,7 +158,7 @@ impl SledStoreV2 {
         let tree = db.open_tree(TREE)?;
         let mut upgraded = false;
         let mut stored_version = LAYOUT_VERSION;
-        match tree.get(layout::meta_key("version"))? {
+        match tree.get(layout::MetaKey::Version.encode())? {
             Some(v) => {
                 let version = u32::from_be_bytes(v.as_ref().try_into().map_err(|_| {
                     SessionError::Storage("the store's layout version is unreadable".into())
@@ -188,12 +189,12 @@ impl SledStoreV2 {
         }
         // Done upgrading (also if a crash came after the version was written): the old trees go.
         upgrade::drop_v1(&db)?;
-        let key = match tree.get(layout::meta_key("results_token_key"))? {
+        let key = match tree.get(layout::MetaKey::ResultsTokenKey.encode())? {
             Some(k) if k.len() == 32 => k.as_ref().try_into().expect("32 bytes"),
             _ => return Err(SessionError::Storage("results token key missing".into())),
         };
         let mut realms = HashMap::new();
-        for item in tree.scan_prefix(layout::prefix(layout::GLOBAL, layout::REALM)) {
+        for item in tree.scan_prefix(layout::RealmKey::prefix()) {
             let (_, v) = item?;
             let entry: RealmEntry = serde_json::from_slice(&v)
                 .map_err(|e| SessionError::Storage(format!("corrupt realm record: {e}")))?;
@@ -201,7 +202,7 @@ impl SledStoreV2 {
         }
         let interner = Interner::load(&tree)?;
         let id_base =
-            match tree.get(layout::meta_key("id_base"))? {
+            match tree.get(layout::MetaKey::IdBase.encode())? {
                 Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
                     SessionError::Storage("the store's id base is unreadable".into())
                 })?),
@@ -297,13 +298,16 @@ impl Drop for SledStoreV2 {
 /// token key, the counters, and last the layout version.
 fn init(tree: &Tree, counters: &[(Vec<u8>, i64)]) -> Result<()> {
     let mut batch = sled::Batch::default();
-    if tree.get(layout::meta_key("results_token_key"))?.is_none() {
+    if tree
+        .get(layout::MetaKey::ResultsTokenKey.encode())?
+        .is_none()
+    {
         let k: [u8; 32] = random_bytes()?;
-        batch.insert(layout::meta_key("results_token_key"), &k[..]);
+        batch.insert(layout::MetaKey::ResultsTokenKey.encode(), &k[..]);
     }
     journal::store_counters(&mut batch, counters, 0);
     batch.insert(
-        layout::meta_key("version"),
+        layout::MetaKey::Version.encode(),
         &LAYOUT_VERSION.to_be_bytes()[..],
     );
     tree.apply_batch(batch)?;

@@ -13,16 +13,17 @@ use super::super::record::{sid_to_string, StoredSession};
 use super::super::rules::{retried_delivery_entry, MAX_LISTED_DELIVERIES};
 use super::super::DueCursor;
 use super::commit::Batch;
-use super::counters::{self, Deltas};
+use super::counters::Deltas;
+use super::layout::{Counter, DeliveryKey, DeliveryStatusKey, QueueKey};
 use super::realms::RealmEntry;
-use super::{layout, SledStoreV2};
+use super::SledStoreV2;
 use crate::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
 use crate::error::{Result, SessionError};
 use crate::stats::{DeliveryOutcome, Metric};
 
 impl SledStoreV2 {
     fn load_delivery(&self, realm: RealmId, id: u64) -> Result<Option<Delivery>> {
-        match self.tree.get(layout::delivery_key(realm, id))? {
+        match self.tree.get(DeliveryKey { realm, id }.encode())? {
             Some(v) => Ok(Some(outbox::decode(&v)?)),
             None => Ok(None),
         }
@@ -37,7 +38,7 @@ impl SledStoreV2 {
         attempt_at: Option<DateTime<Utc>>,
         change: impl Fn(&Delivery) -> Result<Delivery>,
     ) -> Result<Delivery> {
-        let _lock = self.deliveries.lock(&layout::delivery_key(realm, id));
+        let _lock = self.deliveries.lock(&DeliveryKey { realm, id }.encode());
         let old = self
             .load_delivery(realm, id)?
             .ok_or(SessionError::DeliveryNotFound(id))?;
@@ -49,8 +50,8 @@ impl SledStoreV2 {
         }
         put_delivery_record(&mut batch, realm, &new);
         if old.status != new.status {
-            deltas.counter(counters::deliveries_key(realm, old.status), -1);
-            deltas.counter(counters::deliveries_key(realm, new.status), 1);
+            deltas.counter(Counter::Deliveries(old.status).key(realm), -1);
+            deltas.counter(Counter::Deliveries(new.status).key(realm), 1);
         }
         if let Some(at) = attempt_at {
             let outcome = DeliveryOutcome::after_attempt(new.status);
@@ -79,21 +80,18 @@ impl SledStoreV2 {
             .map(|r| (r.id, r.clone()))
             .collect();
         let now_ms = now.timestamp_millis();
-        let start = layout::prefix(layout::GLOBAL, layout::QUEUE).to_vec();
+        let start = QueueKey::prefix().to_vec();
         let last_turn = std::mem::take(&mut cursor.0);
         let mut wrapped = last_turn.is_empty();
         let mut next = if wrapped {
             start.clone()
         } else {
-            outbox::after_queue(&last_turn)
+            QueueKey::after_queue(&last_turn)
         };
         loop {
             let first = self.tree.range(next.as_slice()..).keys().next();
             let first = first.transpose()?;
-            let queue = first
-                .as_deref()
-                .filter(|k| k.starts_with(&start))
-                .and_then(|k| outbox::QueueEntry::parse(&k[4..]));
+            let queue = first.as_deref().and_then(QueueKey::decode);
             let Some(queue) = queue else {
                 if wrapped {
                     break;
@@ -102,22 +100,26 @@ impl SledStoreV2 {
                 next = start.clone();
                 continue;
             };
-            let prefix = queue_prefix(queue.realm, queue.client_id);
+            let prefix = QueueKey::queue_prefix(queue.realm, queue.client_id);
             if wrapped && !last_turn.is_empty() && prefix > last_turn {
                 break;
             }
-            next = outbox::after_queue(&prefix);
+            next = QueueKey::after_queue(&prefix);
             if queue.due_ms > now_ms {
                 continue;
             }
             let Some(realm) = names.get(&queue.realm) else {
                 continue;
             };
-            let client = String::from_utf8_lossy(queue.client_id).into_owned();
-            let (from, to) = outbox::due_in_queue(&prefix, now_ms);
-            for k in self.tree.range(from..to).keys().take(per_client) {
+            let client = queue.client_id.to_owned();
+            for k in self
+                .tree
+                .range(QueueKey::due_in_queue(&prefix, now_ms))
+                .keys()
+                .take(per_client)
+            {
                 let k = k?;
-                let Some(entry) = outbox::QueueEntry::parse(&k[4..]) else {
+                let Some(entry) = QueueKey::decode(&k) else {
                     continue;
                 };
                 if skip(&realm.name, &client, entry.id) {
@@ -175,11 +177,12 @@ impl SledStoreV2 {
         let mut purged = 0;
         let realms = self.realms.load();
         for realm in realms.values() {
-            let prefix = status_prefix(realm.id, DeliveryStatus::Delivered);
+            let prefix = DeliveryStatusKey::prefix(realm.id, DeliveryStatus::Delivered);
             let mut old = Vec::new();
-            for k in self.tree.scan_prefix(&prefix).keys() {
-                let k = k?;
-                let id = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
+            for k in self.tree.scan_prefix(prefix).keys() {
+                let Some(DeliveryStatusKey { id, .. }) = DeliveryStatusKey::decode(&k?) else {
+                    continue;
+                };
                 let Some(d) = self.load_delivery(realm.id, id)? else {
                     continue;
                 };
@@ -188,19 +191,23 @@ impl SledStoreV2 {
                 }
                 old.push(id);
             }
+            let key = |id| DeliveryKey {
+                realm: realm.id,
+                id,
+            };
             let _locks = self
                 .deliveries
-                .lock_all(old.iter().map(|id| layout::delivery_key(realm.id, *id)));
+                .lock_all(old.iter().map(|id| key(*id).encode()));
             let mut b = Batch::default();
             let mut deltas = Deltas::default();
             for id in &old {
                 if let Some(d) = self.load_delivery(realm.id, *id)? {
                     if d.status == DeliveryStatus::Delivered {
-                        b.remove(&layout::delivery_key(realm.id, *id)[..]);
+                        b.remove(&key(*id).encode());
                         for k in delivery_index(realm.id, &d) {
                             b.remove(k);
                         }
-                        deltas.counter(counters::deliveries_key(realm.id, d.status), -1);
+                        deltas.counter(Counter::Deliveries(d.status).key(realm.id), -1);
                     }
                 }
             }
@@ -226,11 +233,17 @@ impl SledStoreV2 {
         let mut deliveries = Vec::with_capacity(count + 1);
         match status {
             Some(status) => {
-                let prefix = status_prefix(realm.id, status);
-                let end_key = [&prefix[..], &end.to_be_bytes()].concat();
-                for k in self.tree.range(prefix.clone()..end_key).keys().rev() {
-                    let k = k?;
-                    let id = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
+                let start = DeliveryStatusKey::prefix(realm.id, status);
+                let end_key = DeliveryStatusKey {
+                    realm: realm.id,
+                    status,
+                    id: end,
+                }
+                .encode();
+                for k in self.tree.range(&start[..]..&end_key[..]).keys().rev() {
+                    let Some(DeliveryStatusKey { id, .. }) = DeliveryStatusKey::decode(&k?) else {
+                        continue;
+                    };
                     if let Some(d) = self.load_delivery(realm.id, id)? {
                         deliveries.push(d);
                     }
@@ -240,11 +253,17 @@ impl SledStoreV2 {
                 }
             }
             None => {
-                let start = layout::delivery_key(realm.id, 0);
-                let end_key = layout::delivery_key(realm.id, end);
+                let start = DeliveryKey {
+                    realm: realm.id,
+                    id: 0,
+                };
+                let end_key = DeliveryKey {
+                    realm: realm.id,
+                    id: end,
+                };
                 for item in self
                     .tree
-                    .range(start..end_key)
+                    .range(start.encode()..end_key.encode())
                     .values()
                     .rev()
                     .take(count + 1)
@@ -257,7 +276,7 @@ impl SledStoreV2 {
             deliveries.truncate(count);
             deliveries.last().map(|d| d.id)
         });
-        let counter = |s| self.counter(&counters::deliveries_key(realm.id, s));
+        let counter = |s| self.counter(&Counter::Deliveries(s).key(realm.id));
         Ok(DeliveryPage {
             deliveries,
             counts: DeliveryCounts {
@@ -301,44 +320,28 @@ pub(super) fn new_delivery(
     }
 }
 
-/// Key of a delivery's status entry.
-fn status_key(realm: RealmId, status: DeliveryStatus, id: u64) -> Vec<u8> {
-    let mut k = layout::prefix(realm, layout::DELIVERY_STATUS).to_vec();
-    k.push(counters::status_byte(status));
-    k.extend_from_slice(&id.to_be_bytes());
-    k
-}
-
-/// Prefix of a realm's status entries of one status.
-fn status_prefix(realm: RealmId, status: DeliveryStatus) -> Vec<u8> {
-    let mut k = layout::prefix(realm, layout::DELIVERY_STATUS).to_vec();
-    k.push(counters::status_byte(status));
-    k
-}
-
-/// Prefix of one client's queue: realm 0, then [`outbox::queue_prefix`] (`Q`, realm, client).
-fn queue_prefix(realm: RealmId, client_id: &[u8]) -> Vec<u8> {
-    [
-        &layout::GLOBAL.to_be_bytes()[..],
-        &outbox::queue_prefix(realm, client_id),
-    ]
-    .concat()
-}
-
 /// The index entries a delivery in its state has.
 pub(super) fn delivery_index(realm: RealmId, d: &Delivery) -> Vec<Vec<u8>> {
-    let mut out = vec![status_key(realm, d.status, d.id)];
+    let status = DeliveryStatusKey {
+        realm,
+        status: d.status,
+        id: d.id,
+    };
+    let mut out = vec![status.encode().to_vec()];
     if let (DeliveryStatus::Pending, Some(at)) = (d.status, d.next_attempt_at) {
-        let mut k = queue_prefix(realm, d.client_id.as_bytes());
-        k.extend_from_slice(&layout::time(at.timestamp_millis()));
-        k.extend_from_slice(&d.id.to_be_bytes());
-        out.push(k);
+        let queued = QueueKey {
+            realm,
+            client_id: &d.client_id,
+            due_ms: at.timestamp_millis(),
+            id: d.id,
+        };
+        out.push(queued.encode());
     }
     out
 }
 
 fn put_delivery_record(batch: &mut Batch, realm: RealmId, d: &Delivery) {
-    batch.insert(&layout::delivery_key(realm, d.id)[..], outbox::encode(d));
+    batch.insert(&DeliveryKey { realm, id: d.id }.encode(), outbox::encode(d));
     for k in delivery_index(realm, d) {
         batch.insert(k, &[][..]);
     }
@@ -347,5 +350,5 @@ fn put_delivery_record(batch: &mut Batch, realm: RealmId, d: &Delivery) {
 /// Queues a new delivery in a batch.
 pub(super) fn put_delivery(batch: &mut Batch, deltas: &mut Deltas, realm: RealmId, d: &Delivery) {
     put_delivery_record(batch, realm, d);
-    deltas.counter(counters::deliveries_key(realm, d.status), 1);
+    deltas.counter(Counter::Deliveries(d.status).key(realm), 1);
 }

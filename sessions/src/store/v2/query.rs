@@ -8,13 +8,13 @@ use std::collections::HashSet;
 use std::ops::Bound;
 
 use super::super::keys::{RealmId, Sid};
-use super::super::query::{CreatedRange, Filters, MATERIALIZE_LIMIT};
+use super::super::query::{Filters, MATERIALIZE_LIMIT};
 use super::super::record::{StoredSession, MAX_PREFIX_CHARS};
 use super::super::results_token::Position;
 use super::super::shared::keyset_page;
-use super::counters;
+use super::layout::{self, AddressKey, Attr, Counter, TimeIndex, Timeline, WordKey};
 use super::realms::RealmEntry;
-use super::{layout, SledStoreV2};
+use super::SledStoreV2;
 use crate::address::AddressRange;
 use crate::error::{Result, SessionError};
 use crate::model::{QueryResult, SessionQuery, SortKey};
@@ -43,10 +43,10 @@ fn walk_is_cheaper(n: u64, total: u64, page: usize) -> bool {
 enum Source {
     /// The records themselves: every session of the realm, in creation order.
     Records,
-    /// The last-access or expiry index (by tag).
-    Sorted(u8),
-    /// A subject or client index (creation order) under this prefix.
-    Attr(Vec<u8>),
+    /// The last-access or expiry index.
+    Sorted(TimeIndex),
+    /// The subject, client or address index entries of one value (creation order).
+    Attr(Timeline),
     /// Matching sessions loaded and sorted by position.
     Rows(Vec<(Position, StoredSession)>),
     /// Matching sessions by location (created, sid), sorted: a listing in creation order whose
@@ -58,8 +58,8 @@ enum Source {
 /// (created, sid), so a creation-time filter narrows any of them.
 #[derive(Clone)]
 enum Candidates {
-    /// Subject or client index entries under this prefix (creation order).
-    Attr(Vec<u8>),
+    /// The subject or client index entries of one value (creation order).
+    Attr(Timeline),
     /// Word index entries of words starting with this (case-folded) prefix.
     Words(String),
     /// Client-address index entries of the addresses in this range (address, then creation
@@ -94,8 +94,8 @@ struct Attribute {
 fn source_for(sort: SortKey) -> Source {
     match sort {
         SortKey::Created => Source::Records,
-        SortKey::LastAccess => Source::Sorted(layout::LAST_ACCESS),
-        SortKey::Expires => Source::Sorted(layout::EXPIRY),
+        SortKey::LastAccess => Source::Sorted(TimeIndex::LastAccess),
+        SortKey::Expires => Source::Sorted(TimeIndex::Expiry),
     }
 }
 
@@ -192,22 +192,22 @@ impl SledStoreV2 {
         };
         if let Some(s) = &filters.subject {
             attributes.push(counted(
-                Candidates::Attr(layout::attr_prefix(realm, layout::SUBJECT, s.as_bytes())),
-                counters::key(realm, counters::SUBJECT, s.as_bytes()),
+                Candidates::Attr(Timeline::attr(realm, Attr::Subject, s)),
+                Counter::Subject(s).key(realm),
                 true,
             ));
         }
         if let Some(c) = &filters.client {
             attributes.push(counted(
-                Candidates::Attr(layout::attr_prefix(realm, layout::CLIENT, c.as_bytes())),
-                counters::key(realm, counters::CLIENT, c.as_bytes()),
+                Candidates::Attr(Timeline::attr(realm, Attr::Client, c)),
+                Counter::Client(c).key(realm),
                 true,
             ));
         }
         for w in &filters.name_words {
             let prefix: String = w.chars().take(MAX_PREFIX_CHARS).collect();
             let exact = prefix.len() == w.len();
-            let key = counters::key(realm, counters::NAME_PREFIX, prefix.as_bytes());
+            let key = Counter::NamePrefix(&prefix).key(realm);
             attributes.push(counted(Candidates::Words(prefix), key, exact));
         }
         // Ranges have no counter: their entries are counted only as far as choosing the way in
@@ -232,7 +232,7 @@ impl SledStoreV2 {
             if filters.created.is_none() {
                 return Ok(Plan {
                     source: source_for(sort),
-                    known_count: Some(self.counter(&counters::key(realm, counters::TOTAL, &[]))),
+                    known_count: Some(self.counter(&Counter::Total.key(realm))),
                     count_under: None,
                     count_keys_only: false,
                 });
@@ -276,14 +276,14 @@ impl SledStoreV2 {
         if n == 0 {
             return Ok(nothing());
         }
-        let total = self.counter(&counters::key(realm, counters::TOTAL, &[]));
+        let total = self.counter(&Counter::Total.key(realm));
         // With several filters the matches are rarer than the chosen one's count says.
         let collect = n <= MATERIALIZE_LIMIT && !(single && walk_is_cheaper(n, total, page));
         let source = match &candidates {
             Candidates::Records if sort == SortKey::Created => Source::Records,
-            Candidates::Attr(prefix) if sort == SortKey::Created => Source::Attr(prefix.clone()),
+            Candidates::Attr(entries) if sort == SortKey::Created => Source::Attr(entries.clone()),
             Candidates::Address(r) if r.is_single() && sort == SortKey::Created => {
-                Source::Attr(layout::address_prefix(realm, &r.first).to_vec())
+                Source::Attr(Timeline::address(realm, &r.first))
             }
             _ if collect && sort == SortKey::Created && single && keys_exact => {
                 let mut located = self.candidates_in(realm, &candidates, filters)?;
@@ -396,7 +396,7 @@ impl SledStoreV2 {
                 (inclusive && *p == f) || if key_reverse { *p < f } else { *p > f }
             }
         };
-        let prefix = match source {
+        let entries = match source {
             Source::Rows(rows) => {
                 let iter: Box<dyn Iterator<Item = _>> = if key_reverse {
                     Box::new(rows.iter().rev())
@@ -427,18 +427,15 @@ impl SledStoreV2 {
                 }
                 return Ok(out);
             }
-            Source::Records => layout::prefix(realm, layout::RECORD).to_vec(),
-            Source::Sorted(tag) => layout::prefix(realm, *tag).to_vec(),
-            Source::Attr(prefix) => prefix.clone(),
+            Source::Records => Timeline::records(realm),
+            Source::Sorted(index) => Timeline::index(realm, *index),
+            Source::Attr(entries) => entries.clone(),
         };
-        let key_at = |(t, sid): &Position| [&prefix[..], &layout::time(*t), sid].concat();
+        let key_at = |(t, sid): &Position| entries.key(*t, sid);
         let (mut lower, mut upper) = match (source, filters.created) {
             // Records and attribute entries are in creation order: the filter is a key range.
-            (Source::Records | Source::Attr(_), Some(c)) => created_bounds(&prefix, c),
-            _ => (
-                Bound::Included([&prefix[..], &[0u8; 24]].concat()),
-                Bound::Included([&prefix[..], &[0xffu8; 24]].concat()),
-            ),
+            (Source::Records | Source::Attr(_), Some(c)) => entries.between(c.from, c.until),
+            _ => entries.all(),
         };
         // A position comes from a session that passed the filters, so it is within the range.
         if let Some((p, inclusive)) = &from {
@@ -463,10 +460,9 @@ impl SledStoreV2 {
             };
             let Some(item) = item else { break };
             let (key, value) = item?;
-            if key.len() != prefix.len() + 24 {
+            let Some(position) = entries.position(&key) else {
                 continue;
-            }
-            let position = layout::split_time_sid(&key);
+            };
             let session = match source {
                 Source::Records => Some(self.decode(position.0, &position.1, &value)?),
                 Source::Attr(_) => self.load_at(realm, position.0, &position.1)?,
@@ -554,49 +550,28 @@ impl SledStoreV2 {
         filters: &Filters,
         mut each: impl FnMut((i64, Sid)) -> bool,
     ) -> Result<()> {
-        let everything = |prefix: &[u8]| {
-            (
-                Bound::Included(prefix.to_vec()),
-                Bound::Included([prefix, &[0xffu8; 40]].concat()),
-            )
+        let in_created = |entries: &Timeline| match filters.created {
+            Some(c) => entries.between(c.from, c.until),
+            None => entries.all(),
         };
-        let (range, entry_len) = match c {
-            Candidates::Attr(p) => (
-                filters
-                    .created
-                    .map_or_else(|| everything(p), |t| created_bounds(p, t)),
-                p.len() + 24,
-            ),
-            Candidates::Records => {
-                let p = layout::prefix(realm, layout::RECORD);
-                (
-                    filters
-                        .created
-                        .map_or_else(|| everything(&p), |t| created_bounds(&p, t)),
-                    layout::TIMED_KEY_LEN,
-                )
-            }
-            Candidates::Words(w) => (everything(&layout::word_prefix(realm, w)), 0),
-            Candidates::Address(r) => (
-                (
-                    Bound::Included(layout::address_prefix(realm, &r.first).to_vec()),
-                    Bound::Included(
-                        [&layout::address_prefix(realm, &r.last)[..], &[0xffu8; 24]].concat(),
-                    ),
-                ),
-                layout::ADDRESS_KEY_LEN,
-            ),
-        };
-        let min_len = match c {
-            Candidates::Words(w) => layout::word_prefix(realm, w).len() + 24,
-            _ => entry_len,
+        let records = Timeline::records(realm);
+        let range = match c {
+            Candidates::Attr(entries) => in_created(entries),
+            Candidates::Records => in_created(&records),
+            Candidates::Words(w) => WordKey::range(realm, w),
+            Candidates::Address(r) => AddressKey::range(realm, &r.first, &r.last),
         };
         for k in self.tree.range::<Vec<u8>, _>(range).keys() {
             let k = k?;
-            if k.len() < min_len || (entry_len != 0 && k.len() != entry_len) {
+            let loc = match c {
+                Candidates::Attr(entries) => entries.position(&k),
+                Candidates::Records => records.position(&k),
+                Candidates::Words(_) => WordKey::decode(&k).map(|e| (e.created_ms, e.sid)),
+                Candidates::Address(_) => AddressKey::decode(&k).map(|e| (e.created_ms, e.sid)),
+            };
+            let Some(loc) = loc else {
                 return Err(SessionError::Storage("bad index key".into()));
-            }
-            let loc = layout::split_time_sid(&k);
+            };
             if filters.created.is_some_and(|t| !t.contains(loc.0)) {
                 continue;
             }
@@ -608,21 +583,12 @@ impl SledStoreV2 {
     }
 }
 
-/// The keys under `prefix` (entries ending with created + sid) whose creation time is in `c`.
-fn created_bounds(prefix: &[u8], c: CreatedRange) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    (
-        Bound::Included([prefix, &layout::time(c.from), &[0u8; 16]].concat()),
-        Bound::Excluded([prefix, &layout::time(c.until), &[0u8; 16]].concat()),
-    )
-}
-
 /// The creation time of the session a last-access or expiry entry names: from its sid, or for a
-/// migrated sid from the entry's value.
+/// legacy sid from the entry's value.
 pub(super) fn locator_created(sid: &Sid, value: &[u8]) -> Result<i64> {
     match layout::created_of_sid(sid) {
         Some(ms) if value.is_empty() => Ok(ms),
-        _ => Ok(i64::from_be_bytes(value.try_into().map_err(|_| {
-            SessionError::Storage("bad sort index entry".into())
-        })?)),
+        _ => layout::created_from_value(value)
+            .ok_or_else(|| SessionError::Storage("bad sort index entry".into())),
     }
 }

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::super::keys::RealmId;
 use super::super::record::from_ms;
 use super::super::rules::audit_entry;
-use super::counters;
-use super::{layout, SledStoreV2};
+use super::layout::{ClientRegKey, Counter, RealmKey};
+use super::SledStoreV2;
 use crate::error::{Result, SessionError};
 use crate::model::{Client, ClientRegistration, Realm, RealmSettings, RealmSettingsUpdate};
 use crate::validate;
@@ -30,6 +30,18 @@ pub(super) struct RealmEntry {
 pub(super) fn decode_registration(v: &[u8]) -> Result<ClientRegistration> {
     serde_json::from_slice(v)
         .map_err(|e| SessionError::Storage(format!("corrupt client record: {e}")))
+}
+
+/// The key of a client registration.
+fn client_key(realm: RealmId, client_id: &str) -> Vec<u8> {
+    ClientRegKey { realm, client_id }.encode()
+}
+
+/// The client id a client registration's key names.
+pub(super) fn client_of(key: &[u8]) -> Result<&str> {
+    ClientRegKey::decode(key)
+        .map(|k| k.client_id)
+        .ok_or_else(|| SessionError::Storage("bad client registration key".into()))
 }
 
 impl SledStoreV2 {
@@ -53,15 +65,11 @@ impl SledStoreV2 {
 
     /// Back-channel logout URI of every client of the realm that has one.
     pub(super) fn backchannel_uris(&self, realm: RealmId) -> Result<HashMap<String, String>> {
-        let prefix = layout::prefix(realm, layout::CLIENT_REG);
         let mut out = HashMap::new();
-        for item in self.tree.scan_prefix(prefix) {
+        for item in self.tree.scan_prefix(ClientRegKey::prefix(realm)) {
             let (k, v) = item?;
             if let Some(uri) = decode_registration(&v)?.backchannel_logout_uri {
-                out.insert(
-                    String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
-                    uri,
-                );
+                out.insert(client_of(&k)?.to_owned(), uri);
             }
         }
         Ok(out)
@@ -73,11 +81,7 @@ impl SledStoreV2 {
             name: r.name,
             backchannel_logout_uri: r.backchannel_logout_uri,
             backchannel_logout_session_required: r.backchannel_logout_session_required,
-            session_count: self.counter(&counters::key(
-                realm,
-                counters::CLIENT,
-                client_id.as_bytes(),
-            )),
+            session_count: self.counter(&Counter::Client(client_id).key(realm)),
         }
     }
 
@@ -86,7 +90,7 @@ impl SledStoreV2 {
             name: e.name.clone(),
             settings: e.settings.clone(),
             created_at: from_ms(e.created_ms),
-            session_count: self.counter(&counters::key(e.id, counters::TOTAL, &[])),
+            session_count: self.counter(&Counter::Total.key(e.id)),
         }
     }
 
@@ -118,7 +122,7 @@ impl SledStoreV2 {
         };
         validate::realm_settings(&entry.settings)?;
         let value = serde_json::to_vec(&entry).map_err(|e| SessionError::Storage(e.to_string()))?;
-        self.tree.insert(layout::realm_key(name), value)?;
+        self.tree.insert(RealmKey { name }.encode(), value)?;
         let action = if existing.is_some() {
             "update_realm"
         } else {
@@ -157,7 +161,7 @@ impl SledStoreV2 {
             serde_json::to_vec(registration).map_err(|e| SessionError::Storage(e.to_string()))?;
         let existed = self
             .tree
-            .insert(layout::client_reg_key(realm.id, client_id), value)?
+            .insert(client_key(realm.id, client_id), value)?
             .is_some();
         let action = if existed {
             "update_client"
@@ -173,20 +177,18 @@ impl SledStoreV2 {
         let realm = self.realm(realm)?;
         let value = self
             .tree
-            .get(layout::client_reg_key(realm.id, client_id))?
+            .get(client_key(realm.id, client_id))?
             .ok_or_else(|| SessionError::ClientNotFound(client_id.to_owned()))?;
         Ok(self.client_view(realm.id, client_id, decode_registration(&value)?))
     }
 
     pub(super) fn list_clients_impl(&self, realm: &str) -> Result<Vec<Client>> {
         let realm = self.realm(realm)?;
-        let prefix = layout::prefix(realm.id, layout::CLIENT_REG);
         self.tree
-            .scan_prefix(prefix)
+            .scan_prefix(ClientRegKey::prefix(realm.id))
             .map(|item| {
                 let (k, v) = item?;
-                let client_id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                Ok(self.client_view(realm.id, &client_id, decode_registration(&v)?))
+                Ok(self.client_view(realm.id, client_of(&k)?, decode_registration(&v)?))
             })
             .collect()
     }
@@ -199,10 +201,7 @@ impl SledStoreV2 {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let realm = self.realm(realm)?;
-        let existed = self
-            .tree
-            .remove(layout::client_reg_key(realm.id, client_id))?
-            .is_some();
+        let existed = self.tree.remove(client_key(realm.id, client_id))?.is_some();
         if existed {
             let entry = audit_entry(&realm.name, "delete_client", client_id, actor, now);
             self.audit(&entry)?;

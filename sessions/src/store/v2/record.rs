@@ -10,7 +10,7 @@ use std::sync::RwLock;
 
 use super::super::keys::Sid;
 use super::super::record::StoredSession;
-use super::layout;
+use super::layout::InternKey;
 use crate::error::{Result, SessionError};
 
 const VERSION: u8 = 2;
@@ -38,13 +38,10 @@ impl Interner {
     /// Loads the interned strings of a tree.
     pub fn load(tree: &sled::Tree) -> Result<Self> {
         let mut table = InternTable::default();
-        for item in tree.scan_prefix(layout::prefix(layout::GLOBAL, layout::INTERN)) {
+        for item in tree.scan_prefix(InternKey::prefix()) {
             let (k, v) = item?;
-            let id = u32::from_be_bytes(
-                k[5..]
-                    .try_into()
-                    .map_err(|_| SessionError::Storage("bad intern key".into()))?,
-            );
+            let InternKey { id } = InternKey::decode(&k)
+                .ok_or_else(|| SessionError::Storage("bad intern key".into()))?;
             if id as usize != table.strings.len() {
                 return Err(SessionError::Storage(format!(
                     "interned string {id} out of sequence"
@@ -75,7 +72,7 @@ impl Interner {
         }
         let id = u32::try_from(t.strings.len())
             .map_err(|_| SessionError::Storage("interned strings exhausted".into()))?;
-        tree.insert(layout::intern_key(id), s.as_bytes())?;
+        tree.insert(InternKey { id }.encode(), s.as_bytes())?;
         t.ids.insert(s.to_owned(), id);
         t.strings.push(s.to_owned());
         Ok(id)

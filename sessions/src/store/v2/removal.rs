@@ -5,6 +5,7 @@
 //! The striped session locks keep a refresh or a new grant from slipping in meanwhile.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 
@@ -17,10 +18,11 @@ use super::super::shared::{offline_tokens_subject, removal_flags, remove_all_fla
 use super::commit::Batch;
 use super::counters::Deltas;
 use super::grants::delete_grant;
+use super::layout::{GrantIndexKey, SessionKey, TimeIndex, Timeline};
+use super::locks::session_lock;
 use super::outbox::{new_delivery, put_delivery};
 use super::realms::RealmEntry;
-use super::sessions::session_lock;
-use super::{layout, SledStoreV2};
+use super::SledStoreV2;
 use crate::error::Result;
 use crate::grant::GrantKind;
 use crate::model::{AuditEntry, RemoveAllSessions, RemoveOutcome, RemoveSessions};
@@ -170,7 +172,7 @@ impl SledStoreV2 {
     /// The session's token grants within the flags' client scope.
     fn session_tokens(&self, realm: RealmId, sid: &Sid, flags: &Flags) -> Result<Vec<[u8; 16]>> {
         Ok(self
-            .grants_under(realm, &layout::grant_session_prefix(realm, sid))?
+            .grants_under(realm, &GrantIndexKey::session_prefix(realm, sid))?
             .into_iter()
             .filter(|g| g.kind.is_token() && flags.in_scope(&g.client_id))
             .map(|g| g.id)
@@ -180,7 +182,7 @@ impl SledStoreV2 {
     /// The subject's consents within the flags' client scope.
     fn consents_of(&self, realm: RealmId, subject: &str, flags: &Flags) -> Result<Vec<[u8; 16]>> {
         Ok(self
-            .grants_under(realm, &layout::grant_subject_prefix(realm, subject))?
+            .grants_under(realm, &GrantIndexKey::subject_prefix(realm, subject))?
             .into_iter()
             .filter(|g| g.kind == GrantKind::Consent && flags.in_scope(&g.client_id))
             .map(|g| g.id)
@@ -212,7 +214,7 @@ impl SledStoreV2 {
         outcome: &mut RemoveOutcome,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let prefix = layout::prefix(realm.id, layout::RECORD);
+        let prefix = SessionKey::prefix(realm.id);
         let mut after: Option<sled::IVec> = None;
         loop {
             let lower = match &after {
@@ -225,8 +227,10 @@ impl SledStoreV2 {
                 if !k.starts_with(&prefix) {
                     break;
                 }
-                let (created, sid) = layout::split_time_sid(&k);
-                batch.push(self.decode(created, &sid, &v)?);
+                // A record key of another length is no session's (`check` reports it).
+                if let Some(key) = SessionKey::decode(&k) {
+                    batch.push(self.decode(key.created_ms, &key.sid, &v)?);
+                }
                 after = Some(k);
                 if batch.len() == REMOVE_ALL_BATCH {
                     break;
@@ -316,12 +320,15 @@ impl SledStoreV2 {
         let mut removed = 0;
         let realms = self.realms.load();
         for realm in realms.values() {
-            let start = layout::prefix(realm.id, layout::EXPIRY);
-            let end = layout::timed_key(realm.id, layout::EXPIRY, now_ms, &[0xff; 16]);
+            let expiry = Timeline::index(realm.id, TimeIndex::Expiry);
+            let (start, _) = expiry.all();
+            let end = Bound::Excluded(expiry.key(now_ms, &[0xff; 16]));
             let mut expired = Vec::new();
-            for item in self.tree.range(&start[..]..&end[..]).take(batch - removed) {
+            for item in self.tree.range((start, end)).take(batch - removed) {
                 let (k, v) = item?;
-                let (_, sid) = layout::split_time_sid(&k);
+                let Some((_, sid)) = expiry.position(&k) else {
+                    continue;
+                };
                 let created = super::query::locator_created(&sid, &v)?;
                 expired.extend(self.load_at(realm.id, created, &sid)?);
             }

@@ -12,9 +12,12 @@ use super::super::keys::{RealmId, Sid};
 use super::super::record::{parse_sid, words, StoredSession};
 use super::super::rules::{random_bytes, Flags, MAX_EVICTION_ATTEMPTS, MAX_TOKEN_LEN};
 use super::commit::Batch;
-use super::counters::{self, Deltas};
+use super::counters::Deltas;
+use super::layout::{self, AddressKey, Attr, AttrKey, Counter, LegacySidKey, LegacyTokenKey};
+use super::layout::{SessionKey, SessionLocator, TimeIndex, TimeIndexKey, Timeline, WordKey};
+use super::locks::session_lock;
 use super::realms::RealmEntry;
-use super::{layout, record, same_hash, sha256, SledStoreV2};
+use super::{record, same_hash, sha256, SledStoreV2};
 use crate::address::address_bytes;
 use crate::error::{Result, SessionError};
 use crate::model::{CreatedSession, NewSession, QuotaPolicy, RemoveOutcome, Session};
@@ -27,10 +30,11 @@ impl SledStoreV2 {
         if let Some(ms) = layout::created_of_sid(sid) {
             return Ok(Some(ms));
         }
+        let key = LegacySidKey { realm, sid: *sid };
         Ok(self
             .tree
-            .get(layout::legacy_sid_key(realm, sid))?
-            .and_then(|v| Some(i64::from_be_bytes(v.as_ref().try_into().ok()?))))
+            .get(key.encode())?
+            .and_then(|v| layout::created_from_value(&v)))
     }
 
     pub(super) fn load(&self, realm: RealmId, sid: &Sid) -> Result<Option<StoredSession>> {
@@ -46,7 +50,12 @@ impl SledStoreV2 {
         created: i64,
         sid: &Sid,
     ) -> Result<Option<StoredSession>> {
-        match self.tree.get(layout::record_key(realm, created, sid))? {
+        let key = SessionKey {
+            realm,
+            created_ms: created,
+            sid: *sid,
+        };
+        match self.tree.get(key.encode())? {
             Some(v) => Ok(Some(record::decode(created, sid, &v, &self.interner)?)),
             None => Ok(None),
         }
@@ -66,7 +75,7 @@ impl SledStoreV2 {
     ) -> Result<()> {
         record::intern_all(s, &self.interner, &self.tree)?;
         batch.insert(
-            &layout::record_key(realm, s.created_ms, &s.sid)[..],
+            &record_key(realm, s).encode(),
             record::encode(s, &self.interner),
         );
         for (k, v) in index_entries(realm, s) {
@@ -83,7 +92,7 @@ impl SledStoreV2 {
         realm: RealmId,
         s: &StoredSession,
     ) {
-        batch.remove(&layout::record_key(realm, s.created_ms, &s.sid)[..]);
+        batch.remove(&record_key(realm, s).encode());
         for (k, _) in index_entries(realm, s) {
             batch.remove(k);
         }
@@ -101,7 +110,7 @@ impl SledStoreV2 {
     ) -> Result<()> {
         record::intern_all(new, &self.interner, &self.tree)?;
         batch.insert(
-            &layout::record_key(realm, new.created_ms, &new.sid)[..],
+            &record_key(realm, new).encode(),
             record::encode(new, &self.interner),
         );
         let before = index_entries(realm, old);
@@ -140,16 +149,14 @@ impl SledStoreV2 {
             // A token of a session migrated from v1: 32 random bytes, found by its hash.
             32 => {
                 let hash = sha256(token.as_bytes());
-                let Some(v) = self.tree.get(layout::legacy_token_key(&hash))? else {
+                let Some(v) = self.tree.get(LegacyTokenKey { hash }.encode())? else {
                     return Ok(None);
                 };
-                if v.len() != 28 || v[..4] != realm.id.to_be_bytes() {
+                let Some(at) = SessionLocator::decode(&v).filter(|at| at.realm == realm.id) else {
                     return Ok(None);
-                }
-                let created = i64::from_be_bytes(v[4..12].try_into().expect("8"));
-                let sid: Sid = v[12..].try_into().expect("16");
+                };
                 Ok(self
-                    .load_at(realm.id, created, &sid)?
+                    .load_at(realm.id, at.created_ms, &at.sid)?
                     .filter(|s| same_hash(&s.token_hash, &hash)))
             }
             _ => Ok(None),
@@ -193,10 +200,13 @@ impl SledStoreV2 {
 
     /// The oldest session of a subject, if any.
     fn oldest_of_subject(&self, realm: RealmId, subject: &str) -> Result<Option<StoredSession>> {
-        let prefix = layout::attr_prefix(realm, layout::SUBJECT, subject.as_bytes());
-        match self.tree.scan_prefix(&prefix).keys().next() {
+        let entries = Timeline::attr(realm, Attr::Subject, subject);
+        match self.tree.range(entries.all()).keys().next() {
             Some(k) => {
-                let (created, sid) = layout::split_time_sid(&k?);
+                let k = k?;
+                let (created, sid) = entries
+                    .position(&k)
+                    .ok_or_else(|| SessionError::Storage("bad subject index key".into()))?;
                 self.load_at(realm, created, &sid)
             }
             None => Ok(None),
@@ -220,7 +230,7 @@ impl SledStoreV2 {
             return self.write(batch, &deltas);
         };
         let subject = &session.subject_id;
-        let subject_key = counters::key(realm.id, counters::SUBJECT, subject.as_bytes());
+        let subject_key = Counter::Subject(subject).key(realm.id);
         let _subject = self.subjects.lock(&subject_key);
         for attempt in 0.. {
             if self.counter(&subject_key) < max {
@@ -446,67 +456,85 @@ impl SledStoreV2 {
     }
 }
 
+/// The key of a stored session's record.
+fn record_key(realm: RealmId, s: &StoredSession) -> SessionKey {
+    SessionKey {
+        realm,
+        created_ms: s.created_ms,
+        sid: s.sid,
+    }
+}
+
 /// Every index entry (key → value) a stored session has besides its record.
 pub(super) fn index_entries(realm: RealmId, s: &StoredSession) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut out = BTreeMap::new();
-    let legacy = layout::created_of_sid(&s.sid) != Some(s.created_ms);
+    let (created_ms, sid) = (s.created_ms, s.sid);
+    let legacy = layout::created_of_sid(&sid) != Some(created_ms);
     let locator = if legacy {
-        s.created_ms.to_be_bytes().to_vec()
+        layout::created_value(created_ms).to_vec()
     } else {
         Vec::new()
     };
-    out.insert(
-        layout::timed_key(realm, layout::LAST_ACCESS, s.last_access_ms, &s.sid).to_vec(),
-        locator.clone(),
-    );
-    out.insert(
-        layout::timed_key(realm, layout::EXPIRY, s.effective_expiry_ms(), &s.sid).to_vec(),
-        locator.clone(),
-    );
-    out.insert(
-        layout::attr_key(
+    for (index, ms) in [
+        (TimeIndex::LastAccess, s.last_access_ms),
+        (TimeIndex::Expiry, s.effective_expiry_ms()),
+    ] {
+        let key = TimeIndexKey {
             realm,
-            layout::SUBJECT,
-            s.subject_id.as_bytes(),
-            s.created_ms,
-            &s.sid,
-        ),
-        Vec::new(),
-    );
+            index,
+            ms,
+            sid,
+        };
+        out.insert(key.encode().to_vec(), locator.clone());
+    }
+    let attr_key = |attr: Attr, value: &str| {
+        AttrKey {
+            realm,
+            attr,
+            value,
+            created_ms,
+            sid,
+        }
+        .encode()
+    };
+    out.insert(attr_key(Attr::Subject, &s.subject_id), Vec::new());
     for c in &s.client_ids {
-        out.insert(
-            layout::attr_key(realm, layout::CLIENT, c.as_bytes(), s.created_ms, &s.sid),
-            Vec::new(),
-        );
+        out.insert(attr_key(Attr::Client, c), Vec::new());
     }
     if let Some(address) = s.ip.as_deref().and_then(address_bytes) {
-        out.insert(
-            layout::address_key(realm, &address, s.created_ms, &s.sid).to_vec(),
-            Vec::new(),
-        );
+        let key = AddressKey {
+            realm,
+            address,
+            created_ms,
+            sid,
+        };
+        out.insert(key.encode().to_vec(), Vec::new());
     }
     if let Some(name) = &s.display_name {
-        for w in words(name) {
-            out.insert(
-                layout::word_key(realm, &w, s.created_ms, &s.sid),
-                Vec::new(),
-            );
+        for word in words(name) {
+            let key = WordKey {
+                realm,
+                word: &word,
+                created_ms,
+                sid,
+            };
+            out.insert(key.encode(), Vec::new());
         }
     }
     if legacy {
         out.insert(
-            layout::legacy_sid_key(realm, &s.sid).to_vec(),
-            s.created_ms.to_be_bytes().to_vec(),
+            LegacySidKey { realm, sid }.encode().to_vec(),
+            layout::created_value(created_ms).to_vec(),
         );
-        let mut v = realm.to_be_bytes().to_vec();
-        v.extend_from_slice(&s.created_ms.to_be_bytes());
-        v.extend_from_slice(&s.sid);
-        out.insert(layout::legacy_token_key(&s.token_hash), v);
+        let at = SessionLocator {
+            realm,
+            created_ms,
+            sid,
+        };
+        out.insert(
+            LegacyTokenKey { hash: s.token_hash }.encode().to_vec(),
+            at.encode().to_vec(),
+        );
     }
     out
-}
-
-/// The lock key of a session.
-pub(super) fn session_lock(realm: RealmId, sid: &Sid) -> [u8; 20] {
-    super::super::keys::session_key(realm, sid)
 }

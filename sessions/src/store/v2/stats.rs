@@ -1,14 +1,15 @@
 //! Activity counters ([`crate::stats`]): in-memory counters of their own kind
-//! ([`counters::STATS`]), journaled and checkpointed like the others; read as a range of
+//! ([`Counter::Stats`](super::layout::Counter::Stats)), journaled and checkpointed like the others; read as a range of
 //! buckets, pruned by age.
 
 use chrono::{DateTime, Utc};
 
 use super::commit::Batch;
 use super::counters::{self, Deltas};
+use super::layout::CounterKey;
 use super::SledStoreV2;
 use crate::error::Result;
-use crate::stats::{self, Metric, Span, StatsBucket};
+use crate::stats::{self, Span, StatsBucket};
 
 impl SledStoreV2 {
     pub(super) fn stats_impl(
@@ -20,11 +21,11 @@ impl SledStoreV2 {
     ) -> Result<Vec<StatsBucket>> {
         let realm = self.realm(realm)?;
         let (first, last) = (span.bucket_of(from), span.bucket_of(to));
-        let low = counters::stats_key(realm.id, span, first, Metric::SignIns);
-        let high = counters::stats_key(realm.id, span, last.saturating_add(1), Metric::SignIns);
+        let low = CounterKey::stats_from(realm.id, span, first);
+        let high = CounterKey::stats_from(realm.id, span, last.saturating_add(1));
         let rows = self
             .counters
-            .series(&low[..low.len() - 1], &high[..high.len() - 1])
+            .series(&low, &high)
             .into_iter()
             .filter_map(|(k, n)| counters::parse_stats_key(&k, n).map(|(_, row)| row));
         Ok(stats::assemble(span, from, to, rows))

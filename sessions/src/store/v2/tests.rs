@@ -2,7 +2,9 @@
 
 use chrono::{TimeDelta, TimeZone, Utc};
 
-use super::{counters, layout, SledStoreV2, LAYOUT_VERSION};
+use super::layout::{self, CheckpointHeader, CheckpointKey, Counter, GrantIndex, GrantIndexKey};
+use super::layout::{GrantTokenKey, MetaKey, StoredCounterKey, Tag, TimeIndex, TimeIndexKey};
+use super::{counters, SledStoreV2, LAYOUT_VERSION};
 use crate::store::SessionStore;
 use crate::{
     ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveSessions,
@@ -74,31 +76,30 @@ fn check_reports_damaged_entries_and_counts_and_repair_rewrites_them() {
         let tree = &store.tree;
         // A subject index entry deleted.
         let (k, _) = tree
-            .scan_prefix(layout::prefix(realm_id, layout::SUBJECT))
+            .scan_prefix(layout::prefix(realm_id, Tag::Subject))
             .next()
             .unwrap()
             .unwrap();
         tree.remove(k).unwrap();
         // A dangling expiry entry, a dangling grant index entry, a grant token entry deleted, a
         // delivery status entry deleted.
-        tree.insert(
-            layout::timed_key(realm_id, layout::EXPIRY, 1, &[7; 16]),
-            &[],
-        )
-        .unwrap();
-        tree.insert(
-            [
-                &layout::grant_subject_prefix(realm_id, "nobody")[..],
-                &[9; 16],
-            ]
-            .concat(),
-            &[],
-        )
-        .unwrap();
+        let dangling_expiry = TimeIndexKey {
+            realm: realm_id,
+            index: TimeIndex::Expiry,
+            ms: 1,
+            sid: [7; 16],
+        };
+        tree.insert(dangling_expiry.encode(), &[]).unwrap();
+        let dangling_grant = GrantIndexKey {
+            realm: realm_id,
+            by: GrantIndex::Subject("nobody"),
+            id: [9; 16],
+        };
+        tree.insert(dangling_grant.encode(), &[]).unwrap();
         let hash: [u8; 32] = super::sha256(b"refresh-token-number-1");
-        tree.remove(layout::grant_token_key(&hash)).unwrap();
+        tree.remove(GrantTokenKey { hash }.encode()).unwrap();
         let (k, _) = tree
-            .scan_prefix(layout::prefix(realm_id, layout::DELIVERY_STATUS))
+            .scan_prefix(layout::prefix(realm_id, Tag::DeliveryStatus))
             .next()
             .unwrap()
             .unwrap();
@@ -111,17 +112,13 @@ fn check_reports_damaged_entries_and_counts_and_repair_rewrites_them() {
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree(super::TREE).unwrap();
         // Stored counters damaged: the realm's total wrong, a subject's gone.
-        tree.insert(
-            layout::counter_key(&counters::key(realm_id, counters::TOTAL, &[])),
-            counters::encode_value(99),
-        )
-        .unwrap();
-        tree.remove(layout::counter_key(&counters::key(
-            realm_id,
-            counters::SUBJECT,
-            b"user0",
-        )))
-        .unwrap();
+        let stored = |c: Counter| {
+            let counter = c.key(realm_id);
+            StoredCounterKey { counter: &counter }.encode()
+        };
+        tree.insert(stored(Counter::Total), counters::encode_value(99))
+            .unwrap();
+        tree.remove(stored(Counter::Subject("user0"))).unwrap();
         db.flush().unwrap();
     }
     let store = open(dir.path());
@@ -211,24 +208,23 @@ fn counters_stored_in_the_earlier_chunked_format_are_converted_on_open() {
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree(super::TREE).unwrap();
         let upto = tree
-            .remove(layout::meta_key(super::journal::COUNTERS_UPTO))
+            .remove(MetaKey::CountersUpto.encode())
             .unwrap()
             .unwrap();
-        for k in tree
-            .scan_prefix(layout::prefix(layout::GLOBAL, layout::COUNTER))
-            .keys()
-        {
+        for k in tree.scan_prefix(StoredCounterKey::prefix()).keys() {
             tree.remove(k.unwrap()).unwrap();
         }
         let chunks = counters::encode_checkpoint(&snapshot, 64);
         assert!(chunks.len() > 1);
         for (i, c) in chunks.iter().enumerate() {
-            tree.insert(layout::checkpoint_key(i as u32), c.clone())
-                .unwrap();
+            let key = CheckpointKey { chunk: i as u32 };
+            tree.insert(key.encode(), c.clone()).unwrap();
         }
-        let mut header = upto.to_vec();
-        header.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
-        tree.insert(layout::checkpoint_key(u32::MAX), header)
+        let header = CheckpointHeader {
+            from: u64::from_be_bytes(upto.as_ref().try_into().unwrap()),
+            chunks: chunks.len() as u32,
+        };
+        tree.insert(CheckpointKey::HEADER.encode(), &header.encode())
             .unwrap();
         db.flush().unwrap();
     }
@@ -237,10 +233,7 @@ fn counters_stored_in_the_earlier_chunked_format_are_converted_on_open() {
     assert_eq!(store.get_realm("r").unwrap().session_count, 19);
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
     assert_eq!(
-        store
-            .tree
-            .scan_prefix(layout::prefix(layout::GLOBAL, layout::CHECKPOINT))
-            .count(),
+        store.tree.scan_prefix(CheckpointKey::prefix()).count(),
         0,
         "the chunks are gone once converted"
     );
@@ -257,7 +250,7 @@ fn a_directory_of_a_newer_layout_is_refused() {
         store
             .tree
             .insert(
-                layout::meta_key("version"),
+                MetaKey::Version.encode(),
                 &(LAYOUT_VERSION + 1).to_be_bytes(),
             )
             .unwrap();
@@ -434,7 +427,10 @@ fn a_layout_2_store_gains_the_address_index_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let in_range = |store: &SledStoreV2| {
         let q = crate::SessionQuery {
-            ip: Some("203.0.113.0/24".into()),
+            filters: crate::SessionFilters {
+                ip: Some("203.0.113.0/24".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         store.query("r", &q).unwrap().total_count
@@ -458,10 +454,7 @@ fn a_layout_2_store_gains_the_address_index_on_open() {
         // Back to layout 2: no address entries, except one (as if a step had been interrupted).
         let entries: Vec<_> = store
             .tree
-            .scan_prefix(layout::prefix(
-                store.realm("r").unwrap().id,
-                layout::ADDRESS,
-            ))
+            .scan_prefix(layout::prefix(store.realm("r").unwrap().id, Tag::Address))
             .keys()
             .map(|k| k.unwrap())
             .collect();
@@ -471,7 +464,7 @@ fn a_layout_2_store_gains_the_address_index_on_open() {
         }
         store
             .tree
-            .insert(layout::meta_key("version"), &2u32.to_be_bytes())
+            .insert(MetaKey::Version.encode(), &2u32.to_be_bytes())
             .unwrap();
         assert!(!store.check(false).unwrap().problems.is_empty());
         store.wait_durable().unwrap();
@@ -480,11 +473,7 @@ fn a_layout_2_store_gains_the_address_index_on_open() {
     assert!(store.open_stats().upgraded);
     assert_eq!(in_range(&store), 15);
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
-    let version = store
-        .tree
-        .get(layout::meta_key("version"))
-        .unwrap()
-        .unwrap();
+    let version = store.tree.get(MetaKey::Version.encode()).unwrap().unwrap();
     assert_eq!(version.as_ref(), &LAYOUT_VERSION.to_be_bytes());
 }
 
@@ -521,8 +510,11 @@ fn two_broad_name_words_are_answered_from_their_index_entries_and_page_exactly()
     }
     want.reverse(); // newest first
     let query = crate::SessionQuery {
-        display_name: Some("smi ALI".into()),
-        client_id: Some("crm".into()),
+        filters: crate::SessionFilters {
+            display_name: Some("smi ALI".into()),
+            client_id: Some("crm".into()),
+            ..Default::default()
+        },
         count: Some(1000),
         ..Default::default()
     };

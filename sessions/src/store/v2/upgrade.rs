@@ -20,17 +20,19 @@
 use sled::{Batch, Tree};
 
 use super::super::grants::StoredGrant;
-use super::super::keys::RealmId;
 use super::super::outbox;
 use super::super::record::StoredSession;
 use super::counters::{Counters, Deltas};
 use super::grants::grant_entries;
+use super::layout::Counter;
+use super::layout::{AddressKey, AuditKey, ClientRegKey, DeliveryKey, GrantKey, MetaKey};
+use super::layout::{RealmKey, SessionKey};
 use super::outbox::delivery_index;
 use super::record::{self, Interner};
 use super::sessions::index_entries;
-use super::{init, layout, SledStoreV2, LAYOUT_VERSION};
+use super::{init, v1_keys, SledStoreV2, LAYOUT_VERSION};
 use crate::address::address_bytes;
-use crate::error::{Result, SessionError};
+use crate::error::Result;
 
 /// The first version of the one-tree layout; every later one is reached by the steps of
 /// [`SledStoreV2::upgrade_from`].
@@ -99,14 +101,6 @@ impl Writer<'_> {
     }
 }
 
-fn realm_of(k: &[u8]) -> Result<RealmId> {
-    Ok(RealmId::from_be_bytes(
-        k.get(..4)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| SessionError::Storage("bad key in the previous layout".into()))?,
-    ))
-}
-
 /// Copies everything of the v1 layout into `tree` (which is empty), then writes the
 /// counter checkpoint and the layout version.
 pub(super) fn from_v1(db: &sled::Db, tree: &Tree) -> Result<()> {
@@ -131,44 +125,45 @@ pub(super) fn from_v1(db: &sled::Db, tree: &Tree) -> Result<()> {
     if let Some(meta) = open("meta")? {
         if let Some(k) = meta.get("results_token_key")? {
             // Results tokens handed out before the upgrade stay valid.
-            w.put(layout::meta_key("results_token_key"), k);
+            w.put(MetaKey::ResultsTokenKey.encode(), k);
         }
     }
     if let Some(realms) = open("realms")? {
         for item in realms.iter() {
             let (k, v) = item?;
-            w.put(layout::global(layout::REALM, &k), v);
+            let name = v1_keys::realm_name(&k)?;
+            w.put(RealmKey { name }.encode(), v);
             w.record_done()?;
         }
     }
     if let Some(clients) = open("clients")? {
         for item in clients.iter() {
             let (k, v) = item?;
-            let realm = realm_of(&k)?;
-            w.put(
-                [&layout::prefix(realm, layout::CLIENT_REG)[..], &k[4..]].concat(),
-                v,
-            );
+            let (realm, client_id) = v1_keys::client(&k)?;
+            w.put(ClientRegKey { realm, client_id }.encode(), v);
             w.record_done()?;
         }
     }
     if let Some(audit) = open("audit")? {
         for item in audit.iter() {
             let (k, v) = item?;
-            w.put(layout::global(layout::AUDIT, &k), v);
+            let id = v1_keys::audit_id(&k)?;
+            w.put(&AuditKey { id }.encode(), v);
             w.record_done()?;
         }
     }
     if let Some(sessions) = open("sessions")? {
         for item in sessions.iter() {
             let (k, v) = item?;
-            let realm = realm_of(&k)?;
+            let (realm, _) = v1_keys::split_realm(&k)?;
             let s = StoredSession::decode(&v)?;
             record::intern_all(&s, &interner, tree)?;
-            w.put(
-                &layout::record_key(realm, s.created_ms, &s.sid)[..],
-                record::encode(&s, &interner),
-            );
+            let key = SessionKey {
+                realm,
+                created_ms: s.created_ms,
+                sid: s.sid,
+            };
+            w.put(&key.encode(), record::encode(&s, &interner));
             for (k, v) in index_entries(realm, &s) {
                 w.put(k, v);
             }
@@ -181,9 +176,9 @@ pub(super) fn from_v1(db: &sled::Db, tree: &Tree) -> Result<()> {
     if let Some(grants) = open("grants")? {
         for item in grants.iter() {
             let (k, v) = item?;
-            let realm = realm_of(&k)?;
+            let (realm, _) = v1_keys::split_realm(&k)?;
             let g = StoredGrant::decode(&v)?;
-            w.put(&layout::grant_key(realm, &g.id)[..], v);
+            w.put(&GrantKey { realm, id: g.id }.encode(), v);
             for (k, v) in grant_entries(realm, &g) {
                 w.put(k, v);
             }
@@ -193,14 +188,14 @@ pub(super) fn from_v1(db: &sled::Db, tree: &Tree) -> Result<()> {
     if let Some(deliveries) = open("outbox")? {
         for item in deliveries.iter() {
             let (k, v) = item?;
-            let realm = realm_of(&k)?;
+            let (realm, _) = v1_keys::split_realm(&k)?;
             let d = outbox::decode(&v)?;
-            w.put(&layout::delivery_key(realm, d.id)[..], v);
+            w.put(&DeliveryKey { realm, id: d.id }.encode(), v);
             for k in delivery_index(realm, &d) {
                 w.put(k, &[][..]);
             }
             let mut deltas = Deltas::default();
-            deltas.counter(super::counters::deliveries_key(realm, d.status), 1);
+            deltas.counter(Counter::Deliveries(d.status).key(realm), 1);
             counters.apply(&deltas);
             w.record_done()?;
         }
@@ -244,7 +239,7 @@ impl SledStoreV2 {
             }
             self.db.flush()?;
             self.tree
-                .insert(layout::meta_key("version"), &(step + 1).to_be_bytes()[..])?;
+                .insert(MetaKey::Version.encode(), &(step + 1).to_be_bytes()[..])?;
             self.db.flush()?;
         }
         tracing::info!(
@@ -261,18 +256,23 @@ impl SledStoreV2 {
         for realm in self.realm_names().into_keys() {
             let mut batch = Batch::default();
             let mut pending = 0;
-            for item in self.tree.scan_prefix(layout::prefix(realm, layout::RECORD)) {
+            for item in self.tree.scan_prefix(SessionKey::prefix(realm)) {
                 let (k, v) = item?;
-                if k.len() != layout::TIMED_KEY_LEN {
+                let Some(SessionKey {
+                    created_ms, sid, ..
+                }) = SessionKey::decode(&k)
+                else {
                     continue;
-                }
-                let (created, sid) = layout::split_time_sid(&k);
-                let s = self.decode(created, &sid, &v)?;
+                };
+                let s = self.decode(created_ms, &sid, &v)?;
                 if let Some(address) = s.ip.as_deref().and_then(address_bytes) {
-                    batch.insert(
-                        &layout::address_key(realm, &address, created, &sid)[..],
-                        &[][..],
-                    );
+                    let key = AddressKey {
+                        realm,
+                        address,
+                        created_ms,
+                        sid,
+                    };
+                    batch.insert(&key.encode()[..], &[][..]);
                     pending += 1;
                 }
                 if pending == BATCH {

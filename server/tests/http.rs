@@ -1,60 +1,42 @@
-//! The JSON API against a real HTTP server on 127.0.0.1 over a real sled directory.
+//! The JSON API over HTTP, through the server exactly as the binary wires it (`server::serve`,
+//! behind the request guard), on 127.0.0.1, on the embedded store and on PostgreSQL.
+
+mod common;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use api::ApiState;
 use chrono::Utc;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
-use service::admins::AdminAccounts;
-use service::api_keys::{ApiKeys, Scope};
-use service::backchannel::{Backchannel, SigningKeys};
-use service::SessionService;
-use sessions::store::SledStore;
 
-const ROOT_KEY: &str = "test-root-key-0123456789";
+use common::{Running, Store};
 
-/// A running API server and keys with each scope.
+/// A running server and keys with each scope, created through the API with the bootstrap key.
 struct Server {
     base: String,
     http: Client,
+    /// Every scope.
+    root_key: String,
     issue_key: String,
     admin_key: String,
-    _dir: tempfile::TempDir,
+    _srv: Running,
 }
 
 impl Server {
-    async fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
-        let keys = Arc::new(ApiKeys::open(store.clone()).unwrap());
-        keys.register("root", ROOT_KEY, &Scope::ALL, Utc::now())
-            .unwrap();
-        let (_, issue_key) = keys
-            .create("idp", &[Scope::Issue], "test", Utc::now())
-            .unwrap();
-        let (_, admin_key) = keys
-            .create("ops", &[Scope::Admin], "test", Utc::now())
-            .unwrap();
-        let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).unwrap());
+    async fn start(store: Store) -> Server {
         // Clients register back-channel URIs on 127.0.0.1, which only an allow-list permits.
-        let loopback = service::backchannel::AllowHosts::parse("127.0.0.1").unwrap();
-        let backchannel =
-            Arc::new(Backchannel::new(signing, "http://127.0.0.1").with_allow_hosts(loopback));
-        let admins = Arc::new(AdminAccounts::open(store.clone()).unwrap());
-        let app = api::router(ApiState {
-            service: SessionService::new(store, keys, admins, backchannel),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let srv = Running::start(store, &["--backchannel-allow-hosts", "127.0.0.1"]).await;
+        let every = ["sessions:issue", "sessions:admin", "sessions:read"];
+        let root_key = srv.create_key("root", &every).await;
+        let issue_key = srv.create_key("idp", &["sessions:issue"]).await;
+        let admin_key = srv.create_key("ops", &["sessions:admin"]).await;
         Server {
-            base,
-            http: Client::new(),
+            base: srv.base.clone(),
+            http: srv.http.clone(),
+            root_key,
             issue_key,
             admin_key,
-            _dir: dir,
+            _srv: srv,
         }
     }
 
@@ -82,7 +64,7 @@ impl Server {
     }
 
     async fn root(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call(Some(ROOT_KEY), method, path, body).await
+        self.call(Some(&self.root_key), method, path, body).await
     }
 
     async fn realm(&self, name: &str) {
@@ -116,9 +98,8 @@ fn error_code(v: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error body: {v}"))
 }
 
-#[tokio::test]
-async fn session_lifecycle_over_http() {
-    let srv = Server::start().await;
+async fn session_lifecycle_over_http(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("acme").await;
     let created = srv.create("acme", "alice", "Alice Smith").await;
     let token = created["token"].as_str().unwrap();
@@ -214,9 +195,8 @@ async fn session_lifecycle_over_http() {
     );
 }
 
-#[tokio::test]
-async fn properties_follow_the_realm_whitelist() {
-    let srv = Server::start().await;
+async fn properties_follow_the_realm_whitelist(store: Store) {
+    let srv = Server::start(store).await;
     let (s, _) = srv
         .root(
             Method::PUT,
@@ -288,9 +268,8 @@ async fn properties_follow_the_realm_whitelist() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn keys_and_scopes_are_enforced() {
-    let srv = Server::start().await;
+async fn keys_and_scopes_are_enforced(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("acme").await;
     let list = "/api/v1/realms/acme/sessions";
     let (s, v) = srv.call(None, Method::GET, list, None).await;
@@ -346,9 +325,8 @@ async fn keys_and_scopes_are_enforced() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
-    let srv = Server::start().await;
+async fn bad_input_is_a_clear_4xx_and_changes_nothing(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("acme").await;
     srv.create("acme", "alice", "Alice").await;
     let sessions = "/api/v1/realms/acme/sessions";
@@ -558,7 +536,7 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
     let resp = srv
         .http
         .post(&url)
-        .bearer_auth(ROOT_KEY)
+        .bearer_auth(&srv.root_key)
         .header("content-type", "application/json")
         .body("{\"subject_id\":")
         .send()
@@ -569,7 +547,7 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
     let resp = srv
         .http
         .post(&url)
-        .bearer_auth(ROOT_KEY)
+        .bearer_auth(&srv.root_key)
         .body("{\"subject_id\":\"a\"}")
         .send()
         .await
@@ -583,7 +561,7 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
     let resp = srv
         .http
         .post(&url)
-        .bearer_auth(ROOT_KEY)
+        .bearer_auth(&srv.root_key)
         .json(&huge)
         .send()
         .await
@@ -597,9 +575,8 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
     assert_eq!(v["realms"][0]["session_count"], 1);
 }
 
-#[tokio::test]
-async fn paging_contract_through_http() {
-    let srv = Server::start().await;
+async fn paging_contract_through_http(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("acme").await;
     let mut all = HashSet::new();
     for i in 0..23 {
@@ -665,9 +642,8 @@ async fn paging_contract_through_http() {
     );
 }
 
-#[tokio::test]
-async fn realms_are_isolated() {
-    let srv = Server::start().await;
+async fn realms_are_isolated(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("a").await;
     srv.realm("b").await;
     let created = srv.create("a", "alice", "Alice").await;
@@ -739,9 +715,8 @@ async fn realms_are_isolated() {
     assert_eq!(v["session_count"], 1);
 }
 
-#[tokio::test]
-async fn revocation_preview_removal_and_audit() {
-    let srv = Server::start().await;
+async fn revocation_preview_removal_and_audit(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("acme").await;
     let a1 = srv.create("acme", "alice", "Alice").await;
     srv.create("acme", "alice", "Alice").await;
@@ -814,9 +789,8 @@ async fn revocation_preview_removal_and_audit() {
     assert!(older.iter().any(|e| e["action"] == "create_realm"));
 }
 
-#[tokio::test]
-async fn openapi_document_matches_the_served_routes() {
-    let srv = Server::start().await;
+async fn openapi_document_matches_the_served_routes(store: Store) {
+    let srv = Server::start(store).await;
     let (s, doc) = srv
         .call(None, Method::GET, "/api/v1/openapi.json", None)
         .await;
@@ -928,9 +902,8 @@ async fn openapi_document_matches_the_served_routes() {
         .contains("/api/v1/realms/{realm}/sessions/remove"));
 }
 
-#[tokio::test]
-async fn health_and_metrics() {
-    let srv = Server::start().await;
+async fn health_and_metrics(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("acme").await;
     srv.create("acme", "alice", "Alice").await;
     let (s, v) = srv.call(None, Method::GET, "/healthz", None).await;
@@ -946,9 +919,8 @@ async fn health_and_metrics() {
     assert!(text.contains(failed), "{text}");
 }
 
-#[tokio::test]
-async fn quota_conflicts_and_unknown_sessions() {
-    let srv = Server::start().await;
+async fn quota_conflicts_and_unknown_sessions(store: Store) {
+    let srv = Server::start(store).await;
     let (s, _) = srv
         .root(
             Method::PUT,
@@ -978,9 +950,8 @@ async fn quota_conflicts_and_unknown_sessions() {
     assert_eq!(v["session_count"], 1);
 }
 
-#[tokio::test]
-async fn clients_are_registered_counted_and_removed() {
-    let srv = Server::start().await;
+async fn clients_are_registered_counted_and_removed(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("acme").await;
     srv.create("acme", "alice", "Alice").await;
     srv.create("acme", "bob", "Bob").await;
@@ -1101,9 +1072,8 @@ impl Server {
     }
 }
 
-#[tokio::test]
-async fn listing_and_removal_by_address_range_and_creation_time() {
-    let srv = Server::start().await;
+async fn listing_and_removal_by_address_range_and_creation_time(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("inc").await;
     let early: Vec<String> = [
         srv.create_from("inc", "alice", "203.0.113.5").await,
@@ -1223,9 +1193,8 @@ async fn listing_and_removal_by_address_range_and_creation_time() {
     assert_eq!(entry["reason"], "incident 7");
 }
 
-#[tokio::test]
-async fn export_streams_every_match_as_csv_or_json_lines() {
-    let srv = Server::start().await;
+async fn export_streams_every_match_as_csv_or_json_lines(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("exp").await;
     // More than one page of the export (1000 rows), half in 203.0.113.0/24.
     let mut in_range = HashSet::new();
@@ -1298,9 +1267,8 @@ async fn export_streams_every_match_as_csv_or_json_lines() {
     assert_eq!(entry["actor"], "api-key:ops");
 }
 
-#[tokio::test]
-async fn the_overview_counts_sign_ins_and_endings_by_reason() {
-    let srv = Server::start().await;
+async fn the_overview_counts_sign_ins_and_endings_by_reason(store: Store) {
+    let srv = Server::start(store).await;
     srv.realm("acme").await;
     let reg = json!({"name": "Portal"});
     let (s, v) = srv
@@ -1389,3 +1357,20 @@ async fn the_overview_counts_sign_ins_and_endings_by_reason() {
         (StatusCode::BAD_REQUEST, "reserved_realm")
     );
 }
+
+on_both_stores!(
+    session_lifecycle_over_http,
+    properties_follow_the_realm_whitelist,
+    keys_and_scopes_are_enforced,
+    bad_input_is_a_clear_4xx_and_changes_nothing,
+    paging_contract_through_http,
+    realms_are_isolated,
+    revocation_preview_removal_and_audit,
+    openapi_document_matches_the_served_routes,
+    health_and_metrics,
+    quota_conflicts_and_unknown_sessions,
+    clients_are_registered_counted_and_removed,
+    listing_and_removal_by_address_range_and_creation_time,
+    export_streams_every_match_as_csv_or_json_lines,
+    the_overview_counts_sign_ins_and_endings_by_reason,
+);

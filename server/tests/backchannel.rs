@@ -1,10 +1,13 @@
-//! Back-channel logout end to end on 127.0.0.1: the API and its delivery worker over a real sled
-//! directory, and a real HTTP receiver that verifies every logout token against the published
+//! Back-channel logout end to end on 127.0.0.1: the server exactly as the binary wires it
+//! (`server::serve`, with its delivery worker), on the embedded store and on PostgreSQL, and a
+//! real HTTP receiver that verifies every logout token against the published
 //! JWKS. Also: revoked tokens introspect as inactive, other clients' consents survive a scoped
 //! revocation, an unreachable client is retried until it answers, one slow client does not hold up
 //! the others, and a failed delivery can be retried by hand. Where notifications may go: refused
 //! targets at registration (JSON 400s) and at delivery (never contacted), `last_error` as a
 //! category, and each attempt following the client's current registration.
+
+mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api::ApiState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as AxumStatus;
 use axum::Form;
@@ -22,15 +24,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use service::admins::AdminAccounts;
-use service::api_keys::{ApiKeys, Scope};
 use service::backchannel::logout_token::{BACKCHANNEL_LOGOUT_EVENT, LIFETIME_SECS, TOKEN_TYPE};
-use service::backchannel::AllowHosts;
-use service::backchannel::{Backchannel, DeliveryConfig, SigningKeys};
-use service::SessionService;
-use sessions::store::SledStore;
 
-const KEY: &str = "backchannel-test-key-0123456789";
+use common::{Running, Store, KEY};
+
 const ISSUER: &str = "https://idp.example.test";
 
 /// What a client endpoint of the receiver does.
@@ -110,52 +107,107 @@ impl Receiver {
     }
 }
 
-/// The API with its delivery worker running, on a fresh store.
+/// How the server delivers: its `--delivery-*` settings.
+#[derive(Clone)]
+struct Delivery {
+    timeout_ms: u64,
+    first_backoff_ms: u64,
+    max_backoff_secs: u64,
+    retry_for_secs: u64,
+    poll_ms: u64,
+    max_in_flight: usize,
+    max_in_flight_per_client: usize,
+}
+
+impl Delivery {
+    fn args(&self) -> Vec<String> {
+        [
+            ("--delivery-timeout-ms", self.timeout_ms.to_string()),
+            (
+                "--delivery-first-backoff-ms",
+                self.first_backoff_ms.to_string(),
+            ),
+            (
+                "--delivery-max-backoff-secs",
+                self.max_backoff_secs.to_string(),
+            ),
+            ("--delivery-retry-for-secs", self.retry_for_secs.to_string()),
+            ("--delivery-poll-ms", self.poll_ms.to_string()),
+            ("--delivery-max-in-flight", self.max_in_flight.to_string()),
+            (
+                "--delivery-max-in-flight-per-client",
+                self.max_in_flight_per_client.to_string(),
+            ),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+    }
+}
+
+/// Fast retries, for tests.
+fn quick() -> Delivery {
+    Delivery {
+        timeout_ms: 1500,
+        first_backoff_ms: 50,
+        max_backoff_secs: 1,
+        retry_for_secs: 60,
+        poll_ms: 50,
+        max_in_flight: 64,
+        max_in_flight_per_client: 4,
+    }
+}
+
+/// The server with its delivery worker running.
 struct Server {
     base: String,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    delivery: Delivery,
+    srv: Running,
 }
 
 impl Server {
     /// The receivers on 127.0.0.1 are allow-listed.
-    async fn start(config: DeliveryConfig) -> Server {
-        Self::start_with(config, "127.0.0.1", "127.0.0.1").await
+    async fn start(store: Store, delivery: Delivery) -> Server {
+        Self::start_with(store, delivery, "127.0.0.1").await
     }
 
-    /// With one allow-list for registering clients and another for delivering, as when the
-    /// server restarts with a different `--backchannel-allow-hosts`.
-    async fn start_with(config: DeliveryConfig, registering: &str, delivering: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
-        let keys = Arc::new(ApiKeys::open(store.clone()).unwrap());
-        keys.register("root", KEY, &Scope::ALL, Utc::now()).unwrap();
-        let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).unwrap());
-        let with_allow_list = |list: &str| {
-            let hosts = AllowHosts::parse(list).unwrap();
-            Arc::new(Backchannel::new(signing.clone(), ISSUER).with_allow_hosts(hosts))
-        };
-        let backchannel = with_allow_list(registering);
-        let worker = match delivering == registering {
-            true => backchannel.clone(),
-            false => with_allow_list(delivering),
-        };
-        tokio::spawn(service::backchannel::worker::run(
-            store.clone(),
-            worker,
-            config,
-        ));
-        let admins = Arc::new(AdminAccounts::open(store.clone()).unwrap());
-        let app = api::router(ApiState {
-            service: SessionService::new(store, keys, admins, backchannel),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    /// With `--backchannel-allow-hosts` `allow_hosts` (none when empty).
+    async fn start_with(store: Store, delivery: Delivery, allow_hosts: &str) -> Server {
+        let args = Self::args(&delivery, allow_hosts);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let srv = Running::start(store, &args).await;
         Server {
-            base,
-            http: reqwest::Client::new(),
-            _dir: dir,
+            base: srv.base.clone(),
+            http: srv.http.clone(),
+            delivery,
+            srv,
+        }
+    }
+
+    fn args(delivery: &Delivery, allow_hosts: &str) -> Vec<String> {
+        let mut args = vec!["--issuer".to_owned(), ISSUER.to_owned()];
+        if !allow_hosts.is_empty() {
+            args.extend([
+                "--backchannel-allow-hosts".to_owned(),
+                allow_hosts.to_owned(),
+            ]);
+        }
+        args.extend(delivery.args());
+        args
+    }
+
+    /// The server started again on its store with another `--backchannel-allow-hosts`, as when
+    /// an operator changes it: what was registered stays, deliveries follow the new list.
+    async fn restart_allowing(self, allow_hosts: &str) -> Server {
+        let args = Self::args(&self.delivery, allow_hosts);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let srv = self.srv.restart(&args).await;
+        Server {
+            base: srv.base.clone(),
+            http: srv.http.clone(),
+            delivery: self.delivery,
+            srv,
         }
     }
 
@@ -254,18 +306,6 @@ impl Server {
     }
 }
 
-/// Fast retries, for tests.
-fn quick() -> DeliveryConfig {
-    DeliveryConfig {
-        timeout: Duration::from_millis(1500),
-        first_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
-        retry_for: Duration::from_secs(60),
-        poll_every: Duration::from_millis(50),
-        ..Default::default()
-    }
-}
-
 /// Verifies a logout token's signature against the JWKS and every claim the spec requires;
 /// answers its claims.
 fn verify(jwks: &JwkSet, token: &str, client: &str) -> Value {
@@ -294,11 +334,10 @@ fn verify(jwks: &JwkSet, token: &str, client: &str) -> Value {
     claims
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_scoped_revocation_reaches_the_client_as_a_verified_logout_token() {
+async fn a_scoped_revocation_reaches_the_client_as_a_verified_logout_token(store: Store) {
     let receiver = Receiver::default();
     let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
-    let server = Server::start(quick()).await;
+    let server = Server::start(store, quick()).await;
     server.realm_with_clients(at, &["crm", "mail"]).await;
     let (sid, _) = server.session("alice", &["crm", "mail"]).await;
     let (_, _) = server.session("bob", &["crm"]).await;
@@ -396,14 +435,13 @@ async fn a_scoped_revocation_reaches_the_client_as_a_verified_logout_token() {
     assert_eq!(d["reason"], "revoked");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_client_is_retried_until_it_answers() {
+async fn an_unreachable_client_is_retried_until_it_answers(store: Store) {
     // Reserve a port, then close it: the client is down.
     let receiver = Receiver::default();
     let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let at = reserved.local_addr().unwrap();
     drop(reserved);
-    let server = Server::start(quick()).await;
+    let server = Server::start(store, quick()).await;
     server.realm_with_clients(at, &["crm"]).await;
     let (sid, token) = server.session("carol", &["crm"]).await;
     let v = server
@@ -437,17 +475,19 @@ async fn an_unreachable_client_is_retried_until_it_answers() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn one_slow_client_does_not_hold_up_the_others() {
+async fn one_slow_client_does_not_hold_up_the_others(store: Store) {
     let receiver = Receiver::default();
     let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
     receiver.set("slow", 200, Duration::from_secs(30));
     // The slow client's backlog is far larger than what the worker has in flight at once.
-    let server = Server::start(DeliveryConfig {
-        max_in_flight: 8,
-        max_in_flight_per_client: 2,
-        ..quick()
-    })
+    let server = Server::start(
+        store,
+        Delivery {
+            max_in_flight: 8,
+            max_in_flight_per_client: 2,
+            ..quick()
+        },
+    )
     .await;
     server.realm_with_clients(at, &["slow", "fast"]).await;
     for i in 0..40 {
@@ -478,15 +518,17 @@ async fn one_slow_client_does_not_hold_up_the_others() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_delivery_that_gave_up_is_failed_until_retried_by_hand() {
+async fn a_delivery_that_gave_up_is_failed_until_retried_by_hand(store: Store) {
     let receiver = Receiver::default();
     let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
     receiver.set("crm", 500, Duration::ZERO);
-    let server = Server::start(DeliveryConfig {
-        retry_for: Duration::from_millis(300),
-        ..quick()
-    })
+    let server = Server::start(
+        store,
+        Delivery {
+            retry_for_secs: 1, // the shortest retry window the server takes
+            ..quick()
+        },
+    )
     .await;
     server.realm_with_clients(at, &["crm"]).await;
     let (sid, _) = server.session("dave", &["crm"]).await;
@@ -550,11 +592,10 @@ async fn a_delivery_that_gave_up_is_failed_until_retried_by_hand() {
     assert_eq!(v["error"]["code"], "invalid_path", "{v}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn rotation_keeps_the_old_key_published_and_signs_with_the_new_one() {
+async fn rotation_keeps_the_old_key_published_and_signs_with_the_new_one(store: Store) {
     let receiver = Receiver::default();
     let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
-    let server = Server::start(quick()).await;
+    let server = Server::start(store, quick()).await;
     server.realm_with_clients(at, &["crm"]).await;
     let before = server.jwks().await;
     assert_eq!(before.keys.len(), 1);
@@ -595,9 +636,8 @@ fn all_failed_with(page: &Value, category: &str, attempts: u64) -> bool {
             .all(|d| d["last_error"] == category && d["attempts"].as_u64().unwrap_or(0) >= attempts)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn registration_refuses_non_public_targets_and_plain_http() {
-    let server = Server::start_with(quick(), "", "").await;
+async fn registration_refuses_non_public_targets_and_plain_http(store: Store) {
+    let server = Server::start_with(store, quick(), "").await;
     server.ok(Method::PUT, "/api/v1/realms/r", json!({})).await;
     let dev = json!({"backchannel_allow_http": true});
     server.ok(Method::PUT, "/api/v1/realms/dev", dev).await;
@@ -641,9 +681,8 @@ async fn registration_refuses_non_public_targets_and_plain_http() {
     assert_eq!(status, StatusCode::OK, "{v}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn only_allow_listed_hosts_are_exempt_at_registration() {
-    let server = Server::start_with(quick(), "127.0.0.1", "127.0.0.1").await;
+async fn only_allow_listed_hosts_are_exempt_at_registration(store: Store) {
+    let server = Server::start(store, quick()).await;
     // The realm does not allow http; the allow-listed host may use it anyway.
     server.ok(Method::PUT, "/api/v1/realms/r", json!({})).await;
     server.register("crm", "http://127.0.0.1:9/logout").await;
@@ -660,13 +699,14 @@ async fn only_allow_listed_hosts_are_exempt_at_registration() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_target_the_worker_does_not_allow_is_never_contacted() {
+async fn a_target_the_worker_does_not_allow_is_never_contacted(store: Store) {
     let receiver = Receiver::default();
     let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
-    // Registered while 127.0.0.1 was allow-listed; delivered by a server started without it.
-    let server = Server::start_with(quick(), "127.0.0.1", "").await;
+    // Registered while 127.0.0.1 was allow-listed; delivered by the server started again
+    // without it.
+    let server = Server::start(store, quick()).await;
     server.realm_with_clients(at, &["crm"]).await;
+    let server = server.restart_allowing("").await;
     let allow_http = json!({"backchannel_allow_http": true});
     server.ok(Method::PUT, "/api/v1/realms/r", allow_http).await;
     server.end_session("frank", &["crm"]).await;
@@ -687,11 +727,10 @@ async fn a_target_the_worker_does_not_allow_is_never_contacted() {
     assert_eq!(receiver.hits(), 0, "the receiver was never contacted");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_https_uri_at_a_plain_http_receiver_is_a_tls_error() {
+async fn an_https_uri_at_a_plain_http_receiver_is_a_tls_error(store: Store) {
     let receiver = Receiver::default();
     let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
-    let server = Server::start(quick()).await;
+    let server = Server::start(store, quick()).await;
     server.ok(Method::PUT, "/api/v1/realms/r", json!({})).await;
     server.register("crm", &format!("https://{at}/crm")).await;
     server.end_session("gina", &["crm"]).await;
@@ -701,14 +740,13 @@ async fn an_https_uri_at_a_plain_http_receiver_is_a_tls_error() {
     assert_eq!(receiver.hits(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_retry_goes_to_the_uri_registered_now() {
+async fn a_retry_goes_to_the_uri_registered_now(store: Store) {
     let old = Receiver::default();
     let old_at = old.serve("127.0.0.1:0".parse().unwrap()).await;
     old.set("crm", 503, Duration::ZERO);
     let new = Receiver::default();
     let new_at = new.serve("127.0.0.1:0".parse().unwrap()).await;
-    let server = Server::start(quick()).await;
+    let server = Server::start(store, quick()).await;
     server.realm_with_clients(old_at, &["crm"]).await;
     let sid = server.end_session("hank", &["crm"]).await;
     let page = server
@@ -729,13 +767,12 @@ async fn a_retry_goes_to_the_uri_registered_now() {
     assert!(old.hits() >= 1 && old.tokens_for("crm").is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_delivery_for_a_client_no_longer_registered_gives_up() {
+async fn a_delivery_for_a_client_no_longer_registered_gives_up(store: Store) {
     let receiver = Receiver::default();
     let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
     receiver.set("crm", 503, Duration::ZERO);
     receiver.set("mail", 503, Duration::ZERO);
-    let server = Server::start(quick()).await;
+    let server = Server::start(store, quick()).await;
     server.realm_with_clients(at, &["crm", "mail"]).await;
     server.end_session("ivy", &["crm", "mail"]).await;
     server
@@ -771,13 +808,13 @@ async fn a_delivery_for_a_client_no_longer_registered_gives_up() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn localhost_is_delivered_to_only_while_allow_listed() {
+async fn localhost_is_delivered_to_only_while_allow_listed(store: Store) {
     let receiver = Receiver::default();
     let at = receiver.serve("127.0.0.1:0".parse().unwrap()).await;
     let uri = format!("http://localhost:{}/crm", at.port());
     // Allow-listed by name: the worker's resolver keeps its loopback addresses.
-    let allowed = Server::start_with(quick(), "localhost", "localhost").await;
+    let other_store = store.new_like();
+    let allowed = Server::start_with(store, quick(), "localhost").await;
     allowed.ok(Method::PUT, "/api/v1/realms/r", json!({})).await;
     allowed.register("crm", &uri).await;
     allowed.end_session("jane", &["crm"]).await;
@@ -788,12 +825,13 @@ async fn localhost_is_delivered_to_only_while_allow_listed() {
 
     // Only its address is on the worker's list: the name itself is refused (even where the realm
     // allows http).
-    let refused = Server::start_with(quick(), "localhost", "127.0.0.1").await;
+    let refused = Server::start_with(other_store, quick(), "localhost").await;
     let allow_http = json!({"backchannel_allow_http": true});
     refused
         .ok(Method::PUT, "/api/v1/realms/r", allow_http)
         .await;
     refused.register("crm", &uri).await;
+    let refused = refused.restart_allowing("127.0.0.1").await;
     refused.end_session("kim", &["crm"]).await;
     refused
         .wait_for("refused attempts", |v| {
@@ -802,3 +840,18 @@ async fn localhost_is_delivered_to_only_while_allow_listed() {
         .await;
     assert_eq!(receiver.hits(), 1, "only the allow-listed delivery arrived");
 }
+
+on_both_stores!(
+    a_scoped_revocation_reaches_the_client_as_a_verified_logout_token,
+    an_unreachable_client_is_retried_until_it_answers,
+    one_slow_client_does_not_hold_up_the_others,
+    a_delivery_that_gave_up_is_failed_until_retried_by_hand,
+    rotation_keeps_the_old_key_published_and_signs_with_the_new_one,
+    registration_refuses_non_public_targets_and_plain_http,
+    only_allow_listed_hosts_are_exempt_at_registration,
+    a_target_the_worker_does_not_allow_is_never_contacted,
+    an_https_uri_at_a_plain_http_receiver_is_a_tls_error,
+    a_retry_goes_to_the_uri_registered_now,
+    a_delivery_for_a_client_no_longer_registered_gives_up,
+    localhost_is_delivered_to_only_while_allow_listed,
+);
