@@ -352,7 +352,8 @@ pub struct SessionFilters {
         )
     )]
     pub sid: Option<String>,
-    /// Each word prefixes a word of the name, any case
+    /// Each word prefixes a word of the name, any case; at most 8 different words (a word
+    /// repeated counts once; more is a 400)
     #[serde(default)]
     #[cfg_attr(
         feature = "openapi",
