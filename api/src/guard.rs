@@ -28,11 +28,13 @@ pub const BULK_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// Paths (after the realm, or the server function's name) of the calls that may end a whole
 /// realm, and so get [`BULK_TIME_LIMIT`].
-const BULK_PATH_ENDINGS: [&str; 4] = [
+const BULK_PATH_ENDINGS: [&str; 6] = [
+    "/sessions/end",
+    "/sessions/end-all",
     "/sessions/remove",
     "/sessions/logout-all",
-    "/api/revoke_sessions",
-    "/api/revoke_all_sessions",
+    "/api/end_sessions",
+    "/api/end_all_sessions",
 ];
 
 /// The addresses of reverse proxies whose `X-Forwarded-For` is believed.

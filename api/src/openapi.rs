@@ -323,7 +323,7 @@ fn constrain(name: &str, schema: &mut Schema) {
             string(Some(1), sessions::MAX_REALM_LEN, REALM_PATTERN),
         ),
         "RevokeSubjectGrants" => items(object(schema), "client_ids", not_blank()),
-        "RemoveSessions" => {
+        "EndSessions" => {
             let o = object(schema);
             items(o, "sids", not_blank());
             items(o, "client_ids", not_blank());

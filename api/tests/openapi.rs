@@ -232,16 +232,13 @@ async fn the_documented_limits_are_the_servers() {
         property(&doc, "NewGrant", "token")["maxLength"],
         sessions::validate::MAX_GRANT_TOKEN_LEN
     );
-    assert_eq!(
-        property(&doc, "RemoveSessions", "reason")["maxLength"],
-        1000
-    );
+    assert_eq!(property(&doc, "EndSessions", "reason")["maxLength"], 1000);
     // Bodies the server reads with unknown fields refused say so.
     for schema in [
         "NewSession",
         "RealmSettingsUpdate",
         "ClientRegistration",
-        "RemoveAllSessions",
+        "EndAllSessions",
         "ValidateRequest",
         "TokenRequest",
         "AddClientRequest",
@@ -254,7 +251,7 @@ async fn the_documented_limits_are_the_servers() {
             "{schema}"
         );
     }
-    for schema in ["RemoveSessions", "NewGrant"] {
+    for schema in ["EndSessions", "NewGrant"] {
         assert_eq!(
             doc["components"]["schemas"][schema]["allOf"][0]["additionalProperties"], false,
             "{schema}"

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use leptos::Params;
 use leptos_router::params::{IntoParam, Params, ParamsError, ParamsMap};
 use serde::{Deserialize, Serialize};
-use sessions::{DeliveryStatus, FilterKind, RemoveSessions, SessionFilters, SessionQuery, SortKey};
+use sessions::{DeliveryStatus, EndSessions, FilterKind, SessionFilters, SessionQuery, SortKey};
 
 /// The URL `path` with `query`'s fields (absent ones left out).
 fn link(path: &str, query: &impl Serialize) -> String {
@@ -176,11 +176,11 @@ impl ListParams {
     /// The removal of every session these filters match, when a removal can say exactly them
     /// (a subject, a session id, an address range, creation times; not a name or client filter)
     /// and they include more than the exact ids (a subject's own removal is separate).
-    pub fn range_removal(&self) -> Option<RemoveSessions> {
+    pub fn range_ending(&self) -> Option<EndSessions> {
         let filters = self.session_filters().ok()?;
         filters
             .beyond_ids()
-            .then(|| RemoveSessions::matching(&filters))
+            .then(|| EndSessions::matching(&filters))
             .flatten()
     }
 
@@ -466,19 +466,19 @@ mod tests {
         );
         let removal = p
             .normalized()
-            .range_removal()
+            .range_ending()
             .expect("a removal can say these filters");
         assert_eq!(removal.ip.as_deref(), Some("203.0.113.0/24"));
         assert_eq!(removal.subject_id.as_deref(), Some("alice"));
         // Only what a removal can say exactly, and more than one subject's sessions.
         let mut by_client = p.clone();
         by_client.filters.insert("client_id", "crm".into());
-        assert_eq!(by_client.range_removal(), None);
+        assert_eq!(by_client.range_ending(), None);
         let subject_only = ListParams {
             filters: [("subject_id", "alice".into())].into(),
             ..Default::default()
         };
-        assert_eq!(subject_only.range_removal(), None);
+        assert_eq!(subject_only.range_ending(), None);
         let client_only = ListParams::filtered(
             "demo",
             &SessionFilters {

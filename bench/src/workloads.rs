@@ -138,7 +138,7 @@ impl Workload {
             ),
             Workload::TotalCount => paths(vec![base.clone()]),
             Workload::Create => bodies(format!("{base}/sessions"), create_bodies(data)),
-            Workload::Remove => bodies(format!("{base}/sessions/remove"), remove_bodies()),
+            Workload::Remove => bodies(format!("{base}/sessions/end"), remove_bodies()),
         })
     }
 

@@ -50,7 +50,7 @@ test('a revocation notifies its clients, and a failing client is retried from th
     await hydrated(page);
     await expect(page.locator('table.grants tbody tr')).toHaveCount(1);
     await expect(page.locator('table.grants')).toContainText('refresh token');
-    await page.getByRole('button', { name: 'Revoke this session' }).click();
+    await page.getByRole('button', { name: 'End this session' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
     await expect(page.getByRole('status')).toHaveText(
       'Ended 1 session, 2 clients affected, 1 token revoked, 2 logout notifications queued.');

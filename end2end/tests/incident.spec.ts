@@ -28,7 +28,7 @@ test('revoke by CIDR range and creation time, with a preview', async ({ page, re
   await expect(page.locator('table.sessions')).not.toContainText('walter');
   await expect(page.locator('table.sessions')).not.toContainText('victor');
 
-  await page.getByRole('button', { name: 'Revoke all 3 matching' }).click();
+  await page.getByRole('button', { name: 'End all 3 matching' }).click();
   const dialog = page.getByRole('dialog');
   await expect(dialog.locator('h2')).toContainText('ip=203.0.113.0/24');
   await expect(dialog.locator('h2')).toContainText(`created_before=${cut.toISOString().slice(0, 19)}Z`);
@@ -46,7 +46,7 @@ test('revoke by CIDR range and creation time, with a preview', async ({ page, re
   expect(left.body.results[0].sid).toBe(late.body.sid);
   expect((await api(request, 'GET', '/api/v1/realms/e2e-inc')).body.session_count).toBe(2);
   const audit = await api(request, 'GET', '/api/v1/audit?count=5');
-  const entry = audit.body.results.find((e: any) => e.action === 'remove_sessions' && e.realm === 'e2e-inc');
+  const entry = audit.body.results.find((e: any) => e.action === 'end_sessions' && e.realm === 'e2e-inc');
   expect(entry.actor).toBe('admin:admin');
   expect(entry.reason).toBe('incident 14: stolen cookies');
   expect(entry.target).toContain('ip=203.0.113.0/24');
@@ -120,9 +120,9 @@ test('the subject page shows every session, grant and delivery, and revokes all'
   await expect(page.locator('table.sessions:not(.deliveries)')).not.toContainText('yann');
   await page.screenshot({ path: 'test-results/subject-page.png', fullPage: true });
 
-  await page.getByRole('button', { name: 'Revoke all' }).click();
+  await page.getByRole('button', { name: 'End all' }).click();
   const dialog = page.getByRole('dialog');
-  await expect(dialog.locator('h2')).toHaveText('Revoke all sessions of zoe');
+  await expect(dialog.locator('h2')).toHaveText('End all sessions of zoe');
   await dialog.getByRole('button', { name: 'Preview' }).click();
   await expect(dialog.locator('[data-preview]')).toContainText('Would end 1 session, 1 client affected');
   await dialog.getByRole('button', { name: 'Confirm' }).click();

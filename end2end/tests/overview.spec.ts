@@ -62,7 +62,7 @@ test('the overview draws the numbers the API answers, and they count what was do
     // One logout, two removals by an administrator (with a free-text reason).
     const logout = await api(request, 'POST', `/api/v1/realms/${realm}/sessions/logout`, { token: created[0].token });
     expect(logout.body.logged_out).toBe(true);
-    const removal = await api(request, 'POST', `/api/v1/realms/${realm}/sessions/remove`, {
+    const removal = await api(request, 'POST', `/api/v1/realms/${realm}/sessions/end`, {
       sids: [created[1].sid, created[2].sid], reason: 'ticket 1234: lost laptop',
     });
     expect(removal.status).toBe(200);
@@ -106,7 +106,7 @@ test('the overview draws the numbers the API answers, and they count what was do
     expect(await drawn(page, 'ended')).toEqual(daily.map(endedTotal));
     expect(await drawn(page, 'deliveries')).toEqual(daily.map(attempts));
     expect(await legend(page, 'ended', 'Logout')).toBe(sum(daily, (b) => b.ended.logout));
-    expect(await legend(page, 'ended', 'Revoked by an administrator')).toBe(sum(daily, (b) => b.ended.revoked));
+    expect(await legend(page, 'ended', 'Ended by an administrator')).toBe(sum(daily, (b) => b.ended.revoked));
     expect(await legend(page, 'deliveries', 'Delivered')).toBe(3);
     await expect(page.locator('[data-chart="sign-ins"] .chart-summary')).toHaveText(
       '7 sign-ins in the last 24 hours; at most 7 in an hour');

@@ -60,18 +60,18 @@ test('a viewer sees no revoke control, and the server refuses a forged revocatio
   await expect(nav.getByRole('link', { name: 'API keys' })).toHaveCount(0);
   await expect(page.locator('table.sessions tbody tr').first()).toBeVisible();
   await expect(page.locator('table.sessions input[type="checkbox"]')).toHaveCount(0);
-  await expect(page.getByRole('button', { name: /Revoke/ })).toHaveCount(0);
-  await expect(page.getByRole('button', { name: 'Sign out all sessions in this realm' })).toHaveCount(0);
+  await expect(page.getByRole('button', { name: /^End / })).toHaveCount(0);
+  await expect(page.getByRole('button', { name: 'End every session in this realm' })).toHaveCount(0);
   await page.screenshot({ path: '/tmp/roles-viewer-sessions.png', fullPage: true });
 
   await page.goto(`/?realm=demo&subject_id=${target}`);
   await hydrated(page);
   await expect(page.locator('.pager .summary')).toHaveText('Showing 1–1 of 1');
-  await expect(page.getByRole('button', { name: /Revoke/ })).toHaveCount(0);
+  await expect(page.getByRole('button', { name: /^End / })).toHaveCount(0);
 
   // What the revoke dialog would send, sent by hand from the viewer's page.
   const forged = await page.evaluate(async (subject) => {
-    const resp = await fetch('/api/revoke_sessions', {
+    const resp = await fetch('/api/end_sessions', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ realm: 'demo', request: { subject_id: subject } }),
@@ -87,7 +87,7 @@ test('a viewer sees no revoke control, and the server refuses a forged revocatio
   await page.goto(`/realms/demo/users/${target}`);
   await hydrated(page);
   await expect(page.locator('h1')).toContainText(target);
-  await expect(page.getByRole('button', { name: /Revoke/ })).toHaveCount(0);
+  await expect(page.getByRole('button', { name: /^End / })).toHaveCount(0);
   await page.goto('/admins');
   await expect(page.getByRole('alert')).toContainText('only role admin');
   await expect(page.locator('table.admins')).toHaveCount(0);
@@ -98,10 +98,10 @@ test('an operator revokes but cannot open Administrators', async ({ browser, req
   await expect(page.locator('header .badge.role')).toHaveText('operator');
   const nav = page.getByRole('navigation', { name: 'Main' });
   await expect(nav.getByRole('link', { name: 'Administrators' })).toHaveCount(0);
-  await expect(page.getByRole('button', { name: 'Sign out all sessions in this realm' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'End every session in this realm' })).toBeVisible();
   await page.goto(`/?realm=demo&subject_id=${target}`);
   await hydrated(page);
-  await page.getByRole('button', { name: `Revoke all sessions of ${target}` }).click();
+  await page.getByRole('button', { name: `End all sessions of ${target}` }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
   await expect(page.getByRole('status')).toHaveText('Ended 1 session, 0 clients affected.');
   const gone = await api(request, 'GET', `/api/v1/realms/demo/sessions?subject_id=${target}`);

@@ -53,7 +53,7 @@ test('search by subject, select rows and revoke them with chosen flags', async (
   const rows = page.locator('table.sessions tbody tr');
   await rows.nth(0).getByRole('checkbox').check();
   await rows.nth(1).getByRole('checkbox').check();
-  await page.getByRole('button', { name: 'Revoke selected (2)' }).click();
+  await page.getByRole('button', { name: 'End selected (2)' }).click();
   const dialog = page.getByRole('dialog');
   await expect(dialog).toBeVisible();
   await dialog.getByLabel('Revoke consents').uncheck();

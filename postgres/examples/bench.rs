@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use sessions::store::{SessionStore, SledStore};
-use sessions::{NewSession, RealmSettingsUpdate, RemoveSessions, SessionQuery};
+use sessions::{EndSessions, NewSession, RealmSettingsUpdate, SessionQuery};
 use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
 
@@ -107,14 +107,14 @@ fn measure(store: &dyn SessionStore, sessions: usize) -> Figures {
             .create_session("bench", &new, now + TimeDelta::seconds(1))
             .unwrap();
     }
-    let request = RemoveSessions {
+    let request = EndSessions {
         subject_id: Some("bulk".into()),
         ..Default::default()
     };
     let started = Instant::now();
-    let removed = store.remove("bench", &request, "bench", now).unwrap();
+    let removed = store.end_sessions("bench", &request, "bench", now).unwrap();
     let remove_1000 = started.elapsed();
-    assert_eq!(removed.sessions_removed, 1000);
+    assert_eq!(removed.records_deleted, 1000);
     Figures {
         create_per_s,
         validate_per_s,

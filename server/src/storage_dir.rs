@@ -77,28 +77,9 @@ pub fn restrict_files(dir: &Path) -> Result<(), ServerError> {
 }
 
 /// Whether another holder has the embedded store in `dir` open (another process, or a store of
-/// this one whose threads have not let go yet). sled locks `dir/db` with `flock`, and reports a
-/// lock it could not take only as text; so the operating system is asked directly: a second
-/// lock on a locked file fails with `WouldBlock`.
-#[cfg(unix)]
+/// this one whose threads have not let go yet).
 pub fn in_use(dir: &Path) -> bool {
-    use std::os::unix::io::AsRawFd;
-    let Ok(file) = std::fs::File::open(dir.join("db")) else {
-        // No store there yet (or none readable): nothing holds it.
-        return false;
-    };
-    // SAFETY: flock on a descriptor we own. A shared lock is refused while sled holds its
-    // exclusive one; one that is granted is released when `file` is closed, at the return.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
-        return false;
-    }
-    std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
-}
-
-/// Whether another holder has the embedded store in `dir` open (not known on this platform).
-#[cfg(not(unix))]
-pub fn in_use(_dir: &Path) -> bool {
-    false
+    sessions::store::dir_lock::held(dir)
 }
 
 /// Runs `open` (opening or compacting the embedded store in `dir`) unless the directory is in

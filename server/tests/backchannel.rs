@@ -267,7 +267,7 @@ impl Server {
     async fn end_session(&self, subject: &str, clients: &[&str]) -> String {
         let (sid, _) = self.session(subject, clients).await;
         let remove = json!({"sids": [sid]});
-        self.ok(Method::POST, "/api/v1/realms/r/sessions/remove", remove)
+        self.ok(Method::POST, "/api/v1/realms/r/sessions/end", remove)
             .await;
         sid
     }
@@ -381,7 +381,7 @@ async fn a_scoped_revocation_reaches_the_client_as_a_verified_logout_token(store
     let outcome = server
         .ok(
             Method::POST,
-            "/api/v1/realms/r/sessions/remove",
+            "/api/v1/realms/r/sessions/end",
             json!({"sids": [sid], "client_ids": ["crm"], "reason": "stolen laptop"}),
         )
         .await;
@@ -493,7 +493,7 @@ async fn one_slow_client_does_not_hold_up_the_others(store: Store) {
     for i in 0..40 {
         server.session(&format!("user{i}"), &["slow", "fast"]).await;
     }
-    let all = "/api/v1/realms/r/sessions/logout-all";
+    let all = "/api/v1/realms/r/sessions/end-all";
     server.ok(Method::POST, all, json!({})).await;
     let page = server
         .wait_for("the fast client's deliveries", |v| {
@@ -535,7 +535,7 @@ async fn a_delivery_that_gave_up_is_failed_until_retried_by_hand(store: Store) {
     server
         .ok(
             Method::POST,
-            "/api/v1/realms/r/sessions/remove",
+            "/api/v1/realms/r/sessions/end",
             json!({"sids": [sid]}),
         )
         .await;
@@ -612,7 +612,7 @@ async fn rotation_keeps_the_old_key_published_and_signs_with_the_new_one(store: 
     server
         .ok(
             Method::POST,
-            "/api/v1/realms/r/sessions/remove",
+            "/api/v1/realms/r/sessions/end",
             json!({"sids": [sid]}),
         )
         .await;

@@ -47,7 +47,7 @@ async fn a_blank_or_padded_removal_filter_never_ends_sessions_it_did_not_name() 
         let (s, v) = srv
             .api(
                 Method::POST,
-                "/api/v1/realms/acme/sessions/remove",
+                "/api/v1/realms/acme/sessions/end",
                 Some(body.clone()),
             )
             .await;
@@ -57,7 +57,7 @@ async fn a_blank_or_padded_removal_filter_never_ends_sessions_it_did_not_name() 
     let (s, v) = srv
         .api(
             Method::POST,
-            "/api/v1/realms/acme/sessions/remove",
+            "/api/v1/realms/acme/sessions/end",
             Some(json!({"subject_id": " alice"})),
         )
         .await;
@@ -488,7 +488,7 @@ async fn an_offline_token_ends_with_its_subjects_sessions_and_tokens_can_be_revo
     let (s, v) = srv
         .api(
             Method::POST,
-            "/api/v1/realms/acme/sessions/remove",
+            "/api/v1/realms/acme/sessions/end",
             Some(json!({"subject_id": "alice", "reason": "lost laptop"})),
         )
         .await;
@@ -583,13 +583,13 @@ async fn viewers_operators_and_read_keys_are_refused_what_their_role_does_not_pe
 
     // A viewer's forged revocation is refused by the server, whatever the page showed.
     refused(
-        srv.server_fn_json("revoke_sessions", remove_bob.clone(), &viewer)
+        srv.server_fn_json("end_sessions", remove_bob.clone(), &viewer)
             .await,
         "viewer revokes",
     );
     refused(
         srv.server_fn_json(
-            "revoke_all_sessions",
+            "end_all_sessions",
             json!({"realm": "acme", "request": {}}),
             &viewer,
         )
@@ -599,7 +599,7 @@ async fn viewers_operators_and_read_keys_are_refused_what_their_role_does_not_pe
     assert_eq!(session_count(&srv).await, 3, "nothing ended");
     // An operator revokes, but manages neither administrators nor keys.
     let (s, body) = srv
-        .server_fn_json("revoke_sessions", remove_bob, &operator)
+        .server_fn_json("end_sessions", remove_bob, &operator)
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(session_count(&srv).await, 2);
@@ -666,12 +666,12 @@ async fn viewers_operators_and_read_keys_are_refused_what_their_role_does_not_pe
     for (method, path, body) in [
         (
             Method::POST,
-            "/api/v1/realms/acme/sessions/remove",
+            "/api/v1/realms/acme/sessions/end",
             Some(json!({"subject_id": "alice"})),
         ),
         (
             Method::POST,
-            "/api/v1/realms/acme/sessions/logout-all",
+            "/api/v1/realms/acme/sessions/end-all",
             Some(json!({})),
         ),
         (Method::PUT, "/api/v1/realms/acme", Some(json!({}))),
@@ -868,14 +868,14 @@ async fn an_operator_cannot_end_administrators_dashboard_sessions_by_any_path() 
         .unwrap()
         .to_owned();
     for (name, request) in [
-        ("revoke_sessions", json!({"sids": [admin_sid]})),
-        ("revoke_sessions", json!({"subject_id": "admin"})),
-        ("revoke_sessions", json!({"ip": "127.0.0.0/8"})),
+        ("end_sessions", json!({"sids": [admin_sid]})),
+        ("end_sessions", json!({"subject_id": "admin"})),
+        ("end_sessions", json!({"ip": "127.0.0.0/8"})),
         (
-            "revoke_sessions",
+            "end_sessions",
             json!({"created_after": "2000-01-01T00:00:00Z"}),
         ),
-        ("revoke_all_sessions", json!({})),
+        ("end_all_sessions", json!({})),
     ] {
         let (s, body) = srv
             .server_fn_json(
@@ -893,7 +893,7 @@ async fn an_operator_cannot_end_administrators_dashboard_sessions_by_any_path() 
     // An administrator may end another administrator's dashboard session.
     let (s, body) = srv
         .server_fn_json(
-            "revoke_sessions",
+            "end_sessions",
             json!({"realm": "_admin", "request": {"subject_id": "olga"}}),
             &admin,
         )

@@ -681,7 +681,7 @@ async fn realms_are_isolated(store: Store) {
     let (_, v) = srv
         .root(
             Method::POST,
-            "/api/v1/realms/b/sessions/remove",
+            "/api/v1/realms/b/sessions/end",
             Some(json!({"sids": [sid]})),
         )
         .await;
@@ -689,7 +689,7 @@ async fn realms_are_isolated(store: Store) {
     let (_, v) = srv
         .root(
             Method::POST,
-            "/api/v1/realms/b/sessions/logout-all",
+            "/api/v1/realms/b/sessions/end-all",
             Some(json!({})),
         )
         .await;
@@ -715,13 +715,13 @@ async fn realms_are_isolated(store: Store) {
     assert_eq!(v["session_count"], 1);
 }
 
-async fn revocation_preview_removal_and_audit(store: Store) {
+async fn ending_preview_and_audit(store: Store) {
     let srv = Server::start(store).await;
     srv.realm("acme").await;
     let a1 = srv.create("acme", "alice", "Alice").await;
     srv.create("acme", "alice", "Alice").await;
     let b = srv.create("acme", "bob", "Bob").await;
-    let remove = "/api/v1/realms/acme/sessions/remove";
+    let remove = "/api/v1/realms/acme/sessions/end";
 
     let (_, v) = srv
         .root(
@@ -755,7 +755,7 @@ async fn revocation_preview_removal_and_audit(store: Store) {
     let (_, v) = srv
         .root(
             Method::POST,
-            "/api/v1/realms/acme/sessions/logout-all",
+            "/api/v1/realms/acme/sessions/end-all",
             Some(json!({"reason": "incident"})),
         )
         .await;
@@ -772,7 +772,7 @@ async fn revocation_preview_removal_and_audit(store: Store) {
     let (_, audit) = srv.root(Method::GET, "/api/v1/audit?count=2", None).await;
     let rows = audit["results"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0]["action"], "remove_all_sessions");
+    assert_eq!(rows[0]["action"], "end_all_sessions");
     assert_eq!(rows[0]["reason"], "incident");
     assert_eq!(rows[0]["actor"], "api-key:root");
     assert_eq!(audit["has_next"], true);
@@ -787,6 +787,59 @@ async fn revocation_preview_removal_and_audit(store: Store) {
     let older = older["results"].as_array().unwrap();
     assert!(older.iter().any(|e| e["reason"] == "lost laptop"));
     assert!(older.iter().any(|e| e["action"] == "create_realm"));
+}
+
+/// The calls' former names (`remove`, `logout-all`) answer as `end` and `end-all` do, and the
+/// OpenAPI document marks them, and only them, deprecated.
+async fn former_paths_end_sessions_as_the_new_ones_do(store: Store) {
+    let srv = Server::start(store).await;
+    srv.realm("acme").await;
+    let a = srv.create("acme", "alice", "Alice").await;
+    srv.create("acme", "bob", "Bob").await;
+    srv.create("acme", "carol", "Carol").await;
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/remove",
+            Some(json!({"subject_id": "alice"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["removed"], json!([a["sid"]]));
+    assert_eq!(v["sessions_removed"], 1);
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/acme/sessions/logout-all",
+            Some(json!({"reason": "rotation"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["sessions_removed"], 2);
+    let (_, realm) = srv.root(Method::GET, "/api/v1/realms/acme", None).await;
+    assert_eq!(realm["session_count"], 0);
+
+    let (_, doc) = srv
+        .call(None, Method::GET, "/api/v1/openapi.json", None)
+        .await;
+    let mut deprecated: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, item)| {
+            let ops = item.as_object().unwrap().values();
+            ops.filter_map(|op| op.get("deprecated")).any(|d| d == true)
+        })
+        .map(|(path, _)| path.as_str())
+        .collect();
+    deprecated.sort();
+    assert_eq!(
+        deprecated,
+        [
+            "/api/v1/realms/{realm}/sessions/logout-all",
+            "/api/v1/realms/{realm}/sessions/remove"
+        ]
+    );
 }
 
 async fn openapi_document_matches_the_served_routes(store: Store) {
@@ -843,6 +896,8 @@ async fn openapi_document_matches_the_served_routes(store: Store) {
             "/api/v1/realms/{realm}/sessions/current/properties",
         ),
         ("GET", "/api/v1/realms/{realm}/sessions/{sid}"),
+        ("POST", "/api/v1/realms/{realm}/sessions/end"),
+        ("POST", "/api/v1/realms/{realm}/sessions/end-all"),
         ("POST", "/api/v1/realms/{realm}/sessions/remove"),
         ("POST", "/api/v1/realms/{realm}/sessions/logout-all"),
         ("GET", "/api/v1/realms/{realm}/sessions/export"),
@@ -899,7 +954,7 @@ async fn openapi_document_matches_the_served_routes(store: Store) {
     assert!(page
         .as_str()
         .unwrap()
-        .contains("/api/v1/realms/{realm}/sessions/remove"));
+        .contains("/api/v1/realms/{realm}/sessions/end"));
 }
 
 async fn health_and_metrics(store: Store) {
@@ -1139,7 +1194,7 @@ async fn listing_and_removal_by_address_range_and_creation_time(store: Store) {
     let (s, v) = srv
         .root(
             Method::POST,
-            "/api/v1/realms/inc/sessions/remove",
+            "/api/v1/realms/inc/sessions/end",
             Some(json!({"ip": "203.0.113.0/99"})),
         )
         .await;
@@ -1156,7 +1211,7 @@ async fn listing_and_removal_by_address_range_and_creation_time(store: Store) {
     let (s, v) = srv
         .root(
             Method::POST,
-            "/api/v1/realms/inc/sessions/remove",
+            "/api/v1/realms/inc/sessions/end",
             Some(preview),
         )
         .await;
@@ -1170,7 +1225,7 @@ async fn listing_and_removal_by_address_range_and_creation_time(store: Store) {
     let (s, v) = srv
         .root(
             Method::POST,
-            "/api/v1/realms/inc/sessions/remove",
+            "/api/v1/realms/inc/sessions/end",
             Some(request),
         )
         .await;
@@ -1186,7 +1241,7 @@ async fn listing_and_removal_by_address_range_and_creation_time(store: Store) {
     assert_eq!(left, HashSet::from([early[2].as_str(), late.as_str()]));
     let (_, audit) = srv.root(Method::GET, "/api/v1/audit?count=1", None).await;
     let entry = &audit["results"][0];
-    assert_eq!(entry["action"], "remove_sessions", "{audit}");
+    assert_eq!(entry["action"], "end_sessions", "{audit}");
     let target = entry["target"].as_str().unwrap();
     assert!(target.contains("ip=203.0.113.0/24"), "{target}");
     assert!(target.contains("created_before="), "{target}");
@@ -1293,7 +1348,7 @@ async fn the_overview_counts_sign_ins_and_endings_by_reason(store: Store) {
     let (s, v) = srv
         .root(
             Method::POST,
-            "/api/v1/realms/acme/sessions/remove",
+            "/api/v1/realms/acme/sessions/end",
             Some(removal),
         )
         .await;
@@ -1365,7 +1420,8 @@ on_both_stores!(
     bad_input_is_a_clear_4xx_and_changes_nothing,
     paging_contract_through_http,
     realms_are_isolated,
-    revocation_preview_removal_and_audit,
+    ending_preview_and_audit,
+    former_paths_end_sessions_as_the_new_ones_do,
     openapi_document_matches_the_served_routes,
     health_and_metrics,
     quota_conflicts_and_unknown_sessions,

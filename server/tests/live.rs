@@ -52,7 +52,7 @@ impl Live for Running {
         let removed = self
             .ok(
                 Method::POST,
-                &format!("/api/v1/realms/{realm}/sessions/remove"),
+                &format!("/api/v1/realms/{realm}/sessions/end"),
                 json!({"sids": [sid]}),
             )
             .await;

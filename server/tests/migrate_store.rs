@@ -14,8 +14,8 @@ use sessions::stats::Span;
 use sessions::store::{DueCursor, SessionStore, SledStore};
 use sessions::AdminRole;
 use sessions::{
-    AttemptResult, ClientRegistration, GrantKind, GrantOwner, NewGrant, NewSession,
-    RealmSettingsUpdate, RemoveSessions, SessionQuery,
+    AttemptResult, ClientRegistration, EndSessions, GrantKind, GrantOwner, NewGrant, NewSession,
+    RealmSettingsUpdate, SessionQuery,
 };
 use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
@@ -27,16 +27,8 @@ fn t0() -> chrono::DateTime<Utc> {
 /// Opens the embedded store, waiting for a store of this process dropped just before to let go
 /// of the directory.
 fn open(dir: &std::path::Path) -> SledStore {
-    for _ in 0..200 {
-        match SledStore::open(dir) {
-            Ok(s) => return s,
-            Err(e) if e.to_string().contains("lock") => {
-                std::thread::sleep(Duration::from_millis(25))
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    panic!("the data directory stayed locked")
+    let wait = Duration::from_secs(5);
+    sessions::store::dir_lock::open_when_free(dir, wait, || SledStore::open(dir)).unwrap()
 }
 
 fn migrate(dir: &std::path::Path, url: &str) -> String {
@@ -120,11 +112,11 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
     };
     sled.create_grant("acme", &consent, t0()).unwrap();
     let ended: Vec<String> = tokens.drain(..4).map(|(sid, _)| sid).collect();
-    let request = RemoveSessions {
+    let request = EndSessions {
         sids: ended,
         ..Default::default()
     };
-    sled.remove("acme", &request, "test", t0()).unwrap();
+    sled.end_sessions("acme", &request, "test", t0()).unwrap();
     let mut cursor = DueCursor::default();
     let due = sled
         .due_deliveries(t0(), 10, 10, &mut cursor, &|_, _, _| false)
@@ -315,9 +307,9 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
             t0(),
         )
         .unwrap();
-    copy.remove(
+    copy.end_sessions(
         "acme",
-        &RemoveSessions {
+        &EndSessions {
             sids: vec![later.session.sid],
             ..Default::default()
         },

@@ -59,7 +59,7 @@ async fn what_one_server_does_the_other_sees_at_once() {
     let removed = a
         .ok(
             Method::POST,
-            "/api/v1/realms/acme/sessions/remove",
+            "/api/v1/realms/acme/sessions/end",
             json!({"sids": [sid]}),
         )
         .await;
@@ -171,7 +171,7 @@ async fn with_both_delivery_workers_running_each_notification_is_sent_once() {
         server
             .ok(
                 Method::POST,
-                "/api/v1/realms/acme/sessions/remove",
+                "/api/v1/realms/acme/sessions/end",
                 json!({"sids": [sid]}),
             )
             .await;
@@ -268,7 +268,7 @@ async fn a_dashboard_on_one_server_sees_a_removal_made_through_the_other() {
 
     a.ok(
         Method::POST,
-        "/api/v1/realms/acme/sessions/remove",
+        "/api/v1/realms/acme/sessions/end",
         json!({"sids": [sids[1]]}),
     )
     .await;

@@ -65,7 +65,7 @@ async fn sigkill_of_one_of_two_servers_under_load_loses_nothing_acknowledged() {
                 if i.is_multiple_of(3) {
                     acked.lock().unwrap().removal_asked.push(sid.clone());
                     let body = json!({"sids": [sid], "reason": "load test"});
-                    let path = "/api/v1/realms/r/sessions/remove";
+                    let path = "/api/v1/realms/r/sessions/end";
                     if call(&http, &base, path, body).await.is_some() {
                         acked.lock().unwrap().removed.push(sid);
                     }

@@ -71,7 +71,7 @@ async fn a_queued_logout_survives_sigkill_and_is_delivered_after_restart() {
         &http,
         &base,
         Method::POST,
-        "/api/v1/realms/r/sessions/remove",
+        "/api/v1/realms/r/sessions/end",
         Some(json!({"sids": [sid]})),
     )
     .await;

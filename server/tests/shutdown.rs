@@ -60,7 +60,7 @@ async fn sigterm_with_an_open_dashboard_tab_exits_within_the_grace_period_and_lo
         &http,
         &base,
         Method::POST,
-        "/api/v1/realms/acme/sessions/remove",
+        "/api/v1/realms/acme/sessions/end",
         Some(json!({"subject_id": "user0", "reason": "before shutdown"})),
     )
     .await;

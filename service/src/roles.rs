@@ -14,7 +14,7 @@ pub use sessions::{AdminRole as Role, Permission};
 fn verb(permission: Permission) -> &'static str {
     match permission {
         Permission::Read => "read",
-        Permission::Revoke => "revoke sessions, grants or deliveries",
+        Permission::Operate => "revoke sessions, grants or deliveries",
         Permission::Administer => "change administrators, API keys or settings",
     }
 }
@@ -76,7 +76,7 @@ mod tests {
             (Role::Admin, [true, true, true]),
         ];
         for (role, allowed) in matrix {
-            for (permission, allowed) in [Read, Revoke, Administer].into_iter().zip(allowed) {
+            for (permission, allowed) in [Read, Operate, Administer].into_iter().zip(allowed) {
                 assert_eq!(
                     admin(role).may(permission),
                     allowed,
@@ -89,7 +89,9 @@ mod tests {
 
     #[test]
     fn a_refusal_is_a_403_that_names_the_role_needed() {
-        let e = admin(Role::Viewer).require(Permission::Revoke).unwrap_err();
+        let e = admin(Role::Viewer)
+            .require(Permission::Operate)
+            .unwrap_err();
         assert_eq!((e.status(), e.code()), (403, "forbidden"));
         assert!(e.to_string().contains("role viewer"), "{e}");
         assert!(e.to_string().contains("operator"), "{e}");
@@ -103,12 +105,12 @@ mod tests {
         };
         assert!(key(Some(Role::Admin)).may(Permission::Administer));
         assert!(key(Some(Role::Viewer)).may(Permission::Read));
-        assert!(!key(Some(Role::Viewer)).may(Permission::Revoke));
+        assert!(!key(Some(Role::Viewer)).may(Permission::Operate));
         assert!(
             !key(None).may(Permission::Read),
             "an issuing key reads nothing"
         );
-        let e = key(None).require(Permission::Revoke).unwrap_err();
+        let e = key(None).require(Permission::Operate).unwrap_err();
         assert!(e.to_string().contains("API key 'k'"), "{e}");
         for actor in [Actor::Server, Actor::Cli] {
             assert!(actor.may(Permission::Administer));

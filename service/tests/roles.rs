@@ -13,8 +13,8 @@ use service::roles::{Permission, Role};
 use service::{Actor, ExportFormat, SessionService};
 use sessions::store::SledStore;
 use sessions::{
-    ClientRegistration, NewSession, RealmSettingsUpdate, RemoveAllSessions, RemoveSessions,
-    SessionError, SessionQuery,
+    ClientRegistration, EndAllSessions, EndSessions, NewSession, RealmSettingsUpdate, SessionError,
+    SessionQuery,
 };
 
 const PASSWORD: &str = "correct-horse-battery";
@@ -61,28 +61,28 @@ async fn refusals(
     let realm = "r";
     let mut out = Vec::new();
     let mut note = |name, p, refused| out.push((name, p, refused));
-    let dry = RemoveSessions {
+    let dry = EndSessions {
         subject_id: Some("alice".into()),
         dry_run: true,
         ..Default::default()
     };
     note(
         "remove",
-        Permission::Revoke,
-        forbidden(s.remove(realm, dry, actor).await),
+        Permission::Operate,
+        forbidden(s.end_sessions(realm, dry, actor).await),
     );
-    let dry_all = RemoveAllSessions {
+    let dry_all = EndAllSessions {
         dry_run: true,
         ..Default::default()
     };
     note(
         "remove_all",
-        Permission::Revoke,
-        forbidden(s.remove_all(realm, dry_all, actor).await),
+        Permission::Operate,
+        forbidden(s.end_all_sessions(realm, dry_all, actor).await),
     );
     note(
         "revoke_subject_grants",
-        Permission::Revoke,
+        Permission::Operate,
         forbidden(
             s.revoke_subject_grants(realm, "nobody", None, None, actor)
                 .await,
@@ -90,7 +90,7 @@ async fn refusals(
     );
     note(
         "retry_delivery",
-        Permission::Revoke,
+        Permission::Operate,
         forbidden(s.retry_delivery(realm, 999, actor).await),
     );
     note(
@@ -325,5 +325,5 @@ async fn a_dashboard_session_acts_with_the_accounts_current_role() {
         .unwrap()
         .unwrap();
     assert_eq!(actor.role(), Some(Role::Viewer), "from the next request on");
-    assert!(!actor.may(Permission::Revoke));
+    assert!(!actor.may(Permission::Operate));
 }

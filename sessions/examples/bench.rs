@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use sessions::store::{DueCursor, SessionStore, SledStoreV2};
+use sessions::store::{dir_lock, DueCursor, SessionStore, SledStoreV2};
 use sessions::{
-    ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveAllSessions,
-    RemoveSessions, SessionQuery, SortKey,
+    ClientRegistration, EndAllSessions, EndSessions, GrantKind, NewGrant, NewSession,
+    RealmSettingsUpdate, SessionQuery, SortKey,
 };
 
 /// The server's allocator, so the figures are the product's.
@@ -382,7 +382,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     table.push((
         format!(
             "remove {} sessions of one subject (durable)",
-            outcome.sessions_removed
+            outcome.records_deleted
         ),
         took,
     ));
@@ -391,7 +391,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     table.push((
         format!(
             "remove {} sessions with {} tokens, queue {} logouts (durable)",
-            outcome.sessions_removed, outcome.tokens_revoked, outcome.clients_notified
+            outcome.records_deleted, outcome.tokens_revoked, outcome.clients_notified
         ),
         took,
     ));
@@ -408,11 +408,13 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
             );
             std::thread::spawn(move || {
                 for sid in sids {
-                    let req = RemoveSessions {
+                    let req = EndSessions {
                         sids: vec![sid],
                         ..Default::default()
                     };
-                    store.remove("bench", &req, "bench", Utc::now()).unwrap();
+                    store
+                        .end_sessions("bench", &req, "bench", Utc::now())
+                        .unwrap();
                 }
             })
         })
@@ -449,14 +451,8 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     reopen_row(path, &token, "as written", &mut table);
     // Offline compaction (`server compact`), then the same cold open.
     let t = Instant::now();
-    let stats = loop {
-        match SledStoreV2::compact(path) {
-            Err(e) if e.to_string().contains("lock") => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            r => break r.unwrap(),
-        }
-    };
+    let wait = Duration::from_secs(30);
+    let stats = dir_lock::open_when_free(path, wait, || SledStoreV2::compact(path)).unwrap();
     table.push((
         "compact the store offline (`server compact`)".into(),
         format!(
@@ -515,15 +511,15 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
 /// Removes every session of `subject` (durable) and answers the outcome and the time it took,
 /// with where the time goes: the same removal as a dry run first (the reads alone), and the
 /// bytes the process wrote during the real one (after flushing what came before).
-fn timed_removal(store: &SledStoreV2, subject: &str) -> (sessions::RemoveOutcome, String) {
-    let request = |dry_run| RemoveSessions {
+fn timed_removal(store: &SledStoreV2, subject: &str) -> (sessions::EndOutcome, String) {
+    let request = |dry_run| EndSessions {
         subject_id: Some(subject.into()),
         dry_run,
         ..Default::default()
     };
     let t = Instant::now();
     store
-        .remove("bench", &request(true), "bench", Utc::now())
+        .end_sessions("bench", &request(true), "bench", Utc::now())
         .unwrap();
     let reads = t.elapsed();
     let written = || {
@@ -540,7 +536,7 @@ fn timed_removal(store: &SledStoreV2, subject: &str) -> (sessions::RemoveOutcome
     let before = written();
     let t = Instant::now();
     let outcome = store
-        .remove("bench", &request(false), "bench", Utc::now())
+        .end_sessions("bench", &request(false), "bench", Utc::now())
         .unwrap();
     let took = t.elapsed();
     let bytes = written() - before;
@@ -627,12 +623,16 @@ fn outbox_scan(store: &dyn SessionStore, backlog: usize, table: &mut Vec<(String
             .create_session("outbox", &session("slow", i), now)
             .unwrap();
     }
-    let all = RemoveAllSessions::default();
-    store.remove_all("outbox", &all, "bench", now).unwrap();
+    let all = EndAllSessions::default();
+    store
+        .end_all_sessions("outbox", &all, "bench", now)
+        .unwrap();
     store
         .create_session("outbox", &session("fast", 0), now)
         .unwrap();
-    store.remove_all("outbox", &all, "bench", now).unwrap();
+    store
+        .end_all_sessions("outbox", &all, "bench", now)
+        .unwrap();
 
     let busy = |_: &str, client: &str, _: u64| client == "slow";
     let mut samples = Vec::with_capacity(200);

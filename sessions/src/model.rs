@@ -546,7 +546,7 @@ pub struct QueryResult {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-pub struct RemoveSessions {
+pub struct EndSessions {
     /// Explicitly selected sessions (at most 1000, none blank); answered one by one. Give
     /// either `sids` or filters (`subject_id`, `sid`, `ip`, `created_after`, `created_before`).
     #[serde(default)]
@@ -603,7 +603,7 @@ pub struct RemoveSessions {
     pub reason: Option<String>,
 }
 
-impl Default for RemoveSessions {
+impl Default for EndSessions {
     fn default() -> Self {
         Self {
             sids: Vec::new(),
@@ -623,7 +623,7 @@ impl Default for RemoveSessions {
     }
 }
 
-impl RemoveSessions {
+impl EndSessions {
     /// The filters this removal names its sessions by (none for a removal by `sids`).
     pub fn filters(&self) -> SessionFilters {
         SessionFilters {
@@ -638,8 +638,8 @@ impl RemoveSessions {
 
     /// The removal of every session `filters` match, when a removal can name exactly them: by
     /// subject, session id, address and creation times, not by any other filter.
-    pub fn matching(filters: &SessionFilters) -> Option<RemoveSessions> {
-        let removal = RemoveSessions {
+    pub fn matching(filters: &SessionFilters) -> Option<EndSessions> {
+        let removal = EndSessions {
             subject_id: filters.subject_id.clone(),
             sid: filters.sid.clone(),
             ip: filters.ip.clone(),
@@ -655,7 +655,7 @@ impl RemoveSessions {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-pub struct RemoveAllSessions {
+pub struct EndAllSessions {
     #[serde(default = "yes")]
     pub remove_server_side_session: bool,
     #[serde(default = "yes")]
@@ -672,7 +672,7 @@ pub struct RemoveAllSessions {
     pub reason: Option<String>,
 }
 
-impl Default for RemoveAllSessions {
+impl Default for EndAllSessions {
     fn default() -> Self {
         Self {
             remove_server_side_session: true,
@@ -689,15 +689,19 @@ fn yes() -> bool {
     true
 }
 
-/// What a removal did (or, for a dry run, would do).
+/// What ending sessions did (or, for a dry run, would do). The JSON names are those of API v1
+/// (`removed`, `sessions_removed`), kept so that clients written against it go on working.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct RemoveOutcome {
-    /// Sessions the removal ended (or would end).
-    pub removed: Vec<String>,
+pub struct EndOutcome {
+    /// Sessions ended (or that would be).
+    #[serde(rename = "removed")]
+    pub ended: Vec<String>,
     /// Selected sids that name no session of the realm.
     pub not_found: Vec<String>,
-    pub sessions_removed: u64,
+    /// Session records deleted (fewer than `removed` when `remove_server_side_session` was off).
+    #[serde(rename = "sessions_removed")]
+    pub records_deleted: u64,
     pub tokens_revoked: u64,
     pub consents_revoked: u64,
     /// Back-channel logout notifications queued (or, for a dry run, that would be queued).
@@ -855,10 +859,10 @@ mod tests {
             ip: Some("203.0.113.0/24".into()),
             ..Default::default()
         };
-        let removal = RemoveSessions::matching(&ranged).unwrap();
+        let removal = EndSessions::matching(&ranged).unwrap();
         assert_eq!(removal.filters(), ranged);
         assert!(removal.remove_server_side_session && removal.sids.is_empty());
-        assert_eq!(RemoveSessions::matching(&every_filter()), None);
+        assert_eq!(EndSessions::matching(&every_filter()), None);
         assert!(ranged.beyond_ids());
         assert!(!SessionFilters {
             subject_id: Some("alice".into()),

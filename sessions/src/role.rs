@@ -51,7 +51,7 @@ pub enum Permission {
     /// See sessions, clients, deliveries and the audit log.
     Read,
     /// End sessions, revoke grants, retry deliveries.
-    Revoke,
+    Operate,
     /// Manage administrators, API keys, signing keys, realm and client settings.
     Administer,
 }
@@ -61,7 +61,7 @@ impl Permission {
     pub fn least_role(self) -> AdminRole {
         match self {
             Permission::Read => AdminRole::Viewer,
-            Permission::Revoke => AdminRole::Operator,
+            Permission::Operate => AdminRole::Operator,
             Permission::Administer => AdminRole::Admin,
         }
     }

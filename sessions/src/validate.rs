@@ -3,7 +3,7 @@
 use crate::address::AddressRange;
 use crate::error::{Result, SessionError};
 use crate::model::{
-    FilterKind, NewSession, RealmSettings, RemoveSessions, SessionFilters, SessionQuery,
+    EndSessions, FilterKind, NewSession, RealmSettings, SessionFilters, SessionQuery,
     MAX_FIELD_LEN, MAX_PAGE_SIZE, MAX_REALM_LEN,
 };
 
@@ -157,7 +157,7 @@ pub fn query_filters(q: &SessionQuery) -> Result<()> {
 
 /// The filter of a removal that names its sessions by filters rather than by `sids`, checked:
 /// `None` for a removal by `sids`. A blank filter value is refused, never read as "any".
-pub fn removal_filter(r: &RemoveSessions) -> Result<Option<SessionQuery>> {
+pub fn removal_filter(r: &EndSessions) -> Result<Option<SessionQuery>> {
     let filters = r.filters();
     for (field, value) in filters.values() {
         not_blank(field.name, &value)?;
@@ -169,7 +169,7 @@ pub fn removal_filter(r: &RemoveSessions) -> Result<Option<SessionQuery>> {
     let has_filter = !filters.is_empty();
     if r.sids.is_empty() && !has_filter {
         return Err(SessionError::invalid(
-            "name the sessions to remove with sids or filters (subject_id, sid, ip, created_after, created_before); to end every session of the realm use logout-all",
+            "name the sessions to end with sids or filters (subject_id, sid, ip, created_after, created_before); to end every session of the realm use end-all",
         ));
     }
     if !r.sids.is_empty() && has_filter {

@@ -1,10 +1,10 @@
 //! The store's conformance suite ([`sessions::conformance`]) on the v2 layout, in a temporary
 //! directory per test.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sessions::conformance::{files_under, Backend};
-use sessions::store::SledStoreV2;
+use sessions::store::{dir_lock, SledStoreV2};
 
 /// The sled store (v2 layout) in a temporary directory.
 struct SledV2Backend;
@@ -19,16 +19,9 @@ impl Backend for SledV2Backend {
 
     /// Waits for the lock a store dropped in this process may still hold.
     fn open(&self, dir: &tempfile::TempDir) -> SledStoreV2 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match SledStoreV2::open(dir.path()) {
-                Ok(store) => return store,
-                Err(e) if e.to_string().contains("lock") && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(e) => panic!("opening {}: {e}", dir.path().display()),
-            }
-        }
+        let wait = Duration::from_secs(10);
+        dir_lock::open_when_free(dir.path(), wait, || SledStoreV2::open(dir.path()))
+            .unwrap_or_else(|e| panic!("opening {}: {e}", dir.path().display()))
     }
 
     fn close(&self, store: SledStoreV2) {

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use chrono::Utc;
 use sessions::store::{SessionStore, SledStore};
-use sessions::{NewSession, RealmSettingsUpdate, RemoveSessions, SessionQuery};
+use sessions::{EndSessions, NewSession, RealmSettingsUpdate, SessionQuery};
 
 const CHILD_ENV: &str = "SESSIONS_CRASH_TEST_DIR";
 
@@ -23,15 +23,15 @@ fn child(dir: &str) -> ! {
         };
         let c = store.create_session("r", &new, Utc::now()).unwrap();
         if i % 2 == 0 {
-            let req = RemoveSessions {
+            let req = EndSessions {
                 sids: vec![c.session.sid.clone()],
                 ..Default::default()
             };
             assert_eq!(
                 store
-                    .remove("r", &req, "t", Utc::now())
+                    .end_sessions("r", &req, "t", Utc::now())
                     .unwrap()
-                    .sessions_removed,
+                    .records_deleted,
                 1
             );
             removed.push(c.session.sid);
@@ -113,11 +113,11 @@ fn concurrent_removals_share_flushes() {
             let (store, chunk) = (store.clone(), chunk.to_vec());
             std::thread::spawn(move || {
                 for sid in chunk {
-                    let req = RemoveSessions {
+                    let req = EndSessions {
                         sids: vec![sid],
                         ..Default::default()
                     };
-                    store.remove("r", &req, "t", Utc::now()).unwrap();
+                    store.end_sessions("r", &req, "t", Utc::now()).unwrap();
                 }
             })
         })

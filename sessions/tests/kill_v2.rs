@@ -11,24 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use sessions::store::{SessionStore, SledStoreV2};
+use sessions::store::{dir_lock, SessionStore, SledStoreV2};
 use sessions::{
-    ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveSessions,
+    ClientRegistration, EndSessions, GrantKind, NewGrant, NewSession, RealmSettingsUpdate,
 };
 
 const CHILD_ENV: &str = "SESSIONS_KILL_TEST_DIR";
 
 fn open(dir: &str) -> SledStoreV2 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match SledStoreV2::open(dir) {
-            Ok(s) => return s,
-            Err(e) if e.to_string().contains("lock") && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Err(e) => panic!("opening {dir}: {e}"),
-        }
-    }
+    let wait = Duration::from_secs(20);
+    dir_lock::open_when_free(dir.as_ref(), wait, || SledStoreV2::open(dir))
+        .unwrap_or_else(|e| panic!("opening {dir}: {e}"))
 }
 
 /// In the child: works until killed, printing each acknowledged removal.
@@ -77,22 +70,22 @@ fn child(dir: &str, round: u64) -> ! {
                 .unwrap();
         }
         if i.is_multiple_of(4) {
-            let req = RemoveSessions {
+            let req = EndSessions {
                 sids: vec![c.session.sid.clone()],
                 ..Default::default()
             };
-            let out = store.remove("r", &req, "t", now).unwrap();
-            if out.sessions_removed == 1 {
+            let out = store.end_sessions("r", &req, "t", now).unwrap();
+            if out.records_deleted == 1 {
                 println!("REMOVED {}", c.session.sid);
             }
         }
         if i.is_multiple_of(29) {
-            let req = RemoveSessions {
+            let req = EndSessions {
                 subject_id: Some(format!("user{}", i % 13)),
                 ..Default::default()
             };
-            let out = store.remove("r", &req, "t", now).unwrap();
-            for sid in out.removed {
+            let out = store.end_sessions("r", &req, "t", now).unwrap();
+            for sid in out.ended {
                 println!("REMOVED {sid}");
             }
         }

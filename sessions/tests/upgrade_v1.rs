@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{TimeDelta, TimeZone, Utc};
-use sessions::store::{SessionStore, SledStoreV2};
+use sessions::store::{dir_lock, SessionStore, SledStoreV2};
 use sessions::{NewSession, SessionQuery};
 
 fn fixture() -> PathBuf {
@@ -57,16 +57,8 @@ fn expected() -> Expected {
 }
 
 fn open(dir: &Path) -> SledStoreV2 {
-    for _ in 0..500 {
-        match SledStoreV2::open(dir) {
-            Ok(s) => return s,
-            Err(e) if e.to_string().contains("lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    panic!("locked")
+    let wait = std::time::Duration::from_secs(10);
+    dir_lock::open_when_free(dir, wait, || SledStoreV2::open(dir)).unwrap()
 }
 
 fn assert_upgraded(store: &SledStoreV2, e: &Expected) {

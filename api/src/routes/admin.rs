@@ -1,12 +1,12 @@
-//! Administration of sessions (scope `sessions:admin`): list, inspect, revoke.
+//! Administration of sessions (scope `sessions:admin`): list, inspect, export, end.
 
 use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use service::ExportFormat;
 use sessions::{
-    QueryResult, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionFilters,
-    SessionQuery, SortKey,
+    EndAllSessions, EndOutcome, EndSessions, QueryResult, Session, SessionFilters, SessionQuery,
+    SortKey,
 };
 
 use crate::export::{export_response, ExportParams};
@@ -71,38 +71,65 @@ pub async fn export_sessions(
 /// End selected sessions (`sids`, answered one by one) or those matching filters (`subject_id`,
 /// `sid`, `ip`, `created_after`, `created_before`, AND-ed). With `dry_run`, only reports what
 /// would happen. On disk when it answers.
-#[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/remove", tag = "administration",
-    params(RealmPath), request_body = RemoveSessions,
-    responses((status = 200, body = RemoveOutcome),
+#[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/end", tag = "administration",
+    params(RealmPath), request_body = EndSessions,
+    responses((status = 200, body = EndOutcome),
         (status = 409, body = ErrorBody, description = "Ending a session collided with a concurrent change to its grants; try again (`conflict`)")),
     security(("api_key" = ["sessions:admin"])))]
-pub async fn remove_sessions(
+pub async fn end_sessions(
     caller: Admin,
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
-    ApiJson(req): ApiJson<RemoveSessions>,
-) -> ApiResult<Json<RemoveOutcome>> {
-    Ok(Json(
-        state.service.remove(&realm, req, &caller.actor()).await?,
-    ))
+    ApiJson(req): ApiJson<EndSessions>,
+) -> ApiResult<Json<EndOutcome>> {
+    let actor = caller.actor();
+    Ok(Json(state.service.end_sessions(&realm, req, &actor).await?))
+}
+
+/// The former name of [`end_sessions`] (`POST .../sessions/end`): the same call, kept for
+/// clients written against it.
+#[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/remove", tag = "administration",
+    params(RealmPath), request_body = EndSessions, responses((status = 200, body = EndOutcome)),
+    security(("api_key" = ["sessions:admin"])))]
+#[deprecated = "`POST .../sessions/end`"]
+pub async fn remove_sessions(
+    caller: Admin,
+    state: State<ApiState>,
+    realm: RealmPath,
+    req: ApiJson<EndSessions>,
+) -> ApiResult<Json<EndOutcome>> {
+    end_sessions(caller, state, realm, req).await
 }
 
 /// End every session of the realm. On disk when it answers.
-#[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/logout-all", tag = "administration",
-    params(RealmPath), request_body = RemoveAllSessions,
-    responses((status = 200, body = RemoveOutcome),
+#[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/end-all", tag = "administration",
+    params(RealmPath), request_body = EndAllSessions,
+    responses((status = 200, body = EndOutcome),
         (status = 409, body = ErrorBody, description = "Ending a session collided with a concurrent change to its grants; try again (`conflict`)")),
     security(("api_key" = ["sessions:admin"])))]
-pub async fn logout_all(
+pub async fn end_all_sessions(
     caller: Admin,
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
-    ApiJson(req): ApiJson<RemoveAllSessions>,
-) -> ApiResult<Json<RemoveOutcome>> {
+    ApiJson(req): ApiJson<EndAllSessions>,
+) -> ApiResult<Json<EndOutcome>> {
+    let actor = caller.actor();
     Ok(Json(
-        state
-            .service
-            .remove_all(&realm, req, &caller.actor())
-            .await?,
+        state.service.end_all_sessions(&realm, req, &actor).await?,
     ))
+}
+
+/// The former name of [`end_all_sessions`] (`POST .../sessions/end-all`): the same call, kept
+/// for clients written against it.
+#[utoipa::path(post, path = "/api/v1/realms/{realm}/sessions/logout-all", tag = "administration",
+    params(RealmPath), request_body = EndAllSessions, responses((status = 200, body = EndOutcome)),
+    security(("api_key" = ["sessions:admin"])))]
+#[deprecated = "`POST .../sessions/end-all`"]
+pub async fn logout_all(
+    caller: Admin,
+    state: State<ApiState>,
+    realm: RealmPath,
+    req: ApiJson<EndAllSessions>,
+) -> ApiResult<Json<EndOutcome>> {
+    end_all_sessions(caller, state, realm, req).await
 }

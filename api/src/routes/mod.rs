@@ -21,8 +21,8 @@ use crate::ApiState;
 /// [`crate::guard`]).
 pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
     router
-        .routes(routes!(admin::remove_sessions))
-        .routes(routes!(admin::logout_all))
+        .routes(routes!(admin::end_sessions))
+        .routes(routes!(admin::end_all_sessions))
         .routes(routes!(admin::export_sessions))
         .routes(routes!(data_plane::create_session, admin::list_sessions))
         .routes(routes!(data_plane::validate_session))
@@ -52,4 +52,14 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
         .routes(routes!(signing_keys::rotate))
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::revoke_api_key))
+        .merge(deprecated(OpenApiRouter::new()))
+}
+
+/// The former names of calls, kept for clients written against them (marked deprecated in the
+/// OpenAPI document).
+#[allow(deprecated)]
+fn deprecated(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
+    router
+        .routes(routes!(admin::remove_sessions))
+        .routes(routes!(admin::logout_all))
 }

@@ -2,11 +2,11 @@
 
 pub mod charts;
 pub mod copy_id;
+pub mod end_dialog;
 pub mod header;
 pub mod live_banner;
 pub mod loaded;
 pub mod pager;
 pub mod permitted;
 pub mod realm_picker;
-pub mod revoke_dialog;
 pub mod session_table;

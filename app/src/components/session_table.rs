@@ -1,4 +1,4 @@
-//! The table of sessions, with a checkbox per row for revocation where the role may revoke.
+//! The table of sessions, with a checkbox per row for ending where the role may end sessions.
 
 use std::collections::BTreeSet;
 
@@ -16,7 +16,7 @@ fn When(t: DateTime<Utc>, now: DateTime<Utc>) -> impl IntoView {
     view! { <time datetime=t.to_rfc3339() title=exact(t)>{relative(t, now)}</time> }
 }
 
-/// One row per session. With `selectable` (the role may revoke), each row has a checkbox:
+/// One row per session. With `selectable` (the role may end sessions), each row has a checkbox:
 /// `selected` holds the checked sids; the row of `own_sid` (the administrator's own session)
 /// cannot be selected. Times are relative to `now`, the server's time of the data, so the
 /// server's render and the browser's hydration agree.

@@ -18,7 +18,7 @@ use crate::server_fns::admins::{
 fn role_hint(role: AdminRole) -> &'static str {
     match role {
         AdminRole::Viewer => "reads everything, changes nothing",
-        AdminRole::Operator => "also revokes sessions and grants, retries deliveries",
+        AdminRole::Operator => "also ends sessions, revokes grants, retries deliveries",
         AdminRole::Admin => "everything, administrators, API keys and settings included",
     }
 }

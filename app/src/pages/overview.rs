@@ -77,7 +77,7 @@ fn reason_label(r: EndReason) -> (&'static str, &'static str) {
     match r {
         EndReason::Logout => ("Logout", "s-logout"),
         EndReason::Expired => ("Expired", "s-expired"),
-        EndReason::Revoked => ("Revoked by an administrator", "s-revoked"),
+        EndReason::Revoked => ("Ended by an administrator", "s-revoked"),
         EndReason::RealmSignOut => ("Realm sign-out", "s-realm-sign-out"),
         EndReason::Evicted => ("Evicted by the quota", "s-evicted"),
     }

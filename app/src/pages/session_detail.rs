@@ -1,14 +1,12 @@
-//! One session on its own page: every field, properties, clients, and a revoke button.
+//! One session on its own page: every field, properties, clients, and an end button.
 
 use std::collections::BTreeSet;
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use crate::components::end_dialog::{end_action, EndAction, EndDialog, EndNotice, EndTarget};
 use crate::components::loaded::Loaded;
-use crate::components::revoke_dialog::{
-    revoke_action, RevocationNotice, RevokeAction, RevokeDialog, RevokeTarget,
-};
 use crate::error::AppError;
 use crate::format::{exact, relative};
 use crate::routes::ListParams;
@@ -27,10 +25,10 @@ pub fn SessionDetailPage() -> impl IntoView {
         })
     };
     let data = Resource::new(key, |(realm, sid)| load_session(realm, sid));
-    let revoke = revoke_action();
+    let ending = end_action();
     // Asked again after a revocation, which may have taken some of them.
     let grants = Resource::new(
-        move || (key(), revoke.version().get()),
+        move || (key(), ending.version().get()),
         |((realm, sid), _)| load_session_grants(realm, sid),
     );
     let back = move || {
@@ -42,10 +40,10 @@ pub fn SessionDetailPage() -> impl IntoView {
     };
     view! {
         <p class="crumbs"><a href=back>"← Sessions"</a></p>
-        <RevocationNotice revoke/>
+        <EndNotice ending/>
         <Loaded loading="Loading session…">
             {move || Suspend::new(async move {
-                data.await.map(|detail| view! { <Detail detail realm=key().0 revoke grants/> })
+                data.await.map(|detail| view! { <Detail detail realm=key().0 ending grants/> })
             })}
         </Loaded>
     }
@@ -55,7 +53,7 @@ pub fn SessionDetailPage() -> impl IntoView {
 fn Detail(
     detail: SessionDetail,
     realm: String,
-    revoke: RevokeAction,
+    ending: EndAction,
     grants: Resource<Result<Vec<sessions::Grant>, AppError>>,
 ) -> impl IntoView {
     let s = detail.session;
@@ -63,11 +61,11 @@ fn Detail(
     let when =
         move |t: chrono::DateTime<chrono::Utc>| format!("{} ({})", exact(t), relative(t, now));
     let selected = RwSignal::new(BTreeSet::from([s.sid.clone()]));
-    let dialog = RwSignal::new(None::<RevokeTarget>);
+    let dialog = RwSignal::new(None::<EndTarget>);
     let gone = move || {
-        revoke
+        ending
             .value()
-            .with(|r| matches!(r, Some(Ok(o)) if o.sessions_removed > 0))
+            .with(|r| matches!(r, Some(Ok(o)) if o.records_deleted > 0))
     };
     let properties = if s.properties.is_empty() {
         view! { <p class="muted">"No properties."</p> }.into_any()
@@ -106,10 +104,10 @@ fn Detail(
             {title} {detail.own.then(|| view! { <span class="badge">"this session"</span> })}
             {move || gone().then(|| view! { <span class="badge ended">"ended"</span> })}
         </h1>
-        {detail.may_revoke.then(|| view! {
+        {detail.may_operate.then(|| view! {
             <div class="toolbar">
                 <button type="button" class="danger" disabled=move || detail.own || gone()
-                    on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>"Revoke this session"</button>
+                    on:click=move |_| dialog.set(Some(EndTarget::Selected))>"End this session"</button>
             </div>
         })}
         <div class="detail">
@@ -127,7 +125,7 @@ fn Detail(
                 })}
             </Loaded>
         </div>
-        <RevokeDialog realm selected target=dialog revoke/>
+        <EndDialog realm selected target=dialog ending/>
     }
     .into_any()
 }

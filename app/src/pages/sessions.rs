@@ -9,13 +9,11 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query};
 use sessions::{FilterField, FilterKind, SessionFilters, SortKey};
 
+use crate::components::end_dialog::{end_action, EndAction, EndDialog, EndNotice, EndTarget};
 use crate::components::live_banner::LiveBanner;
 use crate::components::loaded::Loaded;
 use crate::components::pager::Pager;
 use crate::components::realm_picker::RealmPicker;
-use crate::components::revoke_dialog::{
-    revoke_action, RevocationNotice, RevokeAction, RevokeDialog, RevokeTarget,
-};
 use crate::components::session_table::SessionTable;
 use crate::error::AppError;
 use crate::routes::ListParams;
@@ -26,10 +24,10 @@ use crate::server_fns::sessions::{load_sessions, SessionsView};
 pub fn SessionsPage() -> impl IntoView {
     let query = use_query::<ListParams>();
     let params = Memo::new(move |_| query.get().unwrap_or_default().normalized());
-    let revoke = revoke_action();
+    let ending = end_action();
     // Asked again after every revocation.
     let data = Resource::new(
-        move || (params.get(), revoke.version().get()),
+        move || (params.get(), ending.version().get()),
         |(p, _)| async move {
             let query = p.to_query().map_err(|message| AppError::Refused {
                 status: 400,
@@ -42,11 +40,11 @@ pub fn SessionsPage() -> impl IntoView {
     let on_refresh = Callback::new(move |_| data.refetch());
     view! {
         <h1>"Sessions"</h1>
-        <RevocationNotice revoke/>
+        <EndNotice ending/>
         <Loaded loading="Loading sessions…">
             {move || Suspend::new(async move {
                 data.await.map(|view| view! {
-                    <SessionsBody view params=params.get_untracked() revoke on_refresh/>
+                    <SessionsBody view params=params.get_untracked() ending on_refresh/>
                 })
             })}
         </Loaded>
@@ -58,7 +56,7 @@ pub fn SessionsPage() -> impl IntoView {
 fn SessionsBody(
     view: SessionsView,
     params: ListParams,
-    revoke: RevokeAction,
+    ending: EndAction,
     on_refresh: Callback<()>,
 ) -> impl IntoView {
     let Some(realm) = view.realm.clone() else {
@@ -86,8 +84,8 @@ fn SessionsBody(
         .collect_view();
     let subject = params.session_filters().ok().and_then(|f| f.subject_id);
     let selected = RwSignal::new(BTreeSet::<String>::new());
-    let dialog = RwSignal::new(None::<RevokeTarget>);
-    let may_revoke = view.may_revoke;
+    let dialog = RwSignal::new(None::<EndTarget>);
+    let may_operate = view.may_operate;
     let baseline = view
         .realms
         .iter()
@@ -106,24 +104,24 @@ fn SessionsBody(
         Some(page) => view! {
             <LiveBanner realm=realm.clone() baseline on_refresh/>
             <div class="toolbar">
-                {may_revoke.then(|| view! {
+                {may_operate.then(|| view! {
                     <button type="button" class="danger" disabled=move || selected.with(BTreeSet::is_empty)
-                        on:click=move |_| dialog.set(Some(RevokeTarget::Selected))>
-                        {move || format!("Revoke selected ({})", selected.with(BTreeSet::len))}
+                        on:click=move |_| dialog.set(Some(EndTarget::Selected))>
+                        {move || format!("End selected ({})", selected.with(BTreeSet::len))}
                     </button>
                 })}
-                {subject.filter(|_| may_revoke).map(|subject| {
-                    let label = format!("Revoke all sessions of {subject}");
+                {subject.filter(|_| may_operate).map(|subject| {
+                    let label = format!("End all sessions of {subject}");
                     view! {
-                        <button type="button" on:click=move |_| dialog.set(Some(RevokeTarget::Subject(subject.clone())))>
+                        <button type="button" on:click=move |_| dialog.set(Some(EndTarget::Subject(subject.clone())))>
                             {label}
                         </button>
                     }
                 })}
-                {params.range_removal().filter(|_| may_revoke).map(|removal| {
-                    let label = format!("Revoke all {} matching", page.total_count);
+                {params.range_ending().filter(|_| may_operate).map(|removal| {
+                    let label = format!("End all {} matching", page.total_count);
                     view! {
-                        <button type="button" class="danger" on:click=move |_| dialog.set(Some(RevokeTarget::Filter(removal.clone())))>
+                        <button type="button" class="danger" on:click=move |_| dialog.set(Some(EndTarget::Filter(removal.clone())))>
                             {label}
                         </button>
                     }
@@ -131,16 +129,16 @@ fn SessionsBody(
                 <span class="spacer"></span>
                 <a class="button" href=params.export_href(&realm, "csv") download rel="external">"Export CSV"</a>
                 <a class="button" href=params.export_href(&realm, "jsonl") download rel="external">"Export JSON lines"</a>
-                {(may_revoke && !sessions::validate::is_reserved_realm(&realm)).then(|| view! {
-                    <button type="button" class="outline-danger" on:click=move |_| dialog.set(Some(RevokeTarget::Realm))>
-                        "Sign out all sessions in this realm"
+                {(may_operate && !sessions::validate::is_reserved_realm(&realm)).then(|| view! {
+                    <button type="button" class="outline-danger" on:click=move |_| dialog.set(Some(EndTarget::Realm))>
+                        "End every session in this realm"
                     </button>
                 })}
             </div>
             <SessionTable sessions=page.results.clone() realm=realm.clone() own_sid=view.own_sid.clone() selected now=view.now
-                selectable=may_revoke/>
+                selectable=may_operate/>
             <Pager page=page params=params.clone()/>
-            <RevokeDialog realm=realm.clone() selected target=dialog revoke/>
+            <EndDialog realm=realm.clone() selected target=dialog ending/>
         }
         .into_any(),
         None => ().into_any(),

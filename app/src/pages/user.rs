@@ -1,5 +1,5 @@
 //! One subject's page: every session, grant and logout delivery of theirs in a realm, and
-//! "Revoke all" (the revocation dialog: flags, client scope, reason, preview, confirm).
+//! "End all" (the dialog: flags, client scope, reason, preview, confirm).
 
 use std::collections::BTreeSet;
 
@@ -7,10 +7,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::components::copy_id::CopyId;
+use crate::components::end_dialog::{end_action, EndAction, EndDialog, EndNotice, EndTarget};
 use crate::components::loaded::Loaded;
-use crate::components::revoke_dialog::{
-    revoke_action, RevocationNotice, RevokeAction, RevokeDialog, RevokeTarget,
-};
 use crate::components::session_table::SessionTable;
 use crate::format::{exact, relative};
 use crate::pages::session_detail::GrantTable;
@@ -29,10 +27,10 @@ pub fn UserPage() -> impl IntoView {
             )
         })
     };
-    let revoke = revoke_action();
+    let ending = end_action();
     // Asked again after every revocation.
     let data = Resource::new(
-        move || (key(), revoke.version().get()),
+        move || (key(), ending.version().get()),
         |((realm, subject), _)| load_user(realm, subject),
     );
     let back = move || {
@@ -44,21 +42,21 @@ pub fn UserPage() -> impl IntoView {
     };
     view! {
         <p class="crumbs"><a href=back>"← Sessions"</a></p>
-        <RevocationNotice revoke/>
+        <EndNotice ending/>
         <Loaded loading="Loading…">
             {move || Suspend::new(async move {
                 let (realm, subject) = key();
-                data.await.map(|view| view! { <UserBody view realm subject revoke/> })
+                data.await.map(|view| view! { <UserBody view realm subject ending/> })
             })}
         </Loaded>
     }
 }
 
 #[component]
-fn UserBody(view: UserView, realm: String, subject: String, revoke: RevokeAction) -> impl IntoView {
+fn UserBody(view: UserView, realm: String, subject: String, ending: EndAction) -> impl IntoView {
     let now = view.now;
     let selected = RwSignal::new(BTreeSet::<String>::new());
-    let dialog = RwSignal::new(None::<RevokeTarget>);
+    let dialog = RwSignal::new(None::<EndTarget>);
     let total = view.sessions.total_count;
     let shown = view.sessions.results.len() as u64;
     let sessions = if view.sessions.results.is_empty() {
@@ -66,7 +64,7 @@ fn UserBody(view: UserView, realm: String, subject: String, revoke: RevokeAction
     } else {
         view! {
             <SessionTable sessions=view.sessions.results realm=realm.clone() own_sid=view.own_sid selected now
-                selectable=view.may_revoke/>
+                selectable=view.may_operate/>
             {(shown < total).then(|| view! {
                 <p class="muted">{format!("The newest {shown} of {total} sessions.")}</p>
             })}
@@ -118,11 +116,11 @@ fn UserBody(view: UserView, realm: String, subject: String, revoke: RevokeAction
     let subject_for_dialog = subject.clone();
     view! {
         <h1>{subject.clone()} <span class="muted">{format!(" in {realm}")}</span></h1>
-        {view.may_revoke.then(|| view! {
+        {view.may_operate.then(|| view! {
             <div class="toolbar">
                 <button type="button" class="danger"
-                    on:click=move |_| dialog.set(Some(RevokeTarget::Subject(subject_for_dialog.clone())))>
-                    "Revoke all"
+                    on:click=move |_| dialog.set(Some(EndTarget::Subject(subject_for_dialog.clone())))>
+                    "End all"
                 </button>
                 <span class="muted">"Ends every session of this subject and, with the flags, their tokens, consents and notifies the clients."</span>
             </div>
@@ -134,6 +132,6 @@ fn UserBody(view: UserView, realm: String, subject: String, revoke: RevokeAction
         <h2>"Logout notifications"</h2>
         {deliveries}
         {scan_note}
-        <RevokeDialog realm selected target=dialog revoke/>
+        <EndDialog realm selected target=dialog ending/>
     }
 }

@@ -11,7 +11,7 @@ use crate::error::AppError;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Admin {
     pub username: String,
-    /// The administrator's own dashboard session, which the dashboard refuses to revoke.
+    /// The administrator's own dashboard session, which the dashboard refuses to end.
     pub sid: String,
     /// What they may do; the dashboard shows only that (the service enforces it).
     pub role: AdminRole,

@@ -51,7 +51,7 @@ pub async fn load_deliveries(
         realm,
         status,
         page,
-        may_retry: admin.may(sessions::Permission::Revoke),
+        may_retry: admin.may(sessions::Permission::Operate),
         now: Utc::now(),
     })
 }

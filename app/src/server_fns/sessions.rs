@@ -5,8 +5,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 use sessions::{
-    Grant, QueryResult, Realm, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session,
-    SessionQuery,
+    EndAllSessions, EndOutcome, EndSessions, Grant, QueryResult, Realm, Session, SessionQuery,
 };
 
 use crate::error::AppError;
@@ -20,8 +19,8 @@ pub struct SessionsView {
     pub page: Option<QueryResult>,
     /// The signed-in administrator's own dashboard session.
     pub own_sid: String,
-    /// Whether the administrator's role may revoke (else no revoke control is shown).
-    pub may_revoke: bool,
+    /// Whether the administrator's role may end sessions (else no control for it is shown).
+    pub may_operate: bool,
     /// The server's time of this answer: times are shown relative to it, so the server's render
     /// and the browser's hydration agree.
     pub now: DateTime<Utc>,
@@ -52,23 +51,20 @@ pub async fn load_sessions(
         realms,
         realm,
         page,
-        may_revoke: admin.may(sessions::Permission::Revoke),
+        may_operate: admin.may(sessions::Permission::Operate),
         own_sid: admin.sid,
         now: Utc::now(),
     })
 }
 
 /// Ends sessions (or, with `dry_run`, previews it). The administrator's own session is refused.
-#[server(endpoint = "revoke_sessions", input = Json)]
-pub async fn revoke_sessions(
-    realm: String,
-    request: RemoveSessions,
-) -> Result<RemoveOutcome, AppError> {
+#[server(name = EndSessionsCall, endpoint = "end_sessions", input = Json)]
+pub async fn end_sessions(realm: String, request: EndSessions) -> Result<EndOutcome, AppError> {
     use super::auth::ssr::require_admin;
     use super::ssr::{failed, service};
     let admin = require_admin().await?;
     let outcome = service()?
-        .remove(&realm, request, &admin.actor())
+        .end_sessions(&realm, request, &admin.actor())
         .await
         .map_err(failed)?;
     Ok(outcome)
@@ -79,8 +75,8 @@ pub async fn revoke_sessions(
 pub struct SessionDetail {
     pub session: Session,
     pub own: bool,
-    /// Whether the administrator's role may revoke it.
-    pub may_revoke: bool,
+    /// Whether the administrator's role may end it.
+    pub may_operate: bool,
     /// The server's time of this answer, which times are shown relative to.
     pub now: DateTime<Utc>,
 }
@@ -97,7 +93,7 @@ pub async fn load_session(realm: String, sid: String) -> Result<SessionDetail, A
     Ok(SessionDetail {
         session,
         own,
-        may_revoke: admin.may(sessions::Permission::Revoke),
+        may_operate: admin.may(sessions::Permission::Operate),
         now: Utc::now(),
     })
 }
@@ -116,16 +112,16 @@ pub async fn load_session_grants(realm: String, sid: String) -> Result<Vec<Grant
 
 /// Ends every session of the realm (or, with `dry_run`, previews it). Not for the admin realm,
 /// which holds the administrator's own session.
-#[server(endpoint = "revoke_all_sessions", input = Json)]
-pub async fn revoke_all_sessions(
+#[server(name = EndAllSessionsCall, endpoint = "end_all_sessions", input = Json)]
+pub async fn end_all_sessions(
     realm: String,
-    request: RemoveAllSessions,
-) -> Result<RemoveOutcome, AppError> {
+    request: EndAllSessions,
+) -> Result<EndOutcome, AppError> {
     use super::auth::ssr::require_admin;
     use super::ssr::{failed, service};
     let admin = require_admin().await?;
     let outcome = service()?
-        .remove_all(&realm, request, &admin.actor())
+        .end_all_sessions(&realm, request, &admin.actor())
         .await
         .map_err(failed)?;
     Ok(outcome)

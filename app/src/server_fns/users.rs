@@ -20,8 +20,8 @@ pub struct UserView {
     pub deliveries_scanned: Option<usize>,
     /// The signed-in administrator's own dashboard session.
     pub own_sid: String,
-    /// Whether the administrator's role may revoke (else no revoke control is shown).
-    pub may_revoke: bool,
+    /// Whether the administrator's role may end sessions (else no control for it is shown).
+    pub may_operate: bool,
     /// The server's time of this answer, which times are shown relative to.
     pub now: DateTime<Utc>,
 }
@@ -55,7 +55,7 @@ pub async fn load_user(realm: String, subject_id: String) -> Result<UserView, Ap
         grants,
         deliveries: deliveries.deliveries,
         deliveries_scanned: (!deliveries.complete).then_some(service::SUBJECT_DELIVERY_SCAN),
-        may_revoke: admin.may(sessions::Permission::Revoke),
+        may_operate: admin.may(sessions::Permission::Operate),
         own_sid: admin.sid,
         now: Utc::now(),
     })

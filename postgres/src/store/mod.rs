@@ -4,7 +4,7 @@
 //! in counter rows changed in the same transaction as what they count ([`counters`]), keyset
 //! paging with results tokens signed by a key kept in the database (so a token is valid on every
 //! server), display-name word-prefix search as a range of the word index ([`query`]), removal
-//! with flags in one transaction per batch ([`removal`]), quotas under a per-subject advisory
+//! with flags in one transaction per batch ([`ending`]), quotas under a per-subject advisory
 //! lock ([`sessions`]), an expiry reaper and an outbox that several servers run at once without
 //! double work (`FOR UPDATE SKIP LOCKED`, [`outbox`]). See the crate's README for the design.
 
@@ -13,13 +13,13 @@ mod audit;
 mod check;
 mod counters;
 mod db;
+mod ending;
 mod grants;
 mod import;
 mod notify;
 mod outbox;
 mod query;
 mod realms;
-mod removal;
 mod rows;
 mod sessions;
 mod stats;
@@ -32,8 +32,8 @@ use std::time::Duration;
 use ::sessions::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use ::sessions::grant::{Grant, GrantOwner, NewGrant};
 use ::sessions::model::{
-    AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, Realm,
-    RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+    AuditEntry, Client, ClientRegistration, CreatedSession, EndAllSessions, EndOutcome,
+    EndSessions, NewSession, QueryResult, Realm, RealmSettingsUpdate, Session, SessionQuery,
 };
 use ::sessions::stats::{Span, StatsBucket};
 use ::sessions::store::shared::{random_bytes, ResultsTokenCodec};
@@ -266,24 +266,24 @@ impl SessionStore for PostgresStore {
         self.query_impl(realm, query)
     }
 
-    fn remove(
+    fn end_sessions(
         &self,
         realm: &str,
-        request: &RemoveSessions,
+        request: &EndSessions,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<RemoveOutcome> {
-        self.remove_impl(realm, request, actor, now)
+    ) -> Result<EndOutcome> {
+        self.end_sessions_impl(realm, request, actor, now)
     }
 
-    fn remove_all(
+    fn end_all_sessions(
         &self,
         realm: &str,
-        request: &RemoveAllSessions,
+        request: &EndAllSessions,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<RemoveOutcome> {
-        self.remove_all_impl(realm, request, actor, now)
+    ) -> Result<EndOutcome> {
+        self.end_all_sessions_impl(realm, request, actor, now)
     }
 
     fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize> {

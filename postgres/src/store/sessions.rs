@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::counters::{self, Counted, Deltas, Kind};
 use super::db::{Tx, R};
-use super::removal;
+use super::ending;
 use super::rows::{self, RealmRow, StoredSession, REALM, SESSION};
 use super::{realms, PostgresStore};
 
@@ -302,7 +302,7 @@ async fn within_quota(tx: &Tx<'_>, realm: &RealmRow, subject: &str, now: DateTim
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
     let flags = Flags::everything(EndReason::Evicted);
-    removal::end(tx, realm, &oldest, &flags, &HashSet::new(), false, now).await?;
+    ending::end(tx, realm, &oldest, &flags, &HashSet::new(), false, now).await?;
     Ok(())
 }
 
@@ -420,8 +420,8 @@ impl PostgresStore {
             };
             let flags = Flags::everything(EndReason::Logout);
             let ended =
-                removal::end(tx, &realm, &[s.sid()], &flags, &HashSet::new(), false, now).await?;
-            Ok(ended.outcome.sessions_removed > 0)
+                ending::end(tx, &realm, &[s.sid()], &flags, &HashSet::new(), false, now).await?;
+            Ok(ended.outcome.records_deleted > 0)
         })?;
         if ended {
             self.sessions_changed(realm);

@@ -11,9 +11,7 @@ use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sessions::store::{parse_sid, AccountStore, AdminRecord, AdminRole};
-use sessions::{
-    AuditEntry, RealmSettingsUpdate, RemoveSessions, Result, SessionError, SessionQuery,
-};
+use sessions::{AuditEntry, EndSessions, RealmSettingsUpdate, Result, SessionError, SessionQuery};
 
 /// The realm holding administrators' dashboard sessions. Names starting with `_` are reserved:
 /// the API refuses them, so only the server creates this one.
@@ -376,16 +374,16 @@ impl AdminAccounts {
             if sids.is_empty() {
                 return Ok(ended);
             }
-            let request = RemoveSessions {
+            let request = EndSessions {
                 sids,
                 reason: Some("administrator's password changed or account disabled".into()),
                 ..Default::default()
             };
-            let outcome = self.store.remove(ADMIN_REALM, &request, actor, now)?;
-            if outcome.sessions_removed == 0 {
+            let outcome = self.store.end_sessions(ADMIN_REALM, &request, actor, now)?;
+            if outcome.records_deleted == 0 {
                 return Ok(ended);
             }
-            ended += outcome.sessions_removed;
+            ended += outcome.records_deleted;
         }
     }
 }

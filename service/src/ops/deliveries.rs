@@ -41,7 +41,7 @@ impl SessionService {
 
     /// Queues a pending or failed delivery for an attempt now, with a fresh retry window.
     pub async fn retry_delivery(&self, realm: &str, id: u64, actor: &Actor) -> Result<Delivery> {
-        actor.require(Permission::Revoke)?;
+        actor.require(Permission::Operate)?;
         let (store, realm, actor) = (self.store.clone(), realm.to_owned(), actor.audit_name());
         let delivery = blocking(move || store.retry_delivery(&realm, id, &actor, Utc::now())).await;
         self.wake_deliveries();

@@ -52,7 +52,7 @@ impl SessionService {
         reason: Option<String>,
         actor: &Actor,
     ) -> Result<u64> {
-        actor.require(Permission::Revoke)?;
+        actor.require(Permission::Operate)?;
         let (store, realm, subject, actor) = (
             self.store.clone(),
             realm.to_owned(),

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use sessions::store::parse_sid;
 use sessions::{
-    CreatedSession, NewSession, QueryResult, RemoveAllSessions, RemoveOutcome, RemoveSessions,
-    Result, Session, SessionError, SessionQuery,
+    CreatedSession, EndAllSessions, EndOutcome, EndSessions, NewSession, QueryResult, Result,
+    Session, SessionError, SessionQuery,
 };
 
 use crate::admins::ADMIN_REALM;
@@ -77,29 +77,30 @@ impl SessionService {
 
     /// Ends selected or filtered sessions with the request's flags (or previews it). An
     /// administrator may not end the dashboard session they act from. Durable.
-    pub async fn remove(
+    pub async fn end_sessions(
         &self,
         realm: &str,
-        request: RemoveSessions,
+        request: EndSessions,
         actor: &Actor,
-    ) -> Result<RemoveOutcome> {
+    ) -> Result<EndOutcome> {
         actor.require(permission_to_end(realm))?;
         refuse_own_session(realm, &request, actor)?;
         self.refuse_own_session_among_matches(realm, &request, actor)
             .await?;
         let (store, realm, actor) = (self.store.clone(), realm.to_owned(), actor.audit_name());
-        let outcome = blocking(move || store.remove(&realm, &request, &actor, Utc::now())).await;
+        let outcome =
+            blocking(move || store.end_sessions(&realm, &request, &actor, Utc::now())).await;
         self.wake_deliveries();
         outcome
     }
 
     /// Ends every session of the realm (or previews it). Not the administrators' realm. Durable.
-    pub async fn remove_all(
+    pub async fn end_all_sessions(
         &self,
         realm: &str,
-        request: RemoveAllSessions,
+        request: EndAllSessions,
         actor: &Actor,
-    ) -> Result<RemoveOutcome> {
+    ) -> Result<EndOutcome> {
         actor.require(permission_to_end(realm))?;
         if realm == ADMIN_REALM {
             return Err(SessionError::Conflict(
@@ -108,7 +109,7 @@ impl SessionService {
         }
         let (store, realm, actor) = (self.store.clone(), realm.to_owned(), actor.audit_name());
         let outcome =
-            blocking(move || store.remove_all(&realm, &request, &actor, Utc::now())).await;
+            blocking(move || store.end_all_sessions(&realm, &request, &actor, Utc::now())).await;
         self.wake_deliveries();
         outcome
     }
@@ -119,24 +120,21 @@ impl SessionService {
     async fn refuse_own_session_among_matches(
         &self,
         realm: &str,
-        request: &RemoveSessions,
+        request: &EndSessions,
         actor: &Actor,
     ) -> Result<()> {
         let ranged = request.filters().beyond_ids();
         let Some(own) = own_sid(realm, actor).filter(|_| ranged) else {
             return Ok(());
         };
-        let preview = RemoveSessions {
+        let preview = EndSessions {
             dry_run: true,
             ..request.clone()
         };
         let (store, realm, name) = (self.store.clone(), realm.to_owned(), actor.audit_name());
-        let outcome = blocking(move || store.remove(&realm, &preview, &name, Utc::now())).await?;
-        if outcome
-            .removed
-            .iter()
-            .any(|sid| parse_sid(sid) == Some(own))
-        {
+        let outcome =
+            blocking(move || store.end_sessions(&realm, &preview, &name, Utc::now())).await?;
+        if outcome.ended.iter().any(|sid| parse_sid(sid) == Some(own)) {
             return Err(SessionError::Conflict(
                 "You cannot revoke the session you are signed in with: it matches these filters."
                     .into(),
@@ -157,7 +155,7 @@ fn permission_to_end(realm: &str) -> Permission {
     if realm == ADMIN_REALM {
         Permission::Administer
     } else {
-        Permission::Revoke
+        Permission::Operate
     }
 }
 
@@ -171,7 +169,7 @@ fn own_sid(realm: &str, actor: &Actor) -> Option<[u8; 16]> {
 
 /// Refuses a removal that would end the acting administrator's own session: by its id (compared
 /// as a parsed value, however it is written) or by their user name.
-fn refuse_own_session(realm: &str, request: &RemoveSessions, actor: &Actor) -> Result<()> {
+fn refuse_own_session(realm: &str, request: &EndSessions, actor: &Actor) -> Result<()> {
     let Some(own) = own_sid(realm, actor) else {
         return Ok(());
     };

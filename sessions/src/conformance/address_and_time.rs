@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use super::{check_property, fresh, Backend};
 use crate::store::SessionStore;
 use crate::{
-    NewSession, RealmSettingsUpdate, RemoveSessions, Session, SessionError, SessionQuery, SortKey,
+    EndSessions, NewSession, RealmSettingsUpdate, Session, SessionError, SessionQuery, SortKey,
 };
 
 /// Session addresses: IPv4 in and out of 203.0.113.0/24, an IPv4-mapped IPv6 spelling, IPv6,
@@ -290,7 +290,7 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
         all.push(store.create_session("r", &new, at).unwrap().session);
     }
     let cut = t0() + TimeDelta::minutes(4);
-    let request = RemoveSessions {
+    let request = EndSessions {
         ip: Some("203.0.113.0/24".into()),
         created_before: Some(cut),
         reason: Some("incident 7".into()),
@@ -309,8 +309,8 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
     assert_eq!(want.len(), 3, "the fixture has three matches");
     want.sort();
 
-    let preview = store.remove("r", &request, "ops", t0()).unwrap();
-    let mut previewed = preview.removed.clone();
+    let preview = store.end_sessions("r", &request, "ops", t0()).unwrap();
+    let mut previewed = preview.ended.clone();
     previewed.sort();
     assert_eq!(previewed, want);
     assert!(preview.dry_run);
@@ -322,9 +322,9 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
     let audited = store.audit_log(None, 100).unwrap().len();
 
     let done = store
-        .remove(
+        .end_sessions(
             "r",
-            &RemoveSessions {
+            &EndSessions {
                 dry_run: false,
                 ..request.clone()
             },
@@ -332,10 +332,10 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
             t0(),
         )
         .unwrap();
-    let mut removed = done.removed.clone();
+    let mut removed = done.ended.clone();
     removed.sort();
     assert_eq!(removed, want);
-    assert_eq!(done.sessions_removed, 3);
+    assert_eq!(done.records_deleted, 3);
     assert_eq!(store.get_realm("r").unwrap().session_count, 3);
     let left = store.query("r", &SessionQuery::default()).unwrap();
     assert!(left.results.iter().all(|s| !want.contains(&s.sid)));
@@ -351,7 +351,7 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
     let log = store.audit_log(None, 100).unwrap();
     assert_eq!(log.len(), audited + 1, "one entry for the removal");
     let entry = &log[0].1;
-    assert_eq!(entry.action, "remove_sessions");
+    assert_eq!(entry.action, "end_sessions");
     assert!(entry.target.contains("ip=203.0.113.0/24"), "{entry:?}");
     assert!(
         entry.target.contains("created_before=2026-03-01T14:04:00Z"),
@@ -393,12 +393,12 @@ pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
             Err(SessionError::InvalidRequest(m)) => assert!(m.contains("CIDR"), "{m}"),
             other => panic!("query with ip {bad}: {other:?}"),
         }
-        let r = RemoveSessions {
+        let r = EndSessions {
             ip: Some(bad.into()),
             ..Default::default()
         };
         assert!(matches!(
-            store.remove("r", &r, "ops", t0()),
+            store.end_sessions("r", &r, "ops", t0()),
             Err(SessionError::InvalidRequest(_))
         ));
     }
@@ -412,22 +412,22 @@ pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
     };
     assert_eq!(store.query("r", &empty).unwrap().total_count, 1);
     for blank in ["", " "] {
-        let r = RemoveSessions {
+        let r = EndSessions {
             ip: Some(blank.into()),
             ..Default::default()
         };
         assert!(matches!(
-            store.remove("r", &r, "ops", t0()),
+            store.end_sessions("r", &r, "ops", t0()),
             Err(SessionError::InvalidRequest(_))
         ));
     }
-    let mixed = RemoveSessions {
+    let mixed = EndSessions {
         sids: vec!["0b7c3f1e-0000-4000-8000-000000000000".into()],
         created_before: Some(t0()),
         ..Default::default()
     };
     assert!(matches!(
-        store.remove("r", &mixed, "ops", t0()),
+        store.end_sessions("r", &mixed, "ops", t0()),
         Err(SessionError::InvalidRequest(_))
     ));
     assert_eq!(store.get_realm("r").unwrap().session_count, 1);
@@ -478,7 +478,7 @@ pub fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend
     }
     for (request, filter) in [
         (
-            RemoveSessions {
+            EndSessions {
                 subject_id: Some("alice".into()),
                 ip: Some("203.0.113.0/24".into()),
                 ..Default::default()
@@ -486,7 +486,7 @@ pub fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend
             "subject and address",
         ),
         (
-            RemoveSessions {
+            EndSessions {
                 subject_id: Some("alice".into()),
                 created_before: Some(t0() + TimeDelta::seconds(1)),
                 ..Default::default()
@@ -495,9 +495,9 @@ pub fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend
         ),
     ] {
         let preview = store
-            .remove(
+            .end_sessions(
                 "r",
-                &RemoveSessions {
+                &EndSessions {
                     dry_run: true,
                     ..request.clone()
                 },
@@ -505,7 +505,7 @@ pub fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend
                 t0(),
             )
             .unwrap();
-        let ended = store.remove("r", &request, "ops", t0()).unwrap();
+        let ended = store.end_sessions("r", &request, "ops", t0()).unwrap();
         assert_eq!(
             preview.tokens_revoked, ended.tokens_revoked,
             "{filter}: the preview says what happens"

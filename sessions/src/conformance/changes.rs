@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::{fresh, Backend};
 use crate::store::{ChangeSubscription, SessionStore, SessionsChanged};
-use crate::{NewSession, RealmSettingsUpdate, RemoveAllSessions, RemoveSessions};
+use crate::{EndAllSessions, EndSessions, NewSession, RealmSettingsUpdate};
 
 /// How long a change may take to arrive (a backend may hear of it through its database).
 const ARRIVES_WITHIN: Duration = Duration::from_secs(15);
@@ -68,9 +68,9 @@ pub fn creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed<B: 
     wait_for(&mut changes, "right", "a logout");
 
     let removed = store
-        .remove(
+        .end_sessions(
             "left",
-            &RemoveSessions {
+            &EndSessions {
                 sids: vec![a.session.sid.clone()],
                 ..Default::default()
             },
@@ -78,7 +78,7 @@ pub fn creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed<B: 
             t0(),
         )
         .unwrap();
-    assert_eq!(removed.sessions_removed, 1);
+    assert_eq!(removed.records_deleted, 1);
     wait_for(&mut changes, "left", "a removal");
 
     for subject in ["carol", "dave"] {
@@ -86,9 +86,9 @@ pub fn creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed<B: 
         wait_for(&mut changes, "right", "a create");
     }
     let all = store
-        .remove_all(
+        .end_all_sessions(
             "right",
-            &RemoveAllSessions {
+            &EndAllSessions {
                 reason: Some("test".into()),
                 ..Default::default()
             },
@@ -96,7 +96,7 @@ pub fn creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed<B: 
             t0(),
         )
         .unwrap();
-    assert_eq!(all.sessions_removed, 2);
+    assert_eq!(all.records_deleted, 2);
     wait_for(&mut changes, "right", "a realm sign-out");
 
     store.create_session("left", &new("erin"), t0()).unwrap();

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use super::{check_property, fresh, Backend};
 use crate::store::{DueCursor, SessionStore};
 use crate::{
-    AttemptResult, ClientRegistration, Delivery, DeliveryStatus, GrantKind, GrantOwner, NewGrant,
-    NewSession, QuotaPolicy, RealmSettingsUpdate, RemoveAllSessions, RemoveSessions, Session,
+    AttemptResult, ClientRegistration, Delivery, DeliveryStatus, EndAllSessions, EndSessions,
+    GrantKind, GrantOwner, NewGrant, NewSession, QuotaPolicy, RealmSettingsUpdate, Session,
     SessionError, SessionQuery,
 };
 
@@ -484,13 +484,15 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
                 .iter()
                 .map(|i| &history.sessions[i % history.sessions.len()])
                 .collect();
-            let request = RemoveSessions {
+            let request = EndSessions {
                 sids: chosen.iter().map(|(_, _, sid, _)| sid.clone()).collect(),
                 dry_run: *dry_run,
                 remove_server_side_session: !keep_record,
                 ..Default::default()
             };
-            store.remove(chosen[0].0, &request, "test", *now).unwrap();
+            store
+                .end_sessions(chosen[0].0, &request, "test", *now)
+                .unwrap();
         }
         Op::RemoveSubject {
             realm,
@@ -499,7 +501,7 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
             dry_run,
             keep_record,
         } => {
-            let request = RemoveSessions {
+            let request = EndSessions {
                 subject_id: Some(SUBJECTS[*subject].into()),
                 client_ids: client.map(|c| vec![CLIENTS[c].to_string()]),
                 dry_run: *dry_run,
@@ -507,16 +509,16 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
                 ..Default::default()
             };
             store
-                .remove(REALMS[*realm], &request, "test", *now)
+                .end_sessions(REALMS[*realm], &request, "test", *now)
                 .unwrap();
         }
         Op::RemoveAll { realm, dry_run } => {
-            let request = RemoveAllSessions {
+            let request = EndAllSessions {
                 dry_run: *dry_run,
                 ..Default::default()
             };
             store
-                .remove_all(REALMS[*realm], &request, "test", *now)
+                .end_all_sessions(REALMS[*realm], &request, "test", *now)
                 .unwrap();
         }
         Op::Reap(batch) => {
@@ -725,17 +727,17 @@ pub fn a_mixed_workload_keeps_every_count_exact<B: Backend>(backend: &B) {
         .validate("r", &created[28].1.token, true, at(200))
         .unwrap();
     store.logout("r", &created[26].1.token, at(41)).unwrap();
-    let keep_session = RemoveSessions {
+    let keep_session = EndSessions {
         sids: vec![created[24].1.session.sid.clone()],
         remove_server_side_session: false,
         ..Default::default()
     };
-    store.remove("r", &keep_session, "t", at(42)).unwrap();
-    let by_subject = RemoveSessions {
+    store.end_sessions("r", &keep_session, "t", at(42)).unwrap();
+    let by_subject = EndSessions {
         subject_id: Some("user6".into()),
         ..Default::default()
     };
-    store.remove("r", &by_subject, "t", at(43)).unwrap();
+    store.end_sessions("r", &by_subject, "t", at(43)).unwrap();
     store
         .revoke_token("r", "offline-token-number-8", "t", at(44))
         .unwrap();

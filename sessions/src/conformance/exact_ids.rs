@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::{check_property, fresh, Backend};
 use crate::store::{parse_sid, SessionStore};
-use crate::{NewSession, RealmSettingsUpdate, RemoveSessions, SessionError, SessionQuery};
+use crate::{EndSessions, NewSession, RealmSettingsUpdate, SessionError, SessionQuery};
 
 const SUBJECTS: &[&str] = &["alice", "bob", "carol"];
 
@@ -50,35 +50,35 @@ pub fn blank_ids_in_a_removal_are_refused_before_anything_happens<B: Backend>(ba
     let any_sid = sessions[0].1.clone();
     for dry_run in [true, false] {
         for blank in ["", " ", "   ", "\t", " \n "] {
-            let base = RemoveSessions {
+            let base = EndSessions {
                 dry_run,
                 ..Default::default()
             };
             let requests = [
                 (
                     "subject_id",
-                    RemoveSessions {
+                    EndSessions {
                         subject_id: Some(blank.into()),
                         ..base.clone()
                     },
                 ),
                 (
                     "sid",
-                    RemoveSessions {
+                    EndSessions {
                         sid: Some(blank.into()),
                         ..base.clone()
                     },
                 ),
                 (
                     "sids",
-                    RemoveSessions {
+                    EndSessions {
                         sids: vec![any_sid.clone(), blank.into()],
                         ..base.clone()
                     },
                 ),
                 (
                     "client_ids",
-                    RemoveSessions {
+                    EndSessions {
                         subject_id: Some("alice".into()),
                         client_ids: Some(vec!["crm".into(), blank.into()]),
                         ..base.clone()
@@ -86,14 +86,14 @@ pub fn blank_ids_in_a_removal_are_refused_before_anything_happens<B: Backend>(ba
                 ),
             ];
             for (field, request) in requests {
-                invalid_naming(store.remove("r", &request, "admin", t0()), field);
+                invalid_naming(store.end_sessions("r", &request, "admin", t0()), field);
             }
         }
     }
     assert_eq!(count(&store), sessions.len() as u64, "nothing was removed");
     let audit = store.audit_log(None, 100).unwrap();
     assert!(
-        audit.iter().all(|(_, e)| e.action != "remove_sessions"),
+        audit.iter().all(|(_, e)| e.action != "end_sessions"),
         "a refused removal was recorded"
     );
 }
@@ -103,12 +103,12 @@ pub fn padded_ids_match_nothing_in_removal_and_listing<B: Backend>(backend: &B) 
     let sessions = realm_with_sessions(&store);
     let total = sessions.len() as u64;
     for padded in [" alice", "alice ", "\talice", " alice "] {
-        let request = RemoveSessions {
+        let request = EndSessions {
             subject_id: Some(padded.into()),
             ..Default::default()
         };
-        match store.remove("r", &request, "admin", t0()) {
-            Ok(out) => assert_eq!((out.sessions_removed, out.removed.len()), (0, 0)),
+        match store.end_sessions("r", &request, "admin", t0()) {
+            Ok(out) => assert_eq!((out.records_deleted, out.ended.len()), (0, 0)),
             // A tab is a control character, refused as such.
             Err(e) => assert!(matches!(e, SessionError::InvalidRequest(_)), "{e:?}"),
         }
@@ -164,20 +164,20 @@ pub fn padded_ids_match_nothing_in_removal_and_listing<B: Backend>(backend: &B) 
         store.query("r", &padded_sid),
         Err(SessionError::InvalidRequest(_))
     ));
-    let removal = RemoveSessions {
+    let removal = EndSessions {
         sid: Some(format!("{} ", sessions[0].1)),
         ..Default::default()
     };
     assert!(matches!(
-        store.remove("r", &removal, "admin", t0()),
+        store.end_sessions("r", &removal, "admin", t0()),
         Err(SessionError::InvalidRequest(_))
     ));
-    let selected = RemoveSessions {
+    let selected = EndSessions {
         sids: vec![format!(" {}", sessions[0].1)],
         ..Default::default()
     };
-    let out = store.remove("r", &selected, "admin", t0()).unwrap();
-    assert_eq!(out.sessions_removed, 0);
+    let out = store.end_sessions("r", &selected, "admin", t0()).unwrap();
+    assert_eq!(out.records_deleted, 0);
     assert_eq!(out.not_found, vec![format!(" {}", sessions[0].1)]);
     assert_eq!(count(&store), total);
 }
@@ -208,7 +208,7 @@ pub fn session_ids_compare_as_parsed_values<B: Backend>(backend: &B) {
         ));
     }
 
-    let twice = RemoveSessions {
+    let twice = EndSessions {
         sids: vec![
             sid.clone(),
             upper.clone(),
@@ -219,17 +219,17 @@ pub fn session_ids_compare_as_parsed_values<B: Backend>(backend: &B) {
         dry_run: true,
         ..Default::default()
     };
-    let dry = store.remove("r", &twice, "admin", t0()).unwrap();
-    assert_eq!(dry.removed, vec![sid.clone()]);
-    assert_eq!(dry.sessions_removed, 1, "the same session counts once");
+    let dry = store.end_sessions("r", &twice, "admin", t0()).unwrap();
+    assert_eq!(dry.ended, vec![sid.clone()]);
+    assert_eq!(dry.records_deleted, 1, "the same session counts once");
     assert_eq!(
         dry.not_found,
         vec!["junk".to_string(), sid.replace('-', "")]
     );
     let done = store
-        .remove(
+        .end_sessions(
             "r",
-            &RemoveSessions {
+            &EndSessions {
                 dry_run: false,
                 ..twice
             },
@@ -237,7 +237,7 @@ pub fn session_ids_compare_as_parsed_values<B: Backend>(backend: &B) {
             t0(),
         )
         .unwrap();
-    assert_eq!((done.removed, done.sessions_removed), (vec![sid], 1));
+    assert_eq!((done.ended, done.records_deleted), (vec![sid], 1));
     let left = SessionQuery {
         filters: crate::SessionFilters {
             subject_id: Some(subject),
@@ -270,7 +270,7 @@ pub fn a_blank_or_padded_id_removes_nothing_it_was_not_asked_for<B: Backend>(bac
             let (subject, sid) = &sessions[target];
             let core = |id: &str| if blank { String::new() } else { id.to_owned() };
             let exact = before.is_empty() && after.is_empty() && !blank;
-            let mut request = RemoveSessions {
+            let mut request = EndSessions {
                 dry_run,
                 ..Default::default()
             };
@@ -296,10 +296,10 @@ pub fn a_blank_or_padded_id_removes_nothing_it_was_not_asked_for<B: Backend>(bac
                     .map(|(_, x)| x)
                     .collect()
             };
-            match store.remove("r", &request, "admin", t0()) {
+            match store.end_sessions("r", &request, "admin", t0()) {
                 Ok(out) => {
-                    prop_assert_eq!(out.sessions_removed, named.len() as u64, "{:?}", request);
-                    prop_assert!(out.removed.iter().all(|x| named.contains(&x)), "{:?}", out);
+                    prop_assert_eq!(out.records_deleted, named.len() as u64, "{:?}", request);
+                    prop_assert!(out.ended.iter().all(|x| named.contains(&x)), "{:?}", out);
                     let removed = if dry_run { 0 } else { named.len() as u64 };
                     prop_assert_eq!(count(&store), total - removed);
                 }

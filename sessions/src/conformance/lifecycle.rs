@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use super::{fresh, Backend};
 use crate::store::SessionStore;
 use crate::{
-    NewSession, QuotaPolicy, RealmSettingsUpdate, RemoveAllSessions, RemoveSessions, SessionError,
+    EndAllSessions, EndSessions, NewSession, QuotaPolicy, RealmSettingsUpdate, SessionError,
     SessionQuery,
 };
 
@@ -43,13 +43,13 @@ pub fn unknown_realms_are_errors_everywhere<B: Backend>(backend: &B) {
         .set_properties("nope", "t", &BTreeMap::new(), t0())
         .map(drop)));
     assert!(nf(store.query("nope", &SessionQuery::default()).map(drop)));
-    let rm = RemoveSessions {
+    let rm = EndSessions {
         subject_id: Some("a".into()),
         ..Default::default()
     };
-    assert!(nf(store.remove("nope", &rm, "t", t0()).map(drop)));
+    assert!(nf(store.end_sessions("nope", &rm, "t", t0()).map(drop)));
     assert!(nf(store
-        .remove_all("nope", &RemoveAllSessions::default(), "t", t0())
+        .end_all_sessions("nope", &EndAllSessions::default(), "t", t0())
         .map(drop)));
     assert!(
         store.list_realms().unwrap().is_empty(),
@@ -318,31 +318,31 @@ pub fn removal_selected_filtered_dry_run_and_realm_wide<B: Backend>(backend: &B)
     let b = store.create_session("r", &mail, t0()).unwrap();
     let o = store.create_session("other", &new("alice"), t0()).unwrap();
 
-    let empty = RemoveSessions::default();
+    let empty = EndSessions::default();
     assert!(matches!(
-        store.remove("r", &empty, "t", t0()),
+        store.end_sessions("r", &empty, "t", t0()),
         Err(SessionError::InvalidRequest(_))
     ));
-    let both = RemoveSessions {
+    let both = EndSessions {
         sids: vec![a1.session.sid.clone()],
         subject_id: Some("alice".into()),
         ..Default::default()
     };
     assert!(matches!(
-        store.remove("r", &both, "t", t0()),
+        store.end_sessions("r", &both, "t", t0()),
         Err(SessionError::InvalidRequest(_))
     ));
 
-    let preview = RemoveSessions {
+    let preview = EndSessions {
         subject_id: Some("alice".into()),
         dry_run: true,
         ..Default::default()
     };
-    let out = store.remove("r", &preview, "t", t0()).unwrap();
+    let out = store.end_sessions("r", &preview, "t", t0()).unwrap();
     assert_eq!(
         (
-            out.removed.len(),
-            out.sessions_removed,
+            out.ended.len(),
+            out.records_deleted,
             out.clients_affected,
             out.dry_run
         ),
@@ -354,27 +354,27 @@ pub fn removal_selected_filtered_dry_run_and_realm_wide<B: Backend>(backend: &B)
         "a dry run removed something"
     );
 
-    let selected = RemoveSessions {
+    let selected = EndSessions {
         sids: vec![a1.session.sid.clone(), o.session.sid.clone(), "junk".into()],
         ..Default::default()
     };
-    let out = store.remove("r", &selected, "t", t0()).unwrap();
-    assert_eq!(out.removed, vec![a1.session.sid.clone()]);
+    let out = store.end_sessions("r", &selected, "t", t0()).unwrap();
+    assert_eq!(out.ended, vec![a1.session.sid.clone()]);
     assert_eq!(
         out.not_found,
         vec![o.session.sid.clone(), "junk".to_string()],
         "another realm's session was found"
     );
-    assert_eq!(out.sessions_removed, 1);
+    assert_eq!(out.records_deleted, 1);
 
-    let scoped = RemoveSessions {
+    let scoped = EndSessions {
         subject_id: Some("bob".into()),
         client_ids: Some(vec!["mail".into()]),
         ..Default::default()
     };
     assert_eq!(
         store
-            .remove("r", &scoped, "t", t0())
+            .end_sessions("r", &scoped, "t", t0())
             .unwrap()
             .clients_affected,
         1
@@ -384,16 +384,16 @@ pub fn removal_selected_filtered_dry_run_and_realm_wide<B: Backend>(backend: &B)
         .unwrap()
         .is_none());
 
-    let keep = RemoveSessions {
+    let keep = EndSessions {
         sid: Some(a2.session.sid.clone()),
         remove_server_side_session: false,
         ..Default::default()
     };
     assert_eq!(
         store
-            .remove("r", &keep, "t", t0())
+            .end_sessions("r", &keep, "t", t0())
             .unwrap()
-            .sessions_removed,
+            .records_deleted,
         0
     );
     assert!(store
@@ -402,9 +402,9 @@ pub fn removal_selected_filtered_dry_run_and_realm_wide<B: Backend>(backend: &B)
         .is_some());
 
     let all = store
-        .remove_all("r", &RemoveAllSessions::default(), "t", t0())
+        .end_all_sessions("r", &EndAllSessions::default(), "t", t0())
         .unwrap();
-    assert_eq!(all.sessions_removed, 1);
+    assert_eq!(all.records_deleted, 1);
     assert_eq!(store.get_realm("r").unwrap().session_count, 0);
     assert!(
         store
@@ -430,11 +430,11 @@ pub fn removal_selected_filtered_dry_run_and_realm_wide<B: Backend>(backend: &B)
         .map(|(_, e)| e.action)
         .collect();
     assert_eq!(
-        actions.iter().filter(|a| *a == "remove_sessions").count(),
+        actions.iter().filter(|a| *a == "end_sessions").count(),
         3,
         "{actions:?}"
     );
-    assert_eq!(actions[0], "remove_all_sessions");
+    assert_eq!(actions[0], "end_all_sessions");
 }
 
 pub fn reopening_keeps_everything_and_no_token_is_stored_in_clear<B: Backend>(backend: &B) {
@@ -517,12 +517,12 @@ pub fn concurrent_removals_leave_exact_counts<B: Backend>(backend: &B) {
         for chunk in sids.chunks(20) {
             scope.spawn(move || {
                 for sid in chunk {
-                    let req = RemoveSessions {
+                    let req = EndSessions {
                         sids: vec![sid.clone()],
                         ..Default::default()
                     };
-                    let out = store.remove("r", &req, "t", t0()).unwrap();
-                    assert_eq!(out.sessions_removed, 1, "{sid}");
+                    let out = store.end_sessions("r", &req, "t", t0()).unwrap();
+                    assert_eq!(out.records_deleted, 1, "{sid}");
                 }
             });
         }

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::{check_property, fresh, Backend};
 use crate::store::SessionStore;
 use crate::{
-    NewSession, RealmSettingsUpdate, RemoveSessions, Session, SessionError, SessionQuery, SortKey,
+    EndSessions, NewSession, RealmSettingsUpdate, Session, SessionError, SessionQuery, SortKey,
 };
 
 const SUBJECTS: &[&str] = &["alice", "bob", "carol", "dave"];
@@ -292,9 +292,9 @@ pub fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go<B:
         // Between pages: remove some, add some before and after the cursor.
         if let Some(sid) = doomed.pop() {
             store
-                .remove(
+                .end_sessions(
                     "r",
-                    &RemoveSessions {
+                    &EndSessions {
                         sids: vec![sid],
                         ..Default::default()
                     },

@@ -6,8 +6,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use super::{fresh, Backend};
 use crate::store::{DueCursor, SessionStore};
 use crate::{
-    AttemptResult, ClientRegistration, DeliveryStatus, GrantKind, GrantOwner, NewGrant, NewSession,
-    RealmSettingsUpdate, RemoveAllSessions, RemoveSessions, SessionError,
+    AttemptResult, ClientRegistration, DeliveryStatus, EndAllSessions, EndSessions, GrantKind,
+    GrantOwner, NewGrant, NewSession, RealmSettingsUpdate, SessionError,
 };
 
 fn t0() -> DateTime<Utc> {
@@ -106,16 +106,16 @@ pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B:
         store.create_grant("r", &g, t0()).unwrap();
     }
     assert!(active(&store, "alice-crm-refresh-0001"));
-    let request = RemoveSessions {
+    let request = EndSessions {
         sids: vec![sid.clone()],
         client_ids: Some(vec!["crm".into()]),
         dry_run: true,
         ..Default::default()
     };
-    let dry = store.remove("r", &request, "admin", t0()).unwrap();
+    let dry = store.end_sessions("r", &request, "admin", t0()).unwrap();
     assert_eq!(
         (
-            dry.sessions_removed,
+            dry.records_deleted,
             dry.tokens_revoked,
             dry.consents_revoked,
             dry.clients_notified
@@ -136,9 +136,9 @@ pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B:
     );
 
     let done = store
-        .remove(
+        .end_sessions(
             "r",
-            &RemoveSessions {
+            &EndSessions {
                 dry_run: false,
                 ..request
             },
@@ -148,7 +148,7 @@ pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B:
         .unwrap();
     assert_eq!(
         (
-            done.sessions_removed,
+            done.records_deleted,
             done.tokens_revoked,
             done.consents_revoked,
             done.clients_notified
@@ -278,7 +278,7 @@ pub fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopeni
     assert_eq!(expired, 2);
     session(&store, "r", "dave");
     let all = store
-        .remove_all("r", &RemoveAllSessions::default(), "admin", t0())
+        .end_all_sessions("r", &EndAllSessions::default(), "admin", t0())
         .unwrap();
     assert_eq!(all.clients_notified, 2, "crm and mail; wiki has no URI");
     let reasons: Vec<String> = store
@@ -321,11 +321,11 @@ pub fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed
     let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     let sid = session(&store, "r", "erin");
-    let request = RemoveSessions {
+    let request = EndSessions {
         sids: vec![sid],
         ..Default::default()
     };
-    store.remove("r", &request, "admin", t0()).unwrap();
+    store.end_sessions("r", &request, "admin", t0()).unwrap();
     let queued = due(&store, t0(), 10);
     let (a, b) = (queued[0].id, queued[1].id);
     let (first_a, first_b) = (queued[0].clone(), queued[1].clone());
@@ -407,11 +407,11 @@ pub fn the_due_scan_passes_over_busy_clients<B: Backend>(backend: &B) {
     setup(&store, "r", Default::default());
     for i in 0..5 {
         let sid = session(&store, "r", &format!("user{i}"));
-        let request = RemoveSessions {
+        let request = EndSessions {
             sids: vec![sid],
             ..Default::default()
         };
-        store.remove("r", &request, "admin", t0()).unwrap();
+        store.end_sessions("r", &request, "admin", t0()).unwrap();
     }
     // Five deliveries each for crm and mail, interleaved; crm is busy.
     let busy = |_: &str, client: &str, _: u64| client == "crm";
@@ -452,15 +452,15 @@ pub fn a_busy_clients_backlog_costs_a_scan_no_more_than_its_queue_head_and_clien
     for i in 0..300 {
         session(&store, "r", &format!("user{i}"));
     }
-    let all = RemoveAllSessions::default();
-    store.remove_all("r", &all, "admin", t0()).unwrap();
+    let all = EndAllSessions::default();
+    store.end_all_sessions("r", &all, "admin", t0()).unwrap();
     let wiki = ClientRegistration {
         backchannel_logout_uri: Some("http://127.0.0.1:9/wiki".into()),
         ..Default::default()
     };
     store.put_client("r", "wiki", &wiki, "test", t0()).unwrap();
     session(&store, "r", "late");
-    store.remove_all("r", &all, "admin", t0()).unwrap();
+    store.end_all_sessions("r", &all, "admin", t0()).unwrap();
     assert_eq!(due_all(&store, t0()).len(), 603);
 
     // crm is at its limit: the skip check sees only the head of its queue, never its backlog.
@@ -498,11 +498,11 @@ pub fn retry_now_during_an_attempt_keeps_the_delivery_due_whatever_the_attempt_s
     let (store, _at) = fresh(backend);
     setup(&store, "r", Default::default());
     let sid = session(&store, "r", "gina");
-    let request = RemoveSessions {
+    let request = EndSessions {
         sids: vec![sid],
         ..Default::default()
     };
-    store.remove("r", &request, "admin", t0()).unwrap();
+    store.end_sessions("r", &request, "admin", t0()).unwrap();
     // The worker picks it up; while its POST is in flight, an administrator presses "retry now".
     let in_flight = due(&store, t0(), 1).remove(0);
     let pressed = t0() + TimeDelta::seconds(30);
@@ -598,16 +598,16 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
     ] {
         store.create_grant("r", &g, t0()).unwrap();
     }
-    let request = RemoveSessions {
+    let request = EndSessions {
         subject_id: Some("alice".into()),
         client_ids: Some(vec!["crm".into()]),
         dry_run: true,
         ..Default::default()
     };
-    let dry = store.remove("r", &request, "admin", t0()).unwrap();
+    let dry = store.end_sessions("r", &request, "admin", t0()).unwrap();
     assert_eq!(
         (
-            dry.sessions_removed,
+            dry.records_deleted,
             dry.tokens_revoked,
             dry.consents_revoked
         ),
@@ -619,9 +619,9 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
     );
 
     let done = store
-        .remove(
+        .end_sessions(
             "r",
-            &RemoveSessions {
+            &EndSessions {
                 dry_run: false,
                 ..request
             },
@@ -631,7 +631,7 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
         .unwrap();
     assert_eq!(
         (
-            done.sessions_removed,
+            done.records_deleted,
             done.tokens_revoked,
             done.consents_revoked
         ),
@@ -651,7 +651,7 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
     ] {
         assert!(active(&store, kept), "{kept}");
     }
-    let entry = &audited(&store, "remove_sessions")[0];
+    let entry = &audited(&store, "end_sessions")[0];
     assert!(
         entry.outcome.contains("tokens revoked: 3"),
         "{}",
@@ -659,14 +659,14 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
     );
 
     // Without revoke_tokens, or with a sid filter, offline tokens stay.
-    let keep_tokens = RemoveSessions {
+    let keep_tokens = EndSessions {
         subject_id: Some("bob".into()),
         revoke_tokens: false,
         ..Default::default()
     };
     assert_eq!(
         store
-            .remove("r", &keep_tokens, "admin", t0())
+            .end_sessions("r", &keep_tokens, "admin", t0())
             .unwrap()
             .tokens_revoked,
         0
@@ -681,24 +681,28 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
         "carol-crm-offline-0001",
     );
     store.create_grant("r", &offline, t0()).unwrap();
-    let one_session = RemoveSessions {
+    let one_session = EndSessions {
         subject_id: Some("carol".into()),
         sid: Some(carol),
         ..Default::default()
     };
-    let out = store.remove("r", &one_session, "admin", t0()).unwrap();
-    assert_eq!((out.sessions_removed, out.tokens_revoked), (1, 0));
+    let out = store
+        .end_sessions("r", &one_session, "admin", t0())
+        .unwrap();
+    assert_eq!((out.records_deleted, out.tokens_revoked), (1, 0));
     assert!(
         active(&store, "carol-crm-offline-0001"),
         "it belongs to no session of the filter"
     );
     // A subject without sessions still loses its offline tokens.
-    let no_sessions = RemoveSessions {
+    let no_sessions = EndSessions {
         subject_id: Some("carol".into()),
         ..Default::default()
     };
-    let out = store.remove("r", &no_sessions, "admin", t0()).unwrap();
-    assert_eq!((out.sessions_removed, out.tokens_revoked), (0, 1));
+    let out = store
+        .end_sessions("r", &no_sessions, "admin", t0())
+        .unwrap();
+    assert_eq!((out.records_deleted, out.tokens_revoked), (0, 1));
     assert!(!active(&store, "carol-crm-offline-0001"));
 }
 
@@ -1145,7 +1149,7 @@ pub fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all<B: 
             .unwrap();
     }
     let crm = ["crm".to_string()];
-    let preview = RemoveSessions {
+    let preview = EndSessions {
         subject_id: Some("many".into()),
         client_ids: Some(crm.to_vec()),
         dry_run: true,
@@ -1153,7 +1157,7 @@ pub fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all<B: 
     };
     assert_eq!(
         store
-            .remove("r", &preview, "admin", t0())
+            .end_sessions("r", &preview, "admin", t0())
             .unwrap()
             .tokens_revoked,
         300

@@ -12,8 +12,8 @@ use crate::stats::{
 };
 use crate::store::{DueCursor, SessionStore};
 use crate::{
-    AttemptResult, ClientRegistration, NewSession, QuotaPolicy, RealmSettingsUpdate,
-    RemoveAllSessions, RemoveSessions, SessionError,
+    AttemptResult, ClientRegistration, EndAllSessions, EndSessions, NewSession, QuotaPolicy,
+    RealmSettingsUpdate, SessionError,
 };
 
 /// 10:20 on a day: hour buckets start at 10:00, day buckets at midnight.
@@ -81,7 +81,7 @@ pub fn sign_ins_endings_and_attempts_land_in_their_buckets_exactly<B: Backend>(b
         .unwrap();
     assert!(store.get_session("r", &a1.session.sid).is_err());
     assert!(store.logout("r", &a2.token, t0()).unwrap());
-    let dry = RemoveSessions {
+    let dry = EndSessions {
         sids: vec![b.session.sid.clone()],
         dry_run: true,
         reason: Some("incident 42: a reason must never become a key".into()),
@@ -89,24 +89,26 @@ pub fn sign_ins_endings_and_attempts_land_in_their_buckets_exactly<B: Backend>(b
     };
     assert_eq!(
         store
-            .remove("r", &dry, "admin", t0())
+            .end_sessions("r", &dry, "admin", t0())
             .unwrap()
-            .sessions_removed,
+            .records_deleted,
         1
     );
-    let tokens_only = RemoveSessions {
+    let tokens_only = EndSessions {
         sids: vec![b.session.sid.clone()],
         remove_server_side_session: false,
         send_backchannel_logout: false,
         ..Default::default()
     };
-    store.remove("r", &tokens_only, "admin", t0()).unwrap();
-    let revoke = RemoveSessions {
+    store
+        .end_sessions("r", &tokens_only, "admin", t0())
+        .unwrap();
+    let revoke = EndSessions {
         sids: vec![a3.session.sid.clone()],
         reason: Some("incident 42: a reason must never become a key".into()),
         ..Default::default()
     };
-    store.remove("r", &revoke, "admin", t0()).unwrap();
+    store.end_sessions("r", &revoke, "admin", t0()).unwrap();
     // `b` (created 10:20) idles out at 11:20; two more at 11:30, one of which idles out at
     // 12:30 and is signed out with the realm before that.
     let at_1130 = t0() + hours(1) + TimeDelta::minutes(10);
@@ -116,13 +118,15 @@ pub fn sign_ins_endings_and_attempts_land_in_their_buckets_exactly<B: Backend>(b
     assert_eq!(store.reap_expired(at_1130, 100).unwrap(), 1, "b expired");
     let at_1210 = t0() + hours(2) - TimeDelta::minutes(10);
     store
-        .remove_all("r", &RemoveAllSessions::default(), "admin", at_1210)
+        .end_all_sessions("r", &EndAllSessions::default(), "admin", at_1210)
         .unwrap();
-    let dry_all = RemoveAllSessions {
+    let dry_all = EndAllSessions {
         dry_run: true,
         ..Default::default()
     };
-    store.remove_all("r", &dry_all, "admin", at_1210).unwrap();
+    store
+        .end_all_sessions("r", &dry_all, "admin", at_1210)
+        .unwrap();
 
     // Deliveries queued: eviction (a1), logout (a2), revocation (a3), expiry is not notified
     // (the realm does not ask for it), realm sign-out (c, d): five. Attempts at 13:05.

@@ -33,7 +33,7 @@ pub use record::parse_sid;
 pub use rules::MAX_LISTED_DELIVERIES;
 /// The store the product runs: the v2 layout.
 pub use v2::SledStoreV2 as SledStore;
-pub use v2::{resident_bytes, CompactStats, OpenStats, SledStoreV2, LAYOUT_VERSION};
+pub use v2::{dir_lock, resident_bytes, CompactStats, OpenStats, SledStoreV2, LAYOUT_VERSION};
 
 /// Where the next look at the outbox starts: after the client queue the last one stopped in.
 /// Opaque; start with the default.
@@ -60,8 +60,8 @@ use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use crate::error::Result;
 use crate::grant::{Grant, GrantOwner, NewGrant};
 use crate::model::{
-    AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, Realm,
-    RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+    AuditEntry, Client, ClientRegistration, CreatedSession, EndAllSessions, EndOutcome,
+    EndSessions, NewSession, QueryResult, Realm, RealmSettingsUpdate, Session, SessionQuery,
 };
 use crate::stats::{Span, StatsBucket};
 
@@ -169,21 +169,21 @@ pub trait SessionStore: Send + Sync {
     /// so the same session named twice in different case counts once. A removal by `subject_id`
     /// (without `sid`) that revokes tokens also revokes the subject's tokens issued under no
     /// session (offline refresh tokens), within the client scope.
-    fn remove(
+    fn end_sessions(
         &self,
         realm: &str,
-        request: &RemoveSessions,
+        request: &EndSessions,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<RemoveOutcome>;
+    ) -> Result<EndOutcome>;
     /// Ends every session of the realm. Durable when it returns (unless a dry run).
-    fn remove_all(
+    fn end_all_sessions(
         &self,
         realm: &str,
-        request: &RemoveAllSessions,
+        request: &EndAllSessions,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<RemoveOutcome>;
+    ) -> Result<EndOutcome>;
     /// Removes up to `batch` sessions and grants that expired before `now`; answers how many it
     /// removed. A removed session's token grants go with it (not counted; its subject's consents
     /// stay). Expired sessions of realms that ask for it queue logout notifications.

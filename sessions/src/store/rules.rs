@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::error::{Result, SessionError};
 use crate::grant::Grant;
 use crate::model::{
-    AuditEntry, RealmSettings, RemoveAllSessions, RemoveOutcome, RemoveSessions, SessionQuery,
+    AuditEntry, EndAllSessions, EndOutcome, EndSessions, RealmSettings, SessionQuery,
 };
 use crate::stats::EndReason;
 use crate::validate;
@@ -196,30 +196,30 @@ fn audit_entry_with_reason(
 }
 
 /// The audit entry of a removal of selected or filtered sessions (`filter` as
-/// [`removal_flags`](super::shared::removal_flags) answers it); its outcome is set when the
-/// removal is done ([`removal_outcome`]).
-pub fn removal_entry(
+/// [`end_flags`](super::shared::end_flags) answers it); its outcome is set when the
+/// removal is done ([`end_outcome`]).
+pub fn end_entry(
     realm: &str,
-    request: &RemoveSessions,
+    request: &EndSessions,
     filter: Option<&SessionQuery>,
     actor: &str,
     now: DateTime<Utc>,
 ) -> AuditEntry {
-    let target = super::shared::removal_target(filter, request);
+    let target = super::shared::end_audit_target(filter, request);
     let reason = request.reason.as_deref();
-    audit_entry_with_reason(realm, "remove_sessions", &target, reason, actor, now)
+    audit_entry_with_reason(realm, "end_sessions", &target, reason, actor, now)
 }
 
 /// The audit entry of ending every session of a realm; its outcome is set when that is done
-/// ([`removal_outcome`]).
-pub fn remove_all_entry(
+/// ([`end_outcome`]).
+pub fn end_all_entry(
     realm: &str,
-    request: &RemoveAllSessions,
+    request: &EndAllSessions,
     actor: &str,
     now: DateTime<Utc>,
 ) -> AuditEntry {
     let reason = request.reason.as_deref();
-    audit_entry_with_reason(realm, "remove_all_sessions", realm, reason, actor, now)
+    audit_entry_with_reason(realm, "end_all_sessions", realm, reason, actor, now)
 }
 
 /// The audit entry of revoking the grant a token belongs to.
@@ -249,10 +249,10 @@ pub fn retried_delivery_entry(realm: &str, id: u64, actor: &str, now: DateTime<U
 }
 
 /// The audit outcome of a removal that ended as `ended` says, part way included.
-pub fn removal_outcome(outcome: &RemoveOutcome, ended: &Result<()>) -> String {
+pub fn end_outcome(outcome: &EndOutcome, ended: &Result<()>) -> String {
     let done = format!(
         "records removed: {}, tokens revoked: {}, consents revoked: {}, logouts queued: {}",
-        outcome.sessions_removed,
+        outcome.records_deleted,
         outcome.tokens_revoked,
         outcome.consents_revoked,
         outcome.clients_notified
@@ -260,7 +260,7 @@ pub fn removal_outcome(outcome: &RemoveOutcome, ended: &Result<()>) -> String {
     match ended {
         Ok(()) => format!(
             "ended: {}, {done}, not found: {}",
-            outcome.removed.len().max(outcome.sessions_removed as usize),
+            outcome.ended.len().max(outcome.records_deleted as usize),
             outcome.not_found.len()
         ),
         Err(e) => format!("stopped part way: {e}; before that, {done}"),

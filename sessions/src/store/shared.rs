@@ -9,14 +9,13 @@ pub use super::query::Filters;
 pub use super::record::{from_ms, sid_to_string, words, MAX_PREFIX_CHARS};
 pub use super::results_token::{PageCursor, Position, ResultsTokenCodec};
 pub use super::rules::{
-    audit_entry, check_reason, client_scope, in_scope, random_bytes, removal_entry,
-    removal_outcome, remove_all_entry, retried_delivery_entry, revoked_token_entry, Flags,
-    RevokeSubjectGrants, GRANT_DELETE_BATCH, MAX_LISTED_GRANTS, MAX_SELECTED_SIDS, MAX_TOKEN_LEN,
-    REMOVE_ALL_BATCH,
+    audit_entry, check_reason, client_scope, end_all_entry, end_entry, end_outcome, in_scope,
+    random_bytes, retried_delivery_entry, revoked_token_entry, Flags, RevokeSubjectGrants,
+    GRANT_DELETE_BATCH, MAX_LISTED_GRANTS, MAX_SELECTED_SIDS, MAX_TOKEN_LEN, REMOVE_ALL_BATCH,
 };
 
 use crate::error::{Result, SessionError};
-use crate::model::{QueryResult, RemoveAllSessions, RemoveSessions, Session, SessionQuery};
+use crate::model::{EndAllSessions, EndSessions, QueryResult, Session, SessionQuery};
 use crate::stats::EndReason;
 use crate::validate;
 
@@ -106,7 +105,7 @@ pub fn keyset_page(
 /// Checks a removal request before anything happens (reason, blank or padded ids, sids or
 /// filters but not both, at most [`MAX_SELECTED_SIDS`]); answers what ending the sessions does
 /// and the filter that selects them (`None` for a removal by sids).
-pub fn removal_flags(request: &RemoveSessions) -> Result<(Flags, Option<SessionQuery>)> {
+pub fn end_flags(request: &EndSessions) -> Result<(Flags, Option<SessionQuery>)> {
     check_reason(request.reason.as_deref())?;
     let filter = validate::removal_filter(request)?;
     if request.sids.len() > MAX_SELECTED_SIDS {
@@ -135,7 +134,7 @@ pub fn offline_tokens_subject(filter: Option<&SessionQuery>) -> Option<&str> {
 }
 
 /// What ending every session of a realm does.
-pub fn remove_all_flags(request: &RemoveAllSessions) -> Result<Flags> {
+pub fn end_all_flags(request: &EndAllSessions) -> Result<Flags> {
     check_reason(request.reason.as_deref())?;
     Ok(Flags {
         remove_server_side_session: request.remove_server_side_session,
@@ -149,7 +148,7 @@ pub fn remove_all_flags(request: &RemoveAllSessions) -> Result<Flags> {
 }
 
 /// The audit target of a removal: its filter, or how many sessions it selected.
-pub fn removal_target(filter: Option<&SessionQuery>, request: &RemoveSessions) -> String {
+pub fn end_audit_target(filter: Option<&SessionQuery>, request: &EndSessions) -> String {
     match filter {
         Some(f) => validate::describe_filter(&f.filters),
         None => format!("{} selected sessions", request.sids.len()),

@@ -156,22 +156,10 @@ fn sled_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Opens a sled directory, waiting while a store of this process that was just dropped still
-/// holds its lock (sled's threads let go of it a moment later).
-fn open_sled(config: &sled::Config) -> Result<sled::Db> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match config.open() {
-            Ok(db) => return Ok(db),
-            Err(e)
-                if (e.to_string().contains("lock") || e.to_string().contains("WouldBlock"))
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+/// Opens the sled directory `dir`, waiting while a store of this process that was just dropped
+/// still holds its lock.
+fn open_sled(dir: &Path, config: &sled::Config) -> Result<sled::Db> {
+    super::dir_lock::open_when_free(dir, Duration::from_secs(30), || Ok(config.open()?))
 }
 
 /// Rewrites the store in `dir` into a fresh directory and swaps it in (offline: the store must
@@ -206,7 +194,10 @@ pub(super) fn build_copy(store: &SledStoreV2, dir: &Path) -> Result<u64> {
     let id_base = store.next_id()?;
     let mut keys = 0u64;
     {
-        let new = open_sled(&sled::Config::new().path(&new_dir).cache_capacity(64 << 20))?;
+        let new = open_sled(
+            &new_dir,
+            &sled::Config::new().path(&new_dir).cache_capacity(64 << 20),
+        )?;
         for name in store.db.tree_names() {
             let from = store.db.open_tree(&name)?;
             let to = new.open_tree(&name)?;
@@ -230,7 +221,7 @@ pub(super) fn build_copy(store: &SledStoreV2, dir: &Path) -> Result<u64> {
         new.flush()?;
     }
     // Opened once more, so that its snapshot covers the whole copy.
-    drop(open_sled(&sled::Config::new().path(&new_dir))?);
+    drop(open_sled(&new_dir, &sled::Config::new().path(&new_dir))?);
     write_marker(&new_dir, COMPLETE)?;
     Ok(keys)
 }

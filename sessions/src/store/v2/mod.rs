@@ -27,6 +27,8 @@ mod check;
 mod commit;
 mod compact;
 mod counters;
+pub mod dir_lock;
+mod ending;
 mod export;
 mod grants;
 mod journal;
@@ -36,7 +38,6 @@ mod outbox;
 mod query;
 mod realms;
 mod record;
-mod removal;
 mod sessions;
 mod stats;
 #[cfg(test)]
@@ -65,8 +66,8 @@ use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use crate::error::{Result, SessionError};
 use crate::grant::{Grant, GrantOwner, NewGrant};
 use crate::model::{
-    AuditEntry, Client, ClientRegistration, CreatedSession, NewSession, QueryResult, Realm,
-    RealmSettingsUpdate, RemoveAllSessions, RemoveOutcome, RemoveSessions, Session, SessionQuery,
+    AuditEntry, Client, ClientRegistration, CreatedSession, EndAllSessions, EndOutcome,
+    EndSessions, NewSession, QueryResult, Realm, RealmSettingsUpdate, Session, SessionQuery,
 };
 use crate::stats::{Span, StatsBucket};
 use commit::{ApplyGroup, FlushGroup};
@@ -452,24 +453,24 @@ impl SessionStore for SledStoreV2 {
         self.run_query(&realm, query, false)
     }
 
-    fn remove(
+    fn end_sessions(
         &self,
         realm: &str,
-        request: &RemoveSessions,
+        request: &EndSessions,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<RemoveOutcome> {
-        self.remove_impl(realm, request, actor, now)
+    ) -> Result<EndOutcome> {
+        self.end_sessions_impl(realm, request, actor, now)
     }
 
-    fn remove_all(
+    fn end_all_sessions(
         &self,
         realm: &str,
-        request: &RemoveAllSessions,
+        request: &EndAllSessions,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<RemoveOutcome> {
-        self.remove_all_impl(realm, request, actor, now)
+    ) -> Result<EndOutcome> {
+        self.end_all_sessions_impl(realm, request, actor, now)
     }
 
     fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize> {

@@ -20,7 +20,7 @@ use super::realms::RealmEntry;
 use super::{record, same_hash, sha256, SledStoreV2};
 use crate::address::address_bytes;
 use crate::error::{Result, SessionError};
-use crate::model::{CreatedSession, NewSession, QuotaPolicy, RemoveOutcome, Session};
+use crate::model::{CreatedSession, EndOutcome, NewSession, QuotaPolicy, Session};
 use crate::stats::{EndReason, Metric};
 use crate::validate;
 
@@ -244,9 +244,9 @@ impl SledStoreV2 {
                 QuotaPolicy::EvictOldest => {
                     if let Some(s) = self.oldest_of_subject(realm.id, subject)? {
                         let flags = Flags::everything(EndReason::Evicted);
-                        let mut outcome = RemoveOutcome::default();
-                        let ended = self.end_sessions(realm, &[s], &flags, &mut outcome, now);
-                        *evicted |= outcome.sessions_removed > 0;
+                        let mut outcome = EndOutcome::default();
+                        let ended = self.end_each(realm, &[s], &flags, &mut outcome, now);
+                        *evicted |= outcome.records_deleted > 0;
                         ended?;
                     }
                 }
@@ -348,8 +348,8 @@ impl SledStoreV2 {
         let Some(s) = self.token_session(&realm, token)? else {
             return Ok(false);
         };
-        let mut outcome = RemoveOutcome::default();
-        self.end_sessions(
+        let mut outcome = EndOutcome::default();
+        self.end_each(
             &realm,
             &[s],
             &Flags::everything(EndReason::Logout),
@@ -357,7 +357,7 @@ impl SledStoreV2 {
             now,
         )?;
         self.wait_durable()?;
-        Ok(outcome.sessions_removed > 0)
+        Ok(outcome.records_deleted > 0)
     }
 
     pub(super) fn add_client_impl(

@@ -7,20 +7,12 @@ use super::layout::{GrantTokenKey, MetaKey, StoredCounterKey, Tag, TimeIndex, Ti
 use super::{counters, SledStoreV2, LAYOUT_VERSION};
 use crate::store::SessionStore;
 use crate::{
-    ClientRegistration, GrantKind, NewGrant, NewSession, RealmSettingsUpdate, RemoveSessions,
+    ClientRegistration, EndSessions, GrantKind, NewGrant, NewSession, RealmSettingsUpdate,
 };
 
 fn open(dir: &std::path::Path) -> SledStoreV2 {
-    for _ in 0..200 {
-        match SledStoreV2::open(dir) {
-            Ok(s) => return s,
-            Err(e) if e.to_string().contains("lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    panic!("the store stayed locked")
+    let wait = std::time::Duration::from_secs(10);
+    super::dir_lock::open_when_free(dir, wait, || SledStoreV2::open(dir)).unwrap()
 }
 
 /// Sessions with names, clients and grants, a logout queued to a client.
@@ -55,11 +47,11 @@ fn workload(store: &SledStoreV2) {
         };
         store.create_grant("r", &grant, t0).unwrap();
         if i == 19 {
-            let rm = RemoveSessions {
+            let rm = EndSessions {
                 sids: vec![c.session.sid],
                 ..Default::default()
             };
-            store.remove("r", &rm, "t", t0).unwrap();
+            store.end_sessions("r", &rm, "t", t0).unwrap();
         }
     }
 }
@@ -257,15 +249,10 @@ fn a_directory_of_a_newer_layout_is_refused() {
         store.wait_durable().unwrap();
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let err = loop {
-        match SledStoreV2::open(dir.path()) {
-            Err(e) if e.to_string().contains("lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            Err(e) => break e.to_string(),
-            Ok(_) => panic!("a newer layout was opened"),
-        }
-    };
+    let wait = std::time::Duration::from_secs(10);
+    let opened =
+        super::dir_lock::open_when_free(dir.path(), wait, || SledStoreV2::open(dir.path()));
+    let err = opened.err().expect("a newer layout was opened").to_string();
     assert!(err.contains("newer version"), "{err}");
     assert!(
         err.contains(&format!("layout {}", LAYOUT_VERSION + 1)),
@@ -318,14 +305,10 @@ fn compaction_keeps_everything_and_ids_continue() {
         store.wait_durable().unwrap();
         (audit_ids(&store), tokens)
     };
-    let stats = loop {
-        match SledStoreV2::compact(dir.path()) {
-            Err(e) if e.to_string().contains("lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            r => break r.unwrap(),
-        }
-    };
+    let wait = std::time::Duration::from_secs(10);
+    let stats =
+        super::dir_lock::open_when_free(dir.path(), wait, || SledStoreV2::compact(dir.path()))
+            .unwrap();
     assert!(stats.keys > 100, "{stats:?}");
     assert!(!dir.path().join("compact.new").exists());
     assert!(!dir.path().join("compact.old").exists());

@@ -1,5 +1,5 @@
 //! Ending sessions, the one path every removal, logout, realm sign-out, eviction and expiry
-//! takes ([`SledStoreV2::end_sessions`]): a batch at a time, the records go with their index
+//! takes ([`SledStoreV2::end_each`]): a batch at a time, the records go with their index
 //! entries and counts, their token grants (and their subjects' consents) are revoked and their
 //! logout notifications queued, so for each session either all of it happened or none of it did.
 //! The striped session locks keep a refresh or a new grant from slipping in meanwhile.
@@ -11,10 +11,8 @@ use chrono::{DateTime, Utc};
 
 use super::super::keys::{RealmId, Sid};
 use super::super::record::{parse_sid, sid_to_string, StoredSession};
-use super::super::rules::{
-    removal_entry, removal_outcome, remove_all_entry, Flags, REMOVE_ALL_BATCH,
-};
-use super::super::shared::{offline_tokens_subject, removal_flags, remove_all_flags};
+use super::super::rules::{end_all_entry, end_entry, end_outcome, Flags, REMOVE_ALL_BATCH};
+use super::super::shared::{end_all_flags, end_flags, offline_tokens_subject};
 use super::commit::Batch;
 use super::counters::Deltas;
 use super::grants::delete_grant;
@@ -25,7 +23,7 @@ use super::realms::RealmEntry;
 use super::SledStoreV2;
 use crate::error::Result;
 use crate::grant::GrantKind;
-use crate::model::{AuditEntry, RemoveAllSessions, RemoveOutcome, RemoveSessions};
+use crate::model::{AuditEntry, EndAllSessions, EndOutcome, EndSessions};
 use crate::stats::Metric;
 
 /// Sessions ended per batch: sled applies a batch under a lock that keeps every reader out, so
@@ -37,12 +35,12 @@ impl SledStoreV2 {
     /// takes. Up to [`END_BATCH`] sessions at a time, one batch removes the records with their
     /// index entries, the revoked grants, and queues the logout notifications, so for each
     /// session either all of it happened or none of it did.
-    pub(super) fn end_sessions(
+    pub(super) fn end_each(
         &self,
         realm: &RealmEntry,
         targets: &[StoredSession],
         flags: &Flags,
-        outcome: &mut RemoveOutcome,
+        outcome: &mut EndOutcome,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let uris = if flags.notify {
@@ -65,7 +63,7 @@ impl SledStoreV2 {
         }
         if outcome.dry_run {
             for s in targets {
-                outcome.sessions_removed += u64::from(flags.remove_server_side_session);
+                outcome.records_deleted += u64::from(flags.remove_server_side_session);
                 if flags.revoke_tokens {
                     outcome.tokens_revoked +=
                         self.session_tokens(realm.id, &s.sid, flags)?.len() as u64;
@@ -116,11 +114,11 @@ impl SledStoreV2 {
             );
             let mut batch = Batch::default();
             let mut deltas = Deltas::default();
-            let mut done = RemoveOutcome::default();
+            let mut done = EndOutcome::default();
             for (cur, tokens, consents) in &current {
                 if flags.remove_server_side_session {
                     Self::delete_session(&mut batch, &mut deltas, realm.id, cur);
-                    done.sessions_removed += 1;
+                    done.records_deleted += 1;
                 }
                 for id in tokens {
                     if let Some(g) = self.load_grant(realm.id, id)? {
@@ -148,19 +146,19 @@ impl SledStoreV2 {
                     done.clients_notified += 1;
                 }
             }
-            if done.sessions_removed > 0 {
+            if done.records_deleted > 0 {
                 deltas.stat(
                     realm.id,
                     now,
                     Metric::Ended(flags.reason),
-                    done.sessions_removed,
+                    done.records_deleted,
                 );
             }
             self.write(batch, &deltas)?;
-            if done.sessions_removed > 0 {
+            if done.records_deleted > 0 {
                 self.changes.realm_changed(&realm.name);
             }
-            outcome.sessions_removed += done.sessions_removed;
+            outcome.records_deleted += done.records_deleted;
             outcome.tokens_revoked += done.tokens_revoked;
             outcome.consents_revoked += done.consents_revoked;
             outcome.clients_notified += done.clients_notified;
@@ -191,16 +189,16 @@ impl SledStoreV2 {
 
     /// Records a removal in the audit log and waits until it is on disk, also when `ended` says
     /// it stopped part way. A dry run leaves no trace.
-    fn finish_removal(
+    fn finish_ending(
         &self,
-        outcome: &RemoveOutcome,
+        outcome: &EndOutcome,
         mut entry: AuditEntry,
         ended: Result<()>,
     ) -> Result<()> {
         if outcome.dry_run {
             return ended;
         }
-        entry.outcome = removal_outcome(outcome, &ended);
+        entry.outcome = end_outcome(outcome, &ended);
         self.audit(&entry)?;
         self.wait_durable()?;
         ended
@@ -211,7 +209,7 @@ impl SledStoreV2 {
         &self,
         realm: &RealmEntry,
         flags: &Flags,
-        outcome: &mut RemoveOutcome,
+        outcome: &mut EndOutcome,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let prefix = SessionKey::prefix(realm.id);
@@ -239,20 +237,20 @@ impl SledStoreV2 {
             if batch.is_empty() {
                 return Ok(());
             }
-            self.end_sessions(realm, &batch, flags, outcome, now)?;
+            self.end_each(realm, &batch, flags, outcome, now)?;
         }
     }
 
-    pub(super) fn remove_impl(
+    pub(super) fn end_sessions_impl(
         &self,
         realm: &str,
-        request: &RemoveSessions,
+        request: &EndSessions,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<RemoveOutcome> {
+    ) -> Result<EndOutcome> {
         let realm = self.realm(realm)?;
-        let (flags, filter) = removal_flags(request)?;
-        let mut outcome = RemoveOutcome {
+        let (flags, filter) = end_flags(request)?;
+        let mut outcome = EndOutcome {
             dry_run: request.dry_run,
             ..Default::default()
         };
@@ -278,9 +276,9 @@ impl SledStoreV2 {
         } else if let Some(filter) = &filter {
             targets = self.matching_sessions(&realm, filter)?;
         }
-        outcome.removed = targets.iter().map(|s| sid_to_string(&s.sid)).collect();
+        outcome.ended = targets.iter().map(|s| sid_to_string(&s.sid)).collect();
         let ended = self
-            .end_sessions(&realm, &targets, &flags, &mut outcome, now)
+            .end_each(&realm, &targets, &flags, &mut outcome, now)
             .and_then(|()| match offline_tokens_subject(filter.as_ref()) {
                 Some(subject) if flags.revoke_tokens => self.revoke_subject_grants_where(
                     realm.id,
@@ -291,27 +289,27 @@ impl SledStoreV2 {
                 ),
                 _ => Ok(()),
             });
-        let entry = removal_entry(&realm.name, request, filter.as_ref(), actor, now);
-        self.finish_removal(&outcome, entry, ended)?;
+        let entry = end_entry(&realm.name, request, filter.as_ref(), actor, now);
+        self.finish_ending(&outcome, entry, ended)?;
         Ok(outcome)
     }
 
-    pub(super) fn remove_all_impl(
+    pub(super) fn end_all_sessions_impl(
         &self,
         realm: &str,
-        request: &RemoveAllSessions,
+        request: &EndAllSessions,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<RemoveOutcome> {
+    ) -> Result<EndOutcome> {
         let realm = self.realm(realm)?;
-        let flags = remove_all_flags(request)?;
-        let mut outcome = RemoveOutcome {
+        let flags = end_all_flags(request)?;
+        let mut outcome = EndOutcome {
             dry_run: request.dry_run,
             ..Default::default()
         };
         let ended = self.end_realm(&realm, &flags, &mut outcome, now);
-        let entry = remove_all_entry(&realm.name, request, actor, now);
-        self.finish_removal(&outcome, entry, ended)?;
+        let entry = end_all_entry(&realm.name, request, actor, now);
+        self.finish_ending(&outcome, entry, ended)?;
         Ok(outcome)
     }
 
@@ -333,9 +331,9 @@ impl SledStoreV2 {
                 expired.extend(self.load_at(realm.id, created, &sid)?);
             }
             let flags = Flags::expiry(&realm.settings, now);
-            let mut outcome = RemoveOutcome::default();
-            self.end_sessions(realm, &expired, &flags, &mut outcome, now)?;
-            removed += outcome.sessions_removed as usize;
+            let mut outcome = EndOutcome::default();
+            self.end_each(realm, &expired, &flags, &mut outcome, now)?;
+            removed += outcome.records_deleted as usize;
             removed += self.reap_expired_grants(realm.id, now_ms, batch - removed)?;
             if removed >= batch {
                 break;

@@ -1,63 +1,63 @@
-//! The revocation dialog: what revocation also does, a client scope, a reason, a dry-run preview,
+//! The dialog for ending sessions: what ending also does, a client scope, a reason, a dry-run preview,
 //! then the real thing.
 
 use std::collections::BTreeSet;
 
 use leptos::prelude::*;
-use sessions::{RemoveAllSessions, RemoveOutcome, RemoveSessions};
+use sessions::{EndAllSessions, EndOutcome, EndSessions};
 
 use crate::error::AppError;
-use crate::server_fns::sessions::{revoke_all_sessions, revoke_sessions};
+use crate::server_fns::sessions::{end_all_sessions, end_sessions};
 
-/// What the dialog revokes.
+/// What the dialog ends.
 #[derive(Clone, Debug, PartialEq)]
-pub enum RevokeTarget {
+pub enum EndTarget {
     /// The sessions whose sids are selected.
     Selected,
     /// Every session of one subject.
     Subject(String),
-    /// Every session a removal's filters match (an address range, creation times).
-    Filter(RemoveSessions),
+    /// Every session a filter matches (an address range, creation times).
+    Filter(EndSessions),
     /// Every session of the realm; needs the realm's name typed to confirm.
     Realm,
 }
 
-/// One revocation, as the server is asked for it.
+/// One ending of sessions, as the server is asked for it.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Revocation {
+pub enum Ending {
     /// Chosen sessions, or a subject's.
-    Sessions(String, RemoveSessions),
+    Sessions(String, EndSessions),
     /// Every session of the realm.
-    Realm(String, RemoveAllSessions),
+    Realm(String, EndAllSessions),
 }
 
-impl Revocation {
+impl Ending {
     /// Asks the server.
-    pub async fn run(self) -> Result<RemoveOutcome, AppError> {
+    pub async fn run(self) -> Result<EndOutcome, AppError> {
         match self {
-            Revocation::Sessions(realm, request) => revoke_sessions(realm, request).await,
-            Revocation::Realm(realm, request) => revoke_all_sessions(realm, request).await,
+            Ending::Sessions(realm, request) => end_sessions(realm, request).await,
+            Ending::Realm(realm, request) => end_all_sessions(realm, request).await,
         }
     }
 }
 
-/// The action pages revoke with: their data is keyed on its version, and they show its outcome
-/// (see [`RevocationNotice`]).
-pub type RevokeAction = Action<Revocation, Result<RemoveOutcome, AppError>>;
+/// The action pages ending with: their data is keyed on its version, and they show its outcome
+/// (see [`EndNotice`]).
+pub type EndAction = Action<Ending, Result<EndOutcome, AppError>>;
 
-/// A new [`RevokeAction`].
-pub fn revoke_action() -> RevokeAction {
-    Action::new(|r: &Revocation| r.clone().run())
+/// A new [`EndAction`].
+pub fn end_action() -> EndAction {
+    Action::new(|r: &Ending| r.clone().run())
 }
 
-/// What the last revocation did, or why it failed.
+/// What the last ending did, or why it failed.
 #[component]
-pub fn RevocationNotice(revoke: RevokeAction) -> impl IntoView {
+pub fn EndNotice(ending: EndAction) -> impl IntoView {
     move || {
-        if revoke.pending().get() {
-            return Some(view! { <p class="notice" role="status">"Revoking…"</p> }.into_any());
+        if ending.pending().get() {
+            return Some(view! { <p class="notice" role="status">"Ending…"</p> }.into_any());
         }
-        revoke.value().get().map(|result| match result {
+        ending.value().get().map(|result| match result {
             Ok(outcome) => {
                 view! { <p class="notice ok" role="status">{describe(&outcome)}</p> }.into_any()
             }
@@ -77,23 +77,23 @@ fn Flag(label: &'static str, value: RwSignal<bool>) -> impl IntoView {
     }
 }
 
-/// Summary of what a removal did or would do.
-pub fn describe(o: &RemoveOutcome) -> String {
+/// Summary of what ending sessions did or would do.
+pub fn describe(o: &EndOutcome) -> String {
     let plural = |n: u64| if n == 1 { "" } else { "s" };
     let verb = if o.dry_run { "Would end" } else { "Ended" };
-    // A realm-wide sign-out lists no sids; its count is the records removed.
-    let ended = (o.removed.len() as u64).max(o.sessions_removed);
+    // Ending a whole realm lists no sids; its count is the records deleted.
+    let ended = (o.ended.len() as u64).max(o.records_deleted);
     let mut text = format!(
         "{verb} {ended} session{}, {} client{} affected",
         plural(ended),
         o.clients_affected,
         plural(o.clients_affected)
     );
-    if o.sessions_removed < ended {
+    if o.records_deleted < ended {
         text.push_str(&format!(
-            ", {} record{} removed",
-            o.sessions_removed,
-            plural(o.sessions_removed)
+            ", {} record{} deleted",
+            o.records_deleted,
+            plural(o.records_deleted)
         ));
     }
     if !o.not_found.is_empty() {
@@ -124,14 +124,14 @@ pub fn describe(o: &RemoveOutcome) -> String {
     text
 }
 
-/// The dialog for revoking sessions of `realm`: the selected ones, a subject's, or all. "Preview"
-/// asks for a dry run shown in the dialog; "Confirm" hands the revocation to `revoke` and closes.
+/// The dialog for ending sessions of `realm`: the selected ones, a subject's, or all. "Preview"
+/// asks for a dry run shown in the dialog; "Confirm" hands the ending to `ending` and closes.
 #[component]
-pub fn RevokeDialog(
+pub fn EndDialog(
     realm: String,
     selected: RwSignal<BTreeSet<String>>,
-    target: RwSignal<Option<RevokeTarget>>,
-    revoke: RevokeAction,
+    target: RwSignal<Option<EndTarget>>,
+    ending: EndAction,
 ) -> impl IntoView {
     let remove_record = RwSignal::new(true);
     let revoke_tokens = RwSignal::new(true);
@@ -162,9 +162,9 @@ pub fn RevokeDialog(
             backchannel.get_untracked(),
         );
         match target.get_untracked() {
-            Some(RevokeTarget::Realm) => Revocation::Realm(
+            Some(EndTarget::Realm) => Ending::Realm(
                 realm,
-                RemoveAllSessions {
+                EndAllSessions {
                     remove_server_side_session: remove,
                     revoke_tokens: tokens,
                     revoke_consents: consents,
@@ -176,20 +176,20 @@ pub fn RevokeDialog(
             other => {
                 // Which sessions: the selected ones, a subject's, or a filter's.
                 let which = match other {
-                    Some(RevokeTarget::Selected) => RemoveSessions {
+                    Some(EndTarget::Selected) => EndSessions {
                         sids: selected.get_untracked().into_iter().collect(),
                         ..Default::default()
                     },
-                    Some(RevokeTarget::Subject(s)) => RemoveSessions {
+                    Some(EndTarget::Subject(s)) => EndSessions {
                         subject_id: Some(s),
                         ..Default::default()
                     },
-                    Some(RevokeTarget::Filter(f)) => f,
-                    _ => RemoveSessions::default(),
+                    Some(EndTarget::Filter(f)) => f,
+                    _ => EndSessions::default(),
                 };
-                Revocation::Sessions(
+                Ending::Sessions(
                     realm,
-                    RemoveSessions {
+                    EndSessions {
                         client_ids: (!scope.is_empty()).then_some(scope),
                         remove_server_side_session: remove,
                         revoke_tokens: tokens,
@@ -203,7 +203,7 @@ pub fn RevokeDialog(
             }
         }
     };
-    let preview = revoke_action();
+    let preview = end_action();
     let close = move || {
         target.set(None);
         preview.value().set(None);
@@ -211,19 +211,16 @@ pub fn RevokeDialog(
     };
     let realm_name = realm.clone();
     let title = move || match target.get() {
-        Some(RevokeTarget::Selected) => {
+        Some(EndTarget::Selected) => {
             let n = selected.with(BTreeSet::len);
-            format!(
-                "Revoke {n} selected session{}",
-                if n == 1 { "" } else { "s" }
-            )
+            format!("End {n} selected session{}", if n == 1 { "" } else { "s" })
         }
-        Some(RevokeTarget::Subject(s)) => format!("Revoke all sessions of {s}"),
-        Some(RevokeTarget::Filter(f)) => format!(
-            "Revoke all sessions matching {}",
+        Some(EndTarget::Subject(s)) => format!("End all sessions of {s}"),
+        Some(EndTarget::Filter(f)) => format!(
+            "End all sessions matching {}",
             sessions::validate::describe_filter(&f.filters())
         ),
-        Some(RevokeTarget::Realm) => format!("Sign out all sessions in realm {realm_name}"),
+        Some(EndTarget::Realm) => format!("End every session in realm {realm_name}"),
         None => String::new(),
     };
     // Keyboard users land in the dialog when it opens.
@@ -235,7 +232,7 @@ pub fn RevokeDialog(
             }
         }
     });
-    let is_realm = move || target.get() == Some(RevokeTarget::Realm);
+    let is_realm = move || target.get() == Some(EndTarget::Realm);
     let realm_confirm = realm.clone();
     let confirmed = Signal::derive(move || !is_realm() || typed.get() == realm_confirm);
     let preview_text = move || {
@@ -251,12 +248,12 @@ pub fn RevokeDialog(
     view! {
         <Show when=move || target.get().is_some()>
             <div class="backdrop">
-                <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="revoke-title" tabindex="-1" node_ref=dialog_ref
+                <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="end-title" tabindex="-1" node_ref=dialog_ref
                     on:keydown=move |ev| if ev.key() == "Escape" { close() }>
-                    <h2 id="revoke-title">{title.clone()}</h2>
+                    <h2 id="end-title">{title.clone()}</h2>
                     <fieldset>
-                        <legend>"Revocation also"</legend>
-                        <Flag label="Remove server-side session" value=remove_record/>
+                        <legend>"Ending also"</legend>
+                        <Flag label="Delete the session record" value=remove_record/>
                         <Flag label="Revoke tokens" value=revoke_tokens/>
                         <Flag label="Revoke consents" value=revoke_consents/>
                         <Flag label="Send back-channel logout" value=backchannel/>
@@ -285,11 +282,11 @@ pub fn RevokeDialog(
                                 let request = request_preview.clone();
                                 move |_| { preview.dispatch(request(true)); }
                             }>"Preview"</button>
-                        <button type="button" class="danger" disabled=move || revoke.pending().get() || !confirmed.get()
+                        <button type="button" class="danger" disabled=move || ending.pending().get() || !confirmed.get()
                             on:click={
                                 let request = request.clone();
                                 move |_| {
-                                    revoke.dispatch(request(false));
+                                    ending.dispatch(request(false));
                                     close();
                                 }
                             }>"Confirm"</button>

@@ -13,7 +13,7 @@ test('a session has its own page, and can be revoked from it', async ({ page, re
   await expect(page.locator('h1')).toHaveText('Detail Person');
   await expect(page.getByText('198.51.100.7')).toBeVisible();
   await page.screenshot({ path: 'test-results/session-detail.png', fullPage: true });
-  await page.getByRole('button', { name: 'Revoke this session' }).click();
+  await page.getByRole('button', { name: 'End this session' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
   await expect(page.getByRole('status')).toHaveText('Ended 1 session, 2 clients affected.');
   const gone = await api(request, 'GET', `/api/v1/realms/demo/sessions/${created.body.sid}`);
@@ -29,14 +29,14 @@ test('revoke every session of a subject, then sign out a realm with a typed conf
   await page.goto('/?realm=e2e-wipe&subject_id=s1');
   await hydrated(page);
   await expect(page.locator('.pager .summary')).toHaveText('Showing 1–2 of 2');
-  await page.getByRole('button', { name: 'Revoke all sessions of s1' }).click();
+  await page.getByRole('button', { name: 'End all sessions of s1' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
   await expect(page.getByRole('status')).toHaveText('Ended 2 sessions, 0 clients affected.');
 
   await page.goto('/?realm=e2e-wipe');
   await hydrated(page);
   await expect(page.locator('.pager .summary')).toHaveText('Showing 1–1 of 1');
-  await page.getByRole('button', { name: 'Sign out all sessions in this realm' }).click();
+  await page.getByRole('button', { name: 'End every session in this realm' }).click();
   const dialog = page.getByRole('dialog');
   const confirm = dialog.getByRole('button', { name: 'Confirm' });
   await expect(confirm).toBeDisabled();
@@ -51,7 +51,7 @@ test('revoke every session of a subject, then sign out a realm with a typed conf
 });
 
 test('the audit page shows who did what and why', async ({ page, request }) => {
-  await api(request, 'POST', '/api/v1/realms/demo/sessions/remove', { subject_id: 'nobody-at-all', reason: 'e2e audit check' });
+  await api(request, 'POST', '/api/v1/realms/demo/sessions/end', { subject_id: 'nobody-at-all', reason: 'e2e audit check' });
   await signIn(page);
   await page.getByRole('link', { name: 'Audit' }).click();
   await expect(page.locator('h1')).toHaveText('Audit log');

@@ -11,11 +11,11 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sessions::model::{RemoveAllSessions, RemoveOutcome, RemoveSessions};
+use sessions::model::{EndAllSessions, EndOutcome, EndSessions};
 use sessions::stats::Metric;
 use sessions::store::shared::{
-    from_ms, offline_tokens_subject, removal_entry, removal_flags, removal_outcome,
-    remove_all_entry, remove_all_flags, words, Filters, Flags, REMOVE_ALL_BATCH,
+    end_all_entry, end_all_flags, end_entry, end_flags, end_outcome, from_ms,
+    offline_tokens_subject, words, Filters, Flags, REMOVE_ALL_BATCH,
 };
 use sessions::AuditEntry;
 use uuid::Uuid;
@@ -31,7 +31,7 @@ const END_BATCH: usize = 512;
 /// What ending a batch of sessions did.
 #[derive(Default)]
 pub(crate) struct Ended {
-    pub outcome: RemoveOutcome,
+    pub outcome: EndOutcome,
     /// Subjects whose consents it revoked (once per request).
     pub consents_of: Vec<String>,
 }
@@ -107,7 +107,7 @@ pub(crate) async fn end(
     let out = &mut ended.outcome;
     let mut deltas = Deltas::default();
     if flags.remove_server_side_session {
-        out.sessions_removed = gone.len() as u64;
+        out.records_deleted = gone.len() as u64;
         if !dry_run {
             deltas.stat(name, now, Metric::Ended(flags.reason), gone.len() as u64);
             let (mut c_ids, mut c_at, mut c_sid) = (Vec::new(), Vec::new(), Vec::new());
@@ -252,8 +252,8 @@ pub(crate) async fn end(
 }
 
 /// Adds what a batch did to a request's outcome.
-fn add(outcome: &mut RemoveOutcome, done: &RemoveOutcome) {
-    outcome.sessions_removed += done.sessions_removed;
+fn add(outcome: &mut EndOutcome, done: &EndOutcome) {
+    outcome.records_deleted += done.records_deleted;
     outcome.tokens_revoked += done.tokens_revoked;
     outcome.consents_revoked += done.consents_revoked;
     outcome.clients_notified += done.clients_notified;
@@ -268,7 +268,7 @@ impl PostgresStore {
         targets: &[Target],
         flags: &Flags,
         consents_done: &mut HashSet<String>,
-        outcome: &mut RemoveOutcome,
+        outcome: &mut EndOutcome,
         now: DateTime<Utc>,
     ) -> sessions::Result<()> {
         let mut clients = HashSet::new();
@@ -282,7 +282,7 @@ impl PostgresStore {
             let done = self.db.write(async |tx| {
                 end(tx, realm, &sids, flags, consents_done, dry_run, now).await
             })?;
-            if done.outcome.sessions_removed > 0 {
+            if done.outcome.records_deleted > 0 {
                 self.sessions_changed(&realm.name);
             }
             add(outcome, &done.outcome);
@@ -293,31 +293,31 @@ impl PostgresStore {
 
     /// Records a removal in the audit log, also when `ended` says it stopped part way; a dry
     /// run leaves no trace.
-    fn finish_removal(
+    fn finish_ending(
         &self,
-        outcome: &RemoveOutcome,
+        outcome: &EndOutcome,
         mut entry: AuditEntry,
         ended: sessions::Result<()>,
     ) -> sessions::Result<()> {
         if outcome.dry_run {
             return ended;
         }
-        entry.outcome = removal_outcome(outcome, &ended);
+        entry.outcome = end_outcome(outcome, &ended);
         self.db.run(async |tx| audit::insert(tx, &entry).await)?;
         ended
     }
 
-    pub(crate) fn remove_impl(
+    pub(crate) fn end_sessions_impl(
         &self,
         realm: &str,
-        request: &RemoveSessions,
+        request: &EndSessions,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> sessions::Result<RemoveOutcome> {
+    ) -> sessions::Result<EndOutcome> {
         let now = super::rows::ms(now);
         let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
-        let (flags, filter) = removal_flags(request)?;
-        let mut outcome = RemoveOutcome {
+        let (flags, filter) = end_flags(request)?;
+        let mut outcome = EndOutcome {
             dry_run: request.dry_run,
             ..Default::default()
         };
@@ -342,7 +342,7 @@ impl PostgresStore {
             }
             None => self.selected(&realm, &request.sids, &mut outcome)?,
         };
-        outcome.removed = targets
+        outcome.ended = targets
             .iter()
             .map(|t| t.sid.hyphenated().to_string())
             .collect();
@@ -364,8 +364,8 @@ impl PostgresStore {
                 }
                 _ => Ok(()),
             });
-        let entry = removal_entry(&realm.name, request, filter.as_ref(), actor, now);
-        self.finish_removal(&outcome, entry, ended)?;
+        let entry = end_entry(&realm.name, request, filter.as_ref(), actor, now);
+        self.finish_ending(&outcome, entry, ended)?;
         Ok(outcome)
     }
 
@@ -375,7 +375,7 @@ impl PostgresStore {
         &self,
         realm: &RealmRow,
         sids: &[String],
-        outcome: &mut RemoveOutcome,
+        outcome: &mut EndOutcome,
     ) -> sessions::Result<Vec<Target>> {
         let parsed: Vec<Uuid> = sids
             .iter()
@@ -438,23 +438,23 @@ impl PostgresStore {
         })
     }
 
-    pub(crate) fn remove_all_impl(
+    pub(crate) fn end_all_sessions_impl(
         &self,
         realm: &str,
-        request: &RemoveAllSessions,
+        request: &EndAllSessions,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> sessions::Result<RemoveOutcome> {
+    ) -> sessions::Result<EndOutcome> {
         let now = super::rows::ms(now);
         let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
-        let flags = remove_all_flags(request)?;
-        let mut outcome = RemoveOutcome {
+        let flags = end_all_flags(request)?;
+        let mut outcome = EndOutcome {
             dry_run: request.dry_run,
             ..Default::default()
         };
         let ended = self.end_realm(&realm, &flags, &mut outcome, now);
-        let entry = remove_all_entry(&realm.name, request, actor, now);
-        self.finish_removal(&outcome, entry, ended)?;
+        let entry = end_all_entry(&realm.name, request, actor, now);
+        self.finish_ending(&outcome, entry, ended)?;
         Ok(outcome)
     }
 
@@ -463,7 +463,7 @@ impl PostgresStore {
         &self,
         realm: &RealmRow,
         flags: &Flags,
-        outcome: &mut RemoveOutcome,
+        outcome: &mut EndOutcome,
         now: DateTime<Utc>,
     ) -> sessions::Result<()> {
         let mut after: Option<(DateTime<Utc>, Uuid)> = None;
@@ -511,7 +511,7 @@ impl PostgresStore {
             for t in &targets {
                 clients.extend(t.client_ids.iter().cloned());
             }
-            let mut done = RemoveOutcome {
+            let mut done = EndOutcome {
                 dry_run: outcome.dry_run,
                 ..Default::default()
             };
@@ -563,10 +563,10 @@ impl PostgresStore {
                     .collect::<Result<_, _>>()?;
                 end(tx, realm, &sids, &flags, &HashSet::new(), false, now).await
             })?;
-            if ended.outcome.sessions_removed > 0 {
+            if ended.outcome.records_deleted > 0 {
                 self.sessions_changed(&realm.name);
             }
-            removed += ended.outcome.sessions_removed as usize;
+            removed += ended.outcome.records_deleted as usize;
             let left = (batch.saturating_sub(removed)) as i64;
             if left > 0 {
                 removed += self.db.run(async |tx| {
