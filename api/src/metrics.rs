@@ -129,18 +129,17 @@ impl StoreFigures {
             }
             *last = Some(Instant::now());
         }
-        let store = store.clone();
         // A failed read leaves the previous figures; the next refresh tries again.
-        let _ = tokio::task::spawn_blocking(move || read_store_figures(store.as_ref())).await;
+        read_store_figures(store.as_ref()).await;
     }
 }
 
 /// Sets the gauges of sessions per realm and deliveries per status from the store.
-fn read_store_figures(store: &dyn SessionStore) {
+async fn read_store_figures(store: &dyn SessionStore) {
     handle();
-    if let Ok(realms) = store.list_user_realms() {
+    if let Ok(realms) = store.list_user_realms().await {
         for r in realms {
-            if let Ok(page) = store.list_deliveries(&r.name, None, None, 1) {
+            if let Ok(page) = store.list_deliveries(&r.name, None, None, 1).await {
                 let c = page.counts;
                 for (status, n) in [
                     ("pending", c.pending),

@@ -27,11 +27,13 @@ impl Server {
     async fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
-        let keys = Arc::new(ApiKeys::open(store.clone()).unwrap());
-        keys.register("root", KEY, &Scope::ALL, Utc::now()).unwrap();
-        let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).unwrap());
+        let keys = Arc::new(ApiKeys::open(store.clone()).await.unwrap());
+        keys.register("root", KEY, &Scope::ALL, Utc::now())
+            .await
+            .unwrap();
+        let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).await.unwrap());
         let backchannel = Arc::new(Backchannel::new(signing, "http://127.0.0.1"));
-        let admins = Arc::new(AdminAccounts::open(store.clone()).unwrap());
+        let admins = Arc::new(AdminAccounts::open(store.clone()).await.unwrap());
         let state = ApiState {
             service: SessionService::new(store, keys, admins, backchannel),
         };

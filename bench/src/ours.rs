@@ -73,12 +73,13 @@ impl Backend {
         }
     }
 
-    fn open(&self) -> Result<Opened, String> {
+    async fn open(&self) -> Result<Opened, String> {
         match self {
             Backend::Embedded(dir) => SledStore::open(dir)
                 .map(Opened::Embedded)
                 .map_err(|e| format!("cannot open a store in {}: {e}", dir.display())),
             Backend::Postgres(url) => PostgresStore::open(url)
+                .await
                 .map(Opened::Postgres)
                 .map_err(|e| format!("cannot open the store on PostgreSQL: {e}")),
         }
@@ -92,22 +93,19 @@ pub fn seed(
     data: &Dataset,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<String>, String> {
-    let opened = backend.open()?;
+    let runtime = seeding_runtime()?;
+    let opened = runtime.block_on(backend.open())?;
     let store = opened.store();
-    put_realm(store, REALM, data.now)?;
+    runtime.block_on(put_realm(store, REALM, data.now))?;
     for client in CLIENTS {
-        store
-            .put_client(
-                REALM,
-                client,
-                &ClientRegistration::default(),
-                ACTOR,
-                data.now,
-            )
+        let registration = ClientRegistration::default();
+        runtime
+            .block_on(store.put_client(REALM, client, &registration, ACTOR, data.now))
             .map_err(|e| e.to_string())?;
     }
     let tokens = Mutex::new(Vec::new());
     create_all(
+        &runtime,
         &opened,
         REALM,
         data.size,
@@ -134,9 +132,11 @@ pub fn seed_expired(
     now: DateTime<Utc>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), String> {
-    let opened = backend.open()?;
-    put_realm(opened.store(), SWEEP_REALM, now)?;
+    let runtime = seeding_runtime()?;
+    let opened = runtime.block_on(backend.open())?;
+    runtime.block_on(put_realm(opened.store(), SWEEP_REALM, now))?;
     create_all(
+        &runtime,
         &opened,
         SWEEP_REALM,
         count,
@@ -221,7 +221,19 @@ pub fn start(
     Running::start(cmd, addr, "/healthz", backend.side())
 }
 
-fn put_realm(store: &dyn SessionStore, realm: &str, now: DateTime<Utc>) -> Result<(), String> {
+/// The runtime the seeding's store calls run on (PostgreSQL's connections too).
+fn seeding_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime for seeding: {e}"))
+}
+
+async fn put_realm(
+    store: &dyn SessionStore,
+    realm: &str,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
     let settings = RealmSettingsUpdate {
         idle_timeout_secs: Some(IDLE_TIMEOUT.num_seconds() as u64),
         absolute_lifetime_secs: Some(ABSOLUTE_LIFETIME.num_seconds() as u64),
@@ -229,13 +241,15 @@ fn put_realm(store: &dyn SessionStore, realm: &str, now: DateTime<Utc>) -> Resul
     };
     store
         .put_realm(realm, &settings, ACTOR, now)
+        .await
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
 
-/// Creates sessions `0..count` of `realm` on the backend's seeding threads, each at its own
-/// creation time, handing each token to `created`.
+/// Creates sessions `0..count` of `realm` on the backend's seeding threads (each waiting for its
+/// store calls on `runtime`), each at its own creation time, handing each token to `created`.
 fn create_all(
+    runtime: &tokio::runtime::Runtime,
     opened: &Opened,
     realm: &str,
     count: usize,
@@ -265,8 +279,8 @@ fn create_all(
                             user_agent: Some(s.user_agent.to_owned()),
                             ..Default::default()
                         };
-                        let answer = store
-                            .create_session(realm, &new, s.created)
+                        let answer = runtime
+                            .block_on(store.create_session(realm, &new, s.created))
                             .map_err(|e| format!("creating session {i}: {e}"))?;
                         created(i, answer.token);
                         if (i + 1).is_multiple_of(step) {

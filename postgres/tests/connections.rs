@@ -1,59 +1,96 @@
 //! The store's connections: lost ones (a database restart, an administrator ending them) are
 //! replaced, and the store's calls go on.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use sessions::store::SessionStore;
 use sessions::NewSession;
 use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
 
-/// Ends every other connection to the database, as a restart of the server would.
-fn end_connections(url: &str) -> i64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+/// Ends every other connection to the database, as a restart of the server would; answers how
+/// many it ended.
+async fn end_connections(url: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
         .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0)
-    })
+    tokio::spawn(connection);
+    client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
-#[test]
-fn calls_go_on_after_the_database_ends_the_stores_connections() {
-    let pg = ScratchPostgres::shared();
-    pg.create_database("connections").unwrap();
-    let url = pg.url_for("connections");
-    let store = PostgresStore::open(&url).unwrap();
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_go_on_after_the_database_ends_the_stores_connections() {
+    let url = ScratchPostgres::shared()
+        .new_database("connections")
+        .unwrap();
+    let store = PostgresStore::open(&url).await.unwrap();
     store
         .put_realm("r", &Default::default(), "test", Utc::now())
+        .await
         .unwrap();
     let new = NewSession {
         subject_id: "alice".into(),
         ..Default::default()
     };
-    let created = store.create_session("r", &new, Utc::now()).unwrap();
+    let created = store.create_session("r", &new, Utc::now()).await.unwrap();
     assert!(
-        end_connections(&url) >= 1,
-        "the store had a connection open"
+        end_connections(&url).await >= 2,
+        "the store had a pooled connection and its listening one open"
     );
     // Reads and writes both find a working connection again.
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let valid = store.validate("r", &created.token, false, Utc::now());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let valid = store.validate("r", &created.token, false, Utc::now()).await;
     assert!(valid.unwrap().is_some());
-    end_connections(&url);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    store.create_session("r", &new, Utc::now()).unwrap();
-    assert_eq!(store.get_realm("r").unwrap().session_count, 2);
+    end_connections(&url).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store.create_session("r", &new, Utc::now()).await.unwrap();
+    assert_eq!(store.get_realm("r").await.unwrap().session_count, 2);
+}
+
+/// The store's backends on the database: its pool's and its listening connection.
+async fn store_backends(url: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name LIKE 'sessions%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_store_closes_its_connections_on_the_runtime_that_goes_on() {
+    let url = ScratchPostgres::shared()
+        .new_database("connections")
+        .unwrap();
+    let store = PostgresStore::open(&url).await.unwrap();
+    store
+        .put_realm("r", &Default::default(), "test", Utc::now())
+        .await
+        .unwrap();
+    assert!(store_backends(&url).await >= 2, "pooled and listening");
+    drop(store);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while store_backends(&url).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped store's connections stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

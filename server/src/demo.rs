@@ -7,8 +7,8 @@ use sessions::{ClientRegistration, GrantKind, NewGrant, NewSession, RealmSetting
 
 /// Creates realm `demo` with `sessions` sessions, unless a realm other than the server's reserved
 /// ones (named `_...`) exists already.
-pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
-    if !store.list_user_realms()?.is_empty() {
+pub async fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
+    if !store.list_user_realms().await?.is_empty() {
         return Ok(false);
     }
     let settings = RealmSettingsUpdate {
@@ -16,14 +16,18 @@ pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
         absolute_lifetime_secs: Some(30 * 24 * 3600),
         ..Default::default()
     };
-    store.put_realm("demo", &settings, "demo-seed", Utc::now())?;
+    store
+        .put_realm("demo", &settings, "demo-seed", Utc::now())
+        .await?;
     // The demo's applications have names but no back-channel URI: nothing is sent anywhere.
     for client in CLIENT_IDS {
         let registration = ClientRegistration {
             name: Some(client_name(client)),
             ..Default::default()
         };
-        store.put_client("demo", client, &registration, "demo-seed", Utc::now())?;
+        store
+            .put_client("demo", client, &registration, "demo-seed", Utc::now())
+            .await?;
     }
     let mut x: u64 = 0x853c49e6748fea9b;
     let mut next = move || {
@@ -56,7 +60,7 @@ pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
             ..Default::default()
         };
         let age = TimeDelta::seconds((next() % (6 * 24 * 3600)) as i64);
-        let created = store.create_session("demo", &new, now - age)?.session;
+        let created = store.create_session("demo", &new, now - age).await?.session;
         // Every third session holds a refresh token for the first application it joined.
         if next() % 3 == 0 {
             let mut token = [0u8; 16];
@@ -72,7 +76,7 @@ pub fn seed(store: &dyn SessionStore, sessions: usize) -> Result<bool> {
                 token: Some(format!("demo-refresh-{}", hex(&token))),
                 scopes: vec!["openid".into(), "profile".into(), "offline_access".into()],
             };
-            store.create_grant("demo", &grant, now - age)?;
+            store.create_grant("demo", &grant, now - age).await?;
         }
     }
     Ok(true)

@@ -50,21 +50,25 @@ pub struct Services {
 impl Services {
     /// Opens the store `data` names: a PostgreSQL database (its schema brought up to date), or
     /// the embedded store in its directory.
-    pub fn open(data: &DataDir) -> Result<Services, ServerError> {
+    pub async fn open(data: &DataDir) -> Result<Services, ServerError> {
         let (store, embedded): (Arc<dyn AccountStore>, _) = match &data.store_url {
             Some(url) => {
                 let store = PostgresStore::open_with_options(url, &data.postgres_options())
+                    .await
                     .map_err(ServerError::OpenPostgres)?;
                 (Arc::new(store), None)
             }
             None => {
-                let store = Self::open_embedded(&data.data_dir)?;
+                // Opening reads the disk (a journal replay, an upgrade): a blocking thread's work.
+                let dir = data.data_dir.clone();
+                let store =
+                    tokio::task::spawn_blocking(move || Self::open_embedded(&dir)).await??;
                 (store.clone(), Some(store))
             }
         };
-        let keys = Arc::new(ApiKeys::open(store.clone())?);
-        let admins = Arc::new(AdminAccounts::open(store.clone())?);
-        let signing_keys = Arc::new(SigningKeys::open(store.clone(), Utc::now())?);
+        let keys = Arc::new(ApiKeys::open(store.clone()).await?);
+        let admins = Arc::new(AdminAccounts::open(store.clone()).await?);
+        let signing_keys = Arc::new(SigningKeys::open(store.clone(), Utc::now()).await?);
         if embedded.is_some() {
             storage_dir::restrict_files(&data.data_dir)?;
         }
@@ -174,10 +178,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
-    let services = {
-        let data = args.data.clone();
-        tokio::task::spawn_blocking(move || Services::open(&data)).await??
-    };
+    let services = Services::open(&args.data).await?;
     match &services.embedded {
         Some(embedded) => log_opened(embedded, &args.data.data_dir),
         None => tracing::info!("opened the PostgreSQL store"),
@@ -209,6 +210,18 @@ pub async fn serve(
         services.admins.clone(),
         backchannel,
     );
+    // Servers sharing a database read its API keys and signing keys again now and then.
+    let reloads = services.embedded.is_none().then(|| {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let every = service::SHARED_RELOAD_EVERY;
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticker.tick().await;
+                service.reload_shared().await;
+            }
+        })
+    });
     let web = WebConfig {
         guard: GuardConfig {
             trusted_proxies: api::guard::TrustedProxies::parse(&args.web.trusted_proxies).map_err(
@@ -254,6 +267,9 @@ pub async fn serve(
     }
     reaper.abort();
     deliveries.abort();
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
     if let Some(store) = services.embedded.clone() {
         tokio::task::spawn_blocking(move || store.wait_durable()).await??;
     }
@@ -291,13 +307,18 @@ async fn apply_start_up_settings(services: &Services, args: &ServeArgs) -> Resul
             services
                 .keys
                 .register(bootstrap, key, &service::api_keys::Scope::ALL, Utc::now())
+                .await
                 .map_err(|source| ServerError::Setting {
                     setting: "SESSIONS_BOOTSTRAP_API_KEY",
                     source,
                 })?;
         }
         None => {
-            if services.keys.revoke(bootstrap, "server", Utc::now())? {
+            if services
+                .keys
+                .revoke(bootstrap, "server", Utc::now())
+                .await?
+            {
                 tracing::info!(
                     "removed the bootstrap API key: SESSIONS_BOOTSTRAP_API_KEY is no longer set"
                 );
@@ -305,17 +326,20 @@ async fn apply_start_up_settings(services: &Services, args: &ServeArgs) -> Resul
         }
     }
     if let Some(password) = &args.admin_password {
-        let admins = services.admins.clone();
-        let password = password.clone();
+        let admins = &services.admins;
         // Only a changed password is set (setting one ends the administrator's sessions).
-        tokio::task::spawn_blocking(move || match admins.verify("admin", &password)? {
-            service::admins::Verified::Wrong => {
-                admins.set_password("admin", &password, None, "server", Utc::now())
+        let set = async {
+            match admins.verify("admin", password).await? {
+                service::admins::Verified::Wrong => {
+                    let now = Utc::now();
+                    admins
+                        .set_password("admin", password, None, "server", now)
+                        .await
+                }
+                service::admins::Verified::Yes | service::admins::Verified::Disabled => Ok(()),
             }
-            service::admins::Verified::Yes | service::admins::Verified::Disabled => Ok(()),
-        })
-        .await?
-        .map_err(|source| ServerError::Setting {
+        };
+        set.await.map_err(|source| ServerError::Setting {
             setting: "SESSIONS_ADMIN_PASSWORD",
             source,
         })?;
@@ -324,9 +348,7 @@ async fn apply_start_up_settings(services: &Services, args: &ServeArgs) -> Resul
         );
     }
     if args.demo {
-        let store = services.store.clone();
-        let seeded =
-            tokio::task::spawn_blocking(move || demo::seed(store.as_ref(), 3000)).await??;
+        let seeded = demo::seed(services.store.as_ref(), 3000).await?;
         if seeded {
             tracing::info!("seeded realm 'demo' with 3000 sessions");
         }

@@ -116,7 +116,7 @@ pub async fn realm_counts(
     let Some(token) = live.signed_in(&headers).await else {
         return not_signed_in();
     };
-    if let Err(e) = live.service.get_realm(&realm) {
+    if let Err(e) = live.service.get_realm(&realm).await {
         return api::error::ApiError::from(e).into_response();
     }
     let store = live.service.store().clone();
@@ -130,9 +130,7 @@ pub async fn realm_counts(
     let counts = stream::unfold(watch, |mut watch| async move {
         watch.due().await;
         let store = &watch.store;
-        let count = service::inline_call(store.as_ref(), || store.get_realm(&watch.realm))
-            .ok()?
-            .session_count;
+        let count = store.get_realm(&watch.realm).await.ok()?.session_count;
         watch.last_sent = Some(Instant::now());
         Some((
             Ok::<_, Infallible>(Event::default().event("count").data(count.to_string())),

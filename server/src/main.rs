@@ -27,13 +27,13 @@ async fn main() -> ExitCode {
     server::storage_dir::restrict_new_files();
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
-        Command::Check(args) => check(args),
+        Command::Check(args) => check(args).await,
         Command::Compact(args) => compact(args),
-        Command::ApiKey(cmd) => api_key(cmd),
-        Command::Admin(cmd) => admin(cmd),
-        Command::SigningKey(cmd) => signing_key(cmd),
+        Command::ApiKey(cmd) => api_key(cmd).await,
+        Command::Admin(cmd) => admin(cmd).await,
+        Command::SigningKey(cmd) => signing_key(cmd).await,
         Command::MigrateStore(args) => {
-            server::migrate_store::run(&args.from, &args.to, &mut std::io::stdout())
+            server::migrate_store::run(&args.from, &args.to, &mut std::io::stdout()).await
         }
     };
     match result {
@@ -79,9 +79,9 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
 }
 
-fn check(args: CheckArgs) -> Result<(), ServerError> {
+async fn check(args: CheckArgs) -> Result<(), ServerError> {
     args.data.embedded_only("check")?;
-    let services = Services::open(&args.data)?;
+    let services = Services::open(&args.data).await?;
     let store = services
         .embedded
         .as_ref()
@@ -133,37 +133,41 @@ fn compact(args: CompactArgs) -> Result<(), ServerError> {
     Ok(())
 }
 
-fn admin(cmd: AdminCommand) -> Result<(), ServerError> {
+async fn admin(cmd: AdminCommand) -> Result<(), ServerError> {
     match cmd {
         AdminCommand::Create {
             data,
             username,
             role,
         } => {
-            let services = Services::open(&data)?;
+            let services = Services::open(&data).await?;
             eprintln!("password for '{username}' (one line on stdin):");
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
             let admins = &services.admins;
-            let exists = admins.list()?.iter().any(|a| a.username == username);
+            let exists = admins.list().await?.iter().any(|a| a.username == username);
             if exists {
-                admins.set_password(&username, password, None, "cli", Utc::now())?;
+                admins
+                    .set_password(&username, password, None, "cli", Utc::now())
+                    .await?;
                 if let Some(role) = role {
-                    admins.set_role(&username, role, "cli", Utc::now())?;
+                    admins.set_role(&username, role, "cli", Utc::now()).await?;
                 }
                 eprintln!("administrator '{username}' has a new password (their other dashboard sessions ended)");
             } else {
                 let role = role.unwrap_or_default();
-                admins.create(&username, password, role, "cli", Utc::now())?;
+                admins
+                    .create(&username, password, role, "cli", Utc::now())
+                    .await?;
                 eprintln!(
                     "administrator '{username}' (role {role}) can now sign in to the dashboard"
                 );
             }
         }
         AdminCommand::List { data } => {
-            let services = Services::open(&data)?;
-            for a in services.admins.list()? {
+            let services = Services::open(&data).await?;
+            for a in services.admins.list().await? {
                 let state = if a.disabled { "disabled" } else { "enabled" };
                 println!(
                     "{}\t{}\t{state}\t{}",
@@ -174,32 +178,34 @@ fn admin(cmd: AdminCommand) -> Result<(), ServerError> {
             }
         }
         AdminCommand::Disable { data, username } => {
-            let services = Services::open(&data)?;
+            let services = Services::open(&data).await?;
             services
                 .admins
-                .set_disabled(&username, true, "cli", Utc::now())?;
+                .set_disabled(&username, true, "cli", Utc::now())
+                .await?;
             eprintln!("administrator '{username}' is disabled and signed out");
         }
         AdminCommand::Enable { data, username } => {
-            let services = Services::open(&data)?;
+            let services = Services::open(&data).await?;
             services
                 .admins
-                .set_disabled(&username, false, "cli", Utc::now())?;
+                .set_disabled(&username, false, "cli", Utc::now())
+                .await?;
             eprintln!("administrator '{username}' can sign in again");
         }
     }
     Ok(())
 }
 
-fn signing_key(cmd: SigningKeyCommand) -> Result<(), ServerError> {
+async fn signing_key(cmd: SigningKeyCommand) -> Result<(), ServerError> {
     match cmd {
         SigningKeyCommand::Rotate { data } => {
-            let services = Services::open(&data)?;
-            let kid = services.signing_keys.rotate(Utc::now())?;
+            let services = Services::open(&data).await?;
+            let kid = services.signing_keys.rotate(Utc::now()).await?;
             eprintln!("logout tokens are now signed with key '{kid}'");
         }
         SigningKeyCommand::Show { data } => {
-            let services = Services::open(&data)?;
+            let services = Services::open(&data).await?;
             let jwks = services.signing_keys.jwks(Utc::now());
             println!("{}", serde_json::to_string_pretty(&jwks)?);
         }
@@ -207,7 +213,7 @@ fn signing_key(cmd: SigningKeyCommand) -> Result<(), ServerError> {
     Ok(())
 }
 
-fn api_key(cmd: ApiKeyCommand) -> Result<(), ServerError> {
+async fn api_key(cmd: ApiKeyCommand) -> Result<(), ServerError> {
     match cmd {
         ApiKeyCommand::Create {
             data,
@@ -215,12 +221,12 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), ServerError> {
             scopes,
             realms,
         } => {
-            let services = Services::open(&data)?;
+            let services = Services::open(&data).await?;
             let realms = (!realms.is_empty()).then_some(realms);
-            let (key, secret) =
-                services
-                    .keys
-                    .create_in_realms(&name, &scopes, realms, "cli", Utc::now())?;
+            let (key, secret) = services
+                .keys
+                .create_in_realms(&name, &scopes, realms, "cli", Utc::now())
+                .await?;
             let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
             eprintln!(
                 "created API key '{}' with scopes {} for {}; it is shown only now:",
@@ -234,8 +240,8 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), ServerError> {
             println!("{secret}");
         }
         ApiKeyCommand::List { data } => {
-            let services = Services::open(&data)?;
-            for key in services.keys.list()? {
+            let services = Services::open(&data).await?;
+            for key in services.keys.list().await? {
                 let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
                 println!(
                     "{}\t{}\t{}\t{}",
@@ -247,8 +253,8 @@ fn api_key(cmd: ApiKeyCommand) -> Result<(), ServerError> {
             }
         }
         ApiKeyCommand::Revoke { data, name } => {
-            let services = Services::open(&data)?;
-            if !services.keys.revoke(&name, "cli", Utc::now())? {
+            let services = Services::open(&data).await?;
+            if !services.keys.revoke(&name, "cli", Utc::now()).await? {
                 return Err(ServerError::NoApiKey { name });
             }
             eprintln!("revoked API key '{name}'");

@@ -23,7 +23,7 @@ const BATCH: usize = 1000;
 
 /// Copies the store in `from` to the database `to`, reporting progress to `out`; fails if a
 /// count differs at the end.
-pub fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), ServerError> {
+pub async fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), ServerError> {
     if !from.join("db").exists() {
         return Err(ServerError::NoStore {
             dir: from.to_owned(),
@@ -37,12 +37,14 @@ pub fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), ServerErro
             source,
         },
     )?;
-    let target = PostgresStore::open(to).map_err(ServerError::OpenPostgres)?;
+    let target = PostgresStore::open(to)
+        .await
+        .map_err(ServerError::OpenPostgres)?;
     let mut copied: BTreeMap<&str, u64> = ROW_COUNTS.iter().map(|n| (*n, 0)).collect();
 
     let realms = source.export_realms();
     for r in &realms {
-        if let Ok(there) = target.get_realm(&r.name) {
+        if let Ok(there) = target.get_realm(&r.name).await {
             if there.created_at != r.created_at {
                 return Err(ServerError::OtherRealm {
                     realm: r.name.clone(),
@@ -51,12 +53,14 @@ pub fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), ServerErro
             }
         }
     }
-    target.import_results_token_key(&source.results_token_key()?)?;
+    target
+        .import_results_token_key(&source.results_token_key()?)
+        .await?;
     for r in &realms {
-        target.import_realm(r)?;
+        target.import_realm(r).await?;
         *copied.get_mut("realms").expect("counted") += 1;
         let clients = source.export_clients(&r.name)?;
-        target.import_clients(&r.name, &clients)?;
+        target.import_clients(&r.name, &clients).await?;
         *copied.get_mut("clients").expect("counted") += clients.len() as u64;
 
         let mut after = None;
@@ -67,7 +71,7 @@ pub fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), ServerErro
                 last.session.created_at.timestamp_millis(),
                 id_bytes(&last.session.sid)?,
             ));
-            target.import_sessions(&r.name, &batch)?;
+            target.import_sessions(&r.name, &batch).await?;
             *copied.get_mut("sessions").expect("counted") += batch.len() as u64;
         }
         let mut after = None;
@@ -75,7 +79,7 @@ pub fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), ServerErro
             let batch = source.export_grants(&r.name, after, BATCH)?;
             let Some(last) = batch.last() else { break };
             after = Some(id_bytes(&last.grant.grant_id)?);
-            target.import_grants(&r.name, &batch)?;
+            target.import_grants(&r.name, &batch).await?;
             *copied.get_mut("grants").expect("counted") += batch.len() as u64;
         }
         let mut after = None;
@@ -83,7 +87,7 @@ pub fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), ServerErro
             let batch = source.export_deliveries(&r.name, after, BATCH)?;
             let Some(last) = batch.last() else { break };
             after = Some(last.id);
-            target.import_deliveries(&batch)?;
+            target.import_deliveries(&batch).await?;
             for d in &batch {
                 let status = match d.status {
                     DeliveryStatus::Pending => "pending deliveries",
@@ -97,9 +101,9 @@ pub fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), ServerErro
         let now = Utc::now();
         for span in Span::ALL {
             let from = DateTime::from_timestamp(span.oldest_kept(now), 0).unwrap_or(now);
-            let buckets = source.stats(&r.name, span, from, now)?;
-            target.import_stats(&r.name, span, &buckets)?;
-            if target.stats(&r.name, span, from, now)? != buckets {
+            let buckets = source.stats(&r.name, span, from, now).await?;
+            target.import_stats(&r.name, span, &buckets).await?;
+            if target.stats(&r.name, span, from, now).await? != buckets {
                 return Err(ServerError::StatsDiffer {
                     realm: r.name.clone(),
                 });
@@ -112,32 +116,33 @@ pub fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), ServerErro
         let batch = source.export_audit(after, BATCH)?;
         let Some((last, _)) = batch.last() else { break };
         after = Some(*last);
-        target.import_audit(&batch)?;
+        target.import_audit(&batch).await?;
         *copied.get_mut("audit entries").expect("counted") += batch.len() as u64;
     }
 
-    let keys = source.api_keys()?;
+    let keys = source.api_keys().await?;
     for k in &keys {
-        target.put_api_key(k)?;
+        target.put_api_key(k).await?;
     }
     *copied.get_mut("API keys").expect("counted") = keys.len() as u64;
-    let admins = source.admins()?;
+    let admins = source.admins().await?;
     for a in &admins {
-        target.put_admin(a)?;
+        target.put_admin(a).await?;
     }
     *copied.get_mut("administrators").expect("counted") = admins.len() as u64;
-    let signing = source.signing_keys()?;
+    let signing = source.signing_keys().await?;
     let others: Vec<String> = target
-        .signing_keys()?
+        .signing_keys()
+        .await?
         .into_iter()
         .map(|k| k.kid)
         .filter(|kid| !signing.iter().any(|s| &s.kid == kid))
         .collect();
-    target.update_signing_keys(&signing, &others)?;
+    target.update_signing_keys(&signing, &others).await?;
     *copied.get_mut("signing keys").expect("counted") = signing.len() as u64;
 
-    target.rebuild_counters()?;
-    compare(&source, &target, &copied, out)
+    target.rebuild_counters().await?;
+    compare(&source, &target, &copied, out).await
 }
 
 /// The bytes of a session or grant id.
@@ -146,18 +151,18 @@ fn id_bytes(id: &str) -> Result<[u8; 16], ServerError> {
 }
 
 /// Prints every count of both stores; fails if one differs.
-fn compare(
+async fn compare(
     source: &SledStore,
     target: &PostgresStore,
     copied: &BTreeMap<&str, u64>,
     out: &mut impl Write,
 ) -> Result<(), ServerError> {
     let mut rows: Vec<(String, u64, u64)> = Vec::new();
-    for (what, n) in target.row_counts()? {
+    for (what, n) in target.row_counts().await? {
         rows.push((what.clone(), copied[what.as_str()], n));
     }
-    for realm in source.list_realms()? {
-        let there = target.get_realm(&realm.name)?.session_count;
+    for realm in source.list_realms().await? {
+        let there = target.get_realm(&realm.name).await?.session_count;
         rows.push((
             format!("session count of realm {}", realm.name),
             realm.session_count,

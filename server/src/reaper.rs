@@ -29,38 +29,33 @@ pub async fn run(store: Arc<dyn SessionStore>, every: Duration, keep_delivered: 
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticker.tick().await;
-        drain(&store, "expired sessions and grants", |s| {
-            s.reap_expired(Utc::now(), BATCH)
+        drain("expired sessions and grants", || {
+            store.reap_expired(Utc::now(), BATCH)
         })
         .await
         .inspect(|n| service::metrics::record_reaped(*n))
         .ok();
-        drain(&store, "delivered logout notifications", move |s| {
-            s.purge_delivered(Utc::now() - keep, BATCH)
+        drain("delivered logout notifications", || {
+            store.purge_delivered(Utc::now() - keep, BATCH)
         })
         .await
         .ok();
-        drain(&store, "old activity counters", |s| {
-            s.prune_stats(Utc::now())
-        })
-        .await
-        .ok();
+        drain("old activity counters", || store.prune_stats(Utc::now()))
+            .await
+            .ok();
     }
 }
 
-/// Runs `step` on a blocking thread until it removes fewer than a batch, resting between
-/// batches; answers the total.
-async fn drain(
-    store: &Arc<dyn SessionStore>,
+/// Runs `step` until it removes fewer than a batch, resting between batches; answers the total.
+async fn drain<F: std::future::Future<Output = sessions::Result<usize>>>(
     what: &'static str,
-    step: impl Fn(&dyn SessionStore) -> sessions::Result<usize> + Send + Sync + Copy + 'static,
+    step: impl Fn() -> F,
 ) -> Result<usize, ()> {
     let mut total = 0;
     loop {
-        let s = store.clone();
         let started = std::time::Instant::now();
-        match tokio::task::spawn_blocking(move || step(s.as_ref())).await {
-            Ok(Ok(n)) => {
+        match step().await {
+            Ok(n) => {
                 total += n;
                 if n < BATCH {
                     if total > 0 {
@@ -71,12 +66,8 @@ async fn drain(
                 let rest = started.elapsed() * REST_FACTOR;
                 tokio::time::sleep(rest.clamp(MIN_REST, MAX_REST)).await;
             }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "removing {what} failed");
-                return Err(());
-            }
             Err(e) => {
-                tracing::error!(error = %e, "removing {what}: task failed");
+                tracing::error!(error = %e, "removing {what} failed");
                 return Err(());
             }
         }

@@ -32,13 +32,14 @@ fn check(dir: &std::path::Path, repair: bool) -> (bool, String) {
     (out.status.success(), text)
 }
 
-#[test]
-fn check_finds_a_damaged_index_and_repair_rebuilds_it() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_a_damaged_index_and_repair_rebuilds_it() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SledStore::open(dir.path()).unwrap();
         store
             .put_realm("acme", &RealmSettingsUpdate::default(), "t", Utc::now())
+            .await
             .unwrap();
         for i in 0..30 {
             let new = NewSession {
@@ -47,7 +48,10 @@ fn check_finds_a_damaged_index_and_repair_rebuilds_it() {
                 client_ids: vec!["portal".into()],
                 ..Default::default()
             };
-            store.create_session("acme", &new, Utc::now()).unwrap();
+            store
+                .create_session("acme", &new, Utc::now())
+                .await
+                .unwrap();
         }
         store.wait_durable().unwrap();
     }
@@ -128,20 +132,24 @@ fn the_server_upgrades_a_v1_directory_and_refuses_a_newer_one() {
     );
 }
 
-#[test]
-fn compact_rewrites_the_store_and_keeps_its_sessions() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_rewrites_the_store_and_keeps_its_sessions() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SledStore::open(dir.path()).unwrap();
         store
             .put_realm("acme", &RealmSettingsUpdate::default(), "t", Utc::now())
+            .await
             .unwrap();
         for i in 0..30 {
             let new = NewSession {
                 subject_id: format!("user{}", i % 3),
                 ..Default::default()
             };
-            store.create_session("acme", &new, Utc::now()).unwrap();
+            store
+                .create_session("acme", &new, Utc::now())
+                .await
+                .unwrap();
         }
         store.wait_durable().unwrap();
     }

@@ -31,23 +31,23 @@ fn open(dir: &std::path::Path) -> SledStore {
     sessions::store::dir_lock::open_when_free(dir, wait, || SledStore::open(dir)).unwrap()
 }
 
-fn migrate(dir: &std::path::Path, url: &str) -> String {
+async fn migrate(dir: &std::path::Path, url: &str) -> String {
     let mut out = Vec::new();
     for _ in 0..200 {
-        match server::migrate_store::run(dir, url, &mut out) {
+        match server::migrate_store::run(dir, url, &mut out).await {
             Ok(()) => return String::from_utf8(out).unwrap(),
-            Err(e) if e.is_store_in_use() => std::thread::sleep(Duration::from_millis(25)),
+            Err(e) if e.is_store_in_use() => tokio::time::sleep(Duration::from_millis(25)).await,
             Err(e) => panic!("{e}\n{}", String::from_utf8_lossy(&out)),
         }
     }
     panic!("the data directory stayed locked")
 }
 
-fn all_pages(store: &dyn SessionStore, q: SessionQuery) -> Vec<sessions::Session> {
+async fn all_pages(store: &dyn SessionStore, q: SessionQuery) -> Vec<sessions::Session> {
     let mut q = q;
     let mut out = Vec::new();
     loop {
-        let page = store.query("acme", &q).unwrap();
+        let page = store.query("acme", &q).await.unwrap();
         out.extend(page.results);
         if !page.has_next {
             return out;
@@ -56,8 +56,8 @@ fn all_pages(store: &dyn SessionStore, q: SessionQuery) -> Vec<sessions::Session
     }
 }
 
-#[test]
-fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
     let dir = tempfile::tempdir().unwrap();
     let pg = ScratchPostgres::shared();
     pg.create_database("migrated").unwrap();
@@ -70,12 +70,14 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         property_whitelist: Some(vec!["theme".into()]),
         ..Default::default()
     };
-    sled.put_realm("acme", &quota, "test", t0()).unwrap();
+    sled.put_realm("acme", &quota, "test", t0()).await.unwrap();
     let crm = ClientRegistration {
         backchannel_logout_uri: Some("https://crm.example.com/logout".into()),
         ..Default::default()
     };
-    sled.put_client("acme", "crm", &crm, "test", t0()).unwrap();
+    sled.put_client("acme", "crm", &crm, "test", t0())
+        .await
+        .unwrap();
     let mut tokens = Vec::new();
     for i in 0..40 {
         let new = NewSession {
@@ -88,6 +90,7 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         };
         let c = sled
             .create_session("acme", &new, t0() + TimeDelta::seconds(i))
+            .await
             .unwrap();
         let grant = NewGrant {
             kind: GrantKind::RefreshToken,
@@ -98,7 +101,7 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
             token: Some(format!("refresh-token-of-session-{i}")),
             scopes: vec!["openid".into()],
         };
-        sled.create_grant("acme", &grant, t0()).unwrap();
+        sled.create_grant("acme", &grant, t0()).await.unwrap();
         tokens.push((c.session.sid, c.token));
     }
     let consent = NewGrant {
@@ -110,29 +113,38 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         token: None,
         scopes: vec![],
     };
-    sled.create_grant("acme", &consent, t0()).unwrap();
+    sled.create_grant("acme", &consent, t0()).await.unwrap();
     let ended: Vec<String> = tokens.drain(..4).map(|(sid, _)| sid).collect();
     let request = EndSessions {
         sids: ended,
         ..Default::default()
     };
-    sled.end_sessions("acme", &request, "test", t0()).unwrap();
+    sled.end_sessions("acme", &request, "test", t0())
+        .await
+        .unwrap();
     let mut cursor = DueCursor::default();
     let due = sled
         .due_deliveries(t0(), 10, 10, &mut cursor, &|_, _, _| false)
+        .await
         .unwrap();
     sled.record_attempt(&due[0], "jti-0", &AttemptResult::Delivered, t0())
+        .await
         .unwrap();
     let give_up = AttemptResult::GiveUp {
         error: "refused".into(),
     };
     sled.record_attempt(&due[1], "jti-1", &give_up, t0())
+        .await
         .unwrap();
-    let keys = ApiKeys::open(sled.clone()).unwrap();
-    let (_, secret) = keys.create("idp", &[Scope::Issue], "cli", t0()).unwrap();
-    let accounts = AdminAccounts::open(sled.clone()).unwrap();
+    let keys = ApiKeys::open(sled.clone()).await.unwrap();
+    let (_, secret) = keys
+        .create("idp", &[Scope::Issue], "cli", t0())
+        .await
+        .unwrap();
+    let accounts = AdminAccounts::open(sled.clone()).await.unwrap();
     accounts
         .set_password("alice", "correct horse battery", None, "cli", t0())
+        .await
         .unwrap();
     accounts
         .create(
@@ -142,19 +154,23 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
             "cli",
             t0(),
         )
+        .await
         .unwrap();
-    let kid = SigningKeys::open(sled.clone(), t0()).unwrap().current_kid();
+    let kid = SigningKeys::open(sled.clone(), t0())
+        .await
+        .unwrap()
+        .current_kid();
     let first_page = SessionQuery {
         count: Some(7),
         ..Default::default()
     };
-    let page1 = sled.query("acme", &first_page).unwrap();
+    let page1 = sled.query("acme", &first_page).await.unwrap();
     let page2_query = SessionQuery {
         results_token: page1.results_token.clone(),
         ..first_page.clone()
     };
-    let page2 = sled.query("acme", &page2_query).unwrap();
-    let listed = all_pages(sled.as_ref(), SessionQuery::default());
+    let page2 = sled.query("acme", &page2_query).await.unwrap();
+    let listed = all_pages(sled.as_ref(), SessionQuery::default()).await;
     let by_name = SessionQuery {
         filters: sessions::SessionFilters {
             display_name: Some("smi".into()),
@@ -163,7 +179,7 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         },
         ..Default::default()
     };
-    let named = all_pages(sled.as_ref(), by_name.clone());
+    let named = all_pages(sled.as_ref(), by_name.clone()).await;
     let by_address = SessionQuery {
         filters: sessions::SessionFilters {
             ip: Some("203.0.113.0/28".into()),
@@ -171,37 +187,41 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         },
         ..Default::default()
     };
-    let addressed = all_pages(sled.as_ref(), by_address.clone());
+    let addressed = all_pages(sled.as_ref(), by_address.clone()).await;
     assert_eq!(
         addressed.len(),
         12,
         "16 addresses, the first 4 sessions ended"
     );
-    let deliveries = sled.list_deliveries("acme", None, None, 100).unwrap();
-    let audit = sled.audit_log(None, 1000).unwrap();
+    let deliveries = sled.list_deliveries("acme", None, None, 100).await.unwrap();
+    let audit = sled.audit_log(None, 1000).await.unwrap();
     let grants_of_user2 = sled
         .list_grants("acme", &GrantOwner::Subject("user2".into()), t0())
+        .await
         .unwrap();
     drop((keys, accounts, sled));
 
-    let report = migrate(dir.path(), &url);
+    let report = migrate(dir.path(), &url).await;
     assert!(report.contains("every count is equal"), "{report}");
 
-    let copy = Arc::new(PostgresStore::open(&url).unwrap());
+    let copy = Arc::new(PostgresStore::open(&url).await.unwrap());
     for (sid, token) in &tokens {
-        let s = copy.validate("acme", token, false, t0()).unwrap();
+        let s = copy.validate("acme", token, false, t0()).await.unwrap();
         assert_eq!(s.map(|s| s.sid).as_ref(), Some(sid), "a token stays valid");
     }
     assert_eq!(
-        copy.query("acme", &page2_query).unwrap(),
+        copy.query("acme", &page2_query).await.unwrap(),
         page2,
         "a results token stays valid"
     );
-    assert_eq!(all_pages(copy.as_ref(), SessionQuery::default()), listed);
-    assert_eq!(all_pages(copy.as_ref(), by_name), named);
-    assert_eq!(all_pages(copy.as_ref(), by_address), addressed);
     assert_eq!(
-        copy.list_deliveries("acme", None, None, 100).unwrap(),
+        all_pages(copy.as_ref(), SessionQuery::default()).await,
+        listed
+    );
+    assert_eq!(all_pages(copy.as_ref(), by_name).await, named);
+    assert_eq!(all_pages(copy.as_ref(), by_address).await, addressed);
+    assert_eq!(
+        copy.list_deliveries("acme", None, None, 100).await.unwrap(),
         deliveries
     );
     // PostgreSQL keeps times to the microsecond.
@@ -214,11 +234,12 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
             .collect()
     };
     assert_eq!(
-        micros(copy.audit_log(None, 1000).unwrap()),
+        micros(copy.audit_log(None, 1000).await.unwrap()),
         micros(audit.clone())
     );
     let mut copied_grants = copy
         .list_grants("acme", &GrantOwner::Subject("user2".into()), t0())
+        .await
         .unwrap();
     copied_grants.sort_by(|a, b| a.grant_id.cmp(&b.grant_id));
     let mut source_grants = grants_of_user2;
@@ -226,22 +247,28 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
     assert_eq!(copied_grants, source_grants);
     assert!(copy
         .introspect("acme", "refresh-token-of-session-20", t0())
+        .await
         .unwrap()
         .is_some());
     assert!(ApiKeys::open(copy.clone())
+        .await
         .unwrap()
         .authenticate(&secret)
         .is_some());
     assert_eq!(
         AdminAccounts::open(copy.clone())
+            .await
             .unwrap()
             .verify("alice", "correct horse battery")
+            .await
             .unwrap(),
         Verified::Yes
     );
     let roles: Vec<(String, AdminRole)> = AdminAccounts::open(copy.clone())
+        .await
         .unwrap()
         .list()
+        .await
         .unwrap()
         .into_iter()
         .map(|a| (a.username, a.role))
@@ -255,10 +282,13 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         "each administrator keeps their role"
     );
     assert_eq!(
-        SigningKeys::open(copy.clone(), t0()).unwrap().current_kid(),
+        SigningKeys::open(copy.clone(), t0())
+            .await
+            .unwrap()
+            .current_kid(),
         kid
     );
-    assert_eq!(copy.check().unwrap(), Vec::<String>::new());
+    assert_eq!(copy.check().await.unwrap(), Vec::<String>::new());
     drop(copy);
 
     // The source gains sessions; copying again adds them, and only them.
@@ -269,7 +299,7 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
             subject_id: format!("late{i}"),
             ..Default::default()
         };
-        added.push(sled.create_session("acme", &new, t0()).unwrap().token);
+        added.push(sled.create_session("acme", &new, t0()).await.unwrap().token);
     }
     // A sign-in today: activity counters still kept are copied too.
     let now = Utc::now();
@@ -277,25 +307,34 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         subject_id: "today".into(),
         ..Default::default()
     };
-    added.push(sled.create_session("acme", &today, now).unwrap().token);
-    let activity = |s: &dyn SessionStore| {
-        let hours = s.stats("acme", Span::Hour, now, now).unwrap();
-        let days = s.stats("acme", Span::Day, now, now).unwrap();
+    added.push(
+        sled.create_session("acme", &today, now)
+            .await
+            .unwrap()
+            .token,
+    );
+    let activity = async |s: &dyn SessionStore| {
+        let hours = s.stats("acme", Span::Hour, now, now).await.unwrap();
+        let days = s.stats("acme", Span::Day, now, now).await.unwrap();
         (hours, days)
     };
-    let recent = activity(&sled);
+    let recent = activity(&sled).await;
     assert_eq!((recent.0[0].sign_ins, recent.1[0].sign_ins), (1, 1));
-    let total = sled.get_realm("acme").unwrap().session_count;
+    let total = sled.get_realm("acme").await.unwrap().session_count;
     drop(sled);
-    let report = migrate(dir.path(), &url);
+    let report = migrate(dir.path(), &url).await;
     assert!(report.contains("every count is equal"), "{report}");
-    let copy = PostgresStore::open(&url).unwrap();
-    assert_eq!(copy.get_realm("acme").unwrap().session_count, total);
-    assert_eq!(activity(&copy), recent);
+    let copy = PostgresStore::open(&url).await.unwrap();
+    assert_eq!(copy.get_realm("acme").await.unwrap().session_count, total);
+    assert_eq!(activity(&copy).await, recent);
     for token in &added {
-        assert!(copy.validate("acme", token, false, t0()).unwrap().is_some());
+        assert!(copy
+            .validate("acme", token, false, t0())
+            .await
+            .unwrap()
+            .is_some());
     }
-    assert_eq!(copy.check().unwrap(), Vec::<String>::new());
+    assert_eq!(copy.check().await.unwrap(), Vec::<String>::new());
     // The copy goes on from there: new ids follow the copied ones.
     let later = copy
         .create_session(
@@ -306,6 +345,7 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
             },
             t0(),
         )
+        .await
         .unwrap();
     copy.end_sessions(
         "acme",
@@ -316,11 +356,12 @@ fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_new() {
         "test",
         t0(),
     )
+    .await
     .unwrap();
-    let audited = copy.audit_log(None, 1).unwrap();
+    let audited = copy.audit_log(None, 1).await.unwrap();
     assert!(
         audited[0].0 > audit[0].0,
         "audit ids go on after the copied ones"
     );
-    assert_eq!(copy.check().unwrap(), Vec::<String>::new());
+    assert_eq!(copy.check().await.unwrap(), Vec::<String>::new());
 }

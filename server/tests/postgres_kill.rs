@@ -117,6 +117,6 @@ async fn sigkill_of_one_of_two_servers_under_load_loses_nothing_acknowledged() {
     server_b.kill();
 
     // The counters were written with the rows: a recount finds them equal.
-    let store = PostgresStore::open(store.url()).unwrap();
-    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    let store = PostgresStore::open(store.url()).await.unwrap();
+    assert_eq!(store.check().await.unwrap(), Vec::<String>::new());
 }

@@ -14,7 +14,6 @@ use sessions::store::{AccountStore, ApiKeyRecord};
 use sessions::{AuditEntry, Result, SessionError};
 use sha2::{Digest, Sha256};
 
-use crate::reload::{refresh, ReloadClock};
 use crate::roles::Role;
 
 /// What a key may do.
@@ -132,7 +131,6 @@ pub const BOOTSTRAP_KEY_NAME: &str = "bootstrap";
 pub struct ApiKeys {
     store: Arc<dyn AccountStore>,
     by_hash: ArcSwap<HashMap<[u8; 32], Arc<ApiKey>>>,
-    loaded: ReloadClock,
 }
 
 impl ApiKey {
@@ -200,29 +198,27 @@ fn storage(e: impl std::fmt::Display) -> SessionError {
 
 impl ApiKeys {
     /// Loads the keys kept in the store.
-    pub fn open(store: Arc<dyn AccountStore>) -> Result<Self> {
+    pub async fn open(store: Arc<dyn AccountStore>) -> Result<Self> {
         let keys = Self {
             store,
             by_hash: ArcSwap::from_pointee(HashMap::new()),
-            loaded: ReloadClock::new(),
         };
-        keys.reload()?;
+        keys.reload().await?;
         Ok(keys)
     }
 
     /// Reads the keys from the store again (keys created or revoked through another server).
-    pub fn reload(&self) -> Result<()> {
+    pub async fn reload(&self) -> Result<()> {
         let mut map = HashMap::new();
-        for record in self.store.api_keys()? {
+        for record in self.store.api_keys().await? {
             let key = ApiKey::from_record(record)?;
             map.insert(key.hash, Arc::new(key));
         }
         self.by_hash.store(Arc::new(map));
-        self.loaded.read_now();
         Ok(())
     }
 
-    fn audit(
+    async fn audit(
         &self,
         action: &str,
         name: &str,
@@ -230,32 +226,34 @@ impl ApiKeys {
         outcome: String,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.store.record_audit(&AuditEntry {
-            at: now,
-            actor: actor.to_owned(),
-            realm: None,
-            action: action.to_owned(),
-            target: name.to_owned(),
-            reason: None,
-            outcome,
-        })
+        self.store
+            .record_audit(&AuditEntry {
+                at: now,
+                actor: actor.to_owned(),
+                realm: None,
+                action: action.to_owned(),
+                target: name.to_owned(),
+                reason: None,
+                outcome,
+            })
+            .await
     }
 
     /// Creates a key that reaches every realm and answers its secret, which is shown this
     /// once. Audited.
-    pub fn create(
+    pub async fn create(
         &self,
         name: &str,
         scopes: &[Scope],
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(ApiKey, String)> {
-        self.create_in_realms(name, scopes, None, actor, now)
+        self.create_in_realms(name, scopes, None, actor, now).await
     }
 
     /// Creates a key limited to `realms` (`None`: every realm) and answers its secret, which is
     /// shown this once. Audited.
-    pub fn create_in_realms(
+    pub async fn create_in_realms(
         &self,
         name: &str,
         scopes: &[Scope],
@@ -278,12 +276,12 @@ impl ApiKeys {
             realms,
             hash: hash(&secret),
         };
-        if !self.store.insert_api_key(&key.record())? {
+        if !self.store.insert_api_key(&key.record()).await? {
             return Err(SessionError::Conflict(format!(
                 "an API key named '{name}' exists; revoke it first"
             )));
         }
-        self.reload()?;
+        self.reload().await?;
         let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
         let outcome = match &key.realms {
             Some(realms) => format!(
@@ -293,13 +291,14 @@ impl ApiKeys {
             ),
             None => format!("ok; scopes {}", scopes.join(", ")),
         };
-        self.audit("create_api_key", name, actor, outcome, now)?;
+        self.audit("create_api_key", name, actor, outcome, now)
+            .await?;
         Ok((key, secret))
     }
 
     /// Registers a key whose secret the operator chose (the bootstrap key), replacing any
     /// earlier key of that name.
-    pub fn register(
+    pub async fn register(
         &self,
         name: &str,
         secret: &str,
@@ -318,15 +317,16 @@ impl ApiKeys {
             realms: None,
             hash: hash(secret),
         };
-        self.store.put_api_key(&key.record())?;
-        self.reload()?;
+        self.store.put_api_key(&key.record()).await?;
+        self.reload().await?;
         Ok(key)
     }
 
     /// Every key, by name.
-    pub fn list(&self) -> Result<Vec<ApiKey>> {
+    pub async fn list(&self) -> Result<Vec<ApiKey>> {
         self.store
-            .api_keys()?
+            .api_keys()
+            .await?
             .into_iter()
             .map(ApiKey::from_record)
             .collect()
@@ -334,21 +334,20 @@ impl ApiKeys {
 
     /// Revokes a key by name, at once for every request that follows; false if there was none.
     /// Audited.
-    pub fn revoke(&self, name: &str, actor: &str, now: DateTime<Utc>) -> Result<bool> {
-        let existed = self.store.delete_api_key(name)?;
-        self.reload()?;
+    pub async fn revoke(&self, name: &str, actor: &str, now: DateTime<Utc>) -> Result<bool> {
+        let existed = self.store.delete_api_key(name).await?;
+        self.reload().await?;
         if existed {
-            self.audit("revoke_api_key", name, actor, "ok".into(), now)?;
+            self.audit("revoke_api_key", name, actor, "ok".into(), now)
+                .await?;
         }
         Ok(existed)
     }
 
-    /// The key a request presents, if it is one of ours. On a shared store, the keys are read
-    /// again first when they were read more than [`crate::SHARED_RELOAD_EVERY`] ago.
+    /// The key a request presents, if it is one of ours (as last read: on a shared store the
+    /// server reads the keys again every [`crate::SHARED_RELOAD_EVERY`], see
+    /// [`crate::SessionService::reload_shared`]).
     pub fn authenticate(&self, secret: &str) -> Option<Arc<ApiKey>> {
-        refresh(&self.loaded, self.store.as_ref(), "API keys", || {
-            self.reload()
-        });
         self.by_hash.load().get(&hash(secret)).cloned()
     }
 }
@@ -358,8 +357,8 @@ mod tests {
     use super::*;
     use sessions::store::SledStore;
 
-    #[test]
-    fn a_key_stored_before_keys_had_realms_reaches_every_realm() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_stored_before_keys_had_realms_reaches_every_realm() {
         let store = Arc::new(SledStore::temporary().unwrap());
         let secret = "sk_stored-before-realms-existed";
         let hash: Vec<String> = hash(secret).iter().map(|b| b.to_string()).collect();
@@ -373,7 +372,7 @@ mod tests {
             .unwrap()
             .insert("old", old.as_bytes())
             .unwrap();
-        let keys = ApiKeys::open(store.clone()).unwrap();
+        let keys = ApiKeys::open(store.clone()).await.unwrap();
         let key = keys.authenticate(secret).expect("the old key still opens");
         assert_eq!(key.realms, None);
         assert!(!key.is_limited());
@@ -385,6 +384,7 @@ mod tests {
         );
         // Written again unchanged, the record still has no `realms` field.
         keys.register("again", "another-secret-0123", &[Scope::Read], Utc::now())
+            .await
             .unwrap();
         let again = store
             .companion_tree("api_keys")
@@ -395,10 +395,10 @@ mod tests {
         assert!(!String::from_utf8_lossy(&again).contains("realms"));
     }
 
-    #[test]
-    fn a_key_limited_to_realms_reaches_only_them_and_keeps_them_when_read_again() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_limited_to_realms_reaches_only_them_and_keeps_them_when_read_again() {
         let store = Arc::new(SledStore::temporary().unwrap());
-        let keys = ApiKeys::open(store.clone()).unwrap();
+        let keys = ApiKeys::open(store.clone()).await.unwrap();
         let (key, secret) = keys
             .create_in_realms(
                 "idp-a",
@@ -407,26 +407,30 @@ mod tests {
                 "test",
                 Utc::now(),
             )
+            .await
             .unwrap();
         assert_eq!(key.realms, Some(vec!["a".to_owned(), "b".to_owned()]));
-        let keys = ApiKeys::open(store).unwrap();
+        let keys = ApiKeys::open(store).await.unwrap();
         let key = keys.authenticate(&secret).unwrap();
         assert!(key.reaches("a") && key.reaches("b") && !key.reaches("c"));
         assert_eq!(key.realms_label(), "a, b");
     }
 
-    #[test]
-    fn a_key_cannot_be_limited_to_no_realm_or_a_bad_name() {
-        let keys = ApiKeys::open(Arc::new(SledStore::temporary().unwrap())).unwrap();
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_cannot_be_limited_to_no_realm_or_a_bad_name() {
+        let keys = ApiKeys::open(Arc::new(SledStore::temporary().unwrap()))
+            .await
+            .unwrap();
         for realms in [vec![], vec!["_admin".to_owned()], vec!["a b".to_owned()]] {
             let e = keys
                 .create_in_realms("k", &[Scope::Issue], Some(realms.clone()), "t", Utc::now())
+                .await
                 .unwrap_err();
             assert!(
                 matches!(e, SessionError::InvalidRequest(_)),
                 "{realms:?}: {e}"
             );
         }
-        assert!(keys.list().unwrap().is_empty());
+        assert!(keys.list().await.unwrap().is_empty());
     }
 }

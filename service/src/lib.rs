@@ -121,46 +121,13 @@ impl SessionService {
     }
 }
 
-/// Runs a store call made inline (from a synchronous method, or one step of async code): the
-/// embedded store's reads come from memory or its page cache, so such calls run as they are;
-/// with a store that waits on the network ([`SessionStore::blocks_on_network`]) they run as a
-/// blocking section of a multi-threaded runtime's worker (`block_in_place`), which hands the
-/// worker's other tasks to the other workers meanwhile.
-pub fn inline_call<T>(store: &dyn SessionStore, read: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    let on_worker =
-        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
-    if store.blocks_on_network() && on_worker {
-        tokio::task::block_in_place(read)
-    } else {
-        read()
-    }
-}
-
-impl SessionService {
-    /// A store call made inline; see [`inline_call`].
-    fn read<T>(&self, read: impl FnOnce(&dyn SessionStore) -> T) -> T {
-        inline_call(self.store.as_ref(), || read(self.store.as_ref()))
-    }
-}
-
-/// Runs a store call that may wait for the disk on a blocking thread.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
+/// Runs a change as a task of its own, so that once started it runs to its end even if the
+/// request that asked for it is dropped (its time limit, a closed connection). Reads are awaited
+/// in place: dropping one cancels it (on PostgreSQL, its statement too).
+pub(crate) async fn to_the_end<T: Send + 'static>(
+    change: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    tokio::spawn(change)
         .await
         .map_err(|e| SessionError::Storage(format!("a storage task failed: {e}")))?
-}
-
-/// Runs a read on a blocking thread, cancelled when its request is dropped (the guard's time
-/// limit, a closed connection): a PostgreSQL statement still running is cancelled and its
-/// connection freed, so no caller pins the pool past its own request. Only for reads: a change
-/// runs to its end once started.
-pub(crate) async fn cancellable_read<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let cancel = sessions::store::shared::CallCancel::new();
-    let _cancel_when_dropped = cancel.on_drop();
-    blocking(move || cancel.enter(f)).await
 }

@@ -11,22 +11,24 @@ use sessions::{AdminRole, SessionError, SessionQuery};
 
 const PASSWORD: &str = "correct-horse-battery";
 
-fn setup() -> (tempfile::TempDir, Arc<SledStore>, SignIns) {
+async fn setup() -> (tempfile::TempDir, Arc<SledStore>, SignIns) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
-    let accounts = Arc::new(AdminAccounts::open(store.clone()).unwrap());
+    let accounts = Arc::new(AdminAccounts::open(store.clone()).await.unwrap());
     accounts
         .set_password("ada", PASSWORD, None, "test", Utc::now())
+        .await
         .unwrap();
     // Another admin, so that disabling ada leaves one.
     accounts
         .set_password("root", PASSWORD, None, "test", Utc::now())
+        .await
         .unwrap();
     let sign_ins = SignIns::new(accounts, store.clone());
     (dir, store, sign_ins)
 }
 
-fn sessions_of(store: &SledStore, username: &str) -> u64 {
+async fn sessions_of(store: &SledStore, username: &str) -> u64 {
     let q = SessionQuery {
         filters: sessions::SessionFilters {
             subject_id: Some(username.into()),
@@ -34,31 +36,33 @@ fn sessions_of(store: &SledStore, username: &str) -> u64 {
         },
         ..Default::default()
     };
-    store.query(ADMIN_REALM, &q).unwrap().total_count
+    store.query(ADMIN_REALM, &q).await.unwrap().total_count
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disabled_administrator_is_signed_out_and_kept_out_until_enabled() {
-    let (_dir, store, sign_ins) = setup();
+    let (_dir, store, sign_ins) = setup().await;
     let a = sign_ins.sign_in("ada", PASSWORD, None, None).await.unwrap();
     sign_ins.sign_in("ada", PASSWORD, None, None).await.unwrap();
-    assert_eq!(sessions_of(&store, "ada"), 2);
+    assert_eq!(sessions_of(&store, "ada").await, 2);
     let accounts = sign_ins.accounts().clone();
     accounts
         .set_disabled("ada", true, "test", Utc::now())
+        .await
         .unwrap();
     assert_eq!(
-        sessions_of(&store, "ada"),
+        sessions_of(&store, "ada").await,
         0,
         "every dashboard session ended"
     );
     assert!(store
         .validate(ADMIN_REALM, &a.token, false, Utc::now())
+        .await
         .unwrap()
         .is_none());
-    assert!(accounts.enabled_role("ada").unwrap().is_none());
+    assert!(accounts.enabled_role("ada").await.unwrap().is_none());
     assert_eq!(
-        accounts.verify("ada", PASSWORD).unwrap(),
+        accounts.verify("ada", PASSWORD).await.unwrap(),
         Verified::Disabled
     );
     assert!(matches!(
@@ -67,9 +71,10 @@ async fn a_disabled_administrator_is_signed_out_and_kept_out_until_enabled() {
     ));
     accounts
         .set_disabled("ada", false, "test", Utc::now())
+        .await
         .unwrap();
     sign_ins.sign_in("ada", PASSWORD, None, None).await.unwrap();
-    let audit = store.audit_log(None, 50).unwrap();
+    let audit = store.audit_log(None, 50).await.unwrap();
     let actions: Vec<&str> = audit.iter().map(|(_, e)| e.action.as_str()).collect();
     for wanted in ["disable_admin", "enable_admin", "sign_in", "sign_in_failed"] {
         assert!(actions.contains(&wanted), "{wanted} in {actions:?}");
@@ -78,7 +83,7 @@ async fn a_disabled_administrator_is_signed_out_and_kept_out_until_enabled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_password_ends_the_other_dashboard_sessions_but_the_one_that_set_it() {
-    let (_dir, store, sign_ins) = setup();
+    let (_dir, store, sign_ins) = setup().await;
     let mine = sign_ins.sign_in("ada", PASSWORD, None, None).await.unwrap();
     let other = sign_ins.sign_in("ada", PASSWORD, None, None).await.unwrap();
     let accounts = sign_ins.accounts().clone();
@@ -90,15 +95,17 @@ async fn a_new_password_ends_the_other_dashboard_sessions_but_the_one_that_set_i
             "admin:ada",
             Utc::now(),
         )
+        .await
         .unwrap();
-    let live = |token: &str| {
+    let live = async |token: &str| {
         store
             .validate(ADMIN_REALM, token, false, Utc::now())
+            .await
             .unwrap()
             .is_some()
     };
-    assert!(live(&mine.token), "the session that changed it stays");
-    assert!(!live(&other.token), "the other one ended");
+    assert!(live(&mine.token).await, "the session that changed it stays");
+    assert!(!live(&other.token).await, "the other one ended");
     assert!(matches!(
         sign_ins.sign_in("ada", PASSWORD, None, None).await,
         Err(SignInError::Wrong)
@@ -111,7 +118,7 @@ async fn a_new_password_ends_the_other_dashboard_sessions_but_the_one_that_set_i
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_from_one_address_are_throttled_across_user_names() {
-    let (_dir, _store, sign_ins) = setup();
+    let (_dir, _store, sign_ins) = setup().await;
     let attacker = Some("203.0.113.9".parse().unwrap());
     let mut throttled = false;
     for i in 0..25 {
@@ -135,17 +142,21 @@ async fn failures_from_one_address_are_throttled_across_user_names() {
         .unwrap();
 }
 
-#[test]
-fn a_name_padded_with_whitespace_is_refused_so_no_account_passes_for_another() {
-    let (_dir, _store, sign_ins) = setup();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_padded_with_whitespace_is_refused_so_no_account_passes_for_another() {
+    let (_dir, _store, sign_ins) = setup().await;
     let accounts = sign_ins.accounts();
     for name in ["ada ", " ada", "\tada", "ada\n", " "] {
-        let created = accounts.create(name, PASSWORD, AdminRole::Viewer, "test", Utc::now());
+        let created = accounts
+            .create(name, PASSWORD, AdminRole::Viewer, "test", Utc::now())
+            .await;
         assert!(
             matches!(created, Err(SessionError::InvalidRequest(_))),
             "{name:?}: {created:?}"
         );
-        let set = accounts.set_password(name, PASSWORD, None, "test", Utc::now());
+        let set = accounts
+            .set_password(name, PASSWORD, None, "test", Utc::now())
+            .await;
         assert!(
             matches!(set, Err(SessionError::InvalidRequest(_))),
             "{name:?}: {set:?}"
@@ -153,6 +164,7 @@ fn a_name_padded_with_whitespace_is_refused_so_no_account_passes_for_another() {
     }
     let names: Vec<String> = accounts
         .list()
+        .await
         .unwrap()
         .into_iter()
         .map(|a| a.username)
@@ -166,5 +178,6 @@ fn a_name_padded_with_whitespace_is_refused_so_no_account_passes_for_another() {
             "test",
             Utc::now(),
         )
+        .await
         .unwrap();
 }

@@ -19,13 +19,13 @@ use sessions::{
 
 const PASSWORD: &str = "correct-horse-battery";
 
-fn service() -> (tempfile::TempDir, SessionService) {
+async fn service() -> (tempfile::TempDir, SessionService) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
-    let keys = Arc::new(ApiKeys::open(store.clone()).unwrap());
-    let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).unwrap());
+    let keys = Arc::new(ApiKeys::open(store.clone()).await.unwrap());
+    let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).await.unwrap());
     let backchannel = Arc::new(Backchannel::new(signing, "http://127.0.0.1"));
-    let admins = Arc::new(AdminAccounts::open(store.clone()).unwrap());
+    let admins = Arc::new(AdminAccounts::open(store.clone()).await.unwrap());
     (dir, SessionService::new(store, keys, admins, backchannel))
 }
 
@@ -125,7 +125,7 @@ async fn refusals(
     note(
         "list_api_keys",
         Permission::Administer,
-        forbidden(s.list_api_keys(actor)),
+        forbidden(s.list_api_keys(actor).await),
     );
     note(
         "create_api_key",
@@ -148,7 +148,7 @@ async fn refusals(
     note(
         "list_admins",
         Permission::Administer,
-        forbidden(s.list_admins(actor)),
+        forbidden(s.list_admins(actor).await),
     );
     note(
         "create_admin",
@@ -178,7 +178,7 @@ async fn refusals(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_role_is_refused_exactly_what_it_does_not_permit() {
-    let (_dir, s) = service();
+    let (_dir, s) = service().await;
     s.put_realm("r", RealmSettingsUpdate::default(), &Actor::Server)
         .await
         .unwrap();
@@ -215,13 +215,17 @@ async fn each_role_is_refused_exactly_what_it_does_not_permit() {
     // What was refused left no trace; what was let through did its work.
     let names: Vec<String> = s
         .list_admins(&Actor::Cli)
+        .await
         .unwrap()
         .into_iter()
         .map(|a| a.username)
         .collect();
     assert_eq!(names, ["new-admin", "new-admin-key", "other"]);
     assert_eq!(
-        s.get_session("r", &first_sid(&s).await).unwrap().subject_id,
+        s.get_session("r", &first_sid(&s).await)
+            .await
+            .unwrap()
+            .subject_id,
         "alice"
     );
 }
@@ -234,7 +238,7 @@ async fn first_sid(s: &SessionService) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_last_enabled_admin_can_be_neither_disabled_nor_demoted() {
-    let (_dir, s) = service();
+    let (_dir, s) = service().await;
     let cli = Actor::Cli;
     s.create_admin("vic", PASSWORD, Role::Viewer, &cli)
         .await
@@ -265,6 +269,7 @@ async fn the_last_enabled_admin_can_be_neither_disabled_nor_demoted() {
     s.set_admin_role("vic", Role::Viewer, &cli).await.unwrap();
     let roles: Vec<(String, Role, bool)> = s
         .list_admins(&cli)
+        .await
         .unwrap()
         .into_iter()
         .map(|a| (a.username, a.role, a.disabled))
@@ -301,7 +306,7 @@ async fn the_last_enabled_admin_can_be_neither_disabled_nor_demoted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dashboard_session_acts_with_the_accounts_current_role() {
-    let (_dir, s) = service();
+    let (_dir, s) = service().await;
     s.create_admin("olga", PASSWORD, Role::Operator, &Actor::Cli)
         .await
         .unwrap();

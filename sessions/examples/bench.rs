@@ -52,7 +52,7 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples[((samples.len() - 1) as f64 * p) as usize]
 }
 
-fn time_queries(
+async fn time_queries(
     store: &dyn SessionStore,
     query: &SessionQuery,
     runs: usize,
@@ -61,7 +61,7 @@ fn time_queries(
     let mut total = 0;
     for _ in 0..runs {
         let t = Instant::now();
-        total = store.query("bench", query).unwrap().total_count;
+        total = store.query("bench", query).await.unwrap().total_count;
         samples.push(t.elapsed());
     }
     (
@@ -73,32 +73,34 @@ fn time_queries(
 
 /// In a child process: opens the store the benchmark built (after dropping the page cache when
 /// permitted), answers one validation, and prints the time that took and the resident memory.
-fn reopen(dir: &str, token: &str) {
+async fn reopen(dir: &str, token: &str) {
     let t = Instant::now();
     let store = SledStoreV2::open(dir).unwrap();
     assert!(store
         .validate("bench", token, false, Utc::now())
+        .await
         .unwrap()
         .is_some());
     let rss = sessions::store::resident_bytes();
     println!("REOPENED {} {}", t.elapsed().as_secs_f64(), rss);
 }
 
-fn main() {
+#[tokio::main]
+async fn main() {
     sessions::store::huge_pages::disable_transparent_huge_pages();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--reopen") {
-        reopen(&args[2], &args[3]);
+        reopen(&args[2], &args[3]).await;
         return;
     }
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let dir = args.get(2).map(std::path::PathBuf::from);
     let tmp = tempfile::tempdir().unwrap();
     let path = dir.unwrap_or_else(|| tmp.path().to_path_buf());
-    run(n, &path, Arc::new(SledStoreV2::open(&path).unwrap()));
+    run(n, &path, Arc::new(SledStoreV2::open(&path).unwrap())).await;
 }
 
-fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
+async fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     let update = RealmSettingsUpdate {
         idle_timeout_secs: Some(30 * 24 * 3600),
         absolute_lifetime_secs: Some(60 * 24 * 3600),
@@ -106,6 +108,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     };
     store
         .put_realm("bench", &update, "bench", Utc::now())
+        .await
         .unwrap();
     let mut rows: Vec<Row> = Vec::new();
     let mut rng = Rng(0x9e3779b97f4a7c15);
@@ -121,32 +124,41 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     let handles: Vec<_> = (0..threads)
         .map(|thread| {
             let store = store.clone();
-            std::thread::spawn(move || {
-                let mut rng = Rng(0x2545f4914f6cdd1d ^ (thread + 1));
-                let mut out = Vec::with_capacity(per_thread);
-                for i in 0..per_thread {
-                    let subject = format!("user-{}", rng.next() % (n as u64 / 3 + 1));
-                    let name = format!("{} {}", rng.pick(FIRST), rng.pick(LAST));
-                    let clients = vec![rng.pick(CLIENTS).to_owned(), rng.pick(CLIENTS).to_owned()];
-                    let new = NewSession {
-                        subject_id: subject,
-                        display_name: Some(name),
-                        client_ids: clients,
-                        ip: Some(format!(
-                            "10.{}.{}.{}",
-                            rng.next() % 256,
-                            rng.next() % 256,
-                            rng.next() % 256
-                        )),
-                        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into()),
-                        ..Default::default()
-                    };
-                    let at = start + TimeDelta::milliseconds((i * 2 + thread as usize) as i64 * 50);
-                    let c = store.create_session("bench", &new, at).unwrap();
-                    out.push(Row(c.token, c.session.sid));
-                }
-                out
-            })
+            {
+                let rt = tokio::runtime::Handle::current();
+                std::thread::spawn(move || {
+                    rt.block_on(async move {
+                        let mut rng = Rng(0x2545f4914f6cdd1d ^ (thread + 1));
+                        let mut out = Vec::with_capacity(per_thread);
+                        for i in 0..per_thread {
+                            let subject = format!("user-{}", rng.next() % (n as u64 / 3 + 1));
+                            let name = format!("{} {}", rng.pick(FIRST), rng.pick(LAST));
+                            let clients =
+                                vec![rng.pick(CLIENTS).to_owned(), rng.pick(CLIENTS).to_owned()];
+                            let new = NewSession {
+                                subject_id: subject,
+                                display_name: Some(name),
+                                client_ids: clients,
+                                ip: Some(format!(
+                                    "10.{}.{}.{}",
+                                    rng.next() % 256,
+                                    rng.next() % 256,
+                                    rng.next() % 256
+                                )),
+                                user_agent: Some(
+                                    "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into(),
+                                ),
+                                ..Default::default()
+                            };
+                            let at = start
+                                + TimeDelta::milliseconds((i * 2 + thread as usize) as i64 * 50);
+                            let c = store.create_session("bench", &new, at).await.unwrap();
+                            out.push(Row(c.token, c.session.sid));
+                        }
+                        out
+                    })
+                })
+            }
         })
         .collect();
     for h in handles {
@@ -175,13 +187,17 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     };
     store
         .put_client("bench", "notified-app", &notified, "bench", Utc::now())
+        .await
         .unwrap();
     for i in 0..1000 {
         let new = NewSession {
             subject_id: "heavy-user".into(),
             ..Default::default()
         };
-        store.create_session("bench", &new, Utc::now()).unwrap();
+        store
+            .create_session("bench", &new, Utc::now())
+            .await
+            .unwrap();
         let new = NewSession {
             subject_id: "heavy-user-2".into(),
             client_ids: vec!["notified-app".into()],
@@ -189,6 +205,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
         };
         let sid = store
             .create_session("bench", &new, Utc::now())
+            .await
             .unwrap()
             .session
             .sid;
@@ -201,13 +218,16 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
             token: Some(format!("heavy-refresh-token-{i:06}")),
             scopes: Vec::new(),
         };
-        store.create_grant("bench", &grant, Utc::now()).unwrap();
+        store
+            .create_grant("bench", &grant, Utc::now())
+            .await
+            .unwrap();
     }
 
     let mut table: Vec<(String, String)> = Vec::new();
     table.push((
         "sessions stored".into(),
-        format!("{}", store.get_realm("bench").unwrap().session_count),
+        format!("{}", store.get_realm("bench").await.unwrap().session_count),
     ));
     table.push(("create (2 threads)".into(), format!("{insert_rate:.0} /s")));
 
@@ -218,14 +238,23 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     let handles: Vec<_> = (0..2u64)
         .map(|thread| {
             let (store, tokens) = (store.clone(), tokens.clone());
-            std::thread::spawn(move || {
-                let mut rng = Rng(77 + thread);
-                let now = Utc::now();
-                for _ in 0..ops / 2 {
-                    let tok = &tokens[(rng.next() % tokens.len() as u64) as usize];
-                    assert!(store.validate("bench", tok, false, now).unwrap().is_some());
-                }
-            })
+            {
+                let rt = tokio::runtime::Handle::current();
+                std::thread::spawn(move || {
+                    rt.block_on(async move {
+                        let mut rng = Rng(77 + thread);
+                        let now = Utc::now();
+                        for _ in 0..ops / 2 {
+                            let tok = &tokens[(rng.next() % tokens.len() as u64) as usize];
+                            assert!(store
+                                .validate("bench", tok, false, now)
+                                .await
+                                .unwrap()
+                                .is_some());
+                        }
+                    })
+                })
+            }
         })
         .collect();
     handles.into_iter().for_each(|h| h.join().unwrap());
@@ -238,7 +267,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     let now = Utc::now();
     for _ in 0..ops / 4 {
         let tok = &tokens[(rng.next() % tokens.len() as u64) as usize];
-        store.validate("bench", tok, true, now).unwrap();
+        store.validate("bench", tok, true, now).await.unwrap();
     }
     table.push((
         "validate, refresh=true (1 thread, mostly coalesced)".into(),
@@ -257,21 +286,29 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
                 .step_by(2)
                 .map(|r| r.1.clone())
                 .collect();
-            std::thread::spawn(move || {
-                for sid in sids {
-                    let session = store.get_session("bench", &sid).unwrap();
-                    let grant = NewGrant {
-                        kind: GrantKind::RefreshToken,
-                        subject_id: session.subject_id,
-                        client_id: session.client_ids[0].clone(),
-                        expires_at: Utc::now() + TimeDelta::days(30),
-                        token: Some(format!("refresh-token-of-{sid}")),
-                        scopes: vec!["openid".into()],
-                        sid: Some(sid),
-                    };
-                    store.create_grant("bench", &grant, Utc::now()).unwrap();
-                }
-            })
+            {
+                let rt = tokio::runtime::Handle::current();
+                std::thread::spawn(move || {
+                    rt.block_on(async move {
+                        for sid in sids {
+                            let session = store.get_session("bench", &sid).await.unwrap();
+                            let grant = NewGrant {
+                                kind: GrantKind::RefreshToken,
+                                subject_id: session.subject_id,
+                                client_id: session.client_ids[0].clone(),
+                                expires_at: Utc::now() + TimeDelta::days(30),
+                                token: Some(format!("refresh-token-of-{sid}")),
+                                scopes: vec!["openid".into()],
+                                sid: Some(sid),
+                            };
+                            store
+                                .create_grant("bench", &grant, Utc::now())
+                                .await
+                                .unwrap();
+                        }
+                    })
+                })
+            }
         })
         .collect();
     handles.into_iter().for_each(|h| h.join().unwrap());
@@ -284,15 +321,24 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
         .map(|thread| {
             let store = store.clone();
             let sids: Vec<String> = rows[..granted].iter().map(|r| r.1.clone()).collect();
-            std::thread::spawn(move || {
-                let mut rng = Rng(99 + thread);
-                let now = Utc::now();
-                for _ in 0..ops / 2 {
-                    let sid = &sids[(rng.next() % sids.len() as u64) as usize];
-                    let token = format!("refresh-token-of-{sid}");
-                    assert!(store.introspect("bench", &token, now).unwrap().is_some());
-                }
-            })
+            {
+                let rt = tokio::runtime::Handle::current();
+                std::thread::spawn(move || {
+                    rt.block_on(async move {
+                        let mut rng = Rng(99 + thread);
+                        let now = Utc::now();
+                        for _ in 0..ops / 2 {
+                            let sid = &sids[(rng.next() % sids.len() as u64) as usize];
+                            let token = format!("refresh-token-of-{sid}");
+                            assert!(store
+                                .introspect("bench", &token, now)
+                                .await
+                                .unwrap()
+                                .is_some());
+                        }
+                    })
+                })
+            }
         })
         .collect();
     handles.into_iter().for_each(|h| h.join().unwrap());
@@ -345,7 +391,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
         ),
     ];
     for (name, query) in cases {
-        let (p50, p99, total) = time_queries(&*store, &query, 50);
+        let (p50, p99, total) = time_queries(&*store, &query, 50).await;
         table.push((
             format!("query: {name} (total {total})"),
             format!("p50 {p50:.2?}  p99 {p99:.2?}"),
@@ -361,7 +407,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
     let mut samples = Vec::with_capacity(pages);
     for _ in 0..pages {
         let t = Instant::now();
-        let page = store.query("bench", &query).unwrap();
+        let page = store.query("bench", &query).await.unwrap();
         samples.push(t.elapsed());
         query.results_token = page.results_token;
     }
@@ -378,7 +424,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
         format!("{:.2?}", percentile(deep, 0.5)),
     ));
 
-    let (outcome, took) = timed_removal(&store, "heavy-user");
+    let (outcome, took) = timed_removal(&store, "heavy-user").await;
     table.push((
         format!(
             "remove {} sessions of one subject (durable)",
@@ -387,7 +433,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
         took,
     ));
 
-    let (outcome, took) = timed_removal(&store, "heavy-user-2");
+    let (outcome, took) = timed_removal(&store, "heavy-user-2").await;
     table.push((
         format!(
             "remove {} sessions with {} tokens, queue {} logouts (durable)",
@@ -406,17 +452,23 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
                     .map(|r| r.1.clone())
                     .collect::<Vec<_>>(),
             );
-            std::thread::spawn(move || {
-                for sid in sids {
-                    let req = EndSessions {
-                        sids: vec![sid],
-                        ..Default::default()
-                    };
-                    store
-                        .end_sessions("bench", &req, "bench", Utc::now())
-                        .unwrap();
-                }
-            })
+            {
+                let rt = tokio::runtime::Handle::current();
+                std::thread::spawn(move || {
+                    rt.block_on(async move {
+                        for sid in sids {
+                            let req = EndSessions {
+                                sids: vec![sid],
+                                ..Default::default()
+                            };
+                            store
+                                .end_sessions("bench", &req, "bench", Utc::now())
+                                .await
+                                .unwrap();
+                        }
+                    })
+                })
+            }
         })
         .collect();
     let flushes_before = store.durable_flushes();
@@ -435,7 +487,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
         format!("{:.0} bytes", size as f64 / rows.len() as f64),
     ));
 
-    outbox_scan(&*store, (n / 20).clamp(1_000, 50_000), &mut table);
+    outbox_scan(&*store, (n / 20).clamp(1_000, 50_000), &mut table).await;
 
     table.push((
         "resident memory of the benchmark process".into(),
@@ -511,7 +563,7 @@ fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
 /// Removes every session of `subject` (durable) and answers the outcome and the time it took,
 /// with where the time goes: the same removal as a dry run first (the reads alone), and the
 /// bytes the process wrote during the real one (after flushing what came before).
-fn timed_removal(store: &SledStoreV2, subject: &str) -> (sessions::EndOutcome, String) {
+async fn timed_removal(store: &SledStoreV2, subject: &str) -> (sessions::EndOutcome, String) {
     let request = |dry_run| EndSessions {
         subject_id: Some(subject.into()),
         dry_run,
@@ -520,6 +572,7 @@ fn timed_removal(store: &SledStoreV2, subject: &str) -> (sessions::EndOutcome, S
     let t = Instant::now();
     store
         .end_sessions("bench", &request(true), "bench", Utc::now())
+        .await
         .unwrap();
     let reads = t.elapsed();
     let written = || {
@@ -537,6 +590,7 @@ fn timed_removal(store: &SledStoreV2, subject: &str) -> (sessions::EndOutcome, S
     let t = Instant::now();
     let outcome = store
         .end_sessions("bench", &request(false), "bench", Utc::now())
+        .await
         .unwrap();
     let took = t.elapsed();
     let bytes = written() - before;
@@ -599,10 +653,11 @@ fn reopen_row(path: &std::path::Path, token: &str, what: &str, table: &mut Vec<(
 
 /// The delivery worker's look at the outbox while one client, at its limit of attempts in flight,
 /// has a backlog of `backlog` deliveries queued before another client's one.
-fn outbox_scan(store: &dyn SessionStore, backlog: usize, table: &mut Vec<(String, String)>) {
+async fn outbox_scan(store: &dyn SessionStore, backlog: usize, table: &mut Vec<(String, String)>) {
     let now = Utc::now();
     store
         .put_realm("outbox", &RealmSettingsUpdate::default(), "bench", now)
+        .await
         .unwrap();
     for client in ["slow", "fast"] {
         let reg = ClientRegistration {
@@ -611,6 +666,7 @@ fn outbox_scan(store: &dyn SessionStore, backlog: usize, table: &mut Vec<(String
         };
         store
             .put_client("outbox", client, &reg, "bench", now)
+            .await
             .unwrap();
     }
     let session = |client: &str, i: usize| NewSession {
@@ -621,17 +677,21 @@ fn outbox_scan(store: &dyn SessionStore, backlog: usize, table: &mut Vec<(String
     for i in 0..backlog {
         store
             .create_session("outbox", &session("slow", i), now)
+            .await
             .unwrap();
     }
     let all = EndAllSessions::default();
     store
         .end_all_sessions("outbox", &all, "bench", now)
+        .await
         .unwrap();
     store
         .create_session("outbox", &session("fast", 0), now)
+        .await
         .unwrap();
     store
         .end_all_sessions("outbox", &all, "bench", now)
+        .await
         .unwrap();
 
     let busy = |_: &str, client: &str, _: u64| client == "slow";
@@ -641,6 +701,7 @@ fn outbox_scan(store: &dyn SessionStore, backlog: usize, table: &mut Vec<(String
         let t = Instant::now();
         let due = store
             .due_deliveries(Utc::now(), 64, 4, &mut cursor, &busy)
+            .await
             .unwrap();
         samples.push(t.elapsed());
         assert!(due.iter().any(|d| d.client_id == "fast"));

@@ -13,33 +13,33 @@ impl Backend for SledV2Backend {
     type Location = tempfile::TempDir;
     type Store = SledStoreV2;
 
-    fn create(&self) -> tempfile::TempDir {
+    async fn create(&self) -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
     }
 
     /// Waits for the lock a store dropped in this process may still hold.
-    fn open(&self, dir: &tempfile::TempDir) -> SledStoreV2 {
+    async fn open(&self, dir: &tempfile::TempDir) -> SledStoreV2 {
         let wait = Duration::from_secs(10);
         dir_lock::open_when_free(dir.path(), wait, || SledStoreV2::open(dir.path()))
             .unwrap_or_else(|e| panic!("opening {}: {e}", dir.path().display()))
     }
 
-    fn close(&self, store: SledStoreV2) {
+    async fn close(&self, store: SledStoreV2) {
         store.wait_durable().unwrap();
     }
 
-    fn stored_bytes(&self, dir: &tempfile::TempDir) -> Option<Vec<Vec<u8>>> {
+    async fn stored_bytes(&self, dir: &tempfile::TempDir) -> Option<Vec<Vec<u8>>> {
         Some(files_under(dir.path()))
     }
 
-    fn check(&self, store: &SledStoreV2) -> Vec<String> {
+    async fn check(&self, store: &SledStoreV2) -> Vec<String> {
         store.check(false).unwrap().problems
     }
 }
 
 sessions::conformance_suite!(sled_v2, SledV2Backend);
 
-#[test]
-fn admin_records_keep_their_role() {
-    sessions::conformance::admin_records_keep_their_role(&SledV2Backend);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_records_keep_their_role() {
+    sessions::conformance::admin_records_keep_their_role(&SledV2Backend).await;
 }

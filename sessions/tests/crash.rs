@@ -10,10 +10,11 @@ use sessions::{EndSessions, NewSession, RealmSettingsUpdate, SessionQuery};
 const CHILD_ENV: &str = "SESSIONS_CRASH_TEST_DIR";
 
 /// In the child: create sessions, remove every other one, report, and abort.
-fn child(dir: &str) -> ! {
+async fn child(dir: &str) -> ! {
     let store = SledStore::open(dir).unwrap();
     store
         .put_realm("r", &RealmSettingsUpdate::default(), "t", Utc::now())
+        .await
         .unwrap();
     let mut removed = Vec::new();
     for i in 0..50 {
@@ -21,7 +22,7 @@ fn child(dir: &str) -> ! {
             subject_id: format!("u{i}"),
             ..Default::default()
         };
-        let c = store.create_session("r", &new, Utc::now()).unwrap();
+        let c = store.create_session("r", &new, Utc::now()).await.unwrap();
         if i % 2 == 0 {
             let req = EndSessions {
                 sids: vec![c.session.sid.clone()],
@@ -30,6 +31,7 @@ fn child(dir: &str) -> ! {
             assert_eq!(
                 store
                     .end_sessions("r", &req, "t", Utc::now())
+                    .await
                     .unwrap()
                     .records_deleted,
                 1
@@ -41,10 +43,10 @@ fn child(dir: &str) -> ! {
     std::process::abort();
 }
 
-#[test]
-fn removals_survive_an_abort() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removals_survive_an_abort() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
-        child(&dir);
+        child(&dir).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
@@ -74,59 +76,68 @@ fn removals_survive_an_abort() {
     let store = SledStore::open(dir.path()).unwrap();
     for sid in removed {
         assert!(
-            store.get_session("r", sid).is_err(),
+            store.get_session("r", sid).await.is_err(),
             "removed session {sid} came back after the crash"
         );
     }
-    let left = store.query("r", &SessionQuery::default()).unwrap();
+    let left = store.query("r", &SessionQuery::default()).await.unwrap();
     assert_eq!(
         left.total_count,
-        store.get_realm("r").unwrap().session_count
+        store.get_realm("r").await.unwrap().session_count
     );
     assert!(left.total_count <= 25);
 }
 
-#[test]
-fn concurrent_removals_share_flushes() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_removals_share_flushes() {
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
     store
         .put_realm("r", &RealmSettingsUpdate::default(), "t", Utc::now())
+        .await
         .unwrap();
-    let sids: Vec<String> = (0..160)
-        .map(|i| {
-            let new = NewSession {
-                subject_id: format!("u{i}"),
-                ..Default::default()
-            };
+    let mut sids = Vec::new();
+    for i in 0..160 {
+        let new = NewSession {
+            subject_id: format!("u{i}"),
+            ..Default::default()
+        };
+        sids.push(
             store
                 .create_session("r", &new, Utc::now())
+                .await
                 .unwrap()
                 .session
-                .sid
-        })
-        .collect();
+                .sid,
+        );
+    }
     let before = store.durable_flushes();
-    let threads: Vec<_> = sids
+    // Eight tasks at once; each waits for the disk as a blocking section, so they overlap.
+    let tasks: Vec<_> = sids
         .chunks(20)
         .map(|chunk| {
             let (store, chunk) = (store.clone(), chunk.to_vec());
-            std::thread::spawn(move || {
+            tokio::spawn(async move {
                 for sid in chunk {
                     let req = EndSessions {
                         sids: vec![sid],
                         ..Default::default()
                     };
-                    store.end_sessions("r", &req, "t", Utc::now()).unwrap();
+                    store
+                        .end_sessions("r", &req, "t", Utc::now())
+                        .await
+                        .unwrap();
                 }
             })
         })
         .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
+    for task in tasks {
+        task.await.unwrap();
+    }
     let flushes = store.durable_flushes() - before;
     assert!(
         flushes > 0 && flushes < 160,
         "{flushes} flushes for 160 durable removals"
     );
-    assert_eq!(store.get_realm("r").unwrap().session_count, 0);
+    assert_eq!(store.get_realm("r").await.unwrap().session_count, 0);
 }

@@ -25,21 +25,21 @@ fn open(dir: &str) -> SledStoreV2 {
 }
 
 /// In the child: works until killed, printing each acknowledged removal.
-fn child(dir: &str, round: u64) -> ! {
+async fn child(dir: &str, round: u64) -> ! {
     let store = open(dir);
     let now = Utc::now();
-    if store.get_realm("r").is_err() {
+    if store.get_realm("r").await.is_err() {
         let settings = RealmSettingsUpdate {
             max_sessions_per_subject: Some(Some(6)),
             quota_policy: Some(sessions::QuotaPolicy::EvictOldest),
             ..Default::default()
         };
-        store.put_realm("r", &settings, "t", now).unwrap();
+        store.put_realm("r", &settings, "t", now).await.unwrap();
         let reg = ClientRegistration {
             backchannel_logout_uri: Some("http://127.0.0.1:9/logout".into()),
             ..Default::default()
         };
-        store.put_client("r", "crm", &reg, "t", now).unwrap();
+        store.put_client("r", "crm", &reg, "t", now).await.unwrap();
     }
     println!("READY");
     let mut i: u64 = round * 1_000_000;
@@ -51,7 +51,7 @@ fn child(dir: &str, round: u64) -> ! {
             client_ids: vec!["crm".into(), format!("app{}", i % 3)],
             ..Default::default()
         };
-        let c = store.create_session("r", &new, now).unwrap();
+        let c = store.create_session("r", &new, now).await.unwrap();
         if i.is_multiple_of(2) {
             let grant = NewGrant {
                 kind: GrantKind::RefreshToken,
@@ -62,11 +62,12 @@ fn child(dir: &str, round: u64) -> ! {
                 token: Some(format!("refresh-token-{i:012}")),
                 scopes: Vec::new(),
             };
-            store.create_grant("r", &grant, now).unwrap();
+            store.create_grant("r", &grant, now).await.unwrap();
         }
         if i.is_multiple_of(3) {
             store
                 .validate("r", &c.token, true, now + TimeDelta::seconds(90))
+                .await
                 .unwrap();
         }
         if i.is_multiple_of(4) {
@@ -74,7 +75,7 @@ fn child(dir: &str, round: u64) -> ! {
                 sids: vec![c.session.sid.clone()],
                 ..Default::default()
             };
-            let out = store.end_sessions("r", &req, "t", now).unwrap();
+            let out = store.end_sessions("r", &req, "t", now).await.unwrap();
             if out.records_deleted == 1 {
                 println!("REMOVED {}", c.session.sid);
             }
@@ -84,7 +85,7 @@ fn child(dir: &str, round: u64) -> ! {
                 subject_id: Some(format!("user{}", i % 13)),
                 ..Default::default()
             };
-            let out = store.end_sessions("r", &req, "t", now).unwrap();
+            let out = store.end_sessions("r", &req, "t", now).await.unwrap();
             for sid in out.ended {
                 println!("REMOVED {sid}");
             }
@@ -92,14 +93,14 @@ fn child(dir: &str, round: u64) -> ! {
     }
 }
 
-#[test]
-fn counts_stay_exact_and_removals_stay_removed_across_sigkill() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_stay_exact_and_removals_stay_removed_across_sigkill() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         let round = std::env::var("SESSIONS_KILL_ROUND")
             .unwrap()
             .parse()
             .unwrap();
-        child(&dir, round);
+        child(&dir, round).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap().to_owned();
@@ -169,7 +170,7 @@ fn counts_stay_exact_and_removals_stay_removed_across_sigkill() {
         );
         for sid in &removed_total {
             assert!(
-                store.get_session("r", sid).is_err(),
+                store.get_session("r", sid).await.is_err(),
                 "round {round}: acknowledged removal of {sid} was lost"
             );
         }

@@ -61,20 +61,24 @@ fn open(dir: &Path) -> SledStoreV2 {
     dir_lock::open_when_free(dir, wait, || SledStoreV2::open(dir)).unwrap()
 }
 
-fn assert_upgraded(store: &SledStoreV2, e: &Expected) {
+async fn assert_upgraded(store: &SledStoreV2, e: &Expected) {
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
     let now = t0() + TimeDelta::seconds(100);
     for (realm, token) in &e.tokens {
         assert!(
-            store.validate(realm, token, false, now).unwrap().is_some(),
+            store
+                .validate(realm, token, false, now)
+                .await
+                .unwrap()
+                .is_some(),
             "a token handed out before the upgrade no longer validates"
         );
     }
     for sid in &e.removed {
-        assert!(store.get_session("acme", sid).is_err());
+        assert!(store.get_session("acme", sid).await.is_err());
     }
     assert_eq!(
-        store.get_realm("acme").unwrap().session_count,
+        store.get_realm("acme").await.unwrap().session_count,
         e.session_count
     );
     for (subject, n) in &e.subject_counts {
@@ -86,7 +90,7 @@ fn assert_upgraded(store: &SledStoreV2, e: &Expected) {
             ..Default::default()
         };
         assert_eq!(
-            store.query("acme", &q).unwrap().total_count,
+            store.query("acme", &q).await.unwrap().total_count,
             *n,
             "{subject}"
         );
@@ -98,11 +102,19 @@ fn assert_upgraded(store: &SledStoreV2, e: &Expected) {
         },
         ..Default::default()
     };
-    assert_eq!(store.query("acme", &q).unwrap().total_count, e.name_count);
-    let counts = store.list_deliveries("acme", None, None, 1).unwrap().counts;
+    assert_eq!(
+        store.query("acme", &q).await.unwrap().total_count,
+        e.name_count
+    );
+    let counts = store
+        .list_deliveries("acme", None, None, 1)
+        .await
+        .unwrap()
+        .counts;
     assert_eq!((counts.pending, counts.delivered), (e.pending, e.delivered));
     assert!(store
         .introspect("acme", &e.refresh_token, now)
+        .await
         .unwrap()
         .is_some());
     let page2 = store
@@ -114,29 +126,31 @@ fn assert_upgraded(store: &SledStoreV2, e: &Expected) {
                 ..Default::default()
             },
         )
+        .await
         .unwrap();
     assert_eq!((page2.current_page, page2.results.len()), (2, 5));
-    assert!(store.audit_log(None, 10_000).unwrap().len() >= e.audit_entries);
+    assert!(store.audit_log(None, 10_000).await.unwrap().len() >= e.audit_entries);
 }
 
-#[test]
-fn a_store_of_the_previous_layout_is_upgraded_on_open() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_the_previous_layout_is_upgraded_on_open() {
     let dir = copy_fixture();
     let e = expected();
     {
         let store = open(dir.path());
         assert!(store.open_stats().upgraded);
-        assert_upgraded(&store, &e);
+        assert_upgraded(&store, &e).await;
         // The upgraded store keeps working: new sessions, logouts of old ones.
         let (realm, token) = &e.tokens[1];
-        assert!(store.logout(realm, token, t0()).unwrap());
+        assert!(store.logout(realm, token, t0()).await.unwrap());
         let new = NewSession {
             subject_id: "user1".into(),
             ..Default::default()
         };
-        let c = store.create_session("acme", &new, t0()).unwrap();
+        let c = store.create_session("acme", &new, t0()).await.unwrap();
         assert!(store
             .validate("acme", &c.token, false, t0())
+            .await
             .unwrap()
             .is_some());
         assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
@@ -163,8 +177,8 @@ fn a_store_of_the_previous_layout_is_upgraded_on_open() {
     }
 }
 
-#[test]
-fn an_interrupted_upgrade_starts_over() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upgrade_starts_over() {
     let dir = copy_fixture();
     let e = expected();
     {
@@ -178,5 +192,5 @@ fn an_interrupted_upgrade_starts_over() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let store = open(dir.path());
     assert!(store.open_stats().upgraded);
-    assert_upgraded(&store, &e);
+    assert_upgraded(&store, &e).await;
 }

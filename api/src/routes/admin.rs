@@ -45,7 +45,7 @@ pub async fn get_session(
     RealmPath(realm): RealmPath,
     ApiPath(ids): ApiPath<SessionPath>,
 ) -> ApiResult<Json<Session>> {
-    Ok(Json(state.service.get_session(&realm, &ids.sid)?))
+    Ok(Json(state.service.get_session(&realm, &ids.sid).await?))
 }
 
 /// Every session a listing's filters match, in its order, as CSV or JSON lines, streamed as it

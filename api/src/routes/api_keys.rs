@@ -70,7 +70,8 @@ pub async fn list_api_keys(
 ) -> ApiResult<Json<ApiKeyList>> {
     let api_keys = state
         .service
-        .list_api_keys(&caller.actor())?
+        .list_api_keys(&caller.actor())
+        .await?
         .iter()
         .map(ApiKeyInfo::from)
         .collect();

@@ -63,7 +63,9 @@ pub async fn get_client(
     RealmPath(realm): RealmPath,
     ApiPath(path): ApiPath<ClientPath>,
 ) -> ApiResult<Json<Client>> {
-    Ok(Json(state.service.get_client(&realm, &path.client_id)?))
+    Ok(Json(
+        state.service.get_client(&realm, &path.client_id).await?,
+    ))
 }
 
 /// Remove a client's registration; its sessions stay.
@@ -100,6 +102,6 @@ pub async fn list_clients(
     RealmPath(realm): RealmPath,
 ) -> ApiResult<Json<ClientList>> {
     Ok(Json(ClientList {
-        clients: state.service.list_clients(&realm)?,
+        clients: state.service.list_clients(&realm).await?,
     }))
 }

@@ -169,7 +169,10 @@ pub async fn validate_session(
     RealmPath(realm): RealmPath,
     ApiJson(req): ApiJson<ValidateRequest>,
 ) -> ApiResult<Json<ValidateResponse>> {
-    let session = state.service.validate(&realm, &req.token, req.refresh)?;
+    let session = state
+        .service
+        .validate(&realm, &req.token, req.refresh)
+        .await?;
     Ok(Json(ValidateResponse::of(session, req.fields)))
 }
 
@@ -220,7 +223,7 @@ pub async fn read_properties(
     headers: HeaderMap,
 ) -> ApiResult<Json<Properties>> {
     let token = session_token(&headers)?;
-    let properties = state.service.get_properties(&realm, &token)?;
+    let properties = state.service.get_properties(&realm, &token).await?;
     Ok(Json(Properties { properties }))
 }
 

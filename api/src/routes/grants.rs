@@ -114,7 +114,7 @@ pub async fn introspect(
     RealmPath(realm): RealmPath,
     ApiFormOrJson(body): ApiFormOrJson<IntrospectRequest>,
 ) -> ApiResult<Json<Introspection>> {
-    let grant = state.service.introspect(&realm, &body.token)?;
+    let grant = state.service.introspect(&realm, &body.token).await?;
     Ok(Json(
         grant
             .as_ref()

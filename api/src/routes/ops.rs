@@ -86,7 +86,7 @@ pub async fn docs_script() -> Response {
     responses((status = 200, body = Health, description = "The store answers"),
         (status = 503, body = ErrorBody, description = "The store does not answer (`unhealthy`)")))]
 pub async fn healthz(State(state): State<ApiState>) -> Response {
-    match state.service.list_realms(true) {
+    match state.service.list_realms(true).await {
         Ok(_) => (
             StatusCode::OK,
             Json(Health {

@@ -24,5 +24,5 @@ pub async fn get_overview(
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
 ) -> ApiResult<Json<Overview>> {
-    Ok(Json(state.service.overview(&realm)?))
+    Ok(Json(state.service.overview(&realm).await?))
 }

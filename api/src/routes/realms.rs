@@ -44,7 +44,7 @@ pub async fn get_realm(
     State(state): State<ApiState>,
     RealmPath(realm): RealmPath,
 ) -> ApiResult<Json<Realm>> {
-    Ok(Json(state.service.get_realm(&realm)?))
+    Ok(Json(state.service.get_realm(&realm).await?))
 }
 
 /// Every realm with its session count (the server's reserved `_` realms are not listed). A key
@@ -56,7 +56,7 @@ pub async fn list_realms(
     caller: AdminOfItsRealms,
     State(state): State<ApiState>,
 ) -> ApiResult<Json<RealmList>> {
-    let mut realms = state.service.list_realms(false)?;
+    let mut realms = state.service.list_realms(false).await?;
     realms.retain(|r| caller.key.reaches(&r.name));
     Ok(Json(RealmList { realms }))
 }

@@ -34,6 +34,7 @@ pub async fn load_admins() -> Result<AdminsView, AppError> {
     let admin = require_admin().await?;
     let admins = service()?
         .list_admins(&admin.actor())
+        .await
         .map_err(failed)?
         .into_iter()
         .map(|a| AdminRow {

@@ -30,7 +30,10 @@ pub async fn load_api_keys() -> Result<Vec<ApiKeyRow>, AppError> {
     use super::auth::ssr::require_admin;
     use super::ssr::{failed, service};
     let admin = require_admin().await?;
-    let keys = service()?.list_api_keys(&admin.actor()).map_err(failed)?;
+    let keys = service()?
+        .list_api_keys(&admin.actor())
+        .await
+        .map_err(failed)?;
     Ok(keys
         .into_iter()
         .map(|k| ApiKeyRow {

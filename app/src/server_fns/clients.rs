@@ -21,9 +21,9 @@ pub async fn load_clients(realm: Option<String>) -> Result<ClientsView, AppError
     use super::ssr::{failed, service, user_realms};
     require_admin().await?;
     let service = service()?;
-    let (realms, realm) = user_realms(&service, realm)?;
+    let (realms, realm) = user_realms(&service, realm).await?;
     let clients = match &realm {
-        Some(r) => service.list_clients(r).map_err(failed)?,
+        Some(r) => service.list_clients(r).await.map_err(failed)?,
         None => Vec::new(),
     };
     Ok(ClientsView {

@@ -36,7 +36,7 @@ pub async fn load_deliveries(
     let admin = require_admin().await?;
     let service = service()?;
     let status = service::parse_delivery_status(status.as_deref()).map_err(failed)?;
-    let (realms, realm) = user_realms(&service, realm)?;
+    let (realms, realm) = user_realms(&service, realm).await?;
     let page = match &realm {
         Some(r) => Some(
             service

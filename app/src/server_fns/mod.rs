@@ -50,11 +50,11 @@ mod ssr {
 
     /// The realms an administrator works with (not the server's reserved `_` realms), and the
     /// one asked for, else the first.
-    pub fn user_realms(
+    pub async fn user_realms(
         service: &SessionService,
         asked: Option<String>,
     ) -> Result<(Vec<sessions::Realm>, Option<String>), AppError> {
-        let realms = service.list_realms(false).map_err(failed)?;
+        let realms = service.list_realms(false).await.map_err(failed)?;
         let realm = asked
             .filter(|r| !r.is_empty())
             .or_else(|| realms.first().map(|r| r.name.clone()));

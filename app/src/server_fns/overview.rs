@@ -23,9 +23,9 @@ pub async fn load_overview(realm: Option<String>) -> Result<OverviewView, AppErr
     use super::ssr::{failed, service, user_realms};
     require_admin().await?;
     let service = service()?;
-    let (realms, realm) = user_realms(&service, realm)?;
+    let (realms, realm) = user_realms(&service, realm).await?;
     let overview = match &realm {
-        Some(r) => Some(service.overview(r).map_err(failed)?),
+        Some(r) => Some(service.overview(r).await.map_err(failed)?),
         None => None,
     };
     Ok(OverviewView { realms, overview })

@@ -36,7 +36,7 @@ pub async fn load_sessions(
     use super::ssr::{failed, service};
     let admin = require_admin().await?;
     let service = service()?;
-    let realms = service.list_realms(true).map_err(failed)?;
+    let realms = service.list_realms(true).await.map_err(failed)?;
     let realm = realm.filter(|r| !r.is_empty()).or_else(|| {
         let first_user_realm = realms
             .iter()
@@ -88,7 +88,7 @@ pub async fn load_session(realm: String, sid: String) -> Result<SessionDetail, A
     use super::ssr::{failed, service};
     let admin = require_admin().await?;
     let service = service()?;
-    let session = service.get_session(&realm, &sid).map_err(failed)?;
+    let session = service.get_session(&realm, &sid).await.map_err(failed)?;
     let own = service.is_own_session(&realm, &session.sid, &admin.actor());
     Ok(SessionDetail {
         session,

@@ -6,7 +6,7 @@ use sessions::store::{AccountStore, AdminRecord, AdminRole, ApiKeyRecord, Signin
 use sessions::{Result, SessionError};
 use tokio_postgres::Row;
 
-use super::db::R;
+use super::db::{db_run, db_write, R};
 use super::PostgresStore;
 
 fn api_key(row: &Row) -> R<ApiKeyRecord> {
@@ -38,9 +38,10 @@ fn admin(row: &Row) -> R<AdminRecord> {
     })
 }
 
+#[async_trait::async_trait]
 impl AccountStore for PostgresStore {
-    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        self.db.run(async |tx| {
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        db_run!(self.db, async |tx| {
             tx.query(
                 "SELECT name, scopes, created_at, hash, realms FROM api_keys ORDER BY name",
                 &[],
@@ -50,10 +51,11 @@ impl AccountStore for PostgresStore {
             .map(api_key)
             .collect()
         })
+        .await
     }
 
-    fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool> {
-        self.db.run(async |tx| {
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool> {
+        db_run!(self.db, async |tx| {
             let inserted = tx
                 .execute(
                     "INSERT INTO api_keys (name, scopes, created_at, hash, realms)
@@ -70,10 +72,11 @@ impl AccountStore for PostgresStore {
                 .await?;
             Ok(inserted == 1)
         })
+        .await
     }
 
-    fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        self.db.run(async |tx| {
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        db_run!(self.db, async |tx| {
             tx.execute(
                 "INSERT INTO api_keys (name, scopes, created_at, hash, realms)
                  VALUES ($1, $2, $3, $4, $5)
@@ -91,19 +94,21 @@ impl AccountStore for PostgresStore {
             .await?;
             Ok(())
         })
+        .await
     }
 
-    fn delete_api_key(&self, name: &str) -> Result<bool> {
-        self.db.run(async |tx| {
+    async fn delete_api_key(&self, name: &str) -> Result<bool> {
+        db_run!(self.db, async |tx| {
             Ok(tx
                 .execute("DELETE FROM api_keys WHERE name = $1", &[&name])
                 .await?
                 == 1)
         })
+        .await
     }
 
-    fn admin(&self, username: &str) -> Result<Option<AdminRecord>> {
-        self.db.run(async |tx| {
+    async fn admin(&self, username: &str) -> Result<Option<AdminRecord>> {
+        db_run!(self.db, async |tx| {
             tx.query_opt(
                 &format!("SELECT {ADMIN_COLUMNS} FROM admins WHERE username = $1"),
                 &[&username],
@@ -113,10 +118,11 @@ impl AccountStore for PostgresStore {
             .map(admin)
             .transpose()
         })
+        .await
     }
 
-    fn admins(&self) -> Result<Vec<AdminRecord>> {
-        self.db.run(async |tx| {
+    async fn admins(&self) -> Result<Vec<AdminRecord>> {
+        db_run!(self.db, async |tx| {
             tx.query(
                 &format!("SELECT {ADMIN_COLUMNS} FROM admins ORDER BY username"),
                 &[],
@@ -126,10 +132,11 @@ impl AccountStore for PostgresStore {
             .map(admin)
             .collect()
         })
+        .await
     }
 
-    fn put_admin(&self, a: &AdminRecord) -> Result<()> {
-        self.db.run(async |tx| {
+    async fn put_admin(&self, a: &AdminRecord) -> Result<()> {
+        db_run!(self.db, async |tx| {
             tx.execute(
                 "INSERT INTO admins (username, password_hash, created_at, disabled, role)
                  VALUES ($1, $2, $3, $4, $5)
@@ -147,10 +154,11 @@ impl AccountStore for PostgresStore {
             .await?;
             Ok(())
         })
+        .await
     }
 
-    fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        self.db.run(async |tx| {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        db_run!(self.db, async |tx| {
             tx.query(
                 "SELECT kid, private_key, created_at, retired_at FROM signing_keys ORDER BY kid",
                 &[],
@@ -167,9 +175,10 @@ impl AccountStore for PostgresStore {
             })
             .collect()
         })
+        .await
     }
 
-    fn update_signing_keys(&self, put: &[SigningKeyRecord], delete: &[String]) -> Result<()> {
+    async fn update_signing_keys(&self, put: &[SigningKeyRecord], delete: &[String]) -> Result<()> {
         let der = put
             .iter()
             .map(|k| {
@@ -178,7 +187,7 @@ impl AccountStore for PostgresStore {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             tx.execute("DELETE FROM signing_keys WHERE kid = ANY($1)", &[&delete])
                 .await?;
             for (k, der) in put.iter().zip(&der) {
@@ -194,5 +203,6 @@ impl AccountStore for PostgresStore {
             }
             Ok(())
         })
+        .await
     }
 }

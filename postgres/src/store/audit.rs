@@ -2,7 +2,7 @@
 
 use sessions::{AuditEntry, SessionError};
 
-use super::db::{Tx, R};
+use super::db::{db_run, Tx, R};
 use super::PostgresStore;
 
 /// Appends an entry (durable with the transaction it is written in).
@@ -25,18 +25,18 @@ pub(crate) async fn insert(tx: &Tx<'_>, e: &AuditEntry) -> R<()> {
 }
 
 impl PostgresStore {
-    pub(crate) fn record_audit_impl(&self, entry: &AuditEntry) -> sessions::Result<()> {
-        self.db.run(async |tx| insert(tx, entry).await)
+    pub(crate) async fn record_audit_impl(&self, entry: &AuditEntry) -> sessions::Result<()> {
+        db_run!(self.db, async |tx| insert(tx, entry).await).await
     }
 
-    pub(crate) fn audit_log_impl(
+    pub(crate) async fn audit_log_impl(
         &self,
         before: Option<u64>,
         count: usize,
     ) -> sessions::Result<Vec<(u64, AuditEntry)>> {
         let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
         let count = i64::try_from(count).unwrap_or(i64::MAX);
-        self.db.run(async |tx| {
+        db_run!(self.db, async |tx| {
             let found = tx
                 .query(
                     "SELECT id, realm, at, actor, action, target, reason, outcome FROM audit
@@ -63,5 +63,6 @@ impl PostgresStore {
                 })
                 .collect()
         })
+        .await
     }
 }

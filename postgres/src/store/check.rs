@@ -1,7 +1,7 @@
 //! The store's consistency check: every counter against a recount of what it counts, and the
 //! client and word index rows against the sessions they belong to.
 
-use super::db::{Tx, R};
+use super::db::{db_write, Tx, R};
 use super::PostgresStore;
 
 /// For each counter kind, what a recount answers: (realm, key, count).
@@ -98,8 +98,8 @@ impl PostgresStore {
     /// The inconsistencies found: every count against a recount of the rows it counts, and the
     /// index rows against their sessions. Empty when the store is consistent. Reads every row:
     /// an operator's tool, not for a busy hour.
-    pub fn check(&self) -> sessions::Result<Vec<String>> {
-        self.db.write(async |tx| {
+    pub async fn check(&self) -> sessions::Result<Vec<String>> {
+        db_write!(self.db, async |tx| {
             // One snapshot for all the comparisons; reading every row takes what it takes.
             tx.batch(
                 "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
@@ -108,5 +108,6 @@ impl PostgresStore {
             .await?;
             problems(tx).await
         })
+        .await
     }
 }

@@ -1,49 +1,46 @@
-//! Connections: a small pool of `tokio_postgres` clients whose connection tasks run on a runtime
-//! the store owns, and the two ways the store talks to the database, one statement at a time
-//! ([`Db::run`], autocommit) or in a transaction that is retried after a deadlock or a
-//! serialization failure ([`Db::write`]). Connections found closed are dropped from the pool.
+//! Connections: a `deadpool-postgres` pool of `tokio_postgres` clients whose connection tasks run
+//! on the caller's tokio runtime, and the two ways the store talks to the database, one statement
+//! at a time ([`db_run!`], autocommit) or in a transaction that is retried after a deadlock or a
+//! serialization failure ([`db_write!`]). Both are futures: a call awaits its statements and
+//! holds no thread meanwhile. Connections found closed are dropped from the pool.
 //!
-//! The store's methods are blocking calls: a call waits for its queries with
-//! `futures::executor::block_on`, which does not depend on the caller's executor, so a call made
-//! from a tokio worker thread blocks that thread but does not panic (as the synchronous
-//! `postgres` client, which starts a runtime of its own, would). Async callers still run the
-//! store on blocking threads ([`sessions::store::SessionStore::blocks_on_network`]).
+//! They are macros rather than methods taking an async closure: rustc cannot prove a future that
+//! holds an async closure's future `Send` ("implementation of `Send` is not general enough"), and
+//! the store's futures must be. The statements are an `async` block inlined where they are written.
 //!
 //! Bounds, so that no caller can hold the pool: every statement runs under PostgreSQL's
-//! `statement_timeout` (set on each pooled connection, [`DEFAULT_STATEMENT_TIMEOUT`] unless
-//! configured); a call made within a [`CallCancel`] scope that is cancelled (its request was
-//! dropped) has its running statement cancelled on the server (a cancel request, as `psql`'s
-//! Ctrl-C sends) and its connection given up; each connection keeps at most
-//! [`STATEMENT_CACHE_CAPACITY`] prepared statements, closing the least recently used.
+//! `statement_timeout` (set on each pooled connection when it opens, [`DEFAULT_STATEMENT_TIMEOUT`]
+//! unless configured); a call waits at most [`ACQUIRE_TIMEOUT`] for a free connection; a call
+//! whose future is dropped while it holds a connection (its request timed out, its client went
+//! away) has the statement running there cancelled on the server (a cancel request, as `psql`'s
+//! Ctrl-C sends) and the connection closed rather than given back ([`Taken`]); each connection
+//! keeps at most [`STATEMENT_CACHE_CAPACITY`] prepared statements, and closes them all when it
+//! has more.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
-use std::pin::pin;
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use futures::executor::block_on;
-use futures::future::{select, Either};
-use sessions::store::shared::CallCancel;
+use deadpool_postgres::{
+    ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
+    RecyclingMethod, Runtime, StatementCache, TimeoutType, Timeouts,
+};
 use sessions::SessionError;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{CancelToken, Client, Config, NoTls, Row, Statement, Transaction};
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
 /// Most connections one store opens, unless its configuration says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// Longest a statement runs, unless the store's configuration says otherwise: an API request's
 /// time limit, so that a statement does not outlive the request that started it.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most prepared statements a connection keeps; the least recently used one is closed (on the
-/// server too) to make room. Listings build their SQL from the filters given, so the number of
-/// distinct texts is large.
+/// Most prepared statements a connection keeps; past it, its cache is emptied (and the
+/// statements closed on the server). Listings build their SQL from the filters given, so the
+/// number of distinct texts is large.
 pub(crate) const STATEMENT_CACHE_CAPACITY: usize = 256;
-/// How often a call waiting for a free connection looks whether it was cancelled.
-const CANCEL_CHECK: Duration = Duration::from_millis(50);
-/// How long a call waits for a free connection before it fails.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a call waits for a free connection (or for a new one to open) before it fails.
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a transaction is tried again after a deadlock, a serialization failure or a
 /// connection lost before it began.
 const MAX_RETRIES: usize = 5;
@@ -105,139 +102,74 @@ fn retryable(e: &Error) -> bool {
 }
 
 /// How a transaction ended: whether it reached the database at all.
-enum Outcome<T> {
+pub(crate) enum Outcome<T> {
     /// The connection was lost before the transaction began: nothing happened.
     NotBegun(Error),
     Done(R<T>),
 }
 
+impl<T> Outcome<T> {
+    /// The outcome of a transaction whose `BEGIN` failed so.
+    pub(crate) fn not_begun(e: tokio_postgres::Error) -> Self {
+        if e.is_closed() {
+            Outcome::NotBegun(e.into())
+        } else {
+            Outcome::Done(Err(e.into()))
+        }
+    }
+}
+
 /// Results inside the store.
 pub(crate) type R<T> = std::result::Result<T, Error>;
 
-/// One pooled connection and the statements prepared on it.
-struct Conn {
-    client: Client,
-    statements: RefCell<StatementCache>,
-}
-
-/// The statements prepared on one connection, by their SQL text: at most `capacity`, the least
-/// recently used dropped to make room (dropping the last handle of a statement closes it on the
-/// server).
-pub(crate) struct StatementCache {
-    capacity: usize,
-    /// Counts uses; each entry remembers its last.
-    clock: u64,
-    entries: HashMap<String, (Statement, u64)>,
-}
-
-impl StatementCache {
-    fn new(capacity: usize) -> Self {
-        StatementCache {
-            capacity: capacity.max(1),
-            clock: 0,
-            entries: HashMap::new(),
-        }
-    }
-
-    fn get(&mut self, sql: &str) -> Option<Statement> {
-        self.clock += 1;
-        let now = self.clock;
-        self.entries.get_mut(sql).map(|(s, used)| {
-            *used = now;
-            s.clone()
-        })
-    }
-
-    fn insert(&mut self, sql: &str, statement: Statement) {
-        self.clock += 1;
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(sql) {
-            // A linear search, on a miss with a full cache only: cheaper than the prepare
-            // round trip that follows every miss.
-            let oldest = self
-                .entries
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(sql, _)| sql.clone());
-            if let Some(oldest) = oldest {
-                self.entries.remove(&oldest);
-            }
-        }
-        self.entries.insert(sql.to_owned(), (statement, self.clock));
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-struct PoolState {
-    idle: Vec<Conn>,
-    /// Connections open, idle or in use.
-    open: usize,
-}
-
 /// The store's connections.
 pub(crate) struct Db {
+    pool: Pool,
+    /// The database's connection settings, for the connection that listens for changes.
     config: Config,
-    max: usize,
-    /// `statement_timeout` of the pooled connections; `None`: the database's own setting.
-    statement_timeout: Option<Duration>,
-    state: Mutex<PoolState>,
-    freed: Condvar,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-/// A connection taken from the pool; back in it when dropped, unless it was closed.
-struct Taken<'a> {
-    db: &'a Db,
-    conn: Option<Conn>,
-}
-
-impl Drop for Taken<'_> {
-    fn drop(&mut self) {
-        let mut state = self.db.state.lock().unwrap_or_else(|e| e.into_inner());
-        match self.conn.take() {
-            Some(c) if !c.client.is_closed() => state.idle.push(c),
-            _ => state.open -= 1,
-        }
-        self.db.freed.notify_one();
-    }
 }
 
 impl Db {
     /// A pool of up to `max` connections to the database `config` names, each running its
     /// statements under `statement_timeout` (`None`: the database's own setting); none is
-    /// opened yet.
+    /// opened yet. Connections open on the runtime of the call that needs them.
     pub(crate) fn new(
         config: Config,
         max: usize,
         statement_timeout: Option<Duration>,
-    ) -> std::io::Result<Db> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("sessions-postgres")
-            .enable_all()
-            .build()?;
-        Ok(Db {
-            config,
-            max: max.max(1),
-            statement_timeout,
-            state: Mutex::new(PoolState {
-                idle: Vec::new(),
-                open: 0,
-            }),
-            freed: Condvar::new(),
-            runtime: Some(runtime),
-        })
-    }
-
-    /// The runtime the store's connection tasks run on.
-    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
-        self.runtime
-            .as_ref()
-            .expect("the runtime lives as long as the pool")
-            .handle()
+    ) -> sessions::Result<Db> {
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                // Only whether the connection is closed: no round trip before each call.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        // Whole milliseconds, at least one (0 would mean no limit).
+        let timeout_ms = statement_timeout.map(|t| t.as_millis().clamp(1, i32::MAX as u128));
+        let mut builder = Pool::builder(manager)
+            .max_size(max.max(1))
+            .runtime(Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(ACQUIRE_TIMEOUT),
+                create: Some(ACQUIRE_TIMEOUT),
+                recycle: None,
+            });
+        if let Some(ms) = timeout_ms {
+            builder = builder.post_create(Hook::async_fn(move |client: &mut ClientWrapper, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute(&format!("SET statement_timeout = {ms}"))
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }));
+        }
+        let pool = builder
+            .build()
+            .map_err(|e| SessionError::Storage(format!("starting the PostgreSQL pool: {e}")))?;
+        Ok(Db { pool, config })
     }
 
     /// The database's connection settings.
@@ -245,336 +177,305 @@ impl Db {
         &self.config
     }
 
-    fn connect(&self) -> R<Conn> {
-        let config = self.config.clone();
-        let runtime = self
-            .runtime
-            .as_ref()
-            .expect("the runtime lives as long as the pool");
-        // Whole milliseconds, at least one (0 would mean no limit).
-        let timeout_ms = self
-            .statement_timeout
-            .map(|t| t.as_millis().clamp(1, i32::MAX as u128));
-        let opened = runtime.spawn(async move {
-            let (client, connection) = config.connect(NoTls).await?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::warn!("PostgreSQL connection ended: {}", describe(&e));
-                }
-            });
-            if let Some(ms) = timeout_ms {
-                client
-                    .batch_execute(&format!("SET statement_timeout = {ms}"))
-                    .await?;
+    /// A connection: an idle one, a new one if fewer than the maximum are open, or the next one
+    /// freed, waiting at most [`ACQUIRE_TIMEOUT`].
+    pub(crate) async fn take(&self) -> R<Taken> {
+        let conn = self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Wait) => SessionError::Unavailable(format!(
+                "no PostgreSQL connection was free within {ACQUIRE_TIMEOUT:?} ({} in use)",
+                self.pool.status().max_size
+            )),
+            PoolError::Timeout(_) => SessionError::Unavailable(format!(
+                "connecting to PostgreSQL took longer than {ACQUIRE_TIMEOUT:?}"
+            )),
+            PoolError::Backend(e) => {
+                SessionError::Storage(format!("connecting to PostgreSQL: {}", describe(&e)))
             }
-            Ok::<_, tokio_postgres::Error>(client)
+            PoolError::PostCreateHook(HookError::Backend(e)) => {
+                SessionError::Storage(format!("connecting to PostgreSQL: {}", describe(&e)))
+            }
+            e => SessionError::Storage(format!("connecting to PostgreSQL: {e}")),
+        })?;
+        Ok(Taken { conn: Some(conn) })
+    }
+
+    /// Brings the database's schema up to date ([`crate::migrations`]), on a connection of its
+    /// own, outside the pool: a migration may rewrite large tables, and waits for other servers'
+    /// migrations, so it runs without the statement timeout.
+    pub(crate) async fn migrate(&self) -> sessions::Result<Vec<i32>> {
+        let failed = |e: &dyn std::fmt::Display| {
+            SessionError::Storage(format!("migrating the database: {e}"))
+        };
+        let (mut client, connection) = self.config.connect(NoTls).await.map_err(|e| {
+            SessionError::Storage(format!("connecting to PostgreSQL: {}", describe(&e)))
+        })?;
+        let connection = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("the migrating connection ended: {}", describe(&e));
+            }
         });
-        let client = block_on(opened)
-            .map_err(|e| SessionError::Storage(format!("connecting to PostgreSQL: {e}")))??;
-        Ok(Conn {
-            client,
-            statements: RefCell::new(StatementCache::new(STATEMENT_CACHE_CAPACITY)),
+        let migrated = async {
+            client.batch_execute("SET statement_timeout = 0").await?;
+            crate::migrations::migrate(&mut client).await
+        }
+        .await;
+        // Closes the connection (and ends its task).
+        drop(client);
+        let _ = connection.await;
+        migrated.map_err(|e| failed(&e))
+    }
+
+    /// Connections open (idle or in use), and idle, for tests.
+    #[cfg(test)]
+    fn open_and_idle(&self) -> (usize, usize) {
+        let s = self.pool.status();
+        (s.size, s.available)
+    }
+}
+
+/// Runs `$body`, statements on `$tx` (a [`&Tx`](Tx)) in autocommit, each durable on its own, on
+/// a connection of `$db` (a [`Db`]): a future of `sessions::Result<T>` for a body of [`R<T>`].
+/// Not tried again: a statement whose connection was lost may have run.
+macro_rules! db_run {
+    ($db:expr, async |$tx:ident| $body:expr) => {
+        $crate::store::db::call(async {
+            let db: &$crate::store::db::Db = &$db;
+            let taken = db.take().await?;
+            let result = $crate::store::db::body(async {
+                let $tx = &taken.autocommit();
+                $body
+            })
+            .await;
+            taken.give_back();
+            Ok(result?)
+        })
+    };
+}
+
+/// Runs `$body`, statements on `$tx` (a [`&Tx`](Tx)), in a transaction on a connection of `$db`
+/// (a [`Db`]) and commits it: a future of `sessions::Result<T>` for a body of [`R<T>`]. Tried
+/// again from the start after a deadlock or a serialization failure (the database rolled it
+/// back), or on another connection when the one it took was lost before the transaction began
+/// ([`Retry`]); so the body may run more than once. A connection lost later is an error: the
+/// commit may have happened.
+macro_rules! db_write {
+    ($db:expr, async |$tx:ident| $body:expr) => {
+        $crate::store::db::call(async {
+            let db: &$crate::store::db::Db = &$db;
+            let mut retry = $crate::store::db::Retry::default();
+            loop {
+                let mut taken = db.take().await?;
+                let outcome = match taken.begin().await {
+                    Err(e) => $crate::store::db::Outcome::not_begun(e),
+                    Ok(tx) => {
+                        let result = $crate::store::db::body(async {
+                            let $tx = &tx;
+                            $body
+                        })
+                        .await;
+                        $crate::store::db::Outcome::Done(match result {
+                            Ok(value) => tx.commit().await.map(|()| value),
+                            // Dropped, the transaction is rolled back.
+                            Err(e) => Err(e),
+                        })
+                    }
+                };
+                // A connection found closed leaves the pool when next taken.
+                taken.give_back();
+                if let Some(result) = retry.after(outcome) {
+                    break result;
+                }
+            }
+        })
+    };
+}
+
+pub(crate) use {db_run, db_write};
+
+/// The future of a call: a `sessions::Result`. (Fixes the type the `?` of a macro's block
+/// converts to.)
+pub(crate) fn call<T>(
+    f: impl Future<Output = sessions::Result<T>>,
+) -> impl Future<Output = sessions::Result<T>> {
+    f
+}
+
+/// The future of a call's statements: an [`R`]. (Fixes the type the `?` of its body converts
+/// to.)
+pub(crate) fn body<T>(f: impl Future<Output = R<T>>) -> impl Future<Output = R<T>> {
+    f
+}
+
+/// Counts the attempts of a transaction ([`db_write!`]) and decides whether to try again.
+#[derive(Default)]
+pub(crate) struct Retry {
+    attempt: usize,
+}
+
+impl Retry {
+    /// The result to answer after an attempt that ended so, or `None` to try again.
+    pub(crate) fn after<T>(&mut self, outcome: Outcome<T>) -> Option<sessions::Result<T>> {
+        let result = match outcome {
+            Outcome::NotBegun(e) if self.attempt < MAX_RETRIES => {
+                self.attempt += 1;
+                tracing::debug!(
+                    attempt = self.attempt,
+                    "connection lost before a transaction: {e:?}"
+                );
+                return None;
+            }
+            Outcome::NotBegun(e) => Err(e),
+            Outcome::Done(result) => result,
+        };
+        match result {
+            Err(e) if retryable(&e) && self.attempt < MAX_RETRIES => {
+                self.attempt += 1;
+                if let Error::Db(e) = &e {
+                    tracing::debug!(
+                        attempt = self.attempt,
+                        "transaction tried again: {}",
+                        describe(e)
+                    );
+                }
+                None
+            }
+            other => Some(other.map_err(Into::into)),
+        }
+    }
+}
+
+/// A connection taken from the pool for one call. The call gives it back when it is done with it
+/// ([`Taken::give_back`]). Dropped still holding it, the call's future was dropped mid-statement:
+/// a cancel request for the statement running is sent, and the connection leaves the pool and is
+/// closed once the request was sent. A cancel request names a connection, not a statement, and
+/// may arrive late: it must not end a later caller's statement on the same connection.
+pub(crate) struct Taken {
+    conn: Option<Object>,
+}
+
+impl Taken {
+    fn client(&self) -> &ClientWrapper {
+        self.conn.as_ref().expect("a taken connection")
+    }
+
+    /// Statements in autocommit.
+    pub(crate) fn autocommit(&self) -> Tx<'_> {
+        Tx {
+            on: On::Client(self.client()),
+        }
+    }
+
+    /// A transaction begun.
+    pub(crate) async fn begin(&mut self) -> Result<Tx<'_>, tokio_postgres::Error> {
+        Ok(Tx {
+            on: On::Transaction(
+                self.conn
+                    .as_mut()
+                    .expect("a taken connection")
+                    .transaction()
+                    .await?,
+            ),
         })
     }
 
-    /// A connection: an idle one, a new one if fewer than the maximum are open, or the next one
-    /// freed; none once `cancel` is cancelled.
-    fn take(&self, cancel: Option<&CallCancel>) -> R<Taken<'_>> {
-        let deadline = Instant::now() + ACQUIRE_TIMEOUT;
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if cancel.is_some_and(CallCancel::is_cancelled) {
-                return Err(abandoned());
-            }
-            while let Some(c) = state.idle.pop() {
-                if !c.client.is_closed() {
-                    return Ok(Taken {
-                        db: self,
-                        conn: Some(c),
-                    });
-                }
-                state.open -= 1;
-            }
-            if state.open < self.max {
-                state.open += 1;
-                drop(state);
-                let mut taken = Taken {
-                    db: self,
-                    conn: None,
-                };
-                // On failure, dropping `taken` (empty) gives the slot back.
-                taken.conn = Some(self.connect()?);
-                return Ok(taken);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(SessionError::Storage(format!(
-                    "no PostgreSQL connection was free within {ACQUIRE_TIMEOUT:?} ({} in use)",
-                    self.max
-                ))
-                .into());
-            }
-            // A cancellable call looks again every so often: nothing wakes it when cancelled.
-            let wait = match cancel {
-                Some(_) => (deadline - now).min(CANCEL_CHECK),
-                None => deadline - now,
-            };
-            state = self
-                .freed
-                .wait_timeout(state, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    /// Runs `f` with statements in autocommit (each durable on its own). Not tried again: a
-    /// statement whose connection was lost may have run.
-    pub(crate) fn run<T>(&self, f: impl AsyncFn(&Tx<'_>) -> R<T>) -> sessions::Result<T> {
-        let cancel = CallCancel::current();
-        let mut taken = self.take(cancel.as_ref())?;
-        let conn = taken.conn.as_ref().expect("a taken connection");
-        let done = self.wait(cancel.as_ref(), conn.client.cancel_token(), async {
-            let tx = Tx {
-                on: On::Client(&conn.client),
-                statements: &conn.statements,
-            };
-            f(&tx).await
-        });
-        match done {
-            Some(result) => result.map_err(Into::into),
-            None => {
-                // Given up, not given back: see `wait`.
-                taken.conn = None;
-                Err(abandoned().into())
-            }
-        }
-    }
-
-    /// Waits for `work`, a call's statements on the connection `token` cancels, unless `cancel`
-    /// is cancelled first: then `work` is dropped, which cancels the statement running
-    /// ([`CancelStatement`]), and the answer is `None`. The caller then gives the connection up:
-    /// a cancel request is not tied to a statement and may arrive late, and must not end a
-    /// later caller's statement on the same connection.
-    fn wait<T>(
-        &self,
-        cancel: Option<&CallCancel>,
-        token: CancelToken,
-        work: impl Future<Output = T>,
-    ) -> Option<T> {
-        let guarded = async {
-            let mut guard = CancelStatement {
-                token: Some(token),
-                runtime: self.runtime().clone(),
-            };
-            let out = work.await;
-            guard.token = None;
-            out
-        };
-        let Some(cancel) = cancel else {
-            return Some(block_on(guarded));
-        };
-        match block_on(select(pin!(guarded), pin!(cancel.cancelled()))) {
-            Either::Left((out, _)) => Some(out),
-            Either::Right(((), _)) => {
-                tracing::debug!("a store call was cancelled: its statement is being cancelled");
-                None
-            }
-        }
-    }
-
-    /// Runs `f` in a transaction and commits it; tries again (from the start) after a deadlock
-    /// or a serialization failure (the database rolled it back), or on another connection when
-    /// the one it took was lost before the transaction began. A connection lost later is an
-    /// error: the commit may have happened.
-    pub(crate) fn write<T>(&self, f: impl AsyncFn(&Tx<'_>) -> R<T>) -> sessions::Result<T> {
-        let cancel = CallCancel::current();
-        let mut attempt = 0;
-        loop {
-            let mut taken = self.take(cancel.as_ref())?;
-            let conn = taken.conn.as_mut().expect("a taken connection");
-            let token = conn.client.cancel_token();
-            let outcome = self.wait(cancel.as_ref(), token, async {
-                let tx = match conn.client.transaction().await {
-                    Ok(tx) => tx,
-                    Err(e) if e.is_closed() => return Outcome::NotBegun(e.into()),
-                    Err(e) => return Outcome::Done(Err(e.into())),
-                };
-                let tx = Tx {
-                    on: On::Transaction(tx),
-                    statements: &conn.statements,
-                };
-                Outcome::Done(
-                    async {
-                        let value = f(&tx).await?;
-                        tx.commit().await?;
-                        Ok(value)
-                    }
-                    .await,
-                )
-            });
-            let Some(outcome) = outcome else {
-                // Given up, not given back: see `wait`. The transaction was rolled back, unless
-                // its commit was under way.
-                taken.conn = None;
-                return Err(abandoned().into());
-            };
-            let result = match outcome {
-                Outcome::NotBegun(e) if attempt < MAX_RETRIES => {
-                    attempt += 1;
-                    tracing::debug!(attempt, "connection lost before a transaction: {e:?}");
-                    continue;
-                }
-                Outcome::NotBegun(e) => Err(e),
-                Outcome::Done(result) => result,
-            };
-            match result {
-                Err(e) if retryable(&e) && attempt < MAX_RETRIES => {
-                    attempt += 1;
-                    if let Error::Db(e) = &e {
-                        tracing::debug!(attempt, "transaction tried again: {}", describe(e));
-                    }
-                }
-                other => return other.map_err(Into::into),
-            }
-        }
+    /// Back to the pool, for the next call.
+    pub(crate) fn give_back(mut self) {
+        drop(self.conn.take());
     }
 }
 
-impl Db {
-    /// Brings the database's schema up to date ([`crate::migrations`]).
-    pub(crate) fn migrate(&self) -> sessions::Result<Vec<i32>> {
-        let mut taken = self.take(None)?;
-        let conn = taken.conn.as_mut().expect("a taken connection");
-        // A migration may rewrite large tables, and waits for other servers' migrations: no
-        // statement timeout, on a connection not given back to the pool afterwards.
-        let migrated = block_on(async {
-            conn.client
-                .batch_execute("SET statement_timeout = 0")
-                .await?;
-            crate::migrations::migrate(&mut conn.client).await
-        });
-        taken.conn = None;
-        migrated.map_err(|e| SessionError::Storage(format!("migrating the database: {e}")))
-    }
-}
-
-impl Drop for Db {
+impl Drop for Taken {
     fn drop(&mut self) {
-        // Close the idle connections, then stop their tasks without waiting (this may run on an
-        // async thread, where a runtime cannot be dropped by blocking).
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .idle
-            .clear();
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-/// The error of a call cancelled before the database answered it.
-fn abandoned() -> Error {
-    Error::Session(SessionError::Storage(
-        "the call was cancelled (its request ended) before the database answered".into(),
-    ))
-}
-
-/// Sends the server a cancel request for the statement running on a connection when dropped
-/// still holding its token: the future waiting for the statement was dropped before it
-/// finished.
-struct CancelStatement {
-    token: Option<CancelToken>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl Drop for CancelStatement {
-    fn drop(&mut self) {
-        if let Some(token) = self.token.take() {
-            self.runtime.spawn(async move {
-                if let Err(e) = token.cancel_query(NoTls).await {
-                    tracing::warn!("cancelling an abandoned statement: {}", describe(&e));
-                }
-            });
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let token = conn.cancel_token();
+        let client = Object::take(conn);
+        tracing::debug!("a store call was dropped mid-statement: cancelling its statement");
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = token.cancel_query(NoTls).await {
+                        tracing::warn!("cancelling an abandoned statement: {}", describe(&e));
+                    }
+                    drop(client);
+                });
+            }
+            // Outside a runtime (the runtime is gone): closing the connection is all there is.
+            Err(_) => drop(client),
         }
     }
 }
 
 enum On<'a> {
-    Client(&'a Client),
-    Transaction(Transaction<'a>),
+    Client(&'a ClientWrapper),
+    Transaction(deadpool_postgres::Transaction<'a>),
 }
 
 /// Where the store's statements run: a transaction, or a connection in autocommit. Statements
 /// are prepared once per connection and kept (up to [`STATEMENT_CACHE_CAPACITY`]).
 pub(crate) struct Tx<'a> {
     on: On<'a>,
-    statements: &'a RefCell<StatementCache>,
 }
 
 /// Parameters of a statement.
 pub(crate) type Params<'a> = [&'a (dyn ToSql + Sync)];
 
 impl Tx<'_> {
-    async fn statement(&self, sql: &str) -> R<Statement> {
-        let cached = self.statements.borrow_mut().get(sql);
-        if let Some(s) = cached {
-            return Ok(s);
+    fn client(&self) -> &Client {
+        match &self.on {
+            On::Client(c) => c,
+            On::Transaction(t) => t.client(),
         }
-        let prepared = match &self.on {
-            On::Client(c) => c.prepare(sql).await?,
-            On::Transaction(t) => t.prepare(sql).await?,
-        };
-        self.statements.borrow_mut().insert(sql, prepared.clone());
-        Ok(prepared)
+    }
+
+    fn statements(&self) -> &Arc<StatementCache> {
+        match &self.on {
+            On::Client(c) => &c.statement_cache,
+            On::Transaction(t) => &t.statement_cache,
+        }
+    }
+
+    async fn statement(&self, sql: &str) -> R<Statement> {
+        let statements = self.statements();
+        let statement = statements.prepare(self.client(), sql).await?;
+        if statements.size() > STATEMENT_CACHE_CAPACITY {
+            // Dropping the last handle of a statement closes it on the server.
+            statements.clear();
+        }
+        Ok(statement)
     }
 
     /// Every row a statement answers.
     pub(crate) async fn query(&self, sql: &str, params: &Params<'_>) -> R<Vec<Row>> {
         let s = self.statement(sql).await?;
-        Ok(match &self.on {
-            On::Client(c) => c.query(&s, params).await?,
-            On::Transaction(t) => t.query(&s, params).await?,
-        })
+        Ok(self.client().query(&s, params).await?)
     }
 
     /// The row a statement answers, if any (an error if more).
     pub(crate) async fn query_opt(&self, sql: &str, params: &Params<'_>) -> R<Option<Row>> {
         let s = self.statement(sql).await?;
-        Ok(match &self.on {
-            On::Client(c) => c.query_opt(&s, params).await?,
-            On::Transaction(t) => t.query_opt(&s, params).await?,
-        })
+        Ok(self.client().query_opt(&s, params).await?)
     }
 
     /// The one row a statement answers.
     pub(crate) async fn query_one(&self, sql: &str, params: &Params<'_>) -> R<Row> {
         let s = self.statement(sql).await?;
-        Ok(match &self.on {
-            On::Client(c) => c.query_one(&s, params).await?,
-            On::Transaction(t) => t.query_one(&s, params).await?,
-        })
+        Ok(self.client().query_one(&s, params).await?)
     }
 
     /// Runs a statement; answers how many rows it changed.
     pub(crate) async fn execute(&self, sql: &str, params: &Params<'_>) -> R<u64> {
         let s = self.statement(sql).await?;
-        Ok(match &self.on {
-            On::Client(c) => c.execute(&s, params).await?,
-            On::Transaction(t) => t.execute(&s, params).await?,
-        })
+        Ok(self.client().execute(&s, params).await?)
     }
 
     /// Several statements without parameters, in one round trip.
     pub(crate) async fn batch(&self, sql: &str) -> R<()> {
-        match &self.on {
-            On::Client(c) => c.batch_execute(sql).await?,
-            On::Transaction(t) => t.batch_execute(sql).await?,
-        }
-        Ok(())
+        Ok(self.client().batch_execute(sql).await?)
     }
 
-    async fn commit(self) -> R<()> {
+    pub(crate) async fn commit(self) -> R<()> {
         if let On::Transaction(t) = self.on {
             t.commit().await?;
         }
@@ -588,45 +489,121 @@ mod tests {
     use crate::scratch::ScratchPostgres;
     use std::str::FromStr;
 
-    #[test]
-    fn the_statement_cache_stays_within_its_bound_after_many_distinct_sql_texts() {
-        let url = ScratchPostgres::shared()
-            .new_database("statement_cache")
-            .unwrap();
-        let db = Db::new(Config::from_str(&url).unwrap(), 1, None).unwrap();
-        let hot = "SELECT 'hot'::text";
-        let distinct = STATEMENT_CACHE_CAPACITY + 100;
+    fn db(max: usize, statement_timeout: Option<Duration>) -> Db {
+        let url = ScratchPostgres::shared().new_database("db").unwrap();
+        Db::new(Config::from_str(&url).unwrap(), max, statement_timeout).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_statement_cache_stays_within_its_bound_after_many_distinct_sql_texts() {
+        let db = db(1, None);
+        let distinct = STATEMENT_CACHE_CAPACITY * 2 + 10;
+        let mut largest = 0;
         for i in 0..distinct {
-            let n: i64 = db
-                .run(async |tx| {
-                    Ok(tx
-                        .query_one(&format!("SELECT {i}::int8"), &[])
-                        .await?
-                        .get(0))
-                })
-                .unwrap();
-            assert_eq!(n, i as i64);
-            if i % 10 == 0 {
-                db.run(async |tx| tx.query_one(hot, &[]).await.map(drop))
-                    .unwrap();
-            }
-        }
-        let (cached, hot_cached, on_server) = db
-            .run(async |tx| {
-                let on_server: i64 = tx
-                    .query_one("SELECT count(*) FROM pg_prepared_statements", &[])
+            let n: i64 = db_run!(db, async |tx| {
+                Ok(tx
+                    .query_one(&format!("SELECT {i}::int8"), &[])
                     .await?
-                    .get(0);
-                let cache = tx.statements.borrow();
-                Ok((cache.len(), cache.entries.contains_key(hot), on_server))
+                    .get(0))
             })
+            .await
             .unwrap();
-        assert_eq!(cached, STATEMENT_CACHE_CAPACITY);
-        assert!(hot_cached, "a statement in use is not the one evicted");
-        // Evicted statements were closed on the server too.
+            assert_eq!(n, i as i64);
+            largest = largest.max(
+                db_run!(db, async |tx| Ok(tx.statements().size()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(largest >= STATEMENT_CACHE_CAPACITY, "the cache was used");
+        assert!(largest <= STATEMENT_CACHE_CAPACITY, "cached {largest}");
+        // Dropped statements were closed on the server too (on the one connection).
+        let on_server: i64 = db_run!(db, async |tx| {
+            Ok(tx
+                .query_one("SELECT count(*) FROM pg_prepared_statements", &[])
+                .await?
+                .get(0))
+        })
+        .await
+        .unwrap();
         assert!(
-            on_server <= STATEMENT_CACHE_CAPACITY as i64,
+            on_server <= STATEMENT_CACHE_CAPACITY as i64 + 1,
             "{on_server} statements prepared on the server"
         );
+        assert_eq!(db.open_and_idle(), (1, 1), "one connection, reused");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pooled_connections_run_under_the_statement_timeout_and_migrations_without_it() {
+        let url = ScratchPostgres::shared().new_database("db").unwrap();
+        // A timeout the URL sets, too short for any migration.
+        let url = format!("{url}?options=-c%20statement_timeout%3D1");
+        let db = Db::new(
+            Config::from_str(&url).unwrap(),
+            2,
+            Some(Duration::from_millis(1500)),
+        )
+        .unwrap();
+        let setting: String = db_run!(db, async |tx| {
+            Ok(tx.query_one("SHOW statement_timeout", &[]).await?.get(0))
+        })
+        .await
+        .unwrap();
+        assert_eq!(setting, "1500ms", "the store's, not the URL's");
+        let e = db_run!(db, async |tx| tx.batch("SELECT pg_sleep(5)").await)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, SessionError::Unavailable(m) if m.contains("statement timeout")),
+            "{e:?}"
+        );
+        assert_eq!(db.open_and_idle(), (1, 1), "the connection serves again");
+        db.migrate().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_deadlocked_transaction_is_tried_again() {
+        let db = db(2, None);
+        db_run!(db, async |tx| {
+            tx.batch(
+                "CREATE TABLE t (id int PRIMARY KEY, n int); INSERT INTO t VALUES (1, 0), (2, 0)",
+            )
+            .await
+        })
+        .await
+        .unwrap();
+        let tries = std::sync::atomic::AtomicUsize::new(0);
+        let both = tokio::sync::Barrier::new(2);
+        // Each locks one row, then, once the other holds its row, asks for the other's.
+        let crossed = async |first: i32, second: i32| {
+            let first_try = std::sync::atomic::AtomicBool::new(true);
+            db_write!(db, async |tx| {
+                tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tx.execute("UPDATE t SET n = n + 1 WHERE id = $1", &[&first])
+                    .await?;
+                if first_try.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    both.wait().await;
+                }
+                tx.execute("UPDATE t SET n = n + 1 WHERE id = $1", &[&second])
+                    .await?;
+                Ok(())
+            })
+            .await
+        };
+        let (a, b) = tokio::join!(crossed(1, 2), crossed(2, 1));
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(
+            tries.load(std::sync::atomic::Ordering::SeqCst),
+            3,
+            "one of the two was rolled back and tried again"
+        );
+        let total: i64 = db_run!(db, async |tx| Ok(tx
+            .query_one("SELECT sum(n)::int8 FROM t", &[])
+            .await?
+            .get(0)))
+        .await
+        .unwrap();
+        assert_eq!(total, 4, "each transaction's two updates, once");
     }
 }

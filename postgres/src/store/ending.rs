@@ -21,7 +21,7 @@ use sessions::AuditEntry;
 use uuid::Uuid;
 
 use super::counters::{Counted, Deltas};
-use super::db::{Tx, R};
+use super::db::{db_run, db_write, Tx, R};
 use super::rows::{RealmRow, CONSENT};
 use super::{audit, realms, PostgresStore};
 
@@ -262,7 +262,7 @@ fn add(outcome: &mut EndOutcome, done: &EndOutcome) {
 impl PostgresStore {
     /// Ends `targets` in batches of [`END_BATCH`], one transaction each, adding to `outcome` as
     /// each commits.
-    fn end_targets(
+    async fn end_targets(
         &self,
         realm: &RealmRow,
         targets: &[Target],
@@ -279,9 +279,10 @@ impl PostgresStore {
         let dry_run = outcome.dry_run;
         for chunk in targets.chunks(END_BATCH) {
             let sids: Vec<Uuid> = chunk.iter().map(|t| t.sid).collect();
-            let done = self.db.write(async |tx| {
+            let done = db_write!(self.db, async |tx| {
                 end(tx, realm, &sids, flags, consents_done, dry_run, now).await
-            })?;
+            })
+            .await?;
             if done.outcome.records_deleted > 0 {
                 self.sessions_changed(&realm.name);
             }
@@ -293,7 +294,7 @@ impl PostgresStore {
 
     /// Records a removal in the audit log, also when `ended` says it stopped part way; a dry
     /// run leaves no trace.
-    fn finish_ending(
+    async fn finish_ending(
         &self,
         outcome: &EndOutcome,
         mut entry: AuditEntry,
@@ -303,11 +304,11 @@ impl PostgresStore {
             return ended;
         }
         entry.outcome = end_outcome(outcome, &ended);
-        self.db.run(async |tx| audit::insert(tx, &entry).await)?;
+        db_run!(self.db, async |tx| audit::insert(tx, &entry).await).await?;
         ended
     }
 
-    pub(crate) fn end_sessions_impl(
+    pub(crate) async fn end_sessions_impl(
         &self,
         realm: &str,
         request: &EndSessions,
@@ -315,7 +316,7 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> sessions::Result<EndOutcome> {
         let now = super::rows::ms(now);
-        let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
+        let realm = db_run!(self.db, async |tx| self.realms.get(tx, realm).await).await?;
         let (flags, filter) = end_flags(request)?;
         let mut outcome = EndOutcome {
             dry_run: request.dry_run,
@@ -325,7 +326,7 @@ impl PostgresStore {
         let targets = match &filter {
             Some(filter) => {
                 let filters = Filters::from_query(filter)?;
-                self.db.run(async |tx| {
+                db_run!(self.db, async |tx| {
                     let found =
                         super::query::matching(tx, &realm.name, &filters, "s.sid, s.client_ids")
                             .await?;
@@ -338,17 +339,18 @@ impl PostgresStore {
                             })
                         })
                         .collect::<R<Vec<_>>>()
-                })?
+                })
+                .await?
             }
-            None => self.selected(&realm, &request.sids, &mut outcome)?,
+            None => self.selected(&realm, &request.sids, &mut outcome).await?,
         };
         outcome.ended = targets
             .iter()
             .map(|t| t.sid.hyphenated().to_string())
             .collect();
         let mut consents_done = HashSet::new();
-        let ended = self
-            .end_targets(
+        let ended = async {
+            self.end_targets(
                 &realm,
                 &targets,
                 &flags,
@@ -356,22 +358,25 @@ impl PostgresStore {
                 &mut outcome,
                 now,
             )
-            .and_then(|()| match offline_tokens_subject(filter.as_ref()) {
-                Some(subject) if flags.revoke_tokens => {
-                    outcome.tokens_revoked +=
-                        self.revoke_offline_tokens(&realm, subject, &flags, request.dry_run)?;
-                    Ok(())
+            .await?;
+            if let Some(subject) = offline_tokens_subject(filter.as_ref()) {
+                if flags.revoke_tokens {
+                    outcome.tokens_revoked += self
+                        .revoke_offline_tokens(&realm, subject, &flags, request.dry_run)
+                        .await?;
                 }
-                _ => Ok(()),
-            });
+            }
+            Ok(())
+        }
+        .await;
         let entry = end_entry(&realm.name, request, filter.as_ref(), actor, now);
-        self.finish_ending(&outcome, entry, ended)?;
+        self.finish_ending(&outcome, entry, ended).await?;
         Ok(outcome)
     }
 
     /// The sessions a removal selects by sid, in the order given, each once (sids compare as
     /// parsed values); the others go to `not_found`.
-    fn selected(
+    async fn selected(
         &self,
         realm: &RealmRow,
         sids: &[String],
@@ -381,7 +386,7 @@ impl PostgresStore {
             .iter()
             .filter_map(|s| sessions::store::parse_sid(s).map(Uuid::from_bytes))
             .collect();
-        let found: HashMap<Uuid, Vec<String>> = self.db.run(async |tx| {
+        let found: HashMap<Uuid, Vec<String>> = db_run!(self.db, async |tx| {
             let rows = tx
                 .query(
                     "SELECT sid, client_ids FROM sessions WHERE realm = $1 AND sid = ANY($2)",
@@ -391,7 +396,8 @@ impl PostgresStore {
             rows.iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                 .collect::<R<_>>()
-        })?;
+        })
+        .await?;
         let mut seen_sids = HashSet::new();
         let mut seen_unknown = HashSet::new();
         let mut targets = Vec::new();
@@ -414,7 +420,7 @@ impl PostgresStore {
 
     /// Revokes (or counts, for a dry run) the subject's tokens issued under no session, within
     /// the client scope.
-    fn revoke_offline_tokens(
+    async fn revoke_offline_tokens(
         &self,
         realm: &RealmRow,
         subject: &str,
@@ -424,7 +430,7 @@ impl PostgresStore {
         let clients = scope(flags);
         let which = "WHERE realm = $1 AND subject_id = $2 AND sid IS NULL AND kind <> $3
                        AND ($4::text[] IS NULL OR client_id = ANY($4))";
-        self.db.run(async |tx| {
+        db_run!(self.db, async |tx| {
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
                 [&realm.name, &subject, &CONSENT, &clients];
             if dry_run {
@@ -436,9 +442,10 @@ impl PostgresStore {
                     .await
             }
         })
+        .await
     }
 
-    pub(crate) fn end_all_sessions_impl(
+    pub(crate) async fn end_all_sessions_impl(
         &self,
         realm: &str,
         request: &EndAllSessions,
@@ -446,20 +453,20 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> sessions::Result<EndOutcome> {
         let now = super::rows::ms(now);
-        let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
+        let realm = db_run!(self.db, async |tx| self.realms.get(tx, realm).await).await?;
         let flags = end_all_flags(request)?;
         let mut outcome = EndOutcome {
             dry_run: request.dry_run,
             ..Default::default()
         };
-        let ended = self.end_realm(&realm, &flags, &mut outcome, now);
+        let ended = self.end_realm(&realm, &flags, &mut outcome, now).await;
         let entry = end_all_entry(&realm.name, request, actor, now);
-        self.finish_ending(&outcome, entry, ended)?;
+        self.finish_ending(&outcome, entry, ended).await?;
         Ok(outcome)
     }
 
     /// Ends every session of the realm, in batches along creation order.
-    fn end_realm(
+    async fn end_realm(
         &self,
         realm: &RealmRow,
         flags: &Flags,
@@ -470,7 +477,7 @@ impl PostgresStore {
         let mut consents_done = HashSet::new();
         let mut clients = HashSet::new();
         loop {
-            let batch: Vec<(DateTime<Utc>, Target)> = self.db.run(async |tx| {
+            let batch: Vec<(DateTime<Utc>, Target)> = db_run!(self.db, async |tx| {
                 let found = match &after {
                     None => {
                         tx.query(
@@ -502,7 +509,8 @@ impl PostgresStore {
                         ))
                     })
                     .collect::<R<_>>()
-            })?;
+            })
+            .await?;
             let Some((at, last)) = batch.last() else {
                 break;
             };
@@ -515,8 +523,9 @@ impl PostgresStore {
                 dry_run: outcome.dry_run,
                 ..Default::default()
             };
-            let ended =
-                self.end_targets(realm, &targets, flags, &mut consents_done, &mut done, now);
+            let ended = self
+                .end_targets(realm, &targets, flags, &mut consents_done, &mut done, now)
+                .await;
             add(outcome, &done);
             ended?;
         }
@@ -524,13 +533,13 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) fn reap_expired_impl(
+    pub(crate) async fn reap_expired_impl(
         &self,
         now: DateTime<Utc>,
         batch: usize,
     ) -> sessions::Result<usize> {
         let now = super::rows::ms(now);
-        let realms: Vec<RealmRow> = self.db.run(async |tx| {
+        let realms: Vec<RealmRow> = db_run!(self.db, async |tx| {
             let found = tx
                 .query(
                     &format!(
@@ -541,7 +550,8 @@ impl PostgresStore {
                 )
                 .await?;
             found.iter().map(|r| super::rows::realm(r, 0)).collect()
-        })?;
+        })
+        .await?;
         let mut removed = 0;
         for realm in &realms {
             if removed >= batch {
@@ -550,7 +560,7 @@ impl PostgresStore {
             let flags = Flags::expiry(&realm.settings, now);
             let left = (batch - removed) as i64;
             // Rows another server's reaper holds are passed over, not waited for.
-            let ended = self.db.write(async |tx| {
+            let ended = db_write!(self.db, async |tx| {
                 let sids: Vec<Uuid> = tx
                     .query(
                         "SELECT sid FROM sessions WHERE realm = $1 AND ends_at <= $2
@@ -562,14 +572,15 @@ impl PostgresStore {
                     .map(|r| r.try_get(0))
                     .collect::<Result<_, _>>()?;
                 end(tx, realm, &sids, &flags, &HashSet::new(), false, now).await
-            })?;
+            })
+            .await?;
             if ended.outcome.records_deleted > 0 {
                 self.sessions_changed(&realm.name);
             }
             removed += ended.outcome.records_deleted as usize;
             let left = (batch.saturating_sub(removed)) as i64;
             if left > 0 {
-                removed += self.db.run(async |tx| {
+                removed += db_run!(self.db, async |tx| {
                     tx.execute(
                         "WITH picked AS MATERIALIZED (
                             SELECT id FROM grants WHERE realm = $1 AND expires_at < $2
@@ -578,7 +589,8 @@ impl PostgresStore {
                         &[&realm.name, &now, &left],
                     )
                     .await
-                })? as usize;
+                })
+                .await? as usize;
             }
         }
         Ok(removed)

@@ -10,7 +10,7 @@ use sessions::{validate, SessionError};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::db::{is_unique_violation, R};
+use super::db::{db_run, db_write, is_unique_violation, R};
 use super::rows::{self, kind_number, GRANT, REALM};
 use super::{audit, PostgresStore};
 
@@ -20,14 +20,14 @@ fn token_hash(token: &str) -> Option<Vec<u8>> {
 }
 
 impl PostgresStore {
-    pub(crate) fn create_grant_impl(
+    pub(crate) async fn create_grant_impl(
         &self,
         realm: &str,
         new: &NewGrant,
         now: DateTime<Utc>,
     ) -> sessions::Result<Grant> {
         let now = rows::ms(now);
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             validate::new_grant(new, now)?;
             let latest =
@@ -99,16 +99,17 @@ impl PostgresStore {
                 expires_at,
             })
         })
+        .await
     }
 
-    pub(crate) fn introspect_impl(
+    pub(crate) async fn introspect_impl(
         &self,
         realm: &str,
         token: &str,
         now: DateTime<Utc>,
     ) -> sessions::Result<Option<Grant>> {
         let hash = token_hash(token);
-        self.db.run(async |tx| {
+        db_run!(self.db, async |tx| {
             let row = tx
                 .query_opt(
                     &format!(
@@ -126,9 +127,10 @@ impl PostgresStore {
             let grant = rows::grant(&row, realm)?;
             Ok((grant.expires_at > now).then_some(grant))
         })
+        .await
     }
 
-    pub(crate) fn revoke_token_impl(
+    pub(crate) async fn revoke_token_impl(
         &self,
         realm: &str,
         token: &str,
@@ -136,7 +138,7 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> sessions::Result<Option<Grant>> {
         let hash = token_hash(token);
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let Some(hash) = &hash else { return Ok(None) };
             // Expired ones are the reaper's.
@@ -154,9 +156,10 @@ impl PostgresStore {
             audit::insert(tx, &revoked_token_entry(&realm.name, &grant, actor, now)).await?;
             Ok(Some(grant))
         })
+        .await
     }
 
-    pub(crate) fn revoke_subject_grants_impl(
+    pub(crate) async fn revoke_subject_grants_impl(
         &self,
         realm: &str,
         subject_id: &str,
@@ -165,7 +168,7 @@ impl PostgresStore {
         actor: &str,
         now: DateTime<Utc>,
     ) -> sessions::Result<u64> {
-        let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
+        let realm = db_run!(self.db, async |tx| self.realms.get(tx, realm).await).await?;
         let request = RevokeSubjectGrants::check(subject_id, client_ids, reason)?;
         let clients: Option<Vec<String>> =
             request.scope.as_ref().map(|s| s.iter().cloned().collect());
@@ -173,7 +176,7 @@ impl PostgresStore {
         // In batches, each its own transaction, so a subject with very many grants does not
         // hold one long transaction.
         let done = loop {
-            let deleted = self.db.run(async |tx| {
+            let deleted = db_run!(self.db, async |tx| {
                 tx.execute(
                     "WITH picked AS MATERIALIZED (
                         SELECT id FROM grants WHERE realm = $1 AND subject_id = $2
@@ -188,7 +191,8 @@ impl PostgresStore {
                     ],
                 )
                 .await
-            });
+            })
+            .await;
             match deleted {
                 Ok(0) => break Ok(()),
                 Ok(n) => revoked += n,
@@ -196,17 +200,17 @@ impl PostgresStore {
             }
         };
         let entry = request.audit_entry(&realm.name, revoked, &done, actor, now);
-        self.db.run(async |tx| audit::insert(tx, &entry).await)?;
+        db_run!(self.db, async |tx| audit::insert(tx, &entry).await).await?;
         done.map(|()| revoked)
     }
 
-    pub(crate) fn list_grants_impl(
+    pub(crate) async fn list_grants_impl(
         &self,
         realm: &str,
         owner: &GrantOwner,
         now: DateTime<Utc>,
     ) -> sessions::Result<Vec<Grant>> {
-        self.db.run(async |tx| {
+        db_run!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let limit = MAX_LISTED_GRANTS as i64;
             let found = match owner {
@@ -240,5 +244,6 @@ impl PostgresStore {
                 .map(|r| rows::grant(r, &realm.name))
                 .collect::<R<_>>()
         })
+        .await
     }
 }

@@ -11,7 +11,7 @@ use sessions::{Result, SessionError};
 use uuid::Uuid;
 
 use super::check::RECOUNTS;
-use super::db::R;
+use super::db::{db_run, db_write, R};
 use super::rows::{kind_number, status_number};
 use super::sessions::{insert, Arrival};
 use super::PostgresStore;
@@ -26,8 +26,8 @@ fn json<T: serde::Serialize>(v: &T) -> R<serde_json::Value> {
 
 impl PostgresStore {
     /// Adds a realm with its number, unless one of that name exists.
-    pub fn import_realm(&self, r: &ExportedRealm) -> Result<()> {
-        self.db.write(async |tx| {
+    pub async fn import_realm(&self, r: &ExportedRealm) -> Result<()> {
+        db_write!(self.db, async |tx| {
             tx.execute(
                 "INSERT INTO realms (realm, id, settings, created_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (realm) DO NOTHING",
@@ -42,12 +42,13 @@ impl PostgresStore {
             .await?;
             Ok(())
         })
+        .await
     }
 
     /// Signs results tokens with `key` from now on (every server reads it at its next start),
     /// so that tokens the other store handed out stay valid.
-    pub fn import_results_token_key(&self, key: &[u8; 32]) -> Result<()> {
-        self.db.run(async |tx| {
+    pub async fn import_results_token_key(&self, key: &[u8; 32]) -> Result<()> {
+        db_run!(self.db, async |tx| {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('results_token_key', $1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -56,15 +57,16 @@ impl PostgresStore {
             .await?;
             Ok(())
         })
+        .await
     }
 
     /// Registers clients, unless registered.
-    pub fn import_clients(
+    pub async fn import_clients(
         &self,
         realm: &str,
         clients: &[(String, ClientRegistration)],
     ) -> Result<()> {
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             for (id, reg) in clients {
                 tx.execute(
                     "INSERT INTO clients (realm, client_id, registration) VALUES ($1, $2, $3)
@@ -75,13 +77,14 @@ impl PostgresStore {
             }
             Ok(())
         })
+        .await
     }
 
     /// Adds sessions with their client and word rows, skipping those there already. The
     /// inserts are sent together (pipelined on the transaction's connection), not one round trip
     /// each: a million sessions copied in 250 s that way took about a quarter of that.
-    pub fn import_sessions(&self, realm: &str, sessions: &[ExportedSession]) -> Result<()> {
-        self.db.write(async |tx| {
+    pub async fn import_sessions(&self, realm: &str, sessions: &[ExportedSession]) -> Result<()> {
+        db_write!(self.db, async |tx| {
             futures::future::try_join_all(sessions.iter().map(|e| {
                 let arrival = Arrival::Copied {
                     found_by_hash: e.found_by_hash,
@@ -91,11 +94,12 @@ impl PostgresStore {
             .await?;
             Ok(())
         })
+        .await
     }
 
     /// Adds grants, skipping those there already.
-    pub fn import_grants(&self, realm: &str, grants: &[ExportedGrant]) -> Result<()> {
-        self.db.write(async |tx| {
+    pub async fn import_grants(&self, realm: &str, grants: &[ExportedGrant]) -> Result<()> {
+        db_write!(self.db, async |tx| {
             for e in grants {
                 let g = &e.grant;
                 let sid = g.sid.as_deref().map(uuid).transpose()?;
@@ -122,11 +126,12 @@ impl PostgresStore {
             }
             Ok(())
         })
+        .await
     }
 
     /// Adds deliveries with their ids, skipping those there already.
-    pub fn import_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
-        self.db.write(async |tx| {
+    pub async fn import_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        db_write!(self.db, async |tx| {
             for d in deliveries {
                 tx.execute(
                     "INSERT INTO deliveries (realm, id, client_id, uri, subject_id, sid, reason,
@@ -165,11 +170,12 @@ impl PostgresStore {
             .await?;
             Ok(())
         })
+        .await
     }
 
     /// Adds audit entries with their ids, skipping those there already.
-    pub fn import_audit(&self, entries: &[(u64, AuditEntry)]) -> Result<()> {
-        self.db.write(async |tx| {
+    pub async fn import_audit(&self, entries: &[(u64, AuditEntry)]) -> Result<()> {
+        db_write!(self.db, async |tx| {
             for (id, e) in entries {
                 tx.execute(
                     "INSERT INTO audit (realm, id, at, actor, action, target, reason, outcome)
@@ -195,11 +201,17 @@ impl PostgresStore {
             .await?;
             Ok(())
         })
+        .await
     }
 
     /// Replaces the realm's activity counters of `span` with `buckets` (another store's), in one
     /// transaction, so copying them again gives the same counts.
-    pub fn import_stats(&self, realm: &str, span: Span, buckets: &[StatsBucket]) -> Result<()> {
+    pub async fn import_stats(
+        &self,
+        realm: &str,
+        span: Span,
+        buckets: &[StatsBucket],
+    ) -> Result<()> {
         let (mut starts, mut metrics, mut counts) = (Vec::new(), Vec::new(), Vec::new());
         for b in buckets {
             for metric in Metric::all() {
@@ -212,7 +224,7 @@ impl PostgresStore {
             }
         }
         let span = i16::from(span.code());
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             tx.execute(
                 "DELETE FROM stats WHERE realm = $1 AND span = $2",
                 &[&realm, &span],
@@ -227,11 +239,12 @@ impl PostgresStore {
             .await?;
             Ok(())
         })
+        .await
     }
 
     /// Replaces every counter by a recount of the rows it counts, in one transaction.
-    pub fn rebuild_counters(&self) -> Result<()> {
-        self.db.write(async |tx| {
+    pub async fn rebuild_counters(&self) -> Result<()> {
+        db_write!(self.db, async |tx| {
             // Recounting every row takes what it takes (an operator's copy, not a request).
             tx.batch("SET LOCAL statement_timeout = 0").await?;
             tx.execute("DELETE FROM counters", &[]).await?;
@@ -244,12 +257,13 @@ impl PostgresStore {
             }
             Ok(())
         })
+        .await
     }
 
     /// Rows per table: sessions, grants, deliveries (and per status), audit entries, clients,
     /// API keys, administrators and signing keys, for comparing a copy with its source.
-    pub fn row_counts(&self) -> Result<Vec<(String, u64)>> {
-        self.db.run(async |tx| {
+    pub async fn row_counts(&self) -> Result<Vec<(String, u64)>> {
+        db_run!(self.db, async |tx| {
             let row = tx
                 .query_one(
                     "SELECT (SELECT count(*) FROM realms), (SELECT count(*) FROM clients),
@@ -268,6 +282,7 @@ impl PostgresStore {
                 .map(|(i, name)| Ok(((*name).to_owned(), row.try_get::<_, i64>(i)? as u64)))
                 .collect()
         })
+        .await
     }
 }
 

@@ -39,10 +39,12 @@ use ::sessions::stats::{Span, StatsBucket};
 use ::sessions::store::shared::{random_bytes, ResultsTokenCodec};
 use ::sessions::store::{ChangeFeed, DueCursor, SessionStore};
 use ::sessions::{Result, SessionError};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use db::db_run;
 pub use db::{DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT};
 pub use import::ROW_COUNTS;
 
@@ -66,7 +68,8 @@ impl Default for PostgresOptions {
     }
 }
 
-/// The session store on a PostgreSQL database.
+/// The session store on a PostgreSQL database. Its connections and the task that listens for
+/// changes run on the tokio runtime it was opened on, and end when it is dropped.
 pub struct PostgresStore {
     db: db::Db,
     realms: realms::RealmCache,
@@ -77,6 +80,8 @@ pub struct PostgresStore {
     changes: Arc<ChangeFeed>,
     /// Realms whose sessions changed through this store, to announce to every server.
     announcements: Arc<notify::Announcements>,
+    /// The task that announces and listens for changes; stopped with the store.
+    _listener: notify::Listener,
 }
 
 /// A 64-bit advisory lock key for a name of a kind (a realm, a subject of a realm).
@@ -93,13 +98,14 @@ impl PostgresStore {
     /// Connects to the database a `postgres://` URL names (with the default
     /// [`PostgresOptions`]: up to [`DEFAULT_MAX_CONNECTIONS`] connections, statements cut off
     /// after [`DEFAULT_STATEMENT_TIMEOUT`]), brings its schema up to date, and creates the
-    /// results-token key the first time.
-    pub fn open(url: &str) -> Result<PostgresStore> {
-        Self::open_with_options(url, &PostgresOptions::default())
+    /// results-token key the first time. The store's connections and the task that listens for
+    /// changes run on the caller's tokio runtime.
+    pub async fn open(url: &str) -> Result<PostgresStore> {
+        Self::open_with_options(url, &PostgresOptions::default()).await
     }
 
     /// As [`open`](Self::open), with at most `max_connections` connections.
-    pub fn open_with(url: &str, max_connections: usize) -> Result<PostgresStore> {
+    pub async fn open_with(url: &str, max_connections: usize) -> Result<PostgresStore> {
         Self::open_with_options(
             url,
             &PostgresOptions {
@@ -107,24 +113,24 @@ impl PostgresStore {
                 ..PostgresOptions::default()
             },
         )
+        .await
     }
 
     /// As [`open`](Self::open), with these options.
-    pub fn open_with_options(url: &str, options: &PostgresOptions) -> Result<PostgresStore> {
+    pub async fn open_with_options(url: &str, options: &PostgresOptions) -> Result<PostgresStore> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| SessionError::invalid(format!("the PostgreSQL URL is not valid: {e}")))?;
         if config.get_application_name().is_none() {
             config.application_name("sessions");
         }
-        let db = db::Db::new(config, options.max_connections, options.statement_timeout)
-            .map_err(|e| SessionError::Storage(format!("starting the PostgreSQL client: {e}")))?;
-        db.migrate()?;
+        let db = db::Db::new(config, options.max_connections, options.statement_timeout)?;
+        db.migrate().await?;
         let fresh: [u8; 32] = random_bytes()?;
         // Whoever inserts first wins; everyone reads the same key.
-        let key: Vec<u8> = db.run(async |tx| {
+        let key: Vec<u8> = db_run!(db, async |tx| {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('results_token_key', $1)
-                 ON CONFLICT (key) DO NOTHING",
+                     ON CONFLICT (key) DO NOTHING",
                 &[&&fresh[..]],
             )
             .await?;
@@ -135,18 +141,15 @@ impl PostgresStore {
                 )
                 .await?
                 .try_get(0)?)
-        })?;
+        })
+        .await?;
         let key: [u8; 32] = key
             .try_into()
             .map_err(|_| SessionError::Storage("the results token key is not 32 bytes".into()))?;
         let changes = Arc::new(ChangeFeed::default());
         let announcements = Arc::new(notify::Announcements::default());
-        notify::start(
-            db.runtime(),
-            db.config().clone(),
-            changes.clone(),
-            announcements.clone(),
-        )?;
+        let listener =
+            notify::start(db.config().clone(), changes.clone(), announcements.clone()).await?;
         Ok(PostgresStore {
             db,
             realms: realms::RealmCache::default(),
@@ -154,6 +157,7 @@ impl PostgresStore {
             claimer: Uuid::new_v4(),
             changes,
             announcements,
+            _listener: listener,
         })
     }
 
@@ -164,26 +168,27 @@ impl PostgresStore {
     }
 }
 
+#[async_trait]
 impl SessionStore for PostgresStore {
-    fn put_realm(
+    async fn put_realm(
         &self,
         name: &str,
         update: &RealmSettingsUpdate,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Realm> {
-        self.put_realm_impl(name, update, actor, now)
+        self.put_realm_impl(name, update, actor, now).await
     }
 
-    fn get_realm(&self, name: &str) -> Result<Realm> {
-        self.get_realm_impl(name)
+    async fn get_realm(&self, name: &str) -> Result<Realm> {
+        self.get_realm_impl(name).await
     }
 
-    fn list_realms(&self) -> Result<Vec<Realm>> {
-        self.list_realms_impl()
+    async fn list_realms(&self) -> Result<Vec<Realm>> {
+        self.list_realms_impl().await
     }
 
-    fn put_client(
+    async fn put_client(
         &self,
         realm: &str,
         client_id: &str,
@@ -192,67 +197,68 @@ impl SessionStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Client> {
         self.put_client_impl(realm, client_id, registration, actor, now)
+            .await
     }
 
-    fn get_client(&self, realm: &str, client_id: &str) -> Result<Client> {
-        self.get_client_impl(realm, client_id)
+    async fn get_client(&self, realm: &str, client_id: &str) -> Result<Client> {
+        self.get_client_impl(realm, client_id).await
     }
 
-    fn list_clients(&self, realm: &str) -> Result<Vec<Client>> {
-        self.list_clients_impl(realm)
+    async fn list_clients(&self, realm: &str) -> Result<Vec<Client>> {
+        self.list_clients_impl(realm).await
     }
 
-    fn delete_client(
+    async fn delete_client(
         &self,
         realm: &str,
         client_id: &str,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        self.delete_client_impl(realm, client_id, actor, now)
+        self.delete_client_impl(realm, client_id, actor, now).await
     }
 
-    fn create_session(
+    async fn create_session(
         &self,
         realm: &str,
         new: &NewSession,
         now: DateTime<Utc>,
     ) -> Result<CreatedSession> {
-        self.create_session_impl(realm, new, now)
+        self.create_session_impl(realm, new, now).await
     }
 
-    fn validate(
+    async fn validate(
         &self,
         realm: &str,
         token: &str,
         refresh: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>> {
-        self.validate_impl(realm, token, refresh, now)
+        self.validate_impl(realm, token, refresh, now).await
     }
 
-    fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool> {
-        self.logout_impl(realm, token, now)
+    async fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool> {
+        self.logout_impl(realm, token, now).await
     }
 
-    fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session> {
-        self.add_client_impl(realm, sid, client_id)
+    async fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session> {
+        self.add_client_impl(realm, sid, client_id).await
     }
 
-    fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
-        self.get_session_impl(realm, sid)
+    async fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
+        self.get_session_impl(realm, sid).await
     }
 
-    fn get_properties(
+    async fn get_properties(
         &self,
         realm: &str,
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<BTreeMap<String, String>> {
-        self.get_properties_impl(realm, token, now)
+        self.get_properties_impl(realm, token, now).await
     }
 
-    fn set_properties(
+    async fn set_properties(
         &self,
         realm: &str,
         token: &str,
@@ -260,48 +266,49 @@ impl SessionStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<BTreeMap<String, String>> {
         self.set_properties_impl(realm, token, properties, now)
+            .await
     }
 
-    fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
-        self.query_impl(realm, query)
+    async fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+        self.query_impl(realm, query).await
     }
 
-    fn end_sessions(
+    async fn end_sessions(
         &self,
         realm: &str,
         request: &EndSessions,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<EndOutcome> {
-        self.end_sessions_impl(realm, request, actor, now)
+        self.end_sessions_impl(realm, request, actor, now).await
     }
 
-    fn end_all_sessions(
+    async fn end_all_sessions(
         &self,
         realm: &str,
         request: &EndAllSessions,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<EndOutcome> {
-        self.end_all_sessions_impl(realm, request, actor, now)
+        self.end_all_sessions_impl(realm, request, actor, now).await
     }
 
-    fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize> {
-        self.reap_expired_impl(now, batch)
+    async fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize> {
+        self.reap_expired_impl(now, batch).await
     }
 
-    fn stats(
+    async fn stats(
         &self,
         realm: &str,
         span: Span,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<StatsBucket>> {
-        self.stats_impl(realm, span, from, to)
+        self.stats_impl(realm, span, from, to).await
     }
 
-    fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize> {
-        self.prune_stats_impl(now)
+    async fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize> {
+        self.prune_stats_impl(now).await
     }
 
     /// Every write is a committed transaction: PostgreSQL flushes its log at each commit, so
@@ -310,41 +317,47 @@ impl SessionStore for PostgresStore {
         0
     }
 
-    fn blocks_on_network(&self) -> bool {
-        true
-    }
-
     fn changes(&self) -> &ChangeFeed {
         &self.changes
     }
 
-    fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
-        self.record_audit_impl(entry)
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        self.record_audit_impl(entry).await
     }
 
-    fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>> {
-        self.audit_log_impl(before, count)
+    async fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>> {
+        self.audit_log_impl(before, count).await
     }
 
-    fn create_grant(&self, realm: &str, grant: &NewGrant, now: DateTime<Utc>) -> Result<Grant> {
-        self.create_grant_impl(realm, grant, now)
+    async fn create_grant(
+        &self,
+        realm: &str,
+        grant: &NewGrant,
+        now: DateTime<Utc>,
+    ) -> Result<Grant> {
+        self.create_grant_impl(realm, grant, now).await
     }
 
-    fn introspect(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<Option<Grant>> {
-        self.introspect_impl(realm, token, now)
+    async fn introspect(
+        &self,
+        realm: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Grant>> {
+        self.introspect_impl(realm, token, now).await
     }
 
-    fn revoke_token(
+    async fn revoke_token(
         &self,
         realm: &str,
         token: &str,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Grant>> {
-        self.revoke_token_impl(realm, token, actor, now)
+        self.revoke_token_impl(realm, token, actor, now).await
     }
 
-    fn revoke_subject_grants(
+    async fn revoke_subject_grants(
         &self,
         realm: &str,
         subject_id: &str,
@@ -354,53 +367,55 @@ impl SessionStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<u64> {
         self.revoke_subject_grants_impl(realm, subject_id, client_ids, reason, actor, now)
+            .await
     }
 
-    fn list_grants(
+    async fn list_grants(
         &self,
         realm: &str,
         owner: &GrantOwner,
         now: DateTime<Utc>,
     ) -> Result<Vec<Grant>> {
-        self.list_grants_impl(realm, owner, now)
+        self.list_grants_impl(realm, owner, now).await
     }
 
-    fn due_deliveries(
+    async fn due_deliveries(
         &self,
         now: DateTime<Utc>,
         limit: usize,
         per_client: usize,
         cursor: &mut DueCursor,
-        skip: &dyn Fn(&str, &str, u64) -> bool,
+        skip: &::sessions::store::SkipDelivery<'_>,
     ) -> Result<Vec<Delivery>> {
         self.due_deliveries_impl(now, limit, per_client, cursor, skip)
+            .await
     }
 
-    fn record_attempt(
+    async fn record_attempt(
         &self,
         attempted: &Delivery,
         jti: &str,
         result: &AttemptResult,
         now: DateTime<Utc>,
     ) -> Result<Delivery> {
-        self.record_attempt_impl(attempted, jti, result, now)
+        self.record_attempt_impl(attempted, jti, result, now).await
     }
 
-    fn retry_delivery(
+    async fn retry_delivery(
         &self,
         realm: &str,
         id: u64,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Delivery> {
-        self.retry_delivery_impl(realm, id, actor, now)
+        self.retry_delivery_impl(realm, id, actor, now).await
     }
 
-    fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
-        self.purge_delivered_impl(cutoff, batch)
+    async fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
+        self.purge_delivered_impl(cutoff, batch).await
     }
 
-    fn list_deliveries(
+    async fn list_deliveries(
         &self,
         realm: &str,
         status: Option<DeliveryStatus>,
@@ -408,5 +423,6 @@ impl SessionStore for PostgresStore {
         count: usize,
     ) -> Result<DeliveryPage> {
         self.list_deliveries_impl(realm, status, before, count)
+            .await
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use sessions::store::ChangeFeed;
 use sessions::SessionError;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 use super::db::describe;
@@ -64,10 +64,26 @@ impl Announcements {
 }
 
 /// The listening connection: its client, and the task that reads its notifications into the feed
-/// (it ends when the connection does).
+/// (it ends when the connection does, or is stopped when this is dropped).
 struct Listening {
     client: Client,
     reader: JoinHandle<()>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// The task that keeps the listening connection; stopped (its connection closed) when dropped,
+/// with its store.
+pub(crate) struct Listener(AbortHandle);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The application name the listening connection shows in `pg_stat_activity`: the pool's, with
@@ -80,22 +96,19 @@ fn listener_application_name(config: &Config) -> String {
 }
 
 /// Opens the listening connection now (failing if that fails: the database was reachable a
-/// moment ago), then keeps it on `runtime`, announcing and listening, until the runtime stops.
-pub(crate) fn start(
-    runtime: &tokio::runtime::Handle,
+/// moment ago), then keeps it in a task on the caller's runtime, announcing and listening, until
+/// the answer is dropped.
+pub(crate) async fn start(
     mut config: Config,
     feed: Arc<ChangeFeed>,
     announcements: Arc<Announcements>,
-) -> sessions::Result<()> {
+) -> sessions::Result<Listener> {
     config.application_name(listener_application_name(&config));
-    let listening =
-        futures::executor::block_on(runtime.spawn(listen(config.clone(), feed.clone())))
-            .map_err(|e| SessionError::Storage(format!("listening for changes: {e}")))?
-            .map_err(|e| {
-                SessionError::Storage(format!("listening for changes: {}", describe(&e)))
-            })?;
-    runtime.spawn(keep(listening, config, feed, announcements));
-    Ok(())
+    let listening = listen(config.clone(), feed.clone())
+        .await
+        .map_err(|e| SessionError::Storage(format!("listening for changes: {}", describe(&e))))?;
+    let task = tokio::spawn(keep(listening, config, feed, announcements));
+    Ok(Listener(task.abort_handle()))
 }
 
 /// Connects and listens on [`CHANNEL`]; every notification is published to `feed`.
@@ -124,7 +137,7 @@ async fn listen(config: Config, feed: Arc<ChangeFeed>) -> Result<Listening, toki
 }
 
 /// Announces and listens on `listening` until it is lost, then connects again (and tells the feed
-/// that everything may have changed), for as long as the runtime runs.
+/// that everything may have changed), until stopped.
 async fn keep(
     mut listening: Listening,
     config: Config,
@@ -136,7 +149,7 @@ async fn keep(
             _ = &mut listening.reader => {}
             _ = announce(&listening.client, &announcements) => {}
         }
-        listening.reader.abort();
+        drop(listening);
         tracing::warn!("lost the PostgreSQL connection that hears of changes; connecting again");
         listening = loop {
             tokio::time::sleep(RECONNECT_AFTER).await;

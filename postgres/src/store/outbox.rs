@@ -15,7 +15,7 @@ use sessions::store::{DueCursor, MAX_LISTED_DELIVERIES};
 use sessions::SessionError;
 
 use super::counters::{self, Deltas, Kind};
-use super::db::{Tx, R};
+use super::db::{db_run, db_write, Tx, R};
 use super::rows::{self, status_number, DELIVERY};
 use super::{audit, PostgresStore};
 
@@ -117,20 +117,20 @@ async fn update(
 }
 
 impl PostgresStore {
-    pub(crate) fn due_deliveries_impl(
+    pub(crate) async fn due_deliveries_impl(
         &self,
         now: DateTime<Utc>,
         limit: usize,
         per_client: usize,
         cursor: &mut DueCursor,
-        skip: &dyn Fn(&str, &str, u64) -> bool,
+        skip: &sessions::store::SkipDelivery<'_>,
     ) -> sessions::Result<Vec<Delivery>> {
         if limit == 0 || per_client == 0 {
             return Ok(Vec::new());
         }
         let last_turn = decode_cursor(cursor);
         let per_client = i64::try_from(per_client).unwrap_or(i64::MAX);
-        let (due, stopped_in) = self.db.write(async |tx| {
+        let (due, stopped_in) = db_write!(self.db, async |tx| {
             let mut out = Vec::new();
             let mut wrapped = last_turn.is_none();
             let mut next = last_turn.clone();
@@ -190,37 +190,39 @@ impl PostgresStore {
                 .await?;
             }
             Ok((out, stopped_in))
-        })?;
+        })
+        .await?;
         *cursor = stopped_in
             .as_ref()
             .map_or_else(DueCursor::default, encode_cursor);
         Ok(due)
     }
 
-    pub(crate) fn record_attempt_impl(
+    pub(crate) async fn record_attempt_impl(
         &self,
         attempted: &Delivery,
         jti: &str,
         result: &AttemptResult,
         now: DateTime<Utc>,
     ) -> sessions::Result<Delivery> {
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             let realm = self.realms.get(tx, &attempted.realm).await?;
             let old = lock(tx, &realm.name, attempted.id).await?;
             let new = old.after_attempt(attempted, jti, result, now);
             update(tx, &old, &new, true, Some(now)).await?;
             Ok(new)
         })
+        .await
     }
 
-    pub(crate) fn retry_delivery_impl(
+    pub(crate) async fn retry_delivery_impl(
         &self,
         realm: &str,
         id: u64,
         actor: &str,
         now: DateTime<Utc>,
     ) -> sessions::Result<Delivery> {
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let old = lock(tx, &realm.name, id).await?;
             let new = old.requeued(now)?;
@@ -230,27 +232,29 @@ impl PostgresStore {
             audit::insert(tx, &entry).await?;
             Ok(new)
         })
+        .await
     }
 
-    pub(crate) fn purge_delivered_impl(
+    pub(crate) async fn purge_delivered_impl(
         &self,
         cutoff: DateTime<Utc>,
         batch: usize,
     ) -> sessions::Result<usize> {
-        let realms: Vec<String> = self.db.run(async |tx| {
+        let realms: Vec<String> = db_run!(self.db, async |tx| {
             tx.query("SELECT realm FROM realms ORDER BY realm", &[])
                 .await?
                 .iter()
                 .map(|r| Ok(r.try_get(0)?))
                 .collect()
-        })?;
+        })
+        .await?;
         let mut purged = 0;
         for realm in &realms {
             if purged >= batch {
                 break;
             }
             let left = (batch - purged) as i64;
-            purged += self.db.write(async |tx| {
+            purged += db_write!(self.db, async |tx| {
                 let n = tx
                     .execute(
                         "WITH picked AS MATERIALIZED (
@@ -266,12 +270,13 @@ impl PostgresStore {
                 deltas.delivery(realm, DeliveryStatus::Delivered, -(n as i64));
                 deltas.apply(tx).await?;
                 Ok(n as usize)
-            })?;
+            })
+            .await?;
         }
         Ok(purged)
     }
 
-    pub(crate) fn list_deliveries_impl(
+    pub(crate) async fn list_deliveries_impl(
         &self,
         realm: &str,
         status: Option<DeliveryStatus>,
@@ -281,7 +286,7 @@ impl PostgresStore {
         let count = count.clamp(1, MAX_LISTED_DELIVERIES);
         let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
         let limit = count as i64 + 1;
-        self.db.run(async |tx| {
+        db_run!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let found = match status {
                 Some(status) => {
@@ -328,5 +333,6 @@ impl PostgresStore {
                 next_before: next_before.flatten(),
             })
         })
+        .await
     }
 }

@@ -4,13 +4,13 @@
 //! query, else counted over the filtered set.
 
 use sessions::model::{QueryResult, SessionQuery, SortKey};
-use sessions::store::shared::{from_ms, keyset_page, Filters, From, Position, MAX_PREFIX_CHARS};
+use sessions::store::shared::{from_ms, Filters, From, KeysetPage, Position, MAX_PREFIX_CHARS};
 use sessions::validate;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::counters::{self, Kind};
-use super::db::{Tx, R};
+use super::db::{db_run, Tx, R};
 use super::rows::{self, RealmRow, SESSION};
 use super::PostgresStore;
 
@@ -227,30 +227,33 @@ async fn total(tx: &Tx<'_>, realm: &str, filters: &Filters) -> R<u64> {
 }
 
 impl PostgresStore {
-    pub(crate) fn query_impl(
+    pub(crate) async fn query_impl(
         &self,
         realm: &str,
         query: &SessionQuery,
     ) -> sessions::Result<QueryResult> {
-        let realm = self.db.run(async |tx| self.realms.get(tx, realm).await)?;
-        validate::query_filters(query)?;
-        let count = validate::page_size(query)?;
-        let filters = Filters::from_query(query)?;
-        let fingerprint = filters.fingerprint(realm.id as u32, query.sort, count);
-        keyset_page(
-            &self.results_tokens,
-            fingerprint,
-            query,
-            count,
-            |from, forward, want| {
-                self.db.run(async |tx| {
-                    scan(tx, &realm, &filters, query.sort, from, forward, want).await
-                })
-            },
-            || {
-                self.db
-                    .run(async |tx| total(tx, &realm.name, &filters).await)
-            },
-        )
+        db_run!(self.db, async |tx| {
+            let realm = self.realms.get(tx, realm).await?;
+            validate::query_filters(query)?;
+            let count = validate::page_size(query)?;
+            let filters = Filters::from_query(query)?;
+            let fingerprint = filters.fingerprint(realm.id as u32, query.sort, count);
+            let page = KeysetPage::start(&self.results_tokens, fingerprint, query, count)?;
+            let (from, forward, want) = page.walk();
+            // The page's rows and the count in one round trip.
+            let (rows, total_count) = futures::try_join!(
+                scan(tx, &realm, &filters, query.sort, from, forward, want),
+                total(tx, &realm.name, &filters)
+            )?;
+            let beyond_edge = match page.probe(&rows) {
+                Some((from, forward, want)) => {
+                    let probed = scan(tx, &realm, &filters, query.sort, from, forward, want);
+                    !probed.await?.is_empty()
+                }
+                None => false,
+            };
+            Ok(page.finish(rows, beyond_edge, total_count))
+        })
+        .await
     }
 }

@@ -10,7 +10,7 @@ use sessions::store::shared::audit_entry;
 use sessions::{validate, SessionError};
 
 use super::counters::{self, Kind};
-use super::db::{Tx, R};
+use super::db::{db_run, db_write, Tx, R};
 use super::rows::{self, RealmRow, REALM};
 use super::{audit, PostgresStore};
 
@@ -102,7 +102,7 @@ fn json<T: serde::Serialize>(v: &T) -> R<serde_json::Value> {
 }
 
 impl PostgresStore {
-    pub(crate) fn put_realm_impl(
+    pub(crate) async fn put_realm_impl(
         &self,
         name: &str,
         update: &RealmSettingsUpdate,
@@ -110,7 +110,7 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> sessions::Result<Realm> {
         validate::realm_name(name)?;
-        let (row, realm) = self.db.write(async |tx| {
+        let (row, realm) = db_write!(self.db, async |tx| {
             lock(tx, "realm", name).await?;
             let existing = match load(tx, name).await {
                 Ok(r) => Some(r),
@@ -141,13 +141,14 @@ impl PostgresStore {
             audit::insert(tx, &audit_entry(name, action, name, actor, now)).await?;
             let row = rows::realm(&row, 0)?;
             Ok((row.clone(), view(tx, row).await?))
-        })?;
+        })
+        .await?;
         self.realms.put(row);
         Ok(realm)
     }
 
-    pub(crate) fn get_realm_impl(&self, name: &str) -> sessions::Result<Realm> {
-        self.db.run(async |tx| {
+    pub(crate) async fn get_realm_impl(&self, name: &str) -> sessions::Result<Realm> {
+        db_run!(self.db, async |tx| {
             let found = tx
                 .query_opt(
                     &format!(
@@ -167,10 +168,11 @@ impl PostgresStore {
                 session_count: found.try_get::<_, i64>(4)?.max(0) as u64,
             })
         })
+        .await
     }
 
-    pub(crate) fn list_realms_impl(&self) -> sessions::Result<Vec<Realm>> {
-        self.db.run(async |tx| {
+    pub(crate) async fn list_realms_impl(&self) -> sessions::Result<Vec<Realm>> {
+        db_run!(self.db, async |tx| {
             let found = tx
                 .query(
                     &format!(
@@ -194,9 +196,10 @@ impl PostgresStore {
                 })
                 .collect()
         })
+        .await
     }
 
-    pub(crate) fn put_client_impl(
+    pub(crate) async fn put_client_impl(
         &self,
         realm: &str,
         client_id: &str,
@@ -204,7 +207,7 @@ impl PostgresStore {
         actor: &str,
         now: DateTime<Utc>,
     ) -> sessions::Result<Client> {
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             validate::client_registration(client_id, registration)?;
             let inserted: bool = tx
@@ -224,11 +227,15 @@ impl PostgresStore {
             audit::insert(tx, &audit_entry(&realm.name, action, client_id, actor, now)).await?;
             let count = counters::count(tx, &realm.name, Kind::Client, client_id).await?;
             Ok(client_view(client_id, registration.clone(), count))
-        })
+        }).await
     }
 
-    pub(crate) fn get_client_impl(&self, realm: &str, client_id: &str) -> sessions::Result<Client> {
-        self.db.run(async |tx| {
+    pub(crate) async fn get_client_impl(
+        &self,
+        realm: &str,
+        client_id: &str,
+    ) -> sessions::Result<Client> {
+        db_run!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let row = tx
                 .query_opt(
@@ -244,10 +251,11 @@ impl PostgresStore {
                 count,
             ))
         })
+        .await
     }
 
-    pub(crate) fn list_clients_impl(&self, realm: &str) -> sessions::Result<Vec<Client>> {
-        self.db.run(async |tx| {
+    pub(crate) async fn list_clients_impl(&self, realm: &str) -> sessions::Result<Vec<Client>> {
+        db_run!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let found = tx
                 .query(
@@ -268,16 +276,17 @@ impl PostgresStore {
                 })
                 .collect()
         })
+        .await
     }
 
-    pub(crate) fn delete_client_impl(
+    pub(crate) async fn delete_client_impl(
         &self,
         realm: &str,
         client_id: &str,
         actor: &str,
         now: DateTime<Utc>,
     ) -> sessions::Result<bool> {
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let deleted = tx
                 .execute(
@@ -294,6 +303,7 @@ impl PostgresStore {
             }
             Ok(deleted > 0)
         })
+        .await
     }
 }
 

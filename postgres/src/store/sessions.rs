@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::counters::{self, Counted, Deltas, Kind};
-use super::db::{Tx, R};
+use super::db::{db_run, db_write, Tx, R};
 use super::ending;
 use super::rows::{self, RealmRow, StoredSession, REALM, SESSION};
 use super::{realms, PostgresStore};
@@ -307,7 +307,7 @@ async fn within_quota(tx: &Tx<'_>, realm: &RealmRow, subject: &str, now: DateTim
 }
 
 impl PostgresStore {
-    pub(crate) fn create_session_impl(
+    pub(crate) async fn create_session_impl(
         &self,
         realm: &str,
         new: &NewSession,
@@ -319,7 +319,7 @@ impl PostgresStore {
         let secret = &random[16..];
         let token = URL_SAFE_NO_PAD.encode([sid.as_bytes(), secret].concat());
         let token_hash = sha256(secret);
-        let created = self.db.write(async |tx| {
+        let created = db_write!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             validate::new_session(new)?;
             let mut client_ids: Vec<String> = Vec::with_capacity(new.client_ids.len());
@@ -353,12 +353,13 @@ impl PostgresStore {
                 session,
                 token: token.clone(),
             })
-        })?;
+        })
+        .await?;
         self.sessions_changed(&created.session.realm);
         Ok(created)
     }
 
-    pub(crate) fn validate_impl(
+    pub(crate) async fn validate_impl(
         &self,
         realm: &str,
         token: &str,
@@ -366,7 +367,7 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> sessions::Result<Option<Session>> {
         let now = rows::ms(now);
-        self.db.run(async |tx| {
+        db_run!(self.db, async |tx| {
             let (realm, found) = find(tx, realm, token).await?;
             let Some(s) = found.filter(|s| s.is_valid_at(now)) else {
                 return Ok(None);
@@ -404,16 +405,17 @@ impl PostgresStore {
                 .filter(|s| s.is_valid_at(now))
                 .map(|s| realm.settings.as_seen_by_holder(s.session)))
         })
+        .await
     }
 
-    pub(crate) fn logout_impl(
+    pub(crate) async fn logout_impl(
         &self,
         realm: &str,
         token: &str,
         now: DateTime<Utc>,
     ) -> sessions::Result<bool> {
         let now = rows::ms(now);
-        let ended = self.db.write(async |tx| {
+        let ended = db_write!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let Some(s) = lock_by_token(tx, &realm.name, token).await? else {
                 return Ok(false);
@@ -422,21 +424,22 @@ impl PostgresStore {
             let ended =
                 ending::end(tx, &realm, &[s.sid()], &flags, &HashSet::new(), false, now).await?;
             Ok(ended.outcome.records_deleted > 0)
-        })?;
+        })
+        .await?;
         if ended {
             self.sessions_changed(realm);
         }
         Ok(ended)
     }
 
-    pub(crate) fn add_client_impl(
+    pub(crate) async fn add_client_impl(
         &self,
         realm: &str,
         sid: &str,
         client_id: &str,
     ) -> sessions::Result<Session> {
         let not_found = || SessionError::SessionNotFound(sid.to_owned());
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             validate::identifier("client_id", client_id)?;
             let parsed = sessions::store::parse_sid(sid).ok_or_else(not_found)?;
@@ -470,11 +473,16 @@ impl PostgresStore {
             )?;
             Ok(s.session)
         })
+        .await
     }
 
-    pub(crate) fn get_session_impl(&self, realm: &str, sid: &str) -> sessions::Result<Session> {
+    pub(crate) async fn get_session_impl(
+        &self,
+        realm: &str,
+        sid: &str,
+    ) -> sessions::Result<Session> {
         let parsed = sessions::store::parse_sid(sid).map(Uuid::from_bytes);
-        let found = self.db.run(async |tx| {
+        let found = db_run!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let Some(parsed) = parsed else {
                 return Ok(None);
@@ -487,33 +495,35 @@ impl PostgresStore {
                 .await?;
             row.map(|r| rows::session(&r, 0, &realm.name).map(|s| s.session))
                 .transpose()
-        })?;
+        })
+        .await?;
         found.ok_or_else(|| SessionError::SessionNotFound(sid.to_owned()))
     }
 
-    pub(crate) fn get_properties_impl(
+    pub(crate) async fn get_properties_impl(
         &self,
         realm: &str,
         token: &str,
         now: DateTime<Utc>,
     ) -> sessions::Result<BTreeMap<String, String>> {
-        self.db.run(async |tx| {
+        db_run!(self.db, async |tx| {
             let (realm, found) = find(tx, realm, token).await?;
             let s = found
                 .filter(|s| s.is_valid_at(now))
                 .ok_or_else(|| SessionError::SessionNotFound("(token)".into()))?;
             Ok(realm.settings.holder_properties(s.session.properties))
         })
+        .await
     }
 
-    pub(crate) fn set_properties_impl(
+    pub(crate) async fn set_properties_impl(
         &self,
         realm: &str,
         token: &str,
         properties: &BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> sessions::Result<BTreeMap<String, String>> {
-        self.db.write(async |tx| {
+        db_write!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let allowed = &realm.settings.property_whitelist;
             for (k, v) in properties {
@@ -552,5 +562,6 @@ impl PostgresStore {
                 .filter(|(k, _)| allowed.contains(k))
                 .collect())
         })
+        .await
     }
 }

@@ -5,10 +5,11 @@
 use chrono::{DateTime, Utc};
 use sessions::stats::{self, Metric, Span, StatsBucket, StatsRow};
 
+use super::db::{db_run, db_write};
 use super::PostgresStore;
 
 impl PostgresStore {
-    pub(crate) fn stats_impl(
+    pub(crate) async fn stats_impl(
         &self,
         realm: &str,
         span: Span,
@@ -17,7 +18,7 @@ impl PostgresStore {
     ) -> sessions::Result<Vec<StatsBucket>> {
         let first = DateTime::from_timestamp(span.bucket_of(from), 0).unwrap_or_default();
         let last = DateTime::from_timestamp(span.bucket_of(to), 0).unwrap_or_default();
-        let rows = self.db.run(async |tx| {
+        let rows = db_run!(self.db, async |tx| {
             let realm = self.realms.get(tx, realm).await?;
             let found = tx
                 .query(
@@ -42,21 +43,23 @@ impl PostgresStore {
                 }
             }
             Ok(rows)
-        })?;
+        })
+        .await?;
         Ok(stats::assemble(span, from, to, rows))
     }
 
-    pub(crate) fn prune_stats_impl(&self, now: DateTime<Utc>) -> sessions::Result<usize> {
+    pub(crate) async fn prune_stats_impl(&self, now: DateTime<Utc>) -> sessions::Result<usize> {
         let mut pruned = 0;
         for span in Span::ALL {
             let oldest = DateTime::from_timestamp(span.oldest_kept(now), 0).unwrap_or_default();
-            pruned += self.db.write(async |tx| {
+            pruned += db_write!(self.db, async |tx| {
                 tx.execute(
                     "DELETE FROM stats WHERE span = $1 AND bucket < $2",
                     &[&i16::from(span.code()), &oldest],
                 )
                 .await
-            })? as usize;
+            })
+            .await? as usize;
         }
         Ok(pruned)
     }

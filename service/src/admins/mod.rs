@@ -4,7 +4,7 @@
 
 pub mod sign_in;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -55,8 +55,8 @@ fn storage(e: impl std::fmt::Display) -> SessionError {
 }
 
 /// The PHC-format argon2 hash of a new password, which must have [`MIN_PASSWORD_LEN`]
-/// characters.
-fn hash_password(password: &str) -> Result<String> {
+/// characters; computed on a blocking thread (it is slow on purpose).
+async fn hash_password(password: &str) -> Result<String> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(SessionError::invalid(format!(
             "the password must have at least {MIN_PASSWORD_LEN} characters"
@@ -65,10 +65,23 @@ fn hash_password(password: &str) -> Result<String> {
     let mut salt = [0u8; 16];
     getrandom::getrandom(&mut salt).map_err(storage)?;
     let salt = SaltString::encode_b64(&salt).map_err(storage)?;
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(storage)?
-        .to_string())
+    let password = password.to_owned();
+    hashing(move || {
+        Ok(Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(storage)?
+            .to_string())
+    })
+    .await
+}
+
+/// Runs password hashing on a blocking thread.
+async fn hashing<T: Send + 'static>(
+    hash: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(hash)
+        .await
+        .map_err(|e| storage(format!("password hashing failed: {e}")))?
 }
 
 /// A new administrator's name: not empty, at most 255 bytes, no control characters, and no
@@ -89,34 +102,36 @@ pub struct AdminAccounts {
     store: Arc<dyn AccountStore>,
     /// Held while a change that could leave no enabled admin is checked and written, so two at
     /// once in this process cannot both pass the check.
-    role_changes: Mutex<()>,
+    role_changes: tokio::sync::Mutex<()>,
 }
 
 impl AdminAccounts {
     /// Opens the accounts and makes sure the admin realm exists.
-    pub fn open(store: Arc<dyn AccountStore>) -> Result<Self> {
-        if store.get_realm(ADMIN_REALM).is_err() {
+    pub async fn open(store: Arc<dyn AccountStore>) -> Result<Self> {
+        if store.get_realm(ADMIN_REALM).await.is_err() {
             let settings = RealmSettingsUpdate {
                 idle_timeout_secs: Some(30 * 60),
                 ..Default::default()
             };
-            store.put_realm(ADMIN_REALM, &settings, "server", Utc::now())?;
+            store
+                .put_realm(ADMIN_REALM, &settings, "server", Utc::now())
+                .await?;
         }
         Ok(Self {
             store,
-            role_changes: Mutex::new(()),
+            role_changes: tokio::sync::Mutex::new(()),
         })
     }
 
-    fn load(&self, username: &str) -> Result<Option<Account>> {
-        self.store.admin(username)
+    async fn load(&self, username: &str) -> Result<Option<Account>> {
+        self.store.admin(username).await
     }
 
-    fn save(&self, account: &Account) -> Result<()> {
-        self.store.put_admin(account)
+    async fn save(&self, account: &Account) -> Result<()> {
+        self.store.put_admin(account).await
     }
 
-    fn audit(
+    async fn audit(
         &self,
         action: &str,
         username: &str,
@@ -124,20 +139,22 @@ impl AdminAccounts {
         outcome: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.store.record_audit(&AuditEntry {
-            at: now,
-            actor: actor.to_owned(),
-            realm: Some(ADMIN_REALM.to_owned()),
-            action: action.to_owned(),
-            target: username.to_owned(),
-            reason: None,
-            outcome: outcome.to_owned(),
-        })
+        self.store
+            .record_audit(&AuditEntry {
+                at: now,
+                actor: actor.to_owned(),
+                realm: Some(ADMIN_REALM.to_owned()),
+                action: action.to_owned(),
+                target: username.to_owned(),
+                reason: None,
+                outcome: outcome.to_owned(),
+            })
+            .await
     }
 
     /// Creates a new administrator with `role`; refused if the name is taken. Audited; durable
     /// when it returns.
-    pub fn create(
+    pub async fn create(
         &self,
         username: &str,
         password: &str,
@@ -146,9 +163,9 @@ impl AdminAccounts {
         now: DateTime<Utc>,
     ) -> Result<()> {
         check_username(username)?;
-        let password_hash = hash_password(password)?;
-        let _serial = self.serial();
-        if self.load(username)?.is_some() {
+        let password_hash = hash_password(password).await?;
+        let _serial = self.serial().await;
+        if self.load(username).await?.is_some() {
             return Err(SessionError::Conflict(format!(
                 "an administrator named '{username}' already exists"
             )));
@@ -159,7 +176,8 @@ impl AdminAccounts {
             created_at: now,
             disabled: false,
             role,
-        })?;
+        })
+        .await?;
         self.audit(
             "create_admin",
             username,
@@ -167,12 +185,13 @@ impl AdminAccounts {
             &format!("ok; role {role}"),
             now,
         )
+        .await
     }
 
     /// Creates the account (role admin), or sets a new password for it. Every dashboard session of the
     /// administrator ends, except `keep` (the session of an administrator changing their own
     /// password). Audited; durable when it returns.
-    pub fn set_password(
+    pub async fn set_password(
         &self,
         username: &str,
         password: &str,
@@ -181,9 +200,9 @@ impl AdminAccounts {
         now: DateTime<Utc>,
     ) -> Result<()> {
         check_username(username)?;
-        let hash = hash_password(password)?;
-        let _serial = self.serial();
-        let existing = self.load(username)?;
+        let hash = hash_password(password).await?;
+        let _serial = self.serial().await;
+        let existing = self.load(username).await?;
         let account = Account {
             username: username.to_owned(),
             password_hash: hash,
@@ -191,8 +210,8 @@ impl AdminAccounts {
             disabled: existing.as_ref().is_some_and(|a| a.disabled),
             role: existing.as_ref().map_or(AdminRole::Admin, |a| a.role),
         };
-        self.save(&account)?;
-        let ended = self.end_sessions(username, keep, actor, now)?;
+        self.save(&account).await?;
+        let ended = self.end_sessions(username, keep, actor, now).await?;
         let action = if existing.is_some() {
             "set_admin_password"
         } else {
@@ -205,24 +224,25 @@ impl AdminAccounts {
             &format!("ok; dashboard sessions ended: {ended}"),
             now,
         )
+        .await
     }
 
     /// Disables (ending every dashboard session of the account) or enables an administrator.
     /// Refused if it would disable the last enabled admin. Audited; durable when it returns.
-    pub fn set_disabled(
+    pub async fn set_disabled(
         &self,
         username: &str,
         disabled: bool,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let _serial = self.serial();
-        let mut account = self.existing(username)?;
+        let _serial = self.serial().await;
+        let mut account = self.existing(username).await?;
         account.disabled = disabled;
-        self.refuse_leaving_no_admin(&account)?;
-        self.save(&account)?;
+        self.refuse_leaving_no_admin(&account).await?;
+        self.save(&account).await?;
         let ended = if disabled {
-            self.end_sessions(username, None, actor, now)?
+            self.end_sessions(username, None, actor, now).await?
         } else {
             0
         };
@@ -238,23 +258,24 @@ impl AdminAccounts {
             &format!("ok; dashboard sessions ended: {ended}"),
             now,
         )
+        .await
     }
 
     /// Gives an administrator another role. Refused if it would demote the last enabled admin.
     /// Audited; durable when it returns.
-    pub fn set_role(
+    pub async fn set_role(
         &self,
         username: &str,
         role: AdminRole,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let _serial = self.serial();
-        let mut account = self.existing(username)?;
+        let _serial = self.serial().await;
+        let mut account = self.existing(username).await?;
         let before = account.role;
         account.role = role;
-        self.refuse_leaving_no_admin(&account)?;
-        self.save(&account)?;
+        self.refuse_leaving_no_admin(&account).await?;
+        self.save(&account).await?;
         self.audit(
             "set_admin_role",
             username,
@@ -262,13 +283,15 @@ impl AdminAccounts {
             &format!("ok; {before} -> {role}"),
             now,
         )
+        .await
     }
 
     /// Every administrator, by name.
-    pub fn list(&self) -> Result<Vec<AdminView>> {
+    pub async fn list(&self) -> Result<Vec<AdminView>> {
         Ok(self
             .store
-            .admins()?
+            .admins()
+            .await?
             .into_iter()
             .map(|a| AdminView {
                 username: a.username,
@@ -280,38 +303,43 @@ impl AdminAccounts {
     }
 
     /// The role of the account if it exists and is not disabled.
-    pub fn enabled_role(&self, username: &str) -> Result<Option<AdminRole>> {
-        Ok(self.load(username)?.filter(|a| !a.disabled).map(|a| a.role))
+    pub async fn enabled_role(&self, username: &str) -> Result<Option<AdminRole>> {
+        Ok(self
+            .load(username)
+            .await?
+            .filter(|a| !a.disabled)
+            .map(|a| a.role))
     }
 
     /// Serializes the changes that [`Self::refuse_leaving_no_admin`] checks.
-    fn serial(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.role_changes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    async fn serial(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.role_changes.lock().await
     }
 
     /// The stored account, or an error naming the unknown administrator.
-    fn existing(&self, username: &str) -> Result<Account> {
-        self.load(username)?
+    async fn existing(&self, username: &str) -> Result<Account> {
+        self.load(username)
+            .await?
             .ok_or_else(|| SessionError::invalid(format!("no administrator named '{username}'")))
     }
 
     /// Refuses to store `changed` if that would take away the last enabled admin (where there
     /// was one): someone must be left who can manage administrators.
-    fn refuse_leaving_no_admin(&self, changed: &Account) -> Result<()> {
+    async fn refuse_leaving_no_admin(&self, changed: &Account) -> Result<()> {
         let is_enabled_admin = |a: &Account| !a.disabled && a.role == AdminRole::Admin;
         if is_enabled_admin(changed) {
             return Ok(());
         }
         let others = self
             .store
-            .admins()?
+            .admins()
+            .await?
             .into_iter()
             .filter(|a| a.username != changed.username)
             .any(|a| is_enabled_admin(&a));
         let was = self
-            .load(&changed.username)?
+            .load(&changed.username)
+            .await?
             .is_some_and(|a| is_enabled_admin(&a));
         if was && !others {
             return Err(SessionError::Conflict(format!(
@@ -325,18 +353,25 @@ impl AdminAccounts {
 
     /// Checks a password. Unknown users cost the same hash as known ones, so timing does not
     /// reveal them.
-    pub fn verify(&self, username: &str, password: &str) -> Result<Verified> {
-        let Some(account) = self.load(username)? else {
-            let _ = Argon2::default().hash_password(
-                password.as_bytes(),
-                &SaltString::encode_b64(&[0; 16]).map_err(storage)?,
-            );
+    pub async fn verify(&self, username: &str, password: &str) -> Result<Verified> {
+        let account = self.load(username).await?;
+        let password = password.to_owned();
+        let stored = account.as_ref().map(|a| a.password_hash.clone());
+        let right = hashing(move || {
+            let Some(stored) = stored else {
+                let salt = SaltString::encode_b64(&[0; 16]).map_err(storage)?;
+                let _ = Argon2::default().hash_password(password.as_bytes(), &salt);
+                return Ok(false);
+            };
+            let hash = PasswordHash::new(&stored).map_err(storage)?;
+            Ok(Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok())
+        })
+        .await?;
+        let Some(account) = account else {
             return Ok(Verified::Wrong);
         };
-        let hash = PasswordHash::new(&account.password_hash).map_err(storage)?;
-        let right = Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok();
         Ok(match (right, account.disabled) {
             (false, _) => Verified::Wrong,
             (true, true) => Verified::Disabled,
@@ -345,7 +380,7 @@ impl AdminAccounts {
     }
 
     /// Ends the administrator's dashboard sessions but `keep`; answers how many ended.
-    fn end_sessions(
+    async fn end_sessions(
         &self,
         username: &str,
         keep: Option<&str>,
@@ -365,7 +400,8 @@ impl AdminAccounts {
             };
             let sids: Vec<String> = self
                 .store
-                .query(ADMIN_REALM, &query)?
+                .query(ADMIN_REALM, &query)
+                .await?
                 .results
                 .into_iter()
                 .map(|s| s.sid)
@@ -379,7 +415,10 @@ impl AdminAccounts {
                 reason: Some("administrator's password changed or account disabled".into()),
                 ..Default::default()
             };
-            let outcome = self.store.end_sessions(ADMIN_REALM, &request, actor, now)?;
+            let outcome = self
+                .store
+                .end_sessions(ADMIN_REALM, &request, actor, now)
+                .await?;
             if outcome.records_deleted == 0 {
                 return Ok(ended);
             }

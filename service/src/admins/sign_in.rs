@@ -272,12 +272,10 @@ impl SignIns {
             user_agent,
             ..Default::default()
         };
-        let store = self.store.clone();
-        let created = tokio::task::spawn_blocking(move || {
-            store.create_session(ADMIN_REALM, &new, Utc::now())
-        })
-        .await
-        .map_err(|e| SessionError::Storage(format!("starting the session failed: {e}")))??;
+        let created = self
+            .store
+            .create_session(ADMIN_REALM, &new, Utc::now())
+            .await?;
         self.audit(
             "sign_in",
             username,
@@ -294,25 +292,12 @@ impl SignIns {
             .await
             .map_err(|_| SignInError::Busy)?
             .map_err(|_| SignInError::Busy)?;
-        let (accounts, user, pass) = (
-            self.accounts.clone(),
-            username.to_owned(),
-            password.to_owned(),
-        );
-        Ok(
-            tokio::task::spawn_blocking(move || accounts.verify(&user, &pass))
-                .await
-                .map_err(|e| SessionError::Storage(format!("password check failed: {e}")))??,
-        )
+        Ok(self.accounts.verify(username, password).await?)
     }
 
     /// Ends the dashboard session `token` belongs to, if it is live; audited.
     pub async fn sign_out(&self, username: &str, token: String) -> Result<(), SessionError> {
-        let store = self.store.clone();
-        let ended =
-            tokio::task::spawn_blocking(move || store.logout(ADMIN_REALM, &token, Utc::now()))
-                .await
-                .map_err(|e| SessionError::Storage(format!("signing out failed: {e}")))??;
+        let ended = self.store.logout(ADMIN_REALM, &token, Utc::now()).await?;
         if ended {
             self.audit("sign_out", username, &format!("admin:{username}"), "ok")
                 .await?;
@@ -327,7 +312,6 @@ impl SignIns {
         actor: &str,
         outcome: &str,
     ) -> Result<(), SessionError> {
-        let store = self.store.clone();
         let entry = AuditEntry {
             at: Utc::now(),
             actor: actor.to_owned(),
@@ -337,9 +321,7 @@ impl SignIns {
             reason: None,
             outcome: outcome.to_owned(),
         };
-        tokio::task::spawn_blocking(move || store.record_audit(&entry))
-            .await
-            .map_err(|e| SessionError::Storage(format!("auditing failed: {e}")))?
+        self.store.record_audit(&entry).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! store's database. Rotation makes a new key current and keeps publishing the old one until every
 //! token it signed has expired.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,7 +15,6 @@ use sessions::store::{AccountStore, SigningKeyRecord};
 use sessions::{Result, SessionError};
 
 use super::logout_token::{LogoutClaims, LIFETIME_SECS, TOKEN_TYPE};
-use crate::reload::{refresh, ReloadClock};
 
 /// How long after its retirement a key stays published: the token lifetime plus clock skew.
 const PUBLISHED_AFTER_RETIREMENT_SECS: i64 = LIFETIME_SECS + 60;
@@ -36,10 +35,7 @@ pub struct SigningKeys {
     /// Every kept key, the current (unretired) one last.
     keys: ArcSwap<Vec<Arc<LoadedKey>>>,
     /// Serialises rotations.
-    rotating: Mutex<()>,
-    /// On a shared store, keys rotated through another server are read again within
-    /// [`crate::SHARED_RELOAD_EVERY`].
-    loaded: ReloadClock,
+    rotating: tokio::sync::Mutex<()>,
 }
 
 fn storage(e: impl std::fmt::Display) -> SessionError {
@@ -84,36 +80,34 @@ impl LoadedKey {
 
 impl SigningKeys {
     /// Loads the keys kept in the store, generating the first one if there is none.
-    pub fn open(store: Arc<dyn AccountStore>, now: DateTime<Utc>) -> Result<Self> {
+    pub async fn open(store: Arc<dyn AccountStore>, now: DateTime<Utc>) -> Result<Self> {
         let keys = Self {
             store,
             keys: ArcSwap::from_pointee(Vec::new()),
-            rotating: Mutex::new(()),
-            loaded: ReloadClock::new(),
+            rotating: tokio::sync::Mutex::new(()),
         };
-        keys.reload()?;
+        keys.reload().await?;
         if keys.keys.load().is_empty() {
-            keys.rotate(now)?;
+            keys.rotate(now).await?;
         }
         Ok(keys)
     }
 
-    fn reload(&self) -> Result<()> {
+    pub async fn reload(&self) -> Result<()> {
         let mut loaded = Vec::new();
-        for stored in self.store.signing_keys()? {
+        for stored in self.store.signing_keys().await? {
             loaded.push(Arc::new(LoadedKey::load(stored)?));
         }
         loaded.sort_by_key(|k| (k.stored.retired_at.is_none(), k.stored.created_at));
         self.keys.store(Arc::new(loaded));
-        self.loaded.read_now();
         Ok(())
     }
 
     /// Makes a new key current and retires the previous one; answers the new key id. Keys retired
     /// long enough ago that no token they signed is still valid are deleted. One atomic batch, so
     /// a crash leaves either the old keys or the new ones; durable when it returns.
-    pub fn rotate(&self, now: DateTime<Utc>) -> Result<String> {
-        let _guard = self.rotating.lock().unwrap_or_else(|e| e.into_inner());
+    pub async fn rotate(&self, now: DateTime<Utc>) -> Result<String> {
+        let _guard = self.rotating.lock().await;
         let fresh = LoadedKey::generate(now)?;
         let keep_after = now - TimeDelta::seconds(PUBLISHED_AFTER_RETIREMENT_SECS);
         let mut put = Vec::new();
@@ -130,17 +124,9 @@ impl SigningKeys {
         }
         let kid = fresh.kid.clone();
         put.push(fresh);
-        self.store.update_signing_keys(&put, &delete)?;
-        self.reload()?;
+        self.store.update_signing_keys(&put, &delete).await?;
+        self.reload().await?;
         Ok(kid)
-    }
-
-    /// Reads the keys again if another server may have rotated them meanwhile (a reload that
-    /// fails keeps the keys loaded: they still sign and verify).
-    fn refresh(&self) {
-        refresh(&self.loaded, self.store.as_ref(), "signing keys", || {
-            self.reload()
-        });
     }
 
     /// Id of the key that signs now.
@@ -149,7 +135,6 @@ impl SigningKeys {
     }
 
     fn current(&self) -> Arc<LoadedKey> {
-        self.refresh();
         self.keys
             .load()
             .last()
@@ -170,7 +155,6 @@ impl SigningKeys {
     /// their tokens to have expired.
     pub fn jwks(&self, now: DateTime<Utc>) -> JwkSet {
         let cutoff = now - TimeDelta::seconds(PUBLISHED_AFTER_RETIREMENT_SECS);
-        self.refresh();
         JwkSet {
             keys: self
                 .keys
@@ -195,28 +179,28 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_retired_key_is_published_until_its_tokens_expire_then_deleted() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retired_key_is_published_until_its_tokens_expire_then_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let t0 = Utc::now();
         let store = Arc::new(sessions::store::SledStore::open(dir.path()).unwrap());
-        let keys = SigningKeys::open(store.clone(), t0).unwrap();
+        let keys = SigningKeys::open(store.clone(), t0).await.unwrap();
         let first = keys.current_kid();
-        let second = keys.rotate(t0).unwrap();
+        let second = keys.rotate(t0).await.unwrap();
         assert_eq!(keys.current_kid(), second);
         assert_eq!(kids(&keys.jwks(t0)), [second.clone(), first.clone()]);
         let expired = t0 + TimeDelta::seconds(PUBLISHED_AFTER_RETIREMENT_SECS + 1);
         assert_eq!(kids(&keys.jwks(expired)), std::slice::from_ref(&second));
 
-        let third = keys.rotate(expired).unwrap();
+        let third = keys.rotate(expired).await.unwrap();
         assert_eq!(
-            keys.store.signing_keys().unwrap().len(),
+            keys.store.signing_keys().await.unwrap().len(),
             2,
             "the first key is deleted, the second kept"
         );
         assert_eq!(kids(&keys.jwks(expired)), [third.clone(), second]);
         drop(keys);
-        let reopened = SigningKeys::open(store, expired).unwrap();
+        let reopened = SigningKeys::open(store, expired).await.unwrap();
         assert_eq!(
             reopened.current_kid(),
             third,

@@ -77,26 +77,16 @@ pub async fn run(
     let in_flight = Arc::new(Mutex::new(InFlight::default()));
     let mut cursor = DueCursor::default();
     loop {
-        let scan = {
-            let (store, flight, cfg) = (store.clone(), in_flight.clone(), config.clone());
-            let mut cursor = std::mem::take(&mut cursor);
-            tokio::task::spawn_blocking(move || {
-                let free = cfg.max_in_flight.saturating_sub(flight_len(&flight));
-                // Pass over what is in flight and clients at their limit.
-                let busy =
-                    |realm: &str, client: &str, id: u64| is_busy(&flight, &cfg, realm, client, id);
-                let per_client = cfg.max_in_flight_per_client;
-                let due = store.due_deliveries(Utc::now(), free, per_client, &mut cursor, &busy);
-                (due, cursor)
-            })
-            .await
-        };
-        let due = scan.map(|(due, next)| {
-            cursor = next;
-            due
-        });
+        let free = config.max_in_flight.saturating_sub(flight_len(&in_flight));
+        // Pass over what is in flight and clients at their limit.
+        let busy =
+            |realm: &str, client: &str, id: u64| is_busy(&in_flight, &config, realm, client, id);
+        let per_client = config.max_in_flight_per_client;
+        let due = store
+            .due_deliveries(Utc::now(), free, per_client, &mut cursor, &busy)
+            .await;
         match due {
-            Ok(Ok(due)) => {
+            Ok(due) => {
                 for d in due {
                     if !claim(&in_flight, &d, &config) {
                         continue;
@@ -116,8 +106,7 @@ pub async fn run(
                     });
                 }
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "reading the outbox failed"),
-            Err(e) => tracing::error!(error = %e, "outbox task failed"),
+            Err(e) => tracing::error!(error = %e, "reading the outbox failed"),
         }
         let _ = tokio::time::timeout(config.poll_every, backchannel.wake.notified()).await;
     }
@@ -211,7 +200,7 @@ async fn attempt(
         }
     }
     crate::metrics::record_delivery(&result);
-    let recorded = crate::inline_call(store, || store.record_attempt(d, &claims.jti, &result, now));
+    let recorded = store.record_attempt(d, &claims.jti, &result, now).await;
     if let Err(e) = recorded {
         tracing::error!(id = d.id, error = %e, "recording a delivery attempt failed");
     }
@@ -226,7 +215,7 @@ async fn send(
     d: &Delivery,
     claims: &LogoutClaims,
 ) -> Result<(), AttemptFailure> {
-    let (uri, realm_allows_http) = crate::inline_call(store, || current_target(store, d))?;
+    let (uri, realm_allows_http) = current_target(store, d).await?;
     let url = reqwest::Url::parse(&uri)
         .map_err(|e| AttemptFailure::new(Category::InvalidUri, format!("{uri}: {e}")))?;
     backchannel.allow_hosts.check(&url, realm_allows_http)?;
@@ -238,7 +227,7 @@ async fn send(
 }
 
 /// The client's current back-channel logout URI and whether its realm allows http now.
-fn current_target(
+async fn current_target(
     store: &dyn SessionStore,
     d: &Delivery,
 ) -> Result<(String, bool), AttemptFailure> {
@@ -247,11 +236,14 @@ fn current_target(
         SessionError::ClientNotFound(_) | SessionError::RealmNotFound(_) => gone(e.to_string()),
         e => AttemptFailure::new(Category::StoreFailed, e.to_string()),
     };
-    let client = store.get_client(&d.realm, &d.client_id).map_err(read)?;
+    let client = store
+        .get_client(&d.realm, &d.client_id)
+        .await
+        .map_err(read)?;
     let uri = client
         .backchannel_logout_uri
         .ok_or_else(|| gone("the client no longer has a backchannel_logout_uri".into()))?;
-    let realm = store.get_realm(&d.realm).map_err(read)?;
+    let realm = store.get_realm(&d.realm).await.map_err(read)?;
     Ok((uri, realm.settings.backchannel_allow_http))
 }
 

@@ -5,7 +5,7 @@ use sessions::Result;
 
 use crate::admins::{AdminView, ADMIN_REALM};
 use crate::roles::{Permission, Role};
-use crate::{blocking, Actor, SessionService};
+use crate::{to_the_end, Actor, SessionService};
 
 impl SessionService {
     /// The administrator a dashboard session token belongs to, with their current role, if the
@@ -17,12 +17,16 @@ impl SessionService {
             self.sign_ins.accounts().clone(),
             token.to_owned(),
         );
-        blocking(move || {
-            let Some(s) = store.validate(ADMIN_REALM, &token, refresh, Utc::now())? else {
+        to_the_end(async move {
+            let Some(s) = store
+                .validate(ADMIN_REALM, &token, refresh, Utc::now())
+                .await?
+            else {
                 return Ok(None);
             };
             Ok(accounts
-                .enabled_role(&s.subject_id)?
+                .enabled_role(&s.subject_id)
+                .await?
                 .map(|role| Actor::Admin {
                     username: s.subject_id,
                     sid: s.sid,
@@ -33,9 +37,9 @@ impl SessionService {
     }
 
     /// Every administrator.
-    pub fn list_admins(&self, actor: &Actor) -> Result<Vec<AdminView>> {
+    pub async fn list_admins(&self, actor: &Actor) -> Result<Vec<AdminView>> {
         actor.require(Permission::Administer)?;
-        self.read(|_| self.sign_ins.accounts().list())
+        self.sign_ins.accounts().list().await
     }
 
     /// Creates an administrator with a role; refused if the name is taken. Audited.
@@ -53,7 +57,12 @@ impl SessionService {
             password.to_owned(),
             actor.audit_name(),
         );
-        blocking(move || accounts.create(&username, &password, role, &actor, Utc::now())).await
+        to_the_end(async move {
+            accounts
+                .create(&username, &password, role, &actor, Utc::now())
+                .await
+        })
+        .await
     }
 
     /// Sets a new password (creating an admin of that name if there is none); their other
@@ -78,8 +87,10 @@ impl SessionService {
             password.to_owned(),
             actor.audit_name(),
         );
-        blocking(move || {
-            accounts.set_password(&username, &password, keep.as_deref(), &actor, Utc::now())
+        to_the_end(async move {
+            accounts
+                .set_password(&username, &password, keep.as_deref(), &actor, Utc::now())
+                .await
         })
         .await
     }
@@ -98,7 +109,12 @@ impl SessionService {
             username.to_owned(),
             actor.audit_name(),
         );
-        blocking(move || accounts.set_disabled(&username, disabled, &actor, Utc::now())).await
+        to_the_end(async move {
+            accounts
+                .set_disabled(&username, disabled, &actor, Utc::now())
+                .await
+        })
+        .await
     }
 
     /// Gives an administrator another role (effective from their next request); never demotes
@@ -110,6 +126,7 @@ impl SessionService {
             username.to_owned(),
             actor.audit_name(),
         );
-        blocking(move || accounts.set_role(&username, role, &actor, Utc::now())).await
+        to_the_end(async move { accounts.set_role(&username, role, &actor, Utc::now()).await })
+            .await
     }
 }

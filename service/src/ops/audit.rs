@@ -2,7 +2,7 @@
 
 use sessions::{AuditEntry, Result, SessionError};
 
-use crate::{blocking, SessionService};
+use crate::SessionService;
 
 /// Most entries one page holds.
 pub const MAX_AUDIT_PAGE: usize = 1000;
@@ -24,8 +24,7 @@ impl SessionService {
                 "count must be between 1 and {MAX_AUDIT_PAGE}, got {count}"
             )));
         }
-        let store = self.store.clone();
-        let mut entries = blocking(move || store.audit_log(before, count + 1)).await?;
+        let mut entries = self.store.audit_log(before, count + 1).await?;
         let has_next = entries.len() > count;
         entries.truncate(count);
         Ok(AuditPage { entries, has_next })

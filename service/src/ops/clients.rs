@@ -5,7 +5,7 @@ use chrono::Utc;
 use sessions::{Client, ClientRegistration, Result, SessionError};
 
 use crate::roles::Permission;
-use crate::{blocking, Actor, SessionService};
+use crate::{to_the_end, Actor, SessionService};
 
 impl SessionService {
     /// Registers a client or replaces its registration. Durable.
@@ -20,7 +20,7 @@ impl SessionService {
         // Malformed input is refused as such before the target rules look at the URI.
         sessions::validate::client_registration(client_id, &registration)?;
         if let Some(uri) = &registration.backchannel_logout_uri {
-            let settings = self.read(|s| s.get_realm(realm))?.settings;
+            let settings = self.store.get_realm(realm).await?.settings;
             self.backchannel
                 .allow_hosts
                 .check_registration(uri, settings.backchannel_allow_http)
@@ -33,18 +33,22 @@ impl SessionService {
             client_id.to_owned(),
             actor.audit_name(),
         );
-        blocking(move || store.put_client(&realm, &client_id, &registration, &actor, Utc::now()))
-            .await
+        to_the_end(async move {
+            store
+                .put_client(&realm, &client_id, &registration, &actor, Utc::now())
+                .await
+        })
+        .await
     }
 
     /// A registered client with its session count.
-    pub fn get_client(&self, realm: &str, client_id: &str) -> Result<Client> {
-        self.read(|s| s.get_client(realm, client_id))
+    pub async fn get_client(&self, realm: &str, client_id: &str) -> Result<Client> {
+        self.store.get_client(realm, client_id).await
     }
 
     /// Every registered client of the realm with its session count.
-    pub fn list_clients(&self, realm: &str) -> Result<Vec<Client>> {
-        self.read(|s| s.list_clients(realm))
+    pub async fn list_clients(&self, realm: &str) -> Result<Vec<Client>> {
+        self.store.list_clients(realm).await
     }
 
     /// Removes a client's registration; false if there was none. Durable.
@@ -56,6 +60,11 @@ impl SessionService {
             client_id.to_owned(),
             actor.audit_name(),
         );
-        blocking(move || store.delete_client(&realm, &client_id, &actor, Utc::now())).await
+        to_the_end(async move {
+            store
+                .delete_client(&realm, &client_id, &actor, Utc::now())
+                .await
+        })
+        .await
     }
 }

@@ -5,7 +5,7 @@ use sessions::store::MAX_LISTED_DELIVERIES;
 use sessions::{Delivery, DeliveryPage, DeliveryStatus, Result, SessionError};
 
 use crate::roles::Permission;
-use crate::{blocking, cancellable_read, Actor, SessionService};
+use crate::{to_the_end, Actor, SessionService};
 
 /// A delivery status as a caller names it (`pending`, `delivered`, `failed`; absent or empty
 /// for all).
@@ -36,14 +36,16 @@ impl SessionService {
             )));
         }
         let (store, realm) = (self.store.clone(), realm.to_owned());
-        cancellable_read(move || store.list_deliveries(&realm, status, before, count)).await
+        store.list_deliveries(&realm, status, before, count).await
     }
 
     /// Queues a pending or failed delivery for an attempt now, with a fresh retry window.
     pub async fn retry_delivery(&self, realm: &str, id: u64, actor: &Actor) -> Result<Delivery> {
         actor.require(Permission::Operate)?;
         let (store, realm, actor) = (self.store.clone(), realm.to_owned(), actor.audit_name());
-        let delivery = blocking(move || store.retry_delivery(&realm, id, &actor, Utc::now())).await;
+        let delivery =
+            to_the_end(async move { store.retry_delivery(&realm, id, &actor, Utc::now()).await })
+                .await;
         self.wake_deliveries();
         delivery
     }

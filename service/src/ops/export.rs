@@ -5,7 +5,7 @@ use chrono::{SecondsFormat, Utc};
 use sessions::validate::describe_filter;
 use sessions::{AuditEntry, Result, Session, SessionError, SessionQuery, MAX_PAGE_SIZE};
 
-use crate::{blocking, cancellable_read, Actor, SessionService};
+use crate::{to_the_end, Actor, SessionService};
 
 /// The columns of a CSV export, in order.
 pub const CSV_COLUMNS: [&str; 10] = [
@@ -156,7 +156,7 @@ impl SessionService {
         query.prior = false;
         let first = {
             let (store, realm, query) = (self.store.clone(), realm.to_owned(), query.clone());
-            cancellable_read(move || store.query_uncounted(&realm, &query)).await?
+            store.query_uncounted(&realm, &query).await?
         };
         let entry = AuditEntry {
             at: Utc::now(),
@@ -172,7 +172,7 @@ impl SessionService {
             outcome: format!("started ({})", format.as_str()),
         };
         let store = self.store.clone();
-        blocking(move || store.record_audit(&entry)).await?;
+        to_the_end(async move { store.record_audit(&entry).await }).await?;
         query.results_token = first.results_token;
         Ok(SessionExport {
             service: self.clone(),
@@ -200,7 +200,7 @@ impl SessionExport {
             self.realm.clone(),
             self.query.clone(),
         );
-        let page = cancellable_read(move || store.query_uncounted(&realm, &query)).await?;
+        let page = store.query_uncounted(&realm, &query).await?;
         self.done = !page.has_next || page.results.is_empty();
         self.query.results_token = page.results_token;
         Ok(Some(page.results))

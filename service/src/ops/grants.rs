@@ -5,24 +5,24 @@ use chrono::Utc;
 use sessions::{Grant, GrantOwner, NewGrant, Result};
 
 use crate::roles::Permission;
-use crate::{blocking, Actor, SessionService};
+use crate::{to_the_end, Actor, SessionService};
 
 impl SessionService {
     /// Records a grant; a grant naming a session must name a live session of the same subject.
     pub async fn create_grant(&self, realm: &str, new: NewGrant) -> Result<Grant> {
         let (store, realm) = (self.store.clone(), realm.to_owned());
-        blocking(move || store.create_grant(&realm, &new, Utc::now())).await
+        to_the_end(async move { store.create_grant(&realm, &new, Utc::now()).await }).await
     }
 
     /// The live grant a token belongs to.
-    pub fn introspect(&self, realm: &str, token: &str) -> Result<Option<Grant>> {
-        self.read(|s| s.introspect(realm, token, Utc::now()))
+    pub async fn introspect(&self, realm: &str, token: &str) -> Result<Option<Grant>> {
+        self.store.introspect(realm, token, Utc::now()).await
     }
 
     /// The live grants of a subject or a session.
     pub async fn list_grants(&self, realm: &str, owner: GrantOwner) -> Result<Vec<Grant>> {
         let (store, realm) = (self.store.clone(), realm.to_owned());
-        blocking(move || store.list_grants(&realm, &owner, Utc::now())).await
+        store.list_grants(&realm, &owner, Utc::now()).await
     }
 
     /// Revokes the grant a token belongs to (RFC 7009); `None` if there was none. Durable. The
@@ -40,7 +40,8 @@ impl SessionService {
             token.to_owned(),
             actor.audit_name(),
         );
-        blocking(move || store.revoke_token(&realm, &token, &actor, Utc::now())).await
+        to_the_end(async move { store.revoke_token(&realm, &token, &actor, Utc::now()).await })
+            .await
     }
 
     /// Revokes every grant of a subject within the client scope; answers how many. Durable.
@@ -59,15 +60,17 @@ impl SessionService {
             subject_id.to_owned(),
             actor.audit_name(),
         );
-        blocking(move || {
-            store.revoke_subject_grants(
-                &realm,
-                &subject,
-                client_ids.as_deref(),
-                reason.as_deref(),
-                &actor,
-                Utc::now(),
-            )
+        to_the_end(async move {
+            store
+                .revoke_subject_grants(
+                    &realm,
+                    &subject,
+                    client_ids.as_deref(),
+                    reason.as_deref(),
+                    &actor,
+                    Utc::now(),
+                )
+                .await
         })
         .await
     }

@@ -6,7 +6,7 @@ use sessions::Result;
 
 use crate::api_keys::{ApiKey, Scope};
 use crate::roles::Permission;
-use crate::{blocking, Actor, SessionService};
+use crate::{to_the_end, Actor, SessionService};
 
 /// The signing keys after a rotation.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -21,9 +21,9 @@ pub struct RotatedKeys {
 
 impl SessionService {
     /// Every API key, by name.
-    pub fn list_api_keys(&self, actor: &Actor) -> Result<Vec<ApiKey>> {
+    pub async fn list_api_keys(&self, actor: &Actor) -> Result<Vec<ApiKey>> {
         actor.require(Permission::Administer)?;
-        self.read(|_| self.keys.list())
+        self.keys.list().await
     }
 
     /// Creates an API key limited to `realms` (`None`: every realm); its secret is answered
@@ -37,14 +37,18 @@ impl SessionService {
     ) -> Result<(ApiKey, String)> {
         actor.require(Permission::Administer)?;
         let (keys, name, actor) = (self.keys.clone(), name.to_owned(), actor.audit_name());
-        blocking(move || keys.create_in_realms(&name, &scopes, realms, &actor, Utc::now())).await
+        to_the_end(async move {
+            keys.create_in_realms(&name, &scopes, realms, &actor, Utc::now())
+                .await
+        })
+        .await
     }
 
     /// Revokes an API key at once; false if there was none. Audited.
     pub async fn revoke_api_key(&self, name: &str, actor: &Actor) -> Result<bool> {
         actor.require(Permission::Administer)?;
         let (keys, name, actor) = (self.keys.clone(), name.to_owned(), actor.audit_name());
-        blocking(move || keys.revoke(&name, &actor, Utc::now())).await
+        to_the_end(async move { keys.revoke(&name, &actor, Utc::now()).await }).await
     }
 
     /// The public keys that verify logout tokens.
@@ -56,7 +60,7 @@ impl SessionService {
     pub async fn rotate_signing_key(&self, actor: &Actor) -> Result<RotatedKeys> {
         actor.require(Permission::Administer)?;
         let keys = self.backchannel.keys.clone();
-        let current_kid = blocking(move || keys.rotate(Utc::now())).await?;
+        let current_kid = to_the_end(async move { keys.rotate(Utc::now()).await }).await?;
         let published_kids = self
             .jwks()
             .keys

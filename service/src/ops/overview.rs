@@ -12,24 +12,30 @@ impl SessionService {
     /// (sign-ins, sessions ended by reason, delivery attempts by outcome, and the sessions at
     /// each bucket's end), and its clients' sessions. Times are as of one reading of the clock,
     /// which the answer carries (`generated_at`).
-    pub fn overview(&self, realm: &str) -> Result<Overview> {
+    pub async fn overview(&self, realm: &str) -> Result<Overview> {
         let now = Utc::now();
-        self.read(|s| {
-            let session_count = s.get_realm(realm)?.session_count;
-            let hours = s.stats(
-                realm,
-                Span::Hour,
-                now - TimeDelta::hours(OVERVIEW_HOURS - 1),
-                now,
-            )?;
-            let days = s.stats(
-                realm,
-                Span::Day,
-                now - TimeDelta::days(OVERVIEW_DAYS - 1),
-                now,
-            )?;
+        let s = &self.store;
+        {
+            let session_count = s.get_realm(realm).await?.session_count;
+            let hours = s
+                .stats(
+                    realm,
+                    Span::Hour,
+                    now - TimeDelta::hours(OVERVIEW_HOURS - 1),
+                    now,
+                )
+                .await?;
+            let days = s
+                .stats(
+                    realm,
+                    Span::Day,
+                    now - TimeDelta::days(OVERVIEW_DAYS - 1),
+                    now,
+                )
+                .await?;
             let clients = s
-                .list_clients(realm)?
+                .list_clients(realm)
+                .await?
                 .into_iter()
                 .map(|c| ClientSessions {
                     client_id: c.client_id,
@@ -45,6 +51,6 @@ impl SessionService {
                 daily: stats::overview_buckets(session_count, days),
                 clients,
             })
-        })
+        }
     }
 }

@@ -4,7 +4,7 @@ use chrono::Utc;
 use sessions::{Realm, RealmSettingsUpdate, Result, SessionError};
 
 use crate::roles::Permission;
-use crate::{blocking, Actor, SessionService};
+use crate::{to_the_end, Actor, SessionService};
 
 impl SessionService {
     /// Creates the realm or updates its settings. Reserved names are refused. Durable.
@@ -17,24 +17,22 @@ impl SessionService {
         actor.require(Permission::Administer)?;
         refuse_reserved(name)?;
         let (store, name, actor) = (self.store.clone(), name.to_owned(), actor.audit_name());
-        blocking(move || store.put_realm(&name, &update, &actor, Utc::now())).await
+        to_the_end(async move { store.put_realm(&name, &update, &actor, Utc::now()).await }).await
     }
 
     /// A realm with its settings and exact session count.
-    pub fn get_realm(&self, name: &str) -> Result<Realm> {
-        self.read(|s| s.get_realm(name))
+    pub async fn get_realm(&self, name: &str) -> Result<Realm> {
+        self.store.get_realm(name).await
     }
 
     /// The realms administrators work with; with `include_reserved`, the server's own too (the
     /// dashboard lists administrators' sessions).
-    pub fn list_realms(&self, include_reserved: bool) -> Result<Vec<Realm>> {
-        self.read(|s| {
-            if include_reserved {
-                s.list_realms()
-            } else {
-                s.list_user_realms()
-            }
-        })
+    pub async fn list_realms(&self, include_reserved: bool) -> Result<Vec<Realm>> {
+        if include_reserved {
+            self.store.list_realms().await
+        } else {
+            self.store.list_user_realms().await
+        }
     }
 }
 

@@ -12,27 +12,33 @@ use sessions::{
 
 use crate::admins::ADMIN_REALM;
 use crate::roles::Permission;
-use crate::{blocking, cancellable_read, Actor, SessionService};
+use crate::{to_the_end, Actor, SessionService};
 
 impl SessionService {
     /// Starts a session; its token is in the answer and nowhere else.
     pub async fn create_session(&self, realm: &str, new: NewSession) -> Result<CreatedSession> {
         let (store, realm) = (self.store.clone(), realm.to_owned());
-        let created = blocking(move || store.create_session(&realm, &new, Utc::now())).await;
+        let created =
+            to_the_end(async move { store.create_session(&realm, &new, Utc::now()).await }).await;
         // A quota eviction may have queued logouts.
         self.wake_deliveries();
         created
     }
 
     /// The session the token belongs to, if valid; with `refresh`, extends its idle expiry.
-    pub fn validate(&self, realm: &str, token: &str, refresh: bool) -> Result<Option<Session>> {
-        self.read(|s| s.validate(realm, token, refresh, Utc::now()))
+    pub async fn validate(
+        &self,
+        realm: &str,
+        token: &str,
+        refresh: bool,
+    ) -> Result<Option<Session>> {
+        self.store.validate(realm, token, refresh, Utc::now()).await
     }
 
     /// Ends the token's session with every flag. Durable.
     pub async fn logout(&self, realm: &str, token: &str) -> Result<bool> {
         let (store, realm, token) = (self.store.clone(), realm.to_owned(), token.to_owned());
-        let ended = blocking(move || store.logout(&realm, &token, Utc::now())).await;
+        let ended = to_the_end(async move { store.logout(&realm, &token, Utc::now()).await }).await;
         self.wake_deliveries();
         ended
     }
@@ -45,12 +51,16 @@ impl SessionService {
             sid.to_owned(),
             client_id.to_owned(),
         );
-        blocking(move || store.add_client(&realm, &sid, &client)).await
+        to_the_end(async move { store.add_client(&realm, &sid, &client).await }).await
     }
 
     /// The whitelisted properties of the token's session.
-    pub fn get_properties(&self, realm: &str, token: &str) -> Result<BTreeMap<String, String>> {
-        self.read(|s| s.get_properties(realm, token, Utc::now()))
+    pub async fn get_properties(
+        &self,
+        realm: &str,
+        token: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        self.store.get_properties(realm, token, Utc::now()).await
     }
 
     /// Sets whitelisted properties of the token's session.
@@ -61,18 +71,23 @@ impl SessionService {
         properties: BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>> {
         let (store, realm, token) = (self.store.clone(), realm.to_owned(), token.to_owned());
-        blocking(move || store.set_properties(&realm, &token, &properties, Utc::now())).await
+        to_the_end(async move {
+            store
+                .set_properties(&realm, &token, &properties, Utc::now())
+                .await
+        })
+        .await
     }
 
     /// One page of a realm's sessions, filtered, sorted and counted.
     pub async fn query(&self, realm: &str, query: SessionQuery) -> Result<QueryResult> {
         let (store, realm) = (self.store.clone(), realm.to_owned());
-        cancellable_read(move || store.query(&realm, &query)).await
+        store.query(&realm, &query).await
     }
 
     /// One session by its id.
-    pub fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
-        self.read(|s| s.get_session(realm, sid))
+    pub async fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
+        self.store.get_session(realm, sid).await
     }
 
     /// Ends selected or filtered sessions with the request's flags (or previews it). An
@@ -88,8 +103,12 @@ impl SessionService {
         self.refuse_own_session_among_matches(realm, &request, actor)
             .await?;
         let (store, realm, actor) = (self.store.clone(), realm.to_owned(), actor.audit_name());
-        let outcome =
-            blocking(move || store.end_sessions(&realm, &request, &actor, Utc::now())).await;
+        let outcome = to_the_end(async move {
+            store
+                .end_sessions(&realm, &request, &actor, Utc::now())
+                .await
+        })
+        .await;
         self.wake_deliveries();
         outcome
     }
@@ -108,8 +127,12 @@ impl SessionService {
             ));
         }
         let (store, realm, actor) = (self.store.clone(), realm.to_owned(), actor.audit_name());
-        let outcome =
-            blocking(move || store.end_all_sessions(&realm, &request, &actor, Utc::now())).await;
+        let outcome = to_the_end(async move {
+            store
+                .end_all_sessions(&realm, &request, &actor, Utc::now())
+                .await
+        })
+        .await;
         self.wake_deliveries();
         outcome
     }
@@ -132,8 +155,12 @@ impl SessionService {
             ..request.clone()
         };
         let (store, realm, name) = (self.store.clone(), realm.to_owned(), actor.audit_name());
-        let outcome =
-            blocking(move || store.end_sessions(&realm, &preview, &name, Utc::now())).await?;
+        let outcome = to_the_end(async move {
+            store
+                .end_sessions(&realm, &preview, &name, Utc::now())
+                .await
+        })
+        .await?;
         if outcome.ended.iter().any(|sid| parse_sid(sid) == Some(own)) {
             return Err(SessionError::Conflict(
                 "You cannot revoke the session you are signed in with: it matches these filters."

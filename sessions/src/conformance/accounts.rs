@@ -19,36 +19,36 @@ fn record(username: &str, role: AdminRole, disabled: bool) -> AdminRecord {
 
 /// Every role is stored and read back as written, by one name and in the listing, also after
 /// reopening; replacing a record changes its role.
-pub fn admin_records_keep_their_role<B>(backend: &B)
+pub async fn admin_records_keep_their_role<B>(backend: &B)
 where
     B: Backend,
     B::Store: AccountStore,
 {
-    let (store, location) = fresh(backend);
+    let (store, location) = fresh(backend).await;
     let written = [
         record("ada", AdminRole::Admin, false),
         record("olga", AdminRole::Operator, false),
         record("vic", AdminRole::Viewer, true),
     ];
     for r in &written {
-        store.put_admin(r).unwrap();
+        store.put_admin(r).await.unwrap();
     }
     for r in &written {
-        assert_eq!(store.admin(&r.username).unwrap().as_ref(), Some(r));
+        assert_eq!(store.admin(&r.username).await.unwrap().as_ref(), Some(r));
     }
-    assert_eq!(store.admins().unwrap(), written);
-    assert_eq!(store.admin("nobody").unwrap(), None);
+    assert_eq!(store.admins().await.unwrap(), written);
+    assert_eq!(store.admin("nobody").await.unwrap(), None);
 
     let promoted = AdminRecord {
         role: AdminRole::Admin,
         ..written[2].clone()
     };
-    store.put_admin(&promoted).unwrap();
-    backend.close(store);
-    let store = backend.open(&location);
-    assert_eq!(store.admin("vic").unwrap(), Some(promoted));
+    store.put_admin(&promoted).await.unwrap();
+    backend.close(store).await;
+    let store = backend.open(&location).await;
+    assert_eq!(store.admin("vic").await.unwrap(), Some(promoted));
     assert_eq!(
-        store.admin("olga").unwrap().unwrap().role,
+        store.admin("olga").await.unwrap().unwrap().role,
         AdminRole::Operator
     );
 }

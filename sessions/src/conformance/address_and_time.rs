@@ -41,13 +41,13 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 14, 0, 0).unwrap()
 }
 
-fn realm<S: SessionStore>(store: &S) {
+async fn realm<S: SessionStore>(store: &S) {
     let long = RealmSettingsUpdate {
         idle_timeout_secs: Some(10 * 365 * 24 * 3600),
         absolute_lifetime_secs: Some(10 * 365 * 24 * 3600),
         ..Default::default()
     };
-    store.put_realm("r", &long, "test", t0()).unwrap();
+    store.put_realm("r", &long, "test", t0()).await.unwrap();
 }
 
 fn by(subject: &str) -> NewSession {
@@ -110,14 +110,14 @@ fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
 
 /// Pages through a query forward, then back from the last page: every page counted exactly, and
 /// the same rows without counting.
-fn page_both_ways(store: &dyn SessionStore, q: &SessionQuery, want: &[String]) {
+async fn page_both_ways(store: &dyn SessionStore, q: &SessionQuery, want: &[String]) {
     let mut q = q.clone();
     let mut seen = Vec::new();
     let mut pages = Vec::new();
     loop {
-        let page = store.query("r", &q).unwrap();
+        let page = store.query("r", &q).await.unwrap();
         assert_eq!(page.total_count, want.len() as u64, "count of {q:?}");
-        let uncounted = store.query_uncounted("r", &q).unwrap();
+        let uncounted = store.query_uncounted("r", &q).await.unwrap();
         assert_eq!(uncounted.results, page.results, "uncounted {q:?}");
         assert_eq!(uncounted.has_next, page.has_next);
         seen.extend(page.results.iter().map(|s| s.sid.clone()));
@@ -137,7 +137,7 @@ fn page_both_ways(store: &dyn SessionStore, q: &SessionQuery, want: &[String]) {
     let mut back = Vec::new();
     q.prior = true;
     loop {
-        let page = store.query("r", &q).unwrap();
+        let page = store.query("r", &q).await.unwrap();
         if page.results.is_empty() {
             break;
         }
@@ -166,7 +166,7 @@ type QuerySpec = (
 
 /// Listing by address range and creation time, alone and with a subject, in every order and
 /// page size, visits exactly the matching sessions forward and back, each page counted exactly.
-pub fn address_and_creation_time_filters_page_and_count_exactly<B: Backend>(backend: &B) {
+pub async fn address_and_creation_time_filters_page_and_count_exactly<B: Backend>(backend: &B) {
     let specs = proptest::collection::vec(
         (
             proptest::option::weighted(0.9, 0..ADDRESSES.len()),
@@ -190,9 +190,9 @@ pub fn address_and_creation_time_filters_page_and_count_exactly<B: Backend>(back
         40,
         file!(),
         (specs, queries),
-        |(specs, queries): (Vec<Spec>, Vec<QuerySpec>)| {
-            let (store, _at) = fresh(backend);
-            realm(&store);
+        |(specs, queries): (Vec<Spec>, Vec<QuerySpec>)| async move {
+            let (store, _at) = fresh(backend).await;
+            realm(&store).await;
             let mut all = Vec::new();
             for (address, subject, created) in &specs {
                 let new = NewSession {
@@ -201,7 +201,7 @@ pub fn address_and_creation_time_filters_page_and_count_exactly<B: Backend>(back
                     ..Default::default()
                 };
                 let at = t0() + TimeDelta::seconds(*created);
-                all.push(store.create_session("r", &new, at).unwrap().session);
+                all.push(store.create_session("r", &new, at).await.unwrap().session);
             }
             for (range, after, before, subject, sort, count) in queries {
                 let q = SessionQuery {
@@ -216,7 +216,7 @@ pub fn address_and_creation_time_filters_page_and_count_exactly<B: Backend>(back
                     count: Some(count),
                     ..Default::default()
                 };
-                page_both_ways(&store, &q, &expected(&all, &q));
+                page_both_ways(&store, &q, &expected(&all, &q)).await;
             }
             Ok(())
         },
@@ -225,16 +225,19 @@ pub fn address_and_creation_time_filters_page_and_count_exactly<B: Backend>(back
 
 /// Creation-time bounds are exact to the millisecond: `created_after` includes its instant,
 /// `created_before` excludes it, and sub-millisecond bounds round the way a stored time compares.
-pub fn creation_time_bounds_are_inclusive_after_and_exclusive_before<B: Backend>(backend: &B) {
-    let (store, _at) = fresh(backend);
-    realm(&store);
+pub async fn creation_time_bounds_are_inclusive_after_and_exclusive_before<B: Backend>(
+    backend: &B,
+) {
+    let (store, _at) = fresh(backend).await;
+    realm(&store).await;
     let at = t0() + TimeDelta::milliseconds(500);
     let sid = store
         .create_session("r", &by("alice"), at)
+        .await
         .unwrap()
         .session
         .sid;
-    let count = |after: Option<DateTime<Utc>>, before: Option<DateTime<Utc>>| {
+    let count = async |after: Option<DateTime<Utc>>, before: Option<DateTime<Utc>>| {
         let q = SessionQuery {
             filters: crate::SessionFilters {
                 created_after: after,
@@ -243,20 +246,20 @@ pub fn creation_time_bounds_are_inclusive_after_and_exclusive_before<B: Backend>
             },
             ..Default::default()
         };
-        let page = store.query("r", &q).unwrap();
+        let page = store.query("r", &q).await.unwrap();
         assert_eq!(page.total_count, page.results.len() as u64);
         assert!(page.results.iter().all(|s| s.sid == sid));
         page.total_count
     };
     let us = TimeDelta::microseconds;
-    assert_eq!(count(Some(at), None), 1, "after its own instant");
-    assert_eq!(count(None, Some(at)), 0, "before its own instant");
-    assert_eq!(count(None, Some(at + us(1))), 1);
-    assert_eq!(count(Some(at + us(1)), None), 0);
-    assert_eq!(count(Some(at - us(1)), Some(at + us(1))), 1);
-    assert_eq!(count(Some(at), Some(at)), 0, "an empty window");
+    assert_eq!(count(Some(at), None).await, 1, "after its own instant");
+    assert_eq!(count(None, Some(at)).await, 0, "before its own instant");
+    assert_eq!(count(None, Some(at + us(1))).await, 1);
+    assert_eq!(count(Some(at + us(1)), None).await, 0);
+    assert_eq!(count(Some(at - us(1)), Some(at + us(1))).await, 1);
+    assert_eq!(count(Some(at), Some(at)).await, 0, "an empty window");
     assert_eq!(
-        count(Some(at + us(1)), Some(at - us(1))),
+        count(Some(at + us(1)), Some(at - us(1))).await,
         0,
         "a reversed window"
     );
@@ -264,11 +267,11 @@ pub fn creation_time_bounds_are_inclusive_after_and_exclusive_before<B: Backend>
 
 /// A removal by address range and creation time previews exactly the matching sessions, then
 /// ends exactly those, names its filter in the audit log, and leaves the counts exact.
-pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Backend>(
+pub async fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Backend>(
     backend: &B,
 ) {
-    let (store, _at) = fresh(backend);
-    realm(&store);
+    let (store, _at) = fresh(backend).await;
+    realm(&store).await;
     let mut all = Vec::new();
     for (i, ip) in [
         "203.0.113.5",
@@ -287,7 +290,7 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
             ..by(if i % 2 == 0 { "alice" } else { "bob" })
         };
         let at = t0() + TimeDelta::minutes(i as i64);
-        all.push(store.create_session("r", &new, at).unwrap().session);
+        all.push(store.create_session("r", &new, at).await.unwrap().session);
     }
     let cut = t0() + TimeDelta::minutes(4);
     let request = EndSessions {
@@ -309,17 +312,20 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
     assert_eq!(want.len(), 3, "the fixture has three matches");
     want.sort();
 
-    let preview = store.end_sessions("r", &request, "ops", t0()).unwrap();
+    let preview = store
+        .end_sessions("r", &request, "ops", t0())
+        .await
+        .unwrap();
     let mut previewed = preview.ended.clone();
     previewed.sort();
     assert_eq!(previewed, want);
     assert!(preview.dry_run);
     assert_eq!(
-        store.get_realm("r").unwrap().session_count,
+        store.get_realm("r").await.unwrap().session_count,
         6,
         "a preview ends nothing"
     );
-    let audited = store.audit_log(None, 100).unwrap().len();
+    let audited = store.audit_log(None, 100).await.unwrap().len();
 
     let done = store
         .end_sessions(
@@ -331,13 +337,14 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
             "ops",
             t0(),
         )
+        .await
         .unwrap();
     let mut removed = done.ended.clone();
     removed.sort();
     assert_eq!(removed, want);
     assert_eq!(done.records_deleted, 3);
-    assert_eq!(store.get_realm("r").unwrap().session_count, 3);
-    let left = store.query("r", &SessionQuery::default()).unwrap();
+    assert_eq!(store.get_realm("r").await.unwrap().session_count, 3);
+    let left = store.query("r", &SessionQuery::default()).await.unwrap();
     assert!(left.results.iter().all(|s| !want.contains(&s.sid)));
     let range = SessionQuery {
         filters: crate::SessionFilters {
@@ -346,9 +353,9 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
         },
         ..Default::default()
     };
-    assert_eq!(store.query("r", &range).unwrap().total_count, 1);
+    assert_eq!(store.query("r", &range).await.unwrap().total_count, 1);
 
-    let log = store.audit_log(None, 100).unwrap();
+    let log = store.audit_log(None, 100).await.unwrap();
     assert_eq!(log.len(), audited + 1, "one entry for the removal");
     let entry = &log[0].1;
     assert_eq!(entry.action, "end_sessions");
@@ -358,14 +365,14 @@ pub fn removal_by_address_range_and_creation_time_ends_exactly_the_matches<B: Ba
         "{entry:?}"
     );
     assert_eq!(entry.reason.as_deref(), Some("incident 7"));
-    assert_eq!(backend.check(&store), Vec::<String>::new());
+    assert_eq!(backend.check(&store).await, Vec::<String>::new());
 }
 
 /// A malformed address filter, a blank one in a removal, and filters mixed with `sids` are
 /// refused before anything happens.
-pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
-    let (store, _at) = fresh(backend);
-    realm(&store);
+pub async fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend).await;
+    realm(&store).await;
     store
         .create_session(
             "r",
@@ -375,6 +382,7 @@ pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
             },
             t0(),
         )
+        .await
         .unwrap();
     for bad in [
         "203.0.113.0/33",
@@ -389,7 +397,7 @@ pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
             },
             ..Default::default()
         };
-        match store.query("r", &q) {
+        match store.query("r", &q).await {
             Err(SessionError::InvalidRequest(m)) => assert!(m.contains("CIDR"), "{m}"),
             other => panic!("query with ip {bad}: {other:?}"),
         }
@@ -398,7 +406,7 @@ pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
             ..Default::default()
         };
         assert!(matches!(
-            store.end_sessions("r", &r, "ops", t0()),
+            store.end_sessions("r", &r, "ops", t0()).await,
             Err(SessionError::InvalidRequest(_))
         ));
     }
@@ -410,14 +418,14 @@ pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
         },
         ..Default::default()
     };
-    assert_eq!(store.query("r", &empty).unwrap().total_count, 1);
+    assert_eq!(store.query("r", &empty).await.unwrap().total_count, 1);
     for blank in ["", " "] {
         let r = EndSessions {
             ip: Some(blank.into()),
             ..Default::default()
         };
         assert!(matches!(
-            store.end_sessions("r", &r, "ops", t0()),
+            store.end_sessions("r", &r, "ops", t0()).await,
             Err(SessionError::InvalidRequest(_))
         ));
     }
@@ -427,19 +435,19 @@ pub fn malformed_or_blank_address_filters_are_refused<B: Backend>(backend: &B) {
         ..Default::default()
     };
     assert!(matches!(
-        store.end_sessions("r", &mixed, "ops", t0()),
+        store.end_sessions("r", &mixed, "ops", t0()).await,
         Err(SessionError::InvalidRequest(_))
     ));
-    assert_eq!(store.get_realm("r").unwrap().session_count, 1);
+    assert_eq!(store.get_realm("r").await.unwrap().session_count, 1);
 }
 
 /// A removal of some of a subject's sessions (its subject filter narrowed by address or
 /// creation time) revokes the tokens of the sessions it ends, never the subject's tokens issued
 /// under no session: those go only with every session of the subject.
-pub fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend: &B) {
+pub async fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend: &B) {
     use crate::{GrantKind, NewGrant};
-    let (store, _at) = fresh(backend);
-    realm(&store);
+    let (store, _at) = fresh(backend).await;
+    realm(&store).await;
     let inside = store
         .create_session(
             "r",
@@ -449,6 +457,7 @@ pub fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend
             },
             t0(),
         )
+        .await
         .unwrap();
     let outside = store
         .create_session(
@@ -459,6 +468,7 @@ pub fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend
             },
             t0(),
         )
+        .await
         .unwrap();
     let token = |sid: Option<&str>, text: &str| NewGrant {
         kind: GrantKind::RefreshToken,
@@ -474,7 +484,7 @@ pub fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend
         token(Some(&outside.session.sid), "alice-outside-session-1"),
         token(None, "alice-offline-token-0001"),
     ] {
-        store.create_grant("r", &g, t0()).unwrap();
+        store.create_grant("r", &g, t0()).await.unwrap();
     }
     for (request, filter) in [
         (
@@ -504,24 +514,28 @@ pub fn a_narrowed_removal_leaves_the_subjects_offline_tokens<B: Backend>(backend
                 "ops",
                 t0(),
             )
+            .await
             .unwrap();
-        let ended = store.end_sessions("r", &request, "ops", t0()).unwrap();
+        let ended = store
+            .end_sessions("r", &request, "ops", t0())
+            .await
+            .unwrap();
         assert_eq!(
             preview.tokens_revoked, ended.tokens_revoked,
             "{filter}: the preview says what happens"
         );
-        let live = |t: &str| store.introspect("r", t, t0()).unwrap().is_some();
+        let live = async |t: &str| store.introspect("r", t, t0()).await.unwrap().is_some();
         assert!(
-            live("alice-offline-token-0001"),
+            live("alice-offline-token-0001").await,
             "{filter}: offline token kept"
         );
         assert!(
-            !live("alice-inside-session-01"),
+            !live("alice-inside-session-01").await,
             "{filter}: ended session's token revoked"
         );
     }
     // The creation-time removal also ended the session outside the range, with its token.
-    let live = |t: &str| store.introspect("r", t, t0()).unwrap().is_some();
-    assert!(!live("alice-outside-session-1"));
-    assert!(live("alice-offline-token-0001"));
+    let live = async |t: &str| store.introspect("r", t, t0()).await.unwrap().is_some();
+    assert!(!live("alice-outside-session-1").await);
+    assert!(live("alice-offline-token-0001").await);
 }

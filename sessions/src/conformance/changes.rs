@@ -44,27 +44,34 @@ fn wait_for(changes: &mut ChangeSubscription, realm: &str, after: &str) -> Vec<S
     }
 }
 
-pub fn creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed<B: Backend>(
+pub async fn creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed<B: Backend>(
     backend: &B,
 ) {
-    let (store, _at) = fresh(backend);
+    let (store, _at) = fresh(backend).await;
     let short = RealmSettingsUpdate {
         idle_timeout_secs: Some(60),
         ..Default::default()
     };
-    store.put_realm("left", &short, "test", t0()).unwrap();
+    store.put_realm("left", &short, "test", t0()).await.unwrap();
     store
         .put_realm("right", &RealmSettingsUpdate::default(), "test", t0())
+        .await
         .unwrap();
     let mut changes = store.changes().subscribe();
 
-    let a = store.create_session("left", &new("alice"), t0()).unwrap();
+    let a = store
+        .create_session("left", &new("alice"), t0())
+        .await
+        .unwrap();
     let seen = wait_for(&mut changes, "left", "a create");
     assert!(seen.is_empty(), "{seen:?}");
-    let b = store.create_session("right", &new("bob"), t0()).unwrap();
+    let b = store
+        .create_session("right", &new("bob"), t0())
+        .await
+        .unwrap();
     wait_for(&mut changes, "right", "a create");
 
-    assert!(store.logout("right", &b.token, t0()).unwrap());
+    assert!(store.logout("right", &b.token, t0()).await.unwrap());
     wait_for(&mut changes, "right", "a logout");
 
     let removed = store
@@ -77,12 +84,16 @@ pub fn creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed<B: 
             "test",
             t0(),
         )
+        .await
         .unwrap();
     assert_eq!(removed.records_deleted, 1);
     wait_for(&mut changes, "left", "a removal");
 
     for subject in ["carol", "dave"] {
-        store.create_session("right", &new(subject), t0()).unwrap();
+        store
+            .create_session("right", &new(subject), t0())
+            .await
+            .unwrap();
         wait_for(&mut changes, "right", "a create");
     }
     let all = store
@@ -95,14 +106,19 @@ pub fn creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed<B: 
             "test",
             t0(),
         )
+        .await
         .unwrap();
     assert_eq!(all.records_deleted, 2);
     wait_for(&mut changes, "right", "a realm sign-out");
 
-    store.create_session("left", &new("erin"), t0()).unwrap();
+    store
+        .create_session("left", &new("erin"), t0())
+        .await
+        .unwrap();
     wait_for(&mut changes, "left", "a create");
     let reaped = store
         .reap_expired(t0() + TimeDelta::seconds(61), 100)
+        .await
         .unwrap();
     assert_eq!(reaped, 1);
     let seen = wait_for(&mut changes, "left", "the reaper");

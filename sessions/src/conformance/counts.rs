@@ -20,14 +20,14 @@ fn t0() -> DateTime<Utc> {
 }
 
 /// Every session of the realm, paging through the default listing.
-fn all_sessions(store: &dyn SessionStore, realm: &str) -> Vec<Session> {
+async fn all_sessions(store: &dyn SessionStore, realm: &str) -> Vec<Session> {
     let mut out = Vec::new();
     let mut q = SessionQuery {
         count: Some(1000),
         ..Default::default()
     };
     loop {
-        let page = store.query(realm, &q).unwrap();
+        let page = store.query(realm, &q).await.unwrap();
         out.extend(page.results);
         if !page.has_next {
             return out;
@@ -36,9 +36,9 @@ fn all_sessions(store: &dyn SessionStore, realm: &str) -> Vec<Session> {
     }
 }
 
-/// Every delivery of the realm (of one status), paging through the listing; and the counts the
+/// Every delivery of the realm (of one status).await, paging through the listing; and the counts the
 /// first page answered.
-fn all_deliveries(
+async fn all_deliveries(
     store: &dyn SessionStore,
     realm: &str,
     status: Option<DeliveryStatus>,
@@ -47,7 +47,10 @@ fn all_deliveries(
     let mut before = None;
     let mut counts = None;
     loop {
-        let page = store.list_deliveries(realm, status, before, 7).unwrap();
+        let page = store
+            .list_deliveries(realm, status, before, 7)
+            .await
+            .unwrap();
         counts.get_or_insert(page.counts);
         out.extend(page.deliveries);
         match page.next_before {
@@ -74,7 +77,7 @@ fn name_matches(session: &Session, query: &str) -> bool {
 /// Every count the store answers about `realm` that does not equal a recount from listing
 /// everything, described; empty when all are exact. `subjects`, `clients` and `names` are asked
 /// about besides those the listed sessions carry (to check the counts of those with none).
-pub fn count_mismatches(
+pub async fn count_mismatches(
     store: &dyn SessionStore,
     realm: &str,
     subjects: &[&str],
@@ -89,16 +92,16 @@ pub fn count_mismatches(
             ));
         }
     };
-    let all = all_sessions(store, realm);
+    let all = all_sessions(store, realm).await;
     let mut sids = BTreeSet::new();
     for s in &all {
         assert!(sids.insert(s.sid.clone()), "{} listed twice", s.sid);
     }
-    let first = store.query(realm, &SessionQuery::default()).unwrap();
+    let first = store.query(realm, &SessionQuery::default()).await.unwrap();
     check("query total_count".into(), first.total_count, all.len());
     check(
         "realm session_count".into(),
-        store.get_realm(realm).unwrap().session_count,
+        store.get_realm(realm).await.unwrap().session_count,
         all.len(),
     );
 
@@ -126,12 +129,13 @@ pub fn count_mismatches(
         let recount = all.iter().filter(|s| s.subject_id == *subject).count();
         check(
             format!("total_count of subject '{subject}'"),
-            store.query(realm, &q).unwrap().total_count,
+            store.query(realm, &q).await.unwrap().total_count,
             recount,
         );
     }
     let registered: BTreeMap<String, u64> = store
         .list_clients(realm)
+        .await
         .unwrap()
         .into_iter()
         .map(|c| (c.client_id, c.session_count))
@@ -147,7 +151,7 @@ pub fn count_mismatches(
         };
         check(
             format!("total_count of client '{client}'"),
-            store.query(realm, &q).unwrap().total_count,
+            store.query(realm, &q).await.unwrap().total_count,
             recount,
         );
         if let Some(listed) = registered.get(client) {
@@ -158,7 +162,7 @@ pub fn count_mismatches(
             );
             check(
                 format!("session_count of client '{client}'"),
-                store.get_client(realm, client).unwrap().session_count,
+                store.get_client(realm, client).await.unwrap().session_count,
                 recount,
             );
         }
@@ -174,12 +178,12 @@ pub fn count_mismatches(
         let recount = all.iter().filter(|s| name_matches(s, name)).count();
         check(
             format!("total_count of name prefix '{name}'"),
-            store.query(realm, &q).unwrap().total_count,
+            store.query(realm, &q).await.unwrap().total_count,
             recount,
         );
     }
 
-    let (deliveries, counts) = all_deliveries(store, realm, None);
+    let (deliveries, counts) = all_deliveries(store, realm, None).await;
     let mut ids = BTreeSet::new();
     for d in &deliveries {
         assert!(ids.insert(d.id), "delivery {} listed twice", d.id);
@@ -191,7 +195,7 @@ pub fn count_mismatches(
     ] {
         let recount = deliveries.iter().filter(|d| d.status == status).count();
         check(format!("{} deliveries", status.as_str()), answered, recount);
-        let (of_status, _) = all_deliveries(store, realm, Some(status));
+        let (of_status, _) = all_deliveries(store, realm, Some(status)).await;
         check(
             format!("{} deliveries listed by status", status.as_str()),
             of_status.len() as u64,
@@ -208,9 +212,11 @@ pub fn count_mismatches(
         let now = s.created_at;
         let of_session = store
             .list_grants(realm, &GrantOwner::Session(s.sid.clone()), now)
+            .await
             .unwrap();
         let of_subject: BTreeSet<String> = store
             .list_grants(realm, &GrantOwner::Subject(s.subject_id.clone()), now)
+            .await
             .unwrap()
             .into_iter()
             .map(|g| g.grant_id)
@@ -240,7 +246,7 @@ const CLIENTS: &[&str] = &["crm", "mail", "wiki"];
 
 /// Realm "r" evicts the oldest session beyond two per subject and notifies on expiry; realm "q"
 /// denies a fourth. Both have three clients, two with back-channel URIs.
-fn setup_realms(store: &dyn SessionStore) {
+async fn setup_realms(store: &dyn SessionStore) {
     let r = RealmSettingsUpdate {
         idle_timeout_secs: Some(60),
         latest_access_update_interval_secs: Some(0),
@@ -257,8 +263,8 @@ fn setup_realms(store: &dyn SessionStore) {
         max_sessions_per_subject: Some(Some(3)),
         ..Default::default()
     };
-    store.put_realm("r", &r, "test", t0()).unwrap();
-    store.put_realm("q", &q, "test", t0()).unwrap();
+    store.put_realm("r", &r, "test", t0()).await.unwrap();
+    store.put_realm("q", &q, "test", t0()).await.unwrap();
     for realm in REALMS {
         for client in CLIENTS {
             let reg = ClientRegistration {
@@ -266,17 +272,21 @@ fn setup_realms(store: &dyn SessionStore) {
                     .then(|| format!("http://127.0.0.1:9/{client}")),
                 ..Default::default()
             };
-            store.put_client(realm, client, &reg, "test", t0()).unwrap();
+            store
+                .put_client(realm, client, &reg, "test", t0())
+                .await
+                .unwrap();
         }
     }
 }
 
-fn mismatches_everywhere(store: &dyn SessionStore) -> Vec<String> {
+async fn mismatches_everywhere(store: &dyn SessionStore) -> Vec<String> {
     let names: Vec<&str> = ["al", "smi", "o", "neil", "z"].into();
-    REALMS
-        .iter()
-        .flat_map(|realm| count_mismatches(store, realm, SUBJECTS, CLIENTS, &names))
-        .collect()
+    let mut problems = Vec::new();
+    for realm in REALMS {
+        problems.extend(count_mismatches(store, realm, SUBJECTS, CLIENTS, &names).await);
+    }
+    problems
 }
 
 /// One step of a random history. Indexes pick among what exists (modulo its number).
@@ -428,7 +438,7 @@ fn expect_ok_or<T>(result: crate::Result<T>, allowed: fn(&SessionError) -> bool,
     }
 }
 
-fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &mut History) {
+async fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &mut History) {
     let pick = |i: usize, len: usize| (len > 0).then(|| i % len);
     match op {
         Op::Create {
@@ -443,7 +453,7 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
                 client_ids: clients.iter().map(|c| CLIENTS[*c].to_string()).collect(),
                 ..Default::default()
             };
-            match store.create_session(REALMS[*realm], &new, *now) {
+            match store.create_session(REALMS[*realm], &new, *now).await {
                 Ok(c) => history.sessions.push((
                     REALMS[*realm],
                     SUBJECTS[*subject],
@@ -456,19 +466,19 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
         Op::Refresh(i) => {
             if let Some(i) = pick(*i, history.sessions.len()) {
                 let (realm, _, _, token) = &history.sessions[i];
-                store.validate(realm, token, true, *now).unwrap();
+                store.validate(realm, token, true, *now).await.unwrap();
             }
         }
         Op::Logout(i) => {
             if let Some(i) = pick(*i, history.sessions.len()) {
                 let (realm, _, _, token) = &history.sessions[i];
-                store.logout(realm, token, *now).unwrap();
+                store.logout(realm, token, *now).await.unwrap();
             }
         }
         Op::AddClient(i, client) => {
             if let Some(i) = pick(*i, history.sessions.len()) {
                 let (realm, _, sid, _) = &history.sessions[i];
-                let added = store.add_client(realm, sid, CLIENTS[*client]);
+                let added = store.add_client(realm, sid, CLIENTS[*client]).await;
                 expect_ok_or(added, |e| matches!(e, SessionError::SessionNotFound(_)), op);
             }
         }
@@ -492,6 +502,7 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
             };
             store
                 .end_sessions(chosen[0].0, &request, "test", *now)
+                .await
                 .unwrap();
         }
         Op::RemoveSubject {
@@ -510,6 +521,7 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
             };
             store
                 .end_sessions(REALMS[*realm], &request, "test", *now)
+                .await
                 .unwrap();
         }
         Op::RemoveAll { realm, dry_run } => {
@@ -519,10 +531,11 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
             };
             store
                 .end_all_sessions(REALMS[*realm], &request, "test", *now)
+                .await
                 .unwrap();
         }
         Op::Reap(batch) => {
-            let reaped = store.reap_expired(*now, *batch).unwrap();
+            let reaped = store.reap_expired(*now, *batch).await.unwrap();
             assert!(reaped <= *batch, "{op:?}: reaped {reaped}");
         }
         Op::Grant {
@@ -555,7 +568,7 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
                 token: token.clone(),
                 scopes: vec!["openid".into()],
             };
-            match store.create_grant(realm, &grant, *now) {
+            match store.create_grant(realm, &grant, *now).await {
                 Ok(_) => history.tokens.extend(token.map(|t| (realm, t))),
                 // Its session ended (or expired) already.
                 Err(e) => assert!(
@@ -567,7 +580,10 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
         Op::RevokeToken(i) => {
             if let Some(i) = pick(*i, history.tokens.len()) {
                 let (realm, token) = &history.tokens[i];
-                store.revoke_token(realm, token, "test", *now).unwrap();
+                store
+                    .revoke_token(realm, token, "test", *now)
+                    .await
+                    .unwrap();
             }
         }
         Op::RevokeSubjectGrants {
@@ -585,12 +601,14 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
                     "test",
                     *now,
                 )
+                .await
                 .unwrap();
         }
         Op::Attempt(i, how) => {
             let mut cursor = DueCursor::default();
             let due = store
                 .due_deliveries(*now, 64, usize::MAX, &mut cursor, &|_, _, _| false)
+                .await
                 .unwrap();
             if let Some(i) = pick(*i, due.len()) {
                 let result = match how {
@@ -603,16 +621,20 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
                         error: "refused".into(),
                     },
                 };
-                let d = store.record_attempt(&due[i], "jti", &result, *now).unwrap();
+                let d = store
+                    .record_attempt(&due[i], "jti", &result, *now)
+                    .await
+                    .unwrap();
                 assert_eq!(d.id, due[i].id);
             }
         }
         Op::RetryNow(i) => {
             for realm in REALMS {
-                let (failed, _) = all_deliveries(store, realm, Some(DeliveryStatus::Failed));
+                let (failed, _) = all_deliveries(store, realm, Some(DeliveryStatus::Failed)).await;
                 if let Some(i) = pick(*i, failed.len()) {
                     let d = store
                         .retry_delivery(realm, failed[i].id, "test", *now)
+                        .await
                         .unwrap();
                     assert_eq!(d.status, DeliveryStatus::Pending);
                 }
@@ -621,6 +643,7 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
         Op::Purge => {
             store
                 .purge_delivered(*now - TimeDelta::seconds(30), 3)
+                .await
                 .unwrap();
         }
         Op::Advance(secs) => *now += TimeDelta::seconds(*secs),
@@ -630,19 +653,19 @@ fn apply(store: &dyn SessionStore, op: &Op, now: &mut DateTime<Utc>, history: &m
 /// After random creates, refreshes, logouts, removals (by sids, by subject, realm-wide, dry runs
 /// included), reaps, grant creations and revocations, and delivery attempts, every count equals
 /// a recount after every step, and the backend's own check finds nothing (32 generated cases).
-pub fn counts_stay_exact_under_random_operations<B: Backend>(backend: &B) {
+pub async fn counts_stay_exact_under_random_operations<B: Backend>(backend: &B) {
     check_property(
         32,
         file!(),
         proptest::collection::vec(op_strategy(), 1..60),
-        |ops| {
-            let (store, _at) = fresh(backend);
-            setup_realms(&store);
+        |ops| async move {
+            let (store, _at) = fresh(backend).await;
+            setup_realms(&store).await;
             let mut now = t0();
             let mut history = History::default();
             for (step, op) in ops.iter().enumerate() {
-                apply(&store, op, &mut now, &mut history);
-                let problems = mismatches_everywhere(&store);
+                apply(&store, op, &mut now, &mut history).await;
+                let problems = mismatches_everywhere(&store).await;
                 prop_assert!(
                     problems.is_empty(),
                     "after step {} ({:?}): {:#?}",
@@ -651,7 +674,7 @@ pub fn counts_stay_exact_under_random_operations<B: Backend>(backend: &B) {
                     problems
                 );
             }
-            let problems = backend.check(&store);
+            let problems = backend.check(&store).await;
             prop_assert!(problems.is_empty(), "backend check: {:#?}", problems);
             Ok(())
         },
@@ -662,8 +685,8 @@ pub fn counts_stay_exact_under_random_operations<B: Backend>(backend: &B) {
 /// tested on): sessions with names, clients and properties, refreshes, grants under sessions and
 /// offline, logouts, removals, evictions, expiry, deliveries in every status, a purge. Every
 /// count is exact afterwards, and the backend's own check finds nothing.
-pub fn a_mixed_workload_keeps_every_count_exact<B: Backend>(backend: &B) {
-    let (store, _at) = fresh(backend);
+pub async fn a_mixed_workload_keeps_every_count_exact<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend).await;
     let at = |s: i64| t0() + TimeDelta::seconds(s);
     let settings = RealmSettingsUpdate {
         idle_timeout_secs: Some(600),
@@ -674,12 +697,15 @@ pub fn a_mixed_workload_keeps_every_count_exact<B: Backend>(backend: &B) {
         ..Default::default()
     };
     for realm in ["r", "other"] {
-        store.put_realm(realm, &settings, "t", t0()).unwrap();
+        store.put_realm(realm, &settings, "t", t0()).await.unwrap();
         let reg = ClientRegistration {
             backchannel_logout_uri: Some("http://127.0.0.1:9/logout".into()),
             ..Default::default()
         };
-        store.put_client(realm, "crm", &reg, "t", t0()).unwrap();
+        store
+            .put_client(realm, "crm", &reg, "t", t0())
+            .await
+            .unwrap();
     }
     let mut created = Vec::new();
     for i in 0..30 {
@@ -690,7 +716,7 @@ pub fn a_mixed_workload_keeps_every_count_exact<B: Backend>(backend: &B) {
             ..Default::default()
         };
         let realm = if i % 5 == 0 { "other" } else { "r" };
-        let c = store.create_session(realm, &new, at(i)).unwrap();
+        let c = store.create_session(realm, &new, at(i)).await.unwrap();
         let grant = |kind: GrantKind, sid: Option<&str>, token: Option<String>| NewGrant {
             kind,
             subject_id: new.subject_id.clone(),
@@ -708,68 +734,95 @@ pub fn a_mixed_workload_keeps_every_count_exact<B: Backend>(backend: &B) {
                 &grant(GrantKind::RefreshToken, Some(&c.session.sid), refresh),
                 t0(),
             )
+            .await
             .unwrap();
         store
             .create_grant(realm, &grant(GrantKind::RefreshToken, None, offline), t0())
+            .await
             .unwrap();
         store
             .create_grant(realm, &grant(GrantKind::Consent, None, None), t0())
+            .await
             .unwrap();
         created.push((realm, c));
     }
     let (_, last) = &created[29];
-    store.add_client("r", &last.session.sid, "late").unwrap();
+    store
+        .add_client("r", &last.session.sid, "late")
+        .await
+        .unwrap();
     let theme = BTreeMap::from([("theme".to_string(), "dark".to_string())]);
     store
         .set_properties("r", &last.token, &theme, at(40))
+        .await
         .unwrap();
     store
         .validate("r", &created[28].1.token, true, at(200))
+        .await
         .unwrap();
-    store.logout("r", &created[26].1.token, at(41)).unwrap();
+    store
+        .logout("r", &created[26].1.token, at(41))
+        .await
+        .unwrap();
     let keep_session = EndSessions {
         sids: vec![created[24].1.session.sid.clone()],
         remove_server_side_session: false,
         ..Default::default()
     };
-    store.end_sessions("r", &keep_session, "t", at(42)).unwrap();
+    store
+        .end_sessions("r", &keep_session, "t", at(42))
+        .await
+        .unwrap();
     let by_subject = EndSessions {
         subject_id: Some("user6".into()),
         ..Default::default()
     };
-    store.end_sessions("r", &by_subject, "t", at(43)).unwrap();
+    store
+        .end_sessions("r", &by_subject, "t", at(43))
+        .await
+        .unwrap();
     store
         .revoke_token("r", "offline-token-number-8", "t", at(44))
+        .await
         .unwrap();
     // Everything created at t0 + 0..30 s idles out at 600..630 s but the one refreshed at 200 s.
-    assert_eq!(store.reap_expired(at(615), 4).unwrap(), 4);
+    assert_eq!(store.reap_expired(at(615), 4).await.unwrap(), 4);
     let mut cursor = DueCursor::default();
     let due = store
         .due_deliveries(at(700), 100, 100, &mut cursor, &|_, _, _| false)
+        .await
         .unwrap();
     assert!(due.len() >= 3, "{} deliveries due", due.len());
     store
         .record_attempt(&due[0], "jti-0", &AttemptResult::Delivered, at(700))
+        .await
         .unwrap();
     store
         .record_attempt(&due[1], "jti-1", &AttemptResult::Delivered, at(700))
+        .await
         .unwrap();
     let give_up = AttemptResult::GiveUp {
         error: "refused".into(),
     };
     store
         .record_attempt(&due[2], "jti-2", &give_up, at(700))
+        .await
         .unwrap();
-    assert_eq!(store.purge_delivered(at(1000), 1).unwrap(), 1);
+    assert_eq!(store.purge_delivered(at(1000), 1).await.unwrap(), 1);
 
-    assert!(store.get_realm("r").unwrap().session_count > 0);
+    assert!(store.get_realm("r").await.unwrap().session_count > 0);
     for realm in ["r", "other"] {
-        let problems = count_mismatches(&store, realm, &["user6"], &["late"], &["person2"]);
+        let problems = count_mismatches(&store, realm, &["user6"], &["late"], &["person2"]).await;
         assert_eq!(problems, Vec::<String>::new());
     }
-    let counts = store.list_deliveries("r", None, None, 1).unwrap().counts;
+    let counts = store
+        .list_deliveries("r", None, None, 1)
+        .await
+        .unwrap()
+        .counts;
     let other = store
         .list_deliveries("other", None, None, 1)
+        .await
         .unwrap()
         .counts;
     assert_eq!(
@@ -778,5 +831,5 @@ pub fn a_mixed_workload_keeps_every_count_exact<B: Backend>(backend: &B) {
         "one delivered, one purged"
     );
     assert_eq!(counts.failed + other.failed, 1);
-    assert_eq!(backend.check(&store), Vec::<String>::new());
+    assert_eq!(backend.check(&store).await, Vec::<String>::new());
 }

@@ -1,6 +1,6 @@
 //! The behavioural conformance suite of [`SessionStore`]: every backend must pass it.
 //!
-//! Enabled by the `conformance` feature. Each behaviour is one `pub fn` taking a [`Backend`],
+//! Enabled by the `conformance` feature. Each behaviour is one `pub async fn` taking a [`Backend`],
 //! written against the [`SessionStore`] trait only;
 //! [`conformance_suite!`](crate::conformance_suite) turns the whole list into one `#[test]` per
 //! behaviour for a backend:
@@ -10,8 +10,8 @@
 //! impl crate::conformance::Backend for MyBackend {
 //!     type Location = tempfile::TempDir;          // or a guard that drops a scratch database
 //!     type Store = MyStore;
-//!     fn create(&self) -> Self::Location { tempfile::tempdir().unwrap() }
-//!     fn open(&self, at: &Self::Location) -> MyStore { MyStore::open(at.path()).unwrap() }
+//!     async fn create(&self) -> Self::Location { tempfile::tempdir().unwrap() }
+//!     async fn open(&self, at: &Self::Location) -> MyStore { MyStore::open(at.path()).unwrap() }
 //! }
 //! crate::conformance_suite!(my_store, MyBackend);
 //! ```
@@ -46,7 +46,9 @@ pub use paging::*;
 pub use revocation::*;
 pub use stats::*;
 
-/// A storage backend under test.
+/// A storage backend under test. Its methods are `async fn`s in the trait (not `Send`-bound):
+/// the suite awaits them on its test's own task.
+#[allow(async_fn_in_trait)]
 pub trait Backend {
     /// Where one store lives: a temporary directory, a scratch database (by name). Dropping it
     /// deletes the store; every [`Backend::create`] answers a new, empty one.
@@ -55,35 +57,35 @@ pub trait Backend {
     type Store: SessionStore + 'static;
 
     /// A new location, holding no store yet (or an empty one).
-    fn create(&self) -> Self::Location;
+    async fn create(&self) -> Self::Location;
     /// Opens the store at `location`: empty when new, else with everything stored there before.
     /// The suite opens a location again only after dropping (or closing) the store it opened
     /// before; if the backend's resources linger after a drop (a directory lock, connections),
     /// wait for them here.
-    fn open(&self, location: &Self::Location) -> Self::Store;
+    async fn open(&self, location: &Self::Location) -> Self::Store;
     /// Shuts the store down cleanly: the next [`Backend::open`] of its location must find
     /// everything written through it, also what its methods do not promise is durable when they
     /// return. The default drops it.
-    fn close(&self, store: Self::Store) {
+    async fn close(&self, store: Self::Store) {
         drop(store)
     }
     /// Every byte the store keeps at `location` (after it was closed), as chunks (files, rows),
     /// to check that no token is kept in clear. `None`, the default, skips that check.
-    fn stored_bytes(&self, _location: &Self::Location) -> Option<Vec<Vec<u8>>> {
+    async fn stored_bytes(&self, _location: &Self::Location) -> Option<Vec<Vec<u8>>> {
         None
     }
     /// The problems the backend's own consistency check finds (indexes, counters); the suite
     /// asserts there are none after its busier tests. The default finds none.
-    fn check(&self, _store: &Self::Store) -> Vec<String> {
+    async fn check(&self, _store: &Self::Store) -> Vec<String> {
         Vec::new()
     }
 }
 
 /// A new location and the store opened there. The store comes first, so it is dropped before its
 /// location.
-pub fn fresh<B: Backend>(backend: &B) -> (B::Store, B::Location) {
-    let location = backend.create();
-    (backend.open(&location), location)
+pub async fn fresh<B: Backend>(backend: &B) -> (B::Store, B::Location) {
+    let location = backend.create().await;
+    (backend.open(&location).await, location)
 }
 
 /// The contents of every file under `dir`, for [`Backend::stored_bytes`] of a backend that keeps
@@ -104,17 +106,16 @@ pub fn files_under(dir: &Path) -> Vec<Vec<u8>> {
     files
 }
 
-/// Runs a property test: `cases` cases of `strategy`. Failures are persisted where proptest puts
-/// those of library code, `sessions/proptest-regressions/conformance/<file>.txt` for the suite
-/// file `source` (its `file!()`), and replayed first.
-fn check_property<S>(
-    cases: u32,
-    source: &'static str,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), proptest::test_runner::TestCaseError>,
-) where
+/// Runs a property test: `cases` cases of `strategy`, each awaited in turn on the test's
+/// runtime (proptest's runner is synchronous, so it runs as a blocking section of the worker).
+/// Failures are persisted where proptest puts those of library code,
+/// `sessions/proptest-regressions/conformance/<file>.txt` for the suite file `source` (its
+/// `file!()`), and replayed first.
+fn check_property<S, F>(cases: u32, source: &'static str, strategy: S, test: impl Fn(S::Value) -> F)
+where
     S: proptest::strategy::Strategy,
     S::Value: std::fmt::Debug,
+    F: std::future::Future<Output = Result<(), proptest::test_runner::TestCaseError>>,
 {
     use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
     let config = Config {
@@ -126,12 +127,14 @@ fn check_property<S>(
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
-    if let Err(e) = runner.run(&strategy, test) {
+    let runtime = tokio::runtime::Handle::current();
+    let ran = tokio::task::block_in_place(|| runner.run(&strategy, |v| runtime.block_on(test(v))));
+    if let Err(e) = ran {
         panic!("{e}\n{runner}");
     }
 }
 
-/// Expands to one `#[test]` per behaviour of the suite, in a module of the given name, for the
+/// Expands to one `#[tokio::test]` (multi-threaded) per behaviour of the suite, in a module of the given name, for the
 /// backend expression (evaluated in that module, which sees its parent's items):
 /// `crate::conformance_suite!(sled_v1, SledBackend);`
 #[macro_export]
@@ -193,9 +196,9 @@ macro_rules! conformance_suite {
             #[allow(unused_imports)]
             use super::*;
             $(
-                #[test]
-                fn $test() {
-                    $crate::conformance::$test(&$backend);
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    $crate::conformance::$test(&$backend).await;
                 }
             )*
         }

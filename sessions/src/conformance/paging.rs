@@ -20,15 +20,15 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
 }
 
-fn store_with_realm<B: Backend>(backend: &B) -> (B::Store, B::Location) {
-    let (store, at) = fresh(backend);
+async fn store_with_realm<B: Backend>(backend: &B) -> (B::Store, B::Location) {
+    let (store, at) = fresh(backend).await;
     let long = RealmSettingsUpdate {
         idle_timeout_secs: Some(10 * 365 * 24 * 3600),
         absolute_lifetime_secs: Some(10 * 365 * 24 * 3600),
         latest_access_update_interval_secs: Some(0),
         ..Default::default()
     };
-    store.put_realm("r", &long, "test", t0()).unwrap();
+    store.put_realm("r", &long, "test", t0()).await.unwrap();
     (store, at)
 }
 
@@ -36,7 +36,7 @@ fn store_with_realm<B: Backend>(backend: &B) -> (B::Store, B::Location) {
 /// refresh offset (s) if refreshed.
 type Spec = (usize, usize, usize, Vec<usize>, i64, Option<i64>);
 
-fn populate(store: &dyn SessionStore, specs: &[Spec]) -> Vec<Session> {
+async fn populate(store: &dyn SessionStore, specs: &[Spec]) -> Vec<Session> {
     for (subject, first, last, clients, created, refreshed) in specs {
         let new = NewSession {
             subject_id: SUBJECTS[*subject].into(),
@@ -45,25 +45,26 @@ fn populate(store: &dyn SessionStore, specs: &[Spec]) -> Vec<Session> {
             ..Default::default()
         };
         let created_at = t0() + TimeDelta::seconds(*created);
-        let c = store.create_session("r", &new, created_at).unwrap();
+        let c = store.create_session("r", &new, created_at).await.unwrap();
         if let Some(r) = refreshed {
             store
                 .validate("r", &c.token, true, created_at + TimeDelta::seconds(*r))
+                .await
                 .unwrap()
                 .unwrap();
         }
     }
-    all_sessions(store)
+    all_sessions(store).await
 }
 
-fn all_sessions(store: &dyn SessionStore) -> Vec<Session> {
+async fn all_sessions(store: &dyn SessionStore) -> Vec<Session> {
     let mut out = Vec::new();
     let mut q = SessionQuery {
         count: Some(1000),
         ..Default::default()
     };
     loop {
-        let page = store.query("r", &q).unwrap();
+        let page = store.query("r", &q).await.unwrap();
         out.extend(page.results);
         if !page.has_next {
             return out;
@@ -155,7 +156,7 @@ fn spec_strategy() -> impl Strategy<Value = Vec<Spec>> {
 
 /// Paging forward then back through any filter and sort visits every match once, with exact
 /// counts (32 generated cases, after the cases that failed once).
-pub fn paging_forward_and_back_visits_every_match_once<B: Backend>(backend: &B) {
+pub async fn paging_forward_and_back_visits_every_match_once<B: Backend>(backend: &B) {
     // Found by proptest once (its seed is kept in `proptest-regressions/conformance/paging.txt`
     // too): two sessions alike in everything but their sid, a page of one.
     let regressions: Vec<(Vec<Spec>, QuerySpec)> = vec![(
@@ -163,7 +164,7 @@ pub fn paging_forward_and_back_visits_every_match_once<B: Backend>(backend: &B) 
         (None, None, None, false, 0, 1),
     )];
     for (specs, q) in regressions {
-        if let Err(e) = paging_case(backend, specs.clone(), q) {
+        if let Err(e) = paging_case(backend, specs.clone(), q).await {
             panic!("regression {specs:?} {q:?}: {e}");
         }
     }
@@ -175,13 +176,13 @@ pub fn paging_forward_and_back_visits_every_match_once<B: Backend>(backend: &B) 
     );
 }
 
-fn paging_case<B: Backend>(
+async fn paging_case<B: Backend>(
     backend: &B,
     specs: Vec<Spec>,
     q: QuerySpec,
 ) -> Result<(), TestCaseError> {
-    let (store, _at) = store_with_realm(backend);
-    let all = populate(&store, &specs);
+    let (store, _at) = store_with_realm(backend).await;
+    let all = populate(&store, &specs).await;
     let (subject, client, name, use_sid, sort, count) = q;
     let sort = SortKey::ALL[sort];
     let name_query = name.map(|(i, len)| {
@@ -210,7 +211,7 @@ fn paging_case<B: Backend>(
     let mut pages = Vec::new();
     let mut q = query.clone();
     loop {
-        let page = store.query("r", &q).unwrap();
+        let page = store.query("r", &q).await.unwrap();
         prop_assert_eq!(page.total_count, want.len() as u64);
         prop_assert_eq!(page.total_pages, (want.len() as u64).div_ceil(count as u64));
         prop_assert_eq!(page.current_page, pages.len() as u64 + 1);
@@ -235,7 +236,7 @@ fn paging_case<B: Backend>(
     q.results_token = pages.last().unwrap().results_token.clone();
     q.prior = true;
     for expected_page in pages.iter().rev().skip(1) {
-        let page = store.query("r", &q).unwrap();
+        let page = store.query("r", &q).await.unwrap();
         prop_assert_eq!(&page.results, &expected_page.results);
         prop_assert_eq!(page.current_page, expected_page.current_page);
         prop_assert_eq!(page.has_next, true);
@@ -244,10 +245,10 @@ fn paging_case<B: Backend>(
     Ok(())
 }
 
-pub fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go<B: Backend>(
+pub async fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go<B: Backend>(
     backend: &B,
 ) {
-    let (store, _at) = store_with_realm(backend);
+    let (store, _at) = store_with_realm(backend).await;
     let mut keep = HashSet::new();
     for i in 0..60 {
         let new = NewSession {
@@ -256,6 +257,7 @@ pub fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go<B:
         };
         let c = store
             .create_session("r", &new, t0() + TimeDelta::seconds(i))
+            .await
             .unwrap();
         keep.insert(c.session.sid);
     }
@@ -273,6 +275,7 @@ pub fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go<B:
                     &new,
                     t0() + TimeDelta::seconds(i * 2) + TimeDelta::milliseconds(500),
                 )
+                .await
                 .unwrap()
                 .session
                 .sid,
@@ -285,7 +288,7 @@ pub fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go<B:
     };
     let mut round = 0;
     loop {
-        let page = store.query("r", &q).unwrap();
+        let page = store.query("r", &q).await.unwrap();
         for s in &page.results {
             *seen.entry(s.sid.clone()).or_default() += 1;
         }
@@ -301,6 +304,7 @@ pub fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go<B:
                     "test",
                     Utc::now(),
                 )
+                .await
                 .unwrap();
         }
         let new = NewSession {
@@ -309,9 +313,11 @@ pub fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go<B:
         };
         store
             .create_session("r", &new, t0() + TimeDelta::seconds(round * 3 + 1))
+            .await
             .unwrap();
         store
             .create_session("r", &new, t0() + TimeDelta::seconds(1000 + round))
+            .await
             .unwrap();
         round += 1;
         if !page.has_next {
@@ -330,8 +336,8 @@ pub fn rows_present_throughout_are_seen_exactly_once_while_others_come_and_go<B:
     assert!(seen.values().all(|&n| n == 1), "a row was repeated");
 }
 
-pub fn results_tokens_are_bound_to_their_query_and_tamper_evident<B: Backend>(backend: &B) {
-    let (store, _at) = store_with_realm(backend);
+pub async fn results_tokens_are_bound_to_their_query_and_tamper_evident<B: Backend>(backend: &B) {
+    let (store, _at) = store_with_realm(backend).await;
     for i in 0..10 {
         let new = NewSession {
             subject_id: "alice".into(),
@@ -340,6 +346,7 @@ pub fn results_tokens_are_bound_to_their_query_and_tamper_evident<B: Backend>(ba
         };
         store
             .create_session("r", &new, t0() + TimeDelta::seconds(i))
+            .await
             .unwrap();
     }
     let q = SessionQuery {
@@ -350,40 +357,40 @@ pub fn results_tokens_are_bound_to_their_query_and_tamper_evident<B: Backend>(ba
         count: Some(3),
         ..Default::default()
     };
-    let token = store.query("r", &q).unwrap().results_token.unwrap();
+    let token = store.query("r", &q).await.unwrap().results_token.unwrap();
 
-    let with = |f: &dyn Fn(&mut SessionQuery)| {
+    let with = async |f: &dyn Fn(&mut SessionQuery)| {
         let mut q2 = q.clone();
         q2.results_token = Some(token.clone());
         f(&mut q2);
-        store.query("r", &q2)
+        store.query("r", &q2).await
     };
-    assert!(with(&|_| {}).is_ok());
+    assert!(with(&|_| {}).await.is_ok());
     assert_eq!(
-        with(&|q| q.filters.subject_id = Some("bob".into())),
+        with(&|q| q.filters.subject_id = Some("bob".into())).await,
         Err(SessionError::ResultsTokenMismatch)
     );
     assert_eq!(
-        with(&|q| q.sort = SortKey::Expires),
+        with(&|q| q.sort = SortKey::Expires).await,
         Err(SessionError::ResultsTokenMismatch)
     );
     assert_eq!(
-        with(&|q| q.count = Some(4)),
+        with(&|q| q.count = Some(4)).await,
         Err(SessionError::ResultsTokenMismatch)
     );
     assert_eq!(
-        with(&|q| q.filters.display_name = Some("ali".into())),
+        with(&|q| q.filters.display_name = Some("ali".into())).await,
         Err(SessionError::ResultsTokenMismatch)
     );
     let mut tampered = token.clone().into_bytes();
     let i = tampered.len() / 2;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
     assert_eq!(
-        with(&|q| q.results_token = Some(String::from_utf8(tampered.clone()).unwrap())),
+        with(&|q| q.results_token = Some(String::from_utf8(tampered.clone()).unwrap())).await,
         Err(SessionError::InvalidResultsToken)
     );
     assert_eq!(
-        with(&|q| q.results_token = Some("garbage!".into())),
+        with(&|q| q.results_token = Some("garbage!".into())).await,
         Err(SessionError::InvalidResultsToken)
     );
     let no_token = SessionQuery {
@@ -391,7 +398,7 @@ pub fn results_tokens_are_bound_to_their_query_and_tamper_evident<B: Backend>(ba
         ..Default::default()
     };
     assert!(matches!(
-        store.query("r", &no_token),
+        store.query("r", &no_token).await,
         Err(SessionError::InvalidRequest(_))
     ));
     for bad in [0, 1001] {
@@ -400,7 +407,10 @@ pub fn results_tokens_are_bound_to_their_query_and_tamper_evident<B: Backend>(ba
             ..Default::default()
         };
         assert!(
-            matches!(store.query("r", &q), Err(SessionError::InvalidRequest(_))),
+            matches!(
+                store.query("r", &q).await,
+                Err(SessionError::InvalidRequest(_))
+            ),
             "count {bad}"
         );
     }

@@ -15,8 +15,8 @@ fn t0() -> DateTime<Utc> {
 }
 
 /// A realm with three clients: two with back-channel URIs, one without.
-fn setup(store: &dyn SessionStore, realm: &str, update: RealmSettingsUpdate) {
-    store.put_realm(realm, &update, "test", t0()).unwrap();
+async fn setup(store: &dyn SessionStore, realm: &str, update: RealmSettingsUpdate) {
+    store.put_realm(realm, &update, "test", t0()).await.unwrap();
     for (id, uri) in [
         ("crm", Some("http://127.0.0.1:9/crm")),
         ("mail", Some("http://127.0.0.1:9/mail")),
@@ -26,17 +26,25 @@ fn setup(store: &dyn SessionStore, realm: &str, update: RealmSettingsUpdate) {
             backchannel_logout_uri: uri.map(Into::into),
             ..Default::default()
         };
-        store.put_client(realm, id, &reg, "test", t0()).unwrap();
+        store
+            .put_client(realm, id, &reg, "test", t0())
+            .await
+            .unwrap();
     }
 }
 
-fn session(store: &dyn SessionStore, realm: &str, subject: &str) -> String {
+async fn session(store: &dyn SessionStore, realm: &str, subject: &str) -> String {
     let new = NewSession {
         subject_id: subject.into(),
         client_ids: vec!["crm".into(), "mail".into(), "wiki".into()],
         ..Default::default()
     };
-    store.create_session(realm, &new, t0()).unwrap().session.sid
+    store
+        .create_session(realm, &new, t0())
+        .await
+        .unwrap()
+        .session
+        .sid
 }
 
 fn grant(kind: GrantKind, subject: &str, sid: Option<&str>, client: &str, token: &str) -> NewGrant {
@@ -52,24 +60,25 @@ fn grant(kind: GrantKind, subject: &str, sid: Option<&str>, client: &str, token:
 }
 
 /// Every due delivery.
-fn due(store: &dyn SessionStore, now: DateTime<Utc>, limit: usize) -> Vec<crate::Delivery> {
+async fn due(store: &dyn SessionStore, now: DateTime<Utc>, limit: usize) -> Vec<crate::Delivery> {
     let mut cursor = DueCursor::default();
     store
         .due_deliveries(now, limit, usize::MAX, &mut cursor, &|_, _, _| false)
+        .await
         .unwrap()
 }
 
-fn active(store: &dyn SessionStore, token: &str) -> bool {
-    store.introspect("r", token, t0()).unwrap().is_some()
+async fn active(store: &dyn SessionStore, token: &str) -> bool {
+    store.introspect("r", token, t0()).await.unwrap().is_some()
 }
 
-pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B: Backend>(
+pub async fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B: Backend>(
     backend: &B,
 ) {
-    let (store, _at) = fresh(backend);
-    setup(&store, "r", Default::default());
-    let sid = session(&store, "r", "alice");
-    let other = session(&store, "r", "bob");
+    let (store, _at) = fresh(backend).await;
+    setup(&store, "r", Default::default()).await;
+    let sid = session(&store, "r", "alice").await;
+    let other = session(&store, "r", "bob").await;
     for g in [
         grant(
             GrantKind::RefreshToken,
@@ -103,16 +112,19 @@ pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B:
             "bob-crm-refresh-000001",
         ),
     ] {
-        store.create_grant("r", &g, t0()).unwrap();
+        store.create_grant("r", &g, t0()).await.unwrap();
     }
-    assert!(active(&store, "alice-crm-refresh-0001"));
+    assert!(active(&store, "alice-crm-refresh-0001").await);
     let request = EndSessions {
         sids: vec![sid.clone()],
         client_ids: Some(vec!["crm".into()]),
         dry_run: true,
         ..Default::default()
     };
-    let dry = store.end_sessions("r", &request, "admin", t0()).unwrap();
+    let dry = store
+        .end_sessions("r", &request, "admin", t0())
+        .await
+        .unwrap();
     assert_eq!(
         (
             dry.records_deleted,
@@ -123,12 +135,13 @@ pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B:
         (1, 2, 1, 1)
     );
     assert!(
-        active(&store, "alice-crm-refresh-0001"),
+        active(&store, "alice-crm-refresh-0001").await,
         "a dry run changes nothing"
     );
     assert_eq!(
         store
             .list_deliveries("r", None, None, 10)
+            .await
             .unwrap()
             .deliveries
             .len(),
@@ -145,6 +158,7 @@ pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B:
             "admin",
             t0(),
         )
+        .await
         .unwrap();
     assert_eq!(
         (
@@ -155,18 +169,19 @@ pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B:
         ),
         (1, 2, 1, 1)
     );
-    assert!(!active(&store, "alice-crm-refresh-0001"));
-    assert!(!active(&store, "alice-crm-access-00001"));
+    assert!(!active(&store, "alice-crm-refresh-0001").await);
+    assert!(!active(&store, "alice-crm-access-00001").await);
     assert!(
-        active(&store, "alice-mail-refresh-001"),
+        active(&store, "alice-mail-refresh-001").await,
         "outside the client scope"
     );
     assert!(
-        active(&store, "bob-crm-refresh-000001"),
+        active(&store, "bob-crm-refresh-000001").await,
         "another subject's session"
     );
     let alice: Vec<_> = store
         .list_grants("r", &GrantOwner::Subject("alice".into()), t0())
+        .await
         .unwrap()
         .into_iter()
         .map(|g| (g.kind, g.client_id))
@@ -179,10 +194,11 @@ pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B:
     assert!(alice.contains(&(GrantKind::Consent, "mail".into())));
     let bob = store
         .list_grants("r", &GrantOwner::Subject("bob".into()), t0())
+        .await
         .unwrap();
     assert_eq!(bob.len(), 2, "bob's consent and token survive");
 
-    let page = store.list_deliveries("r", None, None, 10).unwrap();
+    let page = store.list_deliveries("r", None, None, 10).await.unwrap();
     assert_eq!(page.counts.pending, 1);
     let d = &page.deliveries[0];
     assert_eq!(
@@ -196,19 +212,20 @@ pub fn a_client_scoped_revocation_takes_only_that_clients_tokens_and_consents<B:
     assert_eq!(d.uri, "http://127.0.0.1:9/crm");
 }
 
-pub fn grants_are_checked_against_their_session<B: Backend>(backend: &B) {
-    let (store, _at) = fresh(backend);
-    setup(&store, "r", Default::default());
-    let sid = session(&store, "r", "alice");
+pub async fn grants_are_checked_against_their_session<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend).await;
+    setup(&store, "r", Default::default()).await;
+    let sid = session(&store, "r", "alice").await;
     let g = |kind, subject, sid: Option<&str>, token| grant(kind, subject, sid, "crm", token);
-    let err = |g: NewGrant| store.create_grant("r", &g, t0()).unwrap_err();
+    let err = async |g: NewGrant| store.create_grant("r", &g, t0()).await.unwrap_err();
     assert!(matches!(
         err(g(
             GrantKind::RefreshToken,
             "bob",
             Some(&sid),
             "bob-token-000000001"
-        )),
+        ))
+        .await,
         SessionError::InvalidRequest(_)
     ));
     let gone = "00000000-0000-4000-8000-000000000000";
@@ -218,43 +235,55 @@ pub fn grants_are_checked_against_their_session<B: Backend>(backend: &B) {
             "alice",
             Some(gone),
             "alice-token-0000001"
-        )),
+        ))
+        .await,
         SessionError::SessionNotFound(_)
     ));
     let mut consent = g(GrantKind::Consent, "alice", None, "");
     consent.token = Some("a-consent-has-no-token".into());
-    assert!(matches!(err(consent), SessionError::InvalidRequest(_)));
+    assert!(matches!(
+        err(consent).await,
+        SessionError::InvalidRequest(_)
+    ));
     let mut no_token = g(GrantKind::AuthorizationCode, "alice", None, "");
     no_token.token = None;
-    assert!(matches!(err(no_token), SessionError::InvalidRequest(_)));
+    assert!(matches!(
+        err(no_token).await,
+        SessionError::InvalidRequest(_)
+    ));
     let ok = g(
         GrantKind::RefreshToken,
         "alice",
         Some(&sid),
         "alice-token-0000001",
     );
-    store.create_grant("r", &ok, t0()).unwrap();
-    assert!(matches!(err(ok.clone()), SessionError::Conflict(_)));
+    store.create_grant("r", &ok, t0()).await.unwrap();
+    assert!(matches!(err(ok.clone()).await, SessionError::Conflict(_)));
     let mut expired = ok;
     expired.expires_at = t0() - TimeDelta::seconds(1);
     expired.token = Some("alice-token-0000002".into());
-    assert!(matches!(err(expired), SessionError::InvalidRequest(_)));
     assert!(matches!(
-        store.introspect("nope", "x", t0()),
+        err(expired).await,
+        SessionError::InvalidRequest(_)
+    ));
+    assert!(matches!(
+        store.introspect("nope", "x", t0()).await,
         Err(SessionError::RealmNotFound(_))
     ));
 }
 
-pub fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopening<B: Backend>(
+pub async fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopening<
+    B: Backend,
+>(
     backend: &B,
 ) {
-    let (store, at) = fresh(backend);
+    let (store, at) = fresh(backend).await;
     let notify_on_expiry = RealmSettingsUpdate {
         idle_timeout_secs: Some(60),
         backchannel_logout_on_expiry: Some(true),
         ..Default::default()
     };
-    setup(&store, "r", notify_on_expiry);
+    setup(&store, "r", notify_on_expiry).await;
     setup(
         &store,
         "quiet",
@@ -262,27 +291,31 @@ pub fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopeni
             idle_timeout_secs: Some(60),
             ..Default::default()
         },
-    );
+    )
+    .await;
     let new = NewSession {
         subject_id: "carol".into(),
         client_ids: vec!["crm".into()],
         ..Default::default()
     };
-    let created = store.create_session("r", &new, t0()).unwrap();
-    store.create_session("r", &new, t0()).unwrap();
-    store.create_session("quiet", &new, t0()).unwrap();
-    assert!(store.logout("r", &created.token, t0()).unwrap());
+    let created = store.create_session("r", &new, t0()).await.unwrap();
+    store.create_session("r", &new, t0()).await.unwrap();
+    store.create_session("quiet", &new, t0()).await.unwrap();
+    assert!(store.logout("r", &created.token, t0()).await.unwrap());
     let expired = store
         .reap_expired(t0() + TimeDelta::seconds(61), 100)
+        .await
         .unwrap();
     assert_eq!(expired, 2);
-    session(&store, "r", "dave");
+    session(&store, "r", "dave").await;
     let all = store
         .end_all_sessions("r", &EndAllSessions::default(), "admin", t0())
+        .await
         .unwrap();
     assert_eq!(all.clients_notified, 2, "crm and mail; wiki has no URI");
     let reasons: Vec<String> = store
         .list_deliveries("r", Some(DeliveryStatus::Pending), None, 10)
+        .await
         .unwrap()
         .deliveries
         .into_iter()
@@ -295,6 +328,7 @@ pub fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopeni
     assert_eq!(
         store
             .list_deliveries("quiet", None, None, 10)
+            .await
             .unwrap()
             .counts
             .pending,
@@ -304,29 +338,36 @@ pub fn logout_realm_sign_out_and_expiry_queue_notifications_that_survive_reopeni
     // Dropped, not closed: what these methods answered must be there without a clean shutdown.
     drop(store);
 
-    let store = backend.open(&at);
-    let pending = due(&store, t0() + TimeDelta::seconds(61), 100);
+    let store = backend.open(&at).await;
+    let pending = due(&store, t0() + TimeDelta::seconds(61), 100).await;
     assert_eq!(
         pending.len(),
         4,
         "the expiry notification is due when the session expired"
     );
-    assert_eq!(due(&store, t0(), 100).len(), 3);
-    assert!(due(&store, t0() - TimeDelta::seconds(1), 100).is_empty());
+    assert_eq!(due(&store, t0(), 100).await.len(), 3);
+    assert!(due(&store, t0() - TimeDelta::seconds(1), 100)
+        .await
+        .is_empty());
 }
 
-pub fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one<B: Backend>(
+pub async fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed_one<
+    B: Backend,
+>(
     backend: &B,
 ) {
-    let (store, _at) = fresh(backend);
-    setup(&store, "r", Default::default());
-    let sid = session(&store, "r", "erin");
+    let (store, _at) = fresh(backend).await;
+    setup(&store, "r", Default::default()).await;
+    let sid = session(&store, "r", "erin").await;
     let request = EndSessions {
         sids: vec![sid],
         ..Default::default()
     };
-    store.end_sessions("r", &request, "admin", t0()).unwrap();
-    let queued = due(&store, t0(), 10);
+    store
+        .end_sessions("r", &request, "admin", t0())
+        .await
+        .unwrap();
+    let queued = due(&store, t0(), 10).await;
     let (a, b) = (queued[0].id, queued[1].id);
     let (first_a, first_b) = (queued[0].clone(), queued[1].clone());
     let later = t0() + TimeDelta::seconds(5);
@@ -336,23 +377,27 @@ pub fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed
     };
     let d = store
         .record_attempt(&first_a, "jti-1", &retry, t0())
+        .await
         .unwrap();
     assert_eq!((d.status, d.attempts), (DeliveryStatus::Pending, 1));
     store
         .record_attempt(&first_b, "jti-2", &AttemptResult::Delivered, t0())
+        .await
         .unwrap();
-    assert!(due(&store, t0(), 10).is_empty());
-    assert_eq!(due(&store, later, 10)[0].id, a);
+    assert!(due(&store, t0(), 10).await.is_empty());
+    assert_eq!(due(&store, later, 10).await[0].id, a);
 
     let give_up = AttemptResult::GiveUp {
         error: "connection refused".into(),
     };
-    let second_a = due(&store, later, 10).remove(0);
+    let second_a = due(&store, later, 10).await.remove(0);
     store
         .record_attempt(&second_a, "jti-3", &give_up, later)
+        .await
         .unwrap();
     let page = store
         .list_deliveries("r", Some(DeliveryStatus::Failed), None, 10)
+        .await
         .unwrap();
     assert_eq!(
         (
@@ -366,62 +411,69 @@ pub fn attempts_move_deliveries_between_statuses_and_retry_now_requeues_a_failed
         page.deliveries[0].last_error.as_deref(),
         Some("connection refused")
     );
-    assert!(due(&store, later + TimeDelta::days(1), 10).is_empty());
+    assert!(due(&store, later + TimeDelta::days(1), 10).await.is_empty());
 
-    let again = store.retry_delivery("r", a, "admin", later).unwrap();
+    let again = store.retry_delivery("r", a, "admin", later).await.unwrap();
     assert_eq!((again.status, again.attempts), (DeliveryStatus::Pending, 2));
     assert_eq!(again.window_attempts, 0, "retry now restarts the backoff");
-    assert_eq!(due(&store, later, 10)[0].id, a);
+    assert_eq!(due(&store, later, 10).await[0].id, a);
     assert!(matches!(
-        store.retry_delivery("r", b, "admin", later),
+        store.retry_delivery("r", b, "admin", later).await,
         Err(SessionError::Conflict(_))
     ));
     assert!(matches!(
-        store.retry_delivery("r", 999_999, "admin", later),
+        store.retry_delivery("r", 999_999, "admin", later).await,
         Err(SessionError::DeliveryNotFound(_))
     ));
 
     assert_eq!(
-        store.purge_delivered(t0(), 10).unwrap(),
+        store.purge_delivered(t0(), 10).await.unwrap(),
         0,
         "queued at t0, kept"
     );
-    let first = store.list_deliveries("r", None, None, 1).unwrap();
+    let first = store.list_deliveries("r", None, None, 1).await.unwrap();
     let next = first.next_before.expect("a second page");
-    let second = store.list_deliveries("r", None, Some(next), 1).unwrap();
+    let second = store
+        .list_deliveries("r", None, Some(next), 1)
+        .await
+        .unwrap();
     assert_ne!(first.deliveries[0].id, second.deliveries[0].id);
     assert_eq!(second.next_before, None);
 
     assert_eq!(
-        store.purge_delivered(later, 10).unwrap(),
+        store.purge_delivered(later, 10).await.unwrap(),
         1,
         "only the delivered one"
     );
-    let left = store.list_deliveries("r", None, None, 10).unwrap();
+    let left = store.list_deliveries("r", None, None, 10).await.unwrap();
     assert_eq!((left.counts.delivered, left.counts.pending), (0, 1));
     assert_eq!(left.deliveries.len(), 1);
 }
 
-pub fn the_due_scan_passes_over_busy_clients<B: Backend>(backend: &B) {
-    let (store, _at) = fresh(backend);
-    setup(&store, "r", Default::default());
+pub async fn the_due_scan_passes_over_busy_clients<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend).await;
+    setup(&store, "r", Default::default()).await;
     for i in 0..5 {
-        let sid = session(&store, "r", &format!("user{i}"));
+        let sid = session(&store, "r", &format!("user{i}")).await;
         let request = EndSessions {
             sids: vec![sid],
             ..Default::default()
         };
-        store.end_sessions("r", &request, "admin", t0()).unwrap();
+        store
+            .end_sessions("r", &request, "admin", t0())
+            .await
+            .unwrap();
     }
     // Five deliveries each for crm and mail, interleaved; crm is busy.
     let busy = |_: &str, client: &str, _: u64| client == "crm";
     let mut cursor = DueCursor::default();
     let due = store
         .due_deliveries(t0(), 3, 10, &mut cursor, &busy)
+        .await
         .unwrap();
     assert_eq!(due.len(), 3);
     assert!(due.iter().all(|d| d.client_id == "mail"));
-    let all = due_all(&store, t0());
+    let all = due_all(&store, t0()).await;
     assert_eq!(all.len(), 10);
     for client in ["crm", "mail"] {
         let ids: Vec<u64> = all
@@ -436,78 +488,98 @@ pub fn the_due_scan_passes_over_busy_clients<B: Backend>(backend: &B) {
     }
 }
 
-fn due_all(store: &dyn SessionStore, now: DateTime<Utc>) -> Vec<crate::Delivery> {
-    due(store, now, usize::MAX)
+async fn due_all(store: &dyn SessionStore, now: DateTime<Utc>) -> Vec<crate::Delivery> {
+    due(store, now, usize::MAX).await
 }
 
-pub fn a_busy_clients_backlog_costs_a_scan_no_more_than_its_queue_head_and_clients_take_turns<
+pub async fn a_busy_clients_backlog_costs_a_scan_no_more_than_its_queue_head_and_clients_take_turns<
     B: Backend,
 >(
     backend: &B,
 ) {
-    let (store, _at) = fresh(backend);
-    setup(&store, "r", Default::default());
+    let (store, _at) = fresh(backend).await;
+    setup(&store, "r", Default::default()).await;
     // crm and mail: 300 sessions joined to both, ended first; wiki gets a back-channel URI later
     // and one session, ended last, so its one delivery sits behind 600 others in time.
     for i in 0..300 {
-        session(&store, "r", &format!("user{i}"));
+        session(&store, "r", &format!("user{i}")).await;
     }
     let all = EndAllSessions::default();
-    store.end_all_sessions("r", &all, "admin", t0()).unwrap();
+    store
+        .end_all_sessions("r", &all, "admin", t0())
+        .await
+        .unwrap();
     let wiki = ClientRegistration {
         backchannel_logout_uri: Some("http://127.0.0.1:9/wiki".into()),
         ..Default::default()
     };
-    store.put_client("r", "wiki", &wiki, "test", t0()).unwrap();
-    session(&store, "r", "late");
-    store.end_all_sessions("r", &all, "admin", t0()).unwrap();
-    assert_eq!(due_all(&store, t0()).len(), 603);
+    store
+        .put_client("r", "wiki", &wiki, "test", t0())
+        .await
+        .unwrap();
+    session(&store, "r", "late").await;
+    store
+        .end_all_sessions("r", &all, "admin", t0())
+        .await
+        .unwrap();
+    assert_eq!(due_all(&store, t0()).await.len(), 603);
 
     // crm is at its limit: the skip check sees only the head of its queue, never its backlog.
-    let looked_at = std::cell::Cell::new(0);
+    let looked_at = std::sync::atomic::AtomicUsize::new(0);
     let busy = |_: &str, client: &str, _: u64| {
-        looked_at.set(looked_at.get() + 1);
+        looked_at.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         client == "crm"
     };
     let mut cursor = DueCursor::default();
     let due = store
         .due_deliveries(t0(), 100, 4, &mut cursor, &busy)
+        .await
         .unwrap();
     let clients: Vec<&str> = due.iter().map(|d| d.client_id.as_str()).collect();
     assert_eq!(clients.iter().filter(|c| **c == "mail").count(), 4);
     assert_eq!(clients.iter().filter(|c| **c == "wiki").count(), 1);
     assert!(!clients.contains(&"crm"));
-    assert_eq!(looked_at.get(), 4 + 4 + 1, "the head of each queue only");
+    assert_eq!(
+        looked_at.into_inner(),
+        4 + 4 + 1,
+        "the head of each queue only"
+    );
 
     // With room for one delivery per scan, successive scans serve the clients in turn.
     let mut cursor = DueCursor::default();
-    let turns: Vec<String> = (0..6)
-        .map(|_| {
-            let mut d = store
-                .due_deliveries(t0(), 1, 4, &mut cursor, &|_, _, _| false)
-                .unwrap();
-            d.remove(0).client_id
-        })
-        .collect();
+    let mut turns = Vec::new();
+    for _ in 0..6 {
+        let mut d = store
+            .due_deliveries(t0(), 1, 4, &mut cursor, &|_, _, _| false)
+            .await
+            .unwrap();
+        turns.push(d.remove(0).client_id);
+    }
     assert_eq!(turns, ["crm", "mail", "wiki", "crm", "mail", "wiki"]);
 }
 
-pub fn retry_now_during_an_attempt_keeps_the_delivery_due_whatever_the_attempt_says<B: Backend>(
+pub async fn retry_now_during_an_attempt_keeps_the_delivery_due_whatever_the_attempt_says<
+    B: Backend,
+>(
     backend: &B,
 ) {
-    let (store, _at) = fresh(backend);
-    setup(&store, "r", Default::default());
-    let sid = session(&store, "r", "gina");
+    let (store, _at) = fresh(backend).await;
+    setup(&store, "r", Default::default()).await;
+    let sid = session(&store, "r", "gina").await;
     let request = EndSessions {
         sids: vec![sid],
         ..Default::default()
     };
-    store.end_sessions("r", &request, "admin", t0()).unwrap();
+    store
+        .end_sessions("r", &request, "admin", t0())
+        .await
+        .unwrap();
     // The worker picks it up; while its POST is in flight, an administrator presses "retry now".
-    let in_flight = due(&store, t0(), 1).remove(0);
+    let in_flight = due(&store, t0(), 1).await.remove(0);
     let pressed = t0() + TimeDelta::seconds(30);
     store
         .retry_delivery("r", in_flight.id, "admin", pressed)
+        .await
         .unwrap();
     // The attempt, judged against the old window, gives up.
     let give_up = AttemptResult::GiveUp {
@@ -516,27 +588,32 @@ pub fn retry_now_during_an_attempt_keeps_the_delivery_due_whatever_the_attempt_s
     let after = pressed + TimeDelta::seconds(1);
     let d = store
         .record_attempt(&in_flight, "jti-1", &give_up, after)
+        .await
         .unwrap();
     assert_eq!(d.status, DeliveryStatus::Pending, "not failed: {d:?}");
     assert_eq!(d.next_attempt_at, Some(pressed), "due as retry now set it");
     assert_eq!((d.attempts, d.window_attempts), (1, 0));
     assert_eq!(d.last_error.as_deref(), Some("timed out"));
-    assert!(due(&store, after, 10).iter().any(|x| x.id == d.id));
+    assert!(due(&store, after, 10).await.iter().any(|x| x.id == d.id));
 
     // An attempt of the new window that fails counts towards its backoff as usual.
     let retry = AttemptResult::Retry {
         at: after + TimeDelta::seconds(2),
         error: "HTTP 502".into(),
     };
-    let d = store.record_attempt(&d, "jti-2", &retry, after).unwrap();
+    let d = store
+        .record_attempt(&d, "jti-2", &retry, after)
+        .await
+        .unwrap();
     assert_eq!((d.attempts, d.window_attempts), (2, 1));
     assert_eq!(d.next_attempt_at, Some(after + TimeDelta::seconds(2)));
 }
 
 /// The audit entries of one action, newest first.
-fn audited(store: &dyn SessionStore, action: &str) -> Vec<crate::AuditEntry> {
+async fn audited(store: &dyn SessionStore, action: &str) -> Vec<crate::AuditEntry> {
     store
         .audit_log(None, 1000)
+        .await
         .unwrap()
         .into_iter()
         .map(|(_, e)| e)
@@ -544,13 +621,13 @@ fn audited(store: &dyn SessionStore, action: &str) -> Vec<crate::AuditEntry> {
         .collect()
 }
 
-pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: Backend>(
+pub async fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: Backend>(
     backend: &B,
 ) {
-    let (store, _at) = fresh(backend);
-    setup(&store, "r", Default::default());
-    let sid = session(&store, "r", "alice");
-    let bob = session(&store, "r", "bob");
+    let (store, _at) = fresh(backend).await;
+    setup(&store, "r", Default::default()).await;
+    let sid = session(&store, "r", "alice").await;
+    let bob = session(&store, "r", "bob").await;
     for g in [
         grant(
             GrantKind::RefreshToken,
@@ -596,7 +673,7 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
             "bob-crm-offline-000001",
         ),
     ] {
-        store.create_grant("r", &g, t0()).unwrap();
+        store.create_grant("r", &g, t0()).await.unwrap();
     }
     let request = EndSessions {
         subject_id: Some("alice".into()),
@@ -604,7 +681,10 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
         dry_run: true,
         ..Default::default()
     };
-    let dry = store.end_sessions("r", &request, "admin", t0()).unwrap();
+    let dry = store
+        .end_sessions("r", &request, "admin", t0())
+        .await
+        .unwrap();
     assert_eq!(
         (
             dry.records_deleted,
@@ -614,7 +694,7 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
         (1, 3, 1)
     );
     assert!(
-        active(&store, "alice-crm-offline-0001"),
+        active(&store, "alice-crm-offline-0001").await,
         "a dry run changes nothing"
     );
 
@@ -628,6 +708,7 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
             "admin",
             t0(),
         )
+        .await
         .unwrap();
     assert_eq!(
         (
@@ -642,16 +723,16 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
         "alice-crm-offline-0001",
         "alice-crm-offline-0002",
     ] {
-        assert!(!active(&store, gone), "{gone}");
+        assert!(!active(&store, gone).await, "{gone}");
     }
     for kept in [
         "alice-mail-offline-001",
         "bob-crm-session-000001",
         "bob-crm-offline-000001",
     ] {
-        assert!(active(&store, kept), "{kept}");
+        assert!(active(&store, kept).await, "{kept}");
     }
-    let entry = &audited(&store, "end_sessions")[0];
+    let entry = &audited(&store, "end_sessions").await[0];
     assert!(
         entry.outcome.contains("tokens revoked: 3"),
         "{}",
@@ -667,12 +748,13 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
     assert_eq!(
         store
             .end_sessions("r", &keep_tokens, "admin", t0())
+            .await
             .unwrap()
             .tokens_revoked,
         0
     );
-    assert!(active(&store, "bob-crm-offline-000001"));
-    let carol = session(&store, "r", "carol");
+    assert!(active(&store, "bob-crm-offline-000001").await);
+    let carol = session(&store, "r", "carol").await;
     let offline = grant(
         GrantKind::RefreshToken,
         "carol",
@@ -680,7 +762,7 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
         "crm",
         "carol-crm-offline-0001",
     );
-    store.create_grant("r", &offline, t0()).unwrap();
+    store.create_grant("r", &offline, t0()).await.unwrap();
     let one_session = EndSessions {
         subject_id: Some("carol".into()),
         sid: Some(carol),
@@ -688,10 +770,11 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
     };
     let out = store
         .end_sessions("r", &one_session, "admin", t0())
+        .await
         .unwrap();
     assert_eq!((out.records_deleted, out.tokens_revoked), (1, 0));
     assert!(
-        active(&store, "carol-crm-offline-0001"),
+        active(&store, "carol-crm-offline-0001").await,
         "it belongs to no session of the filter"
     );
     // A subject without sessions still loses its offline tokens.
@@ -701,24 +784,25 @@ pub fn a_removal_by_subject_takes_its_offline_tokens_within_the_client_scope<B: 
     };
     let out = store
         .end_sessions("r", &no_sessions, "admin", t0())
+        .await
         .unwrap();
     assert_eq!((out.records_deleted, out.tokens_revoked), (0, 1));
-    assert!(!active(&store, "carol-crm-offline-0001"));
+    assert!(!active(&store, "carol-crm-offline-0001").await);
 }
 
-pub fn logout_ends_a_session_that_expired_but_was_not_reaped_yet<B: Backend>(backend: &B) {
-    let (store, _at) = fresh(backend);
+pub async fn logout_ends_a_session_that_expired_but_was_not_reaped_yet<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend).await;
     let short = RealmSettingsUpdate {
         idle_timeout_secs: Some(60),
         ..Default::default()
     };
-    setup(&store, "r", short);
+    setup(&store, "r", short).await;
     let new = NewSession {
         subject_id: "alice".into(),
         client_ids: vec!["crm".into()],
         ..Default::default()
     };
-    let created = store.create_session("r", &new, t0()).unwrap();
+    let created = store.create_session("r", &new, t0()).await.unwrap();
     let sid = created.session.sid.clone();
     store
         .create_grant(
@@ -732,6 +816,7 @@ pub fn logout_ends_a_session_that_expired_but_was_not_reaped_yet<B: Backend>(bac
             ),
             t0(),
         )
+        .await
         .unwrap();
     store
         .create_grant(
@@ -739,25 +824,31 @@ pub fn logout_ends_a_session_that_expired_but_was_not_reaped_yet<B: Backend>(bac
             &grant(GrantKind::Consent, "alice", None, "crm", ""),
             t0(),
         )
+        .await
         .unwrap();
     let later = t0() + TimeDelta::seconds(120);
     assert!(store
         .validate("r", &created.token, false, later)
+        .await
         .unwrap()
         .is_none());
 
-    assert!(store.logout("r", &created.token, later).unwrap());
+    assert!(store.logout("r", &created.token, later).await.unwrap());
     assert_eq!(
-        store.get_realm("r").unwrap().session_count,
+        store.get_realm("r").await.unwrap().session_count,
         0,
         "record removed"
     );
-    assert!(!active(&store, "alice-refresh-000001"), "token revoked");
+    assert!(
+        !active(&store, "alice-refresh-000001").await,
+        "token revoked"
+    );
     let grants = store
         .list_grants("r", &GrantOwner::Subject("alice".into()), t0())
+        .await
         .unwrap();
     assert!(grants.is_empty(), "consent revoked too: {grants:?}");
-    let page = store.list_deliveries("r", None, None, 10).unwrap();
+    let page = store.list_deliveries("r", None, None, 10).await.unwrap();
     assert_eq!(page.deliveries.len(), 1);
     assert_eq!(
         (
@@ -767,25 +858,28 @@ pub fn logout_ends_a_session_that_expired_but_was_not_reaped_yet<B: Backend>(bac
         ("crm", "logout")
     );
     assert!(
-        !store.logout("r", &created.token, later).unwrap(),
+        !store.logout("r", &created.token, later).await.unwrap(),
         "already ended"
     );
     assert!(store
         .validate("r", &created.token, false, later)
+        .await
         .unwrap()
         .is_none());
 }
 
-pub fn the_reaper_revokes_the_tokens_of_the_sessions_it_reaps_and_keeps_consents<B: Backend>(
+pub async fn the_reaper_revokes_the_tokens_of_the_sessions_it_reaps_and_keeps_consents<
+    B: Backend,
+>(
     backend: &B,
 ) {
-    let (store, _at) = fresh(backend);
+    let (store, _at) = fresh(backend).await;
     let short = RealmSettingsUpdate {
         idle_timeout_secs: Some(60),
         ..Default::default()
     };
-    setup(&store, "r", short);
-    let sid = session(&store, "r", "alice");
+    setup(&store, "r", short).await;
+    let sid = session(&store, "r", "alice").await;
     for g in [
         grant(
             GrantKind::RefreshToken,
@@ -810,23 +904,25 @@ pub fn the_reaper_revokes_the_tokens_of_the_sessions_it_reaps_and_keeps_consents
         ),
         grant(GrantKind::Consent, "alice", None, "crm", ""),
     ] {
-        store.create_grant("r", &g, t0()).unwrap();
+        store.create_grant("r", &g, t0()).await.unwrap();
     }
     assert_eq!(
         store
             .reap_expired(t0() + TimeDelta::seconds(61), 100)
+            .await
             .unwrap(),
         1,
         "the session only"
     );
-    assert!(!active(&store, "alice-session-refresh1"));
-    assert!(!active(&store, "alice-session-code-001"));
+    assert!(!active(&store, "alice-session-refresh1").await);
+    assert!(!active(&store, "alice-session-code-001").await);
     assert!(
-        active(&store, "alice-offline-refresh1"),
+        active(&store, "alice-offline-refresh1").await,
         "issued under no session"
     );
     let kinds: Vec<GrantKind> = store
         .list_grants("r", &GrantOwner::Subject("alice".into()), t0())
+        .await
         .unwrap()
         .into_iter()
         .map(|g| g.kind)
@@ -838,13 +934,13 @@ pub fn the_reaper_revokes_the_tokens_of_the_sessions_it_reaps_and_keeps_consents
     );
 }
 
-pub fn a_grant_lives_no_longer_than_the_realms_max_grant_lifetime<B: Backend>(backend: &B) {
-    let (store, _at) = fresh(backend);
+pub async fn a_grant_lives_no_longer_than_the_realms_max_grant_lifetime<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend).await;
     let capped = RealmSettingsUpdate {
         max_grant_lifetime_secs: Some(3600),
         ..Default::default()
     };
-    setup(&store, "r", capped);
+    setup(&store, "r", capped).await;
     let long = grant(
         GrantKind::RefreshToken,
         "alice",
@@ -853,10 +949,11 @@ pub fn a_grant_lives_no_longer_than_the_realms_max_grant_lifetime<B: Backend>(ba
         "alice-long-lived-0001",
     );
     assert_eq!(long.expires_at, t0() + TimeDelta::days(30));
-    let g = store.create_grant("r", &long, t0()).unwrap();
+    let g = store.create_grant("r", &long, t0()).await.unwrap();
     assert_eq!(g.expires_at, t0() + TimeDelta::seconds(3600));
     let introspected = store
         .introspect("r", "alice-long-lived-0001", t0())
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(introspected.expires_at, g.expires_at, "stored as answered");
@@ -866,6 +963,7 @@ pub fn a_grant_lives_no_longer_than_the_realms_max_grant_lifetime<B: Backend>(ba
             "alice-long-lived-0001",
             t0() + TimeDelta::seconds(3600)
         )
+        .await
         .unwrap()
         .is_none());
     let short = NewGrant {
@@ -879,11 +977,15 @@ pub fn a_grant_lives_no_longer_than_the_realms_max_grant_lifetime<B: Backend>(ba
         )
     };
     assert_eq!(
-        store.create_grant("r", &short, t0()).unwrap().expires_at,
+        store
+            .create_grant("r", &short, t0())
+            .await
+            .unwrap()
+            .expires_at,
         short.expires_at
     );
     // The default cap is 30 days.
-    setup(&store, "default", Default::default());
+    setup(&store, "default", Default::default()).await;
     let longer = NewGrant {
         expires_at: t0() + TimeDelta::days(365),
         ..grant(
@@ -894,15 +996,15 @@ pub fn a_grant_lives_no_longer_than_the_realms_max_grant_lifetime<B: Backend>(ba
             "alice-year-long-00001",
         )
     };
-    let g = store.create_grant("default", &longer, t0()).unwrap();
+    let g = store.create_grant("default", &longer, t0()).await.unwrap();
     assert_eq!(g.expires_at, t0() + TimeDelta::days(30));
 }
 
-pub fn revoking_a_token_deletes_its_grant_once_and_audits_it<B: Backend>(backend: &B) {
-    let (store, _at) = fresh(backend);
-    setup(&store, "r", Default::default());
-    setup(&store, "other", Default::default());
-    let sid = session(&store, "r", "alice");
+pub async fn revoking_a_token_deletes_its_grant_once_and_audits_it<B: Backend>(backend: &B) {
+    let (store, _at) = fresh(backend).await;
+    setup(&store, "r", Default::default()).await;
+    setup(&store, "other", Default::default()).await;
+    let sid = session(&store, "r", "alice").await;
     let tokens = [
         (GrantKind::RefreshToken, "alice-refresh-token-01"),
         (GrantKind::AccessToken, "alice-access-token-001"),
@@ -913,6 +1015,7 @@ pub fn revoking_a_token_deletes_its_grant_once_and_audits_it<B: Backend>(backend
         ids.push(
             store
                 .create_grant("r", &grant(kind, "alice", Some(&sid), "crm", token), t0())
+                .await
                 .unwrap(),
         );
     }
@@ -922,6 +1025,7 @@ pub fn revoking_a_token_deletes_its_grant_once_and_audits_it<B: Backend>(backend
             &grant(GrantKind::Consent, "alice", None, "crm", ""),
             t0(),
         )
+        .await
         .unwrap();
     let short = NewGrant {
         expires_at: t0() + TimeDelta::seconds(10),
@@ -933,7 +1037,7 @@ pub fn revoking_a_token_deletes_its_grant_once_and_audits_it<B: Backend>(backend
             "alice-expiring-token01",
         )
     };
-    store.create_grant("r", &short, t0()).unwrap();
+    store.create_grant("r", &short, t0()).await.unwrap();
     let elsewhere = grant(
         GrantKind::RefreshToken,
         "alice",
@@ -941,19 +1045,20 @@ pub fn revoking_a_token_deletes_its_grant_once_and_audits_it<B: Backend>(backend
         "crm",
         "alice-other-realm-001",
     );
-    store.create_grant("other", &elsewhere, t0()).unwrap();
+    store.create_grant("other", &elsewhere, t0()).await.unwrap();
 
     for ((kind, token), created) in tokens.iter().zip(&ids) {
         let revoked = store
             .revoke_token("r", token, "client:crm", t0())
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(
             (&revoked.grant_id, revoked.kind),
             (&created.grant_id, *kind)
         );
-        assert!(!active(&store, token));
-        let entry = &audited(&store, "revoke_token")[0];
+        assert!(!active(&store, token).await);
+        let entry = &audited(&store, "revoke_token").await[0];
         assert_eq!(
             (entry.target.as_str(), entry.actor.as_str()),
             (created.grant_id.as_str(), "client:crm")
@@ -962,12 +1067,13 @@ pub fn revoking_a_token_deletes_its_grant_once_and_audits_it<B: Backend>(backend
         assert!(
             store
                 .revoke_token("r", token, "client:crm", t0())
+                .await
                 .unwrap()
                 .is_none(),
             "once"
         );
     }
-    assert_eq!(audited(&store, "revoke_token").len(), 3);
+    assert_eq!(audited(&store, "revoke_token").await.len(), 3);
 
     let later = t0() + TimeDelta::seconds(10);
     let too_long = "x".repeat(4097);
@@ -981,29 +1087,33 @@ pub fn revoking_a_token_deletes_its_grant_once_and_audits_it<B: Backend>(backend
         assert!(
             store
                 .revoke_token("r", nothing, "client:crm", later)
+                .await
                 .unwrap()
                 .is_none(),
             "{nothing}"
         );
     }
     assert_eq!(
-        audited(&store, "revoke_token").len(),
+        audited(&store, "revoke_token").await.len(),
         3,
         "nothing more was recorded"
     );
     assert!(store
         .introspect("other", "alice-other-realm-001", t0())
+        .await
         .unwrap()
         .is_some());
     assert!(
         store
             .introspect("r", "alice-expiring-token01", t0())
+            .await
             .unwrap()
             .is_some(),
         "an expired token is left to the reaper"
     );
     let consents = store
         .list_grants("r", &GrantOwner::Subject("alice".into()), t0())
+        .await
         .unwrap();
     assert_eq!(
         consents.len(),
@@ -1011,18 +1121,20 @@ pub fn revoking_a_token_deletes_its_grant_once_and_audits_it<B: Backend>(backend
         "the consent and the expiring token: {consents:?}"
     );
     assert!(matches!(
-        store.revoke_token("nope", "alice-refresh-token-01", "x", t0()),
+        store
+            .revoke_token("nope", "alice-refresh-token-01", "x", t0())
+            .await,
         Err(SessionError::RealmNotFound(_))
     ));
 }
 
-pub fn revoking_a_subjects_grants_takes_every_kind_within_the_client_scope<B: Backend>(
+pub async fn revoking_a_subjects_grants_takes_every_kind_within_the_client_scope<B: Backend>(
     backend: &B,
 ) {
-    let (store, _at) = fresh(backend);
-    setup(&store, "r", Default::default());
-    let sid = session(&store, "r", "alice");
-    let bob = session(&store, "r", "bob");
+    let (store, _at) = fresh(backend).await;
+    setup(&store, "r", Default::default()).await;
+    let sid = session(&store, "r", "alice").await;
+    let bob = session(&store, "r", "bob").await;
     for g in [
         grant(
             GrantKind::RefreshToken,
@@ -1056,7 +1168,7 @@ pub fn revoking_a_subjects_grants_takes_every_kind_within_the_client_scope<B: Ba
         ),
         grant(GrantKind::Consent, "bob", None, "crm", ""),
     ] {
-        store.create_grant("r", &g, t0()).unwrap();
+        store.create_grant("r", &g, t0()).await.unwrap();
     }
     let crm = ["crm".to_string()];
     let n = store
@@ -1068,12 +1180,13 @@ pub fn revoking_a_subjects_grants_takes_every_kind_within_the_client_scope<B: Ba
             "admin",
             t0(),
         )
+        .await
         .unwrap();
     assert_eq!(n, 3);
-    assert!(!active(&store, "alice-crm-session-0001"));
-    assert!(!active(&store, "alice-crm-offline-0001"));
-    assert!(active(&store, "alice-mail-session-001"));
-    let entry = &audited(&store, "revoke_subject_grants")[0];
+    assert!(!active(&store, "alice-crm-session-0001").await);
+    assert!(!active(&store, "alice-crm-offline-0001").await);
+    assert!(active(&store, "alice-mail-session-001").await);
+    let entry = &audited(&store, "revoke_subject_grants").await[0];
     assert_eq!(
         (entry.target.as_str(), entry.reason.as_deref()),
         ("alice", Some("device stolen"))
@@ -1087,28 +1200,35 @@ pub fn revoking_a_subjects_grants_takes_every_kind_within_the_client_scope<B: Ba
     assert_eq!(
         store
             .revoke_subject_grants("r", "alice", None, None, "admin", t0())
+            .await
             .unwrap(),
         2
     );
     let alice = GrantOwner::Subject("alice".into());
-    assert!(store.list_grants("r", &alice, t0()).unwrap().is_empty());
+    assert!(store
+        .list_grants("r", &alice, t0())
+        .await
+        .unwrap()
+        .is_empty());
     let bobs = store
         .list_grants("r", &GrantOwner::Subject("bob".into()), t0())
+        .await
         .unwrap();
     assert_eq!(bobs.len(), 2, "another subject's grants stay");
     assert_eq!(
-        store.get_realm("r").unwrap().session_count,
+        store.get_realm("r").await.unwrap().session_count,
         2,
         "sessions stay"
     );
     assert_eq!(
         store
             .revoke_subject_grants("r", "alice", None, None, "admin", t0())
+            .await
             .unwrap(),
         0
     );
     assert_eq!(
-        audited(&store, "revoke_subject_grants").len(),
+        audited(&store, "revoke_subject_grants").await.len(),
         3,
         "one entry per call"
     );
@@ -1118,25 +1238,26 @@ pub fn revoking_a_subjects_grants_takes_every_kind_within_the_client_scope<B: Ba
         ("  ", None),
         ("alice", Some(vec![" ".to_string()])),
     ] {
-        let refused =
-            store.revoke_subject_grants("r", subject, scope.as_deref(), None, "admin", t0());
+        let refused = store
+            .revoke_subject_grants("r", subject, scope.as_deref(), None, "admin", t0())
+            .await;
         assert!(
             matches!(refused, Err(SessionError::InvalidRequest(_))),
             "{subject:?}"
         );
     }
     assert_eq!(
-        audited(&store, "revoke_subject_grants").len(),
+        audited(&store, "revoke_subject_grants").await.len(),
         3,
         "refusals are not recorded"
     );
 }
 
-pub fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all<B: Backend>(
+pub async fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all<B: Backend>(
     backend: &B,
 ) {
-    let (store, _at) = fresh(backend);
-    setup(&store, "r", Default::default());
+    let (store, _at) = fresh(backend).await;
+    setup(&store, "r", Default::default()).await;
     for i in 0..600 {
         let client = if i % 2 == 0 { "crm" } else { "mail" };
         let token = format!("offline-token-{i:08}");
@@ -1146,6 +1267,7 @@ pub fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all<B: 
                 &grant(GrantKind::RefreshToken, "many", None, client, &token),
                 t0(),
             )
+            .await
             .unwrap();
     }
     let crm = ["crm".to_string()];
@@ -1158,6 +1280,7 @@ pub fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all<B: 
     assert_eq!(
         store
             .end_sessions("r", &preview, "admin", t0())
+            .await
             .unwrap()
             .tokens_revoked,
         300
@@ -1165,14 +1288,16 @@ pub fn revoking_many_grants_of_a_subject_goes_in_batches_and_counts_them_all<B: 
     assert_eq!(
         store
             .revoke_subject_grants("r", "many", Some(&crm), None, "admin", t0())
+            .await
             .unwrap(),
         300
     );
     assert_eq!(
         store
             .revoke_subject_grants("r", "many", None, None, "admin", t0())
+            .await
             .unwrap(),
         300
     );
-    assert_eq!(backend.check(&store), Vec::<String>::new());
+    assert_eq!(backend.check(&store).await, Vec::<String>::new());
 }

@@ -51,25 +51,26 @@ pub struct SigningKeyRecord {
 
 /// The accounts of a backend that also stores the sessions (audit entries about accounts go to
 /// its audit log). Every write is durable when it returns.
+#[async_trait::async_trait]
 pub trait AccountStore: SessionStore {
     /// Every API key, by name.
-    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
     /// Stores a key under a name no key has; false (and nothing stored) if one has it.
-    fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool>;
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool>;
     /// Stores a key, replacing any of the same name.
-    fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
     /// Deletes a key by name; false if there was none.
-    fn delete_api_key(&self, name: &str) -> Result<bool>;
+    async fn delete_api_key(&self, name: &str) -> Result<bool>;
 
     /// One administrator.
-    fn admin(&self, username: &str) -> Result<Option<AdminRecord>>;
+    async fn admin(&self, username: &str) -> Result<Option<AdminRecord>>;
     /// Every administrator, by name.
-    fn admins(&self) -> Result<Vec<AdminRecord>>;
+    async fn admins(&self) -> Result<Vec<AdminRecord>>;
     /// Creates or replaces an administrator.
-    fn put_admin(&self, admin: &AdminRecord) -> Result<()>;
+    async fn put_admin(&self, admin: &AdminRecord) -> Result<()>;
 
     /// Every signing key kept.
-    fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
     /// Stores `put` (new or changed keys) and deletes the keys named in `delete`, all at once.
-    fn update_signing_keys(&self, put: &[SigningKeyRecord], delete: &[String]) -> Result<()>;
+    async fn update_signing_keys(&self, put: &[SigningKeyRecord], delete: &[String]) -> Result<()>;
 }

@@ -6,10 +6,10 @@
 //! `outbox`. What both backends share beside the trait is in [`shared`] (and `rules`, which it
 //! re-exports); the README has a table of where each concept lives in either backend.
 //!
-//! Methods are synchronous. Reads (validate, get, query) are fast enough to call from async code;
-//! methods that must reach the disk before answering (removal, logout, realm changes) block until
-//! their writes are on disk (one flush shared by concurrent writers), so async callers run them
-//! on a blocking thread.
+//! Methods are `async` (boxed futures, through `async_trait`, so that `dyn SessionStore` works):
+//! a backend on the network (PostgreSQL) awaits its database without holding a thread; the
+//! embedded store answers reads inline from memory and runs only its waits for the disk as
+//! blocking sections ([`shared::blocking_section`]).
 
 mod accounts;
 pub mod changes;
@@ -54,6 +54,7 @@ impl DueCursor {
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
@@ -65,12 +66,17 @@ use crate::model::{
 };
 use crate::stats::{Span, StatsBucket};
 
+/// Whether the delivery worker passes over a due delivery: `(realm, client_id, id)`, true for one
+/// in flight already or of a client at its limit.
+pub type SkipDelivery<'a> = dyn Fn(&str, &str, u64) -> bool + Sync + 'a;
+
 /// The operations of the session service. Every method naming a realm fails with
 /// [`crate::SessionError::RealmNotFound`] when it does not exist.
+#[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Creates the realm with `update` applied to the defaults, or updates an existing one.
     /// Durable when it returns.
-    fn put_realm(
+    async fn put_realm(
         &self,
         name: &str,
         update: &RealmSettingsUpdate,
@@ -78,19 +84,19 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Realm>;
     /// One realm with its settings and exact session count.
-    fn get_realm(&self, name: &str) -> Result<Realm>;
+    async fn get_realm(&self, name: &str) -> Result<Realm>;
     /// Every realm, by name, the server's reserved ones included.
-    fn list_realms(&self) -> Result<Vec<Realm>>;
+    async fn list_realms(&self) -> Result<Vec<Realm>>;
     /// Every realm administrators work with, by name: the reserved ones
     /// ([`crate::validate::is_reserved_realm`]) left out.
-    fn list_user_realms(&self) -> Result<Vec<Realm>> {
-        let mut realms = self.list_realms()?;
+    async fn list_user_realms(&self) -> Result<Vec<Realm>> {
+        let mut realms = self.list_realms().await?;
         realms.retain(|r| !crate::validate::is_reserved_realm(&r.name));
         Ok(realms)
     }
 
     /// Registers a client in the realm, or replaces its registration. Durable when it returns.
-    fn put_client(
+    async fn put_client(
         &self,
         realm: &str,
         client_id: &str,
@@ -99,11 +105,11 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Client>;
     /// A registered client with its session count.
-    fn get_client(&self, realm: &str, client_id: &str) -> Result<Client>;
+    async fn get_client(&self, realm: &str, client_id: &str) -> Result<Client>;
     /// Every registered client of the realm with its session count, by id.
-    fn list_clients(&self, realm: &str) -> Result<Vec<Client>>;
+    async fn list_clients(&self, realm: &str) -> Result<Vec<Client>>;
     /// Removes a client's registration (its sessions stay); false if there was none.
-    fn delete_client(
+    async fn delete_client(
         &self,
         realm: &str,
         client_id: &str,
@@ -112,7 +118,7 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<bool>;
 
     /// Starts a session; its token appears in the answer and nowhere else.
-    fn create_session(
+    async fn create_session(
         &self,
         realm: &str,
         new: &NewSession,
@@ -121,7 +127,7 @@ pub trait SessionStore: Send + Sync {
     /// The session the token belongs to, if it is valid at `now`, as its holder sees it (only
     /// whitelisted properties). With `refresh`, extends its idle expiry, writing at most once per
     /// the realm's latest-access update interval.
-    fn validate(
+    async fn validate(
         &self,
         realm: &str,
         token: &str,
@@ -130,20 +136,20 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Option<Session>>;
     /// Ends the token's session (every flag on), also one that has expired but is not reaped yet.
     /// Durable when it returns; false if there was none.
-    fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool>;
+    async fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool>;
     /// Records that a client joined the session.
-    fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session>;
+    async fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session>;
     /// A session by its public id.
-    fn get_session(&self, realm: &str, sid: &str) -> Result<Session>;
+    async fn get_session(&self, realm: &str, sid: &str) -> Result<Session>;
     /// The whitelisted properties of the token's session.
-    fn get_properties(
+    async fn get_properties(
         &self,
         realm: &str,
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<BTreeMap<String, String>>;
     /// Sets (or, with an empty value, removes) whitelisted properties of the token's session.
-    fn set_properties(
+    async fn set_properties(
         &self,
         realm: &str,
         token: &str,
@@ -154,13 +160,13 @@ pub trait SessionStore: Send + Sync {
     /// One page of the realm's sessions. An empty filter is no filter (`?subject_id=`); any other
     /// value is matched exactly, untrimmed, and a `sid` filter must be a session id as
     /// [`parse_sid`] reads it.
-    fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult>;
+    async fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult>;
     /// One page as [`SessionStore::query`] answers it, except that the matches need not be
     /// counted (`total_count` and `total_pages` may be 0): for walking every match, as an export
     /// does, where counting again for every page would cost a range scan each. The default
     /// counts anyway.
-    fn query_uncounted(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
-        self.query(realm, query)
+    async fn query_uncounted(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+        self.query(realm, query).await
     }
     /// Ends the selected or filtered sessions. Durable when it returns (unless a dry run).
     ///
@@ -169,7 +175,7 @@ pub trait SessionStore: Send + Sync {
     /// so the same session named twice in different case counts once. A removal by `subject_id`
     /// (without `sid`) that revokes tokens also revokes the subject's tokens issued under no
     /// session (offline refresh tokens), within the client scope.
-    fn end_sessions(
+    async fn end_sessions(
         &self,
         realm: &str,
         request: &EndSessions,
@@ -177,7 +183,7 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<EndOutcome>;
     /// Ends every session of the realm. Durable when it returns (unless a dry run).
-    fn end_all_sessions(
+    async fn end_all_sessions(
         &self,
         realm: &str,
         request: &EndAllSessions,
@@ -187,12 +193,12 @@ pub trait SessionStore: Send + Sync {
     /// Removes up to `batch` sessions and grants that expired before `now`; answers how many it
     /// removed. A removed session's token grants go with it (not counted; its subject's consents
     /// stay). Expired sessions of realms that ask for it queue logout notifications.
-    fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize>;
+    async fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize>;
 
     /// The realm's activity counters ([`crate::stats`]) of `span`: every bucket from the one
     /// `from` falls in through the one `to` falls in, oldest first, zero where nothing happened
     /// (or where the bucket was pruned).
-    fn stats(
+    async fn stats(
         &self,
         realm: &str,
         span: Span,
@@ -201,7 +207,7 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Vec<StatsBucket>>;
     /// Deletes the activity counters of buckets older than [`Span::oldest_kept`] at `now`, in
     /// every realm; answers how many counters it deleted.
-    fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize>;
+    async fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize>;
 
     /// Disk flushes run since the store opened (each shared by the writers waiting for it), for
     /// metrics.
@@ -211,29 +217,32 @@ pub trait SessionStore: Send + Sync {
     /// evicted, expired), through whichever server of a shared store changed them.
     fn changes(&self) -> &ChangeFeed;
 
-    /// Whether every call may wait on the network (a database server), so that async callers run
-    /// even the point reads (validation, lookups) on a blocking thread. False for the embedded
-    /// store, whose reads are fast enough to call from async code.
-    fn blocks_on_network(&self) -> bool {
-        false
-    }
-
     /// Appends an entry to the audit log (sign-ins, key and administrator changes). Durable when
     /// it returns.
-    fn record_audit(&self, entry: &AuditEntry) -> Result<()>;
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<()>;
     /// The audit log, newest first: up to `count` entries older than `before` (an entry id).
-    fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>>;
+    async fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>>;
 
     /// Records a refresh token, reference access token, authorization code or consent. A grant
     /// naming a session must name a live session of the same subject. Its expiry is capped at
     /// the realm's `max_grant_lifetime_secs` from `now`; the answer shows the expiry it got.
-    fn create_grant(&self, realm: &str, grant: &NewGrant, now: DateTime<Utc>) -> Result<Grant>;
+    async fn create_grant(
+        &self,
+        realm: &str,
+        grant: &NewGrant,
+        now: DateTime<Utc>,
+    ) -> Result<Grant>;
     /// The live grant a token belongs to; `None` if it is unknown, revoked or expired.
-    fn introspect(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<Option<Grant>>;
+    async fn introspect(
+        &self,
+        realm: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Grant>>;
     /// Revokes the grant a token belongs to (RFC 7009), whatever kind of token it is; durable and
     /// audited (`revoke_token`) when it returns. `None`, and nothing happens, when the token is
     /// not a live token of this realm (unknown, expired, another realm's, empty or too long).
-    fn revoke_token(
+    async fn revoke_token(
         &self,
         realm: &str,
         token: &str,
@@ -243,7 +252,7 @@ pub trait SessionStore: Send + Sync {
     /// Revokes every grant of a subject (tokens and consents, issued under a session or not),
     /// only those of `client_ids` when given; answers how many. Durable when it returns, with
     /// one audit entry (`revoke_subject_grants`) carrying the count and the reason.
-    fn revoke_subject_grants(
+    async fn revoke_subject_grants(
         &self,
         realm: &str,
         subject_id: &str,
@@ -253,7 +262,7 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<u64>;
     /// The live grants of a subject or of a session (at most 1000).
-    fn list_grants(
+    async fn list_grants(
         &self,
         realm: &str,
         owner: &GrantOwner,
@@ -266,18 +275,18 @@ pub trait SessionStore: Send + Sync {
     /// limit); so a client's backlog costs a scan no more than `per_client` entries. Queues are
     /// visited from the one after `cursor`'s, wrapping around, and `cursor` is left where `limit`
     /// stopped the scan, so every client gets its turn.
-    fn due_deliveries(
+    async fn due_deliveries(
         &self,
         now: DateTime<Utc>,
         limit: usize,
         per_client: usize,
         cursor: &mut DueCursor,
-        skip: &dyn Fn(&str, &str, u64) -> bool,
+        skip: &SkipDelivery<'_>,
     ) -> Result<Vec<Delivery>>;
     /// Records how an attempt at `attempted` (the delivery as the worker read it) went, the
     /// logout token's `jti` included. If "retry now" opened a new retry window while the attempt
     /// was in flight, a failure leaves the delivery pending and due as "retry now" set it.
-    fn record_attempt(
+    async fn record_attempt(
         &self,
         attempted: &Delivery,
         jti: &str,
@@ -286,7 +295,7 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Delivery>;
     /// Queues a pending or failed delivery for an attempt now, with a fresh retry window.
     /// Durable when it returns.
-    fn retry_delivery(
+    async fn retry_delivery(
         &self,
         realm: &str,
         id: u64,
@@ -295,10 +304,10 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Delivery>;
     /// Deletes up to `batch` delivered deliveries queued before `cutoff`, oldest first; answers
     /// how many. Failed and pending ones are kept.
-    fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize>;
+    async fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize>;
     /// One page of the realm's deliveries, newest first, optionally of one status, older than
     /// `before` (a delivery id), with exact counts per status.
-    fn list_deliveries(
+    async fn list_deliveries(
         &self,
         realm: &str,
         status: Option<DeliveryStatus>,

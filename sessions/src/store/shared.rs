@@ -22,84 +22,128 @@ use crate::validate;
 /// Where a listing walk starts: a position, excluded (`false`) or included (`true`).
 pub type From = Option<(Position, bool)>;
 
-/// One page of a keyset listing, the same for every backend.
+/// One walk of a listing: where it starts, which way (`true`: the listing's order), how many
+/// rows.
+pub type Walk = (From, bool, usize);
+
+/// One page of a keyset listing, the same for every backend, in steps that leave the reads to
+/// the backend (so it may make them as it likes: inline, or pipelined with the count):
 ///
-/// `scan(from, forward, want)` answers up to `want` matching rows with their positions, walking
-/// the listing order (`forward`) or against it, beyond `from`; `total()` the exact number of
-/// matches. The page after a results token starts after the last row it saw, the page before it
-/// ends before its first; whether there is anything on the side the walk came from is probed
-/// with one row. The token carries the page's first and last positions and its number, signed
-/// and bound to the query's `fingerprint`.
-pub fn keyset_page(
-    codec: &ResultsTokenCodec,
+/// 1. [`KeysetPage::start`] reads the results token; [`KeysetPage::walk`] is the read of the
+///    page's rows (one more than the page holds, to know whether more follow);
+/// 2. [`KeysetPage::probe`] is the read of one row beyond the page's edge on the side the walk
+///    came from (whether there is anything there), if there is an edge;
+/// 3. [`KeysetPage::finish`] makes the page from those answers and the exact number of matches.
+///
+/// The page after a results token starts after the last row it saw, the page before it ends
+/// before its first. The token carries the page's first and last positions and its number,
+/// signed and bound to the query's `fingerprint`.
+pub struct KeysetPage<'a> {
+    codec: &'a ResultsTokenCodec,
     fingerprint: [u8; 8],
-    q: &SessionQuery,
+    cursor: Option<PageCursor>,
+    prior: bool,
     count: u32,
-    mut scan: impl FnMut(From, bool, usize) -> Result<Vec<(Position, Session)>>,
-    total: impl FnOnce() -> Result<u64>,
-) -> Result<QueryResult> {
-    let cursor = match &q.results_token {
-        Some(t) => Some(codec.decode(fingerprint, t)?),
-        None => None,
-    };
-    let want = count as usize;
-    let (forward, from) = match (&cursor, q.prior) {
-        (None, _) => (true, None),
-        (Some(c), false) => (true, Some((c.last, false))),
-        (Some(c), true) => (false, Some((c.first, false))),
-    };
-    let mut rows = scan(from, forward, want + 1)?;
-    let more = rows.len() > want;
-    rows.truncate(want);
-    if !forward {
-        rows.reverse();
-    }
-    // Is there anything on the side we came from? Probe one row beyond this page's edge.
-    let edge = if forward { rows.first() } else { rows.last() }.map(|(p, _)| (*p, false));
-    let other_side = match edge.or(from.map(|(p, _)| (p, true))) {
-        Some(f) => !scan(Some(f), !forward, 1)?.is_empty(),
-        None => false,
-    };
-    let (has_next, has_prev) = if forward {
-        (more, other_side)
-    } else {
-        (other_side, more)
-    };
-    let total_count = total()?;
-    let total_pages = total_count.div_ceil(u64::from(count));
-    let page = match (&cursor, q.prior) {
-        (None, _) => 1,
-        (Some(c), false) => c.page + 1,
-        (Some(c), true) => c.page.saturating_sub(1),
-    };
-    let current_page = if has_prev {
-        page.clamp(2, total_pages.max(2))
-    } else {
-        1
-    };
-    let bounds = match (rows.first(), rows.last()) {
-        (Some((f, _)), Some((l, _))) => Some((*f, *l)),
-        _ => from.map(|(p, _)| (p, p)),
-    };
-    let results_token = bounds.map(|(first, last)| {
-        codec.encode(
+    forward: bool,
+    from: From,
+}
+
+impl<'a> KeysetPage<'a> {
+    /// The page `q` asks for, `count` rows long, of the listing `fingerprint` names.
+    pub fn start(
+        codec: &'a ResultsTokenCodec,
+        fingerprint: [u8; 8],
+        q: &SessionQuery,
+        count: u32,
+    ) -> Result<Self> {
+        let cursor = match &q.results_token {
+            Some(t) => Some(codec.decode(fingerprint, t)?),
+            None => None,
+        };
+        let (forward, from) = match (&cursor, q.prior) {
+            (None, _) => (true, None),
+            (Some(c), false) => (true, Some((c.last, false))),
+            (Some(c), true) => (false, Some((c.first, false))),
+        };
+        Ok(KeysetPage {
+            codec,
             fingerprint,
-            &PageCursor {
-                page: current_page,
-                first,
-                last,
-            },
-        )
-    });
-    Ok(QueryResult {
-        results: rows.into_iter().map(|(_, s)| s).collect(),
-        results_token,
-        has_next,
-        has_prev,
-        total_count,
-        current_page,
-        total_pages,
-    })
+            cursor,
+            prior: q.prior,
+            count,
+            forward,
+            from,
+        })
+    }
+
+    /// The read of the page's rows.
+    pub fn walk(&self) -> Walk {
+        (self.from, self.forward, self.count as usize + 1)
+    }
+
+    /// The read of one row beyond the edge of the page whose walk answered `rows` (as read, in
+    /// the walk's order), on the side the walk came from; `None` when there is no edge (the
+    /// first page of an empty listing).
+    pub fn probe(&self, rows: &[(Position, Session)]) -> Option<Walk> {
+        let edge = rows.first().map(|(p, _)| (*p, false));
+        edge.or(self.from.map(|(p, _)| (p, true)))
+            .map(|f| (Some(f), !self.forward, 1))
+    }
+
+    /// The page, from the rows its walk answered, whether its probe found a row, and the exact
+    /// number of matches.
+    pub fn finish(
+        self,
+        mut rows: Vec<(Position, Session)>,
+        beyond_edge: bool,
+        total_count: u64,
+    ) -> QueryResult {
+        let want = self.count as usize;
+        let more = rows.len() > want;
+        rows.truncate(want);
+        if !self.forward {
+            rows.reverse();
+        }
+        let (has_next, has_prev) = if self.forward {
+            (more, beyond_edge)
+        } else {
+            (beyond_edge, more)
+        };
+        let total_pages = total_count.div_ceil(u64::from(self.count));
+        let page = match (&self.cursor, self.prior) {
+            (None, _) => 1,
+            (Some(c), false) => c.page + 1,
+            (Some(c), true) => c.page.saturating_sub(1),
+        };
+        let current_page = if has_prev {
+            page.clamp(2, total_pages.max(2))
+        } else {
+            1
+        };
+        let bounds = match (rows.first(), rows.last()) {
+            (Some((f, _)), Some((l, _))) => Some((*f, *l)),
+            _ => self.from.map(|(p, _)| (p, p)),
+        };
+        let results_token = bounds.map(|(first, last)| {
+            self.codec.encode(
+                self.fingerprint,
+                &PageCursor {
+                    page: current_page,
+                    first,
+                    last,
+                },
+            )
+        });
+        QueryResult {
+            results: rows.into_iter().map(|(_, s)| s).collect(),
+            results_token,
+            has_next,
+            has_prev,
+            total_count,
+            current_page,
+            total_pages,
+        }
+    }
 }
 
 /// Checks a removal request before anything happens (reason, blank or padded ids, sids or
@@ -179,92 +223,17 @@ pub fn search_words(filter: &str) -> Result<Vec<String>> {
     Ok(distinct)
 }
 
-/// Cancellation of the store calls made for one request, for stores that wait on the network
-/// ([`SessionStore::blocks_on_network`](super::SessionStore::blocks_on_network)).
-///
-/// The caller runs the store call inside [`enter`](Self::enter) on its blocking thread and keeps
-/// an [`on_drop`](Self::on_drop) guard in the request's future. When the request is dropped (its
-/// time limit ended the answer, the client went away), the guard cancels, and a call still
-/// waiting for the database stops waiting: the PostgreSQL store asks the server to cancel the
-/// statement running and gives that connection up; a call waiting for a free connection stops
-/// waiting. Calls made outside any scope (and the embedded store's) are not cancellable.
-///
-/// ```ignore
-/// let cancel = CallCancel::new();
-/// let _cancel_when_dropped = cancel.on_drop();
-/// tokio::task::spawn_blocking(move || cancel.enter(|| store.query(&realm, &query))).await
-/// ```
-#[derive(Clone, Debug)]
-pub struct CallCancel(std::sync::Arc<tokio::sync::watch::Sender<bool>>);
-
-/// Cancels its [`CallCancel`] when dropped.
-#[derive(Debug)]
-#[must_use = "the calls are cancelled when the guard is dropped"]
-pub struct CancelOnDrop(CallCancel);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
-thread_local! {
-    /// The scope of the store call running on this thread, if any.
-    static CURRENT_CALL: std::cell::RefCell<Option<CallCancel>> = const { std::cell::RefCell::new(None) };
-}
-
-impl Default for CallCancel {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl CallCancel {
-    /// A scope not cancelled yet.
-    pub fn new() -> Self {
-        CallCancel(std::sync::Arc::new(tokio::sync::watch::channel(false).0))
-    }
-
-    /// Cancels the calls running in this scope, and any started in it later.
-    pub fn cancel(&self) {
-        self.0.send_replace(true);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// A guard that cancels this scope when dropped.
-    pub fn on_drop(&self) -> CancelOnDrop {
-        CancelOnDrop(self.clone())
-    }
-
-    /// Resolves when the scope is cancelled (at once if it is already); works on any executor.
-    pub async fn cancelled(&self) {
-        let mut changes = self.0.subscribe();
-        if changes.wait_for(|cancelled| *cancelled).await.is_err() {
-            // Not reached: `self` keeps the sender.
-            std::future::pending::<()>().await;
+/// Runs `work`, a wait for the disk (a flush) or a long stretch of work (a removal of many
+/// sessions), so that it holds up no other task: as a blocking section of a multi-threaded tokio
+/// runtime's worker (`block_in_place`, which hands the worker's other tasks to the other workers
+/// meanwhile), and as it is anywhere else (a current-thread runtime, a plain thread).
+pub fn blocking_section<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
         }
-    }
-
-    /// Runs `call` on this thread within this scope: the store calls it makes are cancelled
-    /// with it.
-    pub fn enter<T>(&self, call: impl FnOnce() -> T) -> T {
-        struct Restore(Option<CallCancel>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let outer = self.0.take();
-                CURRENT_CALL.with(|c| *c.borrow_mut() = outer);
-            }
-        }
-        let _restore = Restore(CURRENT_CALL.with(|c| c.borrow_mut().replace(self.clone())));
-        call()
-    }
-
-    /// The scope of the store call running on this thread, if it runs in one.
-    pub fn current() -> Option<CallCancel> {
-        CURRENT_CALL.with(|c| c.borrow().clone())
+        _ => work(),
     }
 }
 
@@ -290,30 +259,5 @@ mod tests {
         let e = search_words(&over).unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.to_string().contains("at most 8"), "{e}");
-    }
-
-    #[test]
-    fn a_call_scope_is_seen_only_inside_it_and_cancelled_by_its_guard() {
-        assert!(CallCancel::current().is_none());
-        let scope = CallCancel::new();
-        let guard = scope.on_drop();
-        let inner = scope.enter(|| CallCancel::current().expect("inside the scope"));
-        assert!(CallCancel::current().is_none());
-        assert!(!inner.is_cancelled());
-        drop(guard);
-        assert!(inner.is_cancelled());
-        // Already cancelled: resolves at once, without a runtime.
-        poll_once(inner.cancelled());
-    }
-
-    /// Polls a future that is ready at once.
-    fn poll_once<F: std::future::Future>(f: F) -> F::Output {
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        let mut f = std::pin::pin!(f);
-        match f.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(v) => v,
-            std::task::Poll::Pending => panic!("the future was not ready"),
-        }
     }
 }

@@ -33,12 +33,13 @@ impl SledStoreV2 {
     }
 }
 
+#[async_trait::async_trait]
 impl AccountStore for SledStoreV2 {
-    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
         all(&self.accounts("api_keys")?)
     }
 
-    fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool> {
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool> {
         let swapped = self.accounts("api_keys")?.compare_and_swap(
             key.name.as_bytes(),
             None as Option<&[u8]>,
@@ -51,13 +52,13 @@ impl AccountStore for SledStoreV2 {
         Ok(true)
     }
 
-    fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         self.accounts("api_keys")?
             .insert(key.name.as_bytes(), encode(key)?)?;
         self.wait_durable()
     }
 
-    fn delete_api_key(&self, name: &str) -> Result<bool> {
+    async fn delete_api_key(&self, name: &str) -> Result<bool> {
         let existed = self
             .accounts("api_keys")?
             .remove(name.as_bytes())?
@@ -66,28 +67,28 @@ impl AccountStore for SledStoreV2 {
         Ok(existed)
     }
 
-    fn admin(&self, username: &str) -> Result<Option<AdminRecord>> {
+    async fn admin(&self, username: &str) -> Result<Option<AdminRecord>> {
         match self.accounts("admins")?.get(username.as_bytes())? {
             Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(storage)?)),
             None => Ok(None),
         }
     }
 
-    fn admins(&self) -> Result<Vec<AdminRecord>> {
+    async fn admins(&self) -> Result<Vec<AdminRecord>> {
         all(&self.accounts("admins")?)
     }
 
-    fn put_admin(&self, admin: &AdminRecord) -> Result<()> {
+    async fn put_admin(&self, admin: &AdminRecord) -> Result<()> {
         self.accounts("admins")?
             .insert(admin.username.as_bytes(), encode(admin)?)?;
         self.wait_durable()
     }
 
-    fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
         all(&self.accounts("signing_keys")?)
     }
 
-    fn update_signing_keys(&self, put: &[SigningKeyRecord], delete: &[String]) -> Result<()> {
+    async fn update_signing_keys(&self, put: &[SigningKeyRecord], delete: &[String]) -> Result<()> {
         let mut batch = sled::Batch::default();
         for kid in delete {
             batch.remove(kid.as_bytes());
@@ -105,8 +106,8 @@ mod tests {
     use crate::store::accounts::{AccountStore, AdminRole};
     use crate::store::SledStoreV2;
 
-    #[test]
-    fn an_administrator_stored_before_roles_existed_reads_as_admin() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_administrator_stored_before_roles_existed_reads_as_admin() {
         let store = SledStoreV2::temporary().unwrap();
         // The record exactly as servers without roles wrote it.
         let old = br#"{"username":"root","password_hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$h","created_at":"2026-01-02T03:04:05Z","disabled":false}"#;
@@ -115,12 +116,12 @@ mod tests {
             .unwrap()
             .insert("root", &old[..])
             .unwrap();
-        let root = store.admin("root").unwrap().unwrap();
+        let root = store.admin("root").await.unwrap().unwrap();
         assert_eq!(
             (root.username.as_str(), root.role),
             ("root", AdminRole::Admin)
         );
         assert!(!root.disabled);
-        assert_eq!(store.admins().unwrap(), [root]);
+        assert_eq!(store.admins().await.unwrap(), [root]);
     }
 }

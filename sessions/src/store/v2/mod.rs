@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 pub use compact::CompactStats;
 
 use arc_swap::ArcSwap;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sled::Tree;
@@ -61,6 +62,7 @@ use sled::Tree;
 use super::changes::ChangeFeed;
 use super::results_token::ResultsTokenCodec;
 use super::rules::random_bytes;
+use super::shared::blocking_section;
 use super::{DueCursor, SessionStore};
 use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use crate::error::{Result, SessionError};
@@ -263,10 +265,13 @@ impl SledStoreV2 {
     }
 
     /// Blocks until everything written so far is on disk, sharing the flush with concurrent
-    /// callers.
+    /// callers; on an async runtime's worker, as a blocking section
+    /// ([`blocking_section`](crate::store::shared::blocking_section)).
     pub fn wait_durable(&self) -> Result<()> {
-        self.flush_group
-            .wait_durable(|| self.db.flush().map(drop).map_err(SessionError::from))
+        crate::store::shared::blocking_section(|| {
+            self.flush_group
+                .wait_durable(|| self.db.flush().map(drop).map_err(SessionError::from))
+        })
     }
 
     /// Opens a tree of the same database for a companion store (API keys, admin accounts), so
@@ -345,8 +350,9 @@ pub fn resident_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+#[async_trait]
 impl SessionStore for SledStoreV2 {
-    fn put_realm(
+    async fn put_realm(
         &self,
         name: &str,
         update: &RealmSettingsUpdate,
@@ -356,15 +362,15 @@ impl SessionStore for SledStoreV2 {
         self.put_realm_impl(name, update, actor, now)
     }
 
-    fn get_realm(&self, name: &str) -> Result<Realm> {
+    async fn get_realm(&self, name: &str) -> Result<Realm> {
         self.get_realm_impl(name)
     }
 
-    fn list_realms(&self) -> Result<Vec<Realm>> {
+    async fn list_realms(&self) -> Result<Vec<Realm>> {
         self.list_realms_impl()
     }
 
-    fn put_client(
+    async fn put_client(
         &self,
         realm: &str,
         client_id: &str,
@@ -375,15 +381,15 @@ impl SessionStore for SledStoreV2 {
         self.put_client_impl(realm, client_id, registration, actor, now)
     }
 
-    fn get_client(&self, realm: &str, client_id: &str) -> Result<Client> {
+    async fn get_client(&self, realm: &str, client_id: &str) -> Result<Client> {
         self.get_client_impl(realm, client_id)
     }
 
-    fn list_clients(&self, realm: &str) -> Result<Vec<Client>> {
+    async fn list_clients(&self, realm: &str) -> Result<Vec<Client>> {
         self.list_clients_impl(realm)
     }
 
-    fn delete_client(
+    async fn delete_client(
         &self,
         realm: &str,
         client_id: &str,
@@ -393,7 +399,7 @@ impl SessionStore for SledStoreV2 {
         self.delete_client_impl(realm, client_id, actor, now)
     }
 
-    fn create_session(
+    async fn create_session(
         &self,
         realm: &str,
         new: &NewSession,
@@ -402,7 +408,7 @@ impl SessionStore for SledStoreV2 {
         self.create_session_impl(realm, new, now)
     }
 
-    fn validate(
+    async fn validate(
         &self,
         realm: &str,
         token: &str,
@@ -412,19 +418,19 @@ impl SessionStore for SledStoreV2 {
         self.validate_impl(realm, token, refresh, now)
     }
 
-    fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool> {
+    async fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool> {
         self.logout_impl(realm, token, now)
     }
 
-    fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session> {
+    async fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session> {
         self.add_client_impl(realm, sid, client_id)
     }
 
-    fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
+    async fn get_session(&self, realm: &str, sid: &str) -> Result<Session> {
         self.get_session_impl(realm, sid)
     }
 
-    fn get_properties(
+    async fn get_properties(
         &self,
         realm: &str,
         token: &str,
@@ -433,7 +439,7 @@ impl SessionStore for SledStoreV2 {
         self.get_properties_impl(realm, token, now)
     }
 
-    fn set_properties(
+    async fn set_properties(
         &self,
         realm: &str,
         token: &str,
@@ -443,41 +449,41 @@ impl SessionStore for SledStoreV2 {
         self.set_properties_impl(realm, token, properties, now)
     }
 
-    fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+    async fn query(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
         let realm = self.realm(realm)?;
         self.run_query(&realm, query, true)
     }
 
-    fn query_uncounted(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
+    async fn query_uncounted(&self, realm: &str, query: &SessionQuery) -> Result<QueryResult> {
         let realm = self.realm(realm)?;
         self.run_query(&realm, query, false)
     }
 
-    fn end_sessions(
+    async fn end_sessions(
         &self,
         realm: &str,
         request: &EndSessions,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<EndOutcome> {
-        self.end_sessions_impl(realm, request, actor, now)
+        blocking_section(|| self.end_sessions_impl(realm, request, actor, now))
     }
 
-    fn end_all_sessions(
+    async fn end_all_sessions(
         &self,
         realm: &str,
         request: &EndAllSessions,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<EndOutcome> {
-        self.end_all_sessions_impl(realm, request, actor, now)
+        blocking_section(|| self.end_all_sessions_impl(realm, request, actor, now))
     }
 
-    fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize> {
-        self.reap_expired_impl(now, batch)
+    async fn reap_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize> {
+        blocking_section(|| self.reap_expired_impl(now, batch))
     }
 
-    fn stats(
+    async fn stats(
         &self,
         realm: &str,
         span: Span,
@@ -487,8 +493,8 @@ impl SessionStore for SledStoreV2 {
         self.stats_impl(realm, span, from, to)
     }
 
-    fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize> {
-        self.prune_stats_impl(now)
+    async fn prune_stats(&self, now: DateTime<Utc>) -> Result<usize> {
+        blocking_section(|| self.prune_stats_impl(now))
     }
 
     fn durable_flushes(&self) -> u64 {
@@ -499,23 +505,33 @@ impl SessionStore for SledStoreV2 {
         &self.changes
     }
 
-    fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
         self.record_audit_impl(entry)
     }
 
-    fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>> {
+    async fn audit_log(&self, before: Option<u64>, count: usize) -> Result<Vec<(u64, AuditEntry)>> {
         self.audit_log_impl(before, count)
     }
 
-    fn create_grant(&self, realm: &str, grant: &NewGrant, now: DateTime<Utc>) -> Result<Grant> {
+    async fn create_grant(
+        &self,
+        realm: &str,
+        grant: &NewGrant,
+        now: DateTime<Utc>,
+    ) -> Result<Grant> {
         self.create_grant_impl(realm, grant, now)
     }
 
-    fn introspect(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<Option<Grant>> {
+    async fn introspect(
+        &self,
+        realm: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Grant>> {
         self.introspect_impl(realm, token, now)
     }
 
-    fn revoke_token(
+    async fn revoke_token(
         &self,
         realm: &str,
         token: &str,
@@ -525,7 +541,7 @@ impl SessionStore for SledStoreV2 {
         self.revoke_token_impl(realm, token, actor, now)
     }
 
-    fn revoke_subject_grants(
+    async fn revoke_subject_grants(
         &self,
         realm: &str,
         subject_id: &str,
@@ -534,10 +550,12 @@ impl SessionStore for SledStoreV2 {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        self.revoke_subject_grants_impl(realm, subject_id, client_ids, reason, actor, now)
+        blocking_section(|| {
+            self.revoke_subject_grants_impl(realm, subject_id, client_ids, reason, actor, now)
+        })
     }
 
-    fn list_grants(
+    async fn list_grants(
         &self,
         realm: &str,
         owner: &GrantOwner,
@@ -546,18 +564,18 @@ impl SessionStore for SledStoreV2 {
         self.list_grants_impl(realm, owner, now)
     }
 
-    fn due_deliveries(
+    async fn due_deliveries(
         &self,
         now: DateTime<Utc>,
         limit: usize,
         per_client: usize,
         cursor: &mut DueCursor,
-        skip: &dyn Fn(&str, &str, u64) -> bool,
+        skip: &crate::store::SkipDelivery<'_>,
     ) -> Result<Vec<Delivery>> {
         self.due_deliveries_impl(now, limit, per_client, cursor, skip)
     }
 
-    fn record_attempt(
+    async fn record_attempt(
         &self,
         attempted: &Delivery,
         jti: &str,
@@ -567,7 +585,7 @@ impl SessionStore for SledStoreV2 {
         self.record_attempt_impl(attempted, jti, result, now)
     }
 
-    fn retry_delivery(
+    async fn retry_delivery(
         &self,
         realm: &str,
         id: u64,
@@ -577,11 +595,11 @@ impl SessionStore for SledStoreV2 {
         self.retry_delivery_impl(realm, id, actor, now)
     }
 
-    fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
-        self.purge_delivered_impl(cutoff, batch)
+    async fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
+        blocking_section(|| self.purge_delivered_impl(cutoff, batch))
     }
 
-    fn list_deliveries(
+    async fn list_deliveries(
         &self,
         realm: &str,
         status: Option<DeliveryStatus>,

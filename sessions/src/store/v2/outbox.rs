@@ -67,7 +67,7 @@ impl SledStoreV2 {
         limit: usize,
         per_client: usize,
         cursor: &mut DueCursor,
-        skip: &dyn Fn(&str, &str, u64) -> bool,
+        skip: &crate::store::SkipDelivery<'_>,
     ) -> Result<Vec<Delivery>> {
         let mut out = Vec::new();
         if limit == 0 || per_client == 0 {

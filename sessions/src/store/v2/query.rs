@@ -11,7 +11,7 @@ use super::super::keys::{RealmId, Sid};
 use super::super::query::{Filters, MATERIALIZE_LIMIT};
 use super::super::record::{StoredSession, MAX_PREFIX_CHARS};
 use super::super::results_token::Position;
-use super::super::shared::keyset_page;
+use super::super::shared::KeysetPage;
 use super::layout::{self, AddressKey, Attr, Counter, TimeIndex, Timeline, WordKey};
 use super::realms::RealmEntry;
 use super::SledStoreV2;
@@ -112,7 +112,7 @@ impl SledStoreV2 {
         let filters = Filters::from_query(q)?;
         let fingerprint = filters.fingerprint(realm.id, q.sort, count);
         let plan = self.plan(realm.id, q.sort, &filters, count as usize)?;
-        let scan = |from, forward, want| {
+        let scan = |from, forward, want| -> Result<Vec<_>> {
             let rows = self.scan(
                 realm.id,
                 &plan.source,
@@ -127,12 +127,19 @@ impl SledStoreV2 {
                 .map(|(p, s)| (p, s.to_session(&realm.name)))
                 .collect())
         };
-        let total = || match plan.known_count {
-            Some(n) => Ok(n),
-            None if counted => self.count_matching(realm.id, &plan, &filters),
-            None => Ok(0),
+        let page = KeysetPage::start(&self.results_tokens, fingerprint, q, count)?;
+        let (from, forward, want) = page.walk();
+        let rows = scan(from, forward, want)?;
+        let beyond_edge = match page.probe(&rows) {
+            Some((from, forward, want)) => !scan(from, forward, want)?.is_empty(),
+            None => false,
         };
-        keyset_page(&self.results_tokens, fingerprint, q, count, scan, total)
+        let total = match plan.known_count {
+            Some(n) => n,
+            None if counted => self.count_matching(realm.id, &plan, &filters)?,
+            None => 0,
+        };
+        Ok(page.finish(rows, beyond_edge, total))
     }
 
     /// Every session of the realm that matches a query's filters, in creation order.

@@ -16,16 +16,17 @@ fn open(dir: &std::path::Path) -> SledStoreV2 {
 }
 
 /// Sessions with names, clients and grants, a logout queued to a client.
-fn workload(store: &SledStoreV2) {
+async fn workload(store: &SledStoreV2) {
     let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
     store
         .put_realm("r", &RealmSettingsUpdate::default(), "t", t0)
+        .await
         .unwrap();
     let reg = ClientRegistration {
         backchannel_logout_uri: Some("http://127.0.0.1:9/logout".into()),
         ..Default::default()
     };
-    store.put_client("r", "crm", &reg, "t", t0).unwrap();
+    store.put_client("r", "crm", &reg, "t", t0).await.unwrap();
     for i in 0..20 {
         let new = NewSession {
             subject_id: format!("user{}", i % 4),
@@ -35,6 +36,7 @@ fn workload(store: &SledStoreV2) {
         };
         let c = store
             .create_session("r", &new, t0 + TimeDelta::seconds(i))
+            .await
             .unwrap();
         let grant = NewGrant {
             kind: GrantKind::RefreshToken,
@@ -45,24 +47,24 @@ fn workload(store: &SledStoreV2) {
             token: Some(format!("refresh-token-number-{i}")),
             scopes: Vec::new(),
         };
-        store.create_grant("r", &grant, t0).unwrap();
+        store.create_grant("r", &grant, t0).await.unwrap();
         if i == 19 {
             let rm = EndSessions {
                 sids: vec![c.session.sid],
                 ..Default::default()
             };
-            store.end_sessions("r", &rm, "t", t0).unwrap();
+            store.end_sessions("r", &rm, "t", t0).await.unwrap();
         }
     }
 }
 
-#[test]
-fn check_reports_damaged_entries_and_counts_and_repair_rewrites_them() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_damaged_entries_and_counts_and_repair_rewrites_them() {
     let dir = tempfile::tempdir().unwrap();
     let realm_id;
     {
         let store = open(dir.path());
-        workload(&store);
+        workload(&store).await;
         assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
         realm_id = store.realms.load()["r"].id;
         let tree = &store.tree;
@@ -146,7 +148,7 @@ fn check_reports_damaged_entries_and_counts_and_repair_rewrites_them() {
     let repaired = store.check(true).unwrap();
     assert!(repaired.repaired);
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
-    assert_eq!(store.get_realm("r").unwrap().session_count, 19);
+    assert_eq!(store.get_realm("r").await.unwrap().session_count, 19);
     drop(store);
     let store = open(dir.path());
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
@@ -156,16 +158,17 @@ fn check_reports_damaged_entries_and_counts_and_repair_rewrites_them() {
             "refresh-token-number-1",
             Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap()
         )
+        .await
         .unwrap()
         .is_some());
 }
 
-#[test]
-fn counts_survive_reopening_with_and_without_a_checkpoint_after_the_journal() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_survive_reopening_with_and_without_a_checkpoint_after_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
-        workload(&store);
+        workload(&store).await;
         // No checkpoint at close: the journal alone must bring the counts back.
         store
             .journal_len
@@ -174,23 +177,23 @@ fn counts_survive_reopening_with_and_without_a_checkpoint_after_the_journal() {
     }
     let store = open(dir.path());
     assert!(store.open_stats().replayed > 0);
-    assert_eq!(store.get_realm("r").unwrap().session_count, 19);
+    assert_eq!(store.get_realm("r").await.unwrap().session_count, 19);
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
     store.checkpoint().unwrap();
     drop(store);
     let store = open(dir.path());
     assert_eq!(store.open_stats().replayed, 0);
-    assert_eq!(store.get_realm("r").unwrap().session_count, 19);
+    assert_eq!(store.get_realm("r").await.unwrap().session_count, 19);
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
 }
 
-#[test]
-fn counters_stored_in_the_earlier_chunked_format_are_converted_on_open() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_stored_in_the_earlier_chunked_format_are_converted_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let snapshot;
     {
         let store = open(dir.path());
-        workload(&store);
+        workload(&store).await;
         store.checkpoint().unwrap();
         snapshot = store.counters.snapshot();
     }
@@ -222,7 +225,7 @@ fn counters_stored_in_the_earlier_chunked_format_are_converted_on_open() {
     }
     let store = open(dir.path());
     assert_eq!(store.counters.snapshot(), snapshot);
-    assert_eq!(store.get_realm("r").unwrap().session_count, 19);
+    assert_eq!(store.get_realm("r").await.unwrap().session_count, 19);
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
     assert_eq!(
         store.tree.scan_prefix(CheckpointKey::prefix()).count(),
@@ -262,31 +265,31 @@ fn a_directory_of_a_newer_layout_is_refused() {
 
 /// What a store compacted (or not) holds: session count, audit entries, every audit id distinct
 /// from those before (the id generator continues).
-fn audit_ids(store: &SledStoreV2) -> Vec<u64> {
+async fn audit_ids(store: &SledStoreV2) -> Vec<u64> {
     store
         .audit_log(None, 10_000)
+        .await
         .unwrap()
         .into_iter()
         .map(|(id, _)| id)
         .collect()
 }
 
-#[test]
-fn compaction_keeps_everything_and_ids_continue() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_everything_and_ids_continue() {
     let dir = tempfile::tempdir().unwrap();
     let (before_ids, tokens) = {
         let store = open(dir.path());
-        workload(&store);
+        workload(&store).await;
         let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
-        let tokens: Vec<String> = (0..5)
-            .map(|i| {
-                let new = NewSession {
-                    subject_id: format!("kept{i}"),
-                    ..Default::default()
-                };
-                store.create_session("r", &new, t0).unwrap().token
-            })
-            .collect();
+        let mut tokens = Vec::new();
+        for i in 0..5 {
+            let new = NewSession {
+                subject_id: format!("kept{i}"),
+                ..Default::default()
+            };
+            tokens.push(store.create_session("r", &new, t0).await.unwrap().token);
+        }
         store
             .companion_tree("keys")
             .unwrap()
@@ -300,10 +303,11 @@ fn compaction_keeps_everything_and_ids_continue() {
         for name in ["x", "y"] {
             store
                 .put_realm(name, &RealmSettingsUpdate::default(), "t", t0)
+                .await
                 .unwrap();
         }
         store.wait_durable().unwrap();
-        (audit_ids(&store), tokens)
+        (audit_ids(&store).await, tokens)
     };
     let wait = std::time::Duration::from_secs(10);
     let stats =
@@ -314,21 +318,22 @@ fn compaction_keeps_everything_and_ids_continue() {
     assert!(!dir.path().join("compact.old").exists());
     let store = open(dir.path());
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
-    assert_eq!(store.get_realm("r").unwrap().session_count, 24);
+    assert_eq!(store.get_realm("r").await.unwrap().session_count, 24);
     assert_eq!(store.open_stats().replayed, 0);
     let t1 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 1, 0).unwrap();
     for t in &tokens {
-        assert!(store.validate("r", t, false, t1).unwrap().is_some());
+        assert!(store.validate("r", t, false, t1).await.unwrap().is_some());
     }
     assert_eq!(
         store.companion_tree("keys").unwrap().get("k").unwrap(),
         Some(sled::IVec::from("v"))
     );
-    assert_eq!(audit_ids(&store), before_ids);
+    assert_eq!(audit_ids(&store).await, before_ids);
     store
         .put_realm("second", &RealmSettingsUpdate::default(), "t", t1)
+        .await
         .unwrap();
-    let after = audit_ids(&store);
+    let after = audit_ids(&store).await;
     assert_eq!(
         after.len(),
         before_ids.len() + 1,
@@ -339,9 +344,9 @@ fn compaction_keeps_everything_and_ids_continue() {
 
 /// Builds the copy of a store with 20 sessions, then adds one more to the old store only (so
 /// which of the two a later open finds is visible), and leaves both on disk as a crash would.
-fn interrupted_compaction(dir: &std::path::Path) {
+async fn interrupted_compaction(dir: &std::path::Path) {
     let store = open(dir);
-    workload(&store);
+    workload(&store).await;
     super::compact::build_copy(&store, dir).unwrap();
     let new = NewSession {
         subject_id: "only-in-the-old-store".into(),
@@ -353,42 +358,43 @@ fn interrupted_compaction(dir: &std::path::Path) {
             &new,
             Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap(),
         )
+        .await
         .unwrap();
     store.wait_durable().unwrap();
     drop(store);
     std::thread::sleep(std::time::Duration::from_millis(300));
 }
 
-fn sessions_in(dir: &std::path::Path) -> u64 {
+async fn sessions_in(dir: &std::path::Path) -> u64 {
     let store = open(dir);
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
     assert!(!dir.join("compact.new").exists() && !dir.join("compact.old").exists());
-    store.get_realm("r").unwrap().session_count
+    store.get_realm("r").await.unwrap().session_count
 }
 
-#[test]
-fn an_interrupted_compaction_is_undone_before_its_marker_and_finished_after() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_compaction_is_undone_before_its_marker_and_finished_after() {
     // Copy not marked complete: the old store stays.
     let dir = tempfile::tempdir().unwrap();
-    interrupted_compaction(dir.path());
+    interrupted_compaction(dir.path()).await;
     std::fs::remove_file(dir.path().join("compact.new/COMPLETE")).unwrap();
-    assert_eq!(sessions_in(dir.path()), 20);
+    assert_eq!(sessions_in(dir.path()).await, 20);
 
     // Marked complete, nothing moved yet: the copy wins.
     let dir = tempfile::tempdir().unwrap();
-    interrupted_compaction(dir.path());
-    assert_eq!(sessions_in(dir.path()), 19);
+    interrupted_compaction(dir.path()).await;
+    assert_eq!(sessions_in(dir.path()).await, 19);
 
     // Part of the old store moved aside.
     let dir = tempfile::tempdir().unwrap();
-    interrupted_compaction(dir.path());
+    interrupted_compaction(dir.path()).await;
     std::fs::create_dir(dir.path().join("compact.old")).unwrap();
     std::fs::rename(dir.path().join("db"), dir.path().join("compact.old/db")).unwrap();
-    assert_eq!(sessions_in(dir.path()), 19);
+    assert_eq!(sessions_in(dir.path()).await, 19);
 
     // All of it moved aside and part of the copy moved up.
     let dir = tempfile::tempdir().unwrap();
-    interrupted_compaction(dir.path());
+    interrupted_compaction(dir.path()).await;
     std::fs::create_dir(dir.path().join("compact.old")).unwrap();
     for e in std::fs::read_dir(dir.path()).unwrap() {
         let e = e.unwrap();
@@ -399,16 +405,16 @@ fn an_interrupted_compaction_is_undone_before_its_marker_and_finished_after() {
     }
     std::fs::write(dir.path().join("compact.old/MOVED"), b"").unwrap();
     std::fs::rename(dir.path().join("compact.new/db"), dir.path().join("db")).unwrap();
-    assert_eq!(sessions_in(dir.path()), 19);
+    assert_eq!(sessions_in(dir.path()).await, 19);
 }
 
 /// A store of layout 2 (no client-address index) gains the index when opened, and a crash during
 /// that step (the version still 2, part of the index written) is finished by the next open.
-#[test]
-fn a_layout_2_store_gains_the_address_index_on_open() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_2_store_gains_the_address_index_on_open() {
     let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let in_range = |store: &SledStoreV2| {
+    let in_range = async |store: &SledStoreV2| {
         let q = crate::SessionQuery {
             filters: crate::SessionFilters {
                 ip: Some("203.0.113.0/24".into()),
@@ -416,12 +422,13 @@ fn a_layout_2_store_gains_the_address_index_on_open() {
             },
             ..Default::default()
         };
-        store.query("r", &q).unwrap().total_count
+        store.query("r", &q).await.unwrap().total_count
     };
     {
         let store = open(dir.path());
         store
             .put_realm("r", &RealmSettingsUpdate::default(), "t", t0)
+            .await
             .unwrap();
         for i in 0..30 {
             let new = NewSession {
@@ -431,9 +438,10 @@ fn a_layout_2_store_gains_the_address_index_on_open() {
             };
             store
                 .create_session("r", &new, t0 + TimeDelta::seconds(i))
+                .await
                 .unwrap();
         }
-        assert_eq!(in_range(&store), 15);
+        assert_eq!(in_range(&store).await, 15);
         // Back to layout 2: no address entries, except one (as if a step had been interrupted).
         let entries: Vec<_> = store
             .tree
@@ -454,14 +462,14 @@ fn a_layout_2_store_gains_the_address_index_on_open() {
     }
     let store = open(dir.path());
     assert!(store.open_stats().upgraded);
-    assert_eq!(in_range(&store), 15);
+    assert_eq!(in_range(&store).await, 15);
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
     let version = store.tree.get(MetaKey::Version.encode()).unwrap().unwrap();
     assert_eq!(version.as_ref(), &LAYOUT_VERSION.to_be_bytes());
 }
 
-#[test]
-fn two_broad_name_words_are_answered_from_their_index_entries_and_page_exactly() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_broad_name_words_are_answered_from_their_index_entries_and_page_exactly() {
     // Both words match more sessions than are read one by one (10,000), their common ones
     // fewer: the listing intersects the two word ranges' entries.
     let store = SledStoreV2::temporary().unwrap();
@@ -470,7 +478,7 @@ fn two_broad_name_words_are_answered_from_their_index_entries_and_page_exactly()
         idle_timeout_secs: Some(30 * 24 * 3600),
         ..Default::default()
     };
-    store.put_realm("r", &long, "t", t0).unwrap();
+    store.put_realm("r", &long, "t", t0).await.unwrap();
     let mut want = Vec::new();
     for i in 0..24_000i64 {
         let first = if i % 2 == 0 { "Alice" } else { "Bob" };
@@ -486,6 +494,7 @@ fn two_broad_name_words_are_answered_from_their_index_entries_and_page_exactly()
                 },
                 t0 + TimeDelta::milliseconds(i),
             )
+            .await
             .unwrap();
         if first == "Alice" && last.starts_with("Smi") && i % 5 != 0 {
             want.push(c.session.sid);
@@ -504,7 +513,7 @@ fn two_broad_name_words_are_answered_from_their_index_entries_and_page_exactly()
     let mut q = query.clone();
     let mut got = Vec::new();
     loop {
-        let page = store.query("r", &q).unwrap();
+        let page = store.query("r", &q).await.unwrap();
         assert_eq!(page.total_count, want.len() as u64);
         got.extend(page.results.into_iter().map(|s| s.sid));
         if !page.has_next {
@@ -523,6 +532,7 @@ fn two_broad_name_words_are_answered_from_their_index_entries_and_page_exactly()
                 ..query
             },
         )
+        .await
         .unwrap();
     assert_eq!(by_access.total_count, want.len() as u64);
     assert_eq!(
