@@ -1,7 +1,7 @@
 import { test, expect } from '@playwright/test';
 import { api, hydrated, signIn } from './helpers';
 
-test('a session has its own page, and can be revoked from it', async ({ page, request }) => {
+test('a session has its own page, and can be ended from it', async ({ page, request }) => {
   const created = await api(request, 'POST', '/api/v1/realms/demo/sessions', {
     subject_id: 'e2e-detail', display_name: 'Detail Person', client_ids: ['portal', 'mail'], ip: '198.51.100.7',
   });
@@ -20,7 +20,7 @@ test('a session has its own page, and can be revoked from it', async ({ page, re
   expect(gone.status).toBe(404);
 });
 
-test('revoke every session of a subject, then sign out a realm with a typed confirmation', async ({ page, request }) => {
+test('end every session of a subject, then every session of a realm with a typed confirmation', async ({ page, request }) => {
   expect((await api(request, 'PUT', '/api/v1/realms/e2e-wipe', {})).status).toBe(200);
   for (const subject of ['s1', 's1', 's2']) {
     await api(request, 'POST', '/api/v1/realms/e2e-wipe/sessions', { subject_id: subject });

@@ -7,7 +7,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A time as a datetime-local input takes it, in UTC, to the second. */
 const localUtc = (d: Date) => d.toISOString().slice(0, 19);
 
-test('revoke by CIDR range and creation time, with a preview', async ({ page, request }) => {
+test('end sessions by CIDR range and creation time, with a preview', async ({ page, request }) => {
   expect((await api(request, 'PUT', '/api/v1/realms/e2e-inc', {})).status).toBe(200);
   for (const [subject, ip] of [['mallory', '203.0.113.5'], ['trent', '203.0.113.77'], ['peggy', '::ffff:203.0.113.9'], ['victor', '198.51.100.9']]) {
     expect((await api(request, 'POST', '/api/v1/realms/e2e-inc/sessions', { subject_id: subject, ip })).status).toBe(201);
@@ -92,7 +92,7 @@ test('export downloads the current query as CSV and JSON lines', async ({ page, 
   expect(audit.body.results.some((e: any) => e.action === 'export_sessions' && e.realm === 'e2e-exp' && e.target.includes('ip=10.9.0.0/16'))).toBe(true);
 });
 
-test('the subject page shows every session, grant and delivery, and revokes all', async ({ page, request }) => {
+test('the subject page shows every session, grant and delivery, and ends them all', async ({ page, request }) => {
   expect((await api(request, 'PUT', '/api/v1/realms/e2e-user', {})).status).toBe(200);
   expect((await api(request, 'PUT', '/api/v1/realms/e2e-user/clients/portal',
     { name: 'Portal', backchannel_logout_uri: 'http://127.0.0.1:9/logout' })).status).toBe(200);

@@ -48,7 +48,7 @@ test('an admin adds a viewer and an operator on the Administrators page', async 
   await page.screenshot({ path: '/tmp/roles-admins.png', fullPage: true });
 });
 
-test('a viewer sees no revoke control, and the server refuses a forged revocation', async ({ browser, request }) => {
+test('a viewer sees no control to end sessions, and the server refuses a forged request', async ({ browser, request }) => {
   const created = await api(request, 'POST', '/api/v1/realms/demo/sessions', { subject_id: target, display_name: 'Role Target' });
   expect(created.status).toBe(201);
   const page = await signedIn(browser, viewer);
@@ -93,7 +93,7 @@ test('a viewer sees no revoke control, and the server refuses a forged revocatio
   await expect(page.locator('table.admins')).toHaveCount(0);
 });
 
-test('an operator revokes but cannot open Administrators', async ({ browser, request }) => {
+test('an operator ends sessions but cannot open Administrators', async ({ browser, request }) => {
   const page = await signedIn(browser, operator);
   await expect(page.locator('header .badge.role')).toHaveText('operator');
   const nav = page.getByRole('navigation', { name: 'Main' });

@@ -35,7 +35,7 @@ test('next and previous land on the same rows', async ({ page }) => {
   expect(await firstSid(page)).toEqual(page1);
 });
 
-test('search by subject, select rows and revoke them with chosen flags', async ({ page, request }) => {
+test('search by subject, select rows and end them with chosen flags', async ({ page, request }) => {
   for (let i = 0; i < 3; i++) {
     const r = await api(request, 'POST', '/api/v1/realms/demo/sessions', {
       subject_id: 'e2e-victim', display_name: `Victim Number${i}`, client_ids: ['victim-app'],

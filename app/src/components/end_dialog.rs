@@ -252,7 +252,7 @@ pub fn EndDialog(
                     on:keydown=move |ev| if ev.key() == "Escape" { close() }>
                     <h2 id="end-title">{title.clone()}</h2>
                     <fieldset>
-                        <legend>"Ending also"</legend>
+                        <legend>"When ending, also"</legend>
                         <Flag label="Delete the session record" value=remove_record/>
                         <Flag label="Revoke tokens" value=revoke_tokens/>
                         <Flag label="Revoke consents" value=revoke_consents/>
