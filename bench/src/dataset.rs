@@ -1,10 +1,16 @@
 //! The generated data set both stores are loaded with: reproducible (every session is a pure
 //! function of its index and a fixed seed), one realm, subjects with a skewed number of sessions,
-//! realistic display names, several clients and a spread of ages.
+//! realistic display names, several clients and a spread of ages; and the grants of the subjects
+//! the removal workloads end.
+
+use std::collections::BTreeSet;
 
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
 use sessions::sample::{CLIENT_IDS, FAMILY_NAMES, FIRST_NAMES, USER_AGENTS};
+use sessions::GrantKind;
+
+use crate::incumbent::ticket::{self, TICKET_BYTES};
 
 /// The realm every session of the data set belongs to.
 pub const REALM: &str = "bench";
@@ -12,11 +18,13 @@ pub const REALM: &str = "bench";
 pub const SWEEP_REALM: &str = "sweep";
 /// The applications sessions join, the first ones more often.
 pub const CLIENTS: &[&str] = CLIENT_IDS;
-/// Subjects that hold [`REMOVAL_SESSIONS`] sessions each, for the removal workload.
+/// Subjects each removal workload ends, [`REMOVAL_SESSIONS`] sessions each.
 pub const REMOVAL_SUBJECTS: usize = 3;
+/// Removal workloads, each with subjects of its own (a subject is gone once removed).
+pub const REMOVAL_WORKLOADS: usize = 2;
 /// Sessions of each removal subject.
 pub const REMOVAL_SESSIONS: usize = 1000;
-/// The smallest size the data set makes sense at (the removal subjects take 3,000 sessions).
+/// The smallest size the data set makes sense at (the removal subjects take 6,000 sessions).
 pub const MIN_SIZE: usize = 10_000;
 /// Sessions last this long without use (our realm's idle timeout, Duende's sliding expiry).
 pub const IDLE_TIMEOUT: TimeDelta = TimeDelta::days(7);
@@ -24,8 +32,13 @@ pub const IDLE_TIMEOUT: TimeDelta = TimeDelta::days(7);
 pub const ABSOLUTE_LIFETIME: TimeDelta = TimeDelta::days(30);
 /// Sessions are up to this old (younger than the idle timeout: every one is valid).
 const MAX_AGE_SECS: u64 = 6 * 24 * 3600;
-/// Bytes of Duende's protected authentication ticket (its `Data` column, base64 in the table).
-const TICKET_BYTES: usize = 540;
+/// Bytes of a grant as Duende's persisted grant store serializes it (its `Data` column, here
+/// base64 of random bytes).
+const GRANT_DATA_BYTES: usize = 600;
+/// How long the removal subjects' grants last from their creation.
+const GRANT_LIFETIME: TimeDelta = TimeDelta::days(14);
+/// The scopes of the removal subjects' grants.
+pub const GRANT_SCOPES: &[&str] = &["openid", "profile", "offline_access"];
 /// At most this many sessions are sampled for the validation workloads.
 const VALIDATION_SAMPLE: usize = 100_000;
 
@@ -44,8 +57,27 @@ pub struct SeedSession {
     pub key: String,
     /// Duende's `SessionId` (16 random bytes in hex).
     pub session_id: String,
-    /// Duende's protected ticket (`Data`).
+    /// Duende's protected ticket (`Data`), which names the session's clients.
     pub ticket: String,
+}
+
+/// A grant of a removal subject, the same in both stores: a refresh token issued under one of its
+/// sessions to one of that session's clients, or its consent to a client (under no session).
+#[derive(Clone, Debug)]
+pub struct SeedGrant {
+    pub kind: GrantKind,
+    pub subject_id: String,
+    pub client_id: String,
+    /// Duende's `SessionId` of the session a refresh token was issued under; `None` for a consent.
+    pub session_id: Option<String>,
+    /// The refresh token (ours stores its hash); `None` for a consent.
+    pub token: Option<String>,
+    /// Duende's `Key` (the hashed handle, base64 of 32 bytes).
+    pub key: String,
+    /// Duende's serialized grant (`Data`).
+    pub data: String,
+    pub created: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
 }
 
 /// A data set of `size` sessions, generated relative to `now`.
@@ -60,8 +92,8 @@ impl Dataset {
         Dataset { size, now }
     }
 
-    /// Session `index` (0-based, below `size`). The last [`REMOVAL_SUBJECTS`] ×
-    /// [`REMOVAL_SESSIONS`] belong to the removal subjects.
+    /// Session `index` (0-based, below `size`). The last [`REMOVAL_WORKLOADS`] ×
+    /// [`REMOVAL_SUBJECTS`] × [`REMOVAL_SESSIONS`] belong to the removal subjects.
     pub fn session(&self, index: usize) -> SeedSession {
         let mut rng = Rng::for_index(index as u64);
         let removal_start = self.regular();
@@ -87,8 +119,9 @@ impl Dataset {
         let user_agent = USER_AGENTS[rng.below(USER_AGENTS.len() as u64) as usize];
         let key = rng.hex(32);
         let session_id = rng.hex(16);
-        let mut ticket = vec![0u8; TICKET_BYTES];
-        rng.fill(&mut ticket);
+        let mut random = [0u8; TICKET_BYTES];
+        rng.fill(&mut random);
+        let ticket = ticket::encode(&client_ids, &random);
         SeedSession {
             subject_id,
             display_name,
@@ -98,13 +131,58 @@ impl Dataset {
             user_agent,
             key,
             session_id,
-            ticket: base64::engine::general_purpose::STANDARD.encode(ticket),
+            ticket,
         }
     }
 
     /// The sessions before the removal subjects' (indexes `0..regular()`).
     pub fn regular(&self) -> usize {
-        self.size - REMOVAL_SUBJECTS * REMOVAL_SESSIONS
+        self.size - REMOVAL_WORKLOADS * REMOVAL_SUBJECTS * REMOVAL_SESSIONS
+    }
+
+    /// The refresh tokens issued under session `index`, one per client of the session; none but
+    /// the removal subjects' sessions hold any.
+    pub fn session_grants(&self, index: usize) -> Vec<SeedGrant> {
+        if index < self.regular() {
+            return Vec::new();
+        }
+        let session = self.session(index);
+        let mut rng = Rng::for_index(index as u64 ^ GRANT_SALT);
+        session
+            .client_ids
+            .iter()
+            .map(|client| {
+                let token = rng.hex(32);
+                grant(
+                    &mut rng,
+                    GrantKind::RefreshToken,
+                    &session,
+                    client,
+                    Some(token),
+                )
+            })
+            .collect()
+    }
+
+    /// The consents of removal subject `k`: one per client its sessions joined.
+    pub fn consents(&self, k: usize) -> Vec<SeedGrant> {
+        let first = self.regular() + k * REMOVAL_SESSIONS;
+        let clients: BTreeSet<String> = (first..first + REMOVAL_SESSIONS)
+            .flat_map(|i| self.session(i).client_ids)
+            .collect();
+        let mut rng = Rng::for_index(k as u64 ^ CONSENT_SALT);
+        let subject = self.session(first);
+        clients
+            .iter()
+            .map(|client| grant(&mut rng, GrantKind::Consent, &subject, client, None))
+            .collect()
+    }
+
+    /// Every grant of the data set: the removal subjects' refresh tokens and consents.
+    pub fn grants(&self) -> impl Iterator<Item = SeedGrant> + '_ {
+        let tokens = (self.regular()..self.size).flat_map(|i| self.session_grants(i));
+        let consents = (0..REMOVAL_WORKLOADS * REMOVAL_SUBJECTS).flat_map(|k| self.consents(k));
+        tokens.chain(consents)
     }
 
     /// Whether session `index` is in the validation sample (evenly spread, at most 100,000, none
@@ -116,6 +194,37 @@ impl Dataset {
     /// Session `draw` of a spread over the regular sessions (busy subjects come more often).
     pub fn draw(&self, draw: usize) -> SeedSession {
         self.session(draw * 7919 % self.regular())
+    }
+}
+
+/// Seeds of the grants' random values, apart from the sessions'.
+const GRANT_SALT: u64 = 0x6772_616e_7473;
+const CONSENT_SALT: u64 = 0x636f_6e73_656e;
+
+/// A grant of `kind` to `client` under `session` (consents: under no session, as of the session's
+/// creation).
+fn grant(
+    rng: &mut Rng,
+    kind: GrantKind,
+    session: &SeedSession,
+    client: &str,
+    token: Option<String>,
+) -> SeedGrant {
+    let mut key = [0u8; 32];
+    rng.fill(&mut key);
+    let mut data = [0u8; GRANT_DATA_BYTES];
+    rng.fill(&mut data);
+    let encode = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    SeedGrant {
+        kind,
+        subject_id: session.subject_id.clone(),
+        client_id: client.to_owned(),
+        session_id: (kind != GrantKind::Consent).then(|| session.session_id.clone()),
+        token,
+        key: encode(&key),
+        data: encode(&data),
+        created: session.created,
+        expires: session.created + GRANT_LIFETIME,
     }
 }
 
@@ -215,6 +324,28 @@ mod tests {
         assert_eq!(removal, REMOVAL_SESSIONS);
         let sampled = (0..MIN_SIZE).filter(|&i| data.sampled(i)).count();
         assert_eq!(sampled, data.regular());
+    }
+
+    #[test]
+    fn removal_subjects_hold_refresh_tokens_and_consents() {
+        let data = Dataset::new(MIN_SIZE, Utc::now());
+        let first = data.regular();
+        let s = data.session(first);
+        let tokens = data.session_grants(first);
+        assert_eq!(tokens.len(), s.client_ids.len());
+        assert!(tokens.iter().all(|g| g.kind == GrantKind::RefreshToken
+            && g.session_id.as_ref() == Some(&s.session_id)
+            && g.token.is_some()));
+        assert!(data.session_grants(0).is_empty());
+        let consents = data.consents(0);
+        assert!(!consents.is_empty());
+        assert!(consents.iter().all(|g| g.kind == GrantKind::Consent
+            && g.session_id.is_none()
+            && g.token.is_none()
+            && g.subject_id == removal_subject(0)));
+        let all: Vec<SeedGrant> = data.grants().collect();
+        let keys: BTreeSet<&str> = all.iter().map(|g| g.key.as_str()).collect();
+        assert_eq!(keys.len(), all.len(), "Duende's keys are unique");
     }
 
     #[test]

@@ -48,6 +48,10 @@ enum Cmd {
         /// Where the tokens go.
         #[arg(long)]
         tokens: PathBuf,
+        /// The clients' back-channel logout URI (serve with `--backchannel-allow-hosts` naming
+        /// its host).
+        #[arg(long, default_value = "http://127.0.0.1:9/logout")]
+        logout_uri: String,
     },
     /// Serves the do-nothing handler.
     Ceiling {
@@ -119,7 +123,8 @@ fn main() -> ExitCode {
             data_dir,
             size,
             tokens,
-        } => seed(data_dir, size, tokens),
+            logout_uri,
+        } => seed(data_dir, size, tokens, &logout_uri),
         Cmd::Ceiling { addr } => serve(addr, |l| async move {
             ceiling::serve(l).await.map_err(|e| e.to_string())
         }),
@@ -173,7 +178,7 @@ fn check_size(size: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn seed(data_dir: PathBuf, size: usize, tokens: PathBuf) -> Result<(), String> {
+fn seed(data_dir: PathBuf, size: usize, tokens: PathBuf, logout_uri: &str) -> Result<(), String> {
     check_size(size)?;
     if data_dir.exists()
         && data_dir
@@ -187,7 +192,7 @@ fn seed(data_dir: PathBuf, size: usize, tokens: PathBuf) -> Result<(), String> {
     let progress = run::Progress::new();
     let data = dataset::Dataset::new(size, chrono::Utc::now());
     let backend = ours::Backend::Embedded(data_dir);
-    let sampled = ours::seed(&backend, &data, &|m| progress.say(m))?;
+    let sampled = ours::seed(&backend, &data, logout_uri, &|m| progress.say(m))?;
     std::fs::write(&tokens, sampled.join("\n") + "\n")
         .map_err(|e| format!("{}: {e}", tokens.display()))?;
     progress.say(&format!(

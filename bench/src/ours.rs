@@ -1,7 +1,9 @@
 //! Our side, on either backend: the data set written straight into the store through the
 //! `SessionStore` trait (what the server would have stored had each session come through the
 //! API) — a data directory of the embedded store, or a database on the bench's scratch
-//! PostgreSQL — and the release server started on it.
+//! PostgreSQL — and the release server started on it. Its clients have back-channel logout URIs
+//! (a receiver on 127.0.0.1, which the server is told to allow), and the removal subjects hold
+//! grants, so its removals revoke and notify as in production.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,12 +13,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sessions::store::{SessionStore, SledStore};
-use sessions::{ClientRegistration, NewSession, RealmSettingsUpdate};
+use sessions::{ClientRegistration, CreatedSession, NewGrant, NewSession, RealmSettingsUpdate};
 use store_postgres::PostgresStore;
 
 use crate::dataset::{
-    expired_session, Dataset, SeedSession, ABSOLUTE_LIFETIME, CLIENTS, IDLE_TIMEOUT, REALM,
-    SWEEP_REALM,
+    expired_session, Dataset, SeedGrant, SeedSession, ABSOLUTE_LIFETIME, CLIENTS, GRANT_SCOPES,
+    IDLE_TIMEOUT, REALM, REMOVAL_SUBJECTS, REMOVAL_WORKLOADS, SWEEP_REALM,
 };
 use crate::process::Running;
 
@@ -86,11 +88,13 @@ impl Backend {
     }
 }
 
-/// Creates realm [`REALM`] and its clients in the store and stores the data set; answers the
-/// tokens of the sampled sessions, in index order.
+/// Creates realm [`REALM`] and its clients, each with `logout_uri` as its back-channel logout
+/// URI, in the store and stores the data set with its grants; answers the tokens of the sampled
+/// sessions, in index order.
 pub fn seed(
     backend: &Backend,
     data: &Dataset,
+    logout_uri: &str,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<String>, String> {
     let runtime = seeding_runtime()?;
@@ -98,7 +102,10 @@ pub fn seed(
     let store = opened.store();
     runtime.block_on(put_realm(store, REALM, data.now))?;
     for client in CLIENTS {
-        let registration = ClientRegistration::default();
+        let registration = ClientRegistration {
+            backchannel_logout_uri: Some(logout_uri.to_owned()),
+            ..Default::default()
+        };
         runtime
             .block_on(store.put_client(REALM, client, &registration, ACTOR, data.now))
             .map_err(|e| e.to_string())?;
@@ -111,18 +118,51 @@ pub fn seed(
         data.size,
         |i| data.session(i),
         progress,
-        |i, token| {
+        |i, created| {
+            for grant in data.session_grants(i) {
+                runtime.block_on(put_grant(store, &grant, Some(&created.session.sid)))?;
+            }
             if data.sampled(i) {
                 tokens
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push((i, token));
+                    .push((i, created.token.clone()));
             }
+            Ok(())
         },
     )?;
+    for k in 0..REMOVAL_WORKLOADS * REMOVAL_SUBJECTS {
+        for consent in data.consents(k) {
+            runtime.block_on(put_grant(store, &consent, None))?;
+        }
+    }
+    opened.wait_durable()?;
     let mut tokens = tokens.into_inner().unwrap_or_else(|p| p.into_inner());
     tokens.sort();
     Ok(tokens.into_iter().map(|(_, t)| t).collect())
+}
+
+/// Records a seeded grant as the identity provider would have when it issued it, under our
+/// session `sid` (refresh tokens).
+async fn put_grant(
+    store: &dyn SessionStore,
+    grant: &SeedGrant,
+    sid: Option<&str>,
+) -> Result<(), String> {
+    let new = NewGrant {
+        kind: grant.kind,
+        subject_id: grant.subject_id.clone(),
+        sid: sid.map(str::to_owned),
+        client_id: grant.client_id.clone(),
+        expires_at: grant.expires,
+        token: grant.token.clone(),
+        scopes: GRANT_SCOPES.iter().map(|s| s.to_string()).collect(),
+    };
+    store
+        .create_grant(REALM, &new, grant.created)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("recording a grant of {}: {e}", grant.subject_id))
 }
 
 /// Stores `count` sessions in realm [`SWEEP_REALM`] that expired an hour before `now`.
@@ -142,8 +182,9 @@ pub fn seed_expired(
         count,
         |i| expired_session(i, now),
         progress,
-        |_, _| {},
-    )
+        |_, _| Ok(()),
+    )?;
+    opened.wait_durable()
 }
 
 /// Fills the PostgreSQL database at `url` with a copy of the embedded store in `from` through
@@ -193,8 +234,8 @@ pub fn copy_store(from: &Path, to: &Path) -> Result<(), String> {
 pub const REAPER_INTERVAL_SECS: u64 = 15;
 
 /// Starts `server serve` on the backend's store at a free port of 127.0.0.1 with `api_key` as its
-/// bootstrap key, from `workspace` (where it finds the dashboard's assets), and waits for
-/// `/healthz`.
+/// bootstrap key, from `workspace` (where it finds the dashboard's assets), back-channel logout
+/// URIs on 127.0.0.1 allowed, and waits for `/healthz`.
 pub fn start(
     server: &Path,
     workspace: &Path,
@@ -206,7 +247,8 @@ pub fn start(
     cmd.current_dir(workspace)
         .arg("serve")
         .arg("--addr")
-        .arg(addr.to_string());
+        .arg(addr.to_string())
+        .args(["--backchannel-allow-hosts", "127.0.0.1"]);
     match backend {
         Backend::Embedded(dir) => cmd.arg("--data-dir").arg(dir),
         Backend::Postgres(url) => cmd.arg("--store").arg(url),
@@ -247,7 +289,8 @@ async fn put_realm(
 }
 
 /// Creates sessions `0..count` of `realm` on the backend's seeding threads (each waiting for its
-/// store calls on `runtime`), each at its own creation time, handing each token to `created`.
+/// store calls on `runtime`), each at its own creation time, handing what the store answered to
+/// `created` (on the same thread).
 fn create_all(
     runtime: &tokio::runtime::Runtime,
     opened: &Opened,
@@ -255,7 +298,7 @@ fn create_all(
     count: usize,
     session: impl Fn(usize) -> SeedSession + Sync,
     progress: &(dyn Fn(&str) + Sync),
-    created: impl Fn(usize, String) + Sync,
+    created: impl Fn(usize, &CreatedSession) -> Result<(), String> + Sync,
 ) -> Result<(), String> {
     let store = opened.store();
     let next = AtomicUsize::new(0);
@@ -282,7 +325,7 @@ fn create_all(
                         let answer = runtime
                             .block_on(store.create_session(realm, &new, s.created))
                             .map_err(|e| format!("creating session {i}: {e}"))?;
-                        created(i, answer.token);
+                        created(i, &answer)?;
                         if (i + 1).is_multiple_of(step) {
                             let rate = (i + 1) as f64 / started.elapsed().as_secs_f64();
                             progress(&format!(
@@ -298,6 +341,5 @@ fn create_all(
             w.join()
                 .map_err(|_| "a seeding thread panicked".to_owned())?
         })
-    })?;
-    opened.wait_durable()
+    })
 }

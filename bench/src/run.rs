@@ -1,7 +1,7 @@
 //! The run: for each size, load every store with the same data set, then start each side in turn
 //! (the ceiling, our server on its embedded store, the incumbent, our server on PostgreSQL — the
 //! incumbent's PostgreSQL server, a database of its own) and drive every workload through HTTP
-//! with wrk.
+//! with wrk. A do-nothing receiver takes our server's back-channel logouts throughout.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -62,6 +62,8 @@ struct Bench<'a> {
     script: PathBuf,
     work: PathBuf,
     data: Dataset,
+    /// Our clients' back-channel logout URI: a do-nothing receiver running through the size.
+    logout_uri: String,
 }
 
 /// Runs every size; answers the rows.
@@ -72,14 +74,17 @@ pub fn run(settings: &Settings, progress: &Progress) -> Result<Vec<Row>, String>
             .prefix("bench-http-")
             .tempdir()
             .map_err(|e| format!("cannot create a work directory: {e}"))?;
+        let receiver = start_ceiling("the logout receiver")?;
         let bench = Bench {
             settings,
             progress,
             script: wrk::install_script(work.path()).map_err(|e| e.to_string())?,
             work: work.path().to_owned(),
             data: Dataset::new(size, Utc::now()),
+            logout_uri: format!("http://{}{}", receiver.addr, crate::ceiling::PATH),
         };
         rows.extend(bench.size()?);
+        drop(receiver);
         drop(work);
         progress.say(&format!("{size} sessions: done; work directory deleted"));
     }
@@ -161,11 +166,8 @@ impl Bench<'_> {
 
     /// The do-nothing handler, `POST` and `GET`.
     fn ceiling(&self) -> Result<(Measured, Measured), String> {
-        let addr = process::free_addr()?;
-        let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
-        cmd.args(["ceiling", "--addr", &addr.to_string()]);
-        let server = Running::start(cmd, addr, crate::ceiling::PATH, "the ceiling")?;
-        let base = format!("http://{addr}");
+        let server = start_ceiling("the ceiling")?;
+        let base = format!("http://{}", server.addr);
         let post = Request {
             send: Send::Body,
             target: crate::ceiling::PATH.into(),
@@ -203,7 +205,8 @@ impl Bench<'_> {
         let tokens = match (backend, tokens) {
             (Backend::Embedded(dir), _) => {
                 self.say(&format!("{who}: storing the data set"));
-                let tokens = crate::ours::seed(backend, &self.data, &|m| self.say(m))?;
+                let tokens =
+                    crate::ours::seed(backend, &self.data, &self.logout_uri, &|m| self.say(m))?;
                 crate::ours::copy_store(dir, &seeded)?;
                 tokens
             }
@@ -255,16 +258,11 @@ impl Bench<'_> {
             &Workload::Validate.ours(&self.data, &side)?,
             who,
         )?;
+        let deliveries = || self.drain_deliveries(&base, &auth, who);
         for w in ALL {
             let request = w.ours(&self.data, &side)?;
-            let m = self.drive(
-                &base,
-                Some(&auth),
-                &request,
-                w.shape(),
-                &format!("{who}: {}", w.key()),
-            )?;
-            results.insert(w.key(), cell(w, m));
+            let m = self.measure(&base, Some(&auth), w, &request, who, &deliveries)?;
+            results.insert(w.key(), m);
         }
         let mut pids = vec![server.pid()];
         if let Some(pg) = &pg {
@@ -361,7 +359,7 @@ impl Bench<'_> {
 
     /// The incumbent: PostgreSQL with Duende's table, behind its endpoint.
     fn incumbent(&self, pg: &mut Incumbent) -> Result<Results, String> {
-        self.say("loading the data set into PostgreSQL (Duende's table, COPY)");
+        self.say("loading the data set into PostgreSQL (Duende's tables, COPY)");
         pg.load(&self.data)?;
         let mut results = Results::new();
         results.insert(DISK, per_session(pg.table_bytes()?, self.data.size));
@@ -378,19 +376,19 @@ impl Bench<'_> {
             .incumbent(&self.data, &side)?
             .ok_or("no validation request")?;
         self.warm_up(&base, None, &validate, "Duende")?;
+        // Nothing sends the notifications its removals record.
+        let recorded = || -> Result<(), String> {
+            let rows = pg.notifications()?;
+            self.say(&format!("Duende: {rows} notifications recorded so far"));
+            Ok(())
+        };
         for w in ALL {
             let Some(request) = w.incumbent(&self.data, &side)? else {
                 results.insert(w.key(), Cell::Absent("no such query"));
                 continue;
             };
-            let m = self.drive(
-                &base,
-                None,
-                &request,
-                w.shape(),
-                &format!("Duende: {}", w.key()),
-            )?;
-            results.insert(w.key(), cell(w, m));
+            let m = self.measure(&base, None, w, &request, "Duende", &recorded)?;
+            results.insert(w.key(), m);
         }
         let mut pids = process::postgres_pids(pg.port());
         pids.push(endpoint_server.pid());
@@ -456,7 +454,74 @@ impl Bench<'_> {
         Running::start(cmd, addr, endpoint::HEALTH_PATH, "the incumbent's endpoint")
     }
 
-    /// Runs one load with wrk.
+    /// Measures workload `w` on `who`'s side: a load, or one-shot requests one at a time with
+    /// `settle` after each (see [`Bench::drive_one_shots`]).
+    fn measure(
+        &self,
+        base: &str,
+        auth: Option<&str>,
+        w: Workload,
+        request: &Request,
+        who: &str,
+        settle: &dyn Fn() -> Result<(), String>,
+    ) -> Result<Cell, String> {
+        let what = format!("{who}: {}", w.key());
+        Ok(match w.shape() {
+            Shape::OneShot => {
+                Cell::OneShot(self.drive_one_shots(base, auth, request, &what, settle)?)
+            }
+            shape => Cell::Load(self.drive(base, auth, request, shape, &what)?),
+        })
+    }
+
+    /// Sends one-shot requests (removals) one wrk run at a time, `settle` waiting after each for
+    /// the work it left behind (our server's logout deliveries), so that none is measured while
+    /// an earlier one's aftermath runs, nor a later workload.
+    fn drive_one_shots(
+        &self,
+        base: &str,
+        auth: Option<&str>,
+        request: &Request,
+        what: &str,
+        settle: &dyn Fn() -> Result<(), String>,
+    ) -> Result<Measured, String> {
+        let mut each = Vec::new();
+        for line in &request.lines {
+            let one = Request {
+                lines: vec![line.clone()],
+                ..request.clone()
+            };
+            let load = self.load(base, auth, &one, Shape::OneShot)?;
+            each.push(wrk::run(&self.script, &load).map_err(|e| format!("{what}: {e}"))?);
+            settle()?;
+        }
+        let m = Measured::of_each(&each).ok_or_else(|| format!("{what}: no request"))?;
+        let latencies: Vec<String> = each.iter().map(|m| crate::report::ms(m.p50)).collect();
+        let requests = format!("{} requests ({})", m.requests, latencies.join(", "));
+        self.say_measured(what, &requests, &m);
+        Ok(m)
+    }
+
+    /// Waits until our server has delivered every back-channel logout it queued (to the
+    /// do-nothing receiver), up to [`DRAIN_WAIT`]; says what it found.
+    fn drain_deliveries(&self, base: &str, auth: &str, who: &str) -> Result<(), String> {
+        let url = format!("{base}/api/v1/realms/{REALM}/backchannel-deliveries?count=1");
+        let counts = || -> Result<Value, String> { Ok(get_json(&url, auth)?["counts"].clone()) };
+        let t = Instant::now();
+        let drained = wait_until(DRAIN_WAIT, || Ok(counts()?["pending"] == 0))?;
+        let c = counts()?;
+        self.say(&format!(
+            "{who}: logout deliveries: {} delivered, {} failed, {} pending ({:.1} s{})",
+            c["delivered"],
+            c["failed"],
+            c["pending"],
+            t.elapsed().as_secs_f64(),
+            if drained { "" } else { "; still pending" }
+        ));
+        Ok(())
+    }
+
+    /// Runs one load (for its duration) with wrk.
     fn drive(
         &self,
         base: &str,
@@ -467,16 +532,16 @@ impl Bench<'_> {
     ) -> Result<Measured, String> {
         let load = self.load(base, auth, request, shape)?;
         let m = wrk::run(&self.script, &load).map_err(|e| format!("{what}: {e}"))?;
-        let rate = match shape {
-            Shape::OneShot => format!("{} requests", m.requests),
-            _ => format!("{:.0}/s", m.throughput()),
-        };
+        self.say_measured(what, &format!("{:.0}/s", m.throughput()), &m);
+        Ok(m)
+    }
+
+    fn say_measured(&self, what: &str, rate: &str, m: &Measured) {
         self.say(&format!(
             "{what}: {rate}, p50 {}, p99 {}",
             crate::report::ms(m.p50),
             crate::report::ms(m.p99)
         ));
-        Ok(m)
     }
 
     /// Runs a data-plane load while `during` (a sweep, waited for until it finishes or
@@ -555,8 +620,10 @@ impl Bench<'_> {
 const SWEEP_WAIT: Duration = Duration::from_secs(90);
 /// How long a warm-up load runs (at most).
 const WARM_UP: Duration = Duration::from_secs(3);
-/// How long wrk runs for one-shot requests (three removals, each well under a second).
+/// How long wrk runs for a one-shot request (a removal, well under a second).
 const ONE_SHOT_WAIT: Duration = Duration::from_secs(5);
+/// How long our logout deliveries are waited for after a removal.
+const DRAIN_WAIT: Duration = Duration::from_secs(120);
 /// Our database on the incumbent's PostgreSQL server.
 const OURS_DATABASE: &str = "ours";
 const SWEEP_KEY: &str = "validate during an expiry sweep";
@@ -567,14 +634,6 @@ const MEMORY: &str = "memory of the server (PSS)";
 
 fn take(results: &Results, key: &str) -> Cell {
     results.get(key).cloned().unwrap_or(Cell::Absent("—"))
-}
-
-fn cell(w: Workload, m: Measured) -> Cell {
-    if w.shape() == Shape::OneShot {
-        Cell::OneShot(m)
-    } else {
-        Cell::Load(m)
-    }
 }
 
 fn per_session(bytes: u64, sessions: usize) -> Cell {
@@ -593,6 +652,14 @@ fn cold_start(took: Duration, cold: bool) -> Cell {
         " (warm: dropping the page cache is not permitted here)"
     };
     Cell::Text(format!("{:.2} s{warm}", took.as_secs_f64()))
+}
+
+/// Starts the do-nothing handler (the ceiling, or the receiver of our logout deliveries).
+fn start_ceiling(what: &str) -> Result<Running, String> {
+    let addr = process::free_addr()?;
+    let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    cmd.args(["ceiling", "--addr", &addr.to_string()]);
+    Running::start(cmd, addr, crate::ceiling::PATH, what)
 }
 
 /// A fresh bootstrap API key.

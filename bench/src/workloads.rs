@@ -21,7 +21,10 @@ pub enum Workload {
     ClientFilter,
     TotalCount,
     Create,
+    /// Ours ends sessions with every flag; Duende deletes the session rows alone.
     Remove,
+    /// Both end sessions with every flag: grants, notifications and sessions.
+    RemoveWithGrants,
 }
 
 /// How hard a workload is driven.
@@ -36,7 +39,7 @@ pub enum Shape {
 }
 
 /// Every workload, in run order.
-pub const ALL: [Workload; 11] = [
+pub const ALL: [Workload; 12] = [
     Workload::Validate,
     Workload::ValidateRefresh,
     Workload::FirstPage,
@@ -48,6 +51,7 @@ pub const ALL: [Workload; 11] = [
     Workload::TotalCount,
     Workload::Create,
     Workload::Remove,
+    Workload::RemoveWithGrants,
 ];
 
 /// The request lines of one workload on one side.
@@ -82,6 +86,7 @@ impl Workload {
             Workload::TotalCount => "total count",
             Workload::Create => "create",
             Workload::Remove => "remove 1,000 of a subject",
+            Workload::RemoveWithGrants => "remove 1,000, tokens and notifications",
         }
     }
 
@@ -94,6 +99,9 @@ impl Workload {
                 crate::report::thousands(depth)
             ),
             Workload::Remove => format!("remove 1,000 of a subject (×{REMOVAL_SUBJECTS})"),
+            Workload::RemoveWithGrants => format!(
+                "remove 1,000 of a subject, with tokens and notifications (×{REMOVAL_SUBJECTS})"
+            ),
             _ => self.key().to_owned(),
         }
     }
@@ -101,7 +109,7 @@ impl Workload {
     pub fn shape(self) -> Shape {
         match self {
             Workload::Validate | Workload::ValidateRefresh | Workload::Create => Shape::DataPlane,
-            Workload::Remove => Shape::OneShot,
+            Workload::Remove | Workload::RemoveWithGrants => Shape::OneShot,
             _ => Shape::Admin,
         }
     }
@@ -138,7 +146,9 @@ impl Workload {
             ),
             Workload::TotalCount => paths(vec![base.clone()]),
             Workload::Create => bodies(format!("{base}/sessions"), create_bodies(data)),
-            Workload::Remove => bodies(format!("{base}/sessions/end"), remove_bodies()),
+            Workload::Remove | Workload::RemoveWithGrants => {
+                bodies(format!("{base}/sessions/end"), self.remove_bodies())
+            }
         })
     }
 
@@ -168,8 +178,22 @@ impl Workload {
             Workload::ClientFilter => return Ok(None),
             Workload::TotalCount => paths(vec!["/count".into()]),
             Workload::Create => bodies("/sessions".into(), create_bodies(data)),
-            Workload::Remove => bodies("/remove".into(), remove_bodies()),
+            Workload::Remove => bodies("/remove".into(), self.remove_bodies()),
+            Workload::RemoveWithGrants => bodies("/remove-sessions".into(), self.remove_bodies()),
         }))
+    }
+
+    /// One removal per removal subject of this workload (each its own subjects).
+    fn remove_bodies(self) -> Vec<String> {
+        let first = match self {
+            Workload::RemoveWithGrants => REMOVAL_SUBJECTS,
+            _ => 0,
+        };
+        (first..first + REMOVAL_SUBJECTS)
+            .map(|k| {
+                serde_json::json!({"subject_id": removal_subject(k), "reason": "bench"}).to_string()
+            })
+            .collect()
     }
 }
 
@@ -232,15 +256,6 @@ fn create_bodies(data: &Dataset) -> Vec<String> {
         .collect()
 }
 
-/// One removal per removal subject.
-fn remove_bodies() -> Vec<String> {
-    (0..REMOVAL_SUBJECTS)
-        .map(|k| {
-            serde_json::json!({"subject_id": removal_subject(k), "reason": "bench"}).to_string()
-        })
-        .collect()
-}
-
 /// Percent-encoding for a query value.
 pub fn url_encode(value: &str) -> String {
     value
@@ -287,6 +302,25 @@ mod tests {
             .incumbent(&data, &side)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn each_removal_ends_subjects_of_its_own() {
+        let data = Dataset::new(10_000, chrono::Utc::now());
+        let side = Fake(vec![]);
+        let subjects = |w: Workload| -> Vec<String> {
+            let ours = w.ours(&data, &side).unwrap();
+            let theirs = w.incumbent(&data, &side).unwrap().unwrap();
+            assert_eq!(ours.lines, theirs.lines);
+            ours.lines
+        };
+        let (bare, full) = (
+            subjects(Workload::Remove),
+            subjects(Workload::RemoveWithGrants),
+        );
+        assert_eq!(bare.len(), REMOVAL_SUBJECTS);
+        assert!(bare.iter().all(|b| !full.contains(b)));
+        assert!(full[0].contains(&removal_subject(REMOVAL_SUBJECTS)));
     }
 
     #[test]

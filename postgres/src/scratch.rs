@@ -79,9 +79,25 @@ impl ScratchPostgres {
     }
 
     /// As [`start`](Self::start), with durable settings (fsync on), for measurements that must
-    /// compare with a production setup.
+    /// compare with a production setup. Where the server has `pg_stat_statements`, it is loaded
+    /// (with I/O timing) so that a benchmark can tell where the database's time went
+    /// ([`has_statement_statistics`](Self::has_statement_statistics)).
     pub fn start_durable() -> Result<ScratchPostgres, ScratchError> {
-        Self::start_with(&[])
+        let bin = find_binaries()?;
+        let statistics = bin.join("../lib/pg_stat_statements.so").exists();
+        let profiled = [
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
+            "-c",
+            "track_io_timing=on",
+        ];
+        Self::start_with(if statistics { &profiled } else { &[] })
+    }
+
+    /// Whether the server keeps statement statistics (`pg_stat_statements` is loaded; a
+    /// database still needs `CREATE EXTENSION pg_stat_statements` to read them).
+    pub fn has_statement_statistics(&self) -> bool {
+        self.options.contains("pg_stat_statements")
     }
 
     fn start_with(settings: &[&str]) -> Result<ScratchPostgres, ScratchError> {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::store::{DuendeStore, NewServerSideSession, SessionQuery, StoreError};
+use super::ticket::{self, TICKET_BYTES};
 use crate::dataset::IDLE_TIMEOUT;
 
 /// Answers the endpoint's start-up check.
@@ -34,8 +35,9 @@ struct Sweep {
     seconds: Mutex<Option<f64>>,
 }
 
-/// `POST /validate`, `POST /sessions`, `GET /sessions`, `GET /count`, `POST /remove`,
-/// `POST /sweep` (start the cleanup job) and `GET /sweep` (its progress).
+/// `POST /validate`, `POST /sessions`, `GET /sessions`, `GET /count`, `POST /remove` (the
+/// session rows alone), `POST /remove-sessions` (with grants and notifications), `POST /sweep`
+/// (start the cleanup job) and `GET /sweep` (its progress).
 pub fn router(store: DuendeStore) -> Router {
     Router::new()
         .route(HEALTH_PATH, get(|| async {}))
@@ -43,6 +45,7 @@ pub fn router(store: DuendeStore) -> Router {
         .route("/sessions", post(create).get(query))
         .route("/count", get(count))
         .route("/remove", post(remove))
+        .route("/remove-sessions", post(remove_sessions))
         .route("/sweep", post(start_sweep).get(sweep_status))
         .with_state(Endpoint {
             store,
@@ -100,11 +103,14 @@ async fn validate(
     .into_response())
 }
 
-/// The body our API takes; Duende's ticket store keeps subject, session id and display name.
+/// The body our API takes; Duende's ticket store keeps subject, session id and display name,
+/// and the ticket the client list.
 #[derive(Deserialize)]
 struct CreateRequest {
     subject_id: String,
     display_name: Option<String>,
+    #[serde(default)]
+    client_ids: Vec<String>,
 }
 
 /// `StoreAsync` of a new ticket: a random key and session id, the protected ticket, `CreateAsync`.
@@ -115,10 +121,7 @@ async fn create(
     let now = Utc::now();
     let key = random_hex(32)?;
     let session_id = random_hex(16)?;
-    let data = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        random_bytes(540)?,
-    );
+    let data = ticket::encode(&req.client_ids, &random_bytes(TICKET_BYTES)?);
     let id = e
         .store
         .create(&NewServerSideSession {
@@ -157,13 +160,27 @@ struct RemoveRequest {
     sid: Option<String>,
 }
 
-/// `RemoveSessionsAsync` by subject (and session id).
+/// `DeleteSessionsAsync` by subject (and session id): the session rows alone.
 async fn remove(
     State(e): State<Endpoint>,
     Json(req): Json<RemoveRequest>,
 ) -> Result<Response, Failure> {
     let removed = e.store.remove(&req.subject_id, req.sid.as_deref()).await?;
     Ok(Json(json!({"removed": removed})).into_response())
+}
+
+/// A subject whose sessions end (our API's body; its `reason` is not Duende's).
+#[derive(Deserialize)]
+struct RemoveSessionsRequest {
+    subject_id: String,
+}
+
+/// `RemoveSessionsAsync` by subject with every flag on: grants, notifications and sessions.
+async fn remove_sessions(
+    State(e): State<Endpoint>,
+    Json(req): Json<RemoveSessionsRequest>,
+) -> Result<Response, Failure> {
+    Ok(Json(e.store.remove_sessions(&req.subject_id).await?).into_response())
 }
 
 /// Starts the cleanup job (`ServerSideSessionCleanupHost`): batches until one comes back short.

@@ -1,16 +1,17 @@
-//! The incumbent: Duende IdentityServer's server-side sessions (its `ServerSideSessions` table,
-//! indexes and SQL) on a scratch PostgreSQL 15 with durable settings, loaded with the same data
-//! set by `COPY`, served by [`endpoint`].
+//! The incumbent: Duende IdentityServer's server-side sessions (its `ServerSideSessions` and
+//! `PersistedGrants` tables, indexes and SQL) on a scratch PostgreSQL 15 with durable settings,
+//! loaded with the same data set by `COPY`, served by [`endpoint`].
 
 pub mod endpoint;
 pub mod store;
+pub mod ticket;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::SinkExt;
 use store_postgres::scratch::ScratchPostgres;
 
-use crate::dataset::{expired_session, Dataset, SeedSession, IDLE_TIMEOUT};
+use crate::dataset::{expired_session, Dataset, SeedGrant, SeedSession, IDLE_TIMEOUT};
 
 const DATABASE: &str = "duende";
 const TABLE_SQL: &str = include_str!("table.sql");
@@ -28,7 +29,7 @@ pub struct Incumbent {
 
 impl Incumbent {
     /// Starts PostgreSQL (fsync and synchronous commit on, as in production) and creates the
-    /// table.
+    /// tables.
     pub fn start() -> Result<Incumbent, String> {
         let postgres = ScratchPostgres::start_durable().map_err(|e| e.to_string())?;
         postgres
@@ -83,31 +84,37 @@ impl Incumbent {
         self.postgres.port()
     }
 
-    /// Loads the data set in `Id` order, builds the indexes and vacuums, as a table that has been
-    /// in use would be.
+    /// Loads the data set's sessions in `Id` order and its grants, builds the indexes and
+    /// vacuums, as tables that have been in use would be.
     pub fn load(&self, data: &Dataset) -> Result<(), String> {
-        self.copy((0..data.size).map(|i| data.session(i)), |s| {
-            s.created + IDLE_TIMEOUT
-        })?;
+        self.copy_sessions((0..data.size).map(|i| data.session(i)))?;
+        self.copy(GRANTS_COPY, data.grants().map(|g| grant_fields(&g)))?;
         self.execute(INDEXES_SQL)?;
-        self.execute(r#"VACUUM ANALYZE "ServerSideSessions""#)
+        self.execute(r#"VACUUM ANALYZE "ServerSideSessions", "PersistedGrants""#)
     }
 
     /// Adds `count` sessions that expired an hour before `now`, for the cleanup job.
     pub fn load_expired(&self, count: usize, now: DateTime<Utc>) -> Result<(), String> {
-        self.copy((0..count).map(|i| expired_session(i, now)), |s| {
-            s.created + IDLE_TIMEOUT
-        })?;
+        self.copy_sessions((0..count).map(|i| expired_session(i, now)))?;
         self.execute(r#"VACUUM ANALYZE "ServerSideSessions""#)
     }
 
-    /// Bytes of the table with its indexes and TOAST data.
+    /// Bytes of the sessions and grants tables with their indexes and TOAST data.
     pub fn table_bytes(&self) -> Result<u64, String> {
         let bytes: i64 = self.query_one(
-            r#"SELECT pg_total_relation_size('"ServerSideSessions"')"#,
+            r#"SELECT pg_total_relation_size('"ServerSideSessions"') + pg_total_relation_size('"PersistedGrants"')"#,
             &[],
         )?;
         Ok(bytes as u64)
+    }
+
+    /// Rows of the notifications table (what the removals recorded).
+    pub fn notifications(&self) -> Result<u64, String> {
+        let rows: i64 = self.query_one(
+            r#"SELECT count(*) FROM "BackChannelLogoutNotifications""#,
+            &[],
+        )?;
+        Ok(rows as u64)
     }
 
     /// The results token Duende hands out with page `page - 1` (1-based), which asks for page
@@ -147,45 +154,50 @@ impl Incumbent {
             .map_err(|e| format!("{sql}: {}", pg_error(e)))
     }
 
-    /// `COPY`s sessions into the table, in text format.
-    fn copy(
+    /// `COPY`s sessions into their table, each expiring [`IDLE_TIMEOUT`] after its creation.
+    fn copy_sessions(&self, sessions: impl Iterator<Item = SeedSession>) -> Result<(), String> {
+        self.copy(
+            SESSIONS_COPY,
+            sessions.map(|s| {
+                let created = timestamp(s.created);
+                let expires = timestamp(s.created + IDLE_TIMEOUT);
+                [
+                    Some(s.key),
+                    Some("idsrv".into()),
+                    Some(s.subject_id),
+                    Some(s.session_id),
+                    Some(s.display_name),
+                    Some(created.clone()),
+                    Some(created),
+                    Some(expires),
+                    Some(s.ticket),
+                ]
+            }),
+        )
+    }
+
+    /// Runs `statement` (a `COPY ... FROM STDIN`) with `rows`, in text format (`None` is NULL).
+    fn copy<const N: usize>(
         &self,
-        sessions: impl Iterator<Item = SeedSession>,
-        expires: impl Fn(&SeedSession) -> DateTime<Utc>,
+        statement: &str,
+        rows: impl Iterator<Item = [Option<String>; N]>,
     ) -> Result<(), String> {
         self.runtime.block_on(async {
-            let sink = self
-                .client
-                .copy_in(
-                    r#"COPY "ServerSideSessions" ("Key", "Scheme", "SubjectId", "SessionId", "DisplayName", "Created", "Renewed", "Expires", "Data") FROM STDIN"#,
-                )
-                .await
-                .map_err(pg_error)?;
+            let sink = self.client.copy_in(statement).await.map_err(pg_error)?;
             futures::pin_mut!(sink);
             let mut chunk = String::new();
-            let mut rows: usize = 0;
-            for s in sessions {
-                let created = s.created.to_rfc3339_opts(SecondsFormat::Micros, true);
-                let fields = [
-                    s.key.as_str(),
-                    "idsrv",
-                    &s.subject_id,
-                    &s.session_id,
-                    &s.display_name,
-                    &created,
-                    &created,
-                    &expires(&s).to_rfc3339_opts(SecondsFormat::Micros, true),
-                    &s.ticket,
-                ];
+            for (n, fields) in rows.enumerate() {
                 for (i, field) in fields.iter().enumerate() {
                     if i > 0 {
                         chunk.push('\t');
                     }
-                    push_copy_text(&mut chunk, field);
+                    match field {
+                        Some(text) => push_copy_text(&mut chunk, text),
+                        None => chunk.push_str("\\N"),
+                    }
                 }
                 chunk.push('\n');
-                rows += 1;
-                if rows.is_multiple_of(COPY_CHUNK) {
+                if (n + 1).is_multiple_of(COPY_CHUNK) {
                     sink.send(Bytes::from(std::mem::take(&mut chunk)))
                         .await
                         .map_err(pg_error)?;
@@ -198,6 +210,33 @@ impl Incumbent {
             Ok(())
         })
     }
+}
+
+const SESSIONS_COPY: &str = r#"COPY "ServerSideSessions" ("Key", "Scheme", "SubjectId", "SessionId", "DisplayName", "Created", "Renewed", "Expires", "Data") FROM STDIN"#;
+const GRANTS_COPY: &str = r#"COPY "PersistedGrants" ("Key", "Type", "SubjectId", "SessionId", "ClientId", "CreationTime", "Expiration", "Data") FROM STDIN"#;
+
+/// A grant's row as Duende's persisted grant store writes it (`Type` as its constants name it).
+fn grant_fields(g: &SeedGrant) -> [Option<String>; 8] {
+    let kind = match g.kind {
+        sessions::GrantKind::RefreshToken => "refresh_token",
+        sessions::GrantKind::AccessToken => "reference_token",
+        sessions::GrantKind::AuthorizationCode => "authorization_code",
+        sessions::GrantKind::Consent => "user_consent",
+    };
+    [
+        Some(g.key.clone()),
+        Some(kind.into()),
+        Some(g.subject_id.clone()),
+        g.session_id.clone(),
+        Some(g.client_id.clone()),
+        Some(timestamp(g.created)),
+        Some(timestamp(g.expires)),
+        Some(g.data.clone()),
+    ]
+}
+
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {

@@ -1,12 +1,15 @@
-//! The SQL Duende IdentityServer's Entity Framework server-side session store issues, on a pool
-//! of connections: `GetAsync` by key, the renewal's update, `CreateAsync`, `QuerySessionsAsync`
-//! (a `COUNT`, a keyset page by `Id`, a second `COUNT` for the page number, `LIKE '%x%'`
-//! filters) and `RemoveSessionsAsync`; and the cleanup job's expired-session batches.
+//! The SQL Duende IdentityServer's Entity Framework stores issue, on a pool of connections:
+//! `GetAsync` by key, the renewal's update, `CreateAsync`, `QuerySessionsAsync` (a `COUNT`, a
+//! keyset page by `Id`, a second `COUNT` for the page number, `LIKE '%x%'` filters),
+//! `DeleteSessionsAsync`, the session management service's `RemoveSessionsAsync` (grants,
+//! notifications and sessions), and the cleanup job's expired-session batches.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
+
+use super::ticket;
 
 /// Duende's default page size (`CountRequested <= 0`).
 const DEFAULT_PAGE: i64 = 25;
@@ -58,6 +61,14 @@ pub struct NewServerSideSession<'a> {
     pub created: DateTime<Utc>,
     pub expires: DateTime<Utc>,
     pub data: &'a str,
+}
+
+/// What [`DuendeStore::remove_sessions`] did.
+#[derive(Debug, serde::Serialize)]
+pub struct Removed {
+    pub sessions: u64,
+    pub grants: u64,
+    pub notifications: u64,
 }
 
 /// `SessionQuery`: substring filters (AND-ed), a page size and the `"first,last"` token.
@@ -260,9 +271,9 @@ impl DuendeStore {
         )
     }
 
-    /// `RemoveSessionsAsync`: the rows of a subject (and session id, if given). Duende's store
-    /// loads them and deletes each by id in one transaction; one `DELETE` is what that costs at
-    /// best.
+    /// `DeleteSessionsAsync` (what `RemoveSessionsAsync` does with `RemoveServerSideSession`
+    /// alone): the rows of a subject (and session id, if given). Duende's store loads them and
+    /// deletes each by id in one transaction; one `DELETE` is what that costs at best.
     pub async fn remove(&self, subject_id: &str, sid: Option<&str>) -> Result<u64, StoreError> {
         let c = self.pool.get().await?;
         Ok(match sid {
@@ -280,6 +291,72 @@ impl DuendeStore {
                 )
                 .await?
             }
+        })
+    }
+
+    /// `DefaultSessionManagementService.RemoveSessionsAsync` for a subject with every flag on
+    /// (`RevokeTokens`, `RevokeConsents`, `SendBackchannelLogoutNotification`,
+    /// `RemoveServerSideSession`), in its order, each store call at its best, all in one
+    /// transaction (one commit, as our removal makes its work durable at once):
+    ///
+    /// 1. `IPersistedGrantStore.RemoveAllAsync({ SubjectId })`, one call for the subject (its
+    ///    `SessionId` filter is the request's, none here), every type: tokens and consents.
+    ///    EF loads the rows and deletes each by key; at best
+    ///    `DELETE FROM "PersistedGrants" WHERE "SubjectId" = $1`.
+    /// 2. `IServerSideTicketStore.GetSessionsAsync({ SubjectId })`:
+    ///    `SELECT ... FROM "ServerSideSessions" WHERE "SubjectId" = $1`, each ticket read for its
+    ///    client list ([`ticket`]).
+    /// 3. Per session, `IBackChannelLogoutService.SendLogoutNotificationsAsync` for its clients
+    ///    (every client has a back-channel URI): Duende signs and POSTs a logout token per client
+    ///    there and then; here one row per client is recorded instead, one `INSERT` per session:
+    ///    `INSERT INTO "BackChannelLogoutNotifications" (...) SELECT $1, $2, unnest($3), 2, $4`
+    ///    (2: `LogoutNotificationReason.Terminated`).
+    /// 4. `IServerSideSessionStore.DeleteSessionsAsync({ SubjectId })`: EF loads the rows again
+    ///    and deletes each by id; at best `DELETE FROM "ServerSideSessions" WHERE "SubjectId" = $1`.
+    pub async fn remove_sessions(&self, subject_id: &str) -> Result<Removed, StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let grants = tx
+            .execute(
+                r#"DELETE FROM "PersistedGrants" WHERE "SubjectId" = $1"#,
+                &[&subject_id],
+            )
+            .await?;
+        let sessions = tx
+            .query(
+                &format!(r#"SELECT {COLUMNS} FROM "ServerSideSessions" WHERE "SubjectId" = $1"#),
+                &[&subject_id],
+            )
+            .await?;
+        let notify = tx
+            .prepare_cached(
+                r#"INSERT INTO "BackChannelLogoutNotifications" ("SubjectId", "SessionId", "ClientId", "LogoutReason", "Created") SELECT $1, $2, unnest($3::text[]), 2, $4"#,
+            )
+            .await?;
+        let now = Utc::now();
+        let mut notifications = 0;
+        for session in sessions.iter().map(ServerSideSession::from) {
+            let clients = ticket::client_ids(&session.data)?;
+            if !clients.is_empty() {
+                notifications += tx
+                    .execute(
+                        &notify,
+                        &[&session.subject_id, &session.session_id, &clients, &now],
+                    )
+                    .await?;
+            }
+        }
+        let removed = tx
+            .execute(
+                r#"DELETE FROM "ServerSideSessions" WHERE "SubjectId" = $1"#,
+                &[&subject_id],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Removed {
+            sessions: removed,
+            grants,
+            notifications,
         })
     }
 

@@ -13,10 +13,10 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 640.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 470.0;
-/// One colour per workload (twelve are drawn).
+/// One colour per workload (thirteen are drawn).
 const COLOURS: &[&str] = &[
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
-    "#7f7f7f", "#bcbd22", "#000000", "#6b8e23",
+    "#7f7f7f", "#bcbd22", "#000000", "#6b8e23", "#ff1493",
 ];
 
 /// One line: a workload's p99 (ms) at each size, for one side.

@@ -28,26 +28,42 @@ for a quick run).
 - date: {date}
 - machine: {machine} (shared with other work: figures are indicative)
 - load: wrk on 127.0.0.1, {threads} threads; validate and create on {connections} connections,
-  an administrator's queries on {admin} connections, removals one at a time; each load {secs} s
-  (validation during a sweep at least 10 s; a sweep is waited for up to 90 s)
+  an administrator's queries on {admin} connections, removals one at a time (a wrk run each, our
+  server's logout deliveries waited out after each); each load {secs} s (validation during a
+  sweep at least 10 s; a sweep is waited for up to 90 s)
 - ours: the release server (`cargo leptos build --release`, mimalloc), its store written through
   the `sessions` crate before it starts; realm `bench`, idle timeout 7 days, refreshing
-  validations written at most once per 60 s (the realm's default)
+  validations written at most once per 60 s (the realm's default); every client has a
+  back-channel logout URI (a do-nothing receiver on 127.0.0.1, allowed with
+  `--backchannel-allow-hosts`)
 - ours on PG: the same server with `--store postgres://...`, a database of its own on the same
   PostgreSQL server as Duende's (measured after Duende's loads, one at a time), filled from a
   copy of the freshly seeded embedded store by `server migrate-store` (the same sessions and
   tokens; counters rebuilt from the rows); its disk is the whole database
   (`pg_database_size`), its memory the server's and PostgreSQL's processes
-- Duende: its `ServerSideSessions` table and indexes on PostgreSQL 15 (defaults, fsync and
-  synchronous commit on), loaded by `COPY`, the SQL of its Entity Framework store behind a minimal
-  axum endpoint in the same release build (tokio-postgres, a pool of {pool}); every renewal is
-  written
+- Duende: its `ServerSideSessions` and `PersistedGrants` tables and indexes on PostgreSQL 15
+  (defaults, fsync and synchronous commit on), loaded by `COPY`, the SQL of its Entity Framework
+  stores behind a minimal axum endpoint in the same release build (tokio-postgres, a pool of
+  {pool}); every renewal is written; its disk is both tables with their indexes
 - warm-up: each side's loads, and its sweep, follow an unrecorded validation load of 3 s
 - ceiling: an axum handler that does nothing, same build; \"ours ÷ ceiling\" compares rates for
   the same method (POST)
 - data: one generated data set per size (fixed seed): subjects with a skewed number of sessions,
-  realistic display names, 1–3 of 6 clients each, ages up to 6 days, and 3 subjects with 1,000
-  sessions each for the removals; validations draw from up to 100,000 sampled sessions
+  realistic display names, 1–3 of 6 clients each, ages up to 6 days, and 6 subjects with 1,000
+  sessions each for the removals (3 per removal row), each session holding a refresh token per
+  client and each subject a consent per client it signed in to; validations draw from up to
+  100,000 sampled sessions
+- removals: ours is `POST .../sessions/end` by subject with every flag on (the session records
+  deleted, the tokens issued under them and the subject's consents revoked, a back-channel logout
+  queued per session and client), durable when it answers. In \"remove 1,000 of a subject\"
+  Duende does less: a bare `DELETE` of the session rows (`DeleteSessionsAsync` alone), its lower
+  bound. In \"remove 1,000 of a subject, with tokens and notifications\" Duende does what
+  `RemoveSessionsAsync` does with every flag, in one transaction: one `DELETE` of the subject's
+  `PersistedGrants` (`RemoveAllAsync` by subject), a `SELECT` of its sessions (each ticket read
+  for its clients), an `INSERT` per session of a row per client into a notifications table, and
+  one `DELETE` of the sessions. Duende has no such table (it signs and POSTs each logout from the
+  request, not modelled): the rows stand for our outbox. Its EF stores load rows and delete them
+  one by one; a `DELETE` by subject is their best case
 - \"ours ÷ Duende\" divides rates for loads and Duende's p50 by ours for one-shot requests.
   Our listings are newest first and filter by exact subject, display-name word prefix and client;
   Duende's are by `Id` with `LIKE '%x%'` on subject and display name, two `COUNT(*)`s per page,

@@ -48,6 +48,19 @@ impl Measured {
     pub fn throughput(&self) -> f64 {
         self.requests as f64 / self.seconds
     }
+
+    /// Runs of a request each, taken together as one run of them all would be: p50 the median
+    /// latency, p99 the highest (for fewer than a hundred). `None` for no run.
+    pub fn of_each(each: &[Measured]) -> Option<Measured> {
+        let mut latencies: Vec<Duration> = each.iter().map(|m| m.p50).collect();
+        latencies.sort();
+        Some(Measured {
+            requests: each.iter().map(|m| m.requests).sum(),
+            seconds: each.iter().map(|m| m.seconds).sum(),
+            p50: *latencies.get((latencies.len().max(1) - 1) / 2)?,
+            p99: *latencies.last()?,
+        })
+    }
 }
 
 /// Writes the wrk script into `dir` and answers its path.
@@ -142,6 +155,21 @@ mod tests {
         assert_eq!(m.p50, Duration::from_micros(680));
         assert_eq!(m.p99, Duration::from_micros(4100));
         assert_eq!(m.throughput(), 1000.0);
+    }
+
+    #[test]
+    fn single_requests_combine_into_one_run() {
+        let one = |ms: u64| Measured {
+            requests: 1,
+            seconds: 1.0,
+            p50: Duration::from_millis(ms),
+            p99: Duration::from_millis(ms),
+        };
+        let m = Measured::of_each(&[one(30), one(10), one(20)]).unwrap();
+        assert_eq!((m.requests, m.seconds), (3, 3.0));
+        assert_eq!(m.p50, Duration::from_millis(20));
+        assert_eq!(m.p99, Duration::from_millis(30));
+        assert_eq!(Measured::of_each(&[]), None);
     }
 
     #[test]
