@@ -7,6 +7,7 @@
 #
 #   scripts/pg-profile.sh                     # after `make release`
 #   DURATION=20s CONNECTIONS=64 scripts/pg-profile.sh
+#   SERVER_ARGS="--pg-max-connections 4" scripts/pg-profile.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +48,7 @@ psql_ -c "CREATE EXTENSION pg_stat_statements"
 
 SESSIONS_STORE_URL="postgres://postgres@127.0.0.1:$PG_PORT/sessions" \
 SESSIONS_BOOTSTRAP_API_KEY=$KEY RUST_LOG=warn \
-  "$SERVER_BIN" serve --addr "$ADDR" >"$WORK/server.log" 2>&1 &
+  "$SERVER_BIN" serve --addr "$ADDR" ${SERVER_ARGS:-} >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do curl -sf "http://$ADDR/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf -X PUT -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \

@@ -140,6 +140,14 @@ pub struct DataDir {
         default_value_t = 30_000
     )]
     pub pg_statement_timeout_ms: u64,
+    /// With a PostgreSQL store: the most connections this server opens to it.
+    #[arg(
+        long,
+        env = "SESSIONS_PG_MAX_CONNECTIONS",
+        default_value_t = store_postgres::store::DEFAULT_MAX_CONNECTIONS as u16,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pub pg_max_connections: u16,
 }
 
 impl DataDir {
@@ -148,7 +156,7 @@ impl DataDir {
         store_postgres::store::PostgresOptions {
             statement_timeout: (self.pg_statement_timeout_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.pg_statement_timeout_ms)),
-            ..Default::default()
+            max_connections: usize::from(self.pg_max_connections),
         }
     }
 
@@ -351,5 +359,15 @@ mod pg_statement_timeout_tests {
             options(&["--pg-statement-timeout-ms", "0"]).statement_timeout,
             None
         );
+    }
+
+    #[test]
+    fn a_postgres_store_opens_at_most_the_connections_it_is_told() {
+        let default = store_postgres::store::DEFAULT_MAX_CONNECTIONS;
+        assert_eq!(options(&[]).max_connections, default);
+        assert_eq!(options(&["--pg-max-connections", "48"]).max_connections, 48);
+        let args = |n: &'static str| ["server", "--pg-max-connections", n];
+        assert!(Only::try_parse_from(args("0")).is_err());
+        assert!(Only::try_parse_from(args("1001")).is_err());
     }
 }
