@@ -9,22 +9,21 @@ use sessions::NewSession;
 use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
 
-/// Ends every other connection to the database, as a restart of the server would; answers how
-/// many it ended.
-async fn end_connections(url: &str) -> i64 {
+/// The one number `sql` answers, on a connection of its own to `url`.
+async fn count(url: &str, sql: &str) -> i64 {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
-    client
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-              WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Ends every other connection to the database, as a restart of the server would; answers how
+/// many it ended.
+async fn end_connections(url: &str) -> i64 {
+    let sql = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    count(url, sql).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,19 +57,9 @@ async fn calls_go_on_after_the_database_ends_the_stores_connections() {
 
 /// The store's backends on the database: its pool's and its listening connection.
 async fn store_backends(url: &str) -> i64 {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database() AND application_name LIKE 'sessions%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    let sql = "SELECT count(*) FROM pg_stat_activity
+                WHERE datname = current_database() AND application_name LIKE 'sessions%'";
+    count(url, sql).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

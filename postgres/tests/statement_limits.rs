@@ -121,6 +121,19 @@ async fn waiting_backend(observer: &Raw) -> i32 {
 }
 
 /// A store of one connection on a fresh database, with realm `r` and one session.
+/// Asserts that backend `pid` is gone from the server within 5 s (its statement cancelled, its
+/// connection closed).
+async fn assert_backend_gone(observer: &Raw, pid: i32) {
+    assert!(
+        within(Duration::from_secs(5), async || !observer
+            .backend_exists(pid)
+            .await)
+        .await,
+        "backend {pid} still there: {:?}",
+        observer.activity().await
+    );
+}
+
 async fn store(statement_timeout: Option<Duration>) -> (Arc<PostgresStore>, String) {
     let url = ScratchPostgres::shared()
         .new_database("statement_limits")
@@ -208,14 +221,7 @@ async fn a_call_whose_future_is_dropped_has_its_statement_cancelled_at_once() {
     // On the server, with the table still locked, the statement was cancelled and its
     // connection closed (a backend waiting for a lock notices neither a closed connection nor
     // anything else but a cancel request).
-    assert!(
-        within(Duration::from_secs(5), async || !observer
-            .backend_exists(pid)
-            .await)
-        .await,
-        "backend {pid} still there: {:?}",
-        observer.activity().await
-    );
+    assert_backend_gone(&observer, pid).await;
     assert!(observer.waiting_for_a_lock().await.is_empty());
     raw.batch("ROLLBACK").await;
     // The connection given up is replaced: the one-connection pool is not pinned.
@@ -239,14 +245,7 @@ async fn a_write_whose_future_is_dropped_is_rolled_back_and_its_connection_close
         answer.is_err(),
         "the call could not end before its time limit"
     );
-    assert!(
-        within(Duration::from_secs(5), async || !observer
-            .backend_exists(pid)
-            .await)
-        .await,
-        "backend {pid} still there: {:?}",
-        observer.activity().await
-    );
+    assert_backend_gone(&observer, pid).await;
     raw.batch("ROLLBACK").await;
     // Nothing of the abandoned transaction stayed: still the one session, counted once.
     assert_eq!(listed(&store).await, 1);
