@@ -36,14 +36,14 @@ pub enum Backend {
 
 /// A store of either backend, opened for seeding.
 enum Opened {
-    Embedded(SledStore),
+    Embedded(Box<SledStore>),
     Postgres(PostgresStore),
 }
 
 impl Opened {
     fn store(&self) -> &dyn SessionStore {
         match self {
-            Opened::Embedded(s) => s,
+            Opened::Embedded(s) => s.as_ref(),
             Opened::Postgres(s) => s,
         }
     }
@@ -78,7 +78,7 @@ impl Backend {
     async fn open(&self) -> Result<Opened, String> {
         match self {
             Backend::Embedded(dir) => SledStore::open(dir)
-                .map(Opened::Embedded)
+                .map(|s| Opened::Embedded(Box::new(s)))
                 .map_err(|e| format!("cannot open a store in {}: {e}", dir.display())),
             Backend::Postgres(url) => PostgresStore::open(url)
                 .await

@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "API key realms",
         include_str!("../migrations/0004_api_key_realms.sql"),
     ),
+    (
+        5,
+        "counter deltas",
+        include_str!("../migrations/0005_counter_deltas.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.

@@ -143,6 +143,7 @@ async fn store(statement_timeout: Option<Duration>) -> (Arc<PostgresStore>, Stri
         &PostgresOptions {
             max_connections: 1,
             statement_timeout,
+            ..Default::default()
         },
     )
     .await

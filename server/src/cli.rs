@@ -148,6 +148,17 @@ pub struct DataDir {
         value_parser = clap::value_parser!(u16).range(1..=1000)
     )]
     pub pg_max_connections: u16,
+    /// With a PostgreSQL store: the most sessions this server keeps in memory to answer
+    /// validations without a round trip to the database (0: none). Each server evicts a session
+    /// when PostgreSQL tells it of the session's end (a round trip after the end commits), and
+    /// answers nothing from memory while it cannot hear those notifications.
+    #[arg(
+        long,
+        env = "SESSIONS_PG_VALIDATION_CACHE",
+        default_value_t = store_postgres::store::DEFAULT_VALIDATION_CACHE as u32,
+        value_parser = clap::value_parser!(u32).range(0..=10_000_000)
+    )]
+    pub pg_validation_cache: u32,
 }
 
 impl DataDir {
@@ -157,6 +168,7 @@ impl DataDir {
             statement_timeout: (self.pg_statement_timeout_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.pg_statement_timeout_ms)),
             max_connections: usize::from(self.pg_max_connections),
+            validation_cache: self.pg_validation_cache as usize,
         }
     }
 
@@ -369,5 +381,14 @@ mod pg_statement_timeout_tests {
         let args = |n: &'static str| ["server", "--pg-max-connections", n];
         assert!(Only::try_parse_from(args("0")).is_err());
         assert!(Only::try_parse_from(args("1001")).is_err());
+    }
+
+    #[test]
+    fn a_postgres_store_keeps_validated_sessions_unless_told_not_to() {
+        let default = store_postgres::store::DEFAULT_VALIDATION_CACHE;
+        assert_eq!(options(&[]).validation_cache, default);
+        assert_eq!(options(&["--pg-validation-cache", "0"]).validation_cache, 0);
+        let args = ["server", "--pg-validation-cache", "-1"];
+        assert!(Only::try_parse_from(args).is_err());
     }
 }

@@ -66,7 +66,7 @@ async fn problems(tx: &Tx<'_>) -> R<Vec<String>> {
     for (kind, what, recount) in RECOUNTS {
         let sql = format!(
             "WITH actual (realm, key, n) AS ({recount}),
-                  counted AS (SELECT realm, key, sum(count) AS n FROM counters
+                  counted AS (SELECT realm, key, sum(count) AS n FROM counter_totals
                                WHERE kind = $1 GROUP BY realm, key)
              SELECT coalesce(a.realm, c.realm)::text, coalesce(a.key, c.key)::text,
                     coalesce(a.n, 0)::int8, coalesce(c.n, 0)::int8

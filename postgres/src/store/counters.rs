@@ -1,7 +1,11 @@
-//! Exact counts without `COUNT(*)`: rows of `counters`, changed in the transaction that changes
-//! what they count. A count is spread over [`STRIPES`] rows (each transaction adds to one picked
-//! at random), so writers of one realm do not all queue on one row lock; it is the sum of its
-//! stripes.
+//! Exact counts without `COUNT(*)`. The transaction that changes what is counted appends one row
+//! of `counter_deltas` holding all its count changes; a background step ([`fold`], every
+//! [`FOLD_EVERY`] on each server, one server at a time) moves the appended deltas into the
+//! `counters` rows, summed, in one transaction. A count is its `counters` rows plus the deltas not
+//! yet folded (the view `counter_totals`), read in one statement, so it is exact at every moment;
+//! and a create appends one heap row instead of updating a dozen hot counter rows (the top of
+//! the create profile, with their row-lock waits). `counters` rows written before the deltas
+//! were spread over [`STRIPES`] rows per count; a count sums them all.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,8 +16,13 @@ use sessions::DeliveryStatus;
 
 use super::db::{Tx, R};
 
-/// Rows each count is spread over.
+/// Rows each activity counter is spread over (and counts were, before the deltas).
 pub(crate) const STRIPES: i16 = 64;
+/// How often each server folds the appended count deltas into the counters.
+pub(crate) const FOLD_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often the folding server vacuums the deltas' table (the folds leave it full of dead rows,
+/// which every count would otherwise scan).
+const VACUUM_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a counter counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -103,8 +112,8 @@ impl Deltas {
         self.add(realm, Kind::Deliveries, status.as_str(), sign);
     }
 
-    /// Adds the changes to the counters and the activity counters, one statement each (sent
-    /// together), to one stripe picked at random.
+    /// Appends the count changes as one row of deltas, and adds the activity counter changes to
+    /// one stripe picked at random: one statement each, sent together.
     pub(crate) async fn apply(self, tx: &Tx<'_>) -> R<()> {
         let stripe = (uuid::Uuid::new_v4().as_u128() % STRIPES as u128) as i16;
         let (mut realms, mut kinds, mut keys, mut deltas) = (vec![], vec![], vec![], vec![]);
@@ -130,12 +139,9 @@ impl Deltas {
         let counters = async {
             if !realms.is_empty() {
                 tx.execute(
-                    "INSERT INTO counters (realm, kind, key, stripe, count)
-                     SELECT r, k, key, $5, n
-                       FROM unnest($1::text[], $2::int2[], $3::text[], $4::int8[]) AS d(r, k, key, n)
-                     ON CONFLICT (realm, kind, key, stripe)
-                     DO UPDATE SET count = counters.count + excluded.count",
-                    &[&realms, &kinds, &keys, &deltas, &stripe],
+                    "INSERT INTO counter_deltas (realms, kinds, keys, deltas)
+                     VALUES ($1, $2, $3, $4)",
+                    &[&realms, &kinds, &keys, &deltas],
                 )
                 .await?;
             }
@@ -165,10 +171,90 @@ impl Deltas {
 pub(crate) async fn count(tx: &Tx<'_>, realm: &str, kind: Kind, key: &str) -> R<u64> {
     let row = tx
         .query_one(
-            "SELECT coalesce(sum(count), 0)::int8 FROM counters
+            "SELECT coalesce(sum(count), 0)::int8 FROM counter_totals
               WHERE realm = $1 AND kind = $2 AND key = $3",
             &[&realm, &(kind as i16), &key],
         )
         .await?;
     Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+/// Moves every count delta appended so far into the counters, summed, in one transaction, unless
+/// another server is doing it; answers how many delta rows it folded.
+///
+/// Exact at every moment: the deltas leave `counter_deltas` in the transaction that adds them to
+/// `counters`, and a count reads both in one statement (one snapshot). Two servers folding at once
+/// cannot count a delta twice (the advisory lock keeps them apart, and the `DELETE` of a row
+/// another transaction already deleted returns nothing).
+pub(crate) async fn fold(tx: &Tx<'_>) -> R<u64> {
+    let ours: bool = tx
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock($1)",
+            &[&super::lock_key("fold", "counters")],
+        )
+        .await?
+        .try_get(0)?;
+    if !ours {
+        return Ok(0);
+    }
+    let row = tx
+        .query_one(
+            "WITH folded AS (DELETE FROM counter_deltas RETURNING *),
+                  summed AS (
+                    SELECT u.realm, u.kind, u.key, sum(u.delta)::int8 AS n
+                      FROM folded f, unnest(f.realms, f.kinds, f.keys, f.deltas)
+                                     AS u(realm, kind, key, delta)
+                     GROUP BY u.realm, u.kind, u.key),
+                  added AS (
+                    INSERT INTO counters (realm, kind, key, stripe, count)
+                    SELECT realm, kind, key, 0, n FROM summed WHERE n <> 0
+                    ON CONFLICT (realm, kind, key, stripe)
+                    DO UPDATE SET count = counters.count + excluded.count
+                    RETURNING 1)
+             SELECT (SELECT count(*) FROM folded)::int8, (SELECT count(*) FROM added)::int8",
+            &[],
+        )
+        .await?;
+    Ok(row.try_get::<_, i64>(0)?.max(0) as u64)
+}
+
+/// Vacuums the deltas' table (outside a transaction), skipping it if another server is.
+pub(crate) async fn vacuum(tx: &Tx<'_>) -> R<()> {
+    tx.batch("VACUUM (SKIP_LOCKED) counter_deltas").await
+}
+
+/// The task that folds the count deltas; stopped when dropped, with its store.
+pub(crate) struct Folder(tokio::task::AbortHandle);
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts folding the count deltas on the caller's runtime ([`keep_folding`]).
+pub(crate) fn start_folding(db: std::sync::Arc<super::db::Db>) -> Folder {
+    Folder(tokio::spawn(keep_folding(db)).abort_handle())
+}
+
+/// Folds the count deltas every [`FOLD_EVERY`] and vacuums their table every [`VACUUM_EVERY`]
+/// after a fold, until stopped. A failed fold is tried again at the next turn: the deltas stay
+/// where they are, and counts stay exact meanwhile.
+async fn keep_folding(db: std::sync::Arc<super::db::Db>) {
+    let mut vacuumed = std::time::Instant::now();
+    let mut folded_since = 0u64;
+    loop {
+        tokio::time::sleep(FOLD_EVERY).await;
+        match super::db::db_write!(*db, async |tx| fold(tx).await).await {
+            Ok(n) => folded_since += n,
+            Err(e) => tracing::warn!("folding the count deltas: {e}"),
+        }
+        if folded_since > 0 && vacuumed.elapsed() >= VACUUM_EVERY {
+            if let Err(e) = super::db::db_run!(*db, async |tx| vacuum(tx).await).await {
+                tracing::warn!("vacuuming the count deltas: {e}");
+            }
+            vacuumed = std::time::Instant::now();
+            folded_since = 0;
+        }
+    }
 }

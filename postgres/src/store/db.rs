@@ -18,7 +18,7 @@
 //! has more.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{
@@ -29,6 +29,9 @@ use sessions::SessionError;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use uuid::Uuid;
+
+use super::validated::{self, ValidationCache};
 
 /// Most connections one store opens, unless its configuration says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
@@ -127,6 +130,8 @@ pub(crate) struct Db {
     pool: Pool,
     /// The database's connection settings, for the connection that listens for changes.
     config: Config,
+    /// Sessions validated lately; what a transaction changed leaves it when the transaction ends.
+    validations: Arc<ValidationCache>,
 }
 
 impl Db {
@@ -137,6 +142,7 @@ impl Db {
         config: Config,
         max: usize,
         statement_timeout: Option<Duration>,
+        validations: Arc<ValidationCache>,
     ) -> sessions::Result<Db> {
         let manager = Manager::from_config(
             config.clone(),
@@ -169,12 +175,28 @@ impl Db {
         let pool = builder
             .build()
             .map_err(|e| SessionError::Storage(format!("starting the PostgreSQL pool: {e}")))?;
-        Ok(Db { pool, config })
+        Ok(Db {
+            pool,
+            config,
+            validations,
+        })
     }
 
     /// The database's connection settings.
     pub(crate) fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Sessions validated lately.
+    pub(crate) fn validations(&self) -> &Arc<ValidationCache> {
+        &self.validations
+    }
+
+    /// A call's statements are over (committed, rolled back or lost): the sessions they changed
+    /// ([`Tx::take_changed`]) leave the validation cache. (Evicting more than needed is
+    /// harmless.)
+    pub(crate) fn forget(&self, changed: Vec<Uuid>) {
+        self.validations.forget(&changed);
     }
 
     /// A connection: an idle one, a new one if fewer than the maximum are open, or the next one
@@ -241,11 +263,14 @@ macro_rules! db_run {
         $crate::store::db::call(async {
             let db: &$crate::store::db::Db = &$db;
             let taken = db.take().await?;
+            let tx = taken.autocommit();
             let result = $crate::store::db::body(async {
-                let $tx = &taken.autocommit();
+                let $tx = &tx;
                 $body
             })
             .await;
+            db.forget(tx.take_changed());
+            drop(tx);
             taken.give_back();
             Ok(result?)
         })
@@ -273,11 +298,14 @@ macro_rules! db_write {
                             $body
                         })
                         .await;
-                        $crate::store::db::Outcome::Done(match result {
+                        let changed = tx.take_changed();
+                        let done = match result {
                             Ok(value) => tx.commit().await.map(|()| value),
                             // Dropped, the transaction is rolled back.
                             Err(e) => Err(e),
-                        })
+                        };
+                        db.forget(changed);
+                        $crate::store::db::Outcome::Done(done)
                     }
                 };
                 // A connection found closed leaves the pool when next taken.
@@ -362,6 +390,7 @@ impl Taken {
     pub(crate) fn autocommit(&self) -> Tx<'_> {
         Tx {
             on: On::Client(self.client()),
+            changed: Mutex::default(),
         }
     }
 
@@ -375,6 +404,7 @@ impl Taken {
                     .transaction()
                     .await?,
             ),
+            changed: Mutex::default(),
         })
     }
 
@@ -416,6 +446,8 @@ enum On<'a> {
 /// are prepared once per connection and kept (up to [`STATEMENT_CACHE_CAPACITY`]).
 pub(crate) struct Tx<'a> {
     on: On<'a>,
+    /// Sessions its statements changed, announced ([`Tx::sessions_changed`]).
+    changed: Mutex<Vec<Uuid>>,
 }
 
 /// Parameters of a statement.
@@ -475,6 +507,32 @@ impl Tx<'_> {
         Ok(self.client().batch_execute(sql).await?)
     }
 
+    /// Announces to every server that these sessions changed in a way validations answer with
+    /// (they ended, their clients or properties changed): when the transaction commits, each
+    /// server's validation cache evicts them ([`validated`](super::validated)); this server's
+    /// evicts them when the call's statements are over, whatever their outcome.
+    pub(crate) async fn sessions_changed(&self, sids: &[Uuid]) -> R<()> {
+        if sids.is_empty() {
+            return Ok(());
+        }
+        self.changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(sids);
+        self.execute(
+            "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
+            &[&validated::CHANNEL, &validated::payloads(sids)],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The sessions announced so far ([`Tx::sessions_changed`]), for [`Db::forget`] once the
+    /// statements are over.
+    pub(crate) fn take_changed(&self) -> Vec<Uuid> {
+        std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub(crate) async fn commit(self) -> R<()> {
         if let On::Transaction(t) = self.on {
             t.commit().await?;
@@ -491,7 +549,13 @@ mod tests {
 
     fn db(max: usize, statement_timeout: Option<Duration>) -> Db {
         let url = ScratchPostgres::shared().new_database("db").unwrap();
-        Db::new(Config::from_str(&url).unwrap(), max, statement_timeout).unwrap()
+        Db::new(
+            Config::from_str(&url).unwrap(),
+            max,
+            statement_timeout,
+            Arc::new(ValidationCache::new(0)),
+        )
+        .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -542,6 +606,7 @@ mod tests {
             Config::from_str(&url).unwrap(),
             2,
             Some(Duration::from_millis(1500)),
+            Arc::new(ValidationCache::new(0)),
         )
         .unwrap();
         let setting: String = db_run!(db, async |tx| {

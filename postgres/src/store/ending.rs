@@ -104,6 +104,11 @@ pub(crate) async fn end(
     if gone.is_empty() {
         return Ok(ended);
     }
+    if !dry_run && flags.expired_at.is_none() {
+        // Expired sessions are refused by what validation caches kept of them too.
+        let sids: Vec<Uuid> = gone.iter().map(|g| g.sid).collect();
+        tx.sessions_changed(&sids).await?;
+    }
     let out = &mut ended.outcome;
     let mut deltas = Deltas::default();
     if flags.remove_server_side_session {

@@ -247,7 +247,8 @@ impl PostgresStore {
         db_write!(self.db, async |tx| {
             // Recounting every row takes what it takes (an operator's copy, not a request).
             tx.batch("SET LOCAL statement_timeout = 0").await?;
-            tx.execute("DELETE FROM counters", &[]).await?;
+            tx.batch("DELETE FROM counters; DELETE FROM counter_deltas")
+                .await?;
             for (kind, _, recount) in RECOUNTS {
                 let sql = format!(
                     "INSERT INTO counters (realm, kind, key, stripe, count)

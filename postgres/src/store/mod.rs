@@ -23,6 +23,7 @@ mod realms;
 mod rows;
 mod sessions;
 mod stats;
+mod validated;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -47,6 +48,7 @@ use uuid::Uuid;
 use db::db_run;
 pub use db::{DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT};
 pub use import::ROW_COUNTS;
+pub use validated::DEFAULT_VALIDATION_CACHE;
 
 /// How a [`PostgresStore`] uses its database.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +59,9 @@ pub struct PostgresOptions {
     /// every pooled connection); past it the statement is cancelled and its call fails. `None`:
     /// the database's own setting. Schema migrations at start-up run without it.
     pub statement_timeout: Option<Duration>,
+    /// Most sessions kept in memory to answer validations without the database (0: none); see
+    /// [`validated`] for how they stay coherent across servers.
+    pub validation_cache: usize,
 }
 
 impl Default for PostgresOptions {
@@ -64,6 +69,7 @@ impl Default for PostgresOptions {
         PostgresOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
+            validation_cache: DEFAULT_VALIDATION_CACHE,
         }
     }
 }
@@ -71,7 +77,7 @@ impl Default for PostgresOptions {
 /// The session store on a PostgreSQL database. Its connections and the task that listens for
 /// changes run on the tokio runtime it was opened on, and end when it is dropped.
 pub struct PostgresStore {
-    db: db::Db,
+    db: Arc<db::Db>,
     realms: realms::RealmCache,
     results_tokens: ResultsTokenCodec,
     /// This store's name on the deliveries its worker has claimed.
@@ -82,6 +88,8 @@ pub struct PostgresStore {
     announcements: Arc<notify::Announcements>,
     /// The task that announces and listens for changes; stopped with the store.
     _listener: notify::Listener,
+    /// The task that folds count deltas into the counters; stopped with the store.
+    _folder: counters::Folder,
 }
 
 /// A 64-bit advisory lock key for a name of a kind (a realm, a subject of a realm).
@@ -123,7 +131,13 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("sessions");
         }
-        let db = db::Db::new(config, options.max_connections, options.statement_timeout)?;
+        let validations = Arc::new(validated::ValidationCache::new(options.validation_cache));
+        let db = db::Db::new(
+            config,
+            options.max_connections,
+            options.statement_timeout,
+            validations.clone(),
+        )?;
         db.migrate().await?;
         let fresh: [u8; 32] = random_bytes()?;
         // Whoever inserts first wins; everyone reads the same key.
@@ -148,9 +162,16 @@ impl PostgresStore {
             .map_err(|_| SessionError::Storage("the results token key is not 32 bytes".into()))?;
         let changes = Arc::new(ChangeFeed::default());
         let announcements = Arc::new(notify::Announcements::default());
-        let listener =
-            notify::start(db.config().clone(), changes.clone(), announcements.clone()).await?;
+        let listener = notify::start(
+            db.config().clone(),
+            changes.clone(),
+            announcements.clone(),
+            validations,
+        )
+        .await?;
+        let db = Arc::new(db);
         Ok(PostgresStore {
+            _folder: counters::start_folding(db.clone()),
             db,
             realms: realms::RealmCache::default(),
             results_tokens: ResultsTokenCodec::new(key),
@@ -159,6 +180,11 @@ impl PostgresStore {
             announcements,
             _listener: listener,
         })
+    }
+
+    /// How many validations this store answered from memory (without the database) so far.
+    pub fn validations_from_memory(&self) -> u64 {
+        self.db.validations().answered()
     }
 
     /// Sessions of `realm` came or went through this store (the write committed): every server's

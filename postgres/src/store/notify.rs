@@ -11,6 +11,10 @@
 //! connection is made again after it is lost; then the feed says everything may have changed, as
 //! changes made meanwhile went unheard. An announcement lost with its server (a crash between the
 //! commit and the notification) is made up for by the live views' slow fallback read.
+//!
+//! The same connection hears which sessions changed ([`validated::CHANNEL`], announced in the
+//! changing transactions themselves) and evicts them from the store's validation cache, which
+//! answers only while the connection listens ([`validated`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -23,6 +27,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 use super::db::describe;
+use super::validated::{self, ValidationCache};
 
 /// The notification channel; the payload is the realm's name.
 pub(crate) const CHANNEL: &str = "sessions_changed";
@@ -102,24 +107,39 @@ pub(crate) async fn start(
     mut config: Config,
     feed: Arc<ChangeFeed>,
     announcements: Arc<Announcements>,
+    validations: Arc<ValidationCache>,
 ) -> sessions::Result<Listener> {
     config.application_name(listener_application_name(&config));
-    let listening = listen(config.clone(), feed.clone())
+    let ears = Ears { feed, validations };
+    let listening = listen(config.clone(), ears.clone())
         .await
         .map_err(|e| SessionError::Storage(format!("listening for changes: {}", describe(&e))))?;
-    let task = tokio::spawn(keep(listening, config, feed, announcements));
+    let task = tokio::spawn(keep(listening, config, ears, announcements));
     Ok(Listener(task.abort_handle()))
 }
 
-/// Connects and listens on [`CHANNEL`]; every notification is published to `feed`.
-async fn listen(config: Config, feed: Arc<ChangeFeed>) -> Result<Listening, tokio_postgres::Error> {
+/// Who hears the notifications: the change feed (realms) and the validation cache (sessions).
+#[derive(Clone)]
+struct Ears {
+    feed: Arc<ChangeFeed>,
+    validations: Arc<ValidationCache>,
+}
+
+/// Connects and listens on [`CHANNEL`] and [`validated::CHANNEL`]; every notification is
+/// published to `ears`. The validation cache answers from when both are listened to until the
+/// connection is lost.
+async fn listen(config: Config, ears: Ears) -> Result<Listening, tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
+    let heard = ears.clone();
     let reader = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(n)) if n.channel() == CHANNEL => {
-                    feed.realm_changed(n.payload())
+                    heard.feed.realm_changed(n.payload())
+                }
+                Ok(AsyncMessage::Notification(n)) if n.channel() == validated::CHANNEL => {
+                    heard.validations.heard(n.payload())
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -127,12 +147,16 @@ async fn listen(config: Config, feed: Arc<ChangeFeed>) -> Result<Listening, toki
                         "the connection listening for changes ended: {}",
                         describe(&e)
                     );
-                    return;
+                    break;
                 }
             }
         }
+        heard.validations.deaf();
     });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {}", validated::CHANNEL))
+        .await?;
+    ears.validations.listening();
     Ok(Listening { client, reader })
 }
 
@@ -141,7 +165,7 @@ async fn listen(config: Config, feed: Arc<ChangeFeed>) -> Result<Listening, toki
 async fn keep(
     mut listening: Listening,
     config: Config,
-    feed: Arc<ChangeFeed>,
+    ears: Ears,
     announcements: Arc<Announcements>,
 ) {
     loop {
@@ -150,16 +174,17 @@ async fn keep(
             _ = announce(&listening.client, &announcements) => {}
         }
         drop(listening);
+        ears.validations.deaf();
         tracing::warn!("lost the PostgreSQL connection that hears of changes; connecting again");
         listening = loop {
             tokio::time::sleep(RECONNECT_AFTER).await;
-            match listen(config.clone(), feed.clone()).await {
+            match listen(config.clone(), ears.clone()).await {
                 Ok(l) => break l,
                 Err(e) => tracing::warn!("listening for changes again: {}", describe(&e)),
             }
         };
         tracing::info!("listening for changes again");
-        feed.everything_changed();
+        ears.feed.everything_changed();
     }
 }
 

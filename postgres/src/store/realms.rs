@@ -152,7 +152,7 @@ impl PostgresStore {
             let found = tx
                 .query_opt(
                     &format!(
-                        "SELECT {REALM}, coalesce((SELECT sum(c.count) FROM counters c
+                        "SELECT {REALM}, coalesce((SELECT sum(c.count) FROM counter_totals c
                                  WHERE c.realm = r.realm AND c.kind = 0 AND c.key = ''), 0)::int8
                            FROM realms r WHERE r.realm = $1"
                     ),
@@ -176,7 +176,7 @@ impl PostgresStore {
             let found = tx
                 .query(
                     &format!(
-                        "SELECT {REALM}, coalesce((SELECT sum(c.count) FROM counters c
+                        "SELECT {REALM}, coalesce((SELECT sum(c.count) FROM counter_totals c
                                  WHERE c.realm = r.realm AND c.kind = 0 AND c.key = ''), 0)::int8
                            FROM realms r ORDER BY r.realm"
                     ),
@@ -260,7 +260,7 @@ impl PostgresStore {
             let found = tx
                 .query(
                     "SELECT k.client_id, k.registration,
-                            coalesce((SELECT sum(c.count) FROM counters c
+                            coalesce((SELECT sum(c.count) FROM counter_totals c
                                        WHERE c.realm = k.realm AND c.kind = 2
                                          AND c.key = k.client_id), 0)::int8
                        FROM clients k WHERE k.realm = $1 ORDER BY k.client_id",

@@ -18,6 +18,7 @@ pub(crate) const SESSION: &str = "s.sid, s.subject_id, s.display_name, s.created
      s.user_agent, s.token_hash";
 
 /// A session as read, with the hash of its token.
+#[derive(Clone)]
 pub(crate) struct StoredSession {
     pub session: Session,
     pub token_hash: Vec<u8>,

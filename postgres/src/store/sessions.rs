@@ -63,8 +63,16 @@ fn matching(key: &TokenKey, s: Option<StoredSession>) -> Option<StoredSession> {
 
 /// The realm and the session a token belongs to (valid or not), in one read.
 async fn find(tx: &Tx<'_>, realm: &str, token: &str) -> R<(RealmRow, Option<StoredSession>)> {
-    let key = token_key(token);
-    let row = match &key {
+    find_key(tx, realm, &token_key(token)).await
+}
+
+/// The realm and the session a token's key names (valid or not), in one read.
+async fn find_key(
+    tx: &Tx<'_>,
+    realm: &str,
+    key: &TokenKey,
+) -> R<(RealmRow, Option<StoredSession>)> {
+    let row = match key {
         TokenKey::Sid(sid, _) => {
             tx.query_opt(
                 &format!(
@@ -96,7 +104,18 @@ async fn find(tx: &Tx<'_>, realm: &str, token: &str) -> R<(RealmRow, Option<Stor
         Some(_) => Some(rows::session(&row, 4, &realm.name)?),
         None => None,
     };
-    Ok((realm, matching(&key, session)))
+    Ok((realm, matching(key, session)))
+}
+
+/// How often a refreshing validation writes the session's last access, at most.
+fn refresh_interval(realm: &RealmRow) -> chrono::TimeDelta {
+    chrono::TimeDelta::seconds(realm.settings.latest_access_update_interval_secs as i64)
+}
+
+/// Whether a validation with `refresh` must write the session's last access: it was written
+/// longer than the realm's interval ago.
+fn needs_refresh(realm: &RealmRow, s: &StoredSession, refresh: bool, now: DateTime<Utc>) -> bool {
+    refresh && now - s.session.last_access_at >= refresh_interval(realm)
 }
 
 /// The session a token belongs to (valid or not), locked until the transaction ends.
@@ -367,18 +386,34 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> sessions::Result<Option<Session>> {
         let now = rows::ms(now);
-        db_run!(self.db, async |tx| {
-            let (realm, found) = find(tx, realm, token).await?;
+        let key = token_key(token);
+        let validations = self.db.validations();
+        if let TokenKey::Sid(sid, hash) = &key {
+            if let Some((realm, kept)) = validations.get(realm, sid) {
+                // A session's token never changes: a wrong one is wrong in the database too.
+                if !same_hash(&kept.token_hash, hash) {
+                    return Ok(None);
+                }
+                if kept.is_valid_at(now) && !needs_refresh(&realm, &kept, refresh, now) {
+                    return Ok(Some(realm.settings.as_seen_by_holder(kept.session)));
+                }
+                // Expired by what was kept (another server may have extended it), or due a
+                // refresh: the database decides.
+            }
+        }
+        let epoch = validations.epoch();
+        let found = db_run!(self.db, async |tx| {
+            let (realm, found) = find_key(tx, realm, &key).await?;
+            let valid = found.as_ref().filter(|s| s.is_valid_at(now));
+            validations.keep(epoch, &realm, valid);
             let Some(s) = found.filter(|s| s.is_valid_at(now)) else {
                 return Ok(None);
             };
-            let interval = chrono::TimeDelta::seconds(
-                realm.settings.latest_access_update_interval_secs as i64,
-            );
-            if !refresh || now - s.session.last_access_at < interval {
-                return Ok(Some(realm.settings.as_seen_by_holder(s.session)));
+            if !needs_refresh(&realm, &s, refresh, now) {
+                return Ok(Some((realm, s)));
             }
             // One conditional write: a concurrent refresh or removal makes it match nothing.
+            let interval = refresh_interval(&realm);
             let idle = chrono::TimeDelta::seconds(realm.settings.idle_timeout_secs as i64);
             let refreshed = tx
                 .query_opt(
@@ -397,15 +432,17 @@ impl PostgresStore {
                     ],
                 )
                 .await?;
+            let epoch = validations.epoch();
             let current = match refreshed {
                 Some(row) => Some(rows::session(&row, 0, &realm.name)?),
-                None => find(tx, &realm.name, token).await?.1,
+                None => find_key(tx, &realm.name, &key).await?.1,
             };
-            Ok(current
-                .filter(|s| s.is_valid_at(now))
-                .map(|s| realm.settings.as_seen_by_holder(s.session)))
+            let current = current.filter(|s| s.is_valid_at(now));
+            validations.keep(epoch, &realm, current.as_ref());
+            Ok(current.map(|s| (realm, s)))
         })
-        .await
+        .await?;
+        Ok(found.map(|(realm, s)| realm.settings.as_seen_by_holder(s.session)))
     }
 
     pub(crate) async fn logout_impl(
@@ -470,6 +507,7 @@ impl PostgresStore {
                 },
                 index_clients(tx, &realm.name, &added, s.session.created_at, &parsed),
                 deltas.apply(tx),
+                tx.sessions_changed(std::slice::from_ref(&parsed)),
             )?;
             Ok(s.session)
         })
@@ -551,11 +589,17 @@ impl PostgresStore {
             }
             let value = serde_json::to_value(&s.session.properties)
                 .map_err(|e| SessionError::Storage(e.to_string()))?;
-            tx.execute(
-                "UPDATE sessions SET properties = $3 WHERE realm = $1 AND sid = $2",
-                &[&realm.name, &s.sid(), &value],
-            )
-            .await?;
+            let sid = s.sid();
+            futures::try_join!(
+                async {
+                    tx.execute(
+                        "UPDATE sessions SET properties = $3 WHERE realm = $1 AND sid = $2",
+                        &[&realm.name, &sid, &value],
+                    )
+                    .await
+                },
+                tx.sessions_changed(std::slice::from_ref(&sid)),
+            )?;
             Ok(s.session
                 .properties
                 .into_iter()
