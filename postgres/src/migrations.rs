@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "counter deltas",
         include_str!("../migrations/0005_counter_deltas.sql"),
     ),
+    (
+        6,
+        "session name words",
+        include_str!("../migrations/0006_session_name_words.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.

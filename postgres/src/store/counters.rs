@@ -179,6 +179,25 @@ pub(crate) async fn count(tx: &Tx<'_>, realm: &str, kind: Kind, key: &str) -> R<
     Ok(row.get::<_, i64>(0).max(0) as u64)
 }
 
+/// The counts of several counters of one kind, by key (a key counted nowhere is absent).
+pub(crate) async fn counts(
+    tx: &Tx<'_>,
+    realm: &str,
+    kind: Kind,
+    keys: &[String],
+) -> R<std::collections::HashMap<String, u64>> {
+    let rows = tx
+        .query(
+            "SELECT key, coalesce(sum(count), 0)::int8 FROM counter_totals
+              WHERE realm = $1 AND kind = $2 AND key = ANY($3) GROUP BY key",
+            &[&realm, &(kind as i16), &keys],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64)))
+        .collect()
+}
+
 /// Moves every count delta appended so far into the counters, summed, in one transaction, unless
 /// another server is doing it; answers how many delta rows it folded.
 ///

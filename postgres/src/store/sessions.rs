@@ -222,7 +222,7 @@ pub(crate) async fn insert(
     deltas.stat(realm, s.created_at, Metric::SignIns, 1);
     let token_hash = &token_hash[..];
     let address = s.ip.as_deref().and_then(address_bytes).map(|a| a.to_vec());
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 15] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
         &realm,
         &sid,
         &s.subject_id,
@@ -238,12 +238,14 @@ pub(crate) async fn insert(
         &token_hash,
         &found_by_hash,
         &address,
+        &name_words,
     ];
     let session = tx.execute(
         "INSERT INTO sessions (realm, sid, subject_id, display_name, created_at, last_access_at,
                                idle_expires_at, expires_at, client_ids, properties, ip, user_agent,
-                               token_hash, token_lookup, address)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                               token_hash, token_lookup, address, name_words)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                 nullif($16::text[], '{}'))
          ON CONFLICT (realm, sid) DO NOTHING",
         &params,
     );
