@@ -45,7 +45,9 @@ for a quick run).
   (defaults, fsync and synchronous commit on), loaded by `COPY`, the SQL of its Entity Framework
   stores behind a minimal axum endpoint in the same release build (tokio-postgres, a pool of
   {pool}); every renewal is written; its disk is both tables with their indexes
-- warm-up: each side's loads, and its sweep, follow an unrecorded validation load of 3 s
+- warm-up: each side's loads, and its sweep, follow an unrecorded validation load, in runs of
+  3 s until the sampled sessions were drawn three times over (about 95% of them validated at
+  least once, as a server that has run a while has), 30 s at most
 - ceiling: an axum handler that does nothing, same build; \"ours ÷ ceiling\" compares rates for
   the same method (POST)
 - data: one generated data set per size (fixed seed): subjects with a skewed number of sessions,
