@@ -4,8 +4,9 @@
 //! `counters` rows, summed, in one transaction. A count is its `counters` rows plus the deltas not
 //! yet folded (the view `counter_totals`), read in one statement, so it is exact at every moment;
 //! and a create appends one heap row instead of updating a dozen hot counter rows (the top of
-//! the create profile, with their row-lock waits). `counters` rows written before the deltas
-//! were spread over [`STRIPES`] rows per count; a count sums them all.
+//! the create profile, with their row-lock waits). Activity counters (`stats`) go the same way, in
+//! the same row. Rows written before the deltas were spread over stripes (64 rows per count); a
+//! count sums them all.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,8 +17,6 @@ use sessions::DeliveryStatus;
 
 use super::db::{Tx, R};
 
-/// Rows each activity counter is spread over (and counts were, before the deltas).
-pub(crate) const STRIPES: i16 = 64;
 /// How often each server folds the appended count deltas into the counters.
 pub(crate) const FOLD_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// How often the folding server vacuums the deltas' table (the folds leave it full of dead rows,
@@ -112,10 +111,9 @@ impl Deltas {
         self.add(realm, Kind::Deliveries, status.as_str(), sign);
     }
 
-    /// Appends the count changes as one row of deltas, and adds the activity counter changes to
-    /// one stripe picked at random: one statement each, sent together.
+    /// Appends the count and activity counter changes as one row of deltas (none if nothing
+    /// changed), for [`fold`] to add to the counters.
     pub(crate) async fn apply(self, tx: &Tx<'_>) -> R<()> {
-        let stripe = (uuid::Uuid::new_v4().as_u128() % STRIPES as u128) as i16;
         let (mut realms, mut kinds, mut keys, mut deltas) = (vec![], vec![], vec![], vec![]);
         for ((realm, kind, key), delta) in self.counters {
             if delta != 0 {
@@ -136,33 +134,18 @@ impl Deltas {
                 s_deltas.push(delta);
             }
         }
-        let counters = async {
-            if !realms.is_empty() {
-                tx.execute(
-                    "INSERT INTO counter_deltas (realms, kinds, keys, deltas)
-                     VALUES ($1, $2, $3, $4)",
-                    &[&realms, &kinds, &keys, &deltas],
-                )
-                .await?;
-            }
-            Ok::<_, super::db::Error>(())
-        };
-        let stats = async {
-            if !s_realms.is_empty() {
-                tx.execute(
-                    "INSERT INTO stats (realm, span, bucket, metric, stripe, count)
-                     SELECT r, s, b, m, $6, n
-                       FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::text[],
-                                   $5::int8[]) AS d(r, s, b, m, n)
-                     ON CONFLICT (realm, span, bucket, metric, stripe)
-                     DO UPDATE SET count = stats.count + excluded.count",
-                    &[&s_realms, &spans, &buckets, &metrics, &s_deltas, &stripe],
-                )
-                .await?;
-            }
-            Ok(())
-        };
-        futures::try_join!(counters, stats)?;
+        if realms.is_empty() && s_realms.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO counter_deltas (realms, kinds, keys, deltas, stat_realms, stat_spans,
+                                         stat_buckets, stat_metrics, stat_deltas)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &realms, &kinds, &keys, &deltas, &s_realms, &spans, &buckets, &metrics, &s_deltas,
+            ],
+        )
+        .await?;
         Ok(())
     }
 }
@@ -198,23 +181,27 @@ pub(crate) async fn counts(
         .collect()
 }
 
-/// Moves every count delta appended so far into the counters, summed, in one transaction, unless
-/// another server is doing it; answers how many delta rows it folded.
+/// Moves every count delta appended so far into the counters and the activity counters, summed,
+/// in one transaction; answers how many delta rows it folded. Unless `wait`, it does nothing if
+/// another server is folding (else it waits for that server to finish).
 ///
 /// Exact at every moment: the deltas leave `counter_deltas` in the transaction that adds them to
 /// `counters`, and a count reads both in one statement (one snapshot). Two servers folding at once
 /// cannot count a delta twice (the advisory lock keeps them apart, and the `DELETE` of a row
 /// another transaction already deleted returns nothing).
-pub(crate) async fn fold(tx: &Tx<'_>) -> R<u64> {
-    let ours: bool = tx
-        .query_one(
-            "SELECT pg_try_advisory_xact_lock($1)",
-            &[&super::lock_key("fold", "counters")],
-        )
-        .await?
-        .try_get(0)?;
-    if !ours {
-        return Ok(0);
+pub(crate) async fn fold(tx: &Tx<'_>, wait: bool) -> R<u64> {
+    let key = super::lock_key("fold", "counters");
+    if wait {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+            .await?;
+    } else {
+        let ours: bool = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&key])
+            .await?
+            .try_get(0)?;
+        if !ours {
+            return Ok(0);
+        }
     }
     let row = tx
         .query_one(
@@ -228,9 +215,19 @@ pub(crate) async fn fold(tx: &Tx<'_>) -> R<u64> {
                     INSERT INTO counters (realm, kind, key, stripe, count)
                     SELECT realm, kind, key, 0, n FROM summed WHERE n <> 0
                     ON CONFLICT (realm, kind, key, stripe)
-                    DO UPDATE SET count = counters.count + excluded.count
-                    RETURNING 1)
-             SELECT (SELECT count(*) FROM folded)::int8, (SELECT count(*) FROM added)::int8",
+                    DO UPDATE SET count = counters.count + excluded.count),
+                  stats_summed AS (
+                    SELECT u.realm, u.span, u.bucket, u.metric, sum(u.delta)::int8 AS n
+                      FROM folded f, unnest(f.stat_realms, f.stat_spans, f.stat_buckets,
+                                            f.stat_metrics, f.stat_deltas)
+                                     AS u(realm, span, bucket, metric, delta)
+                     GROUP BY u.realm, u.span, u.bucket, u.metric),
+                  stats_added AS (
+                    INSERT INTO stats (realm, span, bucket, metric, stripe, count)
+                    SELECT realm, span, bucket, metric, 0, n FROM stats_summed WHERE n <> 0
+                    ON CONFLICT (realm, span, bucket, metric, stripe)
+                    DO UPDATE SET count = stats.count + excluded.count)
+             SELECT count(*)::int8 FROM folded",
             &[],
         )
         .await?;
@@ -264,7 +261,7 @@ async fn keep_folding(db: std::sync::Arc<super::db::Db>) {
     let mut folded_since = 0u64;
     loop {
         tokio::time::sleep(FOLD_EVERY).await;
-        match super::db::db_write!(*db, async |tx| fold(tx).await).await {
+        match super::db::db_write!(*db, async |tx| fold(tx, false).await).await {
             Ok(n) => folded_since += n,
             Err(e) => tracing::warn!("folding the count deltas: {e}"),
         }

@@ -225,6 +225,8 @@ impl PostgresStore {
         }
         let span = i16::from(span.code());
         db_write!(self.db, async |tx| {
+            // What the copied sessions appended is replaced too.
+            super::counters::fold(tx, true).await?;
             tx.execute(
                 "DELETE FROM stats WHERE realm = $1 AND span = $2",
                 &[&realm, &span],

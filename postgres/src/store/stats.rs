@@ -1,6 +1,7 @@
 //! Activity counters ([`sessions::stats`]) on PostgreSQL: rows of `stats`, one per realm, span,
-//! bucket, metric and stripe, added to by [`super::counters::Deltas`] in the transaction of the
-//! event; read as a range of buckets, pruned by age.
+//! bucket, metric and stripe, and the changes appended by [`super::counters::Deltas`] in the
+//! transaction of the event until they are folded into them (both read together through
+//! `stats_totals`); read as a range of buckets, pruned by age.
 
 use chrono::{DateTime, Utc};
 use sessions::stats::{self, Metric, Span, StatsBucket, StatsRow};
@@ -22,7 +23,7 @@ impl PostgresStore {
             let realm = self.realms.get(tx, realm).await?;
             let found = tx
                 .query(
-                    "SELECT bucket, metric, sum(count)::int8 FROM stats
+                    "SELECT bucket, metric, sum(count)::int8 FROM stats_totals
                       WHERE realm = $1 AND span = $2 AND bucket BETWEEN $3 AND $4
                       GROUP BY bucket, metric",
                     &[&realm.name, &i16::from(span.code()), &first, &last],
@@ -53,6 +54,8 @@ impl PostgresStore {
         for span in Span::ALL {
             let oldest = DateTime::from_timestamp(span.oldest_kept(now), 0).unwrap_or_default();
             pruned += db_write!(self.db, async |tx| {
+                // Changes still to fold may be in the old buckets.
+                super::counters::fold(tx, true).await?;
                 tx.execute(
                     "DELETE FROM stats WHERE span = $1 AND bucket < $2",
                     &[&i16::from(span.code()), &oldest],
