@@ -101,6 +101,8 @@ sample_waits() {
 profile() {
   local name=$1 script=$2
   psql_ -c "SELECT pg_stat_statements_reset()" >/dev/null
+  local wal_before
+  wal_before=$(psql_ -c "SELECT wal_records || ' ' || wal_fpi || ' ' || wal_bytes FROM pg_stat_wal")
   rm -f "$WORK/stop"
   sample_waits &
   local sampler=$!
@@ -109,8 +111,16 @@ profile() {
     | awk '/Requests\/sec/ {print $2}')
   touch "$WORK/stop"
   wait "$sampler"
+  local wal_after requests
+  wal_after=$(psql_ -c "SELECT wal_records || ' ' || wal_fpi || ' ' || wal_bytes FROM pg_stat_wal")
+  requests=$(awk -v r="$rate" -v d="${DURATION%s}" 'BEGIN {printf "%d", r * d}')
   echo
   echo "## $name: $rate requests/s ($CONNECTIONS connections, $DURATION)"
+  echo
+  # Write-ahead log per request (the whole server's: background steps included).
+  echo "$wal_before $wal_after $requests" | awk '{n = $7 > 0 ? $7 : 1;
+    printf "WAL per request: %.1f records, %.2f full-page images, %.0f bytes\n",
+           ($4 - $1) / n, ($5 - $2) / n, ($6 - $3) / n}'
   echo
   echo "Statements by database time (pg_stat_statements):"
   echo
