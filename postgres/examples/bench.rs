@@ -1,14 +1,17 @@
 //! The PostgreSQL store beside the embedded one, measured in one run on the same machine:
 //! `cargo run --release -p store-postgres --example bench -- [SESSIONS]` (default 20,000).
 //! PostgreSQL is a scratch server with durable settings (fsync and synchronous commit on), on
-//! 127.0.0.1; the embedded store is in a temporary directory. Prints a Markdown table.
+//! 127.0.0.1; the embedded store is in a temporary directory. Prints a Markdown table, then, where
+//! the scratch server has `pg_stat_statements`, the statements of one more removal by database
+//! time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
+use sessions::grant::{GrantKind, NewGrant};
 use sessions::store::{SessionStore, SledStore};
-use sessions::{EndSessions, NewSession, RealmSettingsUpdate, SessionQuery};
+use sessions::{ClientRegistration, EndSessions, NewSession, RealmSettingsUpdate, SessionQuery};
 use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
 
@@ -109,25 +112,9 @@ async fn measure(store: Arc<dyn SessionStore>, sessions: usize) -> Figures {
     })
     .await;
 
-    for _ in 0..1000 {
-        let new = NewSession {
-            subject_id: "bulk".into(),
-            ..Default::default()
-        };
-        store
-            .create_session("bench", &new, now + TimeDelta::seconds(1))
-            .await
-            .unwrap();
-    }
-    let request = EndSessions {
-        subject_id: Some("bulk".into()),
-        ..Default::default()
-    };
+    bulk(&*store, "bulk", now).await;
     let started = Instant::now();
-    let removed = store
-        .end_sessions("bench", &request, "bench", now)
-        .await
-        .unwrap();
+    let removed = end_subject(&*store, "bulk", now).await;
     let remove_1000 = started.elapsed();
     assert_eq!(removed.records_deleted, 1000);
     Figures {
@@ -136,6 +123,111 @@ async fn measure(store: Arc<dyn SessionStore>, sessions: usize) -> Figures {
         first_page_p50,
         subject_page_p50,
         remove_1000,
+    }
+}
+
+/// The clients of the bulk sessions, each with a back-channel logout URI.
+const BULK_CLIENTS: [&str; 2] = ["crm", "web"];
+
+/// Stores 1,000 sessions of `subject` in two clients, a refresh token per session and client, and
+/// the subject's consent to each client: what a removal with every flag revokes and notifies.
+async fn bulk(store: &dyn SessionStore, subject: &str, now: chrono::DateTime<Utc>) {
+    for client in BULK_CLIENTS {
+        let registration = ClientRegistration {
+            backchannel_logout_uri: Some(format!("http://127.0.0.1:9/{client}/logout")),
+            ..Default::default()
+        };
+        store
+            .put_client("bench", client, &registration, "bench", now)
+            .await
+            .unwrap();
+    }
+    let grant = |kind, sid: Option<&str>, client: &str| NewGrant {
+        kind,
+        subject_id: subject.into(),
+        sid: sid.map(str::to_owned),
+        client_id: client.into(),
+        expires_at: now + TimeDelta::days(30),
+        // A refresh token carries its (secret) token; a consent none.
+        token: (kind == GrantKind::RefreshToken).then(|| uuid::Uuid::new_v4().simple().to_string()),
+        scopes: vec!["openid".into()],
+    };
+    for client in BULK_CLIENTS {
+        let consent = grant(GrantKind::Consent, None, client);
+        store.create_grant("bench", &consent, now).await.unwrap();
+    }
+    for _ in 0..1000 {
+        let new = NewSession {
+            subject_id: subject.into(),
+            client_ids: BULK_CLIENTS.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        };
+        let created = store
+            .create_session("bench", &new, now + TimeDelta::seconds(1))
+            .await
+            .unwrap();
+        for client in BULK_CLIENTS {
+            let token = grant(GrantKind::RefreshToken, Some(&created.session.sid), client);
+            store.create_grant("bench", &token, now).await.unwrap();
+        }
+    }
+}
+
+/// Ends every session of `subject` with every flag: records deleted, tokens and consents
+/// revoked, back-channel logouts queued.
+async fn end_subject(
+    store: &dyn SessionStore,
+    subject: &str,
+    now: chrono::DateTime<Utc>,
+) -> sessions::EndOutcome {
+    let request = EndSessions {
+        subject_id: Some(subject.into()),
+        ..Default::default()
+    };
+    store
+        .end_sessions("bench", &request, "bench", now)
+        .await
+        .unwrap()
+}
+
+/// One more removal on `store`, with PostgreSQL's statement statistics reset before it: prints
+/// its statements by database time.
+async fn profile_removal(store: &PostgresStore, url: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let now = Utc::now();
+    bulk(store, "profiled", now).await;
+    client
+        .batch_execute(
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let removed = end_subject(store, "profiled", now).await;
+    let took = started.elapsed();
+    println!(
+        "\nOne more removal on PostgreSQL: {} sessions, {} tokens, {} logouts queued in {took:.2?}; \
+         its statements by database time:\n",
+        removed.records_deleted, removed.tokens_revoked, removed.clients_notified
+    );
+    println!("| ms | calls | statement |\n|---:|---:|---|");
+    let rows = client
+        .query(
+            "SELECT round(total_exec_time::numeric, 2)::text, calls,
+                    left(regexp_replace(query, '\\s+', ' ', 'g'), 100)
+               FROM pg_stat_statements
+              WHERE query NOT LIKE '%pg_stat_statements%'
+              ORDER BY total_exec_time DESC LIMIT 12",
+            &[],
+        )
+        .await
+        .unwrap();
+    for r in rows {
+        let (ms, calls, sql): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
+        println!("| {ms} | {calls} | `{sql}` |");
     }
 }
 
@@ -148,11 +240,8 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let sled = measure(Arc::new(SledStore::open(dir.path()).unwrap()), sessions).await;
     let pg = ScratchPostgres::start_durable().unwrap();
-    let postgres = measure(
-        Arc::new(PostgresStore::open(&pg.url()).await.unwrap()),
-        sessions,
-    )
-    .await;
+    let pg_store = Arc::new(PostgresStore::open(&pg.url()).await.unwrap());
+    let postgres = measure(pg_store.clone(), sessions).await;
     println!("sessions: {sessions}; {THREADS} tasks for create and validate\n");
     println!("| measure | embedded (sled) | PostgreSQL |");
     println!("|---|---|---|");
@@ -179,12 +268,15 @@ async fn main() {
             format!("{:.2?}", postgres.subject_page_p50),
         ),
         (
-            "remove 1,000 sessions of one subject (durable)",
+            "remove 1,000 sessions of one subject, 2,000 tokens, 2,000 logouts (durable)",
             format!("{:.2?}", sled.remove_1000),
             format!("{:.2?}", postgres.remove_1000),
         ),
     ];
     for (what, a, b) in rows {
         println!("| {what} | {a} | {b} |");
+    }
+    if pg.has_statement_statistics() {
+        profile_removal(&pg_store, &pg.url()).await;
     }
 }

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "session name words",
         include_str!("../migrations/0006_session_name_words.sql"),
     ),
+    (
+        7,
+        "no realm foreign keys on busy tables",
+        include_str!("../migrations/0007_no_realm_foreign_keys.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.

@@ -61,16 +61,26 @@ async fn migrations_apply_once_in_order_even_from_two_servers_at_once() {
         );
     }
 
-    // The sessions' foreign key keeps a session out of a realm that does not exist.
+    // Clients keep their realm's foreign key; the busy tables dropped theirs (migration 7: the
+    // store reads the realm before every write, and realms are never deleted).
     let orphan = a
         .batch_execute(
-            "INSERT INTO sessions (realm, sid, subject_id, created_at, last_access_at,
-                                   idle_expires_at, expires_at, token_hash)
-                  VALUES ('nowhere', gen_random_uuid(), 'alice', now(), now(),
-                          now() + interval '1 hour', now() + interval '8 hours', '\\x01')",
+            "INSERT INTO clients (realm, client_id, registration) VALUES ('nowhere', 'web', '{}')",
         )
         .await;
-    assert!(orphan.is_err(), "a session was stored in no realm");
+    assert!(orphan.is_err(), "a client was stored in no realm");
+    let keyed: Vec<String> = a
+        .query(
+            "SELECT conrelid::regclass::text FROM pg_constraint
+              WHERE contype = 'f' AND confrelid = 'realms'::regclass ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(keyed, ["clients"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
