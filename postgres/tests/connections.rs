@@ -6,17 +6,9 @@ use std::time::Duration;
 use chrono::Utc;
 use sessions::store::SessionStore;
 use sessions::NewSession;
-use store_postgres::scratch::ScratchPostgres;
-use store_postgres::PostgresStore;
 
-/// The one number `sql` answers, on a connection of its own to `url`.
-async fn count(url: &str, sql: &str) -> i64 {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
+mod common;
+use common::count;
 
 /// Ends every other connection to the database, as a restart of the server would; answers how
 /// many it ended.
@@ -28,14 +20,7 @@ async fn end_connections(url: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_go_on_after_the_database_ends_the_stores_connections() {
-    let url = ScratchPostgres::shared()
-        .new_database("connections")
-        .unwrap();
-    let store = PostgresStore::open(&url).await.unwrap();
-    store
-        .put_realm("r", &Default::default(), "test", Utc::now())
-        .await
-        .unwrap();
+    let (url, store) = common::store_with_realm("connections").await;
     let new = NewSession {
         subject_id: "alice".into(),
         ..Default::default()
@@ -64,14 +49,7 @@ async fn store_backends(url: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dropped_store_closes_its_connections_on_the_runtime_that_goes_on() {
-    let url = ScratchPostgres::shared()
-        .new_database("connections")
-        .unwrap();
-    let store = PostgresStore::open(&url).await.unwrap();
-    store
-        .put_realm("r", &Default::default(), "test", Utc::now())
-        .await
-        .unwrap();
+    let (url, store) = common::store_with_realm("connections").await;
     assert!(store_backends(&url).await >= 2, "pooled and listening");
     drop(store);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -6,17 +6,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use sessions::store::SessionStore;
 use sessions::{NewSession, SessionFilters, SessionQuery};
-use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
 
-/// The one number `sql` answers, on a connection of its own to `url`.
-async fn count(url: &str, sql: &str) -> i64 {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
+mod common;
+use common::count;
 
 /// How many sessions of realm `r` the filters match, as a listing counts them.
 async fn total(store: &PostgresStore, filters: &SessionFilters) -> u64 {
@@ -29,14 +22,8 @@ async fn total(store: &PostgresStore, filters: &SessionFilters) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn counts_are_exact_before_and_after_their_deltas_are_folded() {
-    let url = ScratchPostgres::shared()
-        .new_database("counter_deltas")
-        .unwrap();
-    let a = PostgresStore::open(&url).await.unwrap();
+    let (url, a) = common::store_with_realm("counter_deltas").await;
     let b = PostgresStore::open(&url).await.unwrap();
-    a.put_realm("r", &Default::default(), "test", Utc::now())
-        .await
-        .unwrap();
     let new = |i: usize| NewSession {
         subject_id: format!("user{}", i % 7),
         display_name: Some(format!("Alice Smith{i}")),

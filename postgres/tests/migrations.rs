@@ -2,13 +2,9 @@
 
 use store_postgres::migrations::{migrate, MigrationError, MIGRATIONS};
 use store_postgres::scratch::ScratchPostgres;
-use tokio_postgres::NoTls;
 
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
-}
+mod common;
+use common::connect;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrations_apply_once_in_order_even_from_two_servers_at_once() {

@@ -8,8 +8,9 @@ use chrono::Utc;
 use sessions::store::SessionStore;
 use sessions::{NewSession, SessionFilters, SessionQuery};
 use store_postgres::migrations::MIGRATIONS;
-use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
+
+mod common;
 
 /// Every sid a name-prefix listing of realm `r` answers, page by page, newest first; and its
 /// count.
@@ -37,14 +38,7 @@ async fn listed(store: &PostgresStore, prefix: &str) -> (Vec<String>, u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn common_and_rare_prefixes_list_the_same_sessions_as_a_recount() {
-    let url = ScratchPostgres::shared()
-        .new_database("name_search")
-        .unwrap();
-    let store = PostgresStore::open(&url).await.unwrap();
-    store
-        .put_realm("r", &Default::default(), "test", Utc::now())
-        .await
-        .unwrap();
+    let (url, store) = common::store_with_realm("name_search").await;
     let mut named = Vec::new();
     for i in 0..200 {
         let name = format!("Alice Smith{i}");
@@ -78,31 +72,23 @@ async fn common_and_rare_prefixes_list_the_same_sessions_as_a_recount() {
     }
 
     // Sessions written before migration 6 had no words in their rows: it fills them in.
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = common::connect(&url).await;
     let (_, _, fill) = MIGRATIONS.iter().find(|m| m.0 == 6).unwrap();
-    let before: Vec<Option<Vec<String>>> = client
-        .query("SELECT name_words FROM sessions ORDER BY sid", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let name_words = async || -> Vec<Option<Vec<String>>> {
+        let rows = client
+            .query("SELECT name_words FROM sessions ORDER BY sid", &[])
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    let before = name_words().await;
     client
         .batch_execute(&format!(
             "ALTER TABLE sessions DROP COLUMN name_words; {fill}"
         ))
         .await
         .unwrap();
-    let after: Vec<Option<Vec<String>>> = client
-        .query("SELECT name_words FROM sessions ORDER BY sid", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let after = name_words().await;
     assert_eq!(before.len(), 200);
     assert_eq!(after, before);
     assert_eq!(before[0].as_ref().map(Vec::len), Some(2));

@@ -1,13 +1,9 @@
 //! The scratch server keeps its data across a restart.
 
 use store_postgres::scratch::ScratchPostgres;
-use tokio_postgres::NoTls;
 
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
-}
+mod common;
+use common::connect;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_keeps_the_data_and_the_port() {

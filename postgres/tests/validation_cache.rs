@@ -12,16 +12,13 @@ use sessions::{EndSessions, NewSession};
 use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
 
+mod common;
+use common::run;
+
 async fn two_stores() -> (String, Arc<PostgresStore>, Arc<PostgresStore>) {
-    let url = ScratchPostgres::shared()
-        .new_database("validation_cache")
-        .unwrap();
-    let a = Arc::new(PostgresStore::open(&url).await.unwrap());
+    let (url, a) = common::store_with_realm("validation_cache").await;
     let b = Arc::new(PostgresStore::open(&url).await.unwrap());
-    a.put_realm("r", &Default::default(), "test", Utc::now())
-        .await
-        .unwrap();
-    (url, a, b)
+    (url, Arc::new(a), b)
 }
 
 async fn create(store: &PostgresStore, subject: &str) -> String {
@@ -57,15 +54,6 @@ async fn refused_within(store: &PostgresStore, token: &str) -> Duration {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     start.elapsed()
-}
-
-/// Runs `sql` on a connection of its own to `url`.
-async fn run(url: &str, sql: &str) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client.batch_execute(sql).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
