@@ -239,18 +239,9 @@ pub(crate) async fn vacuum(tx: &Tx<'_>) -> R<()> {
     tx.batch("VACUUM (SKIP_LOCKED) counter_deltas").await
 }
 
-/// The task that folds the count deltas; stopped when dropped, with its store.
-pub(crate) struct Folder(tokio::task::AbortHandle);
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Starts folding the count deltas on the caller's runtime ([`keep_folding`]).
-pub(crate) fn start_folding(db: std::sync::Arc<super::db::Db>) -> Folder {
-    Folder(tokio::spawn(keep_folding(db)).abort_handle())
+pub(crate) fn start_folding(db: std::sync::Arc<super::db::Db>) -> super::Background {
+    super::Background(tokio::spawn(keep_folding(db)).abort_handle())
 }
 
 /// Folds the count deltas every [`FOLD_EVERY`] and vacuums their table every [`VACUUM_EVERY`]

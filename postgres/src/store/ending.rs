@@ -21,7 +21,7 @@ use sessions::AuditEntry;
 use uuid::Uuid;
 
 use super::counters::{Counted, Deltas};
-use super::db::{db_run, db_write, Tx, R};
+use super::db::{db_run, db_write, Params, Tx, R};
 use super::rows::{RealmRow, CONSENT};
 use super::{audit, realms, PostgresStore};
 
@@ -48,6 +48,19 @@ fn scope(flags: &Flags) -> Option<Vec<String>> {
         .client_scope
         .as_ref()
         .map(|s| s.iter().cloned().collect())
+}
+
+/// Deletes the grants `which` (a `WHERE` clause over `params`) selects, or counts them for a dry
+/// run; answers how many.
+async fn revoke_grants(tx: &Tx<'_>, which: &str, params: &Params<'_>, dry_run: bool) -> R<u64> {
+    if dry_run {
+        let sql = format!("SELECT count(*) FROM grants {which}");
+        let n: i64 = tx.query_one(&sql, params).await?.try_get(0)?;
+        Ok(n as u64)
+    } else {
+        tx.execute(&format!("DELETE FROM grants {which}"), params)
+            .await
+    }
 }
 
 /// Ends the sessions `sids` names (those still there, and for the reaper still expired) as
@@ -167,18 +180,8 @@ pub(crate) async fn end(
         let ended_sids: Vec<Uuid> = gone.iter().map(|g| g.sid).collect();
         let which = "WHERE realm = $1 AND sid = ANY($2) AND kind <> $3
                        AND ($4::text[] IS NULL OR client_id = ANY($4))";
-        out.tokens_revoked = if dry_run {
-            let sql = format!("SELECT count(*) FROM grants {which}");
-            let n: i64 = tx
-                .query_one(&sql, &[name, &ended_sids, &CONSENT, &clients])
-                .await?
-                .try_get(0)?;
-            n as u64
-        } else {
-            let sql = format!("DELETE FROM grants {which}");
-            tx.execute(&sql, &[name, &ended_sids, &CONSENT, &clients])
-                .await?
-        };
+        out.tokens_revoked =
+            revoke_grants(tx, which, &[name, &ended_sids, &CONSENT, &clients], dry_run).await?;
     }
     if flags.revoke_consents {
         let mut subjects: Vec<String> = Vec::new();
@@ -190,18 +193,8 @@ pub(crate) async fn end(
         if !subjects.is_empty() {
             let which = "WHERE realm = $1 AND subject_id = ANY($2) AND kind = $3
                            AND ($4::text[] IS NULL OR client_id = ANY($4))";
-            out.consents_revoked = if dry_run {
-                let sql = format!("SELECT count(*) FROM grants {which}");
-                let n: i64 = tx
-                    .query_one(&sql, &[name, &subjects, &CONSENT, &clients])
-                    .await?
-                    .try_get(0)?;
-                n as u64
-            } else {
-                let sql = format!("DELETE FROM grants {which}");
-                tx.execute(&sql, &[name, &subjects, &CONSENT, &clients])
-                    .await?
-            };
+            out.consents_revoked =
+                revoke_grants(tx, which, &[name, &subjects, &CONSENT, &clients], dry_run).await?;
         }
         ended.consents_of = subjects;
     }

@@ -87,9 +87,19 @@ pub struct PostgresStore {
     /// Realms whose sessions changed through this store, to announce to every server.
     announcements: Arc<notify::Announcements>,
     /// The task that announces and listens for changes; stopped with the store.
-    _listener: notify::Listener,
+    _listener: Background,
     /// The task that folds count deltas into the counters; stopped with the store.
-    _folder: counters::Folder,
+    _folder: Background,
+}
+
+/// A background task of the store (listening for changes, folding count deltas), stopped when
+/// dropped, with its store.
+pub(crate) struct Background(tokio::task::AbortHandle);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A 64-bit advisory lock key for a name of a kind (a realm, a subject of a realm).

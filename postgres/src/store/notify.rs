@@ -23,11 +23,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use sessions::store::ChangeFeed;
 use sessions::SessionError;
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 use super::db::describe;
 use super::validated::{self, ValidationCache};
+use super::Background;
 
 /// The notification channel; the payload is the realm's name.
 pub(crate) const CHANNEL: &str = "sessions_changed";
@@ -81,16 +82,6 @@ impl Drop for Listening {
     }
 }
 
-/// The task that keeps the listening connection; stopped (its connection closed) when dropped,
-/// with its store.
-pub(crate) struct Listener(AbortHandle);
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The application name the listening connection shows in `pg_stat_activity`: the pool's, with
 /// `: changes` after it.
 fn listener_application_name(config: &Config) -> String {
@@ -108,14 +99,14 @@ pub(crate) async fn start(
     feed: Arc<ChangeFeed>,
     announcements: Arc<Announcements>,
     validations: Arc<ValidationCache>,
-) -> sessions::Result<Listener> {
+) -> sessions::Result<Background> {
     config.application_name(listener_application_name(&config));
     let ears = Ears { feed, validations };
     let listening = listen(config.clone(), ears.clone())
         .await
         .map_err(|e| SessionError::Storage(format!("listening for changes: {}", describe(&e))))?;
     let task = tokio::spawn(keep(listening, config, ears, announcements));
-    Ok(Listener(task.abort_handle()))
+    Ok(Background(task.abort_handle()))
 }
 
 /// Who hears the notifications: the change feed (realms) and the validation cache (sessions).

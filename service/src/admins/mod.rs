@@ -140,15 +140,7 @@ impl AdminAccounts {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.store
-            .record_audit(&AuditEntry {
-                at: now,
-                actor: actor.to_owned(),
-                realm: Some(ADMIN_REALM.to_owned()),
-                action: action.to_owned(),
-                target: username.to_owned(),
-                reason: None,
-                outcome: outcome.to_owned(),
-            })
+            .record_audit(&admin_audit_entry(action, username, actor, outcome, now))
             .await
     }
 
@@ -424,5 +416,19 @@ impl AdminAccounts {
             }
             ended += outcome.records_deleted;
         }
+    }
+}
+
+/// An audit entry for an action on the administrator `username`, in the administrators' realm.
+pub(crate) fn admin_audit_entry(
+    action: &str,
+    username: &str,
+    actor: &str,
+    outcome: &str,
+    now: DateTime<Utc>,
+) -> AuditEntry {
+    AuditEntry {
+        outcome: outcome.to_owned(),
+        ..sessions::store::shared::audit_entry(ADMIN_REALM, action, username, actor, now)
     }
 }

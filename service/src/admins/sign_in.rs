@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sessions::store::SessionStore;
-use sessions::{AuditEntry, CreatedSession, NewSession, SessionError};
+use sessions::{CreatedSession, NewSession, SessionError};
 use tokio::sync::Semaphore;
 
-use super::{AdminAccounts, Verified, ADMIN_REALM};
+use super::{admin_audit_entry, AdminAccounts, Verified, ADMIN_REALM};
 
 /// Failures of one user name allowed before delays start.
 const FREE_FAILURES_PER_USER: u32 = 3;
@@ -312,15 +312,7 @@ impl SignIns {
         actor: &str,
         outcome: &str,
     ) -> Result<(), SessionError> {
-        let entry = AuditEntry {
-            at: Utc::now(),
-            actor: actor.to_owned(),
-            realm: Some(ADMIN_REALM.to_owned()),
-            action: action.to_owned(),
-            target: username.to_owned(),
-            reason: None,
-            outcome: outcome.to_owned(),
-        };
+        let entry = admin_audit_entry(action, username, actor, outcome, Utc::now());
         self.store.record_audit(&entry).await
     }
 }
