@@ -146,7 +146,7 @@ impl ListParams {
                 FilterKind::Time => {
                     parse_time(text)?.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
                 }
-                FilterKind::Text | FilterKind::Address => text.clone(),
+                FilterKind::Text | FilterKind::Address | FilterKind::Choice(_) => text.clone(),
             };
             values.push((field.name, value));
         }

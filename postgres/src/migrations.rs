@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "no realm foreign keys on busy tables",
         include_str!("../migrations/0007_no_realm_foreign_keys.sql"),
     ),
+    (
+        8,
+        "session devices",
+        include_str!("../migrations/0008_session_devices.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.
@@ -98,6 +103,9 @@ async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, MigrationError> 
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let tx = client.transaction().await?;
         tx.batch_execute(sql).await?;
+        if *version == 8 {
+            derive_devices(&tx).await?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
             &[version, name],
@@ -108,4 +116,30 @@ async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, MigrationError> 
         applied.push(*version);
     }
     Ok(applied)
+}
+
+/// Fills `sessions.device` from the user agents of the sessions stored before it existed: each
+/// distinct agent read once, every session updated in one statement.
+async fn derive_devices(tx: &tokio_postgres::Transaction<'_>) -> Result<(), MigrationError> {
+    let agents: Vec<String> = tx
+        .query(
+            "SELECT DISTINCT user_agent FROM sessions WHERE user_agent IS NOT NULL",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let codes: Vec<i32> = agents
+        .iter()
+        .map(|ua| sessions::Device::of_user_agent(ua).code() as i32)
+        .collect();
+    tx.execute(
+        "UPDATE sessions s SET device = d.code
+           FROM unnest($1::text[], $2::integer[]) AS d (user_agent, code)
+          WHERE s.user_agent = d.user_agent",
+        &[&agents, &codes],
+    )
+    .await?;
+    Ok(())
 }

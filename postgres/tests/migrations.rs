@@ -175,3 +175,72 @@ async fn api_keys_stored_before_keys_had_realms_reach_every_realm() {
         .get(0);
     assert_eq!(realms, None, "an old key reaches every realm");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_stored_before_devices_existed_get_the_device_of_their_user_agent() {
+    let pg = ScratchPostgres::start().unwrap();
+    let mut client = connect(&pg.url()).await;
+    // A database at schema version 7, with sessions of two user agents and one without.
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());",
+        )
+        .await
+        .unwrap();
+    for (version, name, sql) in &MIGRATIONS[..7] {
+        client.batch_execute(sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await
+            .unwrap();
+    }
+    let firefox =
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \
+                  (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    client
+        .execute(
+            "INSERT INTO realms (realm, id, settings, created_at) VALUES ('r', 1, '{}', now());
+             ",
+            &[],
+        )
+        .await
+        .unwrap();
+    for (i, agent) in [Some(firefox), Some(iphone), Some(firefox), None]
+        .iter()
+        .enumerate()
+    {
+        client
+            .execute(
+                "INSERT INTO sessions (realm, sid, subject_id, created_at, last_access_at,
+                                       idle_expires_at, expires_at, user_agent, token_hash)
+                 VALUES ('r', gen_random_uuid(), $1, now(), now(), now(), now(), $2, '\\x00')",
+                &[&format!("s{i}"), agent],
+            )
+            .await
+            .unwrap();
+    }
+    assert!(migrate(&mut client).await.unwrap().contains(&8));
+    let rows = client
+        .query(
+            "SELECT subject_id, device FROM sessions ORDER BY subject_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let devices: Vec<(String, Option<i32>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let code = |ua| Some(sessions::Device::of_user_agent(ua).code() as i32);
+    assert_eq!(
+        devices,
+        vec![
+            ("s0".into(), code(firefox)),
+            ("s1".into(), code(iphone)),
+            ("s2".into(), code(firefox)),
+            ("s3".into(), None),
+        ]
+    );
+}

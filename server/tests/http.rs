@@ -1272,7 +1272,7 @@ async fn export_streams_every_match_as_csv_or_json_lines(store: Store) {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent"
+        "sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent,browser,os,device_type"
     );
     let sids: HashSet<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(sids.len(), 1100, "every session once");
@@ -1413,6 +1413,120 @@ async fn the_overview_counts_sign_ins_and_endings_by_reason(store: Store) {
     );
 }
 
+const FIREFOX: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \
+                      (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+
+/// A session's device is part of every session body; browser, OS and device type filter the
+/// listing, the export and a removal; an unknown value is a 400 naming the filter.
+async fn devices_show_filter_export_and_end(store: Store) {
+    let srv = Server::start(store).await;
+    srv.realm("dev").await;
+    let mut phones = HashSet::new();
+    for (i, agent) in [FIREFOX, IPHONE, FIREFOX, IPHONE, FIREFOX]
+        .iter()
+        .enumerate()
+    {
+        let body = json!({"subject_id": format!("user{i}"), "user_agent": agent});
+        let (s, v) = srv
+            .root(Method::POST, "/api/v1/realms/dev/sessions", Some(body))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        if *agent == IPHONE {
+            assert_eq!(
+                v["device"],
+                json!({"browser": "safari", "browser_version": 18, "os": "ios", "type": "phone"})
+            );
+            phones.insert(v["sid"].as_str().unwrap().to_owned());
+        } else {
+            assert_eq!(v["device"]["browser"], "firefox", "{v}");
+        }
+    }
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/dev/sessions",
+            Some(json!({"subject_id": "nobody"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert!(v.get("device").is_none(), "no user agent, no device: {v}");
+
+    let list = |q: &'static str| {
+        let srv = &srv;
+        async move {
+            let (s, v) = srv
+                .root(
+                    Method::GET,
+                    &format!("/api/v1/realms/dev/sessions?{q}"),
+                    None,
+                )
+                .await;
+            (s, v)
+        }
+    };
+    let (s, v) = list("device_type=phone").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["total_count"], 2);
+    let listed: HashSet<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, phones);
+    assert_eq!(list("browser=firefox&os=windows").await.1["total_count"], 3);
+    assert_eq!(list("browser=firefox&os=ios").await.1["total_count"], 0);
+    for q in ["browser=netscape", "os=Windows", "device_type=watch"] {
+        let (s, v) = list(q).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{q}"
+        );
+        let name = q.split('=').next().unwrap();
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(name),
+            "{v}"
+        );
+    }
+
+    let (s, _, csv) = srv
+        .get_text("/api/v1/realms/dev/sessions/export?format=csv&browser=safari")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{csv}");
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(
+        rows.iter().all(|r| r.ends_with(",Safari 18,iOS,phone")),
+        "{csv}"
+    );
+
+    let removal = json!({"device_type": "phone", "dry_run": true});
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/dev/sessions/end",
+            Some(removal),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let previewed: HashSet<String> = serde_json::from_value(v["removed"].clone()).unwrap();
+    assert_eq!(previewed, phones);
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/dev/sessions/end",
+            Some(json!({"device_type": "phone"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["sessions_removed"], 2, "{v}");
+    assert_eq!(list("device_type=phone").await.1["total_count"], 0);
+    assert_eq!(list("").await.1["total_count"], 4);
+}
+
 on_both_stores!(
     session_lifecycle_over_http,
     properties_follow_the_realm_whitelist,
@@ -1429,4 +1543,5 @@ on_both_stores!(
     listing_and_removal_by_address_range_and_creation_time,
     export_streams_every_match_as_csv_or_json_lines,
     the_overview_counts_sign_ins_and_endings_by_reason,
+    devices_show_filter_export_and_end,
 );

@@ -5,6 +5,7 @@
 
 pub mod address;
 pub mod delivery;
+pub mod device;
 pub mod error;
 pub mod grant;
 pub mod model;
@@ -21,6 +22,7 @@ pub mod store;
 pub mod conformance;
 
 pub use delivery::*;
+pub use device::{Browser, Device, DeviceFilter, DeviceKind, Os};
 pub use error::{Result, SessionError};
 pub use grant::*;
 pub use model::*;

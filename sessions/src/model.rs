@@ -36,6 +36,9 @@ pub struct Session {
     pub properties: BTreeMap<String, String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The device the user agent names; absent without a user agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::device::Device>,
 }
 
 impl Session {
@@ -379,6 +382,29 @@ pub struct SessionFilters {
     /// Sessions created before this time (RFC 3339); with `created_after`, a later time than it (else nothing matches)
     #[serde(default)]
     pub created_before: Option<DateTime<Utc>>,
+    /// Sessions whose user agent names this browser family: chrome, edge, firefox, safari, opera, samsung_internet, internet_explorer or other (empty: no filter)
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            pattern = r"^(|chrome|edge|firefox|safari|opera|samsung_internet|internet_explorer|other)$"
+        )
+    )]
+    pub browser: Option<String>,
+    /// Sessions whose user agent names this operating system: windows, macos, ios, ipados, android, linux, chromeos or other (empty: no filter)
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(pattern = r"^(|windows|macos|ios|ipados|android|linux|chromeos|other)$")
+    )]
+    pub os: Option<String>,
+    /// Sessions whose user agent names this kind of device: desktop, phone, tablet, bot or other (empty: no filter)
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(pattern = r"^(|desktop|phone|tablet|bot|other)$")
+    )]
+    pub device_type: Option<String>,
 }
 
 /// One filter of [`SessionFilters`] as the dashboard shows it.
@@ -403,6 +429,8 @@ pub enum FilterKind {
     Address,
     /// A time: RFC 3339 in the API; the dashboard's form takes a UTC `datetime-local` value.
     Time,
+    /// One of these values (each its name in the API and its label): a select in the dashboard.
+    Choice(&'static [(&'static str, &'static str)]),
 }
 
 impl SessionFilters {
@@ -449,6 +477,24 @@ impl SessionFilters {
             label: "Created before (UTC)",
             placeholder: None,
             kind: FilterKind::Time,
+        },
+        FilterField {
+            name: "browser",
+            label: "Browser",
+            placeholder: None,
+            kind: FilterKind::Choice(crate::device::Browser::CHOICES),
+        },
+        FilterField {
+            name: "os",
+            label: "Operating system",
+            placeholder: None,
+            kind: FilterKind::Choice(crate::device::Os::CHOICES),
+        },
+        FilterField {
+            name: "device_type",
+            label: "Device type",
+            placeholder: None,
+            kind: FilterKind::Choice(crate::device::DeviceKind::CHOICES),
         },
     ];
 
@@ -548,7 +594,8 @@ pub struct QueryResult {
 #[serde(deny_unknown_fields)]
 pub struct EndSessions {
     /// Explicitly selected sessions (at most 1000, none blank); answered one by one. Give
-    /// either `sids` or filters (`subject_id`, `sid`, `ip`, `created_after`, `created_before`).
+    /// either `sids` or filters (`subject_id`, `sid`, `ip`, `created_after`, `created_before`,
+    /// `browser`, `os`, `device_type`).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub sids: Vec<String>,
@@ -582,6 +629,30 @@ pub struct EndSessions {
     /// Every session created before this time (AND-ed with the other filters).
     #[serde(default)]
     pub created_before: Option<DateTime<Utc>>,
+    /// Every session whose user agent names this browser family (see the listing's `browser`).
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^(chrome|edge|firefox|safari|opera|samsung_internet|internet_explorer|other)$"
+        )
+    )]
+    pub browser: Option<String>,
+    /// Every session whose user agent names this operating system (see the listing's `os`).
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^(windows|macos|ios|ipados|android|linux|chromeos|other)$")
+    )]
+    pub os: Option<String>,
+    /// Every session whose user agent names this kind of device (see the listing's
+    /// `device_type`).
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^(desktop|phone|tablet|bot|other)$")
+    )]
+    pub device_type: Option<String>,
     /// Limits token and consent revocation and notifications to these clients (each not
     /// blank, 1 to 255 bytes, no control characters).
     #[serde(default)]
@@ -612,6 +683,9 @@ impl Default for EndSessions {
             ip: None,
             created_after: None,
             created_before: None,
+            browser: None,
+            os: None,
+            device_type: None,
             client_ids: None,
             remove_server_side_session: true,
             revoke_tokens: true,
@@ -632,12 +706,15 @@ impl EndSessions {
             ip: self.ip.clone(),
             created_after: self.created_after,
             created_before: self.created_before,
+            browser: self.browser.clone(),
+            os: self.os.clone(),
+            device_type: self.device_type.clone(),
             ..Default::default()
         }
     }
 
     /// The removal of every session `filters` match, when a removal can name exactly them: by
-    /// subject, session id, address and creation times, not by any other filter.
+    /// subject, session id, address, creation times and device, not by any other filter.
     pub fn matching(filters: &SessionFilters) -> Option<EndSessions> {
         let removal = EndSessions {
             subject_id: filters.subject_id.clone(),
@@ -645,6 +722,9 @@ impl EndSessions {
             ip: filters.ip.clone(),
             created_after: filters.created_after,
             created_before: filters.created_before,
+            browser: filters.browser.clone(),
+            os: filters.os.clone(),
+            device_type: filters.device_type.clone(),
             ..Default::default()
         };
         (removal.filters() == *filters).then_some(removal)
@@ -779,6 +859,9 @@ mod tests {
             ip: Some("203.0.113.0/24".into()),
             created_after: Some("2026-03-01T14:02:00Z".parse().unwrap()),
             created_before: Some("2026-03-01T14:04:00.5Z".parse().unwrap()),
+            browser: Some("firefox".into()),
+            os: Some("windows".into()),
+            device_type: Some("desktop".into()),
         }
     }
 

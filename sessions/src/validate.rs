@@ -146,13 +146,28 @@ pub fn query_filters(q: &SessionQuery) -> Result<()> {
             FilterKind::Address if !value.is_empty() => {
                 AddressRange::parse(&value)?;
             }
-            FilterKind::Address | FilterKind::Time => {}
+            FilterKind::Choice(choices) if !value.is_empty() => {
+                choice(field.name, &value, choices)?
+            }
+            FilterKind::Address | FilterKind::Time | FilterKind::Choice(_) => {}
         }
     }
     if q.prior && q.results_token.is_none() {
         return Err(SessionError::invalid("prior=true needs a results_token"));
     }
     Ok(())
+}
+
+/// A value that must be one of `choices` (their names in the API).
+fn choice(field: &str, value: &str, choices: &[(&str, &str)]) -> Result<()> {
+    if choices.iter().any(|(name, _)| *name == value) {
+        return Ok(());
+    }
+    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+    Err(SessionError::invalid(format!(
+        "{field} must be one of {}",
+        names.join(", ")
+    )))
 }
 
 /// The filter of a removal that names its sessions by filters rather than by `sids`, checked:
@@ -169,12 +184,12 @@ pub fn removal_filter(r: &EndSessions) -> Result<Option<SessionQuery>> {
     let has_filter = !filters.is_empty();
     if r.sids.is_empty() && !has_filter {
         return Err(SessionError::invalid(
-            "name the sessions to end with sids or filters (subject_id, sid, ip, created_after, created_before); to end every session of the realm use end-all",
+            "name the sessions to end with sids or filters (subject_id, sid, ip, created_after, created_before, browser, os, device_type); to end every session of the realm use end-all",
         ));
     }
     if !r.sids.is_empty() && has_filter {
         return Err(SessionError::invalid(
-            "give either sids or filters (subject_id, sid, ip, created_after, created_before), not both",
+            "give either sids or filters (subject_id, sid, ip, created_after, created_before, browser, os, device_type), not both",
         ));
     }
     if !has_filter {
@@ -198,7 +213,9 @@ pub fn describe_filter(filters: &SessionFilters) -> String {
                 Ok(range) => format!("{}={range}", field.name),
                 Err(_) => format!("{}={value}", field.name),
             },
-            FilterKind::Text | FilterKind::Time => format!("{}={value}", field.name),
+            FilterKind::Text | FilterKind::Time | FilterKind::Choice(_) => {
+                format!("{}={value}", field.name)
+            }
         })
         .collect();
     if parts.is_empty() {

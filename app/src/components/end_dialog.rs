@@ -17,7 +17,7 @@ pub enum EndTarget {
     /// Every session of one subject.
     Subject(String),
     /// Every session a filter matches (an address range, creation times).
-    Filter(EndSessions),
+    Filter(Box<EndSessions>),
     /// Every session of the realm; needs the realm's name typed to confirm.
     Realm,
 }
@@ -26,7 +26,7 @@ pub enum EndTarget {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Ending {
     /// Chosen sessions, or a subject's.
-    Sessions(String, EndSessions),
+    Sessions(String, Box<EndSessions>),
     /// Every session of the realm.
     Realm(String, EndAllSessions),
 }
@@ -35,7 +35,7 @@ impl Ending {
     /// Asks the server.
     pub async fn run(self) -> Result<EndOutcome, AppError> {
         match self {
-            Ending::Sessions(realm, request) => end_sessions(realm, request).await,
+            Ending::Sessions(realm, request) => end_sessions(realm, *request).await,
             Ending::Realm(realm, request) => end_all_sessions(realm, request).await,
         }
     }
@@ -184,12 +184,12 @@ pub fn EndDialog(
                         subject_id: Some(s),
                         ..Default::default()
                     },
-                    Some(EndTarget::Filter(f)) => f,
+                    Some(EndTarget::Filter(f)) => *f,
                     _ => EndSessions::default(),
                 };
                 Ending::Sessions(
                     realm,
-                    EndSessions {
+                    Box::new(EndSessions {
                         client_ids: (!scope.is_empty()).then_some(scope),
                         remove_server_side_session: remove,
                         revoke_tokens: tokens,
@@ -198,7 +198,7 @@ pub fn EndDialog(
                         dry_run,
                         reason: text(reason),
                         ..which
-                    },
+                    }),
                 )
             }
         }

@@ -2,6 +2,7 @@
 
 pub mod charts;
 pub mod copy_id;
+pub mod device;
 pub mod end_dialog;
 pub mod header;
 pub mod live_banner;

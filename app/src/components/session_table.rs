@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use sessions::Session;
 
 use crate::components::copy_id::CopyId;
+use crate::components::device::DeviceLabel;
 use crate::format::{exact, relative};
 use crate::routes::user_href;
 
@@ -93,7 +94,7 @@ pub fn SessionTable(
                         {expired.then(|| view! { <span class="badge">"expired"</span> })}
                     </td>
                     <td>{s.ip.clone().unwrap_or_default()}</td>
-                    <td class="ua" title=s.user_agent.clone().unwrap_or_default()>{s.user_agent.clone().unwrap_or_default()}</td>
+                    <td class="device"><DeviceLabel device=s.device user_agent=s.user_agent.clone()/></td>
                 </tr>
             }
         })
@@ -117,7 +118,7 @@ pub fn SessionTable(
                         <th scope="col">"Last access"</th>
                         <th scope="col">"Expires"</th>
                         <th scope="col">"IP"</th>
-                        <th scope="col">"User agent"</th>
+                        <th scope="col">"Device"</th>
                     </tr>
                 </thead>
                 <tbody>{rows}</tbody>

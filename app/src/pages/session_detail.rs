@@ -90,6 +90,7 @@ fn Detail(
         ("Idle expiry", when(s.idle_expires_at)),
         ("Absolute expiry", when(s.expires_at)),
         ("IP", s.ip.clone().unwrap_or_else(|| "—".into())),
+        ("Device", s.device.map_or_else(|| "—".into(), |d| d.label())),
         (
             "User agent",
             s.user_agent.clone().unwrap_or_else(|| "—".into()),

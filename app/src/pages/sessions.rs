@@ -121,7 +121,7 @@ fn SessionsBody(
                 {params.range_ending().filter(|_| may_operate).map(|removal| {
                     let label = format!("End all {} matching", page.total_count);
                     view! {
-                        <button type="button" class="danger" on:click=move |_| dialog.set(Some(EndTarget::Filter(removal.clone())))>
+                        <button type="button" class="danger" on:click=move |_| dialog.set(Some(EndTarget::Filter(Box::new(removal.clone()))))>
                             {label}
                         </button>
                     }
@@ -144,9 +144,9 @@ fn SessionsBody(
         None => ().into_any(),
     };
     // "Search" asks for the typed filters from the first page, in a URL without empty fields.
-    let filter_inputs: Vec<(FilterField, NodeRef<html::Input>)> = SessionFilters::FIELDS
+    let filter_inputs: Vec<(FilterField, FilterInput)> = SessionFilters::FIELDS
         .iter()
-        .map(|f| (*f, NodeRef::new()))
+        .map(|f| (*f, FilterInput::for_kind(f.kind)))
         .collect();
     let (sort, per_page) = (
         NodeRef::<html::Select>::new(),
@@ -162,7 +162,7 @@ fn SessionsBody(
             realm: Some(search_realm.clone()),
             filters: search_inputs
                 .iter()
-                .filter_map(|(f, r)| Some((f.name, r.get_untracked()?.value())))
+                .filter_map(|(f, r)| Some((f.name, r.value()?)))
                 .collect(),
             count: choice(per_page).and_then(|c| c.parse().ok()),
             sort: choice(sort),
@@ -180,13 +180,26 @@ fn SessionsBody(
             <RealmPicker realms=view.realms current=realm href=in_realm counts=true/>
             {filter_inputs.into_iter().map(|(f, input)| {
                 let value = params.filters.get(f.name).cloned().unwrap_or_default();
-                match f.kind {
-                    FilterKind::Time => view! {
+                match (f.kind, input) {
+                    (FilterKind::Time, FilterInput::Input(input)) => view! {
                         <label>{f.label} <input type="datetime-local" step="1" name=f.name value=value node_ref=input/></label>
                     }.into_any(),
-                    FilterKind::Text | FilterKind::Address => view! {
+                    (FilterKind::Choice(choices), FilterInput::Select(select)) => {
+                        let options = choices.iter().map(|(name, label)| {
+                            let selected = *name == value;
+                            view! { <option value=*name selected=selected>{*label}</option> }
+                        }).collect_view();
+                        view! {
+                            <label>{f.label} <select name=f.name node_ref=select>
+                                <option value="" selected=value.is_empty()>"Any"</option>
+                                {options}
+                            </select></label>
+                        }.into_any()
+                    }
+                    (_, FilterInput::Input(input)) => view! {
                         <label>{f.label} <input type="text" name=f.name placeholder=f.placeholder value=value node_ref=input/></label>
                     }.into_any(),
+                    (_, FilterInput::Select(_)) => ().into_any(),
                 }
             }).collect_view()}
             <label>"Sort" <select name="sort" node_ref=sort>{sort_options}</select></label>
@@ -196,4 +209,28 @@ fn SessionsBody(
         {body}
     }
     .into_any()
+}
+
+/// A filter's form control: a text or time input, or a select of a choice's values.
+#[derive(Clone, Copy)]
+enum FilterInput {
+    Input(NodeRef<html::Input>),
+    Select(NodeRef<html::Select>),
+}
+
+impl FilterInput {
+    fn for_kind(kind: FilterKind) -> Self {
+        match kind {
+            FilterKind::Choice(_) => FilterInput::Select(NodeRef::new()),
+            _ => FilterInput::Input(NodeRef::new()),
+        }
+    }
+
+    /// What the control holds now (nothing before it is mounted).
+    fn value(&self) -> Option<String> {
+        match self {
+            FilterInput::Input(r) => r.get_untracked().map(|el| el.value()),
+            FilterInput::Select(r) => r.get_untracked().map(|el| el.value()),
+        }
+    }
 }

@@ -97,6 +97,13 @@ impl Conditions {
                 c.sql.push_str(&format!(" AND s.created_at < ${n}"));
             }
         }
+        if !filters.device.is_empty() {
+            let (mask, value) = filters.device.mask();
+            let mask = c.param(mask as i32);
+            let value = c.param(value as i32);
+            c.sql
+                .push_str(&format!(" AND s.device & ${mask} = ${value}"));
+        }
         for word in &filters.name_words {
             let lo = c.param(word.clone());
             let hi = c.param(prefix_end(word));
@@ -250,8 +257,10 @@ async fn total(tx: &Tx<'_>, realm: &str, filters: &Filters) -> R<u64> {
         let exact = w.chars().count() <= MAX_PREFIX_CHARS;
         counted.push(exact.then_some((Kind::NamePrefix, w.as_str())));
     }
-    // Counters count every address and creation time: with those filters, count the rows.
-    let ranged = filters.address.is_some() || filters.created.is_some();
+    // Counters count every address, creation time and device: with those filters, count the
+    // rows.
+    let ranged =
+        filters.address.is_some() || filters.created.is_some() || !filters.device.is_empty();
     match (filters.sid, counted.as_slice()) {
         _ if ranged => {}
         (None, []) => return counters::count(tx, realm, Kind::Realm, "").await,

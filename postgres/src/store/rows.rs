@@ -15,7 +15,7 @@ use super::db::R;
 /// The columns of a session, in the order [`session`] reads them.
 pub(crate) const SESSION: &str = "s.sid, s.subject_id, s.display_name, s.created_at, \
      s.last_access_at, s.idle_expires_at, s.expires_at, s.client_ids, s.properties, s.ip, \
-     s.user_agent, s.token_hash";
+     s.user_agent, s.token_hash, s.device";
 
 /// A session as read, with the hash of its token.
 #[derive(Clone)]
@@ -64,6 +64,9 @@ pub(crate) fn session(row: &Row, at: usize, realm: &str) -> R<StoredSession> {
             properties,
             ip: row.try_get(at + 9)?,
             user_agent: row.try_get(at + 10)?,
+            device: row
+                .try_get::<_, Option<i32>>(at + 12)?
+                .map(|code| sessions::Device::from_code(code as u32)),
         },
         token_hash: row.try_get(at + 11)?,
     })

@@ -222,7 +222,8 @@ pub(crate) async fn insert(
     deltas.stat(realm, s.created_at, Metric::SignIns, 1);
     let token_hash = &token_hash[..];
     let address = s.ip.as_deref().and_then(address_bytes).map(|a| a.to_vec());
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
+    let device = sessions::Device::of(s.user_agent.as_deref()).map(|d| d.code() as i32);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 17] = [
         &realm,
         &sid,
         &s.subject_id,
@@ -239,13 +240,14 @@ pub(crate) async fn insert(
         &found_by_hash,
         &address,
         &name_words,
+        &device,
     ];
     let session = tx.execute(
         "INSERT INTO sessions (realm, sid, subject_id, display_name, created_at, last_access_at,
                                idle_expires_at, expires_at, client_ids, properties, ip, user_agent,
-                               token_hash, token_lookup, address, name_words)
+                               token_hash, token_lookup, address, name_words, device)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                 nullif($16::text[], '{}'))
+                 nullif($16::text[], '{}'), $17)
          ON CONFLICT (realm, sid) DO NOTHING",
         &params,
     );
@@ -367,6 +369,7 @@ impl PostgresStore {
                 properties: new.properties.clone(),
                 ip: new.ip.clone(),
                 user_agent: new.user_agent.clone(),
+                device: sessions::Device::of(new.user_agent.as_deref()),
             };
             within_quota(tx, &realm, &session.subject_id, now).await?;
             insert(tx, &realm.name, &session, &token_hash, Arrival::Created).await?;

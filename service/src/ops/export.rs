@@ -8,7 +8,7 @@ use sessions::{AuditEntry, Result, Session, SessionError, SessionQuery, MAX_PAGE
 use crate::{to_the_end, Actor, SessionService};
 
 /// The columns of a CSV export, in order.
-pub const CSV_COLUMNS: [&str; 10] = [
+pub const CSV_COLUMNS: [&str; 13] = [
     "sid",
     "subject_id",
     "display_name",
@@ -19,6 +19,9 @@ pub const CSV_COLUMNS: [&str; 10] = [
     "client_ids",
     "ip",
     "user_agent",
+    "browser",
+    "os",
+    "device_type",
 ];
 
 /// How exported sessions are written: `csv` or `jsonl`.
@@ -94,7 +97,8 @@ fn time(t: &chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn csv_record(s: &Session) -> [String; 10] {
+fn csv_record(s: &Session) -> [String; 13] {
+    let device = |part: fn(sessions::Device) -> String| s.device.map(part).unwrap_or_default();
     [
         s.sid.clone(),
         s.subject_id.clone(),
@@ -106,6 +110,12 @@ fn csv_record(s: &Session) -> [String; 10] {
         s.client_ids.join(" "),
         s.ip.clone().unwrap_or_default(),
         s.user_agent.clone().unwrap_or_default(),
+        device(|d| match d.browser_version {
+            0 => d.browser.label().to_owned(),
+            v => format!("{} {v}", d.browser.label()),
+        }),
+        device(|d| d.os.label().to_owned()),
+        device(|d| d.kind.as_str().to_owned()),
     ]
 }
 
@@ -120,7 +130,7 @@ fn neutralise_formula(cell: String) -> String {
     }
 }
 
-fn csv_rows(rows: impl Iterator<Item = [String; 10]>) -> Vec<u8> {
+fn csv_rows(rows: impl Iterator<Item = [String; 13]>) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for row in rows {
         w.write_record(row.map(neutralise_formula))
@@ -226,6 +236,7 @@ mod tests {
             properties: Default::default(),
             ip: Some("203.0.113.7".into()),
             user_agent: None,
+            device: None,
         }
     }
 
@@ -237,9 +248,9 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent\n\
+            "sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent,browser,os,device_type\n\
              0198f3a0-0000-7000-8000-000000000001,alice,\"Smith, \"\"Al\"\"\nJr\",2026-03-01T14:02:00.000Z,\
-             2026-03-01T14:02:00.000Z,2026-03-01T14:02:00.000Z,2026-03-01T14:02:00.000Z,portal mail,203.0.113.7,\n"
+             2026-03-01T14:02:00.000Z,2026-03-01T14:02:00.000Z,2026-03-01T14:02:00.000Z,portal mail,203.0.113.7,,,,\n"
         );
         let mut back = csv::Reader::from_reader(text.as_bytes());
         let row = back.records().next().unwrap().unwrap();

@@ -37,11 +37,11 @@ const RANGES: &[&str] = &[
 ];
 const SUBJECTS: &[&str] = &["alice", "bob"];
 
-fn t0() -> DateTime<Utc> {
+pub(super) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 14, 0, 0).unwrap()
 }
 
-async fn realm<S: SessionStore>(store: &S) {
+pub(super) async fn realm<S: SessionStore>(store: &S) {
     let long = RealmSettingsUpdate {
         idle_timeout_secs: Some(10 * 365 * 24 * 3600),
         absolute_lifetime_secs: Some(10 * 365 * 24 * 3600),
@@ -110,7 +110,7 @@ fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
 
 /// Pages through a query forward, then back from the last page: every page counted exactly, and
 /// the same rows without counting.
-async fn page_both_ways(store: &dyn SessionStore, q: &SessionQuery, want: &[String]) {
+pub(super) async fn page_both_ways(store: &dyn SessionStore, q: &SessionQuery, want: &[String]) {
     let mut q = q.clone();
     let mut seen = Vec::new();
     let mut pages = Vec::new();

@@ -30,6 +30,7 @@ mod accounts;
 mod address_and_time;
 mod changes;
 mod counts;
+mod devices;
 mod exact_ids;
 mod lifecycle;
 mod paging;
@@ -40,6 +41,7 @@ pub use accounts::*;
 pub use address_and_time::*;
 pub use changes::*;
 pub use counts::*;
+pub use devices::*;
 pub use exact_ids::*;
 pub use lifecycle::*;
 pub use paging::*;
@@ -188,6 +190,8 @@ macro_rules! conformance_suite {
             old_buckets_are_pruned_and_counters_survive_reopening,
             // the change feed
             creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed,
+            devices_are_read_at_create_and_filter_listings_exactly,
+            removal_by_device_ends_exactly_the_matches_and_unknown_values_are_refused,
         );
     };
     (@tests $name:ident, $backend:expr, $($test:ident),* $(,)?) => {

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use super::keys::{RealmId, Sid};
 use super::record::{parse_sid, words, StoredSession};
 use crate::address::AddressRange;
+use crate::device::{Browser, Device, DeviceFilter, DeviceKind, Os};
 use crate::error::{Result, SessionError};
 use crate::model::{SessionQuery, SortKey};
 
@@ -26,6 +27,9 @@ pub struct Filters {
     pub address: Option<AddressRange>,
     /// Creation times allowed: milliseconds from (inclusive) and until (exclusive).
     pub created: Option<CreatedRange>,
+    /// The device parts a session's user agent must name. No index or counter answers it: a
+    /// listing tests it on each session it reads.
+    pub device: DeviceFilter,
 }
 
 /// Creation times in milliseconds, `from` inclusive, `until` exclusive; possibly empty.
@@ -60,6 +64,16 @@ impl CreatedRange {
     }
 }
 
+/// The value a choice filter names, unless it is absent or empty.
+fn choice<T>(field: &str, v: &Option<String>, parse: fn(&str) -> Option<T>) -> Result<Option<T>> {
+    non_empty(v)
+        .map(|text| {
+            parse(text)
+                .ok_or_else(|| SessionError::invalid(format!("{field} names no known value")))
+        })
+        .transpose()
+}
+
 /// The filter value, unless it is absent or empty.
 fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.is_empty())
@@ -86,6 +100,11 @@ impl Filters {
                 .unwrap_or_default(),
             address: non_empty(&q.ip).map(AddressRange::parse).transpose()?,
             created: CreatedRange::of(q.created_after, q.created_before),
+            device: DeviceFilter {
+                browser: choice("browser", &q.browser, Browser::parse)?,
+                os: choice("os", &q.os, Os::parse)?,
+                kind: choice("device_type", &q.device_type, DeviceKind::parse)?,
+            },
         })
     }
 
@@ -109,6 +128,7 @@ impl Filters {
                 .as_ref()
                 .is_none_or(|r| s.ip.as_deref().is_some_and(|ip| r.contains_text(ip)))
             && self.created.is_none_or(|c| c.contains(s.created_ms))
+            && (self.device.is_empty() || self.device.admits(Device::of(s.user_agent.as_deref())))
     }
 
     /// Digest binding a results token to the query it was issued for.
@@ -139,6 +159,10 @@ impl Filters {
         }
         if let Some(c) = &self.created {
             field(6, &[c.from.to_be_bytes(), c.until.to_be_bytes()].concat());
+        }
+        if !self.device.is_empty() {
+            let (mask, value) = self.device.mask();
+            field(7, &[mask.to_be_bytes(), value.to_be_bytes()].concat());
         }
         h.finalize()[..8].try_into().expect("8 bytes")
     }

@@ -89,6 +89,7 @@ impl StoredSession {
             properties: self.properties.clone(),
             ip: self.ip.clone(),
             user_agent: self.user_agent.clone(),
+            device: crate::device::Device::of(self.user_agent.as_deref()),
         }
     }
 }

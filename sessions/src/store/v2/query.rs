@@ -190,12 +190,14 @@ impl SledStoreV2 {
         }
         // Counters count every creation time: with a creation-time filter they are upper bounds.
         let timeless = filters.created.is_none();
+        // A device filter has no entries: with one, every candidate is read and tested.
+        let untested = filters.device.is_empty();
         let mut attributes: Vec<Attribute> = Vec::new();
         let counted = |candidates, key: Vec<u8>, keys_exact: bool| Attribute {
             candidates,
             n: self.counter(&key),
-            exact: keys_exact && timeless,
-            keys_exact,
+            exact: keys_exact && timeless && untested,
+            keys_exact: keys_exact && untested,
         };
         if let Some(s) = &filters.subject {
             attributes.push(counted(
@@ -231,12 +233,12 @@ impl SledStoreV2 {
             attributes.push(Attribute {
                 candidates,
                 n,
-                exact: n <= cap,
-                keys_exact: true,
+                exact: n <= cap && untested,
+                keys_exact: untested,
             });
         }
         if attributes.is_empty() {
-            if filters.created.is_none() {
+            if timeless && untested {
                 return Ok(Plan {
                     source: source_for(sort),
                     known_count: Some(self.counter(&Counter::Total.key(realm))),
@@ -249,15 +251,15 @@ impl SledStoreV2 {
                     source: Source::Records,
                     known_count: None,
                     count_under: Some(Candidates::Records),
-                    count_keys_only: true,
+                    count_keys_only: untested,
                 });
             }
             let n = self.count_candidates(realm, &Candidates::Records, filters, Some(cap))?;
             attributes.push(Attribute {
                 candidates: Candidates::Records,
                 n,
-                exact: n <= cap,
-                keys_exact: true,
+                exact: n <= cap && untested,
+                keys_exact: untested,
             });
         }
         if let Some(rows) = self.intersect(realm, sort, &attributes, filters)? {
