@@ -27,7 +27,7 @@ fn icon(kind: DeviceKind) -> impl IntoView {
 pub fn DeviceLabel(device: Option<Device>, user_agent: Option<String>) -> impl IntoView {
     match device {
         Some(d) => view! {
-            <span class="device" title=user_agent.unwrap_or_default()>
+            <span class="device-label" title=user_agent.unwrap_or_default()>
                 {icon(d.kind)}
                 <span class="visually-hidden">{format!("{}: ", d.kind.label())}</span>
                 {d.label()}
