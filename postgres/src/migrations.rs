@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "session devices",
         include_str!("../migrations/0008_session_devices.sql"),
     ),
+    (
+        9,
+        "ended sessions",
+        include_str!("../migrations/0009_ended_sessions.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.

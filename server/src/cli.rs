@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the JSON API and the admin dashboard.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Verify the embedded store (in --data-dir) offline: every count recounted from the
     /// records, every index entry checked against its record. Exits non-zero on any
     /// difference.
@@ -204,6 +204,11 @@ pub struct ServeArgs {
     /// ones are kept until retried).
     #[arg(long, env = "SESSIONS_DELIVERED_RETENTION_DAYS", default_value_t = 7)]
     pub delivered_retention_days: u64,
+    /// Days an ended session's history entry (who, how it ended, which applications were told)
+    /// is kept before the reaper deletes it; 0 keeps none past the next reaper run.
+    #[arg(long, env = "SESSIONS_ENDED_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3650))]
+    pub ended_retention_days: u64,
     /// The `iss` of logout tokens (the identity provider's issuer URL); default `http://ADDR`.
     #[arg(long, env = "SESSIONS_ISSUER")]
     pub issuer: Option<String>,

@@ -188,7 +188,10 @@ pub async fn serve(
     let reaper = tokio::spawn(reaper::run(
         store.clone(),
         Duration::from_secs(args.reaper_interval_secs.max(1)),
-        Duration::from_secs(args.delivered_retention_days.saturating_mul(86_400)),
+        reaper::Retention {
+            delivered: Duration::from_secs(args.delivered_retention_days.saturating_mul(86_400)),
+            ended: Duration::from_secs(args.ended_retention_days.saturating_mul(86_400)),
+        },
     ));
     let addr = listener.local_addr()?;
     let issuer = args

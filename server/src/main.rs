@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
         .init();
     server::storage_dir::restrict_new_files();
     let result = match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Check(args) => check(args).await,
         Command::Compact(args) => compact(args),
         Command::ApiKey(cmd) => api_key(cmd).await,

@@ -1,5 +1,6 @@
 //! The background task that removes expired sessions and grants, delivered logout
-//! notifications past their retention, and activity counters older than those kept, in batches.
+//! notifications and ended-session history past their retention, and activity counters older
+//! than those kept, in batches.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,13 +20,23 @@ const REST_FACTOR: u32 = 4;
 const MIN_REST: Duration = Duration::from_millis(1);
 const MAX_REST: Duration = Duration::from_millis(200);
 
+/// How long what is over stays listed.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Delivered logout notifications, from when they were queued.
+    pub delivered: Duration,
+    /// Ended-session history entries, from when their session ended.
+    pub ended: Duration,
+}
+
 /// Runs forever: every `every`, removes what expired (batch by batch, until a batch comes back
-/// short), then delivered notifications queued more than `keep_delivered` ago, then activity
+/// short), then delivered notifications and history entries past their retention, then activity
 /// counters of buckets no longer kept ([`sessions::stats`]). The first pass is one interval after
 /// start: a server restarted under load first fills its caches with what it validates, then
 /// works off the backlog (expired sessions are refused by validation meanwhile).
-pub async fn run(store: Arc<dyn SessionStore>, every: Duration, keep_delivered: Duration) {
-    let keep = TimeDelta::from_std(keep_delivered).unwrap_or(TimeDelta::MAX);
+pub async fn run(store: Arc<dyn SessionStore>, every: Duration, retention: Retention) {
+    let keep = TimeDelta::from_std(retention.delivered).unwrap_or(TimeDelta::MAX);
+    let keep_ended = TimeDelta::from_std(retention.ended).unwrap_or(TimeDelta::MAX);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticker.tick().await;
@@ -37,6 +48,11 @@ pub async fn run(store: Arc<dyn SessionStore>, every: Duration, keep_delivered: 
         .ok();
         drain("delivered logout notifications", || {
             store.purge_delivered(Utc::now() - keep, BATCH)
+        })
+        .await
+        .ok();
+        drain("ended-session history", || {
+            store.prune_ended(Utc::now() - keep_ended, BATCH)
         })
         .await
         .ok();

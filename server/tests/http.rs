@@ -901,6 +901,7 @@ async fn openapi_document_matches_the_served_routes(store: Store) {
         ("POST", "/api/v1/realms/{realm}/sessions/remove"),
         ("POST", "/api/v1/realms/{realm}/sessions/logout-all"),
         ("GET", "/api/v1/realms/{realm}/sessions/export"),
+        ("GET", "/api/v1/realms/{realm}/sessions/ended"),
         ("PUT", "/api/v1/realms/{realm}"),
         ("GET", "/api/v1/realms/{realm}"),
         ("GET", "/api/v1/realms"),
@@ -1527,6 +1528,115 @@ async fn devices_show_filter_export_and_end(store: Store) {
     assert_eq!(list("").await.1["total_count"], 4);
 }
 
+/// An ended session's history entry over HTTP: a logout and a revocation with its reason, each
+/// once, with its device and each client's notice; filters, paging and bad input.
+async fn ended_sessions_say_how_who_and_what_each_client_heard(store: Store) {
+    let srv = Server::start(store).await;
+    srv.realm("hist").await;
+    let (s, v) = srv
+        .root(
+            Method::PUT,
+            "/api/v1/realms/hist/clients/crm",
+            Some(json!({"backchannel_logout_uri": "http://127.0.0.1:9/logout"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let create = |subject: &'static str| {
+        let srv = &srv;
+        async move {
+            let body = json!({"subject_id": subject, "client_ids": ["crm", "wiki"],
+                              "user_agent": FIREFOX, "ip": "203.0.113.9"});
+            let (s, v) = srv
+                .root(Method::POST, "/api/v1/realms/hist/sessions", Some(body))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            (
+                v["sid"].as_str().unwrap().to_owned(),
+                v["token"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (gone, token) = create("ann").await;
+    let (revoked, _) = create("ben").await;
+    let (s, _) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/hist/sessions/logout",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = srv
+        .call(
+            Some(&srv.admin_key),
+            Method::POST,
+            "/api/v1/realms/hist/sessions/end",
+            Some(json!({"sids": [revoked], "reason": "phished"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let ended = |q: String| {
+        let srv = &srv;
+        async move {
+            srv.root(
+                Method::GET,
+                &format!("/api/v1/realms/hist/sessions/ended?{q}"),
+                None,
+            )
+            .await
+        }
+    };
+    let (s, v) = ended(String::new()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["total_count"], 2);
+    assert_eq!(v["results"][0]["sid"], revoked.as_str(), "newest end first");
+    let e = &v["results"][0];
+    assert_eq!(
+        (&e["how"], &e["actor"], &e["reason"]),
+        (&json!("revoked"), &json!("api-key:ops"), &json!("phished"))
+    );
+    assert_eq!(e["device"]["browser"], "firefox");
+    assert_eq!(e["ip"], "203.0.113.9");
+    assert_eq!(e["clients"][0]["client_id"], "crm");
+    assert_eq!(e["clients"][0]["notice"], "pending");
+    assert!(e["clients"][0]["delivery_id"].is_u64());
+    assert_eq!(
+        e["clients"][1],
+        json!({"client_id": "wiki", "notice": "not_sent"})
+    );
+    let (_, v) = ended(format!("sid={gone}")).await;
+    assert_eq!(v["total_count"], 1);
+    assert_eq!(v["results"][0]["how"], "logout");
+    assert!(v["results"][0].get("actor").is_none(), "{v}");
+    let (_, v) = ended("how=logout&subject_id=ben".into()).await;
+    assert_eq!(v["total_count"], 0);
+    let (_, v) = ended("count=1".into()).await;
+    let next = v["next"].as_str().unwrap().to_owned();
+    let (_, v) = ended(format!("count=1&after={next}")).await;
+    assert_eq!(v["results"][0]["sid"], gone.as_str());
+    assert!(v.get("next").is_none(), "{v}");
+
+    for q in [
+        "how=vanished",
+        "count=0",
+        "after=zzz",
+        "sid=nope",
+        "color=red",
+    ] {
+        let (s, v) = ended(q.into()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
+        assert!(v["error"]["message"].is_string(), "{q}: {v}");
+    }
+    let (s, v) = srv
+        .root(Method::GET, "/api/v1/realms/nope/sessions/ended", None)
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "realm_not_found")
+    );
+}
+
 on_both_stores!(
     session_lifecycle_over_http,
     properties_follow_the_realm_whitelist,
@@ -1544,4 +1654,5 @@ on_both_stores!(
     export_streams_every_match_as_csv_or_json_lines,
     the_overview_counts_sign_ins_and_endings_by_reason,
     devices_show_filter_export_and_end,
+    ended_sessions_say_how_who_and_what_each_client_heard,
 );

@@ -6,6 +6,7 @@
 pub mod address;
 pub mod delivery;
 pub mod device;
+pub mod ended;
 pub mod error;
 pub mod grant;
 pub mod model;
@@ -23,6 +24,7 @@ pub mod conformance;
 
 pub use delivery::*;
 pub use device::{Browser, Device, DeviceFilter, DeviceKind, Os};
+pub use ended::{ClientNotice, EndedCursor, EndedPage, EndedQuery, EndedSession, Notice};
 pub use error::{Result, SessionError};
 pub use grant::*;
 pub use model::*;

@@ -75,6 +75,7 @@ impl Span {
 
 /// Why a session ended: a closed set, whatever free-text reason an administrator gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// The user logged out (its token was presented).
@@ -107,6 +108,22 @@ impl EndReason {
             EndReason::Revoked => "revoked",
             EndReason::RealmSignOut => "realm_sign_out",
             EndReason::Evicted => "evicted",
+        }
+    }
+
+    /// The reason of a name [`EndReason::as_str`] gives.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// How the dashboard says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::Logout => "Logged out",
+            EndReason::Expired => "Expired",
+            EndReason::Revoked => "Revoked",
+            EndReason::RealmSignOut => "Realm sign-out",
+            EndReason::Evicted => "Evicted by the quota",
         }
     }
 }

@@ -5,8 +5,8 @@ use axum::response::Response;
 use axum::Json;
 use service::ExportFormat;
 use sessions::{
-    EndAllSessions, EndOutcome, EndSessions, QueryResult, Session, SessionFilters, SessionQuery,
-    SortKey,
+    EndAllSessions, EndOutcome, EndSessions, EndedPage, EndedQuery, QueryResult, Session,
+    SessionFilters, SessionQuery, SortKey,
 };
 
 use crate::export::{export_response, ExportParams};
@@ -34,6 +34,23 @@ pub async fn list_sessions(
     Ok(Json(state.service.query(&realm, query).await?))
 }
 
+/// One page of a realm's ended sessions, newest end first, with the exact number that match:
+/// who, from where, when and how each ended (and by whom), and whether each of its applications
+/// was told. Kept for `--ended-retention-days` (30 by default).
+#[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/ended", tag = "administration",
+    params(RealmPath, EndedQuery),
+    responses((status = 200, body = EndedPage),
+        (status = 400, body = ErrorBody, description = "A malformed filter, page size or `after` (`invalid_request`, `invalid_query`)")),
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
+pub async fn list_ended_sessions(
+    _caller: Admin,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    ApiQuery(query): ApiQuery<EndedQuery>,
+) -> ApiResult<Json<EndedPage>> {
+    Ok(Json(state.service.ended_sessions(&realm, query).await?))
+}
+
 /// One session by its id.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/{sid}", tag = "administration",
     params(RealmPath, SessionPath),
@@ -52,7 +69,7 @@ pub async fn get_session(
 /// is read (any number of rows; none held in memory). Audited as `export_sessions`.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/export", tag = "administration",
     params(RealmPath,
-        ("format" = ExportFormat, Query, description = "`csv` (a header row, then one row per session: sid, subject_id, display_name, created_at, last_access_at, idle_expires_at, expires_at, client_ids separated by spaces, ip, user_agent) or `jsonl` (one session object per line)"),
+        ("format" = ExportFormat, Query, description = "`csv` (a header row, then one row per session: sid, subject_id, display_name, created_at, last_access_at, idle_expires_at, expires_at, client_ids separated by spaces, ip, user_agent, browser, os, device_type) or `jsonl` (one session object per line)"),
         SessionFilters,
         ("sort" = Option<SortKey>, Query, description = "created (default, newest first), last_access or expires")),
     responses((status = 200, description = "The sessions, as a download", content(

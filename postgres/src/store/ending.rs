@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::counters::{Counted, Deltas};
 use super::db::{db_run, db_write, Params, Tx, R};
+use super::ended::{self, Gone, GONE};
 use super::rows::{RealmRow, CONSENT};
 use super::{audit, realms, PostgresStore};
 
@@ -83,7 +84,7 @@ pub(crate) async fn end(
     let expired_at = flags.expired_at.map(from_ms);
     let which = "WHERE realm = $1 AND sid = ANY($2)
                    AND ($3::timestamptz IS NULL OR ends_at <= $3)";
-    let columns = "sid, subject_id, display_name, client_ids, created_at";
+    let columns = GONE;
     let sql = if dry_run {
         format!("SELECT {columns} FROM sessions {which}")
     } else if flags.remove_server_side_session {
@@ -95,25 +96,7 @@ pub(crate) async fn end(
     // In the order asked for, so notifications are queued in it.
     let order: HashMap<&Uuid, usize> = sids.iter().enumerate().map(|(i, s)| (s, i)).collect();
     found.sort_by_key(|r| order.get(&r.get::<_, Uuid>(0)).copied());
-    struct Gone {
-        sid: Uuid,
-        subject_id: String,
-        display_name: Option<String>,
-        client_ids: Vec<String>,
-        created_at: DateTime<Utc>,
-    }
-    let gone: Vec<Gone> = found
-        .iter()
-        .map(|r| {
-            Ok(Gone {
-                sid: r.try_get(0)?,
-                subject_id: r.try_get(1)?,
-                display_name: r.try_get(2)?,
-                client_ids: r.try_get(3)?,
-                created_at: r.try_get(4)?,
-            })
-        })
-        .collect::<R<_>>()?;
+    let gone: Vec<Gone> = found.iter().map(Gone::read).collect::<R<_>>()?;
     if gone.is_empty() {
         return Ok(ended);
     }
@@ -199,6 +182,7 @@ pub(crate) async fn end(
         ended.consents_of = subjects;
     }
     let out = &mut ended.outcome;
+    let mut queued: HashMap<(Uuid, &str), i64> = HashMap::new();
     if flags.notify {
         let uris = realms::backchannel_uris(tx, name).await?;
         let (mut clients, mut targets, mut subjects, mut of_sids) =
@@ -243,7 +227,27 @@ pub(crate) async fn end(
             )
             .await?;
             deltas.delivery(name, sessions::DeliveryStatus::Pending, ids.len() as i64);
+            for ((sid, client), id) in of_sids.iter().zip(&clients).zip(&ids) {
+                let client = gone
+                    .iter()
+                    .find(|g| g.sid == *sid)
+                    .and_then(|g| g.client_ids.iter().find(|c| *c == client))
+                    .expect("notified clients are the gone sessions' own");
+                queued.insert((*sid, client.as_str()), *id);
+            }
         }
+    }
+    if flags.remove_server_side_session && !dry_run {
+        ended::record(
+            tx,
+            name,
+            &gone,
+            flags.reason,
+            flags.by.as_ref(),
+            &queued,
+            now,
+        )
+        .await?;
     }
     deltas.apply(tx).await?;
     Ok(ended)
@@ -315,7 +319,7 @@ impl PostgresStore {
     ) -> sessions::Result<EndOutcome> {
         let now = super::rows::ms(now);
         let realm = db_run!(self.db, async |tx| self.realms.get(tx, realm).await).await?;
-        let (flags, filter) = end_flags(request)?;
+        let (flags, filter) = end_flags(request, actor)?;
         let mut outcome = EndOutcome {
             dry_run: request.dry_run,
             ..Default::default()
@@ -452,7 +456,7 @@ impl PostgresStore {
     ) -> sessions::Result<EndOutcome> {
         let now = super::rows::ms(now);
         let realm = db_run!(self.db, async |tx| self.realms.get(tx, realm).await).await?;
-        let flags = end_all_flags(request)?;
+        let flags = end_all_flags(request, actor)?;
         let mut outcome = EndOutcome {
             dry_run: request.dry_run,
             ..Default::default()

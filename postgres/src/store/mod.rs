@@ -13,6 +13,7 @@ mod audit;
 mod check;
 mod counters;
 mod db;
+mod ended;
 mod ending;
 mod grants;
 mod import;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::sessions::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
+use ::sessions::ended::{EndedPage, EndedQuery};
 use ::sessions::grant::{Grant, GrantOwner, NewGrant};
 use ::sessions::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, EndAllSessions, EndOutcome,
@@ -460,5 +462,13 @@ impl SessionStore for PostgresStore {
     ) -> Result<DeliveryPage> {
         self.list_deliveries_impl(realm, status, before, count)
             .await
+    }
+
+    async fn ended_sessions(&self, realm: &str, query: &EndedQuery) -> Result<EndedPage> {
+        self.ended_sessions_impl(realm, query).await
+    }
+
+    async fn prune_ended(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
+        self.prune_ended_impl(cutoff, batch).await
     }
 }

@@ -150,7 +150,7 @@ pub(crate) fn status_number(status: DeliveryStatus) -> i16 {
     }
 }
 
-fn status_of(n: i16) -> R<DeliveryStatus> {
+pub(crate) fn status_of(n: i16) -> R<DeliveryStatus> {
     DeliveryStatus::ALL
         .into_iter()
         .find(|s| status_number(*s) == n)

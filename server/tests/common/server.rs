@@ -181,7 +181,7 @@ impl Running {
             unreachable!()
         };
         let stop = CancellationToken::new();
-        let done = tokio::spawn(server::serve(args, listener, stop.clone()));
+        let done = tokio::spawn(server::serve(*args, listener, stop.clone()));
         let mut running = Running {
             base: format!("http://{addr}"),
             http: reqwest::Client::builder()

@@ -9,6 +9,7 @@ use sessions::{
     CreatedSession, EndAllSessions, EndOutcome, EndSessions, NewSession, QueryResult, Result,
     Session, SessionError, SessionQuery,
 };
+use sessions::{EndedPage, EndedQuery};
 
 use crate::admins::ADMIN_REALM;
 use crate::roles::Permission;
@@ -83,6 +84,11 @@ impl SessionService {
     pub async fn query(&self, realm: &str, query: SessionQuery) -> Result<QueryResult> {
         let (store, realm) = (self.store.clone(), realm.to_owned());
         store.query(&realm, &query).await
+    }
+
+    /// One page of a realm's ended-session history, newest end first, counted.
+    pub async fn ended_sessions(&self, realm: &str, query: EndedQuery) -> Result<EndedPage> {
+        self.store.ended_sessions(realm, &query).await
     }
 
     /// One session by its id.

@@ -31,6 +31,7 @@ mod address_and_time;
 mod changes;
 mod counts;
 mod devices;
+mod ended;
 mod exact_ids;
 mod lifecycle;
 mod paging;
@@ -42,6 +43,7 @@ pub use address_and_time::*;
 pub use changes::*;
 pub use counts::*;
 pub use devices::*;
+pub use ended::*;
 pub use exact_ids::*;
 pub use lifecycle::*;
 pub use paging::*;
@@ -192,6 +194,8 @@ macro_rules! conformance_suite {
             creates_and_every_kind_of_removal_name_their_realm_in_the_change_feed,
             devices_are_read_at_create_and_filter_listings_exactly,
             removal_by_device_ends_exactly_the_matches_and_unknown_values_are_refused,
+            every_ending_leaves_one_history_entry_saying_how_and_by_whom,
+            history_pages_newest_first_filters_counts_and_prunes,
         );
     };
     (@tests $name:ident, $backend:expr, $($test:ident),* $(,)?) => {

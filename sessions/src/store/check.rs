@@ -9,6 +9,8 @@ pub struct CheckReport {
     pub grants: u64,
     /// Delivery records read.
     pub deliveries: u64,
+    /// Ended-session history entries read.
+    pub ended: u64,
     /// One line per difference between the records and their index entries or counters, and per
     /// record that cannot be read (repair leaves those records as they are).
     pub problems: Vec<String>,

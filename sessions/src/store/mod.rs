@@ -14,6 +14,7 @@
 mod accounts;
 pub mod changes;
 mod check;
+mod ended;
 pub mod export;
 mod grants;
 pub mod huge_pages;
@@ -58,6 +59,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
+use crate::ended::{EndedPage, EndedQuery};
 use crate::error::Result;
 use crate::grant::{Grant, GrantOwner, NewGrant};
 use crate::model::{
@@ -314,4 +316,11 @@ pub trait SessionStore: Send + Sync {
         before: Option<u64>,
         count: usize,
     ) -> Result<DeliveryPage>;
+
+    /// One page of the realm's ended-session history, newest end first, with the exact number
+    /// that match. Every ending that deletes a session's record leaves one entry.
+    async fn ended_sessions(&self, realm: &str, query: &EndedQuery) -> Result<EndedPage>;
+    /// Deletes up to `batch` history entries of sessions that ended before `cutoff`, oldest
+    /// first; answers how many.
+    async fn prune_ended(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize>;
 }

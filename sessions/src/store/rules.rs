@@ -41,6 +41,15 @@ pub struct Flags {
     pub reason: EndReason,
     /// Only end sessions that are no longer valid at this time (the reaper's check).
     pub expired_at: Option<i64>,
+    /// The administrator (or API key) ending them and the reason given, for their history.
+    pub by: Option<EndedBy>,
+}
+
+/// Who ended sessions by hand, and why, as their ended-session history records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndedBy {
+    pub actor: String,
+    pub reason: Option<String>,
 }
 
 impl Flags {
@@ -54,6 +63,7 @@ impl Flags {
             client_scope: None,
             reason,
             expired_at: None,
+            by: None,
         }
     }
 
@@ -69,6 +79,7 @@ impl Flags {
             client_scope: None,
             reason: EndReason::Expired,
             expired_at: Some(now.timestamp_millis()),
+            by: None,
         }
     }
 

@@ -4,13 +4,14 @@
 //! which token), display-name words, session id text, and what a removal request asks for; with
 //! the rules of `rules.rs` (limits, [`Flags`], request checks, audit entries).
 
+pub use super::ended::{notice, EndedFilter};
 pub use super::keys::Sid;
 pub use super::query::Filters;
 pub use super::record::{from_ms, sid_to_string, words, MAX_PREFIX_CHARS};
 pub use super::results_token::{PageCursor, Position, ResultsTokenCodec};
 pub use super::rules::{
     audit_entry, check_reason, client_scope, end_all_entry, end_entry, end_outcome, in_scope,
-    random_bytes, retried_delivery_entry, revoked_token_entry, Flags, RevokeSubjectGrants,
+    random_bytes, retried_delivery_entry, revoked_token_entry, EndedBy, Flags, RevokeSubjectGrants,
     GRANT_DELETE_BATCH, MAX_LISTED_GRANTS, MAX_SELECTED_SIDS, MAX_TOKEN_LEN, REMOVE_ALL_BATCH,
 };
 
@@ -149,7 +150,7 @@ impl<'a> KeysetPage<'a> {
 /// Checks a removal request before anything happens (reason, blank or padded ids, sids or
 /// filters but not both, at most [`MAX_SELECTED_SIDS`]); answers what ending the sessions does
 /// and the filter that selects them (`None` for a removal by sids).
-pub fn end_flags(request: &EndSessions) -> Result<(Flags, Option<SessionQuery>)> {
+pub fn end_flags(request: &EndSessions, actor: &str) -> Result<(Flags, Option<SessionQuery>)> {
     check_reason(request.reason.as_deref())?;
     let filter = validate::removal_filter(request)?;
     if request.sids.len() > MAX_SELECTED_SIDS {
@@ -165,6 +166,10 @@ pub fn end_flags(request: &EndSessions) -> Result<(Flags, Option<SessionQuery>)>
         client_scope: client_scope(request.client_ids.as_deref())?,
         reason: EndReason::Revoked,
         expired_at: None,
+        by: Some(EndedBy {
+            actor: actor.to_owned(),
+            reason: request.reason.clone(),
+        }),
     };
     Ok((flags, filter))
 }
@@ -178,7 +183,7 @@ pub fn offline_tokens_subject(filter: Option<&SessionQuery>) -> Option<&str> {
 }
 
 /// What ending every session of a realm does.
-pub fn end_all_flags(request: &EndAllSessions) -> Result<Flags> {
+pub fn end_all_flags(request: &EndAllSessions, actor: &str) -> Result<Flags> {
     check_reason(request.reason.as_deref())?;
     Ok(Flags {
         remove_server_side_session: request.remove_server_side_session,
@@ -188,6 +193,10 @@ pub fn end_all_flags(request: &EndAllSessions) -> Result<Flags> {
         client_scope: None,
         reason: EndReason::RealmSignOut,
         expired_at: None,
+        by: Some(EndedBy {
+            actor: actor.to_owned(),
+            reason: request.reason.clone(),
+        }),
     })
 }
 

@@ -1,5 +1,5 @@
 //! The offline consistency check of the v2 layout: every count is recounted from the records
-//! (sessions, deliveries), every record's index entries are looked up, and every index entry is
+//! (sessions, deliveries, ended-session entries), every record's index entries are looked up, and every index entry is
 //! checked to point at a record that implies it. With `repair`, missing entries are written,
 //! stray ones removed, and the counters replaced by the recount (and checkpointed). Activity
 //! counters ([`crate::stats`]) count events, not records, so they are neither checked nor
@@ -15,12 +15,13 @@ use super::super::outbox;
 use super::super::record::{sid_to_string, StoredSession};
 use super::super::CheckReport;
 use super::counters::{self, Deltas};
+use super::ended::{ended_entries, EndedRecord};
 use super::grants::grant_entries;
 use super::layout::{
     self, AddressKey, AttrKey, Counter, CounterKey, DeliveryKey, DeliveryStatusKey,
 };
+use super::layout::{EndedKey, EndedSidKey, EndedSubjectKey, LegacyTokenKey, QueueKey, SessionKey};
 use super::layout::{GrantIndexKey, GrantKey, GrantLocator, GrantTokenKey, LegacySidKey};
-use super::layout::{LegacyTokenKey, QueueKey, SessionKey};
 use super::layout::{SessionLocator, Tag, TimeIndexKey, WordKey, GLOBAL};
 use super::outbox::delivery_index;
 use super::query::locator_created;
@@ -47,6 +48,11 @@ pub(super) fn recount(store: &SledStoreV2) -> Result<Vec<(Vec<u8>, i64)>> {
         for v in store.tree.scan_prefix(DeliveryKey::prefix(realm)).values() {
             if let Ok(d) = outbox::decode(&v?) {
                 deltas.counter(Counter::Deliveries(d.status).key(realm), 1);
+            }
+        }
+        for v in store.tree.scan_prefix(EndedKey::prefix(realm)).values() {
+            if let Ok(how) = EndedRecord::decode(&v?).and_then(|r| r.how()) {
+                deltas.counter(Counter::Ended(how).key(realm), 1);
             }
         }
         counters.apply(&deltas);
@@ -129,6 +135,15 @@ impl Checker<'_> {
 
     fn grant(&self, realm: RealmId, id: &[u8; 16]) -> Option<StoredGrant> {
         self.store.load_grant(realm, id).ok().flatten()
+    }
+
+    /// Whether the history entry under `key` has the index entry `k` with value `v`.
+    fn ended_implies(&self, key: EndedKey, k: &[u8], v: &[u8]) -> Result<bool> {
+        Ok(self.store.ended_record(&key)?.is_some_and(|rec| {
+            ended_entries(&key, &rec)
+                .iter()
+                .any(|(x, y)| x == k && y == v)
+        }))
     }
 
     fn delivery(&self, realm: RealmId, id: u64) -> Option<Delivery> {
@@ -216,6 +231,32 @@ impl Checker<'_> {
                     None => false,
                 },
                 (Some(Tag::ClientReg), _) => true,
+                (Some(Tag::EndedSubject), _) => match EndedSubjectKey::decode(k) {
+                    Some(e) => self.ended_implies(
+                        EndedKey {
+                            realm,
+                            ended_ms: e.ended_ms,
+                            sid: e.sid,
+                        },
+                        k,
+                        v,
+                    )?,
+                    None => false,
+                },
+                (Some(Tag::EndedSid), _) => {
+                    match (EndedSidKey::decode(k), EndedSidKey::ended_of(v)) {
+                        (Some(e), Some(ended_ms)) => self.ended_implies(
+                            EndedKey {
+                                realm,
+                                ended_ms,
+                                sid: e.sid,
+                            },
+                            k,
+                            v,
+                        )?,
+                        _ => false,
+                    }
+                }
                 _ => false,
             }
         };
@@ -304,6 +345,22 @@ impl SledStoreV2 {
                         Err(e) => c.problem(format!("{what} cannot be read: {e}")),
                     }
                 }
+                Some(Tag::Ended) if realm != GLOBAL => {
+                    let key = EndedKey::decode(&k);
+                    let what = format!("ended-session entry {} in {}", hex(&k), c.realm(realm));
+                    match (key, EndedRecord::decode(&v)) {
+                        (Some(key), Ok(rec)) => match rec.how() {
+                            Ok(how) => {
+                                c.report.ended += 1;
+                                c.expect_entries(&what, ended_entries(&key, &rec))?;
+                                expected.counter(Counter::Ended(how).key(realm), 1);
+                            }
+                            Err(e) => c.problem(format!("{what} cannot be read: {e}")),
+                        },
+                        (None, _) => c.problem(format!("{what} has a wrong length")),
+                        (_, Err(e)) => c.problem(format!("{what} cannot be read: {e}")),
+                    }
+                }
                 _ => c.index_key(realm, tag, &k, &v)?,
             }
         }
@@ -371,6 +428,7 @@ fn describe_counter(k: &[u8], names: &HashMap<RealmId, String>) -> String {
             "delivery count (status {:02x}) of {realm}",
             layout::status_code(status)
         ),
+        Counter::Ended(how) => format!("ended-session count ({}) of {realm}", how.as_str()),
         Counter::Stats { .. } => format!("counter {} of {realm}", hex(k)),
     }
 }

@@ -15,6 +15,7 @@ use super::super::rules::{end_all_entry, end_entry, end_outcome, Flags, REMOVE_A
 use super::super::shared::{end_all_flags, end_flags, offline_tokens_subject};
 use super::commit::Batch;
 use super::counters::Deltas;
+use super::ended::{put_ended, EndedRecord};
 use super::grants::delete_grant;
 use super::layout::{GrantIndexKey, SessionKey, TimeIndex, Timeline};
 use super::locks::session_lock;
@@ -120,6 +121,7 @@ impl SledStoreV2 {
                     Self::delete_session(&mut batch, &mut deltas, realm.id, cur);
                     done.records_deleted += 1;
                 }
+                let mut queued = Vec::new();
                 for id in tokens {
                     if let Some(g) = self.load_grant(realm.id, id)? {
                         delete_grant(&mut batch, realm.id, &g);
@@ -143,7 +145,12 @@ impl SledStoreV2 {
                         now,
                     );
                     put_delivery(&mut batch, &mut deltas, realm.id, &delivery);
+                    queued.push((client_id.clone(), delivery.id));
                     done.clients_notified += 1;
+                }
+                if flags.remove_server_side_session {
+                    let rec = EndedRecord::of(cur, flags.reason, flags.by.as_ref(), &queued);
+                    put_ended(&mut batch, &mut deltas, realm.id, cur, &rec, now)?;
                 }
             }
             if done.records_deleted > 0 {
@@ -249,7 +256,7 @@ impl SledStoreV2 {
         now: DateTime<Utc>,
     ) -> Result<EndOutcome> {
         let realm = self.realm(realm)?;
-        let (flags, filter) = end_flags(request)?;
+        let (flags, filter) = end_flags(request, actor)?;
         let mut outcome = EndOutcome {
             dry_run: request.dry_run,
             ..Default::default()
@@ -302,7 +309,7 @@ impl SledStoreV2 {
         now: DateTime<Utc>,
     ) -> Result<EndOutcome> {
         let realm = self.realm(realm)?;
-        let flags = end_all_flags(request)?;
+        let flags = end_all_flags(request, actor)?;
         let mut outcome = EndOutcome {
             dry_run: request.dry_run,
             ..Default::default()

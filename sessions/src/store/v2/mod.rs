@@ -28,6 +28,7 @@ mod commit;
 mod compact;
 mod counters;
 pub mod dir_lock;
+mod ended;
 mod ending;
 mod export;
 mod grants;
@@ -65,6 +66,7 @@ use super::rules::random_bytes;
 use super::shared::blocking_section;
 use super::{DueCursor, SessionStore};
 use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
+use crate::ended::{EndedPage, EndedQuery};
 use crate::error::{Result, SessionError};
 use crate::grant::{Grant, GrantOwner, NewGrant};
 use crate::model::{
@@ -607,5 +609,13 @@ impl SessionStore for SledStoreV2 {
         count: usize,
     ) -> Result<DeliveryPage> {
         self.list_deliveries_impl(realm, status, before, count)
+    }
+
+    async fn ended_sessions(&self, realm: &str, query: &EndedQuery) -> Result<EndedPage> {
+        self.ended_sessions_impl(realm, query)
+    }
+
+    async fn prune_ended(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
+        blocking_section(|| self.prune_ended_impl(cutoff, batch))
     }
 }

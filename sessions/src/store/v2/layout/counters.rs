@@ -3,7 +3,7 @@
 //! (`K`), all in realm 0.
 
 use crate::delivery::DeliveryStatus;
-use crate::stats::{Metric, Span};
+use crate::stats::{EndReason, Metric, Span};
 
 use super::outbox::{status_code, status_from_code};
 use super::RealmId;
@@ -19,21 +19,33 @@ enum Kind {
     NamePrefix = 3,
     Deliveries = 4,
     Stats = 5,
+    Ended = 6,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 7] = [
         Kind::Total,
         Kind::Subject,
         Kind::Client,
         Kind::NamePrefix,
         Kind::Deliveries,
         Kind::Stats,
+        Kind::Ended,
     ];
 
     fn from_byte(b: u8) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| *k as u8 == b)
     }
+}
+
+/// The byte an end reason is stored as: its place in [`EndReason::ALL`].
+pub fn end_code(how: EndReason) -> u8 {
+    EndReason::ALL.iter().position(|r| *r == how).unwrap_or(0) as u8
+}
+
+/// Inverse of [`end_code`].
+pub fn end_from_code(code: u8) -> Option<EndReason> {
+    EndReason::ALL.get(usize::from(code)).copied()
 }
 
 /// What a counter counts, in a realm.
@@ -50,6 +62,8 @@ pub enum Counter<'a> {
     NamePrefix(&'a str),
     /// The deliveries in a status.
     Deliveries(DeliveryStatus),
+    /// The history entries of sessions that ended this way.
+    Ended(EndReason),
     /// An activity counter: events of `metric` in the bucket of `span` starting at `bucket` (Unix
     /// seconds).
     Stats {
@@ -104,6 +118,11 @@ impl<'a> CounterKey<'a> {
                 k.push(status_code(status));
                 k
             }
+            Counter::Ended(how) => {
+                let mut k = start(Kind::Ended, 1);
+                k.push(end_code(how));
+                k
+            }
             Counter::Stats {
                 span,
                 bucket,
@@ -132,6 +151,11 @@ impl<'a> CounterKey<'a> {
                 let status = status_from_code(f.byte()?)?;
                 f.end()?;
                 Counter::Deliveries(status)
+            }
+            Kind::Ended => {
+                let how = end_from_code(f.byte()?)?;
+                f.end()?;
+                Counter::Ended(how)
             }
             Kind::Stats => {
                 let span = Span::from_code(f.byte()?)?;
@@ -322,6 +346,7 @@ mod tests {
                 Kind::NamePrefix => Counter::NamePrefix(&text),
                 Kind::Deliveries => Counter::Deliveries(status),
                 Kind::Stats => Counter::Stats { span, bucket, metric },
+                Kind::Ended => Counter::Ended(EndReason::ALL[status_code(status) as usize % 5]),
             };
             let k = CounterKey { realm: r, counter: c };
             let bytes = k.encode();

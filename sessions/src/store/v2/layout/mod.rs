@@ -18,6 +18,9 @@
 //! | `h` | 1 + len + subject + id, 2 + sid + id, 3 + expiry + id | —                      | [`GrantIndexKey`]  |
 //! | `o` | delivery id (8)                                 | delivery (JSON)              | [`DeliveryKey`]    |
 //! | `s` | status (1) + delivery id                        | —                            | [`DeliveryStatusKey`] |
+//! | `H` | end time (8) + sid                              | ended-session record         | [`EndedKey`]       |
+//! | `V` | len + subject + end time + sid                  | —                            | [`EndedSubjectKey`] |
+//! | `D` | sid                                             | end time (8)                 | [`EndedSidKey`]    |
 //!
 //! Realm 0:
 //!
@@ -42,14 +45,16 @@
 //! instead ([`created_value`]).
 
 mod counters;
+mod ended;
 mod grants;
 mod outbox;
 mod realms;
 mod sessions;
 mod store;
 
+pub use counters::{end_code, end_from_code, Counter, CounterKey, JournalKey, StoredCounterKey};
 pub use counters::{CheckpointHeader, CheckpointKey};
-pub use counters::{Counter, CounterKey, JournalKey, StoredCounterKey};
+pub use ended::{EndedKey, EndedSidKey, EndedSubjectKey};
 pub use grants::{GrantIndex, GrantIndexKey, GrantKey, GrantLocator, GrantTokenKey};
 pub use outbox::{status_code, DeliveryKey, DeliveryStatusKey, QueueKey};
 pub use realms::{ClientRegKey, RealmKey};
@@ -93,11 +98,14 @@ pub enum Tag {
     Queue = b'Q',
     LegacyToken = b'T',
     GrantToken = b't',
+    Ended = b'H',
+    EndedSubject = b'V',
+    EndedSid = b'D',
 }
 
 impl Tag {
     /// Every tag.
-    pub const ALL: [Tag; 23] = [
+    pub const ALL: [Tag; 26] = [
         Tag::Record,
         Tag::LastAccess,
         Tag::Expiry,
@@ -121,6 +129,9 @@ impl Tag {
         Tag::Queue,
         Tag::LegacyToken,
         Tag::GrantToken,
+        Tag::Ended,
+        Tag::EndedSubject,
+        Tag::EndedSid,
     ];
 
     /// The tag this byte stands for.
