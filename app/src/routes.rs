@@ -255,6 +255,44 @@ impl DeliveriesParams {
     }
 }
 
+/// The ended-sessions page's parameters: the realm, the filters (empty ones are none) and where
+/// the page starts.
+#[derive(Params, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndedParams {
+    pub realm: Option<String>,
+    pub subject_id: Option<String>,
+    pub sid: Option<String>,
+    pub how: Option<String>,
+    pub after: Option<String>,
+}
+
+impl EndedParams {
+    /// The link to this listing, starting after `after` (the first page for `None`).
+    pub fn href(&self, after: Option<String>) -> String {
+        let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        link(
+            "/ended",
+            &EndedParams {
+                realm: self.realm.clone(),
+                subject_id: non_empty(&self.subject_id),
+                sid: non_empty(&self.sid),
+                how: non_empty(&self.how),
+                after,
+            },
+        )
+    }
+
+    /// The history of one subject.
+    pub fn of_subject(realm: &str, subject: &str) -> String {
+        EndedParams {
+            realm: Some(realm.to_owned()),
+            subject_id: Some(subject.to_owned()),
+            ..Default::default()
+        }
+        .href(None)
+    }
+}
+
 /// The audit page's parameters.
 #[derive(Params, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuditParams {
@@ -367,6 +405,25 @@ mod tests {
         assert_eq!(
             DeliveriesParams::href("demo", Some(DeliveryStatus::Failed), Some(9)),
             "/deliveries?realm=demo&status=failed&before=9"
+        );
+    }
+
+    #[test]
+    fn ended_links_leave_out_empty_filters() {
+        let p = EndedParams {
+            realm: Some("demo".into()),
+            subject_id: Some("alice smith".into()),
+            sid: Some(String::new()),
+            how: Some("revoked".into()),
+            after: Some("5.00".into()),
+        };
+        assert_eq!(
+            p.href(Some("9.ff".into())),
+            "/ended?realm=demo&subject_id=alice+smith&how=revoked&after=9.ff"
+        );
+        assert_eq!(
+            EndedParams::of_subject("demo", "bob"),
+            "/ended?realm=demo&subject_id=bob"
         );
     }
 

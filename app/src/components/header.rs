@@ -22,6 +22,7 @@ pub fn Header() -> impl IntoView {
             <a class="brand" href="/">"Sessions"</a>
             <nav aria-label="Main">
                 <a href="/">"Sessions"</a>
+                <a href="/ended">"Ended"</a>
                 <a href="/overview">"Overview"</a>
                 <a href="/clients">"Clients"</a>
                 <a href="/deliveries">"Deliveries"</a>

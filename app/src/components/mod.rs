@@ -4,6 +4,7 @@ pub mod charts;
 pub mod copy_id;
 pub mod device;
 pub mod end_dialog;
+pub mod ended_table;
 pub mod header;
 pub mod live_banner;
 pub mod loaded;

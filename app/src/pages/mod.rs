@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod deliveries;
+pub mod ended;
 pub mod login;
 pub mod not_found;
 pub mod overview;

@@ -8,11 +8,12 @@ use leptos_router::hooks::use_params_map;
 
 use crate::components::copy_id::CopyId;
 use crate::components::end_dialog::{end_action, EndAction, EndDialog, EndNotice, EndTarget};
+use crate::components::ended_table::EndedTable;
 use crate::components::loaded::Loaded;
 use crate::components::session_table::SessionTable;
 use crate::format::{exact, relative};
 use crate::pages::session_detail::GrantTable;
-use crate::routes::{DeliveriesParams, ListParams};
+use crate::routes::{DeliveriesParams, EndedParams, ListParams};
 use crate::server_fns::users::{load_user, UserView};
 
 /// The subject's page.
@@ -113,6 +114,22 @@ fn UserBody(view: UserView, realm: String, subject: String, ending: EndAction) -
             </p>
         }
     });
+    let ended_total = view.ended.total_count;
+    let ended = if view.ended.results.is_empty() {
+        view! { <p class="muted">"No ended session kept for this subject."</p> }.into_any()
+    } else {
+        let shown = view.ended.results.len() as u64;
+        view! {
+            <EndedTable entries=view.ended.results now/>
+            {(shown < ended_total).then(|| view! {
+                <p class="muted">
+                    {format!("The newest {shown} of {ended_total}; ")}
+                    <a href=EndedParams::of_subject(&realm, &subject)>"every ended session of this subject"</a>"."
+                </p>
+            })}
+        }
+        .into_any()
+    };
     let subject_for_dialog = subject.clone();
     view! {
         <h1>{subject.clone()} <span class="muted">{format!(" in {realm}")}</span></h1>
@@ -129,6 +146,8 @@ fn UserBody(view: UserView, realm: String, subject: String, ending: EndAction) -
         {sessions}
         <h2>{format!("Tokens and consents ({})", view.grants.len())}</h2>
         <GrantTable grants=view.grants now/>
+        <h2>{format!("Ended sessions ({ended_total})")}</h2>
+        {ended}
         <h2>"Logout notifications"</h2>
         {deliveries}
         {scan_note}

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod clients;
 pub mod deliveries;
+pub mod ended;
 pub mod overview;
 pub mod sessions;
 pub mod users;

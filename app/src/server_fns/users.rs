@@ -3,9 +3,12 @@
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use sessions::{Delivery, Grant, QueryResult};
+use sessions::{Delivery, EndedPage, Grant, QueryResult};
 
 use crate::error::AppError;
+
+/// Ended sessions a subject's page shows; the rest are on the ended-sessions page.
+pub const ENDED_SHOWN: u32 = 10;
 
 /// Everything a subject's page shows, in one round trip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,6 +21,8 @@ pub struct UserView {
     pub deliveries: Vec<Delivery>,
     /// When not every delivery of the realm was looked through: how many of the newest were.
     pub deliveries_scanned: Option<usize>,
+    /// Their newest ended sessions, with the exact number kept.
+    pub ended: EndedPage,
     /// The signed-in administrator's own dashboard session.
     pub own_sid: String,
     /// Whether the administrator's role may end sessions (else no control for it is shown).
@@ -50,11 +55,21 @@ pub async fn load_user(realm: String, subject_id: String) -> Result<UserView, Ap
         .subject_deliveries(&realm, &subject_id)
         .await
         .map_err(failed)?;
+    let ended_query = sessions::EndedQuery {
+        subject_id: Some(subject_id.clone()),
+        count: Some(ENDED_SHOWN),
+        ..Default::default()
+    };
+    let ended = service
+        .ended_sessions(&realm, ended_query)
+        .await
+        .map_err(failed)?;
     Ok(UserView {
         sessions,
         grants,
         deliveries: deliveries.deliveries,
         deliveries_scanned: (!deliveries.complete).then_some(service::SUBJECT_DELIVERY_SCAN),
+        ended,
         may_operate: admin.may(sessions::Permission::Operate),
         own_sid: admin.sid,
         now: Utc::now(),
