@@ -443,7 +443,8 @@ mod tests {
     const FULL_LISTING: &str = "/?realm=demo&subject_id=alice&sid=s&display_name=smi\
                                 &client_id=crm&ip=203.0.113.0%2F24\
                                 &created_after=2026-03-01T14%3A02\
-                                &created_before=2026-03-02T00%3A00%3A00Z&count=25\
+                                &created_before=2026-03-02T00%3A00%3A00Z\
+                                &browser=firefox&os=windows&device_type=desktop&count=25\
                                 &sort=created&results_token=t&prior=true";
 
     fn full_listing() -> ListParams {
@@ -457,6 +458,9 @@ mod tests {
                 ("ip", "203.0.113.0/24".into()),
                 ("created_after", "2026-03-01T14:02".into()),
                 ("created_before", "2026-03-02T00:00:00Z".into()),
+                ("browser", "firefox".into()),
+                ("os", "windows".into()),
+                ("device_type", "desktop".into()),
             ]
             .into(),
             count: Some(25),
