@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use sessions::grant::{GrantKind, NewGrant};
+use sessions::sample::USER_AGENTS;
 use sessions::store::{SessionStore, SledStore};
 use sessions::{ClientRegistration, EndSessions, NewSession, RealmSettingsUpdate, SessionQuery};
 use store_postgres::scratch::ScratchPostgres;
@@ -24,6 +25,10 @@ struct Figures {
     validate_per_s: f64,
     first_page_p50: Duration,
     subject_page_p50: Duration,
+    /// `device_type=phone` (two of the five sample agents), counted.
+    device_page_p50: Duration,
+    /// `device_type=phone` of one subject, counted.
+    device_subject_p50: Duration,
     remove_1000: Duration,
 }
 
@@ -50,6 +55,7 @@ async fn measure(store: Arc<dyn SessionStore>, sessions: usize) -> Figures {
                         subject_id: format!("subject-{}", i % 1000),
                         display_name: Some(format!("Person{i} Smith")),
                         client_ids: vec!["crm".into()],
+                        user_agent: Some(USER_AGENTS[i % USER_AGENTS.len()].into()),
                         ..Default::default()
                     };
                     tokens.push(
@@ -112,6 +118,17 @@ async fn measure(store: Arc<dyn SessionStore>, sessions: usize) -> Figures {
     })
     .await;
 
+    let phones = |subject: Option<&str>| SessionQuery {
+        filters: sessions::SessionFilters {
+            device_type: Some("phone".into()),
+            subject_id: subject.map(Into::into),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let device_page_p50 = timed(&phones(None)).await;
+    let device_subject_p50 = timed(&phones(Some("subject-7"))).await;
+
     bulk(&*store, "bulk", now).await;
     let started = Instant::now();
     let removed = end_subject(&*store, "bulk", now).await;
@@ -122,8 +139,31 @@ async fn measure(store: Arc<dyn SessionStore>, sessions: usize) -> Figures {
         validate_per_s,
         first_page_p50,
         subject_page_p50,
+        device_page_p50,
+        device_subject_p50,
         remove_1000,
     }
+}
+
+/// The bytes PostgreSQL holds per ended-session history row: the table with its indexes.
+async fn history_bytes(url: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("VACUUM ANALYZE ended_sessions")
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT pg_total_relation_size('ended_sessions'), count(*) FROM ended_sessions",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (bytes, rows): (i64, i64) = (row.get(0), row.get(1));
+    format!("{} B on disk (table and indexes)", bytes / rows.max(1))
 }
 
 /// The clients of the bulk sessions, each with a back-channel logout URI.
@@ -238,15 +278,19 @@ async fn main() {
         .map(|n| n.parse().expect("a number of sessions"))
         .unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
-    let sled = measure(Arc::new(SledStore::open(dir.path()).unwrap()), sessions).await;
+    let sled_store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let sled = measure(sled_store.clone(), sessions).await;
+    let (entries, bytes) = sled_store.ended_history_bytes().unwrap();
+    let sled_history = format!("{} B as written", bytes / entries.max(1));
     let pg = ScratchPostgres::start_durable().unwrap();
     let pg_store = Arc::new(PostgresStore::open(&pg.url()).await.unwrap());
     let postgres = measure(pg_store.clone(), sessions).await;
+    let pg_history = history_bytes(&pg.url()).await;
     println!("sessions: {sessions}; {THREADS} tasks for create and validate\n");
     println!("| measure | embedded (sled) | PostgreSQL |");
     println!("|---|---|---|");
     let rate = |f: f64| format!("{f:.0} /s");
-    let rows: [(&str, String, String); 5] = [
+    let rows: [(&str, String, String); 8] = [
         (
             "create",
             rate(sled.create_per_s),
@@ -271,6 +315,21 @@ async fn main() {
             "remove 1,000 sessions of one subject, 2,000 tokens, 2,000 logouts (durable)",
             format!("{:.2?}", sled.remove_1000),
             format!("{:.2?}", postgres.remove_1000),
+        ),
+        (
+            "ended-session history, per ended session",
+            sled_history,
+            pg_history,
+        ),
+        (
+            "device filter alone, first page with its count (p50)",
+            format!("{:.2?}", sled.device_page_p50),
+            format!("{:.2?}", postgres.device_page_p50),
+        ),
+        (
+            "device filter with a subject, first page with its count (p50)",
+            format!("{:.2?}", sled.device_subject_p50),
+            format!("{:.2?}", postgres.device_subject_p50),
         ),
     ];
     for (what, a, b) in rows {

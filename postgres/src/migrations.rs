@@ -123,8 +123,8 @@ async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, MigrationError> 
     Ok(applied)
 }
 
-/// Fills `sessions.device` from the user agents of the sessions stored before it existed: each
-/// distinct agent read once, every session updated in one statement.
+/// Fills `sessions.device` from the user agents of the sessions stored before it existed (each
+/// distinct agent read once, every session updated in one statement), and their device counts.
 async fn derive_devices(tx: &tokio_postgres::Transaction<'_>) -> Result<(), MigrationError> {
     let agents: Vec<String> = tx
         .query(
@@ -144,6 +144,14 @@ async fn derive_devices(tx: &tokio_postgres::Transaction<'_>) -> Result<(), Migr
            FROM unnest($1::text[], $2::integer[]) AS d (user_agent, code)
           WHERE s.user_agent = d.user_agent",
         &[&agents, &codes],
+    )
+    .await?;
+    // Their counts (kind 5: sessions by device kind, browser and OS).
+    tx.execute(
+        "INSERT INTO counters (realm, kind, key, stripe, count)
+         SELECT realm, 5, (device & -65536)::text, 0, count(*) FROM sessions
+          WHERE device IS NOT NULL GROUP BY 1, 3",
+        &[],
     )
     .await?;
     Ok(())

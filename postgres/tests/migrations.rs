@@ -243,4 +243,16 @@ async fn sessions_stored_before_devices_existed_get_the_device_of_their_user_age
             ("s3".into(), None),
         ]
     );
+    let counted: Vec<(String, i64)> = client
+        .query(
+            "SELECT key, count FROM counters WHERE kind = 5 ORDER BY count",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let key = |ua| ((sessions::Device::of_user_agent(ua).counted_code()) as i32).to_string();
+    assert_eq!(counted, vec![(key(iphone), 1), (key(firefox), 2)]);
 }

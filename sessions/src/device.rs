@@ -108,6 +108,11 @@ impl Device {
             | u32::from(self.browser_version)
     }
 
+    /// The part of [`Device::code`] a count is kept by: kind, browser and OS (no version).
+    pub fn counted_code(self) -> u32 {
+        self.code() & 0xffff_0000
+    }
+
     /// The device of a [`Device::code`].
     pub fn from_code(code: u32) -> Self {
         Device {
@@ -160,6 +165,27 @@ impl DeviceFilter {
                 && self.os.is_none_or(|o| o == d.os)
                 && self.kind.is_none_or(|k| k == d.kind)
         })
+    }
+
+    /// Every [`Device::counted_code`] this filter admits: the counts whose sum is its count.
+    pub fn counted_codes(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for &kind in DeviceKind::ALL {
+            for &browser in Browser::ALL {
+                for &os in Os::ALL {
+                    let d = Device {
+                        browser,
+                        browser_version: 0,
+                        os,
+                        kind,
+                    };
+                    if self.admits(Some(d)) {
+                        out.push(d.counted_code());
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The bits of [`Device::code`] this filter tests, and the values they must have.
@@ -348,6 +374,16 @@ mod tests {
         };
         assert!(!phone.admits(None));
         assert!(DeviceFilter::default().admits(None));
+        assert_eq!(
+            phone.counted_codes().len(),
+            Browser::ALL.len() * Os::ALL.len()
+        );
+        let firefox_windows = DeviceFilter {
+            browser: Some(Browser::Firefox),
+            os: Some(Os::Windows),
+            kind: None,
+        };
+        assert_eq!(firefox_windows.counted_codes().len(), DeviceKind::ALL.len());
         assert!(Browser::CHOICES
             .iter()
             .all(|(t, _)| Browser::parse(t).is_some()));

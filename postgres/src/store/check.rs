@@ -5,7 +5,7 @@ use super::db::{db_write, Tx, R};
 use super::PostgresStore;
 
 /// For each counter kind, what a recount answers: (realm, key, count).
-pub(crate) const RECOUNTS: [(i16, &str, &str); 5] = [
+pub(crate) const RECOUNTS: [(i16, &str, &str); 6] = [
     (
         0,
         "sessions",
@@ -34,6 +34,12 @@ pub(crate) const RECOUNTS: [(i16, &str, &str); 5] = [
         "SELECT realm, CASE status WHEN 0 THEN 'pending' WHEN 1 THEN 'delivered' ELSE 'failed' END,
                 count(*)
            FROM deliveries GROUP BY 1, 2",
+    ),
+    (
+        5,
+        "device",
+        "SELECT realm, (device & -65536)::text, count(*) FROM sessions
+          WHERE device IS NOT NULL GROUP BY 1, 2",
     ),
 ];
 

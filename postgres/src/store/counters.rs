@@ -38,6 +38,14 @@ pub(crate) enum Kind {
     NamePrefix = 3,
     /// Deliveries of a status (key: the status name).
     Deliveries = 4,
+    /// Sessions of a device kind, browser and OS (key: [`device_key`]).
+    Device = 5,
+}
+
+/// The counter key of a device: its [`sessions::Device::counted_code`] as the decimal of the
+/// `integer` it is stored as (`sessions.device & -65536` in SQL).
+pub(crate) fn device_key(counted_code: u32) -> String {
+    (counted_code as i32).to_string()
 }
 
 /// Counter changes of one transaction, by (realm, kind, key), and activity counter changes
@@ -53,6 +61,8 @@ pub(crate) struct Counted<'a> {
     pub subject_id: &'a str,
     pub client_ids: &'a [String],
     pub display_name: Option<&'a str>,
+    /// `sessions.device`.
+    pub device: Option<i32>,
 }
 
 /// The distinct case-folded prefixes (up to [`MAX_PREFIX_CHARS`] characters) of a name's words.
@@ -103,6 +113,10 @@ impl Deltas {
             for p in name_prefixes(name) {
                 self.add(realm, Kind::NamePrefix, &p, sign);
             }
+        }
+        if let Some(code) = s.device {
+            let counted = sessions::Device::from_code(code as u32).counted_code();
+            self.add(realm, Kind::Device, &device_key(counted), sign);
         }
     }
 

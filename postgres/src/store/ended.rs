@@ -125,7 +125,8 @@ pub(crate) async fn record(
          SELECT $1, sid, subject_id, display_name, ip, device, created_at, last_access_at, $2, $3,
                 $4, $5,
                 CASE WHEN c = '' THEN '{}' ELSE string_to_array(c, $15) END,
-                CASE WHEN c = '' THEN '{}' ELSE string_to_array(d, $15, '')::int8[] END
+                CASE WHEN replace(d, $15, '') = '' THEN NULL
+                     ELSE string_to_array(d, $15, '')::int8[] END
            FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::int4[],
                        $11::timestamptz[], $12::timestamptz[], $13::text[], $14::text[])
                 AS x(sid, subject_id, display_name, ip, device, created_at, last_access_at, c, d)
@@ -194,9 +195,10 @@ impl PostgresStore {
                 .await?;
             let ids: Vec<i64> = found
                 .iter()
-                .map(|r| r.try_get::<_, Vec<Option<i64>>>(12))
+                .map(|r| r.try_get::<_, Option<Vec<Option<i64>>>>(12))
                 .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
+                .flatten()
                 .flatten()
                 .flatten()
                 .collect();
@@ -213,7 +215,8 @@ impl PostgresStore {
             for r in &found {
                 let sid: Uuid = r.try_get(0)?;
                 let client_ids: Vec<String> = r.try_get(11)?;
-                let delivery_ids: Vec<Option<i64>> = r.try_get(12)?;
+                let delivery_ids: Vec<Option<i64>> =
+                    r.try_get::<_, Option<_>>(12)?.unwrap_or_default();
                 let mut clients = Vec::with_capacity(client_ids.len());
                 for (i, client_id) in client_ids.into_iter().enumerate() {
                     let id = delivery_ids.get(i).copied().flatten();
@@ -272,17 +275,32 @@ impl PostgresStore {
         cutoff: DateTime<Utc>,
         batch: usize,
     ) -> sessions::Result<usize> {
-        let n = db_write!(self.db, async |tx| {
-            tx.execute(
-                "DELETE FROM ended_sessions WHERE ctid = ANY(ARRAY(
-                     SELECT ctid FROM ended_sessions WHERE ended_at < $1
-                      ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
-                &[&cutoff, &(batch as i64)],
-            )
-            .await
+        let realms: Vec<String> = db_run!(self.db, async |tx| {
+            tx.query("SELECT realm FROM realms ORDER BY realm", &[])
+                .await?
+                .iter()
+                .map(|r| Ok(r.try_get(0)?))
+                .collect()
         })
         .await?;
-        Ok(n as usize)
+        let mut pruned = 0;
+        for realm in &realms {
+            if pruned >= batch {
+                break;
+            }
+            let left = (batch - pruned) as i64;
+            pruned += db_write!(self.db, async |tx| {
+                tx.execute(
+                    "DELETE FROM ended_sessions WHERE ctid = ANY(ARRAY(
+                         SELECT ctid FROM ended_sessions WHERE realm = $1 AND ended_at < $2
+                          ORDER BY ended_at LIMIT $3 FOR UPDATE SKIP LOCKED))",
+                    &[realm, &cutoff, &left],
+                )
+                .await
+            })
+            .await? as usize;
+        }
+        Ok(pruned)
     }
 }
 

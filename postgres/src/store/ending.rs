@@ -132,6 +132,7 @@ pub(crate) async fn end(
                         subject_id: &g.subject_id,
                         client_ids: &g.client_ids,
                         display_name: g.display_name.as_deref(),
+                        device: g.device,
                     },
                     -1,
                 );

@@ -257,12 +257,23 @@ async fn total(tx: &Tx<'_>, realm: &str, filters: &Filters) -> R<u64> {
         let exact = w.chars().count() <= MAX_PREFIX_CHARS;
         counted.push(exact.then_some((Kind::NamePrefix, w.as_str())));
     }
-    // Counters count every address, creation time and device: with those filters, count the
-    // rows.
-    let ranged =
-        filters.address.is_some() || filters.created.is_some() || !filters.device.is_empty();
+    // Counters count every address and creation time: with those filters, count the rows; a
+    // device alone is the sum of its kinds', browsers' and systems' counters.
+    let ranged = filters.address.is_some() || filters.created.is_some();
+    let device = !filters.device.is_empty();
     match (filters.sid, counted.as_slice()) {
         _ if ranged => {}
+        (None, []) if device => {
+            let keys: Vec<String> = filters
+                .device
+                .counted_codes()
+                .into_iter()
+                .map(counters::device_key)
+                .collect();
+            let counts = counters::counts(tx, realm, Kind::Device, &keys).await?;
+            return Ok(counts.values().sum());
+        }
+        _ if device => {}
         (None, []) => return counters::count(tx, realm, Kind::Realm, "").await,
         (None, [Some((kind, key))]) => return counters::count(tx, realm, *kind, key).await,
         _ => {}

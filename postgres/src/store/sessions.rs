@@ -201,6 +201,7 @@ pub(crate) async fn insert(
         .as_deref()
         .map(|n| words(n).collect::<BTreeSet<_>>().into_iter().collect())
         .unwrap_or_default();
+    let device = sessions::Device::of(s.user_agent.as_deref()).map(|d| d.code() as i32);
     let mut deltas = Deltas::default();
     if let Arrival::Created = arrival {
         deltas.session(
@@ -209,6 +210,7 @@ pub(crate) async fn insert(
                 subject_id: &s.subject_id,
                 client_ids: &s.client_ids,
                 display_name: s.display_name.as_deref(),
+                device,
             },
             1,
         );
@@ -222,7 +224,6 @@ pub(crate) async fn insert(
     deltas.stat(realm, s.created_at, Metric::SignIns, 1);
     let token_hash = &token_hash[..];
     let address = s.ip.as_deref().and_then(address_bytes).map(|a| a.to_vec());
-    let device = sessions::Device::of(s.user_agent.as_deref()).map(|d| d.code() as i32);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 17] = [
         &realm,
         &sid,

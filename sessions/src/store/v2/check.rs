@@ -429,6 +429,10 @@ fn describe_counter(k: &[u8], names: &HashMap<RealmId, String>) -> String {
             layout::status_code(status)
         ),
         Counter::Ended(how) => format!("ended-session count ({}) of {realm}", how.as_str()),
+        Counter::Device(code) => format!(
+            "session count of device '{}' in {realm}",
+            crate::device::Device::from_code(code).label()
+        ),
         Counter::Stats { .. } => format!("counter {} of {realm}", hex(k)),
     }
 }

@@ -74,7 +74,14 @@ pub fn session_counters(realm: RealmId, s: &StoredSession) -> Vec<Vec<u8>> {
                 .map(|p| Counter::NamePrefix(&p).key(realm)),
         );
     }
+    out.extend(device_counter(realm, s));
     out
+}
+
+/// The device counter a session counts in, if it has a user agent.
+fn device_counter(realm: RealmId, s: &StoredSession) -> Option<Vec<u8>> {
+    crate::device::Device::of(s.user_agent.as_deref())
+        .map(|d| Counter::Device(d.counted_code()).key(realm))
 }
 
 /// The counter changes of one batch, as its journal entry carries them: whole sessions added or
@@ -117,6 +124,10 @@ impl Deltas {
             clients: s.client_ids.clone(),
             name: s.display_name.clone(),
         });
+        // Not part of the session item (journal entries name sessions without their agent).
+        if let Some(key) = device_counter(realm, s) {
+            self.counter(key, if added { 1 } else { -1 });
+        }
     }
 
     /// One counter changed.

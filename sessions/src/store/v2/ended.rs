@@ -305,6 +305,25 @@ impl SledStoreV2 {
         })
     }
 
+    /// How many history entries the store holds and their bytes as written (keys and values of
+    /// the entries and their index entries, before sled's own framing): for the benchmarks.
+    pub fn ended_history_bytes(&self) -> Result<(u64, u64)> {
+        let (mut entries, mut bytes) = (0, 0);
+        for realm in self.realm_names().into_keys() {
+            for item in self.tree.scan_prefix(EndedKey::prefix(realm)) {
+                let (k, v) = item?;
+                let key = EndedKey::decode(&k)
+                    .ok_or_else(|| SessionError::Storage("bad ended key".into()))?;
+                entries += 1;
+                bytes += (k.len() + v.len()) as u64;
+                for (k, v) in ended_entries(&key, &EndedRecord::decode(&v)?) {
+                    bytes += (k.len() + v.len()) as u64;
+                }
+            }
+        }
+        Ok((entries, bytes))
+    }
+
     /// Deletes up to `limit` history entries that ended before `cutoff`, oldest first in each
     /// realm.
     pub(super) fn prune_ended_impl(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<usize> {

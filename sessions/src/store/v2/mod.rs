@@ -82,7 +82,7 @@ use record::Interner;
 
 /// The layout version this code writes: 2 is one tree with the records as the creation-order
 /// index, 3 adds the client-address index.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// The tree every key of the v2 layout lives in.
 const TREE: &str = "sessions_v2";
 /// sled's page cache: enough for the indexes' upper levels and the hot records at a million

@@ -237,15 +237,29 @@ impl SledStoreV2 {
                 keys_exact: untested,
             });
         }
-        if attributes.is_empty() {
-            if timeless && untested {
-                return Ok(Plan {
-                    source: source_for(sort),
-                    known_count: Some(self.counter(&Counter::Total.key(realm))),
-                    count_under: None,
-                    count_keys_only: false,
-                });
+        if attributes.is_empty() && timeless {
+            // Every session, or those of a device: counted by the counters, walked in order.
+            let n = if untested {
+                self.counter(&Counter::Total.key(realm))
+            } else {
+                filters
+                    .device
+                    .counted_codes()
+                    .into_iter()
+                    .map(|code| self.counter(&Counter::Device(code).key(realm)))
+                    .sum()
+            };
+            if n == 0 {
+                return Ok(nothing());
             }
+            return Ok(Plan {
+                source: source_for(sort),
+                known_count: Some(n),
+                count_under: None,
+                count_keys_only: false,
+            });
+        }
+        if attributes.is_empty() {
             if sort == SortKey::Created {
                 return Ok(Plan {
                     source: Source::Records,

@@ -3,7 +3,9 @@
 use chrono::{TimeDelta, TimeZone, Utc};
 
 use super::layout::{self, CheckpointHeader, CheckpointKey, Counter, GrantIndex, GrantIndexKey};
-use super::layout::{GrantTokenKey, MetaKey, StoredCounterKey, Tag, TimeIndex, TimeIndexKey};
+use super::layout::{
+    CounterKey, GrantTokenKey, MetaKey, StoredCounterKey, Tag, TimeIndex, TimeIndexKey,
+};
 use super::{counters, SledStoreV2, LAYOUT_VERSION};
 use crate::store::SessionStore;
 use crate::{
@@ -466,6 +468,73 @@ async fn a_layout_2_store_gains_the_address_index_on_open() {
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
     let version = store.tree.get(MetaKey::Version.encode()).unwrap().unwrap();
     assert_eq!(version.as_ref(), &LAYOUT_VERSION.to_be_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_3_store_gains_the_device_counts_on_open() {
+    let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let phones = async |store: &SledStoreV2| {
+        let q = crate::SessionQuery {
+            filters: crate::SessionFilters {
+                device_type: Some("phone".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        store.query("r", &q).await.unwrap().total_count
+    };
+    let agents = crate::sample::USER_AGENTS;
+    {
+        let store = open(dir.path());
+        store
+            .put_realm("r", &RealmSettingsUpdate::default(), "t", t0)
+            .await
+            .unwrap();
+        for i in 0..30 {
+            let new = NewSession {
+                subject_id: format!("user{i}"),
+                user_agent: Some(agents[i % agents.len()].into()),
+                ..Default::default()
+            };
+            store
+                .create_session("r", &new, t0 + TimeDelta::seconds(i as i64))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            phones(&store).await,
+            12,
+            "the iPhone and the Android agents"
+        );
+        // Back to layout 3: no device counters.
+        let kept: Vec<_> = store
+            .counters
+            .snapshot()
+            .into_iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    CounterKey::decode(k),
+                    Some(CounterKey {
+                        counter: Counter::Device(_),
+                        ..
+                    })
+                )
+            })
+            .collect();
+        store.counters.replace(kept);
+        store.checkpoint_all().unwrap();
+        store
+            .tree
+            .insert(MetaKey::Version.encode(), &3u32.to_be_bytes())
+            .unwrap();
+        assert_eq!(phones(&store).await, 0);
+        store.wait_durable().unwrap();
+    }
+    let store = open(dir.path());
+    assert!(store.open_stats().upgraded);
+    assert_eq!(phones(&store).await, 12);
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use sled::{Batch, Tree};
 use super::super::grants::StoredGrant;
 use super::super::outbox;
 use super::super::record::StoredSession;
-use super::counters::{Counters, Deltas};
+use super::counters::{self, Counters, Deltas};
 use super::grants::grant_entries;
 use super::layout::Counter;
 use super::layout::{AddressKey, AuditKey, ClientRegKey, DeliveryKey, GrantKey, MetaKey};
@@ -30,7 +30,7 @@ use super::layout::{RealmKey, SessionKey};
 use super::outbox::delivery_index;
 use super::record::{self, Interner};
 use super::sessions::index_entries;
-use super::{init, v1_keys, SledStoreV2, LAYOUT_VERSION};
+use super::{check, init, v1_keys, SledStoreV2, LAYOUT_VERSION};
 use crate::address::address_bytes;
 use crate::error::Result;
 
@@ -235,6 +235,7 @@ impl SledStoreV2 {
         for step in version..LAYOUT_VERSION {
             match step {
                 2 => self.add_address_index()?,
+                3 => self.count_devices()?,
                 _ => unreachable!("a step for every version before LAYOUT_VERSION"),
             }
             self.db.flush()?;
@@ -249,6 +250,22 @@ impl SledStoreV2 {
             "upgraded the data directory's storage layout"
         );
         Ok(())
+    }
+
+    /// Layout 4: the device counters (sessions per kind, browser and OS), recounted with every
+    /// other count from the records; the activity counters are kept as they are.
+    fn count_devices(&self) -> Result<()> {
+        let _all = self.journal.write().unwrap_or_else(|e| e.into_inner());
+        let mut counts: std::collections::BTreeMap<Vec<u8>, i64> = self
+            .counters
+            .snapshot()
+            .into_iter()
+            .filter(|(k, _)| counters::parse_stats_key(k, 0).is_some())
+            .collect();
+        counts.extend(check::recount(self)?);
+        self.counters.replace(counts);
+        drop(_all);
+        self.checkpoint_all()
     }
 
     /// Layout 3: the client-address index entry of every session with an IP address.

@@ -20,10 +20,11 @@ enum Kind {
     Deliveries = 4,
     Stats = 5,
     Ended = 6,
+    Device = 7,
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 8] = [
         Kind::Total,
         Kind::Subject,
         Kind::Client,
@@ -31,6 +32,7 @@ impl Kind {
         Kind::Deliveries,
         Kind::Stats,
         Kind::Ended,
+        Kind::Device,
     ];
 
     fn from_byte(b: u8) -> Option<Kind> {
@@ -64,6 +66,8 @@ pub enum Counter<'a> {
     Deliveries(DeliveryStatus),
     /// The history entries of sessions that ended this way.
     Ended(EndReason),
+    /// The sessions whose device has this [`crate::Device::counted_code`].
+    Device(u32),
     /// An activity counter: events of `metric` in the bucket of `span` starting at `bucket` (Unix
     /// seconds).
     Stats {
@@ -123,6 +127,11 @@ impl<'a> CounterKey<'a> {
                 k.push(end_code(how));
                 k
             }
+            Counter::Device(code) => {
+                let mut k = start(Kind::Device, 4);
+                k.extend_from_slice(&code.to_be_bytes());
+                k
+            }
             Counter::Stats {
                 span,
                 bucket,
@@ -156,6 +165,11 @@ impl<'a> CounterKey<'a> {
                 let how = end_from_code(f.byte()?)?;
                 f.end()?;
                 Counter::Ended(how)
+            }
+            Kind::Device => {
+                let code = f.u32()?;
+                f.end()?;
+                Counter::Device(code)
             }
             Kind::Stats => {
                 let span = Span::from_code(f.byte()?)?;
@@ -347,6 +361,7 @@ mod tests {
                 Kind::Deliveries => Counter::Deliveries(status),
                 Kind::Stats => Counter::Stats { span, bucket, metric },
                 Kind::Ended => Counter::Ended(EndReason::ALL[status_code(status) as usize % 5]),
+                Kind::Device => Counter::Device(bucket as u32),
             };
             let k = CounterKey { realm: r, counter: c };
             let bytes = k.encode();
