@@ -1,14 +1,15 @@
-//! Exports of a realm's sessions as a streamed download: the API's
+//! Exports as a streamed download: of a realm's sessions (the API's
 //! `GET /api/v1/realms/{realm}/sessions/export` and the dashboard's cookie-authenticated route
-//! answer with [`export_response`]. Rows are written a page at a time as the client reads them.
+//! answer with [`export_response`]) and of its ended sessions ([`ended_export_response`]). Rows
+//! are written a page at a time as the client reads them.
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{stream, StreamExt};
 use serde::Deserialize;
-use service::{Actor, ExportFormat, SessionService};
-use sessions::{SessionFilters, SessionQuery, SortKey};
+use service::{Actor, ExportFormat, ExportPages, SessionService};
+use sessions::{EndedQuery, SessionFilters, SessionQuery, SortKey};
 
 use crate::error::ApiError;
 
@@ -44,10 +45,54 @@ pub async fn export_response(
     params: &ExportParams,
     actor: &Actor,
 ) -> Result<Response, ApiError> {
-    let format = params.format;
-    let export = service.export(realm, params.query(), format, actor).await?;
+    let export = service
+        .export(realm, params.query(), params.format, actor)
+        .await?;
+    download(params.format, "sessions", realm, export)
+}
+
+/// An export of ended sessions: its format and the history's filters.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct EndedExportParams {
+    pub format: ExportFormat,
+    #[serde(default)]
+    pub subject_id: Option<String>,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub how: Option<String>,
+}
+
+/// As [`export_response`], for the ended sessions the filters match, newest end first.
+pub async fn ended_export_response(
+    service: &SessionService,
+    realm: &str,
+    params: &EndedExportParams,
+    actor: &Actor,
+) -> Result<Response, ApiError> {
+    let query = EndedQuery {
+        subject_id: params.subject_id.clone(),
+        sid: params.sid.clone(),
+        how: params.how.clone(),
+        ..Default::default()
+    };
+    let export = service
+        .export_ended(realm, query, params.format, actor)
+        .await?;
+    download(params.format, "ended-sessions", realm, export)
+}
+
+/// The rows of an export under way as a download named `{what}-{realm}.{format}`.
+fn download<P: ExportPages>(
+    format: ExportFormat,
+    what: &str,
+    realm: &str,
+    export: P,
+) -> Result<Response, ApiError> {
     let header = stream::iter(
-        Some(Ok(Bytes::from(format.header()))).filter(|h| !matches!(h, Ok(b) if b.is_empty())),
+        Some(Ok(Bytes::from(format.header::<P::Row>())))
+            .filter(|h| !matches!(h, Ok(b) if b.is_empty())),
     );
     let rows = stream::unfold(Some(export), move |state| async move {
         let mut export = state?;
@@ -60,7 +105,7 @@ pub async fn export_response(
             }
         }
     });
-    let disposition = format!("attachment; filename=\"{}\"", format.file_name(realm));
+    let disposition = format!("attachment; filename=\"{}\"", format.file_name(what, realm));
     Ok((
         StatusCode::OK,
         [

@@ -282,6 +282,21 @@ impl EndedParams {
         )
     }
 
+    /// The dashboard's download of every ended session these filters match, in `format`
+    /// (`csv` or `jsonl`).
+    pub fn export_href(&self, realm: &str, format: &str) -> String {
+        let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let mut pairs = vec![("format", format.to_owned())];
+        for (name, v) in [
+            ("subject_id", &self.subject_id),
+            ("sid", &self.sid),
+            ("how", &self.how),
+        ] {
+            pairs.extend(non_empty(v).map(|v| (name, v)));
+        }
+        link(&format!("/export/realms/{realm}/ended"), &pairs)
+    }
+
     /// The history of one subject.
     pub fn of_subject(realm: &str, subject: &str) -> String {
         EndedParams {

@@ -1,4 +1,5 @@
 import { test, expect } from '@playwright/test';
+import * as fs from 'fs';
 import * as http from 'http';
 import { AddressInfo } from 'net';
 import { api, hydrated, signIn } from './helpers';
@@ -54,6 +55,14 @@ test('the Ended view shows a revoked session with its actor, reason and what eac
     }).toPass({ timeout: 20_000 });
     await expect(page.locator(`tr[data-sid="${other.body.sid}"] td.ending .how`)).toHaveText('Logged out');
     await page.screenshot({ path: 'test-results/ended-view.png', fullPage: true });
+
+    // The export of what the page lists.
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Export CSV' }).click()]);
+    expect(csv.suggestedFilename()).toBe('ended-sessions-e2e-ended.csv');
+    const lines = fs.readFileSync(await csv.path(), 'utf8').trimEnd().split('\n');
+    expect(lines[0]).toBe('sid,subject_id,display_name,ip,browser,os,device_type,created_at,last_access_at,ended_at,how,actor,reason,client_ids,notices');
+    expect(lines.length).toBe(3);
+    expect(lines.find((l) => l.startsWith(victim.body.sid))).toContain(',revoked,admin:admin,phishing report 42,shop wiki,delivered not_sent');
 
     // Filtered by how it ended, through the form.
     await hydrated(page);

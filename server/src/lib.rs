@@ -154,6 +154,10 @@ pub fn router(service: &SessionService, leptos_options: LeptosOptions, web: &Web
             "/export/realms/{realm}/sessions",
             axum::routing::get(export::download),
         )
+        .route(
+            "/export/realms/{realm}/ended",
+            axum::routing::get(export::download_ended),
+        )
         .with_state(live);
     api::guard::protect(dashboard.merge(api).merge(live), web.guard.clone())
 }

@@ -902,6 +902,7 @@ async fn openapi_document_matches_the_served_routes(store: Store) {
         ("POST", "/api/v1/realms/{realm}/sessions/logout-all"),
         ("GET", "/api/v1/realms/{realm}/sessions/export"),
         ("GET", "/api/v1/realms/{realm}/sessions/ended"),
+        ("GET", "/api/v1/realms/{realm}/sessions/ended/export"),
         ("PUT", "/api/v1/realms/{realm}"),
         ("GET", "/api/v1/realms/{realm}"),
         ("GET", "/api/v1/realms"),
@@ -1635,6 +1636,50 @@ async fn ended_sessions_say_how_who_and_what_each_client_heard(store: Store) {
         (s, error_code(&v)),
         (StatusCode::NOT_FOUND, "realm_not_found")
     );
+
+    // The export: every match, a header row, audited.
+    let (s, kind, csv) = srv
+        .get_text("/api/v1/realms/hist/sessions/ended/export?format=csv")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{csv}");
+    assert!(kind.starts_with("text/csv"), "{kind}");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "sid,subject_id,display_name,ip,browser,os,device_type,created_at,last_access_at,ended_at,how,actor,reason,client_ids,notices"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows[0].starts_with(&revoked), "{csv}");
+    assert!(
+        rows[0].ends_with(",revoked,api-key:ops,phished,crm wiki,pending not_sent"),
+        "{csv}"
+    );
+    let (s, _, jsonl) = srv
+        .get_text("/api/v1/realms/hist/sessions/ended/export?format=jsonl&how=logout")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let rows: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["sid"], gone.as_str());
+    for q in [
+        "format=xlsx",
+        "format=csv&how=vanished",
+        "format=csv&count=5",
+    ] {
+        let (s, kind, body) = srv
+            .get_text(&format!("/api/v1/realms/hist/sessions/ended/export?{q}"))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {body}");
+        assert!(kind.starts_with("application/json"), "{q}: {kind}");
+    }
+    let (_, audit) = srv.root(Method::GET, "/api/v1/audit?count=1", None).await;
+    let entry = &audit["results"][0];
+    assert_eq!(entry["action"], "export_ended_sessions", "{audit}");
+    assert_eq!(entry["target"], "how=logout");
 }
 
 on_both_stores!(

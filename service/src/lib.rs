@@ -27,7 +27,10 @@ use sessions::{Result, SessionError};
 
 pub use ops::audit::AuditPage;
 pub use ops::deliveries::parse_delivery_status;
-pub use ops::export::{ExportFormat, SessionExport, CSV_COLUMNS};
+pub use ops::export::{
+    EndedExport, ExportFormat, ExportPages, ExportRow, SessionExport, CSV_COLUMNS,
+    ENDED_CSV_COLUMNS,
+};
 pub use ops::keys::RotatedKeys;
 pub use ops::users::{SubjectDeliveries, SUBJECT_DELIVERY_SCAN};
 pub use reload::SHARED_RELOAD_EVERY;

@@ -9,7 +9,7 @@ use sessions::{
     SessionFilters, SessionQuery, SortKey,
 };
 
-use crate::export::{export_response, ExportParams};
+use crate::export::{ended_export_response, export_response, EndedExportParams, ExportParams};
 
 use crate::auth::Admin;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, RealmPath, SessionPath};
@@ -49,6 +49,27 @@ pub async fn list_ended_sessions(
     ApiQuery(query): ApiQuery<EndedQuery>,
 ) -> ApiResult<Json<EndedPage>> {
     Ok(Json(state.service.ended_sessions(&realm, query).await?))
+}
+
+/// Every ended session the filters match, newest end first, as CSV or JSON lines, streamed as
+/// it is read. Audited as `export_ended_sessions`.
+#[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/ended/export", tag = "administration",
+    params(RealmPath,
+        ("format" = ExportFormat, Query, description = "`csv` (a header row, then one row per ended session: sid, subject_id, display_name, ip, browser, os, device_type, created_at, last_access_at, ended_at, how, actor, reason, client_ids and their notices, each separated by spaces) or `jsonl` (one ended-session object per line)"),
+        ("subject_id" = Option<String>, Query, description = "Exact subject id (empty: no filter)"),
+        ("sid" = Option<String>, Query, description = "Exact session id (empty: no filter)"),
+        ("how" = Option<String>, Query, description = "logout, expired, revoked, realm_sign_out or evicted (empty: no filter)")),
+    responses((status = 200, description = "The ended sessions, as a download", content(
+        (String = "text/csv"), (String = "application/jsonl"))),
+        (status = 400, body = ErrorBody, description = "A malformed filter or format (`invalid_request`, `invalid_query`)")),
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
+pub async fn export_ended_sessions(
+    caller: Admin,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+    ApiQuery(params): ApiQuery<EndedExportParams>,
+) -> ApiResult<Response> {
+    ended_export_response(&state.service, &realm, &params, &caller.actor()).await
 }
 
 /// One session by its id.

@@ -25,6 +25,7 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
         .routes(routes!(admin::end_all_sessions))
         .routes(routes!(admin::export_sessions))
         .routes(routes!(admin::list_ended_sessions))
+        .routes(routes!(admin::export_ended_sessions))
         .routes(routes!(data_plane::create_session, admin::list_sessions))
         .routes(routes!(data_plane::validate_session))
         .routes(routes!(data_plane::logout_session))

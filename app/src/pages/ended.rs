@@ -85,6 +85,11 @@ fn EndedBody(view: EndedView, params: EndedParams) -> impl IntoView {
             </label>
             <button type="submit" class="primary">"Search"</button>
         </form>
+        <div class="toolbar">
+            <span class="spacer"></span>
+            <a class="button" href=here.export_href(&realm, "csv") download rel="external">"Export CSV"</a>
+            <a class="button" href=here.export_href(&realm, "jsonl") download rel="external">"Export JSON lines"</a>
+        </div>
         {body}
         <div class="pager">
             <span class="summary">{format!("{} ended session{}", thousands(n), if n == 1 { "" } else { "s" })}</span>

@@ -3,7 +3,10 @@
 
 use chrono::{SecondsFormat, Utc};
 use sessions::validate::describe_filter;
-use sessions::{AuditEntry, Result, Session, SessionError, SessionQuery, MAX_PAGE_SIZE};
+use sessions::{
+    AuditEntry, EndedQuery, EndedSession, Result, Session, SessionError, SessionQuery,
+    MAX_PAGE_SIZE,
+};
 
 use crate::{to_the_end, Actor, SessionService};
 
@@ -64,27 +67,29 @@ impl ExportFormat {
         }
     }
 
-    /// A file name for a download of `realm`'s export.
-    pub fn file_name(self, realm: &str) -> String {
-        format!("sessions-{realm}.{}", self.as_str())
+    /// A file name for a download of `realm`'s export of `what` (`sessions`, `ended-sessions`).
+    pub fn file_name(self, what: &str, realm: &str) -> String {
+        format!("{what}-{realm}.{}", self.as_str())
     }
 
-    /// What comes before the first row: the CSV header.
-    pub fn header(self) -> Vec<u8> {
+    /// What comes before the first row of `R`: the CSV header.
+    pub fn header<R: ExportRow>(self) -> Vec<u8> {
         match self {
-            ExportFormat::Csv => csv_rows(std::iter::once(CSV_COLUMNS.map(str::to_owned))),
+            ExportFormat::Csv => csv_rows(std::iter::once(
+                R::COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
+            )),
             ExportFormat::JsonLines => Vec::new(),
         }
     }
 
     /// Rows in this format.
-    pub fn encode(self, sessions: &[Session]) -> Vec<u8> {
+    pub fn encode<R: ExportRow>(self, rows: &[R]) -> Vec<u8> {
         match self {
-            ExportFormat::Csv => csv_rows(sessions.iter().map(csv_record)),
+            ExportFormat::Csv => csv_rows(rows.iter().map(ExportRow::cells)),
             ExportFormat::JsonLines => {
                 let mut out = Vec::new();
-                for s in sessions {
-                    serde_json::to_writer(&mut out, s).expect("a session always serializes");
+                for r in rows {
+                    serde_json::to_writer(&mut out, r).expect("a row always serializes");
                     out.push(b'\n');
                 }
                 out
@@ -93,30 +98,117 @@ impl ExportFormat {
     }
 }
 
+/// What an export writes per row: its CSV cells (in [`ExportRow::COLUMNS`] order) or, as JSON
+/// lines, the whole row.
+pub trait ExportRow: serde::Serialize + Send + 'static {
+    /// The CSV header.
+    const COLUMNS: &'static [&'static str];
+    /// The CSV cells, one per column.
+    fn cells(&self) -> Vec<String>;
+}
+
+/// The pages of an export under way, one at a time; `None` once every row was given.
+#[async_trait::async_trait]
+pub trait ExportPages: Send + 'static {
+    type Row: ExportRow;
+    async fn next_page(&mut self) -> Result<Option<Vec<Self::Row>>>;
+}
+
 fn time(t: &chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn csv_record(s: &Session) -> [String; 13] {
-    let device = |part: fn(sessions::Device) -> String| s.device.map(part).unwrap_or_default();
-    [
-        s.sid.clone(),
-        s.subject_id.clone(),
-        s.display_name.clone().unwrap_or_default(),
-        time(&s.created_at),
-        time(&s.last_access_at),
-        time(&s.idle_expires_at),
-        time(&s.expires_at),
-        s.client_ids.join(" "),
-        s.ip.clone().unwrap_or_default(),
-        s.user_agent.clone().unwrap_or_default(),
-        device(|d| match d.browser_version {
-            0 => d.browser.label().to_owned(),
-            v => format!("{} {v}", d.browser.label()),
-        }),
-        device(|d| d.os.label().to_owned()),
-        device(|d| d.kind.as_str().to_owned()),
-    ]
+/// A device's CSV cells: browser (with its version), OS, device type; empty without one.
+fn device_cells(d: Option<sessions::Device>) -> [String; 3] {
+    match d {
+        Some(d) => [
+            match d.browser_version {
+                0 => d.browser.label().to_owned(),
+                v => format!("{} {v}", d.browser.label()),
+            },
+            d.os.label().to_owned(),
+            d.kind.as_str().to_owned(),
+        ],
+        None => Default::default(),
+    }
+}
+
+impl ExportRow for Session {
+    const COLUMNS: &'static [&'static str] = &CSV_COLUMNS;
+
+    fn cells(&self) -> Vec<String> {
+        let s = self;
+        let mut cells = vec![
+            s.sid.clone(),
+            s.subject_id.clone(),
+            s.display_name.clone().unwrap_or_default(),
+            time(&s.created_at),
+            time(&s.last_access_at),
+            time(&s.idle_expires_at),
+            time(&s.expires_at),
+            s.client_ids.join(" "),
+            s.ip.clone().unwrap_or_default(),
+            s.user_agent.clone().unwrap_or_default(),
+        ];
+        cells.extend(device_cells(s.device));
+        cells
+    }
+}
+
+/// The columns of a CSV export of ended sessions, in order.
+pub const ENDED_CSV_COLUMNS: [&str; 15] = [
+    "sid",
+    "subject_id",
+    "display_name",
+    "ip",
+    "browser",
+    "os",
+    "device_type",
+    "created_at",
+    "last_access_at",
+    "ended_at",
+    "how",
+    "actor",
+    "reason",
+    "client_ids",
+    "notices",
+];
+
+impl ExportRow for EndedSession {
+    const COLUMNS: &'static [&'static str] = &ENDED_CSV_COLUMNS;
+
+    fn cells(&self) -> Vec<String> {
+        let e = self;
+        let [browser, os, device_type] = device_cells(e.device);
+        let clients: Vec<&str> = e.clients.iter().map(|c| c.client_id.as_str()).collect();
+        let notices: Vec<String> = e
+            .clients
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c.notice)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            })
+            .collect();
+        vec![
+            e.sid.clone(),
+            e.subject_id.clone(),
+            e.display_name.clone().unwrap_or_default(),
+            e.ip.clone().unwrap_or_default(),
+            browser,
+            os,
+            device_type,
+            time(&e.created_at),
+            time(&e.last_access_at),
+            time(&e.ended_at),
+            e.how.as_str().to_owned(),
+            e.actor.clone().unwrap_or_default(),
+            e.reason.clone().unwrap_or_default(),
+            clients.join(" "),
+            notices.join(" "),
+        ]
+    }
 }
 
 /// A cell a spreadsheet would read as a formula (it begins with `=`, `+`, `-`, `@`, a tab or a
@@ -130,10 +222,10 @@ fn neutralise_formula(cell: String) -> String {
     }
 }
 
-fn csv_rows(rows: impl Iterator<Item = [String; 13]>) -> Vec<u8> {
+fn csv_rows(rows: impl Iterator<Item = Vec<String>>) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for row in rows {
-        w.write_record(row.map(neutralise_formula))
+        w.write_record(row.into_iter().map(neutralise_formula))
             .expect("writing to memory");
     }
     w.into_inner().expect("writing to memory")
@@ -194,11 +286,14 @@ impl SessionService {
     }
 }
 
-impl SessionExport {
+#[async_trait::async_trait]
+impl ExportPages for SessionExport {
+    type Row = Session;
+
     /// The next page of sessions (at most [`MAX_PAGE_SIZE`]); `None` once every match was given.
     /// Sessions created or ended while the export runs may or may not be in it; none is given
     /// twice.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<Session>>> {
+    async fn next_page(&mut self) -> Result<Option<Vec<Session>>> {
         if let Some(first) = self.first.take() {
             return Ok(Some(first));
         }
@@ -214,6 +309,95 @@ impl SessionExport {
         self.done = !page.has_next || page.results.is_empty();
         self.query.results_token = page.results_token;
         Ok(Some(page.results))
+    }
+}
+
+/// An export of ended sessions under way, newest end first, a page at a time.
+pub struct EndedExport {
+    service: SessionService,
+    realm: String,
+    query: EndedQuery,
+    done: bool,
+}
+
+impl SessionService {
+    /// Starts exporting the ended sessions `query` matches (its filters; its page size and start
+    /// are ignored). Fails, before anything is written, on an unknown realm or a bad filter;
+    /// records who exported what in the audit log.
+    pub async fn export_ended(
+        &self,
+        realm: &str,
+        mut query: EndedQuery,
+        format: ExportFormat,
+        actor: &Actor,
+    ) -> Result<EndedExport> {
+        actor.require(crate::roles::Permission::Read)?;
+        query.count = Some(sessions::ended::MAX_ENDED_PAGE);
+        query.after = None;
+        // Checks the realm and the filters before anything is audited or written.
+        self.store
+            .ended_sessions(
+                realm,
+                &EndedQuery {
+                    count: Some(1),
+                    ..query.clone()
+                },
+            )
+            .await?;
+        let filter: Vec<String> = [
+            ("subject_id", &query.subject_id),
+            ("sid", &query.sid),
+            ("how", &query.how),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| {
+            v.as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{name}={v}"))
+        })
+        .collect();
+        let entry = AuditEntry {
+            at: Utc::now(),
+            actor: actor.audit_name(),
+            realm: Some(realm.to_owned()),
+            action: "export_ended_sessions".into(),
+            target: if filter.is_empty() {
+                "all ended sessions".into()
+            } else {
+                filter.join(" ")
+            },
+            reason: None,
+            outcome: format!("started ({})", format.as_str()),
+        };
+        let store = self.store.clone();
+        to_the_end(async move { store.record_audit(&entry).await }).await?;
+        Ok(EndedExport {
+            service: self.clone(),
+            realm: realm.to_owned(),
+            query,
+            done: false,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ExportPages for EndedExport {
+    type Row = EndedSession;
+
+    /// The next page (at most 1,000); `None` once every match was given. Sessions that end while
+    /// the export runs are not in it (the pages go from the newest end at the start backwards).
+    async fn next_page(&mut self) -> Result<Option<Vec<EndedSession>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .service
+            .store
+            .ended_sessions(&self.realm, &self.query)
+            .await?;
+        self.done = page.next.is_none() || page.results.is_empty();
+        self.query.after = page.next;
+        Ok((!page.results.is_empty()).then_some(page.results))
     }
 }
 
@@ -243,7 +427,7 @@ mod tests {
     #[test]
     fn csv_quotes_what_needs_quoting() {
         let f = ExportFormat::Csv;
-        let mut out = f.header();
+        let mut out = f.header::<Session>();
         out.extend(f.encode(&[session("Smith, \"Al\"\nJr")]));
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
@@ -296,7 +480,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let back: Session = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(back, rows[1]);
-        assert!(f.header().is_empty());
+        assert!(f.header::<Session>().is_empty());
     }
 
     #[test]
