@@ -51,16 +51,27 @@ pub async fn export_response(
     download(params.format, "sessions", realm, export)
 }
 
-/// An export of ended sessions: its format and the history's filters.
-#[derive(Deserialize, Clone, Debug)]
+/// An export of ended sessions: its format and the history's filters (as the history listing
+/// reads them).
+#[derive(Deserialize, Clone, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EndedExportParams {
+    /// `csv` (a header row, then one row per ended session: sid, subject_id, display_name, ip, browser, os, device_type, created_at, last_access_at, ended_at, how, actor, reason, client_ids and their notices, each separated by spaces) or `jsonl` (one ended-session object per line)
     pub format: ExportFormat,
+    /// Exact subject id (empty: no filter)
     #[serde(default)]
+    #[param(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub subject_id: Option<String>,
+    /// Exact session id, the 36-character form of a UUID (empty: no filter)
     #[serde(default)]
+    #[param(
+        pattern = r"^$|^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+    )]
     pub sid: Option<String>,
+    /// How the sessions ended: logout, expired, revoked, realm_sign_out or evicted (empty: no filter)
     #[serde(default)]
+    #[param(pattern = r"^(|logout|expired|revoked|realm_sign_out|evicted)$")]
     pub how: Option<String>,
 }
 

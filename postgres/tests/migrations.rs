@@ -6,6 +6,27 @@ use store_postgres::scratch::ScratchPostgres;
 mod common;
 use common::connect;
 
+/// Brings an empty database to schema version `version`, as a server of that version left it.
+async fn at_version(client: &tokio_postgres::Client, version: usize) {
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());",
+        )
+        .await
+        .unwrap();
+    for (version, name, sql) in &MIGRATIONS[..version] {
+        client.batch_execute(sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn migrations_apply_once_in_order_even_from_two_servers_at_once() {
     let pg = ScratchPostgres::start().unwrap();
@@ -102,22 +123,7 @@ async fn administrators_stored_before_roles_existed_keep_every_right() {
     let pg = ScratchPostgres::start().unwrap();
     let mut client = connect(&pg.url()).await;
     // A database at schema version 1, with an administrator in it.
-    let (version, name, sql) = MIGRATIONS[0];
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now());
-             {sql}"
-        ))
-        .await
-        .unwrap();
-    client
-        .execute(
-            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-            &[&version, &name],
-        )
-        .await
-        .unwrap();
+    at_version(&client, 1).await;
     client
         .batch_execute(
             "INSERT INTO admins (username, password_hash, created_at)
@@ -143,23 +149,7 @@ async fn api_keys_stored_before_keys_had_realms_reach_every_realm() {
     let pg = ScratchPostgres::start().unwrap();
     let mut client = connect(&pg.url()).await;
     // A database at schema version 3, with an API key in it.
-    client
-        .batch_execute(
-            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now());",
-        )
-        .await
-        .unwrap();
-    for (version, name, sql) in &MIGRATIONS[..3] {
-        client.batch_execute(sql).await.unwrap();
-        client
-            .execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                &[version, name],
-            )
-            .await
-            .unwrap();
-    }
+    at_version(&client, 3).await;
     client
         .batch_execute(
             "INSERT INTO api_keys (name, scopes, created_at, hash)
@@ -181,23 +171,7 @@ async fn sessions_stored_before_devices_existed_get_the_device_of_their_user_age
     let pg = ScratchPostgres::start().unwrap();
     let mut client = connect(&pg.url()).await;
     // A database at schema version 7, with sessions of two user agents and one without.
-    client
-        .batch_execute(
-            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now());",
-        )
-        .await
-        .unwrap();
-    for (version, name, sql) in &MIGRATIONS[..7] {
-        client.batch_execute(sql).await.unwrap();
-        client
-            .execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                &[version, name],
-            )
-            .await
-            .unwrap();
-    }
+    at_version(&client, 7).await;
     let firefox =
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
     let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \

@@ -54,11 +54,7 @@ pub async fn list_ended_sessions(
 /// Every ended session the filters match, newest end first, as CSV or JSON lines, streamed as
 /// it is read. Audited as `export_ended_sessions`.
 #[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/ended/export", tag = "administration",
-    params(RealmPath,
-        ("format" = ExportFormat, Query, description = "`csv` (a header row, then one row per ended session: sid, subject_id, display_name, ip, browser, os, device_type, created_at, last_access_at, ended_at, how, actor, reason, client_ids and their notices, each separated by spaces) or `jsonl` (one ended-session object per line)"),
-        ("subject_id" = Option<String>, Query, description = "Exact subject id (empty: no filter)"),
-        ("sid" = Option<String>, Query, description = "Exact session id (empty: no filter)"),
-        ("how" = Option<String>, Query, description = "logout, expired, revoked, realm_sign_out or evicted (empty: no filter)")),
+    params(RealmPath, EndedExportParams),
     responses((status = 200, description = "The ended sessions, as a download", content(
         (String = "text/csv"), (String = "application/jsonl"))),
         (status = 400, body = ErrorBody, description = "A malformed filter or format (`invalid_request`, `invalid_query`)")),

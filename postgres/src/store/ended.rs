@@ -275,32 +275,20 @@ impl PostgresStore {
         cutoff: DateTime<Utc>,
         batch: usize,
     ) -> sessions::Result<usize> {
-        let realms: Vec<String> = db_run!(self.db, async |tx| {
-            tx.query("SELECT realm FROM realms ORDER BY realm", &[])
-                .await?
-                .iter()
-                .map(|r| Ok(r.try_get(0)?))
-                .collect()
-        })
-        .await?;
-        let mut pruned = 0;
-        for realm in &realms {
-            if pruned >= batch {
-                break;
-            }
-            let left = (batch - pruned) as i64;
-            pruned += db_write!(self.db, async |tx| {
+        self.each_realm_up_to(batch, async |realm, left| {
+            let n = db_write!(self.db, async |tx| {
                 tx.execute(
                     "DELETE FROM ended_sessions WHERE ctid = ANY(ARRAY(
                          SELECT ctid FROM ended_sessions WHERE realm = $1 AND ended_at < $2
                           ORDER BY ended_at LIMIT $3 FOR UPDATE SKIP LOCKED))",
-                    &[realm, &cutoff, &left],
+                    &[&realm, &cutoff, &left],
                 )
                 .await
             })
-            .await? as usize;
-        }
-        Ok(pruned)
+            .await?;
+            Ok(n as usize)
+        })
+        .await
     }
 }
 

@@ -240,21 +240,8 @@ impl PostgresStore {
         cutoff: DateTime<Utc>,
         batch: usize,
     ) -> sessions::Result<usize> {
-        let realms: Vec<String> = db_run!(self.db, async |tx| {
-            tx.query("SELECT realm FROM realms ORDER BY realm", &[])
-                .await?
-                .iter()
-                .map(|r| Ok(r.try_get(0)?))
-                .collect()
-        })
-        .await?;
-        let mut purged = 0;
-        for realm in &realms {
-            if purged >= batch {
-                break;
-            }
-            let left = (batch - purged) as i64;
-            purged += db_write!(self.db, async |tx| {
+        self.each_realm_up_to(batch, async |realm, left| {
+            db_write!(self.db, async |tx| {
                 let n = tx
                     .execute(
                         "WITH picked AS MATERIALIZED (
@@ -263,17 +250,17 @@ impl PostgresStore {
                              ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
                          DELETE FROM deliveries d USING picked p
                           WHERE d.realm = $1 AND d.id = p.id",
-                        &[realm, &cutoff, &left],
+                        &[&realm, &cutoff, &left],
                     )
                     .await?;
                 let mut deltas = Deltas::default();
-                deltas.delivery(realm, DeliveryStatus::Delivered, -(n as i64));
+                deltas.delivery(&realm, DeliveryStatus::Delivered, -(n as i64));
                 deltas.apply(tx).await?;
                 Ok(n as usize)
             })
-            .await?;
-        }
-        Ok(purged)
+            .await
+        })
+        .await
     }
 
     pub(crate) async fn list_deliveries_impl(

@@ -102,6 +102,39 @@ fn json<T: serde::Serialize>(v: &T) -> R<serde_json::Value> {
 }
 
 impl PostgresStore {
+    /// Every realm's name, in order.
+    pub(crate) async fn realm_names(&self) -> sessions::Result<Vec<String>> {
+        db_run!(self.db, async |tx| {
+            tx.query("SELECT realm FROM realms ORDER BY realm", &[])
+                .await?
+                .iter()
+                .map(|r| Ok(r.try_get(0)?))
+                .collect()
+        })
+        .await
+    }
+
+    /// Runs `step(realm, most)` realm by realm, each removing at most `most` rows and answering
+    /// how many it removed, until `batch` rows are removed or every realm had its turn.
+    pub(crate) async fn each_realm_up_to<F, Fut>(
+        &self,
+        batch: usize,
+        step: F,
+    ) -> sessions::Result<usize>
+    where
+        F: Fn(String, i64) -> Fut,
+        Fut: std::future::Future<Output = sessions::Result<usize>>,
+    {
+        let mut done = 0;
+        for realm in self.realm_names().await? {
+            if done >= batch {
+                break;
+            }
+            done += step(realm, (batch - done) as i64).await?;
+        }
+        Ok(done)
+    }
+
     pub(crate) async fn put_realm_impl(
         &self,
         name: &str,

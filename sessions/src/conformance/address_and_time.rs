@@ -79,7 +79,7 @@ fn in_range(ip: &str, range: &str) -> bool {
 
 /// The sids a query must list, in its order, by brute force.
 fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
-    let mut rows: Vec<&Session> = all
+    let rows: Vec<&Session> = all
         .iter()
         .filter(|s| {
             q.filters
@@ -96,13 +96,18 @@ fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
         .filter(|s| q.filters.created_after.is_none_or(|t| s.created_at >= t))
         .filter(|s| q.filters.created_before.is_none_or(|t| s.created_at < t))
         .collect();
-    let key = |s: &Session| match q.sort {
+    in_listing_order(rows, q.sort)
+}
+
+/// The sids of `rows` in the order a listing sorted by `sort` shows them.
+pub(super) fn in_listing_order(mut rows: Vec<&Session>, sort: SortKey) -> Vec<String> {
+    let key = |s: &Session| match sort {
         SortKey::Created => s.created_at,
         SortKey::LastAccess => s.last_access_at,
         SortKey::Expires => s.effective_expiry(),
     };
     rows.sort_by(|a, b| (key(a), &a.sid).cmp(&(key(b), &b.sid)));
-    if q.sort != SortKey::Expires {
+    if sort != SortKey::Expires {
         rows.reverse();
     }
     rows.into_iter().map(|s| s.sid.clone()).collect()

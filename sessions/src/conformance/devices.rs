@@ -4,7 +4,7 @@
 
 use chrono::TimeDelta;
 
-use super::address_and_time::{page_both_ways, realm, t0};
+use super::address_and_time::{in_listing_order, page_both_ways, realm, t0};
 use super::{check_property, fresh, Backend};
 use crate::device::{Browser, Device, DeviceKind, Os};
 use crate::store::SessionStore;
@@ -48,17 +48,10 @@ fn passes(s: &Session, f: &SessionFilters) -> bool {
 }
 
 fn expected(all: &[Session], q: &SessionQuery) -> Vec<String> {
-    let mut rows: Vec<&Session> = all.iter().filter(|s| passes(s, &q.filters)).collect();
-    let key = |s: &Session| match q.sort {
-        SortKey::Created => s.created_at,
-        SortKey::LastAccess => s.last_access_at,
-        SortKey::Expires => s.effective_expiry(),
-    };
-    rows.sort_by(|a, b| (key(a), &a.sid).cmp(&(key(b), &b.sid)));
-    if q.sort != SortKey::Expires {
-        rows.reverse();
-    }
-    rows.into_iter().map(|s| s.sid.clone()).collect()
+    in_listing_order(
+        all.iter().filter(|s| passes(s, &q.filters)).collect(),
+        q.sort,
+    )
 }
 
 /// A generated session: user agent, subject, client, creation offset in seconds.
