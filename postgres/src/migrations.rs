@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ended sessions",
         include_str!("../migrations/0009_ended_sessions.sql"),
     ),
+    (
+        10,
+        "session networks",
+        include_str!("../migrations/0010_session_networks.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.

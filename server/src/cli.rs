@@ -209,6 +209,15 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIONS_ENDED_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3650))]
     pub ended_retention_days: u64,
+    /// A MaxMind-format City or Country database (GeoLite2, DB-IP Lite) that places each
+    /// session's address: country and city, shown, filtered and exported. Replace the file by
+    /// renaming a new one over it (it is memory-mapped); a restart reads the new one.
+    #[arg(long, env = "SESSIONS_GEOIP_DB")]
+    pub geoip_db: Option<std::path::PathBuf>,
+    /// A MaxMind-format ASN database (GeoLite2-ASN, DB-IP Lite ASN): each address's autonomous
+    /// system number and organisation.
+    #[arg(long, env = "SESSIONS_ASN_DB")]
+    pub asn_db: Option<std::path::PathBuf>,
     /// The `iss` of logout tokens (the identity provider's issuer URL); default `http://ADDR`.
     #[arg(long, env = "SESSIONS_ISSUER")]
     pub issuer: Option<String>,

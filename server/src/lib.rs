@@ -182,6 +182,11 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    let geoip = service::network::GeoIp::open(args.geoip_db.as_deref(), args.asn_db.as_deref())
+        .map_err(|e| ServerError::Flag {
+            flag: "--geoip-db / --asn-db",
+            message: e.to_string(),
+        })?;
     let services = Services::open(&args.data).await?;
     match &services.embedded {
         Some(embedded) => log_opened(embedded, &args.data.data_dir),
@@ -216,7 +221,8 @@ pub async fn serve(
         services.keys.clone(),
         services.admins.clone(),
         backchannel,
-    );
+    )
+    .with_geoip(geoip);
     // Servers sharing a database read its API keys and signing keys again now and then.
     let reloads = services.embedded.is_none().then(|| {
         let service = service.clone();

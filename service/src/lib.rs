@@ -15,6 +15,7 @@ pub mod admins;
 pub mod api_keys;
 pub mod backchannel;
 pub mod metrics;
+pub mod network;
 mod ops;
 mod reload;
 pub mod request;
@@ -80,6 +81,7 @@ pub struct SessionService {
     keys: Arc<ApiKeys>,
     sign_ins: Arc<SignIns>,
     backchannel: Arc<Backchannel>,
+    geoip: Arc<network::GeoIp>,
 }
 
 impl SessionService {
@@ -95,7 +97,19 @@ impl SessionService {
             keys,
             sign_ins,
             backchannel,
+            geoip: Arc::default(),
         }
+    }
+
+    /// Places sessions' addresses with these GeoIP databases.
+    pub fn with_geoip(mut self, geoip: network::GeoIp) -> Self {
+        self.geoip = Arc::new(geoip);
+        self
+    }
+
+    /// Whether sessions' addresses are placed (a GeoIP database is open).
+    pub fn places_addresses(&self) -> bool {
+        self.geoip.is_on()
     }
 
     /// The store, for the background reaper and delivery worker and for health checks.

@@ -87,6 +87,9 @@ coded! {
     }
 }
 
+/// The bits of [`Device::code`] that hold the browser and the OS.
+pub const BROWSER_AND_OS: u32 = 0x0fff_0000;
+
 /// The device a session signed in from, as its user agent names it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -111,6 +114,12 @@ impl Device {
     /// The part of [`Device::code`] a count is kept by: kind, browser and OS (no version).
     pub fn counted_code(self) -> u32 {
         self.code() & 0xffff_0000
+    }
+
+    /// The part of [`Device::code`] that says which browser on which OS (a new device is a new
+    /// one of these).
+    pub fn browser_and_os(self) -> u32 {
+        self.code() & BROWSER_AND_OS
     }
 
     /// The device of a [`Device::code`].

@@ -4,12 +4,14 @@
 //! [`store`] adds the [`store::SessionStore`] trait and its sled implementation, [`store::SledStore`].
 
 pub mod address;
+pub mod anomaly;
 pub mod delivery;
 pub mod device;
 pub mod ended;
 pub mod error;
 pub mod grant;
 pub mod model;
+pub mod network;
 pub mod role;
 pub mod sample;
 pub mod stats;
@@ -22,10 +24,12 @@ pub mod store;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use anomaly::Anomaly;
 pub use delivery::*;
 pub use device::{Browser, Device, DeviceFilter, DeviceKind, Os};
 pub use ended::{ClientNotice, EndedCursor, EndedPage, EndedQuery, EndedSession, Notice};
 pub use error::{Result, SessionError};
 pub use grant::*;
 pub use model::*;
+pub use network::{LastAddress, Network};
 pub use role::{AdminRole, Permission};

@@ -39,6 +39,15 @@ pub struct Session {
     /// The device the user agent names; absent without a user agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<crate::device::Device>,
+    /// The address of the latest refresh (the sign-in's `ip` until a refresh names another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ip: Option<String>,
+    /// Where `ip` is, when the server has GeoIP databases (`--geoip-db`, `--asn-db`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::network::Network>,
+    /// Where `last_ip` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_network: Option<crate::network::Network>,
 }
 
 impl Session {
@@ -405,6 +414,25 @@ pub struct SessionFilters {
         param(pattern = r"^(|desktop|phone|tablet|bot|other)$")
     )]
     pub device_type: Option<String>,
+    /// Sessions whose sign-in or latest address is in this country, two letters of ISO 3166-1 such as DE, any case (empty: no filter). Needs the server's GeoIP database (`--geoip-db`)
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(pattern = r"^([A-Za-z]{2})?$"))]
+    pub country: Option<String>,
+    /// Sessions whose sign-in or latest address is in this autonomous system: 3320 or AS3320 (empty: no filter). Needs the server's ASN database (`--asn-db`)
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(pattern = r"^(([Aa][Ss])?[0-9]{1,10})?$"))]
+    pub asn: Option<String>,
+    /// Sessions that look wrong: country_spread (the subject's sessions used within the window are in two or more countries), new_device (a browser and OS the subject used in none of its sessions of the 30 days before), country_changed (the latest address is in another country than the sign-in's) (empty: no filter)
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(pattern = r"^(|country_spread|new_device|country_changed)$")
+    )]
+    pub anomaly: Option<String>,
+    /// With anomaly=country_spread: the window in hours, 1 to 720 (empty: 24)
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(pattern = r"^([0-9]{1,3})?$"))]
+    pub window_hours: Option<String>,
 }
 
 /// One filter of [`SessionFilters`] as the dashboard shows it.
@@ -495,6 +523,30 @@ impl SessionFilters {
             label: "Device type",
             placeholder: None,
             kind: FilterKind::Choice(crate::device::DeviceKind::CHOICES),
+        },
+        FilterField {
+            name: "country",
+            label: "Country",
+            placeholder: Some("DE"),
+            kind: FilterKind::Text,
+        },
+        FilterField {
+            name: "asn",
+            label: "Network (ASN)",
+            placeholder: Some("AS3320"),
+            kind: FilterKind::Text,
+        },
+        FilterField {
+            name: "anomaly",
+            label: "Anomaly",
+            placeholder: None,
+            kind: FilterKind::Choice(crate::anomaly::Anomaly::CHOICES),
+        },
+        FilterField {
+            name: "window_hours",
+            label: "Spread window (hours)",
+            placeholder: Some("24"),
+            kind: FilterKind::Text,
         },
     ];
 
@@ -595,7 +647,7 @@ pub struct QueryResult {
 pub struct EndSessions {
     /// Explicitly selected sessions (at most 1000, none blank); answered one by one. Give
     /// either `sids` or filters (`subject_id`, `sid`, `ip`, `created_after`, `created_before`,
-    /// `browser`, `os`, `device_type`).
+    /// `browser`, `os`, `device_type`, `country`, `asn`, `anomaly`, `window_hours`).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub sids: Vec<String>,
@@ -653,6 +705,27 @@ pub struct EndSessions {
         schema(pattern = r"^(desktop|phone|tablet|bot|other)$")
     )]
     pub device_type: Option<String>,
+    /// Every session whose sign-in or latest address is in this country (see the listing's
+    /// `country`).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z]{2}$"))]
+    pub country: Option<String>,
+    /// Every session whose sign-in or latest address is in this autonomous system (see the
+    /// listing's `asn`).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^([Aa][Ss])?[0-9]{1,10}$"))]
+    pub asn: Option<String>,
+    /// Every session with this anomaly (see the listing's `anomaly`).
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^(country_spread|new_device|country_changed)$")
+    )]
+    pub anomaly: Option<String>,
+    /// With `anomaly` country_spread: the window in hours, 1 to 720 (default 24).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{1,3}$"))]
+    pub window_hours: Option<String>,
     /// Limits token and consent revocation and notifications to these clients (each not
     /// blank, 1 to 255 bytes, no control characters).
     #[serde(default)]
@@ -686,6 +759,10 @@ impl Default for EndSessions {
             browser: None,
             os: None,
             device_type: None,
+            country: None,
+            asn: None,
+            anomaly: None,
+            window_hours: None,
             client_ids: None,
             remove_server_side_session: true,
             revoke_tokens: true,
@@ -709,12 +786,17 @@ impl EndSessions {
             browser: self.browser.clone(),
             os: self.os.clone(),
             device_type: self.device_type.clone(),
+            country: self.country.clone(),
+            asn: self.asn.clone(),
+            anomaly: self.anomaly.clone(),
+            window_hours: self.window_hours.clone(),
             ..Default::default()
         }
     }
 
     /// The removal of every session `filters` match, when a removal can name exactly them: by
-    /// subject, session id, address, creation times and device, not by any other filter.
+    /// subject, session id, address, creation times, device, network and anomaly, not by any other
+    /// filter.
     pub fn matching(filters: &SessionFilters) -> Option<EndSessions> {
         let removal = EndSessions {
             subject_id: filters.subject_id.clone(),
@@ -725,6 +807,10 @@ impl EndSessions {
             browser: filters.browser.clone(),
             os: filters.os.clone(),
             device_type: filters.device_type.clone(),
+            country: filters.country.clone(),
+            asn: filters.asn.clone(),
+            anomaly: filters.anomaly.clone(),
+            window_hours: filters.window_hours.clone(),
             ..Default::default()
         };
         (removal.filters() == *filters).then_some(removal)

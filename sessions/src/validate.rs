@@ -184,12 +184,12 @@ pub fn removal_filter(r: &EndSessions) -> Result<Option<SessionQuery>> {
     let has_filter = !filters.is_empty();
     if r.sids.is_empty() && !has_filter {
         return Err(SessionError::invalid(
-            "name the sessions to end with sids or filters (subject_id, sid, ip, created_after, created_before, browser, os, device_type); to end every session of the realm use end-all",
+            "name the sessions to end with sids or filters (subject_id, sid, ip, created_after, created_before, browser, os, device_type, country, asn, anomaly); to end every session of the realm use end-all",
         ));
     }
     if !r.sids.is_empty() && has_filter {
         return Err(SessionError::invalid(
-            "give either sids or filters (subject_id, sid, ip, created_after, created_before, browser, os, device_type), not both",
+            "give either sids or filters (subject_id, sid, ip, created_after, created_before, browser, os, device_type, country, asn, anomaly), not both",
         ));
     }
     if !has_filter {

@@ -29,6 +29,12 @@ pub struct ValidateRequest {
     /// only the properties the realm's whitelist names.
     #[serde(default)]
     pub fields: ValidateFields,
+    /// The address the holder's request came from. A refresh from another address than the
+    /// session's latest keeps it as `last_ip`, placed (`last_network`) when the server has GeoIP
+    /// databases. At most 255 bytes, no control characters.
+    #[serde(default)]
+    #[schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    pub ip: Option<String>,
 }
 
 fn yes() -> bool {
@@ -171,7 +177,7 @@ pub async fn validate_session(
 ) -> ApiResult<Json<ValidateResponse>> {
     let session = state
         .service
-        .validate(&realm, &req.token, req.refresh)
+        .validate(&realm, &req.token, req.refresh, req.ip.as_deref())
         .await?;
     Ok(Json(ValidateResponse::of(session, req.fields)))
 }

@@ -41,7 +41,7 @@ use ::sessions::model::{
 use ::sessions::stats::{Span, StatsBucket};
 use ::sessions::store::shared::{random_bytes, ResultsTokenCodec};
 use ::sessions::store::{ChangeFeed, DueCursor, SessionStore};
-use ::sessions::{Result, SessionError};
+use ::sessions::{LastAddress, Network, Result, SessionError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -256,13 +256,23 @@ impl SessionStore for PostgresStore {
         self.delete_client_impl(realm, client_id, actor, now).await
     }
 
-    async fn create_session(
+    async fn create_located_session(
         &self,
         realm: &str,
         new: &NewSession,
+        network: Option<Network>,
         now: DateTime<Utc>,
     ) -> Result<CreatedSession> {
-        self.create_session_impl(realm, new, now).await
+        self.create_session_impl(realm, new, network, now).await
+    }
+
+    async fn note_address(
+        &self,
+        realm: &str,
+        sid: &str,
+        last: &LastAddress,
+    ) -> Result<Option<Session>> {
+        self.note_address_impl(realm, sid, last).await
     }
 
     async fn validate(

@@ -4,7 +4,11 @@
 //! query, else counted over the filtered set.
 
 use sessions::model::{QueryResult, SessionQuery, SortKey};
-use sessions::store::shared::{from_ms, Filters, From, KeysetPage, Position, MAX_PREFIX_CHARS};
+use sessions::store::shared::{
+    from_ms, AnomalyFilter, Filters, From, KeysetPage, Position, MAX_PREFIX_CHARS,
+};
+use sessions::anomaly::{Anomaly, NEW_DEVICE_LOOKBACK_MS};
+use sessions::device::BROWSER_AND_OS;
 use sessions::validate;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -104,6 +108,21 @@ impl Conditions {
             c.sql
                 .push_str(&format!(" AND s.device & ${mask} = ${value}"));
         }
+        if let Some(country) = &filters.country {
+            let n = c.param(country.clone());
+            c.sql.push_str(&format!(
+                " AND (s.network->>'country' = ${n} OR s.last_network->>'country' = ${n})"
+            ));
+        }
+        if let Some(asn) = filters.asn {
+            let n = c.param(serde_json::Value::from(asn));
+            c.sql.push_str(&format!(
+                " AND (s.network->'asn' = ${n}::jsonb OR s.last_network->'asn' = ${n}::jsonb)"
+            ));
+        }
+        if let Some(a) = &filters.anomaly {
+            c.anomaly(a);
+        }
         for word in &filters.name_words {
             let lo = c.param(word.clone());
             let hi = c.param(prefix_end(word));
@@ -121,6 +140,55 @@ impl Conditions {
             }
         }
         c
+    }
+
+    /// The anomaly's test: in the row, or over the subject's other sessions and history.
+    fn anomaly(&mut self, a: &AnomalyFilter) {
+        match a.anomaly {
+            Anomaly::CountryChanged => self.sql.push_str(
+                " AND s.network->>'country' <> s.last_network->>'country'",
+            ),
+            Anomaly::CountrySpread => {
+                let since = self.param(from_ms(a.since_ms));
+                self.sql.push_str(&format!(
+                    " AND s.last_access_at >= ${since}
+                      AND (s.network ? 'country' OR s.last_network ? 'country')
+                      AND s.subject_id IN (
+                          SELECT o.subject_id FROM sessions o
+                           CROSS JOIN LATERAL (VALUES (o.network->>'country'),
+                                                      (o.last_network->>'country')) AS c (country)
+                           WHERE o.realm = $1 AND o.last_access_at >= ${since}
+                             AND c.country IS NOT NULL
+                           GROUP BY o.subject_id HAVING count(DISTINCT c.country) >= 2)"
+                ));
+            }
+            Anomaly::NewDevice => {
+                let mask = self.param(BROWSER_AND_OS as i32);
+                let lookback = self.param(NEW_DEVICE_LOOKBACK_MS as f64 / 1000.0);
+                // The subject's other sessions, live and ended, that started in the lookback
+                // before this one; `{same}` adds "with this browser and OS".
+                let prior = |same: &str| {
+                    format!(
+                        "SELECT 1 FROM sessions o WHERE o.realm = s.realm
+                            AND o.subject_id = s.subject_id AND o.device IS NOT NULL
+                            AND o.created_at < s.created_at
+                            AND o.created_at >= s.created_at - make_interval(secs => ${lookback}){same}
+                         UNION ALL
+                         SELECT 1 FROM ended_sessions e WHERE e.realm = s.realm
+                            AND e.subject_id = s.subject_id AND e.device IS NOT NULL
+                            AND e.created_at < s.created_at
+                            AND e.created_at >= s.created_at - make_interval(secs => ${lookback}){}",
+                        same.replace("o.", "e.")
+                    )
+                };
+                let same = format!(" AND o.device & ${mask} = s.device & ${mask}");
+                self.sql.push_str(&format!(
+                    " AND s.device IS NOT NULL AND EXISTS ({}) AND NOT EXISTS ({})",
+                    prior(""),
+                    prior(&same)
+                ));
+            }
+        }
     }
 
     fn param<T: ToSql + Sync + Send + 'static>(&mut self, v: T) -> usize {
@@ -260,10 +328,10 @@ async fn total(tx: &Tx<'_>, realm: &str, filters: &Filters) -> R<u64> {
     // Counters count every address and creation time: with those filters, count the rows; a
     // device alone is the sum of its kinds', browsers' and systems' counters.
     let ranged = filters.address.is_some() || filters.created.is_some();
-    let device = !filters.device.is_empty();
+    let device = filters.tested_in_row();
     match (filters.sid, counted.as_slice()) {
         _ if ranged => {}
-        (None, []) if device => {
+        (None, []) if filters.only_device_in_row() => {
             let keys: Vec<String> = filters
                 .device
                 .counted_codes()

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sessions::store::shared::{from_ms, Position};
 use sessions::{
-    Delivery, DeliveryStatus, Grant, GrantKind, RealmSettings, Session, SessionError, SortKey,
+    Delivery, DeliveryStatus, Grant, GrantKind, Network, RealmSettings, Session, SessionError,
+    SortKey,
 };
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -15,7 +16,7 @@ use super::db::R;
 /// The columns of a session, in the order [`session`] reads them.
 pub(crate) const SESSION: &str = "s.sid, s.subject_id, s.display_name, s.created_at, \
      s.last_access_at, s.idle_expires_at, s.expires_at, s.client_ids, s.properties, s.ip, \
-     s.user_agent, s.token_hash, s.device";
+     s.user_agent, s.token_hash, s.device, s.network, s.last_ip, s.last_network";
 
 /// A session as read, with the hash of its token.
 #[derive(Clone)]
@@ -50,6 +51,13 @@ pub(crate) fn session(row: &Row, at: usize, realm: &str) -> R<StoredSession> {
     let properties: serde_json::Value = row.try_get(at + 8)?;
     let properties: BTreeMap<String, String> = serde_json::from_value(properties)
         .map_err(|e| SessionError::Storage(format!("corrupt session properties: {e}")))?;
+    let ip: Option<String> = row.try_get(at + 9)?;
+    let network = network(row.try_get(at + 13)?)?;
+    let last_ip: Option<String> = row.try_get(at + 14)?;
+    let last_network = match &last_ip {
+        Some(_) => self::network(row.try_get(at + 15)?)?,
+        None => network.clone(),
+    };
     Ok(StoredSession {
         session: Session {
             sid: row.try_get::<_, Uuid>(at)?.hyphenated().to_string(),
@@ -62,14 +70,30 @@ pub(crate) fn session(row: &Row, at: usize, realm: &str) -> R<StoredSession> {
             expires_at: row.try_get(at + 6)?,
             client_ids: row.try_get(at + 7)?,
             properties,
-            ip: row.try_get(at + 9)?,
+            last_ip: last_ip.or_else(|| ip.clone()),
+            ip,
             user_agent: row.try_get(at + 10)?,
             device: row
                 .try_get::<_, Option<i32>>(at + 12)?
                 .map(|code| sessions::Device::from_code(code as u32)),
+            network,
+            last_network,
         },
         token_hash: row.try_get(at + 11)?,
     })
+}
+
+/// A network as its JSON column holds it.
+fn network(v: Option<serde_json::Value>) -> R<Option<Network>> {
+    v.map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| SessionError::Storage(format!("corrupt session network: {e}")).into())
+}
+
+/// A network as its JSON column takes it (NULL when it says nothing).
+pub(crate) fn network_json(n: Option<&Network>) -> Option<serde_json::Value> {
+    n.filter(|n| !n.is_empty())
+        .map(|n| serde_json::to_value(n).expect("a network always serializes"))
 }
 
 /// A time cut to the millisecond, as every time is stored (listing positions are milliseconds).

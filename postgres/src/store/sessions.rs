@@ -10,7 +10,7 @@ use sessions::address::address_bytes;
 use sessions::model::{CreatedSession, NewSession, QuotaPolicy, Session};
 use sessions::stats::{EndReason, Metric};
 use sessions::store::shared::{random_bytes, words, Flags, MAX_TOKEN_LEN};
-use sessions::{validate, SessionError};
+use sessions::{validate, LastAddress, Network, SessionError};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -224,7 +224,11 @@ pub(crate) async fn insert(
     deltas.stat(realm, s.created_at, Metric::SignIns, 1);
     let token_hash = &token_hash[..];
     let address = s.ip.as_deref().and_then(address_bytes).map(|a| a.to_vec());
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 17] = [
+    let network = rows::network_json(s.network.as_ref());
+    // The last address is kept only once it differs from the sign-in's.
+    let last_ip = s.last_ip.as_ref().filter(|l| s.ip.as_ref() != Some(*l));
+    let last_network = last_ip.and_then(|_| rows::network_json(s.last_network.as_ref()));
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 20] = [
         &realm,
         &sid,
         &s.subject_id,
@@ -242,13 +246,17 @@ pub(crate) async fn insert(
         &address,
         &name_words,
         &device,
+        &network,
+        &last_ip,
+        &last_network,
     ];
     let session = tx.execute(
         "INSERT INTO sessions (realm, sid, subject_id, display_name, created_at, last_access_at,
                                idle_expires_at, expires_at, client_ids, properties, ip, user_agent,
-                               token_hash, token_lookup, address, name_words, device)
+                               token_hash, token_lookup, address, name_words, device, network,
+                               last_ip, last_network)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                 nullif($16::text[], '{}'), $17)
+                 nullif($16::text[], '{}'), $17, $18, $19, $20)
          ON CONFLICT (realm, sid) DO NOTHING",
         &params,
     );
@@ -335,9 +343,11 @@ impl PostgresStore {
         &self,
         realm: &str,
         new: &NewSession,
+        network: Option<Network>,
         now: DateTime<Utc>,
     ) -> sessions::Result<CreatedSession> {
         let now = rows::ms(now);
+        let network = network.filter(|n| !n.is_empty());
         let random: [u8; 48] = random_bytes()?;
         let sid = new_sid(now.timestamp_millis(), random[..16].try_into().expect("16"));
         let secret = &random[16..];
@@ -371,6 +381,9 @@ impl PostgresStore {
                 ip: new.ip.clone(),
                 user_agent: new.user_agent.clone(),
                 device: sessions::Device::of(new.user_agent.as_deref()),
+                last_ip: new.ip.clone(),
+                last_network: network.clone(),
+                network: network.clone(),
             };
             within_quota(tx, &realm, &session.subject_id, now).await?;
             insert(tx, &realm.name, &session, &token_hash, Arrival::Created).await?;
@@ -516,6 +529,43 @@ impl PostgresStore {
                 tx.sessions_changed(std::slice::from_ref(&parsed)),
             )?;
             Ok(s.session)
+        })
+        .await
+    }
+
+    pub(crate) async fn note_address_impl(
+        &self,
+        realm: &str,
+        sid: &str,
+        last: &LastAddress,
+    ) -> sessions::Result<Option<Session>> {
+        let Some(parsed) = sessions::store::parse_sid(sid).map(Uuid::from_bytes) else {
+            return Ok(None);
+        };
+        let network = rows::network_json(last.network.as_ref());
+        db_write!(self.db, async |tx| {
+            let realm = self.realms.get(tx, realm).await?;
+            validate::text("ip", &last.ip)?;
+            // Back at the sign-in's address: the last one is the sign-in's again.
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "UPDATE sessions s
+                            SET last_ip = CASE WHEN s.ip = $3 THEN NULL ELSE $3 END,
+                                last_network = CASE WHEN s.ip = $3 THEN NULL ELSE $4::jsonb END
+                          WHERE s.realm = $1 AND s.sid = $2
+                            AND coalesce(s.last_ip, s.ip) IS DISTINCT FROM $3
+                      RETURNING {SESSION}"
+                    ),
+                    &[&realm.name, &parsed, &last.ip, &network],
+                )
+                .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let s = rows::session(&row, 0, &realm.name)?;
+            tx.sessions_changed(std::slice::from_ref(&parsed)).await?;
+            Ok(Some(realm.settings.as_seen_by_holder(s.session)))
         })
         .await
     }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use sessions::store::parse_sid;
 use sessions::{
-    CreatedSession, EndAllSessions, EndOutcome, EndSessions, NewSession, QueryResult, Result,
-    Session, SessionError, SessionQuery,
+    validate, CreatedSession, EndAllSessions, EndOutcome, EndSessions, LastAddress, NewSession,
+    QueryResult, Result, Session, SessionError, SessionQuery,
 };
 use sessions::{EndedPage, EndedQuery};
 
@@ -19,8 +19,13 @@ impl SessionService {
     /// Starts a session; its token is in the answer and nowhere else.
     pub async fn create_session(&self, realm: &str, new: NewSession) -> Result<CreatedSession> {
         let (store, realm) = (self.store.clone(), realm.to_owned());
-        let created =
-            to_the_end(async move { store.create_session(&realm, &new, Utc::now()).await }).await;
+        let network = new.ip.as_deref().and_then(|ip| self.geoip.lookup(ip));
+        let created = to_the_end(async move {
+            store
+                .create_located_session(&realm, &new, network, Utc::now())
+                .await
+        })
+        .await;
         // A quota eviction may have queued logouts.
         self.wake_deliveries();
         created
@@ -32,8 +37,27 @@ impl SessionService {
         realm: &str,
         token: &str,
         refresh: bool,
+        from: Option<&str>,
     ) -> Result<Option<Session>> {
-        self.store.validate(realm, token, refresh, Utc::now()).await
+        if let Some(ip) = from {
+            validate::text("ip", ip)?;
+        }
+        let valid = self.store.validate(realm, token, refresh, Utc::now()).await?;
+        // A refresh from an address other than the latest: kept beside the sign-in's.
+        match (valid, from) {
+            (Some(s), Some(ip)) if refresh && s.last_ip.as_deref() != Some(ip) => {
+                let last = LastAddress {
+                    ip: ip.to_owned(),
+                    network: self.geoip.lookup(ip),
+                };
+                let (store, realm, sid) = (self.store.clone(), realm.to_owned(), s.sid.clone());
+                let moved =
+                    to_the_end(async move { store.note_address(&realm, &sid, &last).await })
+                        .await?;
+                Ok(Some(moved.unwrap_or(s)))
+            }
+            (valid, _) => Ok(valid),
+        }
     }
 
     /// Ends the token's session with every flag. Durable.

@@ -62,6 +62,7 @@ use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use crate::ended::{EndedPage, EndedQuery};
 use crate::error::Result;
 use crate::grant::{Grant, GrantOwner, NewGrant};
+use crate::network::{LastAddress, Network};
 use crate::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, EndAllSessions, EndOutcome,
     EndSessions, NewSession, QueryResult, Realm, RealmSettingsUpdate, Session, SessionQuery,
@@ -125,6 +126,16 @@ pub trait SessionStore: Send + Sync {
         realm: &str,
         new: &NewSession,
         now: DateTime<Utc>,
+    ) -> Result<CreatedSession> {
+        self.create_located_session(realm, new, None, now).await
+    }
+    /// Starts a session whose address is in `network` (as the service's GeoIP databases say).
+    async fn create_located_session(
+        &self,
+        realm: &str,
+        new: &NewSession,
+        network: Option<Network>,
+        now: DateTime<Utc>,
     ) -> Result<CreatedSession>;
     /// The session the token belongs to, if it is valid at `now`, as its holder sees it (only
     /// whitelisted properties). With `refresh`, extends its idle expiry, writing at most once per
@@ -139,6 +150,14 @@ pub trait SessionStore: Send + Sync {
     /// Ends the token's session (every flag on), also one that has expired but is not reaped yet.
     /// Durable when it returns; false if there was none.
     async fn logout(&self, realm: &str, token: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// Records that a refresh of the session came from `last.ip`, when that is not its latest
+    /// address: a session ended meanwhile is left alone. Answers the session as it now is.
+    async fn note_address(
+        &self,
+        realm: &str,
+        sid: &str,
+        last: &LastAddress,
+    ) -> Result<Option<Session>>;
     /// Records that a client joined the session.
     async fn add_client(&self, realm: &str, sid: &str, client_id: &str) -> Result<Session>;
     /// A session by its public id.

@@ -7,9 +7,13 @@ use sha2::{Digest, Sha256};
 use super::keys::{RealmId, Sid};
 use super::record::{parse_sid, words, StoredSession};
 use crate::address::AddressRange;
+use std::collections::HashSet;
+
+use crate::anomaly::{self, Anomaly};
 use crate::device::{Browser, Device, DeviceFilter, DeviceKind, Os};
+use crate::network;
 use crate::error::{Result, SessionError};
-use crate::model::{SessionQuery, SortKey};
+use crate::model::{SessionFilters, SessionQuery, SortKey};
 
 /// Largest filtered set sorted in memory for orders other than creation time.
 pub(super) const MATERIALIZE_LIMIT: u64 = 10_000;
@@ -30,6 +34,48 @@ pub struct Filters {
     /// The device parts a session's user agent must name. No index or counter answers it: a
     /// listing tests it on each session it reads.
     pub device: DeviceFilter,
+    /// The country the sign-in's or the latest address's network must be in (tested in-row).
+    pub country: Option<String>,
+    /// The autonomous system the sign-in's or the latest address's network must be in.
+    pub asn: Option<u32>,
+    /// What must look wrong about the session.
+    pub anomaly: Option<AnomalyFilter>,
+}
+
+/// An anomaly filter as a store tests it.
+#[derive(Debug)]
+pub struct AnomalyFilter {
+    pub anomaly: Anomaly,
+    /// The spread window, in hours.
+    pub window_hours: u32,
+    /// The window's start: sessions last used before it take no part in a spread.
+    pub since_ms: i64,
+    /// The sessions with the anomaly, for one that is not read from a session alone
+    /// (a store that finds them by reading the realm sets this before planning).
+    pub found: Option<HashSet<Sid>>,
+}
+
+impl AnomalyFilter {
+    /// Whether a stored session has the anomaly.
+    pub fn admits(&self, s: &StoredSession) -> bool {
+        match self.anomaly {
+            Anomaly::CountryChanged => country_changed(s),
+            Anomaly::CountrySpread | Anomaly::NewDevice => {
+                self.found.as_ref().is_some_and(|f| f.contains(&s.sid))
+            }
+        }
+    }
+}
+
+/// Whether the latest address is in another country than the sign-in's (both known).
+pub fn country_changed(s: &StoredSession) -> bool {
+    let first = s.network.as_ref().and_then(|n| n.country.as_deref());
+    let last = s
+        .last
+        .as_ref()
+        .and_then(|l| l.network.as_ref())
+        .and_then(|n| n.country.as_deref());
+    matches!((first, last), (Some(a), Some(b)) if a != b)
 }
 
 /// Creation times in milliseconds, `from` inclusive, `until` exclusive; possibly empty.
@@ -105,7 +151,56 @@ impl Filters {
                 os: choice("os", &q.os, Os::parse)?,
                 kind: choice("device_type", &q.device_type, DeviceKind::parse)?,
             },
+            country: non_empty(&q.country)
+                .map(|c| network::parse_country("country", c))
+                .transpose()?,
+            asn: non_empty(&q.asn)
+                .map(|a| network::parse_asn("asn", a))
+                .transpose()?,
+            anomaly: Self::anomaly_of(q)?,
         })
+    }
+
+    fn anomaly_of(q: &SessionFilters) -> Result<Option<AnomalyFilter>> {
+        let window_hours = match non_empty(&q.window_hours) {
+            Some(text) => anomaly::window_hours(text).ok_or_else(|| {
+                SessionError::invalid(format!(
+                    "window_hours '{text}' is not a number of hours from 1 to {}",
+                    anomaly::MAX_WINDOW_HOURS
+                ))
+            })?,
+            None => anomaly::DEFAULT_WINDOW_HOURS,
+        };
+        let Some(anomaly) = choice("anomaly", &q.anomaly, Anomaly::parse)? else {
+            if non_empty(&q.window_hours).is_some() {
+                return Err(SessionError::invalid(
+                    "window_hours applies only with anomaly=country_spread",
+                ));
+            }
+            return Ok(None);
+        };
+        Ok(Some(AnomalyFilter {
+            anomaly,
+            window_hours,
+            since_ms: Utc::now().timestamp_millis() - i64::from(window_hours) * 3_600_000,
+            found: None,
+        }))
+    }
+
+    /// Whether a filter is tested on each session read (no index entry or counter answers it).
+    pub fn tested_in_row(&self) -> bool {
+        !self.device.is_empty()
+            || self.country.is_some()
+            || self.asn.is_some()
+            || self.anomaly.is_some()
+    }
+
+    /// Whether the device is the only filter tested in-row (its counters count it).
+    pub fn only_device_in_row(&self) -> bool {
+        !self.device.is_empty()
+            && self.country.is_none()
+            && self.asn.is_none()
+            && self.anomaly.is_none()
     }
 
     /// True when a stored session passes every filter.
@@ -129,6 +224,14 @@ impl Filters {
                 .is_none_or(|r| s.ip.as_deref().is_some_and(|ip| r.contains_text(ip)))
             && self.created.is_none_or(|c| c.contains(s.created_ms))
             && (self.device.is_empty() || self.device.admits(Device::of(s.user_agent.as_deref())))
+            && self.country.as_ref().is_none_or(|c| {
+                s.networks()
+                    .any(|n| n.country.as_deref() == Some(c.as_str()))
+            })
+            && self
+                .asn
+                .is_none_or(|a| s.networks().any(|n| n.asn == Some(a)))
+            && self.anomaly.as_ref().is_none_or(|a| a.admits(s))
     }
 
     /// Digest binding a results token to the query it was issued for.
@@ -163,6 +266,15 @@ impl Filters {
         if !self.device.is_empty() {
             let (mask, value) = self.device.mask();
             field(7, &[mask.to_be_bytes(), value.to_be_bytes()].concat());
+        }
+        if let Some(c) = &self.country {
+            field(8, c.as_bytes());
+        }
+        if let Some(a) = self.asn {
+            field(9, &a.to_be_bytes());
+        }
+        if let Some(a) = &self.anomaly {
+            field(10, &[&[a.anomaly as u8][..], &a.window_hours.to_be_bytes()].concat());
         }
         h.finalize()[..8].try_into().expect("8 bytes")
     }

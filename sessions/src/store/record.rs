@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::Sid;
 use crate::error::{Result, SessionError};
 use crate::model::{Session, SortKey};
+use crate::network::{LastAddress, Network};
 
 /// Display-name words are indexed by their prefixes up to this many characters; longer search
 /// words are looked up by their first characters and checked against the stored name.
@@ -34,6 +35,13 @@ pub struct StoredSession {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub token_hash: [u8; 32],
+    /// Where `ip` is (not in the first layout's records).
+    #[serde(skip)]
+    pub network: Option<Network>,
+    /// The address of the latest refresh, once it differs from `ip` (not in the first layout's
+    /// records).
+    #[serde(skip)]
+    pub last: Option<LastAddress>,
 }
 
 impl StoredSession {
@@ -90,7 +98,29 @@ impl StoredSession {
             ip: self.ip.clone(),
             user_agent: self.user_agent.clone(),
             device: crate::device::Device::of(self.user_agent.as_deref()),
+            last_ip: self
+                .last
+                .as_ref()
+                .map(|l| l.ip.clone())
+                .or_else(|| self.ip.clone()),
+            network: self.network.clone(),
+            last_network: match &self.last {
+                Some(l) => l.network.clone(),
+                None => self.network.clone(),
+            },
         }
+    }
+
+    /// Whether `last` is news: an address other than the session's latest.
+    pub fn moved_to(&self, last: &LastAddress) -> bool {
+        let latest = self.last.as_ref().map(|l| l.ip.as_str()).or(self.ip.as_deref());
+        latest != Some(last.ip.as_str())
+    }
+
+    /// The networks a country or autonomous system filter tests: the sign-in's and the last
+    /// address's.
+    pub fn networks(&self) -> impl Iterator<Item = &Network> {
+        crate::network::networks(self.network.as_ref(), self.last.as_ref())
     }
 }
 
@@ -145,6 +175,8 @@ mod tests {
             ip: Some("127.0.0.1".into()),
             user_agent: None,
             token_hash: [9; 32],
+            network: None,
+            last: None,
         }
     }
 

@@ -6,7 +6,7 @@
 
 pub use super::ended::{notice, EndedFilter};
 pub use super::keys::Sid;
-pub use super::query::Filters;
+pub use super::query::{AnomalyFilter, Filters};
 pub use super::record::{from_ms, sid_to_string, words, MAX_PREFIX_CHARS};
 pub use super::results_token::{PageCursor, Position, ResultsTokenCodec};
 pub use super::rules::{

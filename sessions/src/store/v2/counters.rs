@@ -192,6 +192,8 @@ impl Deltas {
                         ip: None,
                         user_agent: None,
                         token_hash: [0; 32],
+                        network: None,
+                        last: None,
                     };
                     let delta = if *added { 1 } else { -1 };
                     for k in session_counters(*realm, &s) {

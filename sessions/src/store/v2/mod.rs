@@ -22,6 +22,7 @@
 //!   one of a newer layout refused.
 
 mod accounts;
+mod anomaly;
 mod audit;
 mod check;
 mod commit;
@@ -68,6 +69,7 @@ use super::{DueCursor, SessionStore};
 use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use crate::ended::{EndedPage, EndedQuery};
 use crate::error::{Result, SessionError};
+use crate::network::{LastAddress, Network};
 use crate::grant::{Grant, GrantOwner, NewGrant};
 use crate::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, EndAllSessions, EndOutcome,
@@ -401,13 +403,23 @@ impl SessionStore for SledStoreV2 {
         self.delete_client_impl(realm, client_id, actor, now)
     }
 
-    async fn create_session(
+    async fn create_located_session(
         &self,
         realm: &str,
         new: &NewSession,
+        network: Option<Network>,
         now: DateTime<Utc>,
     ) -> Result<CreatedSession> {
-        self.create_session_impl(realm, new, now)
+        self.create_session_impl(realm, new, network, now)
+    }
+
+    async fn note_address(
+        &self,
+        realm: &str,
+        sid: &str,
+        last: &LastAddress,
+    ) -> Result<Option<Session>> {
+        self.note_address_impl(realm, sid, last)
     }
 
     async fn validate(

@@ -109,7 +109,8 @@ impl SledStoreV2 {
     ) -> Result<QueryResult> {
         validate::query_filters(q)?;
         let count = validate::page_size(q)?;
-        let filters = Filters::from_query(q)?;
+        let mut filters = Filters::from_query(q)?;
+        self.find_anomalous(realm.id, &mut filters)?;
         let fingerprint = filters.fingerprint(realm.id, q.sort, count);
         let plan = self.plan(realm.id, q.sort, &filters, count as usize)?;
         let scan = |from, forward, want| -> Result<Vec<_>> {
@@ -148,7 +149,8 @@ impl SledStoreV2 {
         realm: &RealmEntry,
         q: &SessionQuery,
     ) -> Result<Vec<StoredSession>> {
-        let filters = Filters::from_query(q)?;
+        let mut filters = Filters::from_query(q)?;
+        self.find_anomalous(realm.id, &mut filters)?;
         let plan = self.plan(realm.id, SortKey::Created, &filters, usize::MAX)?;
         let rows = self.scan(
             realm.id,
@@ -190,8 +192,9 @@ impl SledStoreV2 {
         }
         // Counters count every creation time: with a creation-time filter they are upper bounds.
         let timeless = filters.created.is_none();
-        // A device filter has no entries: with one, every candidate is read and tested.
-        let untested = filters.device.is_empty();
+        // Device, network and anomaly filters have no entries: with one, every candidate is read
+        // and tested.
+        let untested = !filters.tested_in_row();
         let mut attributes: Vec<Attribute> = Vec::new();
         let counted = |candidates, key: Vec<u8>, keys_exact: bool| Attribute {
             candidates,
@@ -237,7 +240,7 @@ impl SledStoreV2 {
                 keys_exact: untested,
             });
         }
-        if attributes.is_empty() && timeless {
+        if attributes.is_empty() && timeless && (untested || filters.only_device_in_row()) {
             // Every session, or those of a device: counted by the counters, walked in order.
             let n = if untested {
                 self.counter(&Counter::Total.key(realm))

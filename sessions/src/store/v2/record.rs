@@ -12,6 +12,7 @@ use super::super::keys::Sid;
 use super::super::record::StoredSession;
 use super::layout::InternKey;
 use crate::error::{Result, SessionError};
+use crate::network::{LastAddress, Network};
 
 const VERSION: u8 = 2;
 
@@ -21,8 +22,17 @@ const IP_V4: u8 = 4;
 const IP_V6: u8 = 8;
 const HAS_UA: u8 = 16;
 const HAS_PROPS: u8 = 32;
+const HAS_NETWORK: u8 = 64;
+const HAS_LAST: u8 = 128;
 
-/// Strings stored once and referred to by a number: client ids and user agents.
+// What a stored network holds (its first byte).
+const NET_COUNTRY: u8 = 1;
+const NET_CITY: u8 = 2;
+const NET_ASN: u8 = 4;
+const NET_ORG: u8 = 8;
+
+/// Strings stored once and referred to by a number: client ids, user agents, and the city and
+/// autonomous system names of networks.
 #[derive(Default)]
 pub struct Interner {
     inner: RwLock<InternTable>,
@@ -93,13 +103,7 @@ pub fn encode(s: &StoredSession, interner: &Interner) -> Vec<u8> {
     if s.display_name.is_some() {
         flags |= HAS_NAME;
     }
-    let ip = s.ip.as_deref().map(|ip| match ip.parse::<IpAddr>() {
-        Ok(addr) if addr.to_string() == ip => match addr {
-            IpAddr::V4(a) => (IP_V4, a.octets().to_vec()),
-            IpAddr::V6(a) => (IP_V6, a.octets().to_vec()),
-        },
-        _ => (IP_TEXT, ip.as_bytes().to_vec()),
-    });
+    let ip = s.ip.as_deref().map(address);
     if let Some((f, _)) = &ip {
         flags |= f;
     }
@@ -108,6 +112,12 @@ pub fn encode(s: &StoredSession, interner: &Interner) -> Vec<u8> {
     }
     if !s.properties.is_empty() {
         flags |= HAS_PROPS;
+    }
+    if s.network.is_some() {
+        flags |= HAS_NETWORK;
+    }
+    if s.last.is_some() {
+        flags |= HAS_LAST;
     }
     out.push(flags);
     for t in [s.last_access_ms, s.idle_expires_ms, s.expires_ms] {
@@ -136,8 +146,106 @@ pub fn encode(s: &StoredSession, interner: &Interner) -> Vec<u8> {
             put_str(&mut out, v);
         }
     }
+    if let Some(n) = &s.network {
+        put_network(&mut out, n, &table);
+    }
+    if let Some(last) = &s.last {
+        // The address's kind, then the address; then whether a network follows.
+        let (kind, bytes) = address(&last.ip);
+        out.push(kind);
+        match kind {
+            IP_TEXT => put_bytes(&mut out, &bytes),
+            _ => out.extend_from_slice(&bytes),
+        }
+        match &last.network {
+            Some(n) => {
+                out.push(1);
+                put_network(&mut out, n, &table);
+            }
+            None => out.push(0),
+        }
+    }
     out.extend_from_slice(&s.token_hash);
     out
+}
+
+/// An address as stored: 4 or 16 bytes when it is one in canonical form, else its text.
+fn address(ip: &str) -> (u8, Vec<u8>) {
+    match ip.parse::<IpAddr>() {
+        Ok(addr) if addr.to_string() == ip => match addr {
+            IpAddr::V4(a) => (IP_V4, a.octets().to_vec()),
+            IpAddr::V6(a) => (IP_V6, a.octets().to_vec()),
+        },
+        _ => (IP_TEXT, ip.as_bytes().to_vec()),
+    }
+}
+
+fn read_address(r: &mut Reader<'_>, kind: u8) -> Option<String> {
+    match kind {
+        IP_TEXT => String::from_utf8(r.bytes()?.to_vec()).ok(),
+        IP_V4 => {
+            let b: [u8; 4] = r.take(4)?.try_into().ok()?;
+            Some(std::net::Ipv4Addr::from(b).to_string())
+        }
+        IP_V6 => {
+            let b: [u8; 16] = r.take(16)?.try_into().ok()?;
+            Some(std::net::Ipv6Addr::from(b).to_string())
+        }
+        _ => None,
+    }
+}
+
+/// A network: which parts it holds, the country's two letters, the interned city, the number
+/// and the interned organisation.
+fn put_network(out: &mut Vec<u8>, n: &Network, table: &InternTable) {
+    let country = n.country.as_deref().filter(|c| c.len() == 2);
+    let mut parts = 0;
+    for (present, bit) in [
+        (country.is_some(), NET_COUNTRY),
+        (n.city.is_some(), NET_CITY),
+        (n.asn.is_some(), NET_ASN),
+        (n.asn_org.is_some(), NET_ORG),
+    ] {
+        if present {
+            parts |= bit;
+        }
+    }
+    out.push(parts);
+    if let Some(c) = country {
+        out.extend_from_slice(c.as_bytes());
+    }
+    if let Some(city) = &n.city {
+        put_varint(out, u64::from(table.ids[city.as_str()]));
+    }
+    if let Some(asn) = n.asn {
+        put_varint(out, u64::from(asn));
+    }
+    if let Some(org) = &n.asn_org {
+        put_varint(out, u64::from(table.ids[org.as_str()]));
+    }
+}
+
+fn read_network(
+    r: &mut Reader<'_>,
+    interned: &dyn Fn(u64) -> Result<String>,
+) -> Result<Option<Network>> {
+    let corrupt = || SessionError::Storage("corrupt session record network".into());
+    let parts = r.byte().ok_or_else(corrupt)?;
+    let mut n = Network::default();
+    if parts & NET_COUNTRY != 0 {
+        let c = r.take(2).ok_or_else(corrupt)?;
+        n.country = Some(String::from_utf8(c.to_vec()).map_err(|_| corrupt())?);
+    }
+    if parts & NET_CITY != 0 {
+        n.city = Some(interned(r.varint().ok_or_else(corrupt)?)?);
+    }
+    if parts & NET_ASN != 0 {
+        n.asn = Some(u32::try_from(r.varint().ok_or_else(corrupt)?).map_err(|_| corrupt())?);
+    }
+    if parts & NET_ORG != 0 {
+        n.asn_org = Some(interned(r.varint().ok_or_else(corrupt)?)?);
+    }
+    Ok(Some(n))
 }
 
 /// Interns a session's client ids and user agent.
@@ -147,6 +255,12 @@ pub fn intern_all(s: &StoredSession, interner: &Interner, tree: &sled::Tree) -> 
     }
     if let Some(ua) = &s.user_agent {
         interner.intern(tree, ua)?;
+    }
+    let last = s.last.as_ref().and_then(|l| l.network.as_ref());
+    for n in s.network.iter().chain(last) {
+        for name in [&n.city, &n.asn_org].into_iter().flatten() {
+            interner.intern(tree, name)?;
+        }
     }
     Ok(())
 }
@@ -182,16 +296,9 @@ pub fn decode(created_ms: i64, sid: &Sid, v: &[u8], interner: &Interner) -> Resu
     for _ in 0..n {
         client_ids.push(interned(r.varint().ok_or_else(corrupt)?)?);
     }
-    let ip = if flags & IP_TEXT != 0 {
-        Some(String::from_utf8(r.bytes().ok_or_else(corrupt)?.to_vec()).map_err(|_| corrupt())?)
-    } else if flags & IP_V4 != 0 {
-        let b: [u8; 4] = r.take(4).ok_or_else(corrupt)?.try_into().expect("4");
-        Some(std::net::Ipv4Addr::from(b).to_string())
-    } else if flags & IP_V6 != 0 {
-        let b: [u8; 16] = r.take(16).ok_or_else(corrupt)?.try_into().expect("16");
-        Some(std::net::Ipv6Addr::from(b).to_string())
-    } else {
-        None
+    let ip = match flags & (IP_TEXT | IP_V4 | IP_V6) {
+        0 => None,
+        kind => Some(read_address(&mut r, kind).ok_or_else(corrupt)?),
     };
     let user_agent = if flags & HAS_UA != 0 {
         Some(interned(r.varint().ok_or_else(corrupt)?)?)
@@ -207,6 +314,22 @@ pub fn decode(created_ms: i64, sid: &Sid, v: &[u8], interner: &Interner) -> Resu
             properties.insert(k, v);
         }
     }
+    let network = if flags & HAS_NETWORK != 0 {
+        read_network(&mut r, &interned)?
+    } else {
+        None
+    };
+    let last = if flags & HAS_LAST != 0 {
+        let kind = r.byte().ok_or_else(corrupt)?;
+        let ip = read_address(&mut r, kind).ok_or_else(corrupt)?;
+        let network = match r.byte().ok_or_else(corrupt)? {
+            0 => None,
+            _ => read_network(&mut r, &interned)?,
+        };
+        Some(LastAddress { ip, network })
+    } else {
+        None
+    };
     let token_hash: [u8; 32] = r.take(32).ok_or_else(corrupt)?.try_into().expect("32");
     if r.at != v.len() {
         return Err(corrupt());
@@ -224,6 +347,8 @@ pub fn decode(created_ms: i64, sid: &Sid, v: &[u8], interner: &Interner) -> Resu
         ip,
         user_agent,
         token_hash,
+        network,
+        last,
     })
 }
 
@@ -320,6 +445,8 @@ mod tests {
             ip: Some("10.1.2.3".into()),
             user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into()),
             token_hash: [9; 32],
+            network: None,
+            last: None,
         };
         intern_all(&s, &interner, &tree).unwrap();
         let v = encode(&s, &interner);
@@ -332,6 +459,33 @@ mod tests {
             let v = encode(&s, &interner);
             assert_eq!(decode(s.created_ms, &s.sid, &v, &interner).unwrap(), s);
         }
+        let berlin = Network {
+            country: Some("DE".into()),
+            city: Some("Berlin".into()),
+            asn: Some(3320),
+            asn_org: Some("Deutsche Telekom AG".into()),
+        };
+        s.network = Some(berlin.clone());
+        intern_all(&s, &interner, &tree).unwrap();
+        for last in [
+            LastAddress { ip: "198.51.100.7".into(), network: None },
+            LastAddress {
+                ip: "2001:db8::7".into(),
+                network: Some(Network { country: Some("FR".into()), ..Network::default() }),
+            },
+            LastAddress { ip: "odd text".into(), network: Some(berlin.clone()) },
+        ] {
+            s.last = Some(last);
+            intern_all(&s, &interner, &tree).unwrap();
+            let v = encode(&s, &interner);
+            assert_eq!(decode(s.created_ms, &s.sid, &v, &interner).unwrap(), s);
+        }
+        s.last = None;
+        let located = encode(&s, &interner).len();
+        s.network = None;
+        // Parts, two letters, two interned ids and the number: 8 bytes.
+        assert_eq!(located - encode(&s, &interner).len(), 8);
+        s.network = Some(berlin);
         let v = encode(&s, &interner);
         let reloaded = Interner::load(&tree).unwrap();
         assert_eq!(decode(s.created_ms, &s.sid, &v, &reloaded).unwrap(), s);

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::super::keys::{RealmId, Sid};
 use super::super::record::{parse_sid, words, StoredSession};
+use crate::network::{LastAddress, Network};
 use super::super::rules::{random_bytes, Flags, MAX_EVICTION_ATTEMPTS, MAX_TOKEN_LEN};
 use super::commit::Batch;
 use super::counters::Deltas;
@@ -259,6 +260,7 @@ impl SledStoreV2 {
         &self,
         realm: &str,
         new: &NewSession,
+        network: Option<Network>,
         now: DateTime<Utc>,
     ) -> Result<CreatedSession> {
         let realm = self.realm(realm)?;
@@ -294,6 +296,8 @@ impl SledStoreV2 {
             ip: new.ip.clone(),
             user_agent: new.user_agent.clone(),
             token_hash: sha256(secret),
+            network: network.filter(|n| !n.is_empty()),
+            last: None,
         };
         let mut evicted = false;
         let inserted = self.insert_within_quota(&realm, &session, &mut evicted, now);
@@ -386,6 +390,27 @@ impl SledStoreV2 {
         updated
             .map(|s| s.to_session(&realm.name))
             .ok_or_else(not_found)
+    }
+
+    pub(super) fn note_address_impl(
+        &self,
+        realm: &str,
+        sid: &str,
+        last: &LastAddress,
+    ) -> Result<Option<Session>> {
+        let realm = self.realm(realm)?;
+        validate::text("ip", &last.ip)?;
+        let Some(sid) = parse_sid(sid) else {
+            return Ok(None);
+        };
+        let updated = self.modify(realm.id, &sid, |old| {
+            Ok(old.moved_to(last).then(|| {
+                let mut new = old.clone();
+                new.last = (new.ip.as_deref() != Some(&last.ip)).then(|| last.clone());
+                new
+            }))
+        })?;
+        Ok(updated.map(|s| realm.settings.as_seen_by_holder(s.to_session(&realm.name))))
     }
 
     pub(super) fn get_session_impl(&self, realm: &str, sid: &str) -> Result<Session> {
