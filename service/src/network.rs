@@ -57,14 +57,22 @@ impl GeoIp {
         }
         let addr: IpAddr = ip.parse().ok()?;
         let mut n = Network::default();
-        if let Some(city) = self.city.as_ref().and_then(|r| found::<geoip2::City>(r, addr)) {
+        if let Some(city) = self
+            .city
+            .as_ref()
+            .and_then(|r| found::<geoip2::City>(r, addr))
+        {
             n.country = city
                 .country
                 .iso_code
                 .and_then(sessions::network::country_code);
             n.city = city.city.names.english.map(str::to_owned);
         }
-        if let Some(asn) = self.asn.as_ref().and_then(|r| found::<geoip2::Asn>(r, addr)) {
+        if let Some(asn) = self
+            .asn
+            .as_ref()
+            .and_then(|r| found::<geoip2::Asn>(r, addr))
+        {
             n.asn = asn.autonomous_system_number;
             n.asn_org = asn.autonomous_system_organization.map(str::to_owned);
         }
@@ -91,9 +99,21 @@ pub mod fixture {
 
     /// Each network: range, country, city, autonomous system and its organisation.
     pub const NETWORKS: &[(&str, &str, &str, u32, &str)] = &[
-        ("203.0.113.0/24", "DE", "Berlin", 3320, "Deutsche Telekom AG"),
+        (
+            "203.0.113.0/24",
+            "DE",
+            "Berlin",
+            3320,
+            "Deutsche Telekom AG",
+        ),
         ("198.51.100.0/24", "FR", "Paris", 3215, "Orange S.A."),
-        ("192.0.2.0/24", "US", "New York", 7922, "Comcast Cable Communications"),
+        (
+            "192.0.2.0/24",
+            "US",
+            "New York",
+            7922,
+            "Comcast Cable Communications",
+        ),
         ("2001:db8::/32", "JP", "Tokyo", 2516, "KDDI Corporation"),
     ];
 
@@ -147,7 +167,11 @@ pub mod fixture {
 
     type Row = (&'static str, &'static str, &'static str, u32, &'static str);
 
-    fn write_one<T: Serialize>(path: &Path, kind: &str, record: impl Fn(&Row) -> T) -> std::io::Result<()> {
+    fn write_one<T: Serialize>(
+        path: &Path,
+        kind: &str,
+        record: impl Fn(&Row) -> T,
+    ) -> std::io::Result<()> {
         let bad = |e: maxminddb_writer::Error| std::io::Error::other(e.to_string());
         let mut db = Database::default();
         db.metadata.ip_version = IpVersion::V6;
@@ -160,13 +184,16 @@ pub mod fixture {
             // An IPv6 database holds IPv4 networks under ::/96, where readers look for them.
             let range = match row.0.split_once('/') {
                 Some((addr, bits)) if !addr.contains(':') => {
-                    format!("::{addr}/{}", 96 + bits.parse::<u8>().expect("a prefix length"))
+                    format!(
+                        "::{addr}/{}",
+                        96 + bits.parse::<u8>().expect("a prefix length")
+                    )
                 }
                 _ => row.0.to_owned(),
             };
-            let range: IpAddrWithMask = range.parse().map_err(|_| {
-                std::io::Error::other(format!("bad test network {range}"))
-            })?;
+            let range: IpAddrWithMask = range
+                .parse()
+                .map_err(|_| std::io::Error::other(format!("bad test network {range}")))?;
             db.insert_node(range, data);
         }
         let file = std::fs::File::create(path)?;
@@ -189,7 +216,10 @@ mod tests {
         assert_eq!(berlin.city.as_deref(), Some("Berlin"));
         assert_eq!(berlin.asn, Some(3320));
         assert_eq!(berlin.asn_org.as_deref(), Some("Deutsche Telekom AG"));
-        assert_eq!(geo.lookup("2001:db8::1").unwrap().country.as_deref(), Some("JP"));
+        assert_eq!(
+            geo.lookup("2001:db8::1").unwrap().country.as_deref(),
+            Some("JP")
+        );
         assert_eq!(geo.lookup("10.0.0.1"), None);
         assert_eq!(geo.lookup("not an address"), None);
         let country_only = GeoIp::open(Some(&city), None).unwrap();

@@ -948,6 +948,10 @@ mod tests {
             browser: Some("firefox".into()),
             os: Some("windows".into()),
             device_type: Some("desktop".into()),
+            country: Some("DE".into()),
+            asn: Some("AS3320".into()),
+            anomaly: Some("country_spread".into()),
+            window_hours: Some("48".into()),
         }
     }
 

@@ -3,12 +3,12 @@
 //! as ranges of `session_words`), exact counts from the counters where one counter answers the
 //! query, else counted over the filtered set.
 
+use sessions::anomaly::{Anomaly, NEW_DEVICE_LOOKBACK_MS};
+use sessions::device::BROWSER_AND_OS;
 use sessions::model::{QueryResult, SessionQuery, SortKey};
 use sessions::store::shared::{
     from_ms, AnomalyFilter, Filters, From, KeysetPage, Position, MAX_PREFIX_CHARS,
 };
-use sessions::anomaly::{Anomaly, NEW_DEVICE_LOOKBACK_MS};
-use sessions::device::BROWSER_AND_OS;
 use sessions::validate;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -145,9 +145,9 @@ impl Conditions {
     /// The anomaly's test: in the row, or over the subject's other sessions and history.
     fn anomaly(&mut self, a: &AnomalyFilter) {
         match a.anomaly {
-            Anomaly::CountryChanged => self.sql.push_str(
-                " AND s.network->>'country' <> s.last_network->>'country'",
-            ),
+            Anomaly::CountryChanged => self
+                .sql
+                .push_str(" AND s.network->>'country' <> s.last_network->>'country'"),
             Anomaly::CountrySpread => {
                 let since = self.param(from_ms(a.since_ms));
                 self.sql.push_str(&format!(

@@ -560,12 +560,24 @@ impl PostgresStore {
                     &[&realm.name, &parsed, &last.ip, &network],
                 )
                 .await?;
-            let Some(row) = row else {
-                return Ok(None);
+            let s = match row {
+                Some(row) => {
+                    tx.sessions_changed(std::slice::from_ref(&parsed)).await?;
+                    Some(rows::session(&row, 0, &realm.name)?)
+                }
+                // Not there, or there already at this address.
+                None => tx
+                    .query_opt(
+                        &format!(
+                            "SELECT {SESSION} FROM sessions s WHERE s.realm = $1 AND s.sid = $2"
+                        ),
+                        &[&realm.name, &parsed],
+                    )
+                    .await?
+                    .map(|row| rows::session(&row, 0, &realm.name))
+                    .transpose()?,
             };
-            let s = rows::session(&row, 0, &realm.name)?;
-            tx.sessions_changed(std::slice::from_ref(&parsed)).await?;
-            Ok(Some(realm.settings.as_seen_by_holder(s.session)))
+            Ok(s.map(|s| realm.settings.as_seen_by_holder(s.session)))
         })
         .await
     }

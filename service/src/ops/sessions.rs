@@ -42,7 +42,10 @@ impl SessionService {
         if let Some(ip) = from {
             validate::text("ip", ip)?;
         }
-        let valid = self.store.validate(realm, token, refresh, Utc::now()).await?;
+        let valid = self
+            .store
+            .validate(realm, token, refresh, Utc::now())
+            .await?;
         // A refresh from an address other than the latest: kept beside the sign-in's.
         match (valid, from) {
             (Some(s), Some(ip)) if refresh && s.last_ip.as_deref() != Some(ip) => {

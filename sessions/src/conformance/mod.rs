@@ -34,6 +34,7 @@ mod devices;
 mod ended;
 mod exact_ids;
 mod lifecycle;
+mod networks;
 mod paging;
 mod revocation;
 mod stats;
@@ -46,6 +47,7 @@ pub use devices::*;
 pub use ended::*;
 pub use exact_ids::*;
 pub use lifecycle::*;
+pub use networks::*;
 pub use paging::*;
 pub use revocation::*;
 pub use stats::*;
@@ -196,6 +198,9 @@ macro_rules! conformance_suite {
             removal_by_device_ends_exactly_the_matches_and_unknown_values_are_refused,
             every_ending_leaves_one_history_entry_saying_how_and_by_whom,
             history_pages_newest_first_filters_counts_and_prunes,
+            networks_are_kept_at_create_and_follow_a_refresh_from_elsewhere,
+            country_and_network_filters_match_either_address,
+            anomaly_filters_find_spread_new_devices_and_changed_countries,
         );
     };
     (@tests $name:ident, $backend:expr, $($test:ident),* $(,)?) => {

@@ -62,11 +62,11 @@ use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use crate::ended::{EndedPage, EndedQuery};
 use crate::error::Result;
 use crate::grant::{Grant, GrantOwner, NewGrant};
-use crate::network::{LastAddress, Network};
 use crate::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, EndAllSessions, EndOutcome,
     EndSessions, NewSession, QueryResult, Realm, RealmSettingsUpdate, Session, SessionQuery,
 };
+use crate::network::{LastAddress, Network};
 use crate::stats::{Span, StatsBucket};
 
 /// Whether the delivery worker passes over a due delivery: `(realm, client_id, id)`, true for one

@@ -11,9 +11,9 @@ use std::collections::HashSet;
 
 use crate::anomaly::{self, Anomaly};
 use crate::device::{Browser, Device, DeviceFilter, DeviceKind, Os};
-use crate::network;
 use crate::error::{Result, SessionError};
 use crate::model::{SessionFilters, SessionQuery, SortKey};
+use crate::network;
 
 /// Largest filtered set sorted in memory for orders other than creation time.
 pub(super) const MATERIALIZE_LIMIT: u64 = 10_000;
@@ -274,7 +274,10 @@ impl Filters {
             field(9, &a.to_be_bytes());
         }
         if let Some(a) = &self.anomaly {
-            field(10, &[&[a.anomaly as u8][..], &a.window_hours.to_be_bytes()].concat());
+            field(
+                10,
+                &[&[a.anomaly as u8][..], &a.window_hours.to_be_bytes()].concat(),
+            );
         }
         h.finalize()[..8].try_into().expect("8 bytes")
     }

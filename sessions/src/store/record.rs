@@ -113,7 +113,11 @@ impl StoredSession {
 
     /// Whether `last` is news: an address other than the session's latest.
     pub fn moved_to(&self, last: &LastAddress) -> bool {
-        let latest = self.last.as_ref().map(|l| l.ip.as_str()).or(self.ip.as_deref());
+        let latest = self
+            .last
+            .as_ref()
+            .map(|l| l.ip.as_str())
+            .or(self.ip.as_deref());
         latest != Some(last.ip.as_str())
     }
 

@@ -547,6 +547,8 @@ mod tests {
             ip: None,
             user_agent: None,
             token_hash: [0; 32],
+            network: None,
+            last: None,
         };
         let mut d = Deltas::default();
         d.session(3, &s, true);

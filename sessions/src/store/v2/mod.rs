@@ -69,12 +69,12 @@ use super::{DueCursor, SessionStore};
 use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
 use crate::ended::{EndedPage, EndedQuery};
 use crate::error::{Result, SessionError};
-use crate::network::{LastAddress, Network};
 use crate::grant::{Grant, GrantOwner, NewGrant};
 use crate::model::{
     AuditEntry, Client, ClientRegistration, CreatedSession, EndAllSessions, EndOutcome,
     EndSessions, NewSession, QueryResult, Realm, RealmSettingsUpdate, Session, SessionQuery,
 };
+use crate::network::{LastAddress, Network};
 use crate::stats::{Span, StatsBucket};
 use commit::{ApplyGroup, FlushGroup};
 use counters::Counters;

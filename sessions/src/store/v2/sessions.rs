@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 
 use super::super::keys::{RealmId, Sid};
 use super::super::record::{parse_sid, words, StoredSession};
-use crate::network::{LastAddress, Network};
 use super::super::rules::{random_bytes, Flags, MAX_EVICTION_ATTEMPTS, MAX_TOKEN_LEN};
 use super::commit::Batch;
 use super::counters::Deltas;
@@ -22,6 +21,7 @@ use super::{record, same_hash, sha256, SledStoreV2};
 use crate::address::address_bytes;
 use crate::error::{Result, SessionError};
 use crate::model::{CreatedSession, EndOutcome, NewSession, QuotaPolicy, Session};
+use crate::network::{LastAddress, Network};
 use crate::stats::{EndReason, Metric};
 use crate::validate;
 
