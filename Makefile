@@ -38,6 +38,7 @@ test: setup
 	cargo test --workspace --exclude frontend
 	$(MAKE) --no-print-directory release
 	SERVER_BIN=target/release/server ./scripts/openapi-check.sh
+	cargo build -p service --features geoip-fixture --bin geoip-fixture
 	cd end2end && E2E_SERVER=../target/release/server npx playwright test
 
 lint:

@@ -1,4 +1,5 @@
 import { defineConfig } from '@playwright/test';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -11,6 +12,12 @@ export const apiKey = 'e2e-bootstrap-key-0123456789abcdef';
 export const adminPassword = 'e2e-admin-password-42';
 // The debug build by default; `make test` points this at the release build it makes.
 const server = process.env.E2E_SERVER ?? '../target/debug/server';
+// Small GeoIP databases placing the documentation ranges (203.0.113.0/24 in Germany,
+// 198.51.100.0/24 in France, 192.0.2.0/24 in the US, 2001:db8::/32 in Japan), written by the
+// project's own tool (`make test` builds it).
+const fixture = process.env.E2E_GEOIP_FIXTURE ?? '../target/debug/geoip-fixture';
+const [geoipDb, asnDb] = execFileSync(fixture, [fs.mkdtempSync(path.join(os.tmpdir(), 'sessions-geoip-'))])
+  .toString().trim().split('\n');
 
 export default defineConfig({
   testDir: './tests',
@@ -39,6 +46,8 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: '../target/site',
       LEPTOS_OUTPUT_NAME: 'sessions-admin',
       SESSIONS_BOOTSTRAP_API_KEY: apiKey,
+      SESSIONS_GEOIP_DB: geoipDb,
+      SESSIONS_ASN_DB: asnDb,
       SESSIONS_ADMIN_PASSWORD: adminPassword,
       // Plain http on 127.0.0.1, as `make run`; the receivers of the delivery tests are local.
       SESSIONS_PLAIN_HTTP_COOKIES: 'true',

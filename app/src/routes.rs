@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sessions::{DeliveryStatus, EndSessions, FilterKind, SessionFilters, SessionQuery, SortKey};
 
 /// The URL `path` with `query`'s fields (absent ones left out).
-fn link(path: &str, query: &impl Serialize) -> String {
+pub(crate) fn link(path: &str, query: &impl Serialize) -> String {
     match serde_urlencoded::to_string(query) {
         Ok(q) if !q.is_empty() => format!("{path}?{q}"),
         _ => path.to_owned(),

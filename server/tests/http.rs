@@ -24,8 +24,14 @@ struct Server {
 
 impl Server {
     async fn start(store: Store) -> Server {
+        Server::start_with(store, &[]).await
+    }
+
+    async fn start_with(store: Store, extra: &[&str]) -> Server {
         // Clients register back-channel URIs on 127.0.0.1, which only an allow-list permits.
-        let srv = Running::start(store, &["--backchannel-allow-hosts", "127.0.0.1"]).await;
+        let mut args = vec!["--backchannel-allow-hosts", "127.0.0.1"];
+        args.extend(extra);
+        let srv = Running::start(store, &args).await;
         let every = ["sessions:issue", "sessions:admin", "sessions:read"];
         let root_key = srv.create_key("root", &every).await;
         let issue_key = srv.create_key("idp", &["sessions:issue"]).await;
@@ -1454,6 +1460,10 @@ async fn devices_show_filter_export_and_end(store: Store) {
         .await;
     assert_eq!(s, StatusCode::CREATED);
     assert!(v.get("device").is_none(), "no user agent, no device: {v}");
+    assert!(
+        v.get("network").is_none(),
+        "no GeoIP database, no network: {v}"
+    );
 
     let list = |q: &'static str| {
         let srv = &srv;
@@ -1501,7 +1511,8 @@ async fn devices_show_filter_export_and_end(store: Store) {
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{csv}");
     assert!(
-        rows.iter().all(|r| r.ends_with(",Safari 18,iOS,phone")),
+        rows.iter()
+            .all(|r| r.ends_with(",Safari 18,iOS,phone,,,,,,")),
         "{csv}"
     );
 
@@ -1682,6 +1693,150 @@ async fn ended_sessions_say_how_who_and_what_each_client_heard(store: Store) {
     assert_eq!(entry["target"], "how=logout");
 }
 
+/// With GeoIP databases, every session is placed at create and when a refresh comes from a new
+/// address; country and ASN filter the listing and the export; the anomaly counts and a removal
+/// by anomaly (previewed first) agree; malformed values are 400s naming the field.
+async fn networks_place_sessions_follow_refreshes_and_feed_anomaly_removals(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let (city, asn) = service::network::fixture::write(dir.path()).unwrap();
+    let (city, asn) = (city.to_str().unwrap(), asn.to_str().unwrap());
+    let srv = Server::start_with(store, &["--geoip-db", city, "--asn-db", asn]).await;
+    srv.realm("geo").await;
+    let create = |subject: &'static str, ip: &'static str| {
+        let srv = &srv;
+        async move {
+            let body = json!({"subject_id": subject, "ip": ip});
+            let (s, v) = srv
+                .root(Method::POST, "/api/v1/realms/geo/sessions", Some(body))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            v
+        }
+    };
+    let berlin = create("alice", "203.0.113.4").await;
+    assert_eq!(
+        berlin["network"],
+        json!({"country": "DE", "city": "Berlin", "asn": 3320, "asn_org": "Deutsche Telekom AG"})
+    );
+    assert_eq!(berlin["last_ip"], "203.0.113.4");
+    assert_eq!(berlin["last_network"], berlin["network"]);
+    let paris = create("alice", "198.51.100.4").await;
+    let unplaced = create("bob", "10.0.0.1").await;
+    assert!(unplaced.get("network").is_none(), "{unplaced}");
+
+    // A refresh from New York.
+    let refresh = json!({"token": berlin["token"], "ip": "192.0.2.9", "fields": "full"});
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/geo/sessions/validate",
+            Some(refresh),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["session"]["last_ip"], "192.0.2.9", "{v}");
+    assert_eq!(v["session"]["last_network"]["country"], "US", "{v}");
+    assert_eq!(v["session"]["network"]["country"], "DE", "{v}");
+    let bad = json!({"token": berlin["token"], "ip": "203.0.113.4\u{0007}"});
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/geo/sessions/validate",
+            Some(bad),
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "{v}"
+    );
+
+    let count = |q: &'static str| {
+        let srv = &srv;
+        async move {
+            let (s, v) = srv
+                .root(
+                    Method::GET,
+                    &format!("/api/v1/realms/geo/sessions?{q}"),
+                    None,
+                )
+                .await;
+            (s, v)
+        }
+    };
+    assert_eq!(count("country=us").await.1["total_count"], 1);
+    assert_eq!(count("country=DE").await.1["total_count"], 1);
+    assert_eq!(count("asn=AS3215").await.1["total_count"], 1);
+    assert_eq!(count("anomaly=country_changed").await.1["total_count"], 1);
+    for (q, field) in [
+        ("country=DEU", "country"),
+        ("asn=ASX", "asn"),
+        ("window_hours=9", "window_hours"),
+    ] {
+        let (s, v) = count(q).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{q}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(field),
+            "{v}"
+        );
+    }
+    let (s, v) = srv
+        .root(Method::GET, "/api/v1/realms/geo/sessions/anomalies", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let counts: std::collections::HashMap<String, u64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["anomaly"].as_str().unwrap().to_owned(),
+                c["session_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts["country_spread"], 2, "{v}");
+    assert_eq!(counts["country_changed"], 1, "{v}");
+    assert_eq!(counts["new_device"], 0, "{v}");
+
+    let (s, _, csv) = srv
+        .get_text("/api/v1/realms/geo/sessions/export?format=csv&country=FR")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{csv}");
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert!(
+        rows[0].ends_with(",FR,Paris,3215,Orange S.A.,198.51.100.4,FR"),
+        "{csv}"
+    );
+
+    let removal = json!({"anomaly": "country_changed", "dry_run": true});
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/geo/sessions/end",
+            Some(removal),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["removed"], json!([berlin["sid"]]), "{v}");
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/geo/sessions/end",
+            Some(json!({"anomaly": "country_changed"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["sessions_removed"], 1, "{v}");
+    assert_eq!(count("").await.1["total_count"], 2);
+    let _ = paris;
+}
+
 on_both_stores!(
     session_lifecycle_over_http,
     properties_follow_the_realm_whitelist,
@@ -1700,4 +1855,5 @@ on_both_stores!(
     the_overview_counts_sign_ins_and_endings_by_reason,
     devices_show_filter_export_and_end,
     ended_sessions_say_how_who_and_what_each_client_heard,
+    networks_place_sessions_follow_refreshes_and_feed_anomaly_removals,
 );

@@ -14,6 +14,18 @@ pub enum Anomaly {
     CountryChanged,
 }
 
+/// How many live sessions of a realm have an anomaly (the overview's figures).
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AnomalyCount {
+    /// The anomaly's name: its `anomaly` filter value.
+    pub anomaly: String,
+    /// How the dashboard names it.
+    pub label: String,
+    /// Sessions with it now (the spread over the default 24-hour window).
+    pub session_count: u64,
+}
+
 /// The spread window when a query names none, in hours.
 pub const DEFAULT_WINDOW_HOURS: u32 = 24;
 /// The longest spread window, in hours (30 days).

@@ -38,6 +38,7 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
         .routes(routes!(realms::put_realm, realms::get_realm))
         .routes(routes!(realms::list_realms))
         .routes(routes!(overview::get_overview))
+        .routes(routes!(overview::get_anomaly_counts))
         .routes(routes!(audit::list_audit))
         .routes(routes!(
             clients::put_client,

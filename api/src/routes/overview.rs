@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use sessions::anomaly::AnomalyCount;
 use sessions::stats::Overview;
 
 use crate::auth::Admin;
@@ -25,4 +26,19 @@ pub async fn get_overview(
     RealmPath(realm): RealmPath,
 ) -> ApiResult<Json<Overview>> {
     Ok(Json(state.service.overview(&realm).await?))
+}
+
+/// How many of the realm's sessions have each anomaly (`country_spread` over 24 hours,
+/// `new_device`, `country_changed`; see the listing's `anomaly` filter). Reads the realm's
+/// sessions: slower than the overview at millions of sessions.
+#[utoipa::path(get, path = "/api/v1/realms/{realm}/sessions/anomalies", tag = "sessions",
+    params(RealmPath),
+    responses((status = 200, body = Vec<AnomalyCount>)),
+    security(("api_key" = ["sessions:read"]), ("api_key" = ["sessions:admin"])))]
+pub async fn get_anomaly_counts(
+    _caller: Admin,
+    State(state): State<ApiState>,
+    RealmPath(realm): RealmPath,
+) -> ApiResult<Json<Vec<AnomalyCount>>> {
+    Ok(Json(state.service.anomaly_counts(&realm).await?))
 }

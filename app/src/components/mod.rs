@@ -8,6 +8,7 @@ pub mod ended_table;
 pub mod header;
 pub mod live_banner;
 pub mod loaded;
+pub mod network;
 pub mod pager;
 pub mod permitted;
 pub mod realm_picker;

@@ -8,6 +8,7 @@ use sessions::Session;
 
 use crate::components::copy_id::CopyId;
 use crate::components::device::DeviceLabel;
+use crate::components::network::{moved, SessionNetwork};
 use crate::format::{exact, relative};
 use crate::routes::user_href;
 
@@ -53,6 +54,10 @@ pub fn SessionTable(
             }
         });
     };
+    // Without GeoIP databases no session is placed, and the column stays out.
+    let located = sessions
+        .iter()
+        .any(|s| s.network.is_some() || s.last_network.is_some());
     let rows = sessions
         .into_iter()
         .map(|s| {
@@ -93,7 +98,13 @@ pub fn SessionTable(
                         <When t=expires now/>
                         {expired.then(|| view! { <span class="badge">"expired"</span> })}
                     </td>
-                    <td>{s.ip.clone().unwrap_or_default()}</td>
+                    <td class="ip">
+                        {s.ip.clone().unwrap_or_default()}
+                        {moved(&s).then(|| view! {
+                            <span class="moved-to" title="The address of the latest refresh">"→ "{s.last_ip.clone().unwrap_or_default()}</span>
+                        })}
+                    </td>
+                    {located.then(|| view! { <td class="network"><SessionNetwork session=s.clone()/></td> })}
                     <td class="device"><DeviceLabel device=s.device user_agent=s.user_agent.clone()/></td>
                 </tr>
             }
@@ -118,6 +129,7 @@ pub fn SessionTable(
                         <th scope="col">"Last access"</th>
                         <th scope="col">"Expires"</th>
                         <th scope="col">"IP"</th>
+                        {located.then(|| view! { <th scope="col">"Network"</th> })}
                         <th scope="col">"Device"</th>
                     </tr>
                 </thead>

@@ -11,7 +11,8 @@ use crate::components::charts::{BarChart, Buckets, Item, ItemBars, LineChart, Se
 use crate::components::loaded::Loaded;
 use crate::components::realm_picker::RealmPicker;
 use crate::format::{exact, thousands};
-use crate::server_fns::overview::{load_overview, OverviewView};
+use crate::routes::link;
+use crate::server_fns::overview::{load_anomalies, load_overview, OverviewView};
 
 /// The link to a realm's overview.
 pub fn overview_href(realm: &str) -> String {
@@ -113,6 +114,7 @@ fn OverviewBody(view: OverviewView) -> impl IntoView {
             <p class="as-of">"Figures as of " <time datetime=o.generated_at.to_rfc3339()>{exact(o.generated_at)}</time></p>
         </form>
         <Tiles overview=o.clone()/>
+        <AnomalyTiles realm=realm.clone()/>
         <div class="overview-grid">
             <ActiveCharts overview=o.clone()/>
             <SignInsChart hourly=o.hourly.clone()/>
@@ -157,6 +159,42 @@ fn Tiles(overview: Overview) -> impl IntoView {
     })
     .collect_view();
     view! { <section class="tiles" aria-label="Headline figures">{tiles}</section> }
+}
+
+/// Sessions with each anomaly, each a link to the listing of them (loaded apart: it reads the
+/// realm's sessions).
+#[component]
+fn AnomalyTiles(realm: String) -> impl IntoView {
+    let source = realm.clone();
+    let counts = Resource::new(move || source.clone(), load_anomalies);
+    let realm = StoredValue::new(realm);
+    view! {
+        <Loaded loading="Counting anomalies…">
+            {move || {
+                let realm = realm.get_value();
+                Suspend::new(async move {
+                counts.await.map(|counts| {
+                    let tiles = counts
+                        .into_iter()
+                        .map(|c| {
+                            let href = link(
+                                "/",
+                                &[("realm", realm.clone()), ("anomaly", c.anomaly.clone())],
+                            );
+                            view! {
+                                <a class="tile anomaly" data-anomaly=c.anomaly.clone() href=href>
+                                    <span class="tile-label">{c.label}</span>
+                                    <strong class="tile-value">{thousands(c.session_count)}</strong>
+                                </a>
+                            }
+                        })
+                        .collect_view();
+                    view! { <section class="tiles anomalies" aria-label="Anomalies">{tiles}</section> }
+                })
+            })
+            }}
+        </Loaded>
+    }
 }
 
 /// Sessions at each bucket's end, over 24 hours and over 30 days.

@@ -77,7 +77,19 @@ fn Detail(
             .collect_view();
         view! { <table class="props"><tbody>{rows}</tbody></table> }.into_any()
     };
-    let fields = vec![
+    let place = |n: &Option<sessions::Network>| {
+        n.as_ref().filter(|n| !n.is_empty()).map(|n| {
+            let parts: Vec<String> = [
+                n.flag().zip(n.place()).map(|(f, p)| format!("{f} {p}")),
+                n.operator(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            parts.join(" · ")
+        })
+    };
+    let mut fields = vec![
         ("Session ID", s.sid.clone()),
         ("Realm", s.realm.clone()),
         ("Subject", s.subject_id.clone()),
@@ -90,12 +102,19 @@ fn Detail(
         ("Idle expiry", when(s.idle_expires_at)),
         ("Absolute expiry", when(s.expires_at)),
         ("IP", s.ip.clone().unwrap_or_else(|| "—".into())),
+    ];
+    fields.extend(place(&s.network).map(|p| ("Network", p)));
+    if crate::components::network::moved(&s) {
+        fields.push(("Latest IP", s.last_ip.clone().unwrap_or_default()));
+        fields.extend(place(&s.last_network).map(|p| ("Latest network", p)));
+    }
+    fields.extend([
         ("Device", s.device.map_or_else(|| "—".into(), |d| d.label())),
         (
             "User agent",
             s.user_agent.clone().unwrap_or_else(|| "—".into()),
         ),
-    ];
+    ]);
     let title = s
         .display_name
         .clone()

@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+use sessions::anomaly::AnomalyCount;
 use sessions::stats::Overview;
 use sessions::Realm;
 
@@ -29,4 +30,13 @@ pub async fn load_overview(realm: Option<String>) -> Result<OverviewView, AppErr
         None => None,
     };
     Ok(OverviewView { realms, overview })
+}
+
+/// How many of the realm's sessions have each anomaly (read apart: these scan the realm).
+#[server]
+pub async fn load_anomalies(realm: String) -> Result<Vec<AnomalyCount>, AppError> {
+    use super::auth::ssr::require_admin;
+    use super::ssr::{failed, service};
+    require_admin().await?;
+    service()?.anomaly_counts(&realm).await.map_err(failed)
 }

@@ -11,7 +11,7 @@ use sessions::{
 use crate::{to_the_end, Actor, SessionService};
 
 /// The columns of a CSV export, in order.
-pub const CSV_COLUMNS: [&str; 13] = [
+pub const CSV_COLUMNS: [&str; 19] = [
     "sid",
     "subject_id",
     "display_name",
@@ -25,6 +25,12 @@ pub const CSV_COLUMNS: [&str; 13] = [
     "browser",
     "os",
     "device_type",
+    "country",
+    "city",
+    "asn",
+    "asn_org",
+    "last_ip",
+    "last_country",
 ];
 
 /// How exported sessions are written: `csv` or `jsonl`.
@@ -151,6 +157,18 @@ impl ExportRow for Session {
             s.user_agent.clone().unwrap_or_default(),
         ];
         cells.extend(device_cells(s.device));
+        let n = s.network.clone().unwrap_or_default();
+        cells.extend([
+            n.country.unwrap_or_default(),
+            n.city.unwrap_or_default(),
+            n.asn.map(|a| a.to_string()).unwrap_or_default(),
+            n.asn_org.unwrap_or_default(),
+            s.last_ip.clone().unwrap_or_default(),
+            s.last_network
+                .as_ref()
+                .and_then(|n| n.country.clone())
+                .unwrap_or_default(),
+        ]);
         cells
     }
 }
@@ -421,6 +439,9 @@ mod tests {
             ip: Some("203.0.113.7".into()),
             user_agent: None,
             device: None,
+            last_ip: None,
+            network: None,
+            last_network: None,
         }
     }
 
@@ -432,9 +453,9 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent,browser,os,device_type\n\
+            "sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent,browser,os,device_type,country,city,asn,asn_org,last_ip,last_country\n\
              0198f3a0-0000-7000-8000-000000000001,alice,\"Smith, \"\"Al\"\"\nJr\",2026-03-01T14:02:00.000Z,\
-             2026-03-01T14:02:00.000Z,2026-03-01T14:02:00.000Z,2026-03-01T14:02:00.000Z,portal mail,203.0.113.7,,,,\n"
+             2026-03-01T14:02:00.000Z,2026-03-01T14:02:00.000Z,2026-03-01T14:02:00.000Z,portal mail,203.0.113.7,,,,,,,,,,\n"
         );
         let mut back = csv::Reader::from_reader(text.as_bytes());
         let row = back.records().next().unwrap().unwrap();

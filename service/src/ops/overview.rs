@@ -2,8 +2,9 @@
 //! by scanning sessions).
 
 use chrono::{TimeDelta, Utc};
+use sessions::anomaly::{Anomaly, AnomalyCount};
 use sessions::stats::{self, ClientSessions, Overview, Span, OVERVIEW_DAYS, OVERVIEW_HOURS};
-use sessions::Result;
+use sessions::{Result, SessionFilters, SessionQuery};
 
 use crate::SessionService;
 
@@ -52,5 +53,26 @@ impl SessionService {
                 clients,
             })
         }
+    }
+
+    /// How many sessions have each anomaly. Unlike the overview's figures these read the
+    /// realm's sessions (and, for new devices, its history): the dashboard loads them apart.
+    pub async fn anomaly_counts(&self, realm: &str) -> Result<Vec<AnomalyCount>> {
+        let mut out = Vec::with_capacity(Anomaly::ALL.len());
+        for a in Anomaly::ALL {
+            let q = SessionQuery {
+                count: Some(1),
+                ..SessionQuery::from(SessionFilters {
+                    anomaly: Some(a.as_str().into()),
+                    ..Default::default()
+                })
+            };
+            out.push(AnomalyCount {
+                anomaly: a.as_str().into(),
+                label: a.label().into(),
+                session_count: self.store.query(realm, &q).await?.total_count,
+            });
+        }
+        Ok(out)
     }
 }
