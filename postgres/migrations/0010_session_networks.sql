@@ -6,3 +6,9 @@ ALTER TABLE sessions
     ADD COLUMN network jsonb,
     ADD COLUMN last_ip text,
     ADD COLUMN last_network jsonb;
+
+-- The history keeps them too (`last_ip` and `last_network` NULL when the session never moved).
+ALTER TABLE ended_sessions
+    ADD COLUMN network jsonb,
+    ADD COLUMN last_ip text,
+    ADD COLUMN last_network jsonb;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::device::Device;
+use crate::network::Network;
 use crate::stats::EndReason;
 
 /// Page size of a history listing that names none.
@@ -65,6 +66,15 @@ pub struct EndedSession {
     /// The device its user agent named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<Device>,
+    /// The address of its latest refresh (`ip` unless a refresh came from elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ip: Option<String>,
+    /// Where `ip` was, when the server had GeoIP databases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    /// Where `last_ip` was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_network: Option<Network>,
     pub created_at: DateTime<Utc>,
     pub last_access_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,

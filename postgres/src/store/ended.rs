@@ -42,11 +42,14 @@ pub(crate) struct Gone {
     pub last_access_at: DateTime<Utc>,
     pub ip: Option<String>,
     pub device: Option<i32>,
+    pub network: Option<serde_json::Value>,
+    pub last_ip: Option<String>,
+    pub last_network: Option<serde_json::Value>,
 }
 
 /// The session columns [`Gone::read`] reads, in order.
-pub(crate) const GONE: &str =
-    "sid, subject_id, display_name, client_ids, created_at, last_access_at, ip, device";
+pub(crate) const GONE: &str = "sid, subject_id, display_name, client_ids, created_at, \
+     last_access_at, ip, device, network, last_ip, last_network";
 
 impl Gone {
     pub(crate) fn read(r: &tokio_postgres::Row) -> R<Gone> {
@@ -59,6 +62,9 @@ impl Gone {
             last_access_at: r.try_get(5)?,
             ip: r.try_get(6)?,
             device: r.try_get(7)?,
+            network: r.try_get(8)?,
+            last_ip: r.try_get(9)?,
+            last_network: r.try_get(10)?,
         })
     }
 }
@@ -99,9 +105,14 @@ pub(crate) async fn record(
                 .join(SEP)
         })
         .collect();
+    let networks: Vec<Option<&serde_json::Value>> =
+        gone.iter().map(|g| g.network.as_ref()).collect();
+    let last_ips: Vec<Option<&str>> = gone.iter().map(|g| g.last_ip.as_deref()).collect();
+    let last_networks: Vec<Option<&serde_json::Value>> =
+        gone.iter().map(|g| g.last_network.as_ref()).collect();
     let actor = by.map(|b| b.actor.as_str());
     let reason = by.and_then(|b| b.reason.as_deref());
-    let params: [&(dyn ToSql + Sync); 15] = [
+    let params: [&(dyn ToSql + Sync); 18] = [
         &realm,
         &now,
         &how_number(how),
@@ -117,19 +128,25 @@ pub(crate) async fn record(
         &clients,
         &deliveries,
         &SEP,
+        &networks,
+        &last_ips,
+        &last_networks,
     ];
     tx.execute(
         "INSERT INTO ended_sessions (realm, sid, subject_id, display_name, ip, device, created_at,
                                      last_access_at, ended_at, how, actor, reason, client_ids,
-                                     delivery_ids)
+                                     delivery_ids, network, last_ip, last_network)
          SELECT $1, sid, subject_id, display_name, ip, device, created_at, last_access_at, $2, $3,
                 $4, $5,
                 CASE WHEN c = '' THEN '{}' ELSE string_to_array(c, $15) END,
                 CASE WHEN replace(d, $15, '') = '' THEN NULL
-                     ELSE string_to_array(d, $15, '')::int8[] END
+                     ELSE string_to_array(d, $15, '')::int8[] END,
+                network, last_ip, last_network
            FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::int4[],
-                       $11::timestamptz[], $12::timestamptz[], $13::text[], $14::text[])
-                AS x(sid, subject_id, display_name, ip, device, created_at, last_access_at, c, d)
+                       $11::timestamptz[], $12::timestamptz[], $13::text[], $14::text[],
+                       $16::jsonb[], $17::text[], $18::jsonb[])
+                AS x(sid, subject_id, display_name, ip, device, created_at, last_access_at, c, d,
+                     network, last_ip, last_network)
          ON CONFLICT (realm, sid) DO NOTHING",
         &params,
     )
@@ -186,7 +203,8 @@ impl PostgresStore {
                     &format!(
                         "SELECT e.sid, e.subject_id, e.display_name, e.ip, e.device, e.created_at,
                                 e.last_access_at, e.ended_at, e.how, e.actor, e.reason,
-                                e.client_ids, e.delivery_ids
+                                e.client_ids, e.delivery_ids, e.network, e.last_ip,
+                                e.last_network
                            FROM ended_sessions e WHERE e.realm = $1{page_sql}
                           ORDER BY e.ended_at DESC, e.sid DESC LIMIT ${limit}"
                     ),
@@ -237,6 +255,14 @@ impl PostgresStore {
                     realm: realm.name.clone(),
                     subject_id: r.try_get(1)?,
                     display_name: r.try_get(2)?,
+                    last_ip: r
+                        .try_get::<_, Option<String>>(14)?
+                        .or_else(|| r.try_get(3).ok().flatten()),
+                    network: rows::network(r.try_get(13)?)?,
+                    last_network: match r.try_get::<_, Option<String>>(14)? {
+                        Some(_) => rows::network(r.try_get(15)?)?,
+                        None => rows::network(r.try_get(13)?)?,
+                    },
                     ip: r.try_get(3)?,
                     device: r
                         .try_get::<_, Option<i32>>(4)?

@@ -84,7 +84,7 @@ pub(crate) fn session(row: &Row, at: usize, realm: &str) -> R<StoredSession> {
 }
 
 /// A network as its JSON column holds it.
-fn network(v: Option<serde_json::Value>) -> R<Option<Network>> {
+pub(crate) fn network(v: Option<serde_json::Value>) -> R<Option<Network>> {
     v.map(serde_json::from_value)
         .transpose()
         .map_err(|e| SessionError::Storage(format!("corrupt session network: {e}")).into())

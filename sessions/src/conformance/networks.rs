@@ -10,8 +10,8 @@ use super::fresh;
 use super::Backend;
 use crate::store::SessionStore;
 use crate::{
-    EndSessions, LastAddress, Network, NewSession, Session, SessionError, SessionFilters,
-    SessionQuery, SortKey,
+    EndSessions, EndedQuery, LastAddress, Network, NewSession, Session, SessionError,
+    SessionFilters, SessionQuery, SortKey,
 };
 
 fn place(country: &str, asn: u32) -> Network {
@@ -278,6 +278,35 @@ pub async fn country_and_network_filters_match_either_address<B: Backend>(backen
     ended.sort();
     assert_eq!(ended, preview);
     assert_eq!(store.get_realm("r").await.unwrap().session_count, 3);
+    // The history keeps where the ended session signed in and where it was last.
+    let history = store
+        .ended_sessions(
+            "r",
+            &EndedQuery {
+                sid: Some(travel.sid.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let gone = &history.results[0];
+    assert_eq!(gone.ip.as_deref(), Some("192.0.2.2"));
+    assert_eq!(gone.network, Some(place("US", 7922)));
+    assert_eq!(gone.last_ip.as_deref(), Some("203.0.113.2"));
+    assert_eq!(gone.last_network, Some(place("DE", 3320)));
+    let history = store
+        .ended_sessions(
+            "r",
+            &EndedQuery {
+                sid: Some(us.sid.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let gone = &history.results[0];
+    assert_eq!(gone.last_ip.as_deref(), Some("192.0.2.1"), "never moved");
+    assert_eq!(gone.last_network, gone.network);
 
     for (filters, field) in [
         (by(Some("DEU"), None, None), "country"),

@@ -19,9 +19,38 @@ use super::SledStoreV2;
 use crate::device::Device;
 use crate::ended::{ClientNotice, EndedCursor, EndedPage, EndedQuery, EndedSession};
 use crate::error::{Result, SessionError};
+use crate::network::Network;
 use crate::stats::EndReason;
 
-const RECORD_VERSION: u8 = 1;
+/// Entries of the first version hold no networks nor last address; the second appends
+/// [`Places`].
+const RECORD_VERSION: u8 = 2;
+const RECORD_VERSION_1: u8 = 1;
+
+/// Where an ended session was: its sign-in's network, and its last address with its network
+/// when a refresh came from elsewhere.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Places {
+    pub network: Option<NetworkParts>,
+    pub last: Option<(String, Option<NetworkParts>)>,
+}
+
+/// A network as an entry holds it: country, city, autonomous system number and organisation
+/// (a tuple: the entry's encoding writes every field, which `Network`'s JSON form skips).
+pub(super) type NetworkParts = (Option<String>, Option<String>, Option<u32>, Option<String>);
+
+fn parts(n: &Network) -> NetworkParts {
+    (n.country.clone(), n.city.clone(), n.asn, n.asn_org.clone())
+}
+
+fn network((country, city, asn, asn_org): NetworkParts) -> Network {
+    Network {
+        country,
+        city,
+        asn,
+        asn_org,
+    }
+}
 
 /// What stays of a session once it ended (its key holds the end time and sid).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -39,6 +68,9 @@ pub(super) struct EndedRecord {
     pub reason: Option<String>,
     /// Each client, with the delivery of its logout notification when one was queued.
     pub clients: Vec<(String, Option<u64>)>,
+    /// Written after the fields above (absent from first-version entries).
+    #[serde(skip)]
+    pub places: Places,
 }
 
 impl EndedRecord {
@@ -67,23 +99,41 @@ impl EndedRecord {
                     (c.clone(), id)
                 })
                 .collect(),
+            places: Places {
+                network: s.network.as_ref().map(parts),
+                last: s
+                    .last
+                    .as_ref()
+                    .map(|l| (l.ip.clone(), l.network.as_ref().map(parts))),
+            },
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![RECORD_VERSION];
         out.extend(postcard::to_allocvec(self).expect("a record always serializes"));
+        out.extend(postcard::to_allocvec(&self.places).expect("places always serialize"));
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        match bytes.split_first() {
-            Some((&RECORD_VERSION, rest)) => postcard::from_bytes(rest)
-                .map_err(|e| SessionError::Storage(format!("corrupt ended-session entry: {e}"))),
-            _ => Err(SessionError::Storage(
-                "unknown ended-session entry version".into(),
-            )),
+        let corrupt =
+            |e: postcard::Error| SessionError::Storage(format!("corrupt ended-session entry: {e}"));
+        let (version, rest) = bytes
+            .split_first()
+            .ok_or_else(|| SessionError::Storage("empty ended-session entry".into()))?;
+        let (mut rec, rest): (EndedRecord, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(corrupt)?;
+        match *version {
+            RECORD_VERSION_1 if rest.is_empty() => {}
+            RECORD_VERSION => rec.places = postcard::from_bytes(rest).map_err(corrupt)?,
+            _ => {
+                return Err(SessionError::Storage(
+                    "unknown ended-session entry version".into(),
+                ))
+            }
         }
+        Ok(rec)
     }
 
     pub fn how(&self) -> Result<EndReason> {
@@ -294,6 +344,15 @@ impl SledStoreV2 {
                 .ok_or_else(|| SessionError::Storage("unknown way of ending".into()))?,
             subject_id: rec.subject_id,
             display_name: rec.display_name,
+            last_ip: match &rec.places.last {
+                Some((ip, _)) => Some(ip.clone()),
+                None => rec.ip.clone(),
+            },
+            last_network: match &rec.places.last {
+                Some((_, n)) => n.clone().map(network),
+                None => rec.places.network.clone().map(network),
+            },
+            network: rec.places.network.map(network),
             ip: rec.ip,
             device: rec.device.map(Device::from_code),
             created_at: from_ms(rec.created_ms),
@@ -367,4 +426,42 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
         *last += 1;
     }
     end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> EndedRecord {
+        EndedRecord {
+            subject_id: "alice".into(),
+            display_name: None,
+            created_ms: 1,
+            last_access_ms: 2,
+            ip: Some("203.0.113.1".into()),
+            device: Some(7),
+            how: 0,
+            actor: Some("ops".into()),
+            reason: None,
+            clients: vec![("portal".into(), Some(9))],
+            places: Places::default(),
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_and_first_version_entries_read_without_places() {
+        let mut e = entry();
+        e.places = Places {
+            network: Some((Some("DE".into()), None, Some(3320), None)),
+            last: Some(("198.51.100.1".into(), None)),
+        };
+        assert_eq!(EndedRecord::decode(&e.encode()).unwrap(), e);
+        let plain = entry();
+        let mut first = vec![RECORD_VERSION_1];
+        first.extend(postcard::to_allocvec(&plain).unwrap());
+        assert_eq!(EndedRecord::decode(&first).unwrap(), plain);
+        first.push(0);
+        assert!(EndedRecord::decode(&first).is_err(), "trailing bytes");
+        assert!(EndedRecord::decode(&[3]).is_err());
+    }
 }
