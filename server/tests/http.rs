@@ -1657,7 +1657,7 @@ async fn ended_sessions_say_how_who_and_what_each_client_heard(store: Store) {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "sid,subject_id,display_name,ip,browser,os,device_type,created_at,last_access_at,ended_at,how,actor,reason,client_ids,notices"
+        "sid,subject_id,display_name,ip,last_ip,country,last_country,browser,os,device_type,created_at,last_access_at,ended_at,how,actor,reason,client_ids,notices"
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "{csv}");

@@ -8,6 +8,7 @@ use sessions::{EndedSession, Notice};
 
 use crate::components::copy_id::CopyId;
 use crate::components::device::DeviceLabel;
+use crate::components::network::NetworkLabel;
 use crate::format::{exact, relative};
 use crate::routes::user_href;
 
@@ -50,7 +51,16 @@ fn row(e: EndedSession, now: DateTime<Utc>) -> impl IntoView {
             <td><a href=user_href(&e.realm, &e.subject_id)><code>{e.subject_id.clone()}</code></a></td>
             <td class="sid"><CopyId id=e.sid.clone() what="session ID"/></td>
             <td class="device"><DeviceLabel device=e.device user_agent=None/></td>
-            <td>{e.ip.clone().unwrap_or_default()}</td>
+            <td class="ip">
+                {e.ip.clone().unwrap_or_default()}
+                {e.network.clone().map(|n| view! { <div><NetworkLabel network=Some(n)/></div> })}
+                {(e.last_ip.is_some() && e.last_ip != e.ip).then(|| view! {
+                    <span class="moved-to" title="The address of the latest refresh">
+                        "→ "{e.last_ip.clone().unwrap_or_default()}
+                        {e.last_network.clone().map(|n| view! { <NetworkLabel network=Some(n)/> })}
+                    </span>
+                })}
+            </td>
             <td>{when(e.created_at)}</td>
             <td>{when(e.ended_at)}</td>
             <td class="ending">

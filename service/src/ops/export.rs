@@ -164,21 +164,26 @@ impl ExportRow for Session {
             n.asn.map(|a| a.to_string()).unwrap_or_default(),
             n.asn_org.unwrap_or_default(),
             s.last_ip.clone().unwrap_or_default(),
-            s.last_network
-                .as_ref()
-                .and_then(|n| n.country.clone())
-                .unwrap_or_default(),
+            country(&s.last_network),
         ]);
         cells
     }
 }
 
+/// A network's country, empty when unknown.
+fn country(n: &Option<sessions::Network>) -> String {
+    n.as_ref().and_then(|n| n.country.clone()).unwrap_or_default()
+}
+
 /// The columns of a CSV export of ended sessions, in order.
-pub const ENDED_CSV_COLUMNS: [&str; 15] = [
+pub const ENDED_CSV_COLUMNS: [&str; 18] = [
     "sid",
     "subject_id",
     "display_name",
     "ip",
+    "last_ip",
+    "country",
+    "last_country",
     "browser",
     "os",
     "device_type",
@@ -214,6 +219,9 @@ impl ExportRow for EndedSession {
             e.subject_id.clone(),
             e.display_name.clone().unwrap_or_default(),
             e.ip.clone().unwrap_or_default(),
+            e.last_ip.clone().unwrap_or_default(),
+            country(&e.network),
+            country(&e.last_network),
             browser,
             os,
             device_type,
