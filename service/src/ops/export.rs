@@ -172,7 +172,9 @@ impl ExportRow for Session {
 
 /// A network's country, empty when unknown.
 fn country(n: &Option<sessions::Network>) -> String {
-    n.as_ref().and_then(|n| n.country.clone()).unwrap_or_default()
+    n.as_ref()
+        .and_then(|n| n.country.clone())
+        .unwrap_or_default()
 }
 
 /// The columns of a CSV export of ended sessions, in order.
