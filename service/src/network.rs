@@ -119,7 +119,7 @@ pub mod fixture {
 
     #[derive(Serialize)]
     struct Names {
-        en: &'static str,
+        en: String,
     }
 
     #[derive(Serialize)]
@@ -129,7 +129,7 @@ pub mod fixture {
 
     #[derive(Serialize)]
     struct Country {
-        iso_code: &'static str,
+        iso_code: String,
         names: Names,
     }
 
@@ -142,35 +142,95 @@ pub mod fixture {
     #[derive(Serialize)]
     struct Asn {
         autonomous_system_number: u32,
-        autonomous_system_organization: &'static str,
+        autonomous_system_organization: String,
     }
 
-    /// Writes `GeoLite2-City.mmdb` and `GeoLite2-ASN.mmdb` into `dir`; answers their paths.
+    /// One network of a test database: range, country, city, autonomous system, organisation.
+    type Row = (String, String, String, u32, String);
+
+    /// Writes `GeoLite2-City.mmdb` and `GeoLite2-ASN.mmdb` into `dir` with [`NETWORKS`];
+    /// answers their paths.
     pub fn write(dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+        let rows = NETWORKS
+            .iter()
+            .map(|&(range, country, city, asn, org)| {
+                (range.into(), country.into(), city.into(), asn, org.into())
+            })
+            .collect();
+        write_rows(dir, rows)
+    }
+
+    /// Writes databases of `networks` /24 networks (at most 2^24) from 1.0.0.0 up, in 40
+    /// countries, 5,000 cities and 1,000 autonomous systems, every 198.51.0.0/16 network (the
+    /// benchmark's addresses) among them: a lookup walks as deep a tree as in a real City
+    /// database, with smaller records.
+    pub fn write_synthetic(dir: &Path, networks: u32) -> std::io::Result<(PathBuf, PathBuf)> {
+        const COUNTRIES: [&str; 40] = [
+            "US", "DE", "FR", "GB", "JP", "CN", "IN", "BR", "RU", "CA", "AU", "IT", "ES", "NL",
+            "SE", "PL", "KR", "MX", "AR", "ZA", "NG", "EG", "TR", "ID", "VN", "TH", "PH", "UA",
+            "RO", "CZ", "PT", "GR", "HU", "AT", "CH", "BE", "DK", "FI", "NO", "IE",
+        ];
+        let benched = 198 << 16 | 51 << 8;
+        let prefixes = (1u32 << 16..)
+            .take(networks.min(1 << 24) as usize)
+            .filter(|p| p >> 8 != benched >> 8)
+            .chain((0..256).map(|i| benched | i));
+        let rows = prefixes
+            .enumerate()
+            .map(|(i, p)| {
+                let asn = 64_512 + (i % 1000) as u32;
+                (
+                    format!("{}/24", std::net::Ipv4Addr::from(p << 8)),
+                    COUNTRIES[i % COUNTRIES.len()].to_owned(),
+                    format!("City {}", i % 5000),
+                    asn,
+                    format!("Network {asn}"),
+                )
+            })
+            .collect();
+        write_rows(dir, rows)
+    }
+
+    fn write_rows(dir: &Path, rows: Vec<Row>) -> std::io::Result<(PathBuf, PathBuf)> {
         let city = dir.join("GeoLite2-City.mmdb");
         let asn = dir.join("GeoLite2-ASN.mmdb");
-        write_one(&city, "GeoLite2-City", |&(_, country, city, _, _)| City {
-            city: Place {
-                names: Names { en: city },
+        write_one(
+            &city,
+            "GeoLite2-City",
+            &rows,
+            |(_, country, city, _, _)| (country.clone(), city.clone()),
+            |(country, city)| City {
+                city: Place {
+                    names: Names { en: city.clone() },
+                },
+                country: Country {
+                    iso_code: country.clone(),
+                    names: Names {
+                        en: country.clone(),
+                    },
+                },
             },
-            country: Country {
-                iso_code: country,
-                names: Names { en: country },
+        )?;
+        write_one(
+            &asn,
+            "GeoLite2-ASN",
+            &rows,
+            |(_, _, _, number, org)| (number.to_string(), org.clone()),
+            |(number, org)| Asn {
+                autonomous_system_number: number.parse().expect("written as a number"),
+                autonomous_system_organization: org.clone(),
             },
-        })?;
-        write_one(&asn, "GeoLite2-ASN", |&(_, _, _, number, org)| Asn {
-            autonomous_system_number: number,
-            autonomous_system_organization: org,
-        })?;
+        )?;
         Ok((city, asn))
     }
 
-    type Row = (&'static str, &'static str, &'static str, u32, &'static str);
-
+    /// Writes one database: each row's record (`key` names the record, stored once).
     fn write_one<T: Serialize>(
         path: &Path,
         kind: &str,
-        record: impl Fn(&Row) -> T,
+        rows: &[Row],
+        key: impl Fn(&Row) -> (String, String),
+        record: impl Fn(&(String, String)) -> T,
     ) -> std::io::Result<()> {
         let bad = |e: maxminddb_writer::Error| std::io::Error::other(e.to_string());
         let mut db = Database::default();
@@ -179,8 +239,17 @@ pub mod fixture {
         db.metadata.binary_format_major_version = 2;
         db.metadata.languages = vec!["en".into()];
         db.metadata.description = HashMap::from([("en".to_owned(), format!("{kind} test data"))]);
-        for row in NETWORKS {
-            let data = db.insert_value(record(row)).map_err(bad)?;
+        let mut stored = HashMap::new();
+        for row in rows {
+            let k = key(row);
+            let data = match stored.get(&k) {
+                Some(d) => *d,
+                None => {
+                    let d = db.insert_value(record(&k)).map_err(bad)?;
+                    stored.insert(k, d);
+                    d
+                }
+            };
             // An IPv6 database holds IPv4 networks under ::/96, where readers look for them.
             let range = match row.0.split_once('/') {
                 Some((addr, bits)) if !addr.contains(':') => {
@@ -189,7 +258,7 @@ pub mod fixture {
                         96 + bits.parse::<u8>().expect("a prefix length")
                     )
                 }
-                _ => row.0.to_owned(),
+                _ => row.0.clone(),
             };
             let range: IpAddrWithMask = range
                 .parse()
@@ -222,6 +291,16 @@ mod tests {
         );
         assert_eq!(geo.lookup("10.0.0.1"), None);
         assert_eq!(geo.lookup("not an address"), None);
+        let big = tempfile::tempdir().unwrap();
+        let (big_city, big_asn) = fixture::write_synthetic(big.path(), 10_000).unwrap();
+        let big = GeoIp::open(Some(&big_city), Some(&big_asn)).unwrap();
+        let benched = big.lookup("198.51.7.9").unwrap();
+        assert!(
+            benched.country.is_some() && benched.asn.is_some(),
+            "{benched:?}"
+        );
+        assert!(big.lookup("1.0.3.4").is_some());
+        assert_eq!(big.lookup("223.1.1.1"), None);
         let country_only = GeoIp::open(Some(&city), None).unwrap();
         assert_eq!(country_only.lookup("198.51.100.1").unwrap().asn, None);
         assert!(!GeoIp::default().is_on());

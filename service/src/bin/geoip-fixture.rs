@@ -1,15 +1,29 @@
-//! Writes the test GeoIP databases (`service::network::fixture`) into a directory, for the
-//! browser tests' server: `geoip-fixture DIR` prints the City and ASN databases' paths.
+//! Writes test GeoIP databases (`service::network::fixture`) into a directory and prints their
+//! paths (City, then ASN): `geoip-fixture DIR` the browser tests' four documentation ranges;
+//! `geoip-fixture DIR --synthetic N` N /24 networks, for benchmarks.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use service::network::fixture;
+
 fn main() -> ExitCode {
-    let Some(dir) = std::env::args().nth(1) else {
-        eprintln!("usage: geoip-fixture DIR");
-        return ExitCode::from(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let written = match args.as_slice() {
+        [dir] => fixture::write(Path::new(dir)),
+        [dir, flag, n] if flag == "--synthetic" => match n.parse() {
+            Ok(n) => fixture::write_synthetic(Path::new(dir), n),
+            Err(_) => {
+                eprintln!("geoip-fixture: --synthetic takes a number of networks");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("usage: geoip-fixture DIR [--synthetic NETWORKS]");
+            return ExitCode::from(2);
+        }
     };
-    match service::network::fixture::write(Path::new(&dir)) {
+    match written {
         Ok((city, asn)) => {
             println!("{}\n{}", city.display(), asn.display());
             ExitCode::SUCCESS
