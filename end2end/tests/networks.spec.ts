@@ -37,7 +37,7 @@ test('the network column, country filter, anomaly counts and ending the anomalou
   await expect(row('ana').first().locator('td.network .asn')).toContainText('AS');
   await page.screenshot({ path: 'test-results/networks-column.png', fullPage: true });
 
-  await page.getByLabel('Country').fill('fr');
+  await page.getByLabel('Country', { exact: true }).fill('fr');
   await page.getByRole('button', { name: 'Search' }).click();
   await expect(page.locator('.pager .summary')).toHaveText('Showing 1–1 of 1');
   await expect(row('ana').locator('td.network .place')).toHaveText('Paris, FR');
@@ -72,10 +72,25 @@ test('the network column, country filter, anomaly counts and ending the anomalou
   expect(left.body.total_count).toBe(3);
   expect(left.body.results.some((s: any) => s.sid === ben.sid)).toBe(false);
 
+  // The history keeps where the ended session was, who ended it and why.
+  await page.goto('/ended?realm=e2e-geo');
+  await hydrated(page);
+  const gone = page.locator(`tr[data-sid="${ben.sid}"]`);
+  await expect(gone.locator('td.ip .place').first()).toHaveText('New York, US');
+  await expect(gone.locator('td.ip .moved-to')).toContainText('203.0.113.77');
+  await expect(gone.locator('td.ending .why')).toHaveText('impossible travel');
+  await page.screenshot({ path: 'test-results/networks-ended.png', fullPage: true });
+
   // The spread is now Ana's alone.
   await page.goto('/?realm=e2e-geo&anomaly=country_spread');
   await hydrated(page);
   await expect(page.locator('.pager .summary')).toHaveText('Showing 1–2 of 2');
+
+  // A session's own page says where it is.
+  const paris = left.body.results.find((s: any) => s.ip === '198.51.100.10');
+  await page.goto(`/sessions/e2e-geo/${paris.sid}`);
+  await hydrated(page);
+  await expect(page.locator('.detail dd', { hasText: 'Paris, FR' })).toContainText('AS3215 Orange S.A.');
 });
 
 test('a malformed country says which filter is wrong', async ({ page }) => {

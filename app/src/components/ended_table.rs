@@ -57,8 +57,8 @@ fn row(e: EndedSession, now: DateTime<Utc>) -> impl IntoView {
                 {(e.last_ip.is_some() && e.last_ip != e.ip).then(|| view! {
                     <span class="moved-to" title="The address of the latest refresh">
                         "→ "{e.last_ip.clone().unwrap_or_default()}
-                        {e.last_network.clone().map(|n| view! { <NetworkLabel network=Some(n)/> })}
                     </span>
+                    {e.last_network.clone().map(|n| view! { <div class="moved-network"><NetworkLabel network=Some(n)/></div> })}
                 })}
             </td>
             <td>{when(e.created_at)}</td>
