@@ -338,6 +338,12 @@ fn constrain(name: &str, schema: &mut Schema) {
                 .map(|f| f.name)
                 .filter(|name| o.properties.contains_key(*name))
                 .collect();
+            // `window_hours` qualifies `anomaly`: alone it names no sessions.
+            let selecting: Vec<&str> = filters
+                .iter()
+                .copied()
+                .filter(|f| *f != "window_hours")
+                .collect();
             let by_sids = filters
                 .iter()
                 .fold(
@@ -354,7 +360,7 @@ fn constrain(name: &str, schema: &mut Schema) {
                         .build(),
                 ))
                 .item(Schema::AnyOf(
-                    filters
+                    selecting
                         .iter()
                         .fold(AnyOfBuilder::new(), |b, f| {
                             b.item(present(&[f], Type::String))

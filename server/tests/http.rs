@@ -1771,7 +1771,7 @@ async fn networks_place_sessions_follow_refreshes_and_feed_anomaly_removals(stor
     for (q, field) in [
         ("country=DEU", "country"),
         ("asn=ASX", "asn"),
-        ("window_hours=9", "window_hours"),
+        ("anomaly=country_spread&window_hours=721", "window_hours"),
     ] {
         let (s, v) = count(q).await;
         assert_eq!(

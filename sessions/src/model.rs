@@ -429,9 +429,12 @@ pub struct SessionFilters {
         param(pattern = r"^(|country_spread|new_device|country_changed)$")
     )]
     pub anomaly: Option<String>,
-    /// With anomaly=country_spread: the window in hours, 1 to 720 (empty: 24)
+    /// With anomaly=country_spread: the window in hours, 1 to 720 (empty: 24); without it, no effect
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", param(pattern = r"^([0-9]{1,3})?$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        param(pattern = r"^(|[1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)$")
+    )]
     pub window_hours: Option<String>,
 }
 
@@ -582,6 +585,16 @@ impl SessionFilters {
         *self == Self::default()
     }
 
+    /// Whether a filter that selects sessions is given (`window_hours` only qualifies the
+    /// `anomaly` filter).
+    pub fn selects(&self) -> bool {
+        *self
+            != SessionFilters {
+                window_hours: self.window_hours.clone(),
+                ..Default::default()
+            }
+    }
+
     /// Whether a filter other than the exact ids (`subject_id`, `sid`) is given: the sessions
     /// are then selected by a range or a property (an address range, creation times, a client,
     /// …), not only as one subject's or one session.
@@ -722,9 +735,13 @@ pub struct EndSessions {
         schema(pattern = r"^(country_spread|new_device|country_changed)$")
     )]
     pub anomaly: Option<String>,
-    /// With `anomaly` country_spread: the window in hours, 1 to 720 (default 24).
+    /// With `anomaly` country_spread: the window in hours, 1 to 720 (default 24); it names no
+    /// sessions by itself.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{1,3}$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)$")
+    )]
     pub window_hours: Option<String>,
     /// Limits token and consent revocation and notifications to these clients (each not
     /// blank, 1 to 255 bytes, no control characters).

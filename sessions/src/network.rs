@@ -78,13 +78,14 @@ pub fn country_code(text: &str) -> Option<String> {
         .then(|| text.to_ascii_uppercase())
 }
 
-/// An autonomous system filter's value: `3320` or `AS3320` (any case).
-pub fn asn(text: &str) -> Option<u32> {
+/// An autonomous system filter's value: `3320` or `AS3320` (any case), at most 10 digits (a
+/// number past 32 bits names no autonomous system, so it matches none).
+pub fn asn(text: &str) -> Option<u64> {
     let digits = match text.get(..2) {
         Some(p) if p.eq_ignore_ascii_case("as") => &text[2..],
         _ => text,
     };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
@@ -100,7 +101,7 @@ pub fn parse_country(field: &str, text: &str) -> Result<String> {
 }
 
 /// Checks an autonomous system filter's value.
-pub fn parse_asn(field: &str, text: &str) -> Result<u32> {
+pub fn parse_asn(field: &str, text: &str) -> Result<u64> {
     asn(text).ok_or_else(|| {
         SessionError::invalid(format!(
             "{field} '{text}' is not an autonomous system number (expected digits, such as 3320 or AS3320)"
@@ -133,6 +134,7 @@ mod tests {
         assert_eq!(asn("3320"), Some(3320));
         assert_eq!(asn("AS"), None);
         assert_eq!(asn("+3320"), None);
+        assert_eq!(asn("6483000109"), Some(6_483_000_109), "matches none");
         assert_eq!(asn("99999999999"), None);
         assert!(parse_country("country", "xyz")
             .unwrap_err()

@@ -181,7 +181,7 @@ pub fn removal_filter(r: &EndSessions) -> Result<Option<SessionQuery>> {
         not_blank("sids entry", sid)?;
         text("sids entry", sid)?;
     }
-    let has_filter = !filters.is_empty();
+    let has_filter = filters.selects();
     if r.sids.is_empty() && !has_filter {
         return Err(SessionError::invalid(
             "name the sessions to end with sids or filters (subject_id, sid, ip, created_after, created_before, browser, os, device_type, country, asn, anomaly); to end every session of the realm use end-all",

@@ -37,7 +37,7 @@ pub struct Filters {
     /// The country the sign-in's or the latest address's network must be in (tested in-row).
     pub country: Option<String>,
     /// The autonomous system the sign-in's or the latest address's network must be in.
-    pub asn: Option<u32>,
+    pub asn: Option<u64>,
     /// What must look wrong about the session.
     pub anomaly: Option<AnomalyFilter>,
 }
@@ -171,12 +171,8 @@ impl Filters {
             })?,
             None => anomaly::DEFAULT_WINDOW_HOURS,
         };
+        // A window without a spread to look for selects nothing more.
         let Some(anomaly) = choice("anomaly", &q.anomaly, Anomaly::parse)? else {
-            if non_empty(&q.window_hours).is_some() {
-                return Err(SessionError::invalid(
-                    "window_hours applies only with anomaly=country_spread",
-                ));
-            }
             return Ok(None);
         };
         Ok(Some(AnomalyFilter {
@@ -230,7 +226,7 @@ impl Filters {
             })
             && self
                 .asn
-                .is_none_or(|a| s.networks().any(|n| n.asn == Some(a)))
+                .is_none_or(|a| s.networks().any(|n| n.asn.map(u64::from) == Some(a)))
             && self.anomaly.as_ref().is_none_or(|a| a.admits(s))
     }
 
