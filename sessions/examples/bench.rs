@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeDelta, Utc};
 use sessions::store::{dir_lock, DueCursor, SessionStore, SledStoreV2};
 use sessions::{
-    ClientRegistration, EndAllSessions, EndSessions, GrantKind, NewGrant, NewSession,
+    ClientRegistration, EndAllSessions, EndSessions, GrantKind, Network, NewGrant, NewSession,
     RealmSettingsUpdate, SessionQuery, SortKey,
 };
 
@@ -29,6 +29,7 @@ const LAST: &[&str] = &[
     "Schmidt", "Tanaka", "Weber",
 ];
 const CLIENTS: &[&str] = &["portal", "mail", "crm", "mobile-app", "billing", "wiki"];
+const COUNTRIES: &[&str] = &["US", "DE", "FR", "GB", "JP", "BR", "IN", "NL"];
 
 /// Small deterministic generator, so runs are comparable.
 struct Rng(u64);
@@ -152,7 +153,17 @@ async fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
                             };
                             let at = start
                                 + TimeDelta::milliseconds((i * 2 + thread as usize) as i64 * 50);
-                            let c = store.create_session("bench", &new, at).await.unwrap();
+                            // Placed as a GeoIP database would place it.
+                            let network = Network {
+                                country: Some(rng.pick(COUNTRIES).to_owned()),
+                                city: Some(format!("City {}", rng.next() % 500)),
+                                asn: Some(64_512 + (rng.next() % 200) as u32),
+                                asn_org: Some(format!("Network {}", rng.next() % 200)),
+                            };
+                            let c = store
+                                .create_located_session("bench", &new, Some(network), at)
+                                .await
+                                .unwrap();
                             out.push(Row(c.token, c.session.sid));
                         }
                         out
@@ -390,8 +401,28 @@ async fn run(n: usize, path: &std::path::Path, store: Arc<SledStoreV2>) {
             q(&|q| q.filters.sid = Some(rows[rows.len() / 2].1.clone())),
         ),
     ];
-    for (name, query) in cases {
-        let (p50, p99, total) = time_queries(&*store, &query, 50).await;
+    // Anomalies comparing a subject's sessions read the realm: timed on fewer runs.
+    let anomaly = |a: &str| q(&|q| q.filters.anomaly = Some(a.into()));
+    let cases: Vec<(&str, SessionQuery, usize)> = cases
+        .into_iter()
+        .map(|(name, query)| (name, query, 50))
+        .chain([
+            (
+                "country 'DE'",
+                q(&|q| q.filters.country = Some("DE".into())),
+                50,
+            ),
+            ("anomaly country_changed", anomaly("country_changed"), 5),
+            (
+                "anomaly country_spread (24 h)",
+                anomaly("country_spread"),
+                3,
+            ),
+            ("anomaly new_device", anomaly("new_device"), 3),
+        ])
+        .collect();
+    for (name, query, runs) in cases {
+        let (p50, p99, total) = time_queries(&*store, &query, runs).await;
         table.push((
             format!("query: {name} (total {total})"),
             format!("p50 {p50:.2?}  p99 {p99:.2?}"),
