@@ -459,7 +459,8 @@ mod tests {
                                 &client_id=crm&ip=203.0.113.0%2F24\
                                 &created_after=2026-03-01T14%3A02\
                                 &created_before=2026-03-02T00%3A00%3A00Z\
-                                &browser=firefox&os=windows&device_type=desktop&count=25\
+                                &browser=firefox&os=windows&device_type=desktop&country=DE\
+                                &asn=AS3320&anomaly=country_spread&window_hours=48&count=25\
                                 &sort=created&results_token=t&prior=true";
 
     fn full_listing() -> ListParams {
@@ -476,6 +477,10 @@ mod tests {
                 ("browser", "firefox".into()),
                 ("os", "windows".into()),
                 ("device_type", "desktop".into()),
+                ("country", "DE".into()),
+                ("asn", "AS3320".into()),
+                ("anomaly", "country_spread".into()),
+                ("window_hours", "48".into()),
             ]
             .into(),
             count: Some(25),

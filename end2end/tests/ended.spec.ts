@@ -60,7 +60,7 @@ test('the Ended view shows a revoked session with its actor, reason and what eac
     const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Export CSV' }).click()]);
     expect(csv.suggestedFilename()).toBe('ended-sessions-e2e-ended.csv');
     const lines = fs.readFileSync(await csv.path(), 'utf8').trimEnd().split('\n');
-    expect(lines[0]).toBe('sid,subject_id,display_name,ip,last_ip,country,last_country,browser,os,device_type,created_at,last_access_at,ended_at,how,actor,reason,client_ids,notices');
+    expect(lines[0]).toBe('sid,subject_id,display_name,ip,browser,os,device_type,created_at,last_access_at,ended_at,how,actor,reason,client_ids,notices,last_ip,country,last_country');
     expect(lines.length).toBe(3);
     expect(lines.find((l) => l.startsWith(victim.body.sid))).toContain(',revoked,admin:admin,phishing report 42,shop wiki,delivered not_sent');
 

@@ -12,3 +12,6 @@ ALTER TABLE ended_sessions
     ADD COLUMN network jsonb,
     ADD COLUMN last_ip text,
     ADD COLUMN last_network jsonb;
+-- (The new-device filter finds a subject's ended sessions by `ended_sessions_by_subject`: a
+-- subject's history is bounded by the retention period, and one more index would cost every
+-- ended session its bytes.)

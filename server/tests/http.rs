@@ -1657,13 +1657,13 @@ async fn ended_sessions_say_how_who_and_what_each_client_heard(store: Store) {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "sid,subject_id,display_name,ip,last_ip,country,last_country,browser,os,device_type,created_at,last_access_at,ended_at,how,actor,reason,client_ids,notices"
+        "sid,subject_id,display_name,ip,browser,os,device_type,created_at,last_access_at,ended_at,how,actor,reason,client_ids,notices,last_ip,country,last_country"
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "{csv}");
     assert!(rows[0].starts_with(&revoked), "{csv}");
     assert!(
-        rows[0].ends_with(",revoked,api-key:ops,phished,crm wiki,pending not_sent"),
+        rows[0].contains(",revoked,api-key:ops,phished,crm wiki,pending not_sent,"),
         "{csv}"
     );
     let (s, _, jsonl) = srv
@@ -1701,7 +1701,12 @@ async fn networks_place_sessions_follow_refreshes_and_feed_anomaly_removals(stor
     let (city, asn) = service::network::fixture::write(dir.path()).unwrap();
     let (city, asn) = (city.to_str().unwrap(), asn.to_str().unwrap());
     let srv = Server::start_with(store, &["--geoip-db", city, "--asn-db", asn]).await;
-    srv.realm("geo").await;
+    // Every refresh written, so each one from a new address is kept at once.
+    let every = json!({"latest_access_update_interval_secs": 0});
+    let (s, v) = srv
+        .root(Method::PUT, "/api/v1/realms/geo", Some(every))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let create = |subject: &'static str, ip: &'static str| {
         let srv = &srv;
         async move {
@@ -1737,6 +1742,18 @@ async fn networks_place_sessions_follow_refreshes_and_feed_anomaly_removals(stor
     assert_eq!(v["session"]["last_ip"], "192.0.2.9", "{v}");
     assert_eq!(v["session"]["last_network"]["country"], "US", "{v}");
     assert_eq!(v["session"]["network"]["country"], "DE", "{v}");
+    // Without a refresh the address is not news.
+    let look =
+        json!({"token": paris["token"], "ip": "192.0.2.10", "refresh": false, "fields": "full"});
+    let (s, v) = srv
+        .root(
+            Method::POST,
+            "/api/v1/realms/geo/sessions/validate",
+            Some(look),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["session"]["last_ip"], "198.51.100.4", "{v}");
     let bad = json!({"token": berlin["token"], "ip": "203.0.113.4\u{0007}"});
     let (s, v) = srv
         .root(

@@ -29,9 +29,10 @@ pub struct ValidateRequest {
     /// only the properties the realm's whitelist names.
     #[serde(default)]
     pub fields: ValidateFields,
-    /// The address the holder's request came from. A refresh from another address than the
-    /// session's latest keeps it as `last_ip`, placed (`last_network`) when the server has GeoIP
-    /// databases. At most 255 bytes, no control characters.
+    /// The address the holder's request came from. A refresh written (at most once per the
+    /// realm's update interval) from another address than the session's latest keeps it as
+    /// `last_ip`, placed (`last_network`) when the server has GeoIP databases. At most 255
+    /// bytes, no control characters.
     #[serde(default)]
     #[schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub ip: Option<String>,

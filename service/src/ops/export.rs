@@ -183,9 +183,6 @@ pub const ENDED_CSV_COLUMNS: [&str; 18] = [
     "subject_id",
     "display_name",
     "ip",
-    "last_ip",
-    "country",
-    "last_country",
     "browser",
     "os",
     "device_type",
@@ -197,6 +194,9 @@ pub const ENDED_CSV_COLUMNS: [&str; 18] = [
     "reason",
     "client_ids",
     "notices",
+    "last_ip",
+    "country",
+    "last_country",
 ];
 
 impl ExportRow for EndedSession {
@@ -221,9 +221,6 @@ impl ExportRow for EndedSession {
             e.subject_id.clone(),
             e.display_name.clone().unwrap_or_default(),
             e.ip.clone().unwrap_or_default(),
-            e.last_ip.clone().unwrap_or_default(),
-            country(&e.network),
-            country(&e.last_network),
             browser,
             os,
             device_type,
@@ -235,6 +232,9 @@ impl ExportRow for EndedSession {
             e.reason.clone().unwrap_or_default(),
             clients.join(" "),
             notices.join(" "),
+            e.last_ip.clone().unwrap_or_default(),
+            country(&e.network),
+            country(&e.last_network),
         ]
     }
 }

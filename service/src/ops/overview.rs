@@ -55,11 +55,16 @@ impl SessionService {
         }
     }
 
-    /// How many sessions have each anomaly. Unlike the overview's figures these read the
-    /// realm's sessions (and, for new devices, its history): the dashboard loads them apart.
+    /// How many sessions have each anomaly (those about countries only when a GeoIP database
+    /// places addresses). Unlike the overview's figures these read the realm's sessions (and,
+    /// for new devices, its history): the dashboard loads them apart.
     pub async fn anomaly_counts(&self, realm: &str) -> Result<Vec<AnomalyCount>> {
         let mut out = Vec::with_capacity(Anomaly::ALL.len());
+        let placed = self.places_addresses();
         for a in Anomaly::ALL {
+            if a != Anomaly::NewDevice && !placed {
+                continue;
+            }
             let q = SessionQuery {
                 count: Some(1),
                 ..SessionQuery::from(SessionFilters {

@@ -15,6 +15,14 @@ use crate::admins::ADMIN_REALM;
 use crate::roles::Permission;
 use crate::{to_the_end, Actor, SessionService};
 
+/// An address in one text form: an IPv4-mapped IPv6 address as IPv4, IPv6 in its shortest
+/// lower-case form; text that is no address as given.
+fn canonical_address(ip: &str) -> String {
+    ip.parse::<std::net::IpAddr>()
+        .map(|a| a.to_canonical().to_string())
+        .unwrap_or_else(|_| ip.to_owned())
+}
+
 impl SessionService {
     /// Starts a session; its token is in the answer and nowhere else.
     pub async fn create_session(&self, realm: &str, new: NewSession) -> Result<CreatedSession> {
@@ -42,24 +50,31 @@ impl SessionService {
         if let Some(ip) = from {
             validate::text("ip", ip)?;
         }
-        let valid = self
-            .store
-            .validate(realm, token, refresh, Utc::now())
-            .await?;
-        // A refresh from an address other than the latest: kept beside the sign-in's.
-        match (valid, from) {
-            (Some(s), Some(ip)) if refresh && s.last_ip.as_deref() != Some(ip) => {
-                let last = LastAddress {
-                    ip: ip.to_owned(),
-                    network: self.geoip.lookup(ip),
-                };
-                let (store, realm, sid) = (self.store.clone(), realm.to_owned(), s.sid.clone());
-                let moved =
-                    to_the_end(async move { store.note_address(&realm, &sid, &last).await })
-                        .await?;
-                Ok(Some(moved.unwrap_or(s)))
+        let now = Utc::now();
+        let valid = self.store.validate(realm, token, refresh, now).await?;
+        let (Some(session), Some(ip)) = (&valid, from) else {
+            return Ok(valid);
+        };
+        // A refresh written now (at most once per the realm's update interval) from an address
+        // other than the latest: that address is kept beside the sign-in's.
+        let ip = canonical_address(ip);
+        let written = session.last_access_at.timestamp_millis() == now.timestamp_millis();
+        let latest = session.last_ip.as_deref().map(canonical_address);
+        if !refresh || !written || latest.as_deref() == Some(ip.as_str()) {
+            return Ok(valid);
+        }
+        let last = LastAddress {
+            network: self.geoip.lookup(&ip),
+            ip,
+        };
+        let (store, realm, sid) = (self.store.clone(), realm.to_owned(), session.sid.clone());
+        match to_the_end(async move { store.note_address(&realm, &sid, &last).await }).await {
+            Ok(moved) => Ok(moved.or(valid)),
+            // The validation stands: the address waits for the next refresh.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record a session's new address");
+                Ok(valid)
             }
-            (valid, _) => Ok(valid),
         }
     }
 

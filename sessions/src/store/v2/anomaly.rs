@@ -8,7 +8,7 @@ use super::super::keys::{RealmId, Sid};
 use super::super::query::Filters;
 use super::super::record::StoredSession;
 use super::ended::EndedRecord;
-use super::layout::{EndedKey, Timeline};
+use super::layout::{Attr, EndedKey, EndedSubjectKey, Timeline};
 use super::SledStoreV2;
 use crate::anomaly::{Anomaly, NEW_DEVICE_LOOKBACK_MS};
 use crate::device::Device;
@@ -20,32 +20,86 @@ impl SledStoreV2 {
         let Some(a) = filters.anomaly.as_mut() else {
             return Ok(());
         };
+        // Anomalies are a subject's: with a subject filter, only its sessions are read.
+        let subject = filters.subject.as_deref();
         a.found = match a.anomaly {
             Anomaly::CountryChanged => return Ok(()),
-            Anomaly::CountrySpread => Some(self.country_spread(realm, a.since_ms)?),
-            Anomaly::NewDevice => Some(self.new_devices(realm)?),
+            Anomaly::CountrySpread => Some(self.country_spread(realm, subject, a.since_ms)?),
+            Anomaly::NewDevice => Some(self.new_devices(realm, subject)?),
         };
         Ok(())
     }
 
-    /// Every live session of the realm, in creation order.
-    fn each_session(&self, realm: RealmId, mut f: impl FnMut(StoredSession)) -> Result<()> {
+    /// Every live session of the realm (or of one subject), in creation order.
+    fn each_session(
+        &self,
+        realm: RealmId,
+        subject: Option<&str>,
+        mut f: impl FnMut(StoredSession),
+    ) -> Result<()> {
+        let bad = || SessionError::Storage("bad session key".into());
+        if let Some(subject) = subject {
+            let entries = Timeline::attr(realm, Attr::Subject, subject);
+            for k in self.tree.range(entries.all()).keys() {
+                let (created, sid) = entries.position(&k?).ok_or_else(bad)?;
+                if let Some(s) = self.load_at(realm, created, &sid)? {
+                    f(s);
+                }
+            }
+            return Ok(());
+        }
         let records = Timeline::records(realm);
         for item in self.tree.range(records.all()) {
             let (k, v) = item?;
-            let (created, sid) = records
-                .position(&k)
-                .ok_or_else(|| SessionError::Storage("bad session key".into()))?;
+            let (created, sid) = records.position(&k).ok_or_else(bad)?;
             f(self.decode(created, &sid, &v)?);
+        }
+        Ok(())
+    }
+
+    /// Every history entry of the realm (or of one subject).
+    fn each_ended(
+        &self,
+        realm: RealmId,
+        subject: Option<&str>,
+        mut f: impl FnMut(EndedRecord),
+    ) -> Result<()> {
+        let Some(subject) = subject else {
+            for item in self.tree.scan_prefix(EndedKey::prefix(realm)) {
+                f(EndedRecord::decode(&item?.1)?);
+            }
+            return Ok(());
+        };
+        for k in self
+            .tree
+            .scan_prefix(EndedSubjectKey::prefix(realm, subject))
+            .keys()
+        {
+            let k = k?;
+            let entry = EndedSubjectKey::decode(&k)
+                .ok_or_else(|| SessionError::Storage("bad ended subject key".into()))?;
+            let key = EndedKey {
+                realm,
+                ended_ms: entry.ended_ms,
+                sid: entry.sid,
+            };
+            if let Some(rec) = self.ended_record(&key)? {
+                f(rec);
+            }
         }
         Ok(())
     }
 
     /// The sessions used since `since_ms` of each subject whose sessions used since then are in
     /// two or more countries.
-    fn country_spread(&self, realm: RealmId, since_ms: i64) -> Result<HashSet<Sid>> {
+    fn country_spread(
+        &self,
+        realm: RealmId,
+        subject: Option<&str>,
+        since_ms: i64,
+    ) -> Result<HashSet<Sid>> {
         let mut subjects: HashMap<String, (HashSet<String>, Vec<Sid>)> = HashMap::new();
-        self.each_session(realm, |s| {
+        self.each_session(realm, subject, |s| {
             if s.last_access_ms < since_ms {
                 return;
             }
@@ -66,10 +120,10 @@ impl SledStoreV2 {
 
     /// The live sessions whose browser and OS none of the subject's other sessions (live or
     /// ended) that started in the 30 days before them used, when there were any.
-    fn new_devices(&self, realm: RealmId) -> Result<HashSet<Sid>> {
+    fn new_devices(&self, realm: RealmId, subject: Option<&str>) -> Result<HashSet<Sid>> {
         // Per subject: (created, browser and OS, the sid of a live session).
         let mut subjects: HashMap<String, Vec<(i64, u32, Option<Sid>)>> = HashMap::new();
-        self.each_session(realm, |s| {
+        self.each_session(realm, subject, |s| {
             if let Some(d) = Device::of(s.user_agent.as_deref()) {
                 subjects.entry(s.subject_id).or_default().push((
                     s.created_ms,
@@ -78,9 +132,7 @@ impl SledStoreV2 {
                 ));
             }
         })?;
-        for item in self.tree.scan_prefix(EndedKey::prefix(realm)) {
-            let (_, v) = item?;
-            let rec = EndedRecord::decode(&v)?;
+        self.each_ended(realm, subject, |rec| {
             if let (Some(code), Some(seen)) = (rec.device, subjects.get_mut(&rec.subject_id)) {
                 seen.push((
                     rec.created_ms,
@@ -88,7 +140,7 @@ impl SledStoreV2 {
                     None,
                 ));
             }
-        }
+        })?;
         let mut found = HashSet::new();
         for mut seen in subjects.into_values() {
             seen.sort_unstable_by_key(|e| e.0);

@@ -83,8 +83,9 @@ use realms::RealmEntry;
 use record::Interner;
 
 /// The layout version this code writes: 2 is one tree with the records as the creation-order
-/// index, 3 adds the client-address index.
-pub const LAYOUT_VERSION: u32 = 4;
+/// index, 3 adds the client-address index, 4 the device counters, 5 networks in records and
+/// history entries (nothing to rewrite: the version keeps older servers from reading them).
+pub const LAYOUT_VERSION: u32 = 5;
 /// The tree every key of the v2 layout lives in.
 const TREE: &str = "sessions_v2";
 /// sled's page cache: enough for the indexes' upper levels and the hot records at a million

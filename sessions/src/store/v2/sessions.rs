@@ -403,8 +403,12 @@ impl SledStoreV2 {
         let Some(sid) = parse_sid(sid) else {
             return Ok(None);
         };
+        let last = LastAddress {
+            ip: last.ip.clone(),
+            network: last.network.clone().filter(|n| !n.is_empty()),
+        };
         let updated = self.modify(realm.id, &sid, |old| {
-            Ok(old.moved_to(last).then(|| {
+            Ok(old.moved_to(&last).then(|| {
                 let mut new = old.clone();
                 new.last = (new.ip.as_deref() != Some(&last.ip)).then(|| last.clone());
                 new
