@@ -1,7 +1,7 @@
 //! `server migrate-store`: copies the embedded store into a PostgreSQL database exactly — the
 //! same session ids and token hashes (tokens stay valid), grant ids, delivery and audit ids,
-//! realm numbers and results-token key (results tokens stay valid), and the activity counters
-//! still kept (compared bucket by bucket) — in batches, each insert
+//! realm numbers and results-token key (results tokens stay valid), the ended-session history,
+//! and the activity counters still kept (compared bucket by bucket) — in batches, each insert
 //! skipping what is there already, so running it again finishes an interrupted copy. At the end
 //! the counters are rebuilt from the rows and every count of both stores is compared.
 
@@ -12,7 +12,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use sessions::stats::Span;
 use sessions::store::{AccountStore, SessionStore, SledStore};
-use sessions::DeliveryStatus;
+use sessions::{DeliveryStatus, EndedQuery};
 use store_postgres::{PostgresStore, ROW_COUNTS};
 
 use crate::error::ServerError;
@@ -95,6 +95,22 @@ pub async fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), Serv
                     DeliveryStatus::Failed => "failed deliveries",
                 };
                 *copied.get_mut(status).expect("counted") += 1;
+            }
+        }
+        // The history, newest end first, as the store lists it.
+        let mut after = None;
+        loop {
+            let query = EndedQuery {
+                count: Some(BATCH as u32),
+                after: after.take(),
+                ..Default::default()
+            };
+            let page = source.ended_sessions(&r.name, &query).await?;
+            target.import_ended(&r.name, &page.results).await?;
+            *copied.get_mut("ended sessions").expect("counted") += page.results.len() as u64;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
             }
         }
         // The activity counters still kept, bucket by bucket.

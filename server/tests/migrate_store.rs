@@ -14,8 +14,8 @@ use sessions::stats::Span;
 use sessions::store::{DueCursor, SessionStore, SledStore};
 use sessions::AdminRole;
 use sessions::{
-    AttemptResult, ClientRegistration, EndSessions, GrantKind, GrantOwner, NewGrant, NewSession,
-    RealmSettingsUpdate, SessionQuery,
+    AttemptResult, ClientRegistration, EndSessions, EndedQuery, GrantKind, GrantOwner, NewGrant,
+    NewSession, RealmSettingsUpdate, SessionQuery,
 };
 use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
@@ -199,12 +199,23 @@ async fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_ne
         .list_grants("acme", &GrantOwner::Subject("user2".into()), t0())
         .await
         .unwrap();
+    let every_ended = EndedQuery {
+        count: Some(100),
+        ..Default::default()
+    };
+    let history = sled.ended_sessions("acme", &every_ended).await.unwrap();
+    assert_eq!(history.total_count, 4, "the four ended sessions");
     drop((keys, accounts, sled));
 
     let report = migrate(dir.path(), &url).await;
     assert!(report.contains("every count is equal"), "{report}");
 
     let copy = Arc::new(PostgresStore::open(&url).await.unwrap());
+    assert_eq!(
+        copy.ended_sessions("acme", &every_ended).await.unwrap(),
+        history,
+        "the history is copied, each client's notice with it"
+    );
     for (sid, token) in &tokens {
         let s = copy.validate("acme", token, false, t0()).await.unwrap();
         assert_eq!(s.map(|s| s.sid).as_ref(), Some(sid), "a token stays valid");

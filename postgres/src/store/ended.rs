@@ -21,7 +21,7 @@ use super::PostgresStore;
 const SEP: &str = "\u{1f}";
 
 /// The stored number of a way of ending: its place in [`EndReason::ALL`].
-fn how_number(how: EndReason) -> i16 {
+pub(crate) fn how_number(how: EndReason) -> i16 {
     EndReason::ALL.iter().position(|r| *r == how).unwrap_or(0) as i16
 }
 

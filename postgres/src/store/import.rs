@@ -7,12 +7,13 @@ use sessions::delivery::Delivery;
 use sessions::model::{AuditEntry, ClientRegistration};
 use sessions::stats::{Metric, Span, StatsBucket};
 use sessions::store::export::{ExportedGrant, ExportedRealm, ExportedSession};
-use sessions::{Result, SessionError};
+use sessions::{EndedSession, Result, SessionError};
 use uuid::Uuid;
 
 use super::check::RECOUNTS;
 use super::db::{db_run, db_write, R};
-use super::rows::{kind_number, status_number};
+use super::ended;
+use super::rows::{self, kind_number, status_number};
 use super::sessions::{insert, Arrival};
 use super::PostgresStore;
 
@@ -265,6 +266,58 @@ impl PostgresStore {
 
     /// Rows per table: sessions, grants, deliveries (and per status), audit entries, clients,
     /// API keys, administrators and signing keys, for comparing a copy with its source.
+    /// Adds ended sessions' history rows as listed by another store (each client's delivery
+    /// id kept: its notice is read from the delivery, copied too), skipping those there.
+    pub async fn import_ended(&self, realm: &str, entries: &[EndedSession]) -> Result<()> {
+        db_write!(self.db, async |tx| {
+            for e in entries {
+                let delivery_ids: Vec<Option<i64>> = e
+                    .clients
+                    .iter()
+                    .map(|c| c.delivery_id.map(|id| id as i64))
+                    .collect();
+                let delivery_ids = delivery_ids
+                    .iter()
+                    .any(Option::is_some)
+                    .then_some(delivery_ids);
+                let client_ids: Vec<&str> =
+                    e.clients.iter().map(|c| c.client_id.as_str()).collect();
+                let moved = e.last_ip.is_some() && e.last_ip != e.ip;
+                tx.execute(
+                    "INSERT INTO ended_sessions (realm, sid, subject_id, display_name, ip, device,
+                                                 created_at, last_access_at, ended_at, how, actor,
+                                                 reason, client_ids, delivery_ids, network,
+                                                 last_ip, last_network)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                             $16, $17)
+                     ON CONFLICT (realm, sid) DO NOTHING",
+                    &[
+                        &realm,
+                        &uuid(&e.sid)?,
+                        &e.subject_id,
+                        &e.display_name,
+                        &e.ip,
+                        &e.device.map(|d| d.code() as i32),
+                        &e.created_at,
+                        &e.last_access_at,
+                        &e.ended_at,
+                        &ended::how_number(e.how),
+                        &e.actor,
+                        &e.reason,
+                        &client_ids,
+                        &delivery_ids,
+                        &rows::network_json(e.network.as_ref()),
+                        &e.last_ip.as_ref().filter(|_| moved),
+                        &rows::network_json(e.last_network.as_ref()).filter(|_| moved),
+                    ],
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn row_counts(&self) -> Result<Vec<(String, u64)>> {
         db_run!(self.db, async |tx| {
             let row = tx
@@ -275,7 +328,8 @@ impl PostgresStore {
                             (SELECT count(*) FROM deliveries WHERE status = 1),
                             (SELECT count(*) FROM deliveries WHERE status = 2),
                             (SELECT count(*) FROM audit), (SELECT count(*) FROM api_keys),
-                            (SELECT count(*) FROM admins), (SELECT count(*) FROM signing_keys)",
+                            (SELECT count(*) FROM admins), (SELECT count(*) FROM signing_keys),
+                            (SELECT count(*) FROM ended_sessions)",
                     &[],
                 )
                 .await?;
@@ -290,7 +344,7 @@ impl PostgresStore {
 }
 
 /// What [`PostgresStore::row_counts`] counts, in its order.
-pub const ROW_COUNTS: [&str; 11] = [
+pub const ROW_COUNTS: [&str; 12] = [
     "realms",
     "clients",
     "sessions",
@@ -302,4 +356,5 @@ pub const ROW_COUNTS: [&str; 11] = [
     "API keys",
     "administrators",
     "signing keys",
+    "ended sessions",
 ];
