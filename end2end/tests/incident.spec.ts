@@ -74,7 +74,7 @@ test('export downloads the current query as CSV and JSON lines', async ({ page, 
   expect(csv.suggestedFilename()).toBe('sessions-e2e-exp.csv');
   const text = fs.readFileSync(await csv.path(), 'utf8');
   const lines = text.trimEnd().split('\n');
-  expect(lines[0]).toBe('sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent,browser,os,device_type');
+  expect(lines[0]).toBe('sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent,browser,os,device_type,country,city,asn,asn_org,last_ip,last_country');
   expect(lines.length).toBe(4);
   expect(lines.slice(1).every((l) => l.includes(',10.9.0.'))).toBe(true);
   expect(text).toContain('"User, ""0"""');

@@ -908,6 +908,7 @@ async fn openapi_document_matches_the_served_routes(store: Store) {
         ("POST", "/api/v1/realms/{realm}/sessions/logout-all"),
         ("GET", "/api/v1/realms/{realm}/sessions/export"),
         ("GET", "/api/v1/realms/{realm}/sessions/ended"),
+        ("GET", "/api/v1/realms/{realm}/sessions/anomalies"),
         ("GET", "/api/v1/realms/{realm}/sessions/ended/export"),
         ("PUT", "/api/v1/realms/{realm}"),
         ("GET", "/api/v1/realms/{realm}"),
@@ -1280,7 +1281,7 @@ async fn export_streams_every_match_as_csv_or_json_lines(store: Store) {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent,browser,os,device_type"
+        "sid,subject_id,display_name,created_at,last_access_at,idle_expires_at,expires_at,client_ids,ip,user_agent,browser,os,device_type,country,city,asn,asn_org,last_ip,last_country"
     );
     let sids: HashSet<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(sids.len(), 1100, "every session once");

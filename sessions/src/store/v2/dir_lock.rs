@@ -40,11 +40,15 @@ pub fn open_when_free<T>(
     mut open: impl FnMut() -> Result<T>,
 ) -> Result<T> {
     let deadline = Instant::now() + wait;
+    // The holder may let go between a failed open and the question: one more try then.
+    let mut tried_free = false;
     loop {
         match open() {
-            Err(_) if held(dir) && Instant::now() < deadline => {
+            Err(_) if Instant::now() < deadline && held(dir) => {
+                tried_free = false;
                 std::thread::sleep(Duration::from_millis(20))
             }
+            Err(_) if Instant::now() < deadline && !tried_free => tried_free = true,
             done => return done,
         }
     }
