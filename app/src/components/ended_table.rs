@@ -71,6 +71,7 @@ fn row(e: EndedSession, now: DateTime<Utc>) -> impl IntoView {
             <td class="clients">{clients}</td>
         </tr>
     }
+    .into_any()
 }
 
 /// Ended sessions, newest end first as given.

@@ -108,6 +108,8 @@ pub fn SessionTable(
                     <td class="device"><DeviceLabel device=s.device user_agent=s.user_agent.clone()/></td>
                 </tr>
             }
+            // A row's type erased: the page's view type stays within the compiler's depth limit.
+            .into_any()
         })
         .collect_view();
     view! {
