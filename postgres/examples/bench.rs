@@ -170,9 +170,30 @@ async fn history_bytes(url: &str) -> String {
         .await
         .unwrap();
     let (bytes, rows): (i64, i64) = (row.get(0), row.get(1));
+    // Each relation's share per row.
+    let parts = client
+        .query(
+            "SELECT c.relname, pg_relation_size(c.oid, 'main')::int8
+               FROM pg_class c
+              WHERE c.oid = 'ended_sessions'::regclass
+                 OR c.oid IN (SELECT indexrelid FROM pg_index
+                               WHERE indrelid = 'ended_sessions'::regclass)
+              ORDER BY 2 DESC",
+            &[],
+        )
+        .await
+        .unwrap();
+    let parts: Vec<String> = parts
+        .iter()
+        .map(|r| {
+            let (name, size): (String, i64) = (r.get(0), r.get(1));
+            format!("{name} {}", size / rows.max(1))
+        })
+        .collect();
     format!(
-        "{} B on disk (table and indexes, {rows} rows)",
-        bytes / rows.max(1)
+        "{} B on disk ({rows} rows: {})",
+        bytes / rows.max(1),
+        parts.join(", ")
     )
 }
 
