@@ -368,101 +368,36 @@ pub async fn anomaly_filters_find_spread_new_devices_and_changed_countries<B: Ba
     // The spread window counts back from the present.
     let now = Utc::now();
     let ago = |hours: i64| now - TimeDelta::hours(hours);
-    let de = || Some(place("DE", 3320));
-    let fr = || Some(place("FR", 3215));
-    // alice: Germany and France within the day, the first from an iPhone, new to her.
-    let (a1, _) = start(
-        &store,
-        "alice",
-        "203.0.113.1",
-        de(),
-        Some(FIREFOX_WINDOWS),
-        ago(30),
-    )
-    .await;
-    let (a2, _) = start(
-        &store,
-        "alice",
-        "203.0.113.1",
-        de(),
-        Some(FIREFOX_WINDOWS_NEWER),
-        ago(5),
-    )
-    .await;
-    let (a3, _) = start(
-        &store,
-        "alice",
-        "198.51.100.1",
-        fr(),
-        Some(SAFARI_IPHONE),
-        ago(2),
-    )
-    .await;
-    // bob: Germany twice; then his session moved to France (a changed country, and a spread).
-    let (b1, _) = start(
-        &store,
-        "bob",
-        "203.0.113.5",
-        de(),
-        Some(FIREFOX_WINDOWS),
-        ago(3),
-    )
-    .await;
-    let (b2, _) = start(
-        &store,
-        "bob",
-        "203.0.113.6",
-        de(),
-        Some(FIREFOX_WINDOWS),
-        ago(2),
-    )
-    .await;
+    let (de, fr) = (place("DE", 3320), place("FR", 3215));
+    // alice: Germany and France within the day; her iPhone is new to her.
+    // bob: Germany twice; then his second session moves to France (a changed country, a spread).
+    // carol: a Firefox session that ends (history) and another, then an iPhone: new; her only
+    // other country was used 50 hours ago (outside a day, inside three).
+    // dave: one session only: nothing to compare with.
+    let specs = [
+        ("alice", "203.0.113.1", &de, FIREFOX_WINDOWS, 30),
+        ("alice", "203.0.113.1", &de, FIREFOX_WINDOWS_NEWER, 5),
+        ("alice", "198.51.100.1", &fr, SAFARI_IPHONE, 2),
+        ("bob", "203.0.113.5", &de, FIREFOX_WINDOWS, 3),
+        ("bob", "203.0.113.6", &de, FIREFOX_WINDOWS, 2),
+        ("carol", "198.51.100.9", &fr, FIREFOX_WINDOWS, 50),
+        ("carol", "198.51.100.9", &fr, FIREFOX_WINDOWS, 49),
+        ("carol", "203.0.113.9", &de, SAFARI_IPHONE, 1),
+        ("dave", "203.0.113.7", &de, SAFARI_IPHONE, 1),
+    ];
+    let mut made = Vec::new();
+    for (subject, ip, network, agent, hours) in specs {
+        let at = ago(hours);
+        made.push(start(&store, subject, ip, Some(network.clone()), Some(agent), at).await);
+    }
+    let [(a1, _), (a2, _), (a3, _), (b1, _), (b2, _), (_, c0_token), (c1, _), (c2, _), (d1, _)] =
+        <[_; 9]>::try_from(made).expect("nine sessions");
     let b2 = store
-        .note_address("r", &b2.sid, &moved("198.51.100.6", fr()))
+        .note_address("r", &b2.sid, &moved("198.51.100.6", Some(fr.clone())))
         .await
         .unwrap()
         .unwrap();
-    // carol: her Firefox session ended (history), then an iPhone: new; her only other country
-    // was used 50 hours ago (outside a day, inside three).
-    let (c0, c0_token) = start(
-        &store,
-        "carol",
-        "198.51.100.9",
-        fr(),
-        Some(FIREFOX_WINDOWS),
-        ago(50),
-    )
-    .await;
-    let (c1, _) = start(
-        &store,
-        "carol",
-        "198.51.100.9",
-        fr(),
-        Some(FIREFOX_WINDOWS),
-        ago(49),
-    )
-    .await;
     assert!(store.logout("r", &c0_token, ago(48)).await.unwrap());
-    let (c2, _) = start(
-        &store,
-        "carol",
-        "203.0.113.9",
-        de(),
-        Some(SAFARI_IPHONE),
-        ago(1),
-    )
-    .await;
-    // dave: one session only: nothing to compare with.
-    let (d1, _) = start(
-        &store,
-        "dave",
-        "203.0.113.7",
-        de(),
-        Some(SAFARI_IPHONE),
-        ago(1),
-    )
-    .await;
-    let _ = c0;
     let all = [&a1, &a2, &a3, &b1, &b2, &c1, &c2, &d1];
     let anomaly = |a: &str, window: Option<&str>| SessionFilters {
         anomaly: Some(a.into()),
