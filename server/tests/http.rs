@@ -1743,6 +1743,19 @@ async fn networks_place_sessions_follow_refreshes_and_feed_anomaly_removals(stor
     assert_eq!(v["session"]["last_ip"], "192.0.2.9", "{v}");
     assert_eq!(v["session"]["last_network"]["country"], "US", "{v}");
     assert_eq!(v["session"]["network"]["country"], "DE", "{v}");
+    // An empty or blank address names none.
+    for blank in ["", "  "] {
+        let look = json!({"token": paris["token"], "ip": blank, "fields": "full"});
+        let (s, v) = srv
+            .root(
+                Method::POST,
+                "/api/v1/realms/geo/sessions/validate",
+                Some(look),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["session"]["last_ip"], "198.51.100.4", "{v}");
+    }
     // Without a refresh the address is not news.
     let look =
         json!({"token": paris["token"], "ip": "192.0.2.10", "refresh": false, "fields": "full"});

@@ -32,7 +32,7 @@ pub struct ValidateRequest {
     /// The address the holder's request came from. A refresh written (at most once per the
     /// realm's update interval) from another address than the session's latest keeps it as
     /// `last_ip`, placed (`last_network`) when the server has GeoIP databases. At most 255
-    /// bytes, no control characters.
+    /// bytes, no control characters; empty or blank: none.
     #[serde(default)]
     #[schema(max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub ip: Option<String>,

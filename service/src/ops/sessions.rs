@@ -47,6 +47,8 @@ impl SessionService {
         refresh: bool,
         from: Option<&str>,
     ) -> Result<Option<Session>> {
+        // An empty address names none (as an empty filter does).
+        let from = from.filter(|ip| !ip.trim().is_empty());
         if let Some(ip) = from {
             validate::text("ip", ip)?;
         }
