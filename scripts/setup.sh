@@ -32,6 +32,17 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql
 fi
 
+# pg_auto_failover, for the failover test (server/tests/postgres_failover.rs): a monitor, a
+# primary and a synchronous secondary of the same PostgreSQL version.
+pg_version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+if [ ! -x /usr/bin/pg_autoctl ] || [ ! -e "/usr/lib/postgresql/$pg_version/lib/pgautofailover.so" ]; then
+  say "installing pg_auto_failover for PostgreSQL $pg_version (the failover test)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq \
+    "postgresql-$pg_version-auto-failover" pg-auto-failover-cli
+fi
+
 # The OpenAPI contract check (scripts/openapi-check.sh): a validator and a fuzzer from PyPI, in a
 # virtualenv under the ignored target/ directory.
 openapi_tools="schemathesis==4.32.5 openapi-spec-validator==0.9.0"

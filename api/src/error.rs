@@ -104,7 +104,8 @@ impl From<SessionError> for ApiError {
             return Self::new(
                 status,
                 e.code(),
-                "the store did not answer in time; try again in a moment",
+                "the store is unavailable for now (busy, or its database restarting or failing \
+                 over); try again in a moment",
             );
         }
         if status.is_server_error() {
@@ -119,6 +120,9 @@ impl From<SessionError> for ApiError {
     }
 }
 
+/// `Retry-After` of a 503: seconds to wait before trying again.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -127,7 +131,15 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 of this API is worth trying again soon.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 

@@ -3,6 +3,7 @@
 //! rules themselves live in [`sessions::validate`] and the extractors of [`crate::error`]; this
 //! module only says them in the document, so a generated client knows them.
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{
     AdditionalProperties, AllOfBuilder, AnyOfBuilder, Array, ArrayItems, Object, ObjectBuilder,
@@ -92,8 +93,9 @@ const ERRORS: [(&str, &str, &str); 9] = [
         "503",
         "ServiceUnavailable",
         "The request ran past its time limit (`timed_out`; a change it started still runs to \
-         its end and is recorded in the audit log), or a PostgreSQL store's statement ran past \
-         its timeout (`store_unavailable`); try again.",
+         its end and is recorded in the audit log), or a PostgreSQL store could not answer for \
+         now: a statement ran past its timeout, or the database is unreachable, restarting or \
+         failing over (`store_unavailable`). Try again after the `Retry-After` header's seconds.",
     ),
 ];
 
@@ -104,10 +106,20 @@ pub fn complete(doc: &mut OpenApi) {
         let content = ContentBuilder::new()
             .schema(Some(Ref::from_schema_name("ErrorBody")))
             .build();
-        let response = ResponseBuilder::new()
+        let mut response = ResponseBuilder::new()
             .description(description)
-            .content("application/json", content)
-            .build();
+            .content("application/json", content);
+        if name == "ServiceUnavailable" {
+            let seconds = ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer));
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(seconds)
+                    .description(Some("Seconds to wait before trying again"))
+                    .build(),
+            );
+        }
+        let response = response.build();
         components
             .responses
             .insert(name.to_owned(), RefOr::T(response));

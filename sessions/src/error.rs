@@ -35,8 +35,9 @@ pub enum SessionError {
     Forbidden(String),
     #[error("storage failure: {0}")]
     Storage(String),
-    /// The store did not answer in time (a statement past its timeout): trying again may work.
-    #[error("the store did not answer in time: {0}")]
+    /// The store could not answer for now (a statement past its timeout, its database
+    /// unreachable or failing over): trying again may work.
+    #[error("the store is unavailable for now: {0}")]
     Unavailable(String),
 }
 

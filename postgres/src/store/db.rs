@@ -38,6 +38,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// Longest a statement runs, unless the store's configuration says otherwise: an API request's
 /// time limit, so that a statement does not outlive the request that started it.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long opening a connection to one host may take, unless the URL says (`connect_timeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most prepared statements a connection keeps; past it, its cache is emptied (and the
 /// statements closed on the server). Listings build their SQL from the filters given, so the
 /// number of distinct texts is large.
@@ -71,11 +73,45 @@ impl From<Error> for SessionError {
     fn from(e: Error) -> Self {
         match e {
             Error::Session(e) => e,
-            Error::Db(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
-                SessionError::Unavailable(describe(&e))
-            }
-            Error::Db(e) => SessionError::Storage(describe(&e)),
+            Error::Db(e) => from_db(&e),
         }
+    }
+}
+
+/// A database error as the service's: [`SessionError::Unavailable`] (a 503 the caller may try
+/// again) when [`is_transient`], else [`SessionError::Storage`].
+pub(crate) fn from_db(e: &tokio_postgres::Error) -> SessionError {
+    if is_transient(e) {
+        SessionError::Unavailable(describe(e))
+    } else {
+        SessionError::Storage(describe(e))
+    }
+}
+
+/// Whether the database could not serve a call for a while that passes: a statement past its
+/// timeout; the connection lost, refused or timed out (the server stopped, crashed or is
+/// failing over); a server shutting down or starting; a server that no longer takes writes (a
+/// primary demoted in a failover: `target_session_attrs=read-write` finds the new one on the
+/// next connection).
+pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            // Class 08: connection exceptions.
+            code.code().starts_with("08")
+                || [
+                    SqlState::QUERY_CANCELED,
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::READ_ONLY_SQL_TRANSACTION,
+                ]
+                .contains(code)
+        }
+        // No answer from a server: an I/O error, or none of the URL's hosts would take writes.
+        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
     }
 }
 
@@ -210,11 +246,15 @@ impl Db {
             PoolError::Timeout(_) => SessionError::Unavailable(format!(
                 "connecting to PostgreSQL took longer than {ACQUIRE_TIMEOUT:?}"
             )),
-            PoolError::Backend(e) => {
-                SessionError::Storage(format!("connecting to PostgreSQL: {}", describe(&e)))
-            }
-            PoolError::PostCreateHook(HookError::Backend(e)) => {
-                SessionError::Storage(format!("connecting to PostgreSQL: {}", describe(&e)))
+            PoolError::Backend(e) | PoolError::PostCreateHook(HookError::Backend(e)) => {
+                match from_db(&e) {
+                    SessionError::Unavailable(m) => {
+                        SessionError::Unavailable(format!("connecting to PostgreSQL: {m}"))
+                    }
+                    _ => {
+                        SessionError::Storage(format!("connecting to PostgreSQL: {}", describe(&e)))
+                    }
+                }
             }
             e => SessionError::Storage(format!("connecting to PostgreSQL: {e}")),
         })?;

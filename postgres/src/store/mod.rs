@@ -143,6 +143,11 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("sessions");
         }
+        // A host that does not answer (a machine gone, not a server stopped) is given up on in
+        // seconds, so that the next host of a multi-host URL is tried.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(db::DEFAULT_CONNECT_TIMEOUT);
+        }
         let validations = Arc::new(validated::ValidationCache::new(options.validation_cache));
         let db = db::Db::new(
             config,

@@ -4,6 +4,12 @@
 //!
 //! PostgreSQL refuses to run as root; when the process is root, the cluster is owned by and run
 //! as the `postgres` user that Debian's package creates.
+//!
+//! [`ha`] starts a highly available one (pg_auto_failover) for failover tests.
+
+pub mod ha;
+
+pub use ha::ScratchHa;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,19 @@ pub enum ScratchError {
     Command { command: String, output: String },
     #[error("the scratch server did not accept connections within {0:?}")]
     NotReady(Duration),
+    #[error(
+        "pg_auto_failover's pg_autoctl was not found (install Debian's \
+         `postgresql-<version>-auto-failover` package; `scripts/setup.sh` does)"
+    )]
+    AutoFailoverNotInstalled,
+    #[error(
+        "the highly available scratch servers did not reach {wanted} within {within:?}: {seen}"
+    )]
+    NotConverged {
+        wanted: String,
+        within: Duration,
+        seen: String,
+    },
 }
 
 /// A running scratch server; stopped and deleted when dropped.
@@ -37,7 +56,7 @@ pub struct ScratchPostgres {
 }
 
 /// The newest installed server's binaries.
-fn find_binaries() -> Result<PathBuf, ScratchError> {
+pub(crate) fn find_binaries() -> Result<PathBuf, ScratchError> {
     let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .map_err(|_| ScratchError::NotInstalled)?
         .filter_map(|e| e.ok())
@@ -54,11 +73,11 @@ fn find_binaries() -> Result<PathBuf, ScratchError> {
         .ok_or(ScratchError::NotInstalled)
 }
 
-fn free_port() -> Result<u16, ScratchError> {
+pub(crate) fn free_port() -> Result<u16, ScratchError> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // The effective user id, from /proc so no unsafe call is needed.
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -265,34 +284,22 @@ impl ScratchPostgres {
     }
 
     fn stop_when_process_ends(&self) -> Result<(), ScratchError> {
-        let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
         let pg_ctl = self.bin.join("pg_ctl").display().to_string();
         let data = self.data_dir().display().to_string();
-        let stop = if self.as_postgres_user {
-            format!(
-                "runuser -u postgres -- {} -D {} -m immediate -w stop",
-                quote(&pg_ctl),
-                quote(&data)
-            )
-        } else {
-            format!(
-                "{} -D {} -m immediate -w stop",
-                quote(&pg_ctl),
-                quote(&data)
-            )
-        };
-        let script = format!(
-            "tail --pid={} -f /dev/null; {stop} >/dev/null 2>&1; rm -rf {}",
-            std::process::id(),
-            quote(&self.dir.display().to_string())
+        let stop = format!(
+            "{} -D {} -m immediate -w stop",
+            quote(&pg_ctl),
+            quote(&data)
         );
-        Command::new("setsid")
-            .args(["sh", "-c", &script])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        Ok(())
+        let stop = if self.as_postgres_user {
+            format!("runuser -u postgres -- {stop}")
+        } else {
+            stop
+        };
+        when_process_ends(&format!(
+            "{stop} >/dev/null 2>&1; rm -rf {}",
+            quote(&self.dir.display().to_string())
+        ))
     }
 
     /// The bytes the cluster's data directory takes on disk.
@@ -326,33 +333,63 @@ impl ScratchPostgres {
 
     /// Runs one of PostgreSQL's programs, as the `postgres` user when we are root.
     fn run_pg(&self, program: &str, args: &[&str]) -> Result<Output, ScratchError> {
-        let path = self.bin.join(program).display().to_string();
-        if self.as_postgres_user {
-            let mut all = vec!["-u", "postgres", "--", path.as_str()];
-            all.extend_from_slice(args);
-            self.run("runuser", &all)
-        } else {
-            self.run(&path, args)
-        }
+        let path = self.bin.join(program);
+        run(as_owner(&path, args, self.as_postgres_user).current_dir(&self.dir))
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Result<Output, ScratchError> {
-        let output = Command::new(program)
-            .args(args)
-            .current_dir(&self.dir)
-            .output()?;
-        if !output.status.success() {
-            return Err(ScratchError::Command {
-                command: format!("{program} {}", args.join(" ")),
-                output: format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                ),
-            });
-        }
-        Ok(output)
+        run(Command::new(program).args(args).current_dir(&self.dir))
     }
+}
+
+/// `text` quoted for `sh`.
+pub(crate) fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Runs the shell commands `script` as soon as this process ends, however it ends: a watchdog in
+/// a session of its own, so that an interrupt of the tests does not reach it.
+pub(crate) fn when_process_ends(script: &str) -> Result<(), ScratchError> {
+    let script = format!("tail --pid={} -f /dev/null; {script}", std::process::id());
+    Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    Ok(())
+}
+
+/// `program` with `args`, run as the `postgres` user when `as_postgres_user` (we are root).
+pub(crate) fn as_owner(program: &Path, args: &[&str], as_postgres_user: bool) -> Command {
+    if as_postgres_user {
+        let mut command = Command::new("runuser");
+        command
+            .args(["-u", "postgres", "--"])
+            .arg(program)
+            .args(args);
+        command
+    } else {
+        let mut command = Command::new(program);
+        command.args(args);
+        command
+    }
+}
+
+/// Runs `command` to its end; an error with what it printed when it failed.
+pub(crate) fn run(command: &mut Command) -> Result<Output, ScratchError> {
+    let output = command.output()?;
+    if !output.status.success() {
+        return Err(ScratchError::Command {
+            command: format!("{command:?}"),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        });
+    }
+    Ok(output)
 }
 
 impl Drop for ScratchPostgres {

@@ -1,0 +1,378 @@
+//! A database failover under load: two server binaries on a highly available PostgreSQL pair
+//! (pg_auto_failover: a monitor, a primary and a synchronous secondary, on 127.0.0.1) through a
+//! multi-host URL, creating, validating and ending sessions, while the primary's node is killed
+//! with SIGKILL and the secondary is promoted. Nothing acknowledged is lost: every create answered
+//! validates and every end answered stays ended, on both servers; no answer is a 500 or a wrong
+//! one (the switch is answered with JSON 503s carrying `Retry-After`); the counters equal a
+//! recount; every logout notification queued reaches the client.
+//!
+//! Prints the figures: writes acknowledged before and after, 503s, the time from the kill to the
+//! first acknowledged write.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::Form;
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store_postgres::scratch::ScratchHa;
+use store_postgres::PostgresStore;
+
+use common::{Binary, Store, KEY};
+
+/// How long the servers may take to write again after the kill before the test fails.
+const RECOVERY_WITHIN: Duration = Duration::from_secs(60);
+/// Logout deliveries one server sends at once: at most these can be sent again after the kill
+/// (sent, but not yet recorded as delivered when the database went away).
+const MAX_IN_FLIGHT: usize = 16;
+
+/// Every answer the load got, by kind.
+#[derive(Default, Debug)]
+struct Answers {
+    ok: usize,
+    /// 503 with a JSON body and `Retry-After`.
+    unavailable: usize,
+    /// Anything else (a 500, a 503 without `Retry-After`, a refused connection): must be none.
+    unexpected: Vec<String>,
+    /// A validation that contradicted an acknowledged create or end: must be none.
+    wrong: Vec<String>,
+}
+
+/// What the load saw acknowledged.
+#[derive(Default)]
+struct Acknowledged {
+    /// (sid, token).
+    created: Vec<(String, String)>,
+    ended: Vec<String>,
+    /// Ends asked for: one cut off by the switch may or may not have happened.
+    end_asked: Vec<String>,
+    /// Creates acknowledged before the kill, and the first acknowledged after it.
+    before_kill: usize,
+    killed_at: Option<Instant>,
+    first_write_after_kill: Option<Instant>,
+}
+
+/// The client's back-channel endpoint: the `sid` of every logout token it receives.
+#[derive(Clone, Default)]
+struct Receiver(Arc<Mutex<Vec<String>>>);
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    logout_token: String,
+}
+
+async fn receive(State(r): State<Receiver>, Form(form): Form<LogoutForm>) -> &'static str {
+    let payload = form.logout_token.split('.').nth(1).unwrap_or_default();
+    let claims: Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null);
+    if let Some(sid) = claims["sid"].as_str() {
+        r.0.lock().unwrap().push(sid.to_owned());
+    }
+    "ok"
+}
+
+impl Receiver {
+    async fn serve(&self) -> SocketAddr {
+        let app = axum::Router::new()
+            .route("/logout", axum::routing::post(receive))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    }
+}
+
+/// One call with the bootstrap key; the answer sorted into `answers`. The body when it succeeded.
+async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    answers: &Mutex<Answers>,
+) -> Option<Value> {
+    let mut request = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(KEY);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            answers
+                .lock()
+                .unwrap()
+                .unexpected
+                .push(format!("{path}: {e}"));
+            return None;
+        }
+    };
+    let status = response.status();
+    let retry_after = response.headers().contains_key("retry-after");
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let mut answers = answers.lock().unwrap();
+    if status.is_success() {
+        answers.ok += 1;
+        return Some(body);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE
+        && retry_after
+        && body["error"]["code"] == "store_unavailable"
+    {
+        answers.unavailable += 1;
+    } else {
+        answers.unexpected.push(format!("{path}: {status} {body}"));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failover_under_load_loses_nothing_acknowledged() {
+    let mut ha = tokio::task::spawn_blocking(ScratchHa::start)
+        .await
+        .unwrap()
+        .expect("starting pg_auto_failover's monitor, primary and secondary");
+    let store = Store::Postgres { url: ha.url() };
+    let receiver = Receiver::default();
+    let receiver_addr = receiver.serve().await;
+    let delivery = [
+        "--backchannel-allow-hosts",
+        "127.0.0.1",
+        "--delivery-poll-ms",
+        "50",
+        "--delivery-first-backoff-ms",
+        "100",
+        "--delivery-max-backoff-secs",
+        "1",
+        "--delivery-max-in-flight",
+        "16",
+    ];
+    assert_eq!(MAX_IN_FLIGHT.to_string(), delivery[9]);
+    let server_a = Binary::start(&store, &delivery, &[]).await;
+    let server_b = Binary::start(&store, &delivery, &[]).await;
+    let (a, b) = (server_a.base.clone(), server_b.base.clone());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let answers = Arc::new(Mutex::new(Answers::default()));
+    let setup =
+        |method, path: &'static str, body| call(&http, &a, method, path, Some(body), &answers);
+    setup(Method::PUT, "/api/v1/realms/r", json!({}))
+        .await
+        .unwrap();
+    let client = json!({
+        "name": "The app",
+        "backchannel_logout_uri": format!("http://{receiver_addr}/logout"),
+        "backchannel_logout_session_required": true,
+    });
+    setup(Method::PUT, "/api/v1/realms/r/clients/app", client)
+        .await
+        .unwrap();
+
+    // Eight workers, four per server: create a session, validate it through the other server,
+    // end every third through the other server and validate it there again.
+    let acked = Arc::new(Mutex::new(Acknowledged::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (http, acked, stop, answers) =
+            (http.clone(), acked.clone(), stop.clone(), answers.clone());
+        let (mine, other) = if w % 2 == 0 {
+            (a.clone(), b.clone())
+        } else {
+            (b.clone(), a.clone())
+        };
+        workers.push(tokio::spawn(async move {
+            let mut i = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let started = Instant::now();
+                let body =
+                    json!({"subject_id": format!("user-{w}-{}", i % 5), "client_ids": ["app"]});
+                let path = "/api/v1/realms/r/sessions";
+                let Some(c) = call(&http, &mine, Method::POST, path, Some(body), &answers).await
+                else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let sid = c["sid"].as_str().unwrap().to_owned();
+                let token = c["token"].as_str().unwrap().to_owned();
+                {
+                    let mut acked = acked.lock().unwrap();
+                    acked.created.push((sid.clone(), token.clone()));
+                    match acked.killed_at {
+                        None => acked.before_kill += 1,
+                        Some(killed) if started > killed => {
+                            acked
+                                .first_write_after_kill
+                                .get_or_insert_with(Instant::now);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let validate = |expected: bool| {
+                    let (http, other, answers, token, sid) = (
+                        http.clone(),
+                        other.clone(),
+                        answers.clone(),
+                        token.clone(),
+                        sid.clone(),
+                    );
+                    async move {
+                        let path = "/api/v1/realms/r/sessions/validate";
+                        let body = json!({ "token": token });
+                        let answer = call(&http, &other, Method::POST, path, Some(body), &answers);
+                        if let Some(v) = answer.await {
+                            if v["valid"] != expected {
+                                answers.lock().unwrap().wrong.push(format!(
+                                    "{sid}: validated {} where {expected} was acknowledged",
+                                    v["valid"]
+                                ));
+                            }
+                        }
+                    }
+                };
+                validate(true).await;
+                if i.is_multiple_of(3) {
+                    acked.lock().unwrap().end_asked.push(sid.clone());
+                    let body = json!({"sids": [sid], "reason": "failover test"});
+                    let path = "/api/v1/realms/r/sessions/end";
+                    if call(&http, &other, Method::POST, path, Some(body), &answers)
+                        .await
+                        .is_some()
+                    {
+                        acked.lock().unwrap().ended.push(sid.clone());
+                        validate(false).await;
+                    }
+                }
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let killed_port = tokio::task::block_in_place(|| ha.kill_primary()).unwrap();
+    let killed_at = Instant::now();
+    acked.lock().unwrap().killed_at = Some(killed_at);
+    let recovered = loop {
+        if let Some(first) = acked.lock().unwrap().first_write_after_kill {
+            break first;
+        }
+        assert!(
+            killed_at.elapsed() < RECOVERY_WITHIN,
+            "no write was acknowledged within {RECOVERY_WITHIN:?} of the kill ({})",
+            ha.states().unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The load goes on for a while on the new primary.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let recovery = recovered - killed_at;
+    let load = std::mem::take(&mut *answers.lock().unwrap());
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        ha.primary_port().is_some_and(|p| p != killed_port),
+        "the secondary serves writes now ({})",
+        ha.states().unwrap_or_default()
+    );
+    assert!(load.unexpected.is_empty(), "{:?}", load.unexpected);
+    assert!(load.wrong.is_empty(), "{:?}", load.wrong);
+    assert!(
+        acked.before_kill > 20,
+        "the load ran before the kill ({} creates)",
+        acked.before_kill
+    );
+    let after_kill = acked.created.len() - acked.before_kill;
+    assert!(
+        after_kill > 20,
+        "the load ran on the new primary ({after_kill} creates)"
+    );
+
+    // Every acknowledged create validates and every acknowledged end stays ended, on both.
+    let ended: HashSet<&String> = acked.ended.iter().collect();
+    let asked: HashSet<&String> = acked.end_asked.iter().collect();
+    let checking = Mutex::new(Answers::default());
+    for (sid, token) in &acked.created {
+        for base in [&a, &b] {
+            let path = "/api/v1/realms/r/sessions/validate";
+            let body = json!({ "token": token });
+            let v = call(&http, base, Method::POST, path, Some(body), &checking)
+                .await
+                .unwrap_or_else(|| panic!("validation answers: {:?}", checking.lock().unwrap()));
+            let valid = v["valid"].as_bool().unwrap();
+            if ended.contains(sid) {
+                assert!(!valid, "{sid}: an acknowledged end came back");
+            } else if !asked.contains(sid) {
+                assert!(valid, "{sid}: an acknowledged create was lost");
+            }
+        }
+    }
+
+    // Every logout queued is delivered; only those in flight at the kill can arrive twice.
+    let deliveries = "/api/v1/realms/r/backchannel-deliveries?count=1";
+    let mut counts = Value::Null;
+    for _ in 0..600 {
+        counts = call(&http, &a, Method::GET, deliveries, None, &checking)
+            .await
+            .map(|v| v["counts"].clone())
+            .unwrap_or(Value::Null);
+        if counts["pending"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counts["pending"], 0, "{counts}");
+    assert_eq!(counts["failed"], 0, "{counts}");
+    let received = receiver.0.lock().unwrap().clone();
+    let mut times: HashMap<&String, usize> = HashMap::new();
+    for sid in &received {
+        *times.entry(sid).or_default() += 1;
+    }
+    for sid in &acked.ended {
+        assert!(times.contains_key(sid), "{sid}: its logout never arrived");
+    }
+    assert_eq!(
+        counts["delivered"].as_u64().unwrap() as usize,
+        times.len(),
+        "one delivery recorded for each session the client heard of"
+    );
+    let repeated: usize = times.values().map(|n| n - 1).sum();
+    assert!(
+        repeated <= 2 * MAX_IN_FLIGHT,
+        "{repeated} logouts arrived twice: more than the two servers had in flight"
+    );
+
+    // The counters were written with the rows: a recount finds them equal.
+    let store = PostgresStore::open(&ha.url()).await.unwrap();
+    assert_eq!(store.check().await.unwrap(), Vec::<String>::new());
+    println!(
+        "failover: {} creates acknowledged ({} before the kill, {after_kill} after), {} ends \
+         acknowledged, {} answers ok, {} 503s during the switch, 0 other errors; first write \
+         {:.2} s after the kill; {} logouts delivered ({repeated} twice)",
+        acked.created.len(),
+        acked.before_kill,
+        acked.ended.len(),
+        load.ok,
+        load.unavailable,
+        recovery.as_secs_f64(),
+        times.len(),
+    );
+    drop((server_a, server_b));
+}
