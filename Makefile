@@ -66,5 +66,6 @@ bench-http: release
 	@command -v wrk >/dev/null || { sudo=""; [ "$$(id -u)" -ne 0 ] && sudo=sudo; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq wrk; }
 	cargo build --release -p bench-http
+	cargo build --release -p service --features geoip-fixture --bin geoip-fixture
 	$${CARGO_TARGET_DIR:-target}/release/bench-http run --server $${CARGO_TARGET_DIR:-target}/release/server \
 	  --sizes "$(SIZES)" --duration $(DURATION) --out BENCHMARKS.md --chart bench-http.svg

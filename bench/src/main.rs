@@ -74,6 +74,10 @@ struct RunArgs {
     /// Our release server binary.
     #[arg(long)]
     server: PathBuf,
+    /// The `geoip-fixture` binary (`cargo build --release -p service --features geoip-fixture`);
+    /// by default the one beside `--server`.
+    #[arg(long)]
+    geoip_fixture: Option<PathBuf>,
     /// Data sizes (sessions), each at least 10,000.
     #[arg(long, num_args = 1.., value_delimiter = ' ', default_values_t = [10_000, 100_000, 1_000_000])]
     sizes: Vec<usize>,
@@ -213,6 +217,9 @@ fn run(args: RunArgs) -> Result<(), String> {
         admin_connections: args.admin_connections,
         sweep: args.sweep,
         pool: args.pool,
+        geoip_fixture: args
+            .geoip_fixture
+            .unwrap_or_else(|| args.server.with_file_name("geoip-fixture")),
         server: args.server,
         workspace: std::env::current_dir().map_err(|e| e.to_string())?,
     };

@@ -235,12 +235,14 @@ pub const REAPER_INTERVAL_SECS: u64 = 15;
 
 /// Starts `server serve` on the backend's store at a free port of 127.0.0.1 with `api_key` as its
 /// bootstrap key, from `workspace` (where it finds the dashboard's assets), back-channel logout
-/// URIs on 127.0.0.1 allowed, and waits for `/healthz`.
+/// URIs on 127.0.0.1 allowed, and waits for `/healthz`. With `places`, the server reads those
+/// City and ASN databases and places every session it creates.
 pub fn start(
     server: &Path,
     workspace: &Path,
     backend: &Backend,
     api_key: &str,
+    places: Option<&Places>,
 ) -> Result<Running, String> {
     let addr = crate::process::free_addr()?;
     let mut cmd = Command::new(server);
@@ -253,6 +255,12 @@ pub fn start(
         Backend::Embedded(dir) => cmd.arg("--data-dir").arg(dir),
         Backend::Postgres(url) => cmd.arg("--store").arg(url),
     };
+    if let Some(places) = places {
+        cmd.arg("--geoip-db")
+            .arg(&places.city)
+            .arg("--asn-db")
+            .arg(&places.asn);
+    }
     cmd.env("SESSIONS_BOOTSTRAP_API_KEY", api_key)
         .env(
             "SESSIONS_REAPER_INTERVAL_SECS",
@@ -261,6 +269,36 @@ pub fn start(
         .env("RUST_LOG", "warn,sled=warn")
         .stdout(Stdio::null());
     Running::start(cmd, addr, "/healthz", backend.side())
+}
+
+/// The GeoIP databases a placing server reads.
+#[derive(Clone, Debug)]
+pub struct Places {
+    pub city: PathBuf,
+    pub asn: PathBuf,
+}
+
+/// Networks in the synthetic databases: as many /24 networks as a real City database holds
+/// ranges, so that a lookup walks as deep a tree.
+const SYNTHETIC_NETWORKS: &str = "1000000";
+
+/// Writes synthetic City and ASN databases into `dir` with the `geoip-fixture` binary (every
+/// address of the data set is in them).
+pub fn write_places(fixture: &Path, dir: &Path) -> Result<Places, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let status = Command::new(fixture)
+        .arg(dir)
+        .args(["--synthetic", SYNTHETIC_NETWORKS])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", fixture.display()))?;
+    if !status.success() {
+        return Err(format!("{} failed: {status}", fixture.display()));
+    }
+    Ok(Places {
+        city: dir.join("GeoLite2-City.mmdb"),
+        asn: dir.join("GeoLite2-ASN.mmdb"),
+    })
 }
 
 /// The runtime the seeding's store calls run on (PostgreSQL's connections too).

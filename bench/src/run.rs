@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::dataset::{Dataset, REALM, SWEEP_REALM};
 use crate::incumbent::{endpoint, Incumbent};
-use crate::ours::Backend;
+use crate::ours::{Backend, Places};
 use crate::process::{self, Running};
 use crate::report::{Cell, Row};
 use crate::workloads::{Request, Shape, Side, Workload, ALL, PAGE};
@@ -35,6 +35,8 @@ pub struct Settings {
     pub pool: usize,
     /// Our release server binary.
     pub server: PathBuf,
+    /// The `geoip-fixture` binary, which writes the GeoIP databases of the placement A/B.
+    pub geoip_fixture: PathBuf,
     /// The workspace (our server runs from it, for the dashboard's assets).
     pub workspace: PathBuf,
 }
@@ -131,6 +133,9 @@ impl Bench<'_> {
                 format!("validate during a sweep of {sweep} expired"),
             ),
             (SWEEP_TIME, format!("sweep of {sweep} expired: duration")),
+            (PLACED_OFF, format!("{PLACED_OFF} ({PLACED_RUNS})")),
+            (PLACED_ON, format!("{PLACED_ON} ({PLACED_RUNS})")),
+            (PLACED_RATIO, PLACED_RATIO.to_owned()),
             (COLD, COLD.to_owned()),
             (DISK, DISK.to_owned()),
             (MEMORY, MEMORY.to_owned()),
@@ -237,14 +242,16 @@ impl Bench<'_> {
         results.insert(DISK, per_session(disk, self.data.size));
         let key = random_key()?;
         let auth = format!("Bearer {key}");
-        let start = || {
+        let start_placing = |places: Option<&Places>| {
             crate::ours::start(
                 &self.settings.server,
                 &self.settings.workspace,
                 backend,
                 &key,
+                places,
             )
         };
+        let start = || start_placing(None);
         let server = start()?;
         let base = format!("http://{}", server.addr);
         let side = OurSide {
@@ -271,6 +278,7 @@ impl Bench<'_> {
         results.insert(MEMORY, memory(&pids));
         let mut server = server;
         server.stop();
+        self.placement_ab(&mut results, &side, who, &start_placing)?;
 
         let (mut cold, mut began) = (false, Instant::now());
         let mut drop_cache = || {
@@ -335,6 +343,60 @@ impl Bench<'_> {
         results.insert(SWEEP_TIME, Cell::Text(sweep));
         drop(server);
         Ok((results, side.tokens))
+    }
+
+    /// Creates with and without GeoIP placement, in the same run: the server restarted for each
+    /// load, with the databases or without, in the balanced order [`PLACEMENT_ORDER`] (a drift
+    /// as the store grows weighs on both sides alike); each side's loads taken together.
+    fn placement_ab(
+        &self,
+        results: &mut Results,
+        side: &OurSide,
+        who: &str,
+        start: &dyn Fn(Option<&Places>) -> Result<Running, String>,
+    ) -> Result<(), String> {
+        let places = self.places()?;
+        let create = Workload::Create.ours(&self.data, side)?;
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for placing in PLACEMENT_ORDER {
+            let server = start(placing.then_some(&places))?;
+            let base = format!("http://{}", server.addr);
+            if placed(&base, &side.auth, &create)? != placing {
+                return Err(format!(
+                    "{who}: a create with GeoIP {} {} placed",
+                    if placing { "on" } else { "off" },
+                    if placing { "was not" } else { "was" }
+                ));
+            }
+            let what = format!(
+                "{who}: create, GeoIP {}",
+                if placing { "on" } else { "off" }
+            );
+            let m = self.drive(&base, Some(&side.auth), &create, Shape::DataPlane, &what)?;
+            if placing { &mut on } else { &mut off }.push(m);
+            drop(server);
+        }
+        let both = |each: &[Measured]| Measured::of_loads(each).ok_or("no create load");
+        let (off, on) = (both(&off)?, both(&on)?);
+        results.insert(PLACED_OFF, Cell::Load(off));
+        results.insert(PLACED_ON, Cell::Load(on));
+        let ratio = on.throughput() / off.throughput();
+        results.insert(PLACED_RATIO, Cell::Text(format!("{ratio:.2}×")));
+        self.say(&format!("{who}: create with GeoIP ÷ without: {ratio:.2}×"));
+        Ok(())
+    }
+
+    /// The synthetic GeoIP databases, written on first use into the size's work directory.
+    fn places(&self) -> Result<Places, String> {
+        let dir = self.work.join("geoip");
+        if dir.join("GeoLite2-ASN.mmdb").exists() {
+            return Ok(Places {
+                city: dir.join("GeoLite2-City.mmdb"),
+                asn: dir.join("GeoLite2-ASN.mmdb"),
+            });
+        }
+        self.say("writing synthetic GeoIP databases");
+        crate::ours::write_places(&self.settings.geoip_fixture, &dir)
     }
 
     /// An unrecorded validation load, so that what follows is measured on a server whose caches
@@ -639,6 +701,13 @@ const DRAIN_WAIT: Duration = Duration::from_secs(120);
 const OURS_DATABASE: &str = "ours";
 const SWEEP_KEY: &str = "validate during an expiry sweep";
 const SWEEP_TIME: &str = "expiry sweep duration";
+const PLACED_OFF: &str = "create, GeoIP off";
+const PLACED_ON: &str = "create, GeoIP on (sessions placed)";
+const PLACED_RATIO: &str = "create: GeoIP on ÷ off";
+const PLACED_RUNS: &str = "4 loads each, alternating";
+/// The placement A/B's loads, `true` placing: ABBA twice, so that both sides sit at the same
+/// mean position.
+const PLACEMENT_ORDER: [bool; 8] = [false, true, true, false, true, false, false, true];
 const COLD: &str = "cold start (page cache dropped) → first validate";
 const DISK: &str = "disk per session";
 const MEMORY: &str = "memory of the server (PSS)";
@@ -690,6 +759,21 @@ fn get_json(url: &str, auth: &str) -> Result<Value, String> {
         return Err(format!("GET {url}: {}", answer.status()));
     }
     answer.json().map_err(|e| format!("GET {url}: {e}"))
+}
+
+/// Whether a create of `request`'s first body is answered with the session's network.
+fn placed(base: &str, auth: &str, request: &Request) -> Result<bool, String> {
+    let url = format!("{base}{}", request.target);
+    let body = request.lines.first().ok_or("no create body")?;
+    let answer: Value = reqwest::blocking::Client::new()
+        .post(&url)
+        .header("Authorization", auth)
+        .header("Content-Type", "application/json")
+        .body(body.clone())
+        .send()
+        .and_then(|r| r.json())
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    Ok(answer["network"].is_object())
 }
 
 /// One validation at `url`; whether the token was valid.

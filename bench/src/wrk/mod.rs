@@ -52,13 +52,22 @@ impl Measured {
     /// Runs of a request each, taken together as one run of them all would be: p50 the median
     /// latency, p99 the highest (for fewer than a hundred). `None` for no run.
     pub fn of_each(each: &[Measured]) -> Option<Measured> {
-        let mut latencies: Vec<Duration> = each.iter().map(|m| m.p50).collect();
-        latencies.sort();
+        Some(Measured {
+            p99: each.iter().map(|m| m.p50).max()?,
+            ..Self::of_loads(each)?
+        })
+    }
+
+    /// Loads of the same requests taken together: their answers over their time; p50 the median
+    /// of their p50s, p99 the highest of their p99s. `None` for no load.
+    pub fn of_loads(each: &[Measured]) -> Option<Measured> {
+        let mut p50s: Vec<Duration> = each.iter().map(|m| m.p50).collect();
+        p50s.sort();
         Some(Measured {
             requests: each.iter().map(|m| m.requests).sum(),
             seconds: each.iter().map(|m| m.seconds).sum(),
-            p50: *latencies.get((latencies.len().max(1) - 1) / 2)?,
-            p99: *latencies.last()?,
+            p50: *p50s.get((p50s.len().max(1) - 1) / 2)?,
+            p99: each.iter().map(|m| m.p99).max()?,
         })
     }
 }
