@@ -1,7 +1,8 @@
 //! A database failover under load: two server binaries on a highly available PostgreSQL pair
 //! (pg_auto_failover: a monitor, a primary and a synchronous secondary, on 127.0.0.1) through a
 //! multi-host URL, creating, validating and ending sessions, while the primary's node is killed
-//! with SIGKILL and the secondary is promoted. Nothing acknowledged is lost: every create answered
+//! with SIGKILL and the secondary is promoted (or, in the second test, the primary's PostgreSQL
+//! server alone is killed and its keeper restarts it). Nothing acknowledged is lost: every create answered
 //! validates and every end answered stays ended, on both servers; no answer is a 500 or a wrong
 //! one (the switch is answered with JSON 503s carrying `Retry-After`); the counters equal a
 //! recount; every logout notification queued reaches the client.
@@ -139,8 +140,26 @@ async fn call(
     None
 }
 
+/// What dies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kill {
+    /// The primary's node: its keeper and server (the secondary is promoted).
+    Node,
+    /// The primary's PostgreSQL server alone (its keeper restarts it).
+    Server,
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failover_under_load_loses_nothing_acknowledged() {
+    under_load_loses_nothing_acknowledged(Kill::Node).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_crash_under_load_loses_nothing_acknowledged() {
+    under_load_loses_nothing_acknowledged(Kill::Server).await
+}
+
+async fn under_load_loses_nothing_acknowledged(kill: Kill) {
     let mut ha = tokio::task::spawn_blocking(ScratchHa::start)
         .await
         .unwrap()
@@ -264,7 +283,11 @@ async fn a_failover_under_load_loses_nothing_acknowledged() {
     }
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let killed_port = tokio::task::block_in_place(|| ha.kill_primary()).unwrap();
+    let killed_port = tokio::task::block_in_place(|| match kill {
+        Kill::Node => ha.kill_primary(),
+        Kill::Server => ha.kill_primary_server(),
+    })
+    .unwrap();
     let killed_at = Instant::now();
     acked.lock().unwrap().killed_at = Some(killed_at);
     let recovered = loop {
@@ -287,11 +310,13 @@ async fn a_failover_under_load_loses_nothing_acknowledged() {
     let recovery = recovered - killed_at;
     let load = std::mem::take(&mut *answers.lock().unwrap());
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    assert!(
-        ha.primary_port().is_some_and(|p| p != killed_port),
-        "the secondary serves writes now ({})",
-        ha.states().unwrap_or_default()
-    );
+    if kill == Kill::Node {
+        assert!(
+            ha.primary_port().is_some_and(|p| p != killed_port),
+            "the secondary serves writes now ({})",
+            ha.states().unwrap_or_default()
+        );
+    }
     assert!(load.unexpected.is_empty(), "{:?}", load.unexpected);
     assert!(load.wrong.is_empty(), "{:?}", load.wrong);
     assert!(
@@ -363,9 +388,9 @@ async fn a_failover_under_load_loses_nothing_acknowledged() {
     let store = PostgresStore::open(&ha.url()).await.unwrap();
     assert_eq!(store.check().await.unwrap(), Vec::<String>::new());
     println!(
-        "failover: {} creates acknowledged ({} before the kill, {after_kill} after), {} ends \
+        "{kill:?} killed: {} creates acknowledged ({} before the kill, {after_kill} after), {} ends \
          acknowledged, {} answers ok, {} 503s during the switch, 0 other errors; first write \
-         {:.2} s after the kill; {} logouts delivered ({repeated} twice)",
+         {:.2} s after the kill; {} logouts delivered ({repeated} twice); now {}",
         acked.created.len(),
         acked.before_kill,
         acked.ended.len(),
@@ -373,6 +398,7 @@ async fn a_failover_under_load_loses_nothing_acknowledged() {
         load.unavailable,
         recovery.as_secs_f64(),
         times.len(),
+        ha.states().unwrap_or_default(),
     );
     drop((server_a, server_b));
 }

@@ -9,7 +9,9 @@
 //! synchronous replication, a primary cut off from its standby commits nothing meanwhile.)
 //!
 //! [`kill_primary`](ScratchHa::kill_primary) is a node's death: its keeper and its PostgreSQL
-//! server killed with SIGKILL at once, so nothing restarts it.
+//! server killed with SIGKILL at once, so nothing restarts it;
+//! [`kill_primary_server`](ScratchHa::kill_primary_server) a crash of its PostgreSQL server
+//! alone, which its keeper restarts.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -132,6 +134,36 @@ impl ScratchHa {
         let (_, mut keeper) = self.keepers.remove(at);
         kill_group(&keeper);
         let _ = keeper.wait();
+        Ok(port)
+    }
+
+    /// Kills the primary's PostgreSQL server alone (SIGKILL to its postmaster), as a crash of the
+    /// server would; answers its port. Its keeper starts it again, in place or, if the monitor
+    /// promoted the secondary meanwhile, as a standby.
+    pub fn kill_primary_server(&mut self) -> Result<u16, ScratchError> {
+        let port = self
+            .primary_port()
+            .ok_or_else(|| ScratchError::NotConverged {
+                wanted: "a primary to kill".into(),
+                within: Duration::ZERO,
+                seen: self.states().unwrap_or_default(),
+            })?;
+        let node = self
+            .ports
+            .iter()
+            .position(|&p| p == port)
+            .expect("a node's port");
+        let pid_file = self
+            .dir
+            .join(format!("node{}", node + 1))
+            .join("postmaster.pid");
+        let pid = std::fs::read_to_string(&pid_file)?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        run(Command::new("kill").args(["-9", &pid]))?;
         Ok(port)
     }
 
