@@ -120,9 +120,6 @@ impl From<SessionError> for ApiError {
     }
 }
 
-/// `Retry-After` of a 503: seconds to wait before trying again.
-pub const RETRY_AFTER_SECONDS: &str = "1";
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -136,7 +133,7 @@ impl IntoResponse for ApiError {
             // Every 503 of this API is worth trying again soon.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                axum::http::HeaderValue::from_static(service::request::RETRY_AFTER_SECONDS),
             );
         }
         response

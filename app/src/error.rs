@@ -115,6 +115,11 @@ impl Decodes<AppError> for AppErrorEncoding {
     }
 }
 
+/// What the dashboard says when the store cannot answer for now.
+pub const UNAVAILABLE: &str =
+    "The store cannot answer for now (it is busy, or its database is restarting or failing over). \
+     Try again in a moment.";
+
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::AppError;
@@ -123,6 +128,15 @@ mod ssr {
 
     impl From<SessionError> for AppError {
         fn from(e: SessionError) -> Self {
+            if let SessionError::Unavailable(_) = e {
+                // Worth trying again: the store is busy, or its database restarting or failing over.
+                tracing::warn!(error = %e, request_id = %service::request::request_id(), "store unavailable");
+                return AppError::Refused {
+                    status: 503,
+                    code: e.code().to_owned(),
+                    message: super::UNAVAILABLE.to_owned(),
+                };
+            }
             if e.status() >= 500 {
                 tracing::error!(error = %e, request_id = %service::request::request_id(), "server function failed");
                 return AppError::Internal {
@@ -196,6 +210,20 @@ mod tests {
                 | ServerFnError::MissingArg(_)
                 | ServerFnError::Deserialization(_)
         ));
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn an_unavailable_store_is_a_503_worth_trying_again() {
+        let e = AppError::from(sessions::SessionError::Unavailable(
+            "PostgreSQL: connection closed".into(),
+        ));
+        assert_eq!(e.status(), 503);
+        assert!(matches!(&e, AppError::Refused { code, message, .. }
+            if code == "store_unavailable" && message == UNAVAILABLE));
+        // A failure of the store itself stays an internal error, its details in the log.
+        let e = AppError::from(sessions::SessionError::Storage("disk full".into()));
+        assert_eq!(e.status(), 500);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! server alone is killed and its keeper restarts it). Nothing acknowledged is lost: every create answered
 //! validates and every end answered stays ended, on both servers; no answer is a 500 or a wrong
 //! one (the switch is answered with JSON 503s carrying `Retry-After`); the counters equal a
-//! recount; every logout notification queued reaches the client.
+//! recount; every logout notification queued reaches the client. The dashboard's server
+//! functions, called meanwhile, answer the same way.
 //!
 //! Prints the figures: writes acknowledged before and after, 503s, the time from the kill to the
 //! first acknowledged write.
@@ -27,7 +28,7 @@ use serde_json::{json, Value};
 use store_postgres::scratch::ScratchHa;
 use store_postgres::PostgresStore;
 
-use common::{Binary, Store, KEY};
+use common::{cookie_pair, Binary, Store, KEY, PASSWORD};
 
 /// How long the servers may take to write again after the kill before the test fails.
 const RECOVERY_WITHIN: Duration = Duration::from_secs(60);
@@ -149,6 +150,77 @@ enum Kill {
     Server,
 }
 
+/// Signs in to the dashboard of the server at `base` as `admin`; the session cookie.
+async fn sign_in(http: &reqwest::Client, base: &str) -> String {
+    let response = dashboard(
+        http,
+        base,
+        "sign_in",
+        &[("username", "admin"), ("password", PASSWORD)],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        response.status().is_success(),
+        "sign-in: {}",
+        response.status()
+    );
+    cookie_pair(response.headers())
+}
+
+/// POSTs a form to a server function as the dashboard does.
+async fn dashboard(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    form: &[(&str, &str)],
+    cookie: Option<&str>,
+) -> reqwest::Result<reqwest::Response> {
+    let mut request = http
+        .post(format!("{base}/api/{name}"))
+        .header("origin", base)
+        .header("sec-fetch-site", "same-origin")
+        .form(form);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.send().await
+}
+
+/// The dashboard's overview of realm `r`, its answer sorted into `answers` as [`call`] does (a
+/// 503 must say `store_unavailable` and carry `Retry-After`).
+async fn overview(http: &reqwest::Client, base: &str, cookie: &str, answers: &Mutex<Answers>) {
+    let response = dashboard(http, base, "load_overview", &[("realm", "r")], Some(cookie)).await;
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            answers
+                .lock()
+                .unwrap()
+                .unexpected
+                .push(format!("load_overview: {e}"));
+            return;
+        }
+    };
+    let status = response.status();
+    let retry_after = response.headers().contains_key("retry-after");
+    let body = response.text().await.unwrap_or_default();
+    let mut answers = answers.lock().unwrap();
+    if status.is_success() {
+        answers.ok += 1;
+    } else if status == StatusCode::SERVICE_UNAVAILABLE
+        && retry_after
+        && body.contains("store_unavailable")
+    {
+        answers.unavailable += 1;
+    } else {
+        answers
+            .unexpected
+            .push(format!("load_overview: {status} {body}"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failover_under_load_loses_nothing_acknowledged() {
     under_load_loses_nothing_acknowledged(Kill::Node).await
@@ -178,6 +250,8 @@ async fn under_load_loses_nothing_acknowledged(kill: Kill) {
         "1",
         "--delivery-max-in-flight",
         "16",
+        "--admin-password",
+        PASSWORD,
     ];
     assert_eq!(MAX_IN_FLIGHT.to_string(), delivery[9]);
     let server_a = Binary::start(&store, &delivery, &[]).await;
@@ -278,6 +352,18 @@ async fn under_load_loses_nothing_acknowledged(kill: Kill) {
                         validate(false).await;
                     }
                 }
+            }
+        }));
+    }
+
+    // An administrator's dashboard, refreshing the overview on both servers.
+    for base in [a.clone(), b.clone()] {
+        let (http, stop, answers) = (http.clone(), stop.clone(), answers.clone());
+        let cookie = sign_in(&http, &base).await;
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                overview(&http, &base, &cookie, &answers).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }));
     }

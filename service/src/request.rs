@@ -4,6 +4,10 @@
 
 use std::net::IpAddr;
 
+/// `Retry-After` of every 503 (the JSON API's and the dashboard's): seconds to wait before
+/// trying again.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 /// Who made the request and under which id it is logged.
 #[derive(Clone, Debug)]
 pub struct RequestContext {

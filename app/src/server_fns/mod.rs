@@ -45,6 +45,12 @@ mod ssr {
             axum::http::StatusCode::from_u16(e.status()),
         ) {
             response.set_status(status);
+            if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+                response.insert_header(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static(service::request::RETRY_AFTER_SECONDS),
+                );
+            }
         }
         e
     }

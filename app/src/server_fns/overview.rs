@@ -18,7 +18,7 @@ pub struct OverviewView {
 }
 
 /// The realms, and the overview of the chosen realm (else the first).
-#[server]
+#[server(endpoint = "load_overview")]
 pub async fn load_overview(realm: Option<String>) -> Result<OverviewView, AppError> {
     use super::auth::ssr::require_admin;
     use super::ssr::{failed, service, user_realms};
