@@ -53,6 +53,23 @@ enum Cmd {
         #[arg(long, default_value = "http://127.0.0.1:9/logout")]
         logout_uri: String,
     },
+    /// Stores one data set in an embedded store, then starts our server on it with each page
+    /// cache size (`--cache-mb`) in turn: time to answer, memory, validate and listing rates.
+    /// Prints a table.
+    Cache {
+        /// Our release server binary.
+        #[arg(long)]
+        server: PathBuf,
+        /// Sessions in the data set.
+        #[arg(long, default_value_t = 1_000_000)]
+        size: usize,
+        /// The cache sizes, in MiB.
+        #[arg(long, num_args = 1.., value_delimiter = ' ', default_values_t = [64, 128, 256, 512])]
+        cache_mb: Vec<u32>,
+        /// How long each load runs, e.g. `5s`.
+        #[arg(long, default_value = "4s", value_parser = parse_duration)]
+        duration: Duration,
+    },
     /// Serves the do-nothing handler.
     Ceiling {
         #[arg(long)]
@@ -129,6 +146,12 @@ fn main() -> ExitCode {
             tokens,
             logout_uri,
         } => seed(data_dir, size, tokens, &logout_uri),
+        Cmd::Cache {
+            server,
+            size,
+            cache_mb,
+            duration,
+        } => cache(server, size, &cache_mb, duration),
         Cmd::Ceiling { addr } => serve(addr, |l| async move {
             ceiling::serve(l).await.map_err(|e| e.to_string())
         }),
@@ -204,6 +227,30 @@ fn seed(data_dir: PathBuf, size: usize, tokens: PathBuf, logout_uri: &str) -> Re
         sampled.len(),
         tokens.display()
     ));
+    Ok(())
+}
+
+fn cache(
+    server: PathBuf,
+    size: usize,
+    caches_mb: &[u32],
+    duration: Duration,
+) -> Result<(), String> {
+    check_size(size)?;
+    let settings = run::Settings {
+        sizes: vec![size],
+        duration,
+        threads: 2,
+        connections: 64,
+        admin_connections: 4,
+        sweep: 0,
+        pool: 16,
+        geoip_fixture: server.with_file_name("geoip-fixture"),
+        server,
+        workspace: std::env::current_dir().map_err(|e| e.to_string())?,
+    };
+    let table = run::cache_sweep(&settings, &run::Progress::new(), size, caches_mb)?;
+    println!("{table}");
     Ok(())
 }
 

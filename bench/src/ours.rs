@@ -235,14 +235,14 @@ pub const REAPER_INTERVAL_SECS: u64 = 15;
 
 /// Starts `server serve` on the backend's store at a free port of 127.0.0.1 with `api_key` as its
 /// bootstrap key, from `workspace` (where it finds the dashboard's assets), back-channel logout
-/// URIs on 127.0.0.1 allowed, and waits for `/healthz`. With `places`, the server reads those
-/// City and ASN databases and places every session it creates.
+/// URIs on 127.0.0.1 allowed, and `extra` arguments (such as [`Places::args`]), and waits for
+/// `/healthz`.
 pub fn start(
     server: &Path,
     workspace: &Path,
     backend: &Backend,
     api_key: &str,
-    places: Option<&Places>,
+    extra: &[String],
 ) -> Result<Running, String> {
     let addr = crate::process::free_addr()?;
     let mut cmd = Command::new(server);
@@ -255,12 +255,7 @@ pub fn start(
         Backend::Embedded(dir) => cmd.arg("--data-dir").arg(dir),
         Backend::Postgres(url) => cmd.arg("--store").arg(url),
     };
-    if let Some(places) = places {
-        cmd.arg("--geoip-db")
-            .arg(&places.city)
-            .arg("--asn-db")
-            .arg(&places.asn);
-    }
+    cmd.args(extra);
     cmd.env("SESSIONS_BOOTSTRAP_API_KEY", api_key)
         .env(
             "SESSIONS_REAPER_INTERVAL_SECS",
@@ -276,6 +271,18 @@ pub fn start(
 pub struct Places {
     pub city: PathBuf,
     pub asn: PathBuf,
+}
+
+impl Places {
+    /// The server's arguments that name the databases: it places every session it creates.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--geoip-db".into(),
+            self.city.display().to_string(),
+            "--asn-db".into(),
+            self.asn.display().to_string(),
+        ]
+    }
 }
 
 /// Networks in the synthetic databases: as many /24 networks as a real City database holds

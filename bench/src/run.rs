@@ -93,6 +93,31 @@ pub fn run(settings: &Settings, progress: &Progress) -> Result<Vec<Row>, String>
     Ok(rows)
 }
 
+/// `bench-http cache`: the data set stored once in an embedded store of `size` sessions, then
+/// our server started on it with each page cache size in turn ([`Bench::cache_sweep`]); answers
+/// the markdown table.
+pub fn cache_sweep(
+    settings: &Settings,
+    progress: &Progress,
+    size: usize,
+    caches_mb: &[u32],
+) -> Result<String, String> {
+    let work = tempfile::Builder::new()
+        .prefix("bench-http-cache-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a work directory: {e}"))?;
+    let receiver = start_ceiling("the logout receiver")?;
+    let bench = Bench {
+        settings,
+        progress,
+        script: wrk::install_script(work.path()).map_err(|e| e.to_string())?,
+        work: work.path().to_owned(),
+        data: Dataset::new(size, Utc::now()),
+        logout_uri: format!("http://{}{}", receiver.addr, crate::ceiling::PATH),
+    };
+    bench.cache_sweep(caches_mb)
+}
+
 /// One side's measurements, by workload.
 type Results = HashMap<&'static str, Cell>;
 
@@ -248,7 +273,7 @@ impl Bench<'_> {
                 &self.settings.workspace,
                 backend,
                 &key,
-                places,
+                &places.map(Places::args).unwrap_or_default(),
             )
         };
         let start = || start_placing(None);
@@ -397,6 +422,69 @@ impl Bench<'_> {
         }
         self.say("writing synthetic GeoIP databases");
         crate::ours::write_places(&self.settings.geoip_fixture, &dir)
+    }
+
+    /// For each page cache size: our server started on the seeded embedded store with
+    /// `--cache-mb`, the time until it answered, a warm-up, then validate, the subject filter and
+    /// the deepest page measured, and the server's memory (PSS) after them.
+    fn cache_sweep(&self, caches_mb: &[u32]) -> Result<String, String> {
+        let backend = Backend::Embedded(self.work.join("ours"));
+        self.say("ours: storing the data set");
+        let tokens = crate::ours::seed(&backend, &self.data, &self.logout_uri, &|m| self.say(m))?;
+        let key = random_key()?;
+        let auth = format!("Bearer {key}");
+        let mut table = String::from(
+            "| cache | start → answering | memory (PSS) after the loads | validate req/s (p99) | \
+             subject filter req/s (p99) | page 10,000 req/s (p99) |\n| --- | --- | --- | --- | --- | --- |\n",
+        );
+        for &mb in caches_mb {
+            let who = format!("cache {mb} MiB");
+            let began = Instant::now();
+            let args = ["--cache-mb".to_owned(), mb.to_string()];
+            let server = crate::ours::start(
+                &self.settings.server,
+                &self.settings.workspace,
+                &backend,
+                &key,
+                &args,
+            )?;
+            let started = began.elapsed();
+            let side = OurSide {
+                base: format!("http://{}", server.addr),
+                auth: auth.clone(),
+                tokens: tokens.clone(),
+            };
+            let validate = Workload::Validate.ours(&self.data, &side)?;
+            self.warm_up(&side.base, Some(&auth), &validate, &who)?;
+            let mut cells = Vec::new();
+            for (w, shape) in [
+                (Workload::Validate, Shape::DataPlane),
+                (Workload::SubjectFilter, Shape::Admin),
+                (Workload::Page(10_000), Shape::Admin),
+            ] {
+                let request = w.ours(&self.data, &side)?;
+                let what = format!("{who}: {}", w.key());
+                let m = self.drive(&side.base, Some(&auth), &request, shape, &what)?;
+                cells.push(format!(
+                    "{:.0} ({})",
+                    m.throughput(),
+                    crate::report::ms(m.p99)
+                ));
+            }
+            let Cell::Text(pss) = memory(&[server.pid()]) else {
+                unreachable!("memory is text")
+            };
+            self.say(&format!(
+                "{who}: started in {started:.2?}, {pss} after the loads"
+            ));
+            table.push_str(&format!(
+                "| {mb} MiB | {:.2} s | {pss} | {} |\n",
+                started.as_secs_f64(),
+                cells.join(" | ")
+            ));
+            drop(server);
+        }
+        Ok(table)
     }
 
     /// An unrecorded validation load, so that what follows is measured on a server whose caches

@@ -159,6 +159,16 @@ pub struct DataDir {
         value_parser = clap::value_parser!(u32).range(0..=10_000_000)
     )]
     pub pg_validation_cache: u32,
+    /// With the embedded store: megabytes of its page cache, the pages kept decoded in memory
+    /// (most of the server's memory at a million sessions). What does not fit is read again from
+    /// the file (through the operating system's cache) when used.
+    #[arg(
+        long,
+        env = "SESSIONS_CACHE_MB",
+        default_value_t = sessions::store::DEFAULT_CACHE_MB,
+        value_parser = clap::value_parser!(u32).range(16..=1_048_576)
+    )]
+    pub cache_mb: u32,
 }
 
 impl DataDir {
@@ -355,7 +365,7 @@ fn parse_role(s: &str) -> Result<AdminRole, String> {
 }
 
 #[cfg(test)]
-mod pg_statement_timeout_tests {
+mod data_dir_tests {
     use super::*;
     use std::time::Duration;
 
@@ -404,5 +414,17 @@ mod pg_statement_timeout_tests {
         assert_eq!(options(&["--pg-validation-cache", "0"]).validation_cache, 0);
         let args = ["server", "--pg-validation-cache", "-1"];
         assert!(Only::try_parse_from(args).is_err());
+    }
+
+    #[test]
+    fn the_embedded_store_caches_512_mib_unless_told_otherwise() {
+        let cache = |args: &[&str]| {
+            let args = std::iter::once("server").chain(args.iter().copied());
+            Only::try_parse_from(args).map(|o| o.data.cache_mb)
+        };
+        assert_eq!(cache(&[]).unwrap(), sessions::store::DEFAULT_CACHE_MB);
+        assert_eq!(cache(&["--cache-mb", "128"]).unwrap(), 128);
+        assert!(cache(&["--cache-mb", "8"]).is_err());
+        assert!(cache(&["--cache-mb", "lots"]).is_err());
     }
 }

@@ -60,9 +60,10 @@ impl Services {
             }
             None => {
                 // Opening reads the disk (a journal replay, an upgrade): a blocking thread's work.
-                let dir = data.data_dir.clone();
+                let (dir, cache_mb) = (data.data_dir.clone(), data.cache_mb);
                 let store =
-                    tokio::task::spawn_blocking(move || Self::open_embedded(&dir)).await??;
+                    tokio::task::spawn_blocking(move || Self::open_embedded(&dir, cache_mb))
+                        .await??;
                 (store.clone(), Some(store))
             }
         };
@@ -81,13 +82,16 @@ impl Services {
         })
     }
 
-    /// Opens the embedded store in `data_dir` (created `0700`, its files `0600`), with
-    /// [`ServerError::StoreInUse`] when another holder has it open.
-    fn open_embedded(data_dir: &std::path::Path) -> Result<Arc<SledStore>, ServerError> {
+    /// Opens the embedded store in `data_dir` (created `0700`, its files `0600`) with a page
+    /// cache of `cache_mb`, with [`ServerError::StoreInUse`] when another holder has it open.
+    fn open_embedded(
+        data_dir: &std::path::Path,
+        cache_mb: u32,
+    ) -> Result<Arc<SledStore>, ServerError> {
         storage_dir::prepare(data_dir)?;
         let store = storage_dir::unless_in_use(
             data_dir,
-            || SledStore::open(data_dir),
+            || SledStore::open_with_cache(data_dir, cache_mb),
             |source| ServerError::OpenStore {
                 dir: data_dir.to_owned(),
                 source,

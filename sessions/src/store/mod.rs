@@ -34,7 +34,10 @@ pub use record::parse_sid;
 pub use rules::MAX_LISTED_DELIVERIES;
 /// The store the product runs: the v2 layout.
 pub use v2::SledStoreV2 as SledStore;
-pub use v2::{dir_lock, resident_bytes, CompactStats, OpenStats, SledStoreV2, LAYOUT_VERSION};
+pub use v2::{
+    dir_lock, resident_bytes, CompactStats, OpenStats, SledStoreV2, DEFAULT_CACHE_MB,
+    LAYOUT_VERSION,
+};
 
 /// Where the next look at the outbox starts: after the client queue the last one stopped in.
 /// Opaque; start with the default.

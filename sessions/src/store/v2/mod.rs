@@ -88,9 +88,10 @@ use record::Interner;
 pub const LAYOUT_VERSION: u32 = 5;
 /// The tree every key of the v2 layout lives in.
 const TREE: &str = "sessions_v2";
-/// sled's page cache: enough for the indexes' upper levels and the hot records at a million
-/// sessions, well within the resident-memory budget.
-const CACHE_BYTES: u64 = 512 * 1024 * 1024;
+/// sled's page cache unless the opener says otherwise ([`SledStoreV2::open_with_cache`]; the
+/// server's `--cache-mb`): enough for the indexes' upper levels and the hot records at a million
+/// sessions.
+pub const DEFAULT_CACHE_MB: u32 = 512;
 
 /// How the store opened: for the start-up log line and the benchmark.
 #[derive(Clone, Copy, Debug, Default)]
@@ -141,10 +142,19 @@ pub struct SledStoreV2 {
 }
 
 impl SledStoreV2 {
-    /// Opens (or creates) the store in a directory, upgrading one of an older layout.
+    /// Opens (or creates) the store in a directory, upgrading one of an older layout, with a
+    /// page cache of [`DEFAULT_CACHE_MB`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_MB)
+    }
+
+    /// As [`open`](Self::open), with a page cache of `cache_mb` megabytes: the pages sled keeps
+    /// decoded in memory (what does not fit is read again from the file, through the operating
+    /// system's page cache).
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_mb: u32) -> Result<Self> {
         compact::recover(path.as_ref())?;
-        Self::with_config(sled::Config::new().path(path).cache_capacity(cache_bytes()))
+        let bytes = u64::from(cache_mb) << 20;
+        Self::with_config(sled::Config::new().path(path).cache_capacity(bytes))
     }
 
     /// Rewrites the store in `dir` into a fresh directory and swaps it in, crash-safely (see
@@ -333,14 +343,6 @@ fn sha256(b: &[u8]) -> [u8; 32] {
 /// Equality of two hashes that takes as long whatever they hold.
 fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// sled's page cache size: [`CACHE_BYTES`], or `SESSIONS_CACHE_MB` from the environment.
-fn cache_bytes() -> u64 {
-    std::env::var("SESSIONS_CACHE_MB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(CACHE_BYTES, |mb| mb * 1024 * 1024)
 }
 
 /// The process's resident memory, from `/proc/self/status` (0 where there is none).
