@@ -72,38 +72,22 @@ struct Bench<'a> {
 pub fn run(settings: &Settings, progress: &Progress) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     for &size in &settings.sizes {
-        let work = tempfile::Builder::new()
-            .prefix("bench-http-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a work directory: {e}"))?;
-        let receiver = start_ceiling("the logout receiver")?;
-        let bench = Bench {
-            settings,
-            progress,
-            script: wrk::install_script(work.path()).map_err(|e| e.to_string())?,
-            work: work.path().to_owned(),
-            data: Dataset::new(size, Utc::now()),
-            logout_uri: format!("http://{}{}", receiver.addr, crate::ceiling::PATH),
-        };
-        rows.extend(bench.size()?);
-        drop(receiver);
-        drop(work);
+        rows.extend(with_bench(settings, progress, size, |bench| bench.size())?);
         progress.say(&format!("{size} sessions: done; work directory deleted"));
     }
     Ok(rows)
 }
 
-/// `bench-http cache`: the data set stored once in an embedded store of `size` sessions, then
-/// our server started on it with each page cache size in turn ([`Bench::cache_sweep`]); answers
-/// the markdown table.
-pub fn cache_sweep(
+/// Runs `f` on a [`Bench`] of `size` sessions: a work directory, the wrk script and a logout
+/// receiver, all gone when it returns.
+fn with_bench<T>(
     settings: &Settings,
     progress: &Progress,
     size: usize,
-    caches_mb: &[u32],
-) -> Result<String, String> {
+    f: impl FnOnce(&Bench<'_>) -> Result<T, String>,
+) -> Result<T, String> {
     let work = tempfile::Builder::new()
-        .prefix("bench-http-cache-")
+        .prefix("bench-http-")
         .tempdir()
         .map_err(|e| format!("cannot create a work directory: {e}"))?;
     let receiver = start_ceiling("the logout receiver")?;
@@ -115,7 +99,24 @@ pub fn cache_sweep(
         data: Dataset::new(size, Utc::now()),
         logout_uri: format!("http://{}{}", receiver.addr, crate::ceiling::PATH),
     };
-    bench.cache_sweep(caches_mb)
+    let result = f(&bench);
+    drop(receiver);
+    drop(work);
+    result
+}
+
+/// `bench-http cache`: the data set stored once in an embedded store of `size` sessions, then
+/// our server started on it with each page cache size in turn ([`Bench::cache_sweep`]); answers
+/// the markdown table.
+pub fn cache_sweep(
+    settings: &Settings,
+    progress: &Progress,
+    size: usize,
+    caches_mb: &[u32],
+) -> Result<String, String> {
+    with_bench(settings, progress, size, |bench| {
+        bench.cache_sweep(caches_mb)
+    })
 }
 
 /// One side's measurements, by workload.

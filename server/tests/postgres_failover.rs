@@ -111,43 +111,46 @@ async fn call(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = match request.send().await {
+    let (status, body) = sort(path, request.send().await, answers).await?;
+    status
+        .is_success()
+        .then(|| serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// Sorts an answer (or a failure to get one) of `what` into `answers`: a success; a 503 that says
+/// `store_unavailable` and carries `Retry-After`; anything else unexpected. Its status and body,
+/// when there was an answer.
+async fn sort(
+    what: &str,
+    response: reqwest::Result<reqwest::Response>,
+    answers: &Mutex<Answers>,
+) -> Option<(StatusCode, String)> {
+    let response = match response {
         Ok(r) => r,
         Err(e) => {
             answers
                 .lock()
                 .unwrap()
                 .unexpected
-                .push(format!("{path}: {e}"));
+                .push(format!("{what}: {e}"));
             return None;
         }
     };
     let status = response.status();
     let retry_after = response.headers().contains_key("retry-after");
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let body = response.text().await.unwrap_or_default();
     let mut answers = answers.lock().unwrap();
     if status.is_success() {
         answers.ok += 1;
-        return Some(body);
-    }
-    if status == StatusCode::SERVICE_UNAVAILABLE
+    } else if status == StatusCode::SERVICE_UNAVAILABLE
         && retry_after
-        && body["error"]["code"] == "store_unavailable"
+        && body.contains("store_unavailable")
     {
         answers.unavailable += 1;
     } else {
-        answers.unexpected.push(format!("{path}: {status} {body}"));
+        answers.unexpected.push(format!("{what}: {status} {body}"));
     }
-    None
-}
-
-/// What dies.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kill {
-    /// The primary's node: its keeper and server (the secondary is promoted).
-    Node,
-    /// The primary's PostgreSQL server alone (its keeper restarts it).
-    Server,
+    Some((status, body))
 }
 
 /// Signs in to the dashboard of the server at `base` as `admin`; the session cookie.
@@ -188,37 +191,19 @@ async fn dashboard(
     request.send().await
 }
 
-/// The dashboard's overview of realm `r`, its answer sorted into `answers` as [`call`] does (a
-/// 503 must say `store_unavailable` and carry `Retry-After`).
+/// The dashboard's overview of realm `r`, its answer sorted into `answers`.
 async fn overview(http: &reqwest::Client, base: &str, cookie: &str, answers: &Mutex<Answers>) {
     let response = dashboard(http, base, "load_overview", &[("realm", "r")], Some(cookie)).await;
-    let response = match response {
-        Ok(r) => r,
-        Err(e) => {
-            answers
-                .lock()
-                .unwrap()
-                .unexpected
-                .push(format!("load_overview: {e}"));
-            return;
-        }
-    };
-    let status = response.status();
-    let retry_after = response.headers().contains_key("retry-after");
-    let body = response.text().await.unwrap_or_default();
-    let mut answers = answers.lock().unwrap();
-    if status.is_success() {
-        answers.ok += 1;
-    } else if status == StatusCode::SERVICE_UNAVAILABLE
-        && retry_after
-        && body.contains("store_unavailable")
-    {
-        answers.unavailable += 1;
-    } else {
-        answers
-            .unexpected
-            .push(format!("load_overview: {status} {body}"));
-    }
+    sort("load_overview", response, answers).await;
+}
+
+/// What dies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kill {
+    /// The primary's node: its keeper and server (the secondary is promoted).
+    Node,
+    /// The primary's PostgreSQL server alone (its keeper restarts it).
+    Server,
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -116,16 +116,20 @@ impl ScratchHa {
         })
     }
 
-    /// Kills the primary's node (its keeper and its PostgreSQL server, SIGKILL); answers its
-    /// port. The monitor then promotes the secondary.
-    pub fn kill_primary(&mut self) -> Result<u16, ScratchError> {
-        let port = self
-            .primary_port()
+    /// The primary's port; an error naming the nodes' states when none serves writes.
+    fn primary_to_kill(&self) -> Result<u16, ScratchError> {
+        self.primary_port()
             .ok_or_else(|| ScratchError::NotConverged {
                 wanted: "a primary to kill".into(),
                 within: Duration::ZERO,
                 seen: self.states().unwrap_or_default(),
-            })?;
+            })
+    }
+
+    /// Kills the primary's node (its keeper and its PostgreSQL server, SIGKILL); answers its
+    /// port. The monitor then promotes the secondary.
+    pub fn kill_primary(&mut self) -> Result<u16, ScratchError> {
+        let port = self.primary_to_kill()?;
         let at = self
             .keepers
             .iter()
@@ -141,13 +145,7 @@ impl ScratchHa {
     /// server would; answers its port. Its keeper starts it again, in place or, if the monitor
     /// promoted the secondary meanwhile, as a standby.
     pub fn kill_primary_server(&mut self) -> Result<u16, ScratchError> {
-        let port = self
-            .primary_port()
-            .ok_or_else(|| ScratchError::NotConverged {
-                wanted: "a primary to kill".into(),
-                within: Duration::ZERO,
-                seen: self.states().unwrap_or_default(),
-            })?;
+        let port = self.primary_to_kill()?;
         let node = self
             .ports
             .iter()
