@@ -105,7 +105,8 @@ impl From<SessionError> for ApiError {
                 status,
                 e.code(),
                 "the store is unavailable for now (busy, or its database restarting or failing \
-                 over); try again in a moment",
+                 over); try again in a moment (a change cut off while it was being written may \
+                 or may not have been made)",
             );
         }
         if status.is_server_error() {

@@ -95,7 +95,8 @@ const ERRORS: [(&str, &str, &str); 9] = [
         "The request ran past its time limit (`timed_out`; a change it started still runs to \
          its end and is recorded in the audit log), or a PostgreSQL store could not answer for \
          now: a statement ran past its timeout, or the database is unreachable, restarting or \
-         failing over (`store_unavailable`). Try again after the `Retry-After` header's seconds.",
+         failing over (`store_unavailable`). Try again after the `Retry-After` header's seconds; a \
+         change cut off while it was being written may or may not have been made.",
     ),
 ];
 

@@ -160,8 +160,8 @@ pub struct DataDir {
     )]
     pub pg_validation_cache: u32,
     /// With the embedded store: megabytes of its page cache, the pages kept decoded in memory
-    /// (most of the server's memory at a million sessions). What does not fit is read again from
-    /// the file (through the operating system's cache) when used.
+    /// (at most this much of the server's memory). What does not fit is read again from the file
+    /// (through the operating system's cache) when used.
     #[arg(
         long,
         env = "SESSIONS_CACHE_MB",

@@ -42,12 +42,13 @@ const NETWORK_PARTITION_TIMEOUT: &str = "3";
 pub struct ScratchHa {
     bin: PathBuf,
     dir: PathBuf,
-    as_postgres_user: bool,
     monitor_port: u16,
     /// The nodes' ports, in the order they were created (the first is the first primary).
     ports: Vec<u16>,
     /// The running keepers (the monitor's first), each the leader of its own process group.
     keepers: Vec<(u16, Child)>,
+    /// Cleans up if the process ends first; stopped when the harness is dropped.
+    watchdog: Child,
 }
 
 impl ScratchHa {
@@ -58,31 +59,47 @@ impl ScratchHa {
         if !Path::new(AUTOCTL).exists() {
             return Err(ScratchError::AutoFailoverNotInstalled);
         }
+        if !is_root() {
+            // pg_autoctl names the clusters' superuser after the user it runs as, and puts
+            // sockets where only Debian's `postgres` group may: the nodes run as `postgres`.
+            return Err(ScratchError::Command {
+                command: "ScratchHa::start".into(),
+                output: "the highly available scratch servers run as the `postgres` user: run \
+                         the tests as root (CI does)"
+                    .into(),
+            });
+        }
         let dir = std::env::temp_dir().join(format!(
             "sessions-ha-{}-{}",
             std::process::id(),
             free_port()?
         ));
         std::fs::create_dir_all(&dir)?;
+        // If this process ends before the harness is dropped (an interrupted test), a watchdog
+        // kills the process groups written to `groups` and deletes the directory.
+        let groups = dir.join("groups");
+        std::fs::write(&groups, "")?;
+        let watchdog = super::when_process_ends(&format!(
+            "for g in $(cat {}); do kill -9 -- -$g; done 2>/dev/null; sleep 1; rm -rf {}",
+            quote(&groups.display().to_string()),
+            quote(&dir.display().to_string())
+        ))?;
         let mut ha = ScratchHa {
             bin,
             dir,
-            as_postgres_user: is_root(),
             monitor_port: free_port()?,
             ports: vec![free_port()?, free_port()?],
             keepers: Vec::new(),
+            watchdog,
         };
-        if ha.as_postgres_user {
-            run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&ha.dir))?;
-        }
+        run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&ha.dir))?;
         ha.start_monitor()?;
         for node in 0..ha.ports.len() {
             ha.start_node(node)?;
         }
         ha.wait_for(&["primary", "secondary"])?;
-        ha.clean_up_when_process_ends()?;
         Ok(ha)
     }
 
@@ -258,11 +275,22 @@ impl ScratchHa {
             .stderr(log)
             .process_group(0)
             .spawn()?;
+        self.note_group(&creating)?;
+        let started = Instant::now();
         // A secondary starts with a base backup of the primary, which begins at the primary's
         // next checkpoint: ask for one until the copy is done, rather than wait for the timer.
         let status = loop {
             if let Some(status) = creating.try_wait()? {
                 break status;
+            }
+            if started.elapsed() > CONVERGE_WITHIN {
+                kill_group(&creating);
+                let _ = creating.wait();
+                return Err(ScratchError::NotConverged {
+                    wanted: format!("node{} created", node + 1),
+                    within: CONVERGE_WITHIN,
+                    seen: self.states().unwrap_or_default(),
+                });
             }
             if node > 0 {
                 let _ = self.psql(self.ports[0], "postgres", "CHECKPOINT");
@@ -300,7 +328,18 @@ impl ScratchHa {
             .stdin(Stdio::null())
             .process_group(0)
             .spawn()?;
+        self.note_group(&child)?;
         self.keepers.push((port, child));
+        Ok(())
+    }
+
+    /// Adds a child's process group to those the watchdog kills.
+    fn note_group(&self, child: &Child) -> Result<(), ScratchError> {
+        use std::io::Write;
+        let mut groups = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("groups"))?;
+        writeln!(groups, "{}", child.id())?;
         Ok(())
     }
 
@@ -326,7 +365,7 @@ impl ScratchHa {
     /// `pg_autoctl` with `args`, as the clusters' owner, its configuration and state files
     /// inside the temporary directory.
     fn autoctl_command(&self, args: &[&str]) -> Command {
-        let mut command = as_owner(Path::new("env"), &[], self.as_postgres_user);
+        let mut command = as_owner(Path::new("env"), &[], true);
         command
             .arg(format!("PATH={}:/usr/bin:/bin", self.bin.display()))
             .arg(format!(
@@ -359,21 +398,6 @@ impl ScratchHa {
             .env("PGCONNECT_TIMEOUT", "2"))?;
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
-
-    /// A watchdog kills the keepers' process groups and deletes the directory as soon as this
-    /// process ends, if it ends before the harness is dropped.
-    fn clean_up_when_process_ends(&self) -> Result<(), ScratchError> {
-        let groups: Vec<String> = self
-            .keepers
-            .iter()
-            .map(|(_, c)| format!("-{}", c.id()))
-            .collect();
-        super::when_process_ends(&format!(
-            "kill -9 -- {} 2>/dev/null; sleep 1; rm -rf {}",
-            groups.join(" "),
-            quote(&self.dir.display().to_string())
-        ))
-    }
 }
 
 /// Where Debian's `pg-auto-failover-cli` puts `pg_autoctl`.
@@ -393,6 +417,9 @@ impl Drop for ScratchHa {
             kill_group(keeper);
             let _ = keeper.wait();
         }
+        // Its work is done: it must not kill process groups whose ids may be reused later.
+        kill_group(&self.watchdog);
+        let _ = self.watchdog.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

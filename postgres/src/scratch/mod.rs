@@ -300,6 +300,7 @@ impl ScratchPostgres {
             "{stop} >/dev/null 2>&1; rm -rf {}",
             quote(&self.dir.display().to_string())
         ))
+        .map(drop)
     }
 
     /// The bytes the cluster's data directory takes on disk.
@@ -349,15 +350,15 @@ pub(crate) fn quote(text: &str) -> String {
 
 /// Runs the shell commands `script` as soon as this process ends, however it ends: a watchdog in
 /// a session of its own, so that an interrupt of the tests does not reach it.
-pub(crate) fn when_process_ends(script: &str) -> Result<(), ScratchError> {
+/// Its process leads a session (and process group) of its own.
+pub(crate) fn when_process_ends(script: &str) -> Result<std::process::Child, ScratchError> {
     let script = format!("tail --pid={} -f /dev/null; {script}", std::process::id());
-    Command::new("setsid")
+    Ok(Command::new("setsid")
         .args(["sh", "-c", &script])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()?;
-    Ok(())
+        .spawn()?)
 }
 
 /// `program` with `args`, run as the `postgres` user when `as_postgres_user` (we are root).

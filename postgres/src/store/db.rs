@@ -98,21 +98,34 @@ pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {
         return true;
     }
     match e.code() {
-        Some(code) => {
-            // Class 08: connection exceptions.
-            code.code().starts_with("08")
-                || [
-                    SqlState::QUERY_CANCELED,
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CRASH_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::READ_ONLY_SQL_TRANSACTION,
-                ]
-                .contains(code)
+        Some(code) => [
+            SqlState::CONNECTION_EXCEPTION,
+            SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+            SqlState::CONNECTION_DOES_NOT_EXIST,
+            SqlState::SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::QUERY_CANCELED,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+        ]
+        .contains(code),
+        // No answer from a server: connecting failed (refused, timed out, or none of the URL's
+        // hosts takes writes) or the connection's I/O did. (Not an error encoding a statement
+        // or reading a malformed message, which trying again does not mend.)
+        None => {
+            let text = e.to_string();
+            text.starts_with("error connecting to server")
+                || text.starts_with("error communicating with the server")
         }
-        // No answer from a server: an I/O error, or none of the URL's hosts would take writes.
-        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
     }
+}
+
+/// Whether the server refused a write because it no longer takes any (a primary demoted): the
+/// connection is not given back to the pool, so the next call connects to the new primary.
+pub(crate) fn is_read_only(e: &Error) -> bool {
+    matches!(e, Error::Db(e) if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION))
 }
 
 /// A database error with the server's code and message when there is one.
@@ -148,6 +161,11 @@ pub(crate) enum Outcome<T> {
 }
 
 impl<T> Outcome<T> {
+    /// Whether the server refused the transaction's writes because it no longer takes any.
+    pub(crate) fn is_read_only(&self) -> bool {
+        matches!(self, Outcome::Done(Err(e)) if is_read_only(e))
+    }
+
     /// The outcome of a transaction whose `BEGIN` failed so.
     pub(crate) fn not_begun(e: tokio_postgres::Error) -> Self {
         if e.is_closed() {
@@ -311,7 +329,8 @@ macro_rules! db_run {
             .await;
             db.forget(tx.take_changed());
             drop(tx);
-            taken.give_back();
+            let read_only = result.as_ref().is_err_and($crate::store::db::is_read_only);
+            taken.give_back_unless(read_only);
             Ok(result?)
         })
     };
@@ -349,7 +368,7 @@ macro_rules! db_write {
                     }
                 };
                 // A connection found closed leaves the pool when next taken.
-                taken.give_back();
+                taken.give_back_unless(outcome.is_read_only());
                 if let Some(result) = retry.after(outcome) {
                     break result;
                 }
@@ -413,7 +432,7 @@ impl Retry {
 }
 
 /// A connection taken from the pool for one call. The call gives it back when it is done with it
-/// ([`Taken::give_back`]). Dropped still holding it, the call's future was dropped mid-statement:
+/// ([`Taken::give_back_unless`]). Dropped still holding it, the call's future was dropped mid-statement:
 /// a cancel request for the statement running is sent, and the connection leaves the pool and is
 /// closed once the request was sent. A cancel request names a connection, not a statement, and
 /// may arrive late: it must not end a later caller's statement on the same connection.
@@ -448,9 +467,12 @@ impl Taken {
         })
     }
 
-    /// Back to the pool, for the next call.
-    pub(crate) fn give_back(mut self) {
-        drop(self.conn.take());
+    /// Back to the pool, for the next call, unless `discard`: then the connection is closed.
+    pub(crate) fn give_back_unless(mut self, discard: bool) {
+        match self.conn.take() {
+            Some(conn) if discard => drop(Object::take(conn)),
+            conn => drop(conn),
+        }
     }
 }
 

@@ -36,6 +36,12 @@ pub(crate) const CHANNEL: &str = "sessions_changed";
 const ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
 /// How long to wait before making the connection again after losing it (or failing to).
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+/// How often the listening connection proves it still reaches the database, and how long an
+/// answer may take: a host that vanished without closing the connection (a machine gone, a
+/// network cut) is noticed within about two seconds, and the validation cache stops answering
+/// from memory meanwhile rather than miss the ends announced on a new primary.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+const HEARTBEAT_WITHIN: Duration = Duration::from_secs(1);
 
 /// Realms whose sessions changed through this store and are still to be announced.
 #[derive(Default)]
@@ -163,6 +169,7 @@ async fn keep(
         tokio::select! {
             _ = &mut listening.reader => {}
             _ = announce(&listening.client, &announcements) => {}
+            _ = heartbeat(&listening.client) => {}
         }
         drop(listening);
         ears.validations.deaf();
@@ -176,6 +183,27 @@ async fn keep(
         };
         tracing::info!("listening for changes again");
         ears.feed.everything_changed();
+    }
+}
+
+/// Returns when the connection no longer answers a trivial query within [`HEARTBEAT_WITHIN`].
+async fn heartbeat(client: &Client) {
+    loop {
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        match tokio::time::timeout(HEARTBEAT_WITHIN, client.simple_query("")).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    "the listening connection failed a heartbeat: {}",
+                    describe(&e)
+                );
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("the listening connection did not answer a heartbeat in time");
+                return;
+            }
+        }
     }
 }
 
