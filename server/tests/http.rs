@@ -1730,15 +1730,20 @@ async fn networks_place_sessions_follow_refreshes_and_feed_anomaly_removals(stor
     let unplaced = create("bob", "10.0.0.1").await;
     assert!(unplaced.get("network").is_none(), "{unplaced}");
 
+    let validate = |body: Value| {
+        let srv = &srv;
+        async move {
+            srv.root(
+                Method::POST,
+                "/api/v1/realms/geo/sessions/validate",
+                Some(body),
+            )
+            .await
+        }
+    };
     // A refresh from New York.
     let refresh = json!({"token": berlin["token"], "ip": "192.0.2.9", "fields": "full"});
-    let (s, v) = srv
-        .root(
-            Method::POST,
-            "/api/v1/realms/geo/sessions/validate",
-            Some(refresh),
-        )
-        .await;
+    let (s, v) = validate(refresh).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["session"]["last_ip"], "192.0.2.9", "{v}");
     assert_eq!(v["session"]["last_network"]["country"], "US", "{v}");
@@ -1746,36 +1751,18 @@ async fn networks_place_sessions_follow_refreshes_and_feed_anomaly_removals(stor
     // An empty or blank address names none.
     for blank in ["", "  "] {
         let look = json!({"token": paris["token"], "ip": blank, "fields": "full"});
-        let (s, v) = srv
-            .root(
-                Method::POST,
-                "/api/v1/realms/geo/sessions/validate",
-                Some(look),
-            )
-            .await;
+        let (s, v) = validate(look).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["session"]["last_ip"], "198.51.100.4", "{v}");
     }
     // Without a refresh the address is not news.
     let look =
         json!({"token": paris["token"], "ip": "192.0.2.10", "refresh": false, "fields": "full"});
-    let (s, v) = srv
-        .root(
-            Method::POST,
-            "/api/v1/realms/geo/sessions/validate",
-            Some(look),
-        )
-        .await;
+    let (s, v) = validate(look).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["session"]["last_ip"], "198.51.100.4", "{v}");
     let bad = json!({"token": berlin["token"], "ip": "203.0.113.4\u{0007}"});
-    let (s, v) = srv
-        .root(
-            Method::POST,
-            "/api/v1/realms/geo/sessions/validate",
-            Some(bad),
-        )
-        .await;
+    let (s, v) = validate(bad).await;
     assert_eq!(
         (s, error_code(&v)),
         (StatusCode::BAD_REQUEST, "invalid_request"),

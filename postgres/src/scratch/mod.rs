@@ -212,12 +212,7 @@ impl ScratchPostgres {
 
     /// Creates a database, for tests that want one each.
     pub fn create_database(&self, name: &str) -> Result<(), ScratchError> {
-        let port = self.port.to_string();
-        self.run_pg(
-            "createdb",
-            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name],
-        )
-        .map(|_| ())
+        self.run_client("createdb", &[name])
     }
 
     /// Creates a database with a name no other call in this process gave (`prefix` and a
@@ -233,41 +228,12 @@ impl ScratchPostgres {
     /// Creates a database as a copy of another (`CREATE DATABASE ... TEMPLATE`): a test's fresh
     /// database with the schema already in place, in milliseconds.
     pub fn create_database_from(&self, name: &str, template: &str) -> Result<(), ScratchError> {
-        let port = self.port.to_string();
-        self.run_pg(
-            "createdb",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-T",
-                template,
-                name,
-            ],
-        )
-        .map(|_| ())
+        self.run_client("createdb", &["-T", template, name])
     }
 
     /// Drops a database, ending the connections still open to it.
     pub fn drop_database(&self, name: &str) -> Result<(), ScratchError> {
-        let port = self.port.to_string();
-        self.run_pg(
-            "dropdb",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "--force",
-                name,
-            ],
-        )
-        .map(|_| ())
+        self.run_client("dropdb", &["--force", name])
     }
 
     /// One server for the whole test process, started on first use. A static is never dropped,
@@ -330,6 +296,14 @@ impl ScratchPostgres {
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(ScratchError::NotReady(within))
+    }
+
+    /// Runs one of PostgreSQL's client programs against this server as superuser `postgres`.
+    fn run_client(&self, program: &str, args: &[&str]) -> Result<(), ScratchError> {
+        let port = self.port.to_string();
+        let mut all = vec!["-h", "127.0.0.1", "-p", &port, "-U", "postgres"];
+        all.extend_from_slice(args);
+        self.run_pg(program, &all).map(|_| ())
     }
 
     /// Runs one of PostgreSQL's programs, as the `postgres` user when we are root.
