@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "session networks",
         include_str!("../migrations/0010_session_networks.sql"),
     ),
+    (
+        11,
+        "Shared Signals streams",
+        include_str!("../migrations/0011_signal_streams.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating.

@@ -154,3 +154,18 @@ sessions::conformance_suite!(postgres, PgBackend);
 async fn admin_records_keep_their_role() {
     sessions::conformance::admin_records_keep_their_role(&PgBackend).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_streams_are_stored_replaced_and_deleted() {
+    sessions::conformance::signal_streams_are_stored_replaced_and_deleted(&PgBackend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ending_queues_one_session_revoked_per_stream() {
+    sessions::conformance::every_ending_queues_one_session_revoked_per_stream(&PgBackend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_delivery_is_read_back_by_id_and_leaves_the_queue_once_delivered() {
+    sessions::conformance::a_queued_delivery_is_read_back_by_id_and_leaves_the_queue_once_delivered(&PgBackend).await;
+}

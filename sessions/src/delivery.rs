@@ -75,6 +75,19 @@ pub struct Delivery {
     pub last_jti: Option<String>,
 }
 
+/// A delivery queued by itself, not by a session ending: a Shared Signals stream's own events
+/// (verification, stream updated), see [`crate::signal`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub realm: String,
+    pub client_id: String,
+    pub uri: String,
+    pub subject_id: String,
+    /// A session id as the store writes them (a UUID).
+    pub sid: String,
+    pub reason: String,
+}
+
 /// How one delivery attempt went, as the delivery worker reports it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum AttemptResult {
@@ -110,6 +123,29 @@ pub struct DeliveryPage {
 }
 
 impl Delivery {
+    /// A new delivery, pending and due at `now`.
+    pub fn pending(id: u64, new: NewDelivery, now: DateTime<Utc>) -> Delivery {
+        Delivery {
+            id,
+            realm: new.realm,
+            client_id: new.client_id,
+            uri: new.uri,
+            subject_id: new.subject_id,
+            sid: new.sid,
+            reason: new.reason,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            window_attempts: 0,
+            created_at: now,
+            retry_window_start: now,
+            next_attempt_at: Some(now),
+            last_attempt_at: None,
+            delivered_at: None,
+            last_error: None,
+            last_jti: None,
+        }
+    }
+
     /// The delivery after an attempt at `attempted` (the delivery as the worker read it) went as
     /// `result`, the logout token's `jti` included. If "retry now" opened a new retry window
     /// while the attempt was in flight (the windows differ), a failure leaves it pending and due

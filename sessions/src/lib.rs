@@ -14,6 +14,7 @@ pub mod model;
 pub mod network;
 pub mod role;
 pub mod sample;
+pub mod signal;
 pub mod stats;
 pub mod validate;
 
@@ -33,3 +34,4 @@ pub use grant::*;
 pub use model::*;
 pub use network::{LastAddress, Network};
 pub use role::{AdminRole, Permission};
+pub use signal::{StreamDelivery, StreamRecord, StreamStatus, SubjectFormat};

@@ -891,6 +891,10 @@ pub struct EndOutcome {
     pub clients_notified: u64,
     /// Distinct clients the ended sessions had joined, within the client scope.
     pub clients_affected: u64,
+    /// Shared Signals `session-revoked` events queued, one per ended session and stream that
+    /// covers the realm (or, for a dry run, that would be queued).
+    #[serde(default)]
+    pub signals_queued: u64,
     pub dry_run: bool,
 }
 

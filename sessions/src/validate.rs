@@ -228,6 +228,12 @@ pub fn describe_filter(filters: &SessionFilters) -> String {
 /// A client registration: a short name, and an absolute http(s) back-channel URI.
 pub fn client_registration(client_id: &str, r: &crate::model::ClientRegistration) -> Result<()> {
     identifier("client_id", client_id)?;
+    if client_id.starts_with(crate::signal::STREAM_CLIENT_PREFIX) {
+        return Err(SessionError::invalid(format!(
+            "client_id must not start with '{}': Shared Signals streams use it",
+            crate::signal::STREAM_CLIENT_PREFIX
+        )));
+    }
     if let Some(name) = &r.name {
         text("name", name)?;
     }

@@ -1,12 +1,13 @@
-//! The server's accounts ([`AccountStore`]): the `api_keys`, `admins` and `signing_keys` tables.
+//! The server's accounts ([`AccountStore`]): the `api_keys`, `admins`, `signing_keys` and
+//! `signal_streams` tables.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sessions::store::{AccountStore, AdminRecord, AdminRole, ApiKeyRecord, SigningKeyRecord};
-use sessions::{Result, SessionError};
+use sessions::{Result, SessionError, StreamRecord};
 use tokio_postgres::Row;
 
-use super::db::{db_run, db_write, R};
+use super::db::{db_run, db_write, Tx, R};
 use super::PostgresStore;
 
 fn api_key(row: &Row) -> R<ApiKeyRecord> {
@@ -36,6 +37,20 @@ fn admin(row: &Row) -> R<AdminRecord> {
             SessionError::Storage(format!("an administrator has the unknown role '{role}'"))
         })?,
     })
+}
+
+/// Every Shared Signals stream, by id (the session endings read them in their transaction).
+pub(crate) async fn streams(tx: &Tx<'_>) -> R<Vec<StreamRecord>> {
+    tx.query("SELECT record FROM signal_streams ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|row| {
+            let record: serde_json::Value = row.try_get(0)?;
+            serde_json::from_value(record).map_err(|e| {
+                SessionError::Storage(format!("a signal stream record is unreadable: {e}")).into()
+            })
+        })
+        .collect()
 }
 
 #[async_trait::async_trait]
@@ -202,6 +217,35 @@ impl AccountStore for PostgresStore {
                 .await?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn signal_streams(&self) -> Result<Vec<StreamRecord>> {
+        db_run!(self.db, async |tx| streams(tx).await).await
+    }
+
+    async fn put_signal_stream(&self, stream: &StreamRecord) -> Result<()> {
+        let record = serde_json::to_value(stream)
+            .map_err(|e| SessionError::Storage(format!("a stream does not serialize: {e}")))?;
+        db_write!(self.db, async |tx| {
+            tx.execute(
+                "INSERT INTO signal_streams (id, record) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+                &[&stream.id, &record],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_signal_stream(&self, id: &str) -> Result<bool> {
+        db_write!(self.db, async |tx| {
+            let n = tx
+                .execute("DELETE FROM signal_streams WHERE id = $1", &[&id])
+                .await?;
+            Ok(n > 0)
         })
         .await
     }

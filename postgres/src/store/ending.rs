@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sessions::model::{EndAllSessions, EndOutcome, EndSessions};
+use sessions::signal::ending_targets;
 use sessions::stats::Metric;
 use sessions::store::shared::{
     end_all_entry, end_all_flags, end_entry, end_flags, end_outcome, from_ms,
@@ -24,7 +25,7 @@ use super::counters::{Counted, Deltas};
 use super::db::{db_run, db_write, Params, Tx, R};
 use super::ended::{self, Gone, GONE};
 use super::rows::{RealmRow, CONSENT};
-use super::{audit, realms, PostgresStore};
+use super::{accounts, audit, realms, PostgresStore};
 
 /// Sessions ended per transaction.
 const END_BATCH: usize = 512;
@@ -200,33 +201,13 @@ pub(crate) async fn end(
         }
         out.clients_notified = clients.len() as u64;
         if !dry_run && !clients.is_empty() {
-            let ids: Vec<i64> = tx
-                .query(
-                    "SELECT nextval('delivery_ids') FROM generate_series(1, $1)",
-                    &[&(clients.len() as i32)],
-                )
-                .await?
-                .iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<_, _>>()?;
-            tx.execute(
-                "INSERT INTO deliveries (realm, id, client_id, uri, subject_id, sid, reason, status,
-                                         created_at, retry_window_start, next_attempt_at)
-                 SELECT $1, id, c, u, s, sid, $2, 0, $3, $3, $3
-                   FROM unnest($4::int8[], $5::text[], $6::text[], $7::text[], $8::uuid[])
-                        AS x(id, c, u, s, sid)",
-                &[
-                    name,
-                    &flags.reason.as_str(),
-                    &now,
-                    &ids,
-                    &clients,
-                    &targets,
-                    &subjects,
-                    &of_sids,
-                ],
-            )
-            .await?;
+            let queue = Queue {
+                clients: &clients,
+                targets: &targets,
+                subjects: &subjects,
+                sids: &of_sids,
+            };
+            let ids = queue.insert(tx, name, flags, now).await?;
             deltas.delivery(name, sessions::DeliveryStatus::Pending, ids.len() as i64);
             for ((sid, client), id) in of_sids.iter().zip(&clients).zip(&ids) {
                 let client = gone
@@ -236,6 +217,32 @@ pub(crate) async fn end(
                     .expect("notified clients are the gone sessions' own");
                 queued.insert((*sid, client.as_str()), *id);
             }
+        }
+    }
+    if flags.remove_server_side_session {
+        // Shared Signals streams hear of every ended session, whatever the flags say.
+        let streams = accounts::streams(tx).await?;
+        let signals: Vec<(String, String)> = ending_targets(&streams, name).collect();
+        out.signals_queued = (gone.len() * signals.len()) as u64;
+        if !dry_run && !signals.is_empty() {
+            let (mut clients, mut targets, mut subjects, mut of_sids) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for g in &gone {
+                for (client, target) in &signals {
+                    clients.push(client.clone());
+                    targets.push(target.clone());
+                    subjects.push(g.subject_id.clone());
+                    of_sids.push(g.sid);
+                }
+            }
+            let queue = Queue {
+                clients: &clients,
+                targets: &targets,
+                subjects: &subjects,
+                sids: &of_sids,
+            };
+            let ids = queue.insert(tx, name, flags, now).await?;
+            deltas.delivery(name, sessions::DeliveryStatus::Pending, ids.len() as i64);
         }
     }
     if flags.remove_server_side_session && !dry_run {
@@ -254,12 +261,61 @@ pub(crate) async fn end(
     Ok(ended)
 }
 
+/// Deliveries to queue, one per index of the parallel columns.
+struct Queue<'a> {
+    clients: &'a [String],
+    targets: &'a [String],
+    subjects: &'a [String],
+    sids: &'a [Uuid],
+}
+
+impl Queue<'_> {
+    /// Inserts the deliveries, pending and due now, in one statement; answers their ids.
+    async fn insert(
+        &self,
+        tx: &Tx<'_>,
+        realm: &str,
+        flags: &Flags,
+        now: DateTime<Utc>,
+    ) -> R<Vec<i64>> {
+        let ids: Vec<i64> = tx
+            .query(
+                "SELECT nextval('delivery_ids') FROM generate_series(1, $1)",
+                &[&(self.clients.len() as i32)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        tx.execute(
+            "INSERT INTO deliveries (realm, id, client_id, uri, subject_id, sid, reason, status,
+                                     created_at, retry_window_start, next_attempt_at)
+             SELECT $1, id, c, u, s, sid, $2, 0, $3, $3, $3
+               FROM unnest($4::int8[], $5::text[], $6::text[], $7::text[], $8::uuid[])
+                    AS x(id, c, u, s, sid)",
+            &[
+                &realm,
+                &flags.reason.as_str(),
+                &now,
+                &ids,
+                &self.clients,
+                &self.targets,
+                &self.subjects,
+                &self.sids,
+            ],
+        )
+        .await?;
+        Ok(ids)
+    }
+}
+
 /// Adds what a batch did to a request's outcome.
 fn add(outcome: &mut EndOutcome, done: &EndOutcome) {
     outcome.records_deleted += done.records_deleted;
     outcome.tokens_revoked += done.tokens_revoked;
     outcome.consents_revoked += done.consents_revoked;
     outcome.clients_notified += done.clients_notified;
+    outcome.signals_queued += done.signals_queued;
 }
 
 impl PostgresStore {

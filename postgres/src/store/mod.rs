@@ -31,7 +31,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::sessions::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
+use ::sessions::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus, NewDelivery};
 use ::sessions::ended::{EndedPage, EndedQuery};
 use ::sessions::grant::{Grant, GrantOwner, NewGrant};
 use ::sessions::model::{
@@ -466,6 +466,23 @@ impl SessionStore for PostgresStore {
 
     async fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
         self.purge_delivered_impl(cutoff, batch).await
+    }
+
+    async fn queue_delivery(&self, new: &NewDelivery, now: DateTime<Utc>) -> Result<Delivery> {
+        self.queue_delivery_impl(new, now).await
+    }
+
+    async fn pending_deliveries(
+        &self,
+        realm: &str,
+        client_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        self.pending_deliveries_impl(realm, client_id, limit).await
+    }
+
+    async fn get_delivery(&self, realm: &str, id: u64) -> Result<Delivery> {
+        self.get_delivery_impl(realm, id).await
     }
 
     async fn list_deliveries(

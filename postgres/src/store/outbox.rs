@@ -8,11 +8,14 @@
 //! server that died mid-attempt runs out with its lease.
 
 use chrono::{DateTime, Utc};
-use sessions::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
+use sessions::delivery::{
+    AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus, NewDelivery,
+};
 use sessions::stats::{DeliveryOutcome, Metric};
 use sessions::store::shared::retried_delivery_entry;
 use sessions::store::{DueCursor, MAX_LISTED_DELIVERIES};
 use sessions::SessionError;
+use uuid::Uuid;
 
 use super::counters::{self, Deltas, Kind};
 use super::db::{db_run, db_write, Tx, R};
@@ -259,6 +262,91 @@ impl PostgresStore {
                 Ok(n as usize)
             })
             .await
+        })
+        .await
+    }
+
+    pub(crate) async fn queue_delivery_impl(
+        &self,
+        new: &NewDelivery,
+        now: DateTime<Utc>,
+    ) -> sessions::Result<Delivery> {
+        let sid = Uuid::parse_str(&new.sid)
+            .map_err(|_| SessionError::invalid(format!("sid '{}' is not a UUID", new.sid)))?;
+        db_write!(self.db, async |tx| {
+            let realm = self.realms.get(tx, &new.realm).await?;
+            let id: i64 = tx
+                .query_one("SELECT nextval('delivery_ids')", &[])
+                .await?
+                .try_get(0)?;
+            let delivery = Delivery::pending(id as u64, new.clone(), now);
+            tx.execute(
+                "INSERT INTO deliveries (realm, id, client_id, uri, subject_id, sid, reason, status,
+                                         created_at, retry_window_start, next_attempt_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, $8)",
+                &[
+                    &realm.name,
+                    &id,
+                    &delivery.client_id,
+                    &delivery.uri,
+                    &delivery.subject_id,
+                    &sid,
+                    &delivery.reason,
+                    &now,
+                ],
+            )
+            .await?;
+            let mut deltas = Deltas::default();
+            deltas.delivery(&realm.name, DeliveryStatus::Pending, 1);
+            deltas.apply(tx).await?;
+            Ok(delivery)
+        })
+        .await
+    }
+
+    pub(crate) async fn pending_deliveries_impl(
+        &self,
+        realm: &str,
+        client_id: &str,
+        limit: usize,
+    ) -> sessions::Result<Vec<Delivery>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        db_run!(self.db, async |tx| {
+            let realm = self.realms.get(tx, realm).await?;
+            tx.query(
+                &format!(
+                    "SELECT {DELIVERY} FROM deliveries d
+                      WHERE d.realm = $1 AND d.client_id = $2 AND d.status = 0
+                      ORDER BY d.next_attempt_at, d.id LIMIT $3"
+                ),
+                &[&realm.name, &client_id, &limit],
+            )
+            .await?
+            .iter()
+            .map(rows::delivery)
+            .collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn get_delivery_impl(
+        &self,
+        realm: &str,
+        id: u64,
+    ) -> sessions::Result<Delivery> {
+        let id = i64::try_from(id).map_err(|_| SessionError::DeliveryNotFound(id))?;
+        db_run!(self.db, async |tx| {
+            let realm = self.realms.get(tx, realm).await?;
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "SELECT {DELIVERY} FROM deliveries d WHERE d.realm = $1 AND d.id = $2"
+                    ),
+                    &[&realm.name, &id],
+                )
+                .await?
+                .ok_or(SessionError::DeliveryNotFound(id as u64))?;
+            rows::delivery(&row)
         })
         .await
     }

@@ -37,6 +37,7 @@ mod lifecycle;
 mod networks;
 mod paging;
 mod revocation;
+mod signals;
 mod stats;
 
 pub use accounts::*;
@@ -50,6 +51,7 @@ pub use lifecycle::*;
 pub use networks::*;
 pub use paging::*;
 pub use revocation::*;
+pub use signals::*;
 pub use stats::*;
 
 /// A storage backend under test. Its methods are `async fn`s in the trait (not `Send`-bound):

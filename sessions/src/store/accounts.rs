@@ -1,5 +1,5 @@
-//! The server's own accounts kept beside the sessions: API keys, dashboard administrators and
-//! the keys that sign logout tokens. [`AccountStore`] is what the service needs of a backend for
+//! The server's own accounts kept beside the sessions: API keys, dashboard administrators, the
+//! keys that sign logout tokens and the Shared Signals streams of receivers. [`AccountStore`] is what the service needs of a backend for
 //! them; each record is a plain value, the rules (hashing, rotation, audit) are the service's.
 
 use chrono::{DateTime, Utc};
@@ -9,6 +9,7 @@ pub use crate::role::AdminRole;
 
 use super::SessionStore;
 use crate::error::Result;
+use crate::signal::StreamRecord;
 
 /// An API key as stored: its name, scopes (`sessions:issue`, `sessions:admin`), the realms it
 /// is limited to, and the SHA-256 of its secret, never the secret.
@@ -73,4 +74,12 @@ pub trait AccountStore: SessionStore {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
     /// Stores `put` (new or changed keys) and deletes the keys named in `delete`, all at once.
     async fn update_signing_keys(&self, put: &[SigningKeyRecord], delete: &[String]) -> Result<()>;
+
+    /// Every Shared Signals stream, by id.
+    async fn signal_streams(&self) -> Result<Vec<StreamRecord>>;
+    /// Creates or replaces a stream (by id). Session endings queue events for it from then on.
+    async fn put_signal_stream(&self, stream: &StreamRecord) -> Result<()>;
+    /// Deletes a stream by id; false if there was none. Its queued deliveries stay (the
+    /// delivery worker gives them up).
+    async fn delete_signal_stream(&self, id: &str) -> Result<bool>;
 }

@@ -61,7 +61,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
+use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus, NewDelivery};
 use crate::ended::{EndedPage, EndedQuery};
 use crate::error::Result;
 use crate::grant::{Grant, GrantOwner, NewGrant};
@@ -329,6 +329,19 @@ pub trait SessionStore: Send + Sync {
     /// Deletes up to `batch` delivered deliveries queued before `cutoff`, oldest first; answers
     /// how many. Failed and pending ones are kept.
     async fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize>;
+    /// Queues a delivery no session ending made (a Shared Signals stream's own events), pending
+    /// and due at `now`. Durable when it returns.
+    async fn queue_delivery(&self, new: &NewDelivery, now: DateTime<Utc>) -> Result<Delivery>;
+    /// Up to `limit` pending deliveries of one client's queue, due or not, earliest due first:
+    /// what a Shared Signals poll stream has not acknowledged yet.
+    async fn pending_deliveries(
+        &self,
+        realm: &str,
+        client_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Delivery>>;
+    /// One delivery; [`crate::SessionError::DeliveryNotFound`] if the realm has none of that id.
+    async fn get_delivery(&self, realm: &str, id: u64) -> Result<Delivery>;
     /// One page of the realm's deliveries, newest first, optionally of one status, older than
     /// `before` (a delivery id), with exact counts per status.
     async fn list_deliveries(

@@ -1,5 +1,5 @@
 //! The accounts of the embedded store: one companion tree each (`companion_api_keys`,
-//! `companion_admins`, `companion_signing_keys`), keyed by name, each value the record as JSON
+//! `companion_admins`, `companion_signing_keys`, `companion_signal_streams`), keyed by name or id, each value the record as JSON
 //! (the layout the service wrote before these went through [`AccountStore`]).
 
 use serde::de::DeserializeOwned;
@@ -8,6 +8,7 @@ use sled::Tree;
 
 use super::SledStoreV2;
 use crate::error::{Result, SessionError};
+use crate::signal::StreamRecord;
 use crate::store::accounts::{AccountStore, AdminRecord, ApiKeyRecord, SigningKeyRecord};
 
 fn storage(e: impl std::fmt::Display) -> SessionError {
@@ -30,6 +31,11 @@ fn all<T: DeserializeOwned>(tree: &Tree) -> Result<Vec<T>> {
 impl SledStoreV2 {
     fn accounts(&self, name: &str) -> Result<Tree> {
         self.companion_tree(name)
+    }
+
+    /// Every Shared Signals stream (the session endings read them).
+    pub(super) fn streams(&self) -> Result<Vec<StreamRecord>> {
+        all(&self.accounts("signal_streams")?)
     }
 }
 
@@ -98,6 +104,25 @@ impl AccountStore for SledStoreV2 {
         }
         self.accounts("signing_keys")?.apply_batch(batch)?;
         self.wait_durable()
+    }
+
+    async fn signal_streams(&self) -> Result<Vec<StreamRecord>> {
+        self.streams()
+    }
+
+    async fn put_signal_stream(&self, stream: &StreamRecord) -> Result<()> {
+        self.accounts("signal_streams")?
+            .insert(stream.id.as_bytes(), encode(stream)?)?;
+        self.wait_durable()
+    }
+
+    async fn delete_signal_stream(&self, id: &str) -> Result<bool> {
+        let existed = self
+            .accounts("signal_streams")?
+            .remove(id.as_bytes())?
+            .is_some();
+        self.wait_durable()?;
+        Ok(existed)
     }
 }
 

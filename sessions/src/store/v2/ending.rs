@@ -25,6 +25,7 @@ use super::SledStoreV2;
 use crate::error::Result;
 use crate::grant::GrantKind;
 use crate::model::{AuditEntry, EndAllSessions, EndOutcome, EndSessions};
+use crate::signal::ending_targets;
 use crate::stats::Metric;
 
 /// Sessions ended per batch: sled applies a batch under a lock that keeps every reader out, so
@@ -49,6 +50,13 @@ impl SledStoreV2 {
         } else {
             HashMap::new()
         };
+        // Shared Signals streams hear of every ended session, whatever the flags say.
+        let streams = if flags.remove_server_side_session {
+            self.streams()?
+        } else {
+            Vec::new()
+        };
+        let signals: Vec<(String, String)> = ending_targets(&streams, &realm.name).collect();
         let notify = |session: &StoredSession| -> Vec<(String, String)> {
             session
                 .client_ids
@@ -74,6 +82,7 @@ impl SledStoreV2 {
                         self.consents_of(realm.id, &s.subject_id, flags)?.len() as u64;
                 }
                 outcome.clients_notified += notify(s).len() as u64;
+                outcome.signals_queued += signals.len() as u64;
             }
             outcome.clients_affected += clients.len() as u64;
             return Ok(());
@@ -148,6 +157,19 @@ impl SledStoreV2 {
                     queued.push((client_id.clone(), delivery.id));
                     done.clients_notified += 1;
                 }
+                for (client_id, target) in &signals {
+                    let delivery = new_delivery(
+                        self.next_id()?,
+                        realm,
+                        cur,
+                        client_id,
+                        target,
+                        flags.reason.as_str(),
+                        now,
+                    );
+                    put_delivery(&mut batch, &mut deltas, realm.id, &delivery);
+                    done.signals_queued += 1;
+                }
                 if flags.remove_server_side_session {
                     let rec = EndedRecord::of(cur, flags.reason, flags.by.as_ref(), &queued);
                     put_ended(&mut batch, &mut deltas, realm.id, cur, &rec, now)?;
@@ -169,6 +191,7 @@ impl SledStoreV2 {
             outcome.tokens_revoked += done.tokens_revoked;
             outcome.consents_revoked += done.consents_revoked;
             outcome.clients_notified += done.clients_notified;
+            outcome.signals_queued += done.signals_queued;
         }
         outcome.clients_affected += clients.len() as u64;
         Ok(())

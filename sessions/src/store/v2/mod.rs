@@ -66,7 +66,7 @@ use super::results_token::ResultsTokenCodec;
 use super::rules::random_bytes;
 use super::shared::blocking_section;
 use super::{DueCursor, SessionStore};
-use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus};
+use crate::delivery::{AttemptResult, Delivery, DeliveryPage, DeliveryStatus, NewDelivery};
 use crate::ended::{EndedPage, EndedQuery};
 use crate::error::{Result, SessionError};
 use crate::grant::{Grant, GrantOwner, NewGrant};
@@ -614,6 +614,23 @@ impl SessionStore for SledStoreV2 {
 
     async fn purge_delivered(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize> {
         blocking_section(|| self.purge_delivered_impl(cutoff, batch))
+    }
+
+    async fn queue_delivery(&self, new: &NewDelivery, now: DateTime<Utc>) -> Result<Delivery> {
+        self.queue_delivery_impl(new, now)
+    }
+
+    async fn pending_deliveries(
+        &self,
+        realm: &str,
+        client_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        self.pending_deliveries_impl(realm, client_id, limit)
+    }
+
+    async fn get_delivery(&self, realm: &str, id: u64) -> Result<Delivery> {
+        self.get_delivery_impl(realm, id)
     }
 
     async fn list_deliveries(

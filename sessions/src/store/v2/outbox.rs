@@ -17,7 +17,9 @@ use super::counters::Deltas;
 use super::layout::{Counter, DeliveryKey, DeliveryStatusKey, QueueKey};
 use super::realms::RealmEntry;
 use super::SledStoreV2;
-use crate::delivery::{AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus};
+use crate::delivery::{
+    AttemptResult, Delivery, DeliveryCounts, DeliveryPage, DeliveryStatus, NewDelivery,
+};
 use crate::error::{Result, SessionError};
 use crate::stats::{DeliveryOutcome, Metric};
 
@@ -140,6 +142,58 @@ impl SledStoreV2 {
             }
         }
         Ok(out)
+    }
+
+    pub(super) fn queue_delivery_impl(
+        &self,
+        new: &NewDelivery,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        let realm = self.realm(&new.realm)?;
+        let delivery = Delivery::pending(self.next_id()?, new.clone(), now);
+        let mut batch = Batch::default();
+        let mut deltas = Deltas::default();
+        put_delivery(&mut batch, &mut deltas, realm.id, &delivery);
+        self.write(batch, &deltas)?;
+        self.wait_durable()?;
+        Ok(delivery)
+    }
+
+    pub(super) fn pending_deliveries_impl(
+        &self,
+        realm: &str,
+        client_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let realm = self.realm(realm)?;
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        for k in self
+            .tree
+            .scan_prefix(QueueKey::queue_prefix(realm.id, client_id))
+            .keys()
+        {
+            let k = k?;
+            let Some(entry) = QueueKey::decode(&k) else {
+                continue;
+            };
+            match self.load_delivery(realm.id, entry.id)? {
+                Some(d) if d.status == DeliveryStatus::Pending => out.push(d),
+                _ => continue,
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn get_delivery_impl(&self, realm: &str, id: u64) -> Result<Delivery> {
+        let realm = self.realm(realm)?;
+        self.load_delivery(realm.id, id)?
+            .ok_or(SessionError::DeliveryNotFound(id))
     }
 
     pub(super) fn record_attempt_impl(
@@ -299,25 +353,18 @@ pub(super) fn new_delivery(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Delivery {
-    Delivery {
+    Delivery::pending(
         id,
-        realm: realm.name.clone(),
-        client_id: client_id.to_owned(),
-        uri: uri.to_owned(),
-        subject_id: session.subject_id.clone(),
-        sid: sid_to_string(&session.sid),
-        reason: reason.to_owned(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        window_attempts: 0,
-        created_at: now,
-        retry_window_start: now,
-        next_attempt_at: Some(now),
-        last_attempt_at: None,
-        delivered_at: None,
-        last_error: None,
-        last_jti: None,
-    }
+        NewDelivery {
+            realm: realm.name.clone(),
+            client_id: client_id.to_owned(),
+            uri: uri.to_owned(),
+            subject_id: session.subject_id.clone(),
+            sid: sid_to_string(&session.sid),
+            reason: reason.to_owned(),
+        },
+        now,
+    )
 }
 
 /// The index entries a delivery in its state has.
