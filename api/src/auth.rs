@@ -123,3 +123,40 @@ where
         Ok(Caller { key })
     }
 }
+
+/// A caller with the `ssf:receiver` scope: a Shared Signals receiver, which reaches its own
+/// stream only (the stream covers at most the realms its key reaches).
+pub struct Receiver {
+    /// The key the request presented.
+    pub key: Arc<ApiKey>,
+}
+
+impl<S> FromRequestParts<S> for Receiver
+where
+    Arc<ApiKeys>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        let keys = Arc::<ApiKeys>::from_ref(state);
+        let key = presented_key(parts)
+            .and_then(|k| keys.authenticate(k))
+            .ok_or_else(ApiError::unauthorized)?;
+        if !key.scopes.contains(&Scope::Receiver) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!(
+                    "API key '{}' lacks the '{}' scope",
+                    key.name,
+                    Scope::Receiver.as_str()
+                ),
+            ));
+        }
+        Ok(Receiver { key })
+    }
+}

@@ -130,6 +130,13 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3 (and RFC 8936 §3 for the Shared Signals poll endpoint).
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             // Every 503 of this API is worth trying again soon.
             response.headers_mut().insert(

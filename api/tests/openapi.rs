@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use service::admins::AdminAccounts;
 use service::api_keys::{ApiKeys, Scope};
 use service::backchannel::{Backchannel, SigningKeys};
+use service::signals::SignalStreams;
 use service::SessionService;
 use sessions::store::SledStore;
 
@@ -32,7 +33,8 @@ impl Server {
             .await
             .unwrap();
         let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).await.unwrap());
-        let backchannel = Arc::new(Backchannel::new(signing, "http://127.0.0.1"));
+        let streams = Arc::new(SignalStreams::open(store.clone()).await.unwrap());
+        let backchannel = Arc::new(Backchannel::new(signing, streams, "http://127.0.0.1"));
         let admins = Arc::new(AdminAccounts::open(store.clone()).await.unwrap());
         let state = ApiState {
             service: SessionService::new(store, keys, admins, backchannel),
@@ -148,6 +150,7 @@ async fn every_operation_names_its_key_and_its_errors() {
         "/healthz",
         "/metrics",
         "/.well-known/jwks.json",
+        "/.well-known/ssf-configuration",
         "/api/v1/openapi.json",
         "/api/v1/docs",
         "/api/v1/docs.js",
@@ -169,7 +172,9 @@ async fn every_operation_names_its_key_and_its_errors() {
             );
         } else {
             assert!(
-                scopes == &json!(["sessions:admin"]) || scopes == &json!(["sessions:issue"]),
+                scopes == &json!(["sessions:admin"])
+                    || scopes == &json!(["sessions:issue"])
+                    || scopes == &json!(["ssf:receiver"]),
                 "{method} {path}: {scopes}"
             );
         }

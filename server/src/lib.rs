@@ -27,6 +27,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use service::admins::AdminAccounts;
 use service::api_keys::ApiKeys;
 use service::backchannel::{AllowHosts, Backchannel, SigningKeys};
+use service::signals::SignalStreams;
 use service::SessionService;
 use sessions::store::{AccountStore, SessionStore, SledStore};
 use store_postgres::PostgresStore;
@@ -45,6 +46,7 @@ pub struct Services {
     pub keys: Arc<ApiKeys>,
     pub admins: Arc<AdminAccounts>,
     pub signing_keys: Arc<SigningKeys>,
+    pub streams: Arc<SignalStreams>,
 }
 
 impl Services {
@@ -70,6 +72,7 @@ impl Services {
         let keys = Arc::new(ApiKeys::open(store.clone()).await?);
         let admins = Arc::new(AdminAccounts::open(store.clone()).await?);
         let signing_keys = Arc::new(SigningKeys::open(store.clone(), Utc::now()).await?);
+        let streams = Arc::new(SignalStreams::open(store.clone()).await?);
         if embedded.is_some() {
             storage_dir::restrict_files(&data.data_dir)?;
         }
@@ -79,6 +82,7 @@ impl Services {
             keys,
             admins,
             signing_keys,
+            streams,
         })
     }
 
@@ -212,8 +216,20 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let allow_hosts = AllowHosts::parse(&args.delivery.backchannel_allow_hosts)?;
+    // The Shared Signals transmitter is this server, where receivers reach it.
+    let transmitter = args
+        .web
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let backchannel = Arc::new(
-        Backchannel::new(services.signing_keys.clone(), issuer).with_allow_hosts(allow_hosts),
+        Backchannel::new(
+            services.signing_keys.clone(),
+            services.streams.clone(),
+            issuer,
+        )
+        .with_transmitter(&transmitter)
+        .with_allow_hosts(allow_hosts),
     );
     let deliveries = tokio::spawn(service::backchannel::worker::run(
         store.clone(),

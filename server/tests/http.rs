@@ -939,6 +939,18 @@ async fn openapi_document_matches_the_served_routes(store: Store) {
         ("GET", "/api/v1/openapi.json"),
         ("GET", "/api/v1/docs"),
         ("GET", "/api/v1/docs.js"),
+        ("GET", "/.well-known/ssf-configuration"),
+        ("POST", "/api/v1/ssf/streams"),
+        ("GET", "/api/v1/ssf/streams"),
+        ("PATCH", "/api/v1/ssf/streams"),
+        ("PUT", "/api/v1/ssf/streams"),
+        ("DELETE", "/api/v1/ssf/streams"),
+        ("GET", "/api/v1/ssf/streams/status"),
+        ("POST", "/api/v1/ssf/streams/status"),
+        ("POST", "/api/v1/ssf/streams/verify"),
+        ("POST", "/api/v1/ssf/poll"),
+        ("GET", "/api/v1/signal-streams"),
+        ("POST", "/api/v1/signal-streams/{stream_id}/status"),
     ];
     let expected: HashSet<_> = expected
         .iter()
@@ -949,6 +961,7 @@ async fn openapi_document_matches_the_served_routes(store: Store) {
         "/healthz",
         "/metrics",
         "/.well-known/jwks.json",
+        "/.well-known/ssf-configuration",
         "/api/v1/openapi.json",
         "/api/v1/docs",
         "/api/v1/docs.js",

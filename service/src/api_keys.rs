@@ -31,11 +31,14 @@ pub enum Scope {
     /// audit log; change nothing (role viewer).
     #[serde(rename = "sessions:read")]
     Read,
+    /// A Shared Signals receiver: manage its one stream and poll it (see [`crate::signals`]).
+    #[serde(rename = "ssf:receiver")]
+    Receiver,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 3] = [Scope::Issue, Scope::Admin, Scope::Read];
+    pub const ALL: [Scope; 4] = [Scope::Issue, Scope::Admin, Scope::Read, Scope::Receiver];
 
     /// The scope's name as keys carry it, e.g. `sessions:admin`.
     pub fn as_str(self) -> &'static str {
@@ -43,13 +46,14 @@ impl Scope {
             Scope::Issue => "sessions:issue",
             Scope::Admin => "sessions:admin",
             Scope::Read => "sessions:read",
+            Scope::Receiver => "ssf:receiver",
         }
     }
 
     /// The administrative role the scope grants, if any.
     pub fn role(self) -> Option<Role> {
         match self {
-            Scope::Issue => None,
+            Scope::Issue | Scope::Receiver => None,
             Scope::Admin => Some(Role::Admin),
             Scope::Read => Some(Role::Viewer),
         }

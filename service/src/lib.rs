@@ -7,6 +7,7 @@
 //! - [`admins`]: administrator accounts and the throttled way in;
 //! - [`api_keys`]: the keys API callers present;
 //! - [`backchannel`]: logout-token signing keys, the target rules and the delivery worker;
+//! - [`signals`]: the OpenID Shared Signals transmitter (streams, SETs, push and poll);
 //! - [`request`]: who is being served right now (request id, client address);
 //! - [`roles`]: who may do what, checked by every method that changes something;
 //! - [`metrics`]: what the service counts.
@@ -20,6 +21,7 @@ mod ops;
 mod reload;
 pub mod request;
 pub mod roles;
+pub mod signals;
 
 use std::sync::Arc;
 
@@ -63,6 +65,14 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// The caller of the JSON API presenting `key`.
+    pub fn receiver(key: &api_keys::ApiKey) -> Actor {
+        Actor::ApiKey {
+            name: key.name.clone(),
+            role: key.role(),
+        }
+    }
+
     /// How the audit log names the actor.
     pub fn audit_name(&self) -> String {
         match self {

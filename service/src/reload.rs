@@ -1,4 +1,5 @@
-//! What a server holds in memory from a store other servers share (API keys, signing keys) is
+//! What a server holds in memory from a store other servers share (API keys, signing keys,
+//! Shared Signals streams) is
 //! read again now and then, so that a change made through another server counts here too.
 
 use std::time::Duration;
@@ -9,7 +10,7 @@ use crate::SessionService;
 pub const SHARED_RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 impl SessionService {
-    /// Reads the API keys and signing keys again (a server of a shared store calls this every
+    /// Reads the API keys, signing keys and streams again (a server of a shared store calls this every
     /// [`SHARED_RELOAD_EVERY`]). A read that fails is logged, not returned: what was loaded
     /// before still counts.
     pub async fn reload_shared(&self) {
@@ -18,6 +19,9 @@ impl SessionService {
         }
         if let Err(e) = self.backchannel.keys.reload().await {
             tracing::warn!("reading the signing keys again failed: {e}");
+        }
+        if let Err(e) = self.backchannel.streams.reload().await {
+            tracing::warn!("reading the Shared Signals streams again failed: {e}");
         }
     }
 }

@@ -10,8 +10,10 @@ use service::admins::AdminAccounts;
 use service::api_keys::{ApiKeys, Scope};
 use service::backchannel::{Backchannel, SigningKeys};
 use service::roles::{Permission, Role};
+use service::signals::SignalStreams;
 use service::{Actor, ExportFormat, SessionService};
 use sessions::store::SledStore;
+use sessions::StreamStatus;
 use sessions::{
     ClientRegistration, EndAllSessions, EndSessions, NewSession, RealmSettingsUpdate, SessionError,
     SessionQuery,
@@ -24,7 +26,8 @@ async fn service() -> (tempfile::TempDir, SessionService) {
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let keys = Arc::new(ApiKeys::open(store.clone()).await.unwrap());
     let signing = Arc::new(SigningKeys::open(store.clone(), Utc::now()).await.unwrap());
-    let backchannel = Arc::new(Backchannel::new(signing, "http://127.0.0.1"));
+    let streams = Arc::new(SignalStreams::open(store.clone()).await.unwrap());
+    let backchannel = Arc::new(Backchannel::new(signing, streams, "http://127.0.0.1"));
     let admins = Arc::new(AdminAccounts::open(store.clone()).await.unwrap());
     (dir, SessionService::new(store, keys, admins, backchannel))
 }
@@ -172,6 +175,19 @@ async fn refusals(
         "set_admin_role",
         Permission::Administer,
         forbidden(s.set_admin_role("other", Role::Operator, actor).await),
+    );
+    note(
+        "list_signal_streams",
+        Permission::Read,
+        forbidden(s.list_signal_streams(actor).await),
+    );
+    note(
+        "set_signal_stream_status",
+        Permission::Administer,
+        forbidden(
+            s.set_signal_stream_status(actor, "none", StreamStatus::Disabled, None)
+                .await,
+        ),
     );
     out
 }

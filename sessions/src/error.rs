@@ -14,6 +14,10 @@ pub enum SessionError {
     ClientNotFound(String),
     #[error("no back-channel delivery {0} in this realm")]
     DeliveryNotFound(u64),
+    #[error("no Shared Signals stream '{0}' for this receiver")]
+    StreamNotFound(String),
+    #[error("{0}")]
+    TooSoon(String),
     #[error("{0}")]
     InvalidRequest(String),
     #[error("the results token is malformed or was altered; start again from the first page")]
@@ -49,6 +53,8 @@ impl SessionError {
             SessionError::SessionNotFound(_) => "session_not_found",
             SessionError::ClientNotFound(_) => "client_not_found",
             SessionError::DeliveryNotFound(_) => "delivery_not_found",
+            SessionError::StreamNotFound(_) => "stream_not_found",
+            SessionError::TooSoon(_) => "too_many_requests",
             SessionError::InvalidRequest(_) => "invalid_request",
             SessionError::InvalidResultsToken => "invalid_results_token",
             SessionError::ResultsTokenMismatch => "results_token_mismatch",
@@ -68,7 +74,9 @@ impl SessionError {
             SessionError::RealmNotFound(_)
             | SessionError::SessionNotFound(_)
             | SessionError::ClientNotFound(_)
-            | SessionError::DeliveryNotFound(_) => 404,
+            | SessionError::DeliveryNotFound(_)
+            | SessionError::StreamNotFound(_) => 404,
+            SessionError::TooSoon(_) => 429,
             SessionError::InvalidRequest(_)
             | SessionError::BackchannelUriNotAllowed(_)
             | SessionError::InvalidResultsToken

@@ -144,6 +144,9 @@ pub struct StreamRecord {
     /// Why the status was last changed, as its changer said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    /// Whether an administrator set the status (the receiver cannot change it then).
+    #[serde(default)]
+    pub status_by_admin: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

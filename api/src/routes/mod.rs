@@ -10,6 +10,7 @@ mod grants;
 pub mod ops;
 mod overview;
 mod realms;
+mod signals;
 pub mod signing_keys;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -55,6 +56,19 @@ pub fn register(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
         .routes(routes!(signing_keys::rotate))
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::revoke_api_key))
+        .routes(routes!(signals::metadata))
+        .routes(routes!(
+            signals::create_stream,
+            signals::read_streams,
+            signals::update_stream,
+            signals::replace_stream,
+            signals::delete_stream
+        ))
+        .routes(routes!(signals::stream_status, signals::set_stream_status))
+        .routes(routes!(signals::verify_stream))
+        .routes(routes!(signals::poll))
+        .routes(routes!(signals::list_streams))
+        .routes(routes!(signals::set_status_as_admin))
         .merge(deprecated(OpenApiRouter::new()))
 }
 

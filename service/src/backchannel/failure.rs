@@ -36,12 +36,14 @@ pub enum Category {
     SigningFailed,
     /// Reading the client's registration failed.
     StoreFailed,
+    /// The Shared Signals stream was deleted or disabled.
+    StreamGone,
 }
 
 impl Category {
     /// Whether retrying cannot help, so the delivery gives up at once.
     pub fn is_final(self) -> bool {
-        self == Category::ClientNotRegistered
+        matches!(self, Category::ClientNotRegistered | Category::StreamGone)
     }
 
     /// The category of a failed request, found in its chain of causes.
@@ -112,6 +114,7 @@ impl fmt::Display for Category {
             Category::ClientNotRegistered => "client no longer registered",
             Category::SigningFailed => "signing failed",
             Category::StoreFailed => "store error",
+            Category::StreamGone => "stream deleted or disabled",
         };
         f.write_str(text)
     }

@@ -15,11 +15,16 @@ pub use signing::SigningKeys;
 pub use target::{AllowHosts, InvalidAllowHost};
 pub use worker::DeliveryConfig;
 
-/// What signs and sends logout notifications.
+/// What signs and sends logout notifications and Shared Signals events.
 pub struct Backchannel {
     pub keys: Arc<SigningKeys>,
-    /// The `iss` of every logout token.
+    /// The `iss` of every logout token, and the issuer that names users in SETs.
     pub issuer: String,
+    /// The Shared Signals transmitter's issuer: the `iss` of every SET and where receivers find
+    /// its metadata (the server's public URL).
+    pub transmitter: String,
+    /// The Shared Signals streams whose events go through the same outbox.
+    pub streams: Arc<crate::signals::SignalStreams>,
     /// Hosts exempt from the target rules (`--backchannel-allow-hosts`), at registration and at
     /// delivery.
     pub allow_hosts: Arc<AllowHosts>,
@@ -28,13 +33,28 @@ pub struct Backchannel {
 }
 
 impl Backchannel {
-    /// Signs with `keys` as `issuer`; nothing is allow-listed.
-    pub fn new(keys: Arc<SigningKeys>, issuer: impl Into<String>) -> Self {
+    /// Signs with `keys` as `issuer` (also the transmitter's); nothing is allow-listed.
+    pub fn new(
+        keys: Arc<SigningKeys>,
+        streams: Arc<crate::signals::SignalStreams>,
+        issuer: impl Into<String>,
+    ) -> Self {
+        let issuer = issuer.into();
         Self {
             keys,
-            issuer: issuer.into(),
+            transmitter: issuer.clone(),
+            issuer,
+            streams,
             allow_hosts: Arc::default(),
             wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The same, with SETs issued as `transmitter` (without a trailing `/`).
+    pub fn with_transmitter(self, transmitter: &str) -> Self {
+        Self {
+            transmitter: transmitter.trim_end_matches('/').to_owned(),
+            ..self
         }
     }
 

@@ -144,9 +144,15 @@ impl SigningKeys {
 
     /// Signs logout-token claims with the current key.
     pub fn sign(&self, claims: &LogoutClaims) -> Result<String> {
+        self.sign_typed(TOKEN_TYPE, claims)
+    }
+
+    /// Signs claims with the current key as a JWT of type `typ` (a logout token, a Security
+    /// Event Token).
+    pub fn sign_typed(&self, typ: &str, claims: &impl serde::Serialize) -> Result<String> {
         let key = self.current();
         let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some(TOKEN_TYPE.to_owned());
+        header.typ = Some(typ.to_owned());
         header.kid = Some(key.stored.kid.clone());
         jsonwebtoken::encode(&header, claims, &key.encoding).map_err(storage)
     }

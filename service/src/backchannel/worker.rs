@@ -1,5 +1,5 @@
-//! The delivery worker: POSTs a freshly signed logout token for every due delivery, records how
-//! each attempt went, and retries failures with exponential backoff and jitter until the retry
+//! The delivery worker: POSTs a freshly signed logout token for every due delivery (or, for a
+//! Shared Signals stream's, its SET: [`crate::signals::push`]), records how each attempt went, and retries failures with exponential backoff and jitter until the retry
 //! window closes. Each attempt goes to the client's back-channel URI as registered at that
 //! moment, checked against the target rules ([`super::target`]). Deliveries run concurrently,
 //! with a cap per client, so one slow client does not hold up the others.
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use sessions::signal::stream_of_client;
 use sessions::store::{DueCursor, SessionStore};
 use sessions::{AttemptResult, Delivery, SessionError};
 
@@ -79,8 +80,11 @@ pub async fn run(
     loop {
         let free = config.max_in_flight.saturating_sub(flight_len(&in_flight));
         // Pass over what is in flight and clients at their limit.
-        let busy =
-            |realm: &str, client: &str, id: u64| is_busy(&in_flight, &config, realm, client, id);
+        // And the deliveries of streams that are polled or paused.
+        let busy = |realm: &str, client: &str, id: u64| {
+            is_busy(&in_flight, &config, realm, client, id)
+                || backchannel.streams.holds(realm, client)
+        };
         let per_client = config.max_in_flight_per_client;
         let due = store
             .due_deliveries(Utc::now(), free, per_client, &mut cursor, &busy)
@@ -172,8 +176,16 @@ async fn attempt(
     config: &DeliveryConfig,
     d: &Delivery,
 ) {
-    let claims = LogoutClaims::for_delivery(&backchannel.issuer, d, Utc::now());
-    let sent = send(store, backchannel, http, d, &claims).await;
+    let (jti, sent) = match stream_of_client(&d.client_id) {
+        Some(stream) => crate::signals::push::send(backchannel, http, d, stream).await,
+        None => {
+            let claims = LogoutClaims::for_delivery(&backchannel.issuer, d, Utc::now());
+            (
+                claims.jti.clone(),
+                send(store, backchannel, http, d, &claims).await,
+            )
+        }
+    };
     let now = Utc::now();
     let result = match &sent {
         Ok(()) => AttemptResult::Delivered,
@@ -189,18 +201,18 @@ async fn attempt(
     };
     let (id, client) = (d.id, &d.client_id);
     match (&sent, &result) {
-        (Ok(()), _) => tracing::info!(id, realm = %d.realm, %client, "logout delivered"),
+        (Ok(()), _) => tracing::info!(id, realm = %d.realm, %client, "delivered"),
         (Err(f), AttemptResult::GiveUp { .. }) => {
             let (error, detail) = (f.category, &f.detail);
-            tracing::error!(id, %client, %error, %detail, "logout delivery failed for good")
+            tracing::error!(id, %client, %error, %detail, "delivery failed for good")
         }
         (Err(f), _) => {
             let (error, detail) = (f.category, &f.detail);
-            tracing::warn!(id, %client, %error, %detail, "logout delivery failed; will retry")
+            tracing::warn!(id, %client, %error, %detail, "delivery failed; will retry")
         }
     }
     crate::metrics::record_delivery(&result);
-    let recorded = store.record_attempt(d, &claims.jti, &result, now).await;
+    let recorded = store.record_attempt(d, &jti, &result, now).await;
     if let Err(e) = recorded {
         tracing::error!(id = d.id, error = %e, "recording a delivery attempt failed");
     }

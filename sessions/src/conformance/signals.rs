@@ -46,6 +46,7 @@ fn stream(
         subject_format: SubjectFormat::Complex,
         status,
         status_reason: None,
+        status_by_admin: false,
         created_at: t0(),
         updated_at: t0(),
     }
