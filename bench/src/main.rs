@@ -11,6 +11,7 @@ mod ours;
 mod process;
 mod report;
 mod run;
+mod signals;
 mod workloads;
 mod wrk;
 
@@ -69,6 +70,16 @@ enum Cmd {
         /// How long each load runs, e.g. `5s`.
         #[arg(long, default_value = "4s", value_parser = parse_duration)]
         duration: Duration,
+    },
+    /// Times a removal of one subject's sessions through the API on each store, without and
+    /// with one Shared Signals push stream covering the realm. Prints a table.
+    Signals {
+        /// Our release server binary.
+        #[arg(long)]
+        server: PathBuf,
+        /// Sessions of the subject each removal ends.
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
     },
     /// Serves the do-nothing handler.
     Ceiling {
@@ -152,6 +163,12 @@ fn main() -> ExitCode {
             cache_mb,
             duration,
         } => cache(server, size, &cache_mb, duration),
+        Cmd::Signals { server, sessions } => std::env::current_dir()
+            .map_err(|e| e.to_string())
+            .and_then(|workspace| {
+                signals::removal_with_a_stream(&server, &workspace, sessions, &run::Progress::new())
+            })
+            .map(|table| println!("{table}")),
         Cmd::Ceiling { addr } => serve(addr, |l| async move {
             ceiling::serve(l).await.map_err(|e| e.to_string())
         }),

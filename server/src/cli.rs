@@ -331,7 +331,8 @@ pub enum ApiKeyCommand {
         /// A name for the key, shown in the audit log as `api-key:NAME`.
         #[arg(long)]
         name: String,
-        /// `sessions:issue` and/or `sessions:admin`; repeat for several.
+        /// `sessions:issue`, `sessions:admin`, `sessions:read` or `ssf:receiver`; repeat for
+        /// several.
         #[arg(long = "scope", required = true, value_parser = parse_scope)]
         scopes: Vec<service::api_keys::Scope>,
         /// Limit the key to this realm; repeat for several. Without it the key reaches every
@@ -356,7 +357,7 @@ pub enum ApiKeyCommand {
 
 fn parse_scope(s: &str) -> Result<service::api_keys::Scope, String> {
     service::api_keys::Scope::parse(s).ok_or_else(|| {
-        format!("unknown scope '{s}': use sessions:issue, sessions:admin or sessions:read")
+        format!("unknown scope '{s}': use sessions:issue, sessions:admin, sessions:read or ssf:receiver")
     })
 }
 

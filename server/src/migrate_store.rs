@@ -156,6 +156,11 @@ pub async fn run(from: &Path, to: &str, out: &mut impl Write) -> Result<(), Serv
         .collect();
     target.update_signing_keys(&signing, &others).await?;
     *copied.get_mut("signing keys").expect("counted") = signing.len() as u64;
+    let streams = source.signal_streams().await?;
+    for s in &streams {
+        target.put_signal_stream(s).await?;
+    }
+    *copied.get_mut("signal streams").expect("counted") = streams.len() as u64;
 
     target.rebuild_counters().await?;
     compare(&source, &target, &copied, out).await

@@ -9,9 +9,10 @@ use std::time::Duration;
 use chrono::{SubsecRound, TimeDelta, TimeZone, Utc};
 use service::admins::{AdminAccounts, Verified};
 use service::api_keys::{ApiKeys, Scope};
+use sessions::{StreamDelivery, StreamRecord, StreamStatus};
 use service::backchannel::SigningKeys;
 use sessions::stats::Span;
-use sessions::store::{DueCursor, SessionStore, SledStore};
+use sessions::store::{AccountStore, DueCursor, SessionStore, SledStore};
 use sessions::AdminRole;
 use sessions::{
     AttemptResult, ClientRegistration, EndSessions, EndedQuery, GrantKind, GrantOwner, NewGrant,
@@ -160,6 +161,25 @@ async fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_ne
         .await
         .unwrap()
         .current_kid();
+    let stream = StreamRecord {
+        id: "s1".into(),
+        key_name: "siem".into(),
+        aud: "https://siem.example".into(),
+        realms: Some(vec!["acme".into()]),
+        events_requested: vec![sessions::signal::SESSION_REVOKED.into()],
+        delivery: StreamDelivery::Push {
+            endpoint_url: "https://siem.example/events".into(),
+            authorization_header: Some("Bearer x".into()),
+        },
+        description: None,
+        subject_format: Default::default(),
+        status: StreamStatus::Paused,
+        status_reason: Some("maintenance".into()),
+        status_by_admin: false,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    sled.put_signal_stream(&stream).await.unwrap();
     let first_page = SessionQuery {
         count: Some(7),
         ..Default::default()
@@ -266,6 +286,7 @@ async fn a_copied_store_is_the_same_store_and_copying_again_adds_only_what_is_ne
         .unwrap()
         .authenticate(&secret)
         .is_some());
+    assert_eq!(copy.signal_streams().await.unwrap(), [stream]);
     assert_eq!(
         AdminAccounts::open(copy.clone())
             .await

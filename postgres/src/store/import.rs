@@ -265,7 +265,7 @@ impl PostgresStore {
     }
 
     /// Rows per table: sessions, grants, deliveries (and per status), audit entries, clients,
-    /// API keys, administrators and signing keys, for comparing a copy with its source.
+    /// API keys, administrators, signing keys and Shared Signals streams, for comparing a copy with its source.
     /// Adds ended sessions' history rows as listed by another store (each client's delivery
     /// id kept: its notice is read from the delivery, copied too), skipping those there.
     pub async fn import_ended(&self, realm: &str, entries: &[EndedSession]) -> Result<()> {
@@ -329,7 +329,8 @@ impl PostgresStore {
                             (SELECT count(*) FROM deliveries WHERE status = 2),
                             (SELECT count(*) FROM audit), (SELECT count(*) FROM api_keys),
                             (SELECT count(*) FROM admins), (SELECT count(*) FROM signing_keys),
-                            (SELECT count(*) FROM ended_sessions)",
+                            (SELECT count(*) FROM ended_sessions),
+                            (SELECT count(*) FROM signal_streams)",
                     &[],
                 )
                 .await?;
@@ -344,7 +345,7 @@ impl PostgresStore {
 }
 
 /// What [`PostgresStore::row_counts`] counts, in its order.
-pub const ROW_COUNTS: [&str; 12] = [
+pub const ROW_COUNTS: [&str; 13] = [
     "realms",
     "clients",
     "sessions",
@@ -357,4 +358,5 @@ pub const ROW_COUNTS: [&str; 12] = [
     "administrators",
     "signing keys",
     "ended sessions",
+    "signal streams",
 ];
