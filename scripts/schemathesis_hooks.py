@@ -1,5 +1,8 @@
 """schemathesis hooks for scripts/openapi-check.sh.
 
+A Shared Signals poll without `returnImmediately` waits up to 15 s for a SET; the fuzzer's polls
+ask to return at once, so that a run does not spend its time waiting.
+
 JSON Schema counts 651.0 as an integer; the server reads integer fields as JSON integer literals
 (651), as every client that holds an integer writes them. Generated bodies write integral numbers
 as integers; the value, and so whether it is valid, does not change.
@@ -20,4 +23,10 @@ def _integral(value):
 
 @schemathesis.hook
 def map_body(context, body):
-    return _integral(body)
+    body = _integral(body)
+    operation = getattr(context, "operation", None)
+    polls = getattr(operation, "path", None) == "/api/v1/ssf/poll"
+    if polls and isinstance(body, dict) and body.get("returnImmediately", False) is False:
+        # Only a valid value is changed (an invalid one stays for the negative checks).
+        body = {**body, "returnImmediately": True}
+    return body

@@ -110,6 +110,7 @@ fn Dashboard() -> impl IntoView {
                     <Route path=path!("realms/:realm/overview") view=pages::overview::OverviewPage/>
                     <Route path=path!("clients") view=pages::clients::ClientsPage/>
                     <Route path=path!("deliveries") view=pages::deliveries::DeliveriesPage/>
+                    <Route path=path!("signals") view=pages::streams::StreamsPage/>
                     <Route path=path!("ended") view=pages::ended::EndedPage/>
                     <Route path=path!("sessions/:realm/:sid") view=pages::session_detail::SessionDetailPage/>
                     <Route path=path!("realms/:realm/users/:subject") view=pages::user::UserPage/>

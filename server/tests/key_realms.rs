@@ -298,6 +298,11 @@ async fn every_route_refuses_a_limited_key_outside_its_realms() {
                     !v.to_string().contains("limited to realms"),
                     "{what} in its realm: {s} {v}"
                 );
+            } else if path.starts_with("/api/v1/ssf/") {
+                // A receiver's routes take a receiver key (limited ones below).
+                let (s, v) = srv.api_with(&key, method, path, body).await;
+                assert_eq!(s, StatusCode::FORBIDDEN, "{what}: {v}");
+                assert_eq!(v["error"]["code"], "insufficient_scope", "{what}: {v}");
             } else if path == "/api/v1/realms" {
                 // Listing realms shows a limited key only its realms.
                 let (s, v) = srv.api_with(&key, method, path, None).await;
@@ -334,6 +339,35 @@ async fn every_route_refuses_a_limited_key_outside_its_realms() {
     // The bootstrap key lists every realm.
     let (_, all) = srv.api(Method::GET, "/api/v1/realms", None).await;
     assert_eq!(all["realms"].as_array().unwrap().len(), 3, "{all}");
+
+    // A receiver key limited to realms streams only their endings: by default all of them, and
+    // never another realm's.
+    let receiver = srv
+        .create_key_from(
+            json!({"name": "rcv-ab", "scopes": ["ssf:receiver"], "realms": ["a", "b"]}),
+        )
+        .await;
+    let receiver = receiver["secret"].as_str().unwrap().to_owned();
+    let create = async |body: Value| {
+        srv.api_with(&receiver, Method::POST, "/api/v1/ssf/streams", Some(body))
+            .await
+    };
+    let (s, v) = create(json!({"realms": ["a", "c"]})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("'c'"),
+        "{v}"
+    );
+    let (s, v) = create(json!({})).await;
+    assert_eq!(
+        (s, &v["realms"]),
+        (StatusCode::CREATED, &json!(["a", "b"])),
+        "{v}"
+    );
     srv.stop().await;
 }
 

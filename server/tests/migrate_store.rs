@@ -9,7 +9,6 @@ use std::time::Duration;
 use chrono::{SubsecRound, TimeDelta, TimeZone, Utc};
 use service::admins::{AdminAccounts, Verified};
 use service::api_keys::{ApiKeys, Scope};
-use sessions::{StreamDelivery, StreamRecord, StreamStatus};
 use service::backchannel::SigningKeys;
 use sessions::stats::Span;
 use sessions::store::{AccountStore, DueCursor, SessionStore, SledStore};
@@ -18,6 +17,7 @@ use sessions::{
     AttemptResult, ClientRegistration, EndSessions, EndedQuery, GrantKind, GrantOwner, NewGrant,
     NewSession, RealmSettingsUpdate, SessionQuery,
 };
+use sessions::{StreamDelivery, StreamRecord, StreamStatus};
 use store_postgres::scratch::ScratchPostgres;
 use store_postgres::PostgresStore;
 

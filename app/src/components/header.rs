@@ -26,6 +26,7 @@ pub fn Header() -> impl IntoView {
                 <a href="/overview">"Overview"</a>
                 <a href="/clients">"Clients"</a>
                 <a href="/deliveries">"Deliveries"</a>
+                <a href="/signals">"Signals"</a>
                 <a href="/audit">"Audit"</a>
                 <Permitted permission=Permission::Administer>
                     <a href="/api-keys">"API keys"</a>

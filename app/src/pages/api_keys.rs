@@ -41,7 +41,9 @@ pub fn ApiKeysPage() -> impl IntoView {
             "Send a key as " <code>"Authorization: Bearer <key>"</code> ". "
             <code>"sessions:issue"</code> " is the identity provider's data plane; "
             <code>"sessions:admin"</code> " is administration; " <code>"sessions:read"</code>
-            " reads administration's pages' data and changes nothing. Only a hash of each key is stored. "
+            " reads administration's pages' data and changes nothing; " <code>"ssf:receiver"</code>
+            " is a Shared Signals receiver, which manages its one stream (see " <a href="/signals">"Signals"</a>
+            "). Only a hash of each key is stored. "
             "A key limited to some realms is refused in every other realm; leave Realms empty for all realms."
         </p>
         <Permitted permission=Permission::Administer>
@@ -50,6 +52,9 @@ pub fn ApiKeysPage() -> impl IntoView {
                 <label class="check"><input type="checkbox" name="issue" value="on" checked/> "sessions:issue"</label>
                 <label class="check"><input type="checkbox" name="admin" value="on"/> "sessions:admin"</label>
                 <label class="check"><input type="checkbox" name="read" value="on"/> "sessions:read"</label>
+                <label class="check" title="Manages its one Shared Signals stream and polls it">
+                    <input type="checkbox" name="receiver" value="on"/> "ssf:receiver (Shared Signals receiver)"
+                </label>
                 <label>"Realms"
                     <input type="text" name="realms" placeholder="all realms" title="Comma-separated realms; empty for every realm" maxlength="4096"/>
                 </label>

@@ -11,4 +11,5 @@ pub mod not_found;
 pub mod overview;
 pub mod session_detail;
 pub mod sessions;
+pub mod streams;
 pub mod user;

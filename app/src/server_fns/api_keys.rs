@@ -56,14 +56,16 @@ pub fn parse_realms(field: Option<&str>) -> Option<Vec<String>> {
     (!realms.is_empty()).then_some(realms)
 }
 
-/// Creates a key with the scopes ticked (`issue`, `admin`, `read`: present when ticked), limited
-/// to the realms `realms` names (comma-separated; empty or absent for every realm).
+/// Creates a key with the scopes ticked (`issue`, `admin`, `read`, `receiver`: present when
+/// ticked), limited to the realms `realms` names (comma-separated; empty or absent for every
+/// realm).
 #[server(endpoint = "create_api_key")]
 pub async fn create_api_key(
     name: String,
     issue: Option<String>,
     admin: Option<String>,
     read: Option<String>,
+    receiver: Option<String>,
     realms: Option<String>,
 ) -> Result<CreatedKey, AppError> {
     use super::auth::ssr::require_admin;
@@ -74,6 +76,7 @@ pub async fn create_api_key(
         (issue, Scope::Issue),
         (admin, Scope::Admin),
         (read, Scope::Read),
+        (receiver, Scope::Receiver),
     ]
     .into_iter()
     .filter_map(|(ticked, scope)| ticked.map(|_| scope))

@@ -11,6 +11,7 @@ pub mod deliveries;
 pub mod ended;
 pub mod overview;
 pub mod sessions;
+pub mod streams;
 pub mod users;
 
 #[cfg(feature = "ssr")]
