@@ -32,14 +32,17 @@ run: build
 	SESSIONS_DATA_DIR=$(DATA_DIR) SESSIONS_ADDR=$(ADDR) SESSIONS_ADMIN_PASSWORD=$(ADMIN_PASSWORD) SESSIONS_PLAIN_HTTP_COOKIES=true target/debug/server serve --demo
 
 ## Every test: unit, property and HTTP tests, then the browser tests against the production build
-## (built once, so it cannot break unnoticed). cargo-leptos builds last: it compiles the server with
-## its own environment (the WASM file name), which a plain cargo build of the same binary would undo.
+## (built once, so it cannot break unnoticed), on the embedded store and on a scratch PostgreSQL.
+## cargo-leptos builds last: it compiles the server with its own environment (the WASM file name),
+## which a plain cargo build of the same binary would undo.
 test: setup
 	cargo test --workspace --exclude frontend
 	$(MAKE) --no-print-directory release
 	SERVER_BIN=target/release/server ./scripts/openapi-check.sh
 	cargo build -p service --features geoip-fixture --bin geoip-fixture
+	cargo build -p store-postgres --bin with-scratch-postgres
 	cd end2end && E2E_SERVER=../target/release/server npx playwright test
+	cd end2end && E2E_SERVER=../target/release/server E2E_STORE=postgres npx playwright test
 
 lint:
 	cargo fmt --all -- --check

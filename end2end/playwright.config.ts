@@ -12,6 +12,16 @@ export const apiKey = 'e2e-bootstrap-key-0123456789abcdef';
 export const adminPassword = 'e2e-admin-password-42';
 // The debug build by default; `make test` points this at the release build it makes.
 const server = process.env.E2E_SERVER ?? '../target/debug/server';
+// Which store the server runs on: `embedded` (a sled data directory, the default) or `postgres`
+// (a scratch PostgreSQL on 127.0.0.1, started for the run and deleted after it by the project's
+// `with-scratch-postgres`). `make test` runs the suite on both.
+export const store = process.env.E2E_STORE ?? 'embedded';
+const scratchPostgres = process.env.E2E_SCRATCH_POSTGRES ?? '../target/debug/with-scratch-postgres';
+const storeArgs = store === 'postgres' ? '--store {store}' : `--data-dir ${dataDir}`;
+if (store !== 'embedded' && store !== 'postgres') {
+  throw new Error(`E2E_STORE must be embedded or postgres, not ${store}`);
+}
+const serve = `${server} serve --addr 127.0.0.1:${port} ${storeArgs} --demo`;
 // Small GeoIP databases placing the documentation ranges (203.0.113.0/24 in Germany,
 // 198.51.100.0/24 in France, 192.0.2.0/24 in the US, 2001:db8::/32 in Japan), written by the
 // project's own tool (`make test` builds it).
@@ -37,7 +47,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${server} serve --addr 127.0.0.1:${port} --data-dir ${dataDir} --demo`,
+    command: store === 'postgres' ? `${scratchPostgres} ${serve}` : serve,
     url: `${baseURL}/healthz`,
     timeout: 120_000,
     reuseExistingServer: false,

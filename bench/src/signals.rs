@@ -1,6 +1,7 @@
 //! `bench-http signals`: what a Shared Signals stream costs a removal. On each store, our release
 //! server removes all `sessions` sessions of one subject through the API, without and with one
-//! push stream covering the realm, in the balanced order off, on, on, off, on, off, off, on.
+//! push stream covering the realm, in the balanced order off, on, on, off, on, off, off, on,
+//! twice.
 //! With the stream, the removal also queues one `session-revoked` SET per session in its own
 //! write; the worker sends them afterwards to a do-nothing receiver on 127.0.0.1, and the next
 //! removal starts once every one was delivered (that drain is timed too).
@@ -21,7 +22,10 @@ const REALM: &str = "signals";
 /// Threads creating each round's sessions.
 const CREATE_THREADS: usize = 4;
 /// Whether each removal runs with the stream: balanced, so drift over the run cancels out.
-const ORDER: [bool; 8] = [false, true, true, false, true, false, false, true];
+const ORDER: [bool; 16] = [
+    false, true, true, false, true, false, false, true, false, true, true, false, true, false,
+    false, true,
+];
 
 /// One store's removals: milliseconds without and with the stream, and each drain's SETs per
 /// second.
