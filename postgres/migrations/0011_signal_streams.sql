@@ -5,3 +5,5 @@ CREATE TABLE signal_streams (
     id     text PRIMARY KEY,
     record jsonb NOT NULL
 );
+-- One stream per receiver key, also when two servers create one at once.
+CREATE UNIQUE INDEX signal_streams_key ON signal_streams ((record->>'key_name'));

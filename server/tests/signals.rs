@@ -720,7 +720,7 @@ async fn bad_requests_are_json_4xx_that_say_what_was_wrong(store: Store) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     // Another receiver's stream is unknown to this one.
-    let (_, theirs) = stream(&srv, "other", json!({})).await;
+    let (other_key, theirs) = stream(&srv, "other", json!({})).await;
     let path = format!(
         "/api/v1/ssf/streams/status?stream_id={}",
         theirs["stream_id"].as_str().unwrap()
@@ -737,6 +737,23 @@ async fn bad_requests_are_json_4xx_that_say_what_was_wrong(store: Store) {
         (s, v["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("stream_not_found"))
     );
+    let acks: Vec<String> = (0..1001).map(|i| format!("{i}.acme")).collect();
+    let (s, v) = srv
+        .api_with(
+            &other_key,
+            Method::POST,
+            "/api/v1/ssf/poll",
+            Some(json!({"ack": acks})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // Revoking a receiver's key deletes its stream.
+    let (s, _) = srv
+        .api(Method::DELETE, "/api/v1/api-keys/other", None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, listed) = srv.api(Method::GET, "/api/v1/signal-streams", None).await;
+    assert_eq!(listed["streams"], json!([]), "{listed}");
     srv.stop().await;
 }
 

@@ -337,10 +337,16 @@ impl ApiKeys {
     }
 
     /// Revokes a key by name, at once for every request that follows; false if there was none.
-    /// Audited.
+    /// A receiver key's Shared Signals stream goes with it (a later key of the same name starts
+    /// without one). Audited.
     pub async fn revoke(&self, name: &str, actor: &str, now: DateTime<Utc>) -> Result<bool> {
         let existed = self.store.delete_api_key(name).await?;
         self.reload().await?;
+        for stream in self.store.signal_streams().await? {
+            if stream.key_name == name {
+                self.store.delete_signal_stream(&stream.id).await?;
+            }
+        }
         if existed {
             self.audit("revoke_api_key", name, actor, "ok".into(), now)
                 .await?;

@@ -162,15 +162,23 @@ impl StreamRecord {
         self.events_requested.iter().any(|e| e == event)
     }
 
+    /// Whether the stream's events of `realm` are its to send: a realm it covers, or
+    /// [`STREAMS_REALM`] (its own events).
+    pub fn covers(&self, realm: &str) -> bool {
+        realm == STREAMS_REALM
+            || self
+                .realms
+                .as_ref()
+                .is_none_or(|realms| realms.iter().any(|r| r == realm))
+    }
+
     /// Whether a session ending in `realm` is queued for this stream: it is not disabled (a
     /// paused stream holds its events), carries `session-revoked`, and covers the realm.
     pub fn takes_endings_of(&self, realm: &str) -> bool {
         self.status != StreamStatus::Disabled
             && self.delivers(SESSION_REVOKED)
-            && self
-                .realms
-                .as_ref()
-                .is_none_or(|realms| realms.iter().any(|r| r == realm))
+            && realm != STREAMS_REALM
+            && self.covers(realm)
     }
 }
 

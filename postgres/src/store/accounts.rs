@@ -229,12 +229,28 @@ impl AccountStore for PostgresStore {
         let record = serde_json::to_value(stream)
             .map_err(|e| SessionError::Storage(format!("a stream does not serialize: {e}")))?;
         db_write!(self.db, async |tx| {
-            tx.execute(
-                "INSERT INTO signal_streams (id, record) VALUES ($1, $2)
-                 ON CONFLICT (id) DO UPDATE SET record = excluded.record",
-                &[&stream.id, &record],
-            )
-            .await?;
+            let updated = tx
+                .execute(
+                    "UPDATE signal_streams SET record = $2 WHERE id = $1",
+                    &[&stream.id, &record],
+                )
+                .await?;
+            let inserted = updated > 0
+                || tx
+                    .execute(
+                        "INSERT INTO signal_streams (id, record) VALUES ($1, $2)
+                         ON CONFLICT DO NOTHING",
+                        &[&stream.id, &record],
+                    )
+                    .await?
+                    > 0;
+            if !inserted {
+                return Err(SessionError::Conflict(format!(
+                    "API key '{}' has a stream already",
+                    stream.key_name
+                ))
+                .into());
+            }
             Ok(())
         })
         .await

@@ -135,14 +135,23 @@ fn is_busy(
     let f = in_flight.lock().unwrap_or_else(|e| e.into_inner());
     f.ids.contains(&id)
         || f.per_client
-            .get(&(realm.to_owned(), client.to_owned()))
+            .get(&capped(realm, client))
             .is_some_and(|n| *n >= config.max_in_flight_per_client)
+}
+
+/// What the per-client cap counts: a client of a realm, or a Shared Signals stream across every
+/// realm it covers (one slow receiver holds at most the cap, however many realms it covers).
+fn capped(realm: &str, client: &str) -> (String, String) {
+    match stream_of_client(client) {
+        Some(_) => (String::new(), client.to_owned()),
+        None => (realm.to_owned(), client.to_owned()),
+    }
 }
 
 /// Marks a delivery in flight unless it already is or its client (or the worker) is at its cap.
 fn claim(in_flight: &Mutex<InFlight>, d: &Delivery, config: &DeliveryConfig) -> bool {
     let mut f = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-    let client = (d.realm.clone(), d.client_id.clone());
+    let client = capped(&d.realm, &d.client_id);
     let busy = f.per_client.get(&client).copied().unwrap_or(0);
     if f.ids.contains(&d.id)
         || f.ids.len() >= config.max_in_flight
@@ -158,7 +167,7 @@ fn claim(in_flight: &Mutex<InFlight>, d: &Delivery, config: &DeliveryConfig) -> 
 fn release(in_flight: &Mutex<InFlight>, d: &Delivery) {
     let mut f = in_flight.lock().unwrap_or_else(|e| e.into_inner());
     f.ids.remove(&d.id);
-    let client = (d.realm.clone(), d.client_id.clone());
+    let client = capped(&d.realm, &d.client_id);
     if let Some(n) = f.per_client.get_mut(&client) {
         *n -= 1;
         if *n == 0 {

@@ -48,7 +48,12 @@ impl SessionService {
     pub async fn revoke_api_key(&self, name: &str, actor: &Actor) -> Result<bool> {
         actor.require(Permission::Administer)?;
         let (keys, name, actor) = (self.keys.clone(), name.to_owned(), actor.audit_name());
-        to_the_end(async move { keys.revoke(&name, &actor, Utc::now()).await }).await
+        let revoked =
+            to_the_end(async move { keys.revoke(&name, &actor, Utc::now()).await }).await?;
+        // Its stream went with it: the delivery worker gives up what the stream had queued.
+        self.backchannel.streams.reload().await?;
+        self.wake_deliveries();
+        Ok(revoked)
     }
 
     /// The public keys that verify logout tokens.

@@ -150,10 +150,11 @@ pub struct PollRequest {
     /// Answer at once even when nothing is waiting (else wait up to 20 s for a SET).
     #[serde(default)]
     pub return_immediately: bool,
-    /// The `jti` of every SET received.
+    /// The `jti` of every SET received (at most 1000).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub ack: Vec<String>,
-    /// SETs that could not be used, by `jti`: they are not sent again.
+    /// SETs that could not be used, by `jti` (at most 1000): they are not sent again.
     #[serde(default)]
     pub set_errs: BTreeMap<String, SetError>,
 }

@@ -26,6 +26,9 @@ pub async fn send(
     if stream.status == StreamStatus::Disabled && d.reason != STREAM_UPDATED_REASON {
         return (jti, gone("the stream is disabled"));
     }
+    if !stream.covers(&d.realm) {
+        return (jti, gone("the stream no longer covers the realm"));
+    }
     let StreamDelivery::Push {
         endpoint_url,
         authorization_header,
@@ -71,21 +74,12 @@ pub async fn send(
         Err(e) => Err(AttemptFailure::of_request(&e)),
         // RFC 8935 §2.2: 202 Accepted; any other success is taken as delivered too.
         Ok(response) if response.status().is_success() => Ok(()),
+        // The body is not read: a receiver could make it as long as it likes.
         Ok(response) => {
             let status = response.status().as_u16();
-            let body = response.text().await.unwrap_or_default();
-            let detail = format!("the receiver answered HTTP {status}: {}", clip(&body));
+            let detail = format!("the receiver answered HTTP {status}");
             Err(AttemptFailure::new(Category::Status(status), detail))
         }
     };
     (jti, sent)
-}
-
-/// At most 200 bytes of a receiver's error body, for the log.
-fn clip(body: &str) -> &str {
-    let mut end = body.len().min(200);
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    &body[..end]
 }

@@ -32,7 +32,9 @@ pub const MAX_POLLED: usize = 1000;
 /// How long a poll that asks to wait waits for a first SET.
 pub const LONG_POLL: Duration = Duration::from_secs(15);
 /// How often a waiting poll looks again.
-const LONG_POLL_STEP: Duration = Duration::from_millis(250);
+const LONG_POLL_STEP: Duration = Duration::from_millis(500);
+/// Most `ack` and `setErrs` entries one poll takes (as many as it hands out).
+const MAX_ACKED: usize = MAX_POLLED;
 /// Most event types a stream may request.
 const MAX_EVENTS_REQUESTED: usize = 16;
 /// Longest description kept (in characters; longer ones are cut).
@@ -298,6 +300,11 @@ impl SessionService {
                 "stream '{}' is delivered by push; change its delivery method to {POLL_METHOD} \
                  to poll it",
                 stream.id
+            )));
+        }
+        if request.ack.len() > MAX_ACKED || request.set_errs.len() > MAX_ACKED {
+            return Err(invalid(format!(
+                "a poll acknowledges or reports at most {MAX_ACKED} SETs"
             )));
         }
         for err in request.set_errs.values() {

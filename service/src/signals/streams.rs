@@ -80,15 +80,20 @@ impl SignalStreams {
 
     /// Whether the delivery worker passes over a queued delivery of `client_id` in `realm`: one
     /// of a stream that is polled (the receiver fetches its events) or paused (its session
-    /// events held until it is enabled; its own events, in [`STREAMS_REALM`], still go).
+    /// events held until it is enabled; its own events, in [`STREAMS_REALM`], still go). What a
+    /// stream may no longer send (it is disabled, or no longer covers the realm) is not held:
+    /// the worker gives it up.
     pub fn holds(&self, realm: &str, client_id: &str) -> bool {
         let Some(id) = stream_of_client(client_id) else {
             return false;
         };
         self.all.load().iter().any(|s| {
+            let own = realm == STREAMS_REALM;
+            let sendable = s.covers(realm) && (s.status != StreamStatus::Disabled || own);
             s.id == id
+                && sendable
                 && (s.delivery == StreamDelivery::Poll
-                    || (s.status == StreamStatus::Paused && realm != STREAMS_REALM))
+                    || (s.status == StreamStatus::Paused && !own))
         })
     }
 

@@ -81,6 +81,14 @@ where
         ..a.clone()
     };
     store.put_signal_stream(&a2).await.unwrap();
+    let second_of_a_key = StreamRecord {
+        id: "a-again".into(),
+        ..a.clone()
+    };
+    assert!(matches!(
+        store.put_signal_stream(&second_of_a_key).await,
+        Err(SessionError::Conflict(_))
+    ));
     backend.close(store).await;
     let store = backend.open(&location).await;
     assert_eq!(store.signal_streams().await.unwrap(), [a2, b.clone()]);

@@ -78,6 +78,8 @@ pub trait AccountStore: SessionStore {
     /// Every Shared Signals stream, by id.
     async fn signal_streams(&self) -> Result<Vec<StreamRecord>>;
     /// Creates or replaces a stream (by id). Session endings queue events for it from then on.
+    /// A new stream of a key that has one is refused with
+    /// [`crate::SessionError::Conflict`] (the service checks first; this holds across servers).
     async fn put_signal_stream(&self, stream: &StreamRecord) -> Result<()>;
     /// Deletes a stream by id; false if there was none. Its queued deliveries stay (the
     /// delivery worker gives them up).

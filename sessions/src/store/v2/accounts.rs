@@ -111,6 +111,16 @@ impl AccountStore for SledStoreV2 {
     }
 
     async fn put_signal_stream(&self, stream: &StreamRecord) -> Result<()> {
+        let taken = self
+            .streams()?
+            .iter()
+            .any(|s| s.key_name == stream.key_name && s.id != stream.id);
+        if taken {
+            return Err(SessionError::Conflict(format!(
+                "API key '{}' has a stream already",
+                stream.key_name
+            )));
+        }
         self.accounts("signal_streams")?
             .insert(stream.id.as_bytes(), encode(stream)?)?;
         self.wait_durable()

@@ -16,7 +16,7 @@
 //! | `c` | client id                                       | registration (JSON)          | [`ClientRegKey`]   |
 //! | `g` | grant id (16)                                   | grant record                 | [`GrantKey`]       |
 //! | `h` | 1 + len + subject + id, 2 + sid + id, 3 + expiry + id | —                      | [`GrantIndexKey`]  |
-//! | `o` | delivery id (8)                                 | delivery (JSON)              | [`DeliveryKey`]    |
+//! | `o` | delivery id (8)                                 | delivery (postcard; JSON before) | [`DeliveryKey`] |
 //! | `s` | status (1) + delivery id                        | —                            | [`DeliveryStatusKey`] |
 //! | `H` | end time (8) + sid                              | ended-session record         | [`EndedKey`]       |
 //! | `V` | len + subject + end time + sid                  | —                            | [`EndedSubjectKey`] |
