@@ -188,6 +188,13 @@ impl SessionService {
         self.apply(key, &mut stream, request, how).await?;
         stream.updated_at = Utc::now();
         self.backchannel.streams.put(&stream).await?;
+        let action = if replace {
+            "replace_stream"
+        } else {
+            "update_stream"
+        };
+        self.audit_stream(&Actor::receiver(key), action, &stream, None)
+            .await?;
         Ok(self.stream_configuration(&stream))
     }
 
@@ -230,6 +237,10 @@ impl SessionService {
         stream.status_reason = body.reason;
         stream.updated_at = Utc::now();
         self.backchannel.streams.put(&stream).await?;
+        let action = format!("stream_{}", stream.status.as_str());
+        let reason = stream.status_reason.clone();
+        self.audit_stream(&Actor::receiver(key), &action, &stream, reason)
+            .await?;
         self.wake_deliveries();
         Ok(status_body(&stream))
     }
@@ -369,9 +380,16 @@ impl SessionService {
     /// then (unless it is paused or disabled) the session events of the realms it covers.
     async fn waiting(&self, stream: &StreamRecord, max: usize) -> Result<(Vec<Delivery>, bool)> {
         let client = stream.client_id();
+        // A stream that is not enabled gets only its stream-updated events: read past the
+        // others (verification events, held) so that none of those is left out.
+        let own_limit = if stream.status == StreamStatus::Enabled {
+            max + 1
+        } else {
+            MAX_POLLED + 1
+        };
         let mut out: Vec<Delivery> = match self
             .store
-            .pending_deliveries(STREAMS_REALM, &client, max + 1)
+            .pending_deliveries(STREAMS_REALM, &client, own_limit)
             .await
         {
             Ok(own) => own
