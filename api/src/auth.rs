@@ -48,6 +48,17 @@ pub type Admin = Caller<true>;
 /// and answers a limited key only about its realms.
 pub type AdminOfItsRealms = Caller<true, true>;
 
+/// The stored key the request presents; 401 without one of ours.
+fn authenticated<S>(parts: &Parts, state: &S) -> Result<Arc<ApiKey>, ApiError>
+where
+    Arc<ApiKeys>: FromRef<S>,
+{
+    let keys = Arc::<ApiKeys>::from_ref(state);
+    presented_key(parts)
+        .and_then(|k| keys.authenticate(k))
+        .ok_or_else(ApiError::unauthorized)
+}
+
 fn presented_key(parts: &Parts) -> Option<&str> {
     let header = parts
         .headers
@@ -103,10 +114,7 @@ where
         parts: &mut Parts,
         state: &S,
     ) -> std::result::Result<Self, Self::Rejection> {
-        let keys = Arc::<ApiKeys>::from_ref(state);
-        let key = presented_key(parts)
-            .and_then(|k| keys.authenticate(k))
-            .ok_or_else(ApiError::unauthorized)?;
+        let key = authenticated(parts, state)?;
         let (allowed, needed) = if ADMIN {
             (key.role().is_some(), "sessions:admin' or 'sessions:read")
         } else {
@@ -142,10 +150,7 @@ where
         parts: &mut Parts,
         state: &S,
     ) -> std::result::Result<Self, Self::Rejection> {
-        let keys = Arc::<ApiKeys>::from_ref(state);
-        let key = presented_key(parts)
-            .and_then(|k| keys.authenticate(k))
-            .ok_or_else(ApiError::unauthorized)?;
+        let key = authenticated(parts, state)?;
         if !key.scopes.contains(&Scope::Receiver) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

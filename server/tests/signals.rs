@@ -107,6 +107,13 @@ async fn create(srv: &Running, realm: &str, subject: &str) -> (String, String) {
     )
 }
 
+/// Ends the token's session (a data-plane logout) and checks that it did.
+async fn logout(srv: &Running, realm: &str, token: &str) {
+    let path = format!("/api/v1/realms/{realm}/sessions/logout");
+    let out = srv.ok(Method::POST, &path, json!({"token": token})).await;
+    assert_eq!(out["logged_out"], true, "{out}");
+}
+
 /// Checks a SET as a receiver must (RFC 8417, SSF 1.0): its type, signature (against the
 /// server's JWKS), issuer and audience; answers its claims.
 async fn verified(srv: &Running, token: &str, aud: &str) -> Value {
@@ -274,14 +281,7 @@ async fn push_stream_carries_every_ending_once_verified(store: Store) {
     // Every way a session ends.
     let mut expected: BTreeMap<String, (&str, &str)> = BTreeMap::new();
     let (sid, token) = create(&srv, "acme", "ann").await;
-    let out = srv
-        .ok(
-            Method::POST,
-            "/api/v1/realms/acme/sessions/logout",
-            json!({"token": token}),
-        )
-        .await;
-    assert_eq!(out["logged_out"], true);
+    logout(&srv, "acme", &token).await;
     expected.insert(sid, ("ann", "user"));
     let (sid, _) = create(&srv, "acme", "ben").await;
     let selected = json!({"sids": [sid], "send_backchannel_logout": false, "reason": "stolen"});
@@ -314,12 +314,7 @@ async fn push_stream_carries_every_ending_once_verified(store: Store) {
     expected.insert(expiring.clone(), ("eve", "policy"));
     // Another realm's endings are not this stream's.
     let (_, token) = create(&srv, "other", "zed").await;
-    srv.ok(
-        Method::POST,
-        "/api/v1/realms/other/sessions/logout",
-        json!({"token": token}),
-    )
-    .await;
+    logout(&srv, "other", &token).await;
 
     // ann, ben, cat, dee evicted, dee's two signed out, eve expired: 1 verification + 7.
     let sets = wait_for("a SET per ending", async || {
@@ -414,12 +409,7 @@ async fn push_stream_carries_every_ending_once_verified(store: Store) {
         )
     );
     let (_, token) = create(&srv, "acme", "fay").await;
-    srv.ok(
-        Method::POST,
-        "/api/v1/realms/acme/sessions/logout",
-        json!({"token": token}),
-    )
-    .await;
+    logout(&srv, "acme", &token).await;
     let enable = json!({"stream_id": id, "status": "enabled"});
     let (s, refused) = srv
         .api_with(
@@ -462,12 +452,7 @@ async fn poll_stream_hands_out_sets_until_acknowledged(store: Store) {
     assert!(poll(json!({"returnImmediately": true})).await.is_empty());
 
     let (sid, token) = create(&srv, "acme", "ann").await;
-    srv.ok(
-        Method::POST,
-        "/api/v1/realms/acme/sessions/logout",
-        json!({"token": token}),
-    )
-    .await;
+    logout(&srv, "acme", &token).await;
     let sets = poll(json!({"returnImmediately": true})).await;
     assert_eq!(sets.len(), 1);
     let (jti, set) = sets.iter().next().unwrap();
@@ -497,12 +482,7 @@ async fn poll_stream_hands_out_sets_until_acknowledged(store: Store) {
         .await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("paused")));
     let (_, token) = create(&srv, "acme", "ben").await;
-    srv.ok(
-        Method::POST,
-        "/api/v1/realms/acme/sessions/logout",
-        json!({"token": token}),
-    )
-    .await;
+    logout(&srv, "acme", &token).await;
     assert!(poll(json!({"returnImmediately": true})).await.is_empty());
     srv.api_with(
         &key,
@@ -549,12 +529,7 @@ async fn poll_stream_hands_out_sets_until_acknowledged(store: Store) {
     };
     tokio::time::sleep(Duration::from_millis(700)).await;
     let (_, token) = create(&srv, "acme", "cat").await;
-    srv.ok(
-        Method::POST,
-        "/api/v1/realms/acme/sessions/logout",
-        json!({"token": token}),
-    )
-    .await;
+    logout(&srv, "acme", &token).await;
     let (took, v) = waiting.await.unwrap();
     assert_eq!(v["sets"].as_object().unwrap().len(), 1, "{v}");
     assert!(took < Duration::from_secs(10), "{took:?}");
@@ -585,12 +560,7 @@ async fn a_receiver_that_is_down_is_retried_across_a_restart(store: Store) {
     let (_, config) = stream(&srv, "siem", json!({"delivery": delivery})).await;
     let client = format!("ssf:{}", config["stream_id"].as_str().unwrap());
     let (sid, token) = create(&srv, "acme", "ann").await;
-    srv.ok(
-        Method::POST,
-        "/api/v1/realms/acme/sessions/logout",
-        json!({"token": token}),
-    )
-    .await;
+    logout(&srv, "acme", &token).await;
     let pending = async |srv: &Running| {
         let (_, page) = srv
             .api(

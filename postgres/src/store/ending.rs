@@ -187,29 +187,18 @@ pub(crate) async fn end(
     let mut queued: HashMap<(Uuid, &str), i64> = HashMap::new();
     if flags.notify {
         let uris = realms::backchannel_uris(tx, name).await?;
-        let (mut clients, mut targets, mut subjects, mut of_sids) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut queue = Queue::default();
         for g in &gone {
             for c in g.client_ids.iter().filter(|c| flags.in_scope(c)) {
                 if let Some(uri) = uris.get(c) {
-                    clients.push(c.clone());
-                    targets.push(uri.clone());
-                    subjects.push(g.subject_id.clone());
-                    of_sids.push(g.sid);
+                    queue.push(c, uri, g);
                 }
             }
         }
-        out.clients_notified = clients.len() as u64;
-        if !dry_run && !clients.is_empty() {
-            let queue = Queue {
-                clients: &clients,
-                targets: &targets,
-                subjects: &subjects,
-                sids: &of_sids,
-            };
-            let ids = queue.insert(tx, name, flags, now).await?;
-            deltas.delivery(name, sessions::DeliveryStatus::Pending, ids.len() as i64);
-            for ((sid, client), id) in of_sids.iter().zip(&clients).zip(&ids) {
+        out.clients_notified = queue.len() as u64;
+        if !dry_run && queue.len() > 0 {
+            let ids = queue.insert(tx, name, flags, now, &mut deltas).await?;
+            for ((sid, client), id) in queue.sids.iter().zip(&queue.clients).zip(&ids) {
                 let client = gone
                     .iter()
                     .find(|g| g.sid == *sid)
@@ -225,24 +214,13 @@ pub(crate) async fn end(
         let signals: Vec<(String, String)> = ending_targets(&streams, name).collect();
         out.signals_queued = (gone.len() * signals.len()) as u64;
         if !dry_run && !signals.is_empty() {
-            let (mut clients, mut targets, mut subjects, mut of_sids) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut queue = Queue::default();
             for g in &gone {
                 for (client, target) in &signals {
-                    clients.push(client.clone());
-                    targets.push(target.clone());
-                    subjects.push(g.subject_id.clone());
-                    of_sids.push(g.sid);
+                    queue.push(client, target, g);
                 }
             }
-            let queue = Queue {
-                clients: &clients,
-                targets: &targets,
-                subjects: &subjects,
-                sids: &of_sids,
-            };
-            let ids = queue.insert(tx, name, flags, now).await?;
-            deltas.delivery(name, sessions::DeliveryStatus::Pending, ids.len() as i64);
+            queue.insert(tx, name, flags, now, &mut deltas).await?;
         }
     }
     if flags.remove_server_side_session && !dry_run {
@@ -262,26 +240,41 @@ pub(crate) async fn end(
 }
 
 /// Deliveries to queue, one per index of the parallel columns.
-struct Queue<'a> {
-    clients: &'a [String],
-    targets: &'a [String],
-    subjects: &'a [String],
-    sids: &'a [Uuid],
+#[derive(Default)]
+struct Queue {
+    clients: Vec<String>,
+    targets: Vec<String>,
+    subjects: Vec<String>,
+    sids: Vec<Uuid>,
 }
 
-impl Queue<'_> {
-    /// Inserts the deliveries, pending and due now, in one statement; answers their ids.
+impl Queue {
+    /// A delivery to `client` at `target` about the ended session `g`.
+    fn push(&mut self, client: &str, target: &str, g: &Gone) {
+        self.clients.push(client.to_owned());
+        self.targets.push(target.to_owned());
+        self.subjects.push(g.subject_id.clone());
+        self.sids.push(g.sid);
+    }
+
+    fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Inserts the deliveries, pending and due now, in one statement and counts them; answers
+    /// their ids.
     async fn insert(
         &self,
         tx: &Tx<'_>,
         realm: &str,
         flags: &Flags,
         now: DateTime<Utc>,
+        deltas: &mut Deltas,
     ) -> R<Vec<i64>> {
         let ids: Vec<i64> = tx
             .query(
                 "SELECT nextval('delivery_ids') FROM generate_series(1, $1)",
-                &[&(self.clients.len() as i32)],
+                &[&(self.len() as i32)],
             )
             .await?
             .iter()
@@ -305,6 +298,7 @@ impl Queue<'_> {
             ],
         )
         .await?;
+        deltas.delivery(realm, sessions::DeliveryStatus::Pending, ids.len() as i64);
         Ok(ids)
     }
 }
